@@ -1,0 +1,82 @@
+/**
+ * Self-metrics: monotonically increasing counters and gauges, labelled. The hot path counts here
+ * instead of throwing; the Collector bridge (receiver/) exports the snapshot.
+ */
+export type Labels = Record<string, string>;
+
+export interface MetricPoint {
+  readonly name: string;
+  readonly description: string;
+  readonly kind: 'counter' | 'gauge';
+  readonly labels: Labels;
+  readonly value: number;
+}
+
+interface Series {
+  labels: Labels;
+  value: number;
+}
+
+interface Metric {
+  description: string;
+  kind: 'counter' | 'gauge';
+  series: Map<string, Series>;
+}
+
+function labelKey(labels: Labels): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+}
+
+export class SelfMetrics {
+  private readonly metrics = new Map<string, Metric>();
+
+  private series(name: string, description: string, kind: Metric['kind'], labels: Labels): Series {
+    let metric = this.metrics.get(name);
+    if (!metric) {
+      metric = { description, kind, series: new Map() };
+      this.metrics.set(name, metric);
+    }
+    const key = labelKey(labels);
+    let s = metric.series.get(key);
+    if (!s) {
+      s = { labels: { ...labels }, value: 0 };
+      metric.series.set(key, s);
+    }
+    return s;
+  }
+
+  /** Adds `n` (default 1) to a counter. */
+  add(name: string, description: string, labels: Labels = {}, n = 1): void {
+    this.series(name, description, 'counter', labels).value += n;
+  }
+
+  /** Sets a gauge. */
+  set(name: string, description: string, labels: Labels, value: number): void {
+    this.series(name, description, 'gauge', labels).value = value;
+  }
+
+  /** Current value of one series (0 when never touched). */
+  get(name: string, labels: Labels = {}): number {
+    return this.metrics.get(name)?.series.get(labelKey(labels))?.value ?? 0;
+  }
+
+  /** Sum over all label sets of one metric. */
+  total(name: string): number {
+    let sum = 0;
+    for (const s of this.metrics.get(name)?.series.values() ?? []) sum += s.value;
+    return sum;
+  }
+
+  snapshot(): MetricPoint[] {
+    const out: MetricPoint[] = [];
+    for (const [name, m] of this.metrics) {
+      for (const s of m.series.values()) {
+        out.push({ name, description: m.description, kind: m.kind, labels: s.labels, value: s.value });
+      }
+    }
+    return out;
+  }
+}
