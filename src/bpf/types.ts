@@ -1,0 +1,82 @@
+/**
+ * The small typed BPF API the rest of the agent sees. Only src/bpf/libbpf.ts implements it with
+ * koffi + libbpf; unit tests use test/fakes/fake-bpf.ts.
+ *
+ * Lifecycle (as libbpf-bootstrap): open -> set rodata -> choose autoload -> load -> attach ->
+ * ring buffers -> poll -> close (links destroyed in reverse order of creation).
+ */
+
+export interface OpenOptions {
+  /** Values for `const volatile` globals in .rodata, by variable name, set before load. */
+  readonly rodata?: Readonly<Record<string, number | bigint | boolean | Buffer>>;
+  /** Programs (by function name) not to load, e.g. because this kernel cannot run them. */
+  readonly disablePrograms?: readonly string[];
+}
+
+export interface UprobeTarget {
+  /** Path of the ELF file as the agent can open it (e.g. /proc/<pid>/root/usr/bin/app). */
+  readonly binaryPath: string;
+  /** File offset of the probed instruction (not the virtual address). */
+  readonly offset: number;
+  /** Only fire for this process (host pid); -1 or undefined = every process mapping the file. */
+  readonly pid?: number;
+}
+
+export interface BpfLink {
+  /** What was attached, for logs and the attach table, e.g. "uprobe:/usr/bin/app+0x1234 pid=7". */
+  readonly description: string;
+  /** Detaches. Idempotent. */
+  destroy(): void;
+}
+
+export interface BpfProgram {
+  readonly name: string;
+  attachUprobe(target: UprobeTarget): BpfLink;
+  attachTracepoint(category: string, name: string): BpfLink;
+}
+
+export interface BpfMap {
+  readonly name: string;
+  readonly keySize: number;
+  readonly valueSize: number;
+  /** Creates or replaces. Throws SpanbridgeError ERR_BPF_MAP on failure. */
+  update(key: Buffer, value: Buffer): void;
+  /** Returns null when the key is absent. */
+  lookup(key: Buffer): Buffer | null;
+  /** Returns false when the key was absent. */
+  delete(key: Buffer): boolean;
+  /** For per-CPU maps: one value per possible CPU. */
+  lookupPerCpu(key: Buffer): Buffer[] | null;
+}
+
+/** Called once per ring-buffer record, on Node's main thread, with a copy of the record. */
+export type RecordHandler = (record: Buffer) => void;
+
+export interface RingBufferSource {
+  /**
+   * Starts delivering records. Waiting for data happens off the main thread; records are
+   * consumed on the main thread, so Node's event loop is never blocked.
+   */
+  start(): void;
+  /** Stops and frees the ring buffer manager. Idempotent. */
+  close(): Promise<void>;
+  /** Records delivered so far. */
+  readonly delivered: number;
+}
+
+export interface BpfObject {
+  readonly path: string;
+  /** Loads all programs that are not disabled. Throws ERR_BPF_LOAD with the verifier log. */
+  load(): void;
+  program(name: string): BpfProgram;
+  map(name: string): BpfMap;
+  ringBuffer(mapName: string, onRecord: RecordHandler): RingBufferSource;
+  /** Destroys every link (reverse creation order), ring buffers, then the object. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface BpfBackend {
+  open(path: string, options?: OpenOptions): BpfObject;
+  /** Number of possible CPUs (size of per-CPU map values). */
+  possibleCpus(): number;
+}
