@@ -1,0 +1,56 @@
+# spanbridge — the two commands a person needs are `make run-local` and `make test`;
+# both run `make setup` first, which installs whatever a fresh machine lacks.
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+BUILD := $(ROOT)/build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := x86
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+TEST_BPF_SRCS := $(wildcard test/fixtures/bpf/*.bpf.c)
+TEST_BPF_OBJS := $(patsubst test/fixtures/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(TEST_BPF_SRCS))
+BPF_HDRS := $(wildcard bpf/*.h)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wpadded -Werror \
+	-isystem $(BUILD)/bpf -Ibpf
+
+.PHONY: all setup deps bpf test-bpf-objects ts collector test test-unit test-integration run-local clean gen-structs
+
+all: bpf ts
+
+# Installs everything a fresh machine lacks (Debian packages, npm deps, Go modules, the stock
+# Collector); idempotent; heavy builds cached outside the clone (see scripts/setup.sh).
+setup:
+	@bash scripts/setup.sh
+
+$(BUILD)/bpf/vmlinux.h:
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/test-bpf/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+bpf: $(BPF_OBJS)
+
+test-bpf-objects: $(TEST_BPF_OBJS)
+
+ts:
+	npx tsc -p tsconfig.json
+
+collector:
+	@bash scripts/build-collector.sh
+
+clean:
+	rm -rf $(BUILD) dist
+
+# The TypeScript view of the BPF records, generated from the objects' BTF.
+gen-structs: bpf
+	npx tsc --target ES2022 --module commonjs --esModuleInterop --skipLibCheck --types node \
+		--outDir $(BUILD)/gen scripts/gen-structs.ts
+	node $(BUILD)/gen/scripts/gen-structs.js $(BUILD)/bpf

@@ -1,0 +1,25 @@
+/* Kernel-side drop and skip counters: a per-CPU array indexed by these reasons. The agent sums
+ * them and exports them as self-metrics; the hot path counts instead of failing silently. */
+#ifndef SPANBRIDGE_DROP_REASONS_H
+#define SPANBRIDGE_DROP_REASONS_H
+
+enum drop_reason {
+	DROP_RINGBUF_FULL = 0,      /* bpf_ringbuf_reserve failed: the agent is not keeping up */
+	DROP_STATE_MAP_FULL = 1,    /* per-request state could not be stored */
+	DROP_NO_OFFSETS = 2,        /* probe hit in a process the agent has no offsets for */
+	DROP_READ_FAILED = 3,       /* reading target memory failed (request dropped) */
+	DROP_NO_START = 4,          /* a return probe without a matching entry */
+	SKIP_BAD_TRACEPARENT = 5,   /* incoming traceparent malformed: treated as absent */
+	SKIP_STRING_TRUNCATED = 6,  /* a captured string was longer than its buffer */
+	DROP_REASON_MAX = 7,
+};
+
+#define DROP_COUNTERS_MAP(name)                                   \
+	struct {                                                  \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);          \
+		__uint(max_entries, DROP_REASON_MAX);             \
+		__type(key, __u32);                               \
+		__type(value, __u64);                             \
+	} name SEC(".maps")
+
+#endif

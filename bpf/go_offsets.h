@@ -1,0 +1,27 @@
+/* Struct field offsets of one traced Go process, written by the agent into a map keyed by the
+ * process's host pid (tgid) when it attaches. They come from the binary's DWARF or from a table
+ * keyed by Go version (src/discovery/go/offsets.ts). OFFSET_ABSENT marks a field this Go version
+ * does not have (e.g. Request.Pattern before Go 1.23). */
+#ifndef SPANBRIDGE_GO_OFFSETS_H
+#define SPANBRIDGE_GO_OFFSETS_H
+
+#define OFFSET_ABSENT 0xffffffffu
+
+struct go_offsets {
+	__u32 g_goid;
+	__u32 req_method;
+	__u32 req_url;
+	__u32 req_host;
+	__u32 req_remote_addr;
+	__u32 req_pattern;
+	__u32 req_content_length;
+	__u32 req_proto_major;
+	__u32 req_proto_minor;
+	__u32 url_path;
+	__u32 url_raw_query;
+	__u32 resp_status;
+	__u32 resp_written;
+	__u32 _pad0;
+};
+
+#endif

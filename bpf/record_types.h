@@ -1,0 +1,11 @@
+/* Every ring-buffer record starts with a u8 type from this list; one decoder switches on it. */
+#ifndef SPANBRIDGE_RECORD_TYPES_H
+#define SPANBRIDGE_RECORD_TYPES_H
+
+enum record_type {
+	RECORD_PROC_EXEC = 1,
+	RECORD_PROC_EXIT = 2,
+	RECORD_GO_HTTP_SERVER = 3,
+};
+
+#endif

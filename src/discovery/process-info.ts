@@ -1,0 +1,74 @@
+/**
+ * What the agent knows about one process, read from /proc. Paths are opened through
+ * /proc/<pid>/exe so binaries in other mount namespaces (containers) are reachable as-is.
+ */
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+
+export interface ProcessInfo {
+  /** Host pid (tgid). */
+  readonly pid: number;
+  /** Executable path as the process sees it (may be inside a container's filesystem). */
+  readonly exePath: string;
+  /** A path the agent can open to read the same executable: /proc/<pid>/exe. */
+  readonly exeOpenPath: string;
+  readonly exeName: string;
+  /** dev:inode of the executable, so one binary run by many processes is inspected once. */
+  readonly exeKey: string;
+  readonly cmdline: readonly string[];
+  /** Only the environment variables the agent uses (OTEL_*). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+  readonly startTicks: number;
+}
+
+export function procRoot(): string {
+  return process.env.SPANBRIDGE_PROC_ROOT ?? '/proc';
+}
+
+function parseEnviron(raw: Buffer): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of raw.toString('utf8').split('\0')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) continue;
+    const key = entry.slice(0, eq);
+    if (key.startsWith('OTEL_')) env[key] = entry.slice(eq + 1);
+  }
+  return env;
+}
+
+export function parseStatStartTicks(stat: string): number {
+  // comm (field 2) may contain spaces and parentheses: split after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 is rest[19].
+  return Number(rest[19] ?? 0);
+}
+
+/** Returns null when the process is gone or not readable (it may exit at any moment). */
+export function readProcessInfo(pid: number): ProcessInfo | null {
+  const dir = `${procRoot()}/${pid}`;
+  try {
+    const exePath = readlinkSync(`${dir}/exe`).replace(/ \(deleted\)$/, '');
+    const st = statSync(`${dir}/exe`);
+    const cmdline = readFileSync(`${dir}/cmdline`).toString('utf8').split('\0').filter((s) => s.length > 0);
+    let env: Record<string, string> = {};
+    try {
+      env = parseEnviron(readFileSync(`${dir}/environ`));
+    } catch {
+      // environ can be unreadable for some processes; service.name then falls back.
+    }
+    const startTicks = parseStatStartTicks(readFileSync(`${dir}/stat`, 'utf8'));
+    return {
+      pid,
+      exePath,
+      exeOpenPath: `${dir}/exe`,
+      exeName: basename(exePath),
+      exeKey: `${st.dev}:${st.ino}`,
+      cmdline,
+      env,
+      startTicks,
+    };
+  } catch {
+    return null;
+  }
+}

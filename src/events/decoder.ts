@@ -1,0 +1,41 @@
+/**
+ * The one decoder: switches on the record's first byte. Never throws on the hot path: a record
+ * that is too short or of an unknown type is counted and returned as null.
+ */
+import type { SelfMetrics } from '../metrics/counters';
+import { decodeGoHttpServer, GO_HTTP_SERVER_RECORD_SIZE, type GoHttpServerRecord } from './go-http-server';
+import { decodeProcLifecycle, PROC_LIFECYCLE_RECORD_SIZE, type ProcLifecycleRecord } from './proc-lifecycle';
+import { RECORD_TYPE } from './structs.generated';
+
+export type DecodedRecord = GoHttpServerRecord | ProcLifecycleRecord;
+
+const SIZES: Record<number, number> = {
+  [RECORD_TYPE.RECORD_PROC_EXEC]: PROC_LIFECYCLE_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_PROC_EXIT]: PROC_LIFECYCLE_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_GO_HTTP_SERVER]: GO_HTTP_SERVER_RECORD_SIZE,
+};
+
+export const RECORDS_INVALID = 'spanbridge_records_invalid_total';
+
+export function decodeRecord(buf: Buffer, metrics: SelfMetrics): DecodedRecord | null {
+  if (buf.length === 0) {
+    metrics.add(RECORDS_INVALID, 'Ring-buffer records that could not be decoded', { reason: 'empty' });
+    return null;
+  }
+  const type = buf[0];
+  const size = SIZES[type];
+  if (size === undefined) {
+    metrics.add(RECORDS_INVALID, 'Ring-buffer records that could not be decoded', { reason: 'unknown_type' });
+    return null;
+  }
+  if (buf.length < size) {
+    metrics.add(RECORDS_INVALID, 'Ring-buffer records that could not be decoded', { reason: 'short' });
+    return null;
+  }
+  switch (type) {
+    case RECORD_TYPE.RECORD_GO_HTTP_SERVER:
+      return decodeGoHttpServer(buf);
+    default:
+      return decodeProcLifecycle(buf);
+  }
+}

@@ -1,0 +1,23 @@
+/** Decoder for RECORD_PROC_EXEC / RECORD_PROC_EXIT (bpf/proc_lifecycle_event.h). */
+import { PROC_LIFECYCLE_EVENT as L, RECORD_TYPE } from './structs.generated';
+import { readBig, readCString, readUint } from './struct-view';
+
+export interface ProcLifecycleRecord {
+  readonly type: 'proc_exec' | 'proc_exit';
+  readonly pid: number;
+  readonly ppid: number;
+  readonly tsNs: bigint;
+  readonly comm: string;
+}
+
+export const PROC_LIFECYCLE_RECORD_SIZE = L.size;
+
+export function decodeProcLifecycle(buf: Buffer): ProcLifecycleRecord {
+  return {
+    type: readUint(buf, L, 'type') === RECORD_TYPE.RECORD_PROC_EXEC ? 'proc_exec' : 'proc_exit',
+    pid: readUint(buf, L, 'pid'),
+    ppid: readUint(buf, L, 'ppid'),
+    tsNs: readBig(buf, L, 'ts_ns'),
+    comm: readCString(buf, L, 'comm'),
+  };
+}

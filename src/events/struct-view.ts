@@ -1,0 +1,86 @@
+/**
+ * Reading and writing fixed-layout C structs through their generated layouts. Field names are
+ * checked at the call site against the layout, so a renamed C field fails loudly in tests.
+ */
+import type { StructLayout } from './btf-layout';
+
+function field(layout: StructLayout, name: string) {
+  const f = layout.fields[name];
+  if (!f) throw new Error(`struct has no field ${name}`);
+  return f;
+}
+
+export function readUint(buf: Buffer, layout: StructLayout, name: string): number {
+  const f = field(layout, name);
+  switch (f.size) {
+    case 1:
+      return buf.readUInt8(f.offset);
+    case 2:
+      return buf.readUInt16LE(f.offset);
+    case 4:
+      return buf.readUInt32LE(f.offset);
+    default:
+      throw new Error(`field ${name} is ${f.size} bytes; use readBig`);
+  }
+}
+
+export function readBig(buf: Buffer, layout: StructLayout, name: string): bigint {
+  const f = field(layout, name);
+  if (f.size !== 8) throw new Error(`field ${name} is not 8 bytes`);
+  return f.kind === 's64' ? buf.readBigInt64LE(f.offset) : buf.readBigUInt64LE(f.offset);
+}
+
+export function readBytes(buf: Buffer, layout: StructLayout, name: string): Buffer {
+  const f = field(layout, name);
+  return buf.subarray(f.offset, f.offset + f.size);
+}
+
+export function readHex(buf: Buffer, layout: StructLayout, name: string): string {
+  return readBytes(buf, layout, name).toString('hex');
+}
+
+/**
+ * A captured string: `trueLength` is its length in the target, the buffer holds at most its
+ * capacity. Bytes past the captured length are never read (ring memory is not zeroed).
+ */
+export function readCapturedString(
+  buf: Buffer,
+  layout: StructLayout,
+  name: string,
+  trueLength: number,
+): { value: string; truncated: boolean } {
+  const f = field(layout, name);
+  const n = Math.min(trueLength, f.size);
+  return { value: buf.toString('latin1', f.offset, f.offset + n), truncated: trueLength > f.size };
+}
+
+/** A NUL-terminated fixed char array (e.g. comm[16]). */
+export function readCString(buf: Buffer, layout: StructLayout, name: string): string {
+  const bytes = readBytes(buf, layout, name);
+  const end = bytes.indexOf(0);
+  return bytes.toString('latin1', 0, end < 0 ? bytes.length : end);
+}
+
+export function writeUints(layout: StructLayout, values: Record<string, number>): Buffer {
+  const buf = Buffer.alloc(layout.size);
+  for (const [name, v] of Object.entries(values)) {
+    const f = field(layout, name);
+    switch (f.size) {
+      case 1:
+        buf.writeUInt8(v, f.offset);
+        break;
+      case 2:
+        buf.writeUInt16LE(v, f.offset);
+        break;
+      case 4:
+        buf.writeUInt32LE(v >>> 0, f.offset);
+        break;
+      case 8:
+        buf.writeBigUInt64LE(BigInt(v), f.offset);
+        break;
+      default:
+        throw new Error(`field ${name}: cannot write ${f.size} bytes`);
+    }
+  }
+  return buf;
+}
