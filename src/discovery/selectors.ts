@@ -1,0 +1,70 @@
+/**
+ * Which processes to trace. A process matches when ANY selector matches it (a union), so
+ * `--pid 7 --exe '*\/api'` traces pid 7 and every process whose executable matches.
+ */
+import type { ProcessInfo } from './process-info';
+
+export interface Selection {
+  readonly pids: readonly number[];
+  /** Glob patterns matched against the executable path as the process sees it. */
+  readonly exeGlobs: readonly string[];
+  /** TCP ports: a process with a listening socket on one of them matches. */
+  readonly openPorts: readonly number[];
+}
+
+export function isEmptySelection(s: Selection): boolean {
+  return s.pids.length === 0 && s.exeGlobs.length === 0 && s.openPorts.length === 0;
+}
+
+/**
+ * Glob to RegExp: `*` matches within a path segment, `**` across segments, `?` one character,
+ * `[...]` a class. A pattern without a '/' matches the executable's base name.
+ */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*') {
+      if (glob[i + 1] === '*') {
+        re += '.*';
+        i++;
+      } else {
+        re += '[^/]*';
+      }
+    } else if (c === '?') {
+      re += '[^/]';
+    } else if (c === '[') {
+      const close = glob.indexOf(']', i + 1);
+      if (close < 0) {
+        re += '\\[';
+      } else {
+        let cls = glob.slice(i + 1, close);
+        if (cls.startsWith('!')) cls = `^${cls.slice(1)}`;
+        re += `[${cls.replace(/\\/g, '\\\\')}]`;
+        i = close;
+      }
+    } else {
+      re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+    }
+  }
+  return new RegExp(`^${re}$`);
+}
+
+export function exeMatches(glob: string, exePath: string): boolean {
+  const target = glob.includes('/') ? exePath : exePath.slice(exePath.lastIndexOf('/') + 1);
+  return globToRegExp(glob).test(target);
+}
+
+export type MatchReason = `pid ${number}` | `exe ${string}` | `port ${number}`;
+
+/** Why a process is selected, or null. `listeningPorts` is that process's listening TCP ports. */
+export function matchProcess(
+  s: Selection,
+  proc: Pick<ProcessInfo, 'pid' | 'exePath'>,
+  listeningPorts: ReadonlySet<number>,
+): MatchReason | null {
+  if (s.pids.includes(proc.pid)) return `pid ${proc.pid}`;
+  for (const g of s.exeGlobs) if (exeMatches(g, proc.exePath)) return `exe ${g}`;
+  for (const p of s.openPorts) if (listeningPorts.has(p)) return `port ${p}`;
+  return null;
+}

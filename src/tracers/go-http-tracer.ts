@@ -1,0 +1,195 @@
+/**
+ * The Go net/http tracer: owns bpf/go_http.bpf.o, attaches its uprobes to each selected Go
+ * process (entry + every RET instruction; never a uretprobe), feeds the process's struct offsets
+ * to the kernel side, and delivers raw records. Knows nothing of spans or export.
+ */
+import { NotSupportedError, SpanbridgeError } from '../errors';
+import { DROP_REASON, GO_OFFSETS } from '../events/structs.generated';
+import { writeUints } from '../events/struct-view';
+import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
+
+export const GO_FUNCS = {
+  serveHttp: 'net/http.serverHandler.ServeHTTP',
+  readContinuedLineSlice: 'net/textproto.(*Reader).readContinuedLineSlice',
+} as const;
+
+/** Go struct fields the kernel side reads, as `go_offsets` field <- `<struct>.<field>`. */
+export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional?: boolean }>> = {
+  g_goid: { field: 'runtime.g.goid' },
+  req_method: { field: 'net/http.Request.Method' },
+  req_url: { field: 'net/http.Request.URL' },
+  req_host: { field: 'net/http.Request.Host' },
+  req_remote_addr: { field: 'net/http.Request.RemoteAddr' },
+  req_pattern: { field: 'net/http.Request.Pattern', optional: true },
+  req_content_length: { field: 'net/http.Request.ContentLength' },
+  req_proto_major: { field: 'net/http.Request.ProtoMajor' },
+  req_proto_minor: { field: 'net/http.Request.ProtoMinor' },
+  url_path: { field: 'net/url.URL.Path' },
+  url_raw_query: { field: 'net/url.URL.RawQuery' },
+  resp_status: { field: 'net/http.response.status' },
+  resp_written: { field: 'net/http.response.written' },
+};
+
+export const OFFSET_ABSENT = 0xffffffff;
+
+/** What the tracer needs to know about a Go binary (from src/discovery/go). */
+export interface GoTarget {
+  readonly goVersion: string;
+  readonly functions: Readonly<Record<string, { entryOffset: number; retOffsets: readonly number[] } | undefined>>;
+  readonly offsets: Readonly<Record<string, number | undefined>>;
+}
+
+export interface GoHttpTracerSettings {
+  /** A header parsed longer ago than this is not attached to a request (default 10 s). */
+  readonly headerMaxAgeMs?: number;
+  readonly captureUserAgent?: boolean;
+}
+
+export interface AttachResult {
+  readonly links: number;
+  /** Things that work less well for this process, for the attach table. */
+  readonly notes: string[];
+}
+
+/** Encodes the go_offsets value for one process; throws when a required field is unknown. */
+export function encodeGoOffsets(target: GoTarget): Buffer {
+  const values: Record<string, number> = {};
+  const missing: string[] = [];
+  for (const [cField, { field, optional }] of Object.entries(GO_OFFSET_FIELDS)) {
+    const v = target.offsets[field];
+    if (v === undefined) {
+      if (!optional) missing.push(field);
+      values[cField] = OFFSET_ABSENT;
+    } else {
+      values[cField] = v;
+    }
+  }
+  if (missing.length > 0) {
+    throw new NotSupportedError(`Go HTTP tracing for ${target.goVersion}`, `struct offsets for ${missing.join(', ')}`);
+  }
+  return writeUints(GO_OFFSETS, values);
+}
+
+function pidKey(pid: number): Buffer {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(pid);
+  return k;
+}
+
+export class GoHttpTracer {
+  private obj: BpfObject | undefined;
+  private ring: RingBufferSource | undefined;
+  private readonly byPid = new Map<number, BpfLink[]>();
+
+  constructor(
+    private readonly backend: BpfBackend,
+    private readonly objectPath: string,
+    private readonly settings: GoHttpTracerSettings = {},
+  ) {}
+
+  /** Opens and loads the BPF object and starts delivering records. */
+  start(onRecord: RecordHandler): void {
+    const obj = this.backend.open(this.objectPath, {
+      rodata: {
+        header_max_age_ns: BigInt(this.settings.headerMaxAgeMs ?? 10_000) * 1_000_000n,
+        capture_user_agent: this.settings.captureUserAgent ?? true,
+      },
+    });
+    try {
+      obj.load();
+      this.ring = obj.ringBuffer('go_http_events', onRecord);
+      this.ring.start();
+    } catch (err) {
+      void obj.close();
+      throw err;
+    }
+    this.obj = obj;
+  }
+
+  get attachedPids(): number[] {
+    return [...this.byPid.keys()];
+  }
+
+  /**
+   * Attaches to one process. `binaryPath` must open the process's executable (e.g.
+   * /proc/<pid>/exe). On failure nothing stays attached.
+   */
+  attach(pid: number, binaryPath: string, target: GoTarget): AttachResult {
+    const obj = this.requireObject();
+    if (this.byPid.has(pid)) return { links: this.byPid.get(pid)!.length, notes: ['already attached'] };
+    const serve = target.functions[GO_FUNCS.serveHttp];
+    if (!serve) {
+      throw new NotSupportedError(`Go HTTP server tracing (pid ${pid})`, `${GO_FUNCS.serveHttp} in the binary (is net/http linked?)`);
+    }
+    if (serve.retOffsets.length === 0) {
+      throw new SpanbridgeError('ERR_INSPECT', `no RET instruction found in ${GO_FUNCS.serveHttp}`);
+    }
+    const notes: string[] = [];
+    const offsets = encodeGoOffsets(target);
+    if (target.offsets['net/http.Request.Pattern'] === undefined) notes.push(`no http.route (Request.Pattern needs Go >= 1.23; ${target.goVersion})`);
+
+    const offsetsMap = obj.map('go_offsets_by_pid');
+    offsetsMap.update(pidKey(pid), offsets);
+    const links: BpfLink[] = [];
+    try {
+      const entry = obj.program('go_server_handler_serve_http');
+      const ret = obj.program('go_server_handler_serve_http_ret');
+      links.push(entry.attachUprobe({ binaryPath, offset: serve.entryOffset, pid }));
+      for (const off of serve.retOffsets) links.push(ret.attachUprobe({ binaryPath, offset: off, pid }));
+      const readLine = target.functions[GO_FUNCS.readContinuedLineSlice];
+      if (readLine && readLine.retOffsets.length > 0) {
+        const prog = obj.program('go_textproto_read_line_ret');
+        for (const off of readLine.retOffsets) links.push(prog.attachUprobe({ binaryPath, offset: off, pid }));
+      } else {
+        notes.push('incoming traceparent not readable (textproto reader not found)');
+      }
+    } catch (err) {
+      for (const l of links.reverse()) l.destroy();
+      offsetsMap.delete(pidKey(pid));
+      throw err;
+    }
+    this.byPid.set(pid, links);
+    return { links: links.length, notes };
+  }
+
+  /** Detaches from one process (it exited or no longer matches). Idempotent. */
+  detach(pid: number): void {
+    const links = this.byPid.get(pid);
+    if (!links) return;
+    this.byPid.delete(pid);
+    for (const l of [...links].reverse()) l.destroy();
+    try {
+      this.obj?.map('go_offsets_by_pid').delete(pidKey(pid));
+    } catch {
+      // the object may already be closing
+    }
+  }
+
+  /** Kernel-side drop/skip counters summed over CPUs, by reason name. */
+  readDrops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (!this.obj) return out;
+    const map = this.obj.map('go_http_drops');
+    for (const [name, idx] of Object.entries(DROP_REASON)) {
+      if (name === 'DROP_REASON_MAX') continue;
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(idx);
+      const perCpu = map.lookupPerCpu(key) ?? [];
+      out[name.toLowerCase()] = perCpu.reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const pid of [...this.byPid.keys()]) this.detach(pid);
+    const obj = this.obj;
+    this.obj = undefined;
+    this.ring = undefined;
+    await obj?.close();
+  }
+
+  private requireObject(): BpfObject {
+    if (!this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'go http tracer not started');
+    return this.obj;
+  }
+}

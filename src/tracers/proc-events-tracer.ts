@@ -1,0 +1,34 @@
+/**
+ * Process exec/exit events from bpf/proc_events.bpf.c (sched tracepoints), so discovery follows
+ * processes started after the agent without polling /proc.
+ */
+import type { BpfBackend, BpfObject, RecordHandler } from '../bpf/types';
+
+export class ProcEventsTracer {
+  private obj: BpfObject | undefined;
+
+  constructor(
+    private readonly backend: BpfBackend,
+    private readonly objectPath: string,
+  ) {}
+
+  start(onRecord: RecordHandler): void {
+    const obj = this.backend.open(this.objectPath);
+    try {
+      obj.load();
+      obj.program('on_exec').attachTracepoint('sched', 'sched_process_exec');
+      obj.program('on_exit').attachTracepoint('sched', 'sched_process_exit');
+      obj.ringBuffer('proc_events', onRecord).start();
+    } catch (err) {
+      void obj.close();
+      throw err;
+    }
+    this.obj = obj;
+  }
+
+  async close(): Promise<void> {
+    const obj = this.obj;
+    this.obj = undefined;
+    await obj?.close();
+  }
+}
