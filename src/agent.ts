@@ -1,0 +1,235 @@
+/**
+ * The one wiring file: the pipeline of stages, drawn in docs/architecture.md.
+ *
+ *   kernel probes -> ring buffers -> decode (src/events) -> assemble spans (src/spans)
+ *     -> sinks: --print-spans (stdout) and the Collector bridge (receiver/)
+ *   process events + /proc scan (src/discovery) -> inspect Go binaries -> attach/detach tracers
+ *
+ * Every stage is its own module; this file only connects them and owns start/stop order.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BpfBackend } from './bpf/types';
+import { describeCapabilities, missingEssentials, probeCapabilities, type Capabilities } from './capabilities/probe';
+import { ensureKernelFilesystems, missingRequiredFilesystems } from './bpf/mounts';
+import { inspectGoBinary } from './discovery/go/inspect';
+import type { ProcessInfo } from './discovery/process-info';
+import { ProcessWatcher } from './discovery/process-watcher';
+import type { MatchReason, Selection } from './discovery/selectors';
+import { SpanbridgeError, errorMessage } from './errors';
+import { decodeRecord } from './events/decoder';
+import type { Logger } from './log';
+import { SelfMetrics } from './metrics/counters';
+import { goServerSpan } from './spans/go-server-span';
+import { processResource } from './spans/resource';
+import type { Resource, Span } from './spans/span';
+import { SystemClock, type Clock } from './time/clock';
+import { GO_FUNCS, GoHttpTracer, type GoTarget } from './tracers/go-http-tracer';
+import { ProcEventsTracer } from './tracers/proc-events-tracer';
+
+export type InjectHeaders = 'auto' | 'on' | 'off';
+
+export interface AgentConfig {
+  readonly selection: Selection;
+  readonly injectHeaders: InjectHeaders;
+  /** Directory holding the compiled BPF objects (build/bpf). */
+  readonly bpfObjectDir: string;
+  /** Created once the processes matched at start are attached. */
+  readonly readyFile?: string;
+  /** Pids never traced (the agent itself is always excluded). */
+  readonly excludePids?: readonly number[];
+}
+
+export interface SpanSink {
+  add(span: Span): void;
+  shutdown(): Promise<void>;
+}
+
+export interface AgentDeps {
+  readonly backend: BpfBackend;
+  readonly log: Logger;
+  readonly sinks: readonly SpanSink[];
+  readonly metrics?: SelfMetrics;
+  readonly clock?: Clock;
+  readonly capabilities?: Capabilities;
+}
+
+const RESOURCE_GRACE_MS = 30_000;
+
+export class Agent {
+  readonly metrics: SelfMetrics;
+  private readonly clock: Clock;
+  private readonly goTracer: GoHttpTracer;
+  private readonly procTracer: ProcEventsTracer;
+  private watcher: ProcessWatcher | undefined;
+  private readonly resources = new Map<number, Resource>();
+  /** Inspection results per executable (dev:inode), so one binary is inspected once. */
+  private readonly targets = new Map<string, GoTarget | SpanbridgeError>();
+  private dropTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.metrics = deps.metrics ?? new SelfMetrics();
+    this.clock = deps.clock ?? new SystemClock();
+    this.goTracer = new GoHttpTracer(deps.backend, join(config.bpfObjectDir, 'go_http.bpf.o'));
+    this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
+  }
+
+  /** Probes, loads, attaches to what runs now, and starts following new processes. */
+  start(): void {
+    const { log } = this.deps;
+    const mounts = ensureKernelFilesystems();
+    for (const o of mounts) {
+      if (o.status === 'mounted') log.info(`mounted ${o.fs.fstype} at ${o.fs.target}`);
+    }
+    const caps = this.deps.capabilities ?? probeCapabilities();
+    for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
+    const missing = [...missingEssentials(caps)];
+    for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);
+    if (!caps.uprobes) missing.push('uprobes (CONFIG_UPROBE_EVENTS) for Go tracing');
+    if (missing.length > 0) {
+      throw new SpanbridgeError('ERR_PRIVILEGE', `cannot start: missing ${missing.join('; ')}`);
+    }
+    this.reportStrategies(caps);
+
+    this.goTracer.start((rec) => this.onGoRecord(rec));
+    log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+    try {
+      this.procTracer.start((rec) => this.onProcRecord(rec));
+      log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
+    } catch (err) {
+      log.warn(`process events unavailable (${errorMessage(err)}); following new processes by /proc rescans only`);
+    }
+
+    this.watcher = new ProcessWatcher(
+      this.config.selection,
+      { onMatch: (proc, reason) => this.onMatch(proc, reason), onGone: (pid) => this.onGone(pid) },
+      {
+        excludePids: new Set([process.pid, ...(this.config.excludePids ?? [])]),
+        // Without exec events, a rescan is the only way to see new processes.
+        rescanMs: 2000,
+      },
+    );
+    this.watcher.start();
+    if (this.watcher.matchedPids.length === 0) {
+      log.warn('no running process matches the selection yet; waiting for matching processes to start');
+    }
+    if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`);
+
+    this.dropTimer = setInterval(() => this.collectKernelDrops(), 5000);
+    this.dropTimer.unref();
+  }
+
+  private reportStrategies(caps: Capabilities): void {
+    const { log } = this.deps;
+    log.info('strategy: Go net/http server spans: uprobes (entry + RET points)');
+    if (this.config.injectHeaders === 'off') {
+      log.info('strategy: header injection: off (the agent never changes application traffic)');
+    } else {
+      const why = caps.probeWriteUser
+        ? 'bpf_probe_write_user is allowed here, but Go memory injection is not implemented yet'
+        : `bpf_probe_write_user forbidden (lockdown=${caps.lockdown}); sk_msg injection is not implemented yet`;
+      log.info(`strategy: header injection (${this.config.injectHeaders}): none in effect: ${why}`);
+    }
+  }
+
+  private onGoRecord(buf: Buffer): void {
+    const rec = decodeRecord(buf, this.metrics);
+    if (!rec || rec.type !== 'go_http_server') return;
+    this.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
+    const resource = this.resources.get(rec.pid);
+    if (!resource) {
+      this.metrics.add('spanbridge_spans_dropped_total', 'Spans dropped, by reason', { reason: 'unknown_process' });
+      return;
+    }
+    if (rec.truncated.length > 0) {
+      this.metrics.add('spanbridge_fields_truncated_total', 'Captured strings cut to their buffer size', {}, rec.truncated.length);
+    }
+    const span = goServerSpan(rec, resource, this.clock);
+    for (const sink of this.deps.sinks) sink.add(span);
+  }
+
+  private onProcRecord(buf: Buffer): void {
+    const rec = decodeRecord(buf, this.metrics);
+    if (!rec || this.stopped) return;
+    if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid);
+    else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid);
+  }
+
+  private inspect(proc: ProcessInfo): GoTarget {
+    let t = this.targets.get(proc.exeKey);
+    if (!t) {
+      try {
+        const info = inspectGoBinary(proc.exeOpenPath, Object.values(GO_FUNCS));
+        t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets };
+      } catch (err) {
+        t = err instanceof SpanbridgeError ? err : new SpanbridgeError('ERR_INSPECT', errorMessage(err), { cause: err });
+      }
+      this.targets.set(proc.exeKey, t);
+    }
+    if (t instanceof SpanbridgeError) throw t;
+    return t;
+  }
+
+  private onMatch(proc: ProcessInfo, reason: MatchReason): void {
+    const { log } = this.deps;
+    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason})`;
+    let target: GoTarget;
+    try {
+      target = this.inspect(proc);
+    } catch (err) {
+      this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'inspect' });
+      log.warn(`skip ${who}: ${errorMessage(err)}`);
+      return;
+    }
+    const resource = processResource(proc, { runtime: { name: 'go', version: target.goVersion }, language: 'go' });
+    this.resources.set(proc.pid, resource);
+    try {
+      const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
+      const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
+      log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
+      this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
+    } catch (err) {
+      this.resources.delete(proc.pid);
+      this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'attach' });
+      log.warn(`skip ${who}: ${errorMessage(err)}`);
+    }
+  }
+
+  private onGone(pid: number): void {
+    if (!this.goTracer.attachedPids.includes(pid)) return;
+    this.goTracer.detach(pid);
+    this.deps.log.info(`detached pid ${pid} (exited)`);
+    this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
+    // Records already in the ring buffer still need the resource for a moment.
+    const t = setTimeout(() => {
+      if (!this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
+    }, RESOURCE_GRACE_MS);
+    t.unref();
+  }
+
+  private collectKernelDrops(): void {
+    try {
+      for (const [reason, n] of Object.entries(this.goTracer.readDrops())) {
+        this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason }, n);
+      }
+    } catch (err) {
+      this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Detaches everything (links destroyed in reverse order), then flushes the sinks. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.dropTimer) clearInterval(this.dropTimer);
+    this.watcher?.stop();
+    this.collectKernelDrops();
+    await this.procTracer.close();
+    await this.goTracer.close();
+    await Promise.all(this.deps.sinks.map((s) => s.shutdown()));
+  }
+}

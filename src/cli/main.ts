@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * `spanbridge` command line: `run` (trace), `doctor` (what this kernel allows), `--version`.
+ * Logs go to stderr; stdout carries only what was asked for (--print-spans, doctor output).
+ */
+import { join } from 'node:path';
+import { Agent, type SpanSink } from '../agent';
+import { ensureKernelFilesystems } from '../bpf/mounts';
+import { createLibbpfBackend } from '../bpf/libbpf';
+import { describeCapabilities, probeCapabilities } from '../capabilities/probe';
+import { SpanbridgeError, errorMessage } from '../errors';
+import { createLogger } from '../log';
+import { SelfMetrics } from '../metrics/counters';
+import { spanToJsonLine } from '../spans/print-json';
+import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
+import { createTraceExportPipeline } from '../../receiver';
+import { parseRunArgs, RUN_USAGE } from './args';
+
+const USAGE = `Usage: spanbridge <command> [options]
+
+Commands:
+  run       trace selected processes and export spans (spanbridge run --help)
+  doctor    print what this kernel and these privileges allow [--json]
+
+Options:
+  --version   print the version
+  -h, --help  this help
+`;
+
+function stdoutSink(): SpanSink {
+  return {
+    add(span) {
+      process.stdout.write(`${spanToJsonLine(span)}\n`);
+    },
+    async shutdown() {
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    },
+  };
+}
+
+async function run(argv: string[]): Promise<number> {
+  const opts = parseRunArgs(argv);
+  if (opts === 'help') {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const log = createLogger(opts.logLevel);
+  const metrics = new SelfMetrics();
+  const sinks: SpanSink[] = [];
+  if (opts.printSpans === 'json') sinks.push(stdoutSink());
+  if (opts.export === 'otlp') {
+    sinks.push(
+      createTraceExportPipeline({
+        metrics,
+        log,
+        otlp: opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint } : undefined,
+      }),
+    );
+  }
+  const agent = new Agent(
+    {
+      selection: opts.selection,
+      injectHeaders: opts.injectHeaders,
+      bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
+      readyFile: opts.readyFile,
+    },
+    { backend: createLibbpfBackend(), log, sinks, metrics },
+  );
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // A closed pipe on stdout (e.g. `| head`) must not crash the agent.
+    if (err.code !== 'EPIPE') log.warn(`stdout: ${err.message}`);
+  });
+  try {
+    agent.start();
+  } catch (err) {
+    await agent.stop().catch(() => undefined);
+    throw err;
+  }
+  log.info(`spanbridge ${AGENT_VERSION} running (pid ${process.pid}); Ctrl-C to stop`);
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn(`${signal} again: exiting without waiting`);
+        process.exit(1);
+      }
+      stopping = true;
+      log.info(`${signal}: detaching and flushing`);
+      const deadline = setTimeout(() => {
+        log.warn('shutdown took longer than 10 s; exiting');
+        resolve(1);
+      }, 10_000);
+      deadline.unref();
+      agent
+        .stop()
+        .then(() => {
+          const dropped = metrics.total('spanbridge_spans_dropped_total');
+          const exported = metrics.total('spanbridge_spans_exported_total');
+          log.info(`stopped: ${exported} spans exported, ${dropped} dropped`);
+          resolve(0);
+        })
+        .catch((err) => {
+          log.error(`stop: ${errorMessage(err)}`);
+          resolve(1);
+        });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+function doctor(argv: string[]): number {
+  ensureKernelFilesystems();
+  const caps = probeCapabilities();
+  if (argv.includes('--json')) {
+    process.stdout.write(`${JSON.stringify(caps, null, 2)}\n`);
+  } else {
+    for (const line of describeCapabilities(caps)) process.stdout.write(`${line}\n`);
+  }
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return run(rest);
+    case 'doctor':
+      return doctor(rest);
+    case '--version':
+      process.stdout.write(`${AGENT_VERSION}\n`);
+      return 0;
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`spanbridge: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      const code = err instanceof SpanbridgeError ? err.code : 'ERR_UNEXPECTED';
+      process.stderr.write(`spanbridge: ${errorMessage(err)} [${code}]\n`);
+      process.exit(err instanceof SpanbridgeError && err.code === 'ERR_CONFIG' ? 2 : 1);
+    },
+  );
+}
