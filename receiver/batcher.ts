@@ -1,0 +1,214 @@
+/**
+ * Collects finished spans and hands them to the exporter in batches: when `maxBatchSize` spans
+ * are pending, or `scheduledDelayMs` after the first pending span, whichever comes first.
+ *
+ * Bounded: at most `maxQueueSize` spans wait; a span arriving at a full queue is dropped and
+ * counted (`spanbridge_spans_dropped_total{reason="queue_full"}`) — the producer, which sits on the
+ * ring-buffer hot path, never waits and never throws. Exports run one at a time on a promise
+ * chain, so a slow Collector makes the queue fill (and overflow, counted) instead of piling up
+ * concurrent requests. Unsampled spans (W3C sampled bit 0) are counted and never queued.
+ *
+ * Timers are unref'd: a pending batch never keeps the process alive; the agent calls `shutdown()`
+ * on SIGINT/SIGTERM to deliver what is pending, within a deadline.
+ */
+import type { SelfMetrics } from '../src/metrics/counters';
+import { isSampled, type Span } from '../src/spans/span';
+import type { ReceiverLog } from './log';
+import { countDropped, countUnsampled } from './self-metrics';
+
+/** Where batches go: `OtlpTraceExporter` (its `export` never rejects; anything that does is counted anyway). */
+export interface SpanExporter {
+  export(spans: readonly Span[]): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface SpanBatcherOptions {
+  /** Spans per export request (default 512; clamped to `maxQueueSize`). */
+  readonly maxBatchSize?: number;
+  /** Longest a pending span waits for its batch to fill (default 1000 ms). */
+  readonly scheduledDelayMs?: number;
+  /** Pending spans kept at most; the overflow is dropped and counted (default 4096). */
+  readonly maxQueueSize?: number;
+  /** Default deadline for `shutdown()` (default 5000 ms). */
+  readonly shutdownTimeoutMs?: number;
+}
+
+export const BATCHER_DEFAULTS = {
+  maxBatchSize: 512,
+  scheduledDelayMs: 1000,
+  maxQueueSize: 4096,
+  shutdownTimeoutMs: 5000,
+} as const satisfies Required<SpanBatcherOptions>;
+
+export class SpanBatcher {
+  private readonly maxBatchSize: number;
+  private readonly scheduledDelayMs: number;
+  private readonly maxQueueSize: number;
+  private readonly shutdownTimeoutMs: number;
+
+  private queue: Span[] = [];
+  /** Spans ever queued / ever taken out of the queue: `forceFlush` waits for a position, not a count. */
+  private queuedTotal = 0;
+  private takenTotal = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** The tail of the export chain; every export job is appended to it, so they never overlap. */
+  private tail: Promise<void> = Promise.resolve();
+  private fullBatchJobPending = false;
+  private stopped = false;
+  private shutdownPromise: Promise<void> | undefined;
+
+  constructor(
+    private readonly exporter: SpanExporter,
+    private readonly metrics: SelfMetrics,
+    private readonly log: ReceiverLog,
+    options: SpanBatcherOptions = {},
+  ) {
+    this.maxQueueSize = this.option(options, 'maxQueueSize');
+    this.maxBatchSize = this.option(options, 'maxBatchSize');
+    if (this.maxBatchSize > this.maxQueueSize) {
+      log.warn(`batcher: maxBatchSize ${this.maxBatchSize} exceeds maxQueueSize ${this.maxQueueSize}; using ${this.maxQueueSize}`);
+      this.maxBatchSize = this.maxQueueSize;
+    }
+    this.scheduledDelayMs = this.option(options, 'scheduledDelayMs');
+    this.shutdownTimeoutMs = this.option(options, 'shutdownTimeoutMs');
+  }
+
+  /** Spans waiting for export. */
+  get pendingCount(): number {
+    return this.queue.length;
+  }
+
+  /** Hot path: O(1), never throws, never waits. */
+  add(span: Span): void {
+    if (this.stopped) {
+      countDropped(this.metrics, 'shutdown');
+      return;
+    }
+    if (!isSampled(span)) {
+      countUnsampled(this.metrics);
+      return;
+    }
+    if (this.queue.length >= this.maxQueueSize) {
+      countDropped(this.metrics, 'queue_full');
+      return;
+    }
+    this.queue.push(span);
+    this.queuedTotal++;
+    if (this.queue.length >= this.maxBatchSize) this.scheduleFullBatches();
+    else this.armTimer();
+  }
+
+  /** Exports every span added before this call; resolves when they are accounted for. */
+  forceFlush(): Promise<void> {
+    const upTo = this.queuedTotal;
+    return this.enqueue(async () => {
+      while (this.takenTotal < upTo) {
+        if ((await this.exportBatch(Math.min(this.maxBatchSize, upTo - this.takenTotal))) === 0) break;
+      }
+    });
+  }
+
+  /**
+   * Stops accepting spans (later ones are counted as dropped, reason "shutdown"), flushes what is
+   * pending and shuts the exporter down, all within `timeoutMs`. Spans still queued at the deadline
+   * are counted as dropped. Never rejects; idempotent.
+   */
+  shutdown(timeoutMs: number = this.shutdownTimeoutMs): Promise<void> {
+    this.shutdownPromise ??= this.doShutdown(timeoutMs);
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.stopped = true;
+    this.clearTimer();
+    const flushed = await withDeadline(this.forceFlush(), timeoutMs);
+    if (!flushed && this.queue.length > 0) {
+      const lost = this.queue.length;
+      this.takenTotal += lost;
+      this.queue = [];
+      countDropped(this.metrics, 'shutdown', lost);
+      this.log.warn(`batcher: shutdown deadline of ${timeoutMs} ms reached; dropped ${lost} pending spans`);
+    }
+    await withDeadline(
+      this.exporter.shutdown().catch(() => {}),
+      Math.max(0, deadline - Date.now()),
+    );
+  }
+
+  private scheduleFullBatches(): void {
+    if (this.fullBatchJobPending) return;
+    this.fullBatchJobPending = true;
+    void this.enqueue(async () => {
+      while (this.queue.length >= this.maxBatchSize) await this.exportBatch(this.maxBatchSize);
+      // No await between the last check and this reset: an add() in between cannot be missed.
+      this.fullBatchJobPending = false;
+    });
+  }
+
+  private armTimer(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.enqueue(async () => {
+        if (this.queue.length > 0) await this.exportBatch(Math.min(this.queue.length, this.maxBatchSize));
+        while (this.queue.length >= this.maxBatchSize) await this.exportBatch(this.maxBatchSize);
+      });
+    }, this.scheduledDelayMs);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Appends a job to the export chain; afterwards, leftover spans get a timer. */
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.tail.then(job).then(
+      () => {
+        if (this.queue.length > 0 && this.queue.length < this.maxBatchSize) this.armTimer();
+      },
+      (err: unknown) => this.log.warn(`batcher: export job failed: ${String(err)}`),
+    );
+    this.tail = run;
+    return run;
+  }
+
+  /** Takes up to `n` spans off the queue and exports them; returns how many were taken. */
+  private async exportBatch(n: number): Promise<number> {
+    const batch = this.queue.splice(0, n);
+    this.takenTotal += batch.length;
+    if (batch.length === 0) return 0;
+    try {
+      await this.exporter.export(batch);
+    } catch (err) {
+      // The exporter contract says this does not happen; if it does, the spans are still accounted for.
+      countDropped(this.metrics, 'export_failed', batch.length);
+      this.log.warn(`batcher: exporter rejected: ${String(err)}`);
+    }
+    return batch.length;
+  }
+
+  private option(options: SpanBatcherOptions, key: keyof SpanBatcherOptions): number {
+    const value = options[key];
+    if (value === undefined) return BATCHER_DEFAULTS[key];
+    if (Number.isInteger(value) && value > 0 && value <= 2 ** 31 - 1) return value;
+    this.log.warn(`batcher: ignoring ${key}=${value}: expected a positive integer; using ${BATCHER_DEFAULTS[key]}`);
+    return BATCHER_DEFAULTS[key];
+  }
+}
+
+/** Resolves true when `p` settles within `ms`, false otherwise; the timer never holds the process. */
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * One OTLP/HTTP POST and the classification of its outcome — nothing else. Retrying, queueing and
+ * counting live in the layers above (the retry policy of a later stage uses `retryable` and
+ * `retryAfterMs`), so this file can be tested against a real local server in isolation.
+ *
+ * Classification (OTLP/HTTP specification):
+ *   - 2xx                                   -> success (a partial_success body is not inspected yet)
+ *   - 429, 502, 503, 504                    -> retryable, honouring Retry-After
+ *   - connection refused/reset, socket loss -> retryable
+ *   - the per-send deadline expired         -> failure: `timeoutMs` bounds the whole export, so
+ *                                              there is no time left to retry in
+ *   - anything else (400, 401, 404, TLS...) -> failure, with the server's reason in the message
+ */
+import { Pool } from 'undici';
+import { version as packageVersion } from '../../package.json';
+import { errorMessage, SpanbridgeError } from '../../src/errors';
+import { parseRetryAfterMs } from './retry-after';
+import { decodeRpcStatusMessage } from './rpc-status';
+
+export type SendResult =
+  | { readonly kind: 'success' }
+  | { readonly kind: 'failure'; readonly error: OtlpExportError }
+  | { readonly kind: 'retryable'; readonly error: OtlpExportError; readonly retryAfterMs?: number };
+
+/** What the exporter needs from a transport; HTTP today, gRPC can implement the same later. */
+export interface Transport {
+  send(body: Uint8Array, timeoutMs: number): Promise<SendResult>;
+  /** Closes connections; sends still in flight finish first. */
+  close(): Promise<void>;
+}
+
+/** An export failed. `statusCode` is the HTTP status when the server answered. */
+export class OtlpExportError extends SpanbridgeError {
+  readonly statusCode: number | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; statusCode?: number }) {
+    super('ERR_EXPORT', message, options);
+    this.name = 'OtlpExportError';
+    this.statusCode = options?.statusCode;
+  }
+}
+
+export interface HttpTransportOptions {
+  /** Absolute http(s) URL the body is POSTed to. */
+  readonly url: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly contentType?: string;
+  /** Concurrent connections to the endpoint (the exporter sends one batch at a time today). */
+  readonly connections?: number;
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+/** Transient network conditions: the Collector restarting, a load balancer dropping a connection. */
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+/** How much of an error response is read and quoted; the rest is discarded. */
+const MAX_ERROR_BODY_BYTES = 4096;
+const MAX_ERROR_TEXT_CHARS = 512;
+/** Success bodies (ExportTraceServiceResponse) are small; past this the connection is dropped instead of drained. */
+const MAX_DRAIN_BYTES = 64 * 1024;
+
+export class HttpTransport implements Transport {
+  private readonly pool: Pool;
+  private readonly path: string;
+  private readonly headers: Record<string, string>;
+  private readonly url: string;
+
+  constructor(options: HttpTransportOptions) {
+    const url = new URL(options.url);
+    this.url = url.href;
+    this.path = `${url.pathname}${url.search}`;
+    this.pool = new Pool(url.origin, { connections: options.connections ?? 2 });
+    this.headers = {
+      'user-agent': `spanbridge/${packageVersion}`,
+      ...lowerCaseKeys(options.headers ?? {}),
+      // The body's format is ours to state; a user header must not contradict it.
+      'content-type': options.contentType ?? 'application/x-protobuf',
+    };
+  }
+
+  async send(body: Uint8Array, timeoutMs: number): Promise<SendResult> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    timer.unref();
+    try {
+      const res = await this.pool.request({
+        path: this.path,
+        method: 'POST',
+        headers: this.headers,
+        body,
+        signal: deadline.signal,
+      });
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        await res.body.dump({ limit: MAX_DRAIN_BYTES });
+        return { kind: 'success' };
+      }
+      const reason = await readErrorReason(res.body, String(res.headers['content-type'] ?? ''));
+      const error = new OtlpExportError(
+        `export: ${this.url} answered HTTP ${res.statusCode}${reason ? `: ${reason}` : ''}`,
+        { statusCode: res.statusCode },
+      );
+      if (!RETRYABLE_STATUS.has(res.statusCode)) return { kind: 'failure', error };
+      const retryAfterMs = parseRetryAfterMs(res.headers['retry-after']);
+      return retryAfterMs === undefined ? { kind: 'retryable', error } : { kind: 'retryable', error, retryAfterMs };
+    } catch (err) {
+      if (deadline.signal.aborted) {
+        return {
+          kind: 'failure',
+          error: new OtlpExportError(`export: ${this.url} did not answer within ${timeoutMs} ms`, { cause: err }),
+        };
+      }
+      const error = new OtlpExportError(`export: POST ${this.url}: ${describeNetworkError(err)}`, { cause: err });
+      return RETRYABLE_NETWORK_CODES.has(errorCode(err) ?? '') ? { kind: 'retryable', error } : { kind: 'failure', error };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+function lowerCaseKeys(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
+  return out;
+}
+
+/**
+ * The server's reason for an error status: a google.rpc.Status message for protobuf answers
+ * (what the Collector sends), the text otherwise; read up to a bound, then truncated.
+ */
+async function readErrorReason(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, contentType: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= MAX_ERROR_BODY_BYTES) break; // leaving the loop destroys the stream
+    }
+  } catch {
+    // A body cut short still leaves whatever arrived, and the status code says enough.
+  }
+  const bytes = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES);
+  const text = (contentType.includes('protobuf') ? decodeRpcStatusMessage(bytes) : undefined) ?? bytes.toString('utf8');
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length > MAX_ERROR_TEXT_CHARS ? `${oneLine.slice(0, MAX_ERROR_TEXT_CHARS)}...` : oneLine;
+}
+
+/** The error `code` of a network failure; Node's happy-eyeballs connect wraps them in an AggregateError. */
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  if (err instanceof AggregateError) {
+    for (const inner of err.errors) {
+      const c = errorCode(inner);
+      if (c) return c;
+    }
+  }
+  return undefined;
+}
+
+function describeNetworkError(err: unknown): string {
+  const code = errorCode(err);
+  const message = err instanceof AggregateError && err.message === '' ? err.errors.map(errorMessage).join('; ') : errorMessage(err);
+  return code && !message.includes(code) ? `${code} ${message}` : message || String(code ?? 'unknown error');
+}

@@ -1,0 +1,241 @@
+import { SpanBatcher, type SpanExporter } from '../../../receiver/batcher';
+import { createTraceExportPipeline } from '../../../receiver/index';
+import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
+import { SelfMetrics } from '../../../src/metrics/counters';
+import type { Span } from '../../../src/spans/span';
+import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
+import { ok, recordingLog, startOtlpServer, type TestServer } from './helpers/otlp-server';
+import { makeResource, makeSpan } from './helpers/spans';
+
+/** Records batches; `hold()` makes exports wait until `release()`. */
+class FakeExporter implements SpanExporter {
+  readonly batches: Span[][] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  shutdowns = 0;
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+  async export(spans: readonly Span[]): Promise<void> {
+    this.batches.push([...spans]);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await this.gate;
+    } finally {
+      this.inFlight--;
+    }
+  }
+  async shutdown(): Promise<void> {
+    this.shutdowns++;
+  }
+  get sizes(): number[] {
+    return this.batches.map((b) => b.length);
+  }
+}
+
+const resource = makeResource('svc', 1);
+const spans = (n: number, overrides: Partial<Span> = {}): Span[] =>
+  Array.from({ length: n }, () => makeSpan(resource, overrides));
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('SpanBatcher', () => {
+  let batcher: SpanBatcher | undefined;
+  afterEach(async () => {
+    await batcher?.shutdown(1000);
+    batcher = undefined;
+  });
+
+  it('exports full batches as soon as maxBatchSize spans are pending', async () => {
+    const exporter = new FakeExporter();
+    const metrics = new SelfMetrics();
+    batcher = new SpanBatcher(exporter, metrics, recordingLog(), { maxBatchSize: 3, scheduledDelayMs: 60_000 });
+    const sent = spans(7);
+    for (const s of sent) batcher.add(s);
+    await settle();
+    expect(exporter.sizes).toEqual([3, 3]);
+    expect(exporter.batches.flat()).toEqual(sent.slice(0, 6)); // in order
+    expect(batcher.pendingCount).toBe(1);
+  });
+
+  it('exports a partial batch after scheduledDelayMs', async () => {
+    const exporter = new FakeExporter();
+    batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 100 });
+    const started = Date.now();
+    for (const s of spans(2)) batcher.add(s);
+    await sleep(40);
+    expect(exporter.sizes).toEqual([]);
+    while (exporter.batches.length === 0 && Date.now() - started < 2000) await sleep(5);
+    expect(exporter.sizes).toEqual([2]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+    // The next span starts a new delay.
+    batcher.add(makeSpan(resource));
+    await sleep(40);
+    expect(exporter.sizes).toEqual([2]);
+    await sleep(120);
+    expect(exporter.sizes).toEqual([2, 1]);
+  });
+
+  it('keeps its timers unref’d so a pending batch never holds the process open', () => {
+    const spy = jest.spyOn(global, 'setTimeout');
+    try {
+      batcher = new SpanBatcher(new FakeExporter(), new SelfMetrics(), recordingLog(), { scheduledDelayMs: 60_000 });
+      batcher.add(makeSpan(resource));
+      const timers = spy.mock.results.map((r) => r.value as NodeJS.Timeout);
+      expect(timers.length).toBeGreaterThan(0);
+      for (const t of timers) expect(t.hasRef()).toBe(false);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('runs one export at a time; the next full batch goes when the previous one is done', async () => {
+    const exporter = new FakeExporter();
+    exporter.hold();
+    batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 3, scheduledDelayMs: 60_000 });
+    for (const s of spans(9)) batcher.add(s);
+    await settle();
+    expect(exporter.sizes).toEqual([3]);
+    exporter.release();
+    await settle();
+    expect(exporter.sizes).toEqual([3, 3, 3]);
+    expect(exporter.maxInFlight).toBe(1);
+  });
+
+  it('drops exactly the overflow of a full queue and counts it', async () => {
+    const exporter = new FakeExporter();
+    exporter.hold();
+    const metrics = new SelfMetrics();
+    batcher = new SpanBatcher(exporter, metrics, recordingLog(), {
+      maxBatchSize: 4,
+      maxQueueSize: 10,
+      scheduledDelayMs: 60_000,
+    });
+    for (const s of spans(4)) batcher.add(s);
+    await settle(); // the first 4 are taken out of the queue and are being exported
+    expect(exporter.sizes).toEqual([4]);
+    for (const s of spans(13)) batcher.add(s); // room for 10, so 3 overflow
+    expect(metrics.get(SPANS_DROPPED, { reason: 'queue_full' })).toBe(3);
+    expect(batcher.pendingCount).toBe(10);
+    exporter.release();
+    await batcher.forceFlush();
+    expect(exporter.batches.flat()).toHaveLength(14);
+    expect(metrics.total(SPANS_DROPPED)).toBe(3);
+  });
+
+  it('counts unsampled spans and never exports them (not a drop)', async () => {
+    const exporter = new FakeExporter();
+    const metrics = new SelfMetrics();
+    batcher = new SpanBatcher(exporter, metrics, recordingLog(), { maxBatchSize: 2 });
+    for (const s of spans(3, { traceFlags: 0x00 })) batcher.add(s);
+    for (const s of spans(2, { traceFlags: 0x02 })) batcher.add(s); // bit 0 clear: unsampled
+    batcher.add(makeSpan(resource, { traceFlags: 0x01 }));
+    await batcher.forceFlush();
+    expect(metrics.get(SPANS_UNSAMPLED)).toBe(5);
+    expect(metrics.total(SPANS_DROPPED)).toBe(0);
+    expect(exporter.sizes).toEqual([1]);
+  });
+
+  it('forceFlush exports everything added before it, in batches', async () => {
+    const exporter = new FakeExporter();
+    batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 4, scheduledDelayMs: 60_000 });
+    exporter.hold();
+    for (const s of spans(4)) batcher.add(s); // export of 4 in flight (held)
+    for (const s of spans(3)) batcher.add(s);
+    const flushed = batcher.forceFlush();
+    exporter.release();
+    await flushed;
+    expect(exporter.sizes).toEqual([4, 3]);
+    expect(batcher.pendingCount).toBe(0);
+  });
+
+  it('shutdown gives up at its deadline, counting what is still queued, and refuses new spans', async () => {
+    const exporter = new FakeExporter();
+    exporter.hold(); // never released: a Collector that hangs
+    const metrics = new SelfMetrics();
+    const log = recordingLog();
+    const b = new SpanBatcher(exporter, metrics, log, { maxBatchSize: 2, scheduledDelayMs: 60_000 });
+    for (const s of spans(5)) b.add(s);
+    await settle();
+    const started = Date.now();
+    await b.shutdown(150);
+    expect(Date.now() - started).toBeLessThan(1000);
+    // 2 in flight (the exporter accounts for them), 3 still queued at the deadline.
+    expect(metrics.get(SPANS_DROPPED, { reason: 'shutdown' })).toBe(3);
+    b.add(makeSpan(resource));
+    expect(metrics.get(SPANS_DROPPED, { reason: 'shutdown' })).toBe(4);
+    expect(log.warnings.join('\n')).toMatch(/shutdown deadline of 150 ms reached; dropped 3 pending spans/);
+    exporter.release();
+  });
+
+  it('warns about unusable options and uses the defaults', () => {
+    const log = recordingLog();
+    batcher = new SpanBatcher(new FakeExporter(), new SelfMetrics(), log, {
+      maxBatchSize: 0,
+      scheduledDelayMs: 1.5,
+      maxQueueSize: 100,
+    });
+    expect(log.warnings).toHaveLength(3); // maxBatchSize (bad), then 512 > 100 clamped, scheduledDelayMs
+  });
+});
+
+describe('createTraceExportPipeline (batcher + exporter against a real local HTTP server)', () => {
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('shutdown flushes pending spans to the endpoint and counts them exported', async () => {
+    server = await startOtlpServer(ok);
+    const metrics = new SelfMetrics();
+    const log = recordingLog();
+    const pipeline = createTraceExportPipeline({
+      metrics,
+      log,
+      env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: server.url },
+      batch: { maxBatchSize: 512, scheduledDelayMs: 60_000 },
+    });
+    const sent = spans(5);
+    for (const s of sent) pipeline.add(s);
+    expect(server.requests).toHaveLength(0);
+    await pipeline.shutdown();
+    expect(server.requests).toHaveLength(1);
+    const decoded = flattenSpans(decodeTraceRequest(server.requests[0].body));
+    expect(decoded.map((s) => s.spanId)).toEqual(sent.map((s) => s.spanId));
+    expect(metrics.get(SPANS_EXPORTED)).toBe(5);
+    expect(log.warnings).toEqual([]);
+  });
+
+  it('batches by size and by time over HTTP', async () => {
+    server = await startOtlpServer(ok);
+    const metrics = new SelfMetrics();
+    const pipeline = createTraceExportPipeline({
+      metrics,
+      log: recordingLog(),
+      env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: server.url },
+      batch: { maxBatchSize: 3, scheduledDelayMs: 150 },
+    });
+    for (const s of spans(4)) pipeline.add(s);
+    await server.waitForRequests(1);
+    expect(flattenSpans(decodeTraceRequest(server.requests[0].body))).toHaveLength(3);
+    const [, second] = await server.waitForRequests(2);
+    expect(flattenSpans(decodeTraceRequest(second.body))).toHaveLength(1);
+    await pipeline.shutdown();
+    expect(metrics.get(SPANS_EXPORTED)).toBe(4);
+  });
+
+  it('throws ERR_CONFIG for a protocol that is not supported yet', () => {
+    expect(() =>
+      createTraceExportPipeline({ metrics: new SelfMetrics(), log: recordingLog(), env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+  });
+});

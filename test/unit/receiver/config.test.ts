@@ -1,0 +1,138 @@
+import {
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_TRACES_ENDPOINT,
+  parseHeaderList,
+  resolveOtlpTraceConfig,
+  type Env,
+} from '../../../receiver/otlp/config';
+import { SpanbridgeError } from '../../../src/errors';
+
+function resolve(env: Env, options = {}) {
+  const warnings: string[] = [];
+  const config = resolveOtlpTraceConfig(options, env, (m) => warnings.push(m));
+  return { config, warnings };
+}
+
+describe('resolveOtlpTraceConfig', () => {
+  it('defaults to http/protobuf on localhost:4318 with a 10 s timeout', () => {
+    const { config, warnings } = resolve({});
+    expect(config).toEqual({
+      endpoint: DEFAULT_TRACES_ENDPOINT,
+      headers: {},
+      timeoutMs: DEFAULT_TIMEOUT_MS,
+      protocol: 'http/protobuf',
+    });
+    expect(DEFAULT_TRACES_ENDPOINT).toBe('http://localhost:4318/v1/traces');
+    expect(DEFAULT_TIMEOUT_MS).toBe(10000);
+    expect(warnings).toEqual([]);
+  });
+
+  it('appends /v1/traces to the generic endpoint, with or without a trailing slash or a path', () => {
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).config.endpoint).toBe(
+      'http://collector:4318/v1/traces',
+    );
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).config.endpoint).toBe(
+      'http://collector:4318/v1/traces',
+    );
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://gw.example/otlp/' }).config.endpoint).toBe(
+      'https://gw.example/otlp/v1/traces',
+    );
+  });
+
+  it('uses the traces endpoint as given and prefers it to the generic one; options win over both', () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
+    };
+    expect(resolve(env).config.endpoint).toBe('http://traces:9999/custom');
+    expect(resolve(env, { endpoint: 'http://flag:1/x' }).config.endpoint).toBe('http://flag:1/x');
+  });
+
+  it('treats empty values as unset', () => {
+    const { config, warnings } = resolve({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', OTEL_EXPORTER_OTLP_TIMEOUT: ' ' });
+    expect(config.endpoint).toBe(DEFAULT_TRACES_ENDPOINT);
+    expect(config.timeoutMs).toBe(DEFAULT_TIMEOUT_MS);
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns about and skips unusable endpoints, falling through to the next source', () => {
+    const { config, warnings } = resolve({
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'not a url',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://x',
+    });
+    expect(config.endpoint).toBe(DEFAULT_TRACES_ENDPOINT);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+    expect(warnings[1]).toContain('unsupported scheme ftp:');
+  });
+
+  it('merges generic and traces headers (traces win), URL-decodes values, options win last', () => {
+    const { config, warnings } = resolve(
+      {
+        OTEL_EXPORTER_OTLP_HEADERS: 'api-key=gen%20eric, x-tenant = a ,authorization=Basic%20dXNlcjpwYXNz',
+        OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=b,x-eq=a%3Db',
+      },
+      { headers: { 'api-key': 'from-flag' } },
+    );
+    expect(config.headers).toEqual({
+      'api-key': 'from-flag',
+      'x-tenant': 'b',
+      authorization: 'Basic dXNlcjpwYXNz',
+      'x-eq': 'a=b',
+    });
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns about and skips bad header entries but keeps the good ones', () => {
+    const warnings: string[] = [];
+    const headers = parseHeaderList('good=1,novalue,bad key=2,pct=%E0%A4%A,crlf=a%0D%0Ab,,=empty', 'X', (m) =>
+      warnings.push(m),
+    );
+    expect(headers).toEqual({ good: '1' });
+    expect(warnings).toHaveLength(5);
+    expect(warnings.join('\n')).toMatch(/expected key=value/);
+    expect(warnings.join('\n')).toMatch(/invalid percent-encoding/);
+    expect(warnings.join('\n')).toMatch(/control characters/);
+  });
+
+  it('reads the timeout in milliseconds, traces-specific first; bad values warned and ignored', () => {
+    expect(resolve({ OTEL_EXPORTER_OTLP_TIMEOUT: '2500' }).config.timeoutMs).toBe(2500);
+    expect(
+      resolve({ OTEL_EXPORTER_OTLP_TIMEOUT: '2500', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '700' }).config.timeoutMs,
+    ).toBe(700);
+    const bad = resolve({ OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: 'soon', OTEL_EXPORTER_OTLP_TIMEOUT: '-1' });
+    expect(bad.config.timeoutMs).toBe(DEFAULT_TIMEOUT_MS);
+    expect(bad.warnings).toHaveLength(2);
+    const opt = resolve({ OTEL_EXPORTER_OTLP_TIMEOUT: '2500' }, { timeoutMs: 0 });
+    expect(opt.config.timeoutMs).toBe(2500);
+    expect(opt.warnings).toHaveLength(1);
+    expect(resolve({}, { timeoutMs: 300 }).config.timeoutMs).toBe(300);
+  });
+
+  it('accepts http/protobuf, rejects http/json and grpc as not supported yet, ignores nonsense', () => {
+    expect(resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }).config.protocol).toBe('http/protobuf');
+    for (const env of [
+      { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' },
+      { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' },
+    ]) {
+      let error: unknown;
+      try {
+        resolve(env);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(SpanbridgeError);
+      expect((error as SpanbridgeError).code).toBe('ERR_CONFIG');
+      expect((error as SpanbridgeError).message).toMatch(/not supported yet/);
+    }
+    // The traces-specific value wins, so a generic grpc is never looked at.
+    expect(
+      resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).config
+        .protocol,
+    ).toBe('http/protobuf');
+    const nonsense = resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon' });
+    expect(nonsense.config.protocol).toBe('http/protobuf');
+    expect(nonsense.warnings).toHaveLength(1);
+  });
+});

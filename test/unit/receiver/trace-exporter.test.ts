@@ -1,0 +1,130 @@
+import { resolveOtlpTraceConfig } from '../../../receiver/otlp/config';
+import { OtlpTraceExporter } from '../../../receiver/otlp/trace-exporter';
+import { EXPORT_FAILURES, SPANS_DROPPED, SPANS_EXPORTED } from '../../../receiver/self-metrics';
+import { SelfMetrics } from '../../../src/metrics/counters';
+import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
+import { ok, recordingLog, startOtlpServer, unusedPort, type TestServer } from './helpers/otlp-server';
+import { makeResource, makeSpan } from './helpers/spans';
+
+describe('OtlpTraceExporter (against a real local HTTP server)', () => {
+  let server: TestServer | undefined;
+  let exporter: OtlpTraceExporter | undefined;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+
+  beforeAll(() => process.on('unhandledRejection', onUnhandled));
+  afterAll(() => process.off('unhandledRejection', onUnhandled));
+  afterEach(async () => {
+    await exporter?.shutdown();
+    await server?.close();
+    exporter = undefined;
+    server = undefined;
+    expect(unhandled).toEqual([]);
+  });
+
+  function setup(url: string, env: Record<string, string> = {}) {
+    const metrics = new SelfMetrics();
+    const log = recordingLog();
+    const config = resolveOtlpTraceConfig({ endpoint: url }, env, log.warn);
+    exporter = new OtlpTraceExporter(config, metrics, log);
+    return { metrics, log, exporter };
+  }
+
+  it('posts protobuf that decodes to the spans sent, with env headers, and counts them', async () => {
+    server = await startOtlpServer(ok);
+    const { metrics, log, exporter } = setup(server.url, {
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=s%3Dcret',
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=t1',
+    });
+    const a = makeResource('frontend', 10);
+    const b = makeResource('backend', 20);
+    const root = makeSpan(a, { startTimeUnixNano: 1732500000123456789n });
+    const child = makeSpan(a, { kind: 'CLIENT', traceId: root.traceId, parentSpanId: root.spanId, name: 'GET' });
+    const remote = makeSpan(b, { traceId: root.traceId, parentSpanId: child.spanId, traceState: 'k=v' });
+    await exporter.export([root, child, remote]);
+
+    expect(server.requests).toHaveLength(1);
+    const [req] = server.requests;
+    expect(req.headers['content-type']).toBe('application/x-protobuf');
+    expect(req.headers['x-api-key']).toBe('s=cret');
+    expect(req.headers['x-tenant']).toBe('t1');
+    const decoded = flattenSpans(decodeTraceRequest(req.body));
+    expect(decoded.map((s) => [s.traceId, s.spanId, s.parentSpanId, s.name, s.kind, s.traceState])).toEqual([
+      [root.traceId, root.spanId, '', root.name, 2, ''],
+      [root.traceId, child.spanId, root.spanId, 'GET', 3, ''],
+      [root.traceId, remote.spanId, child.spanId, remote.name, 2, 'k=v'],
+    ]);
+    expect(decoded[0].startTimeUnixNano).toBe(1732500000123456789n);
+    expect(decoded.map((s) => s.resource['service.name'])).toEqual(['frontend', 'frontend', 'backend']);
+    expect(metrics.get(SPANS_EXPORTED)).toBe(3);
+    expect(metrics.total(SPANS_DROPPED)).toBe(0);
+    expect(log.warnings).toEqual([]);
+  });
+
+  it('counts a timed-out export as failed within the timeout plus a margin', async () => {
+    server = await startOtlpServer(() => 'hang');
+    const { metrics, log, exporter } = setup(server.url, { OTEL_EXPORTER_OTLP_TIMEOUT: '250' });
+    const started = Date.now();
+    await exporter.export([makeSpan(makeResource('svc', 1)), makeSpan(makeResource('svc', 1))]);
+    expect(Date.now() - started).toBeLessThan(250 + 1000);
+    expect(metrics.get(EXPORT_FAILURES)).toBe(1);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'export_failed' })).toBe(2);
+    expect(metrics.get(SPANS_EXPORTED)).toBe(0);
+    expect(log.warnings).toHaveLength(1);
+    expect(log.warnings[0]).toMatch(/did not answer within 250 ms; dropped 2 spans/);
+  });
+
+  it('counts a 400 as a failure and a 503 as a failure too (no retry yet)', async () => {
+    let status = 400;
+    server = await startOtlpServer((_req, res) => {
+      res.writeHead(status, { 'retry-after': '1' });
+      res.end('nope');
+    });
+    const { metrics } = setup(server.url);
+    await exporter!.export([makeSpan(makeResource('svc', 1))]);
+    status = 503;
+    await exporter!.export([makeSpan(makeResource('svc', 1)), makeSpan(makeResource('svc', 1))]);
+    expect(metrics.get(EXPORT_FAILURES)).toBe(2);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'export_failed' })).toBe(3);
+  });
+
+  it('survives a Collector that is down: counted drop, no throw, no unhandled rejection, one warning', async () => {
+    const port = await unusedPort();
+    const { metrics, log, exporter } = setup(`http://127.0.0.1:${port}/v1/traces`);
+    const resource = makeResource('svc', 1);
+    for (let i = 0; i < 5; i++) await expect(exporter.export([makeSpan(resource), makeSpan(resource)])).resolves.toBeUndefined();
+    await new Promise((r) => setImmediate(r));
+    expect(metrics.get(EXPORT_FAILURES)).toBe(5);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'export_failed' })).toBe(10);
+    expect(log.warnings).toHaveLength(1); // rate-limited: not one line per failed batch
+    expect(log.warnings[0]).toMatch(/ECONNREFUSED/);
+  });
+
+  it('logs a recovery once exports succeed again', async () => {
+    let fail = true;
+    server = await startOtlpServer((_req, res) => {
+      res.writeHead(fail ? 502 : 200);
+      res.end();
+    });
+    const { metrics, log, exporter } = setup(server.url);
+    const resource = makeResource('svc', 1);
+    await exporter.export([makeSpan(resource)]);
+    await exporter.export([makeSpan(resource)]);
+    fail = false;
+    await exporter.export([makeSpan(resource)]);
+    expect(log.warnings).toHaveLength(1);
+    expect(log.infos).toEqual([expect.stringMatching(/export recovered after 2 failed exports; last error: .*HTTP 502/)]);
+    expect(metrics.get(SPANS_EXPORTED)).toBe(1);
+  });
+
+  it('counts spans handed over after shutdown as dropped (reason shutdown)', async () => {
+    server = await startOtlpServer(ok);
+    const { metrics, exporter } = setup(server.url);
+    await exporter.shutdown();
+    await exporter.export([makeSpan(makeResource('svc', 1))]);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'shutdown' })).toBe(1);
+    expect(server.requests).toHaveLength(0);
+  });
+});
