@@ -7,7 +7,8 @@ function findPackage(): { root: string; version: string } {
   let dir = __dirname;
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, 'package.json');
-    if (existsSync(candidate)) {
+    // dist/package.json (emitted by tsc for JSON imports) is a copy: skip it for the real root.
+    if (existsSync(candidate) && !dir.endsWith('/dist')) {
       const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'spanbridge' && pkg.version) return { root: dir, version: pkg.version };
     }
