@@ -16,7 +16,7 @@ BPF_HDRS := $(wildcard bpf/*.h)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wpadded -Werror \
 	-isystem $(BUILD)/bpf -Ibpf
 
-.PHONY: all setup deps bpf test-bpf-objects ts collector test test-unit test-integration run-local clean gen-structs
+.PHONY: all setup bpf test-bpf-objects ts collector test test-unit test-integration run-local clean gen-structs
 
 all: bpf ts
 
@@ -45,6 +45,16 @@ ts:
 
 collector:
 	@bash scripts/build-collector.sh
+
+# Every test layer; the README's test command. CI runs it through .ci/run.
+test: setup test-bpf-objects
+	@bash scripts/run-tests.sh
+
+test-unit: bpf ts
+	@bash scripts/run-tests.sh --selectProjects unit
+
+test-integration: setup test-bpf-objects
+	@bash scripts/run-tests.sh --selectProjects integration
 
 clean:
 	rm -rf $(BUILD) dist
