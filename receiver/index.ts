@@ -5,8 +5,8 @@
  *
  * Typical use (the agent's run command):
  *   const spans = createTraceExportPipeline({ metrics, log });   // throws ERR_CONFIG on a bad protocol
- *   assembler.onSpan((s) => spans.add(s));
- *   process.once('SIGTERM', () => void spans.shutdown());
+ *   ... for every finished span: spans.add(span);               // O(1), never throws
+ *   process.once('SIGTERM', () => void spans.shutdown());          // flushes, within a deadline
  */
 import type { SelfMetrics } from '../src/metrics/counters';
 import { SpanBatcher, type SpanBatcherOptions } from './batcher';

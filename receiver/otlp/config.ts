@@ -51,12 +51,14 @@ export function resolveOtlpTraceConfig(
   env: Env = process.env,
   warn: Warn = () => {},
 ): OtlpTraceExporterConfig {
-  return {
+  const config: OtlpTraceExporterConfig = {
     endpoint: resolveEndpoint(options, env, warn),
     headers: resolveHeaders(options, env, warn),
     timeoutMs: resolveTimeout(options, env, warn),
     protocol: resolveProtocol(options, env, warn),
   };
+  warnAboutCompression(env, warn);
+  return config;
 }
 
 /** An environment variable's value, `undefined` when unset or empty (the spec treats both alike). */
@@ -187,4 +189,18 @@ function resolveProtocol(options: OtlpTraceExporterOptions, env: Env, warn: Warn
     warn(`otlp config: ignoring ${source} ${JSON.stringify(value)}: expected http/protobuf, http/json or grpc`);
   }
   return 'http/protobuf';
+}
+
+/**
+ * OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION: requests are sent uncompressed for now (the Collector
+ * accepts that whatever it is configured with); a request for gzip is said out loud, not ignored.
+ */
+function warnAboutCompression(env: Env, warn: Warn): void {
+  const name = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION') !== undefined
+    ? 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'
+    : 'OTEL_EXPORTER_OTLP_COMPRESSION';
+  const value = envValue(env, name);
+  if (value === undefined || value === 'none') return;
+  if (value === 'gzip') warn(`otlp config: ${name}=gzip is not supported yet; sending uncompressed`);
+  else warn(`otlp config: ignoring ${name}=${JSON.stringify(value)}: expected none or gzip`);
 }

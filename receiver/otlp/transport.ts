@@ -141,7 +141,7 @@ function lowerCaseKeys(headers: Readonly<Record<string, string>>): Record<string
  * The server's reason for an error status: a google.rpc.Status message for protobuf answers
  * (what the Collector sends), the text otherwise; read up to a bound, then truncated.
  */
-async function readErrorReason(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, contentType: string): Promise<string> {
+async function readErrorReason(body: AsyncIterable<Uint8Array>, contentType: string): Promise<string> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {

@@ -45,7 +45,6 @@ const resource = makeResource('svc', 1);
 const spans = (n: number, overrides: Partial<Span> = {}): Span[] =>
   Array.from({ length: n }, () => makeSpan(resource, overrides));
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('SpanBatcher', () => {
   let batcher: SpanBatcher | undefined;
@@ -67,21 +66,25 @@ describe('SpanBatcher', () => {
   });
 
   it('exports a partial batch after scheduledDelayMs', async () => {
-    const exporter = new FakeExporter();
-    batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 100 });
-    const started = Date.now();
-    for (const s of spans(2)) batcher.add(s);
-    await sleep(40);
-    expect(exporter.sizes).toEqual([]);
-    while (exporter.batches.length === 0 && Date.now() - started < 2000) await sleep(5);
-    expect(exporter.sizes).toEqual([2]);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
-    // The next span starts a new delay.
-    batcher.add(makeSpan(resource));
-    await sleep(40);
-    expect(exporter.sizes).toEqual([2]);
-    await sleep(120);
-    expect(exporter.sizes).toEqual([2, 1]);
+    jest.useFakeTimers();
+    try {
+      const exporter = new FakeExporter();
+      batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 100 });
+      for (const s of spans(2)) batcher.add(s);
+      await jest.advanceTimersByTimeAsync(99);
+      expect(exporter.sizes).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(exporter.sizes).toEqual([2]);
+      // The next span starts a new delay.
+      await jest.advanceTimersByTimeAsync(50);
+      batcher.add(makeSpan(resource));
+      await jest.advanceTimersByTimeAsync(99);
+      expect(exporter.sizes).toEqual([2]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(exporter.sizes).toEqual([2, 1]);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('keeps its timers unref’d so a pending batch never holds the process open', () => {

@@ -135,4 +135,15 @@ describe('resolveOtlpTraceConfig', () => {
     expect(nonsense.config.protocol).toBe('http/protobuf');
     expect(nonsense.warnings).toHaveLength(1);
   });
+
+  it('says that compression is not supported yet instead of ignoring it silently', () => {
+    expect(resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }).warnings).toEqual([]);
+    expect(resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }).warnings).toEqual([
+      'otlp config: OTEL_EXPORTER_OTLP_COMPRESSION=gzip is not supported yet; sending uncompressed',
+    ]);
+    expect(
+      resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).warnings,
+    ).toEqual([]);
+    expect(resolve({ OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'zstd' }).warnings[0]).toMatch(/expected none or gzip/);
+  });
 });
