@@ -2,15 +2,21 @@
 // real Collector, real services). `make test` runs both.
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }];
 module.exports = {
+  // Integration tests start real processes (Collector, services, the agent): generous per-test budget.
+  testTimeout: 120_000,
+  // tsc copies package.json into dist/ for JSON imports: keep jest away from the build output.
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
   projects: [
     {
       displayName: 'unit',
+      modulePathIgnorePatterns: ['<rootDir>/dist/'],
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
     },
     {
       displayName: 'integration',
+      modulePathIgnorePatterns: ['<rootDir>/dist/'],
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
       testMatch: ['<rootDir>/test/integration/**/*.test.ts', '<rootDir>/test/bpf/**/*.test.ts'],

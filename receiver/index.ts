@@ -18,6 +18,7 @@ export { SpanBatcher, BATCHER_DEFAULTS, type SpanBatcherOptions, type SpanExport
 export type { ReceiverLog } from './log';
 export {
   resolveOtlpTraceConfig,
+  appendTracesPath,
   DEFAULT_TRACES_ENDPOINT,
   DEFAULT_TIMEOUT_MS,
   type OtlpTraceExporterOptions,

@@ -22,7 +22,7 @@ import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
 import { goServerSpan } from './spans/go-server-span';
 import { processResource } from './spans/resource';
-import type { Resource, Span } from './spans/span';
+import { isSampled, type Resource, type Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import { GO_FUNCS, GoHttpTracer, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
@@ -149,6 +149,15 @@ export class Agent {
       this.metrics.add('spanbridge_fields_truncated_total', 'Captured strings cut to their buffer size', {}, rec.truncated.length);
     }
     const span = goServerSpan(rec, resource, this.clock);
+    this.deliver(span);
+  }
+
+  /** Parent-based sampling: the W3C sampled flag decided in the kernel is honoured here. */
+  private deliver(span: Span): void {
+    if (!isSampled(span)) {
+      this.metrics.add('spanbridge_spans_unsampled_total', 'Spans not recorded because their trace is not sampled');
+      return;
+    }
     for (const sink of this.deps.sinks) sink.add(span);
   }
 

@@ -83,7 +83,7 @@ function resolveEndpoint(options: OtlpTraceExporterOptions, env: Env, warn: Warn
 }
 
 /** The generic endpoint is a base URL: `/v1/traces` is appended to its path, with exactly one slash. */
-function appendTracesPath(base: string | undefined): string | undefined {
+export function appendTracesPath(base: string | undefined): string | undefined {
   if (base === undefined) return undefined;
   return base.endsWith('/') ? `${base}${TRACES_PATH}` : `${base}/${TRACES_PATH}`;
 }

@@ -13,7 +13,7 @@ import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { createTraceExportPipeline } from '../../receiver';
+import { appendTracesPath, createTraceExportPipeline } from '../../receiver';
 import { parseRunArgs, RUN_USAGE } from './args';
 
 const USAGE = `Usage: spanbridge <command> [options]
@@ -53,7 +53,7 @@ async function run(argv: string[]): Promise<number> {
       createTraceExportPipeline({
         metrics,
         log,
-        otlp: opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint } : undefined,
+        otlp: opts.otlpEndpoint ? { endpoint: appendTracesPath(opts.otlpEndpoint) } : undefined,
       }),
     );
   }
