@@ -1,6 +1,6 @@
 // Tests in layers (docs/testing.md): unit (no privileges, fast) and integration (root, real kernel,
 // real Collector, real services). `make test` runs both.
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }];
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json' }];
 module.exports = {
   // Integration tests start real processes (Collector, services, the agent): generous per-test budget.
   testTimeout: 120_000,
