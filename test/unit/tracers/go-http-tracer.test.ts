@@ -1,0 +1,95 @@
+import { GO_OFFSETS } from '../../../src/events/structs.generated';
+import { encodeGoOffsets, GO_FUNCS, GO_OFFSET_FIELDS, GoHttpTracer, OFFSET_ABSENT, type GoTarget } from '../../../src/tracers/go-http-tracer';
+import { FakeBpfBackend } from '../../fakes/fake-bpf';
+
+const OBJ = '/x/go_http.bpf.o';
+
+function target(over: Partial<GoTarget> = {}): GoTarget {
+  const offsets: Record<string, number> = {};
+  let i = 8;
+  for (const { field } of Object.values(GO_OFFSET_FIELDS)) offsets[field] = (i += 8);
+  return {
+    goVersion: 'go1.26.8',
+    functions: {
+      [GO_FUNCS.serveHttp]: { entryOffset: 0x1000, retOffsets: [0x1040, 0x1080] },
+      [GO_FUNCS.readContinuedLineSlice]: { entryOffset: 0x2000, retOffsets: [0x2030] },
+    },
+    offsets,
+    ...over,
+  };
+}
+
+function started(backend = new FakeBpfBackend()): { backend: FakeBpfBackend; tracer: GoHttpTracer } {
+  const tracer = new GoHttpTracer(backend, OBJ);
+  tracer.start(() => undefined);
+  return { backend, tracer };
+}
+
+describe('GoHttpTracer', () => {
+  it('sets its settings in .rodata before load', () => {
+    const { backend } = started();
+    expect(backend.rodataOf(OBJ)).toEqual({ header_max_age_ns: 10_000_000_000n, capture_user_agent: true });
+  });
+
+  it('writes the offsets first, then attaches entry + every RET with the pid; never a uretprobe', () => {
+    const { backend, tracer } = started();
+    const r = tracer.attach(42, '/proc/42/exe', target());
+    expect(r).toEqual({ links: 4, notes: [] });
+    const obj = backend.openObjects()[0];
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(42);
+    const value = obj.map('go_offsets_by_pid').lookup(key);
+    expect(value).toEqual(encodeGoOffsets(target()));
+    expect(backend.activeLinks().map((l) => [l.program, l.target])).toEqual([
+      ['go_server_handler_serve_http', { kind: 'uprobe', binaryPath: '/proc/42/exe', offset: 0x1000, pid: 42 }],
+      ['go_server_handler_serve_http_ret', { kind: 'uprobe', binaryPath: '/proc/42/exe', offset: 0x1040, pid: 42 }],
+      ['go_server_handler_serve_http_ret', { kind: 'uprobe', binaryPath: '/proc/42/exe', offset: 0x1080, pid: 42 }],
+      ['go_textproto_read_line_ret', { kind: 'uprobe', binaryPath: '/proc/42/exe', offset: 0x2030, pid: 42 }],
+    ]);
+  });
+
+  it('detach destroys the links in reverse order and forgets the offsets', () => {
+    const { backend, tracer } = started();
+    tracer.attach(42, '/proc/42/exe', target());
+    tracer.detach(42);
+    expect(backend.activeLinks()).toHaveLength(0);
+    const order = backend.links.map((l) => l.destroyOrder);
+    expect(order).toEqual([3, 2, 1, 0]);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(42);
+    expect(backend.openObjects()[0].map('go_offsets_by_pid').lookup(key)).toBeNull();
+    tracer.detach(42); // idempotent
+  });
+
+  it('rolls back everything when an attach fails half way', () => {
+    const backend = new FakeBpfBackend().failAttach('go_textproto_read_line_ret', 3);
+    const { tracer } = started(backend);
+    expect(() => tracer.attach(42, '/proc/42/exe', target())).toThrow(/No such process \(errno 3\)/);
+    expect(backend.activeLinks()).toHaveLength(0);
+    expect(tracer.attachedPids).toEqual([]);
+  });
+
+  it('needs ServeHTTP with RET points and the required offsets; Pattern is optional', () => {
+    const { tracer } = started();
+    expect(() => tracer.attach(1, 'p', target({ functions: {} }))).toThrow(/net\/http.serverHandler.ServeHTTP in the binary/);
+    const noPattern = target();
+    const offsets = { ...noPattern.offsets };
+    delete (offsets as Record<string, number | undefined>)['net/http.Request.Pattern'];
+    const r = tracer.attach(2, 'p', { ...noPattern, goVersion: 'go1.22.12', offsets });
+    expect(r.notes).toEqual(['no http.route (Request.Pattern needs Go >= 1.23; go1.22.12)']);
+    const buf = encodeGoOffsets({ ...noPattern, offsets });
+    expect(buf.readUInt32LE(GO_OFFSETS.fields.req_pattern.offset)).toBe(OFFSET_ABSENT);
+    const missingGoid = { ...noPattern.offsets };
+    delete (missingGoid as Record<string, number | undefined>)['runtime.g.goid'];
+    expect(() => encodeGoOffsets({ ...noPattern, offsets: missingGoid })).toThrow(/struct offsets for runtime.g.goid/);
+  });
+
+  it('close detaches every process and closes the object', async () => {
+    const { backend, tracer } = started();
+    tracer.attach(1, 'p', target());
+    tracer.attach(2, 'p', target());
+    await tracer.close();
+    expect(backend.activeLinks()).toHaveLength(0);
+    expect(backend.openObjects()).toHaveLength(0);
+  });
+});
