@@ -25,7 +25,10 @@ export interface UprobeTarget {
 export interface BpfLink {
   /** What was attached, for logs and the attach table, e.g. "uprobe:/usr/bin/app+0x1234 pid=7". */
   readonly description: string;
-  /** Detaches. Idempotent. */
+  /**
+   * Detaches. Idempotent. Returns at once: the kernel detach (which waits for RCU grace periods,
+   * ~100 ms) finishes in the background; the owning object's close() waits for it.
+   */
   destroy(): void;
 }
 
@@ -62,6 +65,11 @@ export interface RingBufferSource {
   close(): Promise<void>;
   /** Records delivered so far. */
   readonly delivered: number;
+  /**
+   * Exceptions thrown by the record handler, caught and counted (never rethrown into libbpf).
+   * Optional only so that older implementations still type-check; both in-tree ones set it.
+   */
+  readonly handlerErrors?: number;
 }
 
 export interface BpfObject {
@@ -71,7 +79,10 @@ export interface BpfObject {
   program(name: string): BpfProgram;
   map(name: string): BpfMap;
   ringBuffer(mapName: string, onRecord: RecordHandler): RingBufferSource;
-  /** Destroys every link (reverse creation order), ring buffers, then the object. Idempotent. */
+  /**
+   * Stops record delivery at once (no handler runs after this call), then destroys every link
+   * (reverse creation order), ring buffers, then the object. Idempotent.
+   */
   close(): Promise<void>;
 }
 

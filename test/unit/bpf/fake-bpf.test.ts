@@ -1,0 +1,130 @@
+import { SpanbridgeError } from '../../../src/errors';
+import { FakeBpfBackend, fakeErrnoText } from '../../fakes/fake-bpf';
+
+const OBJ = '/fake/go_http.bpf.o';
+const spec = {
+  programs: ['uprobe_serve', 'uprobe_write', 'tp_exec'],
+  maps: {
+    events: { keySize: 0, valueSize: 0, kind: 'ring-buffer' as const },
+    ctx: { keySize: 8, valueSize: 4 },
+    stats: { keySize: 4, valueSize: 8, kind: 'per-cpu' as const },
+  },
+  rodata: ['filter_pid', 'debug'],
+};
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof SpanbridgeError ? err.code : 'not-a-SpanbridgeError';
+  }
+  return undefined;
+}
+
+describe('FakeBpfBackend', () => {
+  it('records rodata, attaches, and destroys links in reverse order on close (idempotent)', async () => {
+    const fake = new FakeBpfBackend({ objects: { [OBJ]: spec } });
+    const obj = fake.open(OBJ, { rodata: { filter_pid: 42, debug: true } });
+    expect(fake.rodataOf(OBJ)).toEqual({ filter_pid: 42, debug: true });
+    obj.load();
+    const a = obj.program('uprobe_serve').attachUprobe({ binaryPath: '/app', offset: 0x1234, pid: 7 });
+    const b = obj.program('tp_exec').attachTracepoint('sched', 'sched_process_exec');
+    expect(a.description).toBe('uprobe:/app+0x1234 pid=7');
+    expect(b.description).toBe('tracepoint:sched/sched_process_exec');
+    expect(fake.activeLinks().map((l) => l.target.kind)).toEqual(['uprobe', 'tracepoint']);
+
+    await obj.close();
+    await obj.close();
+    expect(fake.activeLinks()).toEqual([]);
+    expect(fake.links.map((l) => [l.program, l.destroyOrder])).toEqual([
+      ['uprobe_serve', 1],
+      ['tp_exec', 0],
+    ]);
+    expect(fake.openObjects()).toEqual([]);
+    expect(codeOf(() => obj.program('tp_exec').attachTracepoint('a', 'b'))).toBe('ERR_BPF_OPEN');
+  });
+
+  it('delivers emitted records (copied), queues them before start, counts handler errors', async () => {
+    const fake = new FakeBpfBackend();
+    const obj = fake.open(OBJ);
+    obj.load();
+    const got: Buffer[] = [];
+    fake.emit('events', Buffer.from([1, 2])); // before any ring buffer: queued
+    const rb = obj.ringBuffer('events', (r) => {
+      if (r[0] === 9) throw new Error('bad record');
+      got.push(r);
+    });
+    expect(got).toHaveLength(0);
+    rb.start();
+    expect(got.map((r) => [...r])).toEqual([[1, 2]]);
+    const src = Buffer.from([3]);
+    expect(fake.emit('events', src)).toBe(1);
+    src[0] = 99;
+    expect(got[1]?.[0]).toBe(3);
+    fake.emit('events', Buffer.from([9]));
+    expect(rb.delivered).toBe(3);
+    expect(rb.handlerErrors).toBe(1);
+    await rb.close();
+    expect(fake.emit('events', Buffer.from([4]))).toBe(0);
+    expect(got).toHaveLength(2);
+    await obj.close();
+  });
+
+  it('fails load, attach and open on request, with the real error codes and message shapes', async () => {
+    const fake = new FakeBpfBackend({ objects: { [OBJ]: spec } })
+      .failLoad('uprobe_write')
+      .failAttach('uprobe_serve', 3)
+      .failOpen('/missing.o');
+    expect(codeOf(() => fake.open('/missing.o'))).toBe('ERR_BPF_OPEN');
+
+    const obj = fake.open(OBJ);
+    expect(() => obj.load()).toThrow(/load \/fake\/go_http.bpf.o: program uprobe_write: Permission denied \(errno 13\)\nverifier log:\n.*map_value_or_null/);
+    await obj.close();
+
+    const ok = fake.open(OBJ, { disablePrograms: ['uprobe_write'] });
+    ok.load();
+    expect(() => ok.program('uprobe_serve').attachUprobe({ binaryPath: '/x', offset: 0x10, pid: 7 })).toThrow(
+      'attach uprobe /x+0x10 pid 7: No such process (errno 3)',
+    );
+    expect(codeOf(() => ok.program('uprobe_write').attachUprobe({ binaryPath: '/x', offset: 1 }))).toBe('ERR_BPF_ATTACH');
+    expect(codeOf(() => ok.program('nope'))).toBe('ERR_BPF_OPEN');
+    expect(codeOf(() => ok.map('nope'))).toBe('ERR_BPF_MAP');
+    expect(codeOf(() => fake.open(OBJ, { rodata: { nope: 1 } }))).toBe('ERR_BPF_OPEN');
+    expect(codeOf(() => fake.open(OBJ, { disablePrograms: ['nope'] }))).toBe('ERR_BPF_OPEN');
+    await ok.close();
+  });
+
+  it('refuses attach before load', () => {
+    const fake = new FakeBpfBackend();
+    const obj = fake.open(OBJ);
+    expect(codeOf(() => obj.program('p').attachTracepoint('a', 'b'))).toBe('ERR_BPF_ATTACH');
+    expect(codeOf(() => obj.ringBuffer('events', () => undefined))).toBe('ERR_BPF_MAP');
+  });
+
+  it('keeps map contents, checks key sizes, and has per-CPU values', async () => {
+    const fake = new FakeBpfBackend({ possibleCpus: 2, objects: { [OBJ]: spec } });
+    const obj = fake.open(OBJ);
+    obj.load();
+    const ctx = obj.map('ctx');
+    const key = Buffer.alloc(8, 1);
+    ctx.update(key, Buffer.from([1, 2, 3, 4]));
+    expect([...(ctx.lookup(key) ?? [])]).toEqual([1, 2, 3, 4]);
+    expect(ctx.delete(key)).toBe(true);
+    expect(ctx.delete(key)).toBe(false);
+    expect(ctx.lookup(key)).toBeNull();
+    expect(codeOf(() => ctx.update(Buffer.alloc(3), Buffer.alloc(4)))).toBe('ERR_BPF_MAP');
+    expect(codeOf(() => ctx.update(key, Buffer.alloc(5)))).toBe('ERR_BPF_MAP');
+
+    const stats = obj.map('stats');
+    stats.update(Buffer.alloc(4), Buffer.alloc(8, 7));
+    expect(stats.lookupPerCpu(Buffer.alloc(4))?.map((b) => b[0])).toEqual([7, 7]);
+    expect(codeOf(() => stats.lookup(Buffer.alloc(4)))).toBe('ERR_BPF_MAP');
+    expect(codeOf(() => obj.ringBuffer('ctx', () => undefined))).toBe('ERR_BPF_MAP');
+    await obj.close();
+  });
+
+  it('formats errno like strerror', () => {
+    expect(fakeErrnoText(3)).toBe('No such process (errno 3)');
+    expect(fakeErrnoText(-2)).toBe('No such file or directory (errno 2)');
+  });
+});
