@@ -6,7 +6,11 @@
  * Run from the repository root (needs `go` >= 1.21 on PATH and the Go module proxy, which
  * serves toolchains: `GOTOOLCHAIN=go1.X.Y go build` downloads each one once, ~70 MB):
  *
- *   npx tsc -p tsconfig.json && node dist/scripts/gen-go-offsets.js [options] [go1.X.Y ...]
+ *   npx tsc -p scripts/go-offsets/tsconfig.json && node dist/gen-go-offsets/scripts/gen-go-offsets.js [options] [go1.X.Y ...]
+ *
+ * (compiles just this script and what it imports; `npx tsc -p tsconfig.json` followed by
+ * `node dist/scripts/gen-go-offsets.js` works too). A full run downloads two toolchains per
+ * minor (more where bisecting) and takes ~10 minutes the first time, seconds when cached.
  *
  * Options:
  *   --minors 1.21-1.26   minors to cover (default 1.21 up to the newest the proxy lists)

@@ -75,6 +75,7 @@ export class ElfFile {
   private fd: number;
   private readonly byName = new Map<string, ElfSection>();
   private symtabData: { syms: Buffer; strs: Buffer } | undefined;
+  private relativeRelocs: Map<number, number> | undefined;
 
   private constructor(path: string, fd: number) {
     this.path = path;
@@ -276,20 +277,28 @@ export class ElfFile {
   }
 
   /**
-   * For a PIE binary, a pointer-sized field at `vaddr` may be 0 in the file and filled at load time
-   * by an R_X86_64_RELATIVE relocation; this returns that relocation's addend (the link-time value).
+   * For a PIE binary, pointer-sized fields are 0 in the file and filled at load time by
+   * R_X86_64_RELATIVE relocations; their addends are the link-time values. This maps each
+   * relocated address to its addend (indexed once per file).
    */
-  relativeRelocationAt(vaddr: number): number | undefined {
+  relativeRelocations(): ReadonlyMap<number, number> {
+    if (this.relativeRelocs) return this.relativeRelocs;
+    const index = new Map<number, number>();
     for (const s of this.sections) {
       if (s.type !== SHT_RELA) continue;
       const data = this.sectionData(s);
       const ent = s.entsize || 24;
       for (let o = 0; o + 24 <= data.length; o += ent) {
-        if (u64(data, o) !== vaddr) continue;
-        if (data.readUInt32LE(o + 8) === R_X86_64_RELATIVE) return Number(data.readBigInt64LE(o + 16));
+        if (data.readUInt32LE(o + 8) === R_X86_64_RELATIVE) index.set(u64(data, o), Number(data.readBigInt64LE(o + 16)));
       }
     }
-    return undefined;
+    this.relativeRelocs = index;
+    return index;
+  }
+
+  /** The link-time value of a relocated pointer at `vaddr` (PIE), or undefined. */
+  relativeRelocationAt(vaddr: number): number | undefined {
+    return this.relativeRelocations().get(vaddr);
   }
 }
 

@@ -17,7 +17,7 @@
  * `go tool objdump` uses) is the last resort; it is wrong for externally linked binaries.
  */
 import { SpanbridgeError } from '../../errors';
-import { ElfFile, ElfFunction, SHT_NOBITS, SHT_RELA } from './elf';
+import { ElfFile, ElfFunction, SHT_NOBITS } from './elf';
 
 const MAGIC_116 = 0xfffffffa;
 const MAGIC_118 = 0xfffffff0;
@@ -61,20 +61,14 @@ function textFromModuledata(elf: ElfFile, pclnVaddr: number, funcnameVaddr: numb
     }
   }
   // PIE: the pointers are 0 in the file; the RELATIVE relocations carry them.
-  for (const s of elf.sections) {
-    if (s.type !== SHT_RELA) continue;
-    const data = elf.sectionData(s);
-    const ent = s.entsize || 24;
-    for (let o = 0; o + 24 <= data.length; o += ent) {
-      if (data.readBigInt64LE(o + 16) !== want || data.readUInt32LE(o + 8) !== 8) continue;
-      const md = Number(data.readBigUInt64LE(o));
-      try {
-        if (readPointer(elf, md + 8) !== funcnameVaddr) continue;
-        const text = readPointer(elf, md + MODULEDATA_TEXT_OFFSET);
-        if (text !== 0) return text;
-      } catch {
-        // not backed by the file: not the moduledata
-      }
+  for (const [md, addend] of elf.relativeRelocations()) {
+    if (addend !== pclnVaddr) continue;
+    try {
+      if (readPointer(elf, md + 8) !== funcnameVaddr) continue;
+      const text = readPointer(elf, md + MODULEDATA_TEXT_OFFSET);
+      if (text !== 0) return text;
+    } catch {
+      // not backed by the file: not the moduledata
     }
   }
   return undefined;

@@ -5,6 +5,9 @@ import { parseModInfo, readBuildInfo, unquoteGo } from '../../../src/discovery/g
 import { withElf } from '../../../src/discovery/go/elf';
 import { buildFixture, haveGo } from './go-build';
 
+// Tests may build Go fixtures (first run: toolchain download and compile); cached afterwards.
+jest.setTimeout(600_000);
+
 describe('module info parsing', () => {
   const text = [
     'path\texample.com/app/cmd/server',

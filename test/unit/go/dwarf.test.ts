@@ -23,6 +23,9 @@ function haveObjcopy(): boolean {
   }
 }
 
+// Tests may build Go fixtures (first run: toolchain download and compile); cached afterwards.
+jest.setTimeout(600_000);
+
 const describeIf = haveGo() && haveObjcopy() ? describe : describe.skip;
 
 describeIf('DWARF section encodings', () => {

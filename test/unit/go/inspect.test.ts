@@ -26,6 +26,9 @@ const FUNCS = [
   'main.main',
 ];
 const BUILD_TIMEOUT = 600_000;
+// Tests may build Go fixtures (first run: toolchain download and compile); cached afterwards.
+jest.setTimeout(600_000);
+
 
 function errorOf(fn: () => unknown): SpanbridgeError {
   try {
