@@ -64,3 +64,7 @@ gen-structs: bpf
 	npx tsc --target ES2022 --module commonjs --esModuleInterop --skipLibCheck --types node \
 		--outDir $(BUILD)/gen scripts/gen-structs.ts
 	node $(BUILD)/gen/scripts/gen-structs.js $(BUILD)/bpf
+
+# The main job: stock Collector + Go demo services under steady traffic + the agent. Ctrl-C stops all.
+run-local: setup
+	@bash scripts/run-local.sh

@@ -1,0 +1,3 @@
+module example.com/demo/backend
+
+go 1.22

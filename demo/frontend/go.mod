@@ -1,0 +1,3 @@
+module example.com/demo/frontend
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/demo/loadgen
+
+go 1.22
