@@ -28,14 +28,14 @@ describe('make run-local (scripts/run-local.sh)', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/attached pid \d+ \(.*demo-frontend/);
     expect(r.stderr).toMatch(/attached pid \d+ \(.*demo-backend/);
-    expect(r.stderr).toMatch(/\[collector\] GET \/shop\/\{item\}/);
+    expect(r.stdout).toMatch(/\[collector\] GET \/shop\/\{item\}/);
     expect(r.stderr).toMatch(/stopped: [1-9]\d* spans exported, 0 dropped/);
     const lines = readFileSync(path.join(REPO_ROOT, 'build/run-local/traces.jsonl'), 'utf8').split('\n').filter(Boolean);
     const spans = lines.flatMap((l) => flattenTraceRequest(JSON.parse(l) as JsonValue));
     const services = new Set(spans.map((s) => s.resource['service.name']));
     expect(services).toEqual(new Set(['demo-frontend', 'demo-backend']));
     expect(spans.some((s) => s.name === 'GET /price/{item}' && s.status.code === 'ERROR')).toBe(true);
-    const left = execFileSync('sh', ['-c', `pgrep -f 'build/run-local/bin/demo-|collector-config/run-local.yaml' || true`], { encoding: 'utf8' });
+    const left = execFileSync('sh', ['-c', `pgrep -f 'build/run-local/bin/dem[o]-|collector-config/run-local.yam[l]' || true`], { encoding: 'utf8' });
     expect(left.trim()).toBe('');
   });
 });
