@@ -77,9 +77,15 @@ function parentIdOf(s: Sent): string {
   return s.traceparent!.split('-')[2];
 }
 
-const TOOLCHAINS: GoToolchain[] = ['local', 'go1.22.12'];
+// The machine's Go (offsets from DWARF), Go 1.22 (older layout, no Request.Pattern), and a
+// stripped build (-s -w: no symbols, no DWARF: functions from .gopclntab, offsets from the table).
+const VARIANTS: [GoToolchain, string][] = [
+  ['local', ''],
+  ['go1.22.12', ''],
+  ['local', '-s -w'],
+];
 
-describe.each(TOOLCHAINS)('Go net/http server spans (Go toolchain %s)', (toolchain) => {
+describe.each(VARIANTS)('Go net/http server spans (Go toolchain %s, ldflags %p)', (toolchain, ldflags) => {
   let collector: RunningCollector;
   let app: Running;
   let agent: AgentProcess;
@@ -90,7 +96,7 @@ describe.each(TOOLCHAINS)('Go net/http server spans (Go toolchain %s)', (toolcha
 
   beforeAll(async () => {
     requireRootAndBpf();
-    const bin = buildGoApp('goserver', toolchain);
+    const bin = buildGoApp('goserver', toolchain, ldflags);
     goVersion = goVersionOf(toolchain);
     const [, minor] = /^go1\.(\d+)/.exec(goVersion) ?? [];
     hasPattern = Number(minor) >= 23;
