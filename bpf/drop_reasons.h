@@ -11,7 +11,13 @@ enum drop_reason {
 	DROP_NO_START = 4,          /* a return probe without a matching entry */
 	SKIP_BAD_TRACEPARENT = 5,   /* incoming traceparent malformed: treated as absent */
 	SKIP_STRING_TRUNCATED = 6,  /* a captured string was longer than its buffer */
-	DROP_REASON_MAX = 7,
+	INJECT_DONE = 7,            /* a traceparent was written into an outgoing request (not a drop) */
+	INJECT_SKIP_NO_ROOM = 8,    /* no room left in the writer's buffer: request left untouched */
+	INJECT_SKIP_FLUSHED = 9,    /* the writer flushed while headers were written: left untouched */
+	INJECT_SKIP_BAD_WRITER = 10, /* the writer did not look like a bufio.Writer: left untouched */
+	INJECT_SKIP_APP_HEADER = 11, /* the application set its own traceparent: respected */
+	INJECT_SKIP_SCAN_LIMIT = 12, /* headers longer than the scan window: left untouched */
+	DROP_REASON_MAX = 13,
 };
 
 #define DROP_COUNTERS_MAP(name)                                   \

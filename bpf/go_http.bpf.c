@@ -8,6 +8,14 @@
  *       incoming traceparent or start a trace) and remembers the request.
  *   net/http.serverHandler.ServeHTTP  RET points: reads method, URL, pattern, status, sizes and
  *       emits one go_http_server_event.
+ *   net/http.(*Transport).roundTrip  entry: decides the client span's context: child of the server
+ *       span on this goroutine or an ancestor (runtime.newproc1 RETs record goroutine parents,
+ *       runtime.goexit1 forgets them), else a new trace. RET points: emits go_http_client_event.
+ *   net/http.(*Request).write  entry + net/http.Header.writeSubset entry/RET points (on the
+ *       Transport's write goroutine): finds an application-set traceparent in the serialised
+ *       headers (then its ids are the client span's), else writes `Traceparent:` into the
+ *       connection's bufio.Writer and advances its length (bpf_probe_write_user, in go_header_write_subset_ret_inject,
+ *       loaded only where the kernel allows it), always within verified bounds.
  *
  * Never a uretprobe on Go code (Go moves goroutine stacks); the agent attaches a uprobe at every
  * RET instruction instead. Goroutines are identified by goid (never reused), read from g (R14).
@@ -20,6 +28,7 @@
 #include "go_abi.h"
 #include "go_offsets.h"
 #include "go_http_server.h"
+#include "go_http_client.h"
 #include "trace_context.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -99,6 +108,7 @@ DROP_COUNTERS_MAP(go_http_drops);
 
 /* Keep the record type in BTF so its TypeScript view can be generated from this object. */
 const struct go_http_server_event *_unused_go_http_server_event __attribute__((unused));
+const struct go_http_client_event *_unused_go_http_client_event __attribute__((unused));
 const struct go_offsets *_unused_go_offsets __attribute__((unused));
 const enum record_type *_unused_record_type __attribute__((unused));
 const enum drop_reason *_unused_drop_reason __attribute__((unused));
@@ -395,4 +405,450 @@ out:
 	bpf_map_delete_elem(&incoming_by_goroutine, &key);
 	bpf_map_delete_elem(&server_requests, &key);
 	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Client side                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Settings: how many ancestor goroutines to search for a server span. */
+const volatile __u32 max_goroutine_depth = 4;
+
+struct req_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 req; /* *http.Request */
+};
+
+/* A client request between roundTrip entry and return. Keyed by request pointer because the
+ * headers are written on the Transport's writeLoop goroutine, not on the caller's. */
+struct client_request {
+	__u64 start_ns;
+	__u8 flags;
+	__u8 _pad[7];
+	struct trace_context ctx; /* this client span */
+	__u8 parent_span_id[8];
+};
+
+/* Request.write -> writeSubset on the same goroutine: which request, which writer. */
+struct pending_write {
+	__u64 req;
+	__u64 writer;  /* *bufio.Writer */
+	__s64 n_start; /* bufio.Writer.n when writeSubset began; -1 until then */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct req_key);
+	__type(value, struct client_request);
+} client_requests SEC(".maps");
+
+/* Caller goroutine -> request, so the RET probe finds its request. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct goroutine_key);
+	__type(value, __u64);
+} roundtrip_by_goroutine SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct goroutine_key);
+	__type(value, struct pending_write);
+} pending_writes SEC(".maps");
+
+/* Child goroutine -> parent goroutine id (from runtime.newproc1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct goroutine_key);
+	__type(value, __u64);
+} goroutine_parent SEC(".maps");
+
+#define SCAN_MAX 2048
+#define TP_LINE_LEN 70 /* "Traceparent: " (13) + 55 + "\r\n" */
+
+struct scan_scratch {
+	char bytes[SCAN_MAX + 128];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scan_scratch);
+} scan_scratch_map SEC(".maps");
+
+SEC("uprobe")
+int go_runtime_newproc1_ret(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off || off->g_parent_goid == OFFSET_ABSENT)
+		return 0;
+	void *newg = GO_RET1(ctx);
+	if (!newg)
+		return 0;
+	struct goroutine_key child = { .tgid = tgid };
+	__u64 parent = 0;
+	if (bpf_probe_read_user(&child.goid, sizeof(child.goid), newg + off->g_goid) ||
+	    bpf_probe_read_user(&parent, sizeof(parent), newg + off->g_parent_goid) || !parent)
+		return 0;
+	bpf_map_update_elem(&goroutine_parent, &child, &parent, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_runtime_goexit1(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off)
+		return 0;
+	struct goroutine_key key;
+	if (!goroutine_key_of(ctx, off, &key))
+		bpf_map_delete_elem(&goroutine_parent, &key);
+	return 0;
+}
+
+/* The server span running on this goroutine or its nearest ancestor (bounded walk). */
+static __always_inline struct server_request *find_server_request(struct goroutine_key key)
+{
+	for (__u32 depth = 0; depth < 8; depth++) {
+		if (depth > max_goroutine_depth)
+			break;
+		struct server_request *r = bpf_map_lookup_elem(&server_requests, &key);
+		if (r)
+			return r;
+		__u64 *parent = bpf_map_lookup_elem(&goroutine_parent, &key);
+		if (!parent)
+			break;
+		key.goid = *parent;
+	}
+	return NULL;
+}
+
+SEC("uprobe")
+int go_transport_round_trip(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off) {
+		count_drop(DROP_NO_OFFSETS);
+		return 0;
+	}
+	struct goroutine_key gkey;
+	if (goroutine_key_of(ctx, off, &gkey)) {
+		count_drop(DROP_READ_FAILED);
+		return 0;
+	}
+	/* (*Transport).roundTrip(t *Transport, req *Request): t in RAX, req in RBX. */
+	__u64 req = (__u64)GO_ARG2(ctx);
+	if (!req)
+		return 0;
+	struct client_request c = {};
+	c.start_ns = bpf_ktime_get_ns();
+	struct server_request *parent = find_server_request(gkey);
+	if (parent) {
+		__builtin_memcpy(c.ctx.trace_id, parent->ctx.trace_id, 16);
+		__builtin_memcpy(c.parent_span_id, parent->ctx.span_id, 8);
+		c.ctx.flags = parent->ctx.flags;
+		c.flags |= CLIENT_F_LOCAL_PARENT;
+	} else {
+		new_trace_id(c.ctx.trace_id);
+		c.ctx.flags = 0x01;
+	}
+	new_span_id(c.ctx.span_id);
+	struct req_key rkey = { .tgid = tgid, .req = req };
+	if (bpf_map_update_elem(&client_requests, &rkey, &c, BPF_ANY) ||
+	    bpf_map_update_elem(&roundtrip_by_goroutine, &gkey, &req, BPF_ANY))
+		count_drop(DROP_STATE_MAP_FULL);
+	return 0;
+}
+
+SEC("uprobe")
+int go_transport_round_trip_ret(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off)
+		return 0;
+	struct goroutine_key gkey;
+	if (goroutine_key_of(ctx, off, &gkey))
+		return 0;
+	__u64 *reqp = bpf_map_lookup_elem(&roundtrip_by_goroutine, &gkey);
+	if (!reqp) {
+		count_drop(DROP_NO_START);
+		return 0;
+	}
+	struct req_key rkey = { .tgid = tgid, .req = *reqp };
+	bpf_map_delete_elem(&roundtrip_by_goroutine, &gkey);
+	struct client_request *c = bpf_map_lookup_elem(&client_requests, &rkey);
+	if (!c) {
+		count_drop(DROP_NO_START);
+		return 0;
+	}
+	/* Results: (*Response, error): resp in RAX, error (itab, data) in RBX/RCX. */
+	void *resp = GO_RET1(ctx);
+	__u64 err_itab = ctx->bx;
+
+	struct go_http_client_event *e = bpf_ringbuf_reserve(&go_http_events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_RINGBUF_FULL);
+		goto out;
+	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	e->type = RECORD_GO_HTTP_CLIENT;
+	e->trace_flags = c->ctx.flags;
+	e->flags = c->flags;
+	e->_pad0 = 0;
+	e->status = 0;
+	e->_pad1 = 0;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->goid = gkey.goid;
+	e->start_ns = c->start_ns;
+	e->end_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(e->trace_id, c->ctx.trace_id, 16);
+	__builtin_memcpy(e->span_id, c->ctx.span_id, 8);
+	__builtin_memcpy(e->parent_span_id, c->parent_span_id, 8);
+	e->method_len = e->scheme_len = e->host_len = e->path_len = e->query_len = 0;
+	e->_pad2 = 0;
+
+	void *req = (void *)rkey.req;
+	READ_GO_STRING(req, off->req_method, e->method, CLIENT_METHOD_MAX, e->method_len);
+	void *url = NULL;
+	if (!bpf_probe_read_user(&url, sizeof(url), req + off->req_url) && url) {
+		READ_GO_STRING(url, off->url_scheme, e->scheme, CLIENT_SCHEME_MAX, e->scheme_len);
+		READ_GO_STRING(url, off->url_host, e->host, CLIENT_HOST_MAX, e->host_len);
+		READ_GO_STRING(url, off->url_path, e->path, CLIENT_PATH_MAX, e->path_len);
+		READ_GO_STRING(url, off->url_raw_query, e->query, CLIENT_QUERY_MAX, e->query_len);
+	}
+	if (err_itab) {
+		e->flags |= CLIENT_F_ERROR;
+	} else if (resp) {
+		__s64 status = 0;
+		if (!bpf_probe_read_user(&status, sizeof(status), resp + off->response_status_code) &&
+		    status > 0 && status < 1000) {
+			e->status = status;
+			e->flags |= CLIENT_F_HAS_STATUS;
+		}
+	}
+	bpf_ringbuf_submit(e, 0);
+out:
+	bpf_map_delete_elem(&client_requests, &rkey);
+	return 0;
+}
+
+SEC("uprobe")
+int go_request_write(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off)
+		return 0;
+	/* (*Request).write(r *Request, w io.Writer, ...): r in RAX, w (itab, data) in RBX/RCX. */
+	struct req_key rkey = { .tgid = tgid, .req = (__u64)GO_ARG1(ctx) };
+	if (!bpf_map_lookup_elem(&client_requests, &rkey))
+		return 0;
+	struct goroutine_key gkey;
+	if (goroutine_key_of(ctx, off, &gkey))
+		return 0;
+	struct pending_write p = { .req = rkey.req, .writer = (__u64)GO_ARG3(ctx), .n_start = -1 };
+	bpf_map_update_elem(&pending_writes, &gkey, &p, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_header_write_subset(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off)
+		return 0;
+	struct goroutine_key gkey;
+	if (goroutine_key_of(ctx, off, &gkey))
+		return 0;
+	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
+	/* Header.writeSubset(h Header, w io.Writer, ...): h in RAX, w (itab, data) in RBX/RCX.
+	 * Only the first call after Request.write (the request's own headers), on its writer. */
+	if (!p || p->n_start >= 0 || (__u64)GO_ARG3(ctx) != p->writer)
+		return 0;
+	__s64 n = -1;
+	if (bpf_probe_read_user(&n, sizeof(n), (void *)p->writer + off->bufio_n) || n < 0)
+		return 0;
+	p->n_start = n;
+	return 0;
+}
+
+struct scan_ctx {
+	const char *bytes;
+	__u32 len;
+	__s32 found; /* offset of the value after "traceparent:" + OWS, or -1 */
+};
+
+static long scan_line(__u32 i, struct scan_ctx *sc)
+{
+	/* A header line starts at 0 or after '\n'. */
+	if (i + 12 > sc->len || i >= SCAN_MAX)
+		return 1;
+	const char *b = sc->bytes;
+	if (i > 0 && b[(i - 1) & (SCAN_MAX - 1)] != '\n')
+		return 0;
+	const char want[] = "traceparent:";
+	for (int k = 0; k < 12; k++) {
+		char c = b[(i + k) & (SCAN_MAX + 127)];
+		if (k < 11)
+			c = lower(c);
+		if (c != want[k])
+			return 0;
+	}
+	__u32 v = i + 12;
+	for (int k = 0; k < 4; k++) {
+		char c = b[v & (SCAN_MAX + 127)];
+		if (c == ' ' || c == '\t')
+			v++;
+	}
+	sc->found = v;
+	return 1;
+}
+
+/* Writes the 70-byte header line for ctx into out. */
+static __always_inline void format_traceparent_line(char out[TP_LINE_LEN], const struct trace_context *tc)
+{
+	const char hex[] = "0123456789abcdef";
+	const char head[] = "Traceparent: 00-";
+	__builtin_memcpy(out, head, 16);
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		out[16 + 2 * i] = hex[(tc->trace_id[i] >> 4) & 0xf];
+		out[17 + 2 * i] = hex[tc->trace_id[i] & 0xf];
+	}
+	out[48] = '-';
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		out[49 + 2 * i] = hex[(tc->span_id[i] >> 4) & 0xf];
+		out[50 + 2 * i] = hex[tc->span_id[i] & 0xf];
+	}
+	out[65] = '-';
+	out[66] = hex[(tc->flags >> 4) & 0xf];
+	out[67] = hex[tc->flags & 0xf];
+	out[68] = '\r';
+	out[69] = '\n';
+}
+
+/* At the RETs of Header.writeSubset: the request's headers are in the writer's buffer. Either
+ * the application set a traceparent (use its ids; never add a second), or inject ours. */
+static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inject)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off)
+		return 0;
+	struct goroutine_key gkey;
+	if (goroutine_key_of(ctx, off, &gkey))
+		return 0;
+	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
+	if (!p || p->n_start < 0)
+		return 0;
+	struct pending_write pw = *p;
+	bpf_map_delete_elem(&pending_writes, &gkey);
+	struct req_key rkey = { .tgid = tgid, .req = pw.req };
+	struct client_request *c = bpf_map_lookup_elem(&client_requests, &rkey);
+	if (!c)
+		return 0;
+
+	/* The writer: buf []byte (ptr, len, cap) and n. A bufio.Writer's buf has len == cap. */
+	struct go_slice buf = {};
+	__s64 n = -1;
+	void *w = (void *)pw.writer;
+	if (bpf_probe_read_user(&buf, sizeof(buf), w + off->bufio_buf) ||
+	    bpf_probe_read_user(&n, sizeof(n), w + off->bufio_n) || !buf.ptr || buf.len != buf.cap ||
+	    buf.cap <= 0 || buf.cap > (1 << 24) || n < 0 || n > buf.len) {
+		count_drop(INJECT_SKIP_BAD_WRITER);
+		c->flags |= CLIENT_F_INJECT_SKIPPED;
+		return 0;
+	}
+	if (n < pw.n_start) {
+		/* The buffer was flushed mid-headers: what was written cannot be inspected. */
+		count_drop(INJECT_SKIP_FLUSHED);
+		c->flags |= CLIENT_F_INJECT_SKIPPED;
+		return 0;
+	}
+	__u64 len = n - pw.n_start;
+	if (len > SCAN_MAX) {
+		count_drop(INJECT_SKIP_SCAN_LIMIT);
+		c->flags |= CLIENT_F_INJECT_SKIPPED;
+		return 0;
+	}
+	__u32 zero = 0;
+	struct scan_scratch *s = bpf_map_lookup_elem(&scan_scratch_map, &zero);
+	if (!s)
+		return 0;
+	if (len > 0 && bpf_probe_read_user(s->bytes, len & (SCAN_MAX | (SCAN_MAX - 1)), (void *)(buf.ptr + pw.n_start)))
+		return 0;
+	struct scan_ctx sc = { .bytes = s->bytes, .len = len, .found = -1 };
+	if (len >= 12)
+		bpf_loop(SCAN_MAX, scan_line, &sc, 0);
+	if (sc.found >= 0) {
+		/* The application's own traceparent: respected; if valid, it is this span's context. */
+		struct trace_context app = {};
+		__u32 v = sc.found;
+		__u32 vlen = 0;
+		/* value length up to the CR */
+		if (v + TRACEPARENT_LEN + 2 <= len && v < SCAN_MAX &&
+		    s->bytes[(v + TRACEPARENT_LEN) & (SCAN_MAX + 127)] == '\r')
+			vlen = TRACEPARENT_LEN;
+		if (vlen && !parse_traceparent(s->bytes + (v & (SCAN_MAX - 1)), vlen, &app)) {
+			__builtin_memcpy(c->ctx.trace_id, app.trace_id, 16);
+			__builtin_memcpy(c->ctx.span_id, app.span_id, 8);
+			c->ctx.flags = app.flags;
+			c->flags |= CLIENT_F_APP_TRACEPARENT;
+		} else {
+			c->flags |= CLIENT_F_APP_TP_INVALID;
+		}
+		count_drop(INJECT_SKIP_APP_HEADER);
+		return 0;
+	}
+	if (!inject)
+		return 0;
+	if (buf.cap - n < TP_LINE_LEN) {
+		count_drop(INJECT_SKIP_NO_ROOM);
+		c->flags |= CLIENT_F_INJECT_SKIPPED;
+		return 0;
+	}
+	char line[TP_LINE_LEN];
+	format_traceparent_line(line, &c->ctx);
+	/* Bounds verified above: [buf.ptr + n, buf.ptr + n + 70) lies inside the buffer. */
+	if (bpf_probe_write_user((void *)(buf.ptr + n), line, TP_LINE_LEN)) {
+		count_drop(INJECT_SKIP_BAD_WRITER);
+		c->flags |= CLIENT_F_INJECT_SKIPPED;
+		return 0;
+	}
+	__s64 new_n = n + TP_LINE_LEN;
+	if (bpf_probe_write_user(w + off->bufio_n, &new_n, sizeof(new_n))) {
+		count_drop(INJECT_SKIP_BAD_WRITER);
+		c->flags |= CLIENT_F_INJECT_SKIPPED;
+		return 0;
+	}
+	c->flags |= CLIENT_F_INJECTED;
+	count_drop(INJECT_DONE);
+	return 0;
+}
+
+/* Loaded where bpf_probe_write_user is forbidden: still honours an application's traceparent. */
+SEC("uprobe")
+int go_header_write_subset_ret(struct pt_regs *ctx)
+{
+	return write_subset_ret(ctx, false);
+}
+
+/* Loaded only where bpf_probe_write_user is allowed (lockdown none + CAP_SYS_ADMIN): the same
+ * logic, and it writes the header. The agent disables one of the two before load. */
+SEC("uprobe")
+int go_header_write_subset_ret_inject(struct pt_regs *ctx)
+{
+	return write_subset_ret(ctx, true);
 }

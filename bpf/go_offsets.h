@@ -21,7 +21,14 @@ struct go_offsets {
 	__u32 url_raw_query;
 	__u32 resp_status;
 	__u32 resp_written;
-	__u32 _pad0;
+	/* client side */
+	__u32 url_scheme;
+	__u32 url_host;
+	__u32 response_status_code; /* net/http.Response.StatusCode */
+	__u32 bufio_buf;
+	__u32 bufio_n;
+	/* goroutine ancestry (Go >= 1.21) */
+	__u32 g_parent_goid;
 };
 
 #endif

@@ -6,6 +6,11 @@ enum record_type {
 	RECORD_PROC_EXEC = 1,
 	RECORD_PROC_EXIT = 2,
 	RECORD_GO_HTTP_SERVER = 3,
+	RECORD_GO_HTTP_CLIENT = 4,
+	/* any-language HTTP/1.x from syscall tracepoints (bpf/sys_http.h) */
+	RECORD_SYS_HTTP_CONN_OPEN = 16,
+	RECORD_SYS_HTTP_CONN_CLOSE = 17,
+	RECORD_SYS_HTTP_DATA = 18,
 };
 
 #endif

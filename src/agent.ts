@@ -20,11 +20,12 @@ import { SpanbridgeError, errorMessage } from './errors';
 import { decodeRecord } from './events/decoder';
 import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
+import { goClientSpan } from './spans/go-client-span';
 import { goServerSpan } from './spans/go-server-span';
 import { processResource } from './spans/resource';
 import { isSampled, type Resource, type Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
-import { GO_FUNCS, GoHttpTracer, type GoTarget } from './tracers/go-http-tracer';
+import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
@@ -56,10 +57,14 @@ export interface AgentDeps {
 
 const RESOURCE_GRACE_MS = 30_000;
 
+function firstLine(s: string): string {
+  return s.split('\n', 1)[0];
+}
+
 export class Agent {
   readonly metrics: SelfMetrics;
   private readonly clock: Clock;
-  private readonly goTracer: GoHttpTracer;
+  private goTracer: GoHttpTracer;
   private readonly procTracer: ProcEventsTracer;
   private watcher: ProcessWatcher | undefined;
   private readonly resources = new Map<number, Resource>();
@@ -74,7 +79,7 @@ export class Agent {
   ) {
     this.metrics = deps.metrics ?? new SelfMetrics();
     this.clock = deps.clock ?? new SystemClock();
-    this.goTracer = new GoHttpTracer(deps.backend, join(config.bpfObjectDir, 'go_http.bpf.o'));
+    this.goTracer = this.newGoTracer('none');
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
 
@@ -93,10 +98,7 @@ export class Agent {
     if (missing.length > 0) {
       throw new SpanbridgeError('ERR_PRIVILEGE', `cannot start: missing ${missing.join('; ')}`);
     }
-    this.reportStrategies(caps);
-
-    this.goTracer.start((rec) => this.onGoRecord(rec));
-    log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+    this.startGoTracer(caps);
     try {
       this.procTracer.start((rec) => this.onProcRecord(rec));
       log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
@@ -123,22 +125,48 @@ export class Agent {
     this.dropTimer.unref();
   }
 
-  private reportStrategies(caps: Capabilities): void {
+  /**
+   * Go memory injection where the kernel allows bpf_probe_write_user; if loading the writing
+   * program still fails (an unknown-helper verifier error), fall back and reload without it.
+   */
+  private startGoTracer(caps: Capabilities): void {
     const { log } = this.deps;
-    log.info('strategy: Go net/http server spans: uprobes (entry + RET points)');
+    log.info('strategy: Go net/http spans: uprobes (entry + RET points); client spans linked through goroutine ancestry');
+    let injection: GoInjection = 'none';
     if (this.config.injectHeaders === 'off') {
       log.info('strategy: header injection: off (the agent never changes application traffic)');
+    } else if (caps.probeWriteUser) {
+      injection = 'memory';
     } else {
-      const why = caps.probeWriteUser
-        ? 'bpf_probe_write_user is allowed here, but Go memory injection is not implemented yet'
-        : `bpf_probe_write_user forbidden (lockdown=${caps.lockdown}); sk_msg injection is not implemented yet`;
-      log.info(`strategy: header injection (${this.config.injectHeaders}): none in effect: ${why}`);
+      const level = this.config.injectHeaders === 'on' ? 'warn' : 'info';
+      log[level](
+        `strategy: Go memory injection unavailable: bpf_probe_write_user forbidden (lockdown=${caps.lockdown}, ` +
+          `CAP_SYS_ADMIN=${caps.capSysAdmin ? 'yes' : 'no'}); fallback: none yet (socket-level sk_msg injection is ` +
+          `not implemented); an application's own traceparent is still honoured`,
+      );
     }
+    const onRecord = (rec: Buffer): void => this.onGoRecord(rec);
+    this.goTracer = this.newGoTracer(injection);
+    try {
+      this.goTracer.start(onRecord);
+    } catch (err) {
+      if (injection !== 'memory' || !/bpf_probe_write_user|unknown func|helper/i.test(errorMessage(err))) throw err;
+      log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
+      injection = 'none';
+      this.goTracer = this.newGoTracer(injection);
+      this.goTracer.start(onRecord);
+    }
+    if (injection === 'memory') log.info('strategy: header injection: Go memory writes (bpf_probe_write_user into the request\'s bufio.Writer)');
+    log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+  }
+
+  private newGoTracer(injection: GoInjection): GoHttpTracer {
+    return new GoHttpTracer(this.deps.backend, join(this.config.bpfObjectDir, 'go_http.bpf.o'), { injection });
   }
 
   private onGoRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.metrics);
-    if (!rec || rec.type !== 'go_http_server') return;
+    if (!rec || (rec.type !== 'go_http_server' && rec.type !== 'go_http_client')) return;
     this.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
     const resource = this.resources.get(rec.pid);
     if (!resource) {
@@ -148,7 +176,7 @@ export class Agent {
     if (rec.truncated.length > 0) {
       this.metrics.add('spanbridge_fields_truncated_total', 'Captured strings cut to their buffer size', {}, rec.truncated.length);
     }
-    const span = goServerSpan(rec, resource, this.clock);
+    const span = rec.type === 'go_http_server' ? goServerSpan(rec, resource, this.clock) : goClientSpan(rec, resource, this.clock);
     this.deliver(span);
   }
 

@@ -3,16 +3,18 @@
  * that is too short or of an unknown type is counted and returned as null.
  */
 import type { SelfMetrics } from '../metrics/counters';
+import { decodeGoHttpClient, GO_HTTP_CLIENT_RECORD_SIZE, type GoHttpClientRecord } from './go-http-client';
 import { decodeGoHttpServer, GO_HTTP_SERVER_RECORD_SIZE, type GoHttpServerRecord } from './go-http-server';
 import { decodeProcLifecycle, PROC_LIFECYCLE_RECORD_SIZE, type ProcLifecycleRecord } from './proc-lifecycle';
 import { RECORD_TYPE } from './structs.generated';
 
-export type DecodedRecord = GoHttpServerRecord | ProcLifecycleRecord;
+export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | ProcLifecycleRecord;
 
 const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_PROC_EXEC]: PROC_LIFECYCLE_RECORD_SIZE,
   [RECORD_TYPE.RECORD_PROC_EXIT]: PROC_LIFECYCLE_RECORD_SIZE,
   [RECORD_TYPE.RECORD_GO_HTTP_SERVER]: GO_HTTP_SERVER_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_GO_HTTP_CLIENT]: GO_HTTP_CLIENT_RECORD_SIZE,
 };
 
 export const RECORDS_INVALID = 'spanbridge_records_invalid_total';
@@ -35,6 +37,8 @@ export function decodeRecord(buf: Buffer, metrics: SelfMetrics): DecodedRecord |
   switch (type) {
     case RECORD_TYPE.RECORD_GO_HTTP_SERVER:
       return decodeGoHttpServer(buf);
+    case RECORD_TYPE.RECORD_GO_HTTP_CLIENT:
+      return decodeGoHttpClient(buf);
     default:
       return decodeProcLifecycle(buf);
   }

@@ -41,8 +41,39 @@ export const GO_HTTP_SERVER_EVENT: StructLayout = {
   },
 };
 
+export const GO_HTTP_CLIENT_EVENT: StructLayout = {
+  size: 760,
+  fields: {
+    type: { offset: 0, size: 1, kind: 'u8' },
+    trace_flags: { offset: 1, size: 1, kind: 'u8' },
+    flags: { offset: 2, size: 1, kind: 'u8' },
+    _pad0: { offset: 3, size: 1, kind: 'u8' },
+    status: { offset: 4, size: 2, kind: 'u16' },
+    _pad1: { offset: 6, size: 2, kind: 'u16' },
+    pid: { offset: 8, size: 4, kind: 'u32' },
+    tid: { offset: 12, size: 4, kind: 'u32' },
+    goid: { offset: 16, size: 8, kind: 'u64' },
+    start_ns: { offset: 24, size: 8, kind: 'u64' },
+    end_ns: { offset: 32, size: 8, kind: 'u64' },
+    trace_id: { offset: 40, size: 16, kind: 'bytes' },
+    span_id: { offset: 56, size: 8, kind: 'bytes' },
+    parent_span_id: { offset: 64, size: 8, kind: 'bytes' },
+    method_len: { offset: 72, size: 4, kind: 'u32' },
+    scheme_len: { offset: 76, size: 4, kind: 'u32' },
+    host_len: { offset: 80, size: 4, kind: 'u32' },
+    path_len: { offset: 84, size: 4, kind: 'u32' },
+    query_len: { offset: 88, size: 4, kind: 'u32' },
+    _pad2: { offset: 92, size: 4, kind: 'u32' },
+    method: { offset: 96, size: 16, kind: 'bytes' },
+    scheme: { offset: 112, size: 8, kind: 'bytes' },
+    host: { offset: 120, size: 128, kind: 'bytes' },
+    path: { offset: 248, size: 256, kind: 'bytes' },
+    query: { offset: 504, size: 256, kind: 'bytes' },
+  },
+};
+
 export const GO_OFFSETS: StructLayout = {
-  size: 56,
+  size: 76,
   fields: {
     g_goid: { offset: 0, size: 4, kind: 'u32' },
     req_method: { offset: 4, size: 4, kind: 'u32' },
@@ -57,7 +88,12 @@ export const GO_OFFSETS: StructLayout = {
     url_raw_query: { offset: 40, size: 4, kind: 'u32' },
     resp_status: { offset: 44, size: 4, kind: 'u32' },
     resp_written: { offset: 48, size: 4, kind: 'u32' },
-    _pad0: { offset: 52, size: 4, kind: 'u32' },
+    url_scheme: { offset: 52, size: 4, kind: 'u32' },
+    url_host: { offset: 56, size: 4, kind: 'u32' },
+    response_status_code: { offset: 60, size: 4, kind: 'u32' },
+    bufio_buf: { offset: 64, size: 4, kind: 'u32' },
+    bufio_n: { offset: 68, size: 4, kind: 'u32' },
+    g_parent_goid: { offset: 72, size: 4, kind: 'u32' },
   },
 };
 
@@ -65,6 +101,10 @@ export const RECORD_TYPE = {
   RECORD_PROC_EXEC: 1,
   RECORD_PROC_EXIT: 2,
   RECORD_GO_HTTP_SERVER: 3,
+  RECORD_GO_HTTP_CLIENT: 4,
+  RECORD_SYS_HTTP_CONN_OPEN: 16,
+  RECORD_SYS_HTTP_CONN_CLOSE: 17,
+  RECORD_SYS_HTTP_DATA: 18,
 } as const;
 
 export const DROP_REASON = {
@@ -75,7 +115,13 @@ export const DROP_REASON = {
   DROP_NO_START: 4,
   SKIP_BAD_TRACEPARENT: 5,
   SKIP_STRING_TRUNCATED: 6,
-  DROP_REASON_MAX: 7,
+  INJECT_DONE: 7,
+  INJECT_SKIP_NO_ROOM: 8,
+  INJECT_SKIP_FLUSHED: 9,
+  INJECT_SKIP_BAD_WRITER: 10,
+  INJECT_SKIP_APP_HEADER: 11,
+  INJECT_SKIP_SCAN_LIMIT: 12,
+  DROP_REASON_MAX: 13,
 } as const;
 
 export const PROC_LIFECYCLE_EVENT: StructLayout = {

@@ -11,6 +11,11 @@ import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } 
 export const GO_FUNCS = {
   serveHttp: 'net/http.serverHandler.ServeHTTP',
   readContinuedLineSlice: 'net/textproto.(*Reader).readContinuedLineSlice',
+  roundTrip: 'net/http.(*Transport).roundTrip',
+  requestWrite: 'net/http.(*Request).write',
+  writeSubset: 'net/http.Header.writeSubset',
+  newproc1: 'runtime.newproc1',
+  goexit1: 'runtime.goexit1',
 } as const;
 
 /** Go struct fields the kernel side reads, as `go_offsets` field <- `<struct>.<field>`. */
@@ -28,7 +33,16 @@ export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional
   url_raw_query: { field: 'net/url.URL.RawQuery' },
   resp_status: { field: 'net/http.response.status' },
   resp_written: { field: 'net/http.response.written' },
+  url_scheme: { field: 'net/url.URL.Scheme' },
+  url_host: { field: 'net/url.URL.Host' },
+  response_status_code: { field: 'net/http.Response.StatusCode' },
+  bufio_buf: { field: 'bufio.Writer.buf' },
+  bufio_n: { field: 'bufio.Writer.n' },
+  g_parent_goid: { field: 'runtime.g.parentGoid', optional: true },
 };
+
+/** How outgoing requests get a traceparent from this tracer. */
+export type GoInjection = 'memory' | 'none';
 
 export const OFFSET_ABSENT = 0xffffffff;
 
@@ -43,7 +57,15 @@ export interface GoHttpTracerSettings {
   /** A header parsed longer ago than this is not attached to a request (default 10 s). */
   readonly headerMaxAgeMs?: number;
   readonly captureUserAgent?: boolean;
+  /** 'memory': write traceparent with bpf_probe_write_user (needs lockdown none). Default none. */
+  readonly injection?: GoInjection;
+  /** Ancestor goroutines searched for the server span of a client call (default 4). */
+  readonly maxGoroutineDepth?: number;
 }
+
+/** The program that writes headers; loaded only when injection is 'memory'. */
+export const INJECT_PROGRAM = 'go_header_write_subset_ret_inject';
+const READ_ONLY_WRITE_SUBSET_PROGRAM = 'go_header_write_subset_ret';
 
 export interface AttachResult {
   readonly links: number;
@@ -87,13 +109,20 @@ export class GoHttpTracer {
     private readonly settings: GoHttpTracerSettings = {},
   ) {}
 
+  get injection(): GoInjection {
+    return this.settings.injection ?? 'none';
+  }
+
   /** Opens and loads the BPF object and starts delivering records. */
   start(onRecord: RecordHandler): void {
+    const inject = this.injection === 'memory';
     const obj = this.backend.open(this.objectPath, {
       rodata: {
         header_max_age_ns: BigInt(this.settings.headerMaxAgeMs ?? 10_000) * 1_000_000n,
         capture_user_agent: this.settings.captureUserAgent ?? true,
+        max_goroutine_depth: this.settings.maxGoroutineDepth ?? 4,
       },
+      disablePrograms: [inject ? READ_ONLY_WRITE_SUBSET_PROGRAM : INJECT_PROGRAM],
     });
     try {
       obj.load();
@@ -143,6 +172,7 @@ export class GoHttpTracer {
       } else {
         notes.push('incoming traceparent not readable (textproto reader not found)');
       }
+      notes.push(...this.attachClient(obj, pid, binaryPath, target, links));
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
       offsetsMap.delete(pidKey(pid));
@@ -150,6 +180,41 @@ export class GoHttpTracer {
     }
     this.byPid.set(pid, links);
     return { links: links.length, notes };
+  }
+
+  /** Client spans, goroutine ancestry and header propagation; all optional per binary. */
+  private attachClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
+    const notes: string[] = [];
+    const fn = (name: string) => target.functions[name];
+    const at = (prog: string, offsets: readonly number[]): void => {
+      const p = obj.program(prog);
+      for (const offset of offsets) links.push(p.attachUprobe({ binaryPath, offset, pid }));
+    };
+    const roundTrip = fn(GO_FUNCS.roundTrip);
+    if (!roundTrip || roundTrip.retOffsets.length === 0) {
+      notes.push('no client spans (net/http Transport not linked)');
+      return notes;
+    }
+    at('go_transport_round_trip', [roundTrip.entryOffset]);
+    at('go_transport_round_trip_ret', roundTrip.retOffsets);
+    const newproc1 = fn(GO_FUNCS.newproc1);
+    const goexit1 = fn(GO_FUNCS.goexit1);
+    if (target.offsets['runtime.g.parentGoid'] !== undefined && newproc1 && newproc1.retOffsets.length > 0 && goexit1) {
+      at('go_runtime_newproc1_ret', newproc1.retOffsets);
+      at('go_runtime_goexit1', [goexit1.entryOffset]);
+    } else {
+      notes.push(`client calls from spawned goroutines are not linked (needs Go >= 1.21; ${target.goVersion})`);
+    }
+    const write = fn(GO_FUNCS.requestWrite);
+    const subset = fn(GO_FUNCS.writeSubset);
+    if (write && subset && subset.retOffsets.length > 0) {
+      at('go_request_write', [write.entryOffset]);
+      at('go_header_write_subset', [subset.entryOffset]);
+      at(this.injection === 'memory' ? INJECT_PROGRAM : READ_ONLY_WRITE_SUBSET_PROGRAM, subset.retOffsets);
+    } else {
+      notes.push('outgoing headers not inspected (Request.write / Header.writeSubset not found)');
+    }
+    return notes;
   }
 
   /** Detaches from one process (it exited or no longer matches). Idempotent. */

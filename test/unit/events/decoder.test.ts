@@ -112,3 +112,46 @@ describe('decodeRecord', () => {
     expect(m.get(RECORDS_INVALID, { reason: 'short' })).toBe(1);
   });
 });
+
+describe('decodeRecord: Go client records', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { GO_HTTP_CLIENT_EVENT: C } = require('../../../src/events/structs.generated') as typeof import('../../../src/events/structs.generated');
+  function clientRecord(flags: number): Buffer {
+    const buf = Buffer.alloc(C.size, 0xee);
+    const f = C.fields;
+    buf.writeUInt8(RECORD_TYPE.RECORD_GO_HTTP_CLIENT, 0);
+    buf.writeUInt8(1, f.trace_flags.offset);
+    buf.writeUInt8(flags, f.flags.offset);
+    buf.writeUInt16LE(503, f.status.offset);
+    buf.writeUInt32LE(10, f.pid.offset);
+    Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex').copy(buf, f.trace_id.offset);
+    Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, f.span_id.offset);
+    Buffer.from('b7ad6b7169203331', 'hex').copy(buf, f.parent_span_id.offset);
+    for (const [name, value] of [['method', 'GET'], ['scheme', 'http'], ['host', 'svc:81'], ['path', '/p'], ['query', '']] as const) {
+      buf.writeUInt32LE(value.length, f[`${name}_len`].offset);
+      buf.write(value, f[name].offset, 'latin1');
+    }
+    return buf;
+  }
+
+  it('reports the local parent, status and how the header was propagated', () => {
+    const r = decodeRecord(clientRecord(0b1000101), new SelfMetrics());
+    expect(r).toMatchObject({
+      type: 'go_http_client',
+      parentSpanId: 'b7ad6b7169203331',
+      spanId: '00f067aa0ba902b7',
+      status: 503,
+      transportError: false,
+      propagation: 'injected',
+      method: 'GET',
+      host: 'svc:81',
+      path: '/p',
+      query: '',
+    });
+  });
+
+  it('an application traceparent: its ids, no local parent; a transport error has no status', () => {
+    expect(decodeRecord(clientRecord(0b0001001), new SelfMetrics())).toMatchObject({ parentSpanId: '', propagation: 'app', status: 0 });
+    expect(decodeRecord(clientRecord(0b0000010), new SelfMetrics())).toMatchObject({ transportError: true, status: 0, propagation: 'none' });
+  });
+});

@@ -1,5 +1,5 @@
 import { GO_OFFSETS } from '../../../src/events/structs.generated';
-import { encodeGoOffsets, GO_FUNCS, GO_OFFSET_FIELDS, GoHttpTracer, OFFSET_ABSENT, type GoTarget } from '../../../src/tracers/go-http-tracer';
+import { encodeGoOffsets, GO_FUNCS, GO_OFFSET_FIELDS, GoHttpTracer, INJECT_PROGRAM, OFFSET_ABSENT, type GoTarget } from '../../../src/tracers/go-http-tracer';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
 
 const OBJ = '/x/go_http.bpf.o';
@@ -28,13 +28,15 @@ function started(backend = new FakeBpfBackend()): { backend: FakeBpfBackend; tra
 describe('GoHttpTracer', () => {
   it('sets its settings in .rodata before load', () => {
     const { backend } = started();
-    expect(backend.rodataOf(OBJ)).toEqual({ header_max_age_ns: 10_000_000_000n, capture_user_agent: true });
+    expect(backend.rodataOf(OBJ)).toEqual({ header_max_age_ns: 10_000_000_000n, capture_user_agent: true, max_goroutine_depth: 4 });
+    // Without memory injection the header-writing program is never loaded.
+    expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
   });
 
   it('writes the offsets first, then attaches entry + every RET with the pid; never a uretprobe', () => {
     const { backend, tracer } = started();
     const r = tracer.attach(42, '/proc/42/exe', target());
-    expect(r).toEqual({ links: 4, notes: [] });
+    expect(r).toEqual({ links: 4, notes: ['no client spans (net/http Transport not linked)'] });
     const obj = backend.openObjects()[0];
     const key = Buffer.alloc(4);
     key.writeUInt32LE(42);
@@ -76,12 +78,53 @@ describe('GoHttpTracer', () => {
     const offsets = { ...noPattern.offsets };
     delete (offsets as Record<string, number | undefined>)['net/http.Request.Pattern'];
     const r = tracer.attach(2, 'p', { ...noPattern, goVersion: 'go1.22.12', offsets });
-    expect(r.notes).toEqual(['no http.route (Request.Pattern needs Go >= 1.23; go1.22.12)']);
+    expect(r.notes).toEqual(['no http.route (Request.Pattern needs Go >= 1.23; go1.22.12)', 'no client spans (net/http Transport not linked)']);
     const buf = encodeGoOffsets({ ...noPattern, offsets });
     expect(buf.readUInt32LE(GO_OFFSETS.fields.req_pattern.offset)).toBe(OFFSET_ABSENT);
     const missingGoid = { ...noPattern.offsets };
     delete (missingGoid as Record<string, number | undefined>)['runtime.g.goid'];
     expect(() => encodeGoOffsets({ ...noPattern, offsets: missingGoid })).toThrow(/struct offsets for runtime.g.goid/);
+  });
+
+  const clientFunctions = {
+    [GO_FUNCS.roundTrip]: { entryOffset: 0x3000, retOffsets: [0x3100, 0x3200] },
+    [GO_FUNCS.requestWrite]: { entryOffset: 0x4000, retOffsets: [0x4100] },
+    [GO_FUNCS.writeSubset]: { entryOffset: 0x5000, retOffsets: [0x5100] },
+    [GO_FUNCS.newproc1]: { entryOffset: 0x6000, retOffsets: [0x6100] },
+    [GO_FUNCS.goexit1]: { entryOffset: 0x7000, retOffsets: [] },
+  };
+
+  it.each([
+    ['none', 'go_header_write_subset_ret'],
+    ['memory', INJECT_PROGRAM],
+  ] as const)('client probes with injection %s use %s at the writeSubset RETs', (injection, retProgram) => {
+    const backend = new FakeBpfBackend();
+    const tracer = new GoHttpTracer(backend, OBJ, { injection });
+    tracer.start(() => undefined);
+    const t = target();
+    const r = tracer.attach(7, '/proc/7/exe', { ...t, functions: { ...t.functions, ...clientFunctions } });
+    expect(r.notes).toEqual([]);
+    const byProgram = (p: string) => backend.activeLinks().filter((l) => l.program === p).map((l) => (l.target.kind === 'uprobe' ? l.target.offset : -1));
+    expect(byProgram('go_transport_round_trip')).toEqual([0x3000]);
+    expect(byProgram('go_transport_round_trip_ret')).toEqual([0x3100, 0x3200]);
+    expect(byProgram('go_request_write')).toEqual([0x4000]);
+    expect(byProgram('go_header_write_subset')).toEqual([0x5000]);
+    expect(byProgram(retProgram)).toEqual([0x5100]);
+    expect(byProgram('go_runtime_newproc1_ret')).toEqual([0x6100]);
+    expect(byProgram('go_runtime_goexit1')).toEqual([0x7000]);
+    const disabled = backend.openObjects()[0].disabled;
+    expect(disabled.has(retProgram)).toBe(false);
+    expect(disabled.size).toBe(1);
+  });
+
+  it('without runtime.g.parentGoid (Go < 1.21) goroutine ancestry is skipped and said so', () => {
+    const { tracer, backend } = started();
+    const t = target({ goVersion: 'go1.20.1' });
+    const offsets = { ...t.offsets } as Record<string, number | undefined>;
+    delete offsets['runtime.g.parentGoid'];
+    const r = tracer.attach(8, 'p', { ...t, offsets, functions: { ...t.functions, ...clientFunctions } });
+    expect(r.notes).toEqual(['client calls from spawned goroutines are not linked (needs Go >= 1.21; go1.20.1)']);
+    expect(backend.activeLinks().some((l) => l.program === 'go_runtime_newproc1_ret')).toBe(false);
   });
 
   it('close detaches every process and closes the object', async () => {

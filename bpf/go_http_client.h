@@ -1,0 +1,49 @@
+/* The record a Go net/http client request produces (RECORD_GO_HTTP_CLIENT). Fixed-width fields,
+ * explicit padding; the TypeScript view is generated from this object's BTF. */
+#ifndef SPANBRIDGE_GO_HTTP_CLIENT_H
+#define SPANBRIDGE_GO_HTTP_CLIENT_H
+
+#define CLIENT_METHOD_MAX 16
+#define CLIENT_SCHEME_MAX 8
+#define CLIENT_HOST_MAX 128
+#define CLIENT_PATH_MAX 256
+#define CLIENT_QUERY_MAX 256
+
+/* flags */
+#define CLIENT_F_LOCAL_PARENT (1 << 0)   /* parent = a server span on this or an ancestor goroutine */
+#define CLIENT_F_ERROR (1 << 1)          /* roundTrip returned an error */
+#define CLIENT_F_INJECTED (1 << 2)       /* traceparent written into the request */
+#define CLIENT_F_APP_TRACEPARENT (1 << 3) /* the app set a valid traceparent: its ids are used */
+#define CLIENT_F_APP_TP_INVALID (1 << 4) /* the app set a malformed traceparent: left untouched */
+#define CLIENT_F_INJECT_SKIPPED (1 << 5) /* injection wanted but skipped (no room, flushed, ...) */
+#define CLIENT_F_HAS_STATUS (1 << 6)
+
+struct go_http_client_event {
+	__u8 type;
+	__u8 trace_flags;
+	__u8 flags;
+	__u8 _pad0;
+	__u16 status;
+	__u16 _pad1;
+	__u32 pid;
+	__u32 tid;
+	__u64 goid;
+	__u64 start_ns;
+	__u64 end_ns;
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_span_id[8];
+	__u32 method_len;
+	__u32 scheme_len;
+	__u32 host_len;
+	__u32 path_len;
+	__u32 query_len;
+	__u32 _pad2;
+	char method[CLIENT_METHOD_MAX];
+	char scheme[CLIENT_SCHEME_MAX];
+	char host[CLIENT_HOST_MAX];
+	char path[CLIENT_PATH_MAX];
+	char query[CLIENT_QUERY_MAX];
+};
+
+#endif

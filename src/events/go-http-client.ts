@@ -1,0 +1,79 @@
+/** Decoder for RECORD_GO_HTTP_CLIENT (bpf/go_http_client.h). */
+import { GO_HTTP_CLIENT_EVENT as L } from './structs.generated';
+import { readBig, readCapturedString, readHex, readUint } from './struct-view';
+
+export const CLIENT_F_LOCAL_PARENT = 1 << 0;
+export const CLIENT_F_ERROR = 1 << 1;
+export const CLIENT_F_INJECTED = 1 << 2;
+export const CLIENT_F_APP_TRACEPARENT = 1 << 3;
+export const CLIENT_F_APP_TP_INVALID = 1 << 4;
+export const CLIENT_F_INJECT_SKIPPED = 1 << 5;
+export const CLIENT_F_HAS_STATUS = 1 << 6;
+
+export interface GoHttpClientRecord {
+  readonly type: 'go_http_client';
+  readonly pid: number;
+  readonly tid: number;
+  readonly goid: bigint;
+  readonly startNs: bigint;
+  readonly endNs: bigint;
+  readonly traceId: string;
+  readonly spanId: string;
+  /** '' when the call was not made under a traced server request (a root client span). */
+  readonly parentSpanId: string;
+  readonly traceFlags: number;
+  /** 0 when there was no response (transport error). */
+  readonly status: number;
+  readonly transportError: boolean;
+  /** How the outgoing traceparent came about. */
+  readonly propagation: 'injected' | 'app' | 'app-invalid' | 'skipped' | 'none';
+  readonly method: string;
+  readonly scheme: string;
+  readonly host: string;
+  readonly path: string;
+  readonly query: string;
+  readonly truncated: readonly string[];
+}
+
+export const GO_HTTP_CLIENT_RECORD_SIZE = L.size;
+
+function propagation(flags: number): GoHttpClientRecord['propagation'] {
+  if (flags & CLIENT_F_APP_TRACEPARENT) return 'app';
+  if (flags & CLIENT_F_APP_TP_INVALID) return 'app-invalid';
+  if (flags & CLIENT_F_INJECTED) return 'injected';
+  if (flags & CLIENT_F_INJECT_SKIPPED) return 'skipped';
+  return 'none';
+}
+
+export function decodeGoHttpClient(buf: Buffer): GoHttpClientRecord {
+  const truncated: string[] = [];
+  const str = (name: string, lenField: string): string => {
+    const s = readCapturedString(buf, L, name, readUint(buf, L, lenField));
+    if (s.truncated) truncated.push(name);
+    return s.value;
+  };
+  const flags = readUint(buf, L, 'flags');
+  // An application-provided traceparent carries its own parent, which is not ours to report:
+  // the span then has the app's ids (so the next hop links to it) and the local parent if any.
+  return {
+    type: 'go_http_client',
+    pid: readUint(buf, L, 'pid'),
+    tid: readUint(buf, L, 'tid'),
+    goid: readBig(buf, L, 'goid'),
+    startNs: readBig(buf, L, 'start_ns'),
+    endNs: readBig(buf, L, 'end_ns'),
+    traceId: readHex(buf, L, 'trace_id'),
+    spanId: readHex(buf, L, 'span_id'),
+    parentSpanId: flags & CLIENT_F_LOCAL_PARENT && !(flags & CLIENT_F_APP_TRACEPARENT) ? readHex(buf, L, 'parent_span_id') : '',
+    traceFlags: readUint(buf, L, 'trace_flags'),
+    status: flags & CLIENT_F_HAS_STATUS ? readUint(buf, L, 'status') : 0,
+    transportError: (flags & CLIENT_F_ERROR) !== 0,
+    propagation: propagation(flags),
+    method: str('method', 'method_len'),
+    scheme: str('scheme', 'scheme_len'),
+    host: str('host', 'host_len'),
+    path: str('path', 'path_len'),
+    query: str('query', 'query_len'),
+    truncated,
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * A Go net/http client record -> a CLIENT span (stable HTTP client semconv). Pure; ids decided in
+ * the kernel (the same ids written into the outgoing traceparent).
+ */
+import type { GoHttpClientRecord } from '../events/go-http-client';
+import type { Clock } from '../time/clock';
+import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './http-semconv';
+import type { Attributes, Resource, Span } from './span';
+
+const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
+
+export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock: Clock): Span {
+  const scheme = rec.scheme || 'http';
+  const server = splitHostPort(rec.host);
+  const port = server.port ?? DEFAULT_PORTS[scheme];
+  const attributes: Attributes = {
+    ...methodAttributes(rec.method),
+    'url.full': `${scheme}://${rec.host}${rec.path || '/'}${rec.query ? `?${rec.query}` : ''}`,
+    'url.scheme': scheme,
+  };
+  if (server.host) attributes['server.address'] = server.host;
+  if (port !== undefined) attributes['server.port'] = port;
+  if (rec.status) attributes['http.response.status_code'] = rec.status;
+  let code: Span['status']['code'] = 'UNSET';
+  if (rec.transportError) {
+    code = 'ERROR';
+    attributes['error.type'] = '_OTHER';
+  } else {
+    const st = httpStatus('CLIENT', rec.status);
+    code = st.code;
+    if (st.errorType) attributes['error.type'] = st.errorType;
+  }
+  const start = clock.toUnixNano(rec.startNs);
+  return {
+    traceId: rec.traceId,
+    spanId: rec.spanId,
+    parentSpanId: rec.parentSpanId,
+    traceFlags: rec.traceFlags,
+    traceState: '',
+    name: httpSpanName(rec.method, ''),
+    kind: 'CLIENT',
+    startTimeUnixNano: start,
+    endTimeUnixNano: rec.endNs >= rec.startNs ? clock.toUnixNano(rec.endNs) : start,
+    status: { code },
+    attributes,
+    resource,
+  };
+}

@@ -1,0 +1,3 @@
+module example.com/gochain
+
+go 1.22

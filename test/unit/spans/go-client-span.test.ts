@@ -1,0 +1,55 @@
+import type { GoHttpClientRecord } from '../../../src/events/go-http-client';
+import { goClientSpan } from '../../../src/spans/go-client-span';
+import { FixedClock } from '../../../src/time/clock';
+
+const rec = (over: Partial<GoHttpClientRecord> = {}): GoHttpClientRecord => ({
+  type: 'go_http_client',
+  pid: 1,
+  tid: 1,
+  goid: 1n,
+  startNs: 10n,
+  endNs: 20n,
+  traceId: 'a'.repeat(32),
+  spanId: 'b'.repeat(16),
+  parentSpanId: 'c'.repeat(16),
+  traceFlags: 1,
+  status: 200,
+  transportError: false,
+  propagation: 'injected',
+  method: 'GET',
+  scheme: 'http',
+  host: 'backend:8081',
+  path: '/price/apple',
+  query: 'q=1',
+  truncated: [],
+  ...over,
+});
+
+describe('Go client record -> CLIENT span', () => {
+  const clock = new FixedClock(0n);
+  const resource = { attributes: {} };
+
+  it('has the required client attributes and a low-cardinality name', () => {
+    const s = goClientSpan(rec(), resource, clock);
+    expect(s.kind).toBe('CLIENT');
+    expect(s.name).toBe('GET');
+    expect(s.attributes).toEqual({
+      'http.request.method': 'GET',
+      'url.full': 'http://backend:8081/price/apple?q=1',
+      'url.scheme': 'http',
+      'server.address': 'backend',
+      'server.port': 8081,
+      'http.response.status_code': 200,
+    });
+    expect(s.parentSpanId).toBe('c'.repeat(16));
+  });
+
+  it('4xx and 5xx are errors on client spans; transport errors too; default ports filled', () => {
+    expect(goClientSpan(rec({ status: 404 }), resource, clock).status.code).toBe('ERROR');
+    const t = goClientSpan(rec({ status: 0, transportError: true, host: 'x', scheme: 'https' }), resource, clock);
+    expect(t.status.code).toBe('ERROR');
+    expect(t.attributes['error.type']).toBe('_OTHER');
+    expect(t.attributes['server.port']).toBe(443);
+    expect(t.attributes['http.response.status_code']).toBeUndefined();
+  });
+});
