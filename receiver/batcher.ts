@@ -2,11 +2,14 @@
  * Collects finished spans and hands them to the exporter in batches: when `maxBatchSize` spans
  * are pending, or `scheduledDelayMs` after the first pending span, whichever comes first.
  *
- * Bounded: at most `maxQueueSize` spans wait; a span arriving at a full queue is dropped and
- * counted (`spanbridge_spans_dropped_total{reason="queue_full"}`) — the producer, which sits on the
- * ring-buffer hot path, never waits and never throws. Exports run one at a time on a promise
- * chain, so a slow Collector makes the queue fill (and overflow, counted) instead of piling up
- * concurrent requests. Unsampled spans (W3C sampled bit 0) are counted and never queued.
+ * Bounded twice: the spans held — waiting in the queue plus the batch being exported (and
+ * retried) — are at most `maxQueueSize` spans and at most `maxQueueBytes` estimated bytes
+ * (span-size.ts). A span that would exceed either is dropped and counted
+ * (`spanbridge_spans_dropped_total{reason="queue_full"|"queue_memory"}`) — the producer, which
+ * sits on the ring-buffer hot path, never waits and never throws. Exports run one at a time on a
+ * promise chain, so while the Collector is down the batch being retried waits and the queue
+ * fills up to its bounds, then drains in order when the Collector is back. Unsampled spans (W3C
+ * sampled bit 0) are counted and never queued.
  *
  * Timers are unref'd: a pending batch never keeps the process alive; the agent calls `shutdown()`
  * on SIGINT/SIGTERM to deliver what is pending, within a deadline.
@@ -14,11 +17,14 @@
 import type { SelfMetrics } from '../src/metrics/counters';
 import { isSampled, type Span } from '../src/spans/span';
 import type { ReceiverLog } from './log';
-import { countDropped, countUnsampled } from './self-metrics';
+import { countDropped, countUnsampled, type QueueState } from './self-metrics';
+import { estimateSpanBytes } from './span-size';
 
 /** Where batches go: `OtlpTraceExporter` (its `export` never rejects; anything that does is counted anyway). */
 export interface SpanExporter {
   export(spans: readonly Span[]): Promise<void>;
+  /** Stops retrying: the export in progress ends soon, its spans counted as dropped at shutdown. */
+  abort?(): void;
   shutdown(): Promise<void>;
 }
 
@@ -27,8 +33,10 @@ export interface SpanBatcherOptions {
   readonly maxBatchSize?: number;
   /** Longest a pending span waits for its batch to fill (default 1000 ms). */
   readonly scheduledDelayMs?: number;
-  /** Pending spans kept at most; the overflow is dropped and counted (default 4096). */
+  /** Spans held at most (queued + being exported); the overflow is dropped and counted (default 65536). */
   readonly maxQueueSize?: number;
+  /** Estimated bytes held at most (queued + being exported): the memory cap (default 64 MiB). */
+  readonly maxQueueBytes?: number;
   /** Default deadline for `shutdown()` (default 5000 ms). */
   readonly shutdownTimeoutMs?: number;
 }
@@ -36,7 +44,8 @@ export interface SpanBatcherOptions {
 export const BATCHER_DEFAULTS = {
   maxBatchSize: 512,
   scheduledDelayMs: 1000,
-  maxQueueSize: 4096,
+  maxQueueSize: 65_536,
+  maxQueueBytes: 64 * 1024 * 1024,
   shutdownTimeoutMs: 5000,
 } as const satisfies Required<SpanBatcherOptions>;
 
@@ -44,9 +53,17 @@ export class SpanBatcher {
   private readonly maxBatchSize: number;
   private readonly scheduledDelayMs: number;
   private readonly maxQueueSize: number;
+  private readonly maxQueueBytes: number;
   private readonly shutdownTimeoutMs: number;
 
   private queue: Span[] = [];
+  /** Estimated size of each queued span, parallel to `queue`. */
+  private sizes: number[] = [];
+  private queuedBytes = 0;
+  /** The batch being exported (and retried): still held, still counted against the bounds. */
+  private inFlightSpans = 0;
+  private inFlightBytes = 0;
+  private peakBytes = 0;
   /** Spans ever queued / ever taken out of the queue: `forceFlush` waits for a position, not a count. */
   private queuedTotal = 0;
   private takenTotal = 0;
@@ -64,6 +81,7 @@ export class SpanBatcher {
     options: SpanBatcherOptions = {},
   ) {
     this.maxQueueSize = this.option(options, 'maxQueueSize');
+    this.maxQueueBytes = this.option(options, 'maxQueueBytes', Number.MAX_SAFE_INTEGER);
     this.maxBatchSize = this.option(options, 'maxBatchSize');
     if (this.maxBatchSize > this.maxQueueSize) {
       log.warn(`batcher: maxBatchSize ${this.maxBatchSize} exceeds maxQueueSize ${this.maxQueueSize}; using ${this.maxQueueSize}`);
@@ -73,9 +91,24 @@ export class SpanBatcher {
     this.shutdownTimeoutMs = this.option(options, 'shutdownTimeoutMs');
   }
 
-  /** Spans waiting for export. */
+  /** Spans waiting for export (not counting the batch being exported). */
   get pendingCount(): number {
     return this.queue.length;
+  }
+
+  /** Spans and estimated bytes held now (queued + being exported), and the bounds. */
+  queueState(): QueueState {
+    return {
+      spans: this.queue.length + this.inFlightSpans,
+      bytes: this.queuedBytes + this.inFlightBytes,
+      capacitySpans: this.maxQueueSize,
+      capacityBytes: this.maxQueueBytes,
+    };
+  }
+
+  /** The most estimated bytes ever held at once (never above `maxQueueBytes`). */
+  get peakQueueBytes(): number {
+    return this.peakBytes;
   }
 
   /** Hot path: O(1), never throws, never waits. */
@@ -88,11 +121,20 @@ export class SpanBatcher {
       countUnsampled(this.metrics);
       return;
     }
-    if (this.queue.length >= this.maxQueueSize) {
+    if (this.queue.length + this.inFlightSpans >= this.maxQueueSize) {
       countDropped(this.metrics, 'queue_full');
       return;
     }
+    const bytes = estimateSpanBytes(span);
+    const held = this.queuedBytes + this.inFlightBytes + bytes;
+    if (held > this.maxQueueBytes) {
+      countDropped(this.metrics, 'queue_memory');
+      return;
+    }
     this.queue.push(span);
+    this.sizes.push(bytes);
+    this.queuedBytes += bytes;
+    if (held > this.peakBytes) this.peakBytes = held;
     this.queuedTotal++;
     if (this.queue.length >= this.maxBatchSize) this.scheduleFullBatches();
     else this.armTimer();
@@ -123,12 +165,18 @@ export class SpanBatcher {
     this.stopped = true;
     this.clearTimer();
     const flushed = await withDeadline(this.forceFlush(), timeoutMs);
-    if (!flushed && this.queue.length > 0) {
+    if (!flushed) {
+      // The batch being retried ends now (its spans counted by the exporter, reason shutdown).
+      this.exporter.abort?.();
       const lost = this.queue.length;
-      this.takenTotal += lost;
-      this.queue = [];
-      countDropped(this.metrics, 'shutdown', lost);
-      this.log.warn(`batcher: shutdown deadline of ${timeoutMs} ms reached; dropped ${lost} pending spans`);
+      if (lost > 0) {
+        this.takenTotal += lost;
+        this.queue = [];
+        this.sizes = [];
+        this.queuedBytes = 0;
+        countDropped(this.metrics, 'shutdown', lost);
+      }
+      this.log.warn(`batcher: shutdown deadline of ${timeoutMs} ms reached; dropped ${lost} queued spans`);
     }
     await withDeadline(
       this.exporter.shutdown().catch(() => {}),
@@ -178,22 +226,29 @@ export class SpanBatcher {
   /** Takes up to `n` spans off the queue and exports them; returns how many were taken. */
   private async exportBatch(n: number): Promise<number> {
     const batch = this.queue.splice(0, n);
+    const bytes = this.sizes.splice(0, n).reduce((a, b) => a + b, 0);
     this.takenTotal += batch.length;
     if (batch.length === 0) return 0;
+    this.queuedBytes -= bytes;
+    this.inFlightSpans = batch.length;
+    this.inFlightBytes = bytes;
     try {
       await this.exporter.export(batch);
     } catch (err) {
       // The exporter contract says this does not happen; if it does, the spans are still accounted for.
       countDropped(this.metrics, 'export_failed', batch.length);
       this.log.warn(`batcher: exporter rejected: ${String(err)}`);
+    } finally {
+      this.inFlightSpans = 0;
+      this.inFlightBytes = 0;
     }
     return batch.length;
   }
 
-  private option(options: SpanBatcherOptions, key: keyof SpanBatcherOptions): number {
+  private option(options: SpanBatcherOptions, key: keyof SpanBatcherOptions, max = 2 ** 31 - 1): number {
     const value = options[key];
     if (value === undefined) return BATCHER_DEFAULTS[key];
-    if (Number.isInteger(value) && value > 0 && value <= 2 ** 31 - 1) return value;
+    if (Number.isInteger(value) && value > 0 && value <= max) return value;
     this.log.warn(`batcher: ignoring ${key}=${value}: expected a positive integer; using ${BATCHER_DEFAULTS[key]}`);
     return BATCHER_DEFAULTS[key];
   }

@@ -23,14 +23,16 @@ export class FailureReporter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  failure(message: string, droppedSpans: number): void {
+  /** `droppedSpans`: what the failure cost, when it cost spans (metrics exports do not). */
+  failure(message: string, droppedSpans?: number): void {
     this.sinceSuccess++;
     this.unreported++;
     this.lastError = message;
     const t = this.now();
     if (t - this.lastWarnAt < this.intervalMs) return;
     const more = this.unreported > 1 ? ` (${this.unreported} failed exports since the last report)` : '';
-    this.log.warn(`${message}; dropped ${droppedSpans} spans${more}; further failures are reported at most every ${Math.round(this.intervalMs / 1000)} s`);
+    const cost = droppedSpans === undefined ? '' : `; dropped ${droppedSpans} spans`;
+    this.log.warn(`${message}${cost}${more}; further failures are reported at most every ${Math.round(this.intervalMs / 1000)} s`);
     this.lastWarnAt = t;
     this.unreported = 0;
   }

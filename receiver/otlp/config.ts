@@ -1,77 +1,116 @@
 /**
- * Where and how OTLP traces are sent, merged as explicit options > environment > defaults.
+ * Where and how OTLP data of one signal (traces or metrics) is sent, merged as explicit options >
+ * environment > defaults.
  *
- * Environment variables follow the OpenTelemetry exporter specification: the traces-specific
- * variable wins over the generic one, an empty value counts as unset, and a value that cannot be
- * used is reported through `warn` and ignored (the next source applies) — a typo in an
- * environment variable must never stop the agent. The one exception is a protocol we recognise
- * but do not implement yet (`http/json`, `grpc`): silently sending http/protobuf to a gRPC port
- * would fail every export in a confusing way, so that is a configuration error.
+ * Environment variables follow the OpenTelemetry exporter specification: the signal-specific
+ * variable (`OTEL_EXPORTER_OTLP_TRACES_*`, `OTEL_EXPORTER_OTLP_METRICS_*`) wins over the generic
+ * one, an empty value counts as unset, and a value that cannot be used is reported through `warn`
+ * and ignored (the next source applies) — a typo in an environment variable must never stop the
+ * agent.
+ *
+ * Endpoints: for the HTTP protocols the generic endpoint is a base URL to which `/v1/traces` or
+ * `/v1/metrics` is appended, and a signal-specific endpoint is used as given. For `grpc` both are
+ * used as given (the path is the gRPC method, not part of the endpoint); `https:` means TLS.
  */
 import { SpanbridgeError } from '../../src/errors';
 
-export type OtlpProtocol = 'http/protobuf';
+export type OtlpSignal = 'traces' | 'metrics';
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+export type OtlpCompression = 'none' | 'gzip';
 
-export interface OtlpTraceExporterOptions {
-  /** Full URL of the traces endpoint, used as given (no `/v1/traces` appended). */
+export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc'];
+
+export interface OtlpExporterOptions {
+  /** This signal's endpoint, used as given (no `/v1/<signal>` appended). */
   readonly endpoint?: string;
-  /** Extra request headers; they override headers from the environment, key by key. */
+  /** A base endpoint like OTEL_EXPORTER_OTLP_ENDPOINT (`/v1/<signal>` appended for HTTP). */
+  readonly baseEndpoint?: string;
+  /** Extra request headers (gRPC: metadata); they override headers from the environment, key by key. */
   readonly headers?: Readonly<Record<string, string>>;
-  /** Per-export timeout in milliseconds. */
+  /** Per-attempt timeout in milliseconds. */
   readonly timeoutMs?: number;
   readonly protocol?: string;
+  readonly compression?: string;
 }
 
-export interface OtlpTraceExporterConfig {
-  /** Absolute http(s) URL of the traces endpoint. */
+/** The pre-signal name, kept for callers of the first receiver version. */
+export type OtlpTraceExporterOptions = OtlpExporterOptions;
+
+export interface OtlpExporterConfig {
+  readonly signal: OtlpSignal;
+  /** Absolute http(s) URL: the POST target for HTTP, the server address for gRPC. */
   readonly endpoint: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** Per-attempt timeout; retries have their own budget (see retry.ts). */
   readonly timeoutMs: number;
   readonly protocol: OtlpProtocol;
+  readonly compression: OtlpCompression;
 }
+
+export type OtlpTraceExporterConfig = OtlpExporterConfig;
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type Warn = (message: string) => void;
 
-export const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
+export const DEFAULT_HTTP_BASE_ENDPOINT = 'http://localhost:4318';
+export const DEFAULT_GRPC_ENDPOINT = 'http://localhost:4317';
+export const DEFAULT_TRACES_ENDPOINT = `${DEFAULT_HTTP_BASE_ENDPOINT}/v1/traces`;
 export const DEFAULT_TIMEOUT_MS = 10_000;
-const TRACES_PATH = 'v1/traces';
-
-/** Protocols the specification defines that a later version of spanbridge will add. */
-const NOT_YET_SUPPORTED_PROTOCOLS = new Set(['http/json', 'grpc']);
 
 /** RFC 9110 `token`: what a header name may contain (undici rejects anything else per request). */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Header values may not contain control characters other than tab (no CR/LF injection). */
 const HEADER_VALUE_FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
-/** Resolves the traces exporter configuration. Throws `SpanbridgeError` ERR_CONFIG only for an unsupported protocol. */
-export function resolveOtlpTraceConfig(
-  options: OtlpTraceExporterOptions = {},
+const SIGNAL_ENV: Record<OtlpSignal, string> = { traces: 'TRACES', metrics: 'METRICS' };
+
+/** `OTEL_EXPORTER_OTLP_TRACES_<suffix>` then `OTEL_EXPORTER_OTLP_<suffix>`. */
+function envNames(signal: OtlpSignal, suffix: string): [specific: string, generic: string] {
+  return [`OTEL_EXPORTER_OTLP_${SIGNAL_ENV[signal]}_${suffix}`, `OTEL_EXPORTER_OTLP_${suffix}`];
+}
+
+/** Resolves one signal's exporter configuration. Never throws: bad values are warned about and skipped. */
+export function resolveOtlpConfig(
+  signal: OtlpSignal,
+  options: OtlpExporterOptions = {},
   env: Env = process.env,
   warn: Warn = () => {},
-): OtlpTraceExporterConfig {
-  const config: OtlpTraceExporterConfig = {
-    endpoint: resolveEndpoint(options, env, warn),
-    headers: resolveHeaders(options, env, warn),
-    timeoutMs: resolveTimeout(options, env, warn),
-    protocol: resolveProtocol(options, env, warn),
+): OtlpExporterConfig {
+  const protocol = resolveProtocol(signal, options, env, warn);
+  return {
+    signal,
+    endpoint: resolveEndpoint(signal, protocol, options, env, warn),
+    headers: resolveHeaders(signal, options, env, warn),
+    timeoutMs: resolveTimeout(signal, options, env, warn),
+    protocol,
+    compression: resolveCompression(signal, options, env, warn),
   };
-  warnAboutCompression(env, warn);
-  return config;
+}
+
+/** The traces configuration (the first receiver's entry point). */
+export function resolveOtlpTraceConfig(
+  options: OtlpExporterOptions = {},
+  env: Env = process.env,
+  warn: Warn = () => {},
+): OtlpExporterConfig {
+  return resolveOtlpConfig('traces', options, env, warn);
 }
 
 /** An environment variable's value, `undefined` when unset or empty (the spec treats both alike). */
-function envValue(env: Env, name: string): string | undefined {
+export function envValue(env: Env, name: string): string | undefined {
   const v = env[name]?.trim();
   return v ? v : undefined;
 }
 
-function resolveEndpoint(options: OtlpTraceExporterOptions, env: Env, warn: Warn): string {
+function resolveEndpoint(signal: OtlpSignal, protocol: OtlpProtocol, options: OtlpExporterOptions, env: Env, warn: Warn): string {
+  const [specific, generic] = envNames(signal, 'ENDPOINT');
+  const asBase = (url: string | undefined): string | undefined =>
+    protocol === 'grpc' ? url : appendSignalPath(url, signal);
   const candidates: Array<[source: string, url: string | undefined]> = [
     ['the endpoint option', options.endpoint],
-    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')],
-    ['OTEL_EXPORTER_OTLP_ENDPOINT', appendTracesPath(envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'))],
+    ['the base endpoint option', asBase(options.baseEndpoint)],
+    [specific, envValue(env, specific)],
+    [generic, asBase(envValue(env, generic))],
   ];
   for (const [source, url] of candidates) {
     if (url === undefined) continue;
@@ -79,13 +118,18 @@ function resolveEndpoint(options: OtlpTraceExporterOptions, env: Env, warn: Warn
     if (problem === undefined) return url;
     warn(`otlp config: ignoring ${source} ${JSON.stringify(url)}: ${problem}`);
   }
-  return DEFAULT_TRACES_ENDPOINT;
+  return protocol === 'grpc' ? DEFAULT_GRPC_ENDPOINT : `${DEFAULT_HTTP_BASE_ENDPOINT}/v1/${signal}`;
 }
 
-/** The generic endpoint is a base URL: `/v1/traces` is appended to its path, with exactly one slash. */
-export function appendTracesPath(base: string | undefined): string | undefined {
+/** A base URL plus `/v1/<signal>`, with exactly one slash between them. */
+export function appendSignalPath(base: string | undefined, signal: OtlpSignal): string | undefined {
   if (base === undefined) return undefined;
-  return base.endsWith('/') ? `${base}${TRACES_PATH}` : `${base}/${TRACES_PATH}`;
+  return base.endsWith('/') ? `${base}v1/${signal}` : `${base}/v1/${signal}`;
+}
+
+/** The generic endpoint is a base URL: `/v1/traces` is appended to its path. */
+export function appendTracesPath(base: string | undefined): string | undefined {
+  return appendSignalPath(base, 'traces');
 }
 
 function endpointProblem(url: string): string | undefined {
@@ -99,9 +143,10 @@ function endpointProblem(url: string): string | undefined {
   return undefined;
 }
 
-function resolveHeaders(options: OtlpTraceExporterOptions, env: Env, warn: Warn): Record<string, string> {
+function resolveHeaders(signal: OtlpSignal, options: OtlpExporterOptions, env: Env, warn: Warn): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
+  const [specific, generic] = envNames(signal, 'HEADERS');
+  for (const name of [generic, specific]) {
     const raw = envValue(env, name);
     if (raw !== undefined) Object.assign(headers, parseHeaderList(raw, name, warn));
   }
@@ -151,12 +196,12 @@ function headerProblem(key: string, value: string): string | undefined {
   return undefined;
 }
 
-function resolveTimeout(options: OtlpTraceExporterOptions, env: Env, warn: Warn): number {
+function resolveTimeout(signal: OtlpSignal, options: OtlpExporterOptions, env: Env, warn: Warn): number {
   if (options.timeoutMs !== undefined) {
     if (isValidTimeout(options.timeoutMs)) return options.timeoutMs;
     warn(`otlp config: ignoring timeout option ${options.timeoutMs}: expected a positive number of milliseconds`);
   }
-  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
+  for (const name of envNames(signal, 'TIMEOUT')) {
     const raw = envValue(env, name);
     if (raw === undefined) continue;
     const ms = Number(raw);
@@ -171,36 +216,38 @@ function isValidTimeout(ms: number): boolean {
   return Number.isFinite(ms) && ms > 0 && ms <= 2 ** 31 - 1;
 }
 
-function resolveProtocol(options: OtlpTraceExporterOptions, env: Env, warn: Warn): OtlpProtocol {
+function resolveProtocol(signal: OtlpSignal, options: OtlpExporterOptions, env: Env, warn: Warn): OtlpProtocol {
+  const [specific, generic] = envNames(signal, 'PROTOCOL');
   const candidates: Array<[source: string, value: string | undefined]> = [
     ['protocol option', options.protocol?.trim() || undefined],
-    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL')],
-    ['OTEL_EXPORTER_OTLP_PROTOCOL', envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL')],
+    [specific, envValue(env, specific)],
+    [generic, envValue(env, generic)],
   ];
   for (const [source, value] of candidates) {
     if (value === undefined) continue;
-    if (value === 'http/protobuf') return value;
-    if (NOT_YET_SUPPORTED_PROTOCOLS.has(value)) {
-      throw new SpanbridgeError(
-        'ERR_CONFIG',
-        `otlp config: ${source} ${JSON.stringify(value)} is not supported yet; use http/protobuf`,
-      );
-    }
-    warn(`otlp config: ignoring ${source} ${JSON.stringify(value)}: expected http/protobuf, http/json or grpc`);
+    if ((OTLP_PROTOCOLS as readonly string[]).includes(value)) return value as OtlpProtocol;
+    warn(`otlp config: ignoring ${source} ${JSON.stringify(value)}: expected ${OTLP_PROTOCOLS.join(', ')}`);
   }
   return 'http/protobuf';
 }
 
-/**
- * OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION: requests are sent uncompressed for now (the Collector
- * accepts that whatever it is configured with); a request for gzip is said out loud, not ignored.
- */
-function warnAboutCompression(env: Env, warn: Warn): void {
-  const name = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION') !== undefined
-    ? 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'
-    : 'OTEL_EXPORTER_OTLP_COMPRESSION';
-  const value = envValue(env, name);
-  if (value === undefined || value === 'none') return;
-  if (value === 'gzip') warn(`otlp config: ${name}=gzip is not supported yet; sending uncompressed`);
-  else warn(`otlp config: ignoring ${name}=${JSON.stringify(value)}: expected none or gzip`);
+function resolveCompression(signal: OtlpSignal, options: OtlpExporterOptions, env: Env, warn: Warn): OtlpCompression {
+  const [specific, generic] = envNames(signal, 'COMPRESSION');
+  const candidates: Array<[source: string, value: string | undefined]> = [
+    ['compression option', options.compression?.trim() || undefined],
+    [specific, envValue(env, specific)],
+    [generic, envValue(env, generic)],
+  ];
+  for (const [source, value] of candidates) {
+    if (value === undefined) continue;
+    if (value === 'gzip' || value === 'none') return value;
+    warn(`otlp config: ignoring ${source} ${JSON.stringify(value)}: expected none or gzip`);
+  }
+  return 'none';
+}
+
+/** For callers that must reject rather than warn (command-line flags): throws ERR_CONFIG. */
+export function assertProtocol(value: string, source: string): OtlpProtocol {
+  if ((OTLP_PROTOCOLS as readonly string[]).includes(value)) return value as OtlpProtocol;
+  throw new SpanbridgeError('ERR_CONFIG', `${source}: '${value}' is not one of ${OTLP_PROTOCOLS.join(', ')}`);
 }

@@ -17,7 +17,7 @@ import {
   type SpanStatus,
 } from '@opentelemetry/api';
 import { version as packageVersion } from '../../package.json';
-import type { Span, SpanKind, StatusCode } from '../../src/spans/span';
+import type { Resource, Span, SpanKind, StatusCode } from '../../src/spans/span';
 import type { OtelInstrumentationScope, ReadableSpan } from './readable-span-types';
 import { toOtelResource } from './resource-adapter';
 import { W3CTraceState } from './trace-state';
@@ -53,6 +53,14 @@ const NO_LINKS: ReadableSpan['links'] = [];
 const NO_EVENTS: ReadableSpan['events'] = [];
 
 export function toReadableSpan(span: Span): ReadableSpan {
+  return toReadableSpanWithResource(span, span.resource);
+}
+
+/**
+ * Like `toReadableSpan`, with `resource` in place of the span's own (the agent's
+ * OTEL_RESOURCE_ATTRIBUTES merged in); pass one object per process (see the identity rules).
+ */
+export function toReadableSpanWithResource(span: Span, resource: Resource): ReadableSpan {
   const traceState = span.traceState === '' ? undefined : new W3CTraceState(span.traceState);
   const context: SpanContext = {
     traceId: span.traceId,
@@ -80,7 +88,7 @@ export function toReadableSpan(span: Span): ReadableSpan {
     attributes: span.attributes,
     links: NO_LINKS,
     events: NO_EVENTS,
-    resource: toOtelResource(span.resource),
+    resource: toOtelResource(resource),
     instrumentationScope: INSTRUMENTATION_SCOPE,
     droppedAttributesCount: 0,
     droppedEventsCount: 0,

@@ -1,55 +1,74 @@
 /**
- * Sends one batch of spans to the OTLP traces endpoint and accounts for it.
+ * Sends one batch of spans to the OTLP traces endpoint, retrying per the OTLP specification, and
+ * accounts for it.
  *
- * `export()` never rejects and never throws: a Collector that is down, slow or rejecting costs the
- * batch (counted as `spanbridge_spans_dropped_total{reason="export_failed"}` plus one
- * `spanbridge_export_failures_total`) and a rate-limited warning, never the agent. It exports the
- * spans it is given; filtering unsampled spans is the batcher's job (before they take queue room).
+ * `export()` never rejects and never throws: a Collector that is down is retried (backoff,
+ * Retry-After) for up to the policy's maximum elapsed time while the batcher keeps queueing; a
+ * batch that cannot be delivered costs its spans (`spanbridge_spans_dropped_total` with reason
+ * `export_failed`, `retry_exhausted` or `shutdown`, plus one `spanbridge_export_failures_total`)
+ * and a rate-limited warning, never the agent. Every attempt and every retry is counted.
  *
- * Layering, so that a later stage can add retry and other protocols without touching callers:
- *   spans -> toReadableSpan -> ProtobufTraceSerializer -> Transport.send -> SendResult -> counters.
- * A retry policy will wrap `transport.send` using `SendResult.kind`/`retryAfterMs`, within the
- * same `timeoutMs` budget.
+ * Layering:
+ *   spans -> toReadableSpan (resource merged) -> serializer(protocol) -> sendWithRetry(transport.send)
+ *     -> counters.
  */
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { errorMessage } from '../../src/errors';
 import type { SelfMetrics } from '../../src/metrics/counters';
 import type { Span } from '../../src/spans/span';
 import { FailureReporter } from '../failure-reporter';
 import type { ReceiverLog } from '../log';
-import { countDropped, countExported, countExportFailure } from '../self-metrics';
-import type { OtlpTraceExporterConfig } from './config';
-import { toReadableSpan } from './to-readable-span';
-import { HttpTransport, type Transport } from './transport';
+import type { ResourceMerger } from '../resource-merge';
+import {
+  countDropped,
+  countExportAttempt,
+  countExported,
+  countExportFailure,
+  countExportRetry,
+  type DropReason,
+} from '../self-metrics';
+import type { OtlpExporterConfig } from './config';
+import { createTransport } from './create-transport';
+import { DEFAULT_RETRY_POLICY, sendWithRetry, type RetryHooks, type RetryPolicy } from './retry';
+import { serializeTraces } from './serializers';
+import { toReadableSpanWithResource } from './to-readable-span';
+import type { Transport } from './transport';
 
 export interface OtlpTraceExporterDeps {
-  /** Replaces the HTTP transport (tests, or a future gRPC transport). */
+  /** Replaces the transport the configuration asks for (tests). */
   readonly transport?: Transport;
   /** Minimum interval between two failure warnings. */
   readonly failureLogIntervalMs?: number;
+  readonly retry?: RetryPolicy;
+  /** Fills the agent's OTEL_RESOURCE_ATTRIBUTES into every span's resource. */
+  readonly resources?: ResourceMerger;
+  /** Test seams for the retry loop (sleep, random, now). */
+  readonly retryHooks?: Pick<RetryHooks, 'sleep' | 'random' | 'now'>;
 }
 
 export class OtlpTraceExporter {
   private readonly transport: Transport;
   private readonly failures: FailureReporter;
+  private readonly retry: RetryPolicy;
+  private readonly aborter = new AbortController();
   private closed?: Promise<void>;
   /** Exports in flight, so shutdown can let them finish before closing connections. */
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly config: OtlpTraceExporterConfig,
+    private readonly config: OtlpExporterConfig,
     private readonly metrics: SelfMetrics,
     log: ReceiverLog,
-    deps: OtlpTraceExporterDeps = {},
+    private readonly deps: OtlpTraceExporterDeps = {},
   ) {
-    this.transport = deps.transport ?? new HttpTransport({ url: config.endpoint, headers: config.headers });
+    this.transport = deps.transport ?? createTransport(config);
     this.failures = new FailureReporter(log, deps.failureLogIntervalMs);
+    this.retry = deps.retry ?? DEFAULT_RETRY_POLICY;
   }
 
-  /** Delivers `spans` as one OTLP request. Resolves when accounted for; never rejects. */
+  /** Delivers `spans` as one OTLP request (retried). Resolves when accounted for; never rejects. */
   export(spans: readonly Span[]): Promise<void> {
     if (spans.length === 0) return Promise.resolve();
-    if (this.closed) {
+    if (this.closed || this.aborter.signal.aborted) {
       countDropped(this.metrics, 'shutdown', spans.length);
       return Promise.resolve();
     }
@@ -58,7 +77,12 @@ export class OtlpTraceExporter {
     return p;
   }
 
-  /** Waits for exports in flight (each bounded by the timeout), then closes connections. Idempotent. */
+  /** Cancels retry waits and attempts in progress; their spans are counted as dropped (shutdown). */
+  abort(): void {
+    this.aborter.abort();
+  }
+
+  /** Waits for exports in flight (each bounded by the retry policy or `abort`), then closes connections. Idempotent. */
   shutdown(): Promise<void> {
     this.closed ??= (async () => {
       await Promise.all(this.inFlight);
@@ -70,34 +94,55 @@ export class OtlpTraceExporter {
   private async deliver(spans: readonly Span[]): Promise<void> {
     let body: Uint8Array | undefined;
     try {
-      body = ProtobufTraceSerializer.serializeRequest(spans.map(toReadableSpan));
+      const merger = this.deps.resources;
+      const readable = spans.map((s) => toReadableSpanWithResource(s, merger ? merger.merge(s.resource) : s.resource));
+      body = serializeTraces(this.config.protocol, readable);
     } catch (err) {
-      this.fail(`export: serializing ${spans.length} spans failed: ${errorMessage(err)}`, spans.length);
+      this.fail(`export: serializing ${spans.length} spans failed: ${errorMessage(err)}`, spans.length, 'export_failed');
       return;
     }
     if (!body) {
-      this.fail(`export: serializing ${spans.length} spans produced no request`, spans.length);
+      this.fail(`export: serializing ${spans.length} spans produced no request`, spans.length, 'export_failed');
       return;
     }
-    let message: string;
-    try {
-      const result = await this.transport.send(body, this.config.timeoutMs);
-      if (result.kind === 'success') {
+    const payload = body;
+    const outcome = await sendWithRetry(
+      (timeoutMs, signal) => {
+        countExportAttempt(this.metrics, 'traces');
+        return this.transport.send(payload, timeoutMs, signal);
+      },
+      this.config.timeoutMs,
+      this.retry,
+      {
+        ...this.deps.retryHooks,
+        signal: this.aborter.signal,
+        onRetry: () => countExportRetry(this.metrics, 'traces'),
+      },
+    );
+    switch (outcome.kind) {
+      case 'success':
         countExported(this.metrics, spans.length);
         this.failures.success();
         return;
-      }
-      message = result.error.message;
-    } catch (err) {
-      // Transports classify instead of throwing; this only guards the "never rejects" contract.
-      message = `export: ${errorMessage(err)}`;
+      case 'failure':
+        this.fail(outcome.result.kind === 'success' ? 'export failed' : outcome.result.error.message, spans.length, 'export_failed');
+        return;
+      case 'exhausted':
+        this.fail(
+          `${outcome.result.kind === 'success' ? 'export failed' : outcome.result.error.message} (gave up after ${outcome.attempts} attempts within ${this.retry.maxElapsedMs} ms)`,
+          spans.length,
+          'retry_exhausted',
+        );
+        return;
+      case 'aborted':
+        this.fail(`export: cancelled at shutdown after ${outcome.attempts} attempts`, spans.length, 'shutdown');
+        return;
     }
-    this.fail(message, spans.length);
   }
 
-  private fail(message: string, spanCount: number): void {
-    countExportFailure(this.metrics);
-    countDropped(this.metrics, 'export_failed', spanCount);
+  private fail(message: string, spanCount: number, reason: DropReason): void {
+    countExportFailure(this.metrics, 'traces');
+    countDropped(this.metrics, reason, spanCount);
     this.failures.failure(message, spanCount);
   }
 }

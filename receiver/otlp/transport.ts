@@ -1,16 +1,21 @@
 /**
  * One OTLP/HTTP POST and the classification of its outcome — nothing else. Retrying, queueing and
- * counting live in the layers above (the retry policy of a later stage uses `retryable` and
- * `retryAfterMs`), so this file can be tested against a real local server in isolation.
+ * counting live in the layers above (retry.ts uses `retryable` and `retryAfterMs`), so this file
+ * can be tested against a real local server in isolation.
  *
  * Classification (OTLP/HTTP specification):
- *   - 2xx                                   -> success (a partial_success body is not inspected yet)
+ *   - 2xx                                   -> success (a partial_success body is not inspected)
  *   - 429, 502, 503, 504                    -> retryable, honouring Retry-After
  *   - connection refused/reset, socket loss -> retryable
- *   - the per-send deadline expired         -> failure: `timeoutMs` bounds the whole export, so
- *                                              there is no time left to retry in
+ *   - the per-attempt deadline expired      -> retryable (the retry policy has its own budget;
+ *                                              the server may have processed it: at-least-once)
+ *   - cancelled by the caller's signal      -> failure (shutdown)
  *   - anything else (400, 401, 404, TLS...) -> failure, with the server's reason in the message
+ *
+ * With `compression: 'gzip'` the body is gzipped and sent with `content-encoding: gzip`.
  */
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
 import { Pool } from 'undici';
 import { version as packageVersion } from '../../package.json';
 import { errorMessage, SpanbridgeError } from '../../src/errors';
@@ -22,9 +27,12 @@ export type SendResult =
   | { readonly kind: 'failure'; readonly error: OtlpExportError }
   | { readonly kind: 'retryable'; readonly error: OtlpExportError; readonly retryAfterMs?: number };
 
-/** What the exporter needs from a transport; HTTP today, gRPC can implement the same later. */
+const gzip = promisify(gzipCallback);
+
+/** What an exporter needs from a transport: HTTP (this file) or gRPC (grpc-transport.ts). */
 export interface Transport {
-  send(body: Uint8Array, timeoutMs: number): Promise<SendResult>;
+  /** One attempt; never rejects. `signal` cancels it (the result is then a failure). */
+  send(body: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<SendResult>;
   /** Closes connections; sends still in flight finish first. */
   close(): Promise<void>;
 }
@@ -45,7 +53,8 @@ export interface HttpTransportOptions {
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly contentType?: string;
-  /** Concurrent connections to the endpoint (the exporter sends one batch at a time today). */
+  readonly compression?: 'none' | 'gzip';
+  /** Concurrent connections to the endpoint (the exporters send one request at a time each). */
   readonly connections?: number;
 }
 
@@ -74,8 +83,10 @@ export class HttpTransport implements Transport {
   private readonly path: string;
   private readonly headers: Record<string, string>;
   private readonly url: string;
+  private readonly gzip: boolean;
 
   constructor(options: HttpTransportOptions) {
+    this.gzip = options.compression === 'gzip';
     const url = new URL(options.url);
     this.url = url.href;
     this.path = `${url.pathname}${url.search}`;
@@ -85,19 +96,24 @@ export class HttpTransport implements Transport {
       ...lowerCaseKeys(options.headers ?? {}),
       // The body's format is ours to state; a user header must not contradict it.
       'content-type': options.contentType ?? 'application/x-protobuf',
+      ...(this.gzip ? { 'content-encoding': 'gzip' } : {}),
     };
   }
 
-  async send(body: Uint8Array, timeoutMs: number): Promise<SendResult> {
+  async send(body: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<SendResult> {
+    if (signal?.aborted) return { kind: 'failure', error: new OtlpExportError(`export: ${this.url}: cancelled`) };
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), timeoutMs);
     timer.unref();
+    const cancel = (): void => deadline.abort();
+    signal?.addEventListener('abort', cancel, { once: true });
     try {
+      const payload = this.gzip ? await gzip(body) : body;
       const res = await this.pool.request({
         path: this.path,
         method: 'POST',
         headers: this.headers,
-        body,
+        body: payload,
         signal: deadline.signal,
       });
       if (res.statusCode >= 200 && res.statusCode < 300) {
@@ -113,9 +129,12 @@ export class HttpTransport implements Transport {
       const retryAfterMs = parseRetryAfterMs(res.headers['retry-after']);
       return retryAfterMs === undefined ? { kind: 'retryable', error } : { kind: 'retryable', error, retryAfterMs };
     } catch (err) {
+      if (signal?.aborted) {
+        return { kind: 'failure', error: new OtlpExportError(`export: ${this.url}: cancelled`, { cause: err }) };
+      }
       if (deadline.signal.aborted) {
         return {
-          kind: 'failure',
+          kind: 'retryable',
           error: new OtlpExportError(`export: ${this.url} did not answer within ${timeoutMs} ms`, { cause: err }),
         };
       }
@@ -123,6 +142,7 @@ export class HttpTransport implements Transport {
       return RETRYABLE_NETWORK_CODES.has(errorCode(err) ?? '') ? { kind: 'retryable', error } : { kind: 'failure', error };
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', cancel);
     }
   }
 
@@ -160,7 +180,7 @@ async function readErrorReason(body: AsyncIterable<Uint8Array>, contentType: str
 }
 
 /** The error `code` of a network failure; Node's happy-eyeballs connect wraps them in an AggregateError. */
-function errorCode(err: unknown): string | undefined {
+export function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') return code;

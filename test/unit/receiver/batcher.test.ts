@@ -1,5 +1,6 @@
 import { SpanBatcher, type SpanExporter } from '../../../receiver/batcher';
 import { createTraceExportPipeline } from '../../../receiver/index';
+import { estimateSpanBytes } from '../../../receiver/span-size';
 import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import type { Span } from '../../../src/spans/span';
@@ -32,6 +33,10 @@ class FakeExporter implements SpanExporter {
     } finally {
       this.inFlight--;
     }
+  }
+  aborts = 0;
+  abort(): void {
+    this.aborts++;
   }
   async shutdown(): Promise<void> {
     this.shutdowns++;
@@ -125,13 +130,41 @@ describe('SpanBatcher', () => {
     for (const s of spans(4)) batcher.add(s);
     await settle(); // the first 4 are taken out of the queue and are being exported
     expect(exporter.sizes).toEqual([4]);
-    for (const s of spans(13)) batcher.add(s); // room for 10, so 3 overflow
-    expect(metrics.get(SPANS_DROPPED, { reason: 'queue_full' })).toBe(3);
-    expect(batcher.pendingCount).toBe(10);
+    // The 4 being exported still count against the bound of 10: room for 6, so 7 overflow.
+    for (const s of spans(13)) batcher.add(s);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'queue_full' })).toBe(7);
+    expect(batcher.pendingCount).toBe(6);
+    expect(batcher.queueState()).toMatchObject({ spans: 10, capacitySpans: 10 });
     exporter.release();
     await batcher.forceFlush();
-    expect(exporter.batches.flat()).toHaveLength(14);
-    expect(metrics.total(SPANS_DROPPED)).toBe(3);
+    expect(exporter.batches.flat()).toHaveLength(10);
+    expect(metrics.total(SPANS_DROPPED)).toBe(7);
+    expect(batcher.queueState()).toMatchObject({ spans: 0, bytes: 0 });
+  });
+
+  it('holds at most maxQueueBytes (estimated), in flight included; the overflow is dropped as queue_memory', async () => {
+    const exporter = new FakeExporter();
+    exporter.hold();
+    const metrics = new SelfMetrics();
+    const big = (): Span => makeSpan(resource, { attributes: { 'http.request.method': 'GET', blob: 'x'.repeat(1000) } });
+    const size = estimateSpanBytes(big());
+    batcher = new SpanBatcher(exporter, metrics, recordingLog(), {
+      maxBatchSize: 2,
+      maxQueueBytes: 5 * size + size / 2, // room for exactly 5
+      scheduledDelayMs: 60_000,
+    });
+    for (let i = 0; i < 2; i++) batcher.add(big());
+    await settle(); // 2 in flight
+    for (let i = 0; i < 10; i++) batcher.add(big());
+    expect(metrics.get(SPANS_DROPPED, { reason: 'queue_memory' })).toBe(7);
+    expect(batcher.queueState()).toEqual({ spans: 5, bytes: 5 * size, capacitySpans: 65_536, capacityBytes: 5 * size + size / 2 });
+    expect(batcher.peakQueueBytes).toBe(5 * size);
+    exporter.release();
+    await batcher.forceFlush();
+    expect(exporter.batches.flat()).toHaveLength(5);
+    // Drained: there is room again.
+    batcher.add(big());
+    expect(batcher.queueState().spans).toBe(1);
   });
 
   it('counts unsampled spans and never exports them (not a drop)', async () => {
@@ -175,7 +208,8 @@ describe('SpanBatcher', () => {
     expect(metrics.get(SPANS_DROPPED, { reason: 'shutdown' })).toBe(3);
     b.add(makeSpan(resource));
     expect(metrics.get(SPANS_DROPPED, { reason: 'shutdown' })).toBe(4);
-    expect(log.warnings.join('\n')).toMatch(/shutdown deadline of 150 ms reached; dropped 3 pending spans/);
+    expect(log.warnings.join('\n')).toMatch(/shutdown deadline of 150 ms reached; dropped 3 queued spans/);
+    expect(exporter.aborts).toBe(1); // the batch in flight is told to stop retrying
     exporter.release();
   });
 
@@ -236,9 +270,10 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
     expect(metrics.get(SPANS_EXPORTED)).toBe(4);
   });
 
-  it('throws ERR_CONFIG for a protocol that is not supported yet', () => {
-    expect(() =>
-      createTraceExportPipeline({ metrics: new SelfMetrics(), log: recordingLog(), env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }),
-    ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+  it('warns about and ignores an unknown protocol (http/protobuf applies)', async () => {
+    const log = recordingLog();
+    const p = createTraceExportPipeline({ metrics: new SelfMetrics(), log, env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' } });
+    await p.shutdown();
+    expect(log.warnings).toEqual([expect.stringMatching(/ignoring OTEL_EXPORTER_OTLP_PROTOCOL "thrift"/)]);
   });
 });

@@ -1,7 +1,9 @@
 import {
   DEFAULT_TIMEOUT_MS,
   DEFAULT_TRACES_ENDPOINT,
+  assertProtocol,
   parseHeaderList,
+  resolveOtlpConfig,
   resolveOtlpTraceConfig,
   type Env,
 } from '../../../receiver/otlp/config';
@@ -17,10 +19,12 @@ describe('resolveOtlpTraceConfig', () => {
   it('defaults to http/protobuf on localhost:4318 with a 10 s timeout', () => {
     const { config, warnings } = resolve({});
     expect(config).toEqual({
+      signal: 'traces',
       endpoint: DEFAULT_TRACES_ENDPOINT,
       headers: {},
       timeoutMs: DEFAULT_TIMEOUT_MS,
       protocol: 'http/protobuf',
+      compression: 'none',
     });
     expect(DEFAULT_TRACES_ENDPOINT).toBe('http://localhost:4318/v1/traces');
     expect(DEFAULT_TIMEOUT_MS).toBe(10000);
@@ -109,41 +113,62 @@ describe('resolveOtlpTraceConfig', () => {
     expect(resolve({}, { timeoutMs: 300 }).config.timeoutMs).toBe(300);
   });
 
-  it('accepts http/protobuf, rejects http/json and grpc as not supported yet, ignores nonsense', () => {
+  it('accepts every OTLP protocol, signal-specific first; ignores nonsense with a warning', () => {
     expect(resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }).config.protocol).toBe('http/protobuf');
-    for (const env of [
-      { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
-      { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' },
-      { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' },
-    ]) {
-      let error: unknown;
-      try {
-        resolve(env);
-      } catch (err) {
-        error = err;
-      }
-      expect(error).toBeInstanceOf(SpanbridgeError);
-      expect((error as SpanbridgeError).code).toBe('ERR_CONFIG');
-      expect((error as SpanbridgeError).message).toMatch(/not supported yet/);
-    }
-    // The traces-specific value wins, so a generic grpc is never looked at.
+    expect(resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).config.protocol).toBe('grpc');
+    expect(resolve({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }).config.protocol).toBe('http/json');
     expect(
-      resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).config
-        .protocol,
+      resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).config.protocol,
     ).toBe('http/protobuf');
+    expect(resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, { protocol: 'http/json' }).config.protocol).toBe('http/json');
     const nonsense = resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'carrier-pigeon' });
     expect(nonsense.config.protocol).toBe('http/protobuf');
     expect(nonsense.warnings).toHaveLength(1);
+    expect(() => assertProtocol('carrier-pigeon', '--otlp-protocol')).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG' }) as SpanbridgeError,
+    );
   });
 
-  it('says that compression is not supported yet instead of ignoring it silently', () => {
-    expect(resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }).warnings).toEqual([]);
-    expect(resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }).warnings).toEqual([
-      'otlp config: OTEL_EXPORTER_OTLP_COMPRESSION=gzip is not supported yet; sending uncompressed',
-    ]);
+  it('grpc: endpoints are used as given (no path), default localhost:4317', () => {
+    expect(resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).config.endpoint).toBe('http://localhost:4317');
     expect(
-      resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).warnings,
-    ).toEqual([]);
-    expect(resolve({ OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'zstd' }).warnings[0]).toMatch(/expected none or gzip/);
+      resolve({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4317' }).config.endpoint,
+    ).toBe('https://collector:4317');
+    expect(resolve({}, { protocol: 'grpc', baseEndpoint: 'http://c:1234' }).config.endpoint).toBe('http://c:1234');
+  });
+
+  it('resolves the metrics signal from its own variables, then the generic ones', () => {
+    const warnings: string[] = [];
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:1/t',
+      OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-m=1',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-g=2',
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '1234',
+      OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: 'gzip',
+    };
+    expect(resolveOtlpConfig('metrics', {}, env, (m) => warnings.push(m))).toEqual({
+      signal: 'metrics',
+      endpoint: 'http://generic:4318/v1/metrics',
+      headers: { 'x-g': '2', 'x-m': '1' },
+      timeoutMs: 1234,
+      protocol: 'http/json',
+      compression: 'gzip',
+    });
+    expect(resolveOtlpConfig('traces', {}, env).compression).toBe('none');
+    expect(resolveOtlpConfig('metrics', { baseEndpoint: 'http://flag:4318/' }, env).endpoint).toBe('http://flag:4318/v1/metrics');
+    expect(warnings).toEqual([]);
+  });
+
+  it('reads compression (none or gzip), signal-specific first; warns about anything else', () => {
+    expect(resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }).warnings).toEqual([]);
+    expect(resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }).config.compression).toBe('gzip');
+    expect(
+      resolve({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).config.compression,
+    ).toBe('none');
+    const bad = resolve({ OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'zstd' });
+    expect(bad.warnings[0]).toMatch(/expected none or gzip/);
+    expect(bad.config.compression).toBe('none');
   });
 });

@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import { HttpTransport, OtlpExportError } from '../../../receiver/otlp/transport';
 import { ok, startOtlpServer, unusedPort, type TestServer } from './helpers/otlp-server';
 
@@ -89,14 +90,14 @@ describe('HttpTransport (against a real local HTTP server)', () => {
     expect(result.kind === 'failure' && result.error.message).toMatch(/HTTP 400: span id must be 8 bytes$/);
   });
 
-  it('gives up at the timeout when the server never answers (failure: the budget is spent)', async () => {
+  it('ends an attempt at the timeout when the server never answers (retryable: the retry policy decides)', async () => {
     server = await startOtlpServer(() => 'hang');
     transport = new HttpTransport({ url: server.url });
     const started = Date.now();
     const result = await transport.send(Uint8Array.of(1), 300);
     const elapsed = Date.now() - started;
-    expect(result.kind).toBe('failure');
-    expect(result.kind === 'failure' && result.error.message).toMatch(/did not answer within 300 ms/);
+    expect(result.kind).toBe('retryable');
+    expect(result.kind === 'retryable' && result.error.message).toMatch(/did not answer within 300 ms/);
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(1500);
   });
@@ -107,5 +108,28 @@ describe('HttpTransport (against a real local HTTP server)', () => {
     const result = await transport.send(Uint8Array.of(1), 2000);
     expect(result.kind).toBe('retryable');
     expect(result.kind !== 'success' && result.error.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('gzips the body with content-encoding: gzip when asked to', async () => {
+    server = await startOtlpServer(ok);
+    transport = new HttpTransport({ url: server.url, compression: 'gzip', contentType: 'application/json' });
+    const body = new TextEncoder().encode(JSON.stringify({ resourceSpans: [] }).repeat(50));
+    await expect(transport.send(body, 2000)).resolves.toEqual({ kind: 'success' });
+    const [req] = server.requests;
+    expect(req.headers['content-encoding']).toBe('gzip');
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(gunzipSync(req.body).equals(Buffer.from(body))).toBe(true);
+  });
+
+  it('a cancelled send ends at once as a failure (not retryable)', async () => {
+    server = await startOtlpServer(() => 'hang');
+    transport = new HttpTransport({ url: server.url });
+    const cancel = new AbortController();
+    const pending = transport.send(Uint8Array.of(1), 60_000, cancel.signal);
+    await server.waitForRequests(1);
+    cancel.abort();
+    const result = await pending;
+    expect(result.kind).toBe('failure');
+    expect(result.kind === 'failure' && result.error.message).toMatch(/cancelled/);
   });
 });

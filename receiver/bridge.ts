@@ -1,0 +1,153 @@
+/**
+ * The Collector bridge: the one object the agent hands finished spans to, and the only thing that
+ * talks to the Collector.
+ *
+ *   add(span) -+-> RedMetricsSink --> HistogramStore (OTLP) + PrometheusRegistry (scrape)
+ *              +-> SpanBatcher (bounded queue) --> OtlpTraceExporter (retry) --> traces endpoint
+ *   every interval: HistogramStore + SelfMetrics --> OtlpMetricsExporter (retry) --> metrics endpoint
+ *   GET /metrics:   PrometheusRegistry (RED + SelfMetrics snapshot)
+ *
+ * `start()` opens the Prometheus endpoint and starts the metrics timer; `shutdown()` flushes the
+ * spans (within the batcher's deadline), sends the final metrics and closes everything. `add` is
+ * the hot path: O(1) apart from the span's attributes, never throws, never waits.
+ */
+import type { SelfMetrics } from '../src/metrics/counters';
+import type { Resource, Span } from '../src/spans/span';
+import { SpanBatcher } from './batcher';
+import type { BridgeConfig } from './bridge-config';
+import type { ReceiverLog } from './log';
+import { HistogramStore } from './metrics/histogram-store';
+import { HTTP_DURATION_BUCKETS } from './metrics/http-duration';
+import { RedMetricsSink } from './metrics/red-sink';
+import { redResourceMetrics, selfResourceMetrics } from './metrics/to-resource-metrics';
+import type { OtlpExporterConfig } from './otlp/config';
+import type { ResourceMetrics } from './otlp/metric-types';
+import { OtlpMetricsExporter } from './otlp/metrics-exporter';
+import { OtlpTraceExporter, type OtlpTraceExporterDeps } from './otlp/trace-exporter';
+import type { Transport } from './otlp/transport';
+import { PrometheusRegistry } from './prometheus/registry';
+import { PrometheusServer } from './prometheus/server';
+import { agentResource, ResourceMerger } from './resource-merge';
+import { setQueueGauges } from './self-metrics';
+
+export interface CollectorBridgeParts {
+  readonly metrics: SelfMetrics;
+  readonly log: ReceiverLog;
+  readonly bridge: BridgeConfig;
+  /** `undefined`: spans are not exported (RED metrics still are). */
+  readonly traces: OtlpExporterConfig | undefined;
+  /** `undefined`: no OTLP metrics. */
+  readonly metricsOtlp: OtlpExporterConfig | undefined;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Test seams. */
+  readonly traceTransport?: Transport;
+  readonly traceExporterDeps?: OtlpTraceExporterDeps;
+}
+
+export class CollectorBridge {
+  readonly red: RedMetricsSink;
+  readonly batcher: SpanBatcher | undefined;
+  private readonly store: HistogramStore;
+  private readonly prometheus: PrometheusRegistry;
+  private readonly server: PrometheusServer | undefined;
+  private readonly metricsExporter: OtlpMetricsExporter | undefined;
+  private readonly resources: ResourceMerger;
+  private readonly selfResource: Resource;
+  private readonly startMs = Date.now();
+  private prometheusAddress: { host: string; port: number } | undefined;
+  private shutdownPromise: Promise<void> | undefined;
+
+  constructor(private readonly parts: CollectorBridgeParts) {
+    const { metrics, log, bridge } = parts;
+    this.resources = new ResourceMerger(bridge.resourceAttributes);
+    this.selfResource = agentResource(bridge.resourceAttributes, parts.env);
+    this.store = new HistogramStore(HTTP_DURATION_BUCKETS, bridge.maxRedSeries);
+    this.prometheus = new PrometheusRegistry();
+    this.red = new RedMetricsSink(this.store, metrics, this.prometheus, this.resources);
+    if (parts.traces) {
+      const exporter = new OtlpTraceExporter(parts.traces, metrics, log, {
+        retry: bridge.retry,
+        resources: this.resources,
+        ...(parts.traceTransport ? { transport: parts.traceTransport } : {}),
+        ...parts.traceExporterDeps,
+      });
+      this.batcher = new SpanBatcher(exporter, metrics, log, bridge.queue);
+    }
+    if (parts.metricsOtlp) {
+      this.metricsExporter = new OtlpMetricsExporter(parts.metricsOtlp, metrics, log, () => this.collectResourceMetrics(), bridge.metricExportIntervalMs, {
+        retry: bridge.retry,
+      });
+    }
+    if (bridge.prometheus) {
+      this.server = new PrometheusServer(
+        async () => ({ contentType: this.prometheus.contentType, body: await this.renderPrometheus() }),
+        (m) => log.warn(m),
+      );
+    }
+  }
+
+  /** Opens the Prometheus endpoint (rejects with ERR_CONFIG if it cannot listen) and starts the metrics timer. */
+  async start(): Promise<void> {
+    const p = this.parts.bridge.prometheus;
+    if (this.server && p) {
+      const address = await this.server.listen(p.host, p.port);
+      this.prometheusAddress = { host: p.host, port: address.port };
+      this.parts.log.info(`prometheus: serving metrics at ${this.prometheusUrl}`);
+    }
+    this.metricsExporter?.start();
+  }
+
+  /** `http://host:port/metrics` once started with the endpoint enabled. */
+  get prometheusUrl(): string | undefined {
+    if (!this.prometheusAddress) return undefined;
+    const { host, port } = this.prometheusAddress;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`;
+  }
+
+  /** Hot path: RED observation + queueing for export. Never throws. */
+  add(span: Span): void {
+    try {
+      this.red.add(span);
+    } catch (err) {
+      this.parts.metrics.add('spanbridge_red_errors_total', 'Spans the RED metrics could not record');
+      void err;
+    }
+    this.batcher?.add(span);
+  }
+
+  /** Exports every span added so far, and the current metrics. */
+  async forceFlush(): Promise<void> {
+    await Promise.all([this.batcher?.forceFlush(), this.metricsExporter?.exportNow()]);
+  }
+
+  /** Flushes spans (within the queue's shutdown deadline), sends the final metrics, closes. Never rejects; idempotent. */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= (async () => {
+      await this.batcher?.shutdown();
+      await this.metricsExporter?.shutdown().catch(() => {});
+      await this.server?.close().catch(() => {});
+    })();
+    return this.shutdownPromise;
+  }
+
+  /** The OTLP metrics payload: RED per traced process, self-metrics under the agent's resource. */
+  collectResourceMetrics(): ResourceMetrics[] {
+    const now = Date.now();
+    this.refreshGauges();
+    return [
+      ...redResourceMetrics(this.store, now, this.resources),
+      selfResourceMetrics(this.parts.metrics.snapshot(), this.selfResource, this.startMs, now),
+    ];
+  }
+
+  /** The Prometheus exposition text (what GET /metrics answers). */
+  async renderPrometheus(): Promise<string> {
+    this.refreshGauges();
+    this.prometheus.syncSelfMetrics(this.parts.metrics.snapshot());
+    return this.prometheus.render();
+  }
+
+  private refreshGauges(): void {
+    if (this.batcher) setQueueGauges(this.parts.metrics, this.batcher.queueState());
+  }
+}

@@ -1,0 +1,21 @@
+/** The transport a resolved configuration asks for: gRPC, or HTTP with the matching content type. */
+import type { OtlpExporterConfig } from './config';
+import { GrpcTransport } from './grpc-transport';
+import { HttpTransport, type Transport } from './transport';
+
+export function createTransport(config: OtlpExporterConfig): Transport {
+  if (config.protocol === 'grpc') {
+    return new GrpcTransport({
+      endpoint: config.endpoint,
+      signal: config.signal,
+      headers: config.headers,
+      compression: config.compression,
+    });
+  }
+  return new HttpTransport({
+    url: config.endpoint,
+    headers: config.headers,
+    compression: config.compression,
+    contentType: config.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
+  });
+}

@@ -1,0 +1,21 @@
+/**
+ * An estimate of the memory one queued span holds, for the queue's memory cap. Not exact (V8 does
+ * not say), but proportional to what varies between spans: strings (2 bytes per UTF-16 unit, an
+ * upper bound for V8's one-byte strings) and attributes, plus a fixed cost for the object, its
+ * bigints and its attribute map. The resource is shared by all spans of a process and not counted.
+ */
+import type { Span } from '../src/spans/span';
+
+/** Object headers, two bigints, status, the ids and the attribute map's own overhead. */
+export const SPAN_FIXED_BYTES = 320;
+/** Per attribute: the property slot plus a boxed value. */
+const ATTRIBUTE_BYTES = 48;
+
+export function estimateSpanBytes(span: Span): number {
+  let bytes = SPAN_FIXED_BYTES + 2 * (span.name.length + span.traceState.length + (span.status.message?.length ?? 0));
+  for (const key in span.attributes) {
+    const value = span.attributes[key];
+    bytes += ATTRIBUTE_BYTES + 2 * key.length + (typeof value === 'string' ? 2 * value.length : 8);
+  }
+  return bytes;
+}
