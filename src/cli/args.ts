@@ -7,6 +7,7 @@ import { SpanbridgeError } from '../errors';
 import { isLogLevel, type LogLevel } from '../log';
 import type { InjectHeaders } from '../agent';
 import type { Selection } from '../discovery/selectors';
+import { assertProtocol, parseByteSize, parsePrometheusPort, type OtlpProtocol } from '../../receiver';
 
 export interface RunOptions {
   readonly selection: Selection;
@@ -15,6 +16,11 @@ export interface RunOptions {
   readonly injectHeaders: InjectHeaders;
   readonly export: 'otlp' | 'none';
   readonly otlpEndpoint?: string;
+  readonly otlpProtocol?: OtlpProtocol;
+  /** A port, 'off', or undefined (environment / default 9400). */
+  readonly prometheusPort?: number | 'off';
+  readonly prometheusHost?: string;
+  readonly queueMaxBytes?: number;
   readonly logLevel: LogLevel;
   readonly bpfDir?: string;
 }
@@ -35,8 +41,17 @@ Options:
                             traceparent injection into outgoing requests (default auto;
                             off = the agent never changes application traffic)
   --export otlp|none        deliver spans to the Collector over OTLP (default otlp)
-  --otlp-endpoint URL       OTLP/HTTP base endpoint (default $OTEL_EXPORTER_OTLP_ENDPOINT or
-                            http://localhost:4318); /v1/traces is appended
+  --otlp-endpoint URL       OTLP base endpoint (default $OTEL_EXPORTER_OTLP_ENDPOINT or
+                            http://localhost:4318, grpc: http://localhost:4317); for HTTP
+                            /v1/traces and /v1/metrics are appended
+  --otlp-protocol P         http/protobuf (default), http/json or grpc
+                            (default $OTEL_EXPORTER_OTLP_PROTOCOL)
+  --prometheus-port P|off   serve RED and self-metrics at http://HOST:P/metrics
+                            (default $SPANBRIDGE_PROMETHEUS_PORT or 9400; 0 or off disables)
+  --prometheus-host ADDR    address the metrics endpoint listens on
+                            (default $SPANBRIDGE_PROMETHEUS_HOST or 127.0.0.1)
+  --queue-max-bytes SIZE    memory cap of the span export queue, e.g. 64MiB
+                            (default $SPANBRIDGE_QUEUE_MAX_BYTES or 64MiB)
   --log-level debug|info|warn|error (default info; env SPANBRIDGE_LOG_LEVEL)
   --bpf-dir DIR             where the compiled BPF objects are (default: build/bpf)
   -h, --help                this help
@@ -73,6 +88,10 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         'inject-headers': { type: 'string' },
         export: { type: 'string' },
         'otlp-endpoint': { type: 'string' },
+        'otlp-protocol': { type: 'string' },
+        'prometheus-port': { type: 'string' },
+        'prometheus-host': { type: 'string' },
+        'queue-max-bytes': { type: 'string' },
         'log-level': { type: 'string' },
         'bpf-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -102,6 +121,16 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
     throw new SpanbridgeError('ERR_CONFIG', `--otlp-endpoint: '${endpoint}' is not an http(s) URL`);
   }
+  const promPortRaw = v['prometheus-port'];
+  const prometheusPort = promPortRaw === undefined ? undefined : parsePrometheusPort(promPortRaw);
+  if (prometheusPort === undefined && promPortRaw !== undefined) {
+    throw new SpanbridgeError('ERR_CONFIG', `--prometheus-port: '${promPortRaw}' is not a port 1..65535, 0 or off`);
+  }
+  const queueRaw = v['queue-max-bytes'];
+  const queueMaxBytes = queueRaw === undefined ? undefined : parseByteSize(queueRaw);
+  if (queueMaxBytes === undefined && queueRaw !== undefined) {
+    throw new SpanbridgeError('ERR_CONFIG', `--queue-max-bytes: '${queueRaw}' is not a size like 67108864, 512KiB or 64MiB`);
+  }
   return {
     selection,
     printSpans: oneOf('print-spans', v['print-spans'], ['none', 'json'] as const, 'none'),
@@ -109,6 +138,10 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     injectHeaders: oneOf('inject-headers', v['inject-headers'], ['auto', 'on', 'off'] as const, 'auto'),
     export: oneOf('export', v.export, ['otlp', 'none'] as const, 'otlp'),
     otlpEndpoint: endpoint,
+    otlpProtocol: v['otlp-protocol'] === undefined ? undefined : assertProtocol(v['otlp-protocol'], '--otlp-protocol'),
+    prometheusPort,
+    prometheusHost: v['prometheus-host'],
+    queueMaxBytes,
     logLevel: (logLevelRaw as LogLevel | undefined) ?? 'info',
     bpfDir: v['bpf-dir'],
   };

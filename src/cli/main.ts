@@ -13,7 +13,7 @@ import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { appendTracesPath, createTraceExportPipeline } from '../../receiver';
+import { createCollectorBridge } from '../../receiver';
 import { parseRunArgs, RUN_USAGE } from './args';
 
 const USAGE = `Usage: spanbridge <command> [options]
@@ -48,15 +48,20 @@ async function run(argv: string[]): Promise<number> {
   const metrics = new SelfMetrics();
   const sinks: SpanSink[] = [];
   if (opts.printSpans === 'json') sinks.push(stdoutSink());
-  if (opts.export === 'otlp') {
-    sinks.push(
-      createTraceExportPipeline({
-        metrics,
-        log,
-        otlp: opts.otlpEndpoint ? { endpoint: appendTracesPath(opts.otlpEndpoint) } : undefined,
-      }),
-    );
-  }
+  // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
+  const bridge = createCollectorBridge({
+    metrics,
+    log,
+    otlpExport: opts.export === 'otlp',
+    otlp: { baseEndpoint: opts.otlpEndpoint, protocol: opts.otlpProtocol },
+    bridge: {
+      prometheusPort: opts.prometheusPort,
+      prometheusHost: opts.prometheusHost,
+      queue: opts.queueMaxBytes === undefined ? undefined : { maxQueueBytes: opts.queueMaxBytes },
+    },
+  });
+  await bridge.start();
+  sinks.push(bridge);
   const agent = new Agent(
     {
       selection: opts.selection,
