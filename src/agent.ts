@@ -27,6 +27,7 @@ import { isSampled, type Resource, type Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
+import { runtimeOf, SysHttpStage, sysHttpSettingsFromEnv } from './tracers/sys-http-stage';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
 
@@ -66,6 +67,8 @@ export class Agent {
   private readonly clock: Clock;
   private goTracer: GoHttpTracer;
   private readonly procTracer: ProcEventsTracer;
+  /** Any-language HTTP/1.x from syscall tracepoints: every selected process that is not Go. */
+  private sysHttp: SysHttpStage | undefined;
   private watcher: ProcessWatcher | undefined;
   private readonly resources = new Map<number, Resource>();
   /** Inspection results per executable (dev:inode), so one binary is inspected once. */
@@ -99,6 +102,7 @@ export class Agent {
       throw new SpanbridgeError('ERR_PRIVILEGE', `cannot start: missing ${missing.join('; ')}`);
     }
     this.startGoTracer(caps);
+    this.startSysHttp(caps);
     try {
       this.procTracer.start((rec) => this.onProcRecord(rec));
       log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
@@ -218,6 +222,7 @@ export class Agent {
     try {
       target = this.inspect(proc);
     } catch (err) {
+      if (this.attachSysHttp(proc, who)) return;
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
@@ -237,6 +242,7 @@ export class Agent {
   }
 
   private onGone(pid: number): void {
+    this.detachSysHttp(pid);
     if (!this.goTracer.attachedPids.includes(pid)) return;
     this.goTracer.detach(pid);
     this.deps.log.info(`detached pid ${pid} (exited)`);
@@ -248,10 +254,73 @@ export class Agent {
     t.unref();
   }
 
+  /** Loads the syscall HTTP tracer when syscall tracepoints exist; Go tracing works without it. */
+  private startSysHttp(caps: Capabilities): void {
+    const { log } = this.deps;
+    if (!caps.syscallTracepoints) {
+      log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
+      return;
+    }
+    const stage = new SysHttpStage({
+      backend: this.deps.backend,
+      objectPath: join(this.config.bpfObjectDir, 'sys_http.bpf.o'),
+      clock: this.clock,
+      metrics: this.metrics,
+      resourceOf: (pid) => this.resources.get(pid),
+      deliver: (span) => this.deliver(span),
+      settings: sysHttpSettingsFromEnv(),
+    });
+    try {
+      stage.start();
+      this.sysHttp = stage;
+      log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${stage.tracer.tracepointCount} attached); same-node black-box correlation on`);
+    } catch (err) {
+      log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(err))})`);
+    }
+  }
+
+  /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
+  private attachSysHttp(proc: ProcessInfo, who: string): boolean {
+    if (!this.sysHttp) return false;
+    try {
+      const resource = processResource(proc, runtimeOf(proc));
+      this.resources.set(proc.pid, resource);
+      const note = this.sysHttp.attach(proc);
+      this.deps.log.info(`attached ${who}: service.name=${resource.attributes['service.name']}, ${note}`);
+      return true;
+    } catch (err) {
+      this.resources.delete(proc.pid);
+      this.deps.log.warn(`syscall tracing of ${who} failed: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  private detachSysHttp(pid: number): void {
+    if (!this.sysHttp?.tracer.attachedPids.includes(pid)) return;
+    this.sysHttp.detach(pid);
+    this.deps.log.info(`detached pid ${pid} (exited)`);
+    const t = setTimeout(() => {
+      if (!this.sysHttp?.tracer.attachedPids.includes(pid) && !this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
+    }, RESOURCE_GRACE_MS);
+    t.unref();
+  }
+
+  /** Cumulative kernel-side counters by reason (drops, skips, injections). */
+  kernelCounters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const p of this.metrics.snapshot()) {
+      if (p.name === 'spanbridge_kernel_drops') out[p.labels.reason] = p.value;
+    }
+    return out;
+  }
+
   private collectKernelDrops(): void {
     try {
       for (const [reason, n] of Object.entries(this.goTracer.readDrops())) {
         this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason }, n);
+      }
+      for (const [reason, n] of Object.entries(this.sysHttp?.tick() ?? {})) {
+        this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason: `sys_http_${reason}` }, n);
       }
     } catch (err) {
       this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);
@@ -265,8 +334,11 @@ export class Agent {
     if (this.dropTimer) clearInterval(this.dropTimer);
     this.watcher?.stop();
     this.collectKernelDrops();
+    const kernel = Object.entries(this.kernelCounters()).filter(([, n]) => n > 0);
+    if (kernel.length > 0) this.deps.log.info(`kernel counters: ${kernel.map(([k, n]) => `${k}=${n}`).join(' ')}`);
     await this.procTracer.close();
     await this.goTracer.close();
+    await this.sysHttp?.close();
     await Promise.all(this.deps.sinks.map((s) => s.shutdown()));
   }
 }

@@ -102,6 +102,11 @@ export const GENERATED: readonly { object: string; structs: string[]; enums: str
     enums: ['record_type', 'drop_reason'],
   },
   { object: 'proc_events.bpf.o', structs: ['proc_lifecycle_event'], enums: [] },
+  {
+    object: 'sys_http.bpf.o',
+    structs: ['sys_http_conn_event', 'sys_http_data_event'],
+    enums: ['sys_http_drop_reason', 'sys_http_role', 'sys_http_direction', 'sys_http_syscall'],
+  },
 ];
 
 function constName(name: string): string {

@@ -6,15 +6,26 @@ import type { SelfMetrics } from '../metrics/counters';
 import { decodeGoHttpClient, GO_HTTP_CLIENT_RECORD_SIZE, type GoHttpClientRecord } from './go-http-client';
 import { decodeGoHttpServer, GO_HTTP_SERVER_RECORD_SIZE, type GoHttpServerRecord } from './go-http-server';
 import { decodeProcLifecycle, PROC_LIFECYCLE_RECORD_SIZE, type ProcLifecycleRecord } from './proc-lifecycle';
+import {
+  decodeSysHttpConn,
+  decodeSysHttpData,
+  SYS_HTTP_CONN_RECORD_SIZE,
+  SYS_HTTP_DATA_RECORD_SIZE,
+  type SysHttpConnRecord,
+  type SysHttpDataRecord,
+} from './sys-http';
 import { RECORD_TYPE } from './structs.generated';
 
-export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | ProcLifecycleRecord;
+export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | ProcLifecycleRecord | SysHttpConnRecord | SysHttpDataRecord;
 
 const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_PROC_EXEC]: PROC_LIFECYCLE_RECORD_SIZE,
   [RECORD_TYPE.RECORD_PROC_EXIT]: PROC_LIFECYCLE_RECORD_SIZE,
   [RECORD_TYPE.RECORD_GO_HTTP_SERVER]: GO_HTTP_SERVER_RECORD_SIZE,
   [RECORD_TYPE.RECORD_GO_HTTP_CLIENT]: GO_HTTP_CLIENT_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN]: SYS_HTTP_CONN_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE]: SYS_HTTP_CONN_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_SYS_HTTP_DATA]: SYS_HTTP_DATA_RECORD_SIZE,
 };
 
 export const RECORDS_INVALID = 'spanbridge_records_invalid_total';
@@ -39,6 +50,12 @@ export function decodeRecord(buf: Buffer, metrics: SelfMetrics): DecodedRecord |
       return decodeGoHttpServer(buf);
     case RECORD_TYPE.RECORD_GO_HTTP_CLIENT:
       return decodeGoHttpClient(buf);
+    case RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN:
+      return decodeSysHttpConn(buf, 'sys_http_conn_open');
+    case RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE:
+      return decodeSysHttpConn(buf, 'sys_http_conn_close');
+    case RECORD_TYPE.RECORD_SYS_HTTP_DATA:
+      return decodeSysHttpData(buf);
     default:
       return decodeProcLifecycle(buf);
   }

@@ -136,3 +136,86 @@ export const PROC_LIFECYCLE_EVENT: StructLayout = {
     comm: { offset: 24, size: 16, kind: 'bytes' },
   },
 };
+
+export const SYS_HTTP_CONN_EVENT: StructLayout = {
+  size: 72,
+  fields: {
+    type: { offset: 0, size: 1, kind: 'u8' },
+    role: { offset: 1, size: 1, kind: 'u8' },
+    family: { offset: 2, size: 1, kind: 'u8' },
+    _pad0: { offset: 3, size: 1, kind: 'u8' },
+    local_port: { offset: 4, size: 2, kind: 'u16' },
+    remote_port: { offset: 6, size: 2, kind: 'u16' },
+    pid: { offset: 8, size: 4, kind: 'u32' },
+    tid: { offset: 12, size: 4, kind: 'u32' },
+    fd: { offset: 16, size: 4, kind: 'u32' },
+    _pad1: { offset: 20, size: 4, kind: 'u32' },
+    conn_id: { offset: 24, size: 8, kind: 'u64' },
+    ts_ns: { offset: 32, size: 8, kind: 'u64' },
+    local_addr: { offset: 40, size: 16, kind: 'bytes' },
+    remote_addr: { offset: 56, size: 16, kind: 'bytes' },
+  },
+};
+
+export const SYS_HTTP_DATA_EVENT: StructLayout = {
+  size: 1184,
+  fields: {
+    type: { offset: 0, size: 1, kind: 'u8' },
+    direction: { offset: 1, size: 1, kind: 'u8' },
+    role: { offset: 2, size: 1, kind: 'u8' },
+    flags: { offset: 3, size: 1, kind: 'u8' },
+    trace_flags: { offset: 4, size: 1, kind: 'u8' },
+    syscall: { offset: 5, size: 1, kind: 'u8' },
+    capture_len: { offset: 6, size: 2, kind: 'u16' },
+    pid: { offset: 8, size: 4, kind: 'u32' },
+    tid: { offset: 12, size: 4, kind: 'u32' },
+    fd: { offset: 16, size: 4, kind: 'u32' },
+    tail_len: { offset: 20, size: 2, kind: 'u16' },
+    _pad0: { offset: 22, size: 2, kind: 'u16' },
+    conn_id: { offset: 24, size: 8, kind: 'u64' },
+    ts_ns: { offset: 32, size: 8, kind: 'u64' },
+    len: { offset: 40, size: 8, kind: 'u64' },
+    trace_id: { offset: 48, size: 16, kind: 'bytes' },
+    span_id: { offset: 64, size: 8, kind: 'bytes' },
+    parent_span_id: { offset: 72, size: 8, kind: 'bytes' },
+    spare_trace_ids: { offset: 80, size: 48, kind: 'bytes' },
+    spare_span_ids: { offset: 128, size: 24, kind: 'bytes' },
+    tail: { offset: 152, size: 8, kind: 'bytes' },
+    data: { offset: 160, size: 1024, kind: 'bytes' },
+  },
+};
+
+export const SYS_HTTP_DROP_REASON = {
+  SYS_DROP_RINGBUF_FULL: 0,
+  SYS_DROP_CONN_STATE_FULL: 1,
+  SYS_DROP_ARGS_FULL: 2,
+  SYS_SKIP_NOT_HTTP: 3,
+  SYS_SKIP_CAPTURE_TRUNCATED: 4,
+  SYS_SKIP_BAD_TRACEPARENT: 5,
+  SYS_SKIP_THREAD_AMBIGUOUS: 6,
+  SYS_SKIP_BLACKBOX_STALE: 7,
+  SYS_LINK_BLACKBOX: 8,
+  SYS_LINK_THREAD: 9,
+  SYS_HTTP_DROP_MAX: 10,
+} as const;
+
+export const SYS_HTTP_ROLE = {
+  SYS_ROLE_SERVER: 1,
+  SYS_ROLE_CLIENT: 2,
+} as const;
+
+export const SYS_HTTP_DIRECTION = {
+  SYS_DIR_INGRESS: 0,
+  SYS_DIR_EGRESS: 1,
+} as const;
+
+export const SYS_HTTP_SYSCALL = {
+  SYS_CALL_READ: 0,
+  SYS_CALL_WRITE: 1,
+  SYS_CALL_READV: 2,
+  SYS_CALL_WRITEV: 3,
+  SYS_CALL_RECVFROM: 4,
+  SYS_CALL_SENDTO: 5,
+  SYS_CALL_RECVMSG: 6,
+  SYS_CALL_SENDMSG: 7,
+} as const;

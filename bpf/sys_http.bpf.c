@@ -1,0 +1,887 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Any-language HTTP/1.x tracing from syscall tracepoints (no kprobes, no fentry needed).
+ *
+ *   sys_exit_accept/accept4  -> a server connection (tuple read from struct sock via the fd table)
+ *   sys_enter/exit_connect   -> a client connection
+ *   read/readv/recvfrom/recvmsg (exit), write/writev/sendto/sendmsg (enter + exit)
+ *                            -> data records with the first SYS_HTTP_CAPTURE bytes of each message
+ *   sys_enter_close          -> close record; state freed
+ *   sched_process_exit       -> state of a traced process that exits is freed
+ *
+ * Every handler first looks the calling process up in traced_tgids (written by the agent), so an
+ * untraced process pays one hash lookup per syscall.
+ *
+ * Trace context is decided here, never in user space:
+ *   server request start (a read that begins with a request line): continue a valid incoming
+ *     traceparent; else the same-node client request found under the mirrored TCP tuple (black-box
+ *     correlation, used once, within correlation_window_ns); else a new trace. The thread becomes
+ *     "in a server request" until the response starts.
+ *   client request start (a write that begins with a request line, decided at syscall ENTER so the
+ *     context is stored before the peer can read the bytes): child of the thread's server request
+ *     when exactly one is active on that thread (thread-per-request runtimes), else a new trace;
+ *     stored under the connection tuple for the server side to find.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "record_types.h"
+#include "trace_context.h"
+#include "sys_http.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+/* Settings, set by the agent before load. */
+const volatile __u64 correlation_window_ns = 5ULL * 1000 * 1000 * 1000;
+const volatile __u64 thread_ctx_max_age_ns = 60ULL * 1000 * 1000 * 1000;
+const volatile __u32 max_connections = 16384;
+
+/* Per traced process: SYS_MODE_* bits. */
+#define SYS_MODE_TRACE 1       /* report spans for this process */
+#define SYS_MODE_THREAD_LINK 2 /* link client calls to the thread's server request */
+
+enum conn_phase {
+	PHASE_IDLE = 0,     /* nothing seen yet */
+	PHASE_REQUEST = 1,  /* request being received (server) or sent (client) */
+	PHASE_RESPONSE = 2, /* response being sent (server) or received (client) */
+	PHASE_NOT_HTTP = 3, /* first bytes were not HTTP/1.x: ignored until closed */
+};
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* The connection seen from the client towards the server: the same key on both ends. */
+struct tuple_key {
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	__u16 client_port;
+	__u16 server_port;
+};
+
+struct conn_state {
+	__u64 conn_id;
+	struct trace_context ctx; /* the current request's span */
+	struct tuple_key tuple;
+	__u32 owner_tid;  /* server: the thread that read the current request */
+	__u8 role;
+	__u8 phase;
+	__u8 thread_active; /* server: counted in owner thread's thread_ctx */
+	__u8 announced;     /* the open record was sent */
+	__u8 family;
+	__u8 _pad[3];
+};
+
+/* A client request waiting for the server end of its connection (black-box correlation). */
+struct client_request {
+	__u64 ts_ns;
+	struct trace_context ctx; /* the client span */
+	__u32 tgid;
+	__u32 _pad;
+};
+
+/* Server requests active on one thread; a client call links only when exactly one is. */
+struct thread_ctx {
+	__u64 ts_ns;
+	struct trace_context ctx;
+	__u32 active;
+	__u32 ambiguous; /* several were active at once: no link until all are answered */
+};
+
+struct syscall_args {
+	__u64 fd;
+	__u64 buf; /* buffer, iovec array or msghdr */
+	__u64 count;
+	__u8 kind; /* enum sys_http_syscall */
+	__u8 start; /* write: a client request start decided at enter */
+	__u8 flags;
+	__u8 _pad[5];
+	struct trace_context ctx;
+	__u8 parent_span_id[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u32);
+} traced_tgids SEC(".maps");
+
+/* A plain hash (not LRU), so a connection is never forgotten silently: inserts beyond
+ * max_connections are refused and counted; entries go at close or process exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/* Index 0: number of entries in conns (kept by this program). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conn_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tuple_key);
+	__type(value, struct client_request);
+} client_requests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct thread_ctx);
+} thread_ctxs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct syscall_args);
+} args_by_tid SEC(".maps");
+
+/* Per-CPU copy of the first bytes of a message, scanned for traceparent before it is sent. */
+struct scratch {
+	__u8 data[SYS_HTTP_CAPTURE + 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_buf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} sys_http_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYS_HTTP_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sys_http_drops SEC(".maps");
+
+/* Keep the record types in BTF so their TypeScript view can be generated from this object. */
+const struct sys_http_conn_event *_unused_sys_http_conn_event __attribute__((unused));
+const struct sys_http_data_event *_unused_sys_http_data_event __attribute__((unused));
+const enum sys_http_drop_reason *_unused_sys_http_drop_reason __attribute__((unused));
+const enum sys_http_role *_unused_sys_http_role __attribute__((unused));
+const enum sys_http_direction *_unused_sys_http_direction __attribute__((unused));
+const enum sys_http_syscall *_unused_sys_http_syscall __attribute__((unused));
+
+static __always_inline void count(__u32 reason)
+{
+	__u64 *v = bpf_map_lookup_elem(&sys_http_drops, &reason);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u32 traced_mode(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *mode = bpf_map_lookup_elem(&traced_tgids, &tgid);
+	return mode ? *mode : 0;
+}
+
+/* ---- socket from fd, tuple from struct sock ---------------------------------------------- */
+
+static __always_inline struct sock *sock_of_fd(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void v4_mapped(__u8 out[16], __be32 a)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &a, 4);
+}
+
+/* Fills local/remote address and ports; returns the family or 0 when not a TCP socket. */
+static __always_inline int read_tuple(struct sock *sk, __u8 local[16], __u8 remote[16], __u16 *lport,
+				      __u16 *rport)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u16 type = BPF_CORE_READ(sk, sk_type);
+	if (proto != IPPROTO_TCP || type != SOCK_STREAM)
+		return 0;
+	if (family == AF_INET) {
+		v4_mapped(local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(local, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(remote, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		return 0;
+	}
+	*lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	*rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return family;
+}
+
+static __always_inline void conn_count_add(__s64 d)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&conn_count, &zero);
+	if (n)
+		__sync_fetch_and_add(n, d);
+}
+
+static __always_inline void track_connection(__u32 fd, __u8 role)
+{
+	struct sock *sk = sock_of_fd(fd);
+	if (!sk)
+		return;
+	struct conn_state st = {};
+	__u8 local[16], remote[16];
+	__u16 lport = 0, rport = 0;
+	int family = read_tuple(sk, local, remote, &lport, &rport);
+	if (!family)
+		return;
+	st.family = family;
+	st.role = role;
+	st.conn_id = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	if (role == SYS_ROLE_SERVER) {
+		__builtin_memcpy(st.tuple.client_addr, remote, 16);
+		__builtin_memcpy(st.tuple.server_addr, local, 16);
+		st.tuple.client_port = rport;
+		st.tuple.server_port = lport;
+	} else {
+		__builtin_memcpy(st.tuple.client_addr, local, 16);
+		__builtin_memcpy(st.tuple.server_addr, remote, 16);
+		st.tuple.client_port = lport;
+		st.tuple.server_port = rport;
+	}
+	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd };
+	/* fd reuse after a close we did not see: replace, the count is unchanged. */
+	if (!bpf_map_update_elem(&conns, &key, &st, BPF_EXIST))
+		return;
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&conn_count, &zero);
+	if (n && *n >= max_connections) {
+		count(SYS_DROP_CONN_STATE_FULL);
+		return;
+	}
+	if (bpf_map_update_elem(&conns, &key, &st, BPF_NOEXIST)) {
+		count(SYS_DROP_CONN_STATE_FULL);
+		return;
+	}
+	conn_count_add(1);
+}
+
+/* ---- accept / connect / close ------------------------------------------------------------ */
+
+static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (!(traced_mode() & SYS_MODE_TRACE))
+		return 0;
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	track_connection(fd, SYS_ROLE_SERVER);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!(traced_mode() & SYS_MODE_TRACE))
+		return 0;
+	struct syscall_args a = {};
+	a.fd = ctx->args[0];
+	__u64 id = bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY))
+		count(SYS_DROP_ARGS_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	if (!(traced_mode() & SYS_MODE_TRACE))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+	if (!a)
+		return 0;
+	__u32 fd = a->fd;
+	bpf_map_delete_elem(&args_by_tid, &id);
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+		track_connection(fd, SYS_ROLE_CLIENT);
+	return 0;
+}
+
+static __always_inline void thread_release(struct conn_state *cs, __u32 tgid)
+{
+	if (!cs->thread_active)
+		return;
+	cs->thread_active = 0;
+	__u64 id = ((__u64)tgid << 32) | cs->owner_tid;
+	struct thread_ctx *tc = bpf_map_lookup_elem(&thread_ctxs, &id);
+	if (!tc)
+		return;
+	if (tc->active > 1)
+		tc->active -= 1;
+	else
+		bpf_map_delete_elem(&thread_ctxs, &id);
+}
+
+static __always_inline void emit_conn(__u8 type, struct conn_state *cs, __u32 fd)
+{
+	struct sys_http_conn_event *e = bpf_ringbuf_reserve(&sys_http_events, sizeof(*e), 0);
+	if (!e) {
+		count(SYS_DROP_RINGBUF_FULL);
+		return;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	e->type = type;
+	e->role = cs->role;
+	e->family = cs->family;
+	e->_pad0 = 0;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->fd = fd;
+	e->_pad1 = 0;
+	e->conn_id = cs->conn_id;
+	e->ts_ns = bpf_ktime_get_ns();
+	if (cs->role == SYS_ROLE_SERVER) {
+		__builtin_memcpy(e->local_addr, cs->tuple.server_addr, 16);
+		__builtin_memcpy(e->remote_addr, cs->tuple.client_addr, 16);
+		e->local_port = cs->tuple.server_port;
+		e->remote_port = cs->tuple.client_port;
+	} else {
+		__builtin_memcpy(e->local_addr, cs->tuple.client_addr, 16);
+		__builtin_memcpy(e->remote_addr, cs->tuple.server_addr, 16);
+		e->local_port = cs->tuple.client_port;
+		e->remote_port = cs->tuple.server_port;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!traced_mode())
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct conn_key key = { .tgid = tgid, .fd = ctx->args[0] };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs)
+		return 0;
+	thread_release(cs, tgid);
+	if (cs->announced)
+		emit_conn(RECORD_SYS_HTTP_CONN_CLOSE, cs, key.fd);
+	if (!bpf_map_delete_elem(&conns, &key))
+		conn_count_add(-1);
+	return 0;
+}
+
+/* ---- process exit: free its connections ---------------------------------------------------- */
+
+static long purge_cb(struct bpf_map *map, struct conn_key *key, struct conn_state *st, __u32 *tgid)
+{
+	if (key->tgid == *tgid && !bpf_map_delete_elem(map, key))
+		conn_count_add(-1);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int sys_http_process_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if ((__u32)id != tgid) /* only when the thread group leader exits */
+		return 0;
+	if (!traced_mode())
+		return 0;
+	bpf_for_each_map_elem(&conns, purge_cb, &tgid, 0);
+	return 0;
+}
+
+/* ---- HTTP/1.x recognition ---------------------------------------------------------------- */
+
+/* A request line starts with a known method, one space and an origin/absolute/asterisk form. */
+static __always_inline int is_request_start(const __u8 *p, __u32 n)
+{
+	if (n < 8)
+		return 0;
+	__u8 sp, c;
+	if (p[0] == 'G' && p[1] == 'E' && p[2] == 'T') {
+		sp = p[3];
+		c = p[4];
+	} else if (p[0] == 'P' && p[1] == 'U' && p[2] == 'T') {
+		sp = p[3];
+		c = p[4];
+	} else if (p[0] == 'P' && p[1] == 'O' && p[2] == 'S' && p[3] == 'T') {
+		sp = p[4];
+		c = p[5];
+	} else if (p[0] == 'H' && p[1] == 'E' && p[2] == 'A' && p[3] == 'D') {
+		sp = p[4];
+		c = p[5];
+	} else if (p[0] == 'P' && p[1] == 'A' && p[2] == 'T' && p[3] == 'C' && p[4] == 'H') {
+		sp = p[5];
+		c = p[6];
+	} else if (p[0] == 'T' && p[1] == 'R' && p[2] == 'A' && p[3] == 'C' && p[4] == 'E') {
+		sp = p[5];
+		c = p[6];
+	} else if (p[0] == 'D' && p[1] == 'E' && p[2] == 'L' && p[3] == 'E' && p[4] == 'T' && p[5] == 'E') {
+		sp = p[6];
+		c = p[7];
+	} else if (p[0] == 'O' && p[1] == 'P' && p[2] == 'T' && p[3] == 'I' && p[4] == 'O' && p[5] == 'N' &&
+		   p[6] == 'S') {
+		sp = p[7];
+		c = '*';
+	} else if (p[0] == 'C' && p[1] == 'O' && p[2] == 'N' && p[3] == 'N' && p[4] == 'E' && p[5] == 'C' &&
+		   p[6] == 'T') {
+		sp = p[7];
+		c = '/';
+	} else {
+		return 0;
+	}
+	return sp == ' ' && (c == '/' || c == '*' || c == 'h');
+}
+
+static __always_inline int is_response_start(const __u8 *p, __u32 n)
+{
+	return n >= 8 && p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
+	       p[5] == '1' && p[6] == '.';
+}
+
+/* ---- reading a message's bytes --------------------------------------------------------------- */
+
+/* First segment of the message: (pointer, length) for plain buffers, first iovec otherwise. */
+static __always_inline int first_segment(const struct syscall_args *a, __u64 *ptr, __u64 *len)
+{
+	if (a->kind == SYS_CALL_READ || a->kind == SYS_CALL_WRITE || a->kind == SYS_CALL_RECVFROM ||
+	    a->kind == SYS_CALL_SENDTO) {
+		*ptr = a->buf;
+		*len = a->count;
+		return 0;
+	}
+	__u64 iov = a->buf, iovcnt = a->count;
+	if (a->kind == SYS_CALL_RECVMSG || a->kind == SYS_CALL_SENDMSG) {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
+			return -1;
+		iov = (__u64)msg.msg_iov;
+		iovcnt = msg.msg_iovlen;
+	}
+	if (!iov || !iovcnt)
+		return -1;
+	struct iovec v;
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)iov))
+		return -1;
+	*ptr = (__u64)v.iov_base;
+	*len = v.iov_len;
+	return 0;
+}
+
+/* The last up to SYS_HTTP_TAIL bytes of a message of `total` bytes (within one segment). */
+static __always_inline __u16 read_tail(const struct syscall_args *a, __u64 total, __u8 *dst)
+{
+	__u64 ptr = 0, len = 0;
+	if (a->kind == SYS_CALL_READ || a->kind == SYS_CALL_WRITE || a->kind == SYS_CALL_RECVFROM ||
+	    a->kind == SYS_CALL_SENDTO) {
+		ptr = a->buf;
+		len = total;
+	} else {
+		__u64 iov = a->buf, iovcnt = a->count;
+		if (a->kind == SYS_CALL_RECVMSG || a->kind == SYS_CALL_SENDMSG) {
+			struct user_msghdr msg;
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
+				return 0;
+			iov = (__u64)msg.msg_iov;
+			iovcnt = msg.msg_iovlen;
+		}
+		__u64 seen = 0;
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			if (i >= iovcnt)
+				break;
+			struct iovec v;
+			if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
+				return 0;
+			if (seen + v.iov_len >= total) {
+				ptr = (__u64)v.iov_base;
+				len = total - seen;
+				break;
+			}
+			seen += v.iov_len;
+		}
+		if (!ptr)
+			return 0;
+	}
+	__u64 n = len < SYS_HTTP_TAIL ? len : SYS_HTTP_TAIL;
+	if (n == 0)
+		return 0;
+	if (bpf_probe_read_user(dst, n & (SYS_HTTP_TAIL | (SYS_HTTP_TAIL - 1)), (void *)(ptr + len - n)))
+		return 0;
+	return n;
+}
+
+/* ---- traceparent in the captured head ---------------------------------------------------------- */
+
+struct scan_ctx {
+	__u32 len;
+	__u32 found; /* offset of the value, 0 = not found */
+};
+
+static __always_inline __u8 lower(__u8 c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+static long scan_traceparent_cb(__u32 i, struct scan_ctx *c)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 1;
+	if (i + 13 >= c->len)
+		return 1;
+	__u32 k = i & (SYS_HTTP_CAPTURE - 1);
+	const __u8 *p = s->data + k;
+	if (p[0] != '\n' || lower(p[1]) != 't' || p[12] != ':')
+		return 0;
+	const char want[] = "traceparent";
+#pragma unroll
+	for (int j = 0; j < 11; j++)
+		if (lower(p[1 + j]) != want[j])
+			return 0;
+	__u32 v = k + 13;
+#pragma unroll
+	for (int j = 0; j < 4; j++)
+		if (v < c->len && (s->data[v & (SYS_HTTP_CAPTURE - 1)] == ' ' || s->data[v & (SYS_HTTP_CAPTURE - 1)] == '\t'))
+			v++;
+	c->found = v;
+	return 1;
+}
+
+/* Parses the traceparent header in the scratch copy; 0 on success. */
+static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
+{
+	struct scan_ctx c = { .len = len, .found = 0 };
+	bpf_loop(SYS_HTTP_CAPTURE, scan_traceparent_cb, &c, 0);
+	if (!c.found)
+		return 1;
+	__u32 v = c.found;
+	if (v + TRACEPARENT_LEN > len || v >= SYS_HTTP_CAPTURE)
+		goto bad;
+	/* The value's true length: up to CR/LF (or the end of the capture). */
+	__u32 vlen = TRACEPARENT_LEN;
+	__u32 after = v + TRACEPARENT_LEN;
+	if (after < len && s->data[after & (SYS_HTTP_CAPTURE - 1)] != '\r' &&
+	    s->data[after & (SYS_HTTP_CAPTURE - 1)] != '\n')
+		vlen = TRACEPARENT_LEN + 1; /* longer than version 00 allows unless "-..." follows */
+	if (!parse_traceparent((const char *)s->data + (v & (SYS_HTTP_CAPTURE - 1)), vlen, out))
+		return 0;
+bad:
+	count(SYS_SKIP_BAD_TRACEPARENT);
+	return 1;
+}
+
+/* ---- decisions at request starts ------------------------------------------------------------- */
+
+static __always_inline void decide_server_context(struct conn_state *cs, struct scratch *s, __u32 cap,
+						  __u64 now, struct sys_http_data_event *e, __u32 mode)
+{
+	struct trace_context parent = {};
+	e->flags |= SYS_F_REQUEST_START;
+	__builtin_memset(e->parent_span_id, 0, 8);
+	if (!find_traceparent(s, cap, &parent)) {
+		__builtin_memcpy(cs->ctx.trace_id, parent.trace_id, 16);
+		__builtin_memcpy(e->parent_span_id, parent.span_id, 8);
+		cs->ctx.flags = parent.flags;
+		e->flags |= SYS_F_REMOTE_PARENT;
+	} else {
+		struct client_request *cr = bpf_map_lookup_elem(&client_requests, &cs->tuple);
+		if (cr && cr->ts_ns <= now && now - cr->ts_ns <= correlation_window_ns) {
+			__builtin_memcpy(cs->ctx.trace_id, cr->ctx.trace_id, 16);
+			__builtin_memcpy(e->parent_span_id, cr->ctx.span_id, 8);
+			cs->ctx.flags = cr->ctx.flags;
+			e->flags |= SYS_F_BLACKBOX_PARENT;
+			count(SYS_LINK_BLACKBOX);
+			bpf_map_delete_elem(&client_requests, &cs->tuple);
+		} else {
+			if (cr) {
+				count(SYS_SKIP_BLACKBOX_STALE);
+				bpf_map_delete_elem(&client_requests, &cs->tuple);
+			}
+			new_trace_id(cs->ctx.trace_id);
+			cs->ctx.flags = 0x01;
+		}
+	}
+	new_span_id(cs->ctx.span_id);
+#pragma unroll
+	for (int i = 0; i < SYS_HTTP_SPARE_IDS; i++) {
+		new_trace_id(e->spare_trace_ids[i]);
+		new_span_id(e->spare_span_ids[i]);
+	}
+
+	__u64 id = bpf_get_current_pid_tgid();
+	thread_release(cs, id >> 32);
+	if (mode & SYS_MODE_THREAD_LINK) {
+		struct thread_ctx *tc = bpf_map_lookup_elem(&thread_ctxs, &id);
+		if (tc && now - tc->ts_ns <= thread_ctx_max_age_ns) {
+			tc->active += 1; /* several active: ambiguous until all are answered */
+			tc->ambiguous = 1;
+		} else {
+			struct thread_ctx n = { .ts_ns = now, .active = 1 };
+			n.ctx = cs->ctx;
+			bpf_map_update_elem(&thread_ctxs, &id, &n, BPF_ANY);
+		}
+		cs->owner_tid = (__u32)id;
+		cs->thread_active = 1;
+	}
+}
+
+/* ---- data syscalls ----------------------------------------------------------------------------- */
+
+static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, __u8 kind)
+{
+	__u32 mode = traced_mode();
+	if (!(mode & SYS_MODE_TRACE))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs || cs->phase == PHASE_NOT_HTTP)
+		return 0;
+	struct syscall_args a = {};
+	a.fd = ctx->args[0];
+	a.buf = ctx->args[1];
+	a.count = ctx->args[2];
+	a.kind = kind;
+
+	/* A client request is decided before its bytes leave, so the server end finds it. */
+	if (cs->role == SYS_ROLE_CLIENT && (kind & 1) && cs->phase != PHASE_REQUEST) {
+		__u64 ptr = 0, len = 0;
+		__u8 peek[8] = {};
+		if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
+		    is_request_start(peek, 8)) {
+			__u64 now = bpf_ktime_get_ns();
+			struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+			if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
+				__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
+				__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
+				a.ctx.flags = tc->ctx.flags;
+				a.flags |= SYS_F_THREAD_PARENT;
+				count(SYS_LINK_THREAD);
+			} else {
+				if (tc && tc->ambiguous)
+					count(SYS_SKIP_THREAD_AMBIGUOUS);
+				new_trace_id(a.ctx.trace_id);
+				a.ctx.flags = 0x01;
+			}
+			new_span_id(a.ctx.span_id);
+			a.start = 1;
+			struct client_request cr = { .ts_ns = now, .tgid = id >> 32 };
+			cr.ctx = a.ctx;
+			bpf_map_update_elem(&client_requests, &cs->tuple, &cr, BPF_ANY);
+		}
+	}
+	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY))
+		count(SYS_DROP_ARGS_FULL);
+	return 0;
+}
+
+static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 mode = traced_mode();
+	if (!(mode & SYS_MODE_TRACE))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+	if (!a)
+		return 0;
+	struct syscall_args args = *a;
+	bpf_map_delete_elem(&args_by_tid, &id);
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	struct conn_key key = { .tgid = id >> 32, .fd = args.fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs || cs->phase == PHASE_NOT_HTTP)
+		return 0;
+
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 0;
+	__u64 ptr = 0, seg = 0;
+	if (first_segment(&args, &ptr, &seg))
+		return 0;
+	__u64 cap = seg < (__u64)ret ? seg : (__u64)ret;
+	if (cap > SYS_HTTP_CAPTURE)
+		cap = SYS_HTTP_CAPTURE;
+	if (cap == 0 || bpf_probe_read_user(s->data, cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
+		return 0;
+
+	__u8 egress = args.kind & 1;
+	__u8 flags = 0;
+	if (cs->role == SYS_ROLE_SERVER) {
+		if (!egress) {
+			if (cs->phase != PHASE_REQUEST && is_request_start(s->data, cap)) {
+				flags = SYS_F_REQUEST_START;
+			} else if (cs->phase == PHASE_IDLE) {
+				cs->phase = PHASE_NOT_HTTP;
+				count(SYS_SKIP_NOT_HTTP);
+				return 0;
+			}
+		} else {
+			if (cs->phase == PHASE_REQUEST && is_response_start(s->data, cap)) {
+				flags = SYS_F_RESPONSE_START;
+				cs->phase = PHASE_RESPONSE;
+				thread_release(cs, key.tgid);
+			} else if (cs->phase == PHASE_IDLE) {
+				cs->phase = PHASE_NOT_HTTP;
+				count(SYS_SKIP_NOT_HTTP);
+				return 0;
+			}
+		}
+	} else {
+		if (egress) {
+			if (args.start) {
+				flags = SYS_F_REQUEST_START | args.flags;
+				cs->phase = PHASE_REQUEST;
+				cs->ctx = args.ctx;
+			} else if (cs->phase == PHASE_IDLE) {
+				cs->phase = PHASE_NOT_HTTP;
+				count(SYS_SKIP_NOT_HTTP);
+				return 0;
+			}
+		} else {
+			if (cs->phase == PHASE_REQUEST && is_response_start(s->data, cap)) {
+				flags = SYS_F_RESPONSE_START;
+				cs->phase = PHASE_RESPONSE;
+			} else if (cs->phase == PHASE_IDLE) {
+				cs->phase = PHASE_NOT_HTTP;
+				count(SYS_SKIP_NOT_HTTP);
+				return 0;
+			}
+		}
+	}
+
+	if (!cs->announced) {
+		cs->announced = 1;
+		emit_conn(RECORD_SYS_HTTP_CONN_OPEN, cs, key.fd);
+	}
+	struct sys_http_data_event *e = bpf_ringbuf_reserve(&sys_http_events, sizeof(*e), 0);
+	if (!e) {
+		count(SYS_DROP_RINGBUF_FULL);
+		/* The request context is still decided so the thread and peer stay consistent. */
+	}
+	__u64 now = bpf_ktime_get_ns();
+	if (e) {
+		e->type = RECORD_SYS_HTTP_DATA;
+		e->direction = egress ? SYS_DIR_EGRESS : SYS_DIR_INGRESS;
+		e->role = cs->role;
+		e->flags = flags;
+		e->syscall = args.kind;
+		e->capture_len = cap;
+		e->pid = id >> 32;
+		e->tid = (__u32)id;
+		e->fd = key.fd;
+		e->_pad0 = 0;
+		e->conn_id = cs->conn_id;
+		e->ts_ns = now;
+		e->len = ret;
+		if ((__u64)ret > cap && ret > SYS_HTTP_CAPTURE) {
+			e->flags |= SYS_F_TRUNCATED;
+			count(SYS_SKIP_CAPTURE_TRUNCATED);
+		}
+		e->tail_len = read_tail(&args, ret, e->tail);
+		bpf_probe_read_kernel(e->data, SYS_HTTP_CAPTURE, s->data);
+	}
+
+	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
+		cs->phase = PHASE_REQUEST;
+		if (e) {
+			decide_server_context(cs, s, cap, now, e, mode);
+		} else {
+			/* Without a record the span is lost anyway; keep thread state sane. */
+			thread_release(cs, key.tgid);
+		}
+	} else if (e && (flags & SYS_F_REQUEST_START)) {
+		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
+	} else if (e) {
+		__builtin_memset(e->parent_span_id, 0, 8);
+	}
+	if (e) {
+		__builtin_memcpy(e->trace_id, cs->ctx.trace_id, 16);
+		__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
+		e->trace_flags = cs->ctx.flags;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}
+
+#define DATA_PROBES(name, kind)                                             \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
+	{                                                                    \
+		return on_data_enter(ctx, kind);                             \
+	}                                                                    \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)            \
+	{                                                                    \
+		return on_data_exit(ctx);                                    \
+	}
+
+DATA_PROBES(read, SYS_CALL_READ)
+DATA_PROBES(write, SYS_CALL_WRITE)
+DATA_PROBES(readv, SYS_CALL_READV)
+DATA_PROBES(writev, SYS_CALL_WRITEV)
+DATA_PROBES(recvfrom, SYS_CALL_RECVFROM)
+DATA_PROBES(sendto, SYS_CALL_SENDTO)
+DATA_PROBES(recvmsg, SYS_CALL_RECVMSG)
+DATA_PROBES(sendmsg, SYS_CALL_SENDMSG)

@@ -1,0 +1,107 @@
+/* Records of the any-language HTTP/1.x tracer on syscall tracepoints (bpf/sys_http.bpf.c).
+ * Fixed-width fields, explicit padding; the TypeScript view is generated from this object's BTF
+ * (scripts/gen-structs.ts -> src/events/structs.generated.ts). */
+#ifndef SPANBRIDGE_SYS_HTTP_H
+#define SPANBRIDGE_SYS_HTTP_H
+
+/* First bytes of each message copied to the agent (request line, headers, status line). */
+#define SYS_HTTP_CAPTURE 1024
+/* Last bytes of each message (chunked body terminator "0\r\n\r\n"). */
+#define SYS_HTTP_TAIL 8
+/* Spare ids for pipelined requests that arrive in one read. */
+#define SYS_HTTP_SPARE_IDS 3
+
+enum sys_http_role {
+	SYS_ROLE_SERVER = 1, /* accepted socket */
+	SYS_ROLE_CLIENT = 2, /* connected socket */
+};
+
+enum sys_http_direction {
+	SYS_DIR_INGRESS = 0, /* read by the process */
+	SYS_DIR_EGRESS = 1,  /* written by the process */
+};
+
+/* sys_http_data_event.flags */
+#define SYS_F_REQUEST_START (1 << 0)  /* the kernel saw a request line: ids below are this request's */
+#define SYS_F_RESPONSE_START (1 << 1) /* the kernel saw a status line */
+#define SYS_F_REMOTE_PARENT (1 << 2)  /* parent from a valid incoming traceparent */
+#define SYS_F_THREAD_PARENT (1 << 3)  /* client span: parent is the thread's active server span */
+#define SYS_F_BLACKBOX_PARENT (1 << 4) /* server span: parent is the same-node client span */
+#define SYS_F_TRUNCATED (1 << 5)      /* the message was longer than the capture */
+
+/* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
+enum sys_http_drop_reason {
+	SYS_DROP_RINGBUF_FULL = 0,      /* record lost: the agent is not keeping up */
+	SYS_DROP_CONN_STATE_FULL = 1,   /* a connection was not tracked: state table at its limit */
+	SYS_DROP_ARGS_FULL = 2,         /* syscall arguments could not be kept until exit */
+	SYS_SKIP_NOT_HTTP = 3,          /* a traced connection whose first bytes are not HTTP/1.x */
+	SYS_SKIP_CAPTURE_TRUNCATED = 4, /* a message longer than the capture (only its start is seen) */
+	SYS_SKIP_BAD_TRACEPARENT = 5,   /* incoming traceparent malformed: treated as absent */
+	SYS_SKIP_THREAD_AMBIGUOUS = 6,  /* client call on a thread with several active server requests */
+	SYS_SKIP_BLACKBOX_STALE = 7,    /* a mirrored client request outside the correlation window */
+	SYS_LINK_BLACKBOX = 8,          /* (not a drop) server requests linked to a same-node client */
+	SYS_LINK_THREAD = 9,            /* (not a drop) client requests linked to their thread's server span */
+	SYS_HTTP_DROP_MAX = 10,
+};
+
+/* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
+ * RECORD_SYS_HTTP_CONN_CLOSE (close(2) of a connection that carried HTTP). */
+struct sys_http_conn_event {
+	__u8 type;
+	__u8 role;
+	__u8 family; /* AF_INET or AF_INET6 of the socket; addresses are always 16-byte IPv6
+		      * (IPv4 as ::ffff:a.b.c.d) */
+	__u8 _pad0;
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 pid;
+	__u32 tid;
+	__u32 fd;
+	__u32 _pad1;
+	__u64 conn_id;
+	__u64 ts_ns;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* RECORD_SYS_HTTP_DATA: one read or write on a traced HTTP connection. */
+struct sys_http_data_event {
+	__u8 type;
+	__u8 direction;
+	__u8 role;
+	__u8 flags;
+	__u8 trace_flags;
+	__u8 syscall; /* enum sys_http_syscall, for diagnostics */
+	__u16 capture_len;
+	__u32 pid;
+	__u32 tid;
+	__u32 fd;
+	__u16 tail_len;
+	__u16 _pad0;
+	__u64 conn_id;
+	__u64 ts_ns; /* syscall exit */
+	__u64 len;   /* bytes transferred (the syscall's return value) */
+	/* Set with SYS_F_REQUEST_START: the trace context decided for this request. */
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_span_id[8];
+	/* Server request starts: fresh ids for further requests pipelined in the same read (each a
+	 * new root; their heads are past the kernel's one request-line check). */
+	__u8 spare_trace_ids[SYS_HTTP_SPARE_IDS][16];
+	__u8 spare_span_ids[SYS_HTTP_SPARE_IDS][8];
+	__u8 tail[SYS_HTTP_TAIL];
+	__u8 data[SYS_HTTP_CAPTURE];
+};
+
+enum sys_http_syscall {
+	SYS_CALL_READ = 0,
+	SYS_CALL_WRITE = 1,
+	SYS_CALL_READV = 2,
+	SYS_CALL_WRITEV = 3,
+	SYS_CALL_RECVFROM = 4,
+	SYS_CALL_SENDTO = 5,
+	SYS_CALL_RECVMSG = 6,
+	SYS_CALL_SENDMSG = 7,
+};
+
+#endif

@@ -1,0 +1,143 @@
+/** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
+import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE } from './structs.generated';
+import { readBig, readBytes, readHex, readUint } from './struct-view';
+
+export const SYS_F_REQUEST_START = 1 << 0;
+export const SYS_F_RESPONSE_START = 1 << 1;
+export const SYS_F_REMOTE_PARENT = 1 << 2;
+export const SYS_F_THREAD_PARENT = 1 << 3;
+export const SYS_F_BLACKBOX_PARENT = 1 << 4;
+export const SYS_F_TRUNCATED = 1 << 5;
+
+export type SysRole = 'server' | 'client';
+
+function roleOf(v: number): SysRole {
+  return v === SYS_HTTP_ROLE.SYS_ROLE_CLIENT ? 'client' : 'server';
+}
+
+/** An IPv6 address (IPv4 as ::ffff:a.b.c.d) as text: dotted quad for mapped IPv4. */
+export function formatAddress(b: Buffer): string {
+  const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+export interface SysHttpConnRecord {
+  readonly type: 'sys_http_conn_open' | 'sys_http_conn_close';
+  readonly role: SysRole;
+  readonly pid: number;
+  readonly tid: number;
+  readonly fd: number;
+  readonly connId: bigint;
+  readonly tsNs: bigint;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+}
+
+export const SYS_HTTP_CONN_RECORD_SIZE = C.size;
+
+export function decodeSysHttpConn(buf: Buffer, type: SysHttpConnRecord['type']): SysHttpConnRecord {
+  return {
+    type,
+    role: roleOf(readUint(buf, C, 'role')),
+    pid: readUint(buf, C, 'pid'),
+    tid: readUint(buf, C, 'tid'),
+    fd: readUint(buf, C, 'fd'),
+    connId: readBig(buf, C, 'conn_id'),
+    tsNs: readBig(buf, C, 'ts_ns'),
+    localAddress: formatAddress(readBytes(buf, C, 'local_addr')),
+    localPort: readUint(buf, C, 'local_port'),
+    remoteAddress: formatAddress(readBytes(buf, C, 'remote_addr')),
+    remotePort: readUint(buf, C, 'remote_port'),
+  };
+}
+
+export interface SysHttpDataRecord {
+  readonly type: 'sys_http_data';
+  readonly direction: 'ingress' | 'egress';
+  readonly role: SysRole;
+  readonly flags: number;
+  readonly pid: number;
+  readonly tid: number;
+  readonly fd: number;
+  readonly connId: bigint;
+  readonly tsNs: bigint;
+  /** Bytes the syscall transferred. */
+  readonly len: number;
+  /** The first min(len, capture) bytes (of the first segment for vectored I/O). */
+  readonly data: Buffer;
+  /** The last bytes of the message. */
+  readonly tail: Buffer;
+  /** With SYS_F_REQUEST_START: this request's context, decided in the kernel. */
+  readonly traceId: string;
+  readonly spanId: string;
+  /** '' when the span is a root. */
+  readonly parentSpanId: string;
+  readonly traceFlags: number;
+  /** Server request starts: kernel-made ids for further requests pipelined in the same read. */
+  readonly spareIds: readonly { readonly traceId: string; readonly spanId: string }[];
+}
+
+export const SYS_HTTP_DATA_RECORD_SIZE = D.size;
+const CAPTURE = D.fields.data.size;
+const TAIL = D.fields.tail.size;
+
+function spares(buf: Buffer): { traceId: string; spanId: string }[] {
+  const t = readBytes(buf, D, 'spare_trace_ids');
+  const s = readBytes(buf, D, 'spare_span_ids');
+  const out: { traceId: string; spanId: string }[] = [];
+  for (let i = 0; i * 8 < s.length; i++) {
+    out.push({ traceId: t.subarray(i * 16, i * 16 + 16).toString('hex'), spanId: s.subarray(i * 8, i * 8 + 8).toString('hex') });
+  }
+  return out;
+}
+
+export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
+  const flags = readUint(buf, D, 'flags');
+  const capLen = Math.min(readUint(buf, D, 'capture_len'), CAPTURE);
+  const tailLen = Math.min(readUint(buf, D, 'tail_len'), TAIL);
+  const dataOff = D.fields.data.offset;
+  const tailOff = D.fields.tail.offset;
+  const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
+  const len = readBig(buf, D, 'len');
+  return {
+    type: 'sys_http_data',
+    direction: readUint(buf, D, 'direction') === 1 ? 'egress' : 'ingress',
+    role: roleOf(readUint(buf, D, 'role')),
+    flags,
+    pid: readUint(buf, D, 'pid'),
+    tid: readUint(buf, D, 'tid'),
+    fd: readUint(buf, D, 'fd'),
+    connId: readBig(buf, D, 'conn_id'),
+    tsNs: readBig(buf, D, 'ts_ns'),
+    len: len > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(len),
+    data: Buffer.from(buf.subarray(dataOff, dataOff + capLen)),
+    tail: Buffer.from(buf.subarray(tailOff, tailOff + tailLen)),
+    traceId: readHex(buf, D, 'trace_id'),
+    spanId: readHex(buf, D, 'span_id'),
+    parentSpanId: hasParent ? readHex(buf, D, 'parent_span_id') : '',
+    traceFlags: readUint(buf, D, 'trace_flags'),
+    spareIds: flags & SYS_F_REQUEST_START ? spares(buf) : [],
+  };
+}

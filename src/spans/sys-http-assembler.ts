@@ -1,0 +1,426 @@
+/**
+ * Assembles HTTP/1.x exchanges from the syscall tracer's records (one connection at a time) and
+ * turns finished ones into spans. Ids come from the records (decided in the kernel at each request
+ * start); this module only frames messages, pairs requests with responses and picks attributes.
+ *
+ * Per connection: a FIFO of exchanges (pipelining), each with a request and a response message.
+ * Heads are read from the captured bytes; bodies are skipped by byte count (Content-Length), by the
+ * message's last bytes (chunked), or by the connection's end (no length). Everything is bounded:
+ * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
+ */
+import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
+import { SYS_F_BLACKBOX_PARENT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_F_THREAD_PARENT } from '../events/sys-http';
+import type { SelfMetrics } from '../metrics/counters';
+import type { Clock } from '../time/clock';
+import type { Resource, Span } from './span';
+import {
+  endsChunked,
+  findHeadEnd,
+  MAX_HEAD_BYTES,
+  parseHead,
+  parseRequestLine,
+  parseStatusLine,
+  requestBody,
+  responseBody,
+  type BodyKind,
+  type ParsedHead,
+  type RequestLine,
+} from './sys-http-parse';
+import { sysHttpSpan, type ExchangeView } from './sys-http-span';
+
+export const SYS_SPANS_DROPPED = 'spanbridge_sys_http_exchanges_dropped_total';
+const DROPPED_HELP = 'HTTP exchanges seen by the syscall tracer that produced no span, by reason';
+
+export interface AssemblerOptions {
+  readonly clock: Clock;
+  readonly metrics: SelfMetrics;
+  readonly resourceOf: (pid: number) => Resource | undefined;
+  readonly onSpan: (span: Span) => void;
+  /** Connections followed at once (default 4096); the least recently active is dropped. */
+  readonly maxConnections?: number;
+  /** Exchanges queued on one connection (pipelining; default 16). */
+  readonly maxExchangesPerConnection?: number;
+  /** An exchange without activity for this long is finished or dropped (default 120 s). */
+  readonly idleTimeoutMs?: number;
+}
+
+interface Message {
+  /** Captured head bytes so far (bounded). */
+  head: Buffer;
+  headDone: boolean;
+  /** Bytes of the head were not captured (message longer than the capture). */
+  gap: boolean;
+  parsed: ParsedHead | null;
+  body: BodyKind | 'unknown';
+  remaining: number;
+  complete: boolean;
+  startNs: bigint;
+  lastNs: bigint;
+}
+
+interface Exchange {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly traceFlags: number;
+  readonly link: ExchangeView['link'];
+  readonly tid: number;
+  readonly req: Message;
+  resp: Message | null;
+  requestLine: RequestLine | null;
+  invalid: boolean;
+  status: number;
+}
+
+interface Conn {
+  readonly id: bigint;
+  readonly role: 'server' | 'client';
+  readonly pid: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  exchanges: Exchange[];
+  /** A protocol switch (101) or garbage: further bytes are not HTTP/1.x. */
+  dead: boolean;
+  lastNs: bigint;
+}
+
+function newMessage(ts: bigint): Message {
+  return { head: Buffer.alloc(0), headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };
+}
+
+export class SysHttpAssembler {
+  private readonly conns = new Map<bigint, Conn>();
+  private readonly maxConns: number;
+  private readonly maxExchanges: number;
+  private readonly idleNs: bigint;
+
+  constructor(private readonly o: AssemblerOptions) {
+    this.maxConns = o.maxConnections ?? 4096;
+    this.maxExchanges = o.maxExchangesPerConnection ?? 16;
+    this.idleNs = BigInt(o.idleTimeoutMs ?? 120_000) * 1_000_000n;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  private drop(reason: string, n = 1): void {
+    this.o.metrics.add(SYS_SPANS_DROPPED, DROPPED_HELP, { reason }, n);
+  }
+
+  onRecord(rec: SysHttpConnRecord | SysHttpDataRecord): void {
+    if (rec.type === 'sys_http_data') this.data(rec);
+    else if (rec.type === 'sys_http_conn_open') this.open(rec);
+    else this.close(rec.connId, rec.tsNs);
+  }
+
+  private open(rec: SysHttpConnRecord): void {
+    if (this.conns.has(rec.connId)) return;
+    if (this.conns.size >= this.maxConns) {
+      // Least recently active first: Map iteration order is insertion order, refreshed on use.
+      const oldest = this.conns.keys().next().value as bigint;
+      this.close(oldest, this.conns.get(oldest)!.lastNs);
+      this.o.metrics.add('spanbridge_sys_http_connections_evicted_total', 'Connections the assembler stopped following (limit reached)');
+    }
+    this.conns.set(rec.connId, {
+      id: rec.connId,
+      role: rec.role,
+      pid: rec.pid,
+      localAddress: rec.localAddress,
+      localPort: rec.localPort,
+      remoteAddress: rec.remoteAddress,
+      remotePort: rec.remotePort,
+      exchanges: [],
+      dead: false,
+      lastNs: rec.tsNs,
+    });
+  }
+
+  private touch(c: Conn, ts: bigint): void {
+    c.lastNs = ts;
+    this.conns.delete(c.id);
+    this.conns.set(c.id, c);
+  }
+
+  private data(rec: SysHttpDataRecord): void {
+    const c = this.conns.get(rec.connId);
+    if (!c) {
+      this.drop('unknown_connection');
+      return;
+    }
+    this.touch(c, rec.tsNs);
+    const requestSide = (c.role === 'server') === (rec.direction === 'ingress');
+    if (rec.flags & SYS_F_REQUEST_START && requestSide) {
+      // A new request: whatever is still open on this connection is finished now.
+      this.finishAll(c, 'superseded');
+      c.dead = false;
+      const ex = this.startExchange(c, rec, {
+        traceId: rec.traceId,
+        spanId: rec.spanId,
+        parentSpanId: rec.parentSpanId,
+        traceFlags: rec.traceFlags,
+        link: linkOf(rec.flags),
+      });
+      this.feedRequest(c, ex, rec, 0);
+      return;
+    }
+    if (c.dead) return;
+    if (requestSide) {
+      const ex = c.exchanges[c.exchanges.length - 1];
+      if (!ex || ex.req.complete) {
+        this.drop('unexpected_request_bytes');
+        return;
+      }
+      this.feedRequest(c, ex, rec, 0);
+    } else {
+      this.feedResponse(c, rec, 0);
+    }
+  }
+
+  private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'traceId' | 'spanId' | 'parentSpanId' | 'traceFlags' | 'link'>): Exchange {
+    const ex: Exchange = { ...ids, tid: rec.tid, req: newMessage(rec.tsNs), resp: null, requestLine: null, invalid: false, status: 0 };
+    if (c.exchanges.length >= this.maxExchanges) {
+      c.exchanges.shift();
+      this.drop('too_many_pipelined');
+    }
+    c.exchanges.push(ex);
+    return ex;
+  }
+
+  /** Feeds request-side bytes starting at captured offset `off`. */
+  private feedRequest(c: Conn, ex: Exchange, rec: SysHttpDataRecord, off: number): void {
+    const next = this.feed(ex.req, rec, off, (head) => {
+      const line = parseRequestLine(head.firstLine);
+      if (!line) return null;
+      ex.requestLine = line;
+      return head.complete ? requestBody(head.headers) : { kind: 'unknown' as const, length: 0 };
+    });
+    if (ex.req.parsed === null && (ex.req.headDone || ex.req.gap)) {
+      this.invalidate(c, ex);
+      return;
+    }
+    if (next === null) return;
+    // More requests pipelined in the same read (server side): each needs kernel-made ids.
+    if (c.role !== 'server') {
+      this.drop('client_pipelining');
+      return;
+    }
+    const spareIndex = c.exchanges.filter((e) => e.req.startNs === rec.tsNs).length - 1;
+    const spare = rec.spareIds[spareIndex];
+    if (!spare) {
+      this.drop('pipelined_beyond_spare_ids');
+      return;
+    }
+    const ex2 = this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' });
+    this.feedRequest(c, ex2, rec, next);
+  }
+
+  private feedResponse(c: Conn, rec: SysHttpDataRecord, off: number): void {
+    const ex = c.exchanges.find((e) => !e.resp || !e.resp.complete);
+    if (!ex) {
+      this.drop('unexpected_response_bytes');
+      return;
+    }
+    if (!ex.resp) {
+      if (!rec.data.subarray(off).toString('latin1', 0, 7).startsWith('HTTP/1.')) {
+        this.drop('not_a_response');
+        c.dead = true;
+        return;
+      }
+      ex.resp = newMessage(rec.tsNs);
+    }
+    const resp = ex.resp;
+    const next = this.feed(resp, rec, off, (head) => {
+      const sl = parseStatusLine(head.firstLine);
+      if (!sl) return null;
+      ex.status = sl.status;
+      if (!head.complete) return { kind: 'unknown' as const, length: 0 };
+      return responseBody(ex.requestLine?.method ?? '', sl.status, head.headers);
+    });
+    if (resp.parsed === null && (resp.headDone || resp.gap)) {
+      this.invalidate(c, ex);
+      return;
+    }
+    if (resp.complete && ex.status >= 100 && ex.status < 200 && ex.status !== 101) {
+      // Interim response (100 Continue): the final one follows.
+      ex.resp = null;
+      ex.status = 0;
+      if (next !== null) this.feedResponse(c, rec, next);
+      return;
+    }
+    if (resp.complete) {
+      this.finish(c, ex);
+      if (ex.status === 101) c.dead = true;
+      else if (next !== null) this.feedResponse(c, rec, next);
+    }
+  }
+
+  /**
+   * Feeds one record's bytes (from captured offset `off`) into a message. `onHead` validates the
+   * head and returns its body framing (null = malformed). Returns the captured offset where the
+   * next message starts when this one completed with captured bytes left, else null.
+   */
+  private feed(
+    m: Message,
+    rec: SysHttpDataRecord,
+    off: number,
+    onHead: (head: ParsedHead) => { kind: BodyKind | 'unknown'; length: number } | null,
+  ): number | null {
+    m.lastNs = rec.tsNs;
+    const captured = rec.data.length;
+    const truncated = rec.len > captured;
+    let bodyStart = off; // offset in this record's byte stream where body bytes begin
+    if (!m.headDone) {
+      if (m.gap) return null; // bytes were lost inside the head: wait for the response/close
+      const prev = m.head.length;
+      const combined = Buffer.concat([m.head, rec.data.subarray(off)]);
+      const end = findHeadEnd(combined, prev - 3);
+      if (end < 0) {
+        if (combined.length > MAX_HEAD_BYTES) {
+          this.drop('head_too_large');
+          m.head = combined.subarray(0, MAX_HEAD_BYTES);
+          m.gap = true;
+        } else {
+          m.head = combined;
+          if (truncated) m.gap = true;
+        }
+        if (m.gap) {
+          // Only the start of the head is known: keep what the complete lines say.
+          const parsed = parseHead(m.head, false);
+          m.parsed = parsed;
+          if (parsed) {
+            const framing = onHead(parsed);
+            if (!framing) m.parsed = null;
+          }
+          m.body = 'unknown';
+        }
+        return null;
+      }
+      m.head = combined.subarray(0, end);
+      m.headDone = true;
+      const parsed = parseHead(combined.subarray(0, end - 4), true);
+      const framing = parsed ? onHead(parsed) : null;
+      if (!parsed || !framing) {
+        m.parsed = null;
+        return null;
+      }
+      m.parsed = parsed;
+      m.body = framing.kind;
+      m.remaining = framing.length;
+      bodyStart = off + (end - prev);
+    }
+    const available = rec.len - bodyStart;
+    switch (m.body) {
+      case 'none':
+        m.complete = true;
+        return bodyStart < captured ? bodyStart : null;
+      case 'length':
+        if (available >= m.remaining) {
+          const next = bodyStart + m.remaining;
+          m.remaining = 0;
+          m.complete = true;
+          return next < captured ? next : null;
+        }
+        m.remaining -= Math.max(0, available);
+        return null;
+      case 'chunked': {
+        const last = truncated ? rec.tail : rec.data;
+        if (available > 0 && endsChunked(last)) m.complete = true;
+        return null;
+      }
+      default:
+        return null; // until-close / unknown: the connection's end (or the next request) ends it
+    }
+  }
+
+  private invalidate(c: Conn, ex: Exchange): void {
+    ex.invalid = true;
+    c.exchanges = c.exchanges.filter((e) => e !== ex);
+    c.dead = true;
+    this.drop('not_http');
+  }
+
+  /** Emits the exchange's span (when it has what a span needs) and forgets it. */
+  private finish(c: Conn, ex: Exchange, reason: 'complete' | 'closed' | 'superseded' | 'idle' = 'complete'): void {
+    c.exchanges = c.exchanges.filter((e) => e !== ex);
+    if (ex.invalid || !ex.requestLine || !ex.req.parsed) {
+      this.drop(ex.req.headDone || ex.req.gap ? 'not_http' : 'incomplete_request');
+      return;
+    }
+    const hasResponse = ex.resp !== null && ex.resp.parsed !== null && ex.status >= 100;
+    if (!hasResponse && c.role === 'server') {
+      this.drop(reason === 'closed' ? 'closed_before_response' : 'no_response');
+      return;
+    }
+    if (!hasResponse && !ex.req.headDone) {
+      this.drop('incomplete_request');
+      return;
+    }
+    const resource = this.o.resourceOf(c.pid);
+    if (!resource) {
+      this.drop('unknown_process');
+      return;
+    }
+    const view: ExchangeView = {
+      role: c.role,
+      traceId: ex.traceId,
+      spanId: ex.spanId,
+      parentSpanId: ex.parentSpanId,
+      traceFlags: ex.traceFlags,
+      link: ex.link,
+      request: ex.requestLine,
+      requestHeaders: ex.req.parsed.headers,
+      requestHeadComplete: ex.req.parsed.complete,
+      status: hasResponse ? ex.status : 0,
+      responseComplete: ex.resp?.complete ?? false,
+      endReason: hasResponse ? (ex.resp!.complete ? 'complete' : reason) : reason,
+      startNs: c.role === 'server' ? ex.req.startNs : ex.req.startNs,
+      endNs: c.role === 'server' ? (ex.resp?.lastNs ?? ex.req.lastNs) : (ex.resp?.lastNs ?? ex.req.lastNs),
+      localAddress: c.localAddress,
+      localPort: c.localPort,
+      remoteAddress: c.remoteAddress,
+      remotePort: c.remotePort,
+      tid: ex.tid,
+    };
+    this.o.onSpan(sysHttpSpan(view, resource, this.o.clock));
+  }
+
+  private finishAll(c: Conn, reason: 'closed' | 'superseded' | 'idle'): void {
+    for (const ex of [...c.exchanges]) this.finish(c, ex, reason);
+  }
+
+  private close(connId: bigint, ts: bigint): void {
+    const c = this.conns.get(connId);
+    if (!c) return;
+    this.conns.delete(connId);
+    void ts;
+    this.finishAll(c, 'closed');
+  }
+
+  /** Finishes connections idle for longer than the timeout (kernel monotonic `nowNs`). */
+  sweep(nowNs: bigint): void {
+    for (const c of [...this.conns.values()]) {
+      if (nowNs - c.lastNs < this.idleNs) break; // LRU order: the rest are newer
+      this.conns.delete(c.id);
+      this.finishAll(c, 'idle');
+    }
+  }
+
+  /** A process is gone: finish what its connections can still report. */
+  dropPid(pid: number): void {
+    for (const c of [...this.conns.values()]) {
+      if (c.pid !== pid) continue;
+      this.conns.delete(c.id);
+      this.finishAll(c, 'closed');
+    }
+  }
+}
+
+function linkOf(flags: number): ExchangeView['link'] {
+  if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
+  if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
+  if (flags & SYS_F_THREAD_PARENT) return 'thread';
+  return 'none';
+}

@@ -1,0 +1,92 @@
+/**
+ * An HTTP/1.x exchange seen through syscalls -> a SERVER or CLIENT span. Pure: ids and times come
+ * from the kernel's records, the resource from the process, Unix time from the one clock.
+ */
+import type { Clock } from '../time/clock';
+import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './http-semconv';
+import type { Attributes, Resource, Span } from './span';
+import { splitTarget, type RequestLine } from './sys-http-parse';
+
+export interface ExchangeView {
+  readonly role: 'server' | 'client';
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly traceFlags: number;
+  /** How the parent was found: incoming traceparent, same-node client (black-box), same thread. */
+  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'none';
+  readonly request: RequestLine;
+  readonly requestHeaders: ReadonlyMap<string, string>;
+  readonly requestHeadComplete: boolean;
+  /** 0 when no response was seen. */
+  readonly status: number;
+  readonly responseComplete: boolean;
+  readonly endReason: 'complete' | 'closed' | 'superseded' | 'idle';
+  readonly startNs: bigint;
+  readonly endNs: bigint;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly tid: number;
+}
+
+const MAX_VALUE = 1024;
+
+function cut(s: string): string {
+  return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s;
+}
+
+export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock): Span {
+  const { method, target, minor } = x.request;
+  const t = splitTarget(target);
+  const host = x.requestHeaders.get('host') ?? t.authority ?? '';
+  const hp = splitHostPort(host);
+  const attributes: Attributes = { ...methodAttributes(method), 'network.protocol.version': `1.${minor}` };
+  const ua = x.requestHeaders.get('user-agent');
+  if (ua) attributes['user_agent.original'] = cut(ua);
+  if (x.role === 'server') {
+    attributes['url.path'] = cut(t.path);
+    if (t.query) attributes['url.query'] = cut(t.query);
+    attributes['url.scheme'] = 'http';
+    attributes['server.address'] = hp.host || x.localAddress;
+    attributes['server.port'] = hp.port ?? x.localPort;
+    attributes['client.address'] = x.remoteAddress;
+    attributes['network.peer.address'] = x.remoteAddress;
+    attributes['network.peer.port'] = x.remotePort;
+  } else {
+    const serverHost = hp.host || x.remoteAddress;
+    const serverPort = hp.port ?? x.remotePort;
+    const authority = host || `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}`;
+    attributes['server.address'] = serverHost;
+    attributes['server.port'] = serverPort;
+    attributes['url.full'] = cut(`http://${authority}${t.path}${t.query ? `?${t.query}` : ''}`);
+    attributes['network.peer.address'] = x.remoteAddress;
+    attributes['network.peer.port'] = x.remotePort;
+  }
+  if (x.status) attributes['http.response.status_code'] = x.status;
+  attributes['thread.id'] = x.tid;
+  if (x.link !== 'none') attributes['spanbridge.parent.source'] = x.link;
+  if (!x.requestHeadComplete) attributes['spanbridge.request.head_truncated'] = true;
+
+  let status = httpStatus(x.role === 'server' ? 'SERVER' : 'CLIENT', x.status);
+  if (!x.status) status = { code: 'ERROR', errorType: x.endReason === 'closed' ? 'connection_closed' : 'no_response' };
+  if (status.errorType) attributes['error.type'] = status.errorType;
+
+  const start = clock.toUnixNano(x.startNs);
+  const end = x.endNs >= x.startNs ? clock.toUnixNano(x.endNs) : start;
+  return {
+    traceId: x.traceId,
+    spanId: x.spanId,
+    parentSpanId: x.parentSpanId,
+    traceFlags: x.traceFlags,
+    traceState: x.role === 'server' && x.link === 'traceparent' ? cut(x.requestHeaders.get('tracestate') ?? '') : '',
+    name: httpSpanName(method, ''),
+    kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
+    startTimeUnixNano: start,
+    endTimeUnixNano: end,
+    status: { code: status.code },
+    attributes,
+    resource,
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The syscall HTTP path as one stage for the agent's wiring: tracer (kernel) -> decoder ->
+ * assembler (exchanges -> spans). The agent decides which processes come here (every selected
+ * process that is not traced by the Go uprobe tracer) and where spans go.
+ */
+import type { BpfBackend } from '../bpf/types';
+import { decodeRecord } from '../events/decoder';
+import type { ProcessInfo } from '../discovery/process-info';
+import type { SelfMetrics } from '../metrics/counters';
+import { SysHttpAssembler } from '../spans/sys-http-assembler';
+import type { ResourceOptions } from '../spans/resource';
+import type { Resource, Span } from '../spans/span';
+import type { Clock } from '../time/clock';
+import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+
+export interface SysHttpStageDeps {
+  readonly backend: BpfBackend;
+  readonly objectPath: string;
+  readonly clock: Clock;
+  readonly metrics: SelfMetrics;
+  readonly resourceOf: (pid: number) => Resource | undefined;
+  readonly deliver: (span: Span) => void;
+  readonly settings?: SysHttpTracerSettings;
+}
+
+/** Settings from the environment (SPANBRIDGE_SYS_HTTP_*); bad values are ignored. */
+export function sysHttpSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): SysHttpTracerSettings {
+  const int = (name: string): number | undefined => {
+    const v = env[name];
+    return v !== undefined && /^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : undefined;
+  };
+  return {
+    maxConnections: int('SPANBRIDGE_SYS_HTTP_MAX_CONNECTIONS'),
+    correlationWindowMs: int('SPANBRIDGE_SYS_HTTP_CORRELATION_WINDOW_MS'),
+    threadContextMaxAgeMs: int('SPANBRIDGE_SYS_HTTP_THREAD_CONTEXT_MAX_AGE_MS'),
+  };
+}
+
+/** Runtime of a non-Go process, from its executable name (for resource attributes). */
+export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
+  const n = proc.exeName;
+  if (/^python/.test(n)) return { runtime: { name: 'cpython' }, language: 'python' };
+  if (isEventLoopRuntime(n)) return { runtime: { name: 'nodejs' }, language: 'nodejs' };
+  if (n === 'java') return { runtime: { name: 'java' }, language: 'java' };
+  return { language: 'unknown' };
+}
+
+export class SysHttpStage {
+  readonly tracer: SysHttpTracer;
+  readonly assembler: SysHttpAssembler;
+
+  constructor(private readonly d: SysHttpStageDeps) {
+    this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
+    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: d.deliver });
+  }
+
+  start(): void {
+    this.tracer.start((buf) => this.onRecord(buf));
+  }
+
+  onRecord(buf: Buffer): void {
+    const rec = decodeRecord(buf, this.d.metrics);
+    if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close')) return;
+    this.d.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
+    this.assembler.onRecord(rec);
+  }
+
+  /** Starts tracing a process; returns a note for the attach log line. */
+  attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>): string {
+    const threadLinking = !isEventLoopRuntime(proc.exeName);
+    this.tracer.attach(proc.pid, { threadLinking });
+    return threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)';
+  }
+
+  detach(pid: number): void {
+    this.tracer.detach(pid);
+    this.assembler.dropPid(pid);
+  }
+
+  /** Periodic work: idle exchanges, kernel counters (reason -> cumulative count). */
+  tick(): Record<string, number> {
+    this.assembler.sweep(this.d.clock.nowMonotonic());
+    this.d.metrics.set('spanbridge_sys_http_connections', 'Connections the syscall HTTP assembler follows', {}, this.assembler.connectionCount);
+    return this.tracer.readDrops();
+  }
+
+  async close(): Promise<void> {
+    await this.tracer.close();
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The any-language HTTP/1.x tracer: owns bpf/sys_http.bpf.o, attaches its syscall tracepoints once
+ * (they fire for every process, and return at once unless the process is in traced_tgids), and
+ * selects processes by writing their tgid into traced_tgids. Knows nothing of spans or export.
+ */
+import { SpanbridgeError } from '../errors';
+import { SYS_HTTP_DROP_REASON } from '../events/structs.generated';
+import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
+
+/** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
+export const SYS_MODE_TRACE = 1;
+export const SYS_MODE_THREAD_LINK = 2;
+
+export const SYS_HTTP_PROGRAMS: readonly { prog: string; category: string; event: string }[] = [
+  ...['accept', 'accept4'].map((s) => ({ prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` })),
+  { prog: 'sys_enter_connect', category: 'syscalls', event: 'sys_enter_connect' },
+  { prog: 'sys_exit_connect', category: 'syscalls', event: 'sys_exit_connect' },
+  { prog: 'sys_enter_close', category: 'syscalls', event: 'sys_enter_close' },
+  ...['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg'].flatMap((s) => [
+    { prog: `sys_enter_${s}`, category: 'syscalls', event: `sys_enter_${s}` },
+    { prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` },
+  ]),
+  { prog: 'sys_http_process_exit', category: 'sched', event: 'sched_process_exit' },
+];
+
+export interface SysHttpTracerSettings {
+  /** Server request start may link to a client request sent at most this long before (default 5 s). */
+  readonly correlationWindowMs?: number;
+  /** A thread's server request older than this is no longer a parent (default 60 s). */
+  readonly threadContextMaxAgeMs?: number;
+  /** Connections tracked in the kernel at once (default 16384, at most 65536). */
+  readonly maxConnections?: number;
+}
+
+export interface SysAttachOptions {
+  /** Link client calls to the server request active on the same thread (thread-per-request). */
+  readonly threadLinking: boolean;
+}
+
+function pidKey(pid: number): Buffer {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(pid);
+  return k;
+}
+
+export class SysHttpTracer {
+  private obj: BpfObject | undefined;
+  private readonly links: BpfLink[] = [];
+  private readonly traced = new Map<number, SysAttachOptions>();
+
+  constructor(
+    private readonly backend: BpfBackend,
+    private readonly objectPath: string,
+    private readonly settings: SysHttpTracerSettings = {},
+  ) {}
+
+  /** Loads the object, attaches every tracepoint and starts delivering records. */
+  start(onRecord: RecordHandler): void {
+    const maxConns = Math.min(Math.max(this.settings.maxConnections ?? 16384, 1), 65536);
+    const obj = this.backend.open(this.objectPath, {
+      rodata: {
+        correlation_window_ns: BigInt(this.settings.correlationWindowMs ?? 5_000) * 1_000_000n,
+        thread_ctx_max_age_ns: BigInt(this.settings.threadContextMaxAgeMs ?? 60_000) * 1_000_000n,
+        max_connections: maxConns,
+      },
+    });
+    try {
+      obj.load();
+      for (const p of SYS_HTTP_PROGRAMS) this.links.push(obj.program(p.prog).attachTracepoint(p.category, p.event));
+      obj.ringBuffer('sys_http_events', onRecord).start();
+    } catch (err) {
+      this.links.length = 0;
+      void obj.close();
+      throw err;
+    }
+    this.obj = obj;
+  }
+
+  get attachedPids(): number[] {
+    return [...this.traced.keys()];
+  }
+
+  get tracepointCount(): number {
+    return this.links.length;
+  }
+
+  /** Starts tracing one process (its tgid). Idempotent. */
+  attach(pid: number, options: SysAttachOptions): void {
+    const obj = this.requireObject();
+    const v = Buffer.alloc(4);
+    v.writeUInt32LE(SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0));
+    obj.map('traced_tgids').update(pidKey(pid), v);
+    this.traced.set(pid, options);
+  }
+
+  /** Stops tracing one process. Idempotent. */
+  detach(pid: number): void {
+    if (!this.traced.delete(pid)) return;
+    try {
+      this.obj?.map('traced_tgids').delete(pidKey(pid));
+    } catch {
+      // the object may already be closing
+    }
+  }
+
+  /** Kernel-side counters summed over CPUs, by reason name (lower case, without SYS_ prefix). */
+  readDrops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (!this.obj) return out;
+    const map = this.obj.map('sys_http_drops');
+    for (const [name, idx] of Object.entries(SYS_HTTP_DROP_REASON)) {
+      if (name === 'SYS_HTTP_DROP_MAX') continue;
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(idx);
+      const perCpu = map.lookupPerCpu(key) ?? [];
+      out[name.replace(/^SYS_/, '').toLowerCase()] = perCpu.reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const pid of [...this.traced.keys()]) this.detach(pid);
+    const obj = this.obj;
+    this.obj = undefined;
+    this.links.length = 0;
+    await obj?.close();
+  }
+
+  private requireObject(): BpfObject {
+    if (!this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'sys http tracer not started');
+    return this.obj;
+  }
+}
+
+/** Runtimes that serve many requests on one thread: client calls cannot be tied to a request by thread. */
+export function isEventLoopRuntime(exeName: string): boolean {
+  return /^(node|nodejs|deno|bun)(\d+(\.\d+)*)?$/.test(exeName);
+}
