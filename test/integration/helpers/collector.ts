@@ -8,9 +8,14 @@
  *   const spans = await collector.waitForSpans((s) => s.length >= 3);
  *   await collector.stop();
  *
- * `extraConfig` is deep-merged into the generated config (objects merge, arrays and scalars
- * replace), e.g. to add a prometheus receiver and a metrics pipeline. The config is written as
- * JSON, which the Collector's YAML loader accepts, so no YAML library is needed.
+ * The generated config has OTLP/HTTP and OTLP/gRPC receivers and traces + metrics pipelines into
+ * the file exporter. `extraConfig` is deep-merged into it (objects merge, arrays and scalars
+ * replace). The config is written as JSON, which the Collector's YAML loader accepts, so no YAML
+ * library is needed.
+ *
+ * `configFile` runs a committed config file as-is instead; the helper passes the ports and the
+ * output path through the environment variables that config reads (COLLECTOR_CONFIG_ENV), plus
+ * `env`. `kill()` and `restart()` simulate a Collector crash and its comeback on the same ports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -52,15 +57,31 @@ export interface FlatSpan {
 export interface StartCollectorOptions {
   /** Port of the OTLP/HTTP receiver (default: a free one). */
   otlpHttpPort?: number;
+  /** Port of the OTLP/gRPC receiver (default: a free one). */
+  otlpGrpcPort?: number;
   /** Deep-merged into the generated configuration. */
   extraConfig?: { [key: string]: JsonValue };
+  /** Run this config file as-is (see COLLECTOR_CONFIG_ENV) instead of the generated one. */
+  configFile?: string;
+  /** Extra environment for the Collector process (e.g. more `${env:...}` values). */
+  env?: Record<string, string>;
   /** How long to wait for the receiver to accept connections (default 30 s). */
   startTimeoutMs?: number;
 }
 
+/** The variables a committed config reads, set by the helper for `configFile`. */
+export const COLLECTOR_CONFIG_ENV = {
+  otlpHttp: 'SPANBRIDGE_OTLP_HTTP_ENDPOINT',
+  otlpGrpc: 'SPANBRIDGE_OTLP_GRPC_ENDPOINT',
+  output: 'SPANBRIDGE_COLLECTOR_OUTPUT',
+} as const;
+
 export interface RunningCollector {
   /** Base URL of the OTLP/HTTP receiver, like OTEL_EXPORTER_OTLP_ENDPOINT: http://127.0.0.1:<port> */
   readonly endpoint: string;
+  /** URL of the OTLP/gRPC receiver: http://127.0.0.1:<port> */
+  readonly grpcEndpoint: string;
+  readonly otlpGrpcPort: number;
   /** `${endpoint}/v1/traces`, like OTEL_EXPORTER_OTLP_TRACES_ENDPOINT. */
   readonly tracesEndpoint: string;
   readonly otlpHttpPort: number;
@@ -73,10 +94,38 @@ export interface RunningCollector {
   readSpans(): Promise<FlatSpan[]>;
   /** Polls `readSpans()` until `done` holds; rejects with what was seen at the timeout. */
   waitForSpans(done: (spans: FlatSpan[]) => boolean, timeoutMs?: number): Promise<FlatSpan[]>;
+  /** Every metric data point written so far, flattened, in file order. */
+  readMetrics(): Promise<FlatMetricPoint[]>;
+  /** Polls `readMetrics()` until `done` holds; rejects with what was seen at the timeout. */
+  waitForMetrics(done: (points: FlatMetricPoint[]) => boolean, timeoutMs?: number): Promise<FlatMetricPoint[]>;
   /** The Collector's own log (stdout+stderr, last 256 KiB). */
   output(): string;
+  /** SIGKILL (a crash): nothing is flushed. Resolves once the process is gone. */
+  kill(): Promise<void>;
+  /** Starts the Collector again with the same config, ports and output file (after `kill`). */
+  restart(): Promise<void>;
   /** SIGTERM, then SIGKILL after 5 s; removes the temp directory. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** One metric data point from the Collector's output, flattened. */
+export interface FlatMetricPoint {
+  name: string;
+  unit: string;
+  type: 'sum' | 'gauge' | 'histogram' | 'other';
+  /** The attributes of the metric's resource. */
+  resource: FlatAttributes;
+  attributes: FlatAttributes;
+  /** sum/gauge value. */
+  value?: number;
+  /** histogram fields. */
+  count?: number;
+  sum?: number;
+  bucketCounts?: number[];
+  explicitBounds?: number[];
+  isMonotonic?: boolean;
+  /** 1 = delta, 2 = cumulative. */
+  temporality?: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -95,36 +144,60 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
     throw new Error(`the stock Collector is not built: ${COLLECTOR_BINARY} is missing (run \`make collector\`)`);
   }
   const port = options.otlpHttpPort ?? (await freePort());
+  const grpcPort = options.otlpGrpcPort ?? (await freePort());
   const dir = await mkdtemp(path.join(os.tmpdir(), 'spanbridge-otelcol-'));
   const outputFile = path.join(dir, 'output.jsonl');
-  const configFile = path.join(dir, 'config.yaml');
-  const base: { [key: string]: JsonValue } = {
-    receivers: { otlp: { protocols: { http: { endpoint: `127.0.0.1:${port}` } } } },
-    exporters: { file: { path: outputFile, format: 'json', flush_interval: '100ms' } },
-    service: {
-      telemetry: { metrics: { level: 'none' } },
-      pipelines: { traces: { receivers: ['otlp'], exporters: ['file'] } },
-    },
+  let configFile = options.configFile;
+  if (!configFile) {
+    configFile = path.join(dir, 'config.yaml');
+    const base: { [key: string]: JsonValue } = {
+      receivers: {
+        otlp: { protocols: { http: { endpoint: `127.0.0.1:${port}` }, grpc: { endpoint: `127.0.0.1:${grpcPort}` } } },
+      },
+      exporters: { file: { path: outputFile, format: 'json', flush_interval: '100ms' } },
+      service: {
+        telemetry: { metrics: { level: 'none' } },
+        pipelines: {
+          traces: { receivers: ['otlp'], exporters: ['file'] },
+          metrics: { receivers: ['otlp'], exporters: ['file'] },
+        },
+      },
+    };
+    const config = options.extraConfig ? deepMerge(base, options.extraConfig) : base;
+    await writeFile(configFile, JSON.stringify(config, null, 2));
+  }
+  const env = {
+    ...process.env,
+    [COLLECTOR_CONFIG_ENV.otlpHttp]: `127.0.0.1:${port}`,
+    [COLLECTOR_CONFIG_ENV.otlpGrpc]: `127.0.0.1:${grpcPort}`,
+    [COLLECTOR_CONFIG_ENV.output]: outputFile,
+    ...options.env,
   };
-  const config = options.extraConfig ? deepMerge(base, options.extraConfig) : base;
-  await writeFile(configFile, JSON.stringify(config, null, 2));
 
-  const child = spawn(COLLECTOR_BINARY, ['--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  const append = (chunk: Buffer): void => {
-    log = (log + chunk.toString()).slice(-256 * 1024);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let running = true;
-  void exited.then(() => {
-    running = false;
-  });
+  let child: ChildProcess;
+  let exited: Promise<number | null>;
+  let running = false;
   const killOnExit = (): void => {
     if (running) child.kill('SIGKILL');
   };
   process.once('exit', killOnExit);
+
+  const launch = async (): Promise<void> => {
+    child = spawn(COLLECTOR_BINARY, ['--config', configFile as string], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const append = (chunk: Buffer): void => {
+      log = (log + chunk.toString()).slice(-256 * 1024);
+    };
+    child.stdout?.on('data', append);
+    child.stderr?.on('data', append);
+    running = true;
+    const me = child;
+    exited = new Promise<number | null>((resolve) => me.once('exit', (code) => resolve(code)));
+    void exited.then(() => {
+      if (child === me) running = false;
+    });
+    await waitUntilListening(port, options.startTimeoutMs ?? 30_000, () => running, () => log);
+  };
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -137,7 +210,7 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
   };
 
   try {
-    await waitUntilListening(port, options.startTimeoutMs ?? 30_000, () => running, () => log);
+    await launch();
   } catch (err) {
     await stop();
     throw err;
@@ -163,31 +236,48 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
     return records;
   };
   const readSpans = async (): Promise<FlatSpan[]> => (await readRecords()).flatMap(flattenTraceRequest);
+  const readMetrics = async (): Promise<FlatMetricPoint[]> => (await readRecords()).flatMap(flattenMetricsRequest);
+
+  async function poll<T extends unknown[]>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await read();
+      if (done(v)) return v;
+      if (Date.now() > deadline || !running) {
+        const shown = JSON.stringify(v.slice(-50), null, 1);
+        throw new Error(
+          `collector output did not reach the expected state within ${timeoutMs} ms` +
+            `${running ? '' : ' (the Collector exited)'}; got ${v.length} ${what} (last 50 shown):\n` +
+            `${shown}\ncollector log:\n${log}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 
   return {
     endpoint: `http://127.0.0.1:${port}`,
     tracesEndpoint: `http://127.0.0.1:${port}/v1/traces`,
+    grpcEndpoint: `http://127.0.0.1:${grpcPort}`,
     otlpHttpPort: port,
+    otlpGrpcPort: grpcPort,
     outputFile,
     configFile,
     readRecords,
     readSpans,
-    async waitForSpans(done, timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const spans = await readSpans();
-        if (done(spans)) return spans;
-        if (Date.now() > deadline || !running) {
-          throw new Error(
-            `collector output did not reach the expected state within ${timeoutMs} ms` +
-              `${running ? '' : ' (the Collector exited)'}; got ${spans.length} spans:\n` +
-              `${JSON.stringify(spans, null, 1)}\ncollector log:\n${log}`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
+    waitForSpans: (done, timeoutMs = 15_000) => poll('spans', readSpans, done, timeoutMs),
+    readMetrics,
+    waitForMetrics: (done, timeoutMs = 15_000) => poll('metric points', readMetrics, done, timeoutMs),
     output: () => log,
+    async kill() {
+      if (!running) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async restart() {
+      if (running) throw new Error('restart: the Collector is still running (kill() it first)');
+      await launch();
+    },
     stop,
   };
 }
@@ -278,6 +368,41 @@ export function flattenTraceRequest(record: JsonValue): FlatSpan[] {
           traceFlags: flags & 0xff,
           traceState: str(s.traceState),
         });
+      }
+    }
+  }
+  return out;
+}
+
+/** OTLP/JSON metrics request (as the Collector's file exporter writes it) -> one entry per data point. */
+export function flattenMetricsRequest(record: JsonValue): FlatMetricPoint[] {
+  if (!isObject(record) || !Array.isArray(record.resourceMetrics)) return [];
+  const out: FlatMetricPoint[] = [];
+  for (const rm of record.resourceMetrics) {
+    if (!isObject(rm)) continue;
+    const resource = attributes(isObject(rm.resource) ? rm.resource.attributes : undefined);
+    for (const sm of Array.isArray(rm.scopeMetrics) ? rm.scopeMetrics : []) {
+      if (!isObject(sm)) continue;
+      for (const m of Array.isArray(sm.metrics) ? sm.metrics : []) {
+        if (!isObject(m)) continue;
+        const base = { name: str(m.name), unit: str(m.unit), resource };
+        const data = isObject(m.sum) ? m.sum : isObject(m.gauge) ? m.gauge : isObject(m.histogram) ? m.histogram : undefined;
+        const type: FlatMetricPoint['type'] = isObject(m.sum) ? 'sum' : isObject(m.gauge) ? 'gauge' : isObject(m.histogram) ? 'histogram' : 'other';
+        for (const dp of data && Array.isArray(data.dataPoints) ? data.dataPoints : []) {
+          if (!isObject(dp)) continue;
+          const point: FlatMetricPoint = { ...base, type, attributes: attributes(dp.attributes) };
+          if (type === 'histogram') {
+            point.count = num(dp.count);
+            point.sum = num(dp.sum);
+            point.bucketCounts = (Array.isArray(dp.bucketCounts) ? dp.bucketCounts : []).map(num);
+            point.explicitBounds = (Array.isArray(dp.explicitBounds) ? dp.explicitBounds : []).map(num);
+          } else {
+            point.value = dp.asInt !== undefined ? num(dp.asInt) : num(dp.asDouble);
+          }
+          if (data && data.aggregationTemporality !== undefined) point.temporality = num(data.aggregationTemporality);
+          if (data && data.isMonotonic !== undefined) point.isMonotonic = data.isMonotonic === true;
+          out.push(point);
+        }
       }
     }
   }
