@@ -30,6 +30,7 @@
 #include "go_http_server.h"
 #include "go_http_client.h"
 #include "trace_context.h"
+#include "sys_http_go_link.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -307,6 +308,10 @@ int go_server_handler_serve_http(struct pt_regs *ctx)
 		__builtin_memcpy(r.ctx.trace_id, h->parent.trace_id, 16);
 		__builtin_memcpy(r.parent_span_id, h->parent.span_id, 8);
 		r.ctx.flags = h->parent.flags;
+		r.flags |= SPAN_F_REMOTE_PARENT;
+	} else if (go_link_take_parent(tgid, (__u64)GO_G(ctx), r.start_ns, r.ctx.trace_id, r.parent_span_id,
+				       &r.ctx.flags)) {
+		/* Same-node client request on the other end of this connection (syscall tracer). */
 		r.flags |= SPAN_F_REMOTE_PARENT;
 	} else {
 		new_trace_id(r.ctx.trace_id);

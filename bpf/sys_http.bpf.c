@@ -30,6 +30,7 @@
 #include "record_types.h"
 #include "trace_context.h"
 #include "sys_http.h"
+#include "sys_http_go_link.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -49,6 +50,8 @@ const volatile __u32 max_connections = 16384;
 /* Per traced process: SYS_MODE_* bits. */
 #define SYS_MODE_TRACE 1       /* report spans for this process */
 #define SYS_MODE_THREAD_LINK 2 /* link client calls to the thread's server request */
+#define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
+				* parents for its server requests (bpf/sys_http_go_link.h) */
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -246,8 +249,9 @@ static __always_inline int read_tuple(struct sock *sk, __u8 local[16], __u8 remo
 		v4_mapped(local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
 		v4_mapped(remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(local, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(remote, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		/* (BPF_CORE_READ_INTO would copy sizeof(*local) = 1 byte here.) */
+		bpf_core_read(local, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(remote, 16, &sk->__sk_common.skc_v6_daddr);
 	} else {
 		return 0;
 	}
@@ -310,7 +314,7 @@ static __always_inline void track_connection(__u32 fd, __u8 role)
 
 static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!(traced_mode() & SYS_MODE_TRACE))
+	if (!(traced_mode() & (SYS_MODE_TRACE | SYS_MODE_GO_LINK)))
 		return 0;
 	long fd = ctx->ret;
 	if (fd < 0)
@@ -684,12 +688,37 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 	}
 }
 
+/* A Go server read a request: leave the mirrored client request's context for the Go tracer,
+ * keyed by the reading goroutine (user R14 at syscall entry). */
+static __always_inline void go_link_store(struct conn_state *cs)
+{
+	struct client_request *cr = bpf_map_lookup_elem(&client_requests, &cs->tuple);
+	if (!cr)
+		return;
+	__u64 now = bpf_ktime_get_ns();
+	if (cr->ts_ns > now || now - cr->ts_ns > correlation_window_ns) {
+		count(SYS_SKIP_BLACKBOX_STALE);
+		bpf_map_delete_elem(&client_requests, &cs->tuple);
+		return;
+	}
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .g = 0 };
+	if (!regs || bpf_probe_read_kernel(&k.g, sizeof(k.g), &regs->r14) || !k.g)
+		return;
+	struct go_link_parent p = { .ts_ns = now };
+	p.ctx = cr->ctx;
+	if (!bpf_map_update_elem(&spanbridge_go_link_v1, &k, &p, BPF_ANY)) {
+		count(SYS_LINK_BLACKBOX);
+		bpf_map_delete_elem(&client_requests, &cs->tuple);
+	}
+}
+
 /* ---- data syscalls ----------------------------------------------------------------------------- */
 
 static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, __u8 kind)
 {
 	__u32 mode = traced_mode();
-	if (!(mode & SYS_MODE_TRACE))
+	if (!(mode & SYS_MODE_TRACE) && !((mode & SYS_MODE_GO_LINK) && !(kind & 1)))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
@@ -737,7 +766,7 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u32 mode = traced_mode();
-	if (!(mode & SYS_MODE_TRACE))
+	if (!mode)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
@@ -811,6 +840,13 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		}
 	}
 
+	if (!(mode & SYS_MODE_TRACE)) {
+		if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
+			cs->phase = PHASE_REQUEST;
+			go_link_store(cs);
+		}
+		return 0;
+	}
 	if (!cs->announced) {
 		cs->announced = 1;
 		emit_conn(RECORD_SYS_HTTP_CONN_OPEN, cs, key.fd);

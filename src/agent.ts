@@ -231,6 +231,7 @@ export class Agent {
     this.resources.set(proc.pid, resource);
     try {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
+      if (this.linkGoBlackBox(proc.pid)) result.notes.push('same-node black-box parents from syscall tracepoints');
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
       this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
@@ -291,6 +292,17 @@ export class Agent {
     } catch (err) {
       this.resources.delete(proc.pid);
       this.deps.log.warn(`syscall tracing of ${who} failed: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */
+  private linkGoBlackBox(pid: number): boolean {
+    try {
+      this.sysHttp?.attachGoLink(pid);
+      return this.sysHttp !== undefined;
+    } catch (err) {
+      this.deps.log.warn(`black-box correlation for Go pid ${pid} unavailable: ${errorMessage(err)}`);
       return false;
     }
   }

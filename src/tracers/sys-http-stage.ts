@@ -72,6 +72,11 @@ export class SysHttpStage {
     return threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)';
   }
 
+  /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
+  attachGoLink(pid: number): void {
+    this.tracer.attach(pid, { threadLinking: false, goLinkOnly: true });
+  }
+
   detach(pid: number): void {
     this.tracer.detach(pid);
     this.assembler.dropPid(pid);

@@ -10,6 +10,8 @@ import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types
 /** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
 export const SYS_MODE_TRACE = 1;
 export const SYS_MODE_THREAD_LINK = 2;
+/** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
+export const SYS_MODE_GO_LINK = 4;
 
 export const SYS_HTTP_PROGRAMS: readonly { prog: string; category: string; event: string }[] = [
   ...['accept', 'accept4'].map((s) => ({ prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` })),
@@ -35,6 +37,8 @@ export interface SysHttpTracerSettings {
 export interface SysAttachOptions {
   /** Link client calls to the server request active on the same thread (thread-per-request). */
   readonly threadLinking: boolean;
+  /** Go process: no spans from this path, only parents handed to the Go tracer. */
+  readonly goLinkOnly?: boolean;
 }
 
 function pidKey(pid: number): Buffer {
@@ -88,7 +92,7 @@ export class SysHttpTracer {
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
     const v = Buffer.alloc(4);
-    v.writeUInt32LE(SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0));
+    v.writeUInt32LE(options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0));
     obj.map('traced_tgids').update(pidKey(pid), v);
     this.traced.set(pid, options);
   }
