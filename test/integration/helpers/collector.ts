@@ -85,7 +85,7 @@ export interface RunningCollector {
   /** `${endpoint}/v1/traces`, like OTEL_EXPORTER_OTLP_TRACES_ENDPOINT. */
   readonly tracesEndpoint: string;
   readonly otlpHttpPort: number;
-  /** The file exporter's output (OTLP/JSON, one request per line). */
+  /** The file exporter's output (OTLP/JSON, one request per line) of the first incarnation. */
   readonly outputFile: string;
   readonly configFile: string;
   /** Every JSON line written so far, parsed (traces, metrics or logs requests). */
@@ -146,7 +146,10 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
   const port = options.otlpHttpPort ?? (await freePort());
   const grpcPort = options.otlpGrpcPort ?? (await freePort());
   const dir = await mkdtemp(path.join(os.tmpdir(), 'spanbridge-otelcol-'));
-  const outputFile = path.join(dir, 'output.jsonl');
+  // One output file per incarnation (restart() starts a new one; the file exporter would rotate
+  // the old one away on open); readRecords() reads them all, in order.
+  const outputFiles = [path.join(dir, 'output.jsonl')];
+  const outputFile = outputFiles[0];
   let configFile = options.configFile;
   if (!configFile) {
     configFile = path.join(dir, 'config.yaml');
@@ -154,7 +157,7 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
       receivers: {
         otlp: { protocols: { http: { endpoint: `127.0.0.1:${port}` }, grpc: { endpoint: `127.0.0.1:${grpcPort}` } } },
       },
-      exporters: { file: { path: outputFile, format: 'json', flush_interval: '100ms' } },
+      exporters: { file: { path: `\${env:${COLLECTOR_CONFIG_ENV.output}}`, format: 'json', flush_interval: '100ms' } },
       service: {
         telemetry: { metrics: { level: 'none' } },
         pipelines: {
@@ -166,13 +169,13 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
     const config = options.extraConfig ? deepMerge(base, options.extraConfig) : base;
     await writeFile(configFile, JSON.stringify(config, null, 2));
   }
-  const env = {
+  const env = (): NodeJS.ProcessEnv => ({
     ...process.env,
     [COLLECTOR_CONFIG_ENV.otlpHttp]: `127.0.0.1:${port}`,
     [COLLECTOR_CONFIG_ENV.otlpGrpc]: `127.0.0.1:${grpcPort}`,
-    [COLLECTOR_CONFIG_ENV.output]: outputFile,
+    [COLLECTOR_CONFIG_ENV.output]: outputFiles[outputFiles.length - 1],
     ...options.env,
-  };
+  });
 
   let log = '';
   let child: ChildProcess;
@@ -184,7 +187,7 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
   process.once('exit', killOnExit);
 
   const launch = async (): Promise<void> => {
-    child = spawn(COLLECTOR_BINARY, ['--config', configFile as string], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    child = spawn(COLLECTOR_BINARY, ['--config', configFile as string], { stdio: ['ignore', 'pipe', 'pipe'], env: env() });
     const append = (chunk: Buffer): void => {
       log = (log + chunk.toString()).slice(-256 * 1024);
     };
@@ -217,12 +220,13 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
   }
 
   const readRecords = async (): Promise<JsonValue[]> => {
-    let text: string;
-    try {
-      text = await readFile(outputFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
+    let text = '';
+    for (const file of outputFiles) {
+      try {
+        text += `${await readFile(file, 'utf8')}\n`;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
     const records: JsonValue[] = [];
     for (const line of text.split('\n')) {
@@ -276,6 +280,7 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
     },
     async restart() {
       if (running) throw new Error('restart: the Collector is still running (kill() it first)');
+      outputFiles.push(path.join(dir, `output-${outputFiles.length}.jsonl`));
       await launch();
     },
     stop,
