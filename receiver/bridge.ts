@@ -30,6 +30,8 @@ import { PrometheusServer } from './prometheus/server';
 import { agentResource, ResourceMerger } from './resource-merge';
 import { setQueueGauges } from './self-metrics';
 
+const METRICS_SHUTDOWN_TIMEOUT_MS = 3000;
+
 export interface CollectorBridgeParts {
   readonly metrics: SelfMetrics;
   readonly log: ReceiverLog;
@@ -108,9 +110,9 @@ export class CollectorBridge {
   add(span: Span): void {
     try {
       this.red.add(span);
-    } catch (err) {
+    } catch {
+      // A span the RED metrics cannot use must not cost its export.
       this.parts.metrics.add('spanbridge_red_errors_total', 'Spans the RED metrics could not record');
-      void err;
     }
     this.batcher?.add(span);
   }
@@ -124,7 +126,9 @@ export class CollectorBridge {
   shutdown(): Promise<void> {
     this.shutdownPromise ??= (async () => {
       await this.batcher?.shutdown();
-      await this.metricsExporter?.shutdown().catch(() => {});
+      // After the spans, so the final metrics carry the final span counters; bounded so that the
+      // whole shutdown fits the CLI's 10 s (5 s for spans + 3 s for metrics).
+      await this.metricsExporter?.shutdown(METRICS_SHUTDOWN_TIMEOUT_MS).catch(() => {});
       await this.server?.close().catch(() => {});
     })();
     return this.shutdownPromise;
