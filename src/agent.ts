@@ -222,7 +222,7 @@ export class Agent {
     try {
       target = this.inspect(proc);
     } catch (err) {
-      if (this.attachSysHttp(proc, who)) return;
+      if (this.attachSysHttp(proc, who, errorMessage(err))) return;
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
@@ -281,13 +281,13 @@ export class Agent {
   }
 
   /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
-  private attachSysHttp(proc: ProcessInfo, who: string): boolean {
+  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string): boolean {
     if (!this.sysHttp) return false;
     try {
       const resource = processResource(proc, runtimeOf(proc));
       this.resources.set(proc.pid, resource);
       const note = this.sysHttp.attach(proc);
-      this.deps.log.info(`attached ${who}: service.name=${resource.attributes['service.name']}, ${note}`);
+      this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)})`);
       return true;
     } catch (err) {
       this.resources.delete(proc.pid);
@@ -310,7 +310,7 @@ export class Agent {
   private detachSysHttp(pid: number): void {
     if (!this.sysHttp?.tracer.attachedPids.includes(pid)) return;
     this.sysHttp.detach(pid);
-    this.deps.log.info(`detached pid ${pid} (exited)`);
+    if (!this.goTracer.attachedPids.includes(pid)) this.deps.log.info(`detached pid ${pid} (exited)`);
     const t = setTimeout(() => {
       if (!this.sysHttp?.tracer.attachedPids.includes(pid) && !this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
     }, RESOURCE_GRACE_MS);

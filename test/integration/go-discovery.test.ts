@@ -77,14 +77,14 @@ describe('process discovery and bad input (real kernel)', () => {
     });
   });
 
-  it('skips a non-Go executable with a clear message and keeps running', async () => {
+  it('hands a non-Go executable to the syscall HTTP tracer with a clear message and keeps running', async () => {
     const name = `not-go-${unique()}`;
     const sleepBin = copyBinary('/bin/sleep', name);
     const victim = startProcess(sleepBin, ['60']);
     const agent = await startAgent(['--exe', name, '--export', 'none']);
     try {
-      await waitFor('skip message', () => agent.stderr().includes(`skip pid ${victim.pid} (`), 10_000);
-      expect(agent.stderr()).toMatch(new RegExp(`skip pid ${victim.pid} \\(.*${name}.*\\): .*not a Go binary`));
+      await waitFor('attach message', () => agent.stderr().includes(`attached pid ${victim.pid} (`), 10_000);
+      expect(agent.stderr()).toMatch(new RegExp(`attached pid ${victim.pid} \\(.*${name}.*\\): HTTP/1.x via syscall tracepoints.*not a Go binary`));
       expect(agent.proc.exitCode).toBeNull();
     } finally {
       await victim.stop('SIGKILL');

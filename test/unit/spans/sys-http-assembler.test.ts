@@ -1,0 +1,363 @@
+/**
+ * The syscall HTTP assembler on hand-made records: framing (keep-alive, pipelining, split heads,
+ * heads bigger than the capture, Content-Length and chunked bodies, interim responses), ids taken
+ * from the kernel's records only, and bad input producing no span.
+ */
+import type { SysHttpConnRecord, SysHttpDataRecord } from '../../../src/events/sys-http';
+import {
+  SYS_F_BLACKBOX_PARENT,
+  SYS_F_REMOTE_PARENT,
+  SYS_F_REQUEST_START,
+  SYS_F_RESPONSE_START,
+  SYS_F_THREAD_PARENT,
+} from '../../../src/events/sys-http';
+import { SelfMetrics } from '../../../src/metrics/counters';
+import { SysHttpAssembler, SYS_SPANS_DROPPED } from '../../../src/spans/sys-http-assembler';
+import type { Span } from '../../../src/spans/span';
+import { FixedClock } from '../../../src/time/clock';
+
+const CAPTURE = 1024;
+const resource = { attributes: { 'service.name': 'svc' } };
+
+let n = 0;
+const id = (len: number): string => (++n).toString(16).padStart(len, '0');
+
+class Harness {
+  readonly spans: Span[] = [];
+  readonly metrics = new SelfMetrics();
+  readonly asm: SysHttpAssembler;
+  ts = 1_000_000n;
+  constructor(opts: { maxConnections?: number; maxExchangesPerConnection?: number } = {}) {
+    this.asm = new SysHttpAssembler({
+      clock: new FixedClock(1_700_000_000_000_000_000n),
+      metrics: this.metrics,
+      resourceOf: (pid) => (pid === 7 ? resource : undefined),
+      onSpan: (s) => this.spans.push(s),
+      ...opts,
+    });
+  }
+  open(connId: bigint, role: 'server' | 'client' = 'server', pid = 7): void {
+    const rec: SysHttpConnRecord = {
+      type: 'sys_http_conn_open',
+      role,
+      pid,
+      tid: 70,
+      fd: 5,
+      connId,
+      tsNs: this.ts,
+      localAddress: '127.0.0.1',
+      localPort: role === 'server' ? 8080 : 40000,
+      remoteAddress: '127.0.0.1',
+      remotePort: role === 'server' ? 40000 : 8080,
+    };
+    this.asm.onRecord(rec);
+  }
+  close(connId: bigint): void {
+    this.asm.onRecord({ ...this.connRec(connId), type: 'sys_http_conn_close' });
+  }
+  private connRec(connId: bigint): SysHttpConnRecord {
+    return { type: 'sys_http_conn_close', role: 'server', pid: 7, tid: 70, fd: 5, connId, tsNs: this.ts, localAddress: '', localPort: 0, remoteAddress: '', remotePort: 0 };
+  }
+  /** One syscall's bytes; `len` defaults to the full length (captured up to CAPTURE bytes). */
+  data(
+    connId: bigint,
+    direction: 'ingress' | 'egress',
+    bytes: string | Buffer,
+    o: { flags?: number; len?: number; role?: 'server' | 'client'; parent?: string; traceId?: string; spanId?: string; spares?: number } = {},
+  ): SysHttpDataRecord {
+    this.ts += 1_000_000n;
+    const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1');
+    const rec: SysHttpDataRecord = {
+      type: 'sys_http_data',
+      direction,
+      role: o.role ?? 'server',
+      flags: o.flags ?? 0,
+      pid: 7,
+      tid: 70,
+      fd: 5,
+      connId,
+      tsNs: this.ts,
+      len: o.len ?? b.length,
+      data: b.subarray(0, CAPTURE),
+      tail: b.subarray(Math.max(0, b.length - 8)),
+      traceId: o.traceId ?? id(32),
+      spanId: o.spanId ?? id(16),
+      parentSpanId: o.parent ?? '',
+      traceFlags: 1,
+      spareIds: Array.from({ length: o.spares ?? 3 }, () => ({ traceId: id(32), spanId: id(16) })),
+    };
+    this.asm.onRecord(rec);
+    return rec;
+  }
+  dropped(reason: string): number {
+    return this.metrics.snapshot().find((p) => p.name === SYS_SPANS_DROPPED && p.labels.reason === reason)?.value ?? 0;
+  }
+}
+
+const START = SYS_F_REQUEST_START;
+const RESP = SYS_F_RESPONSE_START;
+const ok = (body = 'hello', extra = ''): string => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
+
+describe('SysHttpAssembler: server side', () => {
+  it('emits one span per keep-alive request with ids from the kernel records', () => {
+    const h = new Harness();
+    h.open(1n);
+    const r1 = h.data(1n, 'ingress', 'GET /a?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: t/1\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    const r2 = h.data(1n, 'ingress', 'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody', { flags: START });
+    h.data(1n, 'egress', 'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n', { flags: RESP });
+    expect(h.spans).toHaveLength(2);
+    const [a, b] = h.spans;
+    expect(a.traceId).toBe(r1.traceId);
+    expect(a.spanId).toBe(r1.spanId);
+    expect(a.parentSpanId).toBe('');
+    expect(a.kind).toBe('SERVER');
+    expect(a.name).toBe('GET');
+    expect(a.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'url.path': '/a',
+      'url.query': 'q=1',
+      'url.scheme': 'http',
+      'server.address': 'example.com',
+      'server.port': 8080,
+      'http.response.status_code': 200,
+      'user_agent.original': 't/1',
+      'network.peer.port': 40000,
+    });
+    expect(a.status.code).toBe('UNSET');
+    expect(a.startTimeUnixNano).toBe(1_700_000_000_000_000_000n + 2_000_000n);
+    expect(a.endTimeUnixNano).toBe(1_700_000_000_000_000_000n + 3_000_000n);
+    expect(b.spanId).toBe(r2.spanId);
+    expect(b.status.code).toBe('ERROR');
+    expect(b.attributes['error.type']).toBe('500');
+  });
+
+  it('continues an incoming traceparent and keeps tracestate', () => {
+    const h = new Harness();
+    h.open(1n);
+    const r = h.data(1n, 'ingress', 'GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\ntracestate: k=v\r\n\r\n', {
+      flags: START | SYS_F_REMOTE_PARENT,
+      parent: 'b7ad6b7169203331',
+    });
+    h.data(1n, 'egress', ok());
+    expect(h.spans[0].traceId).toBe(r.traceId);
+    expect(h.spans[0].parentSpanId).toBe('b7ad6b7169203331');
+    expect(h.spans[0].traceState).toBe('k=v');
+    expect(h.spans[0].attributes['spanbridge.parent.source']).toBe('traceparent');
+  });
+
+  it('marks black-box parents', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET / HTTP/1.1\r\n\r\n', { flags: START | SYS_F_BLACKBOX_PARENT, parent: '1111111111111111' });
+    h.data(1n, 'egress', ok());
+    expect(h.spans[0].parentSpanId).toBe('1111111111111111');
+    expect(h.spans[0].attributes['spanbridge.parent.source']).toBe('blackbox');
+    expect(h.spans[0].traceState).toBe('');
+  });
+
+  it('assembles a head split over several reads', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /split HT', { flags: START });
+    h.data(1n, 'ingress', 'TP/1.1\r\nHost: a\r');
+    h.data(1n, 'ingress', '\n\r\n');
+    h.data(1n, 'egress', ok());
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].attributes['url.path']).toBe('/split');
+    expect(h.spans[0].attributes['spanbridge.request.head_truncated']).toBeUndefined();
+  });
+
+  it('keeps what it can of a head bigger than the capture', () => {
+    const h = new Harness();
+    h.open(1n);
+    const big = `GET /big HTTP/1.1\r\nHost: a\r\nX-Big: ${'z'.repeat(20_000)}\r\n\r\n`;
+    // The server reads 8 KiB at a time; each read is captured up to 1 KiB.
+    for (let i = 0; i < big.length; i += 8192) {
+      h.data(1n, 'ingress', big.slice(i, i + 8192), { flags: i === 0 ? START : 0 });
+    }
+    h.data(1n, 'egress', ok());
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].attributes['url.path']).toBe('/big');
+    expect(h.spans[0].attributes['spanbridge.request.head_truncated']).toBe(true);
+    // The next request on the connection is still framed correctly.
+    h.data(1n, 'ingress', 'GET /after HTTP/1.1\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', ok());
+    expect(h.spans.map((s) => s.attributes['url.path'])).toEqual(['/big', '/after']);
+  });
+
+  it('frames pipelined requests in one read with the spare kernel ids, responses in order', () => {
+    const h = new Harness();
+    h.open(1n);
+    const r = h.data(1n, 'ingress', 'GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', ok('one') + ok('two') + ok('three'));
+    expect(h.spans.map((s) => s.attributes['url.path'])).toEqual(['/1', '/2', '/3']);
+    expect(h.spans[0].spanId).toBe(r.spanId);
+    expect(h.spans[1].spanId).toBe(r.spareIds[0].spanId);
+    expect(h.spans[1].traceId).toBe(r.spareIds[0].traceId);
+    expect(h.spans[2].spanId).toBe(r.spareIds[1].spanId);
+    expect(new Set(h.spans.map((s) => s.spanId)).size).toBe(3);
+  });
+
+  it('never invents ids: pipelined requests beyond the spare ids are counted, not reported', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n', { flags: START, spares: 0 });
+    h.data(1n, 'egress', ok() + ok());
+    expect(h.spans).toHaveLength(1);
+    expect(h.dropped('pipelined_beyond_spare_ids')).toBe(1);
+  });
+
+  it('skips Content-Length bodies by byte count (body larger than the capture)', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /dl HTTP/1.1\r\n\r\n', { flags: START });
+    const body = 'b'.repeat(100_000);
+    const head = `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`;
+    h.data(1n, 'egress', head + body.slice(0, 60_000), { flags: RESP });
+    expect(h.spans).toHaveLength(0); // 40 000 bytes still to come
+    h.data(1n, 'egress', body.slice(60_000));
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].endTimeUnixNano - h.spans[0].startTimeUnixNano).toBe(2_000_000n); // last write - first read
+  });
+
+  it('ends chunked responses at the last chunk (seen in the message tail)', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /c HTTP/1.1\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', { flags: RESP });
+    h.data(1n, 'egress', `800\r\n${'x'.repeat(2048)}\r\n`);
+    expect(h.spans).toHaveLength(0);
+    h.data(1n, 'egress', `5\r\nhello\r\n${'p'.repeat(2000)}0\r\n\r\n`);
+    expect(h.spans).toHaveLength(1);
+  });
+
+  it('ignores interim 100 Continue responses', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', 'HTTP/1.1 100 Continue\r\n\r\n', { flags: RESP });
+    h.data(1n, 'ingress', 'abc');
+    h.data(1n, 'egress', 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n');
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].attributes['http.response.status_code']).toBe(201);
+  });
+
+  it('ends a response without length at close', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /stream HTTP/1.0\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', 'HTTP/1.0 200 OK\r\n\r\npart', { flags: RESP });
+    h.data(1n, 'egress', 'more');
+    expect(h.spans).toHaveLength(0);
+    h.close(1n);
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].attributes['network.protocol.version']).toBe('1.0');
+  });
+
+  it('reports no span for a request closed before its response, nor for half requests', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /never HTTP/1.1\r\n\r\n', { flags: START });
+    h.close(1n);
+    h.open(2n);
+    h.data(2n, 'ingress', 'GET /half HTTP/1.1\r\nHost: a', { flags: START });
+    h.close(2n);
+    expect(h.spans).toHaveLength(0);
+    expect(h.dropped('closed_before_response')).toBe(1);
+    expect(h.dropped('incomplete_request')).toBe(1);
+  });
+
+  it.each([
+    ['binary after the method', Buffer.concat([Buffer.from('GET /'), Buffer.from([0, 1, 2, 3, 0xff, 0x0d, 0x0a, 0x0d, 0x0a])])],
+    ['no HTTP version', 'GET /x\r\n\r\n'],
+    ['bad header line', 'GET / HTTP/1.1\r\nno colon here\r\n\r\n'],
+    ['HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'],
+    ['lower-case method', 'get / HTTP/1.1\r\n\r\n'],
+  ])('no span for garbage that starts like a request: %s', (_name, bytes) => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', bytes, { flags: START });
+    h.data(1n, 'egress', ok());
+    h.close(1n);
+    expect(h.spans).toHaveLength(0);
+  });
+
+  it('no span when the reply is not HTTP', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET / HTTP/1.1\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', '+PONG\r\n');
+    h.close(1n);
+    expect(h.spans).toHaveLength(0);
+  });
+
+  it('bounds connections: the least recently active is finished and counted', () => {
+    const h = new Harness({ maxConnections: 2 });
+    for (const c of [1n, 2n, 3n]) {
+      h.open(c);
+      h.data(c, 'ingress', 'GET / HTTP/1.1\r\n\r\n', { flags: START });
+    }
+    expect(h.asm.connectionCount).toBe(2);
+    const evicted = h.metrics.snapshot().find((p) => p.name === 'spanbridge_sys_http_connections_evicted_total');
+    expect(evicted?.value).toBe(1);
+  });
+
+  it('finishes idle connections on sweep and forgets a gone process', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET / HTTP/1.0\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', 'HTTP/1.0 200 OK\r\n\r\n', { flags: RESP });
+    h.asm.sweep(h.ts + 121_000_000_000n);
+    expect(h.spans).toHaveLength(1);
+    expect(h.asm.connectionCount).toBe(0);
+    h.open(2n);
+    h.asm.dropPid(7);
+    expect(h.asm.connectionCount).toBe(0);
+  });
+
+  it('counts records of an unknown process instead of reporting them', () => {
+    const h = new Harness();
+    h.open(1n, 'server', 99);
+    h.data(1n, 'ingress', 'GET / HTTP/1.1\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', ok());
+    expect(h.spans).toHaveLength(0);
+    expect(h.dropped('unknown_process')).toBe(1);
+  });
+});
+
+describe('SysHttpAssembler: client side', () => {
+  it('emits a CLIENT span with url.full, thread parent and the response status', () => {
+    const h = new Harness();
+    h.open(1n, 'client');
+    const r = h.data(1n, 'egress', 'GET /items/1?x=2 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n', {
+      role: 'client',
+      flags: START | SYS_F_THREAD_PARENT,
+      parent: '2222222222222222',
+    });
+    h.data(1n, 'ingress', 'HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno', { role: 'client', flags: RESP });
+    expect(h.spans).toHaveLength(1);
+    const s = h.spans[0];
+    expect(s.kind).toBe('CLIENT');
+    expect(s.spanId).toBe(r.spanId);
+    expect(s.parentSpanId).toBe('2222222222222222');
+    expect(s.attributes).toMatchObject({
+      'url.full': 'http://127.0.0.1:8080/items/1?x=2',
+      'server.address': '127.0.0.1',
+      'server.port': 8080,
+      'http.response.status_code': 404,
+      'spanbridge.parent.source': 'thread',
+    });
+    expect(s.status.code).toBe('ERROR'); // 4xx is an error on client spans
+  });
+
+  it('reports a client request whose connection closed before any response as an error', () => {
+    const h = new Harness();
+    h.open(1n, 'client');
+    h.data(1n, 'egress', 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { role: 'client', flags: START });
+    h.close(1n);
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].status.code).toBe('ERROR');
+    expect(h.spans[0].attributes['error.type']).toBe('connection_closed');
+  });
+});
