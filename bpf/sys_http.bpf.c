@@ -83,7 +83,9 @@ struct conn_state {
 	__u8 thread_active; /* server: counted in owner thread's thread_ctx */
 	__u8 announced;     /* the open record was sent */
 	__u8 family;
-	__u8 _pad[3];
+	__u8 prefix_len; /* server: bytes of a request start that came in a read shorter than 8 */
+	__u8 _pad[2];
+	__u8 prefix[8];
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */
@@ -494,6 +496,24 @@ static __always_inline int is_request_start(const __u8 *p, __u32 n)
 	return sp == ' ' && (c == '/' || c == '*' || c == 'h');
 }
 
+/* Could these fewer than 8 bytes begin a request line? (upper-case method, then " /...") */
+static __always_inline int maybe_request_prefix(const __u8 *p, __u32 n)
+{
+	int in_method = 1, bad = 0;
+#pragma unroll
+	for (int i = 0; i < 7; i++) {
+		__u8 c = p[i];
+		int live = i < n;
+		if (live && in_method && c == ' ' && i >= 3)
+			in_method = 0;
+		else if (live && in_method && (c < 'A' || c > 'Z'))
+			bad = 1;
+		else if (live && !in_method && (c <= ' ' || c >= 0x7f))
+			bad = 1;
+	}
+	return !bad;
+}
+
 static __always_inline int is_response_start(const __u8 *p, __u32 n)
 {
 	return n >= 8 && p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
@@ -789,16 +809,32 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 ptr = 0, seg = 0;
 	if (first_segment(&args, &ptr, &seg))
 		return 0;
-	__u64 cap = seg < (__u64)ret ? seg : (__u64)ret;
-	if (cap > SYS_HTTP_CAPTURE)
-		cap = SYS_HTTP_CAPTURE;
-	if (cap == 0 || bpf_probe_read_user(s->data, cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
-		return 0;
-
 	__u8 egress = args.kind & 1;
+	/* A request start may arrive in reads shorter than a method ("GET /sp", "lit HTTP/1.1..."):
+	 * the kernel keeps up to 7 such bytes and checks them with the next read. */
+	__u32 plen = 0;
+	if (cs->role == SYS_ROLE_SERVER && !egress && cs->phase != PHASE_REQUEST)
+		plen = cs->prefix_len & 7;
+	if (plen)
+		__builtin_memcpy(s->data, cs->prefix, 8);
+	__u64 cap = seg < (__u64)ret ? seg : (__u64)ret;
+	if (cap > SYS_HTTP_CAPTURE - plen)
+		cap = SYS_HTTP_CAPTURE - plen;
+	if (cap == 0 || cap > SYS_HTTP_CAPTURE ||
+	    bpf_probe_read_user(s->data + plen, cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
+		return 0;
+	cap += plen;
+	ret += plen;
+
 	__u8 flags = 0;
 	if (cs->role == SYS_ROLE_SERVER) {
 		if (!egress) {
+			if (cs->phase != PHASE_REQUEST && cap < 8 && maybe_request_prefix(s->data, cap)) {
+				__builtin_memcpy(cs->prefix, s->data, 8);
+				cs->prefix_len = cap;
+				return 0;
+			}
+			cs->prefix_len = 0;
 			if (cs->phase != PHASE_REQUEST && is_request_start(s->data, cap)) {
 				flags = SYS_F_REQUEST_START;
 			} else if (cs->phase == PHASE_IDLE) {

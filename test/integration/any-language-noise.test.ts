@@ -1,0 +1,151 @@
+/**
+ * Bad input on traced ports (real kernel, real services): TLS-looking bytes, binary garbage, half
+ * requests, 20 KB headers, non-HTTP protocols, HTTP/2 preface. No bogus spans, no crash, the
+ * skips counted in the kernel; then the per-connection state limit: connections beyond it are not
+ * tracked (counted), and tracking resumes once they close.
+ */
+import { randomBytes } from 'node:crypto';
+import { freePort } from './helpers/collector';
+import { startAgent, waitFor, type AgentProcess, type Running } from './helpers/processes';
+import { requireRootAndBpf } from './helpers/privileges';
+import { httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
+import net from 'node:net';
+
+const NOISE_LANGS: Lang[] = ['python', 'c', 'node'];
+
+function tlsClientHello(): Buffer {
+  const body = randomBytes(300);
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03]), body]);
+}
+
+/** Counters the agent logs at stop: "kernel counters: a=1 b=2". */
+function kernelCounters(stderr: string): Record<string, number> {
+  const line = stderr.split('\n').find((l) => l.includes('kernel counters:')) ?? '';
+  const out: Record<string, number> = {};
+  for (const m of line.matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+describe('any-language tracing under bad input', () => {
+  let agent: AgentProcess;
+  const servers = new Map<Lang, { proc: Running; port: number; service: string }>();
+  let stderrAtStop = '';
+  let exitCode: number | NodeJS.Signals = -1;
+  const bigStatus = new Map<number, number>();
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    for (const lang of NOISE_LANGS) {
+      const port = await freePort();
+      servers.set(lang, { proc: await startServer(lang, port, `noise-${lang}`), port, service: `noise-${lang}` });
+    }
+    agent = await startAgent([
+      ...[...servers.values()].flatMap((s) => ['--pid', String(s.proc.pid)]),
+      '--export',
+      'none',
+      '--inject-headers',
+      'off',
+      '--prometheus-port',
+      'off',
+    ]);
+    for (const { port } of servers.values()) {
+      await rawExchange(port, [tlsClientHello()]);
+      await rawExchange(port, [randomBytes(4096)]);
+      await rawExchange(port, ['GET /half HTTP/1.1\r\nHost: x'], { waitMs: 200 });
+      await rawExchange(port, ['*1\r\n$4\r\nPING\r\n']);
+      await rawExchange(port, ['EHLO mail.example\r\n']);
+      await rawExchange(port, ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n']);
+      await rawExchange(port, [Buffer.concat([Buffer.from('GET /'), randomBytes(64), Buffer.from('\r\n\r\n')])]);
+      await rawExchange(port, ['get /lower HTTP/1.1\r\n\r\n']);
+      // A request head split into many small writes, then a 20 KB header, then a normal request.
+      await rawExchange(port, ['GET /sp', 'lit HTTP/1.1\r\n', 'Host: a\r\n', 'Connection: close\r\n', '\r\n'], { gapMs: 30, waitMs: 800 });
+      // 20 KB of headers (10 x 2 KB): accepted (200) or refused with 431 (Node's 16 KB limit).
+      const headers: Record<string, string> = {};
+      for (let i = 0; i < 10; i++) headers[`x-big-${i}`] = 'v'.repeat(2048);
+      const big = await httpRequest(port, '/big-headers', { headers });
+      bigStatus.set(port, big.status);
+      expect([200, 431]).toContain(big.status);
+      expect((await httpRequest(port, '/after-noise')).status).toBe(200);
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    if (agent && agent.proc.exitCode === null) await agent.stop();
+    for (const s of servers.values()) await s.proc.stop();
+  });
+
+  it.each(NOISE_LANGS)('%s: spans only for the real requests', async (lang) => {
+    const { service, port } = servers.get(lang)!;
+    const spansOf = (): string[] =>
+      agent
+        .spans()
+        .filter((s) => s.resource['service.name'] === service)
+        .map((s) => String(s.attributes['url.path']))
+        .sort();
+    await waitFor(`${lang} spans`, () => spansOf().includes('/after-noise'), 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(spansOf()).toEqual(['/after-noise', '/big-headers', '/split']);
+    const big = agent.spans().find((s) => s.resource['service.name'] === service && s.attributes['url.path'] === '/big-headers')!;
+    expect(big.attributes['http.response.status_code']).toBe(bigStatus.get(port));
+    expect(big.attributes['spanbridge.request.head_truncated']).toBe(true);
+    for (const s of agent.spans()) {
+      expect(s.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(String(s.attributes['http.request.method'])).toMatch(/^(GET|POST)$/);
+    }
+  });
+
+  it('the agent keeps running and counts what it skipped', async () => {
+    expect(agent.proc.exitCode).toBeNull();
+    exitCode = await agent.stop();
+    stderrAtStop = agent.stderr();
+    expect(exitCode).toBe(0);
+    const k = kernelCounters(stderrAtStop);
+    expect(k.sys_http_skip_not_http).toBeGreaterThanOrEqual(NOISE_LANGS.length * 4);
+    expect(k.sys_http_skip_capture_truncated).toBeGreaterThan(0);
+    expect(k.sys_http_drop_ringbuf_full ?? 0).toBe(0);
+  });
+});
+
+describe('per-connection state limit', () => {
+  it('tracks at most the configured number of connections, counts the rest, recovers after close', async () => {
+    requireRootAndBpf();
+    const port = await freePort();
+    const server = await startServer('c', port, 'limit-c');
+    const agent = await startAgent(['--pid', String(server.pid), '--export', 'none', '--prometheus-port', 'off'], {
+      SPANBRIDGE_SYS_HTTP_MAX_CONNECTIONS: '4',
+    });
+    const sockets: net.Socket[] = [];
+    try {
+      // 10 connections open at once, one request each.
+      for (let i = 0; i < 10; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        sockets.push(s);
+      }
+      await Promise.all(
+        sockets.map(
+          (s, i) =>
+            new Promise<void>((resolve) => {
+              s.once('data', () => resolve());
+              s.write(`GET /held/${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
+            }),
+        ),
+      );
+      await waitFor('spans of tracked connections', () => agent.spans().length >= 4, 15_000);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(agent.spans()).toHaveLength(4);
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => setTimeout(r, 300));
+      // State was freed at close: new connections are tracked again.
+      expect((await httpRequest(port, '/after-limit')).status).toBe(200);
+      await waitFor('span after the limit', () => agent.spans().some((s) => s.attributes['url.path'] === '/after-limit'), 15_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      const code = await agent.stop();
+      await server.stop();
+      expect(code).toBe(0);
+    }
+    const k = kernelCounters(agent.stderr());
+    expect(k.sys_http_drop_conn_state_full).toBe(6);
+  });
+});
