@@ -1,0 +1,216 @@
+/**
+ * The syscall HTTP tracer and its stage with the fake BPF backend: tracepoints attached once,
+ * settings in .rodata, processes selected through traced_tgids, kernel counters summed over CPUs,
+ * and records (encoded with the generated layouts) turned into spans.
+ */
+import { decodeRecord } from '../../../src/events/decoder';
+import { formatAddress } from '../../../src/events/sys-http';
+import { RECORD_TYPE, SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DROP_REASON } from '../../../src/events/structs.generated';
+import type { StructLayout } from '../../../src/events/btf-layout';
+import { SelfMetrics } from '../../../src/metrics/counters';
+import type { Span } from '../../../src/spans/span';
+import { FixedClock } from '../../../src/time/clock';
+import { runtimeOf, sysHttpSettingsFromEnv, SysHttpStage } from '../../../src/tracers/sys-http-stage';
+import { isEventLoopRuntime, SYS_HTTP_PROGRAMS, SysHttpTracer } from '../../../src/tracers/sys-http-tracer';
+import { FakeBpfBackend } from '../../fakes/fake-bpf';
+
+const OBJ = '/x/sys_http.bpf.o';
+
+function put(l: StructLayout, buf: Buffer, name: string, value: number | bigint | Buffer | string): void {
+  const f = l.fields[name];
+  if (!f) throw new Error(`no field ${name}`);
+  if (Buffer.isBuffer(value)) value.copy(buf, f.offset);
+  else if (typeof value === 'string') buf.write(value, f.offset, 'latin1');
+  else if (f.size === 1) buf.writeUInt8(Number(value), f.offset);
+  else if (f.size === 2) buf.writeUInt16LE(Number(value), f.offset);
+  else if (f.size === 4) buf.writeUInt32LE(Number(value), f.offset);
+  else buf.writeBigUInt64LE(BigInt(value), f.offset);
+}
+
+const v4 = (a: string): Buffer => Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...a.split('.').map(Number)]);
+
+function connRecord(type: number, fields: Record<string, number | bigint | Buffer> = {}): Buffer {
+  const buf = Buffer.alloc(C.size, 0xee);
+  const all: Record<string, number | bigint | Buffer> = {
+    type,
+    role: 1,
+    family: 2,
+    _pad0: 0,
+    local_port: 8080,
+    remote_port: 51000,
+    pid: 7,
+    tid: 8,
+    fd: 5,
+    _pad1: 0,
+    conn_id: 99n,
+    ts_ns: 1_000n,
+    local_addr: v4('127.0.0.1'),
+    remote_addr: v4('10.1.2.3'),
+    ...fields,
+  };
+  for (const [k, v] of Object.entries(all)) put(C, buf, k, v);
+  return buf;
+}
+
+function dataRecord(bytes: string, fields: Record<string, number | bigint | Buffer> = {}): Buffer {
+  // Ring memory is not zeroed: garbage past the captured length must never be read.
+  const buf = Buffer.alloc(D.size, 0xee);
+  const data = Buffer.from(bytes, 'latin1');
+  const all: Record<string, number | bigint | Buffer> = {
+    type: RECORD_TYPE.RECORD_SYS_HTTP_DATA,
+    direction: 0,
+    role: 1,
+    flags: 0,
+    trace_flags: 1,
+    syscall: 0,
+    capture_len: Math.min(data.length, 1024),
+    pid: 7,
+    tid: 8,
+    fd: 5,
+    tail_len: Math.min(8, data.length),
+    _pad0: 0,
+    conn_id: 99n,
+    ts_ns: 2_000n,
+    len: BigInt(data.length),
+    trace_id: Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex'),
+    span_id: Buffer.from('00f067aa0ba902b7', 'hex'),
+    parent_span_id: Buffer.from('b7ad6b7169203331', 'hex'),
+    data: data.subarray(0, 1024),
+    tail: data.subarray(Math.max(0, data.length - 8)),
+    ...fields,
+  };
+  for (const [k, v] of Object.entries(all)) put(D, buf, k, v);
+  return buf;
+}
+
+describe('sys http records', () => {
+  it('decodes connection and data records through the one decoder', () => {
+    const m = new SelfMetrics();
+    const open = decodeRecord(connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN), m);
+    expect(open).toMatchObject({ type: 'sys_http_conn_open', role: 'server', pid: 7, connId: 99n, localAddress: '127.0.0.1', localPort: 8080, remoteAddress: '10.1.2.3', remotePort: 51000 });
+    const d = decodeRecord(dataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1 }), m);
+    expect(d).toMatchObject({ type: 'sys_http_data', direction: 'ingress', role: 'server', len: 18, traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7' });
+    if (d?.type !== 'sys_http_data') throw new Error('not data');
+    expect(d.data.toString()).toBe('GET / HTTP/1.1\r\n\r\n');
+    expect(d.parentSpanId).toBe(''); // no parent flag: the parent bytes are not read
+    expect(d.spareIds).toHaveLength(3);
+    const noStart = decodeRecord(dataRecord('body'), m);
+    expect(noStart?.type === 'sys_http_data' && noStart.spareIds).toEqual([]);
+  });
+
+  it('counts short records instead of decoding them', () => {
+    const m = new SelfMetrics();
+    expect(decodeRecord(dataRecord('x').subarray(0, 100), m)).toBeNull();
+    expect(m.snapshot().find((p) => p.labels.reason === 'short')?.value).toBe(1);
+  });
+
+  it('formats IPv6 and mapped IPv4 addresses', () => {
+    expect(formatAddress(v4('192.168.0.1'))).toBe('192.168.0.1');
+    expect(formatAddress(Buffer.from('00000000000000000000000000000001', 'hex'))).toBe('::1');
+    expect(formatAddress(Buffer.from('20010db8000000000000000000000042', 'hex'))).toBe('2001:db8::42');
+    expect(formatAddress(Buffer.from('fe800000000000000000000000000000', 'hex'))).toBe('fe80::');
+  });
+});
+
+describe('SysHttpTracer', () => {
+  it('loads with its settings and attaches every tracepoint once', () => {
+    const backend = new FakeBpfBackend();
+    const t = new SysHttpTracer(backend, OBJ, { correlationWindowMs: 250, maxConnections: 100 });
+    t.start(() => undefined);
+    expect(backend.rodataOf(OBJ)).toEqual({ correlation_window_ns: 250_000_000n, thread_ctx_max_age_ns: 60_000_000_000n, max_connections: 100 });
+    const targets = backend.activeLinks().map((l) => l.target);
+    expect(targets).toHaveLength(SYS_HTTP_PROGRAMS.length);
+    for (const s of ['accept4', 'read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg']) {
+      expect(targets).toContainEqual({ kind: 'tracepoint', category: 'syscalls', name: `sys_exit_${s}` });
+    }
+    expect(targets).toContainEqual({ kind: 'tracepoint', category: 'syscalls', name: 'sys_enter_close' });
+    expect(targets).toContainEqual({ kind: 'tracepoint', category: 'sched', name: 'sched_process_exit' });
+  });
+
+  it('selects processes through traced_tgids with their mode, and forgets them on detach', () => {
+    const backend = new FakeBpfBackend();
+    const t = new SysHttpTracer(backend, OBJ);
+    t.start(() => undefined);
+    t.attach(42, { threadLinking: true });
+    t.attach(43, { threadLinking: false });
+    t.attach(44, { threadLinking: false, goLinkOnly: true });
+    const map = backend.openObjects()[0].map('traced_tgids');
+    const key = (p: number): Buffer => Buffer.from(new Uint32Array([p]).buffer);
+    expect(map.lookup(key(42))?.readUInt32LE(0)).toBe(3);
+    expect(map.lookup(key(43))?.readUInt32LE(0)).toBe(1);
+    expect(map.lookup(key(44))?.readUInt32LE(0)).toBe(4);
+    t.detach(42);
+    expect(map.lookup(key(42))).toBeNull();
+    expect(t.attachedPids.sort()).toEqual([43, 44]);
+  });
+
+  it('sums kernel counters over CPUs', () => {
+    const backend = new FakeBpfBackend({ possibleCpus: 2, objects: { [OBJ]: { maps: { sys_http_drops: { keySize: 4, valueSize: 8, kind: 'per-cpu' }, sys_http_events: { keySize: 0, valueSize: 0, kind: 'ring-buffer' } } } } });
+    const t = new SysHttpTracer(backend, OBJ);
+    t.start(() => undefined);
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(3n);
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(SYS_HTTP_DROP_REASON.SYS_DROP_CONN_STATE_FULL);
+    backend.openObjects()[0].map('sys_http_drops').update(k, v);
+    const drops = t.readDrops();
+    expect(drops.drop_conn_state_full).toBe(6);
+    expect(drops.skip_not_http).toBe(0);
+  });
+
+  it('closes everything it opened', async () => {
+    const backend = new FakeBpfBackend();
+    const t = new SysHttpTracer(backend, OBJ);
+    t.start(() => undefined);
+    t.attach(1, { threadLinking: true });
+    await t.close();
+    expect(backend.activeLinks()).toHaveLength(0);
+    expect(backend.openObjects()).toHaveLength(0);
+  });
+
+  it('knows event-loop runtimes and reads settings from the environment', () => {
+    expect(isEventLoopRuntime('node')).toBe(true);
+    expect(isEventLoopRuntime('node20')).toBe(true);
+    expect(isEventLoopRuntime('python3.11')).toBe(false);
+    expect(runtimeOf({ exeName: 'python3.11' }).language).toBe('python');
+    expect(sysHttpSettingsFromEnv({ SPANBRIDGE_SYS_HTTP_MAX_CONNECTIONS: '8', SPANBRIDGE_SYS_HTTP_CORRELATION_WINDOW_MS: 'x' })).toEqual({
+      maxConnections: 8,
+      correlationWindowMs: undefined,
+      threadContextMaxAgeMs: undefined,
+    });
+  });
+});
+
+describe('SysHttpStage', () => {
+  it('turns ring-buffer records into a span with the kernel ids, and no span for a process it does not know', () => {
+    const backend = new FakeBpfBackend();
+    const spans: Span[] = [];
+    const stage = new SysHttpStage({
+      backend,
+      objectPath: OBJ,
+      clock: new FixedClock(10n),
+      metrics: new SelfMetrics(),
+      resourceOf: (pid) => (pid === 7 ? { attributes: { 'service.name': 's' } } : undefined),
+      deliver: (s) => spans.push(s),
+    });
+    stage.start();
+    expect(stage.attach({ pid: 7, exeName: 'node' })).toMatch(/thread linking off/);
+    backend.emit('sys_http_events', connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN));
+    backend.emit('sys_http_events', dataRecord('GET /x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n', { flags: 1 | 4 }));
+    backend.emit('sys_http_events', dataRecord('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', { direction: 1, flags: 2, ts_ns: 5_000n }));
+    expect(spans).toHaveLength(1);
+    expect(spans[0]).toMatchObject({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: '00f067aa0ba902b7',
+      parentSpanId: 'b7ad6b7169203331',
+      kind: 'SERVER',
+      startTimeUnixNano: 2_010n,
+      endTimeUnixNano: 5_010n,
+    });
+    expect(spans[0].attributes).toMatchObject({ 'url.path': '/x', 'url.query': 'y=1', 'http.response.status_code': 201, 'client.address': '10.1.2.3' });
+    backend.emit('sys_http_events', connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { pid: 8, conn_id: 5n }));
+    backend.emit('sys_http_events', dataRecord('GET / HTTP/1.1\r\n\r\n', { pid: 8, conn_id: 5n, flags: 1 }));
+    backend.emit('sys_http_events', dataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid: 8, conn_id: 5n, direction: 1 }));
+    expect(spans).toHaveLength(1);
+  });
+});
