@@ -309,7 +309,7 @@ int go_server_handler_serve_http(struct pt_regs *ctx)
 		__builtin_memcpy(r.parent_span_id, h->parent.span_id, 8);
 		r.ctx.flags = h->parent.flags;
 		r.flags |= SPAN_F_REMOTE_PARENT;
-	} else if (go_link_take_parent(tgid, (__u64)GO_G(ctx), r.start_ns, r.ctx.trace_id, r.parent_span_id,
+	} else if (go_link_take_parent(tgid, key.goid, r.start_ns, r.ctx.trace_id, r.parent_span_id,
 				       &r.ctx.flags)) {
 		/* Same-node client request on the other end of this connection (syscall tracer). */
 		r.flags |= SPAN_F_REMOTE_PARENT;

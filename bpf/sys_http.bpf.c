@@ -116,11 +116,17 @@ struct syscall_args {
 	__u8 parent_span_id[8];
 };
 
+/* Per traced process (tgid), written by the agent. */
+struct traced_process {
+	__u32 mode;        /* SYS_MODE_* */
+	__u32 goid_offset; /* SYS_MODE_GO_LINK: offset of runtime.g.goid */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct traced_process);
 } traced_tgids SEC(".maps");
 
 /* A plain hash (not LRU), so a connection is never forgotten silently: inserts beyond
@@ -203,8 +209,8 @@ static __always_inline void count(__u32 reason)
 static __always_inline __u32 traced_mode(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *mode = bpf_map_lookup_elem(&traced_tgids, &tgid);
-	return mode ? *mode : 0;
+	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &tgid);
+	return p ? p->mode : 0;
 }
 
 /* ---- socket from fd, tuple from struct sock ---------------------------------------------- */
@@ -721,9 +727,12 @@ static __always_inline void go_link_store(struct conn_state *cs)
 		bpf_map_delete_elem(&client_requests, &cs->tuple);
 		return;
 	}
+	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
+	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .g = 0 };
-	if (!regs || bpf_probe_read_kernel(&k.g, sizeof(k.g), &regs->r14) || !k.g)
+	__u64 g = 0;
+	if (!tp || !regs || bpf_probe_read_kernel(&g, sizeof(g), &regs->r14) || !g ||
+	    bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + tp->goid_offset)) || !k.goid)
 		return;
 	struct go_link_parent p = { .ts_ns = now };
 	p.ctx = cr->ctx;

@@ -231,7 +231,7 @@ export class Agent {
     this.resources.set(proc.pid, resource);
     try {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
-      if (this.linkGoBlackBox(proc.pid)) result.notes.push('same-node black-box parents from syscall tracepoints');
+      if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
       this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
@@ -297,9 +297,11 @@ export class Agent {
   }
 
   /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */
-  private linkGoBlackBox(pid: number): boolean {
+  private linkGoBlackBox(pid: number, target: GoTarget): boolean {
+    const goid = target.offsets['runtime.g.goid'];
+    if (goid === undefined) return false;
     try {
-      this.sysHttp?.attachGoLink(pid);
+      this.sysHttp?.attachGoLink(pid, goid);
       return this.sysHttp !== undefined;
     } catch (err) {
       this.deps.log.warn(`black-box correlation for Go pid ${pid} unavailable: ${errorMessage(err)}`);

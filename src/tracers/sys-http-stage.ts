@@ -73,8 +73,8 @@ export class SysHttpStage {
   }
 
   /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
-  attachGoLink(pid: number): void {
-    this.tracer.attach(pid, { threadLinking: false, goLinkOnly: true });
+  attachGoLink(pid: number, goidOffset: number): void {
+    this.tracer.attach(pid, { threadLinking: false, goLinkOnly: true, goidOffset });
   }
 
   detach(pid: number): void {

@@ -39,6 +39,8 @@ export interface SysAttachOptions {
   readonly threadLinking: boolean;
   /** Go process: no spans from this path, only parents handed to the Go tracer. */
   readonly goLinkOnly?: boolean;
+  /** With goLinkOnly: offset of runtime.g.goid in this process. */
+  readonly goidOffset?: number;
 }
 
 function pidKey(pid: number): Buffer {
@@ -91,8 +93,10 @@ export class SysHttpTracer {
   /** Starts tracing one process (its tgid). Idempotent. */
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
-    const v = Buffer.alloc(4);
-    v.writeUInt32LE(options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0));
+    // struct traced_process { u32 mode; u32 goid_offset; }
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0), 0);
+    v.writeUInt32LE(options.goidOffset ?? 0, 4);
     obj.map('traced_tgids').update(pidKey(pid), v);
     this.traced.set(pid, options);
   }

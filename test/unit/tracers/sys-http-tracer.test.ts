@@ -133,12 +133,13 @@ describe('SysHttpTracer', () => {
     t.start(() => undefined);
     t.attach(42, { threadLinking: true });
     t.attach(43, { threadLinking: false });
-    t.attach(44, { threadLinking: false, goLinkOnly: true });
+    t.attach(44, { threadLinking: false, goLinkOnly: true, goidOffset: 152 });
     const map = backend.openObjects()[0].map('traced_tgids');
     const key = (p: number): Buffer => Buffer.from(new Uint32Array([p]).buffer);
     expect(map.lookup(key(42))?.readUInt32LE(0)).toBe(3);
     expect(map.lookup(key(43))?.readUInt32LE(0)).toBe(1);
     expect(map.lookup(key(44))?.readUInt32LE(0)).toBe(4);
+    expect(map.lookup(key(44))?.readUInt32LE(4)).toBe(152); // struct traced_process.goid_offset
     t.detach(42);
     expect(map.lookup(key(42))).toBeNull();
     expect(t.attachedPids.sort()).toEqual([43, 44]);
