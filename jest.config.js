@@ -21,5 +21,13 @@ module.exports = {
       transform: { '^.+\\.ts$': tsJest },
       testMatch: ['<rootDir>/test/integration/**/*.test.ts', '<rootDir>/test/bpf/**/*.test.ts'],
     },
+    {
+      // Runs inside a lockdown-free guest kernel (make test-vm -> test/vm/run), not on the host.
+      displayName: 'vm',
+      modulePathIgnorePatterns: ['<rootDir>/dist/'],
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/test/vm-suite/**/*.test.ts'],
+    },
   ],
 };

@@ -8,6 +8,8 @@ cd "$root"
 mkdir -p build
 out=build/jest-results.json
 rm -f "$out"
+# Default: the host layers; the VM suite runs through `make test-vm` inside a guest kernel.
+if [ $# -eq 0 ]; then set -- --selectProjects unit integration; fi
 npx jest --runInBand --json --outputFile="$out" "$@"
 status=$?
 if [ -f "$out" ]; then

@@ -23,7 +23,7 @@ import { SelfMetrics } from './metrics/counters';
 import { goClientSpan } from './spans/go-client-span';
 import { goServerSpan } from './spans/go-server-span';
 import { processResource } from './spans/resource';
-import { isSampled, type Resource, type Span } from './spans/span';
+import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
@@ -184,12 +184,11 @@ export class Agent {
     this.deliver(span);
   }
 
-  /** Parent-based sampling: the W3C sampled flag decided in the kernel is honoured here. */
+  /**
+   * Every finished span goes to every sink. Sampling (the W3C flag decided in the kernel) is the
+   * sinks' business: RED metrics count unsampled requests too; trace outputs drop them.
+   */
   private deliver(span: Span): void {
-    if (!isSampled(span)) {
-      this.metrics.add('spanbridge_spans_unsampled_total', 'Spans not recorded because their trace is not sampled');
-      return;
-    }
     for (const sink of this.deps.sinks) sink.add(span);
   }
 
@@ -234,7 +233,7 @@ export class Agent {
       if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
-      this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
+      this.reportAttached();
     } catch (err) {
       this.resources.delete(proc.pid);
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'attach' });
@@ -247,7 +246,7 @@ export class Agent {
     if (!this.goTracer.attachedPids.includes(pid)) return;
     this.goTracer.detach(pid);
     this.deps.log.info(`detached pid ${pid} (exited)`);
-    this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
+    this.reportAttached();
     // Records already in the ring buffer still need the resource for a moment.
     const t = setTimeout(() => {
       if (!this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
@@ -317,6 +316,11 @@ export class Agent {
       if (!this.sysHttp?.tracer.attachedPids.includes(pid) && !this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
     }, RESOURCE_GRACE_MS);
     t.unref();
+  }
+
+  private reportAttached(): void {
+    this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
+    this.metrics.set('spanbridge_probes_attached', 'Probes (uprobe links) currently attached', { tracer: 'go_http' }, this.goTracer.linkCount);
   }
 
   /** Cumulative kernel-side counters by reason (drops, skips, injections). */

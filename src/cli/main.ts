@@ -12,6 +12,7 @@ import { SpanbridgeError, errorMessage } from '../errors';
 import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
+import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { createCollectorBridge } from '../../receiver';
 import { parseRunArgs, RUN_USAGE } from './args';
@@ -30,7 +31,8 @@ Options:
 function stdoutSink(): SpanSink {
   return {
     add(span) {
-      process.stdout.write(`${spanToJsonLine(span)}\n`);
+      // A trace output: spans of unsampled traces are not recorded (metrics still count them).
+      if (isSampled(span)) process.stdout.write(`${spanToJsonLine(span)}\n`);
     },
     async shutdown() {
       await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));

@@ -139,6 +139,13 @@ export class GoHttpTracer {
     return [...this.byPid.keys()];
   }
 
+  /** Uprobe links currently attached, over all processes. */
+  get linkCount(): number {
+    let n = 0;
+    for (const links of this.byPid.values()) n += links.length;
+    return n;
+  }
+
   /**
    * Attaches to one process. `binaryPath` must open the process's executable (e.g.
    * /proc/<pid>/exe). On failure nothing stays attached.

@@ -102,7 +102,9 @@ export interface PrintedSpanLine {
 export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000): Promise<AgentProcess> {
   if (!existsSync(AGENT_CLI)) throw new Error(`${AGENT_CLI} is missing: run \`make ts\` (make test does)`);
   const ready = path.join(mkdtempSync(path.join(os.tmpdir(), 'spanbridge-agent-')), 'ready');
-  const r = startProcess(process.execPath, [AGENT_CLI, 'run', ...args, '--print-spans', 'json', '--ready-file', ready], env);
+  // Tests run several agents; the default Prometheus port (9400) is only opened when asked for.
+  const prom = args.some((a) => a.startsWith('--prometheus-port')) ? [] : ['--prometheus-port', 'off'];
+  const r = startProcess(process.execPath, [AGENT_CLI, 'run', ...args, ...prom, '--print-spans', 'json', '--ready-file', ready], env);
   try {
     await waitFor('agent ready file', async () => {
       if (r.proc.exitCode !== null) throw new Error(`agent exited with ${r.proc.exitCode}:\n${r.stderr()}`);

@@ -1,0 +1,95 @@
+/**
+ * Go client spans on the locked-down host kernel (bpf_probe_write_user forbidden): client spans
+ * are reported with the right attributes and in-process parents (same goroutine, spawned and
+ * grandchild goroutines), an application's own traceparent is respected, transport errors are
+ * errors, and the agent says that memory injection falls back. The injection itself is proven in
+ * the VM suite (make test-vm).
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from './helpers/go-chain';
+import { freePort } from './helpers/collector';
+import { waitFor } from './helpers/processes';
+import { requireRootAndBpf } from './helpers/privileges';
+import type { GoToolchain } from './helpers/go-build';
+
+function lockedDown(): boolean {
+  const f = '/sys/kernel/security/lockdown';
+  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
+}
+
+describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the host (Go %s)', (toolchain) => {
+  let chain: GoChain;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    chain = await startGoChain(toolchain);
+  }, 180_000);
+
+  afterAll(async () => {
+    await chain?.stop();
+  });
+
+  it('reports which injection strategy is in effect', () => {
+    if (lockedDown()) {
+      expect(chain.agent.stderr()).toMatch(/Go memory injection unavailable: bpf_probe_write_user forbidden \(lockdown=integrity/);
+    } else {
+      expect(chain.agent.stderr()).toMatch(/header injection: Go memory writes/);
+    }
+  });
+
+  it.each(['/sync', '/async', '/nested'])('%s: the CLIENT span is a child of the frontend SERVER span', async (route) => {
+    const r = await chain.get(route, '/headers');
+    expect(r.status).toBe(200);
+    if (lockedDown()) expect(echoedTraceparents(r.body)).toEqual([]); // traffic unchanged
+    const pair = await waitFor(`${route} pair`, () => {
+      const p = frontendPair(chain.agent.spans(), chain.frontend.pid, route);
+      return p.length === 1 && p[0].client && p[0];
+    });
+    const c = pair.client!;
+    expect(c.kind).toBe('CLIENT');
+    expect(c.traceId).toBe(pair.server.traceId);
+    expect(c.parentSpanId).toBe(pair.server.spanId);
+    expect(c.name).toBe('GET');
+    expect(c.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'url.full': `http://127.0.0.1:${chain.backendPort}/headers`,
+      'server.address': '127.0.0.1',
+      'server.port': chain.backendPort,
+      'http.response.status_code': 200,
+    });
+    expect(c.status.code).toBe('UNSET');
+    expect(BigInt(c.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(pair.server.startTimeUnixNano));
+    expect(BigInt(c.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(pair.server.endTimeUnixNano));
+  });
+
+  it('an application-set traceparent is respected: sent as is, and it is the client span context', async () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const r = await chain.get('/app-tp', '/headers', { tp });
+    expect(echoedTraceparents(r.body)).toEqual([tp]);
+    const c = await waitFor('app client span', () => chain.agent.spans().find((s) => s.kind === 'CLIENT' && s.traceId === '4bf92f3577b34da6a3ce929d0e0e4736'));
+    expect(c.spanId).toBe('00f067aa0ba902b7');
+    // The backend continues the application's trace.
+    const b = await waitFor('backend span', () => chain.agent.spans().find((s) => s.kind === 'SERVER' && s.parentSpanId === '00f067aa0ba902b7'));
+    expect(b.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+  });
+
+  it('a transport error gives an ERROR client span without a status code', async () => {
+    const closed = await freePort();
+    const r = await chain.get('/fail', `/x`, { target: `http://127.0.0.1:${closed}/nothing` });
+    expect(r.status).toBe(502);
+    const c = await waitFor('error client span', () =>
+      chain.agent.spans().find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).includes(`:${closed}/nothing`)),
+    );
+    expect(c.status.code).toBe('ERROR');
+    expect(c.attributes['error.type']).toBe('_OTHER');
+    expect(c.attributes['http.response.status_code']).toBeUndefined();
+  });
+
+  it('counts what it saw in the kernel and nothing was dropped', async () => {
+    await chain.agent.stop();
+    const counters = kernelCounters(chain.agent.stderr());
+    expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(1);
+    expect(counters.drop_ringbuf_full ?? 0).toBe(0);
+    expect(counters.drop_no_start ?? 0).toBe(0);
+  });
+});

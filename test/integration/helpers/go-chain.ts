@@ -1,0 +1,87 @@
+/**
+ * A two-service Go chain with no tracing code: test/apps/gochain (frontend: calls a target
+ * synchronously, from goroutines, with its own traceparent, with huge headers) in front of
+ * test/apps/goserver (backend: /headers echoes the headers it received), plus the agent tracing
+ * both. Used on the host (lockdown: no injection) and in the VM suite (injection on).
+ */
+import http from 'node:http';
+import { buildGoApp, type GoToolchain } from './go-build';
+import { freePort } from './collector';
+import { startAgent, startProcess, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './processes';
+
+export interface GoChain {
+  readonly frontend: Running;
+  readonly backend: Running;
+  readonly agent: AgentProcess;
+  readonly frontendPort: number;
+  readonly backendPort: number;
+  /** GET on the frontend; `route` e.g. '/sync', with target = backend path. */
+  get(route: string, backendPath: string, extra?: Record<string, string>, agentOpt?: http.Agent): Promise<{ status: number; body: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] = []): Promise<GoChain> {
+  const frontendBin = buildGoApp('gochain', toolchain);
+  const backendBin = buildGoApp('goserver', toolchain);
+  const [frontendPort, backendPort] = [await freePort(), await freePort()];
+  const backend = startProcess(backendBin, ['-addr', `127.0.0.1:${backendPort}`]);
+  const frontend = startProcess(frontendBin, ['-addr', `127.0.0.1:${frontendPort}`]);
+  await waitForPort(backendPort, 60_000);
+  await waitForPort(frontendPort, 60_000);
+  const agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none', ...agentArgs], {}, 120_000);
+  const get = (route: string, backendPath: string, extra: Record<string, string> = {}, agentOpt?: http.Agent) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const q = new URLSearchParams({ target: `http://127.0.0.1:${backendPort}${backendPath}`, ...extra });
+      http
+        .get({ host: '127.0.0.1', port: frontendPort, path: `${route}?${q}`, agent: agentOpt ?? false }, (res) => {
+          let body = '';
+          res.setEncoding('latin1');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        })
+        .on('error', reject);
+    });
+  return {
+    frontend,
+    backend,
+    agent,
+    frontendPort,
+    backendPort,
+    get,
+    async stop() {
+      await agent.stop();
+      await frontend.stop();
+      await backend.stop();
+    },
+  };
+}
+
+/** The traceparent values a /headers echo body contains. */
+export function echoedTraceparents(body: string): string[] {
+  return body
+    .split('\n')
+    .filter((l) => l.toLowerCase().startsWith('traceparent:'))
+    .map((l) => l.slice('traceparent:'.length).trim());
+}
+
+/** Spans of one trace, indexed for assertions. */
+export function spansOfTrace(spans: PrintedSpanLine[], traceId: string): PrintedSpanLine[] {
+  return spans.filter((s) => s.traceId === traceId);
+}
+
+/** The SERVER span of the frontend for a given route path, and the CLIENT span under it. */
+export function frontendPair(spans: PrintedSpanLine[], frontendPid: number, path: string): { server: PrintedSpanLine; client: PrintedSpanLine | undefined }[] {
+  const servers = spans.filter((s) => s.kind === 'SERVER' && s.resource['process.pid'] === frontendPid && s.attributes['url.path'] === path);
+  return servers.map((server) => ({
+    server,
+    client: spans.find((s) => s.kind === 'CLIENT' && s.parentSpanId === server.spanId),
+  }));
+}
+
+/** Parses the agent's "kernel counters: a=1 b=2" stop line. */
+export function kernelCounters(stderr: string): Record<string, number> {
+  const line = stderr.split('\n').find((l) => l.includes('kernel counters:'));
+  const out: Record<string, number> = {};
+  for (const m of (line ?? '').matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
+  return out;
+}

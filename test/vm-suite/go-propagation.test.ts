@@ -1,0 +1,138 @@
+/**
+ * Go trace propagation with bpf_probe_write_user, run INSIDE a lockdown-free guest kernel by
+ * `make test-vm` (test/vm/run boots Debian's 6.1 and 6.12 kernels). A Go frontend calls a Go
+ * backend; neither has tracing code. The agent writes `traceparent` into the frontend's outgoing
+ * requests, so frontend SERVER -> frontend CLIENT -> backend SERVER form one trace, and the
+ * backend receives exactly the ids the agent reports.
+ */
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from '../integration/helpers/go-chain';
+import { waitFor, type PrintedSpanLine } from '../integration/helpers/processes';
+import type { GoToolchain } from '../integration/helpers/go-build';
+
+function requireGuest(): void {
+  const lockdown = readFileSync('/sys/kernel/security/lockdown', 'utf8');
+  if (!lockdown.includes('[none]')) {
+    throw new Error(`this suite needs a kernel without lockdown (got "${lockdown.trim()}"): run it with make test-vm`);
+  }
+}
+
+const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
+
+describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memory injection (Go %s)', (toolchain) => {
+  let chain: GoChain;
+
+  beforeAll(async () => {
+    requireGuest();
+    chain = await startGoChain(toolchain);
+    expect(chain.agent.stderr()).toMatch(/header injection: Go memory writes/);
+  }, 600_000);
+
+  afterAll(async () => {
+    await chain?.stop();
+  }, 120_000);
+
+  async function checkChain(route: string, n: number, agentOpt?: http.Agent): Promise<void> {
+    const echoed: string[][] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await chain.get(route, '/headers', {}, agentOpt);
+      expect(r.status).toBe(200);
+      echoed.push(echoedTraceparents(r.body));
+    }
+    const spans: PrintedSpanLine[] = await waitFor(
+      `${n} ${route} chains`,
+      () => {
+        const s = chain.agent.spans();
+        const pairs = frontendPair(s, chain.frontend.pid, route);
+        return pairs.length >= n && pairs.every((p) => p.client) && s;
+      },
+      120_000,
+      250,
+    );
+    const pairs = frontendPair(spans, chain.frontend.pid, route);
+    expect(pairs).toHaveLength(n);
+    const seen = new Set<string>();
+    for (const { server, client } of pairs) {
+      expect(client).toBeDefined();
+      const c = client!;
+      expect(c.traceId).toBe(server.traceId);
+      expect(c.attributes['url.full']).toBe(`http://127.0.0.1:${chain.backendPort}/headers`);
+      // Exactly one header on the wire, carrying the client span's ids.
+      const header = echoed.find((h) => h.length === 1 && h[0] === `00-${c.traceId}-${c.spanId}-01`);
+      expect(header).toBeDefined();
+      const backendSpan = spans.find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain.backend.pid && s.parentSpanId === c.spanId);
+      expect(backendSpan).toBeDefined();
+      expect(backendSpan!.traceId).toBe(server.traceId);
+      seen.add(c.spanId);
+    }
+    expect(seen.size).toBe(n); // every request got its own header, even on a reused connection
+    for (const h of echoed) {
+      expect(h).toHaveLength(1);
+      expect(h[0]).toMatch(TP);
+    }
+  }
+
+  it('synchronous calls: one trace frontend SERVER -> CLIENT -> backend SERVER', () => checkChain('/sync', 5));
+
+  it('calls from a spawned goroutine and a grandchild goroutine link the same way', async () => {
+    await checkChain('/async', 3);
+    await checkChain('/nested', 3);
+  });
+
+  it('keep-alive: every request on a reused connection carries its own header', async () => {
+    const ka = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    await checkChain('/sync', 20, ka);
+    ka.destroy();
+  });
+
+  it('an application traceparent is respected (used, never doubled); a malformed one is left untouched', async () => {
+    const appTp = '00-11111111111111111111111111111111-2222222222222222-01';
+    const good = await chain.get('/app-tp', '/headers', { tp: appTp });
+    expect(echoedTraceparents(good.body)).toEqual([appTp]);
+    const bad = await chain.get('/app-tp', '/headers', { tp: 'not-a-traceparent' });
+    expect(echoedTraceparents(bad.body)).toEqual(['not-a-traceparent']);
+    const spans = await waitFor('app client span', () => {
+      const s = chain.agent.spans().find((x) => x.kind === 'CLIENT' && x.traceId === '11111111111111111111111111111111');
+      return s;
+    }, 60_000);
+    expect(spans.spanId).toBe('2222222222222222');
+  });
+
+  it('no room in the buffer, or a flush mid-headers: skipped, request intact', async () => {
+    for (const size of [3950, 6000]) {
+      const r = await chain.get('/big', '/headers', { size: String(size) });
+      expect(r.status).toBe(200);
+      expect(echoedTraceparents(r.body)).toEqual([]);
+      expect(r.body).toContain(`x-big: ${'b'.repeat(size)}\n`);
+    }
+  });
+
+  it('1,000 requests with injection on: targets stay up, bodies byte-identical to the uninstrumented answer', async () => {
+    const ka = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const jobs: Promise<void>[] = [];
+    for (let w = 0; w < 4; w++) {
+      jobs.push(
+        (async () => {
+          for (let i = w; i < 1000; i += 4) {
+            const r = await chain.get('/sync', `/items/${i}`, {}, ka);
+            expect(r.status).toBe(200);
+            expect(r.body).toBe(`{"id":"${i}"}`);
+          }
+        })(),
+      );
+    }
+    await Promise.all(jobs);
+    ka.destroy();
+    expect(chain.frontend.proc.exitCode).toBeNull();
+    expect(chain.backend.proc.exitCode).toBeNull();
+  }, 900_000);
+
+  it('reports injections and skips in its kernel counters', async () => {
+    await chain.agent.stop();
+    const counters = kernelCounters(chain.agent.stderr());
+    expect(counters.inject_done).toBeGreaterThanOrEqual(5 + 6 + 20 + 1000);
+    expect((counters.inject_skip_no_room ?? 0) + (counters.inject_skip_flushed ?? 0)).toBeGreaterThanOrEqual(2);
+    expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
