@@ -12,6 +12,9 @@
 # The command's stdout/stderr go to the virtio serial ports named sbvm.out / sbvm.err; this
 # script's own messages go to the console (the kernel log file on the host) and to guest.log.
 set -u
+# The whole script is one compound command, parsed before it runs: editing this file (git pull)
+# while a run is under way cannot break that run.
+{
 bb=/run/sbvm/bin/busybox
 ctl=/run/sbvm/ctl
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/sbvm/bin
@@ -104,3 +107,5 @@ exec 3>&- 4>&-
 sync
 $bb poweroff -f
 sleep 10
+exit
+}

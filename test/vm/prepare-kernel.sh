@@ -14,6 +14,7 @@
 # installed as the host's kernel. Host packages the harness needs (qemu-system-x86, busybox-static,
 # cpio, kmod, xz-utils) are installed with apt-get when missing.
 set -euo pipefail
+shopt -s inherit_errexit
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 cache_root="${SPANBRIDGE_CACHE_DIR:-$HOME/.cache/spanbridge}/vm"

@@ -11,6 +11,9 @@
 #   test/vm/selftest.sh [--kernel 6.1|6.12|all]     (root; about a minute per kernel)
 # Ends with the line "N passed, N failed"; exit status 0 only when nothing failed.
 set -uo pipefail
+# The whole script is one compound command, parsed before it runs: editing this file (git pull)
+# while a run is under way cannot break that run.
+{
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 root=$(cd "$here/../.." && pwd -P)
 run=$here/run
@@ -114,3 +117,5 @@ done
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
+exit
+}
