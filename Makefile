@@ -16,7 +16,7 @@ BPF_HDRS := $(wildcard bpf/*.h)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wpadded -Werror \
 	-isystem $(BUILD)/bpf -Ibpf
 
-.PHONY: all setup bpf test-bpf-objects ts collector test test-unit test-integration run-local clean gen-structs
+.PHONY: all setup bpf test-bpf-objects ts collector test test-unit test-integration test-vm run-local clean gen-structs
 
 all: bpf ts
 
@@ -55,6 +55,15 @@ test-unit: bpf ts
 
 test-integration: setup test-bpf-objects
 	@bash scripts/run-tests.sh --selectProjects integration
+
+# Go propagation with bpf_probe_write_user, inside QEMU guests booting Debian's own 6.1 and 6.12
+# kernels (lockdown none), since the host kernel forbids the helper. See test/vm/README.md.
+test-vm: setup test-bpf-objects
+	@bash test/vm/prepare-kernel.sh --kernel all
+	@set -e; for k in 6.1 6.12; do \
+	  echo "test-vm: kernel $$k" >&2; \
+	  test/vm/run --kernel $$k --timeout 2400 --overlay $(BUILD) -- bash scripts/run-tests.sh --selectProjects vm; \
+	done
 
 clean:
 	rm -rf $(BUILD) dist

@@ -440,6 +440,7 @@ struct pending_write {
 	__u64 req;
 	__u64 writer;  /* *bufio.Writer */
 	__s64 n_start; /* bufio.Writer.n when writeSubset began; -1 until then */
+	__u64 flushed; /* the writer flushed while headers were being written */
 };
 
 struct {
@@ -472,7 +473,7 @@ struct {
 	__type(value, __u64);
 } goroutine_parent SEC(".maps");
 
-#define SCAN_MAX 2048
+#define SCAN_MAX 4096 /* = net/http's default write buffer: every unflushed header block fits */
 #define TP_LINE_LEN 70 /* "Traceparent: " (13) + 55 + "\r\n" */
 
 struct scan_scratch {
@@ -661,7 +662,7 @@ int go_request_write(struct pt_regs *ctx)
 	struct goroutine_key gkey;
 	if (goroutine_key_of(ctx, off, &gkey))
 		return 0;
-	struct pending_write p = { .req = rkey.req, .writer = (__u64)GO_ARG3(ctx), .n_start = -1 };
+	struct pending_write p = { .req = rkey.req, .writer = (__u64)GO_ARG3(ctx), .n_start = -1, .flushed = 0 };
 	bpf_map_update_elem(&pending_writes, &gkey, &p, BPF_ANY);
 	return 0;
 }
@@ -685,6 +686,25 @@ int go_header_write_subset(struct pt_regs *ctx)
 	if (bpf_probe_read_user(&n, sizeof(n), (void *)p->writer + off->bufio_n) || n < 0)
 		return 0;
 	p->n_start = n;
+	return 0;
+}
+
+/* persistConnWriter.Write is where the connection's bufio.Writer flushes to. A flush between
+ * writeSubset's entry and return means part of the headers already left: they cannot be
+ * inspected, so nothing is injected (an application's traceparent may be among them). */
+SEC("uprobe")
+int go_persist_conn_writer_write(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off)
+		return 0;
+	struct goroutine_key gkey;
+	if (goroutine_key_of(ctx, off, &gkey))
+		return 0;
+	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
+	if (p && p->n_start >= 0)
+		p->flushed = 1;
 	return 0;
 }
 
@@ -776,7 +796,7 @@ static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inje
 		c->flags |= CLIENT_F_INJECT_SKIPPED;
 		return 0;
 	}
-	if (n < pw.n_start) {
+	if (pw.flushed || n < pw.n_start) {
 		/* The buffer was flushed mid-headers: what was written cannot be inspected. */
 		count_drop(INJECT_SKIP_FLUSHED);
 		c->flags |= CLIENT_F_INJECT_SKIPPED;

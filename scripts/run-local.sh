@@ -13,10 +13,19 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export SPANBRIDGE_RUN_DIR="$root/build/run-local"
 export SPANBRIDGE_OTLP_HTTP_PORT=${SPANBRIDGE_OTLP_HTTP_PORT:-4318}
+otlp_grpc_port=${SPANBRIDGE_OTLP_GRPC_PORT:-4317}
+export SPANBRIDGE_PROMETHEUS_PORT=${SPANBRIDGE_PROMETHEUS_PORT:-9400}
+# The ready Collector config (collector-config/otelcol-spanbridge.yaml) takes these from the env.
+export SPANBRIDGE_OTLP_HTTP_ENDPOINT=127.0.0.1:$SPANBRIDGE_OTLP_HTTP_PORT
+export SPANBRIDGE_OTLP_GRPC_ENDPOINT=127.0.0.1:$otlp_grpc_port
+export SPANBRIDGE_PROMETHEUS_TARGET=127.0.0.1:$SPANBRIDGE_PROMETHEUS_PORT
+export SPANBRIDGE_SCRAPE_INTERVAL=${SPANBRIDGE_SCRAPE_INTERVAL:-5s}
+export SPANBRIDGE_COLLECTOR_OUTPUT=$SPANBRIDGE_RUN_DIR/telemetry.jsonl
+export SPANBRIDGE_COLLECTOR_TELEMETRY_LEVEL=none
 frontend_port=${SPANBRIDGE_DEMO_FRONTEND_PORT:-8080}
 backend_port=${SPANBRIDGE_DEMO_BACKEND_PORT:-8081}
 mkdir -p "$SPANBRIDGE_RUN_DIR/bin"
-rm -f "$SPANBRIDGE_RUN_DIR"/*.log "$SPANBRIDGE_RUN_DIR/traces.jsonl" "$SPANBRIDGE_RUN_DIR/ready"
+rm -f "$SPANBRIDGE_RUN_DIR"/*.log "$SPANBRIDGE_RUN_DIR/telemetry.jsonl" "$SPANBRIDGE_RUN_DIR/ready"
 
 for app in frontend backend loadgen; do
   (cd "demo/$app" && CGO_ENABLED=0 go build -o "$SPANBRIDGE_RUN_DIR/bin/demo-$app" .)
@@ -35,7 +44,8 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-build/otelcol/otelcol --config collector-config/run-local.yaml > "$SPANBRIDGE_RUN_DIR/collector.log" 2>&1 &
+build/otelcol/otelcol --config collector-config/otelcol-spanbridge.yaml --config collector-config/run-local.yaml \
+  > "$SPANBRIDGE_RUN_DIR/collector.log" 2>&1 &
 pids+=($!)
 BACKEND_ADDR=127.0.0.1:$backend_port "$SPANBRIDGE_RUN_DIR/bin/demo-backend" > "$SPANBRIDGE_RUN_DIR/backend.log" 2>&1 &
 pids+=($!)

@@ -14,6 +14,7 @@ export const GO_FUNCS = {
   roundTrip: 'net/http.(*Transport).roundTrip',
   requestWrite: 'net/http.(*Request).write',
   writeSubset: 'net/http.Header.writeSubset',
+  persistConnWriterWrite: 'net/http.persistConnWriter.Write',
   newproc1: 'runtime.newproc1',
   goexit1: 'runtime.goexit1',
 } as const;
@@ -214,12 +215,14 @@ export class GoHttpTracer {
     }
     const write = fn(GO_FUNCS.requestWrite);
     const subset = fn(GO_FUNCS.writeSubset);
-    if (write && subset && subset.retOffsets.length > 0) {
+    const flush = fn(GO_FUNCS.persistConnWriterWrite);
+    if (write && subset && subset.retOffsets.length > 0 && flush) {
       at('go_request_write', [write.entryOffset]);
       at('go_header_write_subset', [subset.entryOffset]);
+      at('go_persist_conn_writer_write', [flush.entryOffset]);
       at(this.injection === 'memory' ? INJECT_PROGRAM : READ_ONLY_WRITE_SUBSET_PROGRAM, subset.retOffsets);
     } else {
-      notes.push('outgoing headers not inspected (Request.write / Header.writeSubset not found)');
+      notes.push('outgoing headers not inspected (Request.write / Header.writeSubset / persistConnWriter.Write not found)');
     }
     return notes;
   }

@@ -13,12 +13,15 @@ import { requireRootAndBpf } from './helpers/privileges';
 describe('make run-local (scripts/run-local.sh)', () => {
   it('shows spans of both demo services and leaves nothing running', async () => {
     requireRootAndBpf();
-    const [otlp, fe, be] = [await freePort(), await freePort(), await freePort()];
+    const [otlp, grpc, prom, fe, be] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const r = spawnSync('bash', [path.join(REPO_ROOT, 'scripts/run-local.sh')], {
       env: {
         ...process.env,
-        SPANBRIDGE_RUN_SECONDS: '8',
+        SPANBRIDGE_RUN_SECONDS: '10',
         SPANBRIDGE_OTLP_HTTP_PORT: String(otlp),
+        SPANBRIDGE_OTLP_GRPC_PORT: String(grpc),
+        SPANBRIDGE_PROMETHEUS_PORT: String(prom),
+        SPANBRIDGE_SCRAPE_INTERVAL: '2s',
         SPANBRIDGE_DEMO_FRONTEND_PORT: String(fe),
         SPANBRIDGE_DEMO_BACKEND_PORT: String(be),
       },
@@ -30,7 +33,10 @@ describe('make run-local (scripts/run-local.sh)', () => {
     expect(r.stderr).toMatch(/attached pid \d+ \(.*demo-backend/);
     expect(r.stdout).toMatch(/\[collector\] GET \/shop\/\{item\}/);
     expect(r.stderr).toMatch(/stopped: [1-9]\d* spans exported, 0 dropped/);
-    const lines = readFileSync(path.join(REPO_ROOT, 'build/run-local/traces.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const lines = readFileSync(path.join(REPO_ROOT, 'build/run-local/telemetry.jsonl'), 'utf8').split('\n').filter(Boolean);
+    // RED metrics reached the Collector (pushed over OTLP and scraped from the agent's endpoint).
+    expect(lines.some((l) => l.includes('"resourceMetrics"') && l.includes('http.server.request.duration'))).toBe(true);
+    expect(lines.some((l) => l.includes('"resourceMetrics"') && l.includes('http_server_request_duration'))).toBe(true);
     const spans = lines.flatMap((l) => flattenTraceRequest(JSON.parse(l) as JsonValue));
     const services = new Set(spans.map((s) => s.resource['service.name']));
     expect(services).toEqual(new Set(['demo-frontend', 'demo-backend']));

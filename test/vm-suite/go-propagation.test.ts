@@ -34,6 +34,8 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
   }, 120_000);
 
   async function checkChain(route: string, n: number, agentOpt?: http.Agent): Promise<void> {
+    const before = new Set(chain.agent.spans().map((s) => s.spanId));
+    const fresh = (spans: PrintedSpanLine[]): PrintedSpanLine[] => spans.filter((s) => !before.has(s.spanId));
     const echoed: string[][] = [];
     for (let i = 0; i < n; i++) {
       const r = await chain.get(route, '/headers', {}, agentOpt);
@@ -43,7 +45,7 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
     const spans: PrintedSpanLine[] = await waitFor(
       `${n} ${route} chains`,
       () => {
-        const s = chain.agent.spans();
+        const s = fresh(chain.agent.spans());
         const pairs = frontendPair(s, chain.frontend.pid, route);
         return pairs.length >= n && pairs.every((p) => p.client) && s;
       },
@@ -100,7 +102,8 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
   });
 
   it('no room in the buffer, or a flush mid-headers: skipped, request intact', async () => {
-    for (const size of [3950, 6000]) {
+    // 3950: the headers fit but leave < 70 bytes; 4100 and 6000: the writer flushes mid-headers.
+    for (const size of [3950, 4100, 6000]) {
       const r = await chain.get('/big', '/headers', { size: String(size) });
       expect(r.status).toBe(200);
       expect(echoedTraceparents(r.body)).toEqual([]);
@@ -132,7 +135,8 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
     await chain.agent.stop();
     const counters = kernelCounters(chain.agent.stderr());
     expect(counters.inject_done).toBeGreaterThanOrEqual(5 + 6 + 20 + 1000);
-    expect((counters.inject_skip_no_room ?? 0) + (counters.inject_skip_flushed ?? 0)).toBeGreaterThanOrEqual(2);
+    expect(counters.inject_skip_no_room).toBeGreaterThanOrEqual(1);
+    expect(counters.inject_skip_flushed).toBeGreaterThanOrEqual(2);
     expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });

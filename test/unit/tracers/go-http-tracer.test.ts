@@ -90,6 +90,7 @@ describe('GoHttpTracer', () => {
     [GO_FUNCS.roundTrip]: { entryOffset: 0x3000, retOffsets: [0x3100, 0x3200] },
     [GO_FUNCS.requestWrite]: { entryOffset: 0x4000, retOffsets: [0x4100] },
     [GO_FUNCS.writeSubset]: { entryOffset: 0x5000, retOffsets: [0x5100] },
+    [GO_FUNCS.persistConnWriterWrite]: { entryOffset: 0x5800, retOffsets: [0x5900] },
     [GO_FUNCS.newproc1]: { entryOffset: 0x6000, retOffsets: [0x6100] },
     [GO_FUNCS.goexit1]: { entryOffset: 0x7000, retOffsets: [] },
   };
@@ -109,6 +110,7 @@ describe('GoHttpTracer', () => {
     expect(byProgram('go_transport_round_trip_ret')).toEqual([0x3100, 0x3200]);
     expect(byProgram('go_request_write')).toEqual([0x4000]);
     expect(byProgram('go_header_write_subset')).toEqual([0x5000]);
+    expect(byProgram('go_persist_conn_writer_write')).toEqual([0x5800]);
     expect(byProgram(retProgram)).toEqual([0x5100]);
     expect(byProgram('go_runtime_newproc1_ret')).toEqual([0x6100]);
     expect(byProgram('go_runtime_goexit1')).toEqual([0x7000]);
