@@ -111,13 +111,16 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
     }
   });
 
-  it('1,000 requests with injection on: targets stay up, bodies byte-identical to the uninstrumented answer', async () => {
+  // 10,000 on the machine's Go, 1,000 on Go 1.22 (the guest runs under TCG, ~15x slower).
+  const volume = toolchain === 'local' ? 10_000 : 1_000;
+
+  it(`${volume} requests with injection on: targets stay up, bodies byte-identical to the uninstrumented answer`, async () => {
     const ka = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const jobs: Promise<void>[] = [];
     for (let w = 0; w < 4; w++) {
       jobs.push(
         (async () => {
-          for (let i = w; i < 1000; i += 4) {
+          for (let i = w; i < volume; i += 4) {
             const r = await chain.get('/sync', `/items/${i}`, {}, ka);
             expect(r.status).toBe(200);
             expect(r.body).toBe(`{"id":"${i}"}`);
@@ -134,7 +137,7 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
   it('reports injections and skips in its kernel counters', async () => {
     await chain.agent.stop();
     const counters = kernelCounters(chain.agent.stderr());
-    expect(counters.inject_done).toBeGreaterThanOrEqual(5 + 6 + 20 + 1000);
+    expect(counters.inject_done).toBeGreaterThanOrEqual(5 + 6 + 20 + volume);
     expect(counters.inject_skip_no_room).toBeGreaterThanOrEqual(1);
     expect(counters.inject_skip_flushed).toBeGreaterThanOrEqual(2);
     expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(2);
