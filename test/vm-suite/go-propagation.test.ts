@@ -143,3 +143,30 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
     expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });
+
+describe('a traced Go client killed while injections are in flight (Go local)', () => {
+  it('no crash of anyone: the agent detaches and runs on, the backend stays up', async () => {
+    requireGuest();
+    const chain = await startGoChain('local');
+    try {
+      const inflight: Promise<unknown>[] = [];
+      for (let i = 0; i < 50; i++) inflight.push(chain.get('/sync', `/items/${i}?sleep=50`).catch(() => 'aborted'));
+      await new Promise((r) => setTimeout(r, 150));
+      await chain.frontend.stop('SIGKILL');
+      await Promise.all(inflight);
+      await waitFor('detach', () => chain.agent.stderr().includes(`detached pid ${chain.frontend.pid} (exited)`), 60_000);
+      expect(chain.agent.proc.exitCode).toBeNull();
+      expect(chain.backend.proc.exitCode).toBeNull();
+      const r = await new Promise<number>((resolve, reject) =>
+        http.get({ host: '127.0.0.1', port: chain.backendPort, path: '/items/1', agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject),
+      );
+      expect(r).toBe(200);
+    } finally {
+      await chain.stop();
+    }
+    expect(await chain.agent.exited).toBe(0);
+  }, 600_000);
+});
