@@ -100,6 +100,8 @@ export interface RunningCollector {
   waitForMetrics(done: (points: FlatMetricPoint[]) => boolean, timeoutMs?: number): Promise<FlatMetricPoint[]>;
   /** The Collector's own log (stdout+stderr, last 256 KiB). */
   output(): string;
+  /** Pid of the running Collector process (changes after `restart`). */
+  readonly pid: number;
   /** SIGKILL (a crash): nothing is flushed. Resolves once the process is gone. */
   kill(): Promise<void>;
   /** Starts the Collector again with the same config, ports and output file (after `kill`). */
@@ -260,6 +262,9 @@ export async function startCollector(options: StartCollectorOptions = {}): Promi
   }
 
   return {
+    get pid() {
+      return child?.pid ?? -1;
+    },
     endpoint: `http://127.0.0.1:${port}`,
     tracesEndpoint: `http://127.0.0.1:${port}/v1/traces`,
     grpcEndpoint: `http://127.0.0.1:${grpcPort}`,
