@@ -98,7 +98,7 @@ describeOnHost('VM harness test/vm/run (boots QEMU guests: Debian kernels 6.1 an
         ].join('\n'),
       );
       const started = Date.now();
-      const r = run(path.join(VM, 'run'), ['--kernel', kernel, '--share', share, '--', 'bash', script, loader, obj], 300_000);
+      const r = run(path.join(VM, 'run'), ['--kernel', kernel, '--share', share, '--timeout', '240', '--', 'bash', script, loader, obj], 300_000);
       const seconds = (Date.now() - started) / 1000;
       const lines = r.stdout.split('\n');
       const value = (key: string): string | undefined => lines.find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1);

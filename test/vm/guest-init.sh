@@ -99,8 +99,23 @@ envv+=("SPANBRIDGE_VM_KERNEL_RELEASE=$kver" "SPANBRIDGE_VM_MODULES=$modroot")
 cwd=$(cat "$ctl/cwd")
 cd "$cwd" || die "cannot cd to $cwd"
 log "running: ${argv[*]} (in $cwd)"
+# Shortly before the host's --timeout strikes, leave a picture of what is stuck on the console
+# (the host prints the console's tail when it kills the guest).
+host_timeout=$(cat "$ctl/timeout" 2>/dev/null || echo 0)
+if [ "$host_timeout" -gt 60 ]; then
+	(
+		sleep $((host_timeout - 30))
+		{
+			echo "sbvm stage2: still running after $((host_timeout - 30)) s of the command; processes:"
+			ps -eo pid,ppid,stat,etime,time,wchan:24,args 2>/dev/null | grep -v ' \[' || $bb ps
+		} >/dev/console 2>&1
+		echo w >/proc/sysrq-trigger
+	) </dev/null >/dev/null 2>&1 &
+	watchdog=$!
+fi
 $bb env -i "${envv[@]}" "${argv[@]}" </dev/null >&3 2>&4
 status=$?
+[ -n "${watchdog:-}" ] && kill "$watchdog" 2>/dev/null
 log "exit status $status"
 echo "$status" >"$ctl/status.tmp" && $bb mv "$ctl/status.tmp" "$ctl/status"
 exec 3>&- 4>&-
