@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make setup`: installs what a fresh Debian 12 machine lacks, idempotently, then builds.
-#   - Debian packages: clang, llvm, libbpf-dev, bpftool, binutils, make, gcc, curl
+#   - Debian packages: clang, llvm, libbpf-dev, bpftool, binutils, make, gcc, curl, chromium (web view test)
 #   - npm dependencies (npm ci, re-run only when package-lock.json changes)
 #   - Go toolchains used by the tests (the machine's Go, plus go1.22 through the module proxy)
 #   - the stock OpenTelemetry Collector (built from upstream modules; cached, see build-collector.sh)
@@ -13,7 +13,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 need_pkgs=()
-for p in clang llvm libbpf-dev bpftool binutils make gcc curl iproute2 util-linux; do
+for p in clang llvm libbpf-dev bpftool binutils make gcc curl iproute2 util-linux chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then
