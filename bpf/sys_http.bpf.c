@@ -167,9 +167,12 @@ struct {
 	__type(value, struct syscall_args);
 } args_by_tid SEC(".maps");
 
-/* Per-CPU copy of the first bytes of a message, scanned for traceparent before it is sent. */
+/* Per-CPU record under construction: the message's first bytes are copied into e.data, scanned
+ * for traceparent, and only the captured part is sent (bpf_ringbuf_output of header + capture),
+ * so a 100-byte request costs ~260 bytes of ring, not the whole struct. */
 struct scratch {
-	__u8 data[SYS_HTTP_CAPTURE + 64];
+	struct sys_http_data_event e;
+	__u8 slack[64]; /* header scans may look a few bytes past the capture */
 };
 
 struct {
@@ -619,7 +622,7 @@ static long scan_traceparent_cb(__u32 i, struct scan_ctx *c)
 	if (i + 13 >= c->len)
 		return 1;
 	__u32 k = i & (SYS_HTTP_CAPTURE - 1);
-	const __u8 *p = s->data + k;
+	const __u8 *p = s->e.data + k;
 	if (p[0] != '\n' || lower(p[1]) != 't' || p[12] != ':')
 		return 0;
 	const char want[] = "traceparent";
@@ -630,7 +633,7 @@ static long scan_traceparent_cb(__u32 i, struct scan_ctx *c)
 	__u32 v = k + 13;
 #pragma unroll
 	for (int j = 0; j < 4; j++)
-		if (v < c->len && (s->data[v & (SYS_HTTP_CAPTURE - 1)] == ' ' || s->data[v & (SYS_HTTP_CAPTURE - 1)] == '\t'))
+		if (v < c->len && (s->e.data[v & (SYS_HTTP_CAPTURE - 1)] == ' ' || s->e.data[v & (SYS_HTTP_CAPTURE - 1)] == '\t'))
 			v++;
 	c->found = v;
 	return 1;
@@ -649,10 +652,10 @@ static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct
 	/* The value's true length: up to CR/LF (or the end of the capture). */
 	__u32 vlen = TRACEPARENT_LEN;
 	__u32 after = v + TRACEPARENT_LEN;
-	if (after < len && s->data[after & (SYS_HTTP_CAPTURE - 1)] != '\r' &&
-	    s->data[after & (SYS_HTTP_CAPTURE - 1)] != '\n')
+	if (after < len && s->e.data[after & (SYS_HTTP_CAPTURE - 1)] != '\r' &&
+	    s->e.data[after & (SYS_HTTP_CAPTURE - 1)] != '\n')
 		vlen = TRACEPARENT_LEN + 1; /* longer than version 00 allows unless "-..." follows */
-	if (!parse_traceparent((const char *)s->data + (v & (SYS_HTTP_CAPTURE - 1)), vlen, out))
+	if (!parse_traceparent((const char *)s->e.data + (v & (SYS_HTTP_CAPTURE - 1)), vlen, out))
 		return 0;
 bad:
 	count(SYS_SKIP_BAD_TRACEPARENT);
@@ -825,26 +828,28 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	if (cs->role == SYS_ROLE_SERVER && !egress && cs->phase != PHASE_REQUEST)
 		plen = cs->prefix_len & 7;
 	if (plen)
-		__builtin_memcpy(s->data, cs->prefix, 8);
+		__builtin_memcpy(s->e.data, cs->prefix, 8);
 	__u64 cap = seg < (__u64)ret ? seg : (__u64)ret;
 	if (cap > SYS_HTTP_CAPTURE - plen)
 		cap = SYS_HTTP_CAPTURE - plen;
 	if (cap == 0 || cap > SYS_HTTP_CAPTURE ||
-	    bpf_probe_read_user(s->data + plen, cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
+	    bpf_probe_read_user(s->e.data + plen, cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
 		return 0;
 	cap += plen;
 	ret += plen;
+	if (cap > SYS_HTTP_CAPTURE)
+		cap = SYS_HTTP_CAPTURE;
 
 	__u8 flags = 0;
 	if (cs->role == SYS_ROLE_SERVER) {
 		if (!egress) {
-			if (cs->phase != PHASE_REQUEST && cap < 8 && maybe_request_prefix(s->data, cap)) {
-				__builtin_memcpy(cs->prefix, s->data, 8);
+			if (cs->phase != PHASE_REQUEST && cap < 8 && maybe_request_prefix(s->e.data, cap)) {
+				__builtin_memcpy(cs->prefix, s->e.data, 8);
 				cs->prefix_len = cap;
 				return 0;
 			}
 			cs->prefix_len = 0;
-			if (cs->phase != PHASE_REQUEST && is_request_start(s->data, cap)) {
+			if (cs->phase != PHASE_REQUEST && is_request_start(s->e.data, cap)) {
 				flags = SYS_F_REQUEST_START;
 			} else if (cs->phase == PHASE_IDLE) {
 				cs->phase = PHASE_NOT_HTTP;
@@ -852,7 +857,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				return 0;
 			}
 		} else {
-			if (cs->phase == PHASE_REQUEST && is_response_start(s->data, cap)) {
+			if (cs->phase == PHASE_REQUEST && is_response_start(s->e.data, cap)) {
 				flags = SYS_F_RESPONSE_START;
 				cs->phase = PHASE_RESPONSE;
 				thread_release(cs, key.tgid);
@@ -874,7 +879,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				return 0;
 			}
 		} else {
-			if (cs->phase == PHASE_REQUEST && is_response_start(s->data, cap)) {
+			if (cs->phase == PHASE_REQUEST && is_response_start(s->e.data, cap)) {
 				flags = SYS_F_RESPONSE_START;
 				cs->phase = PHASE_RESPONSE;
 			} else if (cs->phase == PHASE_IDLE) {
@@ -896,13 +901,9 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		cs->announced = 1;
 		emit_conn(RECORD_SYS_HTTP_CONN_OPEN, cs, key.fd);
 	}
-	struct sys_http_data_event *e = bpf_ringbuf_reserve(&sys_http_events, sizeof(*e), 0);
-	if (!e) {
-		count(SYS_DROP_RINGBUF_FULL);
-		/* The request context is still decided so the thread and peer stay consistent. */
-	}
+	struct sys_http_data_event *e = &s->e;
 	__u64 now = bpf_ktime_get_ns();
-	if (e) {
+	{
 		e->type = RECORD_SYS_HTTP_DATA;
 		e->direction = egress ? SYS_DIR_EGRESS : SYS_DIR_INGRESS;
 		e->role = cs->role;
@@ -921,28 +922,25 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			count(SYS_SKIP_CAPTURE_TRUNCATED);
 		}
 		e->tail_len = read_tail(&args, ret, e->tail);
-		bpf_probe_read_kernel(e->data, SYS_HTTP_CAPTURE, s->data);
 	}
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
 		cs->phase = PHASE_REQUEST;
-		if (e) {
-			decide_server_context(cs, s, cap, now, e, mode);
-		} else {
-			/* Without a record the span is lost anyway; keep thread state sane. */
-			thread_release(cs, key.tgid);
-		}
-	} else if (e && (flags & SYS_F_REQUEST_START)) {
+		/* Decided even if the record is then lost, so the thread and the peer stay consistent. */
+		decide_server_context(cs, s, cap, now, e, mode);
+	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
-	} else if (e) {
+	} else {
 		__builtin_memset(e->parent_span_id, 0, 8);
 	}
-	if (e) {
-		__builtin_memcpy(e->trace_id, cs->ctx.trace_id, 16);
-		__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
-		e->trace_flags = cs->ctx.flags;
-		bpf_ringbuf_submit(e, 0);
-	}
+	__builtin_memcpy(e->trace_id, cs->ctx.trace_id, 16);
+	__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
+	e->trace_flags = cs->ctx.flags;
+	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	if (bpf_ringbuf_output(&sys_http_events, e, size, 0))
+		count(SYS_DROP_RINGBUF_FULL);
 	return 0;
 }
 

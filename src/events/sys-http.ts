@@ -99,7 +99,8 @@ export interface SysHttpDataRecord {
   readonly spareIds: readonly { readonly traceId: string; readonly spanId: string }[];
 }
 
-export const SYS_HTTP_DATA_RECORD_SIZE = D.size;
+/** Data records are sent as header + captured bytes only: the minimum is the header. */
+export const SYS_HTTP_DATA_RECORD_SIZE = D.fields.data.offset;
 const CAPTURE = D.fields.data.size;
 const TAIL = D.fields.tail.size;
 
@@ -115,7 +116,7 @@ function spares(buf: Buffer): { traceId: string; spanId: string }[] {
 
 export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
   const flags = readUint(buf, D, 'flags');
-  const capLen = Math.min(readUint(buf, D, 'capture_len'), CAPTURE);
+  const capLen = Math.min(readUint(buf, D, 'capture_len'), CAPTURE, buf.length - D.fields.data.offset);
   const tailLen = Math.min(readUint(buf, D, 'tail_len'), TAIL);
   const dataOff = D.fields.data.offset;
   const tailOff = D.fields.tail.offset;
