@@ -8,13 +8,16 @@
  * Every stage is its own module; this file only connects them and owns start/stop order.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { BpfBackend } from './bpf/types';
-import { describeCapabilities, missingEssentials, probeCapabilities, type Capabilities } from './capabilities/probe';
+import { probeBpfFeatures, type BpfFeatures } from './capabilities/bpf-features';
+import { describeCapabilities, probeCapabilities, type Capabilities } from './capabilities/probe';
+import { describeStrategies, planStrategies, type StrategyPlan } from './capabilities/strategy';
 import { ensureKernelFilesystems, missingRequiredFilesystems } from './bpf/mounts';
 import { inspectGoBinary } from './discovery/go/inspect';
 import type { ProcessInfo } from './discovery/process-info';
 import { ProcessWatcher } from './discovery/process-watcher';
+import { SelfExclusion } from './discovery/self-exclusion';
 import type { MatchReason, Selection } from './discovery/selectors';
 import { SpanbridgeError, errorMessage } from './errors';
 import { decodeRecord } from './events/decoder';
@@ -40,6 +43,13 @@ export interface AgentConfig {
   readonly readyFile?: string;
   /** Pids never traced (the agent itself is always excluded). */
   readonly excludePids?: readonly number[];
+  /**
+   * Where spans and metrics are exported (OTLP URLs): a Collector listening on a local one is
+   * never traced (src/discovery/self-exclusion.ts).
+   */
+  readonly exportEndpoints?: readonly string[];
+  /** The agent's entry script; other processes running it are agents, never traced (default: argv[1]). */
+  readonly agentEntry?: string;
 }
 
 export interface SpanSink {
@@ -54,6 +64,8 @@ export interface AgentDeps {
   readonly metrics?: SelfMetrics;
   readonly clock?: Clock;
   readonly capabilities?: Capabilities;
+  /** Program types and helpers the kernel accepts (default: bpftool feature probe). */
+  readonly bpfFeatures?: BpfFeatures;
 }
 
 const RESOURCE_GRACE_MS = 30_000;
@@ -95,13 +107,15 @@ export class Agent {
     }
     const caps = this.deps.capabilities ?? probeCapabilities();
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
-    const missing = [...missingEssentials(caps)];
+    // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
+    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders });
+    for (const line of describeStrategies(plan)) log.info(`strategy: ${line}`);
+    const missing = [...plan.missing];
     for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);
-    if (!caps.uprobes) missing.push('uprobes (CONFIG_UPROBE_EVENTS) for Go tracing');
     if (missing.length > 0) {
       throw new SpanbridgeError('ERR_PRIVILEGE', `cannot start: missing ${missing.join('; ')}`);
     }
-    this.startGoTracer(caps);
+    this.startGoTracer(plan);
     this.startSysHttp(caps);
     try {
       this.procTracer.start((rec) => this.onProcRecord(rec));
@@ -110,11 +124,27 @@ export class Agent {
       log.warn(`process events unavailable (${errorMessage(err)}); following new processes by /proc rescans only`);
     }
 
+    const exclusion = new SelfExclusion({
+      selfPid: process.pid,
+      agentEntry: this.config.agentEntry ?? (process.argv[1] ? resolve(process.argv[1]) : undefined),
+      exportEndpoints: this.config.exportEndpoints,
+      extraPids: this.config.excludePids,
+    });
     this.watcher = new ProcessWatcher(
       this.config.selection,
-      { onMatch: (proc, reason) => this.onMatch(proc, reason), onGone: (pid) => this.onGone(pid) },
+      {
+        onMatch: (proc, reason) => this.onMatch(proc, reason),
+        onGone: (pid) => this.onGone(pid),
+        onExcluded: (proc, reason, why) => {
+          if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
+            this.onGone(proc.pid);
+          }
+          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${why}`);
+        },
+      },
       {
         excludePids: new Set([process.pid, ...(this.config.excludePids ?? [])]),
+        exclude: (proc) => exclusion.reason(proc),
         // Without exec events, a rescan is the only way to see new processes.
         rescanMs: 2000,
       },
@@ -133,21 +163,12 @@ export class Agent {
    * Go memory injection where the kernel allows bpf_probe_write_user; if loading the writing
    * program still fails (an unknown-helper verifier error), fall back and reload without it.
    */
-  private startGoTracer(caps: Capabilities): void {
+  private startGoTracer(plan: StrategyPlan): void {
     const { log } = this.deps;
-    log.info('strategy: Go net/http spans: uprobes (entry + RET points); client spans linked through goroutine ancestry');
-    let injection: GoInjection = 'none';
-    if (this.config.injectHeaders === 'off') {
-      log.info('strategy: header injection: off (the agent never changes application traffic)');
-    } else if (caps.probeWriteUser) {
-      injection = 'memory';
-    } else {
-      const level = this.config.injectHeaders === 'on' ? 'warn' : 'info';
-      log[level](
-        `strategy: Go memory injection unavailable: bpf_probe_write_user forbidden (lockdown=${caps.lockdown}, ` +
-          `CAP_SYS_ADMIN=${caps.capSysAdmin ? 'yes' : 'no'}); fallback: none yet (socket-level sk_msg injection is ` +
-          `not implemented); an application's own traceparent is still honoured`,
-      );
+    let injection: GoInjection = plan.goInjection;
+    if (injection === 'none' && this.config.injectHeaders === 'on') {
+      const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
+      log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
     }
     const onRecord = (rec: Buffer): void => this.onGoRecord(rec);
     this.goTracer = this.newGoTracer(injection);

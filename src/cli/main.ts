@@ -5,9 +5,7 @@
  */
 import { join } from 'node:path';
 import { Agent, type SpanSink } from '../agent';
-import { ensureKernelFilesystems } from '../bpf/mounts';
 import { createLibbpfBackend } from '../bpf/libbpf';
-import { describeCapabilities, probeCapabilities } from '../capabilities/probe';
 import { SpanbridgeError, errorMessage } from '../errors';
 import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
@@ -16,6 +14,7 @@ import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { createCollectorBridge } from '../../receiver';
 import { parseRunArgs, RUN_USAGE } from './args';
+import { formatDoctorReport, runDoctor } from './doctor';
 
 const USAGE = `Usage: spanbridge <command> [options]
 
@@ -116,14 +115,28 @@ async function run(argv: string[]): Promise<number> {
   });
 }
 
+export const DOCTOR_USAGE = `Usage: spanbridge doctor [--json]
+
+Prints what this kernel and these privileges allow (kernel, lockdown, BTF, uprobes, kprobes,
+syscall tracepoints, sk_msg/sock_ops, cgroup v2, bpf_probe_write_user, privileges) and which
+strategy each feature will use here and why: the same plan \`spanbridge run\` logs at start-up.
+Program types and helpers are decided by loading tiny programs (bpftool feature probe).
+Mounts bpffs, tracefs and securityfs if they are not mounted, as \`run\` would.
+
+Options:
+  --json      the report as JSON
+  -h, --help  this help
+`;
+
 function doctor(argv: string[]): number {
-  ensureKernelFilesystems();
-  const caps = probeCapabilities();
-  if (argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify(caps, null, 2)}\n`);
-  } else {
-    for (const line of describeCapabilities(caps)) process.stdout.write(`${line}\n`);
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(DOCTOR_USAGE);
+    return 0;
   }
+  const unknown = argv.filter((a) => a !== '--json');
+  if (unknown.length > 0) throw new SpanbridgeError('ERR_CONFIG', `doctor: unknown option '${unknown[0]}'\n\n${DOCTOR_USAGE}`);
+  const report = runDoctor();
+  process.stdout.write(argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   return 0;
 }
 

@@ -1,0 +1,173 @@
+/**
+ * Capabilities decide strategies, once, at start (ARCHITECTURE invariant 5). This is the ONE
+ * place that maps what the kernel allows (probe.ts facts, bpftool's load probes) to what each
+ * feature will use here and why. `run` logs the plan at start-up and follows it; `doctor` prints
+ * the same plan. A pure function: unit-tested on fabricated kernels.
+ */
+import type { BpfFeatures } from './bpf-features';
+import { missingEssentials, type Capabilities } from './probe';
+
+export type FeatureId =
+  | 'go-spans'
+  | 'any-language-http'
+  | 'go-memory-injection'
+  | 'sk-msg-injection'
+  | 'process-following'
+  | 'black-box-correlation';
+
+/** on: used; fallback: a lesser way is used; off: disabled by configuration; unavailable: not here. */
+export type StrategyStatus = 'on' | 'fallback' | 'off' | 'unavailable';
+
+export interface Strategy {
+  readonly feature: FeatureId;
+  readonly title: string;
+  readonly status: StrategyStatus;
+  /** What is used (or would be), in a few words. */
+  readonly strategy: string;
+  /** Why: the facts that decided it. */
+  readonly why: string;
+}
+
+export interface StrategyPlan {
+  readonly strategies: readonly Strategy[];
+  /** How the Go tracer injects traceparent. */
+  readonly goInjection: 'memory' | 'none';
+  /** What is missing for the agent to run at all (empty: it can run). */
+  readonly missing: readonly string[];
+}
+
+export interface StrategyOptions {
+  readonly injectHeaders: 'auto' | 'on' | 'off';
+}
+
+/**
+ * Socket-level injection (sock_ops + sk_msg) is being built; until the agent wires it, the plan
+ * reports kernel support but does not claim it is used. Flip when src/agent.ts loads it.
+ */
+export const SK_MSG_INJECTION_WIRED = false;
+
+const yesNo = (b: boolean | null): string => (b === null ? 'unknown' : b ? 'yes' : 'no');
+
+export function planStrategies(caps: Capabilities, features: BpfFeatures, options: StrategyOptions): StrategyPlan {
+  const strategies: Strategy[] = [];
+  const missing = [...missingEssentials(caps)];
+  if (!caps.uprobes) missing.push('uprobes (CONFIG_UPROBE_EVENTS) for Go tracing');
+
+  strategies.push(
+    caps.uprobes
+      ? {
+          feature: 'go-spans',
+          title: 'Go net/http server and client spans',
+          status: 'on',
+          strategy: 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
+          why: 'uprobe PMU present (/sys/bus/event_source/devices/uprobe)',
+        }
+      : {
+          feature: 'go-spans',
+          title: 'Go net/http server and client spans',
+          status: 'unavailable',
+          strategy: 'none',
+          why: 'no uprobe PMU (CONFIG_UPROBE_EVENTS=n)',
+        },
+  );
+
+  const sysHttp = caps.syscallTracepoints && features.bpfLoop !== false;
+  strategies.push({
+    feature: 'any-language-http',
+    title: 'HTTP/1.x spans for any language (non-Go processes)',
+    status: sysHttp ? 'on' : 'unavailable',
+    strategy: sysHttp ? 'syscall tracepoints (accept/connect/read/write/close families); kprobes not needed' : 'none (non-Go processes are skipped with a warning)',
+    why: !caps.syscallTracepoints
+      ? 'no syscall tracepoints under tracefs (events/syscalls; CONFIG_FTRACE_SYSCALLS)'
+      : features.bpfLoop === false
+        ? 'the verifier refuses bpf_loop in tracepoint programs (kernel < 5.17)'
+        : `syscall tracepoints present; bpf_loop: ${yesNo(features.bpfLoop)}`,
+  });
+
+  const pwuAllowed = caps.probeWriteUser && features.probeWriteUser !== false;
+  const pwuWhy =
+    `lockdown=${caps.lockdown}, CAP_SYS_ADMIN=${yesNo(caps.capSysAdmin)}, ` +
+    `bpf_probe_write_user accepted by the verifier: ${yesNo(features.probeWriteUser)}`;
+  let goInjection: 'memory' | 'none' = 'none';
+  if (options.injectHeaders === 'off') {
+    strategies.push({
+      feature: 'go-memory-injection',
+      title: 'traceparent injection into Go requests (memory write)',
+      status: 'off',
+      strategy: 'none',
+      why: 'inject_headers=off: the agent never changes application traffic',
+    });
+  } else if (pwuAllowed && caps.uprobes) {
+    goInjection = 'memory';
+    strategies.push({
+      feature: 'go-memory-injection',
+      title: 'traceparent injection into Go requests (memory write)',
+      status: 'on',
+      strategy: "bpf_probe_write_user into the outgoing request's bufio.Writer",
+      why: pwuWhy,
+    });
+  } else {
+    strategies.push({
+      feature: 'go-memory-injection',
+      title: 'traceparent injection into Go requests (memory write)',
+      status: 'unavailable',
+      strategy: "none; an application's own traceparent is still honoured",
+      why: `bpf_probe_write_user forbidden (${pwuWhy})`,
+    });
+  }
+
+  const skKernel =
+    caps.cgroup2Mount !== null && features.skMsgProgType !== false && features.sockOpsProgType !== false && features.msgPushData !== false;
+  const skWhy =
+    `sk_msg: ${yesNo(features.skMsgProgType)}, sock_ops: ${yesNo(features.sockOpsProgType)}, ` +
+    `bpf_msg_push_data: ${yesNo(features.msgPushData)}, cgroup v2: ${caps.cgroup2Mount ?? 'not mounted'}`;
+  strategies.push({
+    feature: 'sk-msg-injection',
+    title: 'traceparent injection at the socket (any language, works under lockdown)',
+    status: options.injectHeaders === 'off' ? 'off' : SK_MSG_INJECTION_WIRED && skKernel ? 'on' : 'unavailable',
+    strategy: skKernel ? 'sock_ops + sk_msg programs on the cgroup v2 root, bpf_msg_push_data' : 'none',
+    why:
+      options.injectHeaders === 'off'
+        ? 'inject_headers=off'
+        : !skKernel
+          ? `kernel lacks it (${skWhy})`
+          : SK_MSG_INJECTION_WIRED
+            ? skWhy
+            : `kernel supports it (${skWhy}) but this build does not wire it yet`,
+  });
+
+  strategies.push(
+    caps.tracefsMounted
+      ? {
+          feature: 'process-following',
+          title: 'following processes started later',
+          status: 'on',
+          strategy: 'tracepoints sched/sched_process_exec + sched/sched_process_exit; /proc rescans for ports opened later',
+          why: 'tracefs mounted',
+        }
+      : {
+          feature: 'process-following',
+          title: 'following processes started later',
+          status: 'fallback',
+          strategy: '/proc rescans every 2 s',
+          why: 'tracefs not mounted (exec/exit tracepoints cannot attach)',
+        },
+  );
+
+  strategies.push({
+    feature: 'black-box-correlation',
+    title: 'same-node parent/child without header changes',
+    status: sysHttp ? 'on' : 'unavailable',
+    strategy: sysHttp
+      ? "client context keyed by TCP tuple at the client's write, looked up at the server's read; Go servers read it at ServeHTTP entry"
+      : 'none (each process is its own trace unless headers propagate)',
+    why: sysHttp ? 'uses the syscall tracepoints above' : 'needs the syscall tracer (any-language HTTP)',
+  });
+
+  return { strategies, goInjection, missing };
+}
+
+/** One line per feature, for the start-up log and `doctor`. */
+export function describeStrategies(plan: StrategyPlan): string[] {
+  return plan.strategies.map((s) => `${s.title}: ${s.status.toUpperCase()} — ${s.strategy} (${s.why})`);
+}

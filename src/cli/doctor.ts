@@ -1,0 +1,99 @@
+/**
+ * `spanbridge doctor [--json]`: what this kernel and these privileges allow, and which strategy
+ * each feature will use here and why (the same plan `run` logs at start-up).
+ */
+import { ensureKernelFilesystems, type MountOutcome } from '../bpf/mounts';
+import { probeBpfFeatures, type BpfFeatures } from '../capabilities/bpf-features';
+import { probeCapabilities, type Capabilities } from '../capabilities/probe';
+import { planStrategies, type Strategy, type StrategyOptions } from '../capabilities/strategy';
+import { AGENT_VERSION } from '../version';
+
+export interface DoctorReport {
+  readonly agentVersion: string;
+  readonly kernel: { readonly release: string; readonly lockdown: Capabilities['lockdown']; readonly lockdownSource: string };
+  readonly privileges: {
+    readonly root: boolean;
+    readonly capSysAdmin: boolean;
+    readonly capBpf: boolean;
+    readonly capPerfmon: boolean;
+  };
+  /** Facts from src/capabilities/probe.ts (files under /sys and /proc). */
+  readonly capabilities: Capabilities;
+  /** Facts from loading tiny programs (bpftool feature probe); null = unknown. */
+  readonly bpfFeatures: BpfFeatures;
+  readonly mounts: readonly { fstype: string; target: string; status: string; reason?: string }[];
+  readonly strategies: readonly Strategy[];
+  /** The agent can start here. */
+  readonly ready: boolean;
+  readonly missing: readonly string[];
+}
+
+export function buildDoctorReport(
+  caps: Capabilities,
+  features: BpfFeatures,
+  mounts: readonly MountOutcome[],
+  options: StrategyOptions = { injectHeaders: 'auto' },
+): DoctorReport {
+  const plan = planStrategies(caps, features, options);
+  const missing = [...plan.missing];
+  for (const m of mounts) if (m.status === 'failed' && m.fs.required) missing.push(m.reason);
+  return {
+    agentVersion: AGENT_VERSION,
+    kernel: { release: caps.kernelRelease, lockdown: caps.lockdown, lockdownSource: caps.lockdownSource },
+    privileges: { root: caps.isRoot, capSysAdmin: caps.capSysAdmin, capBpf: caps.capBpf, capPerfmon: caps.capPerfmon },
+    capabilities: caps,
+    bpfFeatures: features,
+    mounts: mounts.map((m) => ({
+      fstype: m.fs.fstype,
+      target: m.fs.target,
+      status: m.status,
+      ...(m.status === 'failed' ? { reason: m.reason } : {}),
+    })),
+    strategies: plan.strategies,
+    ready: missing.length === 0,
+    missing,
+  };
+}
+
+const yn = (b: boolean | null): string => (b === null ? 'unknown' : b ? 'yes' : 'no');
+
+/** The human-readable report. */
+export function formatDoctorReport(r: DoctorReport): string {
+  const c = r.capabilities;
+  const f = r.bpfFeatures;
+  const rows: Array<[string, string]> = [
+    ['kernel', r.kernel.release],
+    ['lockdown', `${r.kernel.lockdown} (${r.kernel.lockdownSource})`],
+    ['privileges', `root=${yn(r.privileges.root)} CAP_SYS_ADMIN=${yn(r.privileges.capSysAdmin)} CAP_BPF=${yn(r.privileges.capBpf)} CAP_PERFMON=${yn(r.privileges.capPerfmon)}`],
+    ['BTF', yn(c.btf)],
+    ['uprobes', yn(c.uprobes)],
+    ['kprobes', `${yn(c.kprobes)} (not needed)`],
+    ['syscall tracepoints', yn(c.syscallTracepoints)],
+    ['tracefs', c.tracefsMounted ? 'mounted' : 'not mounted'],
+    ['cgroup v2', c.cgroup2Mount ?? 'not mounted'],
+    ['sk_msg / sock_ops', `${yn(f.skMsgProgType)} / ${yn(f.sockOpsProgType)}; bpf_msg_push_data: ${yn(f.msgPushData)}`],
+    ['bpf_probe_write_user', `${c.probeWriteUser ? 'allowed by lockdown and privileges' : 'forbidden by lockdown or privileges'}; verifier: ${yn(f.probeWriteUser)}`],
+    ['bpf_loop', yn(f.bpfLoop)],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const out: string[] = [`spanbridge ${r.agentVersion} doctor`, '', 'Kernel and privileges'];
+  for (const [k, v] of rows) out.push(`  ${k.padEnd(width)}  ${v}`);
+  out.push(`  (helpers and program types: ${f.source})`);
+  const mountNotes = r.mounts.filter((m) => m.status !== 'already-mounted');
+  for (const m of mountNotes) out.push(`  ${m.fstype} at ${m.target}: ${m.status}${m.reason ? ` (${m.reason})` : ''}`);
+  out.push('', 'Strategies here');
+  for (const s of r.strategies) {
+    out.push(`  ${s.status.toUpperCase().padEnd(11)} ${s.title}`);
+    out.push(`              uses: ${s.strategy}`);
+    out.push(`              why:  ${s.why}`);
+  }
+  out.push('');
+  out.push(r.ready ? 'Ready: `spanbridge run` can start here.' : `NOT ready: missing ${r.missing.join('; ')}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** Probes everything (mounts kernel filesystems the agent needs, as `run` would). */
+export function runDoctor(options?: StrategyOptions): DoctorReport {
+  const mounts = ensureKernelFilesystems();
+  return buildDoctorReport(probeCapabilities(), probeBpfFeatures(), mounts, options);
+}

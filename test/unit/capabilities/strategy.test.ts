@@ -1,0 +1,124 @@
+import { parseBpftoolFeatures, probeBpfFeatures, UNKNOWN_FEATURES, type BpfFeatures } from '../../../src/capabilities/bpf-features';
+import type { Capabilities } from '../../../src/capabilities/probe';
+import { describeStrategies, planStrategies, type FeatureId } from '../../../src/capabilities/strategy';
+
+const LOCKED: Capabilities = {
+  kernelRelease: '6.18.0-test',
+  isRoot: true,
+  capSysAdmin: true,
+  capBpf: true,
+  capPerfmon: true,
+  btf: true,
+  uprobes: true,
+  kprobes: false,
+  syscallTracepoints: true,
+  tracefsMounted: true,
+  lockdown: 'integrity',
+  lockdownSource: 'securityfs',
+  cgroup2Mount: '/sys/fs/cgroup',
+  probeWriteUser: false,
+};
+const OPEN: Capabilities = { ...LOCKED, lockdown: 'none', probeWriteUser: true };
+
+const ALL: BpfFeatures = {
+  source: 'test',
+  skMsgProgType: true,
+  sockOpsProgType: true,
+  msgPushData: true,
+  probeWriteUser: true,
+  bpfLoop: true,
+  ringbufMap: true,
+};
+
+function status(plan: ReturnType<typeof planStrategies>, f: FeatureId): string {
+  return plan.strategies.find((s) => s.feature === f)!.status;
+}
+
+describe('bpftool feature parsing', () => {
+  const json = JSON.stringify({
+    program_types: { have_sk_msg_prog_type: true, have_sock_ops_prog_type: false },
+    map_types: { have_ringbuf_map_type: true },
+    helpers: {
+      kprobe_available_helpers: ['bpf_map_lookup_elem', 'bpf_probe_read_user'],
+      sk_msg_available_helpers: ['bpf_msg_push_data'],
+      tracepoint_available_helpers: ['bpf_loop'],
+    },
+  });
+
+  it('reads program types and helpers accepted by the verifier', () => {
+    expect(parseBpftoolFeatures(json)).toMatchObject({
+      skMsgProgType: true,
+      sockOpsProgType: false,
+      msgPushData: true,
+      probeWriteUser: false,
+      bpfLoop: true,
+      ringbufMap: true,
+    });
+  });
+
+  it('missing sections are unknown (null), and a failing bpftool never throws', () => {
+    expect(parseBpftoolFeatures('{}')).toMatchObject({ skMsgProgType: null, probeWriteUser: null });
+    const f = probeBpfFeatures(() => {
+      throw new Error('spawnSync bpftool ENOENT');
+    });
+    expect(f).toMatchObject({ skMsgProgType: null, msgPushData: null });
+    expect(f.source).toMatch(/bpftool feature probe failed \(spawnSync bpftool ENOENT\)/);
+  });
+});
+
+describe('strategy plan', () => {
+  it('locked-down kernel: no memory injection, says why; syscall tracer and black-box correlation on', () => {
+    const plan = planStrategies(LOCKED, { ...ALL, probeWriteUser: false }, { injectHeaders: 'auto' });
+    expect(plan.goInjection).toBe('none');
+    expect(plan.missing).toEqual([]);
+    expect(status(plan, 'go-spans')).toBe('on');
+    expect(status(plan, 'any-language-http')).toBe('on');
+    expect(status(plan, 'black-box-correlation')).toBe('on');
+    expect(status(plan, 'process-following')).toBe('on');
+    const inj = plan.strategies.find((s) => s.feature === 'go-memory-injection')!;
+    expect(inj.status).toBe('unavailable');
+    expect(inj.why).toMatch(/lockdown=integrity/);
+  });
+
+  it('lockdown none + CAP_SYS_ADMIN + the verifier accepting the helper: memory injection', () => {
+    expect(planStrategies(OPEN, ALL, { injectHeaders: 'auto' }).goInjection).toBe('memory');
+    // The verifier has the last word even when lockdown says none (another LSM may forbid it).
+    expect(planStrategies(OPEN, { ...ALL, probeWriteUser: false }, { injectHeaders: 'auto' }).goInjection).toBe('none');
+    // bpftool unavailable: decided from lockdown and privileges.
+    expect(planStrategies(OPEN, UNKNOWN_FEATURES('x'), { injectHeaders: 'auto' }).goInjection).toBe('memory');
+  });
+
+  it('inject_headers off turns both injections off', () => {
+    const plan = planStrategies(OPEN, ALL, { injectHeaders: 'off' });
+    expect(plan.goInjection).toBe('none');
+    expect(status(plan, 'go-memory-injection')).toBe('off');
+    expect(status(plan, 'sk-msg-injection')).toBe('off');
+  });
+
+  it('sk_msg: reports what the kernel lacks', () => {
+    const plan = planStrategies({ ...LOCKED, cgroup2Mount: null }, { ...ALL, skMsgProgType: false }, { injectHeaders: 'auto' });
+    const sk = plan.strategies.find((s) => s.feature === 'sk-msg-injection')!;
+    expect(sk.status).toBe('unavailable');
+    expect(sk.why).toMatch(/kernel lacks it \(sk_msg: no.*cgroup v2: not mounted\)/);
+  });
+
+  it('no syscall tracepoints, no tracefs, no uprobes: fallbacks and what is missing', () => {
+    const plan = planStrategies({ ...LOCKED, syscallTracepoints: false, tracefsMounted: false, uprobes: false }, ALL, { injectHeaders: 'auto' });
+    expect(status(plan, 'any-language-http')).toBe('unavailable');
+    expect(status(plan, 'black-box-correlation')).toBe('unavailable');
+    expect(status(plan, 'process-following')).toBe('fallback');
+    expect(status(plan, 'go-spans')).toBe('unavailable');
+    expect(plan.missing.join()).toMatch(/uprobes/);
+  });
+
+  it('old kernel without bpf_loop: no syscall tracer', () => {
+    const plan = planStrategies(LOCKED, { ...ALL, bpfLoop: false }, { injectHeaders: 'auto' });
+    expect(plan.strategies.find((s) => s.feature === 'any-language-http')!.why).toMatch(/bpf_loop/);
+  });
+
+  it('describes one line per feature', () => {
+    const lines = describeStrategies(planStrategies(LOCKED, ALL, { injectHeaders: 'auto' }));
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toMatch(/^Go net\/http server and client spans: ON — uprobes/);
+  });
+});

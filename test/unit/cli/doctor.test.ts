@@ -1,0 +1,63 @@
+import type { MountOutcome } from '../../../src/bpf/mounts';
+import type { Capabilities } from '../../../src/capabilities/probe';
+import { buildDoctorReport, formatDoctorReport } from '../../../src/cli/doctor';
+
+const CAPS: Capabilities = {
+  kernelRelease: '6.18.0-test',
+  isRoot: true,
+  capSysAdmin: true,
+  capBpf: true,
+  capPerfmon: true,
+  btf: true,
+  uprobes: true,
+  kprobes: false,
+  syscallTracepoints: true,
+  tracefsMounted: true,
+  lockdown: 'integrity',
+  lockdownSource: 'securityfs',
+  cgroup2Mount: '/sys/fs/cgroup',
+  probeWriteUser: false,
+};
+const FEATURES = { source: 'test', skMsgProgType: true, sockOpsProgType: true, msgPushData: true, probeWriteUser: false, bpfLoop: true, ringbufMap: true };
+const MOUNTS: MountOutcome[] = [
+  { fs: { fstype: 'bpf', target: '/sys/fs/bpf', required: true }, status: 'already-mounted' },
+  { fs: { fstype: 'securityfs', target: '/sys/kernel/security', required: false }, status: 'failed', reason: 'EPERM' },
+];
+
+describe('doctor report', () => {
+  it('JSON shape: kernel, privileges, capabilities, bpf features, strategies, ready', () => {
+    const r = buildDoctorReport(CAPS, FEATURES, MOUNTS);
+    expect(r.kernel).toEqual({ release: '6.18.0-test', lockdown: 'integrity', lockdownSource: 'securityfs' });
+    expect(r.privileges).toEqual({ root: true, capSysAdmin: true, capBpf: true, capPerfmon: true });
+    expect(r.capabilities.kprobes).toBe(false);
+    expect(r.strategies.map((s) => s.feature)).toEqual([
+      'go-spans',
+      'any-language-http',
+      'go-memory-injection',
+      'sk-msg-injection',
+      'process-following',
+      'black-box-correlation',
+    ]);
+    // an optional filesystem failing does not make the agent unready
+    expect(r.ready).toBe(true);
+    expect(r.mounts[1]).toEqual({ fstype: 'securityfs', target: '/sys/kernel/security', status: 'failed', reason: 'EPERM' });
+    expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+  });
+
+  it('not ready without privileges or a required filesystem', () => {
+    const r = buildDoctorReport({ ...CAPS, capBpf: false, capPerfmon: false, capSysAdmin: false, isRoot: false }, FEATURES, [
+      { fs: { fstype: 'tracefs', target: '/sys/kernel/tracing', required: true }, status: 'failed', reason: 'mount tracefs: EPERM' },
+    ]);
+    expect(r.ready).toBe(false);
+    expect(r.missing.join('; ')).toMatch(/CAP_BPF.*mount tracefs: EPERM/);
+  });
+
+  it('text report lists facts and each strategy with its reason', () => {
+    const text = formatDoctorReport(buildDoctorReport(CAPS, FEATURES, MOUNTS));
+    expect(text).toMatch(/lockdown\s+integrity \(securityfs\)/);
+    expect(text).toMatch(/kprobes\s+no \(not needed\)/);
+    expect(text).toMatch(/UNAVAILABLE\s+traceparent injection into Go requests/);
+    expect(text).toMatch(/why: {2}bpf_probe_write_user forbidden/);
+    expect(text).toMatch(/Ready: `spanbridge run` can start here\./);
+  });
+});
