@@ -6,9 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { freePort } from './helpers/collector';
-import { startAgent, waitFor, type AgentProcess, type Running } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
-import { httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
+import { buildCServer, httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
+import { copyBinary } from './helpers/go-build';
 import net from 'node:net';
 
 const NOISE_LANGS: Lang[] = ['python', 'c', 'node'];
@@ -107,42 +108,60 @@ describe('any-language tracing under bad input', () => {
 });
 
 describe('per-connection state limit', () => {
-  it('tracks at most the configured number of connections, counts the rest, recovers after close', async () => {
+  it('tracks at most the configured number of connections, counts the rest, frees state at close and at process exit', async () => {
     requireRootAndBpf();
-    const port = await freePort();
-    const server = await startServer('c', port, 'limit-c');
-    const agent = await startAgent(['--pid', String(server.pid), '--export', 'none', '--prometheus-port', 'off'], {
+    // A uniquely named copy of the C server, selected by name, so a restarted server is followed.
+    const name = `limit-c-${randomBytes(4).toString('hex')}`;
+    const bin = copyBinary(buildCServer(), name);
+    const start = async (): Promise<{ proc: Running; port: number }> => {
+      const port = await freePort();
+      const proc = startProcess(bin, [String(port)], { OTEL_SERVICE_NAME: 'limit-c' });
+      await waitForPort(port);
+      return { proc, port };
+    };
+    let server = await start();
+    const agent = await startAgent(['--exe', name, '--export', 'none', '--prometheus-port', 'off'], {
       SPANBRIDGE_SYS_HTTP_MAX_CONNECTIONS: '4',
     });
     const sockets: net.Socket[] = [];
-    try {
-      // 10 connections open at once, one request each.
-      for (let i = 0; i < 10; i++) {
+    const hold = async (port: number, n: number, tag: string): Promise<void> => {
+      for (let i = 0; i < n; i++) {
         const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => undefined);
         await new Promise((r) => s.once('connect', r));
         sockets.push(s);
+        await new Promise<void>((resolve) => {
+          s.once('data', () => resolve());
+          s.write(`GET /${tag}/${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
+        });
       }
-      await Promise.all(
-        sockets.map(
-          (s, i) =>
-            new Promise<void>((resolve) => {
-              s.once('data', () => resolve());
-              s.write(`GET /held/${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
-            }),
-        ),
-      );
-      await waitFor('spans of tracked connections', () => agent.spans().length >= 4, 15_000);
+    };
+    const paths = (prefix: string): string[] => agent.spans().map((s) => String(s.attributes['url.path'])).filter((p) => p.startsWith(prefix));
+    try {
+      // 10 connections open at once, one request each: only 4 are tracked.
+      await hold(server.port, 10, 'held');
+      await waitFor('spans of tracked connections', () => paths('/held/').length >= 4, 15_000);
       await new Promise((r) => setTimeout(r, 500));
-      expect(agent.spans()).toHaveLength(4);
-      for (const s of sockets) s.destroy();
+      expect(paths('/held/')).toHaveLength(4);
+      for (const s of sockets.splice(0)) s.destroy();
       await new Promise((r) => setTimeout(r, 300));
       // State was freed at close: new connections are tracked again.
-      expect((await httpRequest(port, '/after-limit')).status).toBe(200);
-      await waitFor('span after the limit', () => agent.spans().some((s) => s.attributes['url.path'] === '/after-limit'), 15_000);
+      expect((await httpRequest(server.port, '/after-close')).status).toBe(200);
+      await waitFor('span after close', () => paths('/after-close').length === 1, 15_000);
+
+      // Fill the table again, then kill the server: it never closes those fds itself, the
+      // kernel side frees them at process exit, so its successor is traced.
+      await hold(server.port, 4, 'again');
+      await server.proc.stop('SIGKILL');
+      for (const s of sockets.splice(0)) s.destroy();
+      server = await start();
+      await waitFor('restart attached', () => (agent.stderr().match(new RegExp(`attached pid ${server.proc.pid} `)) ? true : false), 15_000);
+      expect((await httpRequest(server.port, '/after-exit')).status).toBe(200);
+      await waitFor('span after process exit', () => paths('/after-exit').length === 1, 15_000);
     } finally {
       for (const s of sockets) s.destroy();
       const code = await agent.stop();
-      await server.stop();
+      await server.proc.stop();
       expect(code).toBe(0);
     }
     const k = kernelCounters(agent.stderr());
