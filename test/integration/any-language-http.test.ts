@@ -209,6 +209,42 @@ describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
     void chainPython;
   });
 
+  it('thread linking in a Java pool; none in Node (event loop), whose call still links downstream', async () => {
+    const javaPort = servers.get('java')!.port;
+    const nodePort = servers.get('node')!.port;
+    const pyPort = servers.get('python')!.port;
+    const r1 = await httpRequest(javaPort, `/call?url=${encodeURIComponent(`http://127.0.0.1:${nodePort}/items/from-java`)}`);
+    expect(r1.body).toBe('200 ok /items/from-java');
+    const r2 = await httpRequest(nodePort, `/call?url=${encodeURIComponent(`http://127.0.0.1:${pyPort}/items/from-node`)}`);
+    expect(r2.body).toBe('200 ok /items/from-node');
+    const find = (pred: (s: PrintedSpanLine) => boolean): PrintedSpanLine | undefined => agent.spans().find(pred);
+    const got = await waitFor(
+      'java and node call spans',
+      () => {
+        const javaS = find((s) => s.resource['service.name'] === 'java-svc' && s.attributes['url.path'] === '/call');
+        const javaC = find((s) => s.resource['service.name'] === 'java-svc' && s.kind === 'CLIENT');
+        const nodeS1 = find((s) => s.resource['service.name'] === 'node-svc' && s.attributes['url.path'] === '/items/from-java');
+        const nodeS = find((s) => s.resource['service.name'] === 'node-svc' && s.attributes['url.path'] === '/call');
+        const nodeC = find((s) => s.resource['service.name'] === 'node-svc' && s.kind === 'CLIENT');
+        const pyS = find((s) => s.resource['service.name'] === 'python-svc' && s.attributes['url.path'] === '/items/from-node');
+        return javaS && javaC && nodeS1 && nodeS && nodeC && pyS ? { javaS, javaC, nodeS1, nodeS, nodeC, pyS } : undefined;
+      },
+      20_000,
+    );
+    // Java: server -> client on the same pool thread -> Node server (black-box): one trace.
+    expect(got.javaC.parentSpanId).toBe(got.javaS.spanId);
+    expect(got.javaC.traceId).toBe(got.javaS.traceId);
+    expect(got.javaC.attributes['spanbridge.parent.source']).toBe('thread');
+    expect(got.nodeS1.parentSpanId).toBe(got.javaC.spanId);
+    expect(got.nodeS1.traceId).toBe(got.javaS.traceId);
+    // Node: the client call is not tied to the request by thread (docs/limits.md), but the
+    // server it calls is still its child.
+    expect(got.nodeC.parentSpanId).toBe('');
+    expect(got.nodeC.traceId).not.toBe(got.nodeS.traceId);
+    expect(got.pyS.parentSpanId).toBe(got.nodeC.spanId);
+    expect(got.pyS.traceId).toBe(got.nodeC.traceId);
+  });
+
   it('delivers the spans to the stock Collector over OTLP', async () => {
     const printed = agent.spans();
     const fromCollector: FlatSpan[] = await collector.waitForSpans((s) => s.length >= printed.length, 30_000);

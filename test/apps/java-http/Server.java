@@ -1,5 +1,6 @@
 // Test service: com.sun.net.httpserver with a thread pool, nobody instrumented it.
-//   GET /ok, /items/<id> -> 200; /fail -> 500; /missing -> 404; POST /echo -> echoes the body.
+//   GET /ok, /items/<id> -> 200; /fail -> 500; /missing -> 404; POST /echo -> echoes the body;
+//   GET /call?url=U -> calls U (HttpURLConnection) from the handling thread.
 // Usage: java Server.java PORT   (or javac + java -cp)
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -24,6 +25,13 @@ public class Server {
       if (ex.getRequestMethod().equals("POST")) {
         byte[] body = ex.getRequestBody().readAllBytes();
         reply(ex, 200, body);
+      } else if (path.equals("/call")) {
+        // Calls ?url=... from this pool thread (HttpURLConnection, keep-alive pool).
+        String url = java.net.URLDecoder.decode(ex.getRequestURI().getRawQuery().substring(4), StandardCharsets.UTF_8);
+        java.net.HttpURLConnection c = (java.net.HttpURLConnection) new java.net.URL(url).openConnection();
+        int status = c.getResponseCode();
+        byte[] body = (status < 400 ? c.getInputStream() : c.getErrorStream()).readAllBytes();
+        reply(ex, 200, (status + " " + new String(body, StandardCharsets.UTF_8)).getBytes(StandardCharsets.UTF_8));
       } else if (path.equals("/fail")) {
         reply(ex, 500, "boom".getBytes(StandardCharsets.UTF_8));
       } else if (path.equals("/missing")) {
