@@ -98,6 +98,18 @@ describe('sys http records', () => {
     expect(noStart?.type === 'sys_http_data' && noStart.spareIds).toEqual([]);
   });
 
+  it('decodes records sent as header + captured bytes only (variable size)', () => {
+    const full = dataRecord('GET /v HTTP/1.1\r\n\r\n', { flags: 1 });
+    const sent = full.subarray(0, D.fields.data.offset + 19);
+    const d = decodeRecord(sent, new SelfMetrics());
+    expect(d?.type === 'sys_http_data' && d.data.toString()).toBe('GET /v HTTP/1.1\r\n\r\n');
+    // A capture_len larger than what arrived is cut to the record.
+    const lying = Buffer.from(sent);
+    lying.writeUInt16LE(1024, D.fields.capture_len.offset);
+    const d2 = decodeRecord(lying, new SelfMetrics());
+    expect(d2?.type === 'sys_http_data' && d2.data.length).toBe(19);
+  });
+
   it('counts short records instead of decoding them', () => {
     const m = new SelfMetrics();
     expect(decodeRecord(dataRecord('x').subarray(0, 100), m)).toBeNull();
