@@ -16,7 +16,7 @@ BPF_HDRS := $(wildcard bpf/*.h)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wpadded -Werror \
 	-isystem $(BUILD)/bpf -Ibpf
 
-.PHONY: all setup bpf test-bpf-objects ts collector test test-unit test-integration test-vm run-local clean gen-structs
+.PHONY: all setup bpf test-bpf-objects ts collector test test-unit test-integration test-vm run-local clean gen-structs bench
 
 all: bpf ts
 
@@ -77,3 +77,8 @@ gen-structs: bpf
 # The main job: stock Collector + Go demo services under steady traffic + the agent. Ctrl-C stops all.
 run-local: setup
 	@bash scripts/run-local.sh
+
+# Overhead and capacity, measured side by side (not part of `make test`; ~15 min on 2 cores):
+# writes bench/results/<date>.{json,md} and bench/results/latest.md. Settings: bench/README.md.
+bench: setup
+	@bash bench/run.sh

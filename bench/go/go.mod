@@ -1,0 +1,3 @@
+module spanbridge/bench
+
+go 1.22

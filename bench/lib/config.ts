@@ -1,0 +1,62 @@
+/**
+ * Benchmark settings: defaults < environment (SPANBRIDGE_BENCH_*). Bad values are reported and the
+ * default kept. Documented in bench/README.md.
+ */
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+
+/** The clone's root, found from this file whether it runs from bench/ or dist/bench/. */
+export const REPO_ROOT = (() => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'Makefile')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+
+export interface BenchConfig {
+  /** Alternating round pairs (without agent, with agent) per comparison. */
+  readonly rounds: number;
+  /** Seconds of load per measured run. */
+  readonly seconds: number;
+  /** Seconds per step of the sustained-rate search. */
+  readonly stepSeconds: number;
+  /** Connections for wrk (saturation) and for the fixed-rate load generator. */
+  readonly wrkConns: number;
+  readonly rateConns: number;
+  /** CPU for the server under test; the load generator, the agent and the harness share the other. */
+  readonly serverCpu: number;
+  readonly loadCpu: number;
+  /** Only these sections (comma list of floor,untraced,go,sys,agent,profile); all when empty. */
+  readonly only: readonly string[];
+  readonly outDir: string;
+  readonly agentCli: string;
+  readonly binDir: string;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (Number.isInteger(v) && v >= min && v <= max) return v;
+  process.stderr.write(`bench: ${name}='${raw}' is not an integer in ${min}..${max}; using ${fallback}\n`);
+  return fallback;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  return {
+    rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 5, 1, 100),
+    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 8, 1, 600),
+    stepSeconds: int(env, 'SPANBRIDGE_BENCH_STEP_SECONDS', 30, 1, 600),
+    wrkConns: int(env, 'SPANBRIDGE_BENCH_WRK_CONNS', 32, 1, 10_000),
+    rateConns: int(env, 'SPANBRIDGE_BENCH_RATE_CONNS', 16, 1, 10_000),
+    serverCpu: int(env, 'SPANBRIDGE_BENCH_SERVER_CPU', 0, 0, 1023),
+    loadCpu: int(env, 'SPANBRIDGE_BENCH_LOAD_CPU', 1, 0, 1023),
+    only: (env.SPANBRIDGE_BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    outDir: env.SPANBRIDGE_BENCH_OUT ?? path.join(REPO_ROOT, 'bench', 'results'),
+    agentCli: path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'),
+    binDir: path.join(REPO_ROOT, 'build', 'bench', 'bin'),
+  };
+}
+
+export function wants(config: BenchConfig, section: string): boolean {
+  return config.only.length === 0 || config.only.includes(section);
+}

@@ -1,0 +1,131 @@
+/**
+ * `make bench`: runs the sections (each its own file under bench/sections/), then writes
+ * bench/results/<date>.json, <date>.md and latest.md. See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, REPO_ROOT, wants } from './lib/config';
+import { machineBusyTicks, selfAndChildrenTicks, CLK_TCK } from './lib/procs';
+import { missedTargets, renderMarkdown, section, type Results, type SectionResult } from './lib/report';
+import { startSink } from './lib/sink';
+import { round } from './lib/stats';
+import { agentSelfSection } from './sections/agent-self';
+import type { BenchContext } from './sections/context';
+import { floorSection } from './sections/floor';
+import { profileAgent } from './sections/profile';
+import { serverOverheadSection } from './sections/server-overhead';
+import { untracedSection } from './sections/untraced';
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().slice(0, 16).replace(/:/g, '').replace('T', '-') + 'Z';
+}
+
+/** Runs a section; measures how much CPU other processes used meanwhile (noise). */
+async function run(ctx: BenchContext, id: string, title: string, fn: () => Promise<SectionResult>): Promise<SectionResult> {
+  const t0 = performance.now();
+  const busy0 = machineBusyTicks();
+  const ours0 = selfAndChildrenTicks();
+  let s: SectionResult;
+  try {
+    s = await fn();
+  } catch (err) {
+    ctx.log(`${id}: FAILED: ${(err as Error).stack ?? err}`);
+    s = section(id, title);
+    s.error = (err as Error).message.split('\n')[0];
+  }
+  const wall = (performance.now() - t0) / 1000;
+  const other = (machineBusyTicks() - busy0 - (selfAndChildrenTicks() - ours0)) / CLK_TCK;
+  s.backgroundCores = Math.max(0, other / wall);
+  return s;
+}
+
+function commentary(r: Results): string[] {
+  const out: string[] = [];
+  const get = (id: string) => r.sections.flatMap((s) => s.figures).find((f) => f.id === id);
+  const missed = new Set(missedTargets(r).map((m) => m.figure.id));
+  const agent = r.sections.find((s) => s.id === 'agent');
+  if ((missed.has('agent.rss_steady') || missed.has('agent.rss_peak')) && agent?.raw.rssByMapping) {
+    const m = agent.raw.rssByMapping as Array<{ mapping: string; rssKb: number }>;
+    out.push(`RSS is dominated by: ${m.slice(0, 3).map((x) => `${x.mapping} (${round(x.rssKb / 1024)} MB)`).join(', ')}.`);
+  }
+  if (r.profile && (missed.has('go.cpu_per_span') || missed.has('go.cpu_per_span_sat') || missed.has('go.throughput_ratio') || missed.has('sys.throughput_ratio'))) {
+    out.push(`Agent CPU is dominated by (self time): ${r.profile.topFrames.slice(0, 4).map((t) => `\`${t.frame}\` ${round(t.selfPct)}%`).join(', ')}.`);
+  }
+  const floor = get('go.uprobe_floor');
+  const p99 = get('go.p99_added');
+  if (floor?.value && p99?.value !== null && p99?.value !== undefined) {
+    out.push(`Go p99 latency added is ${round(p99.value)} us against a uprobe floor of ${round(floor.value)} us per request (${round(p99.value / floor.value, 2)}x).`);
+  }
+  const bg = r.sections.map((s) => s.backgroundCores ?? 0);
+  out.push(
+    `Noise: other processes (concurrent test runs, VMs) used ${round(Math.min(...bg), 2)} .. ${round(Math.max(...bg), 2)} of the ${r.host.cpus} CPUs on average per section; ` +
+      'rounds alternate without/with the agent so drift hits both arms, but single rounds can be far off: read the spread, and rerun on a quiet machine for tight numbers.',
+  );
+  return out;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const started = new Date();
+  const t0 = performance.now();
+  const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+  const sink = await startSink();
+  const ctx: BenchContext = { config, sink, log };
+  const results: Results = {
+    date: stamp(started),
+    host: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      kernel: os.release(),
+      node: process.version,
+      go: sh('go', ['version']).replace(/^go version /, ''),
+      wrk: sh('dpkg-query', ['-W', '-f', '${Version}', 'wrk']),
+      commit: process.env.SPANBRIDGE_BENCH_COMMIT ?? sh('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']),
+      uncommittedFiles: process.env.SPANBRIDGE_BENCH_COMMIT ? 0 : sh('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'bpf', 'receiver']).split('\n').filter((l) => l && l !== 'unknown').length,
+      loadavgStart: readFileSync('/proc/loadavg', 'utf8').trim(),
+    },
+    config: { ...config, only: config.only.join(',') },
+    sections: [],
+  };
+  log(`spanbridge bench: ${config.rounds} rounds x ${config.seconds} s, steps of ${config.stepSeconds} s`);
+  try {
+    if (wants(config, 'floor')) results.sections.push(await run(ctx, 'floor', 'Uprobe floor', () => floorSection(ctx)));
+    if (wants(config, 'untraced')) results.sections.push(await run(ctx, 'untraced', 'Untraced processes', () => untracedSection(ctx)));
+    if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
+    if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));
+    if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
+    if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {
+      try {
+        await profileAgent(ctx, results);
+      } catch (err) {
+        log(`profile failed: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    await sink.close();
+  }
+  results.host.loadavgEnd = readFileSync('/proc/loadavg', 'utf8').trim();
+  results.durationSeconds = (performance.now() - t0) / 1000;
+  mkdirSync(config.outDir, { recursive: true });
+  const base = path.join(config.outDir, results.date);
+  writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(`${base}.md`, `${renderMarkdown(results, commentary(results))}\n`);
+  copyFileSync(`${base}.md`, path.join(config.outDir, 'latest.md'));
+  log(`wrote ${base}.json, ${base}.md and latest.md in ${Math.round(results.durationSeconds)} s`);
+  if (results.sections.some((s) => s.error)) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+/** What every section gets from the harness, and the shared "rounds" and server helpers. */
+import path from 'node:path';
+import type { BenchConfig } from '../lib/config';
+import { REPO_ROOT } from '../lib/config';
+import { freePort, spawnPinned, waitForPort, type Child } from '../lib/procs';
+import type { Sink } from '../lib/sink';
+
+export interface BenchContext {
+  readonly config: BenchConfig;
+  readonly sink: Sink;
+  log(msg: string): void;
+  /** Measured cost of one uprobe hit (floor section), microseconds. */
+  uprobeFloorUs?: { value: number; rounds: number; source: string };
+  /** Saturated throughput of the Go server without the agent (go section), req/s. */
+  goSaturatedRps?: number;
+}
+
+export interface Server {
+  readonly child: Child;
+  readonly addr: string;
+  readonly url: string;
+  readonly path: string;
+}
+
+export type ServerKind = 'go' | 'node';
+
+/** The test services, pinned to the server CPU: Go net/http, or Node's http (syscall path). */
+export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<Server> {
+  const port = await freePort();
+  const child =
+    kind === 'go'
+      ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(port) })
+      : spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)]);
+  await waitForPort(port);
+  const addr = `127.0.0.1:${port}`;
+  return { child, addr, path: '/items/1', url: `http://${addr}/items/1` };
+}
+
+/**
+ * Alternating rounds: without(0), with(0), without(1), with(1), ... Each arm returns a record of
+ * numbers; the result holds one array per arm.
+ */
+export async function alternate<A, B>(ctx: BenchContext, label: string, without: (i: number) => Promise<A>, withAgent: (i: number) => Promise<B>): Promise<{ without: A[]; with: B[] }> {
+  const out = { without: [] as A[], with: [] as B[] };
+  for (let i = 0; i < ctx.config.rounds; i++) {
+    ctx.log(`${label}: round ${i + 1}/${ctx.config.rounds} without agent`);
+    out.without.push(await without(i));
+    ctx.log(`${label}: round ${i + 1}/${ctx.config.rounds} with agent`);
+    out.with.push(await withAgent(i));
+  }
+  return out;
+}

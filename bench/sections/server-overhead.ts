@@ -1,0 +1,170 @@
+/**
+ * Overhead on a traced server (items 1-3 of issue 9): saturated throughput (wrk) and latency at a
+ * fixed half-saturation rate (bench/go/loadgen), alternating rounds without / with the agent. In a
+ * round with the agent, its CPU per exported span is measured over each load (utime + stime from
+ * /proc, spans from its own counter), and ring-buffer loss is checked.
+ */
+import { startAgent, type Agent } from '../lib/agent';
+import { agentProgStats, isUprobeProg, progDelta, withBpfStats } from '../lib/bpf-stats';
+import { loadgen, wrk, type LoadgenResult, type WrkResult } from '../lib/load';
+import { CLK_TCK, memory, sleep } from '../lib/procs';
+import { fig, section, type Figure, type SectionResult } from '../lib/report';
+import { pairedDifference, pairedRatio, round, spread } from '../lib/stats';
+import { alternate, startServer, type BenchContext, type Server, type ServerKind } from './context';
+
+const DRAIN_MS = 1600; // the batcher exports at most 1 s after a span; then its counter is final
+
+interface WithRound {
+  sat: WrkResult;
+  lat: LoadgenResult;
+  cpuUsPerSpanSat: number;
+  cpuUsPerSpanRate: number;
+  spansPerRequestSat: number;
+  spansPerRequestRate: number;
+  ringbufLost: number;
+  rssKb: number;
+  stopLine: string;
+}
+
+/** Runs `load` and returns the agent's CPU microseconds per exported span over it (after a drain). */
+async function measured<T>(agent: Agent, load: () => Promise<T>): Promise<{ result: T; cpuUs: number; spans: number; lost: number }> {
+  const m0 = await agent.metrics();
+  const t0 = agent.cpuTicks();
+  const result = await load();
+  await sleep(DRAIN_MS);
+  const m1 = await agent.metrics();
+  const t1 = agent.cpuTicks();
+  const spans = m1.total('spanbridge_spans_exported_total') - m0.total('spanbridge_spans_exported_total');
+  return { result, cpuUs: ((t1 - t0) / CLK_TCK) * 1e6, spans, lost: m1.ringbufLost() - m0.ringbufLost() };
+}
+
+/** Uprobe hits per request, counted with the kernel's BPF statistics (Go path only). */
+async function countHits(ctx: BenchContext, agent: Agent, server: Server): Promise<{ hitsPerRequest: number; bpfNsPerHit: number; programs: unknown }> {
+  return withBpfStats(async () => {
+    const before = agentProgStats(agent.pid);
+    const r = await loadgen(ctx.config, { addr: server.addr, path: server.path, rate: 1000, requests: 2000, conns: 4 });
+    const d = progDelta(before, agentProgStats(agent.pid)).filter(isUprobeProg);
+    const runs = d.reduce((a, x) => a + x.runs, 0);
+    return { hitsPerRequest: runs / r.requests, bpfNsPerHit: d.reduce((a, x) => a + x.ns, 0) / runs, programs: d };
+  });
+}
+
+export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind): Promise<SectionResult> {
+  const s =
+    kind === 'go'
+      ? section('go', 'Go net/http server (uprobes)')
+      : section('sys', 'Node http server (syscall tracepoints)');
+  const { config } = ctx;
+  const server = await startServer(ctx, kind);
+  try {
+    await wrk(config, server.url, 2); // warm-up
+    const calib = await wrk(config, server.url, 3);
+    const rate = Math.max(100, Math.round(calib.rps / 2));
+    s.raw.calibration = { saturatedRps: calib.rps, fixedRate: rate };
+    ctx.log(`${s.id}: saturated at ${Math.round(calib.rps)} req/s without the agent; fixed rate ${rate} req/s`);
+    let hits: Awaited<ReturnType<typeof countHits>> | undefined;
+    let unavailable: string | undefined;
+
+    const rounds = await alternate(
+      ctx,
+      s.id,
+      async () => ({ sat: await wrk(config, server.url, config.seconds), lat: await loadgen(config, { addr: server.addr, path: server.path, rate }) }),
+      async (i): Promise<WithRound> => {
+        const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
+        try {
+          if (i === 0 && kind === 'go') hits = await countHits(ctx, agent, server);
+          await loadgen(config, { addr: server.addr, path: server.path, rate, seconds: 1 }); // warm the agent's path
+          const sat = await measured(agent, () => wrk(config, server.url, config.seconds));
+          const lat = await measured(agent, () => loadgen(config, { addr: server.addr, path: server.path, rate }));
+          const rssKb = memory(agent.pid).rssKb;
+          if (i === 0 && lat.spans === 0) {
+            const attached = agent.stderr().split('\n').find((l) => l.includes(`attached pid ${server.child.pid}`) || l.includes(`${server.child.pid}`));
+            unavailable = `no spans exported for ${lat.result.requests} requests (agent: ${attached?.replace(/^\S+ \S+\s+/, '') ?? 'no attach line'})`;
+          }
+          return {
+            sat: sat.result,
+            lat: lat.result,
+            cpuUsPerSpanSat: sat.cpuUs / sat.spans,
+            cpuUsPerSpanRate: lat.cpuUs / lat.spans,
+            spansPerRequestSat: sat.spans / sat.result.requests,
+            spansPerRequestRate: lat.spans / lat.result.requests,
+            ringbufLost: sat.lost + lat.lost,
+            rssKb,
+            stopLine: (await agent.shutdown()).stopLine,
+          };
+        } finally {
+          await agent.stop('SIGKILL');
+        }
+      },
+    );
+    s.raw.rounds = rounds;
+    s.raw.hits = hits;
+    const n = rounds.with.length;
+    const floor = ctx.uprobeFloorUs ?? { value: 1.3, rounds: 0, source: 'REFERENCES.md (DeepFlow: ~1.3 us per uprobe hit)' };
+    const tput = pairedRatio(rounds.without.map((r) => r.sat.rps), rounds.with.map((r) => r.sat.rps));
+    const added = (pick: (l: LoadgenResult) => number) => pairedDifference(rounds.without.map((r) => pick(r.lat)), rounds.with.map((r) => pick(r.lat)));
+    const p50 = added((l) => l.correctedUs.p50);
+    const p99 = added((l) => l.correctedUs.p99);
+    const sp50 = added((l) => l.serviceUs.p50);
+    const sp99 = added((l) => l.serviceUs.p99);
+    if (kind === 'go') ctx.goSaturatedRps = tput.without.median;
+    const na = unavailable;
+    const figure = (f: Figure): Figure => (na ? { ...f, value: null, unavailable: na, target: f.target ? { ...f.target, met: null } : undefined } : f);
+
+    const floorUs = hits ? hits.hitsPerRequest * floor.value : undefined;
+    const latTarget = kind === 'go' && floorUs !== undefined ? { text: `<= 2x floor = ${round(2 * floorUs)} us`, met: p99.perRound.median <= 2 * floorUs } : undefined;
+    s.figures.push(
+      figure(fig({
+        id: `${s.id}.throughput_ratio`, label: 'Saturated throughput, with / without agent', value: tput.perRound.median, unit: 'ratio', rounds: tput.perRound.n, spread: tput.perRound,
+        target: { text: '>= 0.95', met: tput.perRound.median >= 0.95 },
+        detail: `wrk -t1 -c${config.wrkConns}: ${round(tput.without.median)} req/s without (${round(tput.without.min)} .. ${round(tput.without.max)}), ${round(tput.with.median)} req/s with (${round(tput.with.min)} .. ${round(tput.with.max)})`,
+      })),
+      figure(fig({
+        id: `${s.id}.p50_added`, label: `p50 latency added at ${rate} req/s (from due time)`, value: p50.perRound.median, unit: 'us', rounds: p50.perRound.n, spread: p50.perRound,
+        detail: `p50 ${round(p50.without.median)} us without, ${round(p50.with.median)} us with; coordinated-omission corrected (includes queueing and the generator's own delays)`,
+      })),
+      figure(fig({
+        id: `${s.id}.p99_added`, label: `p99 latency added at ${rate} req/s (from due time)`, value: p99.perRound.median, unit: 'us', rounds: p99.perRound.n, spread: p99.perRound,
+        target: latTarget,
+        detail: `p99 ${round(p99.without.median)} us without (${round(p99.without.min)} .. ${round(p99.without.max)}), ${round(p99.with.median)} us with (${round(p99.with.min)} .. ${round(p99.with.max)})`,
+      })),
+      figure(fig({
+        id: `${s.id}.p50_added_service`, label: `p50 latency added at ${rate} req/s (from send)`, value: sp50.perRound.median, unit: 'us', rounds: sp50.perRound.n, spread: sp50.perRound,
+        detail: `p50 ${round(sp50.without.median)} us without, ${round(sp50.with.median)} us with; from the actual write of the request (the generator's lateness excluded)`,
+      })),
+      figure(fig({
+        id: `${s.id}.p99_added_service`, label: `p99 latency added at ${rate} req/s (from send)`, value: sp99.perRound.median, unit: 'us', rounds: sp99.perRound.n, spread: sp99.perRound,
+        detail: `p99 ${round(sp99.without.median)} us without (${round(sp99.without.min)} .. ${round(sp99.without.max)}), ${round(sp99.with.median)} us with (${round(sp99.with.min)} .. ${round(sp99.with.max)})`,
+      })),
+    );
+    if (hits && floorUs !== undefined) {
+      s.figures.push(fig({
+        id: `${s.id}.uprobe_floor`, label: 'Uprobe floor per request', value: floorUs, unit: 'us', rounds: floor.rounds,
+        detail: `${round(hits.hitsPerRequest, 4)} uprobe hits/request counted (BPF stats; loadgen sends Host + User-Agent: ServeHTTP entry + 1 RET + 3 readContinuedLineSlice RETs) x ${round(floor.value)} us/hit (${floor.source}); agent BPF time ${round(hits.bpfNsPerHit)} ns/hit`,
+      }));
+    }
+    const cpuRate = spread(rounds.with.map((r) => r.cpuUsPerSpanRate));
+    const cpuSat = spread(rounds.with.map((r) => r.cpuUsPerSpanSat));
+    s.figures.push(
+      figure(fig({ id: `${s.id}.cpu_per_span`, label: `Agent CPU per span at ${rate} req/s`, value: cpuRate.median, unit: 'us/span', rounds: n, spread: cpuRate, target: { text: '<= 20 us', met: cpuRate.median <= 20 }, detail: 'utime+stime of the agent over the load and a 1.6 s drain / spans exported' })),
+      figure(fig({ id: `${s.id}.cpu_per_span_sat`, label: 'Agent CPU per span, saturated', value: cpuSat.median, unit: 'us/span', rounds: n, spread: cpuSat, target: { text: '<= 20 us', met: cpuSat.median <= 20 } })),
+    );
+    if (hits) {
+      const progs = hits.programs as Array<{ name: string; runs: number; ns: number }>;
+      s.notes.push(`Agent BPF programs per request (BPF stats, ${2000} requests): ${progs.map((p) => `${p.name} ${round(p.runs / 2000, 3)} hits x ${round(p.ns / p.runs)} ns`).join(', ')}.`);
+    }
+    const spr = spread(rounds.with.map((r) => r.spansPerRequestRate));
+    const sps = spread(rounds.with.map((r) => r.spansPerRequestSat));
+    const lost = rounds.with.reduce((a, r) => a + r.ringbufLost, 0);
+    s.notes.push(
+      `Spans exported per request: ${round(spr.median, 4)} at the fixed rate (${round(spr.min, 4)} .. ${round(spr.max, 4)}), ${round(sps.median, 4)} saturated (${round(sps.min, 4)} .. ${round(sps.max, 4)}); ring-buffer records lost over all rounds: ${lost}.`,
+      `Agent RSS after each round: ${round(spread(rounds.with.map((r) => r.rssKb / 1024)).median)} MB median. Agent stop lines: ${rounds.with.map((r) => `"${r.stopLine}"`).slice(0, 2).join(', ')}${n > 2 ? ', ...' : ''}.`,
+      `Load generator's own send lateness p99 (its timing noise): ${round(spread(rounds.without.map((r) => r.lat.lateP99Us)).median)} us without, ${round(spread(rounds.with.map((r) => r.lat.lateP99Us)).median)} us with the agent.`,
+    );
+    const errs = [...rounds.without, ...rounds.with].reduce((a, r) => a + r.sat.errors + r.lat.errors, 0);
+    if (errs > 0) s.notes.push(`Request errors over all runs: ${errs}.`);
+  } finally {
+    await server.child.stop();
+  }
+  return s;
+}
