@@ -8,7 +8,7 @@
  * Every stage is its own module; this file only connects them and owns start/stop order.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { BpfBackend } from './bpf/types';
 import { probeBpfFeatures, type BpfFeatures } from './capabilities/bpf-features';
 import { describeCapabilities, probeCapabilities, type Capabilities } from './capabilities/probe';
@@ -17,6 +17,7 @@ import { ensureKernelFilesystems, missingRequiredFilesystems } from './bpf/mount
 import { inspectGoBinary } from './discovery/go/inspect';
 import type { ProcessInfo } from './discovery/process-info';
 import { ProcessWatcher } from './discovery/process-watcher';
+import { SelfExclusion } from './discovery/self-exclusion';
 import type { MatchReason, Selection } from './discovery/selectors';
 import { SpanbridgeError, errorMessage } from './errors';
 import { decodeRecord } from './events/decoder';
@@ -42,6 +43,13 @@ export interface AgentConfig {
   readonly readyFile?: string;
   /** Pids never traced (the agent itself is always excluded). */
   readonly excludePids?: readonly number[];
+  /**
+   * Where spans and metrics are exported (OTLP URLs): a Collector listening on a local one is
+   * never traced (src/discovery/self-exclusion.ts).
+   */
+  readonly exportEndpoints?: readonly string[];
+  /** The agent's entry script; other processes running it are agents, never traced (default: argv[1]). */
+  readonly agentEntry?: string;
 }
 
 export interface SpanSink {
@@ -116,11 +124,27 @@ export class Agent {
       log.warn(`process events unavailable (${errorMessage(err)}); following new processes by /proc rescans only`);
     }
 
+    const exclusion = new SelfExclusion({
+      selfPid: process.pid,
+      agentEntry: this.config.agentEntry ?? (process.argv[1] ? resolve(process.argv[1]) : undefined),
+      exportEndpoints: this.config.exportEndpoints,
+      extraPids: this.config.excludePids,
+    });
     this.watcher = new ProcessWatcher(
       this.config.selection,
-      { onMatch: (proc, reason) => this.onMatch(proc, reason), onGone: (pid) => this.onGone(pid) },
+      {
+        onMatch: (proc, reason) => this.onMatch(proc, reason),
+        onGone: (pid) => this.onGone(pid),
+        onExcluded: (proc, reason, why) => {
+          if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
+            this.onGone(proc.pid);
+          }
+          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${why}`);
+        },
+      },
       {
         excludePids: new Set([process.pid, ...(this.config.excludePids ?? [])]),
+        exclude: (proc) => exclusion.reason(proc),
         // Without exec events, a rescan is the only way to see new processes.
         rescanMs: 2000,
       },

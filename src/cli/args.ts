@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { SpanbridgeError } from '../errors';
 import { isLogLevel, type LogLevel } from '../log';
 import type { InjectHeaders } from '../agent';
-import type { Selection } from '../discovery/selectors';
+import { isContainerIdPrefix, normalizeContainerIdPrefix } from '../discovery/container';
+import { isEmptySelection, type Selection } from '../discovery/selectors';
 import { assertProtocol, parseByteSize, parsePrometheusPort, type OtlpProtocol } from '../../receiver';
 
 export interface RunOptions {
@@ -33,6 +34,8 @@ Selectors (a process matching any of them is traced; processes started later are
   --pid N              a process id (repeatable)
   --exe GLOB           executable path glob, e.g. '*/frontend' or 'api-*' (repeatable)
   --open-port P        a process listening on TCP port P (repeatable)
+  --container ID       every process in a container whose id starts with ID (hex, as
+                       \`docker ps\` / \`podman ps\` print it; repeatable)
 
 Options:
   --print-spans json|none   write each finished span as one JSON line on stdout (default none)
@@ -83,6 +86,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         pid: { type: 'string', multiple: true },
         exe: { type: 'string', multiple: true },
         'open-port': { type: 'string', multiple: true },
+        container: { type: 'string', multiple: true },
         'print-spans': { type: 'string' },
         'ready-file': { type: 'string' },
         'inject-headers': { type: 'string' },
@@ -109,9 +113,16 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       return true;
     }),
     openPorts: integers('open-port', v['open-port'], 1, 65535),
+    containerIds: (v.container ?? []).map((c) => {
+      const id = normalizeContainerIdPrefix(c);
+      if (!isContainerIdPrefix(id)) {
+        throw new SpanbridgeError('ERR_CONFIG', `--container: '${c}' is not a container id or id prefix (1 to 64 hex digits)`);
+      }
+      return id;
+    }),
   };
-  if (selection.pids.length + selection.exeGlobs.length + selection.openPorts.length === 0) {
-    throw new SpanbridgeError('ERR_CONFIG', `no process selected: give --pid, --exe or --open-port\n\n${RUN_USAGE}`);
+  if (isEmptySelection(selection)) {
+    throw new SpanbridgeError('ERR_CONFIG', `no process selected: give --pid, --exe, --open-port or --container\n\n${RUN_USAGE}`);
   }
   const logLevelRaw = v['log-level'] ?? env.SPANBRIDGE_LOG_LEVEL;
   if (logLevelRaw !== undefined && !isLogLevel(logLevelRaw)) {

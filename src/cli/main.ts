@@ -12,7 +12,7 @@ import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
 import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { createCollectorBridge } from '../../receiver';
+import { createCollectorBridge, resolveOtlpConfig, type OtlpProtocol } from '../../receiver';
 import { parseRunArgs, RUN_USAGE } from './args';
 import { formatDoctorReport, runDoctor } from './doctor';
 
@@ -37,6 +37,12 @@ function stdoutSink(): SpanSink {
       await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
     },
   };
+}
+
+/** The traces and metrics endpoints the bridge will use (same resolution: options > env > defaults). */
+function exportEndpointsOf(opts: { otlpEndpoint?: string; otlpProtocol?: OtlpProtocol }): string[] {
+  const o = { baseEndpoint: opts.otlpEndpoint, protocol: opts.otlpProtocol };
+  return [resolveOtlpConfig('traces', o).endpoint, resolveOtlpConfig('metrics', o).endpoint];
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -69,6 +75,8 @@ async function run(argv: string[]): Promise<number> {
       injectHeaders: opts.injectHeaders,
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
+      // A Collector listening on a local export endpoint is never traced (self-exclusion).
+      exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts) : [],
     },
     { backend: createLibbpfBackend(), log, sinks, metrics },
   );

@@ -4,6 +4,7 @@
  */
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { parseContainerId } from './container';
 
 export interface ProcessInfo {
   /** Host pid (tgid). */
@@ -20,6 +21,8 @@ export interface ProcessInfo {
   readonly env: Readonly<Record<string, string>>;
   /** Start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
   readonly startTicks: number;
+  /** The container's id (64 hex) from the cgroup path, when the process runs in a container. */
+  readonly containerId?: string;
 }
 
 export function procRoot(): string {
@@ -58,6 +61,12 @@ export function readProcessInfo(pid: number): ProcessInfo | null {
       // environ can be unreadable for some processes; service.name then falls back.
     }
     const startTicks = parseStatStartTicks(readFileSync(`${dir}/stat`, 'utf8'));
+    let containerId: string | undefined;
+    try {
+      containerId = parseContainerId(readFileSync(`${dir}/cgroup`, 'utf8'));
+    } catch {
+      // no cgroup file (very old kernels): not in a known container
+    }
     return {
       pid,
       exePath,
@@ -67,6 +76,7 @@ export function readProcessInfo(pid: number): ProcessInfo | null {
       cmdline,
       env,
       startTicks,
+      ...(containerId ? { containerId } : {}),
     };
   } catch {
     return null;

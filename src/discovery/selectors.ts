@@ -2,6 +2,7 @@
  * Which processes to trace. A process matches when ANY selector matches it (a union), so
  * `--pid 7 --exe '*\/api'` traces pid 7 and every process whose executable matches.
  */
+import { containerMatches } from './container';
 import type { ProcessInfo } from './process-info';
 
 export interface Selection {
@@ -10,10 +11,12 @@ export interface Selection {
   readonly exeGlobs: readonly string[];
   /** TCP ports: a process with a listening socket on one of them matches. */
   readonly openPorts: readonly number[];
+  /** Container id prefixes (lowercase hex): every process in a matching container. */
+  readonly containerIds?: readonly string[];
 }
 
 export function isEmptySelection(s: Selection): boolean {
-  return s.pids.length === 0 && s.exeGlobs.length === 0 && s.openPorts.length === 0;
+  return s.pids.length === 0 && s.exeGlobs.length === 0 && s.openPorts.length === 0 && (s.containerIds?.length ?? 0) === 0;
 }
 
 /**
@@ -55,16 +58,17 @@ export function exeMatches(glob: string, exePath: string): boolean {
   return globToRegExp(glob).test(target);
 }
 
-export type MatchReason = `pid ${number}` | `exe ${string}` | `port ${number}`;
+export type MatchReason = `pid ${number}` | `exe ${string}` | `port ${number}` | `container ${string}`;
 
 /** Why a process is selected, or null. `listeningPorts` is that process's listening TCP ports. */
 export function matchProcess(
   s: Selection,
-  proc: Pick<ProcessInfo, 'pid' | 'exePath'>,
+  proc: Pick<ProcessInfo, 'pid' | 'exePath' | 'containerId'>,
   listeningPorts: ReadonlySet<number>,
 ): MatchReason | null {
   if (s.pids.includes(proc.pid)) return `pid ${proc.pid}`;
   for (const g of s.exeGlobs) if (exeMatches(g, proc.exePath)) return `exe ${g}`;
   for (const p of s.openPorts) if (listeningPorts.has(p)) return `port ${p}`;
+  for (const c of s.containerIds ?? []) if (containerMatches(c, proc.containerId)) return `container ${c}`;
   return null;
 }

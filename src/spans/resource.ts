@@ -54,6 +54,8 @@ export function processResource(proc: ProcessInfo, options: ResourceOptions = {}
     'process.executable.name': proc.exeName,
     'process.executable.path': proc.exePath,
   };
+  // A containerised process: its id from the cgroup path (process.pid stays the host pid).
+  if (proc.containerId) attributes['container.id'] = proc.containerId;
   if (options.runtime) {
     attributes['process.runtime.name'] = options.runtime.name;
     if (options.runtime.version) attributes['process.runtime.version'] = options.runtime.version;
