@@ -6,9 +6,10 @@
  */
 import http from 'node:http';
 import { freePort } from './helpers/collector';
-import { startAgent, waitFor, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
+import path from 'node:path';
+import { startAgent, startProcess, waitFor, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
-import { httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
+import { APPS, httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
 
 const LANGS: Lang[] = ['python', 'c', 'node'];
 
@@ -16,6 +17,7 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
   let agent: AgentProcess;
   const servers = new Map<Lang, { proc: Running; port: number; service: string }>();
   const replies = new Map<Lang, string>();
+  const v6 = { port: 0, proc: undefined as Running | undefined };
 
   beforeAll(async () => {
     requireRootAndBpf();
@@ -23,8 +25,11 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
       const port = await freePort();
       servers.set(lang, { proc: await startServer(lang, port, `framing-${lang}`), port, service: `framing-${lang}` });
     }
+    v6.port = await freePort();
+    v6.proc = startProcess(process.execPath, [path.join(APPS, 'node-http', 'server.js'), String(v6.port), '::1'], { OTEL_SERVICE_NAME: 'node-v6' });
+    await waitFor('node on ::1', () => v6.proc!.stdout().includes('listening'), 15_000);
     agent = await startAgent([
-      ...[...servers.values()].flatMap((s) => ['--pid', String(s.proc.pid)]),
+      ...[...servers.values(), v6].flatMap((s) => ['--pid', String(s.proc!.pid)]),
       '--export',
       'none',
       '--inject-headers',
@@ -55,6 +60,7 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
   afterAll(async () => {
     await agent?.stop();
     for (const s of servers.values()) await s.proc.stop();
+    await v6.proc?.stop();
   });
 
   const spansOf = (lang: Lang): PrintedSpanLine[] => agent.spans().filter((s) => s.resource['service.name'] === servers.get(lang)!.service);
@@ -78,6 +84,26 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
     expect(up).toHaveLength(1);
     expect(up[0].attributes['http.request.method']).toBe('POST');
     expect(up[0].attributes['http.response.status_code']).toBe(200);
+  });
+
+  it('IPv6: Python -> Node over ::1 is one trace (tuple read from the IPv6 sockets)', async () => {
+    const r = await httpRequest(servers.get('python')!.port, `/call?url=${encodeURIComponent(`http://[::1]:${v6.port}/items/v6`)}`);
+    expect(r.body).toBe('200 ok /items/v6');
+    const found = await waitFor(
+      'spans over ::1',
+      () => {
+        const c = spansOf('python').find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).includes('/items/v6'));
+        const srv = agent.spans().find((s) => s.resource['service.name'] === 'node-v6' && s.attributes['url.path'] === '/items/v6');
+        return c && srv ? { c, srv } : undefined;
+      },
+      15_000,
+    );
+    expect(found.c.attributes['network.peer.address']).toBe('::1');
+    expect(found.c.attributes['network.peer.port']).toBe(v6.port);
+    expect(found.c.attributes['spanbridge.parent.source']).toBe('thread');
+    expect(found.srv.attributes['network.peer.address']).toBe('::1');
+    expect(found.srv.parentSpanId).toBe(found.c.spanId);
+    expect(found.srv.traceId).toBe(found.c.traceId);
   });
 
   it.each(['python', 'node'] as const)('%s: a chunked response ends at its last chunk', async (lang) => {

@@ -1,7 +1,7 @@
 // Test service: Node `http` server, nobody instrumented it.
 //   GET /ok, /items/<id> -> 200; /fail -> 500; /missing -> 404; POST /echo -> echoes the body;
 //   /chunked -> chunked body; /call?url=U -> calls U with http.get and returns its status.
-// Usage: node server.js PORT
+// Usage: node server.js PORT [HOST]   (HOST default 127.0.0.1; e.g. ::1 for IPv6)
 'use strict';
 const http = require('node:http');
 
@@ -48,5 +48,5 @@ const server = http.createServer((req, res) => {
   }
 });
 server.keepAliveTimeout = 30_000;
-server.listen(port, '127.0.0.1', () => console.log(`listening ${port}`));
+server.listen(port, process.argv[3] ?? '127.0.0.1', () => console.log(`listening ${port}`));
 process.on('SIGTERM', () => process.exit(0));
