@@ -361,3 +361,67 @@ describe('SysHttpAssembler: client side', () => {
     expect(h.spans[0].attributes['error.type']).toBe('connection_closed');
   });
 });
+
+describe('SysHttpAssembler: anything a peer can send', () => {
+  // Deterministic PRNG (mulberry32) so a failure is reproducible.
+  function rng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const pieces = [
+    'GET / HTTP/1.1\r\n',
+    'POST /p HTTP/1.1\r\n',
+    'HTTP/1.1 200 OK\r\n',
+    'HTTP/1.1 100 Continue\r\n\r\n',
+    'Content-Length: 5\r\n',
+    'Content-Length: -1\r\n',
+    'Content-Length: 99999999999999999999\r\n',
+    'Transfer-Encoding: chunked\r\n',
+    'Host: a\r\n',
+    '\r\n',
+    '0\r\n\r\n',
+    'hello',
+    '\x00\xff\x16\x03\x01',
+    'GET ',
+    ' HTTP/1.1',
+  ];
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('never throws and reports only well-formed exchanges (seed %i)', (seed) => {
+    const r = rng(seed);
+    const h = new Harness({ maxConnections: 8, maxExchangesPerConnection: 4 });
+    for (let i = 0; i < 600; i++) {
+      const conn = BigInt(1 + Math.floor(r() * 6));
+      if (r() < 0.05) {
+        h.open(conn, r() < 0.5 ? 'server' : 'client');
+        continue;
+      }
+      if (r() < 0.03) {
+        h.close(conn);
+        continue;
+      }
+      let bytes = '';
+      const n = 1 + Math.floor(r() * 6);
+      for (let j = 0; j < n; j++) bytes += pieces[Math.floor(r() * pieces.length)];
+      if (r() < 0.1) bytes += 'x'.repeat(Math.floor(r() * 3000));
+      const flags = (r() < 0.3 ? START : 0) | (r() < 0.2 ? RESP : 0);
+      const len = r() < 0.1 ? bytes.length + Math.floor(r() * 100_000) : undefined;
+      expect(() => h.data(conn, r() < 0.5 ? 'ingress' : 'egress', bytes, { flags, len, role: r() < 0.5 ? 'server' : 'client' })).not.toThrow();
+      if (r() < 0.01) h.asm.sweep(h.ts + 200_000_000_000n);
+    }
+    for (let c = 1n; c <= 6n; c++) h.close(c);
+    for (const s of h.spans) {
+      expect(['GET', 'POST']).toContain(s.attributes['http.request.method']);
+      expect(s.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(s.spanId).toMatch(/^[0-9a-f]{16}$/);
+      expect(s.endTimeUnixNano >= s.startTimeUnixNano).toBe(true);
+      const status = s.attributes['http.response.status_code'];
+      if (status !== undefined) expect([100, 200]).toContain(status);
+    }
+    expect(h.asm.connectionCount).toBeLessThanOrEqual(8);
+  });
+});
