@@ -4,6 +4,7 @@
 #   - npm dependencies (npm ci, re-run only when package-lock.json changes)
 #   - Go toolchains used by the tests (the machine's Go, plus go1.22 through the module proxy)
 #   - the stock OpenTelemetry Collector (built from upstream modules; cached, see build-collector.sh)
+#   - podman (runc, cgroupfs) and its Docker-compatible API socket (scripts/setup-podman.sh)
 #   - BPF objects and the TypeScript build
 # Heavy results are cached under ${SPANBRIDGE_CACHE_DIR:-~/.cache/spanbridge}, keyed by their inputs.
 set -euo pipefail
@@ -50,5 +51,7 @@ done
 
 # --- the stock Collector, BPF objects, TypeScript ------------------------------------------------
 bash scripts/build-collector.sh
+# --- podman + its Docker-compatible API for the testcontainers suites (test/integration/containers*)
+bash scripts/setup-podman.sh
 make --no-print-directory bpf ts >/dev/null
 log "ready"
