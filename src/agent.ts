@@ -18,7 +18,7 @@ import { inspectGoBinary } from './discovery/go/inspect';
 import type { ProcessInfo } from './discovery/process-info';
 import { ProcessWatcher } from './discovery/process-watcher';
 import { SelfExclusion } from './discovery/self-exclusion';
-import type { MatchReason, Selection } from './discovery/selectors';
+import { serviceNameFor, type MatchReason, type Selection } from './discovery/selectors';
 import { SpanbridgeError, errorMessage } from './errors';
 import { decodeRecord } from './events/decoder';
 import type { Logger } from './log';
@@ -242,12 +242,16 @@ export class Agent {
     try {
       target = this.inspect(proc);
     } catch (err) {
-      if (this.attachSysHttp(proc, who, errorMessage(err))) return;
+      if (this.attachSysHttp(proc, who, errorMessage(err), reason)) return;
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
     }
-    const resource = processResource(proc, { runtime: { name: 'go', version: target.goVersion }, language: 'go' });
+    const resource = processResource(proc, {
+      runtime: { name: 'go', version: target.goVersion },
+      language: 'go',
+      serviceNameOverride: serviceNameFor(this.config.selection, reason),
+    });
     this.resources.set(proc.pid, resource);
     try {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
@@ -301,10 +305,10 @@ export class Agent {
   }
 
   /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
-  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string): boolean {
+  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason): boolean {
     if (!this.sysHttp) return false;
     try {
-      const resource = processResource(proc, runtimeOf(proc));
+      const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride: serviceNameFor(this.config.selection, reason) });
       this.resources.set(proc.pid, resource);
       const note = this.sysHttp.attach(proc);
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)})`);

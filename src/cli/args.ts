@@ -1,36 +1,45 @@
 /**
- * Command-line parsing and validation for `spanbridge run`. Validated once, with messages that
- * name the bad option and the allowed values.
+ * Command-line parsing for `spanbridge run`. Flags are merged with the config file and the
+ * environment by src/config/load.ts (defaults < YAML < environment < flags) and validated once,
+ * with messages that name the bad option and the allowed values.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SpanbridgeError } from '../errors';
-import { isLogLevel, type LogLevel } from '../log';
+import type { LogLevel } from '../log';
 import type { InjectHeaders } from '../agent';
-import { isContainerIdPrefix, normalizeContainerIdPrefix } from '../discovery/container';
 import { isEmptySelection, type Selection } from '../discovery/selectors';
-import { assertProtocol, parseByteSize, parsePrometheusPort, type OtlpProtocol } from '../../receiver';
+import { loadConfig, toSelection, type LoadedConfig } from '../config/load';
+import { SETTINGS } from '../config/settings';
+import type { BridgeOptions, OtlpExporterOptions, OtlpProtocol } from '../../receiver';
 
 export interface RunOptions {
   readonly selection: Selection;
-  readonly printSpans: 'none' | 'json';
+  readonly printSpans: 'none' | 'json' | 'tree';
   readonly readyFile?: string;
   readonly injectHeaders: InjectHeaders;
   readonly export: 'otlp' | 'none';
+  /** Explicit OTLP settings (flag or YAML); unset ones are resolved by receiver/ from the environment. */
+  readonly otlp: OtlpExporterOptions;
+  readonly bridge: BridgeOptions;
   readonly otlpEndpoint?: string;
   readonly otlpProtocol?: OtlpProtocol;
-  /** A port, 'off', or undefined (environment / default 9400). */
-  readonly prometheusPort?: number | 'off';
-  readonly prometheusHost?: string;
-  readonly queueMaxBytes?: number;
   readonly logLevel: LogLevel;
   readonly bpfDir?: string;
+  /** The web page's port on 127.0.0.1; undefined: off. */
+  readonly webPort?: number;
+  /** A trace is finished when no span arrived for it this long (tree printer, web page). */
+  readonly traceQuietMs: number;
+  readonly traceMaxTraces: number;
+  /** The merged configuration, for `--print-config` and start-up logs. */
+  readonly config: LoadedConfig;
 }
 
 export const RUN_USAGE = `Usage: spanbridge run [selectors] [options]
 
 Traces the selected processes and exports their spans over OTLP.
 
-Selectors (a process matching any of them is traced; processes started later are followed):
+Selectors (a process matching any of them is traced; processes started later are followed;
+flags replace the config file's selections):
   --pid N              a process id (repeatable)
   --exe GLOB           executable path glob, e.g. '*/frontend' or 'api-*' (repeatable)
   --open-port P        a process listening on TCP port P (repeatable)
@@ -38,12 +47,20 @@ Selectors (a process matching any of them is traced; processes started later are
                        \`docker ps\` / \`podman ps\` print it; repeatable)
 
 Options:
-  --print-spans json|none   write each finished span as one JSON line on stdout (default none)
+  --config FILE             YAML configuration file (default $SPANBRIDGE_CONFIG); settings merge as
+                            defaults < file < environment < flags (docs/configuration.md)
+  --print-config            print the merged configuration (with each value's source) and exit
+  --print-spans none|json|tree
+                            stdout: one JSON line per finished span, or each finished trace as an
+                            indented tree (default none)
+  --trace-quiet-ms MS       a trace is finished when no span arrived for it for MS (default 1500)
+  --web-port P|off          serve recent traces as a waterfall on http://127.0.0.1:P/ (default off)
   --ready-file PATH         create PATH once the processes matched at start are attached
   --inject-headers auto|on|off
                             traceparent injection into outgoing requests (default auto;
                             off = the agent never changes application traffic)
-  --export otlp|none        deliver spans to the Collector over OTLP (default otlp)
+  --export otlp|none        deliver spans to the Collector over OTLP (default otlp;
+                            env OTEL_TRACES_EXPORTER)
   --otlp-endpoint URL       OTLP base endpoint (default $OTEL_EXPORTER_OTLP_ENDPOINT or
                             http://localhost:4318, grpc: http://localhost:4317); for HTTP
                             /v1/traces and /v1/metrics are appended
@@ -60,100 +77,104 @@ Options:
   -h, --help                this help
 `;
 
-function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if ((allowed as readonly string[]).includes(value)) return value as T;
-  throw new SpanbridgeError('ERR_CONFIG', `--${name}: '${value}' is not one of ${allowed.join(', ')}`);
-}
+const FLAG_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
+  pid: { type: 'string', multiple: true },
+  exe: { type: 'string', multiple: true },
+  'open-port': { type: 'string', multiple: true },
+  container: { type: 'string', multiple: true },
+  config: { type: 'string' },
+  'print-config': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  ...Object.fromEntries(SETTINGS.filter((s) => s.flag).map((s) => [s.flag, { type: 'string' as const }])),
+};
 
-function integers(name: string, values: string[] | undefined, min: number, max: number): number[] {
-  return (values ?? []).map((v) => {
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-      throw new SpanbridgeError('ERR_CONFIG', `--${name}: '${v}' is not an integer in ${min}..${max}`);
-    }
-    return Number(v);
-  });
-}
-
-export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): RunOptions | 'help' {
+export function parseRunArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  readFile?: (path: string) => string,
+): (RunOptions & { printConfig?: boolean }) | 'help' {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        pid: { type: 'string', multiple: true },
-        exe: { type: 'string', multiple: true },
-        'open-port': { type: 'string', multiple: true },
-        container: { type: 'string', multiple: true },
-        'print-spans': { type: 'string' },
-        'ready-file': { type: 'string' },
-        'inject-headers': { type: 'string' },
-        export: { type: 'string' },
-        'otlp-endpoint': { type: 'string' },
-        'otlp-protocol': { type: 'string' },
-        'prometheus-port': { type: 'string' },
-        'prometheus-host': { type: 'string' },
-        'queue-max-bytes': { type: 'string' },
-        'log-level': { type: 'string' },
-        'bpf-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: false, strict: true, options: FLAG_OPTIONS });
   } catch (err) {
     throw new SpanbridgeError('ERR_CONFIG', `${(err as Error).message}\n\n${RUN_USAGE}`);
   }
-  const v = parsed.values;
-  if (v.help) return 'help';
-  const selection: Selection = {
-    pids: integers('pid', v.pid, 1, 2 ** 22),
-    exeGlobs: (v.exe ?? []).filter((g) => {
-      if (g.trim() === '') throw new SpanbridgeError('ERR_CONFIG', '--exe: empty pattern');
-      return true;
-    }),
-    openPorts: integers('open-port', v['open-port'], 1, 65535),
-    containerIds: (v.container ?? []).map((c) => {
-      const id = normalizeContainerIdPrefix(c);
-      if (!isContainerIdPrefix(id)) {
-        throw new SpanbridgeError('ERR_CONFIG', `--container: '${c}' is not a container id or id prefix (1 to 64 hex digits)`);
-      }
-      return id;
-    }),
+  const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (flags.help) return 'help';
+  const config = loadConfig({ flags, env, readFile });
+  const selection = toSelection(config.selections);
+  if (isEmptySelection(selection) && !flags['print-config']) {
+    throw new SpanbridgeError(
+      'ERR_CONFIG',
+      `no process selected: give --pid, --exe, --open-port or --container, or selections in a --config file\n\n${RUN_USAGE}`,
+    );
+  }
+  const v = config.values;
+  const num = (k: string): number | undefined => v[k] as number | undefined;
+  const str = (k: string): string | undefined => v[k] as string | undefined;
+  const otlp: OtlpExporterOptions = {
+    ...(str('otlp.endpoint') !== undefined ? { baseEndpoint: str('otlp.endpoint') } : {}),
+    ...(str('otlp.protocol') !== undefined ? { protocol: str('otlp.protocol') } : {}),
+    ...(str('otlp.compression') !== undefined ? { compression: str('otlp.compression') } : {}),
+    ...(num('otlp.timeout_ms') !== undefined ? { timeoutMs: num('otlp.timeout_ms') } : {}),
+    ...(v['otlp.headers'] !== undefined ? { headers: v['otlp.headers'] as Record<string, string> } : {}),
   };
-  if (isEmptySelection(selection)) {
-    throw new SpanbridgeError('ERR_CONFIG', `no process selected: give --pid, --exe, --open-port or --container\n\n${RUN_USAGE}`);
-  }
-  const logLevelRaw = v['log-level'] ?? env.SPANBRIDGE_LOG_LEVEL;
-  if (logLevelRaw !== undefined && !isLogLevel(logLevelRaw)) {
-    throw new SpanbridgeError('ERR_CONFIG', `--log-level: '${logLevelRaw}' is not one of debug, info, warn, error`);
-  }
-  const endpoint = v['otlp-endpoint'];
-  if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
-    throw new SpanbridgeError('ERR_CONFIG', `--otlp-endpoint: '${endpoint}' is not an http(s) URL`);
-  }
-  const promPortRaw = v['prometheus-port'];
-  const prometheusPort = promPortRaw === undefined ? undefined : parsePrometheusPort(promPortRaw);
-  if (prometheusPort === undefined && promPortRaw !== undefined) {
-    throw new SpanbridgeError('ERR_CONFIG', `--prometheus-port: '${promPortRaw}' is not a port 1..65535, 0 or off`);
-  }
-  const queueRaw = v['queue-max-bytes'];
-  const queueMaxBytes = queueRaw === undefined ? undefined : parseByteSize(queueRaw);
-  if (queueMaxBytes === undefined && queueRaw !== undefined) {
-    throw new SpanbridgeError('ERR_CONFIG', `--queue-max-bytes: '${queueRaw}' is not a size like 67108864, 512KiB or 64MiB`);
-  }
+  const queue = {
+    ...(num('queue.max_bytes') !== undefined ? { maxQueueBytes: num('queue.max_bytes') } : {}),
+    ...(num('queue.max_spans') !== undefined ? { maxQueueSize: num('queue.max_spans') } : {}),
+    ...(num('queue.max_batch_spans') !== undefined ? { maxBatchSize: num('queue.max_batch_spans') } : {}),
+    ...(num('queue.schedule_delay_ms') !== undefined ? { scheduledDelayMs: num('queue.schedule_delay_ms') } : {}),
+  };
+  const bridge: BridgeOptions = {
+    ...(v['prometheus.port'] !== undefined ? { prometheusPort: v['prometheus.port'] as number | 'off' } : {}),
+    ...(str('prometheus.host') !== undefined ? { prometheusHost: str('prometheus.host') } : {}),
+    ...(Object.keys(queue).length > 0 ? { queue } : {}),
+    ...(num('retry.max_elapsed_ms') !== undefined ? { retry: { maxElapsedMs: num('retry.max_elapsed_ms') } } : {}),
+    ...(num('metrics.export_interval_ms') !== undefined ? { metricExportIntervalMs: num('metrics.export_interval_ms') } : {}),
+    ...(v['metrics.otlp'] !== undefined ? { otlpMetrics: v['metrics.otlp'] as boolean } : {}),
+    ...(v.resource_attributes !== undefined ? { resourceAttributes: v.resource_attributes as Record<string, string> } : {}),
+  };
+  const webPort = v['web.port'];
   return {
     selection,
-    printSpans: oneOf('print-spans', v['print-spans'], ['none', 'json'] as const, 'none'),
-    readyFile: v['ready-file'],
-    injectHeaders: oneOf('inject-headers', v['inject-headers'], ['auto', 'on', 'off'] as const, 'auto'),
-    export: oneOf('export', v.export, ['otlp', 'none'] as const, 'otlp'),
-    otlpEndpoint: endpoint,
-    otlpProtocol: v['otlp-protocol'] === undefined ? undefined : assertProtocol(v['otlp-protocol'], '--otlp-protocol'),
-    prometheusPort,
-    prometheusHost: v['prometheus-host'],
-    queueMaxBytes,
-    logLevel: (logLevelRaw as LogLevel | undefined) ?? 'info',
-    bpfDir: v['bpf-dir'],
+    printSpans: (str('print_spans') ?? 'none') as RunOptions['printSpans'],
+    readyFile: str('ready_file'),
+    injectHeaders: (str('inject_headers') ?? 'auto') as InjectHeaders,
+    export: (str('export') ?? 'otlp') as RunOptions['export'],
+    otlp,
+    bridge,
+    otlpEndpoint: str('otlp.endpoint'),
+    otlpProtocol: str('otlp.protocol') as OtlpProtocol | undefined,
+    logLevel: (str('log_level') ?? 'info') as LogLevel,
+    bpfDir: str('bpf_dir'),
+    webPort: typeof webPort === 'number' ? webPort : undefined,
+    traceQuietMs: num('trace_view.quiet_ms') ?? 1500,
+    traceMaxTraces: num('trace_view.max_traces') ?? 1000,
+    config,
+    ...(flags['print-config'] ? { printConfig: true } : {}),
   };
+}
+
+/** `--print-config`: every setting with its value and source, as YAML-ish lines. */
+export function describeConfig(opts: RunOptions): string {
+  const c = opts.config;
+  const lines: string[] = [`# spanbridge run configuration${c.file ? ` (file: ${c.file})` : ''}`];
+  lines.push(`selections:  # from ${c.selectionSource}`);
+  for (const s of c.selections) {
+    const sel = s.pid !== undefined ? `pid: ${s.pid}` : s.exe !== undefined ? `exe: '${s.exe}'` : s.container !== undefined ? `container: ${s.container}` : `open_port: ${s.openPort}`;
+    lines.push(`  - {${sel}${s.serviceName ? `, service_name: ${s.serviceName}` : ''}}`);
+  }
+  for (const s of SETTINGS) {
+    const source = c.sources[s.key] ?? 'default';
+    const value = c.values[s.key];
+    const shown =
+      value !== undefined
+        ? JSON.stringify(value)
+        : source === 'env'
+          ? `(from ${s.env?.join(' / ')}, resolved by the bridge)`
+          : `${s.defaultText}`;
+    lines.push(`${s.key}: ${shown}  # ${source}`);
+  }
+  for (const w of c.warnings) lines.push(`# warning: ${w}`);
+  return `${lines.join('\n')}\n`;
 }

@@ -12,8 +12,8 @@ import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
 import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { createCollectorBridge, resolveOtlpConfig, type OtlpProtocol } from '../../receiver';
-import { parseRunArgs, RUN_USAGE } from './args';
+import { createCollectorBridge, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
+import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
 import { formatDoctorReport, runDoctor } from './doctor';
 
 const USAGE = `Usage: spanbridge <command> [options]
@@ -40,8 +40,7 @@ function stdoutSink(): SpanSink {
 }
 
 /** The traces and metrics endpoints the bridge will use (same resolution: options > env > defaults). */
-function exportEndpointsOf(opts: { otlpEndpoint?: string; otlpProtocol?: OtlpProtocol }): string[] {
-  const o = { baseEndpoint: opts.otlpEndpoint, protocol: opts.otlpProtocol };
+function exportEndpointsOf(o: OtlpExporterOptions): string[] {
   return [resolveOtlpConfig('traces', o).endpoint, resolveOtlpConfig('metrics', o).endpoint];
 }
 
@@ -51,7 +50,13 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(RUN_USAGE);
     return 0;
   }
+  if (opts.printConfig) {
+    process.stdout.write(describeConfig(opts));
+    return 0;
+  }
   const log = createLogger(opts.logLevel);
+  if (opts.config.file) log.info(`config: ${opts.config.file}`);
+  for (const w of opts.config.warnings) log.warn(w);
   const metrics = new SelfMetrics();
   const sinks: SpanSink[] = [];
   if (opts.printSpans === 'json') sinks.push(stdoutSink());
@@ -60,12 +65,8 @@ async function run(argv: string[]): Promise<number> {
     metrics,
     log,
     otlpExport: opts.export === 'otlp',
-    otlp: { baseEndpoint: opts.otlpEndpoint, protocol: opts.otlpProtocol },
-    bridge: {
-      prometheusPort: opts.prometheusPort,
-      prometheusHost: opts.prometheusHost,
-      queue: opts.queueMaxBytes === undefined ? undefined : { maxQueueBytes: opts.queueMaxBytes },
-    },
+    otlp: opts.otlp,
+    bridge: opts.bridge,
   });
   await bridge.start();
   sinks.push(bridge);
@@ -76,7 +77,7 @@ async function run(argv: string[]): Promise<number> {
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
-      exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts) : [],
+      exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
     },
     { backend: createLibbpfBackend(), log, sinks, metrics },
   );

@@ -11,6 +11,11 @@ export interface Selection {
   readonly exeGlobs: readonly string[];
   /** TCP ports: a process with a listening socket on one of them matches. */
   readonly openPorts: readonly number[];
+  /**
+   * service.name per selector, keyed by the match reason it produces (`exe *\/api`, `port 8080`,
+   * `pid 7`): the config file's `selections[].service_name`. A process's own OTEL_SERVICE_NAME wins.
+   */
+  readonly serviceNames?: Readonly<Record<string, string>>;
   /** Container id prefixes (lowercase hex): every process in a matching container. */
   readonly containerIds?: readonly string[];
 }
@@ -59,6 +64,11 @@ export function exeMatches(glob: string, exePath: string): boolean {
 }
 
 export type MatchReason = `pid ${number}` | `exe ${string}` | `port ${number}` | `container ${string}`;
+
+/** The configured service name for processes selected by `reason`, if any. */
+export function serviceNameFor(s: Selection, reason: MatchReason): string | undefined {
+  return s.serviceNames?.[reason];
+}
 
 /** Why a process is selected, or null. `listeningPorts` is that process's listening TCP ports. */
 export function matchProcess(

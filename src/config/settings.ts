@@ -1,0 +1,325 @@
+/**
+ * Every scalar setting of `spanbridge run`, once: its YAML key, environment variable(s), flag,
+ * default, allowed values and meaning. The loader (load.ts), `--help` and docs/configuration.md
+ * (checked by a unit test) all read this table.
+ *
+ * Environment: OpenTelemetry's standard names (`OTEL_*`) where one exists, product settings under
+ * `SPANBRIDGE_*`. Settings marked `bridgeEnv` are resolved from the environment by receiver/
+ * itself (which warns about and ignores a bad value, as the OpenTelemetry spec asks); for those
+ * the loader only steps aside when the variable is set, so precedence stays
+ * defaults < YAML < environment < flags.
+ */
+import { parseByteSize, parsePrometheusPort } from '../../receiver';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false };
+
+export interface Setting {
+  /** Dotted YAML path, e.g. `otlp.endpoint`. */
+  readonly key: string;
+  /** Long flag without dashes, e.g. `otlp-endpoint`. */
+  readonly flag?: string;
+  /** Environment variables consulted, first set one wins. */
+  readonly env?: readonly string[];
+  /** The environment is resolved (and validated) by receiver/ (see the file comment). */
+  readonly bridgeEnv?: boolean;
+  /** For help and docs. */
+  readonly defaultText: string;
+  /** Allowed values, as named in error messages. */
+  readonly allowed: string;
+  readonly help: string;
+  parse(raw: unknown): Parsed<unknown>;
+}
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad: Parsed<never> = { ok: false };
+
+function str(raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw.trim();
+  if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+  return undefined;
+}
+
+export function oneOf(values: readonly string[]): (raw: unknown) => Parsed<string> {
+  return (raw) => {
+    const s = str(raw);
+    return s !== undefined && values.includes(s) ? ok(s) : bad;
+  };
+}
+
+export function intIn(min: number, max: number): (raw: unknown) => Parsed<number> {
+  return (raw) => {
+    const s = str(raw);
+    if (s === undefined || !/^\d+$/.test(s)) return bad;
+    const n = Number(s);
+    return n >= min && n <= max ? ok(n) : bad;
+  };
+}
+
+export function portOrOff(raw: unknown): Parsed<number | 'off'> {
+  const s = str(raw);
+  if (s === undefined || s === 'false') return s === 'false' ? ok('off') : bad;
+  const p = parsePrometheusPort(s);
+  return p === undefined ? bad : ok(p);
+}
+
+function byteSize(raw: unknown): Parsed<number> {
+  const s = str(raw);
+  const n = s === undefined ? undefined : parseByteSize(s);
+  return n === undefined ? bad : ok(n);
+}
+
+function httpUrl(raw: unknown): Parsed<string> {
+  const s = str(raw);
+  return s !== undefined && /^https?:\/\/[^\s]+$/.test(s) ? ok(s) : bad;
+}
+
+function nonEmpty(raw: unknown): Parsed<string> {
+  const s = typeof raw === 'string' ? raw.trim() : undefined;
+  return s ? ok(s) : bad;
+}
+
+function bool(raw: unknown): Parsed<boolean> {
+  if (typeof raw === 'boolean') return ok(raw);
+  const s = str(raw)?.toLowerCase();
+  if (s === 'true' || s === 'yes' || s === 'on' || s === '1') return ok(true);
+  if (s === 'false' || s === 'no' || s === 'off' || s === '0') return ok(false);
+  return bad;
+}
+
+/** A YAML mapping of string keys to string/number/boolean values. */
+export function stringMap(raw: unknown): Parsed<Record<string, string>> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return bad;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const s = str(v);
+    if (s === undefined) return bad;
+    out[k] = s;
+  }
+  return ok(out);
+}
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'log_level',
+    flag: 'log-level',
+    env: ['SPANBRIDGE_LOG_LEVEL'],
+    defaultText: 'info',
+    allowed: 'one of debug, info, warn, error',
+    help: 'log verbosity (logs go to stderr)',
+    parse: oneOf(['debug', 'info', 'warn', 'error']),
+  },
+  {
+    key: 'inject_headers',
+    flag: 'inject-headers',
+    env: ['SPANBRIDGE_INJECT_HEADERS'],
+    defaultText: 'auto',
+    allowed: 'one of auto, on, off',
+    help: 'traceparent injection into outgoing requests (off: the agent never changes application traffic)',
+    parse: oneOf(['auto', 'on', 'off']),
+  },
+  {
+    key: 'print_spans',
+    flag: 'print-spans',
+    env: ['SPANBRIDGE_PRINT_SPANS'],
+    defaultText: 'none',
+    allowed: 'one of none, json, tree',
+    help: 'stdout output: one JSON line per span, or each finished trace as an indented tree',
+    parse: oneOf(['none', 'json', 'tree']),
+  },
+  {
+    key: 'trace_view.quiet_ms',
+    flag: 'trace-quiet-ms',
+    env: ['SPANBRIDGE_TRACE_QUIET_MS'],
+    defaultText: '1500',
+    allowed: 'an integer 100..60000 (milliseconds)',
+    help: 'a trace is finished (printed as a tree, shown on the web page) when no span arrived for it this long',
+    parse: intIn(100, 60_000),
+  },
+  {
+    key: 'trace_view.max_traces',
+    env: ['SPANBRIDGE_TRACE_MAX_TRACES'],
+    defaultText: '1000',
+    allowed: 'an integer 10..100000',
+    help: 'traces held at once by the tree printer and the web page (oldest evicted, counted)',
+    parse: intIn(10, 100_000),
+  },
+  {
+    key: 'web.port',
+    flag: 'web-port',
+    env: ['SPANBRIDGE_WEB_PORT'],
+    defaultText: 'off',
+    allowed: 'a port 1..65535, 0 or off',
+    help: 'serve the recent-traces web page on http://127.0.0.1:PORT/ (opt-in)',
+    parse: portOrOff,
+  },
+  {
+    key: 'ready_file',
+    flag: 'ready-file',
+    defaultText: '(none)',
+    allowed: 'a path',
+    help: 'created once the processes matched at start are attached',
+    parse: nonEmpty,
+  },
+  {
+    key: 'bpf_dir',
+    flag: 'bpf-dir',
+    env: ['SPANBRIDGE_BPF_DIR'],
+    defaultText: 'build/bpf (in the package)',
+    allowed: 'a directory',
+    help: 'where the compiled BPF objects are',
+    parse: nonEmpty,
+  },
+  {
+    key: 'export',
+    flag: 'export',
+    env: ['OTEL_TRACES_EXPORTER'],
+    defaultText: 'otlp',
+    allowed: 'one of otlp, none',
+    help: 'deliver spans and metrics to the Collector over OTLP, or not',
+    parse: oneOf(['otlp', 'none']),
+  },
+  {
+    key: 'otlp.endpoint',
+    flag: 'otlp-endpoint',
+    env: ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    bridgeEnv: true,
+    defaultText: 'http://localhost:4318 (grpc: http://localhost:4317)',
+    allowed: 'an http(s) URL',
+    help: 'OTLP base endpoint; for HTTP /v1/traces and /v1/metrics are appended',
+    parse: httpUrl,
+  },
+  {
+    key: 'otlp.protocol',
+    flag: 'otlp-protocol',
+    env: ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'],
+    bridgeEnv: true,
+    defaultText: 'http/protobuf',
+    allowed: 'one of http/protobuf, http/json, grpc',
+    help: 'OTLP transport',
+    parse: oneOf(['http/protobuf', 'http/json', 'grpc']),
+  },
+  {
+    key: 'otlp.compression',
+    env: ['OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', 'OTEL_EXPORTER_OTLP_COMPRESSION'],
+    bridgeEnv: true,
+    defaultText: 'none',
+    allowed: 'one of gzip, none',
+    help: 'request body compression',
+    parse: oneOf(['gzip', 'none']),
+  },
+  {
+    key: 'otlp.timeout_ms',
+    env: ['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT'],
+    bridgeEnv: true,
+    defaultText: '10000',
+    allowed: 'an integer 1..600000 (milliseconds)',
+    help: 'per-request timeout (retries have their own budget)',
+    parse: intIn(1, 600_000),
+  },
+  {
+    key: 'otlp.headers',
+    env: ['OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_EXPORTER_OTLP_HEADERS'],
+    bridgeEnv: true,
+    defaultText: '(none)',
+    allowed: 'a mapping of header names to values',
+    help: 'extra request headers (gRPC metadata), e.g. {authorization: "Bearer x"}',
+    parse: stringMap,
+  },
+  {
+    key: 'prometheus.port',
+    flag: 'prometheus-port',
+    env: ['SPANBRIDGE_PROMETHEUS_PORT'],
+    bridgeEnv: true,
+    defaultText: '9400',
+    allowed: 'a port 1..65535, 0 or off',
+    help: 'RED and self-metrics at http://HOST:PORT/metrics for the Collector to scrape',
+    parse: portOrOff,
+  },
+  {
+    key: 'prometheus.host',
+    flag: 'prometheus-host',
+    env: ['SPANBRIDGE_PROMETHEUS_HOST'],
+    bridgeEnv: true,
+    defaultText: '127.0.0.1',
+    allowed: 'an address',
+    help: 'address the metrics endpoint listens on',
+    parse: nonEmpty,
+  },
+  {
+    key: 'queue.max_bytes',
+    flag: 'queue-max-bytes',
+    env: ['SPANBRIDGE_QUEUE_MAX_BYTES'],
+    bridgeEnv: true,
+    defaultText: '64MiB',
+    allowed: 'a size like 67108864, 512KiB or 64MiB',
+    help: 'memory cap of the span export queue',
+    parse: byteSize,
+  },
+  {
+    key: 'queue.max_spans',
+    env: ['OTEL_BSP_MAX_QUEUE_SIZE'],
+    bridgeEnv: true,
+    defaultText: '2048',
+    allowed: 'an integer 1..2147483647',
+    help: 'spans held in the export queue',
+    parse: intIn(1, 2 ** 31 - 1),
+  },
+  {
+    key: 'queue.max_batch_spans',
+    env: ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE'],
+    bridgeEnv: true,
+    defaultText: '512',
+    allowed: 'an integer 1..2147483647',
+    help: 'spans per export request',
+    parse: intIn(1, 2 ** 31 - 1),
+  },
+  {
+    key: 'queue.schedule_delay_ms',
+    env: ['OTEL_BSP_SCHEDULE_DELAY'],
+    bridgeEnv: true,
+    defaultText: '5000',
+    allowed: 'an integer 1..2147483647 (milliseconds)',
+    help: 'longest wait before a partial batch is sent',
+    parse: intIn(1, 2 ** 31 - 1),
+  },
+  {
+    key: 'retry.max_elapsed_ms',
+    env: ['SPANBRIDGE_RETRY_MAX_ELAPSED_MS'],
+    bridgeEnv: true,
+    defaultText: '300000',
+    allowed: 'an integer 1..2147483647 (milliseconds)',
+    help: 'how long one batch is retried before it is dropped (counted)',
+    parse: intIn(1, 2 ** 31 - 1),
+  },
+  {
+    key: 'metrics.export_interval_ms',
+    env: ['OTEL_METRIC_EXPORT_INTERVAL'],
+    bridgeEnv: true,
+    defaultText: '60000',
+    allowed: 'an integer 1..2147483647 (milliseconds)',
+    help: 'OTLP metrics push interval',
+    parse: intIn(1, 2 ** 31 - 1),
+  },
+  {
+    key: 'metrics.otlp',
+    env: ['OTEL_METRICS_EXPORTER'],
+    bridgeEnv: true,
+    defaultText: 'true',
+    allowed: 'true or false (env: a list of exporters; otlp in it means true)',
+    help: 'push RED and self-metrics over OTLP (the Prometheus endpoint has its own switch)',
+    parse: bool,
+  },
+  {
+    key: 'resource_attributes',
+    env: ['OTEL_RESOURCE_ATTRIBUTES'],
+    defaultText: '(none)',
+    allowed: 'a mapping of attribute names to values',
+    help: 'added to every exported resource; the environment wins key by key',
+    parse: stringMap,
+  },
+];
+
+export const SETTINGS_BY_KEY: ReadonlyMap<string, Setting> = new Map(SETTINGS.map((s) => [s.key, s]));
+
+/** Keys of a selection entry in the YAML `selections` list. */
+export const SELECTION_KEYS = ['pid', 'exe', 'open_port', 'container', 'service_name'] as const;
