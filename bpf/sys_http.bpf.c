@@ -664,6 +664,16 @@ bad:
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
+/* Fresh ids for requests pipelined behind the one the kernel decided for. */
+static __always_inline void fill_spare_ids(struct sys_http_data_event *e)
+{
+#pragma unroll
+	for (int i = 0; i < SYS_HTTP_SPARE_IDS; i++) {
+		new_trace_id(e->spare_trace_ids[i]);
+		new_span_id(e->spare_span_ids[i]);
+	}
+}
+
 static __always_inline void decide_server_context(struct conn_state *cs, struct scratch *s, __u32 cap,
 						  __u64 now, struct sys_http_data_event *e, __u32 mode)
 {
@@ -694,11 +704,7 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 		}
 	}
 	new_span_id(cs->ctx.span_id);
-#pragma unroll
-	for (int i = 0; i < SYS_HTTP_SPARE_IDS; i++) {
-		new_trace_id(e->spare_trace_ids[i]);
-		new_span_id(e->spare_span_ids[i]);
-	}
+	fill_spare_ids(e);
 
 	__u64 id = bpf_get_current_pid_tgid();
 	thread_release(cs, id >> 32);
@@ -851,6 +857,10 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			cs->prefix_len = 0;
 			if (cs->phase != PHASE_REQUEST && is_request_start(s->e.data, cap)) {
 				flags = SYS_F_REQUEST_START;
+			} else if (cs->phase == PHASE_REQUEST && is_request_start(s->e.data, cap)) {
+				/* Another request before the response (pipelining), or a body that looks like
+				 * one: user space frames it; these ids serve only the former. */
+				flags = SYS_F_SPARE_IDS;
 			} else if (cs->phase == PHASE_IDLE) {
 				cs->phase = PHASE_NOT_HTTP;
 				count(SYS_SKIP_NOT_HTTP);
@@ -930,6 +940,9 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		decide_server_context(cs, s, cap, now, e, mode);
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
+	} else if (flags & SYS_F_SPARE_IDS) {
+		fill_spare_ids(e);
+		__builtin_memset(e->parent_span_id, 0, 8);
 	} else {
 		__builtin_memset(e->parent_span_id, 0, 8);
 	}

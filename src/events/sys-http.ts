@@ -8,6 +8,7 @@ export const SYS_F_REMOTE_PARENT = 1 << 2;
 export const SYS_F_THREAD_PARENT = 1 << 3;
 export const SYS_F_BLACKBOX_PARENT = 1 << 4;
 export const SYS_F_TRUNCATED = 1 << 5;
+export const SYS_F_SPARE_IDS = 1 << 6;
 
 export type SysRole = 'server' | 'client';
 
@@ -139,6 +140,6 @@ export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
     spanId: readHex(buf, D, 'span_id'),
     parentSpanId: hasParent ? readHex(buf, D, 'parent_span_id') : '',
     traceFlags: readUint(buf, D, 'trace_flags'),
-    spareIds: flags & SYS_F_REQUEST_START ? spares(buf) : [],
+    spareIds: flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(buf) : [],
   };
 }

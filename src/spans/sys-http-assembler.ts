@@ -9,7 +9,7 @@
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
 import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
-import { SYS_F_BLACKBOX_PARENT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_F_THREAD_PARENT } from '../events/sys-http';
+import { SYS_F_BLACKBOX_PARENT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_F_SPARE_IDS, SYS_F_THREAD_PARENT } from '../events/sys-http';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
 import type { Resource, Span } from './span';
@@ -83,6 +83,9 @@ interface Conn {
   exchanges: Exchange[];
   /** A protocol switch (101) or garbage: further bytes are not HTTP/1.x. */
   dead: boolean;
+  /** The record whose spare ids are being handed out, and how many were used. */
+  spareRec?: SysHttpDataRecord;
+  spareUsed: number;
   lastNs: bigint;
 }
 
@@ -134,6 +137,7 @@ export class SysHttpAssembler {
       remotePort: rec.remotePort,
       exchanges: [],
       dead: false,
+      spareUsed: 0,
       lastNs: rec.tsNs,
     });
   }
@@ -170,6 +174,11 @@ export class SysHttpAssembler {
     if (requestSide) {
       const ex = c.exchanges[c.exchanges.length - 1];
       if (!ex || ex.req.complete) {
+        // A request pipelined behind one still open, in a later read: kernel spare ids.
+        if (c.role === 'server' && rec.flags & SYS_F_SPARE_IDS && parseRequestLine(firstLineOf(rec.data))) {
+          this.startPipelined(c, rec, 0);
+          return;
+        }
         this.drop('unexpected_request_bytes');
         return;
       }
@@ -207,14 +216,22 @@ export class SysHttpAssembler {
       this.drop('client_pipelining');
       return;
     }
-    const spareIndex = c.exchanges.filter((e) => e.req.startNs === rec.tsNs).length - 1;
-    const spare = rec.spareIds[spareIndex];
+    this.startPipelined(c, rec, next);
+  }
+
+  /** A pipelined request at captured offset `off`: a new root with the record's next spare ids. */
+  private startPipelined(c: Conn, rec: SysHttpDataRecord, off: number): void {
+    if (c.spareRec !== rec) {
+      c.spareRec = rec;
+      c.spareUsed = 0;
+    }
+    const spare = rec.spareIds[c.spareUsed++];
     if (!spare) {
       this.drop('pipelined_beyond_spare_ids');
       return;
     }
-    const ex2 = this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' });
-    this.feedRequest(c, ex2, rec, next);
+    const ex = this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' });
+    this.feedRequest(c, ex, rec, off);
   }
 
   private feedResponse(c: Conn, rec: SysHttpDataRecord, off: number): void {
@@ -416,6 +433,11 @@ export class SysHttpAssembler {
       this.finishAll(c, 'closed');
     }
   }
+}
+
+function firstLineOf(data: Buffer): string {
+  const end = data.indexOf('\r\n', 0, 'latin1');
+  return end < 0 ? '' : data.toString('latin1', 0, end);
 }
 
 function linkOf(flags: number): ExchangeView['link'] {

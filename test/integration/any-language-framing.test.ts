@@ -18,6 +18,7 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
   const servers = new Map<Lang, { proc: Running; port: number; service: string }>();
   const replies = new Map<Lang, string>();
   const v6 = { port: 0, proc: undefined as Running | undefined };
+  let lateReply = '';
 
   beforeAll(async () => {
     requireRootAndBpf();
@@ -51,6 +52,14 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
       expect((await httpRequest(port, '/after-upload', { agent: ka })).status).toBe(200);
       ka.destroy();
     }
+    // Pipelined in a later read: the second request arrives (and Node reads it at once) while
+    // the first is still being handled.
+    lateReply = (
+      await rawExchange(servers.get('node')!.port, ['GET /sleep?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /pipe-late HTTP/1.1\r\nHost: a\r\n\r\n'], {
+        gapMs: 50,
+        waitMs: 1500,
+      })
+    ).toString('latin1');
     for (const lang of ['python', 'node'] as const) {
       const r = await httpRequest(servers.get(lang)!.port, '/chunked');
       expect(r.status).toBe(200);
@@ -76,6 +85,16 @@ describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
     const pipe = spansOf(lang).filter((s) => String(s.attributes['url.path']).startsWith('/pipe/'));
     expect(new Set(pipe.map((s) => s.spanId)).size).toBe(3);
     expect(new Set(pipe.map((s) => s.traceId)).size).toBe(3);
+  });
+
+  it('node: a request pipelined in a later read (first still running) gets its own span', async () => {
+    expect((lateReply.match(/HTTP\/1\.1 200/g) ?? []).length).toBe(2);
+    await waitFor('late pipelined span', () => spansOf('node').some((s) => s.attributes['url.path'] === '/pipe-late'), 15_000);
+    const slow = spansOf('node').find((s) => s.attributes['url.path'] === '/sleep')!;
+    const late = spansOf('node').find((s) => s.attributes['url.path'] === '/pipe-late')!;
+    expect(late.spanId).not.toBe(slow.spanId);
+    expect(late.traceId).not.toBe(slow.traceId);
+    expect(BigInt(late.endTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(slow.endTimeUnixNano));
   });
 
   it.each(LANGS)('%s: a 200 KB upload is one span and the next request on the connection is framed', async (lang) => {

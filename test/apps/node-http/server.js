@@ -1,6 +1,7 @@
 // Test service: Node `http` server, nobody instrumented it.
 //   GET /ok, /items/<id> -> 200; /fail -> 500; /missing -> 404; POST /echo -> echoes the body;
-//   /chunked -> chunked body; /call?url=U -> calls U with http.get and returns its status.
+//   /chunked -> chunked body; /sleep?ms=N -> answers after N ms;
+//   /call?url=U -> calls U with http.get and returns its status.
 // Usage: node server.js PORT [HOST]   (HOST default 127.0.0.1; e.g. ::1 for IPv6)
 'use strict';
 const http = require('node:http');
@@ -28,6 +29,11 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('hello ');
     setTimeout(() => res.end('world'), 5);
+  } else if (u.pathname === '/sleep') {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('slept');
+    }, Number(u.searchParams.get('ms') ?? 10));
   } else if (u.pathname === '/call') {
     http
       .get(u.searchParams.get('url'), (r) => {

@@ -9,6 +9,7 @@ import {
   SYS_F_REMOTE_PARENT,
   SYS_F_REQUEST_START,
   SYS_F_RESPONSE_START,
+  SYS_F_SPARE_IDS,
   SYS_F_THREAD_PARENT,
 } from '../../../src/events/sys-http';
 import { SelfMetrics } from '../../../src/metrics/counters';
@@ -197,6 +198,28 @@ describe('SysHttpAssembler: server side', () => {
     expect(h.spans[1].traceId).toBe(r.spareIds[0].traceId);
     expect(h.spans[2].spanId).toBe(r.spareIds[1].spanId);
     expect(new Set(h.spans.map((s) => s.spanId)).size).toBe(3);
+  });
+
+  it('frames a request pipelined in a later read (before the first response) with spare ids', () => {
+    const h = new Harness();
+    h.open(1n);
+    const r1 = h.data(1n, 'ingress', 'GET /first HTTP/1.1\r\n\r\n', { flags: START });
+    const r2 = h.data(1n, 'ingress', 'GET /second HTTP/1.1\r\n\r\n', { flags: SYS_F_SPARE_IDS });
+    h.data(1n, 'egress', ok('1'), { flags: RESP });
+    h.data(1n, 'egress', ok('2'));
+    expect(h.spans.map((s) => s.attributes['url.path'])).toEqual(['/first', '/second']);
+    expect(h.spans[0].spanId).toBe(r1.spanId);
+    expect(h.spans[1].spanId).toBe(r2.spareIds[0].spanId);
+    expect(h.spans[1].parentSpanId).toBe('');
+  });
+
+  it('a body that looks like a request line stays a body', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'POST /up HTTP/1.1\r\nContent-Length: 27\r\n\r\n', { flags: START });
+    h.data(1n, 'ingress', 'GET /not-a-request HTTP/1.1', { flags: SYS_F_SPARE_IDS });
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    expect(h.spans.map((s) => s.attributes['url.path'])).toEqual(['/up']);
   });
 
   it('never invents ids: pipelined requests beyond the spare ids are counted, not reported', () => {
