@@ -220,6 +220,11 @@ prepare_series() {
     input_stamp >"$dir/ready"
   fi
   ln -sfn "${name}_${version}" "$current.tmp" && mv -T "$current.tmp" "$current"
+  # Older kernels of this series are no longer selected: drop them (about 120 MB each).
+  local old
+  for old in "$sdir"/linux-image-*; do
+    [ -d "$old" ] && [ "$old" != "$dir" ] && [[ "$old" != *.tmp ]] && { log "removing the older $(basename "$old")"; rm -rf "$old"; }
+  done
   echo "$dir"
 }
 
