@@ -777,7 +777,16 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 		    is_request_start(peek, 8)) {
 			__u64 now = bpf_ktime_get_ns();
 			struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
-			if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
+			__u32 zero = 0;
+			struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+			__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
+			struct trace_context app = {};
+			if (s && n && !bpf_probe_read_user(s->e.data, n & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr) &&
+			    !find_traceparent(s, n, &app)) {
+				/* The application propagates its own context: this client span is that one. */
+				a.ctx = app;
+				a.flags |= SYS_F_APP_TRACEPARENT;
+			} else if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
 				__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
 				__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
 				a.ctx.flags = tc->ctx.flags;
@@ -789,7 +798,8 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 				new_trace_id(a.ctx.trace_id);
 				a.ctx.flags = 0x01;
 			}
-			new_span_id(a.ctx.span_id);
+			if (!(a.flags & SYS_F_APP_TRACEPARENT))
+				new_span_id(a.ctx.span_id);
 			a.start = 1;
 			struct client_request cr = { .ts_ns = now, .tgid = id >> 32 };
 			cr.ctx = a.ctx;

@@ -28,6 +28,8 @@ enum sys_http_direction {
 #define SYS_F_THREAD_PARENT (1 << 3)  /* client span: parent is the thread's active server span */
 #define SYS_F_BLACKBOX_PARENT (1 << 4) /* server span: parent is the same-node client span */
 #define SYS_F_TRUNCATED (1 << 5)      /* the message was longer than the capture */
+#define SYS_F_APP_TRACEPARENT (1 << 7) /* client span: the application sent its own traceparent; its
+					* ids are this span's (never a second header, never other ids) */
 #define SYS_F_SPARE_IDS (1 << 6)      /* a request line was seen while a request was open (pipelining):
 				       * spare ids are set, used only if user space finds a request start */
 

@@ -9,6 +9,7 @@ export const SYS_F_THREAD_PARENT = 1 << 3;
 export const SYS_F_BLACKBOX_PARENT = 1 << 4;
 export const SYS_F_TRUNCATED = 1 << 5;
 export const SYS_F_SPARE_IDS = 1 << 6;
+export const SYS_F_APP_TRACEPARENT = 1 << 7;
 
 export type SysRole = 'server' | 'client';
 

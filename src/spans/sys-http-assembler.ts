@@ -9,7 +9,7 @@
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
 import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
-import { SYS_F_BLACKBOX_PARENT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_F_SPARE_IDS, SYS_F_THREAD_PARENT } from '../events/sys-http';
+import { SYS_F_APP_TRACEPARENT, SYS_F_BLACKBOX_PARENT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_F_SPARE_IDS, SYS_F_THREAD_PARENT } from '../events/sys-http';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
 import type { Resource, Span } from './span';
@@ -444,5 +444,6 @@ function linkOf(flags: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
   if (flags & SYS_F_THREAD_PARENT) return 'thread';
+  if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';
 }

@@ -13,8 +13,11 @@ export interface ExchangeView {
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly traceFlags: number;
-  /** How the parent was found: incoming traceparent, same-node client (black-box), same thread. */
-  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'none';
+  /**
+   * How the parent was found: incoming traceparent, same-node client (black-box), same thread;
+   * 'application': a client request that carried the application's own traceparent (its ids).
+   */
+  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'application' | 'none';
   readonly request: RequestLine;
   readonly requestHeaders: ReadonlyMap<string, string>;
   readonly requestHeadComplete: boolean;

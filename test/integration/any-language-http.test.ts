@@ -245,6 +245,30 @@ describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
     expect(got.pyS.traceId).toBe(got.nodeC.traceId);
   });
 
+  it("a client request carrying the application's own traceparent keeps those ids (never a second context)", async () => {
+    const nodePort = servers.get('node')!.port;
+    const traceId = hex(16);
+    const appSpan = hex(8);
+    const tp = `00-${traceId}-${appSpan}-01`;
+    const r = await httpRequest(servers.get('python')!.port, `/call?url=${encodeURIComponent(`http://127.0.0.1:${nodePort}/items/app-tp`)}&tp=${encodeURIComponent(tp)}`);
+    expect(r.body).toBe('200 ok /items/app-tp');
+    const found = await waitFor(
+      'app traceparent spans',
+      () => {
+        const c = agent.spans().find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).endsWith('/items/app-tp'));
+        const srv = agent.spans().find((s) => s.resource['service.name'] === 'node-svc' && s.attributes['url.path'] === '/items/app-tp');
+        return c && srv ? { c, srv } : undefined;
+      },
+      20_000,
+    );
+    expect(found.c.traceId).toBe(traceId);
+    expect(found.c.spanId).toBe(appSpan);
+    expect(found.c.attributes['spanbridge.parent.source']).toBe('application');
+    expect(found.srv.traceId).toBe(traceId);
+    expect(found.srv.parentSpanId).toBe(appSpan);
+    expect(found.srv.attributes['spanbridge.parent.source']).toBe('traceparent');
+  });
+
   it('delivers the spans to the stock Collector over OTLP', async () => {
     const printed = agent.spans();
     const fromCollector: FlatSpan[] = await collector.waitForSpans((s) => s.length >= printed.length, 30_000);

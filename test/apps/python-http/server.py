@@ -7,7 +7,7 @@ Routes:
   POST /echo                     200, echoes the body (Content-Length)
   GET  /chunked                  200, chunked body
   GET  /call?url=<url>           calls <url> with urllib (a new connection per call) and returns its
-                                 status and body; ?keepalive=1 uses http.client on one connection
+                                 status and body; &tp=<traceparent> sends that header
   GET  /sleep?ms=N               sleeps N ms
 Usage: server.py PORT
 """
@@ -50,8 +50,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         elif u.path == "/call":
             target = q["url"][0]
+            req = urllib.request.Request(target)
+            if "tp" in q:  # the application propagates its own traceparent
+                req.add_header("traceparent", q["tp"][0])
             try:
-                with urllib.request.urlopen(target, timeout=10) as r:
+                with urllib.request.urlopen(req, timeout=10) as r:
                     body = r.read().decode()
                     status = r.status
             except urllib.error.HTTPError as e:
