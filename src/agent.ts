@@ -224,8 +224,11 @@ export class Agent {
     let t = this.targets.get(proc.exeKey);
     if (!t) {
       try {
+        const started = Date.now();
         const info = inspectGoBinary(proc.exeOpenPath, Object.values(GO_FUNCS));
         t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets };
+        this.metrics.add('spanbridge_binaries_inspected_total', 'Executables inspected (once per dev:inode)', {});
+        this.deps.log.debug(`inspected ${proc.exePath} (${proc.exeKey}) for pid ${proc.pid} in ${Date.now() - started} ms: ${info.goVersion}`);
       } catch (err) {
         t = err instanceof SpanbridgeError ? err : new SpanbridgeError('ERR_INSPECT', errorMessage(err), { cause: err });
       }
