@@ -31,6 +31,12 @@
 #include "trace_context.h"
 #include "sys_http.h"
 #include "sys_http_go_link.h"
+/* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
+ * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
+#if __has_include("sk_inject.h")
+#include "sk_inject.h"
+#define SYS_HTTP_SK_INJECT 1
+#endif
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -46,6 +52,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u64 correlation_window_ns = 5ULL * 1000 * 1000 * 1000;
 const volatile __u64 thread_ctx_max_age_ns = 60ULL * 1000 * 1000 * 1000;
 const volatile __u32 max_connections = 16384;
+/* Leave each client request's context for the sk_msg injector (bpf/sk_inject.h). */
+const volatile bool sk_inject_pending = false;
 
 /* Per traced process: SYS_MODE_* bits. */
 #define SYS_MODE_TRACE 1       /* report spans for this process */
@@ -801,6 +809,13 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			if (!(a.flags & SYS_F_APP_TRACEPARENT))
 				new_span_id(a.ctx.span_id);
 			a.start = 1;
+#ifdef SYS_HTTP_SK_INJECT
+			if (sk_inject_pending && !(a.flags & SYS_F_APP_TRACEPARENT)) {
+				struct sk_inject_pending p = { .ts_ns = now, .cookie = cs->conn_id };
+				p.ctx = a.ctx;
+				bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, &p, BPF_ANY);
+			}
+#endif
 			struct client_request cr = { .ts_ns = now, .tgid = id >> 32 };
 			cr.ctx = a.ctx;
 			bpf_map_update_elem(&client_requests, &cs->tuple, &cr, BPF_ANY);

@@ -32,6 +32,11 @@ export interface SysHttpTracerSettings {
   readonly threadContextMaxAgeMs?: number;
   /** Connections tracked in the kernel at once (default 16384, at most 65536). */
   readonly maxConnections?: number;
+  /**
+   * Leave each client request's kernel-decided context for the sk_msg injector
+   * (bpf/sk_inject.h), so the header it writes and the reported client span agree.
+   */
+  readonly socketInjection?: boolean;
 }
 
 export interface SysAttachOptions {
@@ -68,6 +73,7 @@ export class SysHttpTracer {
         correlation_window_ns: BigInt(this.settings.correlationWindowMs ?? 5_000) * 1_000_000n,
         thread_ctx_max_age_ns: BigInt(this.settings.threadContextMaxAgeMs ?? 60_000) * 1_000_000n,
         max_connections: maxConns,
+        sk_inject_pending: this.settings.socketInjection ?? false,
       },
     });
     try {

@@ -129,7 +129,7 @@ describe('SysHttpTracer', () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ, { correlationWindowMs: 250, maxConnections: 100 });
     t.start(() => undefined);
-    expect(backend.rodataOf(OBJ)).toEqual({ correlation_window_ns: 250_000_000n, thread_ctx_max_age_ns: 60_000_000_000n, max_connections: 100 });
+    expect(backend.rodataOf(OBJ)).toEqual({ correlation_window_ns: 250_000_000n, thread_ctx_max_age_ns: 60_000_000_000n, max_connections: 100, sk_inject_pending: false });
     const targets = backend.activeLinks().map((l) => l.target);
     expect(targets).toHaveLength(SYS_HTTP_PROGRAMS.length);
     for (const s of ['accept4', 'read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg']) {
