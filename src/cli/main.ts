@@ -10,6 +10,9 @@ import { SpanbridgeError, errorMessage } from '../errors';
 import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
+import { TraceBuffer } from '../spans/trace-tree-buffer';
+import { formatTraceTree } from '../spans/trace-tree';
+import { startWebServer, type WebServer } from '../web/server';
 import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { createCollectorBridge, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
@@ -39,6 +42,25 @@ function stdoutSink(): SpanSink {
   };
 }
 
+/**
+ * The live trace view: sampled spans grouped into traces; a trace quiet for a moment is finished,
+ * printed as a tree (--print-spans tree) and kept for the web page (--web-port).
+ */
+function traceViewSink(buffer: TraceBuffer, web: WebServer | undefined): SpanSink {
+  buffer.start();
+  return {
+    add(span) {
+      if (isSampled(span)) buffer.add(span);
+    },
+    async shutdown() {
+      buffer.stop();
+      buffer.flush();
+      await web?.close();
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    },
+  };
+}
+
 /** The traces and metrics endpoints the bridge will use (same resolution: options > env > defaults). */
 function exportEndpointsOf(o: OtlpExporterOptions): string[] {
   return [resolveOtlpConfig('traces', o).endpoint, resolveOtlpConfig('metrics', o).endpoint];
@@ -60,6 +82,26 @@ async function run(argv: string[]): Promise<number> {
   const metrics = new SelfMetrics();
   const sinks: SpanSink[] = [];
   if (opts.printSpans === 'json') sinks.push(stdoutSink());
+  if (opts.printSpans === 'tree' || opts.webPort !== undefined) {
+    const color = process.stdout.isTTY === true;
+    const buffer = new TraceBuffer({
+      quietMs: opts.traceQuietMs,
+      maxTraces: opts.traceMaxTraces,
+      metrics,
+      onFinished:
+        opts.printSpans === 'tree'
+          ? (t) => {
+              const note = [t.late ? 'late spans' : '', t.evicted ? 'finished early: too many open traces' : '', t.droppedSpans ? `${t.droppedSpans} spans left out` : '']
+                .filter(Boolean)
+                .join('; ');
+              process.stdout.write(`${formatTraceTree(t.spans, { color, note: note || undefined })}\n\n`);
+            }
+          : undefined,
+    });
+    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort);
+    if (web) log.info(`web: recent traces at ${web.url}`);
+    sinks.push(traceViewSink(buffer, web));
+  }
   // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
   const bridge = createCollectorBridge({
     metrics,
