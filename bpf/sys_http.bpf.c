@@ -926,7 +926,9 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 
 	if (!(mode & SYS_MODE_TRACE)) {
-		if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
+		/* Go: responses are not watched (writes are not hooked), so the phase stays "request";
+		 * every read that begins with a request line is the next keep-alive request. */
+		if (cs->role == SYS_ROLE_SERVER && (flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS))) {
 			cs->phase = PHASE_REQUEST;
 			go_link_store(cs);
 		}

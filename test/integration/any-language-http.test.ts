@@ -204,9 +204,33 @@ describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
     expect(goS.traceId).toBe(nodeC.traceId);
     expect(goS.parentSpanId).toBe(pyC.spanId);
     // The Go server is reported once, by the Go tracer (not also by the syscall path).
-    expect(agent.spans().filter((s) => s.resource['service.name'] === 'go-svc')).toHaveLength(1);
+    expect(agent.spans().filter((s) => s.resource['service.name'] === 'go-svc' && s.attributes['url.path'] === '/items/from-chain')).toHaveLength(1);
     expect(goS.resource['process.runtime.name']).toBe('go');
     void chainPython;
+  });
+
+  it('Python -> Go over one keep-alive connection: every request linked (not only the first)', async () => {
+    const pyPort = servers.get('python')!.port;
+    for (const i of [1, 2, 3]) {
+      const r = await httpRequest(pyPort, `/call?keepalive=1&url=${encodeURIComponent(`http://127.0.0.1:${goPort}/items/ka${i}`)}`);
+      expect(r.body).toBe(`200 {"id":"ka${i}"}`);
+    }
+    for (const i of [1, 2, 3]) {
+      const pair = await waitFor(
+        `keep-alive call ${i}`,
+        () => {
+          const c = agent.spans().find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).endsWith(`/items/ka${i}`));
+          const g = agent.spans().find((s) => s.resource['service.name'] === 'go-svc' && s.attributes['url.path'] === `/items/ka${i}`);
+          return c && g ? { c, g } : undefined;
+        },
+        20_000,
+      );
+      expect(pair.g.traceId).toBe(pair.c.traceId);
+      expect(pair.g.parentSpanId).toBe(pair.c.spanId);
+    }
+    // One connection carried the three calls.
+    const ports = agent.spans().filter((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).includes('/items/ka'));
+    expect(ports).toHaveLength(3);
   });
 
   it('thread linking in a Java pool; none in Node (event loop), whose call still links downstream', async () => {

@@ -7,7 +7,8 @@ Routes:
   POST /echo                     200, echoes the body (Content-Length)
   GET  /chunked                  200, chunked body
   GET  /call?url=<url>           calls <url> with urllib (a new connection per call) and returns its
-                                 status and body; &tp=<traceparent> sends that header
+                                 status and body; &tp=<traceparent> sends that header;
+                                 &keepalive=1 uses one shared keep-alive connection per target
   GET  /sleep?ms=N               sleeps N ms
 Usage: server.py PORT
 """
@@ -16,7 +17,11 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+KEEPALIVE = {}
+KEEPALIVE_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -50,6 +55,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         elif u.path == "/call":
             target = q["url"][0]
+            if "keepalive" in q:  # one shared keep-alive connection per target
+                u2 = urllib.parse.urlparse(target)
+                with KEEPALIVE_LOCK:
+                    conn = KEEPALIVE.get(u2.netloc)
+                    if conn is None:
+                        conn = KEEPALIVE[u2.netloc] = http.client.HTTPConnection(u2.hostname, u2.port, timeout=10)
+                    conn.request("GET", u2.path or "/")
+                    r = conn.getresponse()
+                    body = r.read().decode()
+                self.send_text(200, f"{r.status} {body}")
+                return
             req = urllib.request.Request(target)
             if "tp" in q:  # the application propagates its own traceparent
                 req.add_header("traceparent", q["tp"][0])
