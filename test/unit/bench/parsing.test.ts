@@ -1,0 +1,39 @@
+import { parseWrk } from '../../../bench/lib/load';
+import { topFrames } from '../../../bench/sections/profile';
+
+describe('bench parsing', () => {
+  test('wrk output: requests per second, count and errors', () => {
+    const out = `Running 5s test @ http://127.0.0.1:18080/items/1
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    35.94ms   95.90ms 595.82ms   91.76%
+    Req/Sec    17.76k    11.28k   42.77k    70.27%
+  74241 requests in 5.26s, 8.35MB read
+  Socket errors: connect 0, read 2, write 1, timeout 4
+  Non-2xx or 3xx responses: 3
+Requests/sec:  14113.51
+Transfer/sec:      1.59MB`;
+    expect(parseWrk(out)).toEqual({ rps: 14113.51, requests: 74241, errors: 10 });
+    expect(() => parseWrk('garbage')).toThrow(/unexpected wrk output/);
+  });
+
+  test('cpu profile: self time by frame, idle and start-up left out', () => {
+    const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: frame('(idle)') },
+        { id: 2, callFrame: frame('decode', 'file:///x/dist/src/events/decoder.js', 9) },
+        { id: 3, callFrame: frame('(garbage collector)') },
+      ],
+      samples: [2, 1, 2, 3, 2],
+      timeDeltas: [100, 500, 100, 100, 200],
+    };
+    const all = topFrames(profile);
+    expect(all[0]).toEqual({ frame: 'decode /x/dist/src/events/decoder.js:10', selfPct: 80 });
+    expect(all[1]).toEqual({ frame: '(garbage collector)', selfPct: 20 });
+    expect(all.some((f) => f.frame === '(idle)')).toBe(false);
+    // the first sample (at 100 us) is start-up
+    const later = topFrames(profile, 150);
+    expect(later.find((f) => f.frame.startsWith('decode'))?.selfPct).toBeCloseTo(75);
+  });
+});
