@@ -145,6 +145,7 @@ describe('containerised services (testcontainers on podman)', () => {
     // Across services: one trace where traceparent reaches the backend (injection, or none on a
     // locked-down kernel until socket-level injection lands: then a separate trace).
     if (backendServer.traceId === client.traceId) expect(backendServer.parentSpanId).toBe(client.spanId);
+    process.stderr.write(`containers: frontend -> backend: ${backendServer.traceId === client.traceId ? 'one trace (traceparent injected)' : 'separate traces (no injection here)'}\n`);
 
     // Nothing from the Collector's own process.
     expect(all.some((x) => x.resource['process.pid'] === collectorPid)).toBe(false);

@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -118,9 +118,24 @@ export async function buildImage(
   return tag;
 }
 
+/** A FROM scratch image has no dynamic loader: the binary must have no PT_INTERP program header. */
 function assertStatic(bin: string): void {
-  const out = execFileSync('file', ['-L', bin], { encoding: 'utf8' });
-  if (!/statically linked/.test(out)) throw new Error(`${bin} is not statically linked (a FROM scratch image needs that): ${out}`);
+  const fd = openSync(bin, 'r');
+  try {
+    const eh = Buffer.alloc(64);
+    readSync(fd, eh, 0, 64, 0);
+    if (eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2) throw new Error(`${bin}: not a 64-bit ELF file`);
+    const phoff = Number(eh.readBigUInt64LE(32));
+    const phentsize = eh.readUInt16LE(54);
+    const phnum = eh.readUInt16LE(56);
+    const ph = Buffer.alloc(phentsize * phnum);
+    readSync(fd, ph, 0, ph.length, phoff);
+    for (let i = 0; i < phnum; i++) {
+      if (ph.readUInt32LE(i * phentsize) === 3) throw new Error(`${bin} is dynamically linked (PT_INTERP): a FROM scratch image needs a static binary (CGO_ENABLED=0)`);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A Go service from test/apps/<app> or demo/<app> (static, CGO_ENABLED=0) at /app/<exeName> in a scratch image. */
