@@ -382,9 +382,8 @@ export class Agent {
     this.collectKernelDrops();
     const kernel = Object.entries(this.kernelCounters()).filter(([, n]) => n > 0);
     if (kernel.length > 0) this.deps.log.info(`kernel counters: ${kernel.map(([k, n]) => `${k}=${n}`).join(' ')}`);
-    await this.procTracer.close();
-    await this.goTracer.close();
-    await this.sysHttp?.close();
+    // Independent objects: detach them concurrently (each detach waits for kernel RCU grace periods).
+    await Promise.all([this.procTracer.close(), this.goTracer.close(), this.sysHttp?.close()]);
     await Promise.all(this.deps.sinks.map((s) => s.shutdown()));
   }
 }

@@ -256,7 +256,8 @@ export class GoHttpTracer {
   }
 
   async close(): Promise<void> {
-    for (const pid of [...this.byPid.keys()]) this.detach(pid);
+    // The object owns every link: closing it detaches them all, in reverse creation order.
+    this.byPid.clear();
     const obj = this.obj;
     this.obj = undefined;
     this.ring = undefined;

@@ -2,7 +2,8 @@
  * Go client spans on the locked-down host kernel (bpf_probe_write_user forbidden): client spans
  * are reported with the right attributes and in-process parents (same goroutine, spawned and
  * grandchild goroutines), an application's own traceparent is respected, transport errors are
- * errors, and the agent says that memory injection falls back. The injection itself is proven in
+ * errors, and the agent says that memory injection falls back (to socket-level sk_msg injection,
+ * whose header must be exactly the reported client span). Memory injection itself is proven in
  * the VM suite (make test-vm).
  */
 import { readFileSync, existsSync } from 'node:fs';
@@ -31,7 +32,9 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
 
   it('reports which injection strategy is in effect', () => {
     if (lockedDown()) {
-      expect(chain.agent.stderr()).toMatch(/Go memory injection unavailable: bpf_probe_write_user forbidden \(lockdown=integrity/);
+      expect(chain.agent.stderr()).toMatch(/memory write\): UNAVAILABLE .*bpf_probe_write_user forbidden \(lockdown=integrity/);
+      // ... and the socket-level path (sock_ops + sk_msg) injects instead (test/integration/sk-inject-go.test.ts).
+      expect(chain.agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
     } else {
       expect(chain.agent.stderr()).toMatch(/header injection: Go memory writes/);
     }
@@ -40,12 +43,13 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
   it.each(['/sync', '/async', '/nested'])('%s: the CLIENT span is a child of the frontend SERVER span', async (route) => {
     const r = await chain.get(route, '/headers');
     expect(r.status).toBe(200);
-    if (lockedDown()) expect(echoedTraceparents(r.body)).toEqual([]); // traffic unchanged
     const pair = await waitFor(`${route} pair`, () => {
       const p = frontendPair(chain.agent.spans(), chain.frontend.pid, route);
       return p.length === 1 && p[0].client && p[0];
     });
     const c = pair.client!;
+    // Injected (sk_msg under lockdown, memory writes elsewhere): exactly the reported client span.
+    expect(echoedTraceparents(r.body)).toEqual([`00-${c.traceId}-${c.spanId}-01`]);
     expect(c.kind).toBe('CLIENT');
     expect(c.traceId).toBe(pair.server.traceId);
     expect(c.parentSpanId).toBe(pair.server.spanId);

@@ -30,8 +30,9 @@ export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv
     err += d.toString();
     if (err.length > 1 << 20) err = err.slice(-(1 << 19));
   });
+  // 'close', not 'exit': only then has all of the process's stdout/stderr been read.
   const exited = new Promise<number | NodeJS.Signals>((resolve) => {
-    proc.on('exit', (code, signal) => resolve(code ?? (signal as NodeJS.Signals)));
+    proc.on('close', (code, signal) => resolve(code ?? (signal as NodeJS.Signals)));
   });
   return {
     proc,
