@@ -41,7 +41,8 @@ Traces the selected processes and exports their spans over OTLP.
 Selectors (a process matching any of them is traced; processes started later are followed;
 flags replace the config file's selections):
   --pid N              a process id (repeatable)
-  --exe GLOB           executable path glob, e.g. '*/frontend' or 'api-*' (repeatable)
+  --exe GLOB           executable glob: 'api-*' (base name), '/srv/*/api' or '**/api' (full path;
+                       * within a segment, ** across) (repeatable)
   --open-port P        a process listening on TCP port P (repeatable)
   --container ID       every process in a container whose id starts with ID (hex, as
                        \`docker ps\` / \`podman ps\` print it; repeatable)

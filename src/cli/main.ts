@@ -21,13 +21,20 @@ import { formatDoctorReport, runDoctor } from './doctor';
 
 const USAGE = `Usage: spanbridge <command> [options]
 
+Turns eBPF observations of unmodified services into OpenTelemetry traces for a Collector.
+
 Commands:
   run       trace selected processes and export spans (spanbridge run --help)
-  doctor    print what this kernel and these privileges allow [--json]
+  doctor    what this kernel and these privileges allow, and the strategy each feature
+            will use here [--json] (spanbridge doctor --help)
+  help CMD  help for a command
 
 Options:
   --version   print the version
   -h, --help  this help
+
+Quick look: spanbridge run --exe my-service --print-spans tree --export none
+Configuration (YAML file, environment, flags): docs/configuration.md
 `;
 
 function stdoutSink(): SpanSink {
@@ -200,6 +207,11 @@ export async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'doctor':
       return doctor(rest);
+    case 'help':
+      if (rest[0] === 'run') return run(['--help']);
+      if (rest[0] === 'doctor') return doctor(['--help']);
+      process.stdout.write(USAGE);
+      return rest.length === 0 ? 0 : 2;
     case '--version':
       process.stdout.write(`${AGENT_VERSION}\n`);
       return 0;

@@ -108,7 +108,7 @@ export function parseYamlConfig(text: string, file: string): { raw: Map<string, 
 
 function parseSelections(v: unknown, file: string): SelectionEntry[] {
   if (v === null) return [];
-  if (!Array.isArray(v)) throw configError(`${file}: selections: expected a list like [{exe: '*/api', service_name: checkout}, {open_port: 8080}]`);
+  if (!Array.isArray(v)) throw configError(`${file}: selections: expected a list like [{exe: 'api', service_name: checkout}, {open_port: 8080}]`);
   return v.map((entry, i) => {
     const where = `${file}: selections[${i}]`;
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
@@ -129,7 +129,7 @@ function parseSelections(v: unknown, file: string): SelectionEntry[] {
     if (e.pid !== undefined && e.pid !== null) out.pid = integer(`${where}.pid`, e.pid, 1, 2 ** 22);
     if (e.open_port !== undefined && e.open_port !== null) out.openPort = integer(`${where}.open_port`, e.open_port, 1, 65535);
     if (e.exe !== undefined && e.exe !== null) {
-      if (typeof e.exe !== 'string' || e.exe.trim() === '') throw configError(`${where}.exe: expected a non-empty glob like '*/api'`);
+      if (typeof e.exe !== 'string' || e.exe.trim() === '') throw configError(`${where}.exe: expected a non-empty glob like 'api' or '/srv/*/api'`);
       out.exe = e.exe.trim();
     }
     if (e.service_name !== undefined && e.service_name !== null) {

@@ -54,10 +54,13 @@ export const PAGE_HTML = `<!doctype html>
     if (text !== undefined) e.textContent = text;
     return e;
   }
-  function hue(s) {
-    var h = 0;
-    for (var i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) >>> 0;
-    return h % 360;
+  // Services get distinct colours in order of first appearance (kept across refreshes).
+  var PALETTE = ['#5b8def', '#e8964a', '#4fb286', '#b565d9', '#d95b73', '#3fb8c9', '#c9b03f', '#7a869a'];
+  var colours = {};
+  var nextColour = 0;
+  function colour(s) {
+    if (!(s in colours)) colours[s] = PALETTE[nextColour++ % PALETTE.length];
+    return colours[s];
   }
   function ms(v) {
     if (v < 1) return Math.round(v * 1000) + ' µs';
@@ -91,7 +94,7 @@ export const PAGE_HTML = `<!doctype html>
       var fill = el('div', 'fill');
       fill.style.left = (100 * s.offsetMs / total) + '%';
       fill.style.width = Math.max(0.3, 100 * s.durationMs / total) + '%';
-      fill.style.background = 'hsl(' + hue(s.service) + ', 55%, 58%)';
+      fill.style.background = colour(s.service);
       track.appendChild(fill);
       bar.appendChild(track);
       tr.appendChild(bar);

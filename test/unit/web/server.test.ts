@@ -40,7 +40,7 @@ describe('web server', () => {
     expect(err.spans[0].offsetMs).toBe(0);
     expect(err.spans[0].durationMs).toBeCloseTo(err.durationMs, 6);
     for (const s of err.spans) expect(s.offsetMs + s.durationMs).toBeLessThanOrEqual(err.durationMs + 1e-6);
-    expect((await (await fetch(`${web.url}api/traces?limit=1`)).json()).traces).toHaveLength(1);
+    expect(((await (await fetch(`${web.url}api/traces?limit=1`)).json()) as { traces: unknown[] }).traces).toHaveLength(1);
   });
 
   it('status, the page, 404 and 405', async () => {
