@@ -2,7 +2,8 @@
  * What the agent knows about one process, read from /proc. Paths are opened through
  * /proc/<pid>/exe so binaries in other mount namespaces (containers) are reachable as-is.
  */
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { parseContainerId } from './container';
 
@@ -14,7 +15,11 @@ export interface ProcessInfo {
   /** A path the agent can open to read the same executable: /proc/<pid>/exe. */
   readonly exeOpenPath: string;
   readonly exeName: string;
-  /** dev:inode of the executable, so one binary run by many processes is inspected once. */
+  /**
+   * Identifies the executable's content, so one binary run by many processes is inspected once:
+   * dev:inode on the host; in a container, size + a hash of its first and last 64 KiB (each
+   * container sees an image's file through its own overlay mount, with its own st_dev).
+   */
   readonly exeKey: string;
   readonly cmdline: readonly string[];
   /** Only the environment variables the agent uses (OTEL_*). */
@@ -23,6 +28,22 @@ export interface ProcessInfo {
   readonly startTicks: number;
   /** The container's id (64 hex) from the cgroup path, when the process runs in a container. */
   readonly containerId?: string;
+}
+
+const SAMPLE = 64 * 1024;
+
+/** size:sha256(first 64 KiB + last 64 KiB) of an open-able file: the same across overlay mounts of one image. */
+export function contentKey(path: string, st: Pick<Stats, 'size'>): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(SAMPLE, st.size));
+    h.update(buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)));
+    if (st.size > SAMPLE) h.update(buf.subarray(0, readSync(fd, buf, 0, buf.length, Math.max(SAMPLE, st.size - SAMPLE))));
+  } finally {
+    closeSync(fd);
+  }
+  return `content:${st.size}:${h.digest('hex').slice(0, 32)}`;
 }
 
 export function procRoot(): string {
@@ -72,7 +93,7 @@ export function readProcessInfo(pid: number): ProcessInfo | null {
       exePath,
       exeOpenPath: `${dir}/exe`,
       exeName: basename(exePath),
-      exeKey: `${st.dev}:${st.ino}`,
+      exeKey: containerId ? contentKey(`${dir}/exe`, st) : `${st.dev}:${st.ino}`,
       cmdline,
       env,
       startTicks,

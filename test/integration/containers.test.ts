@@ -184,4 +184,26 @@ describe('containerised services (testcontainers on podman)', () => {
     }
     expect(agent.proc.exitCode).toBeNull();
   });
+
+  it('inspects an image\'s binary once for several containers running it', async () => {
+    const exeName = 'ctr-goserver';
+    const image = await goServiceImage('goserver', exeName);
+    const agent = await startAgent(['--exe', `/app/${exeName}`, '--export', 'none', '--log-level', 'debug']);
+    agents.push(agent);
+    const pids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await new GenericContainer(image)
+        .withEntrypoint([`/app/${exeName}`, '-addr', '0.0.0.0:8080'])
+        .withExposedPorts(8080)
+        .withWaitStrategy(Wait.forHttp('/items/ready', 8080))
+        .start();
+      started.push(c);
+      pids.push(await hostPidOf(c.getId()));
+    }
+    await waitFor('three attaches', () => pids.every((p) => agent.stderr().includes(`attached pid ${p} `)), 30_000);
+    // Each container sees the file through its own overlay mount (own st_dev): keyed by content.
+    const inspections = agent.stderr().split('\n').filter((l) => l.includes(`inspected /app/${exeName} `));
+    expect(inspections).toHaveLength(1);
+    expect(inspections[0]).toMatch(/\(content:\d+:[0-9a-f]{32}\)/);
+  });
 });
