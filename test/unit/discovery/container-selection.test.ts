@@ -11,7 +11,7 @@ import { containerIdFromCgroupPath, containerMatches, isContainerIdPrefix, parse
 import { conmonContainerId, isAgentCommand, localEndpointPort, SelfExclusion } from '../../../src/discovery/self-exclusion';
 import { isEmptySelection, matchProcess } from '../../../src/discovery/selectors';
 import { parseRunArgs } from '../../../src/cli/args';
-import { readProcessInfo } from '../../../src/discovery/process-info';
+import { contentKey, readProcessInfo } from '../../../src/discovery/process-info';
 import { processResource } from '../../../src/spans/resource';
 
 const ID = 'd36bd66bf6303bc273aa41d51a62c1623a3d7859210c624ec7a6b6e734341e76';
@@ -202,5 +202,31 @@ describe('self-exclusion on a fake /proc', () => {
     expect(ex.ports).toEqual([]);
     expect(reasonFor(ex, 200)).toBeNull();
     expect(reasonFor(ex, 301)).toBeNull();
+  });
+});
+
+describe('content key of a containerised executable', () => {
+  it('is the same for identical files on different paths and differs when the head or size differs', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-contentkey-'));
+    try {
+      const big = Buffer.alloc(300 * 1024, 7);
+      const a = path.join(dir, 'a');
+      const b = path.join(dir, 'b');
+      const c = path.join(dir, 'c');
+      const d = path.join(dir, 'd');
+      writeFileSync(a, big);
+      writeFileSync(b, big);
+      const changedHead = Buffer.from(big);
+      changedHead[100] = 8;
+      writeFileSync(c, changedHead);
+      writeFileSync(d, big.subarray(0, big.length - 1));
+      const key = (f: string): string => contentKey(f, { size: big.length - (f === d ? 1 : 0) });
+      expect(key(a)).toBe(key(b));
+      expect(key(a)).toMatch(/^content:307200:[0-9a-f]{32}$/);
+      expect(key(c)).not.toBe(key(a));
+      expect(key(d)).not.toBe(key(a));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
