@@ -58,8 +58,8 @@ function commentary(r: Results): string[] {
     const m = agent.raw.rssByMapping as Array<{ mapping: string; rssKb: number }>;
     out.push(`RSS is dominated by: ${m.slice(0, 3).map((x) => `${x.mapping} (${round(x.rssKb / 1024)} MB)`).join(', ')}.`);
   }
-  if (r.profile && (missed.has('go.cpu_per_span') || missed.has('go.cpu_per_span_sat') || missed.has('go.throughput_ratio') || missed.has('sys.throughput_ratio'))) {
-    out.push(`Agent CPU is dominated by (self time): ${r.profile.topFrames.slice(0, 4).map((t) => `\`${t.frame}\` ${round(t.selfPct)}%`).join(', ')}.`);
+  if (r.profile && ([...missed].some((id) => id.includes('cpu_per_span')))) {
+    out.push(`Agent CPU by area (profile): ${r.profile.areas.slice(0, 5).map((a) => `${a.area} ${round(a.selfPct)}%`).join(', ')}; top frames: ${r.profile.topFrames.slice(0, 4).map((t) => `\`${t.frame}\` ${round(t.selfPct)}%`).join(', ')}.`);
   }
   const floor = get('go.uprobe_floor');
   const p99 = get('go.p99_added');

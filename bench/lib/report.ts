@@ -42,7 +42,7 @@ export interface Results {
   readonly host: Record<string, unknown>;
   readonly config: Record<string, unknown>;
   readonly sections: SectionResult[];
-  profile?: { context: string; topFrames: Array<{ frame: string; selfPct: number }>; file: string };
+  profile?: { context: string; topFrames: Array<{ frame: string; selfPct: number }>; areas: Array<{ area: string; selfPct: number }>; file: string };
   durationSeconds?: number;
 }
 
@@ -113,6 +113,7 @@ export function renderMarkdown(r: Results, commentary: string[]): string {
   }
   if (r.profile) {
     lines.push('## Agent CPU profile', '', `${r.profile.context} Top frames by self time (\`${r.profile.file}\`):`, '');
+    lines.push(`By area: ${r.profile.areas.map((a) => `${a.area} ${fmt(a.selfPct)}%`).join(', ')}.`, '');
     lines.push('| self % | frame |', '| --- | --- |');
     for (const t of r.profile.topFrames) lines.push(`| ${fmt(t.selfPct)} | \`${t.frame}\` |`);
     lines.push('');

@@ -161,6 +161,9 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       `Agent RSS after each round: ${round(spread(rounds.with.map((r) => r.rssKb / 1024)).median)} MB median. Agent stop lines: ${rounds.with.map((r) => `"${r.stopLine}"`).slice(0, 2).join(', ')}${n > 2 ? ', ...' : ''}.`,
       `Load generator's own send lateness p99 (its timing noise): ${round(spread(rounds.without.map((r) => r.lat.lateP99Us)).median)} us without, ${round(spread(rounds.with.map((r) => r.lat.lateP99Us)).median)} us with the agent.`,
     );
+    if (tput.with.median < rate) {
+      s.notes.push(`With the agent the server saturates at ${round(tput.with.median)} req/s, below the fixed rate of ${rate} req/s (half its saturated rate without the agent): requests queue, so latency from due time measures that queue; latency from send is the per-request view.`);
+    }
     const errs = [...rounds.without, ...rounds.with].reduce((a, r) => a + r.sat.errors + r.lat.errors, 0);
     if (errs > 0) s.notes.push(`Request errors over all runs: ${errs}.`);
   } finally {

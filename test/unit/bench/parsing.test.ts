@@ -1,5 +1,5 @@
 import { parseWrk } from '../../../bench/lib/load';
-import { topFrames } from '../../../bench/sections/profile';
+import { areaOf, topFrames } from '../../../bench/sections/profile';
 
 describe('bench parsing', () => {
   test('wrk output: requests per second, count and errors', () => {
@@ -35,5 +35,15 @@ Transfer/sec:      1.59MB`;
     // the first sample (at 100 us) is start-up
     const later = topFrames(profile, 150);
     expect(later.find((f) => f.frame.startsWith('decode'))?.selfPct).toBeCloseTo(75);
+  });
+});
+
+describe('bench profile areas', () => {
+  test('frames map to the part of the agent they belong to', () => {
+    expect(areaOf('file:///r/dist/src/spans/go-server-span.js', 'goServerSpan')).toBe('span assembly');
+    expect(areaOf('file:///r/node_modules/@opentelemetry/otlp-transformer/build/x.js', 'writeString')).toBe('OTLP encoding');
+    expect(areaOf('file:///r/dist/receiver/prometheus/registry.js', 'observeRed')).toBe('RED metrics / Prometheus');
+    expect(areaOf('', '(garbage collector)')).toBe('(garbage collector)');
+    expect(areaOf('', 'writev')).toBe('native (syscalls, libuv, builtins)');
   });
 });
