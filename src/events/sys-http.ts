@@ -91,7 +91,7 @@ export interface SysHttpDataRecord {
   readonly data: Buffer;
   /** The last bytes of the message. */
   readonly tail: Buffer;
-  /** With SYS_F_REQUEST_START: this request's context, decided in the kernel. */
+  /** With SYS_F_REQUEST_START: this request's context, decided in the kernel (else empty). */
   readonly traceId: string;
   readonly spanId: string;
   /** '' when the span is a root. */
@@ -123,6 +123,7 @@ export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
   const dataOff = D.fields.data.offset;
   const tailOff = D.fields.tail.offset;
   const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
+  const start = (flags & SYS_F_REQUEST_START) !== 0;
   const len = readBig(buf, D, 'len');
   return {
     type: 'sys_http_data',
@@ -137,10 +138,14 @@ export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
     len: len > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(len),
     data: Buffer.from(buf.subarray(dataOff, dataOff + capLen)),
     tail: Buffer.from(buf.subarray(tailOff, tailOff + tailLen)),
-    traceId: readHex(buf, D, 'trace_id'),
-    spanId: readHex(buf, D, 'span_id'),
-    parentSpanId: hasParent ? readHex(buf, D, 'parent_span_id') : '',
+    // Ids matter only where a request starts; hex is made only there (hot path).
+    traceId: start ? readHex(buf, D, 'trace_id') : '',
+    spanId: start ? readHex(buf, D, 'span_id') : '',
+    parentSpanId: start && hasParent ? readHex(buf, D, 'parent_span_id') : '',
     traceFlags: readUint(buf, D, 'trace_flags'),
-    spareIds: flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(buf) : [],
+    // Spare ids are rarely used (pipelining): decoded on first use.
+    get spareIds() {
+      return flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(buf) : [];
+    },
   };
 }

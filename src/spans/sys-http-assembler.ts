@@ -189,7 +189,20 @@ export class SysHttpAssembler {
   }
 
   private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'traceId' | 'spanId' | 'parentSpanId' | 'traceFlags' | 'link'>): Exchange {
-    const ex: Exchange = { ...ids, tid: rec.tid, req: newMessage(rec.tsNs), resp: null, requestLine: null, invalid: false, status: 0 };
+    // A literal, not a spread: objects made by spread hit V8's slow path (see sys-http-span.ts).
+    const ex: Exchange = {
+      traceId: ids.traceId,
+      spanId: ids.spanId,
+      parentSpanId: ids.parentSpanId,
+      traceFlags: ids.traceFlags,
+      link: ids.link,
+      tid: rec.tid,
+      req: newMessage(rec.tsNs),
+      resp: null,
+      requestLine: null,
+      invalid: false,
+      status: 0,
+    };
     if (c.exchanges.length >= this.maxExchanges) {
       c.exchanges.shift();
       this.drop('too_many_pipelined');
