@@ -115,7 +115,23 @@ export async function buildImage(
     rmSync(ctx, { recursive: true, force: true });
   }
   buildTimings.push({ image: tag, ms: Date.now() - started, cached: false });
+  await pruneOtherTags(tag);
   return tag;
+}
+
+/** Removes older builds of the same image (other input hashes); images still in use stay. */
+async function pruneOtherTags(tag: string): Promise<void> {
+  const repo = tag.slice(0, tag.lastIndexOf(':'));
+  const filters = encodeURIComponent(JSON.stringify({ reference: [repo] }));
+  try {
+    const r = await engineApi('GET', `/images/json?filters=${filters}`);
+    for (const img of (r.body as Array<{ Id: string; RepoTags?: string[] }>) ?? []) {
+      if ((img.RepoTags ?? []).some((t) => t === tag || !t.startsWith(`${repo}:`))) continue;
+      await engineApi('DELETE', `/images/${img.Id}`).catch(() => undefined);
+    }
+  } catch {
+    // best effort
+  }
 }
 
 /** A FROM scratch image has no dynamic loader: the binary must have no PT_INTERP program header. */
