@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# `make run-local`: the stock Collector, two Go demo services (no tracing code) under steady
-# traffic, and the agent tracing them. The Collector prints every span it receives. Ctrl-C stops
-# everything this script started; the agent detaches all its probes on the way out.
+# `make run-local`: the stock Collector, a polyglot demo (Go frontend -> Go backend and a Python
+# reviews service; no tracing code in any of them) under steady traffic, and the agent tracing
+# them, configured by a generated YAML file (build/run-local/spanbridge.yaml). The agent prints
+# each finished trace as a tree (--print-spans tree); the Collector receives everything and writes
+# it to build/run-local/telemetry.jsonl. Ctrl-C stops everything this script started; the agent
+# detaches all its probes on the way out.
 #   SPANBRIDGE_RUN_SECONDS=N   stop by itself after N seconds (used by the smoke test)
 #   SPANBRIDGE_OTLP_HTTP_PORT  the Collector's OTLP/HTTP port (default 4318)
 set -euo pipefail
@@ -24,8 +27,9 @@ export SPANBRIDGE_COLLECTOR_OUTPUT=$SPANBRIDGE_RUN_DIR/telemetry.jsonl
 export SPANBRIDGE_COLLECTOR_TELEMETRY_LEVEL=none
 frontend_port=${SPANBRIDGE_DEMO_FRONTEND_PORT:-8080}
 backend_port=${SPANBRIDGE_DEMO_BACKEND_PORT:-8081}
+reviews_port=${SPANBRIDGE_DEMO_REVIEWS_PORT:-8082}
 mkdir -p "$SPANBRIDGE_RUN_DIR/bin"
-rm -f "$SPANBRIDGE_RUN_DIR"/*.log "$SPANBRIDGE_RUN_DIR/telemetry.jsonl" "$SPANBRIDGE_RUN_DIR/ready"
+rm -f "$SPANBRIDGE_RUN_DIR"/*.log "$SPANBRIDGE_RUN_DIR/telemetry.jsonl" "$SPANBRIDGE_RUN_DIR/ready" "$SPANBRIDGE_RUN_DIR/traces.txt"
 
 for app in frontend backend loadgen; do
   (cd "demo/$app" && CGO_ENABLED=0 go build -o "$SPANBRIDGE_RUN_DIR/bin/demo-$app" .)
@@ -39,23 +43,43 @@ cleanup() {
   [ -n "${agent_pid:-}" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pkill -f "tail --pid=$$ " 2>/dev/null || true
   echo "run-local: stopped; logs in $SPANBRIDGE_RUN_DIR" >&2
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C (INT) or TERM: a clean stop, exit status 0; any other exit keeps its status.
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
-build/otelcol/otelcol --config collector-config/otelcol-spanbridge.yaml --config collector-config/run-local.yaml \
+setsid build/otelcol/otelcol --config collector-config/otelcol-spanbridge.yaml --config collector-config/run-local.yaml \
   > "$SPANBRIDGE_RUN_DIR/collector.log" 2>&1 &
 pids+=($!)
 BACKEND_ADDR=127.0.0.1:$backend_port "$SPANBRIDGE_RUN_DIR/bin/demo-backend" > "$SPANBRIDGE_RUN_DIR/backend.log" 2>&1 &
 pids+=($!)
-FRONTEND_ADDR=127.0.0.1:$frontend_port BACKEND_URL=http://127.0.0.1:$backend_port \
+REVIEWS_ADDR=127.0.0.1:$reviews_port python3 demo/reviews/reviews.py > "$SPANBRIDGE_RUN_DIR/reviews.log" 2>&1 &
+pids+=($!)
+FRONTEND_ADDR=127.0.0.1:$frontend_port BACKEND_URL=http://127.0.0.1:$backend_port REVIEWS_URL=http://127.0.0.1:$reviews_port \
   "$SPANBRIDGE_RUN_DIR/bin/demo-frontend" > "$SPANBRIDGE_RUN_DIR/frontend.log" 2>&1 &
 pids+=($!)
 
-node dist/src/cli/main.js run --exe 'demo-frontend' --exe 'demo-backend' \
-  --otlp-endpoint "http://127.0.0.1:$SPANBRIDGE_OTLP_HTTP_PORT" \
-  --ready-file "$SPANBRIDGE_RUN_DIR/ready" 2> >(tee "$SPANBRIDGE_RUN_DIR/agent.log" | sed 's/^/[agent] /' >&2) &
+# The agent's configuration (docs/configuration.md): which processes, their service names, where
+# to export. The Python service is selected by its port (its executable is just python3).
+cat > "$SPANBRIDGE_RUN_DIR/spanbridge.yaml" <<YAML
+selections:
+  - exe: '$SPANBRIDGE_RUN_DIR/bin/demo-frontend'
+  - exe: '$SPANBRIDGE_RUN_DIR/bin/demo-backend'
+  - open_port: $reviews_port
+    service_name: demo-reviews
+print_spans: tree
+otlp:
+  endpoint: http://127.0.0.1:$SPANBRIDGE_OTLP_HTTP_PORT
+YAML
+
+# Its own session: a terminal's Ctrl-C reaches this script, whose cleanup stops the agent with
+# one SIGTERM (a second signal would make it exit without flushing). The readers of its output
+# ignore Ctrl-C too, so they print the agent's last words.
+setsid node dist/src/cli/main.js run --config "$SPANBRIDGE_RUN_DIR/spanbridge.yaml" \
+  --ready-file "$SPANBRIDGE_RUN_DIR/ready" \
+  > >(trap '' INT; tee "$SPANBRIDGE_RUN_DIR/traces.txt") \
+  2> >(trap '' INT; tee "$SPANBRIDGE_RUN_DIR/agent.log" | sed -u 's/^/[agent] /' >&2) &
 agent_pid=$!
 for _ in $(seq 1 150); do [ -f "$SPANBRIDGE_RUN_DIR/ready" ] && break; sleep 0.2; done
 [ -f "$SPANBRIDGE_RUN_DIR/ready" ] || { echo "run-local: the agent did not become ready; see $SPANBRIDGE_RUN_DIR/agent.log" >&2; exit 1; }
@@ -63,9 +87,8 @@ for _ in $(seq 1 150); do [ -f "$SPANBRIDGE_RUN_DIR/ready" ] && break; sleep 0.2
 "$SPANBRIDGE_RUN_DIR/bin/demo-loadgen" -target "http://127.0.0.1:$frontend_port" -rate 2 > "$SPANBRIDGE_RUN_DIR/loadgen.log" 2>&1 &
 pids+=($!)
 
-echo "run-local: traffic flowing: frontend http://127.0.0.1:$frontend_port/shop/apple; spans as the Collector prints them:" >&2
-# --pid: tail ends with this script, so no reader of the log outlives run-local.
-tail --pid=$$ -n +1 -F "$SPANBRIDGE_RUN_DIR/collector.log" 2>/dev/null | grep --line-buffered -E 'Traces|Span|^[A-Za-z]' | sed -u 's/^/[collector] /' &
+echo "run-local: traffic flowing: frontend http://127.0.0.1:$frontend_port/shop/apple; each finished trace below" >&2
+echo "run-local: the Collector writes all it receives to $SPANBRIDGE_COLLECTOR_OUTPUT (its log: $SPANBRIDGE_RUN_DIR/collector.log)" >&2
 if [ -n "${SPANBRIDGE_RUN_SECONDS:-}" ]; then
   sleep "$SPANBRIDGE_RUN_SECONDS"
 else

@@ -1,5 +1,6 @@
 // demo-frontend: a plain net/http service with no tracing code. It serves /shop/{item} and calls
-// the backend for each request (synchronously, and once from a goroutine), so traces span services.
+// the backend for each request (synchronously, and once from a goroutine), and, when REVIEWS_URL
+// is set, the Python reviews service (demo/reviews), so traces span services and languages.
 package main
 
 import (
@@ -21,9 +22,10 @@ func env(k, d string) string {
 func main() {
 	addr := env("FRONTEND_ADDR", "127.0.0.1:8080")
 	backend := env("BACKEND_URL", "http://127.0.0.1:8081")
+	reviews := os.Getenv("REVIEWS_URL")
 	client := &http.Client{Timeout: 5 * time.Second}
-	call := func(path string) (int, string, error) {
-		resp, err := client.Get(backend + path)
+	get := func(url string) (int, string, error) {
+		resp, err := client.Get(url)
 		if err != nil {
 			return 0, "", err
 		}
@@ -31,6 +33,7 @@ func main() {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), nil
 	}
+	call := func(path string) (int, string, error) { return get(backend + path) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /shop/{item}", func(w http.ResponseWriter, r *http.Request) {
 		item := r.PathValue("item")
@@ -45,6 +48,9 @@ func main() {
 			call("/stock/" + item)
 		}()
 		<-done
+		if reviews != "" {
+			get(reviews + "/reviews/" + item) // best effort: the page works without reviews
+		}
 		if status != http.StatusOK {
 			http.Error(w, "no price", http.StatusBadGateway)
 			return
