@@ -44,7 +44,7 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   return {
     rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 5, 1, 100),
-    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 8, 1, 600),
+    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 6, 1, 600),
     stepSeconds: int(env, 'SPANBRIDGE_BENCH_STEP_SECONDS', 30, 1, 600),
     wrkConns: int(env, 'SPANBRIDGE_BENCH_WRK_CONNS', 32, 1, 10_000),
     rateConns: int(env, 'SPANBRIDGE_BENCH_RATE_CONNS', 16, 1, 10_000),

@@ -28,7 +28,10 @@ export async function wrk(config: BenchConfig, url: string, seconds: number): Pr
 }
 
 export interface LoadgenResult {
+  /** Requests answered. */
   readonly requests: number;
+  /** Requests still unsent when the window (plus grace) ended: in correctedUs as lower bounds. */
+  readonly unsent: number;
   readonly errors: number;
   readonly seconds: number;
   readonly achievedRate: number;

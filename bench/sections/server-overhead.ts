@@ -161,6 +161,8 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       `Agent RSS after each round: ${round(spread(rounds.with.map((r) => r.rssKb / 1024)).median)} MB median. Agent stop lines: ${rounds.with.map((r) => `"${r.stopLine}"`).slice(0, 2).join(', ')}${n > 2 ? ', ...' : ''}.`,
       `Load generator's own send lateness p99 (its timing noise): ${round(spread(rounds.without.map((r) => r.lat.lateP99Us)).median)} us without, ${round(spread(rounds.with.map((r) => r.lat.lateP99Us)).median)} us with the agent.`,
     );
+    const unsent = rounds.with.reduce((a, r) => a + r.lat.unsent, 0);
+    if (unsent > 0) s.notes.push(`Fixed-rate runs with the agent left ${unsent} requests unsent at the end of their windows (over all rounds; without: ${rounds.without.reduce((a, r) => a + r.lat.unsent, 0)}); they count in the latency from due time with their lateness so far.`);
     if (tput.with.median < rate) {
       s.notes.push(`With the agent the server saturates at ${round(tput.with.median)} req/s, below the fixed rate of ${rate} req/s (half its saturated rate without the agent): requests queue, so latency from due time measures that queue; latency from send is the per-request view.`);
     }

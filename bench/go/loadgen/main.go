@@ -3,6 +3,9 @@
 // schedule (slot k is due at start + k/rate); a connection that falls behind sends at once, and the
 // latency of a request is measured from its due time (coordinated omission corrected) as well as
 // from its actual send time. Every latency is kept (no histogram bucketing: exact percentiles).
+// With -duration, sending stops at the end of the window plus -grace: requests still unsent then
+// are counted (unsent) and recorded with their lateness so far as a lower bound of their latency,
+// so an overloaded server cannot hide behind a shorter sample or stretch the run.
 // Prints one JSON object on stdout.
 //
 //	loadgen -addr 127.0.0.1:8080 -path /items/1 -rate 5000 -duration 10s -conns 16
@@ -26,6 +29,7 @@ import (
 
 type result struct {
 	Requests   int                `json:"requests"`
+	Unsent     int                `json:"unsent"`
 	Errors     int                `json:"errors"`
 	Seconds    float64            `json:"seconds"`
 	Rate       float64            `json:"achievedRate"`
@@ -37,7 +41,7 @@ type result struct {
 
 type worker struct {
 	corrected, service, late []time.Duration
-	errors                   int
+	errors, unsent           int
 	firstErr                 string
 }
 
@@ -48,6 +52,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	requests := flag.Int("requests", 0, "stop after this many requests instead (0: use -duration)")
 	conns := flag.Int("conns", 16, "keep-alive connections")
+	grace := flag.Duration("grace", time.Second, "with -duration: stop sending this long after the window")
 	flag.Parse()
 
 	req := []byte(fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: spanbridge-bench\r\n\r\n", *path, *addr))
@@ -59,13 +64,17 @@ func main() {
 	workers := make([]*worker, *conns)
 	var wg sync.WaitGroup
 	start := time.Now().Add(50 * time.Millisecond)
+	stopAt := time.Time{}
+	if *requests == 0 {
+		stopAt = start.Add(*duration + *grace)
+	}
 	for i := range workers {
 		w := &worker{}
 		workers[i] = w
 		wg.Add(1)
 		go func(first int) {
 			defer wg.Done()
-			w.run(*addr, req, start, interval, first, *conns, total)
+			w.run(*addr, req, start, stopAt, interval, first, *conns, total)
 		}(i)
 	}
 	wg.Wait()
@@ -78,11 +87,12 @@ func main() {
 		service = append(service, w.service...)
 		late = append(late, w.late...)
 		res.Errors += w.errors
+		res.Unsent += w.unsent
 		if res.FirstError == "" {
 			res.FirstError = w.firstErr
 		}
 	}
-	res.Requests = len(corrected)
+	res.Requests = len(service)
 	res.Rate = float64(res.Requests) / elapsed.Seconds()
 	res.Corrected = percentiles(corrected)
 	res.Service = percentiles(service)
@@ -97,11 +107,20 @@ func (w *worker) fail(err error) {
 	}
 }
 
-func (w *worker) run(addr string, req []byte, start time.Time, interval time.Duration, first, step, total int) {
+func (w *worker) run(addr string, req []byte, start, stopAt time.Time, interval time.Duration, first, step, total int) {
 	var conn net.Conn
 	var br *bufio.Reader
 	for k := first; k < total; k += step {
 		due := start.Add(time.Duration(k) * interval)
+		if now := time.Now(); !stopAt.IsZero() && now.After(stopAt) {
+			for ; k < total; k += step {
+				if d := start.Add(time.Duration(k) * interval); now.After(d) {
+					w.corrected = append(w.corrected, now.Sub(d))
+					w.unsent++
+				}
+			}
+			break
+		}
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d)
 		}
