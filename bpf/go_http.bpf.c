@@ -31,12 +31,17 @@
 #include "go_http_client.h"
 #include "trace_context.h"
 #include "sys_http_go_link.h"
+#include "sk_inject.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Settings, set by the agent before load. */
 const volatile __u64 header_max_age_ns = 10ULL * 1000 * 1000 * 1000;
 const volatile bool capture_user_agent = true;
+/* Socket-level injection (bpf/sk_inject.bpf.c) is in effect for Go processes: where no
+ * application traceparent was found, the write goroutine's flush leaves the client span's context
+ * for the sk_msg program, keyed by the flushing thread. */
+const volatile bool socket_injection = false;
 
 struct goroutine_key {
 	__u32 tgid;
@@ -487,6 +492,14 @@ struct {
 	__type(value, struct scan_scratch);
 } scan_scratch_map SEC(".maps");
 
+/* writeSubset RET -> the flush that sends the headers (same goroutine): what sk_msg must insert. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct goroutine_key);
+	__type(value, struct sk_inject_pending);
+} sk_armed SEC(".maps");
+
 SEC("uprobe")
 int go_runtime_newproc1_ret(struct pt_regs *ctx)
 {
@@ -632,6 +645,13 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 		READ_GO_STRING(url, off->url_path, e->path, CLIENT_PATH_MAX, e->path_len);
 		READ_GO_STRING(url, off->url_raw_query, e->query, CLIENT_QUERY_MAX, e->query_len);
 	}
+	if (socket_injection) {
+		int outcome = sk_inject_take_result(tgid, rkey.req);
+		if (outcome == SK_INJECT_DONE)
+			e->flags |= CLIENT_F_INJECTED_SOCKET;
+		else if (outcome >= 0)
+			e->flags |= CLIENT_F_INJECT_SKIPPED;
+	}
 	if (err_itab) {
 		e->flags |= CLIENT_F_ERROR;
 	} else if (resp) {
@@ -705,6 +725,20 @@ int go_persist_conn_writer_write(struct pt_regs *ctx)
 	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
 	if (p && p->n_start >= 0)
 		p->flushed = 1;
+	if (socket_injection) {
+		/* The write syscall follows on this OS thread: hand the armed context (if any) to the
+		 * sk_msg program under this thread's id; any other flush clears the thread's entry so
+		 * that a stale context can never reach another request. */
+		__u64 id = bpf_get_current_pid_tgid();
+		struct sk_inject_pending *a = bpf_map_lookup_elem(&sk_armed, &gkey);
+		if (a && !(p && p->n_start >= 0)) {
+			a->ts_ns = bpf_ktime_get_ns();
+			bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, a, BPF_ANY);
+			bpf_map_delete_elem(&sk_armed, &gkey);
+		} else {
+			bpf_map_delete_elem(&spanbridge_sk_inject_pending_v1, &id);
+		}
+	}
 	return 0;
 }
 
@@ -837,8 +871,15 @@ static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inje
 		count_drop(INJECT_SKIP_APP_HEADER);
 		return 0;
 	}
-	if (!inject)
+	if (!inject) {
+		if (socket_injection) {
+			struct sk_inject_pending a = { .cookie = pw.req, .flags = SK_INJECT_F_HEADERS_CHECKED };
+			a.ts_ns = bpf_ktime_get_ns();
+			a.ctx = c->ctx;
+			bpf_map_update_elem(&sk_armed, &gkey, &a, BPF_ANY);
+		}
 		return 0;
+	}
 	if (buf.cap - n < TP_LINE_LEN) {
 		count_drop(INJECT_SKIP_NO_ROOM);
 		c->flags |= CLIENT_F_INJECT_SKIPPED;

@@ -17,6 +17,7 @@
 #define CLIENT_F_APP_TP_INVALID (1 << 4) /* the app set a malformed traceparent: left untouched */
 #define CLIENT_F_INJECT_SKIPPED (1 << 5) /* injection wanted but skipped (no room, flushed, ...) */
 #define CLIENT_F_HAS_STATUS (1 << 6)
+#define CLIENT_F_INJECTED_SOCKET (1 << 7) /* traceparent inserted by sk_msg (bpf/sk_inject.bpf.c) */
 
 struct go_http_client_event {
 	__u8 type;

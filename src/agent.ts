@@ -13,7 +13,7 @@ import type { BpfBackend } from './bpf/types';
 import { probeBpfFeatures, type BpfFeatures } from './capabilities/bpf-features';
 import { describeCapabilities, probeCapabilities, type Capabilities } from './capabilities/probe';
 import { describeStrategies, planStrategies, type StrategyPlan } from './capabilities/strategy';
-import { ensureKernelFilesystems, missingRequiredFilesystems } from './bpf/mounts';
+import { ensureCgroup2, ensureKernelFilesystems, missingRequiredFilesystems } from './bpf/mounts';
 import { inspectGoBinary } from './discovery/go/inspect';
 import type { ProcessInfo } from './discovery/process-info';
 import { ProcessWatcher } from './discovery/process-watcher';
@@ -30,6 +30,7 @@ import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
+import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import { runtimeOf, SysHttpStage, sysHttpSettingsFromEnv } from './tracers/sys-http-stage';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
@@ -78,6 +79,8 @@ export class Agent {
   readonly metrics: SelfMetrics;
   private readonly clock: Clock;
   private goTracer: GoHttpTracer;
+  /** Socket-level traceparent injection (sock_ops + sk_msg), where Go memory writes are forbidden. */
+  private skInject: SkInjectTracer | undefined;
   private readonly procTracer: ProcEventsTracer;
   /** Any-language HTTP/1.x from syscall tracepoints: every selected process that is not Go. */
   private sysHttp: SysHttpStage | undefined;
@@ -170,6 +173,12 @@ export class Agent {
       const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
       log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
     }
+    if (injection === 'none' && this.config.injectHeaders !== 'off') {
+      // Where memory writes are forbidden (lockdown), insert the header at the socket instead.
+      const why = this.startSkInject();
+      if (why === null) injection = 'socket';
+      else log[this.config.injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
+    }
     const onRecord = (rec: Buffer): void => this.onGoRecord(rec);
     this.goTracer = this.newGoTracer(injection);
     try {
@@ -177,12 +186,34 @@ export class Agent {
     } catch (err) {
       if (injection !== 'memory' || !/bpf_probe_write_user|unknown func|helper/i.test(errorMessage(err))) throw err;
       log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
-      injection = 'none';
+      injection = this.config.injectHeaders !== 'off' && this.startSkInject() === null ? 'socket' : 'none';
       this.goTracer = this.newGoTracer(injection);
       this.goTracer.start(onRecord);
     }
     if (injection === 'memory') log.info('strategy: header injection: Go memory writes (bpf_probe_write_user into the request\'s bufio.Writer)');
+    if (injection === 'socket') {
+      log.info(
+        `strategy: header injection: socket-level sk_msg (sock_ops on cgroup v2 ${this.skInject?.cgroupPath}; ` +
+          'traceparent inserted after the request line of outgoing HTTP/1.x requests, Go and other languages)',
+      );
+    }
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+  }
+
+  /** Starts socket-level injection; returns null when it runs, else why it cannot. */
+  private startSkInject(): string | null {
+    if (this.skInject) return null;
+    const cg = ensureCgroup2();
+    if (cg.status === 'failed') return cg.reason;
+    if (cg.status === 'mounted') this.deps.log.info(`mounted cgroup2 at ${cg.path}`);
+    const sk = new SkInjectTracer(this.deps.backend, join(this.config.bpfObjectDir, 'sk_inject.bpf.o'));
+    try {
+      sk.start(cg.path);
+    } catch (err) {
+      return firstLine(errorMessage(err));
+    }
+    this.skInject = sk;
+    return null;
   }
 
   private newGoTracer(injection: GoInjection): GoHttpTracer {
@@ -259,6 +290,14 @@ export class Agent {
     try {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
       if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+      if (this.goTracer.injection === 'socket' && this.skInject) {
+        try {
+          this.skInject.addPid(proc.pid);
+          result.notes.push('traceparent injection: sk_msg (connections opened from now on)');
+        } catch (err) {
+          result.notes.push(`no traceparent injection (${errorMessage(err)})`);
+        }
+      }
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
       this.reportAttached();
@@ -271,6 +310,7 @@ export class Agent {
 
   private onGone(pid: number): void {
     this.detachSysHttp(pid);
+    this.skInject?.removePid(pid);
     if (!this.goTracer.attachedPids.includes(pid)) return;
     this.goTracer.detach(pid);
     this.deps.log.info(`detached pid ${pid} (exited)`);
@@ -296,7 +336,8 @@ export class Agent {
       metrics: this.metrics,
       resourceOf: (pid) => this.resources.get(pid),
       deliver: (span) => this.deliver(span),
-      settings: sysHttpSettingsFromEnv(),
+      // Client contexts decided at write enter go to the sk_msg injector when it runs.
+      settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined },
     });
     try {
       stage.start();
@@ -313,13 +354,24 @@ export class Agent {
     try {
       const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride: serviceNameFor(this.config.selection, reason) });
       this.resources.set(proc.pid, resource);
-      const note = this.sysHttp.attach(proc);
+      const note = this.sysHttp.attach(proc) + this.selectForSkInject(proc.pid);
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)})`);
       return true;
     } catch (err) {
       this.resources.delete(proc.pid);
       this.deps.log.warn(`syscall tracing of ${who} failed: ${errorMessage(err)}`);
       return false;
+    }
+  }
+
+  /** Outgoing connections of a process traced by the syscall tracer get sk_msg injection. */
+  private selectForSkInject(pid: number): string {
+    if (!this.skInject) return '';
+    try {
+      this.skInject.addPid(pid);
+      return '; traceparent injection: sk_msg (connections opened from now on)';
+    } catch (err) {
+      return `; no traceparent injection (${errorMessage(err)})`;
     }
   }
 
@@ -365,6 +417,9 @@ export class Agent {
       for (const [reason, n] of Object.entries(this.goTracer.readDrops())) {
         this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason }, n);
       }
+      for (const [reason, n] of Object.entries(this.skInject?.readCounters() ?? {})) {
+        this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason: `sk_inject_${reason}` }, n);
+      }
       for (const [reason, n] of Object.entries(this.sysHttp?.tick() ?? {})) {
         this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason: `sys_http_${reason}` }, n);
       }
@@ -383,7 +438,7 @@ export class Agent {
     const kernel = Object.entries(this.kernelCounters()).filter(([, n]) => n > 0);
     if (kernel.length > 0) this.deps.log.info(`kernel counters: ${kernel.map(([k, n]) => `${k}=${n}`).join(' ')}`);
     // Independent objects: detach them concurrently (each detach waits for kernel RCU grace periods).
-    await Promise.all([this.procTracer.close(), this.goTracer.close(), this.sysHttp?.close()]);
+    await Promise.all([this.procTracer.close(), this.goTracer.close(), this.skInject?.close(), this.sysHttp?.close()]);
     await Promise.all(this.deps.sinks.map((s) => s.shutdown()));
   }
 }

@@ -78,6 +78,12 @@ const LOG_BUF_SIZE = 16 * 1024 * 1024; // calloc'd: pages are only touched if th
 const LOG_TAIL_BYTES = 4096;
 const LIBBPF_LINES_KEPT = 200;
 const BPF_MAP_TYPE_RINGBUF = 27;
+const BPF_MAP_TYPE_SOCKMAP = 15;
+const BPF_MAP_TYPE_SOCKHASH = 18;
+/** enum bpf_attach_type */
+const BPF_SK_MSG_VERDICT = 7;
+const O_RDONLY = 0;
+const O_DIRECTORY = 0o200000;
 /** BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE. */
 const PER_CPU_MAP_TYPES = new Set([5, 6, 10, 21]);
 const EPOLL_CTL_ADD = 1;
@@ -105,6 +111,11 @@ interface Native {
   readonly programSetLogBuf: KFn;
   readonly attachUprobe: KFn;
   readonly attachTracepoint: KFn;
+  readonly attachCgroup: KFn;
+  readonly programFd: KFn;
+  readonly progAttach: KFn;
+  readonly progDetach2: KFn;
+  readonly open: KFn;
   readonly linkDestroy: KFn;
   readonly getError: KFn;
   readonly mapFd: KFn;
@@ -201,6 +212,12 @@ function loadNative(): Native {
       'void *bpf_program__attach_uprobe(const void *prog, bool retprobe, int pid, const char *path, size_t offset)',
     ),
     attachTracepoint: lib.func('void *bpf_program__attach_tracepoint(const void *prog, const char *cat, const char *name)'),
+    attachCgroup: lib.func('void *bpf_program__attach_cgroup(const void *prog, int cgroup_fd)'),
+    programFd: lib.func('int bpf_program__fd(const void *prog)'),
+    // libbpf 1.1 has no bpf_program__attach_sockmap: sk_msg programs attach to a map the old way.
+    progAttach: lib.func('int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)'),
+    progDetach2: lib.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
+    open: libc.func('int open(const char *path, int flags)'),
     linkDestroy: lib.func('int bpf_link__destroy(void *link)'),
     getError: lib.func('long libbpf_get_error(const void *ptr)'),
     mapFd: lib.func('int bpf_map__fd(const void *map)'),
@@ -289,7 +306,7 @@ export function createLibbpfBackend(options: LibbpfBackendOptions = {}): BpfBack
 class LibbpfObject implements BpfObject {
   private ptr: Ptr;
   private loaded = false;
-  private readonly links: LibbpfLink[] = [];
+  private readonly links: BpfLink[] = [];
   private readonly rings: LibbpfRingBuffer[] = [];
   private readonly programs = new Map<string, LibbpfProgram>();
   private readonly maps = new Map<string, LibbpfMap>();
@@ -427,7 +444,7 @@ class LibbpfObject implements BpfObject {
   }
 
   /** Called by LibbpfProgram: the object owns every link. */
-  adoptLink(link: LibbpfLink): void {
+  adoptLink(link: BpfLink): void {
     this.links.push(link);
   }
 
@@ -522,6 +539,51 @@ class LibbpfProgram implements BpfProgram {
     this.n.log.begin();
     const link = this.n.attachTracepoint(this.ptr, category, name) as Ptr;
     return this.adopt(link, koffi.errno(), what, `tracepoint:${category}/${name}`);
+  }
+
+  /** sock_ops (and other cgroup programs) on a cgroup v2 directory, as a BPF link. */
+  attachCgroup(cgroupPath: string): BpfLink {
+    const what = `attach ${this.name} to cgroup ${cgroupPath}`;
+    this.checkAttachable(what);
+    const fd = this.n.open(cgroupPath, O_RDONLY | O_DIRECTORY) as number;
+    if (fd < 0) {
+      const errno = koffi.errno();
+      throw bpfError(this.n, 'ERR_BPF_ATTACH', `${what}: open: ${errnoText(this.n, errno)}`, { errno });
+    }
+    try {
+      this.n.log.begin();
+      const link = this.n.attachCgroup(this.ptr, fd) as Ptr;
+      return this.adopt(link, koffi.errno(), what, `cgroup:${cgroupPath} ${this.name}`);
+    } finally {
+      this.n.close(fd); // the link holds its own reference to the cgroup
+    }
+  }
+
+  /** An sk_msg program on a SOCKHASH/SOCKMAP of the same object (BPF_SK_MSG_VERDICT). */
+  attachSkMsg(mapName: string): BpfLink {
+    const what = `attach ${this.name} to sockmap ${mapName}`;
+    this.checkAttachable(what);
+    const map = this.obj.map(mapName) as LibbpfMap;
+    if (map.type !== BPF_MAP_TYPE_SOCKMAP && map.type !== BPF_MAP_TYPE_SOCKHASH) {
+      throw new SpanbridgeError('ERR_BPF_ATTACH', `${what}: map type ${map.type} is not a SOCKMAP or SOCKHASH`);
+    }
+    const progFd = this.n.programFd(this.ptr) as number;
+    const mapFd = this.n.mapFd(map.ptr) as number;
+    if (progFd < 0 || mapFd < 0) throw new SpanbridgeError('ERR_BPF_ATTACH', `${what}: no file descriptor (not loaded?)`);
+    const r = this.n.progAttach(progFd, mapFd, BPF_SK_MSG_VERDICT, 0) as number;
+    if (r < 0) throw bpfError(this.n, 'ERR_BPF_ATTACH', `${what}: ${errnoText(this.n, r)}`, { errno: Math.abs(r) });
+    const n = this.n;
+    let attached = true;
+    const l: BpfLink = {
+      description: `sk_msg:${mapName} ${this.name}`,
+      destroy(): void {
+        if (!attached) return;
+        attached = false;
+        n.progDetach2(progFd, mapFd, BPF_SK_MSG_VERDICT);
+      },
+    };
+    this.obj.adoptLink(l);
+    return l;
   }
 
   private checkAttachable(what: string): void {

@@ -6,7 +6,7 @@
  * `doctor`, tests) decides what is fatal. No koffi here.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 
 export interface KernelFs {
   readonly fstype: string;
@@ -81,6 +81,43 @@ export function ensureKernelFilesystems(deps: MountDeps = {}, wanted: readonly K
       ? { fs, status: 'mounted' }
       : { fs, status: 'failed', reason: `mount -t ${fs.fstype} ${fs.target}: not listed in /proc/self/mounts afterwards` };
   });
+}
+
+/** Where the agent mounts cgroup v2 when nothing has (a cgroup2 mount shows the one hierarchy). */
+export const CGROUP2_FALLBACK_TARGET = '/run/spanbridge/cgroup2';
+
+export type Cgroup2Outcome =
+  | { readonly status: 'already-mounted' | 'mounted'; readonly path: string }
+  | { readonly status: 'failed'; readonly reason: string };
+
+/**
+ * A cgroup v2 mount point, for attaching sock_ops programs at the hierarchy's root (every process
+ * is in it or below it). Uses an existing cgroup2 mount (e.g. /sys/fs/cgroup/unified on hybrid
+ * systems); else mounts one at `target`. Never throws.
+ */
+export function ensureCgroup2(
+  deps: MountDeps & { readonly mkdir?: (dir: string) => void } = {},
+  target: string = CGROUP2_FALLBACK_TARGET,
+): Cgroup2Outcome {
+  const readMounts = deps.readMounts ?? (() => readFileSync('/proc/self/mounts', 'utf8'));
+  const find = (): string | undefined => {
+    try {
+      return parseMounts(readMounts()).find((m) => m.fstype === 'cgroup2')?.target;
+    } catch {
+      return undefined;
+    }
+  };
+  const existing = find();
+  if (existing) return { status: 'already-mounted', path: existing };
+  const fs: KernelFs = { fstype: 'cgroup2', target, required: false };
+  try {
+    (deps.mkdir ?? ((d: string) => mkdirSync(d, { recursive: true })))(target);
+    (deps.mount ?? defaultMount)(fs);
+  } catch (err) {
+    return { status: 'failed', reason: `mount -t cgroup2 ${target}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const now = find();
+  return now ? { status: 'mounted', path: now } : { status: 'failed', reason: `mount -t cgroup2 ${target}: not listed in /proc/self/mounts afterwards` };
 }
 
 /** The failed outcomes of filesystems the agent cannot do without. */

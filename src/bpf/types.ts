@@ -36,6 +36,16 @@ export interface BpfProgram {
   readonly name: string;
   attachUprobe(target: UprobeTarget): BpfLink;
   attachTracepoint(category: string, name: string): BpfLink;
+  /**
+   * Attaches a cgroup program (sock_ops, ...) to a cgroup v2 directory, e.g. the root of a
+   * cgroup2 mount. Optional only so that older implementations still type-check.
+   */
+  attachCgroup?(cgroupPath: string): BpfLink;
+  /**
+   * Attaches an sk_msg program to a SOCKHASH/SOCKMAP of the same object (BPF_SK_MSG_VERDICT);
+   * destroy() detaches it. Optional only so that older implementations still type-check.
+   */
+  attachSkMsg?(mapName: string): BpfLink;
 }
 
 export interface BpfMap {

@@ -41,10 +41,10 @@ export interface StrategyOptions {
 }
 
 /**
- * Socket-level injection (sock_ops + sk_msg) is being built; until the agent wires it, the plan
- * reports kernel support but does not claim it is used. Flip when src/agent.ts loads it.
+ * Socket-level injection (sock_ops + sk_msg, src/tracers/sk-inject-tracer.ts) is wired in
+ * src/agent.ts: used where Go memory writes are forbidden, for Go and syscall-traced processes.
  */
-export const SK_MSG_INJECTION_WIRED = false;
+export const SK_MSG_INJECTION_WIRED = true;
 
 const yesNo = (b: boolean | null): string => (b === null ? 'unknown' : b ? 'yes' : 'no');
 

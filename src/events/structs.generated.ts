@@ -219,3 +219,46 @@ export const SYS_HTTP_SYSCALL = {
   SYS_CALL_RECVMSG: 6,
   SYS_CALL_SENDMSG: 7,
 } as const;
+
+export const SK_INJECT_PENDING: StructLayout = {
+  size: 56,
+  fields: {
+    ts_ns: { offset: 0, size: 8, kind: 'u64' },
+    cookie: { offset: 8, size: 8, kind: 'u64' },
+    ctx: { offset: 16, size: 32, kind: 'bytes' },
+    flags: { offset: 48, size: 1, kind: 'u8' },
+    _pad: { offset: 49, size: 7, kind: 'bytes' },
+  },
+};
+
+export const SK_INJECT_RESULT_KEY: StructLayout = {
+  size: 16,
+  fields: {
+    tgid: { offset: 0, size: 4, kind: 'u32' },
+    _pad: { offset: 4, size: 4, kind: 'u32' },
+    cookie: { offset: 8, size: 8, kind: 'u64' },
+  },
+};
+
+export const SK_INJECT_RESULT: StructLayout = {
+  size: 16,
+  fields: {
+    ts_ns: { offset: 0, size: 8, kind: 'u64' },
+    outcome: { offset: 8, size: 4, kind: 'u32' },
+    _pad: { offset: 12, size: 4, kind: 'u32' },
+  },
+};
+
+export const SK_INJECT_OUTCOME = {
+  SK_INJECT_DONE: 0,
+  SK_INJECT_SKIP_STALE: 1,
+  SK_INJECT_SKIP_NOT_HTTP: 2,
+  SK_INJECT_SKIP_LINE_TOO_LONG: 3,
+  SK_INJECT_SKIP_HAS_TRACEPARENT: 4,
+  SK_INJECT_SKIP_HEAD_TOO_LONG: 5,
+  SK_INJECT_SKIP_PUSH_FAILED: 6,
+  SK_INJECT_SOCK_ADDED: 7,
+  SK_INJECT_SOCK_MAP_FULL: 8,
+  SK_INJECT_MSG_SEEN: 9,
+  SK_INJECT_OUTCOME_MAX: 10,
+} as const;

@@ -42,8 +42,12 @@ export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional
   g_parent_goid: { field: 'runtime.g.parentGoid', optional: true },
 };
 
-/** How outgoing requests get a traceparent from this tracer. */
-export type GoInjection = 'memory' | 'none';
+/**
+ * How outgoing requests get a traceparent from this tracer: 'memory' writes it into the request's
+ * bufio.Writer (bpf_probe_write_user); 'socket' hands the context to the sk_msg program
+ * (src/tracers/sk-inject-tracer.ts) at the flush; 'none' leaves traffic alone.
+ */
+export type GoInjection = 'memory' | 'socket' | 'none';
 
 export const OFFSET_ABSENT = 0xffffffff;
 
@@ -58,7 +62,10 @@ export interface GoHttpTracerSettings {
   /** A header parsed longer ago than this is not attached to a request (default 10 s). */
   readonly headerMaxAgeMs?: number;
   readonly captureUserAgent?: boolean;
-  /** 'memory': write traceparent with bpf_probe_write_user (needs lockdown none). Default none. */
+  /**
+   * 'memory': write traceparent with bpf_probe_write_user (needs lockdown none); 'socket': leave it
+   * for the sk_msg program (needs the sk_inject tracer started). Default none.
+   */
   readonly injection?: GoInjection;
   /** Ancestor goroutines searched for the server span of a client call (default 4). */
   readonly maxGoroutineDepth?: number;
@@ -122,6 +129,7 @@ export class GoHttpTracer {
         header_max_age_ns: BigInt(this.settings.headerMaxAgeMs ?? 10_000) * 1_000_000n,
         capture_user_agent: this.settings.captureUserAgent ?? true,
         max_goroutine_depth: this.settings.maxGoroutineDepth ?? 4,
+        socket_injection: this.injection === 'socket',
       },
       disablePrograms: [inject ? READ_ONLY_WRITE_SUBSET_PROGRAM : INJECT_PROGRAM],
     });

@@ -32,7 +32,7 @@ import type {
 export interface FakeMapSpec {
   readonly keySize: number;
   readonly valueSize: number;
-  readonly kind?: 'hash' | 'per-cpu' | 'ring-buffer';
+  readonly kind?: 'hash' | 'per-cpu' | 'ring-buffer' | 'sockhash';
 }
 
 export interface FakeObjectSpec {
@@ -44,7 +44,9 @@ export interface FakeObjectSpec {
 
 export type FakeAttachTarget =
   | { readonly kind: 'uprobe'; readonly binaryPath: string; readonly offset: number; readonly pid: number }
-  | { readonly kind: 'tracepoint'; readonly category: string; readonly name: string };
+  | { readonly kind: 'tracepoint'; readonly category: string; readonly name: string }
+  | { readonly kind: 'cgroup'; readonly cgroupPath: string }
+  | { readonly kind: 'sk_msg'; readonly mapName: string };
 
 export interface FakeLinkRecord {
   readonly objectPath: string;
@@ -297,6 +299,24 @@ class FakeProgram implements BpfProgram {
       `attach tracepoint ${category}/${name}`,
       `tracepoint:${category}/${name}`,
     );
+  }
+
+  attachCgroup(cgroupPath: string): BpfLink {
+    return this.obj.attach(
+      this.name,
+      { kind: 'cgroup', cgroupPath },
+      `attach ${this.name} to cgroup ${cgroupPath}`,
+      `cgroup:${cgroupPath} ${this.name}`,
+    );
+  }
+
+  attachSkMsg(mapName: string): BpfLink {
+    this.obj.map(mapName); // unknown maps fail like libbpf's lookup
+    const spec = this.obj.spec?.maps?.[mapName];
+    if (spec && spec.kind !== 'sockhash') {
+      throw new SpanbridgeError('ERR_BPF_ATTACH', `attach ${this.name} to sockmap ${mapName}: map is not a SOCKMAP or SOCKHASH`);
+    }
+    return this.obj.attach(this.name, { kind: 'sk_msg', mapName }, `attach ${this.name} to sockmap ${mapName}`, `sk_msg:${mapName} ${this.name}`);
   }
 }
 

@@ -28,7 +28,7 @@ function started(backend = new FakeBpfBackend()): { backend: FakeBpfBackend; tra
 describe('GoHttpTracer', () => {
   it('sets its settings in .rodata before load', () => {
     const { backend } = started();
-    expect(backend.rodataOf(OBJ)).toEqual({ header_max_age_ns: 10_000_000_000n, capture_user_agent: true, max_goroutine_depth: 4 });
+    expect(backend.rodataOf(OBJ)).toEqual({ header_max_age_ns: 10_000_000_000n, capture_user_agent: true, max_goroutine_depth: 4, socket_injection: false });
     // Without memory injection the header-writing program is never loaded.
     expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
   });
@@ -98,6 +98,7 @@ describe('GoHttpTracer', () => {
   it.each([
     ['none', 'go_header_write_subset_ret'],
     ['memory', INJECT_PROGRAM],
+    ['socket', 'go_header_write_subset_ret'],
   ] as const)('client probes with injection %s use %s at the writeSubset RETs', (injection, retProgram) => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection });
@@ -117,6 +118,15 @@ describe('GoHttpTracer', () => {
     const disabled = backend.openObjects()[0].disabled;
     expect(disabled.has(retProgram)).toBe(false);
     expect(disabled.size).toBe(1);
+  });
+
+  it('injection socket: the read-only writeSubset RET program, and socket_injection set in .rodata', () => {
+    const backend = new FakeBpfBackend();
+    const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
+    tracer.start(() => undefined);
+    expect(tracer.injection).toBe('socket');
+    expect(backend.rodataOf(OBJ)).toMatchObject({ socket_injection: true });
+    expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
   });
 
   it('without runtime.g.parentGoid (Go < 1.21) goroutine ancestry is skipped and said so', () => {

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lockdown-proof traceparent injection at the socket layer (no bpf_probe_write_user).
+ *
+ *   sock_ops (cgroup v2 root): BPF_SOCK_OPS_TCP_CONNECT_CB runs in the connecting process's
+ *       context: connections of selected processes (sk_inject_tgids) are remembered by socket
+ *       cookie; BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB then puts them in the SOCKHASH sk_inject_socks.
+ *   sk_msg (on that SOCKHASH): runs in the sending thread's context for every message sent on
+ *       those connections. When the thread has a pending context (bpf/sk_inject.h, left moments
+ *       before by the tracer that decided the client span) and the message starts with an
+ *       HTTP/1.x request line, `traceparent: 00-<trace>-<span>-<flags>\r\n` is inserted right
+ *       after the request line (bpf_msg_push_data + bpf_msg_pull_data). The pending entry is
+ *       consumed either way; TLS, HTTP/2, garbage and request lines longer than the window pass
+ *       untouched and are counted. A request that already carries a traceparent is never changed.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "trace_context.h"
+#include "sk_inject.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SK_PASS 1
+
+/* Settings, set by the agent before load. */
+const volatile __u64 pending_max_age_ns = SK_INJECT_MAX_AGE_NS;
+
+#define SK_WINDOW 4096   /* bytes of a message inspected (request line + headers) */
+#define SK_METHOD_MAX 16 /* longest method accepted in a request line */
+#define SK_TP_LINE_LEN 70 /* "traceparent: " (13) + 55 + "\r\n" */
+
+/* Processes whose outgoing connections are registered (host tgid -> 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} sk_inject_tgids SEC(".maps");
+
+/* Socket cookie -> tgid, between connect() and the handshake's end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} sk_inject_connecting SEC(".maps");
+
+/* Established outgoing connections of selected processes; the sk_msg program is attached here.
+ * Sockets leave the map by themselves when they close. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u64);
+} sk_inject_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SK_INJECT_OUTCOME_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sk_inject_counters SEC(".maps");
+
+struct sk_scratch {
+	char bytes[2 * SK_WINDOW];
+	char line[SK_TP_LINE_LEN + 2];
+	__u8 _pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sk_scratch);
+} sk_inject_scratch SEC(".maps");
+
+/* Keep the types in BTF so their TypeScript view can be generated from this object. */
+const struct sk_inject_pending *_unused_sk_inject_pending __attribute__((unused));
+const struct sk_inject_result *_unused_sk_inject_result __attribute__((unused));
+const enum sk_inject_outcome *_unused_sk_inject_outcome __attribute__((unused));
+
+static __always_inline void count(__u32 outcome)
+{
+	__u64 *v = bpf_map_lookup_elem(&sk_inject_counters, &outcome);
+	if (v)
+		*v += 1;
+}
+
+SEC("sockops")
+int sk_inject_sockops(struct bpf_sock_ops *skops)
+{
+	__u32 op = skops->op;
+	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		/* connect() of the process itself: process context. */
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		if (!bpf_map_lookup_elem(&sk_inject_tgids, &tgid))
+			return 1;
+		__u64 cookie = bpf_get_socket_cookie(skops);
+		bpf_map_update_elem(&sk_inject_connecting, &cookie, &tgid, BPF_ANY);
+	} else if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		/* The handshake's end (softirq: the current task is anyone). */
+		__u64 cookie = bpf_get_socket_cookie(skops);
+		if (!bpf_map_lookup_elem(&sk_inject_connecting, &cookie))
+			return 1;
+		bpf_map_delete_elem(&sk_inject_connecting, &cookie);
+		if (bpf_sock_hash_update(skops, &sk_inject_socks, &cookie, BPF_NOEXIST))
+			count(SK_INJECT_SOCK_MAP_FULL);
+		else
+			count(SK_INJECT_SOCK_ADDED);
+	}
+	return 1;
+}
+
+/* x & m, kept by the compiler so that the verifier sees the bound. */
+#define MASKED(x, m)                                              \
+	({                                                        \
+		__u64 __v = (x);                                  \
+		asm volatile("%0 &= %1" : "+r"(__v) : "i"(m));    \
+		__v;                                              \
+	})
+
+static __always_inline __u8 lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+struct find_ctx {
+	const char *b;
+	__u32 from;
+	__u32 len;
+	__s32 found;
+	__u32 _pad;
+};
+
+/* First CR or LF at or after `from`. */
+static long find_eol(__u32 i, struct find_ctx *fc)
+{
+	__u32 at = fc->from + i;
+	if (at >= fc->len || at >= SK_WINDOW)
+		return 1;
+	char c = fc->b[MASKED(at, SK_WINDOW - 1)];
+	if (c == '\r' || c == '\n') {
+		fc->found = at;
+		return 1;
+	}
+	return 0;
+}
+
+#define HEAD_END -2
+
+/* Walks header lines from `from`: found = offset of a `traceparent:` line, HEAD_END at the blank
+ * line ending the head, -1 when the window ends first. */
+static long find_traceparent(__u32 i, struct find_ctx *fc)
+{
+	__u32 at = fc->from + i;
+	if (at >= fc->len || at >= SK_WINDOW)
+		return 1;
+	const char *b = fc->b;
+	if (at > fc->from && b[MASKED(at - 1, SK_WINDOW - 1)] != '\n')
+		return 0;
+	if (b[MASKED(at, SK_WINDOW - 1)] == '\r' || b[MASKED(at, SK_WINDOW - 1)] == '\n') {
+		fc->found = HEAD_END;
+		return 1;
+	}
+	if (at + 12 > fc->len)
+		return 1;
+	const char want[] = "traceparent:";
+	for (int k = 0; k < 12; k++) {
+		char c = b[MASKED(at + k, 2 * SK_WINDOW - 1)];
+		if (k < 11)
+			c = lower(c);
+		if (c != want[k])
+			return 0;
+	}
+	fc->found = at;
+	return 1;
+}
+
+static __always_inline void format_line(char *out, const struct trace_context *tc)
+{
+	const char hex[] = "0123456789abcdef";
+	const char head[] = "traceparent: 00-";
+	__builtin_memcpy(out, head, 16);
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		out[16 + 2 * i] = hex[(tc->trace_id[i] >> 4) & 0xf];
+		out[17 + 2 * i] = hex[tc->trace_id[i] & 0xf];
+	}
+	out[48] = '-';
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		out[49 + 2 * i] = hex[(tc->span_id[i] >> 4) & 0xf];
+		out[50 + 2 * i] = hex[tc->span_id[i] & 0xf];
+	}
+	out[65] = '-';
+	out[66] = hex[(tc->flags >> 4) & 0xf];
+	out[67] = hex[tc->flags & 0xf];
+	out[68] = '\r';
+	out[69] = '\n';
+}
+
+static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const struct sk_inject_pending *p)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (now < p->ts_ns || now - p->ts_ns > pending_max_age_ns)
+		return SK_INJECT_SKIP_STALE;
+	__u32 size = msg->size;
+	__u32 n = size < SK_WINDOW ? size : SK_WINDOW;
+	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n" */
+		return SK_INJECT_SKIP_NOT_HTTP;
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	__u32 zero = 0;
+	struct sk_scratch *s = bpf_map_lookup_elem(&sk_inject_scratch, &zero);
+	if (!s)
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	void *data = (void *)(long)msg->data;
+	void *data_end = (void *)(long)msg->data_end;
+	if (data + n > data_end)
+		n = data_end - data;
+	if (n < 16 || n > SK_WINDOW)
+		return SK_INJECT_SKIP_NOT_HTTP;
+	if (bpf_probe_read_kernel(s->bytes, MASKED(n, 2 * SK_WINDOW - 1), data))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	const char *b = s->bytes;
+
+	/* method SP */
+	__u32 m = 0;
+	for (int i = 0; i <= SK_METHOD_MAX; i++) {
+		char c = b[i];
+		if (c == ' ') {
+			m = i;
+			break;
+		}
+		if (c < 'A' || c > 'Z')
+			return SK_INJECT_SKIP_NOT_HTTP;
+	}
+	if (m == 0)
+		return SK_INJECT_SKIP_NOT_HTTP;
+	/* target SP HTTP/1.x CRLF */
+	struct find_ctx fc = { .b = b, .from = m + 1, .len = n, .found = -1 };
+	bpf_loop(SK_WINDOW, find_eol, &fc, 0);
+	if (fc.found < 0)
+		return SK_INJECT_SKIP_LINE_TOO_LONG;
+	__u32 cr = fc.found;
+	if (cr >= SK_WINDOW - 1 || cr < m + 11)
+		return SK_INJECT_SKIP_NOT_HTTP;
+	if (cr + 1 >= n)
+		return SK_INJECT_SKIP_LINE_TOO_LONG;
+	const char *v = b + MASKED(cr - 9, SK_WINDOW - 1);
+	if (b[MASKED(cr, SK_WINDOW - 1)] != '\r' || b[MASKED(cr + 1, SK_WINDOW - 1)] != '\n' || v[0] != ' ' ||
+	    v[1] != 'H' || v[2] != 'T' || v[3] != 'T' || v[4] != 'P' || v[5] != '/' || v[6] != '1' ||
+	    v[7] != '.' || v[8] < '0' || v[8] > '9' || cr - 9 <= m + 1)
+		return SK_INJECT_SKIP_NOT_HTTP;
+	__u32 off = cr + 2;
+
+	if (!(p->flags & SK_INJECT_F_HEADERS_CHECKED)) {
+		struct find_ctx hc = { .b = b, .from = off, .len = n, .found = -1 };
+		bpf_loop(SK_WINDOW, find_traceparent, &hc, 0);
+		if (hc.found >= 0)
+			return SK_INJECT_SKIP_HAS_TRACEPARENT;
+		if (hc.found != HEAD_END)
+			return SK_INJECT_SKIP_HEAD_TOO_LONG;
+	}
+
+	format_line(s->line, &p->ctx);
+	if (bpf_msg_push_data(msg, off, SK_TP_LINE_LEN, 0))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	if (bpf_msg_pull_data(msg, off, off + SK_TP_LINE_LEN, 0)) {
+		bpf_msg_pop_data(msg, off, SK_TP_LINE_LEN, 0);
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	}
+	char *d = (void *)(long)msg->data;
+	data_end = (void *)(long)msg->data_end;
+	if ((void *)(d + SK_TP_LINE_LEN) > data_end) {
+		bpf_msg_pop_data(msg, off, SK_TP_LINE_LEN, 0);
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	}
+	__builtin_memcpy(d, s->line, SK_TP_LINE_LEN);
+	return SK_INJECT_DONE;
+}
+
+SEC("sk_msg")
+int sk_inject_msg(struct sk_msg_md *msg)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sk_inject_pending *pp = bpf_map_lookup_elem(&spanbridge_sk_inject_pending_v1, &id);
+	if (!pp)
+		return SK_PASS;
+	struct sk_inject_pending p = *pp;
+	bpf_map_delete_elem(&spanbridge_sk_inject_pending_v1, &id);
+	count(SK_INJECT_MSG_SEEN);
+	__u32 outcome = inspect_and_inject(msg, &p);
+	count(outcome);
+	if (p.cookie) {
+		struct sk_inject_result_key k = { .tgid = id >> 32, ._pad = 0, .cookie = p.cookie };
+		struct sk_inject_result r = { .ts_ns = bpf_ktime_get_ns(), .outcome = outcome, ._pad = 0 };
+		bpf_map_update_elem(&spanbridge_sk_inject_result_v1, &k, &r, BPF_ANY);
+	}
+	return SK_PASS;
+}

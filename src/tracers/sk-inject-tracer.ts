@@ -1,0 +1,126 @@
+/**
+ * Socket-level traceparent injection (bpf/sk_inject.bpf.o): a sock_ops program on the cgroup v2
+ * root registers outgoing TCP connections of the processes added here in a SOCKHASH, and an
+ * sk_msg program on that SOCKHASH inserts the header decided by another tracer (bpf/sk_inject.h)
+ * after the request line. Works where bpf_probe_write_user is forbidden (kernel lockdown).
+ * Knows nothing of spans: it loads, attaches, selects processes and reads counters.
+ */
+import { SpanbridgeError } from '../errors';
+import { SK_INJECT_OUTCOME } from '../events/structs.generated';
+import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
+
+export const SK_INJECT_SOCKOPS_PROGRAM = 'sk_inject_sockops';
+export const SK_INJECT_MSG_PROGRAM = 'sk_inject_msg';
+export const SK_INJECT_SOCKHASH = 'sk_inject_socks';
+
+export interface SkInjectSettings {
+  /** A context left for a thread longer ago than this is not inserted (default 200 ms). */
+  readonly pendingMaxAgeMs?: number;
+}
+
+function tgidKey(pid: number): Buffer {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(pid);
+  return k;
+}
+
+export class SkInjectTracer {
+  private obj: BpfObject | undefined;
+  private readonly links: BpfLink[] = [];
+  private readonly pids = new Set<number>();
+  private cgroup = '';
+
+  constructor(
+    private readonly backend: BpfBackend,
+    private readonly objectPath: string,
+    private readonly settings: SkInjectSettings = {},
+  ) {}
+
+  /** Loads the object, attaches sock_ops to the cgroup v2 directory and sk_msg to the SOCKHASH. */
+  start(cgroupPath: string): void {
+    if (this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'sk_inject tracer already started');
+    const obj = this.backend.open(this.objectPath, {
+      rodata: { pending_max_age_ns: BigInt(this.settings.pendingMaxAgeMs ?? 200) * 1_000_000n },
+    });
+    try {
+      obj.load();
+      const msg = obj.program(SK_INJECT_MSG_PROGRAM);
+      const ops = obj.program(SK_INJECT_SOCKOPS_PROGRAM);
+      if (!msg.attachSkMsg || !ops.attachCgroup) {
+        throw new SpanbridgeError('ERR_NOT_SUPPORTED', 'sk_msg/cgroup attach not implemented by this BPF backend');
+      }
+      // sk_msg first: a socket must never enter the SOCKHASH before its program is there.
+      this.links.push(msg.attachSkMsg(SK_INJECT_SOCKHASH));
+      this.links.push(ops.attachCgroup(cgroupPath));
+    } catch (err) {
+      for (const l of this.links.splice(0).reverse()) l.destroy();
+      void obj.close();
+      throw err;
+    }
+    this.cgroup = cgroupPath;
+    this.obj = obj;
+  }
+
+  get started(): boolean {
+    return this.obj !== undefined;
+  }
+
+  get cgroupPath(): string {
+    return this.cgroup;
+  }
+
+  /** What is attached, for the start-up report. */
+  get linkDescriptions(): string[] {
+    return this.links.map((l) => l.description);
+  }
+
+  /** Connections this process opens from now on are injected into (when a tracer asks). */
+  addPid(pid: number): void {
+    const obj = this.requireObject();
+    const v = Buffer.alloc(1, 1);
+    obj.map('sk_inject_tgids').update(tgidKey(pid), v);
+    this.pids.add(pid);
+  }
+
+  /** Idempotent. Connections already registered leave the SOCKHASH when they close. */
+  removePid(pid: number): void {
+    if (!this.pids.delete(pid)) return;
+    try {
+      this.obj?.map('sk_inject_tgids').delete(tgidKey(pid));
+    } catch {
+      // the object may already be closing
+    }
+  }
+
+  get selectedPids(): number[] {
+    return [...this.pids];
+  }
+
+  /** Kernel counters summed over CPUs: outcome name (lowercase, without prefix) -> count. */
+  readCounters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (!this.obj) return out;
+    const map = this.obj.map('sk_inject_counters');
+    for (const [name, idx] of Object.entries(SK_INJECT_OUTCOME)) {
+      if (name === 'SK_INJECT_OUTCOME_MAX') continue;
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(idx);
+      const perCpu = map.lookupPerCpu(key) ?? [];
+      out[name.replace(/^SK_INJECT_/, '').toLowerCase()] = perCpu.reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const obj = this.obj;
+    this.obj = undefined;
+    this.pids.clear();
+    for (const l of this.links.splice(0).reverse()) l.destroy();
+    await obj?.close();
+  }
+
+  private requireObject(): BpfObject {
+    if (!this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'sk_inject tracer not started');
+    return this.obj;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Socket-level traceparent injection (sock_ops + sk_msg, bpf/sk_inject.bpf.c) on the locked-down
+ * host kernel, where bpf_probe_write_user is forbidden: an unmodified Go frontend calls an
+ * unmodified Go backend whose /headers echoes the request headers it received.
+ *
+ * - exactly one valid traceparent per request, whose parent-id is the reported CLIENT span id and
+ *   whose trace id is the frontend SERVER span's (one source of truth: the kernel);
+ * - 1,000 keep-alive requests each get their own header;
+ * - an application's own traceparent is never doubled;
+ * - other headers are byte-identical to a run with --inject-headers off, which changes nothing.
+ */
+import http from 'node:http';
+import { readFileSync, existsSync } from 'node:fs';
+import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from './helpers/go-chain';
+import { waitFor } from './helpers/processes';
+import { requireRootAndBpf } from './helpers/privileges';
+
+const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+function lockedDown(): boolean {
+  const f = '/sys/kernel/security/lockdown';
+  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
+}
+
+/** The echoed header lines other than traceparent, sorted (the echo walks a Go map). */
+function otherHeaders(body: string): string[] {
+  return body
+    .split('\n')
+    .filter((l) => l !== '' && !l.toLowerCase().startsWith('traceparent:'))
+    .sort();
+}
+
+const maybe = lockedDown() ? describe : describe.skip;
+
+maybe('sk_msg traceparent injection into Go requests (locked-down host)', () => {
+  let chain: GoChain;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    chain = await startGoChain('local');
+  }, 180_000);
+
+  afterAll(async () => {
+    await chain?.stop();
+  });
+
+  it('reports socket-level injection as the strategy in effect', () => {
+    expect(chain.agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
+    expect(chain.agent.stderr()).toMatch(/traceparent injection: sk_msg/);
+  });
+
+  it.each(['/sync', '/async', '/nested'])('%s: one traceparent = the reported CLIENT span, in the frontend SERVER trace', async (route) => {
+    const r = await chain.get(route, '/headers');
+    const tps = echoedTraceparents(r.body);
+    expect(tps).toHaveLength(1);
+    const m = TP.exec(tps[0]);
+    expect(m).not.toBeNull();
+    const [, traceId, parentId, flags] = m!;
+    const pair = await waitFor(`${route} pair`, () => {
+      const p = frontendPair(chain.agent.spans(), chain.frontend.pid, route);
+      return p.length === 1 && p[0].client && p[0];
+    });
+    const c = pair.client!;
+    expect(c.spanId).toBe(parentId);
+    expect(c.traceId).toBe(traceId);
+    expect(pair.server.traceId).toBe(traceId);
+    expect(flags).toBe('01');
+    // The backend continues the trace: its SERVER span is a child of the CLIENT span.
+    const b = await waitFor('backend span', () =>
+      chain.agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain.backend.pid && s.parentSpanId === c.spanId),
+    );
+    expect(b.traceId).toBe(traceId);
+  });
+
+  it('an application-set traceparent is never doubled', async () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const r = await chain.get('/app-tp', '/headers', { tp });
+    expect(echoedTraceparents(r.body)).toEqual([tp]);
+  });
+
+  it('1,000 requests over keep-alive connections: each gets its own header', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const seen = new Set<string>();
+    const before = chain.agent.spans().length;
+    try {
+      const N = 1000;
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < N) {
+          next++;
+          const r = await chain.get('/sync', '/headers', {}, agent);
+          expect(r.status).toBe(200);
+          const tps = echoedTraceparents(r.body);
+          expect(tps).toHaveLength(1);
+          const m = TP.exec(tps[0]);
+          expect(m).not.toBeNull();
+          seen.add(m![2]);
+        }
+      };
+      await Promise.all([worker(), worker(), worker(), worker()]);
+      expect(seen.size).toBe(N);
+      // Every header's parent-id is a reported CLIENT span.
+      const clientIds = await waitFor(
+        'client spans',
+        () => {
+          const ids = new Set(chain.agent.spans().slice(before).filter((s) => s.kind === 'CLIENT').map((s) => s.spanId));
+          return [...seen].every((id) => ids.has(id)) && ids;
+        },
+        30_000,
+      );
+      expect(clientIds.size).toBeGreaterThanOrEqual(N);
+    } finally {
+      agent.destroy();
+    }
+  }, 120_000);
+
+  it('other headers are byte-identical to a run with --inject-headers off, which changes nothing', async () => {
+    const injected = await chain.get('/sync', '/headers');
+    const off = await startGoChain('local', ['--inject-headers', 'off']);
+    try {
+      expect(off.agent.stderr()).not.toMatch(/header injection: socket-level sk_msg/);
+      const plain = await off.get('/sync', '/headers');
+      expect(echoedTraceparents(plain.body)).toEqual([]);
+      expect(otherHeaders(plain.body)).toEqual(otherHeaders(injected.body));
+      expect(otherHeaders(plain.body).length).toBeGreaterThan(0);
+    } finally {
+      await off.stop();
+    }
+  }, 180_000);
+
+  it('counts injections in the kernel and nothing was refused', async () => {
+    await chain.agent.stop();
+    const counters = kernelCounters(chain.agent.stderr());
+    expect(counters.sk_inject_done).toBeGreaterThanOrEqual(1000);
+    expect(counters.sk_inject_sock_added).toBeGreaterThanOrEqual(1);
+    expect(counters.sk_inject_skip_push_failed ?? 0).toBe(0);
+    expect(counters.sk_inject_skip_stale ?? 0).toBe(0);
+  });
+});

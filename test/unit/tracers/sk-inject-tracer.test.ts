@@ -1,0 +1,128 @@
+import { SK_INJECT_OUTCOME } from '../../../src/events/structs.generated';
+import { SK_INJECT_MSG_PROGRAM, SK_INJECT_SOCKHASH, SK_INJECT_SOCKOPS_PROGRAM, SkInjectTracer } from '../../../src/tracers/sk-inject-tracer';
+import { FakeBpfBackend, type FakeObjectSpec } from '../../fakes/fake-bpf';
+
+const OBJ = '/x/sk_inject.bpf.o';
+const CG = '/sys/fs/cgroup/unified';
+
+const SPEC: FakeObjectSpec = {
+  programs: [SK_INJECT_SOCKOPS_PROGRAM, SK_INJECT_MSG_PROGRAM],
+  maps: {
+    sk_inject_tgids: { keySize: 4, valueSize: 1 },
+    sk_inject_counters: { keySize: 4, valueSize: 8, kind: 'per-cpu' },
+    [SK_INJECT_SOCKHASH]: { keySize: 8, valueSize: 8, kind: 'sockhash' },
+  },
+  rodata: ['pending_max_age_ns'],
+};
+
+function backend(): FakeBpfBackend {
+  return new FakeBpfBackend({ possibleCpus: 2, objects: { [OBJ]: SPEC } });
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+describe('SkInjectTracer', () => {
+  it('loads with its rodata, attaches sk_msg to the SOCKHASH before sock_ops to the cgroup', () => {
+    const be = backend();
+    const t = new SkInjectTracer(be, OBJ, { pendingMaxAgeMs: 50 });
+    t.start(CG);
+    expect(be.rodataOf(OBJ)).toEqual({ pending_max_age_ns: 50_000_000n });
+    expect(be.activeLinks().map((l) => [l.program, l.target])).toEqual([
+      [SK_INJECT_MSG_PROGRAM, { kind: 'sk_msg', mapName: SK_INJECT_SOCKHASH }],
+      [SK_INJECT_SOCKOPS_PROGRAM, { kind: 'cgroup', cgroupPath: CG }],
+    ]);
+    expect(t.started).toBe(true);
+    expect(t.cgroupPath).toBe(CG);
+    expect(t.linkDescriptions).toEqual([`sk_msg:${SK_INJECT_SOCKHASH} ${SK_INJECT_MSG_PROGRAM}`, `cgroup:${CG} ${SK_INJECT_SOCKOPS_PROGRAM}`]);
+  });
+
+  it('defaults the pending age to 200 ms', () => {
+    const be = backend();
+    new SkInjectTracer(be, OBJ).start(CG);
+    expect(be.rodataOf(OBJ)).toEqual({ pending_max_age_ns: 200_000_000n });
+  });
+
+  it('selects and forgets processes in sk_inject_tgids (idempotent)', () => {
+    const be = backend();
+    const t = new SkInjectTracer(be, OBJ);
+    t.start(CG);
+    t.addPid(42);
+    t.addPid(43);
+    const map = be.openObjects()[0].map('sk_inject_tgids');
+    expect(map.lookup(u32(42))).toEqual(Buffer.from([1]));
+    expect(t.selectedPids.sort()).toEqual([42, 43]);
+    t.removePid(42);
+    t.removePid(42);
+    expect(map.lookup(u32(42))).toBeNull();
+    expect(map.lookup(u32(43))).toEqual(Buffer.from([1]));
+    expect(t.selectedPids).toEqual([43]);
+  });
+
+  it('addPid before start is an error', () => {
+    expect(() => new SkInjectTracer(backend(), OBJ).addPid(1)).toThrow(/not started/);
+  });
+
+  it('sums the per-CPU counters by outcome name', () => {
+    const be = backend();
+    const t = new SkInjectTracer(be, OBJ);
+    t.start(CG);
+    const counters = be.openObjects()[0].map('sk_inject_counters') as unknown as { setPerCpu(k: Buffer, v: Buffer[]): void };
+    const v = (n: bigint): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(n);
+      return b;
+    };
+    counters.setPerCpu(u32(SK_INJECT_OUTCOME.SK_INJECT_DONE), [v(3n), v(4n)]);
+    counters.setPerCpu(u32(SK_INJECT_OUTCOME.SK_INJECT_SKIP_NOT_HTTP), [v(1n), v(0n)]);
+    const c = t.readCounters();
+    expect(c.done).toBe(7);
+    expect(c.skip_not_http).toBe(1);
+    expect(c.skip_stale).toBe(0);
+    expect(Object.keys(c)).not.toContain('outcome_max');
+    expect(Object.keys(c)).toHaveLength(SK_INJECT_OUTCOME.SK_INJECT_OUTCOME_MAX);
+  });
+
+  it('a failed cgroup attach leaves nothing attached and the object closed', () => {
+    const be = backend().failAttach(SK_INJECT_SOCKOPS_PROGRAM, 1);
+    const t = new SkInjectTracer(be, OBJ);
+    expect(() => t.start(CG)).toThrow(/attach sk_inject_sockops to cgroup .*Operation not permitted/);
+    expect(be.activeLinks()).toEqual([]);
+    expect(be.openObjects()).toEqual([]);
+    expect(t.started).toBe(false);
+  });
+
+  it('a load failure (e.g. no sk_msg on this kernel) propagates with nothing attached', () => {
+    const be = backend().failLoad(SK_INJECT_MSG_PROGRAM, 'unknown program type');
+    expect(() => new SkInjectTracer(be, OBJ).start(CG)).toThrow(/unknown program type/);
+    expect(be.activeLinks()).toEqual([]);
+  });
+
+  it('sk_msg attaches only to a SOCKHASH', () => {
+    const be = new FakeBpfBackend({
+      objects: { [OBJ]: { ...SPEC, maps: { ...SPEC.maps, [SK_INJECT_SOCKHASH]: { keySize: 8, valueSize: 8, kind: 'hash' } } } },
+    });
+    expect(() => new SkInjectTracer(be, OBJ).start(CG)).toThrow(/not a SOCKMAP or SOCKHASH/);
+    expect(be.activeLinks()).toEqual([]);
+  });
+
+  it('close detaches in reverse order and closes the object; removePid after close is harmless', async () => {
+    const be = backend();
+    const t = new SkInjectTracer(be, OBJ);
+    t.start(CG);
+    t.addPid(5);
+    await t.close();
+    expect(be.activeLinks()).toEqual([]);
+    const order = be.links.map((l) => [l.program, l.destroyOrder]);
+    expect(order).toEqual([
+      [SK_INJECT_MSG_PROGRAM, 1],
+      [SK_INJECT_SOCKOPS_PROGRAM, 0],
+    ]);
+    expect(be.openObjects()).toEqual([]);
+    expect(() => t.removePid(5)).not.toThrow();
+    expect(t.readCounters()).toEqual({});
+  });
+});
