@@ -8,7 +8,10 @@
  *     container's own OTEL_SERVICE_NAME, or the executable name), and the frontend's client
  *     span is a child of its server span;
  *   - --exe matched against the path as the containerised process sees it (/app/...), and a
- *     container restart (new process, same container) re-attached without restarting the agent.
+ *     container restart (new process, same container) re-attached without restarting the agent;
+ *   - a non-Go service (the C test server, static) in a host-network container traced from
+ *     syscall tracepoints with its container.id;
+ *   - one image's binary inspected once for several containers.
  */
 import http from 'node:http';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -17,14 +20,17 @@ import path from 'node:path';
 import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import type { FlatSpan } from './helpers/collector';
 import {
+  buildStaticCServer,
   buildTimings,
   collectorImage,
   goServiceImage,
   hostPidOf,
   readSpansFile,
   requirePodman,
+  staticServiceImage,
 } from './helpers/containers';
-import { startAgent, waitFor, type AgentProcess } from './helpers/processes';
+import { startAgent, waitFor, waitForPort, type AgentProcess } from './helpers/processes';
+import { freePort } from './helpers/collector';
 import { requireRootAndBpf } from './helpers/privileges';
 
 function get(port: number, urlPath: string): Promise<number> {
@@ -183,6 +189,30 @@ describe('containerised services (testcontainers on podman)', () => {
       }
     }
     expect(agent.proc.exitCode).toBeNull();
+  });
+
+  it('traces a non-Go service in a host-network container from syscall tracepoints, with container.id', async () => {
+    const image = await staticServiceImage(buildStaticCServer(), 'c-http-server');
+    const port = await freePort();
+    const app = await new GenericContainer(image)
+      .withEntrypoint(['/app/c-http-server', String(port)])
+      .withNetworkMode('host')
+      .withWaitStrategy(Wait.forLogMessage(/listening/))
+      .start();
+    started.push(app);
+    const pid = await hostPidOf(app.getId());
+    const agent = await startAgent(['--container', short(app.getId()), '--otlp-endpoint', `http://127.0.0.1:${collectorPort}`]);
+    agents.push(agent);
+    await waitFor(`attach of pid ${pid}`, () => agent.stderr().includes(`attached pid ${pid} (/app/c-http-server, matched by container ${short(app.getId())}): HTTP/1.x via`), 30_000);
+    await waitForPort(port);
+    const itemPath = `/c-in-container-${process.pid}`;
+    expect(await get(port, itemPath)).toBe(200);
+    const got = await waitForSpans('the C server span', (s) => s.some((x) => x.kind === 'SERVER' && x.attributes['url.path'] === itemPath));
+    const span = got.find((x) => x.kind === 'SERVER' && x.attributes['url.path'] === itemPath) as FlatSpan;
+    expect(span.resource['container.id']).toBe(app.getId());
+    expect(span.resource['process.pid']).toBe(pid);
+    expect(span.resource['service.name']).toBe('c-http-server');
+    expect(span.attributes['http.response.status_code']).toBe(200);
   });
 
   it('inspects an image\'s binary once for several containers running it', async () => {

@@ -161,6 +161,26 @@ export async function goServiceImage(app: string, exeName: string = app): Promis
   return buildImage(`go-${exeName}`, 'go-service', { service: bin }, { NAME: exeName });
 }
 
+/** Any static binary (e.g. the C test server built with -static) at /app/<exeName> in a scratch image. */
+export async function staticServiceImage(bin: string, exeName: string): Promise<string> {
+  assertStatic(bin);
+  return buildImage(`static-${exeName}`, 'go-service', { service: bin }, { NAME: exeName });
+}
+
+/** test/apps/c-http/server.c linked statically (glibc -static: no loader, no NSS calls used). */
+export function buildStaticCServer(): string {
+  const src = path.join(REPO_ROOT, 'test', 'apps', 'c-http', 'server.c');
+  const h = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12);
+  const dir = path.join(os.tmpdir(), 'spanbridge-go-builds', `c-http-static-${h}`);
+  const bin = path.join(dir, 'c-http-server');
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('gcc', ['-O2', '-static', '-pthread', '-o', `${bin}.tmp${process.pid}`, src], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync('mv', [`${bin}.tmp${process.pid}`, bin]);
+  }
+  return bin;
+}
+
 /** demo/<name> built like test apps (static, cached by source hash). */
 export function buildDemoApp(name: string): string {
   const src = path.join(REPO_ROOT, 'demo', name);
