@@ -1,0 +1,199 @@
+/**
+ * Socket-level injection (sk_msg) on bad and awkward input, on the locked-down host: a traced
+ * Python process sends, over connections registered in the SOCKHASH, requests the injector must
+ * leave alone (request line longer than the inspected window, a header block longer than it, a
+ * request line split over two sends), garbage, and connections closed mid-request. Everything is
+ * forwarded byte for byte, skips are counted, nothing stalls, and the next normal request is
+ * injected again.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { buildGoApp } from './helpers/go-build';
+import { freePort } from './helpers/collector';
+import { echoedTraceparents, kernelCounters } from './helpers/go-chain';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { requireRootAndBpf } from './helpers/privileges';
+
+function lockedDown(): boolean {
+  const f = '/sys/kernel/security/lockdown';
+  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
+}
+
+/**
+ * stdin: one JSON command per line; stdout: one JSON answer per line.
+ *   {"kind":"get","url":U,"headers":{...}} -> {"body": str}
+ *   {"kind":"raw","port":P,"chunks":[b64...],"gap_ms":N,"read":bool} -> {"data": b64}
+ *     (sends each chunk with its own send call, then half-closes; reads until EOF if read)
+ */
+const PY_CLIENT = `
+import base64, json, socket, sys, time, urllib.request
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd = json.loads(line)
+    try:
+        if cmd["kind"] == "get":
+            req = urllib.request.Request(cmd["url"], headers=cmd.get("headers", {}))
+            with urllib.request.urlopen(req, timeout=10) as r:
+                print(json.dumps({"body": r.read().decode("latin1")}), flush=True)
+        else:
+            s = socket.create_connection(("127.0.0.1", cmd["port"]), timeout=10)
+            for i, c in enumerate(cmd["chunks"]):
+                if i and cmd.get("gap_ms"):
+                    time.sleep(cmd["gap_ms"] / 1000)
+                s.sendall(base64.b64decode(c))
+            data = b""
+            if cmd.get("read", True):
+                s.shutdown(socket.SHUT_WR)
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    data += b
+            s.close()
+            print(json.dumps({"data": base64.b64encode(data).decode()}), flush=True)
+    except Exception as e:
+        print(json.dumps({"error": repr(e)}), flush=True)
+`;
+
+interface PyClient {
+  readonly pid: number;
+  send(cmd: object): Promise<{ body?: string; data?: string; error?: string }>;
+  stop(): Promise<void>;
+}
+
+function startPyClient(dir: string): PyClient {
+  const file = path.join(dir, 'bad-client.py');
+  writeFileSync(file, PY_CLIENT);
+  const proc: ChildProcess = spawn('python3', [file], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()));
+  let answered = 0;
+  return {
+    pid: proc.pid ?? -1,
+    async send(cmd) {
+      if (answered === 0) await waitFor('python ready', () => out.includes('ready'), 15_000);
+      proc.stdin?.write(`${JSON.stringify(cmd)}\n`);
+      const want = ++answered;
+      const line = await waitFor(
+        `answer ${want}`,
+        () => {
+          if (proc.exitCode !== null) throw new Error(`python client exited:\n${err}`);
+          return out.split('\n').filter((l) => l.startsWith('{'))[want - 1];
+        },
+        30_000,
+      );
+      return JSON.parse(line) as { body?: string; data?: string; error?: string };
+    },
+    async stop() {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64');
+
+const maybe = lockedDown() ? describe : describe.skip;
+
+maybe('sk_msg injection: bad input is forwarded untouched, counted, and never stalls', () => {
+  let backend: Running;
+  let backendPort: number;
+  let echoPort: number;
+  let echo: net.Server;
+  let agent: AgentProcess;
+  let py: PyClient;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    backendPort = await freePort();
+    backend = startProcess(buildGoApp('goserver'), ['-addr', `127.0.0.1:${backendPort}`]);
+    await waitForPort(backendPort, 60_000);
+    // A raw TCP echo: returns every byte it receives, closes when the peer half-closes.
+    echo = net.createServer((s) => {
+      s.on('data', (d) => s.write(d));
+      s.on('end', () => s.end());
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    echoPort = (echo.address() as net.AddressInfo).port;
+    py = startPyClient(mkdtempSync(path.join(os.tmpdir(), 'sk-inject-bad-')));
+    await py.send({ kind: 'raw', port: echoPort, chunks: [b64('warm-up')] }); // also waits until ready
+    agent = await startAgent(['--pid', String(py.pid), '--pid', String(backend.pid), '--export', 'none'], {}, 120_000);
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await py?.stop();
+    await backend?.stop();
+    await new Promise((r) => echo?.close(r));
+  });
+
+  const getHeaders = async (query = '', headers: Record<string, string> = {}): Promise<string> => {
+    const r = await py.send({ kind: 'get', url: `http://127.0.0.1:${backendPort}/headers${query}`, headers });
+    expect(r.error).toBeUndefined();
+    return r.body ?? '';
+  };
+
+  it('a normal request is injected (the connection path works)', async () => {
+    expect(echoedTraceparents(await getHeaders())).toHaveLength(1);
+  });
+
+  it('a request line longer than the inspected window (4 KiB) is left untouched', async () => {
+    const body = await getHeaders(`?q=${'a'.repeat(6000)}`);
+    expect(echoedTraceparents(body)).toEqual([]);
+    expect(body).toMatch(/^user-agent: Python-urllib/m);
+  });
+
+  it('a header block longer than the window (no way to rule out a traceparent) is left untouched', async () => {
+    const body = await getHeaders('', { 'X-Big': 'b'.repeat(6000) });
+    expect(echoedTraceparents(body)).toEqual([]);
+    expect(body).toContain(`x-big: ${'b'.repeat(6000)}`);
+  });
+
+  it('garbage and HTTP-lookalikes on a traced connection come back byte for byte', async () => {
+    const inputs: Buffer[] = [
+      Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]), // TLS ClientHello start
+      Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), // HTTP/2 preface
+      Buffer.concat([Buffer.from('GET '), Buffer.alloc(3000, 0x01), Buffer.from('\r\n\r\n')]),
+      Buffer.from('POST /x HTTX/9.9\r\nHost: a\r\n\r\n'),
+      Buffer.from('get / http/1.1\r\n\r\n'),
+      Buffer.from('GET / HTTP/1.1\n\n'), // bare LF
+      Buffer.alloc(100_000, 0x41), // big non-HTTP message
+    ];
+    for (const input of inputs) {
+      const r = await py.send({ kind: 'raw', port: echoPort, chunks: [b64(input)] });
+      expect(r.error).toBeUndefined();
+      expect(Buffer.from(r.data ?? '', 'base64').equals(input)).toBe(true);
+    }
+  });
+
+  it('a request whose request line is split over two sends is forwarded intact (not injected)', async () => {
+    const head = `GET /headers HTTP/1.1\r\nHost: 127.0.0.1:${backendPort}\r\nX-Split: yes\r\nConnection: close\r\n\r\n`;
+    const r = await py.send({ kind: 'raw', port: backendPort, chunks: [b64(head.slice(0, 15)), b64(head.slice(15))], gap_ms: 100 });
+    const resp = Buffer.from(r.data ?? '', 'base64').toString('latin1');
+    expect(resp).toMatch(/^HTTP\/1\.1 200/);
+    expect(resp).toContain('x-split: yes');
+    expect(echoedTraceparents(resp.split('\r\n\r\n').slice(1).join(''))).toEqual([]);
+  });
+
+  it('a connection closed mid-request harms nothing; the next request is injected again', async () => {
+    const r = await py.send({ kind: 'raw', port: backendPort, chunks: [b64('GET /headers HTTP/1.1\r\nHost: x\r\n')], read: false });
+    expect(r.error).toBeUndefined();
+    expect(echoedTraceparents(await getHeaders())).toHaveLength(1);
+  });
+
+  it('counts the skips', async () => {
+    await agent.stop();
+    const c = kernelCounters(agent.stderr());
+    expect(c.sk_inject_done).toBeGreaterThanOrEqual(2);
+    expect(c.sk_inject_skip_line_too_long).toBeGreaterThanOrEqual(1);
+    expect(c.sk_inject_skip_head_too_long).toBeGreaterThanOrEqual(1);
+    expect(c.sk_inject_skip_push_failed ?? 0).toBe(0);
+  });
+});
