@@ -67,7 +67,23 @@ export interface AgentDeps {
   readonly capabilities?: Capabilities;
   /** Program types and helpers the kernel accepts (default: bpftool feature probe). */
   readonly bpfFeatures?: BpfFeatures;
+  /** Told about every process attached or detached (the run command's table of what is traced). */
+  readonly onAttachment?: (event: AttachmentEvent) => void;
 }
+
+export type AttachmentEvent =
+  | {
+      readonly kind: 'attached';
+      readonly pid: number;
+      readonly service: string;
+      readonly exe: string;
+      readonly reason: string;
+      readonly tracer: string;
+      /** uprobe links for this process; null when its probes are shared (syscall tracepoints). */
+      readonly probes: number | null;
+      readonly notes: readonly string[];
+    }
+  | { readonly kind: 'detached'; readonly pid: number };
 
 const RESOURCE_GRACE_MS = 30_000;
 
@@ -300,6 +316,16 @@ export class Agent {
       }
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
+      this.deps.onAttachment?.({
+        kind: 'attached',
+        pid: proc.pid,
+        service: String(resource.attributes['service.name']),
+        exe: proc.exePath,
+        reason,
+        tracer: `Go uprobes (${target.goVersion})`,
+        probes: result.links,
+        notes: result.notes,
+      });
       this.reportAttached();
     } catch (err) {
       this.resources.delete(proc.pid);
@@ -314,6 +340,7 @@ export class Agent {
     if (!this.goTracer.attachedPids.includes(pid)) return;
     this.goTracer.detach(pid);
     this.deps.log.info(`detached pid ${pid} (exited)`);
+    this.deps.onAttachment?.({ kind: 'detached', pid });
     this.reportAttached();
     // Records already in the ring buffer still need the resource for a moment.
     const t = setTimeout(() => {
@@ -356,6 +383,16 @@ export class Agent {
       this.resources.set(proc.pid, resource);
       const note = this.sysHttp.attach(proc) + this.selectForSkInject(proc.pid);
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)})`);
+      this.deps.onAttachment?.({
+        kind: 'attached',
+        pid: proc.pid,
+        service: String(resource.attributes['service.name']),
+        exe: proc.exePath,
+        reason,
+        tracer: 'syscall tracepoints (HTTP/1.x)',
+        probes: null,
+        notes: [note],
+      });
       return true;
     } catch (err) {
       this.resources.delete(proc.pid);
@@ -391,7 +428,10 @@ export class Agent {
   private detachSysHttp(pid: number): void {
     if (!this.sysHttp?.tracer.attachedPids.includes(pid)) return;
     this.sysHttp.detach(pid);
-    if (!this.goTracer.attachedPids.includes(pid)) this.deps.log.info(`detached pid ${pid} (exited)`);
+    if (!this.goTracer.attachedPids.includes(pid)) {
+      this.deps.log.info(`detached pid ${pid} (exited)`);
+      this.deps.onAttachment?.({ kind: 'detached', pid });
+    }
     const t = setTimeout(() => {
       if (!this.sysHttp?.tracer.attachedPids.includes(pid) && !this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
     }, RESOURCE_GRACE_MS);

@@ -55,7 +55,10 @@ export function parseBpftoolFeatures(json: string): BpfFeatures {
     skMsgProgType: flag(probe.program_types, 'have_sk_msg_prog_type'),
     sockOpsProgType: flag(probe.program_types, 'have_sock_ops_prog_type'),
     msgPushData: helper(probe, 'sk_msg', 'bpf_msg_push_data'),
-    probeWriteUser: helper(probe, 'kprobe', 'bpf_probe_write_user'),
+    // bpftool leaves bpf_probe_write_user out of its helper lists unless run with `full` (it
+    // would print a kernel warning): only a listing is an answer, absence is unknown. The agent
+    // decides from lockdown + CAP_SYS_ADMIN and falls back if the verifier refuses at load.
+    probeWriteUser: helper(probe, 'kprobe', 'bpf_probe_write_user') === true ? true : null,
     bpfLoop: helper(probe, 'tracepoint', 'bpf_loop'),
     ringbufMap: flag(probe.map_types, 'have_ringbuf_map_type'),
   };
