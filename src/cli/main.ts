@@ -17,6 +17,7 @@ import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { createCollectorBridge, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
 import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
+import { AttachmentTable } from './attach-table';
 import { formatDoctorReport, runDoctor } from './doctor';
 
 const USAGE = `Usage: spanbridge <command> [options]
@@ -87,6 +88,8 @@ async function run(argv: string[]): Promise<number> {
   if (opts.config.file) log.info(`config: ${opts.config.file}`);
   for (const w of opts.config.warnings) log.warn(w);
   const metrics = new SelfMetrics();
+  // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
+  const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));
   const sinks: SpanSink[] = [];
   if (opts.printSpans === 'json') sinks.push(stdoutSink());
   if (opts.printSpans === 'tree' || opts.webPort !== undefined) {
@@ -105,7 +108,7 @@ async function run(argv: string[]): Promise<number> {
             }
           : undefined,
     });
-    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort);
+    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, '127.0.0.1', () => attachments.processes());
     if (web) log.info(`web: recent traces at ${web.url}`);
     sinks.push(traceViewSink(buffer, web));
   }
@@ -128,7 +131,7 @@ async function run(argv: string[]): Promise<number> {
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
       exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
     },
-    { backend: createLibbpfBackend(), log, sinks, metrics },
+    { backend: createLibbpfBackend(), log, sinks, metrics, onAttachment: (e) => attachments.on(e) },
   );
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     // A closed pipe on stdout (e.g. `| head`) must not crash the agent.

@@ -5,6 +5,7 @@
  *
  *   GET /              the page
  *   GET /api/traces    {"traces": [WebTrace, ...]} newest first (?limit=N, default 50)
+ *   GET /api/processes {"processes": [...]} what is traced, with tracer and probe counts
  *   GET /api/status    {"agentVersion", "openTraces", "evictions", "droppedSpans"}
  */
 import http from 'node:http';
@@ -21,7 +22,12 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
-export async function startWebServer(buffer: TraceBuffer, port: number, host = '127.0.0.1'): Promise<WebServer> {
+export async function startWebServer(
+  buffer: TraceBuffer,
+  port: number,
+  host = '127.0.0.1',
+  processes: () => unknown[] = () => [],
+): Promise<WebServer> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (status: number, type: string, body: string): void => {
@@ -35,6 +41,7 @@ export async function startWebServer(buffer: TraceBuffer, port: number, host = '
       const traces = buffer.recent().slice(0, limit).map(toWebTrace);
       return send(200, 'application/json', JSON.stringify({ traces }));
     }
+    if (url.pathname === '/api/processes') return send(200, 'application/json', JSON.stringify({ processes: processes() }));
     if (url.pathname === '/api/status') {
       return send(
         200,

@@ -150,6 +150,16 @@ describe('web page in headless Chromium', () => {
       const perTrace = await b.page.$$eval('section.trace', (ss) => ss.map((s) => new Set(Array.from(s.querySelectorAll('tr.span-row'), (tr) => (tr as HTMLElement).dataset.service)).size));
       expect(perTrace.filter((n) => n === 2).length).toBeGreaterThanOrEqual(4);
       expect(r.filter((x) => x.cls.includes('err')).length).toBeGreaterThanOrEqual(3); // the unicorn request fails
+      // what is traced: the same table the agent logs
+      const { processes } = (await (await fetch(`http://127.0.0.1:${webPort}/api/processes`)).json()) as {
+        processes: { service: string; tracer: string; probes: number | null }[];
+      };
+      expect(processes.map((p) => p.service).sort()).toEqual(['shop-backend', 'shop-frontend']);
+      for (const p of processes) {
+        expect(p.tracer).toMatch(/^Go uprobes \(go1\.\d+/);
+        expect(p.probes).toBeGreaterThan(0);
+      }
+      await waitFor('the attachment table in the log', () => /traced processes: 2\n.*PID +SERVICE +TRACER +PROBES/.test(agent!.stderr()), 10_000);
       mkdirSync(SHOTS, { recursive: true });
       const shot = path.join(SHOTS, 'live-demo.png');
       await b.page.screenshot({ path: shot, fullPage: true });

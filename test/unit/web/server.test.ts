@@ -48,6 +48,7 @@ describe('web server', () => {
     const page = await fetch(web.url);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toBe(PAGE_HTML);
+    expect(await (await fetch(`${web.url}api/processes`)).json()).toEqual({ processes: [] });
     expect((await fetch(`${web.url}nope`)).status).toBe(404);
     expect((await fetch(`${web.url}api/traces`, { method: 'POST' })).status).toBe(405);
   });

@@ -1,0 +1,28 @@
+import { AttachmentTable } from '../../../src/cli/attach-table';
+
+describe('attachment table', () => {
+  it('lists attached processes by pid with their tracer and probes; detaches remove rows', () => {
+    const t = new AttachmentTable();
+    t.on({ kind: 'attached', pid: 30, service: 'demo-reviews', exe: '/usr/bin/python3.11', reason: 'port 8082', tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [] });
+    t.on({ kind: 'attached', pid: 12, service: 'demo-frontend', exe: '/srv/demo-frontend', reason: 'exe demo-*', tracer: 'Go uprobes (go1.26.8)', probes: 33, notes: [] });
+    expect(t.render()).toEqual([
+      'traced processes: 2',
+      '  PID  SERVICE        TRACER                          PROBES  MATCHED BY  EXECUTABLE',
+      '  12   demo-frontend  Go uprobes (go1.26.8)           33      exe demo-*  /srv/demo-frontend',
+      '  30   demo-reviews   syscall tracepoints (HTTP/1.x)  shared  port 8082   /usr/bin/python3.11',
+    ]);
+    t.on({ kind: 'detached', pid: 12 });
+    t.on({ kind: 'detached', pid: 99 });
+    expect(t.processes().map((p) => p.pid)).toEqual([30]);
+  });
+
+  it('prints once after a burst of changes', async () => {
+    const printed: string[][] = [];
+    const t = new AttachmentTable((l) => printed.push(l), 20);
+    for (let pid = 1; pid <= 5; pid++) t.on({ kind: 'attached', pid, service: 's', exe: '/x', reason: 'pid 1', tracer: 'Go uprobes', probes: 9, notes: [] });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(printed).toHaveLength(1);
+    expect(printed[0][0]).toBe('traced processes: 5');
+    t.stop();
+  });
+});
