@@ -53,5 +53,6 @@ done
 bash scripts/build-collector.sh
 # --- podman + its Docker-compatible API for the testcontainers suites (test/integration/containers*)
 bash scripts/setup-podman.sh
-make --no-print-directory bpf ts >/dev/null
+# -s: quiet recipes, but compiler errors stay visible.
+make --no-print-directory -s bpf ts
 log "ready"
