@@ -9,6 +9,8 @@ export const CLIENT_F_APP_TRACEPARENT = 1 << 3;
 export const CLIENT_F_APP_TP_INVALID = 1 << 4;
 export const CLIENT_F_INJECT_SKIPPED = 1 << 5;
 export const CLIENT_F_HAS_STATUS = 1 << 6;
+/** traceparent inserted at the socket by the sk_msg program (bpf/sk_inject.bpf.c). */
+export const CLIENT_F_INJECTED_SOCKET = 1 << 7;
 
 export interface GoHttpClientRecord {
   readonly type: 'go_http_client';
@@ -26,7 +28,7 @@ export interface GoHttpClientRecord {
   readonly status: number;
   readonly transportError: boolean;
   /** How the outgoing traceparent came about. */
-  readonly propagation: 'injected' | 'app' | 'app-invalid' | 'skipped' | 'none';
+  readonly propagation: 'injected' | 'injected-socket' | 'app' | 'app-invalid' | 'skipped' | 'none';
   readonly method: string;
   readonly scheme: string;
   readonly host: string;
@@ -41,6 +43,7 @@ function propagation(flags: number): GoHttpClientRecord['propagation'] {
   if (flags & CLIENT_F_APP_TRACEPARENT) return 'app';
   if (flags & CLIENT_F_APP_TP_INVALID) return 'app-invalid';
   if (flags & CLIENT_F_INJECTED) return 'injected';
+  if (flags & CLIENT_F_INJECTED_SOCKET) return 'injected-socket';
   if (flags & CLIENT_F_INJECT_SKIPPED) return 'skipped';
   return 'none';
 }

@@ -153,5 +153,6 @@ describe('decodeRecord: Go client records', () => {
   it('an application traceparent: its ids, no local parent; a transport error has no status', () => {
     expect(decodeRecord(clientRecord(0b0001001), new SelfMetrics())).toMatchObject({ parentSpanId: '', propagation: 'app', status: 0 });
     expect(decodeRecord(clientRecord(0b0000010), new SelfMetrics())).toMatchObject({ transportError: true, status: 0, propagation: 'none' });
+    expect(decodeRecord(clientRecord(0b11000000), new SelfMetrics())).toMatchObject({ propagation: 'injected-socket', status: 503 });
   });
 });
