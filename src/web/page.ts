@@ -17,6 +17,9 @@ export const PAGE_HTML = `<!doctype html>
   header h1 { font-size: 15px; margin: 0; font-weight: 600; }
   header #status { color: #b9c1d3; font-size: 12px; }
   main { padding: 12px 16px; }
+  #procs { padding: 6px 16px; background: #eef1f6; border-bottom: 1px solid var(--line); color: var(--muted); font-size: 12px; }
+  #procs .proc { display: inline-block; margin-right: 14px; }
+  #procs .proc b { color: var(--fg); font-weight: 600; }
   .empty { color: var(--muted); padding: 24px 0; }
   .trace { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin-bottom: 12px; overflow: hidden; }
   .trace.error { border-left: 4px solid var(--err); }
@@ -41,6 +44,7 @@ export const PAGE_HTML = `<!doctype html>
 </head>
 <body>
 <header><h1>spanbridge — recent traces</h1><span id="status">loading…</span></header>
+<div id="procs">traced processes: …</div>
 <main id="traces"><div class="empty">No finished trace yet. Traces appear here a moment after their last span.</div></main>
 <script>
 (function () {
@@ -104,7 +108,24 @@ export const PAGE_HTML = `<!doctype html>
     box.appendChild(table);
     return box;
   }
+  function refreshProcesses() {
+    fetch('api/processes', { cache: 'no-store' })
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        var box = document.getElementById('procs');
+        box.textContent = 'traced processes (' + data.processes.length + '): ';
+        data.processes.forEach(function (p) {
+          var s = el('span', 'proc');
+          s.dataset.service = p.service;
+          s.appendChild(el('b', '', p.service));
+          s.appendChild(document.createTextNode(' pid ' + p.pid + ' · ' + p.tracer + (p.probes === null ? '' : ' · ' + p.probes + ' probes')));
+          box.appendChild(s);
+        });
+      })
+      .catch(function () {});
+  }
   function refresh() {
+    refreshProcesses();
     fetch('api/traces?limit=30', { cache: 'no-store' })
       .then(function (r) { return r.json(); })
       .then(function (data) {

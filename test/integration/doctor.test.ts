@@ -27,6 +27,8 @@ describe('spanbridge doctor on this kernel', () => {
     expect(report.capabilities.kprobes).toBe(existsSync('/sys/bus/event_source/devices/kprobe'));
     expect(report.capabilities.uprobes).toBe(existsSync('/sys/bus/event_source/devices/uprobe'));
     expect(report.capabilities.btf).toBe(existsSync('/sys/kernel/btf/vmlinux'));
+    // doctor mounts tracefs where it is missing, so it exists by now
+    expect(report.capabilities.syscallTracepoints).toBe(existsSync('/sys/kernel/tracing/events/syscalls'));
     const cgroup2 = readFileSync('/proc/self/mounts', 'utf8')
       .split('\n')
       .find((l) => l.split(' ')[2] === 'cgroup2');

@@ -159,6 +159,7 @@ describe('web page in headless Chromium', () => {
         expect(p.tracer).toMatch(/^Go uprobes \(go1\.\d+/);
         expect(p.probes).toBeGreaterThan(0);
       }
+      expect((await b.page.$$eval('#procs .proc', (ps) => ps.map((p) => (p as HTMLElement).dataset.service))).sort()).toEqual(['shop-backend', 'shop-frontend']);
       await waitFor('the attachment table in the log', () => /traced processes: 2\n.*PID +SERVICE +TRACER +PROBES/.test(agent!.stderr()), 10_000);
       mkdirSync(SHOTS, { recursive: true });
       const shot = path.join(SHOTS, 'live-demo.png');
