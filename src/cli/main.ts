@@ -3,6 +3,7 @@
  * `spanbridge` command line: `run` (trace), `doctor` (what this kernel allows), `--version`.
  * Logs go to stderr; stdout carries only what was asked for (--print-spans, doctor output).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, type SpanSink } from '../agent';
 import { createLibbpfBackend } from '../bpf/libbpf';
@@ -18,6 +19,7 @@ import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { createCollectorBridge, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
 import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
 import { AttachmentTable } from './attach-table';
+import { TREE_USAGE, treesFromJsonLines } from './tree-command';
 import { formatDoctorReport, runDoctor } from './doctor';
 
 const USAGE = `Usage: spanbridge <command> [options]
@@ -28,6 +30,7 @@ Commands:
   run       trace selected processes and export spans (spanbridge run --help)
   doctor    what this kernel and these privileges allow, and the strategy each feature
             will use here [--json] (spanbridge doctor --help)
+  tree      print spans recorded with --print-spans json as trees [FILE]
   help CMD  help for a command
 
 Options:
@@ -203,6 +206,24 @@ function doctor(argv: string[]): number {
   return 0;
 }
 
+function tree(argv: string[]): number {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(TREE_USAGE);
+    return 0;
+  }
+  if (argv.length > 1 || argv[0]?.startsWith('-')) throw new SpanbridgeError('ERR_CONFIG', `tree: expected at most one FILE\n\n${TREE_USAGE}`);
+  let input: string;
+  try {
+    input = readFileSync(argv[0] ?? 0, 'utf8');
+  } catch (err) {
+    throw new SpanbridgeError('ERR_CONFIG', `tree: cannot read ${argv[0] ?? 'stdin'}: ${errorMessage(err)}`);
+  }
+  const r = treesFromJsonLines(input, process.stdout.isTTY === true);
+  process.stdout.write(r.text);
+  if (r.skipped > 0) process.stderr.write(`spanbridge tree: skipped ${r.skipped} lines that are not spans\n`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -210,9 +231,12 @@ export async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'doctor':
       return doctor(rest);
+    case 'tree':
+      return tree(rest);
     case 'help':
       if (rest[0] === 'run') return run(['--help']);
       if (rest[0] === 'doctor') return doctor(['--help']);
+      if (rest[0] === 'tree') return tree(['--help']);
       process.stdout.write(USAGE);
       return rest.length === 0 ? 0 : 2;
     case '--version':
