@@ -1,4 +1,5 @@
 import { parseWrk } from '../../../bench/lib/load';
+import { startupGaps } from '../../../bench/sections/agent-self';
 import { areaOf, topFrames } from '../../../bench/sections/profile';
 
 describe('bench parsing', () => {
@@ -45,5 +46,23 @@ describe('bench profile areas', () => {
     expect(areaOf('file:///r/dist/receiver/prometheus/registry.js', 'observeRed')).toBe('RED metrics / Prometheus');
     expect(areaOf('', '(garbage collector)')).toBe('(garbage collector)');
     expect(areaOf('', 'writev')).toBe('native (syscalls, libuv, builtins)');
+  });
+});
+
+describe('agent start-up gaps', () => {
+  test('time before the first log line and the largest gaps, named by the line ending them', () => {
+    const log = [
+      '2026-11-25T03:28:13.100Z INFO  prometheus: serving metrics',
+      'verifier noise without a timestamp',
+      '2026-11-25T03:28:13.200Z INFO  capabilities: kernel 6.18',
+      '2026-11-25T03:28:14.400Z INFO  attached: go_http tracer loaded',
+      '2026-11-25T03:28:14.500Z INFO  running',
+    ].join('\n');
+    const gaps = startupGaps(log, Date.parse('2026-11-25T03:28:12.600Z'), 2);
+    expect(gaps).toEqual([
+      { ms: 1200, before: 'attached: go_http tracer loaded' },
+      { ms: 500, before: '(first log line) prometheus: serving metrics' },
+    ]);
+    expect(startupGaps('', 0)).toEqual([]);
   });
 });
