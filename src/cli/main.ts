@@ -162,16 +162,19 @@ async function run(argv: string[]): Promise<number> {
         log.warn('shutdown took longer than 30 s; exiting');
         resolve(1);
       }, 30_000);
-      deadline.unref();
+      // Not unref'd: the deadline also keeps the event loop alive while stop() waits on work that
+      // does not (koffi calls on worker threads), or Node would exit 0 mid-stop, unflushed.
       agent
         .stop()
         .then(() => {
+          clearTimeout(deadline);
           const dropped = metrics.total('spanbridge_spans_dropped_total');
           const exported = metrics.total('spanbridge_spans_exported_total');
           log.info(`stopped: ${exported} spans exported, ${dropped} dropped`);
           resolve(0);
         })
         .catch((err) => {
+          clearTimeout(deadline);
           log.error(`stop: ${errorMessage(err)}`);
           resolve(1);
         });
