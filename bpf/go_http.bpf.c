@@ -533,20 +533,52 @@ int go_runtime_goexit1(struct pt_regs *ctx)
 }
 
 /* The server span running on this goroutine or its nearest ancestor (bounded walk). */
-static __always_inline struct server_request *find_server_request(struct goroutine_key key)
+/* The server span running on this goroutine or its nearest ancestor (bounded walk); *key ends as
+ * the goroutine where it was found. */
+static __always_inline struct server_request *find_server_request(struct goroutine_key *key)
 {
 	for (__u32 depth = 0; depth < 8; depth++) {
 		if (depth > max_goroutine_depth)
 			break;
-		struct server_request *r = bpf_map_lookup_elem(&server_requests, &key);
+		struct server_request *r = bpf_map_lookup_elem(&server_requests, key);
 		if (r)
 			return r;
-		__u64 *parent = bpf_map_lookup_elem(&goroutine_parent, &key);
+		__u64 *parent = bpf_map_lookup_elem(&goroutine_parent, key);
 		if (!parent)
 			break;
-		key.goid = *parent;
+		key->goid = *parent;
 	}
 	return NULL;
+}
+
+/* Socket injection: the incoming request's tracestate, sent on with the client call (W3C). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct req_key);
+	__type(value, struct sk_inject_tracestate);
+} client_tracestate SEC(".maps");
+
+/* Remembers the incoming tracestate of the server request a client call belongs to; only a valid
+ * traceparent's, only whole values (never a truncated one). */
+static __always_inline void keep_incoming_tracestate(const struct goroutine_key *server_key,
+						     const struct server_request *parent,
+						     const struct req_key *rkey)
+{
+	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, server_key);
+	if (!h || !h->tp_valid || !h->tracestate_len || h->tracestate_len > SK_INJECT_TRACESTATE_MAX ||
+	    h->tracestate_len > TRACESTATE_MAX || h->ts_ns > parent->start_ns ||
+	    parent->start_ns - h->ts_ns > header_max_age_ns)
+		return;
+	__u32 zero = 0;
+	struct scan_scratch *s = bpf_map_lookup_elem(&scan_scratch_map, &zero);
+	if (!s)
+		return;
+	struct sk_inject_tracestate *t = (void *)s->bytes;
+	t->len = h->tracestate_len;
+	t->_pad = 0;
+	bpf_probe_read_kernel(t->value, SK_INJECT_TRACESTATE_MAX, h->tracestate);
+	bpf_map_update_elem(&client_tracestate, rkey, t, BPF_ANY);
 }
 
 SEC("uprobe")
@@ -569,7 +601,8 @@ int go_transport_round_trip(struct pt_regs *ctx)
 		return 0;
 	struct client_request c = {};
 	c.start_ns = bpf_ktime_get_ns();
-	struct server_request *parent = find_server_request(gkey);
+	struct goroutine_key skey = gkey;
+	struct server_request *parent = find_server_request(&skey);
 	if (parent) {
 		__builtin_memcpy(c.ctx.trace_id, parent->ctx.trace_id, 16);
 		__builtin_memcpy(c.parent_span_id, parent->ctx.span_id, 8);
@@ -581,6 +614,8 @@ int go_transport_round_trip(struct pt_regs *ctx)
 	}
 	new_span_id(c.ctx.span_id);
 	struct req_key rkey = { .tgid = tgid, .req = req };
+	if (socket_injection && parent)
+		keep_incoming_tracestate(&skey, parent, &rkey);
 	if (bpf_map_update_elem(&client_requests, &rkey, &c, BPF_ANY) ||
 	    bpf_map_update_elem(&roundtrip_by_goroutine, &gkey, &req, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);
@@ -665,6 +700,8 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 	bpf_ringbuf_submit(e, 0);
 out:
 	bpf_map_delete_elem(&client_requests, &rkey);
+	if (socket_injection)
+		bpf_map_delete_elem(&client_tracestate, &rkey);
 	return 0;
 }
 
@@ -733,6 +770,12 @@ int go_persist_conn_writer_write(struct pt_regs *ctx)
 		struct sk_inject_pending *a = bpf_map_lookup_elem(&sk_armed, &gkey);
 		if (a && !(p && p->n_start >= 0)) {
 			a->ts_ns = bpf_ktime_get_ns();
+			if (a->flags & SK_INJECT_F_TRACESTATE) {
+				struct req_key rk = { .tgid = tgid, ._pad = 0, .req = a->cookie };
+				struct sk_inject_tracestate *t = bpf_map_lookup_elem(&client_tracestate, &rk);
+				if (!t || bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, t, BPF_ANY))
+					a->flags &= ~SK_INJECT_F_TRACESTATE;
+			}
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, a, BPF_ANY);
 			bpf_map_delete_elem(&sk_armed, &gkey);
 		} else {
@@ -771,6 +814,26 @@ static long scan_line(__u32 i, struct scan_ctx *sc)
 			v++;
 	}
 	sc->found = v;
+	return 1;
+}
+
+/* Like scan_line, for a `tracestate:` line. */
+static long scan_tracestate_line(__u32 i, struct scan_ctx *sc)
+{
+	if (i + 11 > sc->len || i >= SCAN_MAX)
+		return 1;
+	const char *b = sc->bytes;
+	if (i > 0 && b[(i - 1) & (SCAN_MAX - 1)] != '\n')
+		return 0;
+	const char want[] = "tracestate:";
+	for (int k = 0; k < 11; k++) {
+		char c = b[(i + k) & (SCAN_MAX + 127)];
+		if (k < 10)
+			c = lower(c);
+		if (c != want[k])
+			return 0;
+	}
+	sc->found = i;
 	return 1;
 }
 
@@ -874,6 +937,14 @@ static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inje
 	if (!inject) {
 		if (socket_injection) {
 			struct sk_inject_pending a = { .cookie = pw.req, .flags = SK_INJECT_F_HEADERS_CHECKED };
+			/* tracestate goes along unless the application wrote its own */
+			if (bpf_map_lookup_elem(&client_tracestate, &rkey)) {
+				struct scan_ctx tc = { .bytes = s->bytes, .len = len, .found = -1 };
+				if (len >= 11)
+					bpf_loop(SCAN_MAX, scan_tracestate_line, &tc, 0);
+				if (tc.found < 0)
+					a.flags |= SK_INJECT_F_TRACESTATE;
+			}
 			a.ts_ns = bpf_ktime_get_ns();
 			a.ctx = c->ctx;
 			bpf_map_update_elem(&sk_armed, &gkey, &a, BPF_ANY);

@@ -66,6 +66,7 @@ struct sk_scratch {
 	char bytes[2 * SK_WINDOW];
 	char line[SK_TP_LINE_LEN + 2];
 	__u8 _pad[6];
+	char tsline[512]; /* "tracestate: " + value + "\r\n" (sized for the 511 index mask) */
 };
 
 struct {
@@ -78,6 +79,7 @@ struct {
 /* Keep the types in BTF so their TypeScript view can be generated from this object. */
 const struct sk_inject_pending *_unused_sk_inject_pending __attribute__((unused));
 const struct sk_inject_result *_unused_sk_inject_result __attribute__((unused));
+const struct sk_inject_tracestate *_unused_sk_inject_tracestate __attribute__((unused));
 const enum sk_inject_outcome *_unused_sk_inject_outcome __attribute__((unused));
 
 static __always_inline void count(__u32 outcome)
@@ -200,7 +202,96 @@ static __always_inline void format_line(char *out, const struct trace_context *t
 	out[69] = '\n';
 }
 
-static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const struct sk_inject_pending *p)
+#define TS_LINE_MAX (SK_INJECT_TRACESTATE_MAX + 14)
+
+struct ts_copy_ctx {
+	const char *src;
+	char *dst;
+	__u32 len;
+	__u32 bad;
+};
+
+/* Copies value byte i after "tracestate: "; only printable ASCII (no CR/LF can ever be sent). */
+static long ts_copy(__u32 i, struct ts_copy_ctx *tc)
+{
+	if (i >= tc->len || i >= SK_INJECT_TRACESTATE_MAX)
+		return 1;
+	char c = tc->src[MASKED(i, SK_INJECT_TRACESTATE_MAX - 1)];
+	if (c < 0x20 || c > 0x7e) {
+		tc->bad = 1;
+		return 1;
+	}
+	tc->dst[MASKED(12 + i, 511)] = c;
+	return 0;
+}
+
+struct method_ctx {
+	const char *b;
+	__u32 m;
+	__u32 bad;
+};
+
+/* The method: 1..16 uppercase letters, then SP. */
+static long scan_method(__u32 i, struct method_ctx *mc)
+{
+	char c = mc->b[MASKED(i, 31)];
+	if (c == ' ') {
+		mc->m = i;
+		return 1;
+	}
+	if (c < 'A' || c > 'Z' || i >= SK_METHOD_MAX) {
+		mc->bad = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Inserts `tracestate: <value>\r\n` at `at` (right after our traceparent line). The value is the
+ * incoming request's, captured by the owner; anything but printable ASCII is never sent. */
+static __always_inline __u32 insert_tracestate(struct sk_msg_md *msg, __u32 at, __u64 id, struct sk_scratch *s)
+{
+	struct sk_inject_tracestate *t = bpf_map_lookup_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+	if (!t)
+		return SK_INJECT_TRACESTATE_SKIPPED;
+	__u32 len = t->len;
+	if (len == 0 || len > SK_INJECT_TRACESTATE_MAX) {
+		bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+		return SK_INJECT_TRACESTATE_SKIPPED;
+	}
+	const char head[] = "tracestate: ";
+	__builtin_memcpy(s->tsline, head, 12);
+	struct ts_copy_ctx tc = { .src = t->value, .dst = s->tsline, .len = len, .bad = 0 };
+	bpf_loop(SK_INJECT_TRACESTATE_MAX, ts_copy, &tc, 0);
+	if (tc.bad) {
+		bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+		return SK_INJECT_TRACESTATE_SKIPPED;
+	}
+	s->tsline[MASKED(12 + len, 511)] = '\r';
+	s->tsline[MASKED(13 + len, 511)] = '\n';
+	bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+	__u32 total = len + 14;
+	if (bpf_msg_push_data(msg, at, total, 0))
+		return SK_INJECT_TRACESTATE_SKIPPED;
+	if (bpf_msg_pull_data(msg, at, at + total, 0)) {
+		bpf_msg_pop_data(msg, at, total, 0);
+		return SK_INJECT_TRACESTATE_SKIPPED;
+	}
+	char *d = (void *)(long)msg->data;
+	void *data_end = (void *)(long)msg->data_end;
+	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
+		if (i >= total)
+			break;
+		char *at_i = d + i;
+		if ((void *)(at_i + 1) > data_end) {
+			bpf_msg_pop_data(msg, at, total, 0);
+			return SK_INJECT_TRACESTATE_SKIPPED;
+		}
+		*at_i = s->tsline[MASKED(i, 511)];
+	}
+	return SK_INJECT_TRACESTATE_DONE;
+}
+
+static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const struct sk_inject_pending *p, __u64 id)
 {
 	__u64 now = bpf_ktime_get_ns();
 	if (now < p->ts_ns || now - p->ts_ns > pending_max_age_ns)
@@ -226,17 +317,10 @@ static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const str
 	const char *b = s->bytes;
 
 	/* method SP */
-	__u32 m = 0;
-	for (int i = 0; i <= SK_METHOD_MAX; i++) {
-		char c = b[i];
-		if (c == ' ') {
-			m = i;
-			break;
-		}
-		if (c < 'A' || c > 'Z')
-			return SK_INJECT_SKIP_NOT_HTTP;
-	}
-	if (m == 0)
+	struct method_ctx mc = { .b = b, .m = 0, .bad = 0 };
+	bpf_loop(SK_METHOD_MAX + 1, scan_method, &mc, 0);
+	__u32 m = mc.m;
+	if (mc.bad || m == 0 || m > SK_METHOD_MAX)
 		return SK_INJECT_SKIP_NOT_HTTP;
 	/* target SP HTTP/1.x CRLF */
 	struct find_ctx fc = { .b = b, .from = m + 1, .len = n, .found = -1 };
@@ -278,6 +362,8 @@ static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const str
 		return SK_INJECT_SKIP_PUSH_FAILED;
 	}
 	__builtin_memcpy(d, s->line, SK_TP_LINE_LEN);
+	if (p->flags & SK_INJECT_F_TRACESTATE)
+		count(insert_tracestate(msg, off + SK_TP_LINE_LEN, id, s));
 	return SK_INJECT_DONE;
 }
 
@@ -291,7 +377,7 @@ int sk_inject_msg(struct sk_msg_md *msg)
 	struct sk_inject_pending p = *pp;
 	bpf_map_delete_elem(&spanbridge_sk_inject_pending_v1, &id);
 	count(SK_INJECT_MSG_SEEN);
-	__u32 outcome = inspect_and_inject(msg, &p);
+	__u32 outcome = inspect_and_inject(msg, &p, id);
 	count(outcome);
 	if (p.cookie) {
 		struct sk_inject_result_key k = { .tgid = id >> 32, ._pad = 0, .cookie = p.cookie };

@@ -17,6 +17,10 @@
 
 /* pending flags */
 #define SK_INJECT_F_HEADERS_CHECKED (1 << 0) /* the owner saw the whole header block: no traceparent */
+#define SK_INJECT_F_TRACESTATE (1 << 1) /* a tracestate waits in spanbridge_sk_inject_tracestate_v1 */
+
+/* Longest tracestate value propagated (W3C allows 32 members; longer values are not propagated). */
+#define SK_INJECT_TRACESTATE_MAX 256
 
 struct sk_inject_pending {
 	__u64 ts_ns;
@@ -44,7 +48,9 @@ enum sk_inject_outcome {
 	SK_INJECT_SOCK_ADDED = 7,        /* a connection of a selected process entered the SOCKHASH */
 	SK_INJECT_SOCK_MAP_FULL = 8,     /* the SOCKHASH was full: that connection is not injected */
 	SK_INJECT_MSG_SEEN = 9,          /* messages the sk_msg program saw with a pending entry */
-	SK_INJECT_OUTCOME_MAX = 10,
+	SK_INJECT_TRACESTATE_DONE = 10,  /* the incoming tracestate was inserted after the traceparent */
+	SK_INJECT_TRACESTATE_SKIPPED = 11, /* not inserted: missing, too long, not printable, push failed */
+	SK_INJECT_OUTCOME_MAX = 12,
 };
 
 struct sk_inject_result {
@@ -60,6 +66,22 @@ struct {
 	__type(value, struct sk_inject_pending);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spanbridge_sk_inject_pending_v1 SEC(".maps");
+
+/* The tracestate to send with the pending traceparent (the incoming request's value, W3C). */
+struct sk_inject_tracestate {
+	__u32 len;
+	__u32 _pad;
+	char value[SK_INJECT_TRACESTATE_MAX];
+};
+
+/* Keyed like the pending entry (sending thread); read only when its SK_INJECT_F_TRACESTATE is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sk_inject_tracestate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spanbridge_sk_inject_tracestate_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -72,6 +72,41 @@ maybe('sk_msg traceparent injection into Go requests (locked-down host)', () => 
     expect(b.traceId).toBe(traceId);
   });
 
+  it('an incoming trace is continued: trace id, and the incoming tracestate sent on unchanged', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const tracestate = 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7';
+    const q = new URLSearchParams({ target: `http://127.0.0.1:${chain.backendPort}/headers` });
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get(
+          {
+            host: '127.0.0.1',
+            port: chain.frontendPort,
+            path: `/sync?${q}`,
+            agent: false,
+            headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate },
+          },
+          (res) => {
+            let b = '';
+            res.setEncoding('latin1');
+            res.on('data', (d: string) => (b += d));
+            res.on('end', () => resolve(b));
+          },
+        )
+        .on('error', reject);
+    });
+    const tps = echoedTraceparents(body);
+    expect(tps).toHaveLength(1);
+    expect(TP.exec(tps[0])![1]).toBe(traceId);
+    const states = body.split('\n').filter((l) => l.startsWith('tracestate:'));
+    expect(states).toEqual([`tracestate: ${tracestate}`]);
+  });
+
+  it('without an incoming tracestate none is sent', async () => {
+    const r = await chain.get('/sync', '/headers');
+    expect(r.body).not.toMatch(/^tracestate:/m);
+  });
+
   it('an application-set traceparent is never doubled', async () => {
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const r = await chain.get('/app-tp', '/headers', { tp });
@@ -135,5 +170,6 @@ maybe('sk_msg traceparent injection into Go requests (locked-down host)', () => 
     expect(counters.sk_inject_sock_added).toBeGreaterThanOrEqual(1);
     expect(counters.sk_inject_skip_push_failed ?? 0).toBe(0);
     expect(counters.sk_inject_skip_stale ?? 0).toBe(0);
+    expect(counters.sk_inject_tracestate_done).toBeGreaterThanOrEqual(1);
   });
 });
