@@ -20,7 +20,9 @@ describe('attachment table', () => {
     const printed: string[][] = [];
     const t = new AttachmentTable((l) => printed.push(l), 20);
     for (let pid = 1; pid <= 5; pid++) t.on({ kind: 'attached', pid, service: 's', exe: '/x', reason: 'pid 1', tracer: 'Go uprobes', probes: 9, notes: [] });
-    await new Promise((r) => setTimeout(r, 200));
+    // The attaches above ran synchronously, so one debounce period covers them all.
+    for (let i = 0; i < 500 && printed.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
     expect(printed).toHaveLength(1);
     expect(printed[0][0]).toBe('traced processes: 5');
     t.stop();
