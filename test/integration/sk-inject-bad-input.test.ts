@@ -188,6 +188,34 @@ maybe('sk_msg injection: bad input is forwarded untouched, counted, and never st
     expect(echoedTraceparents(await getHeaders())).toHaveLength(1);
   });
 
+  it('a request with a 100 KB body, sent as head + body chunks: one header inserted, every other byte identical', async () => {
+    const bodyBytes = Buffer.alloc(100_000);
+    for (let i = 0; i < bodyBytes.length; i++) bodyBytes[i] = (i * 7 + 13) & 0xff;
+    const head = `POST /upload?x=1 HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bodyBytes.length}\r\nX-Keep: a  b\t c\r\n\r\n`;
+    const chunks = [Buffer.from(head), bodyBytes.subarray(0, 30_000), bodyBytes.subarray(30_000)];
+    const r = await py.send({ kind: 'raw', port: echoPort, chunks: chunks.map(b64), gap_ms: 20 });
+    expect(r.error).toBeUndefined();
+    const got = Buffer.from(r.data ?? '', 'base64');
+    const lineEnd = head.indexOf('\r\n') + 2;
+    const inserted = got.subarray(lineEnd, lineEnd + 70).toString('latin1');
+    expect(inserted).toMatch(/^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\r\n$/);
+    const withoutHeader = Buffer.concat([got.subarray(0, lineEnd), got.subarray(lineEnd + 70)]);
+    expect(withoutHeader.equals(Buffer.concat(chunks))).toBe(true);
+  });
+
+  it('head and 100 KB body in one send, and two pipelined requests in one send: the first request gets the header, the rest is identical', async () => {
+    const bodyBytes = Buffer.alloc(100_000, 0x5a);
+    const req1 = `PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: ${bodyBytes.length}\r\n\r\n`;
+    const req2 = 'GET /b HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (const sent of [Buffer.concat([Buffer.from(req1), bodyBytes]), Buffer.concat([Buffer.from(req1), bodyBytes, Buffer.from(req2)])]) {
+      const r = await py.send({ kind: 'raw', port: echoPort, chunks: [b64(sent)] });
+      const got = Buffer.from(r.data ?? '', 'base64');
+      const lineEnd = req1.indexOf('\r\n') + 2;
+      expect(got.subarray(lineEnd, lineEnd + 70).toString('latin1')).toMatch(/^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-01\r\n$/);
+      expect(Buffer.concat([got.subarray(0, lineEnd), got.subarray(lineEnd + 70)]).equals(sent)).toBe(true);
+    }
+  });
+
   it('counts the skips', async () => {
     await agent.stop();
     const c = kernelCounters(agent.stderr());
