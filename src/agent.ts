@@ -7,7 +7,7 @@
  *
  * Every stage is its own module; this file only connects them and owns start/stop order.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BpfBackend } from './bpf/types';
 import { probeBpfFeatures, type BpfFeatures } from './capabilities/bpf-features';
@@ -15,7 +15,7 @@ import { describeCapabilities, probeCapabilities, type Capabilities } from './ca
 import { describeStrategies, planStrategies, type StrategyPlan } from './capabilities/strategy';
 import { ensureCgroup2, ensureKernelFilesystems, missingRequiredFilesystems } from './bpf/mounts';
 import { inspectGoBinary } from './discovery/go/inspect';
-import type { ProcessInfo } from './discovery/process-info';
+import { procRoot, type ProcessInfo } from './discovery/process-info';
 import { ProcessWatcher } from './discovery/process-watcher';
 import { SelfExclusion } from './discovery/self-exclusion';
 import { serviceNameFor, type MatchReason, type Selection } from './discovery/selectors';
@@ -86,6 +86,13 @@ export type AttachmentEvent =
   | { readonly kind: 'detached'; readonly pid: number };
 
 const RESOURCE_GRACE_MS = 30_000;
+
+/** The process exited while the agent inspected its executable (not a fact about the binary). */
+class ProcessGoneError extends SpanbridgeError {
+  constructor(pid: number, cause: SpanbridgeError) {
+    super('ERR_INSPECT', `pid ${pid} exited during inspection (${cause.message})`, { cause });
+  }
+}
 
 function firstLine(s: string): string {
   return s.split('\n', 1)[0];
@@ -277,7 +284,11 @@ export class Agent {
         this.metrics.add('spanbridge_binaries_inspected_total', 'Executables inspected (once per dev:inode)', {});
         this.deps.log.debug(`inspected ${proc.exePath} (${proc.exeKey}) for pid ${proc.pid} in ${Date.now() - started} ms: ${info.goVersion}`);
       } catch (err) {
-        t = err instanceof SpanbridgeError ? err : new SpanbridgeError('ERR_INSPECT', errorMessage(err), { cause: err });
+        const e = err instanceof SpanbridgeError ? err : new SpanbridgeError('ERR_INSPECT', errorMessage(err), { cause: err });
+        // A process that exited mid-inspection says nothing about its binary: never cache that
+        // (it would send every later process of the binary to the wrong tracer).
+        if (!existsSync(`${procRoot()}/${proc.pid}`)) throw new ProcessGoneError(proc.pid, e);
+        t = e;
       }
       this.targets.set(proc.exeKey, t);
     }
@@ -292,6 +303,10 @@ export class Agent {
     try {
       target = this.inspect(proc);
     } catch (err) {
+      if (err instanceof ProcessGoneError) {
+        log.info(`skip ${who}: it exited before it could be attached`);
+        return;
+      }
       if (this.attachSysHttp(proc, who, errorMessage(err), reason)) return;
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
