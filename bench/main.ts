@@ -62,9 +62,10 @@ function commentary(r: Results): string[] {
     out.push(`Agent CPU by area (profile): ${r.profile.areas.slice(0, 5).map((a) => `${a.area} ${round(a.selfPct)}%`).join(', ')}; top frames: ${r.profile.topFrames.slice(0, 4).map((t) => `\`${t.frame}\` ${round(t.selfPct)}%`).join(', ')}.`);
   }
   const floor = get('go.uprobe_floor');
-  const p99 = get('go.p99_added');
-  if (floor?.value && p99?.value !== null && p99?.value !== undefined) {
-    out.push(`Go p99 latency added is ${round(p99.value)} us against a uprobe floor of ${round(floor.value)} us per request (${round(p99.value / floor.value, 2)}x).`);
+  for (const p99 of [get('go.p99_added'), get('go.p99_added_low')]) {
+    if (floor?.value && p99?.value !== null && p99?.value !== undefined) {
+      out.push(`${p99.label}: ${round(p99.value)} us against a uprobe floor of ${round(floor.value)} us per request (${round(p99.value / floor.value, 2)}x).`);
+    }
   }
   const bg = r.sections.map((s) => s.backgroundCores ?? 0);
   out.push(

@@ -17,6 +17,8 @@ const DRAIN_MS = 1600; // the batcher exports at most 1 s after a span; then its
 interface WithRound {
   sat: WrkResult;
   lat: LoadgenResult;
+  /** At a rate the traced server sustains (only when the agent pushes its capacity below `rate`). */
+  low?: LoadgenResult;
   cpuUsPerSpanSat: number;
   cpuUsPerSpanRate: number;
   spansPerRequestSat: number;
@@ -62,13 +64,24 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     const rate = Math.max(100, Math.round(calib.rps / 2));
     s.raw.calibration = { saturatedRps: calib.rps, fixedRate: rate };
     ctx.log(`${s.id}: saturated at ${Math.round(calib.rps)} req/s without the agent; fixed rate ${rate} req/s`);
+    // If the agent pushes the server's capacity below that rate, latency there is queueing; so also
+    // measure at half the saturated rate WITH the agent, which both arms sustain.
+    const probe = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
+    const calibWith = await wrk(config, server.url, 3).finally(() => probe.shutdown());
+    const lowRate = calibWith.rps < calib.rps * 0.9 ? Math.max(100, Math.round(calibWith.rps / 2)) : undefined;
+    s.raw.calibration = { saturatedRps: calib.rps, fixedRate: rate, saturatedWithAgentRps: calibWith.rps, lowRate };
+    if (lowRate) ctx.log(`${s.id}: saturated at ${Math.round(calibWith.rps)} req/s with the agent; also measuring latency at ${lowRate} req/s`);
     let hits: Awaited<ReturnType<typeof countHits>> | undefined;
     let unavailable: string | undefined;
 
     const rounds = await alternate(
       ctx,
       s.id,
-      async () => ({ sat: await wrk(config, server.url, config.seconds), lat: await loadgen(config, { addr: server.addr, path: server.path, rate }) }),
+      async () => ({
+        sat: await wrk(config, server.url, config.seconds),
+        lat: await loadgen(config, { addr: server.addr, path: server.path, rate }),
+        low: lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate }) : undefined,
+      }),
       async (i): Promise<WithRound> => {
         const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
         try {
@@ -76,6 +89,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
           await loadgen(config, { addr: server.addr, path: server.path, rate, seconds: 1 }); // warm the agent's path
           const sat = await measured(agent, () => wrk(config, server.url, config.seconds));
           const lat = await measured(agent, () => loadgen(config, { addr: server.addr, path: server.path, rate }));
+          const low = lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate }) : undefined;
           const rssKb = memory(agent.pid).rssKb;
           if (i === 0 && lat.spans === 0) {
             const attached = agent.stderr().split('\n').find((l) => l.includes(`attached pid ${server.child.pid}`) || l.includes(`${server.child.pid}`));
@@ -84,6 +98,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
           return {
             sat: sat.result,
             lat: lat.result,
+            low,
             cpuUsPerSpanSat: sat.cpuUs / sat.spans,
             cpuUsPerSpanRate: lat.cpuUs / lat.spans,
             spansPerRequestSat: sat.spans / sat.result.requests,
@@ -108,6 +123,8 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     const sp50 = added((l) => l.serviceUs.p50);
     const sp99 = added((l) => l.serviceUs.p99);
     if (kind === 'go') ctx.goSaturatedRps = tput.without.median;
+    const addedLow = (pick: (l: LoadgenResult) => number) =>
+      pairedDifference(rounds.without.map((r) => pick(r.low as LoadgenResult)), rounds.with.map((r) => pick(r.low as LoadgenResult)));
     const na = unavailable;
     const figure = (f: Figure): Figure => (na ? { ...f, value: null, unavailable: na, target: f.target ? { ...f.target, met: null } : undefined } : f);
 
@@ -117,7 +134,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       figure(fig({
         id: `${s.id}.throughput_ratio`, label: 'Saturated throughput, with / without agent', value: tput.perRound.median, unit: 'ratio', rounds: tput.perRound.n, spread: tput.perRound,
         target: { text: '>= 0.95', met: tput.perRound.median >= 0.95 },
-        detail: `wrk -t1 -c${config.wrkConns}: ${round(tput.without.median)} req/s without (${round(tput.without.min)} .. ${round(tput.without.max)}), ${round(tput.with.median)} req/s with (${round(tput.with.min)} .. ${round(tput.with.max)})`,
+        detail: `per round pair; wrk -t1 -c${config.wrkConns}: ${round(tput.without.median)} req/s without (${round(tput.without.min)} .. ${round(tput.without.max)}), ${round(tput.with.median)} req/s with (${round(tput.with.min)} .. ${round(tput.with.max)}); ratio of the arms' medians ${round(tput.with.median / tput.without.median)}`,
       })),
       figure(fig({
         id: `${s.id}.p50_added`, label: `p50 latency added at ${rate} req/s (from due time)`, value: p50.perRound.median, unit: 'us', rounds: p50.perRound.n, spread: p50.perRound,
@@ -137,6 +154,22 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
         detail: `p99 ${round(sp99.without.median)} us without (${round(sp99.without.min)} .. ${round(sp99.without.max)}), ${round(sp99.with.median)} us with (${round(sp99.with.min)} .. ${round(sp99.with.max)})`,
       })),
     );
+    if (lowRate && rounds.with.every((r) => r.low) && rounds.without.every((r) => r.low)) {
+      const l50 = addedLow((l) => l.correctedUs.p50);
+      const l99 = addedLow((l) => l.correctedUs.p99);
+      const ls99 = addedLow((l) => l.serviceUs.p99);
+      s.figures.push(
+        figure(fig({
+          id: `${s.id}.p50_added_low`, label: `p50 latency added at ${lowRate} req/s (half the saturated rate with the agent)`, value: l50.perRound.median, unit: 'us', rounds: l50.perRound.n, spread: l50.perRound,
+          detail: `p50 ${round(l50.without.median)} us without, ${round(l50.with.median)} us with; from due time`,
+        })),
+        figure(fig({
+          id: `${s.id}.p99_added_low`, label: `p99 latency added at ${lowRate} req/s (half the saturated rate with the agent)`, value: l99.perRound.median, unit: 'us', rounds: l99.perRound.n, spread: l99.perRound,
+          target: floorUs !== undefined && kind === 'go' ? { text: `<= 2x floor = ${round(2 * floorUs)} us`, met: l99.perRound.median <= 2 * floorUs } : undefined,
+          detail: `p99 ${round(l99.without.median)} us without (${round(l99.without.min)} .. ${round(l99.without.max)}), ${round(l99.with.median)} us with (${round(l99.with.min)} .. ${round(l99.with.max)}); from due time; from send: +${round(ls99.perRound.median)} us`,
+        })),
+      );
+    }
     if (hits && floorUs !== undefined) {
       s.figures.push(fig({
         id: `${s.id}.uprobe_floor`, label: 'Uprobe floor per request', value: floorUs, unit: 'us', rounds: floor.rounds,
