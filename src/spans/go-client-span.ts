@@ -4,7 +4,7 @@
  */
 import type { GoHttpClientRecord } from '../events/go-http-client';
 import type { Clock } from '../time/clock';
-import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './http-semconv';
+import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
 
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
@@ -13,11 +13,9 @@ export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock:
   const scheme = rec.scheme || 'http';
   const server = splitHostPort(rec.host);
   const port = server.port ?? DEFAULT_PORTS[scheme];
-  const attributes: Attributes = {
-    ...methodAttributes(rec.method),
-    'url.full': `${scheme}://${rec.host}${rec.path || '/'}${rec.query ? `?${rec.query}` : ''}`,
-    'url.scheme': scheme,
-  };
+  const attributes: Attributes = setMethodAttributes({}, rec.method);
+  attributes['url.full'] = `${scheme}://${rec.host}${rec.path || '/'}${rec.query ? `?${rec.query}` : ''}`;
+  attributes['url.scheme'] = scheme;
   if (server.host) attributes['server.address'] = server.host;
   if (port !== undefined) attributes['server.port'] = port;
   if (rec.status) attributes['http.response.status_code'] = rec.status;

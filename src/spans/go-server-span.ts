@@ -4,16 +4,14 @@
  */
 import type { GoHttpServerRecord } from '../events/go-http-server';
 import type { Clock } from '../time/clock';
-import { httpSpanName, httpStatus, methodAttributes, routeFromGoPattern, splitHostPort } from './http-semconv';
+import { httpSpanName, httpStatus, routeFromGoPattern, setMethodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
 
 export function goServerSpan(rec: GoHttpServerRecord, resource: Resource, clock: Clock): Span {
   const route = rec.pattern ? routeFromGoPattern(rec.pattern) : '';
-  const attributes: Attributes = {
-    ...methodAttributes(rec.method),
-    'url.path': rec.path,
-    'url.scheme': 'http',
-  };
+  const attributes: Attributes = setMethodAttributes({}, rec.method);
+  attributes['url.path'] = rec.path;
+  attributes['url.scheme'] = 'http';
   if (rec.query) attributes['url.query'] = rec.query;
   if (route) attributes['http.route'] = route;
   if (rec.status) attributes['http.response.status_code'] = rec.status;
