@@ -14,6 +14,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from './helpers/go-chain';
 import { waitFor } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
+import type { GoToolchain } from './helpers/go-build';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
@@ -32,12 +33,12 @@ function otherHeaders(body: string): string[] {
 
 const maybe = lockedDown() ? describe : describe.skip;
 
-maybe('sk_msg traceparent injection into Go requests (locked-down host)', () => {
+maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injection into Go requests (locked-down host, Go %s)', (toolchain) => {
   let chain: GoChain;
 
   beforeAll(async () => {
     requireRootAndBpf();
-    chain = await startGoChain('local');
+    chain = await startGoChain(toolchain);
   }, 180_000);
 
   afterAll(async () => {
@@ -151,7 +152,7 @@ maybe('sk_msg traceparent injection into Go requests (locked-down host)', () => 
 
   it('other headers are byte-identical to a run with --inject-headers off, which changes nothing', async () => {
     const injected = await chain.get('/sync', '/headers');
-    const off = await startGoChain('local', ['--inject-headers', 'off']);
+    const off = await startGoChain(toolchain, ['--inject-headers', 'off']);
     try {
       expect(off.agent.stderr()).not.toMatch(/header injection: socket-level sk_msg/);
       const plain = await off.get('/sync', '/headers');
