@@ -41,6 +41,9 @@ cleanup() {
   echo "run-local: stopping" >&2
   # The agent first, so it detaches while the services still run; then the rest.
   [ -n "${agent_pid:-}" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  # The Collector's batch processor holds the agent's final export for up to its timeout (1 s);
+  # stopping the Collector before it is written loses it (its file exporter panics on shutdown).
+  [ -n "${agent_pid:-}" ] && sleep 1.5
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   echo "run-local: stopped; logs in $SPANBRIDGE_RUN_DIR" >&2
