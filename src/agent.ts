@@ -131,6 +131,12 @@ export class Agent {
     for (const o of mounts) {
       if (o.status === 'mounted') log.info(`mounted ${o.fs.fstype} at ${o.fs.target}`);
     }
+    if (this.config.injectHeaders !== 'off') {
+      // Socket-level injection attaches sock_ops to the cgroup v2 root: mount it before probing so
+      // that the plan below sees it (failures are reported by the plan and at sk_msg start).
+      const cg = ensureCgroup2();
+      if (cg.status === 'mounted') log.info(`mounted cgroup2 at ${cg.path}`);
+    }
     const caps = this.deps.capabilities ?? probeCapabilities();
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
     // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
