@@ -23,7 +23,13 @@ if ((${#need_pkgs[@]})); then
   fi
   log "installing Debian packages: ${need_pkgs[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  # A mirror can briefly miss an archive of a recommended package (seen with chromium): retry
+  # once with fresh lists and without recommends before giving up.
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; then
+    log "apt-get install failed; retrying without recommended packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  fi
 fi
 
 # --- Node.js ---------------------------------------------------------------------------------
