@@ -1,0 +1,184 @@
+/**
+ * bpf/sk_inject.bpf.o against the real kernel through the libbpf binding (attachSkMsg,
+ * attachCgroup), without any tracer: this test process selects itself, connects to its own TCP
+ * server, leaves pending contexts for its main thread in the pinned map exactly as a tracer would
+ * (bpf/sk_inject.h), and checks what the server receives and the outcome the program reports.
+ *
+ * Without root or /sys/kernel/btf/vmlinux this suite FAILS with the reason, unless
+ * SPANBRIDGE_ALLOW_SKIP=1 (then it is skipped).
+ */
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { createLibbpfBackend } from '../../src/bpf/libbpf';
+import { ensureCgroup2, ensureKernelFilesystems } from '../../src/bpf/mounts';
+import type { BpfLink, BpfObject } from '../../src/bpf/types';
+import { SK_INJECT_OUTCOME, SK_INJECT_PENDING } from '../../src/events/structs.generated';
+
+jest.setTimeout(60_000);
+
+const OBJ = join(__dirname, '..', '..', 'build', 'bpf', 'sk_inject.bpf.o');
+const F_HEADERS_CHECKED = 1;
+const F_TRACESTATE = 2;
+
+function precondition(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root';
+  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'needs kernel BTF';
+  if (!existsSync(OBJ)) return `${OBJ} missing: run make bpf`;
+  return undefined;
+}
+const problem = precondition();
+const suite = problem && process.env.SPANBRIDGE_ALLOW_SKIP === '1' ? describe.skip : describe;
+
+const TRACE = '0af7651916cd43dd8448eb211c80319c';
+const SPAN = 'b7ad6b7169203331';
+
+/** This thread's key: Node's main thread has tid == pid. */
+function threadKey(): Buffer {
+  const k = Buffer.alloc(8);
+  k.writeBigUInt64LE((BigInt(process.pid) << 32n) | BigInt(process.pid));
+  return k;
+}
+
+function pending(opts: { cookie: bigint; flags?: number; ageNs?: bigint }): Buffer {
+  const v = Buffer.alloc(SK_INJECT_PENDING.size);
+  v.writeBigUInt64LE(process.hrtime.bigint() - (opts.ageNs ?? 0n), SK_INJECT_PENDING.fields.ts_ns.offset);
+  v.writeBigUInt64LE(opts.cookie, SK_INJECT_PENDING.fields.cookie.offset);
+  const ctx = SK_INJECT_PENDING.fields.ctx.offset; // struct trace_context: trace_id[16], span_id[8], flags
+  Buffer.from(TRACE, 'hex').copy(v, ctx);
+  Buffer.from(SPAN, 'hex').copy(v, ctx + 16);
+  v.writeUInt8(1, ctx + 24);
+  v.writeUInt8(opts.flags ?? 0, SK_INJECT_PENDING.fields.flags.offset);
+  return v;
+}
+
+suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', () => {
+  let obj: BpfObject;
+  let links: BpfLink[] = [];
+  let server: net.Server;
+  let port: number;
+  let received: Buffer[] = [];
+  let conn: net.Socket;
+
+  beforeAll(async () => {
+    if (problem) throw new Error(`sk_inject BPF test: ${problem}`);
+    ensureKernelFilesystems();
+    const cg = ensureCgroup2();
+    if (cg.status === 'failed') throw new Error(cg.reason);
+    obj = createLibbpfBackend().open(OBJ);
+    obj.load();
+    links = [obj.program('sk_inject_msg').attachSkMsg!('sk_inject_socks'), obj.program('sk_inject_sockops').attachCgroup!(cg.path)];
+    const tgid = Buffer.alloc(4);
+    tgid.writeUInt32LE(process.pid);
+    obj.map('sk_inject_tgids').update(tgid, Buffer.from([1]));
+    server = net.createServer((s) => s.on('data', (d) => received.push(d)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    port = (server.address() as net.AddressInfo).port;
+    conn = net.connect(port, '127.0.0.1');
+    await new Promise<void>((r) => conn.on('connect', () => r()));
+  });
+
+  afterAll(async () => {
+    conn?.destroy();
+    await new Promise((r) => server?.close(r));
+    for (const l of links.reverse()) l.destroy();
+    await obj?.close();
+  });
+
+  const counter = (name: keyof typeof SK_INJECT_OUTCOME): number => {
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(SK_INJECT_OUTCOME[name]);
+    return (obj.map('sk_inject_counters').lookupPerCpu(k) ?? []).reduce((s, b) => s + Number(b.readBigUInt64LE(0)), 0);
+  };
+
+  const outcome = (cookie: bigint): number | null => {
+    const k = Buffer.alloc(16);
+    k.writeUInt32LE(process.pid, 0);
+    k.writeBigUInt64LE(cookie, 8);
+    const v = obj.map('spanbridge_sk_inject_result_v1').lookup(k);
+    return v ? v.readUInt32LE(8) : null;
+  };
+
+  /** Writes `data` on the registered connection and returns what the server received. */
+  const exchange = async (data: Buffer | string): Promise<string> => {
+    received = [];
+    const want = Buffer.byteLength(data);
+    conn.write(data);
+    const deadline = Date.now() + 5000;
+    while (Buffer.concat(received).length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50)); // anything more that arrives
+    return Buffer.concat(received).toString('latin1');
+  };
+
+  it('registers the connection of a selected process in the SOCKHASH', () => {
+    expect(counter('SK_INJECT_SOCK_ADDED')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('inserts the pending context after the request line and reports DONE under the cookie', async () => {
+    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 101n, flags: F_HEADERS_CHECKED }));
+    const got = await exchange('GET /x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(got).toBe(`GET /x?y=1 HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
+    expect(outcome(101n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_DONE);
+    expect(obj.map('spanbridge_sk_inject_pending_v1').lookup(threadKey())).toBeNull(); // consumed
+  });
+
+  it('without a pending context nothing changes', async () => {
+    const req = 'GET / HTTP/1.1\r\nHost: a\r\n\r\n';
+    expect(await exchange(req)).toBe(req);
+  });
+
+  it('a request carrying a traceparent (head scanned in the kernel) is left alone', async () => {
+    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 102n }));
+    const req = `POST / HTTP/1.0\r\nTraceParent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-00\r\n\r\nbody`;
+    expect(await exchange(req)).toBe(req);
+    expect(outcome(102n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_SKIP_HAS_TRACEPARENT);
+  });
+
+  it.each([
+    ['TLS bytes', 'SK_INJECT_SKIP_NOT_HTTP', Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0])],
+    ['lowercase method', 'SK_INJECT_SKIP_NOT_HTTP', 'get / HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['HTTP/2 preface', 'SK_INJECT_SKIP_NOT_HTTP', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'],
+    ['no end of request line', 'SK_INJECT_SKIP_LINE_TOO_LONG', `GET /${'a'.repeat(200)}`],
+    ['head not ended in the message', 'SK_INJECT_SKIP_HEAD_TOO_LONG', 'GET / HTTP/1.1\r\nHost: a\r\n'],
+  ] as const)('%s: forwarded untouched, outcome %s', async (_what, expected, data) => {
+    const cookie = BigInt(200 + Math.floor(Math.random() * 1e6));
+    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie }));
+    const got = await exchange(data);
+    expect(Buffer.from(got, 'latin1').equals(Buffer.from(data as string | Buffer))).toBe(true);
+    expect(outcome(cookie)).toBe(SK_INJECT_OUTCOME[expected]);
+  });
+
+  it('a stale pending context (older than 200 ms) is dropped and counted', async () => {
+    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 103n, ageNs: 1_000_000_000n }));
+    const req = 'GET / HTTP/1.1\r\n\r\n';
+    expect(await exchange(req)).toBe(req);
+    expect(outcome(103n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_SKIP_STALE);
+  });
+
+  const tracestate = (value: string): Buffer => {
+    const v = Buffer.alloc(8 + 256);
+    v.writeUInt32LE(Buffer.byteLength(value, 'latin1'), 0);
+    v.write(value, 8, 'latin1');
+    return v;
+  };
+
+  it('a tracestate waiting for the thread follows the traceparent; one with CR/LF is never sent', async () => {
+    const ts = obj.map('spanbridge_sk_inject_tracestate_v1');
+    ts.update(threadKey(), tracestate('rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'));
+    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 104n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
+    expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(
+      `GET / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\ntracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\nHost: a\r\n\r\n`,
+    );
+    const doneBefore = counter('SK_INJECT_TRACESTATE_DONE');
+    ts.update(threadKey(), tracestate('a=b\r\nX-Evil: 1'));
+    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 105n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
+    expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(`GET / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
+    expect(counter('SK_INJECT_TRACESTATE_DONE')).toBe(doneBefore);
+    expect(counter('SK_INJECT_TRACESTATE_SKIPPED')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('attach errors name what failed', () => {
+    expect(() => obj.program('sk_inject_msg').attachSkMsg!('sk_inject_counters')).toThrow(/not a SOCKMAP or SOCKHASH/);
+    expect(() => obj.program('sk_inject_sockops').attachCgroup!('/nonexistent/cgroup')).toThrow(/attach sk_inject_sockops to cgroup \/nonexistent\/cgroup: open: No such file or directory/);
+  });
+});
