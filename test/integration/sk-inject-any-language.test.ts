@@ -6,12 +6,14 @@
  * server sees must be exactly the CLIENT span the agent reports for that request.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { buildGoApp } from './helpers/go-build';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents, kernelCounters } from './helpers/go-chain';
+import { startServer } from './helpers/any-language';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 
@@ -122,6 +124,8 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
   let backend: Running;
   let backendPort: number;
   let agent: AgentProcess;
+  let pyServer: Running;
+  let pyServerPort: number;
   const clients: Partial<Record<'python' | 'node', Client>> = {};
 
   beforeAll(async () => {
@@ -130,11 +134,13 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     backendPort = await freePort();
     backend = startProcess(buildGoApp('goserver'), ['-addr', `127.0.0.1:${backendPort}`]);
     await waitForPort(backendPort, 60_000);
+    pyServerPort = await freePort();
+    pyServer = await startServer('python', pyServerPort, 'py-middle');
     clients.python = startClient('python', dir);
     clients.node = startClient('node', dir);
     for (const c of Object.values(clients)) await waitFor('client ready', () => c!.proc.stdout().includes('ready'), 15_000);
     agent = await startAgent(
-      ['--pid', String(backend.pid), '--pid', String(clients.python.proc.pid), '--pid', String(clients.node.proc.pid), '--export', 'none'],
+      ['--pid', String(backend.pid), '--pid', String(pyServer.pid), '--pid', String(clients.python.proc.pid), '--pid', String(clients.node.proc.pid), '--export', 'none'],
       {},
       120_000,
     );
@@ -143,6 +149,7 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
   afterAll(async () => {
     await agent?.stop();
     for (const c of Object.values(clients)) await c?.proc.stop();
+    await pyServer?.stop();
     await backend?.stop();
   });
 
@@ -185,6 +192,37 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const [body] = await clients[lang]!.run(1, `http://127.0.0.1:${backendPort}/headers`, { traceparent: tp });
     expect(echoedTraceparents(body)).toEqual([tp]);
+  });
+
+  it('an incoming trace is continued through an uninstrumented Python server (thread-linked client call)', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const target = encodeURIComponent(`http://127.0.0.1:${backendPort}/headers`);
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get(
+          { host: '127.0.0.1', port: pyServerPort, path: `/call?url=${target}`, agent: false, headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } },
+          (res) => {
+            let b = '';
+            res.setEncoding('latin1');
+            res.on('data', (d: string) => (b += d));
+            res.on('end', () => resolve(b));
+          },
+        )
+        .on('error', reject);
+    });
+    // The Python server answers "<status> <backend body>".
+    const tps = echoedTraceparents(body.replace(/^\d+ /, ''));
+    expect({ tps, body }).toMatchObject({ tps: [expect.stringMatching(TP)] });
+    const [, tid, spanId] = TP.exec(tps[0])!;
+    expect(tid).toBe(traceId);
+    const client = await waitFor('python server client span', () =>
+      agent.spans().find((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === pyServer.pid && s.spanId === spanId),
+    );
+    const server = await waitFor('python server span', () =>
+      agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === pyServer.pid && s.spanId === client.parentSpanId),
+    );
+    expect(server.traceId).toBe(traceId);
+    expect(server.parentSpanId).toBe('00f067aa0ba902b7');
   });
 
   it('counts injections in the kernel', async () => {
