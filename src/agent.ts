@@ -328,12 +328,7 @@ export class Agent {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
       if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
       if (this.goTracer.injection === 'socket' && this.skInject) {
-        try {
-          this.skInject.addPid(proc.pid);
-          result.notes.push('traceparent injection: sk_msg (connections opened from now on)');
-        } catch (err) {
-          result.notes.push(`no traceparent injection (${errorMessage(err)})`);
-        }
+        result.notes.push(this.selectForSkInject(proc.pid).replace(/^; /, ''));
       }
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
@@ -427,7 +422,10 @@ export class Agent {
     if (!this.skInject) return '';
     try {
       this.skInject.addPid(pid);
-      return '; traceparent injection: sk_msg (connections opened from now on)';
+      // Connections opened before now (keep-alive pools) are taken over too.
+      const { registered, failed } = this.skInject.registerExisting(pid);
+      const existing = registered + failed > 0 ? `, ${registered} existing connection(s) taken over${failed ? `, ${failed} not` : ''}` : '';
+      return `; traceparent injection: sk_msg (new connections${existing})`;
     } catch (err) {
       return `; no traceparent injection (${errorMessage(err)})`;
     }

@@ -83,6 +83,10 @@ const BPF_MAP_TYPE_SOCKHASH = 18;
 /** enum bpf_attach_type */
 const BPF_SK_MSG_VERDICT = 7;
 const O_RDONLY = 0;
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_GETFD = 438;
+const SOL_SOCKET = 1;
+const SO_COOKIE = 57;
 const O_DIRECTORY = 0o200000;
 /** BPF_MAP_TYPE_PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE. */
 const PER_CPU_MAP_TYPES = new Set([5, 6, 10, 21]);
@@ -116,6 +120,8 @@ interface Native {
   readonly progAttach: KFn;
   readonly progDetach2: KFn;
   readonly open: KFn;
+  readonly syscall: KFn;
+  readonly getsockopt: KFn;
   readonly linkDestroy: KFn;
   readonly getError: KFn;
   readonly mapFd: KFn;
@@ -218,6 +224,8 @@ function loadNative(): Native {
     progAttach: lib.func('int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)'),
     progDetach2: lib.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
     open: libc.func('int open(const char *path, int flags)'),
+    syscall: libc.func('long syscall(long number, ...)'),
+    getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ uint64_t *value, _Inout_ uint32_t *len)'),
     linkDestroy: lib.func('int bpf_link__destroy(void *link)'),
     getError: lib.func('long libbpf_get_error(const void *ptr)'),
     mapFd: lib.func('int bpf_map__fd(const void *map)'),
@@ -677,6 +685,43 @@ class LibbpfMap implements BpfMap {
    * For per-CPU maps `value` is either one value (written to every CPU) or the full kernel
    * layout (possibleCpus() slots of round_up(valueSize, 8) bytes).
    */
+  /**
+   * Puts the socket that process `pid` has open as `fd` into this SOCKHASH/SOCKMAP (a copy of the
+   * fd is taken with pidfd_getfd, Linux 5.6+, and closed again), keyed by its socket cookie.
+   * Returns the cookie.
+   */
+  insertSocketOf(pid: number, fd: number): bigint {
+    const what = `insert socket ${pid}/${fd} into map ${this.name}`;
+    this.obj.handle('ERR_BPF_MAP', what);
+    if (this.type !== BPF_MAP_TYPE_SOCKMAP && this.type !== BPF_MAP_TYPE_SOCKHASH) {
+      throw new SpanbridgeError('ERR_BPF_MAP', `${what}: map type ${this.type} is not a SOCKMAP or SOCKHASH`);
+    }
+    const n = this.n;
+    const pidfd = Number(n.syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0));
+    if (pidfd < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: pidfd_open: ${errnoText(n, koffi.errno())}`);
+    let sfd = -1;
+    try {
+      sfd = Number(n.syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', fd, 'unsigned int', 0));
+      if (sfd < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: pidfd_getfd: ${errnoText(n, koffi.errno())}`);
+      const cookie = [0n];
+      const len = [8];
+      if ((n.getsockopt(sfd, SOL_SOCKET, SO_COOKIE, cookie, len) as number) < 0) {
+        throw new SpanbridgeError('ERR_BPF_MAP', `${what}: SO_COOKIE: ${errnoText(n, koffi.errno())}`);
+      }
+      const key = Buffer.alloc(8);
+      key.writeBigUInt64LE(BigInt(cookie[0]));
+      const value = Buffer.alloc(this.valueSize);
+      if (this.valueSize === 8) value.writeBigUInt64LE(BigInt(sfd));
+      else value.writeUInt32LE(sfd);
+      const r = n.mapUpdate(this.ptr, key, key.length, value, value.length, 0) as number;
+      if (r < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: ${errnoText(n, r)}`);
+      return BigInt(cookie[0]);
+    } finally {
+      if (sfd >= 0) n.close(sfd);
+      n.close(pidfd);
+    }
+  }
+
   update(key: Buffer, value: Buffer): void {
     const what = this.check('update', key);
     let v = value;

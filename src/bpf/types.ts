@@ -60,6 +60,12 @@ export interface BpfMap {
   delete(key: Buffer): boolean;
   /** For per-CPU maps: one value per possible CPU. */
   lookupPerCpu(key: Buffer): Buffer[] | null;
+  /**
+   * SOCKHASH/SOCKMAP only: puts the socket process `pid` has open as `fd` into the map, keyed by
+   * its socket cookie (u64), and returns the cookie. Optional only so that older implementations
+   * still type-check.
+   */
+  insertSocketOf?(pid: number, fd: number): bigint;
 }
 
 /** Called once per ring-buffer record, on Node's main thread, with a copy of the record. */

@@ -5,6 +5,7 @@
  * after the request line. Works where bpf_probe_write_user is forbidden (kernel lockdown).
  * Knows nothing of spans: it loads, attaches, selects processes and reads counters.
  */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { SpanbridgeError } from '../errors';
 import { SK_INJECT_OUTCOME } from '../events/structs.generated';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
@@ -16,6 +17,62 @@ export const SK_INJECT_SOCKHASH = 'sk_inject_socks';
 export interface SkInjectSettings {
   /** A context left for a thread longer ago than this is not inserted (default 200 ms). */
   readonly pendingMaxAgeMs?: number;
+}
+
+/** What `outgoingConnections` reads; injectable for tests. */
+export interface ProcSockets {
+  /** fd numbers and their link targets (e.g. "socket:[1234]"). */
+  readonly fds: (pid: number) => { fd: number; target: string }[];
+  /** Contents of /proc/<pid>/net/tcp and tcp6 (the process's network namespace). */
+  readonly tcpTables: (pid: number) => string[];
+}
+
+export const procSockets: ProcSockets = {
+  fds: (pid) =>
+    readdirSync(`/proc/${pid}/fd`).flatMap((name) => {
+      try {
+        return [{ fd: Number(name), target: readlinkSync(`/proc/${pid}/fd/${name}`) }];
+      } catch {
+        return []; // closed meanwhile
+      }
+    }),
+  tcpTables: (pid) =>
+    ['tcp', 'tcp6'].flatMap((t) => {
+      try {
+        return [readFileSync(`/proc/${pid}/net/${t}`, 'utf8')];
+      } catch {
+        return [];
+      }
+    }),
+};
+
+const TCP_ESTABLISHED = '01';
+const TCP_LISTEN = '0A';
+
+/**
+ * The fds of `pid` that are established TCP connections this process opened (its local port is
+ * not one it listens on): the connections sock_ops did not see because they predate the agent.
+ */
+export function outgoingConnections(pid: number, proc: ProcSockets = procSockets): number[] {
+  const established = new Map<string, number>(); // inode -> local port
+  const listening = new Set<number>();
+  for (const table of proc.tcpTables(pid)) {
+    for (const line of table.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const localPort = parseInt(f[1].split(':').pop() ?? '', 16);
+      if (f[3] === TCP_LISTEN) listening.add(localPort);
+      else if (f[3] === TCP_ESTABLISHED) established.set(f[9], localPort);
+    }
+  }
+  const out: number[] = [];
+  for (const { fd, target } of proc.fds(pid)) {
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (!m) continue;
+    const port = established.get(m[1]);
+    if (port !== undefined && !listening.has(port)) out.push(fd);
+  }
+  return out;
 }
 
 function tgidKey(pid: number): Buffer {
@@ -80,6 +137,33 @@ export class SkInjectTracer {
     const v = Buffer.alloc(1, 1);
     obj.map('sk_inject_tgids').update(tgidKey(pid), v);
     this.pids.add(pid);
+  }
+
+  /**
+   * Registers the process's outgoing connections that already exist (opened before it was
+   * selected, e.g. a Go keep-alive pool): their next requests are injected too. Best effort:
+   * returns how many were registered and how many could not be.
+   */
+  registerExisting(pid: number, proc: ProcSockets = procSockets): { registered: number; failed: number } {
+    const map = this.requireObject().map(SK_INJECT_SOCKHASH);
+    if (!map.insertSocketOf) return { registered: 0, failed: 0 };
+    let registered = 0;
+    let failed = 0;
+    let fds: number[] = [];
+    try {
+      fds = outgoingConnections(pid, proc);
+    } catch {
+      return { registered: 0, failed: 0 }; // the process is gone
+    }
+    for (const fd of fds) {
+      try {
+        map.insertSocketOf(pid, fd);
+        registered++;
+      } catch {
+        failed++; // closed meanwhile, or not a TCP socket any more
+      }
+    }
+    return { registered, failed };
   }
 
   /** Idempotent. Connections already registered leave the SOCKHASH when they close. */

@@ -396,6 +396,20 @@ class FakeMap implements BpfMap {
     return v === undefined ? null : (v as Buffer[]).map((b) => Buffer.from(b));
   }
 
+  /** Sockets inserted with insertSocketOf, in order. */
+  readonly sockets: { pid: number; fd: number; cookie: bigint }[] = [];
+
+  /** SOCKHASH maps: records the (pid, fd); fd < 0 fails like a closed fd (EBADF). */
+  insertSocketOf(pid: number, fd: number): bigint {
+    const what = `insert socket ${pid}/${fd} into map ${this.name}`;
+    if (this.obj.closed) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: object ${this.obj.path} is closed`);
+    if (this.spec.kind !== undefined && this.spec.kind !== 'sockhash') throw new SpanbridgeError('ERR_BPF_MAP', `${what}: not a SOCKMAP or SOCKHASH`);
+    if (fd < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: pidfd_getfd: ${fakeErrnoText(9)}`);
+    const cookie = BigInt(1000 + this.sockets.length);
+    this.sockets.push({ pid, fd, cookie });
+    return cookie;
+  }
+
   /** Test helper: sets a per-CPU value with a different value on each CPU. */
   setPerCpu(key: Buffer, values: readonly Buffer[]): void {
     this.entries.set(key.toString('hex'), values.map((b) => Buffer.from(b)));

@@ -1,5 +1,12 @@
 import { SK_INJECT_OUTCOME } from '../../../src/events/structs.generated';
-import { SK_INJECT_MSG_PROGRAM, SK_INJECT_SOCKHASH, SK_INJECT_SOCKOPS_PROGRAM, SkInjectTracer } from '../../../src/tracers/sk-inject-tracer';
+import {
+  outgoingConnections,
+  SK_INJECT_MSG_PROGRAM,
+  SK_INJECT_SOCKHASH,
+  SK_INJECT_SOCKOPS_PROGRAM,
+  SkInjectTracer,
+  type ProcSockets,
+} from '../../../src/tracers/sk-inject-tracer';
 import { FakeBpfBackend, type FakeObjectSpec } from '../../fakes/fake-bpf';
 
 const OBJ = '/x/sk_inject.bpf.o';
@@ -124,5 +131,55 @@ describe('SkInjectTracer', () => {
     expect(be.openObjects()).toEqual([]);
     expect(() => t.removePid(5)).not.toThrow();
     expect(t.readCounters()).toEqual({});
+  });
+});
+
+const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:C350 0100007F:1F91 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:1F90 0100007F:D000 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0000000000000000 20 4 30 10 -1
+   3: 0100007F:C351 0100007F:1F92 06 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 20 4 30 10 -1
+`;
+const TCP6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0000000000000000FFFF00000100007F:C352 0000000000000000FFFF00000100007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 444 1 0000000000000000 20 4 30 10 -1
+`;
+const PROC: ProcSockets = {
+  fds: () => [
+    { fd: 0, target: '/dev/null' },
+    { fd: 3, target: 'socket:[111]' }, // listener
+    { fd: 4, target: 'socket:[222]' }, // outgoing, established
+    { fd: 5, target: 'socket:[333]' }, // accepted (local port = the listener's)
+    { fd: 6, target: 'socket:[444]' }, // outgoing over IPv6
+    { fd: 7, target: 'socket:[999]' }, // not TCP (e.g. unix)
+    { fd: 8, target: 'pipe:[5]' },
+  ],
+  tcpTables: () => [TCP, TCP6],
+};
+
+describe('outgoingConnections / registerExisting', () => {
+  it('picks established connections whose local port is not a listening port (IPv4 and IPv6)', () => {
+    expect(outgoingConnections(1, PROC)).toEqual([4, 6]);
+  });
+
+  it('registerExisting inserts each into the SOCKHASH and counts failures', () => {
+    const be = backend();
+    const t = new SkInjectTracer(be, OBJ);
+    t.start(CG);
+    t.addPid(9);
+    expect(t.registerExisting(9, PROC)).toEqual({ registered: 2, failed: 0 });
+    const map = be.openObjects()[0].map(SK_INJECT_SOCKHASH) as unknown as { sockets: { pid: number; fd: number }[] };
+    expect(map.sockets.map((x) => [x.pid, x.fd])).toEqual([
+      [9, 4],
+      [9, 6],
+    ]);
+    const closing: ProcSockets = { ...PROC, fds: () => [{ fd: -1, target: 'socket:[222]' }] };
+    expect(t.registerExisting(9, closing)).toEqual({ registered: 0, failed: 1 });
+    const gone: ProcSockets = {
+      fds: () => {
+        throw new Error('ENOENT');
+      },
+      tcpTables: () => [],
+    };
+    expect(t.registerExisting(9, gone)).toEqual({ registered: 0, failed: 0 });
   });
 });
