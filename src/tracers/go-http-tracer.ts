@@ -6,6 +6,7 @@
 import { NotSupportedError, SpanbridgeError } from '../errors';
 import { DROP_REASON, GO_OFFSETS } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
+import { readCounterMap } from './kernel-counters';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
 
 export const GO_FUNCS = {
@@ -250,17 +251,7 @@ export class GoHttpTracer {
 
   /** Kernel-side drop/skip counters summed over CPUs, by reason name. */
   readDrops(): Record<string, number> {
-    const out: Record<string, number> = {};
-    if (!this.obj) return out;
-    const map = this.obj.map('go_http_drops');
-    for (const [name, idx] of Object.entries(DROP_REASON)) {
-      if (name === 'DROP_REASON_MAX') continue;
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(idx);
-      const perCpu = map.lookupPerCpu(key) ?? [];
-      out[name.toLowerCase()] = perCpu.reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
-    }
-    return out;
+    return this.obj ? readCounterMap(this.obj.map('go_http_drops'), DROP_REASON, 'DROP_REASON_MAX') : {};
   }
 
   async close(): Promise<void> {

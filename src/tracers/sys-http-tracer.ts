@@ -5,6 +5,7 @@
  */
 import { SpanbridgeError } from '../errors';
 import { SYS_HTTP_DROP_REASON } from '../events/structs.generated';
+import { readCounterMap } from './kernel-counters';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
 /** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
@@ -119,17 +120,8 @@ export class SysHttpTracer {
 
   /** Kernel-side counters summed over CPUs, by reason name (lower case, without SYS_ prefix). */
   readDrops(): Record<string, number> {
-    const out: Record<string, number> = {};
-    if (!this.obj) return out;
-    const map = this.obj.map('sys_http_drops');
-    for (const [name, idx] of Object.entries(SYS_HTTP_DROP_REASON)) {
-      if (name === 'SYS_HTTP_DROP_MAX') continue;
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(idx);
-      const perCpu = map.lookupPerCpu(key) ?? [];
-      out[name.replace(/^SYS_/, '').toLowerCase()] = perCpu.reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
-    }
-    return out;
+    if (!this.obj) return {};
+    return readCounterMap(this.obj.map('sys_http_drops'), SYS_HTTP_DROP_REASON, 'SYS_HTTP_DROP_MAX', (n) => n.replace(/^SYS_/, '').toLowerCase());
   }
 
   async close(): Promise<void> {
