@@ -10,7 +10,7 @@ import { loadConfig, REPO_ROOT, wants } from './lib/config';
 import { machineBusyTicks, selfAndChildrenTicks, CLK_TCK } from './lib/procs';
 import { missedTargets, renderMarkdown, section, type Results, type SectionResult } from './lib/report';
 import { startSink } from './lib/sink';
-import { round } from './lib/stats';
+import { median, round } from './lib/stats';
 import { agentSelfSection } from './sections/agent-self';
 import type { BenchContext } from './sections/context';
 import { floorSection } from './sections/floor';
@@ -67,6 +67,35 @@ function commentary(r: Results): string[] {
       out.push(`${p99.label}: ${round(p99.value)} us against a uprobe floor of ${round(floor.value)} us per request (${round(p99.value / floor.value, 2)}x).`);
     }
   }
+  const tput = get('go.throughput_ratio');
+  const kernelHit = get('floor.kernel_per_hit');
+  const goRaw = r.sections.find((s) => s.id === 'go')?.raw as { hits?: { hitsPerRequest: number; programs: Array<{ name: string; runs: number; ns: number }> }; rounds?: { without: Array<{ sat: { rps: number } }> } } | undefined;
+  if (missed.has('go.throughput_ratio') && floor?.value && goRaw?.hits && goRaw.rounds) {
+    const progs = goRaw.hits.programs;
+    const bpfUs = progs.reduce((a, p) => a + p.ns, 0) / 2000 / 1000;
+    const heaviest = [...progs].sort((a, b) => b.ns / b.runs - a.ns / a.runs)[0];
+    const baseUs = 1e6 / median(goRaw.rounds.without.map((x) => x.sat.rps));
+    out.push(
+      `Go throughput (${round(tput?.value ?? NaN)}x): per request the traced server pays ~${round(floor.value)} us in uprobe hits (${round(goRaw.hits.hitsPerRequest, 3)} hits x the measured per-hit cost)` +
+        (kernelHit?.value ? ` — a bare tracefs uprobe at the same points costs ${round(kernelHit.value)} us/hit, so this is the kernel's trap on this machine, not the agent —` : '') +
+        ` plus ~${round(bpfUs)} us inside the agent's BPF programs (BPF statistics; heaviest: ${heaviest?.name} at ${round((heaviest?.ns ?? 0) / (heaviest?.runs || 1) / 1000)} us/hit), ` +
+        `against ~${round(baseUs)} us of work per request without the agent. The agent's user space runs on the other CPU and is not in this ratio.`,
+    );
+  }
+  const untraced = get('untraced.added_ns');
+  const tpBpf = get('untraced.bpf_ns');
+  if (missed.has('untraced.added_ns') && untraced?.value) {
+    out.push(
+      `Untraced processes: ${round(untraced.value)} ns per write+read pair = ~${round(untraced.value / 4)} ns per syscall tracepoint hit` +
+        (tpBpf?.value ? `, of which ~${round(tpBpf.value)} ns is the agent's program (BPF statistics) and the rest tracepoint dispatch` : '') +
+        '; measurable on this machine, though close to the noise of a loaded host (compare earlier runs).',
+    );
+  }
+  const ttfs = get('agent.ttfs');
+  if (missed.has('agent.ttfs') && agent) {
+    const gap = agent.notes.find((n) => n.startsWith('Start-up, median round'));
+    out.push(`Time to first span (${round(ttfs?.value ?? NaN)} s) = start-up until ready + the batcher's 1 s delay. ${gap ?? ''}`);
+  }
   const bg = r.sections.map((s) => s.backgroundCores ?? 0);
   out.push(
     `Noise: other processes (concurrent test runs, VMs) used ${round(Math.min(...bg), 2)} .. ${round(Math.max(...bg), 2)} of the ${r.host.cpus} CPUs on average per section; ` +
@@ -75,7 +104,16 @@ function commentary(r: Results): string[] {
   return out;
 }
 
+/** `node main.js --render results.json`: re-renders <date>.md (and latest.md) from a results file. */
+function render(file: string): void {
+  const results = JSON.parse(readFileSync(file, 'utf8')) as Results;
+  const md = `${renderMarkdown(results, commentary(results))}\n`;
+  writeFileSync(file.replace(/\.json$/, '.md'), md);
+  writeFileSync(path.join(path.dirname(file), 'latest.md'), md);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === '--render' && process.argv[3]) return render(process.argv[3]);
   const config = loadConfig();
   const started = new Date();
   const t0 = performance.now();

@@ -107,9 +107,10 @@ export function renderMarkdown(r: Results, commentary: string[]): string {
       }
       lines.push('');
     }
-    if (s.backgroundCores !== undefined) s.notes.push(`Other processes on the machine used ${fmt(s.backgroundCores)} CPU cores on average during this section (noise).`);
-    for (const n of s.notes) lines.push(`- ${n}`);
-    if (s.notes.length > 0) lines.push('');
+    const notes = [...s.notes];
+    if (s.backgroundCores !== undefined) notes.push(`Other processes on the machine used ${fmt(s.backgroundCores)} CPU cores on average during this section (noise).`);
+    for (const n of notes) lines.push(`- ${n}`);
+    if (notes.length > 0) lines.push('');
   }
   if (r.profile) {
     lines.push('## Agent CPU profile', '', `${r.profile.context} Top frames by self time (\`${r.profile.file}\`):`, '');

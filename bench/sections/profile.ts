@@ -59,6 +59,7 @@ export function areaOf(url: string, functionName: string): string {
   if (url.includes('/src/events/')) return 'record decoding';
   if (url.includes('/src/bpf/') || url.includes('koffi')) return 'ring buffer (libbpf via koffi)';
   if (url.includes('/src/')) return 'agent, other';
+  if (url === '' && /^(bpf_|ring_buffer|libbpf)/.test(functionName)) return 'ring buffer (libbpf via koffi)';
   if (url === '') return 'native (syscalls, libuv, builtins)';
   return 'Node.js / other modules';
 }
