@@ -88,7 +88,7 @@ function commentary(r: Results): string[] {
     out.push(
       `Untraced processes: ${round(untraced.value)} ns per write+read pair = ~${round(untraced.value / 4)} ns per syscall tracepoint hit` +
         (tpBpf?.value ? `, of which ~${round(tpBpf.value)} ns is the agent's program (BPF statistics) and the rest tracepoint dispatch` : '') +
-        '; measurable on this machine, though close to the noise of a loaded host (compare earlier runs).',
+        '; measurable in this run, though close to the noise of a loaded host: rerun on a quiet machine to confirm.',
     );
   }
   const ttfs = get('agent.ttfs');
