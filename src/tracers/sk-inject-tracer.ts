@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { SpanbridgeError } from '../errors';
 import { SK_INJECT_OUTCOME } from '../events/structs.generated';
+import { readCounterMap } from './kernel-counters';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 
 export const SK_INJECT_SOCKOPS_PROGRAM = 'sk_inject_sockops';
@@ -182,17 +183,10 @@ export class SkInjectTracer {
 
   /** Kernel counters summed over CPUs: outcome name (lowercase, without prefix) -> count. */
   readCounters(): Record<string, number> {
-    const out: Record<string, number> = {};
-    if (!this.obj) return out;
-    const map = this.obj.map('sk_inject_counters');
-    for (const [name, idx] of Object.entries(SK_INJECT_OUTCOME)) {
-      if (name === 'SK_INJECT_OUTCOME_MAX') continue;
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(idx);
-      const perCpu = map.lookupPerCpu(key) ?? [];
-      out[name.replace(/^SK_INJECT_/, '').toLowerCase()] = perCpu.reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
-    }
-    return out;
+    if (!this.obj) return {};
+    return readCounterMap(this.obj.map('sk_inject_counters'), SK_INJECT_OUTCOME, 'SK_INJECT_OUTCOME_MAX', (n) =>
+      n.replace(/^SK_INJECT_/, '').toLowerCase(),
+    );
   }
 
   async close(): Promise<void> {
