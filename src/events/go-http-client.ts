@@ -1,6 +1,6 @@
 /** Decoder for RECORD_GO_HTTP_CLIENT (bpf/go_http_client.h). */
 import { GO_HTTP_CLIENT_EVENT as L } from './structs.generated';
-import { readBig, readCapturedString, readHex, readUint } from './struct-view';
+import { capturedStringReader, readBig, readHex, readUint } from './struct-view';
 
 export const CLIENT_F_LOCAL_PARENT = 1 << 0;
 export const CLIENT_F_ERROR = 1 << 1;
@@ -49,12 +49,7 @@ function propagation(flags: number): GoHttpClientRecord['propagation'] {
 }
 
 export function decodeGoHttpClient(buf: Buffer): GoHttpClientRecord {
-  const truncated: string[] = [];
-  const str = (name: string, lenField: string): string => {
-    const s = readCapturedString(buf, L, name, readUint(buf, L, lenField));
-    if (s.truncated) truncated.push(name);
-    return s.value;
-  };
+  const { str, truncated } = capturedStringReader(buf, L);
   const flags = readUint(buf, L, 'flags');
   // An application-provided traceparent carries its own parent, which is not ours to report:
   // the span then has the app's ids (so the next hop links to it) and the local parent if any.

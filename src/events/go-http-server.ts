@@ -1,6 +1,6 @@
 /** Decoder for RECORD_GO_HTTP_SERVER (bpf/go_http_server.h). */
 import { GO_HTTP_SERVER_EVENT as L } from './structs.generated';
-import { readBig, readCapturedString, readHex, readUint } from './struct-view';
+import { capturedStringReader, readBig, readHex, readUint } from './struct-view';
 
 export const SPAN_F_REMOTE_PARENT = 1 << 0;
 export const SPAN_F_HAS_PATTERN = 1 << 1;
@@ -41,12 +41,7 @@ export interface GoHttpServerRecord {
 export const GO_HTTP_SERVER_RECORD_SIZE = L.size;
 
 export function decodeGoHttpServer(buf: Buffer): GoHttpServerRecord {
-  const truncated: string[] = [];
-  const str = (name: string, lenField: string): string => {
-    const s = readCapturedString(buf, L, name, readUint(buf, L, lenField));
-    if (s.truncated) truncated.push(name);
-    return s.value;
-  };
+  const { str, truncated } = capturedStringReader(buf, L);
   const flags = readUint(buf, L, 'flags');
   const remoteParent = (flags & SPAN_F_REMOTE_PARENT) !== 0;
   return {

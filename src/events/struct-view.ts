@@ -54,6 +54,25 @@ export function readCapturedString(
   return { value: buf.toString('latin1', f.offset, f.offset + n), truncated: trueLength > f.size };
 }
 
+/**
+ * A reader of captured strings whose true length is in `<name>_len`-style fields; it remembers
+ * which fields were cut to their buffer (for the `truncated` list of a record).
+ */
+export function capturedStringReader(
+  buf: Buffer,
+  layout: StructLayout,
+): { str(name: string, lenField: string): string; readonly truncated: string[] } {
+  const truncated: string[] = [];
+  return {
+    truncated,
+    str(name, lenField) {
+      const s = readCapturedString(buf, layout, name, readUint(buf, layout, lenField));
+      if (s.truncated) truncated.push(name);
+      return s.value;
+    },
+  };
+}
+
 /** A NUL-terminated fixed char array (e.g. comm[16]). */
 export function readCString(buf: Buffer, layout: StructLayout, name: string): string {
   const bytes = readBytes(buf, layout, name);
