@@ -33,7 +33,8 @@ export function spawnPinned(cpu: number, cmd: string, args: string[], env: NodeJ
     err += d.toString();
     if (err.length > 1 << 20) err = err.slice(-(1 << 19));
   });
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? String(sig))));
+  // 'close', not 'exit': only then has all of stdout/stderr been read (the agent's stop lines).
+  const exited = new Promise<number | string>((resolve) => proc.on('close', (code, sig) => resolve(code ?? String(sig))));
   return {
     proc,
     pid: proc.pid ?? -1,
