@@ -1,5 +1,6 @@
 /** Decoder for RECORD_GO_HTTP_CLIENT (bpf/go_http_client.h). */
 import { GO_HTTP_CLIENT_EVENT as L } from './structs.generated';
+import type { GoSpanRecordFields } from './go-span-record';
 import { capturedStringReader, readBig, readHex, readUint } from './struct-view';
 
 export const CLIENT_F_LOCAL_PARENT = 1 << 0;
@@ -12,18 +13,10 @@ export const CLIENT_F_HAS_STATUS = 1 << 6;
 /** traceparent inserted at the socket by the sk_msg program (bpf/sk_inject.bpf.c). */
 export const CLIENT_F_INJECTED_SOCKET = 1 << 7;
 
-export interface GoHttpClientRecord {
+export interface GoHttpClientRecord extends GoSpanRecordFields {
   readonly type: 'go_http_client';
-  readonly pid: number;
-  readonly tid: number;
-  readonly goid: bigint;
-  readonly startNs: bigint;
-  readonly endNs: bigint;
-  readonly traceId: string;
-  readonly spanId: string;
   /** '' when the call was not made under a traced server request (a root client span). */
   readonly parentSpanId: string;
-  readonly traceFlags: number;
   /** 0 when there was no response (transport error). */
   readonly status: number;
   readonly transportError: boolean;

@@ -1,23 +1,16 @@
 /** Decoder for RECORD_GO_HTTP_SERVER (bpf/go_http_server.h). */
 import { GO_HTTP_SERVER_EVENT as L } from './structs.generated';
+import type { GoSpanRecordFields } from './go-span-record';
 import { capturedStringReader, readBig, readHex, readUint } from './struct-view';
 
 export const SPAN_F_REMOTE_PARENT = 1 << 0;
 export const SPAN_F_HAS_PATTERN = 1 << 1;
 export const SPAN_F_STATUS_UNKNOWN = 1 << 2;
 
-export interface GoHttpServerRecord {
+export interface GoHttpServerRecord extends GoSpanRecordFields {
   readonly type: 'go_http_server';
-  readonly pid: number;
-  readonly tid: number;
-  readonly goid: bigint;
-  readonly startNs: bigint;
-  readonly endNs: bigint;
-  readonly traceId: string;
-  readonly spanId: string;
   /** '' when the request arrived without a valid traceparent. */
   readonly parentSpanId: string;
-  readonly traceFlags: number;
   readonly remoteParent: boolean;
   /** 0 when unknown (e.g. not an HTTP/1 response writer). */
   readonly status: number;
