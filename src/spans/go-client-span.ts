@@ -5,6 +5,7 @@
 import type { GoHttpClientRecord } from '../events/go-http-client';
 import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
+import { kernelSpan } from './kernel-span';
 import type { Attributes, Resource, Span } from './span';
 
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
@@ -28,19 +29,5 @@ export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock:
     code = st.code;
     if (st.errorType) attributes['error.type'] = st.errorType;
   }
-  const start = clock.toUnixNano(rec.startNs);
-  return {
-    traceId: rec.traceId,
-    spanId: rec.spanId,
-    parentSpanId: rec.parentSpanId,
-    traceFlags: rec.traceFlags,
-    traceState: '',
-    name: httpSpanName(rec.method, ''),
-    kind: 'CLIENT',
-    startTimeUnixNano: start,
-    endTimeUnixNano: rec.endNs >= rec.startNs ? clock.toUnixNano(rec.endNs) : start,
-    status: { code },
-    attributes,
-    resource,
-  };
+  return kernelSpan(rec, { traceState: '', name: httpSpanName(rec.method, ''), kind: 'CLIENT', status: { code }, attributes, resource }, clock);
 }

@@ -5,6 +5,7 @@
 import type { GoHttpServerRecord } from '../events/go-http-server';
 import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, routeFromGoPattern, setMethodAttributes, splitHostPort } from './http-semconv';
+import { kernelSpan } from './kernel-span';
 import type { Attributes, Resource, Span } from './span';
 
 export function goServerSpan(rec: GoHttpServerRecord, resource: Resource, clock: Clock): Span {
@@ -34,20 +35,9 @@ export function goServerSpan(rec: GoHttpServerRecord, resource: Resource, clock:
   const status = httpStatus('SERVER', rec.status);
   if (status.errorType) attributes['error.type'] = status.errorType;
 
-  const start = clock.toUnixNano(rec.startNs);
-  const end = rec.endNs >= rec.startNs ? clock.toUnixNano(rec.endNs) : start;
-  return {
-    traceId: rec.traceId,
-    spanId: rec.spanId,
-    parentSpanId: rec.parentSpanId,
-    traceFlags: rec.traceFlags,
-    traceState: rec.tracestate,
-    name: httpSpanName(rec.method, route),
-    kind: 'SERVER',
-    startTimeUnixNano: start,
-    endTimeUnixNano: end,
-    status: { code: status.code },
-    attributes,
-    resource,
-  };
+  return kernelSpan(
+    rec,
+    { traceState: rec.tracestate, name: httpSpanName(rec.method, route), kind: 'SERVER', status: { code: status.code }, attributes, resource },
+    clock,
+  );
 }
