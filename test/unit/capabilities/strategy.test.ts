@@ -1,34 +1,9 @@
-import { parseBpftoolFeatures, probeBpfFeatures, UNKNOWN_FEATURES, type BpfFeatures } from '../../../src/capabilities/bpf-features';
+import { parseBpftoolFeatures, probeBpfFeatures, UNKNOWN_FEATURES } from '../../../src/capabilities/bpf-features';
 import type { Capabilities } from '../../../src/capabilities/probe';
 import { describeStrategies, planStrategies, type FeatureId } from '../../../src/capabilities/strategy';
+import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from '../helpers/capabilities';
 
-const LOCKED: Capabilities = {
-  kernelRelease: '6.18.0-test',
-  isRoot: true,
-  capSysAdmin: true,
-  capBpf: true,
-  capPerfmon: true,
-  btf: true,
-  uprobes: true,
-  kprobes: false,
-  syscallTracepoints: true,
-  tracefsMounted: true,
-  lockdown: 'integrity',
-  lockdownSource: 'securityfs',
-  cgroup2Mount: '/sys/fs/cgroup',
-  probeWriteUser: false,
-};
-const OPEN: Capabilities = { ...LOCKED, lockdown: 'none', probeWriteUser: true };
-
-const ALL: BpfFeatures = {
-  source: 'test',
-  skMsgProgType: true,
-  sockOpsProgType: true,
-  msgPushData: true,
-  probeWriteUser: true,
-  bpfLoop: true,
-  ringbufMap: true,
-};
+const OPEN: Capabilities = { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true };
 
 function status(plan: ReturnType<typeof planStrategies>, f: FeatureId): string {
   return plan.strategies.find((s) => s.feature === f)!.status;
@@ -69,7 +44,7 @@ describe('bpftool feature parsing', () => {
 
 describe('strategy plan', () => {
   it('locked-down kernel: no memory injection, says why; syscall tracer and black-box correlation on', () => {
-    const plan = planStrategies(LOCKED, { ...ALL, probeWriteUser: false }, { injectHeaders: 'auto' });
+    const plan = planStrategies(LOCKED_DOWN_HOST, { ...ALL_BPF_FEATURES, probeWriteUser: false }, { injectHeaders: 'auto' });
     expect(plan.goInjection).toBe('none');
     expect(plan.missing).toEqual([]);
     expect(status(plan, 'go-spans')).toBe('on');
@@ -82,29 +57,29 @@ describe('strategy plan', () => {
   });
 
   it('lockdown none + CAP_SYS_ADMIN + the verifier accepting the helper: memory injection', () => {
-    expect(planStrategies(OPEN, ALL, { injectHeaders: 'auto' }).goInjection).toBe('memory');
+    expect(planStrategies(OPEN, ALL_BPF_FEATURES, { injectHeaders: 'auto' }).goInjection).toBe('memory');
     // The verifier has the last word even when lockdown says none (another LSM may forbid it).
-    expect(planStrategies(OPEN, { ...ALL, probeWriteUser: false }, { injectHeaders: 'auto' }).goInjection).toBe('none');
+    expect(planStrategies(OPEN, { ...ALL_BPF_FEATURES, probeWriteUser: false }, { injectHeaders: 'auto' }).goInjection).toBe('none');
     // bpftool unavailable: decided from lockdown and privileges.
     expect(planStrategies(OPEN, UNKNOWN_FEATURES('x'), { injectHeaders: 'auto' }).goInjection).toBe('memory');
   });
 
   it('inject_headers off turns both injections off', () => {
-    const plan = planStrategies(OPEN, ALL, { injectHeaders: 'off' });
+    const plan = planStrategies(OPEN, ALL_BPF_FEATURES, { injectHeaders: 'off' });
     expect(plan.goInjection).toBe('none');
     expect(status(plan, 'go-memory-injection')).toBe('off');
     expect(status(plan, 'sk-msg-injection')).toBe('off');
   });
 
   it('sk_msg: reports what the kernel lacks', () => {
-    const plan = planStrategies({ ...LOCKED, cgroup2Mount: null }, { ...ALL, skMsgProgType: false }, { injectHeaders: 'auto' });
+    const plan = planStrategies({ ...LOCKED_DOWN_HOST, cgroup2Mount: null }, { ...ALL_BPF_FEATURES, skMsgProgType: false }, { injectHeaders: 'auto' });
     const sk = plan.strategies.find((s) => s.feature === 'sk-msg-injection')!;
     expect(sk.status).toBe('unavailable');
     expect(sk.why).toMatch(/kernel lacks it \(sk_msg: no.*cgroup v2: not mounted\)/);
   });
 
   it('no syscall tracepoints, no tracefs, no uprobes: fallbacks and what is missing', () => {
-    const plan = planStrategies({ ...LOCKED, syscallTracepoints: false, tracefsMounted: false, uprobes: false }, ALL, { injectHeaders: 'auto' });
+    const plan = planStrategies({ ...LOCKED_DOWN_HOST, syscallTracepoints: false, tracefsMounted: false, uprobes: false }, ALL_BPF_FEATURES, { injectHeaders: 'auto' });
     expect(status(plan, 'any-language-http')).toBe('unavailable');
     expect(status(plan, 'black-box-correlation')).toBe('unavailable');
     expect(status(plan, 'process-following')).toBe('fallback');
@@ -113,12 +88,12 @@ describe('strategy plan', () => {
   });
 
   it('old kernel without bpf_loop: no syscall tracer', () => {
-    const plan = planStrategies(LOCKED, { ...ALL, bpfLoop: false }, { injectHeaders: 'auto' });
+    const plan = planStrategies(LOCKED_DOWN_HOST, { ...ALL_BPF_FEATURES, bpfLoop: false }, { injectHeaders: 'auto' });
     expect(plan.strategies.find((s) => s.feature === 'any-language-http')!.why).toMatch(/bpf_loop/);
   });
 
   it('describes one line per feature', () => {
-    const lines = describeStrategies(planStrategies(LOCKED, ALL, { injectHeaders: 'auto' }));
+    const lines = describeStrategies(planStrategies(LOCKED_DOWN_HOST, ALL_BPF_FEATURES, { injectHeaders: 'auto' }));
     expect(lines).toHaveLength(6);
     expect(lines[0]).toMatch(/^Go net\/http server and client spans: ON — uprobes/);
   });

@@ -1,24 +1,9 @@
 import type { MountOutcome } from '../../../src/bpf/mounts';
-import type { Capabilities } from '../../../src/capabilities/probe';
 import { buildDoctorReport, formatDoctorReport } from '../../../src/cli/doctor';
+import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from '../helpers/capabilities';
 
-const CAPS: Capabilities = {
-  kernelRelease: '6.18.0-test',
-  isRoot: true,
-  capSysAdmin: true,
-  capBpf: true,
-  capPerfmon: true,
-  btf: true,
-  uprobes: true,
-  kprobes: false,
-  syscallTracepoints: true,
-  tracefsMounted: true,
-  lockdown: 'integrity',
-  lockdownSource: 'securityfs',
-  cgroup2Mount: '/sys/fs/cgroup',
-  probeWriteUser: false,
-};
-const FEATURES = { source: 'test', skMsgProgType: true, sockOpsProgType: true, msgPushData: true, probeWriteUser: false, bpfLoop: true, ringbufMap: true };
+// Under lockdown the verifier refuses bpf_probe_write_user.
+const FEATURES = { ...ALL_BPF_FEATURES, probeWriteUser: false };
 const MOUNTS: MountOutcome[] = [
   { fs: { fstype: 'bpf', target: '/sys/fs/bpf', required: true }, status: 'already-mounted' },
   { fs: { fstype: 'securityfs', target: '/sys/kernel/security', required: false }, status: 'failed', reason: 'EPERM' },
@@ -26,7 +11,7 @@ const MOUNTS: MountOutcome[] = [
 
 describe('doctor report', () => {
   it('JSON shape: kernel, privileges, capabilities, bpf features, strategies, ready', () => {
-    const r = buildDoctorReport(CAPS, FEATURES, MOUNTS);
+    const r = buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS);
     expect(r.kernel).toEqual({ release: '6.18.0-test', lockdown: 'integrity', lockdownSource: 'securityfs' });
     expect(r.privileges).toEqual({ root: true, capSysAdmin: true, capBpf: true, capPerfmon: true });
     expect(r.capabilities.kprobes).toBe(false);
@@ -45,7 +30,7 @@ describe('doctor report', () => {
   });
 
   it('not ready without privileges or a required filesystem', () => {
-    const r = buildDoctorReport({ ...CAPS, capBpf: false, capPerfmon: false, capSysAdmin: false, isRoot: false }, FEATURES, [
+    const r = buildDoctorReport({ ...LOCKED_DOWN_HOST, capBpf: false, capPerfmon: false, capSysAdmin: false, isRoot: false }, FEATURES, [
       { fs: { fstype: 'tracefs', target: '/sys/kernel/tracing', required: true }, status: 'failed', reason: 'mount tracefs: EPERM' },
     ]);
     expect(r.ready).toBe(false);
@@ -53,7 +38,7 @@ describe('doctor report', () => {
   });
 
   it('text report lists facts and each strategy with its reason', () => {
-    const text = formatDoctorReport(buildDoctorReport(CAPS, FEATURES, MOUNTS));
+    const text = formatDoctorReport(buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS));
     expect(text).toMatch(/lockdown\s+integrity \(securityfs\)/);
     expect(text).toMatch(/kprobes\s+no \(not needed\)/);
     expect(text).toMatch(/UNAVAILABLE\s+traceparent injection into Go requests/);
