@@ -71,19 +71,19 @@ export interface AgentDeps {
   readonly onAttachment?: (event: AttachmentEvent) => void;
 }
 
-export type AttachmentEvent =
-  | {
-      readonly kind: 'attached';
-      readonly pid: number;
-      readonly service: string;
-      readonly exe: string;
-      readonly reason: string;
-      readonly tracer: string;
-      /** uprobe links for this process; null when its probes are shared (syscall tracepoints). */
-      readonly probes: number | null;
-      readonly notes: readonly string[];
-    }
-  | { readonly kind: 'detached'; readonly pid: number };
+export interface AttachedEvent {
+  readonly kind: 'attached';
+  readonly pid: number;
+  readonly service: string;
+  readonly exe: string;
+  readonly reason: string;
+  readonly tracer: string;
+  /** uprobe links for this process; null when its probes are shared (syscall tracepoints). */
+  readonly probes: number | null;
+  readonly notes: readonly string[];
+}
+
+export type AttachmentEvent = AttachedEvent | { readonly kind: 'detached'; readonly pid: number };
 
 const RESOURCE_GRACE_MS = 30_000;
 
@@ -332,22 +332,32 @@ export class Agent {
       }
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
-      this.deps.onAttachment?.({
-        kind: 'attached',
-        pid: proc.pid,
-        service: String(resource.attributes['service.name']),
-        exe: proc.exePath,
-        reason,
-        tracer: `Go uprobes (${target.goVersion})`,
-        probes: result.links,
-        notes: result.notes,
-      });
+      this.announceAttached(proc, resource, reason, { tracer: `Go uprobes (${target.goVersion})`, probes: result.links, notes: result.notes });
       this.reportAttached();
     } catch (err) {
       this.resources.delete(proc.pid);
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'attach' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
     }
+  }
+
+  /** Tells `onAttachment` that a selected process is now traced, and how. */
+  private announceAttached(
+    proc: ProcessInfo,
+    resource: Resource,
+    reason: MatchReason,
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes'>,
+  ): void {
+    this.deps.onAttachment?.({
+      kind: 'attached',
+      pid: proc.pid,
+      service: String(resource.attributes['service.name']),
+      exe: proc.exePath,
+      reason,
+      tracer: how.tracer,
+      probes: how.probes,
+      notes: how.notes,
+    });
   }
 
   private onGone(pid: number): void {
@@ -399,16 +409,7 @@ export class Agent {
       this.resources.set(proc.pid, resource);
       const note = this.sysHttp.attach(proc) + this.selectForSkInject(proc.pid);
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)})`);
-      this.deps.onAttachment?.({
-        kind: 'attached',
-        pid: proc.pid,
-        service: String(resource.attributes['service.name']),
-        exe: proc.exePath,
-        reason,
-        tracer: 'syscall tracepoints (HTTP/1.x)',
-        probes: null,
-        notes: [note],
-      });
+      this.announceAttached(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note] });
       return true;
     } catch (err) {
       this.resources.delete(proc.pid);
