@@ -181,6 +181,9 @@ struct {
 struct scratch {
 	struct sys_http_data_event e;
 	__u8 slack[64]; /* header scans may look a few bytes past the capture */
+#ifdef SYS_HTTP_SK_INJECT
+	struct sk_inject_tracestate ts; /* an incoming tracestate being copied */
+#endif
 };
 
 struct {
@@ -194,6 +197,17 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
 } sys_http_events SEC(".maps");
+
+#ifdef SYS_HTTP_SK_INJECT
+/* The incoming tracestate of the server request active on a thread (pid_tgid), kept with its
+ * thread_ctxs entry: a client call linked to that request sends it on (W3C). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sk_inject_tracestate);
+} thread_tracestates SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -611,9 +625,16 @@ static __always_inline __u16 read_tail(const struct syscall_args *a, __u64 total
 
 /* ---- traceparent in the captured head ---------------------------------------------------------- */
 
+enum header_name {
+	HDR_TRACEPARENT = 0,
+	HDR_TRACESTATE = 1,
+};
+
 struct scan_ctx {
 	__u32 len;
 	__u32 found; /* offset of the value, 0 = not found */
+	__u32 name;  /* enum header_name */
+	__u32 _pad;
 };
 
 static __always_inline __u8 lower(__u8 c)
@@ -621,24 +642,31 @@ static __always_inline __u8 lower(__u8 c)
 	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
-static long scan_traceparent_cb(__u32 i, struct scan_ctx *c)
+/* Looks for "\n<name>:" at captured offset i; on a match, `found` = the value's offset (after OWS). */
+static long scan_header_cb(__u32 i, struct scan_ctx *c)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!s)
 		return 1;
-	if (i + 13 >= c->len)
+	const char traceparent[] = "traceparent";
+	const char tracestate[] = "tracestate";
+	__u32 nlen = c->name == HDR_TRACESTATE ? 10 : 11;
+	if (i + nlen + 2 >= c->len)
 		return 1;
 	__u32 k = i & (SYS_HTTP_CAPTURE - 1);
 	const __u8 *p = s->e.data + k;
-	if (p[0] != '\n' || lower(p[1]) != 't' || p[12] != ':')
+	if (p[0] != '\n' || lower(p[1]) != 't')
 		return 0;
-	const char want[] = "traceparent";
 #pragma unroll
-	for (int j = 0; j < 11; j++)
-		if (lower(p[1 + j]) != want[j])
+	for (int j = 0; j < 11; j++) {
+		char want = c->name == HDR_TRACESTATE ? tracestate[j] : traceparent[j];
+		if (j < nlen && lower(p[1 + j]) != want)
 			return 0;
-	__u32 v = k + 13;
+	}
+	if (p[1 + nlen] != ':')
+		return 0;
+	__u32 v = k + nlen + 2;
 #pragma unroll
 	for (int j = 0; j < 4; j++)
 		if (v < c->len && (s->e.data[v & (SYS_HTTP_CAPTURE - 1)] == ' ' || s->e.data[v & (SYS_HTTP_CAPTURE - 1)] == '\t'))
@@ -647,14 +675,20 @@ static long scan_traceparent_cb(__u32 i, struct scan_ctx *c)
 	return 1;
 }
 
+/* Offset of the first `name` header's value in the captured head, 0 when there is none. */
+static __always_inline __u32 find_header(__u32 len, __u32 name)
+{
+	struct scan_ctx c = { .len = len, .found = 0, .name = name };
+	bpf_loop(SYS_HTTP_CAPTURE, scan_header_cb, &c, 0);
+	return c.found;
+}
+
 /* Parses the traceparent header in the scratch copy; 0 on success. */
 static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
 {
-	struct scan_ctx c = { .len = len, .found = 0 };
-	bpf_loop(SYS_HTTP_CAPTURE, scan_traceparent_cb, &c, 0);
-	if (!c.found)
+	__u32 v = find_header(len, HDR_TRACEPARENT);
+	if (!v)
 		return 1;
-	__u32 v = c.found;
 	if (v + TRACEPARENT_LEN > len || v >= SYS_HTTP_CAPTURE)
 		goto bad;
 	/* The value's true length: up to CR/LF (or the end of the capture). */
@@ -669,6 +703,72 @@ bad:
 	count(SYS_SKIP_BAD_TRACEPARENT);
 	return 1;
 }
+
+#ifdef SYS_HTTP_SK_INJECT
+struct ts_copy_ctx {
+	__u32 from;
+	__u32 len;
+	__u32 n;    /* value length once its end was seen */
+	__u32 done;
+};
+
+/* Copies byte i of the tracestate value (from the captured head into s->ts) until CR/LF. */
+static long ts_copy_cb(__u32 i, struct ts_copy_ctx *c)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	__u32 at = c->from + i;
+	if (!s || at >= c->len || at >= SYS_HTTP_CAPTURE)
+		return 1; /* the capture ends inside the value: its length is unknown */
+	__u64 k = at;
+	asm volatile("%0 &= %1" : "+r"(k) : "i"(SYS_HTTP_CAPTURE - 1)); /* a bound the verifier sees */
+	__u8 ch = s->e.data[k];
+	if (ch == '\r' || ch == '\n') {
+		c->n = i;
+		c->done = 1;
+		return 1;
+	}
+	if (i >= SK_INJECT_TRACESTATE_MAX)
+		return 1;
+	__u64 j = i;
+	asm volatile("%0 &= %1" : "+r"(j) : "i"(SK_INJECT_TRACESTATE_MAX - 1));
+	s->ts.value[j] = ch;
+	return 0;
+}
+
+/* Keeps the request's first tracestate value for the thread (id) that read it, or forgets the
+ * thread's previous one. Values longer than SK_INJECT_TRACESTATE_MAX or cut by the capture are
+ * not propagated (counted). */
+static __always_inline void keep_tracestate(struct scratch *s, __u32 cap, __u64 id)
+{
+	__u32 v = find_header(cap, HDR_TRACESTATE);
+	if (!v) {
+		bpf_map_delete_elem(&thread_tracestates, &id);
+		return;
+	}
+	struct ts_copy_ctx c = { .from = v, .len = cap };
+	bpf_loop(SK_INJECT_TRACESTATE_MAX + 1, ts_copy_cb, &c, 0);
+	__u32 n = c.n;
+	/* trailing OWS is not part of the value */
+#pragma unroll
+	for (int j = 0; j < 4; j++)
+		if (n > 0 && (s->ts.value[(n - 1) & (SK_INJECT_TRACESTATE_MAX - 1)] == ' ' ||
+			      s->ts.value[(n - 1) & (SK_INJECT_TRACESTATE_MAX - 1)] == '\t'))
+			n--;
+	if (!c.done || n == 0 || n > SK_INJECT_TRACESTATE_MAX) {
+		if (c.done && n == 0) {
+			bpf_map_delete_elem(&thread_tracestates, &id);
+			return;
+		}
+		count(SYS_SKIP_TRACESTATE_NOT_KEPT);
+		bpf_map_delete_elem(&thread_tracestates, &id);
+		return;
+	}
+	s->ts.len = n;
+	s->ts._pad = 0;
+	bpf_map_update_elem(&thread_tracestates, &id, &s->ts, BPF_ANY);
+}
+#endif
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
@@ -725,6 +825,14 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 			struct thread_ctx n = { .ts_ns = now, .active = 1 };
 			n.ctx = cs->ctx;
 			bpf_map_update_elem(&thread_ctxs, &id, &n, BPF_ANY);
+#ifdef SYS_HTTP_SK_INJECT
+			if (sk_inject_pending) {
+				if (e->flags & SYS_F_REMOTE_PARENT)
+					keep_tracestate(s, cap, id);
+				else
+					bpf_map_delete_elem(&thread_tracestates, &id);
+			}
+#endif
 		}
 		cs->owner_tid = (__u32)id;
 		cs->thread_active = 1;
@@ -813,6 +921,10 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			if (sk_inject_pending && !(a.flags & SYS_F_APP_TRACEPARENT)) {
 				struct sk_inject_pending p = { .ts_ns = now, .cookie = cs->conn_id };
 				p.ctx = a.ctx;
+				/* A call linked to the thread's server request sends that request's tracestate on. */
+				struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+				if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
+					p.flags |= SK_INJECT_F_TRACESTATE;
 				bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, &p, BPF_ANY);
 			}
 #endif

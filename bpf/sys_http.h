@@ -45,7 +45,9 @@ enum sys_http_drop_reason {
 	SYS_SKIP_BLACKBOX_STALE = 7,    /* a mirrored client request outside the correlation window */
 	SYS_LINK_BLACKBOX = 8,          /* (not a drop) server requests linked to a same-node client */
 	SYS_LINK_THREAD = 9,            /* (not a drop) client requests linked to their thread's server span */
-	SYS_HTTP_DROP_MAX = 10,
+	SYS_SKIP_TRACESTATE_NOT_KEPT = 10, /* incoming tracestate longer than 256 bytes or cut by the capture:
+					    * not sent on by socket-level injection */
+	SYS_HTTP_DROP_MAX = 11,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

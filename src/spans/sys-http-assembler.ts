@@ -29,6 +29,9 @@ import {
 import { sysHttpSpan, type ExchangeView } from './sys-http-span';
 
 export const SYS_SPANS_DROPPED = 'spanbridge_sys_http_exchanges_dropped_total';
+/** Longest tracestate the kernel sends on (SK_INJECT_TRACESTATE_MAX in bpf/sk_inject.h). */
+export const TRACESTATE_SENT_MAX = 256;
+
 const DROPPED_HELP = 'HTTP exchanges seen by the syscall tracer that produced no span, by reason';
 
 export interface AssemblerOptions {
@@ -65,6 +68,8 @@ interface Exchange {
   readonly traceFlags: number;
   readonly link: ExchangeView['link'];
   readonly tid: number;
+  /** Client linked to its thread's server request: that request's tracestate (what the kernel sends on). */
+  readonly inheritedTraceState: string;
   readonly req: Message;
   resp: Message | null;
   requestLine: RequestLine | null;
@@ -95,6 +100,12 @@ function newMessage(ts: bigint): Message {
 
 export class SysHttpAssembler {
   private readonly conns = new Map<bigint, Conn>();
+  /**
+   * Tracestate of open server requests that continued an incoming trace, by span id: a client call
+   * linked to one (kernel thread link) carries it too, as the kernel sends it on (values up to
+   * TRACESTATE_SENT_MAX bytes, see bpf/sk_inject.h).
+   */
+  private readonly serverTraceStates = new Map<string, string>();
   private readonly maxConns: number;
   private readonly maxExchanges: number;
   private readonly idleNs: bigint;
@@ -197,6 +208,7 @@ export class SysHttpAssembler {
       traceFlags: ids.traceFlags,
       link: ids.link,
       tid: rec.tid,
+      inheritedTraceState: c.role === 'client' && ids.link === 'thread' ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
       req: newMessage(rec.tsNs),
       resp: null,
       requestLine: null,
@@ -217,6 +229,10 @@ export class SysHttpAssembler {
       const line = parseRequestLine(head.firstLine);
       if (!line) return null;
       ex.requestLine = line;
+      if (c.role === 'server' && ex.link === 'traceparent') {
+        const ts = head.headers.get('tracestate');
+        if (ts && ts.length <= TRACESTATE_SENT_MAX) this.serverTraceStates.set(ex.spanId, ts);
+      }
       return head.complete ? requestBody(head.headers) : { kind: 'unknown' as const, length: 0 };
     });
     if (ex.req.parsed === null && (ex.req.headDone || ex.req.gap)) {
@@ -375,6 +391,7 @@ export class SysHttpAssembler {
   /** Emits the exchange's span (when it has what a span needs) and forgets it. */
   private finish(c: Conn, ex: Exchange, reason: 'complete' | 'closed' | 'superseded' | 'idle' = 'complete'): void {
     c.exchanges = c.exchanges.filter((e) => e !== ex);
+    if (c.role === 'server') this.serverTraceStates.delete(ex.spanId);
     if (ex.invalid || !ex.requestLine || !ex.req.parsed) {
       this.drop(ex.req.headDone || ex.req.gap ? 'not_http' : 'incomplete_request');
       return;
@@ -400,6 +417,7 @@ export class SysHttpAssembler {
       parentSpanId: ex.parentSpanId,
       traceFlags: ex.traceFlags,
       link: ex.link,
+      inheritedTraceState: ex.inheritedTraceState,
       request: ex.requestLine,
       requestHeaders: ex.req.parsed.headers,
       requestHeadComplete: ex.req.parsed.complete,

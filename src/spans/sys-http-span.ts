@@ -18,6 +18,8 @@ export interface ExchangeView {
    * 'application': a client request that carried the application's own traceparent (its ids).
    */
   readonly link: 'traceparent' | 'blackbox' | 'thread' | 'application' | 'none';
+  /** Client spans linked to their thread's server request: that request's tracestate (W3C), else ''. */
+  readonly inheritedTraceState: string;
   readonly request: RequestLine;
   readonly requestHeaders: ReadonlyMap<string, string>;
   readonly requestHeadComplete: boolean;
@@ -86,7 +88,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock): 
     spanId: x.spanId,
     parentSpanId: x.parentSpanId,
     traceFlags: x.traceFlags,
-    traceState: x.role === 'server' && x.link === 'traceparent' ? cut(x.requestHeaders.get('tracestate') ?? '') : '',
+    traceState: x.role === 'server' ? (x.link === 'traceparent' ? cut(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
     name: httpSpanName(method, ''),
     kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
     startTimeUnixNano: start,

@@ -194,27 +194,38 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     expect(echoedTraceparents(body)).toEqual([tp]);
   });
 
-  it('an incoming trace is continued through an uninstrumented Python server (thread-linked client call)', async () => {
-    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  /** GET pyServer /call?url=<backend /headers> with `headers`; returns the backend's echoed head. */
+  function callThroughPython(headers: Record<string, string>): Promise<string> {
     const target = encodeURIComponent(`http://127.0.0.1:${backendPort}/headers`);
-    const body = await new Promise<string>((resolve, reject) => {
+    return new Promise<string>((resolve, reject) => {
       http
-        .get(
-          { host: '127.0.0.1', port: pyServerPort, path: `/call?url=${target}`, agent: false, headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } },
-          (res) => {
-            let b = '';
-            res.setEncoding('latin1');
-            res.on('data', (d: string) => (b += d));
-            res.on('end', () => resolve(b));
-          },
-        )
+        .get({ host: '127.0.0.1', port: pyServerPort, path: `/call?url=${target}`, agent: false, headers }, (res) => {
+          let b = '';
+          res.setEncoding('latin1');
+          res.on('data', (d: string) => (b += d));
+          // The Python server answers "<status> <backend body>".
+          res.on('end', () => resolve(b.replace(/^\d+ /, '')));
+        })
         .on('error', reject);
     });
-    // The Python server answers "<status> <backend body>".
-    const tps = echoedTraceparents(body.replace(/^\d+ /, ''));
+  }
+
+  const tracestatesOf = (body: string): string[] =>
+    body
+      .split('\n')
+      .filter((l) => /^tracestate:/i.test(l))
+      .map((l) => l.slice(l.indexOf(':') + 1).trim());
+
+  it('an incoming trace is continued through an uninstrumented Python server (thread-linked client call): trace id and tracestate', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const tracestate = 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7';
+    const body = await callThroughPython({ traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate });
+    const tps = echoedTraceparents(body);
     expect({ tps, body }).toMatchObject({ tps: [expect.stringMatching(TP)] });
     const [, tid, spanId] = TP.exec(tps[0])!;
     expect(tid).toBe(traceId);
+    // W3C: the incoming tracestate goes on unchanged, exactly once.
+    expect(tracestatesOf(body)).toEqual([tracestate]);
     const client = await waitFor('python server client span', () =>
       agent.spans().find((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === pyServer.pid && s.spanId === spanId),
     );
@@ -223,6 +234,27 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     );
     expect(server.traceId).toBe(traceId);
     expect(server.parentSpanId).toBe('00f067aa0ba902b7');
+    expect(server.traceState).toBe(tracestate);
+    expect(client.traceState).toBe(tracestate);
+  });
+
+  it('tracestate: none sent without an incoming one (no value left over from the previous request), and a 300-byte value is not sent', async () => {
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4737';
+    const plain = await callThroughPython({ traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+    expect(TP.exec(echoedTraceparents(plain)[0])![1]).toBe(traceId);
+    expect(tracestatesOf(plain)).toEqual([]);
+    const long = `k=${'v'.repeat(298)}`;
+    const cut = await callThroughPython({ traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: long });
+    expect(TP.exec(echoedTraceparents(cut)[0])![1]).toBe(traceId);
+    expect(tracestatesOf(cut)).toEqual([]);
+  });
+
+  it('tracestate: a request that starts a new trace sends none', async () => {
+    // A tracestate without a valid traceparent is meaningless (W3C): the Python server's span is a
+    // new root and its call must not carry the stray value.
+    const body = await callThroughPython({ tracestate: 'stray=1' });
+    expect(echoedTraceparents(body)).toHaveLength(1);
+    expect(tracestatesOf(body)).toEqual([]);
   });
 
   it('counts injections in the kernel', async () => {
@@ -230,5 +262,7 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     const counters = kernelCounters(agent.stderr());
     expect(counters.sk_inject_done).toBeGreaterThanOrEqual(402);
     expect(counters.sk_inject_skip_push_failed ?? 0).toBe(0);
+    expect(counters.sk_inject_tracestate_done).toBe(1);
+    expect(counters.sys_http_skip_tracestate_not_kept).toBe(1);
   });
 });

@@ -374,6 +374,47 @@ describe('SysHttpAssembler: client side', () => {
     expect(s.status.code).toBe('ERROR'); // 4xx is an error on client spans
   });
 
+  it('a client call linked to its thread\'s server request carries that request\'s tracestate (what the kernel sends on)', () => {
+    const h = new Harness();
+    h.open(1n);
+    const srv = h.data(1n, 'ingress', 'GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\ntracestate: congo=t61rcWkgMzE\r\n\r\n', {
+      flags: START | SYS_F_REMOTE_PARENT,
+      parent: 'b7ad6b7169203331',
+    });
+    h.open(2n, 'client');
+    h.data(2n, 'egress', 'GET /down HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START | SYS_F_THREAD_PARENT, parent: srv.spanId, traceId: srv.traceId });
+    // A call not linked by the thread (a new trace) inherits nothing.
+    h.open(3n, 'client');
+    h.data(3n, 'egress', 'GET /other HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START });
+    h.data(2n, 'ingress', ok(), { role: 'client', flags: RESP });
+    h.data(3n, 'ingress', ok(), { role: 'client', flags: RESP });
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    // After the server request ended, a late thread-linked call finds nothing to inherit.
+    h.open(4n, 'client');
+    h.data(4n, 'egress', 'GET /late HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START | SYS_F_THREAD_PARENT, parent: srv.spanId });
+    h.data(4n, 'ingress', ok(), { role: 'client', flags: RESP });
+    const byPath = (p: string): Span => h.spans.find((s) => s.attributes['url.full']?.toString().endsWith(p))!;
+    expect(byPath('/down').traceState).toBe('congo=t61rcWkgMzE');
+    expect(byPath('/other').traceState).toBe('');
+    expect(byPath('/late').traceState).toBe('');
+    expect(h.spans.find((s) => s.kind === 'SERVER')!.traceState).toBe('congo=t61rcWkgMzE');
+  });
+
+  it('a tracestate longer than the kernel sends on (256 bytes) is kept on the server span only', () => {
+    const h = new Harness();
+    h.open(1n);
+    const long = `k=${'v'.repeat(300)}`;
+    const srv = h.data(1n, 'ingress', `GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\ntracestate: ${long}\r\n\r\n`, {
+      flags: START | SYS_F_REMOTE_PARENT,
+      parent: 'b7ad6b7169203331',
+    });
+    h.open(2n, 'client');
+    h.data(2n, 'egress', 'GET /down HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START | SYS_F_THREAD_PARENT, parent: srv.spanId });
+    h.data(2n, 'ingress', ok(), { role: 'client', flags: RESP });
+    expect(h.spans[0].kind).toBe('CLIENT');
+    expect(h.spans[0].traceState).toBe('');
+  });
+
   it('reports a client request whose connection closed before any response as an error', () => {
     const h = new Harness();
     h.open(1n, 'client');
