@@ -98,22 +98,17 @@ export class ElfFile {
     let shnum = ident.readUInt16LE(60);
     let shstrndx = ident.readUInt16LE(62);
 
-    const segments: ElfSegment[] = [];
-    if (phnum > 0) {
-      const ph = this.readChecked(phoff, phentsize * phnum, 'program headers');
-      for (let i = 0; i < phnum; i++) {
-        const o = i * phentsize;
-        segments.push({
-          type: ph.readUInt32LE(o),
-          flags: ph.readUInt32LE(o + 4),
-          offset: u64(ph, o + 8),
-          vaddr: u64(ph, o + 16),
-          filesz: u64(ph, o + 32),
-          memsz: u64(ph, o + 40),
-        });
-      }
-    }
-    this.segments = segments;
+    this.segments =
+      phnum > 0
+        ? this.readTable(phoff, phentsize, phnum, 'program headers', (ph, o) => ({
+            type: ph.readUInt32LE(o),
+            flags: ph.readUInt32LE(o + 4),
+            offset: u64(ph, o + 8),
+            vaddr: u64(ph, o + 16),
+            filesz: u64(ph, o + 32),
+            memsz: u64(ph, o + 40),
+          }))
+        : [];
 
     const sections: ElfSection[] = [];
     if (shoff !== 0 && shentsize >= 64) {
@@ -123,24 +118,19 @@ export class ElfFile {
         if (shnum === 0) shnum = u64(s0, 32);
         if (shstrndx === 0xffff) shstrndx = s0.readUInt32LE(40);
       }
-      const sh = this.readChecked(shoff, shentsize * shnum, 'section headers');
-      const raw: Array<Omit<ElfSection, 'name'> & { nameOff: number }> = [];
-      for (let i = 0; i < shnum; i++) {
-        const o = i * shentsize;
-        raw.push({
-          index: i,
-          nameOff: sh.readUInt32LE(o),
-          type: sh.readUInt32LE(o + 4),
-          flags: u64(sh, o + 8),
-          addr: u64(sh, o + 16),
-          offset: u64(sh, o + 24),
-          size: u64(sh, o + 32),
-          link: sh.readUInt32LE(o + 40),
-          info: sh.readUInt32LE(o + 44),
-          addralign: u64(sh, o + 48),
-          entsize: u64(sh, o + 56),
-        });
-      }
+      const raw = this.readTable(shoff, shentsize, shnum, 'section headers', (sh, o, index) => ({
+        index,
+        nameOff: sh.readUInt32LE(o),
+        type: sh.readUInt32LE(o + 4),
+        flags: u64(sh, o + 8),
+        addr: u64(sh, o + 16),
+        offset: u64(sh, o + 24),
+        size: u64(sh, o + 32),
+        link: sh.readUInt32LE(o + 40),
+        info: sh.readUInt32LE(o + 44),
+        addralign: u64(sh, o + 48),
+        entsize: u64(sh, o + 56),
+      }));
       const strSec = raw[shstrndx];
       const names = strSec ? this.readChecked(strSec.offset, strSec.size, 'section names') : Buffer.alloc(0);
       for (const r of raw) {
@@ -196,6 +186,14 @@ export class ElfFile {
   readChecked(offset: number, length: number, what: string): Buffer {
     if (offset + length > this.fileSize) throw inspectError(this.path, `truncated file (${what} past end of file)`);
     return this.read(offset, length);
+  }
+
+  /** A header table (program or section headers): `count` entries of `entSize` bytes at `offset`. */
+  private readTable<T>(offset: number, entSize: number, count: number, what: string, entry: (table: Buffer, at: number, index: number) => T): T[] {
+    const table = this.readChecked(offset, entSize * count, what);
+    const out: T[] = [];
+    for (let i = 0; i < count; i++) out.push(entry(table, i * entSize, i));
+    return out;
   }
 
   section(name: string): ElfSection | undefined {
