@@ -19,7 +19,7 @@ import { createLibbpfBackend, type RingWaitMode } from '../../src/bpf/libbpf';
 import { openObjectCount } from '../../src/bpf/lifecycle';
 import { ensureKernelFilesystems, missingRequiredFilesystems } from '../../src/bpf/mounts';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
-import { SpanbridgeError } from '../../src/errors';
+import { thrownSpanbridgeError } from '../helpers/errors';
 
 jest.setTimeout(120_000);
 
@@ -233,16 +233,6 @@ function measure(name: string, value: unknown): void {
   process.stdout.write(`[measure] ${JSON.stringify({ [name]: value })}\n`);
 }
 
-function thrown(fn: () => unknown): SpanbridgeError & { errno?: number } {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SpanbridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
-}
-
 // ------------------------------------------------------------------------------------------------
 
 suite('libbpf binding (real kernel)', () => {
@@ -317,8 +307,8 @@ suite('libbpf binding (real kernel)', () => {
       expect(kv.delete(key)).toBe(true);
       expect(kv.delete(key)).toBe(false);
       expect(kv.lookup(key)).toBeNull();
-      expect(thrown(() => kv.update(Buffer.alloc(3), value)).message).toBe('update map kv: key is 3 bytes, map wants 4');
-      expect(thrown(() => kv.lookupPerCpu(key)).code).toBe('ERR_BPF_MAP');
+      expect(thrownSpanbridgeError(() => kv.update(Buffer.alloc(3), value)).message).toBe('update map kv: key is 3 bytes, map wants 4');
+      expect(thrownSpanbridgeError(() => kv.lookupPerCpu(key)).code).toBe('ERR_BPF_MAP');
 
       const drops = obj.map('drops'); // per-CPU u32: 8-byte stride in the kernel layout
       const cpus = backend.possibleCpus();
@@ -326,9 +316,9 @@ suite('libbpf binding (real kernel)', () => {
       const perCpu = drops.lookupPerCpu(ZERO_KEY);
       expect(perCpu).toHaveLength(cpus);
       expect(perCpu?.map((b) => [b.length, b.readUInt32LE(0)])).toEqual(Array.from({ length: cpus }, () => [4, 5]));
-      expect(thrown(() => drops.lookup(ZERO_KEY)).message).toMatch(/use lookupPerCpu/);
-      expect(thrown(() => obj.map('nope')).code).toBe('ERR_BPF_MAP');
-      expect(thrown(() => obj.ringBuffer('kv', () => undefined)).message).toMatch(/not a ring buffer/);
+      expect(thrownSpanbridgeError(() => drops.lookup(ZERO_KEY)).message).toMatch(/use lookupPerCpu/);
+      expect(thrownSpanbridgeError(() => obj.map('nope')).code).toBe('ERR_BPF_MAP');
+      expect(thrownSpanbridgeError(() => obj.ringBuffer('kv', () => undefined)).message).toMatch(/not a ring buffer/);
     } finally {
       await obj.close();
     }
@@ -350,16 +340,16 @@ suite('libbpf binding (real kernel)', () => {
         [1, 2, 3, 4, 5].map((i) => [RECORD_UPROBE, MAGIC, i]),
       );
 
-      const noPid = thrown(() => prog.attachUprobe({ binaryPath: targetPath, offset: targetOffset, pid: 4_194_000 }));
+      const noPid = thrownSpanbridgeError(() => prog.attachUprobe({ binaryPath: targetPath, offset: targetOffset, pid: 4_194_000 }));
       expect(noPid.code).toBe('ERR_BPF_ATTACH');
       expect(noPid.message).toBe(
         `attach uprobe ${targetPath}+0x${targetOffset.toString(16)} pid 4194000: No such process (errno 3)`,
       );
       expect(noPid.errno).toBe(3);
       expect(String((noPid.cause as Error | undefined)?.message)).toMatch(/libbpf: prog 'on_uprobe'/);
-      const noFile = thrown(() => prog.attachUprobe({ binaryPath: '/nonexistent/app', offset: 0x10 }));
+      const noFile = thrownSpanbridgeError(() => prog.attachUprobe({ binaryPath: '/nonexistent/app', offset: 0x10 }));
       expect(noFile.message).toBe('attach uprobe /nonexistent/app+0x10: No such file or directory (errno 2)');
-      const noTp = thrown(() => obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_no_such_call'));
+      const noTp = thrownSpanbridgeError(() => obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_no_such_call'));
       expect(noTp.code).toBe('ERR_BPF_ATTACH');
       expect(noTp.message).toBe('attach tracepoint syscalls/sys_enter_no_such_call: No such file or directory (errno 2)');
     } finally {
@@ -371,7 +361,7 @@ suite('libbpf binding (real kernel)', () => {
   test('a program the verifier rejects: ERR_BPF_LOAD with the verifier log; disabled, the object loads', async () => {
     const bad = backend.open(BAD_OBJ);
     try {
-      const err = thrown(() => bad.load());
+      const err = thrownSpanbridgeError(() => bad.load());
       expect(err.code).toBe('ERR_BPF_LOAD');
       expect(err.message).toMatch(/^load .*libbpf_test_bad\.bpf\.o: program rejected: Permission denied \(errno 13\)\nverifier log:\n/);
       expect(err.message).toContain("R0 invalid mem access 'map_value_or_null'");
@@ -382,7 +372,7 @@ suite('libbpf binding (real kernel)', () => {
     const ok = backend.open(BAD_OBJ, { disablePrograms: ['rejected'] });
     try {
       ok.load();
-      expect(thrown(() => ok.program('rejected').attachTracepoint('syscalls', 'sys_enter_getppid')).message).toMatch(
+      expect(thrownSpanbridgeError(() => ok.program('rejected').attachTracepoint('syscalls', 'sys_enter_getppid')).message).toMatch(
         /program rejected is disabled/,
       );
       ok.program('accepted').attachTracepoint('syscalls', 'sys_enter_getppid').destroy();
@@ -392,14 +382,14 @@ suite('libbpf binding (real kernel)', () => {
   });
 
   test('open errors: missing file, unknown rodata, oversized value, unknown program to disable', () => {
-    const missing = thrown(() => backend.open('/nonexistent/x.bpf.o'));
+    const missing = thrownSpanbridgeError(() => backend.open('/nonexistent/x.bpf.o'));
     expect([missing.code, missing.message]).toEqual(['ERR_BPF_OPEN', 'open /nonexistent/x.bpf.o: No such file or directory (errno 2)']);
-    expect(thrown(() => backend.open(OBJ, { rodata: { nope: 1 } })).message).toBe(
+    expect(thrownSpanbridgeError(() => backend.open(OBJ, { rodata: { nope: 1 } })).message).toBe(
       `set rodata nope in ${OBJ}: no such variable (known: magic, filter_tgid, small_flag, wide_value)`,
     );
-    expect(thrown(() => backend.open(OBJ, { rodata: { small_flag: 256 } })).message).toMatch(/256 does not fit a 1-byte variable/);
-    expect(thrown(() => backend.open(OBJ, { rodata: { magic: Buffer.alloc(5) } })).code).toBe('ERR_BPF_OPEN');
-    expect(thrown(() => backend.open(OBJ, { disablePrograms: ['nope'] })).message).toBe(`disable program nope: not in ${OBJ}`);
+    expect(thrownSpanbridgeError(() => backend.open(OBJ, { rodata: { small_flag: 256 } })).message).toMatch(/256 does not fit a 1-byte variable/);
+    expect(thrownSpanbridgeError(() => backend.open(OBJ, { rodata: { magic: Buffer.alloc(5) } })).code).toBe('ERR_BPF_OPEN');
+    expect(thrownSpanbridgeError(() => backend.open(OBJ, { disablePrograms: ['nope'] })).message).toBe(`disable program nope: not in ${OBJ}`);
   });
 
   test('handler exceptions are counted, never escape, and delivery goes on', async () => {
@@ -525,8 +515,8 @@ suite('libbpf binding (real kernel)', () => {
     await target.run('probe 1'); // nothing attached any more: no new record (and no crash)
     await sleep(50);
     expect(records).toHaveLength(1);
-    expect(thrown(() => obj.load()).code).toBe('ERR_BPF_LOAD');
-    expect(thrown(() => obj.map('kv')).code).toBe('ERR_BPF_MAP');
+    expect(thrownSpanbridgeError(() => obj.load()).code).toBe('ERR_BPF_LOAD');
+    expect(thrownSpanbridgeError(() => obj.map('kv')).code).toBe('ERR_BPF_MAP');
     await target.stop();
   });
 

@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SpanbridgeError } from '../../../src/errors';
 import { readBuildInfo } from '../../../src/discovery/go/buildinfo';
 import { dwarfVersions } from '../../../src/discovery/go/dwarf';
 import { ElfFile, withElf } from '../../../src/discovery/go/elf';
@@ -16,6 +15,7 @@ import { binaryCacheKey, clearInspectCache, GoBinaryInfo, inspectGoBinary } from
 import { GO_STRUCT_FIELDS, offsetsFromTable } from '../../../src/discovery/go/offsets';
 import { readPclnTable } from '../../../src/discovery/go/pclntab';
 import { clearRetCache } from '../../../src/discovery/go/rets';
+import { thrownSpanbridgeError } from '../../helpers/errors';
 import { buildFixture, haveGo, localGoVersion, OLD_TOOLCHAIN, runOracle } from './go-build';
 
 const FUNCS = [
@@ -28,17 +28,6 @@ const FUNCS = [
 const BUILD_TIMEOUT = 600_000;
 // Tests may build Go fixtures (first run: toolchain download and compile); cached afterwards.
 jest.setTimeout(600_000);
-
-
-function errorOf(fn: () => unknown): SpanbridgeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SpanbridgeError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
-}
 
 /** RET addresses objdump finds in [vaddr, vaddr + size). */
 function objdumpRets(binary: string, vaddr: number, size: number): number[] {
@@ -220,7 +209,7 @@ describeGo('more Go binaries', () => {
     const full = buildFixture('httpapp', { toolchain: 'local' });
     const v = localGoVersion();
     const old = withPatchedVersion(full, v, `go1.16.${'9'.repeat(v.length - 'go1.16.'.length)}`);
-    const err = errorOf(() => inspectGoBinary(old, FUNCS));
+    const err = thrownSpanbridgeError(() => inspectGoBinary(old, FUNCS));
     expect(err.code).toBe('ERR_NOT_SUPPORTED');
     expect(err.message).toContain('go1.16.');
     expect(err.message).toContain('requires Go >= 1.17 (register ABI)');
@@ -230,7 +219,7 @@ describeGo('more Go binaries', () => {
     const stripped = buildFixture('httpapp', { toolchain: 'local', stripped: true });
     const v = localGoVersion();
     const future = `go9.99.${'9'.repeat(v.length - 'go9.99.'.length)}`;
-    const err = errorOf(() => inspectGoBinary(withPatchedVersion(stripped, v, future), FUNCS));
+    const err = thrownSpanbridgeError(() => inspectGoBinary(withPatchedVersion(stripped, v, future), FUNCS));
     expect(err.code).toBe('ERR_NOT_SUPPORTED');
     expect(err.message).toContain(future);
   });
@@ -259,7 +248,7 @@ describeGo('more Go binaries', () => {
 
 describe('not Go binaries', () => {
   test('a non-Go ELF gives ERR_INSPECT "not a Go binary"', () => {
-    const err = errorOf(() => inspectGoBinary('/bin/ls', FUNCS));
+    const err = thrownSpanbridgeError(() => inspectGoBinary('/bin/ls', FUNCS));
     expect(err.code).toBe('ERR_INSPECT');
     expect(err.message).toContain('not a Go binary (no .go.buildinfo)');
     expect(withElf('/bin/ls', (elf) => readBuildInfo(elf))).toBeUndefined();
@@ -268,20 +257,20 @@ describe('not Go binaries', () => {
   test('a non-ELF file gives ERR_INSPECT', () => {
     const p = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spanbridge-go-test-')), 'text');
     fs.writeFileSync(p, '#!/bin/sh\necho hello\n');
-    const err = errorOf(() => inspectGoBinary(p, FUNCS));
+    const err = thrownSpanbridgeError(() => inspectGoBinary(p, FUNCS));
     expect(err.code).toBe('ERR_INSPECT');
     expect(err.message).toContain('not an ELF file');
   });
 
   test('a missing file or a 32-bit ELF gives ERR_INSPECT', () => {
-    expect(errorOf(() => inspectGoBinary('/nonexistent/app', FUNCS)).code).toBe('ERR_INSPECT');
+    expect(thrownSpanbridgeError(() => inspectGoBinary('/nonexistent/app', FUNCS)).code).toBe('ERR_INSPECT');
     const p = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spanbridge-go-test-')), 'elf32');
     const hdr = Buffer.alloc(64);
     hdr.write('\x7fELF', 0, 'latin1');
     hdr[4] = 1; // ELFCLASS32
     hdr[5] = 1;
     fs.writeFileSync(p, hdr);
-    const err = errorOf(() => ElfFile.open(p));
+    const err = thrownSpanbridgeError(() => ElfFile.open(p));
     expect(err.code).toBe('ERR_INSPECT');
     expect(err.message).toContain('not a 64-bit ELF');
   });

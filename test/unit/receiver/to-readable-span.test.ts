@@ -24,6 +24,15 @@ describe('toReadableSpan', () => {
   const resource = makeResource('checkout', 4242);
 
   it('round-trips every field of a server span with a remote parent through OTLP protobuf', () => {
+    // Every attribute value type: string, int, double, true and false.
+    const attributes = {
+      'http.request.method': 'POST',
+      'http.response.status_code': 503,
+      'server.port': 8080,
+      'custom.ratio': 0.25,
+      'custom.flag': true,
+      'custom.false': false,
+    };
     const span = makeSpan(resource, {
       traceId: '0af7651916cd43dd8448eb211c80319c',
       spanId: 'b7ad6b7169203331',
@@ -35,14 +44,7 @@ describe('toReadableSpan', () => {
       startTimeUnixNano: 1732500000123456789n,
       endTimeUnixNano: 1732500001987654321n,
       status: { code: 'ERROR', message: 'boom' },
-      attributes: {
-        'http.request.method': 'POST',
-        'http.response.status_code': 503,
-        'server.port': 8080,
-        'custom.ratio': 0.25,
-        'custom.flag': true,
-        'custom.false': false,
-      },
+      attributes,
     });
     const [rs] = roundTrip([span]);
     const [decoded] = flattenSpans([rs]);
@@ -56,14 +58,7 @@ describe('toReadableSpan', () => {
       startTimeUnixNano: 1732500000123456789n,
       endTimeUnixNano: 1732500001987654321n,
       status: { code: 2, message: 'boom' },
-      attributes: {
-        'http.request.method': 'POST',
-        'http.response.status_code': 503,
-        'server.port': 8080,
-        'custom.ratio': 0.25,
-        'custom.flag': true,
-        'custom.false': false,
-      },
+      attributes,
       flags: 0x01 | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE,
       events: 0,
       links: 0,
