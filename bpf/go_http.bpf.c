@@ -479,7 +479,6 @@ struct {
 } goroutine_parent SEC(".maps");
 
 #define SCAN_MAX 4096 /* = net/http's default write buffer: every unflushed header block fits */
-#define TP_LINE_LEN 70 /* "Traceparent: " (13) + 55 + "\r\n" */
 
 struct scan_scratch {
 	char bytes[SCAN_MAX + 128];
@@ -837,30 +836,6 @@ static long scan_tracestate_line(__u32 i, struct scan_ctx *sc)
 	return 1;
 }
 
-/* Writes the 70-byte header line for ctx into out. */
-static __always_inline void format_traceparent_line(char out[TP_LINE_LEN], const struct trace_context *tc)
-{
-	const char hex[] = "0123456789abcdef";
-	const char head[] = "Traceparent: 00-";
-	__builtin_memcpy(out, head, 16);
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		out[16 + 2 * i] = hex[(tc->trace_id[i] >> 4) & 0xf];
-		out[17 + 2 * i] = hex[tc->trace_id[i] & 0xf];
-	}
-	out[48] = '-';
-#pragma unroll
-	for (int i = 0; i < 8; i++) {
-		out[49 + 2 * i] = hex[(tc->span_id[i] >> 4) & 0xf];
-		out[50 + 2 * i] = hex[tc->span_id[i] & 0xf];
-	}
-	out[65] = '-';
-	out[66] = hex[(tc->flags >> 4) & 0xf];
-	out[67] = hex[tc->flags & 0xf];
-	out[68] = '\r';
-	out[69] = '\n';
-}
-
 /* At the RETs of Header.writeSubset: the request's headers are in the writer's buffer. Either
  * the application set a traceparent (use its ids; never add a second), or inject ours. */
 static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inject)
@@ -951,20 +926,20 @@ static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inje
 		}
 		return 0;
 	}
-	if (buf.cap - n < TP_LINE_LEN) {
+	if (buf.cap - n < TRACEPARENT_LINE_LEN) {
 		count_drop(INJECT_SKIP_NO_ROOM);
 		c->flags |= CLIENT_F_INJECT_SKIPPED;
 		return 0;
 	}
-	char line[TP_LINE_LEN];
-	format_traceparent_line(line, &c->ctx);
+	char line[TRACEPARENT_LINE_LEN];
+	format_traceparent_line(line, &c->ctx, 'T');
 	/* Bounds verified above: [buf.ptr + n, buf.ptr + n + 70) lies inside the buffer. */
-	if (bpf_probe_write_user((void *)(buf.ptr + n), line, TP_LINE_LEN)) {
+	if (bpf_probe_write_user((void *)(buf.ptr + n), line, TRACEPARENT_LINE_LEN)) {
 		count_drop(INJECT_SKIP_BAD_WRITER);
 		c->flags |= CLIENT_F_INJECT_SKIPPED;
 		return 0;
 	}
-	__s64 new_n = n + TP_LINE_LEN;
+	__s64 new_n = n + TRACEPARENT_LINE_LEN;
 	if (bpf_probe_write_user(w + off->bufio_n, &new_n, sizeof(new_n))) {
 		count_drop(INJECT_SKIP_BAD_WRITER);
 		c->flags |= CLIENT_F_INJECT_SKIPPED;

@@ -28,7 +28,6 @@ const volatile __u64 pending_max_age_ns = SK_INJECT_MAX_AGE_NS;
 
 #define SK_WINDOW 4096   /* bytes of a message inspected (request line + headers) */
 #define SK_METHOD_MAX 16 /* longest method accepted in a request line */
-#define SK_TP_LINE_LEN 70 /* "traceparent: " (13) + 55 + "\r\n" */
 
 /* Processes whose outgoing connections are registered (host tgid -> 1). */
 struct {
@@ -64,7 +63,7 @@ struct {
 
 struct sk_scratch {
 	char bytes[2 * SK_WINDOW];
-	char line[SK_TP_LINE_LEN + 2];
+	char line[TRACEPARENT_LINE_LEN + 2];
 	__u8 _pad[6];
 	char tsline[512]; /* "tracestate: " + value + "\r\n" (sized for the 511 index mask) */
 };
@@ -177,29 +176,6 @@ static long find_traceparent(__u32 i, struct find_ctx *fc)
 	}
 	fc->found = at;
 	return 1;
-}
-
-static __always_inline void format_line(char *out, const struct trace_context *tc)
-{
-	const char hex[] = "0123456789abcdef";
-	const char head[] = "traceparent: 00-";
-	__builtin_memcpy(out, head, 16);
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		out[16 + 2 * i] = hex[(tc->trace_id[i] >> 4) & 0xf];
-		out[17 + 2 * i] = hex[tc->trace_id[i] & 0xf];
-	}
-	out[48] = '-';
-#pragma unroll
-	for (int i = 0; i < 8; i++) {
-		out[49 + 2 * i] = hex[(tc->span_id[i] >> 4) & 0xf];
-		out[50 + 2 * i] = hex[tc->span_id[i] & 0xf];
-	}
-	out[65] = '-';
-	out[66] = hex[(tc->flags >> 4) & 0xf];
-	out[67] = hex[tc->flags & 0xf];
-	out[68] = '\r';
-	out[69] = '\n';
 }
 
 #define TS_LINE_MAX (SK_INJECT_TRACESTATE_MAX + 14)
@@ -348,22 +324,22 @@ static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const str
 			return SK_INJECT_SKIP_HEAD_TOO_LONG;
 	}
 
-	format_line(s->line, &p->ctx);
-	if (bpf_msg_push_data(msg, off, SK_TP_LINE_LEN, 0))
+	format_traceparent_line(s->line, &p->ctx, 't');
+	if (bpf_msg_push_data(msg, off, TRACEPARENT_LINE_LEN, 0))
 		return SK_INJECT_SKIP_PUSH_FAILED;
-	if (bpf_msg_pull_data(msg, off, off + SK_TP_LINE_LEN, 0)) {
-		bpf_msg_pop_data(msg, off, SK_TP_LINE_LEN, 0);
+	if (bpf_msg_pull_data(msg, off, off + TRACEPARENT_LINE_LEN, 0)) {
+		bpf_msg_pop_data(msg, off, TRACEPARENT_LINE_LEN, 0);
 		return SK_INJECT_SKIP_PUSH_FAILED;
 	}
 	char *d = (void *)(long)msg->data;
 	data_end = (void *)(long)msg->data_end;
-	if ((void *)(d + SK_TP_LINE_LEN) > data_end) {
-		bpf_msg_pop_data(msg, off, SK_TP_LINE_LEN, 0);
+	if ((void *)(d + TRACEPARENT_LINE_LEN) > data_end) {
+		bpf_msg_pop_data(msg, off, TRACEPARENT_LINE_LEN, 0);
 		return SK_INJECT_SKIP_PUSH_FAILED;
 	}
-	__builtin_memcpy(d, s->line, SK_TP_LINE_LEN);
+	__builtin_memcpy(d, s->line, TRACEPARENT_LINE_LEN);
 	if (p->flags & SK_INJECT_F_TRACESTATE)
-		count(insert_tracestate(msg, off + SK_TP_LINE_LEN, id, s));
+		count(insert_tracestate(msg, off + TRACEPARENT_LINE_LEN, id, s));
 	return SK_INJECT_DONE;
 }
 

@@ -101,4 +101,33 @@ static __always_inline void new_trace_id(__u8 id[16])
 	id[15] |= id[0] ? 0 : 1;
 }
 
+#define TRACEPARENT_LINE_LEN 70 /* "traceparent: " (13) + TRACEPARENT_LEN + "\r\n" */
+
+/* Writes `<T|t>raceparent: 00-<trace>-<span>-<flags>\r\n` (TRACEPARENT_LINE_LEN bytes) for tc.
+ * `first` is the name's first letter: Go writes canonical header names ('T'), the socket path
+ * lower case ('t'); HTTP header names are case-insensitive either way. */
+static __always_inline void format_traceparent_line(char *out, const struct trace_context *tc, char first)
+{
+	const char hex[] = "0123456789abcdef";
+	const char head[] = "traceparent: 00-";
+	__builtin_memcpy(out, head, 16);
+	out[0] = first;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		out[16 + 2 * i] = hex[(tc->trace_id[i] >> 4) & 0xf];
+		out[17 + 2 * i] = hex[tc->trace_id[i] & 0xf];
+	}
+	out[48] = '-';
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		out[49 + 2 * i] = hex[(tc->span_id[i] >> 4) & 0xf];
+		out[50 + 2 * i] = hex[tc->span_id[i] & 0xf];
+	}
+	out[65] = '-';
+	out[66] = hex[(tc->flags >> 4) & 0xf];
+	out[67] = hex[tc->flags & 0xf];
+	out[68] = '\r';
+	out[69] = '\n';
+}
+
 #endif
