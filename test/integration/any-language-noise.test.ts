@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { freePort } from './helpers/collector';
-import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 import { buildCServer, httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
 import { copyBinary } from './helpers/go-build';
@@ -17,14 +17,6 @@ const NOISE_LANGS: Lang[] = ['python', 'c', 'node'];
 function tlsClientHello(): Buffer {
   const body = randomBytes(300);
   return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03]), body]);
-}
-
-/** Counters the agent logs at stop: "kernel counters: a=1 b=2". */
-function kernelCounters(stderr: string): Record<string, number> {
-  const line = stderr.split('\n').find((l) => l.includes('kernel counters:')) ?? '';
-  const out: Record<string, number> = {};
-  for (const m of line.matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
-  return out;
 }
 
 describe('any-language tracing under bad input', () => {

@@ -99,6 +99,14 @@ export interface PrintedSpanLine {
   traceState: string;
 }
 
+/** Parses the agent's "kernel counters: a=1 b=2" stop line. */
+export function kernelCounters(stderr: string): Record<string, number> {
+  const line = stderr.split('\n').find((l) => l.includes('kernel counters:'));
+  const out: Record<string, number> = {};
+  for (const m of (line ?? '').matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 /** Starts `spanbridge run ARGS --print-spans json --ready-file F` and waits for readiness. */
 export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000): Promise<AgentProcess> {
   if (!existsSync(AGENT_CLI)) throw new Error(`${AGENT_CLI} is missing: run \`make ts\` (make test does)`);
