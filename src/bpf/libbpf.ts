@@ -10,8 +10,11 @@
  * on the ring buffer's epoll fd ('uv-poll', default) or by epoll_wait on a libuv worker thread
  * through koffi's async call ('worker'); records are consumed on the main thread with
  * ring_buffer__consume, in time-bounded turns (default 5 ms) so a flood of records cannot starve
- * timers and I/O. Link detaches, which wait for RCU grace periods in the kernel, also run on a
- * worker thread. What stays synchronous: open, load (verifier) and attach.
+ * timers and I/O. Programs may skip the wakeup while little data waits (bpf/ring_wakeup.h), so one
+ * unref'd timer also gives every running ring a turn each pollIntervalMs (default 50 ms), and a
+ * draining close reads every ring empty once the links are gone. Link detaches, which wait for
+ * RCU grace periods in the kernel, also run on a worker thread. What stays synchronous: open,
+ * load (verifier) and attach.
  *
  * libbpf 1.1.2 (Debian 12) conventions relied on: functions returning pointers give NULL and set
  * errno; functions returning int give -errno; libbpf's own diagnostics go through a print callback,
@@ -869,6 +872,8 @@ class LibbpfRingBuffer implements RingBufferSource {
   private readingOut = false;
   private drainScheduled = false;
   private pollScheduled = false;
+  /** start() was called: only then does a draining close deliver what is left. */
+  private started = false;
   private turnDeadline = 0;
   private turnCount = 0;
   private turnOver = false;
@@ -910,6 +915,7 @@ class LibbpfRingBuffer implements RingBufferSource {
   start(): void {
     if (this.state !== 'created') return;
     this.state = 'running';
+    this.started = true;
     this.poller.add(this);
     if (this.mode === 'uv-poll') {
       // Readable when the ring has data (level-triggered). Consume from setImmediate rather than
@@ -947,7 +953,7 @@ class LibbpfRingBuffer implements RingBufferSource {
    * is running (a handler that closes its own object mid-consume keeps the stop-at-once rule).
    */
   drainRemaining(): void {
-    if (this.rb === null || this.consuming || this.state === 'closing' || this.state === 'closed') return;
+    if (!this.started || this.rb === null || this.consuming || this.state === 'closing' || this.state === 'closed') return;
     this.consuming = true;
     this.readingOut = true;
     const turnStart = performance.now();
