@@ -925,7 +925,7 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 				struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 				if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
 					p.flags |= SK_INJECT_F_TRACESTATE;
-				bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, &p, BPF_ANY);
+				bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, &p, BPF_ANY);
 			}
 #endif
 			struct client_request cr = { .ts_ns = now, .tgid = id >> 32 };
