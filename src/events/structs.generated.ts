@@ -171,7 +171,7 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     tid: { offset: 12, size: 4, kind: 'u32' },
     fd: { offset: 16, size: 4, kind: 'u32' },
     tail_len: { offset: 20, size: 2, kind: 'u16' },
-    _pad0: { offset: 22, size: 2, kind: 'u16' },
+    flags2: { offset: 22, size: 2, kind: 'u16' },
     conn_id: { offset: 24, size: 8, kind: 'u64' },
     ts_ns: { offset: 32, size: 8, kind: 'u64' },
     len: { offset: 40, size: 8, kind: 'u64' },
