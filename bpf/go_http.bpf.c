@@ -32,6 +32,7 @@
 #include "trace_context.h"
 #include "sys_http_go_link.h"
 #include "sk_inject.h"
+#include "ring_wakeup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -42,6 +43,9 @@ const volatile bool capture_user_agent = true;
  * application traceparent was found, the write goroutine's flush leaves the client span's context
  * for the sk_msg program, keyed by the flushing thread. */
 const volatile bool socket_injection = false;
+/* Wake the agent only once this many bytes wait in go_http_events (0: the kernel's default,
+ * every record while the agent keeps up); bpf/ring_wakeup.h. */
+const volatile __u64 ring_wakeup_bytes = 0;
 
 struct goroutine_key {
 	__u32 tgid;
@@ -410,7 +414,7 @@ int go_server_handler_serve_http_ret(struct pt_regs *ctx)
 		e->user_agent_len = h->user_agent_len;
 		bpf_probe_read_kernel(e->user_agent, USER_AGENT_MAX, h->user_agent);
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ring_wakeup_flags(&go_http_events, ring_wakeup_bytes));
 out:
 	bpf_map_delete_elem(&incoming_by_goroutine, &key);
 	bpf_map_delete_elem(&server_requests, &key);
@@ -696,7 +700,7 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 			e->flags |= CLIENT_F_HAS_STATUS;
 		}
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ring_wakeup_flags(&go_http_events, ring_wakeup_bytes));
 out:
 	bpf_map_delete_elem(&client_requests, &rkey);
 	if (socket_injection)

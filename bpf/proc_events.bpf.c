@@ -10,6 +10,7 @@
 #include "record_types.h"
 #include "drop_reasons.h"
 #include "proc_lifecycle_event.h"
+#include "ring_wakeup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -19,6 +20,10 @@ struct {
 } proc_events SEC(".maps");
 
 DROP_COUNTERS_MAP(proc_drops);
+
+/* 0 (what the agent leaves it at): every exec/exit wakes the agent at once, so processes started
+ * later are attached promptly; these events are rare next to request records. bpf/ring_wakeup.h. */
+const volatile __u64 ring_wakeup_bytes = 0;
 
 const struct proc_lifecycle_event *_unused_proc_lifecycle_event __attribute__((unused));
 
@@ -40,7 +45,7 @@ static __always_inline void emit(__u8 type)
 	e->_pad1 = 0;
 	e->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ring_wakeup_flags(&proc_events, ring_wakeup_bytes));
 }
 
 SEC("tracepoint/sched/sched_process_exec")

@@ -31,6 +31,7 @@
 #include "trace_context.h"
 #include "sys_http.h"
 #include "sys_http_go_link.h"
+#include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
 #if __has_include("sk_inject.h")
@@ -54,6 +55,9 @@ const volatile __u64 thread_ctx_max_age_ns = 60ULL * 1000 * 1000 * 1000;
 const volatile __u32 max_connections = 16384;
 /* Leave each client request's context for the sk_msg injector (bpf/sk_inject.h). */
 const volatile bool sk_inject_pending = false;
+/* Wake the agent only once this many bytes wait in sys_http_events (0: the kernel's default,
+ * every record while the agent keeps up); bpf/ring_wakeup.h. */
+const volatile __u64 ring_wakeup_bytes = 0;
 
 /* Per traced process: SYS_MODE_* bits. */
 #define SYS_MODE_TRACE 1       /* report spans for this process */
@@ -454,7 +458,7 @@ static __always_inline void emit_conn(__u8 type, struct conn_state *cs, __u32 fd
 		e->local_port = cs->tuple.client_port;
 		e->remote_port = cs->tuple.server_port;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes));
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")
@@ -1255,7 +1259,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&sys_http_events, e, size, 0))
+	if (bpf_ringbuf_output(&sys_http_events, e, size, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes)))
 		count(SYS_DROP_RINGBUF_FULL);
 	return 0;
 }

@@ -2,20 +2,17 @@
  * Child processes pinned to a CPU (taskset), and what /proc says about a process: CPU ticks,
  * resident memory, resident memory by mapping, and the machine's busy time.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
+import { captureOutput, type Running } from '../../test/helpers/child-process';
+
+export { freePort, waitFor, waitForPort } from '../../test/helpers/child-process';
 
 export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-export interface Child {
-  readonly proc: ChildProcess;
-  readonly pid: number;
+/** A pinned child: output captured and stop() as in the tests (test/helpers/child-process.ts). */
+export interface Child extends Running {
   readonly startedAt: number;
-  stdout(): string;
-  stderr(): string;
-  readonly exited: Promise<number | string>;
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
 }
 
 /** Spawns `cmd args` pinned to `cpu` (all its threads), stdout/stderr captured. */
@@ -26,32 +23,7 @@ export function spawnPinned(cpu: number, cmd: string, args: string[], env: NodeJ
     cwd,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-    if (err.length > 1 << 20) err = err.slice(-(1 << 19));
-  });
-  // 'close', not 'exit': only then has all of stdout/stderr been read (the agent's stop lines).
-  const exited = new Promise<number | string>((resolve) => proc.on('close', (code, sig) => resolve(code ?? String(sig))));
-  return {
-    proc,
-    pid: proc.pid ?? -1,
-    startedAt,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000) {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill(signal);
-        const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-        await exited;
-        clearTimeout(t);
-      }
-      return exited;
-    },
-  };
+  return { ...captureOutput(proc), startedAt };
 }
 
 /** Runs a pinned command to completion; resolves with its stdout (rejects on a non-zero exit). */
@@ -64,36 +36,6 @@ export async function runPinned(cpu: number, cmd: string, args: string[]): Promi
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, stepMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export function waitForPort(port: number, timeoutMs = 20_000): Promise<boolean> {
-  return waitFor(`port ${port}`, () =>
-    new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    }), timeoutMs, 50);
-}
 
 /** utime + stime of a process, in clock ticks. */
 export function cpuTicks(pid: number | 'self'): number {

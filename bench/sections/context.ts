@@ -31,7 +31,7 @@ export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<
     kind === 'go'
       ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(port) })
       : spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)]);
-  await waitForPort(port);
+  await waitForPort(port, 20_000, 50);
   const addr = `127.0.0.1:${port}`;
   return { child, addr, path: '/items/1', url: `http://${addr}/items/1` };
 }

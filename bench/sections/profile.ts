@@ -114,7 +114,7 @@ export async function profileAgent(ctx: BenchContext, results: Results): Promise
   try {
     const agent = await startAgent(ctx.config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint, nodeFlags: ['--inspect=127.0.0.1:0'] });
     try {
-      const url = await waitFor('inspector URL', () => /Debugger listening on (ws:\/\/\S+)/.exec(agent.stderr())?.[1]);
+      const url = await waitFor('inspector URL', () => /Debugger listening on (ws:\/\/\S+)/.exec(agent.stderr())?.[1], 20_000, 20);
       const cdp = await inspector(url);
       await cdp.call('Profiler.enable');
       await cdp.call('Profiler.setSamplingInterval', { interval: 1000 });

@@ -35,6 +35,7 @@ import type {
   BpfMap,
   BpfObject,
   BpfProgram,
+  CloseOptions,
   OpenOptions,
   RecordHandler,
   RingBufferSource,
@@ -72,8 +73,17 @@ export interface LibbpfBackendOptions {
   readonly waitTimeoutMs?: number;
   /** Longest a single consume turn may run on the main thread before yielding. Default 5 ms. */
   readonly consumeTurnMs?: number;
+  /**
+   * Every running ring buffer is also consumed on this period (one unref'd timer per backend),
+   * whether or not the kernel woke us: programs that skip wakeups while little data waits
+   * (bpf/ring_wakeup.h, `ring_wakeup_bytes`) rely on it, so no record waits longer than this.
+   * Default 50 ms; 0 turns it off (then every program must wake user space itself).
+   */
+  readonly pollIntervalMs?: number;
 }
 
+/** Default period of the backend's ring-buffer consume timer (LibbpfBackendOptions.pollIntervalMs). */
+export const DEFAULT_POLL_INTERVAL_MS = 50;
 const LOG_BUF_SIZE = 16 * 1024 * 1024; // calloc'd: pages are only touched if the kernel writes.
 const LOG_TAIL_BYTES = 4096;
 const LIBBPF_LINES_KEPT = 200;
@@ -295,6 +305,7 @@ export function createLibbpfBackend(options: LibbpfBackendOptions = {}): BpfBack
     ringWait: options.ringWait ?? ringWaitFromEnv() ?? 'uv-poll',
     waitTimeoutMs: options.waitTimeoutMs ?? 200,
     consumeTurnMs: options.consumeTurnMs ?? 5,
+    pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
   };
   let cpus: number | undefined;
   const possibleCpus = (): number => {
@@ -305,8 +316,9 @@ export function createLibbpfBackend(options: LibbpfBackendOptions = {}): BpfBack
     }
     return cpus;
   };
+  const poller = new RingPoller(cfg.pollIntervalMs);
   return {
-    open: (path, openOptions) => LibbpfObject.open(n, cfg, possibleCpus, path, openOptions ?? {}),
+    open: (path, openOptions) => LibbpfObject.open(n, cfg, poller, possibleCpus, path, openOptions ?? {}),
     possibleCpus,
   };
 }
@@ -326,6 +338,7 @@ class LibbpfObject implements BpfObject {
   private constructor(
     private readonly n: Native,
     private readonly cfg: Required<LibbpfBackendOptions>,
+    private readonly poller: RingPoller,
     readonly possibleCpus: () => number,
     readonly path: string,
     ptr: bigint,
@@ -337,6 +350,7 @@ class LibbpfObject implements BpfObject {
   static open(
     n: Native,
     cfg: Required<LibbpfBackendOptions>,
+    poller: RingPoller,
     possibleCpus: () => number,
     path: string,
     options: OpenOptions,
@@ -360,7 +374,7 @@ class LibbpfObject implements BpfObject {
       throw err;
     }
     n.log.take();
-    return new LibbpfObject(n, cfg, possibleCpus, path, ptr);
+    return new LibbpfObject(n, cfg, poller, possibleCpus, path, ptr);
   }
 
   /** The live object pointer; throws `code` once the object is closed. */
@@ -446,7 +460,7 @@ class LibbpfObject implements BpfObject {
     if (m.type !== BPF_MAP_TYPE_RINGBUF) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: map type ${m.type} is not a ring buffer`);
     const fd = this.n.mapFd(m.ptr) as number;
     if (!this.loaded || fd < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: object ${this.path} is not loaded`);
-    const rb = new LibbpfRingBuffer(this.n, this.cfg, mapName, fd, onRecord);
+    const rb = new LibbpfRingBuffer(this.n, this.cfg, this.poller, mapName, fd, onRecord);
     this.rings.push(rb);
     return rb;
   }
@@ -461,15 +475,22 @@ class LibbpfObject implements BpfObject {
     this.linkDestroys = this.linkDestroys.then(step);
   }
 
-  close(): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
-      // No record reaches a handler once close() was called; then the kernel side goes in the
-      // documented order: links (reverse creation order), ring buffers, the object.
-      for (const r of this.rings) r.stopDelivery();
+      // Without drain no record reaches a handler once close() was called; with drain records
+      // keep flowing while the links go, then what is left is read out. Then the kernel side goes
+      // in the documented order: links (reverse creation order), ring buffers, the object.
+      if (!options.drain) for (const r of this.rings) r.stopDelivery();
       for (const link of [...this.links].reverse()) link.destroy();
       this.links.length = 0;
       await this.linkDestroys;
+      for (const r of this.rings) {
+        r.stopDelivery();
+        // The links are gone, so nothing new arrives: records below the wakeup threshold (and
+        // any the last turns left) reach the handler now, synchronously.
+        if (options.drain) r.drainRemaining();
+      }
       await Promise.all(this.rings.map((r) => r.close()));
       this.rings.length = 0;
       if (this.ptr !== null) this.n.objectClose(this.ptr);
@@ -781,12 +802,49 @@ class LibbpfMap implements BpfMap {
 // Ring buffers
 
 /**
- * One libbpf ring_buffer manager for one map. States: created -> running (start) -> closing ->
- * closed. Invariants: ring_buffer__consume only runs on the main thread and never while the
- * manager is being freed; ring_buffer__free only runs when no epoll_wait is in flight.
+ * The backend's periodic consume: one unref'd interval timer while any ring buffer runs, which
+ * gives every running ring a consume turn whether or not the kernel woke us. Programs that skip
+ * wakeups while little data waits (bpf/ring_wakeup.h) rely on it: a record waits at most one
+ * period. One timer for all rings, so an idle agent wakes once per period, not once per ring.
+ */
+class RingPoller {
+  private readonly rings = new Set<LibbpfRingBuffer>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly intervalMs: number) {}
+
+  add(ring: LibbpfRingBuffer): void {
+    if (!(this.intervalMs > 0)) return;
+    this.rings.add(ring);
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      for (const r of [...this.rings]) r.poll();
+    }, this.intervalMs);
+    this.timer.unref(); // never what keeps the agent alive
+  }
+
+  remove(ring: LibbpfRingBuffer): void {
+    this.rings.delete(ring);
+    if (this.rings.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+/**
+ * One libbpf ring_buffer manager for one map. States: created -> running (start) -> stopping ->
+ * closing -> closed. Invariants: ring_buffer__consume only runs on the main thread and never
+ * while the manager is being freed; ring_buffer__free only runs when no epoll_wait is in flight.
+ * Records are consumed when the kernel wakes us (epoll: libuv poll or a worker's epoll_wait),
+ * on the backend's poll period (RingPoller), and once more at a draining close.
  */
 class LibbpfRingBuffer implements RingBufferSource {
   delivered = 0;
+  /** Records delivered by the periodic consume (the kernel had not woken us for them). */
+  deliveredByPoll = 0;
+  /** Records delivered by the final read-out of a draining close. */
+  deliveredAtClose = 0;
   /** Handler exceptions caught (and counted, never rethrown into libbpf). */
   handlerErrors = 0;
   lastHandlerError: unknown = undefined;
@@ -807,17 +865,21 @@ class LibbpfRingBuffer implements RingBufferSource {
   private mode: RingWaitMode;
   private waiting = false;
   private consuming = false;
+  /** Inside drainRemaining(): deliver everything, no turn limit, whatever the state. */
+  private readingOut = false;
   private drainScheduled = false;
+  private pollScheduled = false;
   private turnDeadline = 0;
   private turnCount = 0;
   private turnOver = false;
-  private poll: koffiNode.PollHandle | undefined;
+  private uvPoll: koffiNode.PollHandle | undefined;
   private closed: Promise<void> | undefined;
   private resolveClosed: (() => void) | undefined;
 
   constructor(
     private readonly n: Native,
     private readonly cfg: Required<LibbpfBackendOptions>,
+    private readonly poller: RingPoller,
     readonly name: string,
     mapFd: number,
     private readonly onRecord: RecordHandler,
@@ -848,6 +910,7 @@ class LibbpfRingBuffer implements RingBufferSource {
   start(): void {
     if (this.state !== 'created') return;
     this.state = 'running';
+    this.poller.add(this);
     if (this.mode === 'uv-poll') {
       // Readable when the ring has data (level-triggered). Consume from setImmediate rather than
       // inside koffi's poll callback (a plain N-API call outside any callback scope), so that
@@ -856,15 +919,15 @@ class LibbpfRingBuffer implements RingBufferSource {
       const onPoll = (status: unknown): void => {
         if (typeof status === 'number' && status < 0) {
           this.waitErrors++;
-          this.poll?.close();
-          this.poll = undefined;
+          this.uvPoll?.close();
+          this.uvPoll = undefined;
           this.mode = 'worker';
           this.drain();
           return;
         }
         this.scheduleDrain();
       };
-      this.poll = koffi.node.poll(this.epollFd, { readable: true }, onPoll as (ev: koffiNode.PollEvents) => void);
+      this.uvPoll = koffi.node.poll(this.epollFd, { readable: true }, onPoll as (ev: koffiNode.PollEvents) => void);
     } else {
       this.drain(); // records may already be waiting
     }
@@ -874,12 +937,34 @@ class LibbpfRingBuffer implements RingBufferSource {
   stopDelivery(): void {
     if (this.state !== 'created' && this.state !== 'running') return;
     this.state = 'stopping';
-    this.poll?.stop(); // level-triggered: would otherwise fire every loop turn while data remains
+    this.poller.remove(this);
+    this.uvPoll?.stop(); // level-triggered: would otherwise fire every loop turn while data remains
+  }
+
+  /**
+   * Reads the ring empty now, synchronously, delivering every record (no turn limit). For a
+   * draining close, once the object's links are gone so nothing new arrives. Not while a consume
+   * is running (a handler that closes its own object mid-consume keeps the stop-at-once rule).
+   */
+  drainRemaining(): void {
+    if (this.rb === null || this.consuming || this.state === 'closing' || this.state === 'closed') return;
+    this.consuming = true;
+    this.readingOut = true;
+    const turnStart = performance.now();
+    try {
+      const r = this.n.ringConsume(this.rb) as number;
+      if (r < 0) this.waitErrors++;
+    } finally {
+      this.consuming = false;
+      this.readingOut = false;
+      this.maxTurnMs = Math.max(this.maxTurnMs, performance.now() - turnStart);
+    }
   }
 
   close(): Promise<void> {
     if (this.closed) return this.closed;
     this.state = 'closing';
+    this.poller.remove(this);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -892,6 +977,22 @@ class LibbpfRingBuffer implements RingBufferSource {
     return this.closed;
   }
 
+  /** The backend's periodic consume: one bounded turn, continued right away while records remain. */
+  poll(): void {
+    if (this.state !== 'running' || this.rb === null || this.consuming) return;
+    const before = this.delivered;
+    const more = this.consumeTurn();
+    this.deliveredByPoll += this.delivered - before;
+    if (more && this.state === 'running' && !this.pollScheduled) {
+      // Below the wakeup threshold epoll may never report these: continue without waiting a period.
+      this.pollScheduled = true;
+      setImmediate(() => {
+        this.pollScheduled = false;
+        this.poll();
+      });
+    }
+  }
+
   /** libbpf's ring_buffer_sample_fn: runs on the main thread, inside ring_buffer__consume. */
   private readonly onSample = (_ctx: Ptr, data: bigint, size: number | bigint): number => {
     const len = Number(size);
@@ -900,12 +1001,14 @@ class LibbpfRingBuffer implements RingBufferSource {
     const rec = Buffer.allocUnsafe(len);
     this.n.memcpy(rec, data, len);
     this.delivered++;
+    if (this.readingOut) this.deliveredAtClose++;
     try {
       this.onRecord(rec);
     } catch (err) {
       this.handlerErrors++;
       this.lastHandlerError = err;
     }
+    if (this.readingOut) return 0;
     if (this.state !== 'running') {
       this.turnOver = true;
       return -1; // stop this consume (record already accounted for)
@@ -926,9 +1029,12 @@ class LibbpfRingBuffer implements RingBufferSource {
     });
   }
 
-  /** One bounded consume turn on the main thread, then wait again (or yield and continue). */
-  private drain(): void {
-    if (this.state !== 'running' || this.rb === null) return;
+  /**
+   * One bounded consume turn on the main thread. Returns true when the turn ended with records
+   * left (time limit) and the ring buffer still runs.
+   */
+  private consumeTurn(): boolean {
+    if (this.rb === null) return false;
     this.consuming = true;
     this.turnOver = false;
     this.turnCount = 0;
@@ -943,11 +1049,19 @@ class LibbpfRingBuffer implements RingBufferSource {
     }
     if (this.state !== 'running') {
       this.finishCloseIfIdle();
-      return;
+      return false;
     }
     if (r < 0 && !this.turnOver) this.waitErrors++;
+    return this.turnOver;
+  }
+
+  /** A consume turn after a wake-up (or in 'worker' mode), then wait again (or yield and continue). */
+  private drain(): void {
+    if (this.state !== 'running' || this.rb === null) return;
+    const more = this.consumeTurn();
+    if (this.state !== 'running') return;
     if (this.mode === 'uv-poll') return; // libuv calls back while data remains
-    if (this.turnOver) {
+    if (more) {
       this.scheduleDrain(); // more records right away; let timers and I/O run first
       return;
     }
@@ -975,8 +1089,8 @@ class LibbpfRingBuffer implements RingBufferSource {
 
   private finishCloseIfIdle(): void {
     if (this.state !== 'closing' || this.waiting || this.consuming || this.rb === null) return;
-    this.poll?.close();
-    this.poll = undefined;
+    this.uvPoll?.close();
+    this.uvPoll = undefined;
     this.n.ringFree(this.rb); // closes the epoll fd and unmaps the ring
     this.rb = null;
     if (this.wakeFd >= 0) this.n.close(this.wakeFd);

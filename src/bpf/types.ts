@@ -88,6 +88,16 @@ export interface RingBufferSource {
   readonly handlerErrors?: number;
 }
 
+export interface CloseOptions {
+  /**
+   * Keep delivering records while the links are detached, then read every ring buffer empty
+   * (handlers run synchronously once more) before freeing them: no record the programs wrote is
+   * lost, including those below a program's wakeup threshold (bpf/ring_wakeup.h). Default false:
+   * delivery stops at once.
+   */
+  readonly drain?: boolean;
+}
+
 export interface BpfObject {
   readonly path: string;
   /** Loads all programs that are not disabled. Throws ERR_BPF_LOAD with the verifier log. */
@@ -96,10 +106,11 @@ export interface BpfObject {
   map(name: string): BpfMap;
   ringBuffer(mapName: string, onRecord: RecordHandler): RingBufferSource;
   /**
-   * Stops record delivery at once (no handler runs after this call), then destroys every link
-   * (reverse creation order), ring buffers, then the object. Idempotent.
+   * Stops record delivery at once (no handler runs after this call; with `drain`, only once the
+   * links are gone and the rings are read empty), then destroys every link (reverse creation
+   * order), ring buffers, then the object. Idempotent (the first call's options apply).
    */
-  close(): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export interface BpfBackend {

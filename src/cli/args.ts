@@ -30,6 +30,10 @@ export interface RunOptions {
   /** A trace is finished when no span arrived for it this long (tree printer, web page). */
   readonly traceQuietMs: number;
   readonly traceMaxTraces: number;
+  /** Ring-buffer wakeup threshold in bytes for the span tracers (0: every record); undefined: the agent's default. */
+  readonly ringWakeupBytes?: number;
+  /** Period of the periodic ring-buffer consume; undefined: the backend's default. */
+  readonly ringPollIntervalMs?: number;
   /** The merged configuration, for `--print-config` and start-up logs. */
   readonly config: LoadedConfig;
 }
@@ -151,6 +155,8 @@ export function parseRunArgs(
     webPort: typeof webPort === 'number' ? webPort : undefined,
     traceQuietMs: num('trace_view.quiet_ms') ?? 1500,
     traceMaxTraces: num('trace_view.max_traces') ?? 1000,
+    ringWakeupBytes: num('ring_buffer.wakeup_bytes'),
+    ringPollIntervalMs: num('ring_buffer.poll_interval_ms'),
     config,
     ...(flags['print-config'] ? { printConfig: true } : {}),
   };

@@ -131,10 +131,11 @@ async function run(argv: string[]): Promise<number> {
       injectHeaders: opts.injectHeaders,
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
+      ringWakeupBytes: opts.ringWakeupBytes,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
       exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
     },
-    { backend: createLibbpfBackend(), log, sinks, metrics, onAttachment: (e) => attachments.on(e) },
+    { backend: createLibbpfBackend({ pollIntervalMs: opts.ringPollIntervalMs }), log, sinks, metrics, onAttachment: (e) => attachments.on(e) },
   );
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     // A closed pipe on stdout (e.g. `| head`) must not crash the agent.

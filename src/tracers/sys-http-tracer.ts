@@ -38,6 +38,11 @@ export interface SysHttpTracerSettings {
    * (bpf/sk_inject.h), so the header it writes and the reported client span agree.
    */
   readonly socketInjection?: boolean;
+  /**
+   * Wake the agent only once this many bytes of records wait in the ring (bpf/ring_wakeup.h);
+   * below it records wait for the backend's periodic consume. Default 0: every record wakes us.
+   */
+  readonly ringWakeupBytes?: number;
 }
 
 export interface SysAttachOptions {
@@ -75,6 +80,7 @@ export class SysHttpTracer {
         thread_ctx_max_age_ns: BigInt(this.settings.threadContextMaxAgeMs ?? 60_000) * 1_000_000n,
         max_connections: maxConns,
         sk_inject_pending: this.settings.socketInjection ?? false,
+        ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
       },
     });
     try {
@@ -129,7 +135,8 @@ export class SysHttpTracer {
     const obj = this.obj;
     this.obj = undefined;
     this.links.length = 0;
-    await obj?.close();
+    // Records keep flowing while the tracepoints are detached; what is left is delivered (drain).
+    await obj?.close({ drain: true });
   }
 
   private requireObject(): BpfObject {

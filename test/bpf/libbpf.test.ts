@@ -385,7 +385,7 @@ suite('libbpf binding (real kernel)', () => {
     const missing = thrownSpanbridgeError(() => backend.open('/nonexistent/x.bpf.o'));
     expect([missing.code, missing.message]).toEqual(['ERR_BPF_OPEN', 'open /nonexistent/x.bpf.o: No such file or directory (errno 2)']);
     expect(thrownSpanbridgeError(() => backend.open(OBJ, { rodata: { nope: 1 } })).message).toBe(
-      `set rodata nope in ${OBJ}: no such variable (known: magic, filter_tgid, small_flag, wide_value)`,
+      `set rodata nope in ${OBJ}: no such variable (known: magic, filter_tgid, small_flag, wide_value, ring_wakeup_bytes)`,
     );
     expect(thrownSpanbridgeError(() => backend.open(OBJ, { rodata: { small_flag: 256 } })).message).toMatch(/256 does not fit a 1-byte variable/);
     expect(thrownSpanbridgeError(() => backend.open(OBJ, { rodata: { magic: Buffer.alloc(5) } })).code).toBe('ERR_BPF_OPEN');
@@ -576,5 +576,94 @@ suite('libbpf binding (real kernel)', () => {
     await closed;
     expect(seen).toBe(1); // consumption stops right after the record that asked for close
     await target.stop();
+  });
+
+  describe('adaptive wakeups (bpf/ring_wakeup.h) and the periodic consume', () => {
+    // A fixture record takes 24 bytes in the ring (8-byte header + 16).
+    const RECORD_BYTES = 24;
+
+    async function withRing<T>(
+      options: { pollIntervalMs: number; wakeupBytes: number; mode?: RingWaitMode },
+      fn: (ctx: { obj: BpfObject; target: Target; rb: RingBufferSource; records: Buffer[] }) => Promise<T>,
+    ): Promise<T> {
+      const be = createLibbpfBackend({ pollIntervalMs: options.pollIntervalMs, ringWait: options.mode });
+      const target = await startTarget();
+      const obj = be.open(OBJ, { rodata: { filter_tgid: target.pid, ring_wakeup_bytes: BigInt(options.wakeupBytes) } });
+      try {
+        obj.load();
+        const records: Buffer[] = [];
+        const rb = obj.ringBuffer('events', (r) => records.push(r));
+        rb.start();
+        obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
+        return await fn({ obj, target, rb, records });
+      } finally {
+        await obj.close();
+        await target.stop();
+      }
+    }
+
+    test('threshold 0 (the kernel default): every record wakes us, no periodic consume needed', async () => {
+      await withRing({ pollIntervalMs: 0, wakeupBytes: 0 }, async ({ target, records }) => {
+        await target.run('getppid 3');
+        await waitFor('3 records', () => records.length >= 3, 2000);
+      });
+    });
+
+    test('below the threshold the kernel does not wake us; crossing it does; a draining close reads out the rest', async () => {
+      const wakeupBytes = 100 * RECORD_BYTES;
+      await withRing({ pollIntervalMs: 0, wakeupBytes }, async ({ obj, target, rb, records }) => {
+        await target.run('getppid 20');
+        await sleep(300);
+        expect(records).toHaveLength(0); // NO_WAKEUP: waiting in the ring, nobody reads it
+        await target.run('getppid 100'); // 120 records: the 100th forces a wakeup
+        await waitFor('a wakeup at the threshold', () => records.length >= 100, 2000);
+        // The woken consumer reads what is there; records that land after its read are below the
+        // threshold again and wait (no timer here).
+        await target.run('getppid 7');
+        await sleep(200);
+        const beforeClose = records.length;
+        expect(beforeClose).toBeLessThanOrEqual(120);
+        expect(sumPerCpu(obj, 'drops', 4)).toBe(0n);
+        await obj.close({ drain: true }); // the links go first, then the ring is read empty
+        expect(records).toHaveLength(127);
+        expect((rb as RingBufferSource & { deliveredAtClose?: number }).deliveredAtClose).toBe(127 - beforeClose);
+        expect(records.every((r) => r[0] === RECORD_TRACEPOINT)).toBe(true);
+      });
+    });
+
+    test.each<[RingWaitMode]>([['uv-poll'], ['worker']])(
+      'records below the threshold arrive within the poll period (%s)',
+      async (mode) => {
+        const POLL_MS = 40;
+        await withRing({ pollIntervalMs: POLL_MS, wakeupBytes: 1 << 20, mode }, async ({ target, rb, records }) => {
+          const latencies: number[] = [];
+          for (let i = 0; i < 10; i++) {
+            const want = records.length + 3;
+            const t0 = performance.now();
+            await target.run('getppid 3');
+            await waitFor('3 records', () => records.length >= want, 2000);
+            latencies.push(performance.now() - t0);
+            await sleep(7 * (i + 1)); // vary the phase against the timer
+          }
+          expect(records).toHaveLength(30);
+          // In 'worker' mode an epoll_wait timing out (200 ms) also consumes; in 'uv-poll' mode only the timer can.
+          if (mode === 'uv-poll') expect((rb as RingBufferSource & { deliveredByPoll?: number }).deliveredByPoll).toBe(30);
+          const sorted = [...latencies].sort((a, b) => a - b);
+          measure(`${mode}.belowThresholdLatencyMs`, { pollMs: POLL_MS, median: +sorted[5].toFixed(1), max: +sorted[9].toFixed(1), cpuPressure: cpuPressure() });
+          // One period plus scheduling noise on a shared 2-core machine.
+          expect(sorted[5]).toBeLessThan(POLL_MS + 30);
+        });
+      },
+    );
+
+    test('many records below the threshold: the periodic consume continues past one turn', async () => {
+      const N = 50_000; // 1.2 MB, below a 2 MiB threshold: only the timer reads them
+      await withRing({ pollIntervalMs: 50, wakeupBytes: 2 << 20 }, async ({ target, records }) => {
+        await target.run(`getppid ${N}`);
+        await waitFor(`${N} records`, () => records.length >= N, 10_000);
+        await sleep(100);
+        expect(records).toHaveLength(N);
+      });
+    });
   });
 });

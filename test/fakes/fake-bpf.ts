@@ -23,6 +23,7 @@ import type {
   BpfMap,
   BpfObject,
   BpfProgram,
+  CloseOptions,
   OpenOptions,
   RecordHandler,
   RingBufferSource,
@@ -153,6 +154,11 @@ export class FakeBpfBackend implements BpfBackend {
     return [...this.objects].reverse().find((o) => o.path === path)?.options.rodata;
   }
 
+  /** The options the most recent object opened from `path` was closed with (undefined: not closed). */
+  closeOptionsOf(path: string): CloseOptions | undefined {
+    return [...this.objects].reverse().find((o) => o.path === path)?.closeOptions;
+  }
+
   /** @internal */
   takePending(mapName: string): Buffer[] {
     const q = this.pending.get(mapName) ?? [];
@@ -169,6 +175,9 @@ export class FakeBpfBackend implements BpfBackend {
 export class FakeBpfObject implements BpfObject {
   loaded = false;
   closed = false;
+  /** What the first close() asked for ({} when called without options). Delivery here is
+   * synchronous, so a draining close has nothing left to read out. */
+  closeOptions: CloseOptions | undefined;
   readonly disabled: ReadonlySet<string>;
   private readonly links: FakeLink[] = [];
   private readonly rings: FakeRingBuffer[] = [];
@@ -267,9 +276,10 @@ export class FakeBpfObject implements BpfObject {
     return this.rings.filter((r) => r.mapName === mapName && r.running);
   }
 
-  async close(): Promise<void> {
+  async close(options: CloseOptions = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closeOptions = options;
     for (const l of [...this.links].reverse()) l.destroy();
     await Promise.all(this.rings.map((r) => r.close()));
   }

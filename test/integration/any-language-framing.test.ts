@@ -9,35 +9,24 @@ import { freePort } from './helpers/collector';
 import path from 'node:path';
 import { startAgent, startProcess, waitFor, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
-import { APPS, httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
+import { APPS, httpRequest, observeOnlyArgs, rawExchange, startServers, type Lang, type LangServer } from './helpers/any-language';
 
 const LANGS: Lang[] = ['python', 'c', 'node'];
 
 describe('any-language HTTP/1.x framing (syscall tracepoints)', () => {
   let agent: AgentProcess;
-  const servers = new Map<Lang, { proc: Running; port: number; service: string }>();
+  const servers = new Map<Lang, LangServer>();
   const replies = new Map<Lang, string>();
   const v6 = { port: 0, proc: undefined as Running | undefined };
   let lateReply = '';
 
   beforeAll(async () => {
     requireRootAndBpf();
-    for (const lang of LANGS) {
-      const port = await freePort();
-      servers.set(lang, { proc: await startServer(lang, port, `framing-${lang}`), port, service: `framing-${lang}` });
-    }
+    await startServers(servers, LANGS, (lang) => `framing-${lang}`);
     v6.port = await freePort();
     v6.proc = startProcess(process.execPath, [path.join(APPS, 'node-http', 'server.js'), String(v6.port), '::1'], { OTEL_SERVICE_NAME: 'node-v6' });
     await waitFor('node on ::1', () => v6.proc!.stdout().includes('listening'), 15_000);
-    agent = await startAgent([
-      ...[...servers.values(), v6].flatMap((s) => ['--pid', String(s.proc!.pid)]),
-      '--export',
-      'none',
-      '--inject-headers',
-      'off',
-      '--prometheus-port',
-      'off',
-    ]);
+    agent = await startAgent([...observeOnlyArgs([...servers.values(), v6].map((s) => s.proc!.pid)), '--export', 'none']);
     for (const lang of LANGS) {
       const { port } = servers.get(lang)!;
       // Three requests in one write: the server reads them in one go.

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { startCollector, freePort, type FlatSpan, type RunningCollector } from './helpers/collector';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
-import { APPS, httpRequest, startServer, type Lang } from './helpers/any-language';
+import { APPS, httpRequest, observeOnlyArgs, startServers, type Lang, type LangServer } from './helpers/any-language';
 import { buildGoApp } from './helpers/go-build';
 
 const LANGS: Lang[] = ['python', 'node', 'java', 'c'];
@@ -41,7 +41,7 @@ function plan(tag: string): Case[] {
 describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
   let collector: RunningCollector;
   let agent: AgentProcess;
-  const servers = new Map<Lang, { proc: Running; port: number; service: string }>();
+  const servers = new Map<Lang, LangServer>();
   const sent = new Map<Lang, Case[]>();
   let goApp: Running;
   let goPort: number;
@@ -52,11 +52,7 @@ describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
   beforeAll(async () => {
     requireRootAndBpf();
     collector = await startCollector();
-    for (const lang of LANGS) {
-      const port = await freePort();
-      const service = `${lang}-svc`;
-      servers.set(lang, { proc: await startServer(lang, port, service), port, service });
-    }
+    await startServers(servers, LANGS, (lang) => `${lang}-svc`);
     goPort = await freePort();
     goApp = startProcess(buildGoApp('goserver'), ['-addr', `127.0.0.1:${goPort}`], { OTEL_SERVICE_NAME: 'go-svc' });
     await waitForPort(goPort);
@@ -75,15 +71,7 @@ describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
     await waitFor('clients ready', () => pyClient.stdout().includes('ready') && nodeClient.stdout().includes('ready'), 20_000);
 
     const pids = [...[...servers.values()].map((s) => s.proc.pid), goApp.pid, pyClient.pid, nodeClient.pid];
-    agent = await startAgent([
-      ...pids.flatMap((p) => ['--pid', String(p)]),
-      '--otlp-endpoint',
-      collector.endpoint,
-      '--inject-headers',
-      'off',
-      '--prometheus-port',
-      'off',
-    ]);
+    agent = await startAgent([...observeOnlyArgs(pids), '--otlp-endpoint', collector.endpoint]);
     for (const lang of LANGS) {
       const { port } = servers.get(lang)!;
       const cases = plan(lang);

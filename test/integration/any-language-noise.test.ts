@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { freePort } from './helpers/collector';
-import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
-import { buildCServer, httpRequest, rawExchange, startServer, type Lang } from './helpers/any-language';
+import { buildCServer, httpRequest, observeOnlyArgs, rawExchange, startServers, type Lang, type LangServer } from './helpers/any-language';
 import { copyBinary } from './helpers/go-build';
 import net from 'node:net';
 
@@ -19,36 +19,17 @@ function tlsClientHello(): Buffer {
   return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03]), body]);
 }
 
-/** Counters the agent logs at stop: "kernel counters: a=1 b=2". */
-function kernelCounters(stderr: string): Record<string, number> {
-  const line = stderr.split('\n').find((l) => l.includes('kernel counters:')) ?? '';
-  const out: Record<string, number> = {};
-  for (const m of line.matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
-  return out;
-}
-
 describe('any-language tracing under bad input', () => {
   let agent: AgentProcess;
-  const servers = new Map<Lang, { proc: Running; port: number; service: string }>();
+  const servers = new Map<Lang, LangServer>();
   let stderrAtStop = '';
   let exitCode: number | NodeJS.Signals = -1;
   const bigStatus = new Map<number, number>();
 
   beforeAll(async () => {
     requireRootAndBpf();
-    for (const lang of NOISE_LANGS) {
-      const port = await freePort();
-      servers.set(lang, { proc: await startServer(lang, port, `noise-${lang}`), port, service: `noise-${lang}` });
-    }
-    agent = await startAgent([
-      ...[...servers.values()].flatMap((s) => ['--pid', String(s.proc.pid)]),
-      '--export',
-      'none',
-      '--inject-headers',
-      'off',
-      '--prometheus-port',
-      'off',
-    ]);
+    await startServers(servers, NOISE_LANGS, (lang) => `noise-${lang}`);
+    agent = await startAgent([...observeOnlyArgs([...servers.values()].map((s) => s.proc.pid)), '--export', 'none']);
     for (const { port } of servers.values()) {
       await rawExchange(port, [tlsClientHello()]);
       await rawExchange(port, [randomBytes(4096)]);

@@ -9,27 +9,16 @@
  *   - a --container selector that matches nothing: a clear warning, and the agent waits.
  */
 import { copyFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { COLLECTOR_BINARY, freePort, startCollector } from './helpers/collector';
 import { buildGoApp, copyBinary } from './helpers/go-build';
+import { getStatus } from './helpers/http';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 
 const unique = (): string => randomBytes(4).toString('hex');
-
-function get(port: number, urlPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', reject);
-  });
-}
 
 /** The agent's open fds, and how many of them are probe links (perf events / bpf links). */
 function fdsOf(pid: number): { fds: number; links: number } {
@@ -104,7 +93,7 @@ describe('discovery following real workloads (real kernel)', () => {
     cleanup.push(() => app.stop('SIGKILL'));
     await waitFor(`attach of pid ${app.pid}`, () => agent.stderr().includes(`attached pid ${app.pid} `), 30_000);
     await waitForPort(port);
-    expect(await get(port, '/items/after-churn')).toBe(200);
+    expect(await getStatus(port, '/items/after-churn')).toBe(200);
     await waitFor('span after churn', () => agent.spans().some((s) => s.attributes['url.path'] === '/items/after-churn'), 15_000);
     // The attach took probes (uprobe links); how many fds that is depends on the attach method.
     const attachLine = agent.stderr().split('\n').find((l) => l.includes(`attached pid ${app.pid} `)) ?? '';

@@ -13,7 +13,6 @@
  *     syscall tracepoints with its container.id;
  *   - one image's binary inspected once for several containers.
  */
-import http from 'node:http';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,20 +28,10 @@ import {
   requirePodman,
   staticServiceImage,
 } from './helpers/containers';
+import { getStatus } from './helpers/http';
 import { startAgent, waitFor, waitForPort, type AgentProcess } from './helpers/processes';
 import { freePort } from './helpers/collector';
 import { requireRootAndBpf } from './helpers/privileges';
-
-function get(port: number, urlPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', reject);
-  });
-}
 
 const short = (id: string): string => id.slice(0, 12);
 
@@ -125,7 +114,7 @@ describe('containerised services (testcontainers on podman)', () => {
     expect(agent.stderr()).not.toMatch(new RegExp(`attached pid ${collectorPid} `));
 
     const frontPort = frontend.getMappedPort(8080);
-    for (let i = 0; i < 3; i++) expect(await get(frontPort, `/shop/apple${i}`)).toBe(200);
+    for (let i = 0; i < 3; i++) expect(await getStatus(frontPort, `/shop/apple${i}`)).toBe(200);
 
     const all = await waitForSpans('frontend server, client and backend server spans', (s) =>
       s.some((x) => x.kind === 'SERVER' && x.attributes['url.path'] === '/shop/apple2') &&
@@ -176,7 +165,7 @@ describe('containerised services (testcontainers on podman)', () => {
       await waitFor(`attach of pid ${pid} (round ${round})`, () => agent.stderr().includes(`attached pid ${pid} (/app/${exeName}, matched by exe /app/${exeName})`), 30_000);
       const port = app.getMappedPort(8080);
       const itemPath = `/items/restart-${process.pid}-${round}`;
-      await waitFor('request served', async () => (await get(port, itemPath).catch(() => 0)) === 200, 15_000);
+      await waitFor('request served', async () => (await getStatus(port, itemPath).catch(() => 0)) === 200, 15_000);
       const got = await waitForSpans(`span of round ${round}`, (s) => s.some((x) => x.attributes['url.path'] === itemPath));
       const span = got.find((x) => x.attributes['url.path'] === itemPath) as FlatSpan;
       expect(span.resource['process.pid']).toBe(pid);
@@ -206,7 +195,7 @@ describe('containerised services (testcontainers on podman)', () => {
     await waitFor(`attach of pid ${pid}`, () => agent.stderr().includes(`attached pid ${pid} (/app/c-http-server, matched by container ${short(app.getId())}): HTTP/1.x via`), 30_000);
     await waitForPort(port);
     const itemPath = `/c-in-container-${process.pid}`;
-    expect(await get(port, itemPath)).toBe(200);
+    expect(await getStatus(port, itemPath)).toBe(200);
     const got = await waitForSpans('the C server span', (s) => s.some((x) => x.kind === 'SERVER' && x.attributes['url.path'] === itemPath));
     const span = got.find((x) => x.kind === 'SERVER' && x.attributes['url.path'] === itemPath) as FlatSpan;
     expect(span.resource['container.id']).toBe(app.getId());

@@ -6,45 +6,30 @@
  * whose header must be exactly the reported client span). Memory injection itself is proven in
  * the VM suite (make test-vm).
  */
-import { readFileSync, existsSync } from 'node:fs';
-import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from './helpers/go-chain';
+import { echoedTraceparents, frontendPair, goChainForSuite } from './helpers/go-chain';
 import { freePort } from './helpers/collector';
-import { waitFor } from './helpers/processes';
-import { requireRootAndBpf } from './helpers/privileges';
+import { kernelCounters, waitFor } from './helpers/processes';
+import { lockedDown } from './helpers/privileges';
 import type { GoToolchain } from './helpers/go-build';
 
-function lockedDown(): boolean {
-  const f = '/sys/kernel/security/lockdown';
-  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
-}
-
 describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the host (Go %s)', (toolchain) => {
-  let chain: GoChain;
-
-  beforeAll(async () => {
-    requireRootAndBpf();
-    chain = await startGoChain(toolchain);
-  }, 180_000);
-
-  afterAll(async () => {
-    await chain?.stop();
-  });
+  const chain = goChainForSuite(toolchain);
 
   it('reports which injection strategy is in effect', () => {
     if (lockedDown()) {
-      expect(chain.agent.stderr()).toMatch(/memory write\): UNAVAILABLE .*bpf_probe_write_user forbidden \(lockdown=integrity/);
+      expect(chain().agent.stderr()).toMatch(/memory write\): UNAVAILABLE .*bpf_probe_write_user forbidden \(lockdown=integrity/);
       // ... and the socket-level path (sock_ops + sk_msg) injects instead (test/integration/sk-inject-go.test.ts).
-      expect(chain.agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
+      expect(chain().agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
     } else {
-      expect(chain.agent.stderr()).toMatch(/header injection: Go memory writes/);
+      expect(chain().agent.stderr()).toMatch(/header injection: Go memory writes/);
     }
   });
 
   it.each(['/sync', '/async', '/nested'])('%s: the CLIENT span is a child of the frontend SERVER span', async (route) => {
-    const r = await chain.get(route, '/headers');
+    const r = await chain().get(route, '/headers');
     expect(r.status).toBe(200);
     const pair = await waitFor(`${route} pair`, () => {
-      const p = frontendPair(chain.agent.spans(), chain.frontend.pid, route);
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, route);
       return p.length === 1 && p[0].client && p[0];
     });
     const c = pair.client!;
@@ -56,9 +41,9 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
     expect(c.name).toBe('GET');
     expect(c.attributes).toMatchObject({
       'http.request.method': 'GET',
-      'url.full': `http://127.0.0.1:${chain.backendPort}/headers`,
+      'url.full': `http://127.0.0.1:${chain().backendPort}/headers`,
       'server.address': '127.0.0.1',
-      'server.port': chain.backendPort,
+      'server.port': chain().backendPort,
       'http.response.status_code': 200,
     });
     expect(c.status.code).toBe('UNSET');
@@ -68,21 +53,21 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
 
   it('an application-set traceparent is respected: sent as is, and it is the client span context', async () => {
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    const r = await chain.get('/app-tp', '/headers', { tp });
+    const r = await chain().get('/app-tp', '/headers', { tp });
     expect(echoedTraceparents(r.body)).toEqual([tp]);
-    const c = await waitFor('app client span', () => chain.agent.spans().find((s) => s.kind === 'CLIENT' && s.traceId === '4bf92f3577b34da6a3ce929d0e0e4736'));
+    const c = await waitFor('app client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.traceId === '4bf92f3577b34da6a3ce929d0e0e4736'));
     expect(c.spanId).toBe('00f067aa0ba902b7');
     // The backend continues the application's trace.
-    const b = await waitFor('backend span', () => chain.agent.spans().find((s) => s.kind === 'SERVER' && s.parentSpanId === '00f067aa0ba902b7'));
+    const b = await waitFor('backend span', () => chain().agent.spans().find((s) => s.kind === 'SERVER' && s.parentSpanId === '00f067aa0ba902b7'));
     expect(b.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
   });
 
   it('a transport error gives an ERROR client span without a status code', async () => {
     const closed = await freePort();
-    const r = await chain.get('/fail', `/x`, { target: `http://127.0.0.1:${closed}/nothing` });
+    const r = await chain().get('/fail', `/x`, { target: `http://127.0.0.1:${closed}/nothing` });
     expect(r.status).toBe(502);
     const c = await waitFor('error client span', () =>
-      chain.agent.spans().find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).includes(`:${closed}/nothing`)),
+      chain().agent.spans().find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).includes(`:${closed}/nothing`)),
     );
     expect(c.status.code).toBe('ERROR');
     expect(c.attributes['error.type']).toBe('_OTHER');
@@ -90,8 +75,8 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
   });
 
   it('counts what it saw in the kernel and nothing was dropped', async () => {
-    await chain.agent.stop();
-    const counters = kernelCounters(chain.agent.stderr());
+    await chain().agent.stop();
+    const counters = kernelCounters(chain().agent.stderr());
     expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(1);
     expect(counters.drop_ringbuf_full ?? 0).toBe(0);
     expect(counters.drop_no_start ?? 0).toBe(0);

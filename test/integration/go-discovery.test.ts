@@ -6,23 +6,12 @@
  */
 import { readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { buildGoApp, copyBinary } from './helpers/go-build';
 import { freePort } from './helpers/collector';
+import { getStatus } from './helpers/http';
 import { AGENT_CLI, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
-
-function get(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', reject);
-  });
-}
 
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -56,14 +45,14 @@ describe('process discovery and bad input (real kernel)', () => {
         const appPid = app.pid;
         await waitFor(`attach of pid ${appPid}`, () => agent.stderr().includes(`attached pid ${appPid} `), 15_000);
         await waitForPort(port);
-        expect(await get(port, `/items/round${round}`)).toBe(200);
+        expect(await getStatus(port, `/items/round${round}`)).toBe(200);
         await waitFor('span of this round', () =>
           agent.spans().some((s) => s.attributes['url.path'] === `/items/round${round}` && s.resource['process.pid'] === appPid),
         );
         expect(fdCount(agent.pid)).toBeGreaterThan(baselineFds);
 
         // Killed in the middle of a request: no crash, links cleaned.
-        const pending = get(port, '/slow?sleep=5000').catch(() => 'aborted');
+        const pending = getStatus(port, '/slow?sleep=5000').catch(() => 'aborted');
         await new Promise((r) => setTimeout(r, 300));
         await app.stop('SIGKILL');
         await pending;

@@ -5,6 +5,7 @@
 import { version } from '../../package.json';
 import { createTraceExportPipeline, SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
 import { SelfMetrics } from '../../src/metrics/counters';
+import { spanToPrinted } from '../../src/spans/print-json';
 import type { Resource, Span } from '../../src/spans/span';
 import { startCollector, type FlatSpan, type RunningCollector } from './helpers/collector';
 
@@ -91,24 +92,15 @@ const backendSpan: Span = {
   resource: backend,
 };
 
-/** What the Collector must hand on for one of our spans. */
+/**
+ * What the Collector must hand on for one of our spans: the span flattened as --print-spans does
+ * (the same OTLP/JSON field names and encodings), with our scope and the OTLP span flags.
+ */
 function expected(span: Span, remoteParent: boolean): FlatSpan {
-  const flags = span.traceFlags | 0x100 | (remoteParent ? 0x200 : 0);
   return {
-    traceId: span.traceId,
-    spanId: span.spanId,
-    parentSpanId: span.parentSpanId,
-    name: span.name,
-    kind: span.kind,
-    startTimeUnixNano: span.startTimeUnixNano.toString(),
-    endTimeUnixNano: span.endTimeUnixNano.toString(),
-    status: span.status.message ? { code: span.status.code, message: span.status.message } : { code: span.status.code },
-    attributes: span.attributes,
-    resource: span.resource.attributes,
+    ...spanToPrinted(span),
     scope: { name: 'spanbridge', version },
-    flags,
-    traceFlags: span.traceFlags,
-    traceState: span.traceState,
+    flags: span.traceFlags | 0x100 | (remoteParent ? 0x200 : 0),
   };
 }
 

@@ -7,8 +7,8 @@
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
-import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from '../integration/helpers/go-chain';
-import { waitFor, type PrintedSpanLine } from '../integration/helpers/processes';
+import { echoedTraceparents, frontendPair, startGoChain, type GoChain } from '../integration/helpers/go-chain';
+import { kernelCounters, waitFor, type PrintedSpanLine } from '../integration/helpers/processes';
 import type { GoToolchain } from '../integration/helpers/go-build';
 
 function requireGuest(): void {

@@ -9,6 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './collector';
 import { REPO_ROOT, startProcess, waitForPort, type Running } from './processes';
 
 export const APPS = path.join(REPO_ROOT, 'test', 'apps');
@@ -69,6 +70,30 @@ export async function startServer(lang: Lang, port: number, service: string): Pr
   }
   await waitForPort(port, 30_000);
   return r;
+}
+
+/** A language's test server as the tests know it. */
+export interface LangServer {
+  readonly proc: Running;
+  readonly port: number;
+  /** Its OTEL_SERVICE_NAME. */
+  readonly service: string;
+}
+
+/**
+ * Starts each language's server on a free port with the service name `service(lang)`, adding each
+ * to `servers` once it is up (so that after a failure the ones started are there to stop).
+ */
+export async function startServers(servers: Map<Lang, LangServer>, langs: readonly Lang[], service: (lang: Lang) => string): Promise<void> {
+  for (const lang of langs) {
+    const port = await freePort();
+    servers.set(lang, { proc: await startServer(lang, port, service(lang)), port, service: service(lang) });
+  }
+}
+
+/** `spanbridge run` arguments that trace `pids` and change nothing on the wire (header injection off). */
+export function observeOnlyArgs(pids: readonly number[]): string[] {
+  return [...pids.flatMap((p) => ['--pid', String(p)]), '--inject-headers', 'off'];
 }
 
 export interface Reply {

@@ -23,6 +23,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../helpers/child-process';
+
+export { freePort } from '../../helpers/child-process';
 
 export const COLLECTOR_BINARY =
   process.env.SPANBRIDGE_OTELCOL ?? path.resolve(__dirname, '../../../build/otelcol/otelcol');
@@ -128,17 +131,6 @@ export interface FlatMetricPoint {
   isMonotonic?: boolean;
   /** 1 = delta, 2 = cumulative. */
   temporality?: number;
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function startCollector(options: StartCollectorOptions = {}): Promise<RunningCollector> {

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import { buildGoApp, type GoToolchain } from './go-build';
 import { freePort } from './collector';
+import { requireRootAndBpf } from './privileges';
 import { startAgent, startProcess, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './processes';
 
 export interface GoChain {
@@ -56,6 +57,25 @@ export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] =
   };
 }
 
+/**
+ * The chain on the host for the enclosing describe block: started before its tests (root and BPF
+ * required), stopped after them. The returned function gives the running chain.
+ */
+export function goChainForSuite(toolchain: GoToolchain): () => GoChain {
+  let chain: GoChain | undefined;
+  beforeAll(async () => {
+    requireRootAndBpf();
+    chain = await startGoChain(toolchain);
+  }, 180_000);
+  afterAll(async () => {
+    await chain?.stop();
+  });
+  return () => {
+    if (!chain) throw new Error('the Go chain did not start (see beforeAll)');
+    return chain;
+  };
+}
+
 /** The traceparent values a /headers echo body contains. */
 export function echoedTraceparents(body: string): string[] {
   return body
@@ -78,10 +98,5 @@ export function frontendPair(spans: PrintedSpanLine[], frontendPid: number, path
   }));
 }
 
-/** Parses the agent's "kernel counters: a=1 b=2" stop line. */
-export function kernelCounters(stderr: string): Record<string, number> {
-  const line = stderr.split('\n').find((l) => l.includes('kernel counters:'));
-  const out: Record<string, number> = {};
-  for (const m of (line ?? '').matchAll(/(\w+)=(\d+)/g)) out[m[1]] = Number(m[2]);
-  return out;
-}
+// Still imported from here by sk-inject-go.test.ts; its home is processes.ts.
+export { kernelCounters } from './processes';

@@ -3,7 +3,7 @@
  * absent the test FAILS with the reason (a skip never counts as coverage), unless the run says
  * SPANBRIDGE_ALLOW_SKIP=1, in which case the caller's describe block is skipped with the reason.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 export function missingForBpf(): string[] {
   const missing: string[] = [];
@@ -18,4 +18,10 @@ export function requireRootAndBpf(): void {
   if (missing.length > 0) {
     throw new Error(`this test needs ${missing.join(', ')}: run \`make test\` as root on a kernel with BTF and uprobes`);
   }
+}
+
+/** The host kernel is under lockdown (integrity or confidentiality): bpf_probe_write_user is forbidden. */
+export function lockedDown(): boolean {
+  const f = '/sys/kernel/security/lockdown';
+  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
 }

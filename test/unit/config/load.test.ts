@@ -130,6 +130,18 @@ describe('config merge: defaults < YAML < environment < flags', () => {
     expect(o.selection).toMatchObject({ containerIds: ['abc123'], serviceNames: { 'container abc123': 'box' } });
   });
 
+  it('ring buffer: wakeup threshold (0 allowed) and poll period from YAML or the environment; unset leaves the defaults to the agent', () => {
+    expect(run(['--pid', '1'])).toMatchObject({ ringWakeupBytes: undefined, ringPollIntervalMs: undefined });
+    const yaml = { '/c.yaml': 'ring_buffer: {wakeup_bytes: 16KiB, poll_interval_ms: 100}' };
+    expect(run(['--config', '/c.yaml', '--pid', '1'], {}, yaml)).toMatchObject({ ringWakeupBytes: 16384, ringPollIntervalMs: 100 });
+    expect(run(['--config', '/c.yaml', '--pid', '1'], { SPANBRIDGE_RING_WAKEUP_BYTES: '0', SPANBRIDGE_RING_POLL_MS: '20' }, yaml)).toMatchObject({
+      ringWakeupBytes: 0,
+      ringPollIntervalMs: 20,
+    });
+    expect(configErr(() => run(['--pid', '1'], { SPANBRIDGE_RING_WAKEUP_BYTES: '2MiB' }))).toMatch(/SPANBRIDGE_RING_WAKEUP_BYTES: '2MiB' is not a size like 65536 or 64KiB, at most 1MiB, or 0/);
+    expect(configErr(() => run(['--pid', '1'], { SPANBRIDGE_RING_POLL_MS: '0' }))).toMatch(/SPANBRIDGE_RING_POLL_MS: '0' is not an integer 10\.\.1000/);
+  });
+
   it('toSelection keeps the first service name of a repeated selector', () => {
     expect(toSelection([{ exe: 'a', serviceName: 'one' }, { exe: 'a', serviceName: 'two' }]).serviceNames).toEqual({ 'exe a': 'one' });
   });

@@ -28,9 +28,21 @@ function started(backend = new FakeBpfBackend()): { backend: FakeBpfBackend; tra
 describe('GoHttpTracer', () => {
   it('sets its settings in .rodata before load', () => {
     const { backend } = started();
-    expect(backend.rodataOf(OBJ)).toEqual({ header_max_age_ns: 10_000_000_000n, capture_user_agent: true, max_goroutine_depth: 4, socket_injection: false });
+    expect(backend.rodataOf(OBJ)).toEqual({
+      header_max_age_ns: 10_000_000_000n,
+      capture_user_agent: true,
+      max_goroutine_depth: 4,
+      socket_injection: false,
+      ring_wakeup_bytes: 0n, // the kernel's default unless the agent asks for adaptive wakeups
+    });
     // Without memory injection the header-writing program is never loaded.
     expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
+  });
+
+  it('passes its ring-buffer wakeup threshold to the programs', () => {
+    const backend = new FakeBpfBackend();
+    new GoHttpTracer(backend, OBJ, { ringWakeupBytes: 65536 }).start(() => undefined);
+    expect(backend.rodataOf(OBJ)?.ring_wakeup_bytes).toBe(65536n);
   });
 
   it('writes the offsets first, then attaches entry + every RET with the pid; never a uretprobe', () => {
@@ -146,5 +158,7 @@ describe('GoHttpTracer', () => {
     await tracer.close();
     expect(backend.activeLinks()).toHaveLength(0);
     expect(backend.openObjects()).toHaveLength(0);
+    // Records still in the ring (below the wakeup threshold) are delivered, not dropped.
+    expect(backend.closeOptionsOf(OBJ)).toEqual({ drain: true });
   });
 });

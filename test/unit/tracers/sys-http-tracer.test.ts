@@ -131,7 +131,13 @@ describe('SysHttpTracer', () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ, { correlationWindowMs: 250, maxConnections: 100 });
     t.start(() => undefined);
-    expect(backend.rodataOf(OBJ)).toEqual({ correlation_window_ns: 250_000_000n, thread_ctx_max_age_ns: 60_000_000_000n, max_connections: 100, sk_inject_pending: false });
+    expect(backend.rodataOf(OBJ)).toEqual({
+      correlation_window_ns: 250_000_000n,
+      thread_ctx_max_age_ns: 60_000_000_000n,
+      max_connections: 100,
+      sk_inject_pending: false,
+      ring_wakeup_bytes: 0n,
+    });
     const targets = backend.activeLinks().map((l) => l.target);
     expect(targets).toHaveLength(SYS_HTTP_PROGRAMS.length);
     for (const s of ['accept4', 'read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg']) {
@@ -139,6 +145,12 @@ describe('SysHttpTracer', () => {
     }
     expect(targets).toContainEqual({ kind: 'tracepoint', category: 'syscalls', name: 'sys_enter_close' });
     expect(targets).toContainEqual({ kind: 'tracepoint', category: 'sched', name: 'sched_process_exit' });
+  });
+
+  it('passes its ring-buffer wakeup threshold to the programs', () => {
+    const backend = new FakeBpfBackend();
+    new SysHttpTracer(backend, OBJ, { ringWakeupBytes: 4096 }).start(() => undefined);
+    expect(backend.rodataOf(OBJ)?.ring_wakeup_bytes).toBe(4096n);
   });
 
   it('selects processes through traced_tgids with their mode, and forgets them on detach', () => {
@@ -181,6 +193,7 @@ describe('SysHttpTracer', () => {
     await t.close();
     expect(backend.activeLinks()).toHaveLength(0);
     expect(backend.openObjects()).toHaveLength(0);
+    expect(backend.closeOptionsOf(OBJ)).toEqual({ drain: true });
   });
 
   it('knows event-loop runtimes and reads settings from the environment', () => {
