@@ -6,21 +6,16 @@
  * forwarded byte for byte, skips are counted, nothing stalls, and the next normal request is
  * injected again.
  */
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { buildGoApp } from './helpers/go-build';
 import { freePort } from './helpers/collector';
-import { echoedTraceparents, kernelCounters } from './helpers/go-chain';
-import { startAgent, startProcess, waitForPort, type AgentProcess, type Running } from './helpers/processes';
-import { requireRootAndBpf } from './helpers/privileges';
+import { echoedTraceparents } from './helpers/go-chain';
+import { kernelCounters, startAgent, startProcess, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { b64, startPyClient, type PyClient } from './helpers/py-raw-client';
-
-function lockedDown(): boolean {
-  const f = '/sys/kernel/security/lockdown';
-  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
-}
 
 const maybe = lockedDown() ? describe : describe.skip;
 
