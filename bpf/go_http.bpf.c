@@ -779,10 +779,10 @@ int go_persist_conn_writer_write(struct pt_regs *ctx)
 				if (!t || bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, t, BPF_ANY))
 					a->flags &= ~SK_INJECT_F_TRACESTATE;
 			}
-			bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, a, BPF_ANY);
+			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, a, BPF_ANY);
 			bpf_map_delete_elem(&sk_armed, &gkey);
 		} else {
-			bpf_map_delete_elem(&spanbridge_sk_inject_pending_v1, &id);
+			bpf_map_delete_elem(&spanbridge_sk_inject_pending_v2, &id);
 		}
 	}
 	return 0;

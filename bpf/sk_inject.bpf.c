@@ -9,8 +9,9 @@
  *       those connections. When the thread has a pending context (bpf/sk_inject.h, left moments
  *       before by the tracer that decided the client span) and the message starts with an
  *       HTTP/1.x request line, `traceparent: 00-<trace>-<span>-<flags>\r\n` is inserted right
- *       after the request line (bpf_msg_push_data + bpf_msg_pull_data). The pending entry is
- *       consumed either way; TLS, HTTP/2, garbage and request lines longer than the window pass
+ *       after the request line (bpf_msg_push_data + bpf_msg_pull_data), and after the request line
+ *       of each further request the owner found pipelined in the same send, with the ids it decided
+ *       for them. The pending entry is consumed either way; TLS, HTTP/2, garbage and request lines longer than the window pass
  *       untouched and are counted. A request that already carries a traceparent is never changed.
  */
 #include "vmlinux.h"
@@ -63,9 +64,11 @@ struct {
 
 struct sk_scratch {
 	char bytes[2 * SK_WINDOW];
-	char line[TRACEPARENT_LINE_LEN + 2];
-	__u8 _pad[6];
-	char tsline[512]; /* "tracestate: " + value + "\r\n" (sized for the 511 index mask) */
+	/* What one request gets: the traceparent line, then (when there is one) the tracestate line
+	 * "tracestate: " + value + "\r\n" at TRACEPARENT_LINE_LEN; sized for the 1023 index mask. */
+	char ins[1024];
+	struct sk_inject_pending p; /* the pending entry being served (kept off the 512-byte stack) */
+	struct trace_context extra_ctx;
 };
 
 struct {
@@ -165,7 +168,7 @@ static long find_traceparent(__u32 i, struct find_ctx *fc)
 		return 1;
 	}
 	if (at + 12 > fc->len)
-		return 1;
+		return 0; /* too short to be a traceparent line: keep looking for the head's end */
 	const char want[] = "traceparent:";
 	for (int k = 0; k < 12; k++) {
 		char c = b[MASKED(at + k, 2 * SK_WINDOW - 1)];
@@ -197,20 +200,22 @@ static long ts_copy(__u32 i, struct ts_copy_ctx *tc)
 		tc->bad = 1;
 		return 1;
 	}
-	tc->dst[MASKED(12 + i, 511)] = c;
+	tc->dst[MASKED(TRACEPARENT_LINE_LEN + 12 + i, 1023)] = c;
 	return 0;
 }
 
 struct method_ctx {
 	const char *b;
-	__u32 m;
+	__u32 from;
+	__u32 m; /* offset of the SP after the method, relative to `from` */
 	__u32 bad;
+	__u32 _pad;
 };
 
 /* The method: 1..16 uppercase letters, then SP. */
 static long scan_method(__u32 i, struct method_ctx *mc)
 {
-	char c = mc->b[MASKED(i, 31)];
+	char c = mc->b[MASKED(mc->from + i, 2 * SK_WINDOW - 1)];
 	if (c == ' ') {
 		mc->m = i;
 		return 1;
@@ -222,81 +227,40 @@ static long scan_method(__u32 i, struct method_ctx *mc)
 	return 0;
 }
 
-/* Inserts `tracestate: <value>\r\n` at `at` (right after our traceparent line). The value is the
- * incoming request's, captured by the owner; anything but printable ASCII is never sent. */
-static __always_inline __u32 insert_tracestate(struct sk_msg_md *msg, __u32 at, __u64 id, struct sk_scratch *s)
+/* Builds `tracestate: <value>\r\n` after the traceparent line in s->ins from the owner's value
+ * (taken and removed). Returns its length, 0 when there is none to send (missing, too long, not
+ * printable). */
+static __always_inline __u32 prepare_tracestate(__u64 id, struct sk_scratch *s)
 {
 	struct sk_inject_tracestate *t = bpf_map_lookup_elem(&spanbridge_sk_inject_tracestate_v1, &id);
 	if (!t)
-		return SK_INJECT_TRACESTATE_SKIPPED;
+		return 0;
 	__u32 len = t->len;
-	if (len == 0 || len > SK_INJECT_TRACESTATE_MAX) {
-		bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
-		return SK_INJECT_TRACESTATE_SKIPPED;
+	__u32 bad = len == 0 || len > SK_INJECT_TRACESTATE_MAX;
+	if (!bad) {
+		const char head[] = "tracestate: ";
+		__builtin_memcpy(s->ins + TRACEPARENT_LINE_LEN, head, 12);
+		struct ts_copy_ctx tc = { .src = t->value, .dst = s->ins, .len = len, .bad = 0 };
+		bpf_loop(SK_INJECT_TRACESTATE_MAX, ts_copy, &tc, 0);
+		bad = tc.bad;
+		s->ins[MASKED(TRACEPARENT_LINE_LEN + 12 + len, 1023)] = '\r';
+		s->ins[MASKED(TRACEPARENT_LINE_LEN + 13 + len, 1023)] = '\n';
 	}
-	const char head[] = "tracestate: ";
-	__builtin_memcpy(s->tsline, head, 12);
-	struct ts_copy_ctx tc = { .src = t->value, .dst = s->tsline, .len = len, .bad = 0 };
-	bpf_loop(SK_INJECT_TRACESTATE_MAX, ts_copy, &tc, 0);
-	if (tc.bad) {
-		bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
-		return SK_INJECT_TRACESTATE_SKIPPED;
-	}
-	s->tsline[MASKED(12 + len, 511)] = '\r';
-	s->tsline[MASKED(13 + len, 511)] = '\n';
 	bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
-	__u32 total = len + 14;
-	if (bpf_msg_push_data(msg, at, total, 0))
-		return SK_INJECT_TRACESTATE_SKIPPED;
-	if (bpf_msg_pull_data(msg, at, at + total, 0)) {
-		bpf_msg_pop_data(msg, at, total, 0);
-		return SK_INJECT_TRACESTATE_SKIPPED;
-	}
-	char *d = (void *)(long)msg->data;
-	void *data_end = (void *)(long)msg->data_end;
-	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
-		if (i >= total)
-			break;
-		char *at_i = d + i;
-		if ((void *)(at_i + 1) > data_end) {
-			bpf_msg_pop_data(msg, at, total, 0);
-			return SK_INJECT_TRACESTATE_SKIPPED;
-		}
-		*at_i = s->tsline[MASKED(i, 511)];
-	}
-	return SK_INJECT_TRACESTATE_DONE;
+	return bad ? 0 : len + 14;
 }
 
-static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const struct sk_inject_pending *p, __u64 id)
+/* Checks the request that starts at `from` in the inspected copy: `METHOD SP target SP HTTP/1.x
+ * CRLF`, and (unless the owner did) that its head has no traceparent. On SK_INJECT_DONE, *line_end
+ * is the offset right after the request line's CRLF. */
+static __noinline __u32 check_request(const char *b, __u32 from, __u32 n, bool headers_checked, __u32 *line_end)
 {
-	__u64 now = bpf_ktime_get_ns();
-	if (now < p->ts_ns || now - p->ts_ns > pending_max_age_ns)
-		return SK_INJECT_SKIP_STALE;
-	__u32 size = msg->size;
-	__u32 n = size < SK_WINDOW ? size : SK_WINDOW;
-	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n" */
+	if (from + 16 > n || from >= SK_WINDOW) /* shorter than "GET / HTTP/1.1\r\n" */
 		return SK_INJECT_SKIP_NOT_HTTP;
-	if (bpf_msg_pull_data(msg, 0, n, 0))
-		return SK_INJECT_SKIP_PUSH_FAILED;
-	__u32 zero = 0;
-	struct sk_scratch *s = bpf_map_lookup_elem(&sk_inject_scratch, &zero);
-	if (!s)
-		return SK_INJECT_SKIP_PUSH_FAILED;
-	void *data = (void *)(long)msg->data;
-	void *data_end = (void *)(long)msg->data_end;
-	if (data + n > data_end)
-		n = data_end - data;
-	if (n < 16 || n > SK_WINDOW)
-		return SK_INJECT_SKIP_NOT_HTTP;
-	if (bpf_probe_read_kernel(s->bytes, MASKED(n, 2 * SK_WINDOW - 1), data))
-		return SK_INJECT_SKIP_PUSH_FAILED;
-	const char *b = s->bytes;
-
-	/* method SP */
-	struct method_ctx mc = { .b = b, .m = 0, .bad = 0 };
+	struct method_ctx mc = { .b = b, .from = from, .m = 0, .bad = 0 };
 	bpf_loop(SK_METHOD_MAX + 1, scan_method, &mc, 0);
-	__u32 m = mc.m;
-	if (mc.bad || m == 0 || m > SK_METHOD_MAX)
+	__u32 m = from + mc.m;
+	if (mc.bad || mc.m == 0 || mc.m > SK_METHOD_MAX)
 		return SK_INJECT_SKIP_NOT_HTTP;
 	/* target SP HTTP/1.x CRLF */
 	struct find_ctx fc = { .b = b, .from = m + 1, .len = n, .found = -1 };
@@ -313,33 +277,110 @@ static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, const str
 	    v[1] != 'H' || v[2] != 'T' || v[3] != 'T' || v[4] != 'P' || v[5] != '/' || v[6] != '1' ||
 	    v[7] != '.' || v[8] < '0' || v[8] > '9' || cr - 9 <= m + 1)
 		return SK_INJECT_SKIP_NOT_HTTP;
-	__u32 off = cr + 2;
-
-	if (!(p->flags & SK_INJECT_F_HEADERS_CHECKED)) {
-		struct find_ctx hc = { .b = b, .from = off, .len = n, .found = -1 };
+	*line_end = cr + 2;
+	if (!headers_checked) {
+		struct find_ctx hc = { .b = b, .from = cr + 2, .len = n, .found = -1 };
 		bpf_loop(SK_WINDOW, find_traceparent, &hc, 0);
 		if (hc.found >= 0)
 			return SK_INJECT_SKIP_HAS_TRACEPARENT;
 		if (hc.found != HEAD_END)
 			return SK_INJECT_SKIP_HEAD_TOO_LONG;
 	}
+	return SK_INJECT_DONE;
+}
 
-	format_traceparent_line(s->line, &p->ctx, 't');
-	if (bpf_msg_push_data(msg, off, TRACEPARENT_LINE_LEN, 0))
-		return SK_INJECT_SKIP_PUSH_FAILED;
-	if (bpf_msg_pull_data(msg, off, off + TRACEPARENT_LINE_LEN, 0)) {
-		bpf_msg_pop_data(msg, off, TRACEPARENT_LINE_LEN, 0);
-		return SK_INJECT_SKIP_PUSH_FAILED;
+/* Inserts s->ins (the traceparent line, then tslen bytes of tracestate line) at `at` of the
+ * message in one push. Returns the bytes inserted (0 = none: the message is left as it was). */
+static __noinline __u32 insert_lines(struct sk_msg_md *msg, __u32 at, __u32 tslen, struct sk_scratch *s)
+{
+	if (tslen > TS_LINE_MAX)
+		tslen = 0;
+	__u32 total = TRACEPARENT_LINE_LEN + tslen;
+	if (at > 4 * SK_WINDOW)
+		return 0;
+	if (bpf_msg_push_data(msg, at, total, 0))
+		return 0;
+	if (bpf_msg_pull_data(msg, at, at + total, 0)) {
+		bpf_msg_pop_data(msg, at, total, 0);
+		return 0;
 	}
 	char *d = (void *)(long)msg->data;
-	data_end = (void *)(long)msg->data_end;
+	void *data_end = (void *)(long)msg->data_end;
 	if ((void *)(d + TRACEPARENT_LINE_LEN) > data_end) {
-		bpf_msg_pop_data(msg, off, TRACEPARENT_LINE_LEN, 0);
-		return SK_INJECT_SKIP_PUSH_FAILED;
+		bpf_msg_pop_data(msg, at, total, 0);
+		return 0;
 	}
-	__builtin_memcpy(d, s->line, TRACEPARENT_LINE_LEN);
-	if (p->flags & SK_INJECT_F_TRACESTATE)
-		count(insert_tracestate(msg, off + TRACEPARENT_LINE_LEN, id, s));
+	__builtin_memcpy(d, s->ins, TRACEPARENT_LINE_LEN);
+	for (__u32 i = TRACEPARENT_LINE_LEN; i < TRACEPARENT_LINE_LEN + TS_LINE_MAX; i++) {
+		if (i >= total)
+			break;
+		char *at_i = d + i;
+		if ((void *)(at_i + 1) > data_end) {
+			bpf_msg_pop_data(msg, at, total, 0);
+			return 0;
+		}
+		*at_i = s->ins[MASKED(i, 1023)];
+	}
+	if (tslen)
+		count(SK_INJECT_TRACESTATE_DONE);
+	return total;
+}
+
+/* The first request of the message (the pending context) and then each further request the
+ * owner found pipelined in the same send (extra ids at their offsets in the send): every one that
+ * has no traceparent gets its own. Offsets in `s->bytes` are the send's; `shift` counts what was
+ * inserted before. Returns the first request's outcome; the others are counted. */
+static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, struct sk_scratch *s, __u64 id)
+{
+	const struct sk_inject_pending *p = &s->p;
+	__u64 now = bpf_ktime_get_ns();
+	if (now < p->ts_ns || now - p->ts_ns > pending_max_age_ns)
+		return SK_INJECT_SKIP_STALE;
+	__u32 size = msg->size;
+	__u32 n = size < SK_WINDOW ? size : SK_WINDOW;
+	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n" */
+		return SK_INJECT_SKIP_NOT_HTTP;
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	void *data = (void *)(long)msg->data;
+	void *data_end = (void *)(long)msg->data_end;
+	if (data + n > data_end)
+		n = data_end - data;
+	if (n < 16 || n > SK_WINDOW)
+		return SK_INJECT_SKIP_NOT_HTTP;
+	if (bpf_probe_read_kernel(s->bytes, MASKED(n, 2 * SK_WINDOW - 1), data))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+
+	__u32 line_end = 0;
+	__u32 first = check_request(s->bytes, 0, n, p->flags & SK_INJECT_F_HEADERS_CHECKED, &line_end);
+	if (first != SK_INJECT_DONE)
+		return first;
+	__u32 tslen = (p->flags & SK_INJECT_F_TRACESTATE) ? prepare_tracestate(id, s) : 0;
+	if (p->flags & SK_INJECT_F_TRACESTATE && !tslen)
+		count(SK_INJECT_TRACESTATE_SKIPPED);
+	format_traceparent_line(s->ins, &p->ctx, 't');
+	__u32 shift = insert_lines(msg, line_end, tslen, s);
+	if (!shift)
+		return SK_INJECT_SKIP_PUSH_FAILED;
+
+	__u32 extra = p->extra < SK_INJECT_MAX_EXTRA ? p->extra : SK_INJECT_MAX_EXTRA;
+#pragma unroll
+	for (int k = 0; k < SK_INJECT_MAX_EXTRA; k++) {
+		if (k >= extra)
+			continue;
+		__u32 outcome = check_request(s->bytes, p->extra_off[k], n, false, &line_end);
+		if (outcome == SK_INJECT_DONE) {
+			s->extra_ctx = p->ctx;
+			__builtin_memcpy(s->extra_ctx.span_id, p->extra_span_ids[k], 8);
+			format_traceparent_line(s->ins, &s->extra_ctx, 't');
+			__u32 added = insert_lines(msg, line_end + shift, tslen, s);
+			if (added)
+				shift += added;
+			else
+				outcome = SK_INJECT_SKIP_PUSH_FAILED;
+		}
+		count(outcome == SK_INJECT_DONE ? SK_INJECT_PIPELINED_DONE : SK_INJECT_PIPELINED_SKIPPED);
+	}
 	return SK_INJECT_DONE;
 }
 
@@ -347,16 +388,22 @@ SEC("sk_msg")
 int sk_inject_msg(struct sk_msg_md *msg)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sk_inject_pending *pp = bpf_map_lookup_elem(&spanbridge_sk_inject_pending_v1, &id);
+	struct sk_inject_pending *pp = bpf_map_lookup_elem(&spanbridge_sk_inject_pending_v2, &id);
 	if (!pp)
 		return SK_PASS;
-	struct sk_inject_pending p = *pp;
-	bpf_map_delete_elem(&spanbridge_sk_inject_pending_v1, &id);
+	__u32 zero = 0;
+	struct sk_scratch *s = bpf_map_lookup_elem(&sk_inject_scratch, &zero);
+	if (!s) {
+		bpf_map_delete_elem(&spanbridge_sk_inject_pending_v2, &id);
+		return SK_PASS;
+	}
+	s->p = *pp;
+	bpf_map_delete_elem(&spanbridge_sk_inject_pending_v2, &id);
 	count(SK_INJECT_MSG_SEEN);
-	__u32 outcome = inspect_and_inject(msg, &p, id);
+	__u32 outcome = inspect_and_inject(msg, s, id);
 	count(outcome);
-	if (p.cookie) {
-		struct sk_inject_result_key k = { .tgid = id >> 32, ._pad = 0, .cookie = p.cookie };
+	if (s->p.cookie) {
+		struct sk_inject_result_key k = { .tgid = id >> 32, ._pad = 0, .cookie = s->p.cookie };
 		struct sk_inject_result r = { .ts_ns = bpf_ktime_get_ns(), .outcome = outcome, ._pad = 0 };
 		bpf_map_update_elem(&spanbridge_sk_inject_result_v1, &k, &r, BPF_ANY);
 	}

@@ -3,7 +3,7 @@
  * languages) and the sk_msg program that WRITES it into the outgoing request.
  *
  * A tracer that wants the next HTTP/1.x request a thread sends to carry a traceparent puts an
- * entry in spanbridge_sk_inject_pending_v1 keyed by that thread (bpf_get_current_pid_tgid()),
+ * entry in spanbridge_sk_inject_pending_v2 keyed by that thread (bpf_get_current_pid_tgid()),
  * right before the thread's send. The sk_msg program runs in the sending thread's context, takes
  * (and always removes) the entry, and inserts the header when the message is a request without
  * one. It reports the outcome in spanbridge_sk_inject_result_v1 under {tgid, cookie}, so the owner
@@ -22,12 +22,18 @@
 /* Longest tracestate value propagated (W3C allows 32 members; longer values are not propagated). */
 #define SK_INJECT_TRACESTATE_MAX 256
 
+/* Further requests pipelined in one send that can get their own header. */
+#define SK_INJECT_MAX_EXTRA 3
+
 struct sk_inject_pending {
 	__u64 ts_ns;
 	__u64 cookie;
 	struct trace_context ctx; /* the client span: trace id, span id, flags */
 	__u8 flags;
-	__u8 _pad[7];
+	__u8 extra; /* requests pipelined behind the first in the same send (<= SK_INJECT_MAX_EXTRA) */
+	__u16 extra_off[SK_INJECT_MAX_EXTRA]; /* where each starts in the send (before any insertion) */
+	/* their client spans: the same trace, parent and flags as ctx, these span ids */
+	__u8 extra_span_ids[SK_INJECT_MAX_EXTRA][8];
 };
 
 struct sk_inject_result_key {
@@ -50,7 +56,9 @@ enum sk_inject_outcome {
 	SK_INJECT_MSG_SEEN = 9,          /* messages the sk_msg program saw with a pending entry */
 	SK_INJECT_TRACESTATE_DONE = 10,  /* the incoming tracestate was inserted after the traceparent */
 	SK_INJECT_TRACESTATE_SKIPPED = 11, /* not inserted: missing, too long, not printable, push failed */
-	SK_INJECT_OUTCOME_MAX = 12,
+	SK_INJECT_PIPELINED_DONE = 12,   /* a further request pipelined in the same send got its header */
+	SK_INJECT_PIPELINED_SKIPPED = 13, /* ... was left alone (has one, not a request, push failed) */
+	SK_INJECT_OUTCOME_MAX = 14,
 };
 
 struct sk_inject_result {
@@ -65,7 +73,7 @@ struct {
 	__type(key, __u64); /* pid_tgid of the sending thread */
 	__type(value, struct sk_inject_pending);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spanbridge_sk_inject_pending_v1 SEC(".maps");
+} spanbridge_sk_inject_pending_v2 SEC(".maps");
 
 /* The tracestate to send with the pending traceparent (the incoming request's value, W3C). */
 struct sk_inject_tracestate {

@@ -96,8 +96,11 @@ struct conn_state {
 	__u8 announced;     /* the open record was sent */
 	__u8 family;
 	__u8 prefix_len; /* server: bytes of a request start that came in a read shorter than 8 */
-	__u8 _pad[2];
+	__u8 req_known;  /* client: req_left is known (the request's framing was seen) */
+	__u8 _pad;
 	__u8 prefix[8];
+	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
+	__u32 _pad2;
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */
@@ -126,7 +129,17 @@ struct syscall_args {
 	__u8 _pad[5];
 	struct trace_context ctx;
 	__u8 parent_span_id[8];
+	/* write, start: further requests pipelined in the same write (their offsets and span ids;
+	 * same trace, parent and flags as ctx) and where the last framed request ends */
+	__u8 extra;
+	__u8 pipelined; /* the request start follows a complete request still awaiting its response */
+	__u16 extra_off[SYS_HTTP_SPARE_IDS];
+	__u32 last_end; /* FRAME_UNKNOWN when its framing was not seen */
+	__u8 extra_span_ids[SYS_HTTP_SPARE_IDS][8];
+	__u32 _pad2;
 };
+
+#define FRAME_UNKNOWN 0xffffffff
 
 /* Per traced process (tgid), written by the agent. */
 struct traced_process {
@@ -774,6 +787,128 @@ static __always_inline void keep_tracestate(struct scratch *s, __u32 cap, __u64 
 }
 #endif
 
+/* ---- client request framing (pipelining) ------------------------------------------------- */
+
+struct frame_ctx {
+	__u32 pos;      /* where the request starts in the capture */
+	__u32 len;      /* captured bytes */
+	__u32 head_end; /* offset after the blank line, 0 = not in the capture */
+	__u32 cl;       /* Content-Length value (0 when absent) */
+	__u32 chunked;  /* Transfer-Encoding present, or Content-Length unreadable */
+	__u32 cl_at;    /* offset of the Content-Length value, 0 when absent */
+};
+
+struct num_ctx {
+	__u32 at;
+	__u32 len;
+	__u32 v;
+	__u32 digits;
+	__u32 state; /* 0 leading OWS, 1 digits, 2 done, 3 unreadable */
+	__u32 _pad;
+};
+
+/* Reads a decimal Content-Length value (at most 9 digits, ended by CR or OWS). */
+static long num_cb(__u32 i, struct num_ctx *c)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	__u32 at = c->at + i;
+	if (!s || at >= c->len || at >= SYS_HTTP_CAPTURE) {
+		c->state = 3;
+		return 1;
+	}
+	__u64 k = at;
+	asm volatile("%0 &= %1" : "+r"(k) : "i"(SYS_HTTP_CAPTURE - 1));
+	__u8 ch = s->e.data[k];
+	if (c->state == 0 && (ch == ' ' || ch == '\t'))
+		return 0;
+	if (ch >= '0' && ch <= '9' && c->digits < 9) {
+		c->v = c->v * 10 + (ch - '0');
+		c->digits++;
+		c->state = 1;
+		return 0;
+	}
+	c->state = (c->state == 1 && (ch == '\r' || ch == ' ' || ch == '\t')) ? 2 : 3;
+	return 1;
+}
+
+/* One byte of a request head starting at fc->pos: at each line start, the blank line ends the
+ * head; Content-Length is read, Transfer-Encoding makes the length unknown. */
+static long frame_cb(__u32 i, struct frame_ctx *fc)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	__u32 at = fc->pos + i;
+	if (!s || at + 1 >= fc->len || at >= SYS_HTTP_CAPTURE)
+		return 1;
+	__u64 k = at, prev = at - 1;
+	asm volatile("%0 &= %1" : "+r"(k) : "i"(SYS_HTTP_CAPTURE - 1)); /* bounds the verifier sees */
+	asm volatile("%0 &= %1" : "+r"(prev) : "i"(SYS_HTTP_CAPTURE - 1));
+	const __u8 *p = s->e.data + k;
+	if (i == 0 || s->e.data[prev] != '\n')
+		return 0;
+	if (p[0] == '\r' && p[1] == '\n') {
+		fc->head_end = at + 2;
+		return 1;
+	}
+	const char cl[] = "content-length:";
+	const char te[] = "transfer-encoding:";
+	if (lower(p[0]) == 'c' && at + 16 < fc->len) {
+#pragma unroll
+		for (int j = 1; j < 15; j++)
+			if (lower(p[j]) != cl[j])
+				return 0;
+		fc->cl_at = at + 15;
+	} else if (lower(p[0]) == 't' && at + 18 < fc->len) {
+#pragma unroll
+		for (int j = 1; j < 18; j++)
+			if (lower(p[j]) != te[j])
+				return 0;
+		fc->chunked = 1;
+	}
+	return 0;
+}
+
+/* A client write that starts a request (s->e.data, n captured of `total` bytes, no traceparent
+ * anywhere in it): finds further requests pipelined behind the first (up to SYS_HTTP_SPARE_IDS,
+ * each gets a span id of its own) and where the last framed request ends (FRAME_UNKNOWN when a
+ * head is not in the capture, a body is chunked, or other bytes follow a request). */
+__noinline int frame_client_write(struct scratch *s, __u32 n, struct syscall_args *a)
+{
+	/* A global function: verified once, not at each of the four write probes. */
+	if (!s || !a)
+		return 0;
+	__u32 pos = 0;
+	a->extra = 0;
+	a->last_end = FRAME_UNKNOWN;
+#pragma unroll
+	for (int k = 0; k <= SYS_HTTP_SPARE_IDS; k++) {
+		struct frame_ctx fc = { .pos = pos, .len = n };
+		bpf_loop(SYS_HTTP_CAPTURE, frame_cb, &fc, 0);
+		if (!fc.head_end || fc.chunked)
+			return 0;
+		if (fc.cl_at) {
+			struct num_ctx nc = { .at = fc.cl_at, .len = n };
+			bpf_loop(32, num_cb, &nc, 0);
+			if (nc.state != 2)
+				return 0;
+			fc.cl = nc.v;
+		}
+		__u64 end = (__u64)fc.head_end + fc.cl;
+		if (end >= n) {
+			a->last_end = end; /* the body goes on past the capture (or ends exactly here) */
+			return 0;
+		}
+		if (k == SYS_HTTP_SPARE_IDS || !is_request_start(s->e.data + (end & (SYS_HTTP_CAPTURE - 1)), n - end))
+			return 0; /* more requests than ids, or bytes that are not a request: unknown */
+		a->extra_off[k % SYS_HTTP_SPARE_IDS] = end;
+		new_span_id(a->extra_span_ids[k % SYS_HTTP_SPARE_IDS]);
+		a->extra = k + 1;
+		pos = end;
+	}
+	return 0;
+}
+
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
 /* Fresh ids for requests pipelined behind the one the kernel decided for. */
@@ -889,8 +1024,11 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 	a.count = ctx->args[2];
 	a.kind = kind;
 
-	/* A client request is decided before its bytes leave, so the server end finds it. */
-	if (cs->role == SYS_ROLE_CLIENT && (kind & 1) && cs->phase != PHASE_REQUEST) {
+	/* A client request is decided before its bytes leave, so the server end finds it. A request
+	 * written while the previous one awaits its response (pipelining) counts only when that one
+	 * was framed to its last byte, so body bytes are never taken for a request. */
+	__u8 pipelined = cs->phase == PHASE_REQUEST && cs->req_known && cs->req_left == 0;
+	if (cs->role == SYS_ROLE_CLIENT && (kind & 1) && (cs->phase != PHASE_REQUEST || pipelined)) {
 		__u64 ptr = 0, len = 0;
 		__u8 peek[8] = {};
 		if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
@@ -921,15 +1059,23 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			if (!(a.flags & SYS_F_APP_TRACEPARENT))
 				new_span_id(a.ctx.span_id);
 			a.start = 1;
+			a.pipelined = pipelined;
+			a.last_end = FRAME_UNKNOWN;
+			/* Requests pipelined behind this one in the same write get ids of their own (only
+			 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
+			if (s && n && !(a.flags & SYS_F_APP_TRACEPARENT) && !find_header(n, HDR_TRACEPARENT))
+				frame_client_write(s, n, &a);
 #ifdef SYS_HTTP_SK_INJECT
 			if (sk_inject_pending && !(a.flags & SYS_F_APP_TRACEPARENT)) {
-				struct sk_inject_pending p = { .ts_ns = now, .cookie = cs->conn_id };
+				struct sk_inject_pending p = { .ts_ns = now, .cookie = cs->conn_id, .extra = a.extra };
 				p.ctx = a.ctx;
+				__builtin_memcpy(p.extra_off, a.extra_off, sizeof(p.extra_off));
+				__builtin_memcpy(p.extra_span_ids, a.extra_span_ids, sizeof(p.extra_span_ids));
 				/* A call linked to the thread's server request sends that request's tracestate on. */
 				struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 				if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
 					p.flags |= SK_INJECT_F_TRACESTATE;
-				bpf_map_update_elem(&spanbridge_sk_inject_pending_v1, &id, &p, BPF_ANY);
+				bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, &p, BPF_ANY);
 			}
 #endif
 			struct client_request cr = { .ts_ns = now, .tgid = id >> 32 };
@@ -1024,6 +1170,14 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				flags = SYS_F_REQUEST_START | args.flags;
 				cs->phase = PHASE_REQUEST;
 				cs->ctx = args.ctx;
+				/* Bytes of the last framed request still to come (pipelining needs it whole). */
+				cs->req_known = args.last_end != FRAME_UNKNOWN && args.last_end >= (__u64)ret;
+				cs->req_left = cs->req_known ? args.last_end - ret : 0;
+			} else if (cs->phase == PHASE_REQUEST && cs->req_known) {
+				if ((__u64)ret <= cs->req_left)
+					cs->req_left -= ret;
+				else
+					cs->req_known = 0; /* more than the request: what follows is not framed */
 			} else if (cs->phase == PHASE_IDLE) {
 				cs->phase = PHASE_NOT_HTTP;
 				count(SYS_SKIP_NOT_HTTP);
@@ -1066,7 +1220,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		e->pid = id >> 32;
 		e->tid = (__u32)id;
 		e->fd = key.fd;
-		e->_pad0 = 0;
+		e->flags2 = 0;
 		e->conn_id = cs->conn_id;
 		e->ts_ns = now;
 		e->len = ret;
@@ -1083,6 +1237,16 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		decide_server_context(cs, s, cap, now, e, mode);
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
+		e->flags2 = args.pipelined ? SYS_F2_PIPELINED : 0;
+		if (args.extra) {
+			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
+			e->flags |= SYS_F_SPARE_IDS;
+#pragma unroll
+			for (int k = 0; k < SYS_HTTP_SPARE_IDS; k++) {
+				__builtin_memcpy(e->spare_trace_ids[k], args.ctx.trace_id, 16);
+				__builtin_memcpy(e->spare_span_ids[k], args.extra_span_ids[k], 8);
+			}
+		}
 	} else if (flags & SYS_F_SPARE_IDS) {
 		fill_spare_ids(e);
 		__builtin_memset(e->parent_span_id, 0, 8);

@@ -30,8 +30,14 @@ enum sys_http_direction {
 #define SYS_F_TRUNCATED (1 << 5)      /* the message was longer than the capture */
 #define SYS_F_APP_TRACEPARENT (1 << 7) /* client span: the application sent its own traceparent; its
 					* ids are this span's (never a second header, never other ids) */
-#define SYS_F_SPARE_IDS (1 << 6)      /* a request line was seen while a request was open (pipelining):
-				       * spare ids are set, used only if user space finds a request start */
+#define SYS_F_SPARE_IDS (1 << 6)      /* server: a request line was seen while a request was open
+				       * (pipelining): spare ids are set, used only if user space finds a
+				       * request start. client (with SYS_F_REQUEST_START): further requests
+				       * were framed in this write; spare ids are theirs, in order (same trace
+				       * and parent as the first), and were injected with them */
+/* sys_http_data_event.flags2 */
+#define SYS_F2_PIPELINED (1 << 0) /* client request start written while the previous request, framed
+				   * to its last byte, still awaits its response */
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
 enum sys_http_drop_reason {
@@ -83,7 +89,7 @@ struct sys_http_data_event {
 	__u32 tid;
 	__u32 fd;
 	__u16 tail_len;
-	__u16 _pad0;
+	__u16 flags2; /* SYS_F2_* */
 	__u64 conn_id;
 	__u64 ts_ns; /* syscall exit */
 	__u64 len;   /* bytes transferred (the syscall's return value) */

@@ -171,7 +171,7 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     tid: { offset: 12, size: 4, kind: 'u32' },
     fd: { offset: 16, size: 4, kind: 'u32' },
     tail_len: { offset: 20, size: 2, kind: 'u16' },
-    _pad0: { offset: 22, size: 2, kind: 'u16' },
+    flags2: { offset: 22, size: 2, kind: 'u16' },
     conn_id: { offset: 24, size: 8, kind: 'u64' },
     ts_ns: { offset: 32, size: 8, kind: 'u64' },
     len: { offset: 40, size: 8, kind: 'u64' },
@@ -222,13 +222,15 @@ export const SYS_HTTP_SYSCALL = {
 } as const;
 
 export const SK_INJECT_PENDING: StructLayout = {
-  size: 56,
+  size: 80,
   fields: {
     ts_ns: { offset: 0, size: 8, kind: 'u64' },
     cookie: { offset: 8, size: 8, kind: 'u64' },
     ctx: { offset: 16, size: 32, kind: 'bytes' },
     flags: { offset: 48, size: 1, kind: 'u8' },
-    _pad: { offset: 49, size: 7, kind: 'bytes' },
+    extra: { offset: 49, size: 1, kind: 'u8' },
+    extra_off: { offset: 50, size: 6, kind: 'bytes' },
+    extra_span_ids: { offset: 56, size: 24, kind: 'bytes' },
   },
 };
 
@@ -263,5 +265,7 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_MSG_SEEN: 9,
   SK_INJECT_TRACESTATE_DONE: 10,
   SK_INJECT_TRACESTATE_SKIPPED: 11,
-  SK_INJECT_OUTCOME_MAX: 12,
+  SK_INJECT_PIPELINED_DONE: 12,
+  SK_INJECT_PIPELINED_SKIPPED: 13,
+  SK_INJECT_OUTCOME_MAX: 14,
 } as const;

@@ -10,6 +10,8 @@ export const SYS_F_BLACKBOX_PARENT = 1 << 4;
 export const SYS_F_TRUNCATED = 1 << 5;
 export const SYS_F_SPARE_IDS = 1 << 6;
 export const SYS_F_APP_TRACEPARENT = 1 << 7;
+/** flags2: a client request start written while the previous, fully written request awaits its response. */
+export const SYS_F2_PIPELINED = 1 << 0;
 
 export type SysRole = 'server' | 'client';
 
@@ -80,6 +82,8 @@ export interface SysHttpDataRecord {
   readonly direction: 'ingress' | 'egress';
   readonly role: SysRole;
   readonly flags: number;
+  /** SYS_F2_* */
+  readonly flags2: number;
   readonly pid: number;
   readonly tid: number;
   readonly fd: number;
@@ -97,7 +101,11 @@ export interface SysHttpDataRecord {
   /** '' when the span is a root. */
   readonly parentSpanId: string;
   readonly traceFlags: number;
-  /** Server request starts: kernel-made ids for further requests pipelined in the same read. */
+  /**
+   * Server request starts: kernel-made ids for further requests pipelined in the same read.
+   * Client request starts with SYS_F_SPARE_IDS: the ids of the requests the kernel framed behind
+   * the first in the same write (and injected with them); an all-zero span id = none.
+   */
   readonly spareIds: readonly { readonly traceId: string; readonly spanId: string }[];
 }
 
@@ -130,6 +138,7 @@ export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
     direction: readUint(buf, D, 'direction') === 1 ? 'egress' : 'ingress',
     role: roleOf(readUint(buf, D, 'role')),
     flags,
+    flags2: readUint(buf, D, 'flags2'),
     pid: readUint(buf, D, 'pid'),
     tid: readUint(buf, D, 'tid'),
     fd: readUint(buf, D, 'fd'),

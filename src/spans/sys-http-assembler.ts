@@ -9,7 +9,15 @@
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
 import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
-import { SYS_F_APP_TRACEPARENT, SYS_F_BLACKBOX_PARENT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_F_SPARE_IDS, SYS_F_THREAD_PARENT } from '../events/sys-http';
+import {
+  SYS_F2_PIPELINED,
+  SYS_F_APP_TRACEPARENT,
+  SYS_F_BLACKBOX_PARENT,
+  SYS_F_REMOTE_PARENT,
+  SYS_F_REQUEST_START,
+  SYS_F_SPARE_IDS,
+  SYS_F_THREAD_PARENT,
+} from '../events/sys-http';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
 import type { Resource, Span } from './span';
@@ -31,6 +39,8 @@ import { sysHttpSpan, type ExchangeView } from './sys-http-span';
 export const SYS_SPANS_DROPPED = 'spanbridge_sys_http_exchanges_dropped_total';
 /** Longest tracestate the kernel sends on (SK_INJECT_TRACESTATE_MAX in bpf/sk_inject.h). */
 export const TRACESTATE_SENT_MAX = 256;
+
+const NO_SPAN_ID = '0000000000000000';
 
 const DROPPED_HELP = 'HTTP exchanges seen by the syscall tracer that produced no span, by reason';
 
@@ -168,8 +178,13 @@ export class SysHttpAssembler {
     this.touch(c, rec.tsNs);
     const requestSide = (c.role === 'server') === (rec.direction === 'ingress');
     if (rec.flags & SYS_F_REQUEST_START && requestSide) {
-      // A new request: whatever is still open on this connection is finished now.
-      this.finishAll(c, 'superseded');
+      // A new request: whatever is still open on this connection is finished now, except the
+      // complete requests a pipelining client still awaits responses for (the kernel says so).
+      if (c.role === 'client' && rec.flags2 & SYS_F2_PIPELINED) {
+        for (const ex of [...c.exchanges]) if (!ex.req.complete) this.finish(c, ex, 'superseded');
+      } else {
+        this.finishAll(c, 'superseded');
+      }
       c.dead = false;
       const ex = this.startExchange(c, rec, {
         traceId: rec.traceId,
@@ -240,8 +255,8 @@ export class SysHttpAssembler {
       return;
     }
     if (next === null) return;
-    // More requests pipelined in the same read (server side): each needs kernel-made ids.
-    if (c.role !== 'server') {
+    // More requests pipelined in the same read or write: each needs kernel-made ids.
+    if (c.role === 'client' && !(rec.flags & SYS_F_SPARE_IDS)) {
       this.drop('client_pipelining');
       return;
     }
@@ -255,11 +270,16 @@ export class SysHttpAssembler {
       c.spareUsed = 0;
     }
     const spare = rec.spareIds[c.spareUsed++];
-    if (!spare) {
+    if (!spare || spare.spanId === NO_SPAN_ID) {
       this.drop('pipelined_beyond_spare_ids');
       return;
     }
-    const ex = this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' });
+    // Server: each a new root. Client: the same trace and parent as the write's first request
+    // (the ids the sk_msg program wrote into those requests).
+    const ex =
+      c.role === 'server'
+        ? this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' })
+        : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags) });
     this.feedRequest(c, ex, rec, off);
   }
 

@@ -40,7 +40,7 @@ function threadKey(): Buffer {
   return k;
 }
 
-function pending(opts: { cookie: bigint; flags?: number; ageNs?: bigint }): Buffer {
+function pending(opts: { cookie: bigint; flags?: number; ageNs?: bigint; extra?: { off: number; spanId: string }[] }): Buffer {
   const v = Buffer.alloc(SK_INJECT_PENDING.size);
   v.writeBigUInt64LE(process.hrtime.bigint() - (opts.ageNs ?? 0n), SK_INJECT_PENDING.fields.ts_ns.offset);
   v.writeBigUInt64LE(opts.cookie, SK_INJECT_PENDING.fields.cookie.offset);
@@ -49,6 +49,12 @@ function pending(opts: { cookie: bigint; flags?: number; ageNs?: bigint }): Buff
   Buffer.from(SPAN, 'hex').copy(v, ctx + 16);
   v.writeUInt8(1, ctx + 24);
   v.writeUInt8(opts.flags ?? 0, SK_INJECT_PENDING.fields.flags.offset);
+  const extra = opts.extra ?? [];
+  v.writeUInt8(extra.length, SK_INJECT_PENDING.fields.extra.offset);
+  extra.forEach((e, k) => {
+    v.writeUInt16LE(e.off, SK_INJECT_PENDING.fields.extra_off.offset + 2 * k);
+    Buffer.from(e.spanId, 'hex').copy(v, SK_INJECT_PENDING.fields.extra_span_ids.offset + 8 * k);
+  });
   return v;
 }
 
@@ -115,11 +121,17 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
   });
 
   it('inserts the pending context after the request line and reports DONE under the cookie', async () => {
-    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 101n, flags: F_HEADERS_CHECKED }));
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 101n, flags: F_HEADERS_CHECKED }));
     const got = await exchange('GET /x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n');
     expect(got).toBe(`GET /x?y=1 HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
     expect(outcome(101n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_DONE);
-    expect(obj.map('spanbridge_sk_inject_pending_v1').lookup(threadKey())).toBeNull(); // consumed
+    expect(obj.map('spanbridge_sk_inject_pending_v2').lookup(threadKey())).toBeNull(); // consumed
+  });
+
+  it('a head whose last header line is short is scanned to its end and injected (owner did not check it)', async () => {
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 108n }));
+    expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(`GET / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
+    expect(outcome(108n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_DONE);
   });
 
   it('without a pending context nothing changes', async () => {
@@ -128,7 +140,7 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
   });
 
   it('a request carrying a traceparent (head scanned in the kernel) is left alone', async () => {
-    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 102n }));
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 102n }));
     const req = `POST / HTTP/1.0\r\nTraceParent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-00\r\n\r\nbody`;
     expect(await exchange(req)).toBe(req);
     expect(outcome(102n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_SKIP_HAS_TRACEPARENT);
@@ -142,14 +154,14 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     ['head not ended in the message', 'SK_INJECT_SKIP_HEAD_TOO_LONG', 'GET / HTTP/1.1\r\nHost: a\r\n'],
   ] as const)('%s: forwarded untouched, outcome %s', async (_what, expected, data) => {
     const cookie = BigInt(200 + Math.floor(Math.random() * 1e6));
-    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie }));
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie }));
     const got = await exchange(data);
     expect(Buffer.from(got, 'latin1').equals(Buffer.from(data as string | Buffer))).toBe(true);
     expect(outcome(cookie)).toBe(SK_INJECT_OUTCOME[expected]);
   });
 
   it('a stale pending context (older than 200 ms) is dropped and counted', async () => {
-    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 103n, ageNs: 1_000_000_000n }));
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 103n, ageNs: 1_000_000_000n }));
     const req = 'GET / HTTP/1.1\r\n\r\n';
     expect(await exchange(req)).toBe(req);
     expect(outcome(103n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_SKIP_STALE);
@@ -165,16 +177,55 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
   it('a tracestate waiting for the thread follows the traceparent; one with CR/LF is never sent', async () => {
     const ts = obj.map('spanbridge_sk_inject_tracestate_v1');
     ts.update(threadKey(), tracestate('rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'));
-    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 104n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 104n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
     expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(
       `GET / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\ntracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\nHost: a\r\n\r\n`,
     );
     const doneBefore = counter('SK_INJECT_TRACESTATE_DONE');
     ts.update(threadKey(), tracestate('a=b\r\nX-Evil: 1'));
-    obj.map('spanbridge_sk_inject_pending_v1').update(threadKey(), pending({ cookie: 105n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 105n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
     expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(`GET / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
     expect(counter('SK_INJECT_TRACESTATE_DONE')).toBe(doneBefore);
     expect(counter('SK_INJECT_TRACESTATE_SKIPPED')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('requests pipelined in one send: each one the owner found gets its own header (with the tracestate); one with its own traceparent is left alone', async () => {
+    const r1 = 'GET /1 HTTP/1.1\r\nHost: a\r\n\r\n';
+    const r2 = 'POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello';
+    const r3 = `GET /3 HTTP/1.1\r\ntraceparent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-01\r\n\r\n`;
+    const r4 = 'HEAD /4 HTTP/1.1\r\nHost: a\r\n\r\n';
+    const spans = ['1111111111111111', '3333333333333333', '4444444444444444'];
+    obj.map('spanbridge_sk_inject_tracestate_v1').update(threadKey(), tracestate('k=v'));
+    obj.map('spanbridge_sk_inject_pending_v2').update(
+      threadKey(),
+      pending({
+        cookie: 106n,
+        flags: F_TRACESTATE,
+        extra: [
+          { off: r1.length, spanId: spans[0] },
+          { off: r1.length + r2.length, spanId: spans[1] },
+          { off: r1.length + r2.length + r3.length, spanId: spans[2] },
+        ],
+      }),
+    );
+    const pipelinedDone = counter('SK_INJECT_PIPELINED_DONE');
+    const pipelinedSkipped = counter('SK_INJECT_PIPELINED_SKIPPED');
+    const tp = (span: string): string => `traceparent: 00-${TRACE}-${span}-01\r\ntracestate: k=v\r\n`;
+    expect(await exchange(r1 + r2 + r3 + r4)).toBe(
+      `GET /1 HTTP/1.1\r\n${tp(SPAN)}Host: a\r\n\r\n` +
+        `POST /2 HTTP/1.1\r\n${tp(spans[0])}Host: a\r\nContent-Length: 5\r\n\r\nhello` +
+        r3 +
+        `HEAD /4 HTTP/1.1\r\n${tp(spans[2])}Host: a\r\n\r\n`,
+    );
+    expect(outcome(106n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_DONE);
+    expect(counter('SK_INJECT_PIPELINED_DONE') - pipelinedDone).toBe(2);
+    expect(counter('SK_INJECT_PIPELINED_SKIPPED') - pipelinedSkipped).toBe(1);
+  });
+
+  it('an extra offset that is not a request start is left alone (body bytes are never changed)', async () => {
+    const req = 'POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nGET /x HTTP/1.1\r\n\r\n';
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 107n, flags: F_HEADERS_CHECKED, extra: [{ off: 10, spanId: '5555555555555555' }] }));
+    expect(await exchange(req)).toBe(`POST / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nContent-Length: 20\r\n\r\nGET /x HTTP/1.1\r\n\r\n`);
   });
 
   it('attach errors name what failed', () => {

@@ -7,22 +7,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { buildGoApp } from './helpers/go-build';
 import { freePort } from './helpers/collector';
-import { echoedTraceparents, kernelCounters } from './helpers/go-chain';
+import { echoedTraceparents } from './helpers/go-chain';
 import { startServer } from './helpers/any-language';
-import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
-import { requireRootAndBpf } from './helpers/privileges';
+import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
-function lockedDown(): boolean {
-  const f = '/sys/kernel/security/lockdown';
-  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
-}
 
 /** Each stdin line "N URL [HEADER=VALUE]" -> N GETs; prints one JSON line {bodies: [...]}. */
 const PY_CLIENT = `

@@ -5,18 +5,12 @@
  * next request on it carries exactly the reported client span's traceparent.
  */
 import http from 'node:http';
-import { readFileSync, existsSync } from 'node:fs';
 import { buildGoApp } from './helpers/go-build';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents, frontendPair } from './helpers/go-chain';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
-import { requireRootAndBpf } from './helpers/privileges';
+import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { outgoingConnections } from '../../src/tracers/sk-inject-tracer';
-
-function lockedDown(): boolean {
-  const f = '/sys/kernel/security/lockdown';
-  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
-}
 
 const maybe = lockedDown() ? describe : describe.skip;
 

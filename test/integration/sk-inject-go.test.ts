@@ -10,18 +10,12 @@
  * - other headers are byte-identical to a run with --inject-headers off, which changes nothing.
  */
 import http from 'node:http';
-import { readFileSync, existsSync } from 'node:fs';
-import { echoedTraceparents, frontendPair, kernelCounters, startGoChain, type GoChain } from './helpers/go-chain';
-import { waitFor } from './helpers/processes';
-import { requireRootAndBpf } from './helpers/privileges';
+import { echoedTraceparents, frontendPair, goChainForSuite, startGoChain } from './helpers/go-chain';
+import { kernelCounters, waitFor } from './helpers/processes';
+import { lockedDown } from './helpers/privileges';
 import type { GoToolchain } from './helpers/go-build';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
-function lockedDown(): boolean {
-  const f = '/sys/kernel/security/lockdown';
-  return existsSync(f) && !readFileSync(f, 'utf8').includes('[none]');
-}
 
 /** The echoed header lines other than traceparent, sorted (the echo walks a Go map). */
 function otherHeaders(body: string): string[] {
@@ -34,31 +28,22 @@ function otherHeaders(body: string): string[] {
 const maybe = lockedDown() ? describe : describe.skip;
 
 maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injection into Go requests (locked-down host, Go %s)', (toolchain) => {
-  let chain: GoChain;
-
-  beforeAll(async () => {
-    requireRootAndBpf();
-    chain = await startGoChain(toolchain);
-  }, 180_000);
-
-  afterAll(async () => {
-    await chain?.stop();
-  });
+  const chain = goChainForSuite(toolchain);
 
   it('reports socket-level injection as the strategy in effect', () => {
-    expect(chain.agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
-    expect(chain.agent.stderr()).toMatch(/traceparent injection: sk_msg/);
+    expect(chain().agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
+    expect(chain().agent.stderr()).toMatch(/traceparent injection: sk_msg/);
   });
 
   it.each(['/sync', '/async', '/nested'])('%s: one traceparent = the reported CLIENT span, in the frontend SERVER trace', async (route) => {
-    const r = await chain.get(route, '/headers');
+    const r = await chain().get(route, '/headers');
     const tps = echoedTraceparents(r.body);
     expect(tps).toHaveLength(1);
     const m = TP.exec(tps[0]);
     expect(m).not.toBeNull();
     const [, traceId, parentId, flags] = m!;
     const pair = await waitFor(`${route} pair`, () => {
-      const p = frontendPair(chain.agent.spans(), chain.frontend.pid, route);
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, route);
       return p.length === 1 && p[0].client && p[0];
     });
     const c = pair.client!;
@@ -68,7 +53,7 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
     expect(flags).toBe('01');
     // The backend continues the trace: its SERVER span is a child of the CLIENT span.
     const b = await waitFor('backend span', () =>
-      chain.agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain.backend.pid && s.parentSpanId === c.spanId),
+      chain().agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain().backend.pid && s.parentSpanId === c.spanId),
     );
     expect(b.traceId).toBe(traceId);
   });
@@ -76,13 +61,13 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
   it('an incoming trace is continued: trace id, and the incoming tracestate sent on unchanged', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const tracestate = 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7';
-    const q = new URLSearchParams({ target: `http://127.0.0.1:${chain.backendPort}/headers` });
+    const q = new URLSearchParams({ target: `http://127.0.0.1:${chain().backendPort}/headers` });
     const body = await new Promise<string>((resolve, reject) => {
       http
         .get(
           {
             host: '127.0.0.1',
-            port: chain.frontendPort,
+            port: chain().frontendPort,
             path: `/sync?${q}`,
             agent: false,
             headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate },
@@ -104,27 +89,27 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
   });
 
   it('without an incoming tracestate none is sent', async () => {
-    const r = await chain.get('/sync', '/headers');
+    const r = await chain().get('/sync', '/headers');
     expect(r.body).not.toMatch(/^tracestate:/m);
   });
 
   it('an application-set traceparent is never doubled', async () => {
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-    const r = await chain.get('/app-tp', '/headers', { tp });
+    const r = await chain().get('/app-tp', '/headers', { tp });
     expect(echoedTraceparents(r.body)).toEqual([tp]);
   });
 
   it('1,000 requests over keep-alive connections: each gets its own header', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const seen = new Set<string>();
-    const before = chain.agent.spans().length;
+    const before = chain().agent.spans().length;
     try {
       const N = 1000;
       let next = 0;
       const worker = async (): Promise<void> => {
         while (next < N) {
           next++;
-          const r = await chain.get('/sync', '/headers', {}, agent);
+          const r = await chain().get('/sync', '/headers', {}, agent);
           expect(r.status).toBe(200);
           const tps = echoedTraceparents(r.body);
           expect(tps).toHaveLength(1);
@@ -139,7 +124,7 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
       const clientIds = await waitFor(
         'client spans',
         () => {
-          const ids = new Set(chain.agent.spans().slice(before).filter((s) => s.kind === 'CLIENT').map((s) => s.spanId));
+          const ids = new Set(chain().agent.spans().slice(before).filter((s) => s.kind === 'CLIENT').map((s) => s.spanId));
           return [...seen].every((id) => ids.has(id)) && ids;
         },
         30_000,
@@ -151,7 +136,7 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
   }, 120_000);
 
   it('other headers are byte-identical to a run with --inject-headers off, which changes nothing', async () => {
-    const injected = await chain.get('/sync', '/headers');
+    const injected = await chain().get('/sync', '/headers');
     const off = await startGoChain(toolchain, ['--inject-headers', 'off']);
     try {
       expect(off.agent.stderr()).not.toMatch(/header injection: socket-level sk_msg/);
@@ -165,8 +150,8 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
   }, 180_000);
 
   it('counts injections in the kernel and nothing was refused', async () => {
-    await chain.agent.stop();
-    const counters = kernelCounters(chain.agent.stderr());
+    await chain().agent.stop();
+    const counters = kernelCounters(chain().agent.stderr());
     expect(counters.sk_inject_done).toBeGreaterThanOrEqual(1000);
     expect(counters.sk_inject_sock_added).toBeGreaterThanOrEqual(1);
     expect(counters.sk_inject_skip_push_failed ?? 0).toBe(0);

@@ -27,9 +27,16 @@ export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] =
   const [frontendPort, backendPort] = [await freePort(), await freePort()];
   const backend = startProcess(backendBin, ['-addr', `127.0.0.1:${backendPort}`]);
   const frontend = startProcess(frontendBin, ['-addr', `127.0.0.1:${frontendPort}`]);
-  await waitForPort(backendPort, 60_000);
-  await waitForPort(frontendPort, 60_000);
-  const agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none', ...agentArgs], {}, 120_000);
+  let agent: AgentProcess;
+  try {
+    await waitForPort(backendPort, 60_000);
+    await waitForPort(frontendPort, 60_000);
+    agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none', ...agentArgs], {}, 120_000);
+  } catch (err) {
+    // Never leave the services running: jest would wait for them after the suite failed.
+    await Promise.all([frontend.stop(), backend.stop()]);
+    throw err;
+  }
   const get = (route: string, backendPath: string, extra: Record<string, string> = {}, agentOpt?: http.Agent) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const q = new URLSearchParams({ target: `http://127.0.0.1:${backendPort}${backendPath}`, ...extra });
@@ -97,6 +104,3 @@ export function frontendPair(spans: PrintedSpanLine[], frontendPid: number, path
     client: spans.find((s) => s.kind === 'CLIENT' && s.parentSpanId === server.spanId),
   }));
 }
-
-// Still imported from here by sk-inject-go.test.ts; its home is processes.ts.
-export { kernelCounters } from './processes';

@@ -5,6 +5,7 @@
  */
 import type { SysHttpConnRecord, SysHttpDataRecord } from '../../../src/events/sys-http';
 import {
+  SYS_F2_PIPELINED,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
   SYS_F_REQUEST_START,
@@ -64,7 +65,17 @@ class Harness {
     connId: bigint,
     direction: 'ingress' | 'egress',
     bytes: string | Buffer,
-    o: { flags?: number; len?: number; role?: 'server' | 'client'; parent?: string; traceId?: string; spanId?: string; spares?: number } = {},
+    o: {
+      flags?: number;
+      flags2?: number;
+      len?: number;
+      role?: 'server' | 'client';
+      parent?: string;
+      traceId?: string;
+      spanId?: string;
+      spares?: number;
+      spareIds?: { traceId: string; spanId: string }[];
+    } = {},
   ): SysHttpDataRecord {
     this.ts += 1_000_000n;
     const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1');
@@ -73,6 +84,7 @@ class Harness {
       direction,
       role: o.role ?? 'server',
       flags: o.flags ?? 0,
+      flags2: o.flags2 ?? 0,
       pid: 7,
       tid: 70,
       fd: 5,
@@ -85,7 +97,7 @@ class Harness {
       spanId: o.spanId ?? id(16),
       parentSpanId: o.parent ?? '',
       traceFlags: 1,
-      spareIds: Array.from({ length: o.spares ?? 3 }, () => ({ traceId: id(32), spanId: id(16) })),
+      spareIds: o.spareIds ?? Array.from({ length: o.spares ?? 3 }, () => ({ traceId: id(32), spanId: id(16) })),
     };
     this.asm.onRecord(rec);
     return rec;
@@ -413,6 +425,62 @@ describe('SysHttpAssembler: client side', () => {
     h.data(2n, 'ingress', ok(), { role: 'client', flags: RESP });
     expect(h.spans[0].kind).toBe('CLIENT');
     expect(h.spans[0].traceState).toBe('');
+  });
+
+  it('client requests pipelined in one write take the kernel\'s ids for them (same trace and parent); responses match in order', () => {
+    const h = new Harness();
+    h.open(1n, 'client');
+    const trace = 'ab'.repeat(16);
+    const r = h.data(1n, 'egress', 'GET /1 HTTP/1.1\r\nHost: b\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\n\r\n', {
+      role: 'client',
+      flags: START | SYS_F_THREAD_PARENT | SYS_F_SPARE_IDS,
+      traceId: trace,
+      parent: '2222222222222222',
+      spareIds: [
+        { traceId: trace, spanId: '0000000000000b02' },
+        { traceId: trace, spanId: '0000000000000b03' },
+        { traceId: trace, spanId: '0000000000000000' },
+      ],
+    });
+    h.data(1n, 'ingress', ok('one') + ok('two'), { role: 'client', flags: RESP });
+    h.data(1n, 'ingress', 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', { role: 'client' });
+    expect(h.spans.map((s) => [s.attributes['url.full'], s.spanId, s.traceId, s.parentSpanId, s.attributes['http.response.status_code']])).toEqual([
+      ['http://b/1', r.spanId, trace, '2222222222222222', 200],
+      ['http://127.0.0.1:8080/2', '0000000000000b02', trace, '2222222222222222', 200],
+      ['http://127.0.0.1:8080/3', '0000000000000b03', trace, '2222222222222222', 404],
+    ]);
+  });
+
+  it('client pipelining beyond the kernel\'s ids (a zero id, or no spare flag) is counted, never given made-up ids', () => {
+    const h = new Harness();
+    h.open(1n, 'client');
+    h.data(1n, 'egress', 'GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n', { role: 'client', flags: START });
+    expect(h.dropped('client_pipelining')).toBe(1);
+    h.open(2n, 'client');
+    h.data(2n, 'egress', 'GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n', {
+      role: 'client',
+      flags: START | SYS_F_SPARE_IDS,
+      spareIds: [{ traceId: 'ab'.repeat(16), spanId: '0000000000000000' }],
+    });
+    expect(h.dropped('pipelined_beyond_spare_ids')).toBe(1);
+  });
+
+  it('a client request written while the previous one awaits its response (kernel: pipelined) keeps the earlier exchange open', () => {
+    const h = new Harness();
+    h.open(1n, 'client');
+    const a = h.data(1n, 'egress', 'GET /a HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START });
+    const b = h.data(1n, 'egress', 'GET /b HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START, flags2: SYS_F2_PIPELINED });
+    h.data(1n, 'ingress', ok('A'), { role: 'client', flags: RESP });
+    h.data(1n, 'ingress', 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', { role: 'client' });
+    expect(h.spans.map((s) => [s.spanId, s.attributes['http.response.status_code']])).toEqual([
+      [a.spanId, 200],
+      [b.spanId, 201],
+    ]);
+    // Without the kernel's word, a new request start supersedes what is open (as before).
+    h.open(2n, 'client');
+    const c = h.data(2n, 'egress', 'GET /c HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START });
+    h.data(2n, 'egress', 'GET /d HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START });
+    expect(h.spans.find((s) => s.spanId === c.spanId)?.attributes['error.type']).toBe('no_response');
   });
 
   it('reports a client request whose connection closed before any response as an error', () => {

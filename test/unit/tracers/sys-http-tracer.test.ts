@@ -68,7 +68,7 @@ function dataRecord(bytes: string, fields: Record<string, number | bigint | Buff
     tid: 8,
     fd: 5,
     tail_len: Math.min(8, data.length),
-    _pad0: 0,
+    flags2: 0,
     conn_id: 99n,
     ts_ns: 2_000n,
     len: BigInt(data.length),
@@ -94,6 +94,8 @@ describe('sys http records', () => {
     expect(d.data.toString()).toBe('GET / HTTP/1.1\r\n\r\n');
     expect(d.parentSpanId).toBe(''); // no parent flag: the parent bytes are not read
     expect(d.spareIds).toHaveLength(3);
+    const pipelined = decodeRecord(dataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1, flags2: 1 }), m);
+    expect(pipelined).toMatchObject({ flags: 1, flags2: 1 });
     const noStart = decodeRecord(dataRecord('body'), m);
     expect(noStart?.type === 'sys_http_data' && noStart.spareIds).toEqual([]);
   });
