@@ -58,7 +58,11 @@ enum sk_inject_outcome {
 	SK_INJECT_TRACESTATE_SKIPPED = 11, /* not inserted: missing, too long, not printable, push failed */
 	SK_INJECT_PIPELINED_DONE = 12,   /* a further request pipelined in the same send got its header */
 	SK_INJECT_PIPELINED_SKIPPED = 13, /* ... was left alone (has one, not a request, push failed) */
-	SK_INJECT_OUTCOME_MAX = 14,
+	SK_INJECT_SPLIT_WAIT = 14,       /* request head not ended in its first send: waits with the socket */
+	SK_INJECT_SPLIT_DONE = 15,       /* ... inserted before the blank line of a later send */
+	SK_INJECT_SPLIT_SKIPPED = 16,    /* ... left alone (blank line's CR already sent, not a request,
+					  * a new request first) */
+	SK_INJECT_OUTCOME_MAX = 17,
 };
 
 struct sk_inject_result {

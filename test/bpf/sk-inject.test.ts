@@ -105,11 +105,15 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     return v ? v.readUInt32LE(8) : null;
   };
 
-  /** Writes `data` on the registered connection and returns what the server received. */
-  const exchange = async (data: Buffer | string): Promise<string> => {
+  /** Writes `data` (each piece of an array with its own send, 20 ms apart) and returns what the server received. */
+  const exchange = async (data: Buffer | string | string[]): Promise<string> => {
     received = [];
-    const want = Buffer.byteLength(data);
-    conn.write(data);
+    const pieces = Array.isArray(data) ? data : [data];
+    const want = pieces.reduce((n, p) => n + Buffer.byteLength(p), 0);
+    for (const [i, p] of pieces.entries()) {
+      if (i) await new Promise((r) => setTimeout(r, 20));
+      conn.write(p);
+    }
     const deadline = Date.now() + 5000;
     while (Buffer.concat(received).length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 50)); // anything more that arrives
@@ -150,8 +154,8 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     ['TLS bytes', 'SK_INJECT_SKIP_NOT_HTTP', Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0])],
     ['lowercase method', 'SK_INJECT_SKIP_NOT_HTTP', 'get / HTTP/1.1\r\nHost: a\r\n\r\n'],
     ['HTTP/2 preface', 'SK_INJECT_SKIP_NOT_HTTP', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'],
-    ['no end of request line', 'SK_INJECT_SKIP_LINE_TOO_LONG', `GET /${'a'.repeat(200)}`],
-    ['head not ended in the message', 'SK_INJECT_SKIP_HEAD_TOO_LONG', 'GET / HTTP/1.1\r\nHost: a\r\n'],
+    ['no end of request line within the 4 KiB window', 'SK_INJECT_SKIP_LINE_TOO_LONG', `GET /${'a'.repeat(5000)}`],
+    ['head not ended within the 4 KiB window', 'SK_INJECT_SKIP_HEAD_TOO_LONG', `GET / HTTP/1.1\r\nX-Big: ${'b'.repeat(5000)}\r\n\r\n`],
   ] as const)('%s: forwarded untouched, outcome %s', async (_what, expected, data) => {
     const cookie = BigInt(200 + Math.floor(Math.random() * 1e6));
     obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie }));
@@ -226,6 +230,65 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     const req = 'POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nGET /x HTTP/1.1\r\n\r\n';
     obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 107n, flags: F_HEADERS_CHECKED, extra: [{ off: 10, spanId: '5555555555555555' }] }));
     expect(await exchange(req)).toBe(`POST / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nContent-Length: 20\r\n\r\nGET /x HTTP/1.1\r\n\r\n`);
+  });
+
+  describe('a head written with several send calls', () => {
+    const tpLine = `traceparent: 00-${TRACE}-${SPAN}-01\r\n`;
+
+    it('request line split over two sends: the header goes in before the blank line of the send that ends the head', async () => {
+      const waits = counter('SK_INJECT_SPLIT_WAIT');
+      const done = counter('SK_INJECT_SPLIT_DONE');
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 110n }));
+      const got = await exchange(['GET /split/request-li', 'ne HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n']);
+      expect(got).toBe(`GET /split/request-line HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n${tpLine}\r\n`);
+      expect(outcome(110n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_SPLIT_WAIT);
+      expect(counter('SK_INJECT_SPLIT_WAIT') - waits).toBe(1);
+      expect(counter('SK_INJECT_SPLIT_DONE') - done).toBe(1);
+    });
+
+    it('headers over three sends, with the tracestate, and a body after', async () => {
+      obj.map('spanbridge_sk_inject_tracestate_v1').update(threadKey(), tracestate('k=v'));
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 111n, flags: F_TRACESTATE }));
+      const got = await exchange(['POST /p HTTP/1.1\r\nHost: a\r\n', 'Content-Type: text/plain\r\nContent-Le', 'ngth: 4\r\n\r\nbody']);
+      expect(got).toBe(`POST /p HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n${tpLine}tracestate: k=v\r\n\r\nbody`);
+    });
+
+    it('a traceparent in a later send (even with its name split over two sends) leaves the request alone', async () => {
+      for (const pieces of [
+        ['GET / HTTP/1.1\r\nHost: a\r\n', `TraceParent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-01\r\n\r\n`],
+        ['GET / HTTP/1.1\r\nHost: a\r\ntrace', `parent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-01\r\n\r\n`],
+      ]) {
+        obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 112n }));
+        expect(await exchange(pieces)).toBe(pieces.join(''));
+      }
+    });
+
+    it('the blank line split between later sends (its CR already sent) is left alone and counted; the next request is injected again', async () => {
+      const skipped = counter('SK_INJECT_SPLIT_SKIPPED');
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 113n }));
+      const pieces = ['GET / HTTP/1.1\r\nHost: a\r\n', 'X: b\r\n\r', '\n'];
+      expect(await exchange(pieces)).toBe(pieces.join(''));
+      expect(counter('SK_INJECT_SPLIT_SKIPPED') - skipped).toBe(1);
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 114n }));
+      expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(`GET / HTTP/1.1\r\n${tpLine}Host: a\r\n\r\n`);
+    });
+
+    it('a head left open is abandoned by the next request (never injected into it late)', async () => {
+      const skipped = counter('SK_INJECT_SPLIT_SKIPPED');
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 115n }));
+      expect(await exchange('GET /open HTTP/1.1\r\nHost: a\r\n')).toBe('GET /open HTTP/1.1\r\nHost: a\r\n');
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 116n, flags: F_HEADERS_CHECKED }));
+      expect(await exchange('GET /next HTTP/1.1\r\n\r\n')).toBe(`GET /next HTTP/1.1\r\n${tpLine}\r\n`);
+      expect(counter('SK_INJECT_SPLIT_SKIPPED') - skipped).toBe(1);
+      expect(await exchange('X: y\r\n\r\n')).toBe('X: y\r\n\r\n'); // nothing waits any more
+    });
+
+    it('a stale open head (over 1 s) is dropped', async () => {
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 117n, ageNs: 150_000_000n }));
+      expect(await exchange('GET /slow HTTP/1.1\r\nHost: a\r\n')).toBe('GET /slow HTTP/1.1\r\nHost: a\r\n');
+      await new Promise((r) => setTimeout(r, 900));
+      expect(await exchange('\r\n')).toBe('\r\n');
+    });
   });
 
   it('attach errors name what failed', () => {

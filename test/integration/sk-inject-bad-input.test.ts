@@ -1,10 +1,10 @@
 /**
  * Socket-level injection (sk_msg) on bad and awkward input, on the locked-down host: a traced
  * Python process sends, over connections registered in the SOCKHASH, requests the injector must
- * leave alone (request line longer than the inspected window, a header block longer than it, a
- * request line split over two sends), garbage, and connections closed mid-request. Everything is
- * forwarded byte for byte, skips are counted, nothing stalls, and the next normal request is
- * injected again.
+ * leave alone (request line longer than the inspected window, a header block longer than it),
+ * heads spread over several sends (injected before the blank line), garbage, and connections
+ * closed mid-request. Everything is forwarded byte for byte, skips are counted, nothing stalls,
+ * and the next normal request is injected again.
  */
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
@@ -13,7 +13,7 @@ import path from 'node:path';
 import { buildGoApp } from './helpers/go-build';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents } from './helpers/go-chain';
-import { kernelCounters, startAgent, startProcess, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { b64, startPyClient, type PyClient } from './helpers/py-raw-client';
 
@@ -91,13 +91,21 @@ maybe('sk_msg injection: bad input is forwarded untouched, counted, and never st
     }
   });
 
-  it('a request whose request line is split over two sends is forwarded intact (not injected)', async () => {
-    const head = `GET /headers HTTP/1.1\r\nHost: 127.0.0.1:${backendPort}\r\nX-Split: yes\r\nConnection: close\r\n\r\n`;
-    const r = await py.send({ kind: 'raw', port: backendPort, chunks: [b64(head.slice(0, 15)), b64(head.slice(15))], gap_ms: 100 });
-    const resp = Buffer.from(r.data ?? '', 'base64').toString('latin1');
-    expect(resp).toMatch(/^HTTP\/1\.1 200/);
-    expect(resp).toContain('x-split: yes');
-    expect(echoedTraceparents(resp.split('\r\n\r\n').slice(1).join(''))).toEqual([]);
+  it('a request line split over two sends, and a head over three: one header each (before the blank line), the reported client span', async () => {
+    const head = `GET /headers?split=1 HTTP/1.1\r\nHost: 127.0.0.1:${backendPort}\r\nX-Split: yes\r\nConnection: close\r\n\r\n`;
+    for (const cuts of [[20], [40, 70]]) {
+      const pieces = [0, ...cuts].map((c, i, all) => head.slice(c, all[i + 1]));
+      const r = await py.send({ kind: 'raw', port: backendPort, chunks: pieces.map(b64), gap_ms: 50 });
+      const resp = Buffer.from(r.data ?? '', 'base64').toString('latin1');
+      expect(resp).toMatch(/^HTTP\/1\.1 200/);
+      expect(resp).toContain('x-split: yes');
+      const tps = echoedTraceparents(resp.split('\r\n\r\n').slice(1).join(''));
+      expect(tps).toHaveLength(1);
+      const spanId = tps[0].split('-')[2];
+      await waitFor('client span of the split request', () =>
+        agent.spans().find((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === py.pid && s.spanId === spanId && String(s.attributes['url.full']).endsWith('/headers?split=1')),
+      );
+    }
   });
 
   it('a connection closed mid-request harms nothing; the next request is injected again', async () => {
@@ -141,5 +149,6 @@ maybe('sk_msg injection: bad input is forwarded untouched, counted, and never st
     expect(c.sk_inject_skip_line_too_long).toBeGreaterThanOrEqual(1);
     expect(c.sk_inject_skip_head_too_long).toBeGreaterThanOrEqual(1);
     expect(c.sk_inject_skip_push_failed ?? 0).toBe(0);
+    expect(c.sk_inject_split_done).toBe(2);
   });
 });
