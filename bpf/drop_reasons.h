@@ -17,7 +17,10 @@ enum drop_reason {
 	INJECT_SKIP_BAD_WRITER = 10, /* the writer did not look like a bufio.Writer: left untouched */
 	INJECT_SKIP_APP_HEADER = 11, /* the application set its own traceparent: respected */
 	INJECT_SKIP_SCAN_LIMIT = 12, /* headers longer than the scan window: left untouched */
-	DROP_REASON_MAX = 13,
+	INJECT_SKIP_SOCKET_LOST = 13, /* socket-level: a request that was sent got no sk_msg outcome (its
+				       * write ran on another OS thread than the flush that handed the
+				       * context over: the goroutine moved in between) */
+	DROP_REASON_MAX = 14,
 };
 
 #define DROP_COUNTERS_MAP(name)                                   \

@@ -685,10 +685,15 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 	}
 	if (socket_injection) {
 		int outcome = sk_inject_take_result(tgid, rkey.req);
-		if (outcome == SK_INJECT_DONE)
+		if (outcome == SK_INJECT_DONE) {
 			e->flags |= CLIENT_F_INJECTED_SOCKET;
-		else if (outcome >= 0)
+		} else if (outcome >= 0) {
 			e->flags |= CLIENT_F_INJECT_SKIPPED;
+		} else if (resp && !err_itab && !(c->flags & (CLIENT_F_APP_TRACEPARENT | CLIENT_F_APP_TP_INVALID))) {
+			/* Answered, so it was written, but the sk_msg program never saw its context. */
+			e->flags |= CLIENT_F_INJECT_SKIPPED;
+			count_drop(INJECT_SKIP_SOCKET_LOST);
+		}
 	}
 	if (err_itab) {
 		e->flags |= CLIENT_F_ERROR;

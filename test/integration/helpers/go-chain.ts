@@ -16,6 +16,8 @@ export interface GoChain {
   readonly agent: AgentProcess;
   readonly frontendPort: number;
   readonly backendPort: number;
+  /** The agent's Prometheus endpoint (self-metrics, kernel drop counters). */
+  readonly metricsPort: number;
   /** GET on the frontend; `route` e.g. '/sync', with target = backend path. */
   get(route: string, backendPath: string, extra?: Record<string, string>, agentOpt?: http.Agent): Promise<{ status: number; body: string }>;
   stop(): Promise<void>;
@@ -24,14 +26,18 @@ export interface GoChain {
 export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] = []): Promise<GoChain> {
   const frontendBin = buildGoApp('gochain', toolchain);
   const backendBin = buildGoApp('goserver', toolchain);
-  const [frontendPort, backendPort] = [await freePort(), await freePort()];
+  const [frontendPort, backendPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const backend = startProcess(backendBin, ['-addr', `127.0.0.1:${backendPort}`]);
   const frontend = startProcess(frontendBin, ['-addr', `127.0.0.1:${frontendPort}`]);
   let agent: AgentProcess;
   try {
     await waitForPort(backendPort, 60_000);
     await waitForPort(frontendPort, 60_000);
-    agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none', ...agentArgs], {}, 120_000);
+    agent = await startAgent(
+      ['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none', '--prometheus-port', String(metricsPort), ...agentArgs],
+      {},
+      120_000,
+    );
   } catch (err) {
     // Never leave the services running: jest would wait for them after the suite failed.
     await Promise.all([frontend.stop(), backend.stop()]);
@@ -55,6 +61,7 @@ export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] =
     agent,
     frontendPort,
     backendPort,
+    metricsPort,
     get,
     async stop() {
       await agent.stop();
