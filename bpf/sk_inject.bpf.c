@@ -507,7 +507,7 @@ static __always_inline __u32 continue_split(struct sk_msg_md *msg, struct sk_inj
 	}
 	st->phase = SPLIT_NONE;
 	format_traceparent_line(s->ins, &st->ctx, 't');
-	__u32 tslen = st->tslen < TS_LINE_MAX ? st->tslen : 0;
+	__u32 tslen = st->tslen <= TS_LINE_MAX ? st->tslen : 0;
 	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
 		if (i >= tslen)
 			break;

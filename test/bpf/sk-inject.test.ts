@@ -251,6 +251,11 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
       obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 111n, flags: F_TRACESTATE }));
       const got = await exchange(['POST /p HTTP/1.1\r\nHost: a\r\n', 'Content-Type: text/plain\r\nContent-Le', 'ngth: 4\r\n\r\nbody']);
       expect(got).toBe(`POST /p HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n${tpLine}tracestate: k=v\r\n\r\nbody`);
+      // The longest value sent (256 bytes) waits with the socket whole.
+      const longest = `k=${'v'.repeat(254)}`;
+      obj.map('spanbridge_sk_inject_tracestate_v1').update(threadKey(), tracestate(longest));
+      obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 118n, flags: F_TRACESTATE }));
+      expect(await exchange(['GET / HTTP/1.1\r\n', 'Host: a\r\n\r\n'])).toBe(`GET / HTTP/1.1\r\nHost: a\r\n${tpLine}tracestate: ${longest}\r\n\r\n`);
     });
 
     it('a traceparent in a later send (even with its name split over two sends) leaves the request alone', async () => {
