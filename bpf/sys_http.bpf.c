@@ -700,12 +700,19 @@ static __always_inline __u32 find_header(__u32 len, __u32 name)
 	return c.found;
 }
 
-/* Parses the traceparent header in the scratch copy; 0 on success. */
+enum tp_found {
+	TP_VALID = 0,     /* parsed into *out */
+	TP_ABSENT = 1,    /* no traceparent header in the captured bytes */
+	TP_MALFORMED = 2, /* one is there but malformed (counted): treated as absent for parents */
+	TP_UNREAD = 3,    /* the bytes could not be read */
+};
+
+/* Parses the traceparent header in the scratch copy: enum tp_found. */
 static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
 {
 	__u32 v = find_header(len, HDR_TRACEPARENT);
 	if (!v)
-		return 1;
+		return TP_ABSENT;
 	if (v + TRACEPARENT_LEN > len || v >= SYS_HTTP_CAPTURE)
 		goto bad;
 	/* The value's true length: up to CR/LF (or the end of the capture). */
@@ -715,10 +722,10 @@ static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct
 	    s->e.data[after & (SYS_HTTP_CAPTURE - 1)] != '\n')
 		vlen = TRACEPARENT_LEN + 1; /* longer than version 00 allows unless "-..." follows */
 	if (!parse_traceparent((const char *)s->e.data + (v & (SYS_HTTP_CAPTURE - 1)), vlen, out))
-		return 0;
+		return TP_VALID;
 bad:
 	count(SYS_SKIP_BAD_TRACEPARENT);
-	return 1;
+	return TP_MALFORMED;
 }
 
 #ifdef SYS_HTTP_SK_INJECT
@@ -772,12 +779,10 @@ static __always_inline void keep_tracestate(struct scratch *s, __u32 cap, __u64 
 		if (n > 0 && (s->ts.value[(n - 1) & (SK_INJECT_TRACESTATE_MAX - 1)] == ' ' ||
 			      s->ts.value[(n - 1) & (SK_INJECT_TRACESTATE_MAX - 1)] == '\t'))
 			n--;
-	if (!c.done || n == 0 || n > SK_INJECT_TRACESTATE_MAX) {
-		if (c.done && n == 0) {
-			bpf_map_delete_elem(&thread_tracestates, &id);
-			return;
-		}
-		count(SYS_SKIP_TRACESTATE_NOT_KEPT);
+	if (!c.done || n == 0) {
+		/* an empty value is simply none; one cut by the capture or over the maximum is counted */
+		if (!c.done)
+			count(SYS_SKIP_TRACESTATE_NOT_KEPT);
 		bpf_map_delete_elem(&thread_tracestates, &id);
 		return;
 	}
@@ -1039,8 +1044,10 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 			__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 			struct trace_context app = {};
-			if (s && n && !bpf_probe_read_user(s->e.data, n & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr) &&
-			    !find_traceparent(s, n, &app)) {
+			int tp = TP_UNREAD;
+			if (s && n && !bpf_probe_read_user(s->e.data, n & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
+				tp = find_traceparent(s, n, &app);
+			if (tp == TP_VALID) {
 				/* The application propagates its own context: this client span is that one. */
 				a.ctx = app;
 				a.flags |= SYS_F_APP_TRACEPARENT;
@@ -1063,7 +1070,7 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			a.last_end = FRAME_UNKNOWN;
 			/* Requests pipelined behind this one in the same write get ids of their own (only
 			 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
-			if (s && n && !(a.flags & SYS_F_APP_TRACEPARENT) && !find_header(n, HDR_TRACEPARENT))
+			if (tp == TP_ABSENT)
 				frame_client_write(s, n, &a);
 #ifdef SYS_HTTP_SK_INJECT
 			if (sk_inject_pending && !(a.flags & SYS_F_APP_TRACEPARENT)) {
