@@ -308,8 +308,9 @@ export class Agent {
       } catch (err) {
         const e = err instanceof SpanbridgeError ? err : new SpanbridgeError('ERR_INSPECT', errorMessage(err), { cause: err });
         // A process that exited mid-inspection says nothing about its binary: never cache that
-        // (it would send every later process of the binary to the wrong tracer).
-        if (!existsSync(`${procRoot()}/${proc.pid}`)) throw new ProcessGoneError(proc.pid, e);
+        // (it would send every later process of the binary to the wrong tracer). Its exe link is
+        // the test: an exited but not yet reaped process (zombie) keeps /proc/<pid> but loses it.
+        if (!existsSync(`${procRoot()}/${proc.pid}/exe`)) throw new ProcessGoneError(proc.pid, e);
         t = e;
       }
       this.targets.set(proc.exeKey, t);
