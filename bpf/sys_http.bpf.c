@@ -200,7 +200,10 @@ struct scratch {
 	__u8 slack[64]; /* header scans may look a few bytes past the capture */
 #ifdef SYS_HTTP_SK_INJECT
 	struct sk_inject_tracestate ts; /* an incoming tracestate being copied */
+	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
+	struct client_request creq; /* likewise */
+	struct trace_context app;   /* likewise */
 };
 
 struct {
@@ -1043,13 +1046,15 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			__u32 zero = 0;
 			struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 			__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
-			struct trace_context app = {};
 			int tp = TP_UNREAD;
-			if (s && n && !bpf_probe_read_user(s->e.data, n & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
-				tp = find_traceparent(s, n, &app);
+			asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
+			if (n > SYS_HTTP_CAPTURE)
+				n = 0;
+			if (s && n && !bpf_probe_read_user(s->e.data, n, (void *)ptr))
+				tp = find_traceparent(s, n, &s->app);
 			if (tp == TP_VALID) {
 				/* The application propagates its own context: this client span is that one. */
-				a.ctx = app;
+				a.ctx = s->app;
 				a.flags |= SYS_F_APP_TRACEPARENT;
 			} else if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
 				__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
@@ -1073,21 +1078,29 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 			if (tp == TP_ABSENT)
 				frame_client_write(s, n, &a);
 #ifdef SYS_HTTP_SK_INJECT
-			if (sk_inject_pending && !(a.flags & SYS_F_APP_TRACEPARENT)) {
-				struct sk_inject_pending p = { .ts_ns = now, .cookie = cs->conn_id, .extra = a.extra };
-				p.ctx = a.ctx;
-				__builtin_memcpy(p.extra_off, a.extra_off, sizeof(p.extra_off));
-				__builtin_memcpy(p.extra_span_ids, a.extra_span_ids, sizeof(p.extra_span_ids));
+			if (sk_inject_pending && s && !(a.flags & SYS_F_APP_TRACEPARENT)) {
+				struct sk_inject_pending *p = &s->pending;
+				p->ts_ns = now;
+				p->cookie = cs->conn_id;
+				p->ctx = a.ctx;
+				p->flags = 0;
+				p->extra = a.extra;
+				__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
+				__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
 				/* A call linked to the thread's server request sends that request's tracestate on. */
 				struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 				if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
-					p.flags |= SK_INJECT_F_TRACESTATE;
-				bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, &p, BPF_ANY);
+					p->flags |= SK_INJECT_F_TRACESTATE;
+				bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
 			}
 #endif
-			struct client_request cr = { .ts_ns = now, .tgid = id >> 32 };
-			cr.ctx = a.ctx;
-			bpf_map_update_elem(&client_requests, &cs->tuple, &cr, BPF_ANY);
+			if (s) {
+				s->creq.ts_ns = now;
+				s->creq.ctx = a.ctx;
+				s->creq.tgid = id >> 32;
+				s->creq._pad = 0;
+				bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
+			}
 		}
 	}
 	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY))
@@ -1132,8 +1145,13 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 cap = seg < (__u64)ret ? seg : (__u64)ret;
 	if (cap > SYS_HTTP_CAPTURE - plen)
 		cap = SYS_HTTP_CAPTURE - plen;
-	if (cap == 0 || cap > SYS_HTTP_CAPTURE ||
-	    bpf_probe_read_user(s->e.data + plen, cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)), (void *)ptr))
+	/* The bound is checked on the register passed as the size (older verifiers, 6.1, do not carry
+	 * it over from a copy the compiler kept elsewhere). */
+	__u64 rd = cap;
+	asm volatile("" : "+r"(rd));
+	if (rd == 0 || rd > SYS_HTTP_CAPTURE)
+		return 0;
+	if (bpf_probe_read_user(s->e.data + plen, rd, (void *)ptr))
 		return 0;
 	cap += plen;
 	ret += plen;
