@@ -1016,6 +1016,36 @@ static __always_inline void go_link_store(struct conn_state *cs)
 
 /* ---- data syscalls ----------------------------------------------------------------------------- */
 
+/* The data syscalls' heavy paths exist once, as programs the per-syscall ones tail-call: the
+ * verifier checks each once rather than once per syscall (8 exits and 4 writes). */
+enum data_path {
+	DATA_PATH_EXIT = 0,         /* sys_data_exit: every data syscall's exit */
+	DATA_PATH_CLIENT_WRITE = 1, /* sys_client_write_enter: a client request about to be written */
+};
+
+int sys_data_exit(struct trace_event_raw_sys_exit *ctx);
+int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__uint(key_size, sizeof(__u32)); /* no BTF key type: the kernel refuses one for a prog array */
+	__array(values, int(void *));
+} data_paths SEC(".maps") = {
+	.values = {
+		[DATA_PATH_EXIT] = (void *)&sys_data_exit,
+		[DATA_PATH_CLIENT_WRITE] = (void *)&sys_client_write_enter,
+	},
+};
+
+/* A write-like syscall on a client connection where a request may start: none is in flight, or
+ * the previous one was framed to its last byte (pipelining). */
+static __always_inline bool client_request_write(const struct conn_state *cs, __u8 kind)
+{
+	return cs->role == SYS_ROLE_CLIENT && (kind & 1) &&
+	       (cs->phase != PHASE_REQUEST || (cs->req_known && cs->req_left == 0));
+}
+
 static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, __u8 kind)
 {
 	__u32 mode = traced_mode();
@@ -1032,79 +1062,102 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 	a.count = ctx->args[2];
 	a.kind = kind;
 
-	/* A client request is decided before its bytes leave, so the server end finds it. A request
-	 * written while the previous one awaits its response (pipelining) counts only when that one
-	 * was framed to its last byte, so body bytes are never taken for a request. */
+	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY)) {
+		count(SYS_DROP_ARGS_FULL);
+		return 0;
+	}
+	/* A client request is decided before its bytes leave, so the server end finds it. */
+	if (client_request_write(cs, kind)) {
+		bpf_tail_call(ctx, &data_paths, DATA_PATH_CLIENT_WRITE);
+		count(SYS_DROP_TAIL_CALL);
+	}
+	return 0;
+}
+
+/* Tail-called by the write-like syscalls' enter programs (args_by_tid holds the arguments): a
+ * client request write gets its context, and pipelined requests in it their ids. */
+SEC("tracepoint")
+int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct syscall_args *stored = bpf_map_lookup_elem(&args_by_tid, &id);
+	if (!stored)
+		return 0;
+	struct syscall_args a = *stored;
+	struct conn_key key = { .tgid = id >> 32, .fd = a.fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs || !client_request_write(cs, a.kind))
+		return 0;
+	__u32 mode = traced_mode();
+	/* A request written while the previous one awaits its response (pipelining) counts only
+	 * when that one was framed to its last byte, so body bytes are never taken for a request. */
 	__u8 pipelined = cs->phase == PHASE_REQUEST && cs->req_known && cs->req_left == 0;
-	if (cs->role == SYS_ROLE_CLIENT && (kind & 1) && (cs->phase != PHASE_REQUEST || pipelined)) {
-		__u64 ptr = 0, len = 0;
-		__u8 peek[8] = {};
-		if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
-		    is_request_start(peek, 8)) {
-			__u64 now = bpf_ktime_get_ns();
-			struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
-			__u32 zero = 0;
-			struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-			__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
-			int tp = TP_UNREAD;
-			asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
-			if (n > SYS_HTTP_CAPTURE)
-				n = 0;
-			if (s && n && !bpf_probe_read_user(s->e.data, n, (void *)ptr))
-				tp = find_traceparent(s, n, &s->app);
-			if (tp == TP_VALID) {
-				/* The application propagates its own context: this client span is that one. */
-				a.ctx = s->app;
-				a.flags |= SYS_F_APP_TRACEPARENT;
-			} else if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
-				__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
-				__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
-				a.ctx.flags = tc->ctx.flags;
-				a.flags |= SYS_F_THREAD_PARENT;
-				count(SYS_LINK_THREAD);
-			} else {
-				if (tc && tc->ambiguous)
-					count(SYS_SKIP_THREAD_AMBIGUOUS);
-				new_trace_id(a.ctx.trace_id);
-				a.ctx.flags = 0x01;
-			}
-			if (!(a.flags & SYS_F_APP_TRACEPARENT))
-				new_span_id(a.ctx.span_id);
-			a.start = 1;
-			a.pipelined = pipelined;
-			a.last_end = FRAME_UNKNOWN;
-			/* Requests pipelined behind this one in the same write get ids of their own (only
-			 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
-			if (tp == TP_ABSENT)
-				frame_client_write(s, n, &a);
+	__u64 ptr = 0, len = 0;
+	__u8 peek[8] = {};
+	if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
+	    is_request_start(peek, 8)) {
+		__u64 now = bpf_ktime_get_ns();
+		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+		__u32 zero = 0;
+		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
+		int tp = TP_UNREAD;
+		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
+		if (n > SYS_HTTP_CAPTURE)
+			n = 0;
+		if (s && n && !bpf_probe_read_user(s->e.data, n, (void *)ptr))
+			tp = find_traceparent(s, n, &s->app);
+		if (tp == TP_VALID) {
+			/* The application propagates its own context: this client span is that one. */
+			a.ctx = s->app;
+			a.flags |= SYS_F_APP_TRACEPARENT;
+		} else if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
+			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
+			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
+			a.ctx.flags = tc->ctx.flags;
+			a.flags |= SYS_F_THREAD_PARENT;
+			count(SYS_LINK_THREAD);
+		} else {
+			if (tc && tc->ambiguous)
+				count(SYS_SKIP_THREAD_AMBIGUOUS);
+			new_trace_id(a.ctx.trace_id);
+			a.ctx.flags = 0x01;
+		}
+		if (!(a.flags & SYS_F_APP_TRACEPARENT))
+			new_span_id(a.ctx.span_id);
+		a.start = 1;
+		a.pipelined = pipelined;
+		a.last_end = FRAME_UNKNOWN;
+		/* Requests pipelined behind this one in the same write get ids of their own (only
+		 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
+		if (tp == TP_ABSENT)
+			frame_client_write(s, n, &a);
 #ifdef SYS_HTTP_SK_INJECT
-			if (sk_inject_pending && s && !(a.flags & SYS_F_APP_TRACEPARENT)) {
-				struct sk_inject_pending *p = &s->pending;
-				p->ts_ns = now;
-				p->cookie = cs->conn_id;
-				p->ctx = a.ctx;
-				p->flags = 0;
-				p->extra = a.extra;
-				__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
-				__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
-				/* A call linked to the thread's server request sends that request's tracestate on. */
-				struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
-				if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
-					p->flags |= SK_INJECT_F_TRACESTATE;
-				bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
-			}
+		if (sk_inject_pending && s && !(a.flags & SYS_F_APP_TRACEPARENT)) {
+			struct sk_inject_pending *p = &s->pending;
+			p->ts_ns = now;
+			p->cookie = cs->conn_id;
+			p->ctx = a.ctx;
+			p->flags = 0;
+			p->extra = a.extra;
+			__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
+			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
+			/* A call linked to the thread's server request sends that request's tracestate on. */
+			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
+				p->flags |= SK_INJECT_F_TRACESTATE;
+			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
+		}
 #endif
-			if (s) {
-				s->creq.ts_ns = now;
-				s->creq.ctx = a.ctx;
-				s->creq.tgid = id >> 32;
-				s->creq._pad = 0;
-				bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
-			}
+		if (s) {
+			s->creq.ts_ns = now;
+			s->creq.ctx = a.ctx;
+			s->creq.tgid = id >> 32;
+			s->creq._pad = 0;
+			bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
 		}
 	}
-	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY))
-		count(SYS_DROP_ARGS_FULL);
+	*stored = a;
 	return 0;
 }
 
@@ -1289,6 +1342,25 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* Tail-called by every data syscall's exit program. */
+SEC("tracepoint")
+int sys_data_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_data_exit(ctx);
+}
+
+/* A data syscall's exit: only those whose entry kept arguments go on to the shared path. */
+static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!bpf_map_lookup_elem(&args_by_tid, &id))
+		return 0;
+	bpf_tail_call(ctx, &data_paths, DATA_PATH_EXIT);
+	count(SYS_DROP_TAIL_CALL);
+	bpf_map_delete_elem(&args_by_tid, &id);
+	return 0;
+}
+
 #define DATA_PROBES(name, kind)                                             \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
@@ -1298,7 +1370,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)            \
 	{                                                                    \
-		return on_data_exit(ctx);                                    \
+		return data_exit_dispatch(ctx);                              \
 	}
 
 DATA_PROBES(read, SYS_CALL_READ)

@@ -53,7 +53,8 @@ enum sys_http_drop_reason {
 	SYS_LINK_THREAD = 9,            /* (not a drop) client requests linked to their thread's server span */
 	SYS_SKIP_TRACESTATE_NOT_KEPT = 10, /* incoming tracestate longer than 256 bytes or cut by the capture:
 					    * not sent on by socket-level injection */
-	SYS_HTTP_DROP_MAX = 11,
+	SYS_DROP_TAIL_CALL = 11,        /* the shared data path could not be entered (bpf_tail_call failed) */
+	SYS_HTTP_DROP_MAX = 12,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
