@@ -6,17 +6,10 @@
  * backend receives exactly the ids the agent reports.
  */
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
 import { echoedTraceparents, frontendPair, startGoChain, type GoChain } from '../integration/helpers/go-chain';
 import { kernelCounters, waitFor, type PrintedSpanLine } from '../integration/helpers/processes';
 import type { GoToolchain } from '../integration/helpers/go-build';
-
-function requireGuest(): void {
-  const lockdown = readFileSync('/sys/kernel/security/lockdown', 'utf8');
-  if (!lockdown.includes('[none]')) {
-    throw new Error(`this suite needs a kernel without lockdown (got "${lockdown.trim()}"): run it with make test-vm`);
-  }
-}
+import { requireGuest } from './guest';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
 
@@ -121,7 +114,14 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
       jobs.push(
         (async () => {
           for (let i = w; i < volume; i += 4) {
-            const r = await chain.get('/sync', `/items/${i}`, {}, ka);
+            const r = await chain.get('/sync', `/items/${i}`, {}, ka).catch((err: Error) => {
+              // Say who closed the connection: the frontend's log shows a handler panic or exit.
+              const tail = (s: string) => s.split('\n').slice(-15).join('\n');
+              throw new Error(
+                `request ${i}: ${err.message}; frontend exit=${chain.frontend.proc.exitCode} backend exit=${chain.backend.proc.exitCode}\n` +
+                  `frontend stderr:\n${tail(chain.frontend.stderr())}\nbackend stderr:\n${tail(chain.backend.stderr())}\nagent stderr:\n${tail(chain.agent.stderr())}`,
+              );
+            });
             expect(r.status).toBe(200);
             expect(r.body).toBe(`{"id":"${i}"}`);
           }
