@@ -204,8 +204,10 @@ export class Agent {
   }
 
   /**
-   * Go memory injection where the kernel allows bpf_probe_write_user; if loading the writing
-   * program still fails (an unknown-helper verifier error), fall back and reload without it.
+   * Header injection, per process: Go processes get memory writes where the kernel allows
+   * bpf_probe_write_user (if loading the writing program still fails, an unknown-helper verifier
+   * error, reload without it), else sk_msg; every other process gets sk_msg, on any kernel that
+   * has it. A Go process in memory mode is never registered with sk_msg: one header, one path.
    */
   private startGoTracer(plan: StrategyPlan): void {
     const { log } = this.deps;
@@ -214,11 +216,12 @@ export class Agent {
       const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
       log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
     }
-    if (injection === 'none' && this.config.injectHeaders !== 'off') {
-      // Where memory writes are forbidden (lockdown), insert the header at the socket instead.
+    if (this.config.injectHeaders !== 'off') {
       const why = this.startSkInject();
-      if (why === null) injection = 'socket';
-      else log[this.config.injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
+      if (why === null && injection === 'none') injection = 'socket';
+      if (why !== null) {
+        log[this.config.injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
+      }
     }
     const onRecord = (rec: Buffer): void => this.onGoRecord(rec);
     this.goTracer = this.newGoTracer(injection);
@@ -227,16 +230,18 @@ export class Agent {
     } catch (err) {
       if (injection !== 'memory' || !/bpf_probe_write_user|unknown func|helper/i.test(errorMessage(err))) throw err;
       log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
-      injection = this.config.injectHeaders !== 'off' && this.startSkInject() === null ? 'socket' : 'none';
+      injection = this.skInject ? 'socket' : 'none';
       this.goTracer = this.newGoTracer(injection);
       this.goTracer.start(onRecord);
     }
-    if (injection === 'memory') log.info('strategy: header injection: Go memory writes (bpf_probe_write_user into the request\'s bufio.Writer)');
-    if (injection === 'socket') {
+    const where = `sock_ops on cgroup v2 ${this.skInject?.cgroupPath}; traceparent inserted after the request line of outgoing HTTP/1.x requests`;
+    if (injection === 'memory') {
       log.info(
-        `strategy: header injection: socket-level sk_msg (sock_ops on cgroup v2 ${this.skInject?.cgroupPath}; ` +
-          'traceparent inserted after the request line of outgoing HTTP/1.x requests, Go and other languages)',
+        "strategy: header injection: Go memory writes (bpf_probe_write_user into the request's bufio.Writer) for Go processes" +
+          (this.skInject ? `; socket-level sk_msg for other languages (${where})` : '; none for other languages'),
       );
+    } else if (injection === 'socket') {
+      log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
     }
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
   }
