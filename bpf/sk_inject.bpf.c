@@ -127,8 +127,10 @@ int sk_inject_sockops(struct bpf_sock_ops *skops)
 {
 	__u32 op = skops->op;
 	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
-		/* connect() of the process itself: process context. */
-		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		/* connect() of the process itself: process context. The tgid comes from the task:
+		 * sock_ops may call bpf_get_current_pid_tgid only since 6.10 (6.1 refuses it). */
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u32 tgid = task->tgid;
 		if (!bpf_map_lookup_elem(&sk_inject_tgids, &tgid))
 			return 1;
 		__u64 cookie = bpf_get_socket_cookie(skops);
