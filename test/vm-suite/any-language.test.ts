@@ -62,16 +62,21 @@ describe(`any-language tracing on the guest kernel (${guestKernel})`, () => {
       echoed.push(tps[0]);
     }
     const fresh = (): PrintedSpanLine[] => agent.spans().filter((s) => !before.has(s.spanId));
-    const spans = await waitFor(
-      `${n} Python -> Go chains`,
-      () => {
-        const s = fresh();
-        const backs = s.filter((x) => x.kind === 'SERVER' && x.resource['process.pid'] === backend.pid);
-        return backs.length >= n && s;
-      },
-      120_000,
-      250,
-    );
+    // Every chain complete: the client span a header names, its Python SERVER parent, the Go SERVER under it.
+    const complete = (s: PrintedSpanLine[]): boolean =>
+      echoed.every((h) => {
+        const parentId = TP.exec(h)![2];
+        const client = s.find((x) => x.kind === 'CLIENT' && x.spanId === parentId);
+        return (
+          client !== undefined &&
+          s.some((x) => x.kind === 'SERVER' && x.spanId === client.parentSpanId) &&
+          s.some((x) => x.kind === 'SERVER' && x.parentSpanId === parentId)
+        );
+      });
+    const spans = await waitFor(`${n} Python -> Go chains`, () => {
+      const s = fresh();
+      return complete(s) && s;
+    }, 120_000, 250).catch(() => fresh()); // the assertions below say what is missing
     for (const header of echoed) {
       const [, traceId, parentId] = TP.exec(header)!;
       const client = spans.find((s) => s.kind === 'CLIENT' && s.spanId === parentId);
