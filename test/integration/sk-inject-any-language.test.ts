@@ -1,12 +1,16 @@
 /**
- * Socket-level traceparent injection for uninstrumented non-Go clients on the locked-down host:
- * Python (urllib, a new connection per request) and Node (http, keep-alive) call a Go echo server
- * (/headers returns the request headers it received). The client span's context is decided by the
- * syscall tracer at write enter and handed to the sk_msg program (bpf/sk_inject.h): the header the
- * server sees must be exactly the CLIENT span the agent reports for that request.
+ * Socket-level traceparent injection for uninstrumented non-Go clients, on any kernel (non-Go
+ * processes get the sk_msg path whether or not lockdown allows memory writes): Python (urllib, a
+ * connection per request; http.client, one keep-alive connection) and Node (http, keep-alive) call
+ * a Go echo server (/headers returns the request headers it received). The client span's context is
+ * decided by the syscall tracer at write enter and handed to the sk_msg program (bpf/sk_inject.h):
+ * the header the server sees must be exactly the CLIENT span the agent reports for that request.
+ * Byte identity: the same client programs, not selected, send the same POSTs to a raw capture
+ * server; the traced requests must equal theirs plus the one inserted line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,23 +19,42 @@ import { freePort } from './helpers/collector';
 import { echoedTraceparents } from './helpers/go-chain';
 import { startServer } from './helpers/any-language';
 import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
-import { lockedDown, requireRootAndBpf } from './helpers/privileges';
+import { requireRootAndBpf } from './helpers/privileges';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** Each stdin line "N URL [HEADER=VALUE]" -> N GETs; prints one JSON line {bodies: [...]}. */
+/** A client command, one JSON line on stdin; the answer is one JSON line {bodies: [...]}. */
+interface Command {
+  n: number;
+  url: string;
+  headers?: Record<string, string>;
+  method?: string;
+  bodyHex?: string;
+  /** python: one http.client connection for all n requests (urllib opens one per request) */
+  keepAlive?: boolean;
+}
+
 const PY_CLIENT = `
-import json, sys, urllib.request
+import http.client, json, sys, urllib.parse, urllib.request
 print("ready", flush=True)
 for line in sys.stdin:
-    parts = line.split()
-    n, url = int(parts[0]), parts[1]
-    hdrs = dict(p.split("=", 1) for p in parts[2:])
+    cmd = json.loads(line)
+    n, url, hdrs = cmd["n"], cmd["url"], cmd.get("headers", {})
+    method = cmd.get("method", "GET")
+    data = bytes.fromhex(cmd["bodyHex"]) if "bodyHex" in cmd else None
     bodies = []
-    for _ in range(n):
-        req = urllib.request.Request(url, headers=hdrs)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            bodies.append(r.read().decode("latin1"))
+    if cmd.get("keepAlive"):
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        for _ in range(n):
+            conn.request(method, u.path, body=data, headers=hdrs)
+            bodies.append(conn.getresponse().read().decode("latin1"))
+        conn.close()
+    else:
+        for _ in range(n):
+            req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+            with urllib.request.urlopen(req, timeout=10) as r:
+                bodies.append(r.read().decode("latin1"))
     print(json.dumps({"bodies": bodies}), flush=True)
 `;
 
@@ -39,18 +62,20 @@ const NODE_CLIENT = `
 const http = require('node:http');
 const readline = require('node:readline');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-const get = (url, headers) => new Promise((resolve, reject) => {
-  http.get(url, { agent, headers }, (r) => { let b = ''; r.setEncoding('latin1'); r.on('data', (d) => (b += d)); r.on('end', () => resolve(b)); }).on('error', reject);
+const send = (url, method, headers, body) => new Promise((resolve, reject) => {
+  const req = http.request(url, { agent, method, headers }, (r) => { let b = ''; r.setEncoding('latin1'); r.on('data', (d) => (b += d)); r.on('end', () => resolve(b)); });
+  req.on('error', reject);
+  req.end(body);
 });
 console.log('ready');
 const rl = readline.createInterface({ input: process.stdin });
 let chain = Promise.resolve();
 rl.on('line', (line) => {
   chain = chain.then(async () => {
-    const [n, url, ...h] = line.trim().split(/\\s+/);
-    const headers = Object.fromEntries(h.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+    const cmd = JSON.parse(line);
+    const body = cmd.bodyHex === undefined ? undefined : Buffer.from(cmd.bodyHex, 'hex');
     const bodies = [];
-    for (let i = 0; i < Number(n); i++) bodies.push(await get(url, headers));
+    for (let i = 0; i < cmd.n; i++) bodies.push(await send(cmd.url, cmd.method ?? 'GET', cmd.headers ?? {}, body));
     console.log(JSON.stringify({ bodies }));
   });
 });
@@ -86,7 +111,7 @@ function spawnWithStdin(cmd: string, args: string[]): ClientProc {
 
 interface Client {
   readonly proc: ClientProc;
-  run(n: number, url: string, headers?: Record<string, string>): Promise<string[]>;
+  run(cmd: Command): Promise<string[]>;
 }
 
 function startClient(lang: 'python' | 'node', dir: string): Client {
@@ -96,9 +121,8 @@ function startClient(lang: 'python' | 'node', dir: string): Client {
   let answered = 0;
   return {
     proc,
-    async run(n, url, headers = {}) {
-      const h = Object.entries(headers).map(([k, v]) => `${k}=${v}`);
-      proc.proc.stdin?.write(`${n} ${url} ${h.join(' ')}\n`);
+    async run(cmd) {
+      proc.proc.stdin?.write(`${JSON.stringify(cmd)}\n`);
       const want = ++answered;
       const line = await waitFor(
         `${lang} client answer ${want}`,
@@ -113,15 +137,82 @@ function startClient(lang: 'python' | 'node', dir: string): Client {
   };
 }
 
-const maybe = lockedDown() ? describe : describe.skip;
+/** A raw HTTP/1.1 server that keeps every request exactly as it arrived (head + Content-Length
+ * body), answering each with a 2-byte 200 on the same connection. */
+interface CaptureServer {
+  readonly port: number;
+  /** the requests received since the last take, in arrival order */
+  take(): Buffer[];
+  close(): Promise<void>;
+}
 
-maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () => {
+function startCaptureServer(): Promise<CaptureServer> {
+  let got: Buffer[] = [];
+  const server = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => undefined);
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const headEnd = buf.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(buf.subarray(0, headEnd).toString('latin1'));
+        const total = headEnd + 4 + (m ? Number(m[1]) : 0);
+        if (buf.length < total) return;
+        got.push(Buffer.from(buf.subarray(0, total)));
+        buf = buf.subarray(total);
+        sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        take: () => {
+          const out = got;
+          got = [];
+          return out;
+        },
+        close: () => new Promise<void>((r) => server.close(() => r())),
+      }),
+    ),
+  );
+}
+
+/** 64 KiB that would fool a parser not framing by Content-Length: it starts like a request
+ * carrying a traceparent and has request lines, blank lines and every byte value inside. */
+function requestLookalikeBody(): Buffer {
+  const parts: Buffer[] = [Buffer.from('GET /not-a-request HTTP/1.1\r\ntraceparent: 00-11111111111111111111111111111111-2222222222222222-01\r\n\r\n')];
+  let size = parts[0].length;
+  for (let i = 0; size < 64 * 1024; i++) {
+    const chunk = i % 7 === 3 ? Buffer.from(`POST /also-not-${i} HTTP/1.1\r\nHost: x\r\n\r\n`) : Buffer.from(Array.from({ length: 256 }, (_, b) => (b * 31 + i) & 0xff));
+    parts.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(parts).subarray(0, 64 * 1024);
+}
+
+const TP_LINE = /^traceparent: (00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})\r\n/;
+
+/** Splits the traceparent line the agent inserted right after the request line off a request. */
+function withoutInsertedTraceparent(req: Buffer): { traceparent: string; rest: Buffer } | undefined {
+  const eol = req.indexOf('\r\n') + 2;
+  const m = TP_LINE.exec(req.subarray(eol, eol + 80).toString('latin1'));
+  if (!m) return undefined;
+  return { traceparent: m[1], rest: Buffer.concat([req.subarray(0, eol), req.subarray(eol + m[0].length)]) };
+}
+
+describe('sk_msg traceparent injection into non-Go clients (every kernel: non-Go clients always get sk_msg)', () => {
   let backend: Running;
   let backendPort: number;
   let agent: AgentProcess;
   let pyServer: Running;
   let pyServerPort: number;
   const clients: Partial<Record<'python' | 'node', Client>> = {};
+  /** the same client programs, not selected: what the requests look like without the agent */
+  const twins: Partial<Record<'python' | 'node', Client>> = {};
+  let capture: CaptureServer;
 
   beforeAll(async () => {
     requireRootAndBpf();
@@ -133,7 +224,10 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     pyServer = await startServer('python', pyServerPort, 'py-middle');
     clients.python = startClient('python', dir);
     clients.node = startClient('node', dir);
-    for (const c of Object.values(clients)) await waitFor('client ready', () => c!.proc.stdout().includes('ready'), 15_000);
+    twins.python = startClient('python', dir);
+    twins.node = startClient('node', dir);
+    capture = await startCaptureServer();
+    for (const c of [...Object.values(clients), ...Object.values(twins)]) await waitFor('client ready', () => c!.proc.stdout().includes('ready'), 15_000);
     agent = await startAgent(
       ['--pid', String(backend.pid), '--pid', String(pyServer.pid), '--pid', String(clients.python.proc.pid), '--pid', String(clients.node.proc.pid), '--export', 'none'],
       {},
@@ -143,7 +237,8 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
 
   afterAll(async () => {
     await agent?.stop();
-    for (const c of Object.values(clients)) await c?.proc.stop();
+    for (const c of [...Object.values(clients), ...Object.values(twins)]) await c?.proc.stop();
+    await capture?.close();
     await pyServer?.stop();
     await backend?.stop();
   });
@@ -156,7 +251,7 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
 
   it.each(['python', 'node'] as const)('%s: one traceparent = the reported CLIENT span; the backend continues the trace', async (lang) => {
     const c = clients[lang]!;
-    const [body] = await c.run(1, `http://127.0.0.1:${backendPort}/headers`);
+    const [body] = await c.run({ n: 1, url: `http://127.0.0.1:${backendPort}/headers` });
     const tps = echoedTraceparents(body);
     expect(tps).toHaveLength(1);
     const m = TP.exec(tps[0]);
@@ -172,8 +267,12 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     expect(server.traceId).toBe(traceId);
   });
 
-  it.each(['python', 'node'] as const)('%s: 1,000 requests (node: one keep-alive connection) each get their own header', async (lang) => {
-    const bodies = await clients[lang]!.run(1000, `http://127.0.0.1:${backendPort}/headers`);
+  it.each([
+    ['python (urllib, a connection per request)', 'python', false],
+    ['python (http.client, one keep-alive connection)', 'python', true],
+    ['node (http, one keep-alive connection)', 'node', false],
+  ] as const)('%s: 1,000 requests each get their own header', async (_name, lang, keepAlive) => {
+    const bodies = await clients[lang]!.run({ n: 1000, url: `http://127.0.0.1:${backendPort}/headers`, keepAlive });
     const ids = new Set<string>();
     for (const b of bodies) {
       const tps = echoedTraceparents(b);
@@ -183,9 +282,48 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
     expect(ids.size).toBe(1000);
   }, 120_000);
 
+  it.each(['python', 'node'] as const)(
+    '%s: two keep-alive POSTs with a 64 KiB request-lookalike body: one traceparent line after the request line (the reported CLIENT span), every other byte identical to an unselected twin client',
+    async (lang) => {
+      const body = requestLookalikeBody();
+      const cmd: Command = {
+        n: 2,
+        url: `http://127.0.0.1:${capture.port}/upload?x=1`,
+        method: 'POST',
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length), 'X-Odd-Header': 'a: b;  c=d\tend', Accept: '*/*' },
+        bodyHex: body.toString('hex'),
+        keepAlive: true,
+      };
+      capture.take();
+      await clients[lang]!.run(cmd);
+      const traced = capture.take();
+      await twins[lang]!.run(cmd);
+      const plain = capture.take();
+      expect(traced).toHaveLength(2);
+      expect(plain).toHaveLength(2);
+      const seen = new Set<string>();
+      for (let i = 0; i < 2; i++) {
+        const plainHead = plain[i].subarray(0, plain[i].indexOf('\r\n\r\n') + 4).toString('latin1');
+        expect(plainHead).not.toMatch(/\r\ntraceparent:/i);
+        expect(plain[i].subarray(plainHead.length).equals(body)).toBe(true);
+        const split = withoutInsertedTraceparent(traced[i]);
+        expect({ request: i, head: traced[i].subarray(0, 200).toString('latin1'), inserted: split !== undefined }).toMatchObject({ inserted: true });
+        expect(split!.rest.equals(plain[i])).toBe(true);
+        const [, traceId, spanId] = TP.exec(split!.traceparent)!;
+        seen.add(spanId);
+        const client = await waitFor(`${lang} POST client span ${i}`, () =>
+          agent.spans().find((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === clients[lang]!.proc.pid && s.spanId === spanId),
+        );
+        expect(client.traceId).toBe(traceId);
+      }
+      expect(seen.size).toBe(2);
+    },
+    60_000,
+  );
+
   it.each(['python', 'node'] as const)('%s: an application-set traceparent is never doubled', async (lang) => {
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-    const [body] = await clients[lang]!.run(1, `http://127.0.0.1:${backendPort}/headers`, { traceparent: tp });
+    const [body] = await clients[lang]!.run({ n: 1, url: `http://127.0.0.1:${backendPort}/headers`, headers: { traceparent: tp } });
     expect(echoedTraceparents(body)).toEqual([tp]);
   });
 
@@ -255,7 +393,8 @@ maybe('sk_msg traceparent injection into non-Go clients (locked-down host)', () 
   it('counts injections in the kernel', async () => {
     await agent.stop();
     const counters = kernelCounters(agent.stderr());
-    expect(counters.sk_inject_done).toBeGreaterThanOrEqual(2002);
+    // 2 single requests, 3 x 1,000, 2 x 2 POSTs, 1 continued call through the Python server
+    expect(counters.sk_inject_done).toBeGreaterThanOrEqual(3007);
     expect(counters.sk_inject_skip_push_failed ?? 0).toBe(0);
     expect(counters.sk_inject_tracestate_done).toBe(1);
     expect(counters.sys_http_skip_tracestate_not_kept).toBe(1);
