@@ -27,6 +27,8 @@ export interface BenchConfig {
   readonly loadCpu: number;
   /** Only these sections (comma list of floor,untraced,go,sys,agent,profile); all when empty. */
   readonly only: readonly string[];
+  /** The server whose traffic the agent is profiled under (profile section). */
+  readonly profileServer: 'go' | 'node';
   readonly outDir: string;
   readonly agentCli: string;
   readonly binDir: string;
@@ -41,6 +43,14 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   return fallback;
 }
 
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if ((values as readonly string[]).includes(raw)) return raw as T;
+  process.stderr.write(`bench: ${name}='${raw}' is not one of ${values.join(', ')}; using ${fallback}\n`);
+  return fallback;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   return {
     rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 5, 1, 100),
@@ -51,6 +61,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     serverCpu: int(env, 'SPANBRIDGE_BENCH_SERVER_CPU', 0, 0, 1023),
     loadCpu: int(env, 'SPANBRIDGE_BENCH_LOAD_CPU', 1, 0, 1023),
     only: (env.SPANBRIDGE_BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    profileServer: oneOf(env, 'SPANBRIDGE_BENCH_PROFILE_SERVER', ['go', 'node'] as const, 'go'),
     outDir: env.SPANBRIDGE_BENCH_OUT ?? path.join(REPO_ROOT, 'bench', 'results'),
     agentCli: path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'),
     binDir: path.join(REPO_ROOT, 'build', 'bench', 'bin'),

@@ -11,8 +11,8 @@ export interface BenchContext {
   log(msg: string): void;
   /** Measured cost of one uprobe hit (floor section), microseconds. */
   uprobeFloorUs?: { value: number; rounds: number; source: string };
-  /** Saturated throughput of the Go server without the agent (go section), req/s. */
-  goSaturatedRps?: number;
+  /** Saturated throughput of each server without the agent (go / sys sections), req/s. */
+  saturatedRps?: Partial<Record<ServerKind, number>>;
 }
 
 export interface Server {

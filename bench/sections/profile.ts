@@ -1,5 +1,6 @@
 /**
- * When a target is missed: a CPU profile of the agent while the Go server takes the fixed-rate load,
+ * When a target is missed: a CPU profile of the agent while the Go server (or, with
+ * SPANBRIDGE_BENCH_PROFILE_SERVER=node, the Node server) takes the fixed-rate load,
  * and its top frames by self time.
  *
  * Not `node --cpu-prof`: V8's sampler signals the main thread every millisecond (SIGPROF) from the
@@ -108,8 +109,10 @@ export async function profileAgent(ctx: BenchContext, results: Results): Promise
   const dir = path.join(REPO_ROOT, 'build', 'bench', 'profiles');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${results.date}-agent.cpuprofile`);
-  const server = await startServer(ctx, 'go');
-  const rate = Math.round((ctx.goSaturatedRps ?? 8000) / 2);
+  const kind = ctx.config.profileServer;
+  const name = kind === 'go' ? 'Go' : 'Node';
+  const server = await startServer(ctx, kind);
+  const rate = Math.round((ctx.saturatedRps?.[kind] ?? 8000) / 2);
   let profile: CpuProfile;
   try {
     const agent = await startAgent(ctx.config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint, nodeFlags: ['--inspect=127.0.0.1:0'] });
@@ -119,7 +122,7 @@ export async function profileAgent(ctx: BenchContext, results: Results): Promise
       await cdp.call('Profiler.enable');
       await cdp.call('Profiler.setSamplingInterval', { interval: 1000 });
       await cdp.call('Profiler.start');
-      ctx.log(`profile: agent profiled over the inspector, Go server at ${rate} req/s`);
+      ctx.log(`profile: agent profiled over the inspector, ${name} server at ${rate} req/s`);
       await loadgen(ctx.config, { addr: server.addr, path: server.path, rate, seconds: ctx.config.seconds });
       await sleep(1600);
       profile = (await cdp.call('Profiler.stop')).profile as CpuProfile;
@@ -132,7 +135,7 @@ export async function profileAgent(ctx: BenchContext, results: Results): Promise
   }
   writeFileSync(file, JSON.stringify(profile));
   results.profile = {
-    context: `V8 CPU profile of the agent (inspector protocol, 1 ms sampling) from readiness on, Go server at ${rate} req/s for ${ctx.config.seconds} s. Percentages are of the agent's non-idle samples.`,
+    context: `V8 CPU profile of the agent (inspector protocol, 1 ms sampling) from readiness on, ${name} server at ${rate} req/s for ${ctx.config.seconds} s. Percentages are of the agent's non-idle samples.`,
     topFrames: topFrames(profile),
     areas: areas(profile),
     file: path.relative(REPO_ROOT, file),

@@ -122,7 +122,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     const p99 = added((l) => l.correctedUs.p99);
     const sp50 = added((l) => l.serviceUs.p50);
     const sp99 = added((l) => l.serviceUs.p99);
-    if (kind === 'go') ctx.goSaturatedRps = tput.without.median;
+    ctx.saturatedRps = { ...ctx.saturatedRps, [kind]: tput.without.median };
     const addedLow = (pick: (l: LoadgenResult) => number) =>
       pairedDifference(rounds.without.map((r) => pick(r.low as LoadgenResult)), rounds.with.map((r) => pick(r.low as LoadgenResult)));
     const na = unavailable;
