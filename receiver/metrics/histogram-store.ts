@@ -28,9 +28,20 @@ export interface InstrumentPoints {
 export const OVERFLOW_ATTRIBUTES: Readonly<Attributes> = Object.freeze({ 'otel.metric.overflow': true });
 export const DEFAULT_MAX_SERIES_PER_INSTRUMENT = 2000;
 
-/** A stable key for an attribute set (sorted keys, typed values). */
+/**
+ * A stable key for an attribute set: sorted keys, typed values (the string "200" and the number 200
+ * differ), unambiguous (keys and strings JSON-quoted). Once per span on the hot path: no
+ * intermediate arrays.
+ */
 export function attributesKey(attributes: Attributes): string {
-  return JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
+  const keys = Object.keys(attributes);
+  if (keys.length > 1) keys.sort();
+  let out = '';
+  for (const k of keys) {
+    const v = attributes[k];
+    out += `${JSON.stringify(k)}:${typeof v === 'string' ? JSON.stringify(v) : `${typeof v}:${String(v)}`},`;
+  }
+  return out;
 }
 
 export class HistogramStore {

@@ -37,9 +37,18 @@ const RED_LABELS = [
 
 /** An OpenTelemetry name as a Prometheus metric or label name. */
 export function prometheusName(name: string): string {
-  const s = name.replace(/[^a-zA-Z0-9_:]/g, '_');
-  return /^[a-zA-Z_:]/.test(s) ? s : `_${s}`;
+  let s = PROMETHEUS_NAMES.get(name);
+  if (s === undefined) {
+    s = name.replace(/[^a-zA-Z0-9_:]/g, '_');
+    if (!/^[a-zA-Z_:]/.test(s)) s = `_${s}`;
+    // Names come from code (attribute and metric names), not from traffic; bounded all the same.
+    if (PROMETHEUS_NAMES.size < 1024) PROMETHEUS_NAMES.set(name, s);
+  }
+  return s;
 }
+
+/** prometheusName, memoized: it runs for every attribute of every RED observation. */
+const PROMETHEUS_NAMES = new Map<string, string>();
 
 export const RED_PROMETHEUS_NAMES: Record<HttpInstrument, string> = {
   'http.server.request.duration': 'http_server_request_duration_seconds',

@@ -103,3 +103,56 @@ export function writeUints(layout: StructLayout, values: Record<string, number>)
   }
   return buf;
 }
+
+/*
+ * Field readers resolved once, at module load of a decoder: the name is checked against the layout
+ * there (a renamed C field still fails loudly), and the hot path reads at a fixed offset with no
+ * lookup by name. For decoders that run once per ring-buffer record.
+ */
+
+export function uintAt(layout: StructLayout, name: string): (buf: Buffer) => number {
+  const { offset, size } = field(layout, name);
+  switch (size) {
+    case 1:
+      return (buf) => buf[offset];
+    case 2:
+      return (buf) => buf.readUInt16LE(offset);
+    case 4:
+      return (buf) => buf.readUInt32LE(offset);
+    default:
+      throw new Error(`field ${name} is ${size} bytes; use bigAt`);
+  }
+}
+
+export function bigAt(layout: StructLayout, name: string): (buf: Buffer) => bigint {
+  const f = field(layout, name);
+  if (f.size !== 8) throw new Error(`field ${name} is not 8 bytes`);
+  const { offset } = f;
+  return f.kind === 's64' ? (buf) => buf.readBigInt64LE(offset) : (buf) => buf.readBigUInt64LE(offset);
+}
+
+/** An unsigned 64-bit field as a number, capped at Number.MAX_SAFE_INTEGER (lengths, sizes). */
+export function safeNumberAt(layout: StructLayout, name: string): (buf: Buffer) => number {
+  const f = field(layout, name);
+  if (f.size !== 8 || f.kind === 's64') throw new Error(`field ${name} is not an unsigned 8-byte field`);
+  const { offset } = f;
+  return (buf) => {
+    const hi = buf.readUInt32LE(offset + 4);
+    return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x1_0000_0000 + buf.readUInt32LE(offset);
+  };
+}
+
+export function hexAt(layout: StructLayout, name: string): (buf: Buffer) => string {
+  const { offset, size } = field(layout, name);
+  return (buf) => buf.toString('hex', offset, offset + size);
+}
+
+/** A captured string whose true length is in `lenField` (see readCapturedString). */
+export function capturedStringAt(layout: StructLayout, name: string, lenField: string): (buf: Buffer) => { value: string; truncated: boolean } {
+  const { offset, size } = field(layout, name);
+  const len = uintAt(layout, lenField);
+  return (buf) => {
+    const trueLength = len(buf);
+    return { value: buf.toString('latin1', offset, offset + Math.min(trueLength, size)), truncated: trueLength > size };
+  };
+}

@@ -1,6 +1,6 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE } from './structs.generated';
-import { readBig, readBytes, readHex, readUint } from './struct-view';
+import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
 
 export const SYS_F_REQUEST_START = 1 << 0;
 export const SYS_F_RESPONSE_START = 1 << 1;
@@ -124,34 +124,53 @@ function spares(buf: Buffer): { traceId: string; spanId: string }[] {
   return out;
 }
 
+const data = {
+  flags: uintAt(D, 'flags'),
+  flags2: uintAt(D, 'flags2'),
+  captureLen: uintAt(D, 'capture_len'),
+  tailLen: uintAt(D, 'tail_len'),
+  direction: uintAt(D, 'direction'),
+  role: uintAt(D, 'role'),
+  pid: uintAt(D, 'pid'),
+  tid: uintAt(D, 'tid'),
+  fd: uintAt(D, 'fd'),
+  connId: bigAt(D, 'conn_id'),
+  tsNs: bigAt(D, 'ts_ns'),
+  len: safeNumberAt(D, 'len'),
+  traceId: hexAt(D, 'trace_id'),
+  spanId: hexAt(D, 'span_id'),
+  parentSpanId: hexAt(D, 'parent_span_id'),
+  traceFlags: uintAt(D, 'trace_flags'),
+};
+const DATA_OFF = D.fields.data.offset;
+const TAIL_OFF = D.fields.tail.offset;
+
+/** Once per data record (the syscall tracer's hot path): fields at offsets resolved at load. */
 export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
-  const flags = readUint(buf, D, 'flags');
-  const capLen = Math.min(readUint(buf, D, 'capture_len'), CAPTURE, buf.length - D.fields.data.offset);
-  const tailLen = Math.min(readUint(buf, D, 'tail_len'), TAIL);
-  const dataOff = D.fields.data.offset;
-  const tailOff = D.fields.tail.offset;
+  const flags = data.flags(buf);
+  const capLen = Math.min(data.captureLen(buf), CAPTURE, buf.length - DATA_OFF);
+  const tailLen = Math.min(data.tailLen(buf), TAIL);
   const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
   const start = (flags & SYS_F_REQUEST_START) !== 0;
-  const len = readBig(buf, D, 'len');
   return {
     type: 'sys_http_data',
-    direction: readUint(buf, D, 'direction') === 1 ? 'egress' : 'ingress',
-    role: roleOf(readUint(buf, D, 'role')),
+    direction: data.direction(buf) === 1 ? 'egress' : 'ingress',
+    role: roleOf(data.role(buf)),
     flags,
-    flags2: readUint(buf, D, 'flags2'),
-    pid: readUint(buf, D, 'pid'),
-    tid: readUint(buf, D, 'tid'),
-    fd: readUint(buf, D, 'fd'),
-    connId: readBig(buf, D, 'conn_id'),
-    tsNs: readBig(buf, D, 'ts_ns'),
-    len: len > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(len),
-    data: Buffer.from(buf.subarray(dataOff, dataOff + capLen)),
-    tail: Buffer.from(buf.subarray(tailOff, tailOff + tailLen)),
+    flags2: data.flags2(buf),
+    pid: data.pid(buf),
+    tid: data.tid(buf),
+    fd: data.fd(buf),
+    connId: data.connId(buf),
+    tsNs: data.tsNs(buf),
+    len: data.len(buf),
+    data: Buffer.from(buf.subarray(DATA_OFF, DATA_OFF + capLen)),
+    tail: Buffer.from(buf.subarray(TAIL_OFF, TAIL_OFF + tailLen)),
     // Ids matter only where a request starts; hex is made only there (hot path).
-    traceId: start ? readHex(buf, D, 'trace_id') : '',
-    spanId: start ? readHex(buf, D, 'span_id') : '',
-    parentSpanId: start && hasParent ? readHex(buf, D, 'parent_span_id') : '',
-    traceFlags: readUint(buf, D, 'trace_flags'),
+    traceId: start ? data.traceId(buf) : '',
+    spanId: start ? data.spanId(buf) : '',
+    parentSpanId: start && hasParent ? data.parentSpanId(buf) : '',
+    traceFlags: data.traceFlags(buf),
     // Spare ids are rarely used (pipelining): decoded on first use.
     get spareIds() {
       return flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(buf) : [];

@@ -1,0 +1,69 @@
+/** decodeSysHttpData on records built from the generated layout (bpf/sys_http.h). */
+import { decodeSysHttpData, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
+import { SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE } from '../../../src/events/structs.generated';
+
+function record(opts: { flags: number; len: bigint; capture: string; tail?: string; captureLen?: number }): Buffer {
+  const data = Buffer.from(opts.capture, 'latin1');
+  const buf = Buffer.alloc(SYS_HTTP_DATA_RECORD_SIZE + data.length, 0xee); // ring memory is not zeroed
+  const f = D.fields;
+  buf[f.direction.offset] = 1;
+  buf[f.role.offset] = SYS_HTTP_ROLE.SYS_ROLE_CLIENT;
+  buf[f.flags.offset] = opts.flags;
+  buf[f.trace_flags.offset] = 1;
+  buf.writeUInt16LE(opts.captureLen ?? data.length, f.capture_len.offset);
+  buf.writeUInt32LE(4242, f.pid.offset);
+  buf.writeUInt32LE(4243, f.tid.offset);
+  buf.writeUInt32LE(7, f.fd.offset);
+  const tail = Buffer.from(opts.tail ?? '', 'latin1');
+  buf.writeUInt16LE(tail.length, f.tail_len.offset);
+  tail.copy(buf, f.tail.offset);
+  buf.writeUInt16LE(1, f.flags2.offset);
+  buf.writeBigUInt64LE(0xfeedbeefcafe0001n, f.conn_id.offset);
+  buf.writeBigUInt64LE(123_456_789_012n, f.ts_ns.offset);
+  buf.writeBigUInt64LE(opts.len, f.len.offset);
+  Buffer.from('4bf92f3577b34da6a3ce929d0e0e4736', 'hex').copy(buf, f.trace_id.offset);
+  Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, f.span_id.offset);
+  Buffer.from('b7ad6b7169203331', 'hex').copy(buf, f.parent_span_id.offset);
+  data.copy(buf, f.data.offset);
+  return buf;
+}
+
+describe('decodeSysHttpData', () => {
+  it('reads every field of a request start with a remote parent', () => {
+    const r = decodeSysHttpData(record({ flags: SYS_F_REQUEST_START | SYS_F_REMOTE_PARENT, len: 5_000_000_000n, capture: 'GET / HTTP/1.1\r\n', tail: '\r\n\r\n' }));
+    expect(r).toMatchObject({
+      type: 'sys_http_data',
+      direction: 'egress',
+      role: 'client',
+      flags2: 1,
+      pid: 4242,
+      tid: 4243,
+      fd: 7,
+      connId: 0xfeedbeefcafe0001n,
+      tsNs: 123_456_789_012n,
+      len: 5_000_000_000,
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      parentSpanId: 'b7ad6b7169203331',
+      traceFlags: 1,
+    });
+    expect(r.data.toString('latin1')).toBe('GET / HTTP/1.1\r\n');
+    expect(r.tail.toString('latin1')).toBe('\r\n\r\n');
+  });
+
+  it('ids only where a request starts, the parent only when one is flagged', () => {
+    const mid = decodeSysHttpData(record({ flags: 0, len: 10n, capture: 'x' }));
+    expect([mid.traceId, mid.spanId, mid.parentSpanId]).toEqual(['', '', '']);
+    const root = decodeSysHttpData(record({ flags: SYS_F_REQUEST_START, len: 10n, capture: 'x' }));
+    expect(root.spanId).toBe('00f067aa0ba902b7');
+    expect(root.parentSpanId).toBe('');
+  });
+
+  it('a length beyond 2^53 is capped; a capture length past the record is cut to the bytes present', () => {
+    const r = decodeSysHttpData(record({ flags: 0, len: 0xffff_ffff_ffff_ffffn, capture: 'abc', captureLen: 900 }));
+    expect(r.len).toBe(Number.MAX_SAFE_INTEGER);
+    expect(r.data.toString('latin1')).toBe('abc');
+    expect(decodeSysHttpData(record({ flags: 0, len: 2n ** 53n - 1n, capture: '' })).len).toBe(Number.MAX_SAFE_INTEGER);
+    expect(decodeSysHttpData(record({ flags: 0, len: 2n ** 32n + 5n, capture: '' })).len).toBe(2 ** 32 + 5);
+  });
+});
