@@ -145,35 +145,69 @@ const data = {
 const DATA_OFF = D.fields.data.offset;
 const TAIL_OFF = D.fields.tail.offset;
 
-/** Once per data record (the syscall tracer's hot path): fields at offsets resolved at load. */
+const NO_SPARES: readonly { traceId: string; spanId: string }[] = Object.freeze([]);
+
+/**
+ * A decoded data record. A class (one shape, `spareIds` on the prototype) rather than a literal
+ * with a getter: no closure per record on the hot path.
+ */
+class SysHttpData implements SysHttpDataRecord {
+  readonly type = 'sys_http_data' as const;
+  readonly direction: 'ingress' | 'egress';
+  readonly role: SysRole;
+  readonly flags: number;
+  readonly flags2: number;
+  readonly pid: number;
+  readonly tid: number;
+  readonly fd: number;
+  readonly connId: bigint;
+  readonly tsNs: bigint;
+  readonly len: number;
+  readonly data: Buffer;
+  readonly tail: Buffer;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly traceFlags: number;
+  private spares: readonly { traceId: string; spanId: string }[] | undefined;
+
+  constructor(private readonly raw: Buffer) {
+    const flags = data.flags(raw);
+    const capLen = Math.min(data.captureLen(raw), CAPTURE, raw.length - DATA_OFF);
+    const tailLen = Math.min(data.tailLen(raw), TAIL);
+    const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
+    const start = (flags & SYS_F_REQUEST_START) !== 0;
+    this.direction = data.direction(raw) === 1 ? 'egress' : 'ingress';
+    this.role = roleOf(data.role(raw));
+    this.flags = flags;
+    this.flags2 = data.flags2(raw);
+    this.pid = data.pid(raw);
+    this.tid = data.tid(raw);
+    this.fd = data.fd(raw);
+    this.connId = data.connId(raw);
+    this.tsNs = data.tsNs(raw);
+    this.len = data.len(raw);
+    // Views, not copies: `raw` is already the record's own copy out of the ring (src/bpf), and the
+    // assembler copies what it keeps (Buffer.concat of a message's head).
+    this.data = raw.subarray(DATA_OFF, DATA_OFF + capLen);
+    this.tail = raw.subarray(TAIL_OFF, TAIL_OFF + tailLen);
+    // Ids matter only where a request starts; hex is made only there.
+    this.traceId = start ? data.traceId(raw) : '';
+    this.spanId = start ? data.spanId(raw) : '';
+    this.parentSpanId = start && hasParent ? data.parentSpanId(raw) : '';
+    this.traceFlags = data.traceFlags(raw);
+    this.spares = undefined;
+  }
+
+  /** Rarely used (pipelining): decoded on first use. */
+  get spareIds(): readonly { traceId: string; spanId: string }[] {
+    if (this.spares === undefined) this.spares = this.flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(this.raw) : NO_SPARES;
+    return this.spares;
+  }
+}
+
+/** Once per data record (the syscall tracer's hot path): fields at offsets resolved at load. The
+ * buffer must be the record's own copy (it is kept, not copied). */
 export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
-  const flags = data.flags(buf);
-  const capLen = Math.min(data.captureLen(buf), CAPTURE, buf.length - DATA_OFF);
-  const tailLen = Math.min(data.tailLen(buf), TAIL);
-  const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
-  const start = (flags & SYS_F_REQUEST_START) !== 0;
-  return {
-    type: 'sys_http_data',
-    direction: data.direction(buf) === 1 ? 'egress' : 'ingress',
-    role: roleOf(data.role(buf)),
-    flags,
-    flags2: data.flags2(buf),
-    pid: data.pid(buf),
-    tid: data.tid(buf),
-    fd: data.fd(buf),
-    connId: data.connId(buf),
-    tsNs: data.tsNs(buf),
-    len: data.len(buf),
-    data: Buffer.from(buf.subarray(DATA_OFF, DATA_OFF + capLen)),
-    tail: Buffer.from(buf.subarray(TAIL_OFF, TAIL_OFF + tailLen)),
-    // Ids matter only where a request starts; hex is made only there (hot path).
-    traceId: start ? data.traceId(buf) : '',
-    spanId: start ? data.spanId(buf) : '',
-    parentSpanId: start && hasParent ? data.parentSpanId(buf) : '',
-    traceFlags: data.traceFlags(buf),
-    // Spare ids are rarely used (pipelining): decoded on first use.
-    get spareIds() {
-      return flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(buf) : [];
-    },
-  };
+  return new SysHttpData(buf);
 }
