@@ -59,6 +59,8 @@ done
 bash scripts/build-collector.sh
 # --- podman + its Docker-compatible API for the testcontainers suites (test/integration/containers*)
 bash scripts/setup-podman.sh
+# --- third-party frameworks the integration tests trace (pinned; test/frameworks/README.md)
+bash scripts/setup-frameworks.sh
 # -s: quiet recipes, but compiler errors stay visible.
 make --no-print-directory -s bpf ts
 log "ready"

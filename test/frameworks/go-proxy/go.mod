@@ -1,0 +1,3 @@
+module spanbridge.test/go-proxy
+
+go 1.23

@@ -1,0 +1,106 @@
+/**
+ * Third-party frameworks as test services (test/frameworks/README.md): each started the way its
+ * users start it (gunicorn, uvicorn, java -jar, node), with no tracing code, serving the shared
+ * test-service protocol. Installed by `make setup` (scripts/setup-frameworks.sh); a missing install
+ * is an error that says so, never a skip.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from './collector';
+import { REPO_ROOT, startProcess, waitForPort, type Running } from './processes';
+
+export const FRAMEWORKS = path.join(REPO_ROOT, 'test', 'frameworks');
+const BUILT = path.join(REPO_ROOT, 'build', 'frameworks');
+export const VENV_BIN = path.join(BUILT, 'py', 'bin');
+export const PYTHON = path.join(VENV_BIN, 'python');
+export const W3C_SUITE = path.join(FRAMEWORKS, 'w3c-trace-context', 'test');
+
+export type Framework =
+  | 'flask-gunicorn'
+  | 'django-gunicorn'
+  | 'fastapi-uvicorn'
+  | 'aiohttp'
+  | 'express'
+  | 'express-fetch'
+  | 'fastify'
+  | 'spring'
+  | 'go-proxy';
+
+export interface FrameworkService {
+  readonly framework: Framework;
+  readonly proc: Running;
+  readonly port: number;
+  readonly service: string;
+  readonly url: string;
+}
+
+export interface StartOptions {
+  /** gunicorn: worker processes (default 2) and `--max-requests` (worker recycling; default off). */
+  workers?: number;
+  maxRequests?: number;
+  /** go-proxy: where every unrouted path is forwarded. */
+  upstream?: string;
+  port?: number;
+  env?: Record<string, string>;
+}
+
+function need(file: string): string {
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`make setup\` (it installs the test frameworks)`);
+  return file;
+}
+
+/** Starts `framework` as service `service` and waits until its port accepts connections. */
+export async function startFramework(framework: Framework, service: string, opts: StartOptions = {}): Promise<FrameworkService> {
+  const port = opts.port ?? (await freePort());
+  const env = { OTEL_SERVICE_NAME: service, PYTHONDONTWRITEBYTECODE: '1', ...opts.env };
+  const py = path.join(FRAMEWORKS, 'python');
+  const node = path.join(FRAMEWORKS, 'node');
+  const gunicorn = (app: string): Running =>
+    startProcess(need(path.join(VENV_BIN, 'gunicorn')), [
+      '--chdir', py, '--bind', `127.0.0.1:${port}`, '--workers', String(opts.workers ?? 2),
+      ...(opts.maxRequests ? ['--max-requests', String(opts.maxRequests)] : []),
+      '--access-logfile', '-', '--log-level', 'warning', app,
+    ], env);
+  let proc: Running;
+  switch (framework) {
+    case 'flask-gunicorn':
+      proc = gunicorn('flask_app:app');
+      break;
+    case 'django-gunicorn':
+      proc = gunicorn('django_app:application');
+      break;
+    case 'fastapi-uvicorn':
+      proc = startProcess(need(path.join(VENV_BIN, 'uvicorn')), ['--app-dir', py, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning', 'fastapi_app:app'], env);
+      break;
+    case 'aiohttp':
+      proc = startProcess(need(PYTHON), [path.join(py, 'aiohttp_app.py'), String(port)], env);
+      break;
+    case 'express':
+    case 'express-fetch':
+      need(path.join(node, 'node_modules', 'express'));
+      proc = startProcess(process.execPath, [path.join(node, 'express_app.js'), String(port)], { ...env, CLIENT: framework === 'express-fetch' ? 'fetch' : 'axios' });
+      break;
+    case 'fastify':
+      need(path.join(node, 'node_modules', 'fastify'));
+      proc = startProcess(process.execPath, [path.join(node, 'fastify_app.js'), String(port)], env);
+      break;
+    case 'spring':
+      proc = startProcess('java', ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-jar', need(path.join(BUILT, 'spring.jar')), `--server.port=${port}`, '--server.address=127.0.0.1', '--spring.main.banner-mode=off'], env);
+      break;
+    case 'go-proxy':
+      proc = startProcess(need(path.join(BUILT, 'go-proxy')), [String(port), opts.upstream ?? 'http://127.0.0.1:9'], env);
+      break;
+  }
+  try {
+    await waitForPort(port, framework === 'spring' ? 90_000 : 30_000);
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw new Error(`${framework} did not start: ${(err as Error).message}\n${proc.stderr()}`);
+  }
+  return { framework, proc, port, service, url: `http://127.0.0.1:${port}` };
+}
+
+/** `/call?url=` of `svc` aimed at `target` (a full URL). */
+export function callUrl(svc: FrameworkService, target: string, extra = ''): string {
+  return `${svc.url}/call?url=${encodeURIComponent(target)}${extra}`;
+}
