@@ -177,7 +177,7 @@ export class Agent {
     this.watcher = new ProcessWatcher(
       this.config.selection,
       {
-        onMatch: (proc, reason) => this.onMatch(proc, reason),
+        onMatch: (proc, reason, how) => this.onMatch(proc, reason, how?.forkedFrom),
         onGone: (pid) => this.onGone(pid),
         onExcluded: (proc, reason, why) => {
           if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
@@ -297,8 +297,8 @@ export class Agent {
   private onProcRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.metrics);
     if (!rec || this.stopped) return;
-    if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid);
-    else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid);
+    if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid, rec.tsNs);
+    else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid, rec.tsNs);
   }
 
   private inspect(proc: ProcessInfo): GoTarget {
@@ -324,9 +324,9 @@ export class Agent {
     return t;
   }
 
-  private onMatch(proc: ProcessInfo, reason: MatchReason): void {
+  private onMatch(proc: ProcessInfo, reason: MatchReason, forkedFrom?: number): void {
     const { log } = this.deps;
-    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason})`;
+    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${forkedFrom !== undefined ? `, forked from pid ${forkedFrom}` : ''})`;
     let target: GoTarget;
     try {
       target = this.inspect(proc);
@@ -411,6 +411,10 @@ export class Agent {
       metrics: this.metrics,
       resourceOf: (pid) => this.resources.get(pid),
       deliver: (span) => this.deliver(span),
+      // Children of traced processes are traced by the kernel from their fork; this selects them.
+      onFork: (child, parent, tsNs) => {
+        if (!this.stopped) this.watcher?.onFork(child, parent, tsNs);
+      },
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
     });

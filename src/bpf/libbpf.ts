@@ -128,6 +128,7 @@ interface Native {
   readonly programSetLogBuf: KFn;
   readonly attachUprobe: KFn;
   readonly attachTracepoint: KFn;
+  readonly attachRawTracepoint: KFn;
   readonly attachCgroup: KFn;
   readonly programFd: KFn;
   readonly progAttach: KFn;
@@ -231,6 +232,7 @@ function loadNative(): Native {
       'void *bpf_program__attach_uprobe(const void *prog, bool retprobe, int pid, const char *path, size_t offset)',
     ),
     attachTracepoint: lib.func('void *bpf_program__attach_tracepoint(const void *prog, const char *cat, const char *name)'),
+    attachRawTracepoint: lib.func('void *bpf_program__attach_raw_tracepoint(const void *prog, const char *name)'),
     attachCgroup: lib.func('void *bpf_program__attach_cgroup(const void *prog, int cgroup_fd)'),
     programFd: lib.func('int bpf_program__fd(const void *prog)'),
     // libbpf 1.1 has no bpf_program__attach_sockmap: sk_msg programs attach to a map the old way.
@@ -571,6 +573,15 @@ class LibbpfProgram implements BpfProgram {
     this.n.log.begin();
     const link = this.n.attachTracepoint(this.ptr, category, name) as Ptr;
     return this.adopt(link, koffi.errno(), what, `tracepoint:${category}/${name}`);
+  }
+
+  /** A raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT): its arguments are the kernel's own, e.g. tasks. */
+  attachRawTracepoint(name: string): BpfLink {
+    const what = `attach raw tracepoint ${name}`;
+    this.checkAttachable(what);
+    this.n.log.begin();
+    const link = this.n.attachRawTracepoint(this.ptr, name) as Ptr;
+    return this.adopt(link, koffi.errno(), what, `raw_tracepoint:${name}`);
   }
 
   /** sock_ops (and other cgroup programs) on a cgroup v2 directory, as a BPF link. */
