@@ -25,7 +25,7 @@ import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
 import { goClientSpan } from './spans/go-client-span';
 import { goServerSpan } from './spans/go-server-span';
-import { processResource } from './spans/resource';
+import { forkedResource, processResource } from './spans/resource';
 import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
@@ -363,6 +363,23 @@ export class Agent {
     }
   }
 
+  /**
+   * A traced process forked (the kernel already traces the child): the watcher selects it. A
+   * child gone (exited, exec'd) before that still has records in the ring: they get a resource
+   * derived from the parent's, released after the grace period.
+   */
+  private onFork(child: number, parent: number, tsNs: bigint): void {
+    if (this.stopped) return;
+    this.watcher?.onFork(child, parent, tsNs);
+    const from = this.resources.get(parent);
+    if (this.resources.has(child) || !from) return;
+    this.resources.set(child, forkedResource(from, child, tsNs));
+    const t = setTimeout(() => {
+      if (!this.sysHttp?.tracer.attachedPids.includes(child)) this.resources.delete(child);
+    }, RESOURCE_GRACE_MS);
+    t.unref();
+  }
+
   /** Tells `onAttachment` that a selected process is now traced, and how. */
   private announceAttached(
     proc: ProcessInfo,
@@ -412,9 +429,7 @@ export class Agent {
       resourceOf: (pid) => this.resources.get(pid),
       deliver: (span) => this.deliver(span),
       // Children of traced processes are traced by the kernel from their fork; this selects them.
-      onFork: (child, parent, tsNs) => {
-        if (!this.stopped) this.watcher?.onFork(child, parent, tsNs);
-      },
+      onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
     });
