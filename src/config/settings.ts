@@ -9,7 +9,7 @@
  * the loader only steps aside when the variable is set, so precedence stays
  * defaults < YAML < environment < flags.
  */
-import { parseByteSize, parsePrometheusPort } from '../../receiver';
+import { parseByteSize, parsePrometheusPort } from './units';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false };
 
