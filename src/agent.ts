@@ -30,6 +30,7 @@ import { RouteStage } from './spans/routes/route-stage';
 import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy';
 import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
+import type { UrlRedaction } from './spans/url-redaction';
 import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
@@ -61,6 +62,8 @@ export interface AgentConfig {
   readonly ringWakeupBytes?: number;
   /** Declared route patterns, unmatched mode, route limit (src/spans/routes; default: heuristic, 1,000). */
   readonly routes?: RoutesSettings;
+  /** Query keys and URL credentials redacted where spans are built (default: DEFAULT_URL_REDACTION). */
+  readonly urlRedaction?: UrlRedaction;
 }
 
 /**
@@ -206,7 +209,7 @@ export class Agent {
     if (this.watcher.matchedPids.length === 0) {
       log.warn('no running process matches the selection yet; waiting for matching processes to start');
     }
-    if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`);
+    if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
 
     this.dropTimer = setInterval(() => this.collectKernelDrops(), 5000);
     this.dropTimer.unref();
@@ -291,7 +294,8 @@ export class Agent {
     if (rec.truncated.length > 0) {
       this.metrics.add('spanbridge_fields_truncated_total', 'Captured strings cut to their buffer size', {}, rec.truncated.length);
     }
-    const span = rec.type === 'go_http_server' ? goServerSpan(rec, resource, this.clock) : goClientSpan(rec, resource, this.clock);
+    const redaction = this.config.urlRedaction;
+    const span = rec.type === 'go_http_server' ? goServerSpan(rec, resource, this.clock, redaction) : goClientSpan(rec, resource, this.clock, redaction);
     this.deliver(span);
   }
 
@@ -425,6 +429,7 @@ export class Agent {
       metrics: this.metrics,
       resourceOf: (pid) => this.resources.get(pid),
       deliver: (span) => this.deliver(span),
+      redaction: this.config.urlRedaction,
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
     });

@@ -12,6 +12,7 @@ import { loadConfig, toRoutesSettings, toSelection, type LoadedConfig } from '..
 import type { RoutePattern } from '../spans/routes/pattern';
 import type { RoutesSettings } from '../spans/routes/route-policy';
 import { SETTINGS } from '../config/settings';
+import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
 import type { BridgeOptions, OtlpExporterOptions, OtlpProtocol } from '../../receiver';
 
 export interface RunOptions {
@@ -27,8 +28,14 @@ export interface RunOptions {
   readonly otlpProtocol?: OtlpProtocol;
   readonly logLevel: LogLevel;
   readonly bpfDir?: string;
-  /** The web page's port on 127.0.0.1; undefined: off. */
+  /** The web page's port; undefined: off. */
   readonly webPort?: number;
+  /** The web page's address (default 127.0.0.1; anything else is warned about). */
+  readonly webHost: string;
+  /** Query keys and URL credentials redacted where spans are built. */
+  readonly urlRedaction: UrlRedaction;
+  /** `redaction.query_keys` leaves out the built-in keys (warned about at start). */
+  readonly redactionReplacesDefaults: boolean;
   /** A trace is finished when no span arrived for it this long (tree printer, web page). */
   readonly traceQuietMs: number;
   readonly traceMaxTraces: number;
@@ -64,6 +71,12 @@ Options:
                             indented tree (default none)
   --trace-quiet-ms MS       a trace is finished when no span arrived for it for MS (default 1500)
   --web-port P|off          serve recent traces as a waterfall on http://127.0.0.1:P/ (default off)
+  --web-host ADDR           address of the web page (default 127.0.0.1; others log a warning)
+  --redaction-query-keys K1,K2
+                            query keys exported as key=REDACTED; 'default' is the built-in list
+                            (default: default; 'default,x-api-key' adds a key)
+  --redaction-query keys|all
+                            all: every query value is exported as REDACTED (default keys)
   --ready-file PATH         create PATH once the processes matched at start are attached
   --inject-headers auto|on|off
                             traceparent injection into outgoing requests (default auto;
@@ -148,6 +161,7 @@ export function parseRunArgs(
     ...(v.resource_attributes !== undefined ? { resourceAttributes: v.resource_attributes as Record<string, string> } : {}),
   };
   const webPort = v['web.port'];
+  const queryKeys = v['redaction.query_keys'] as string[] | undefined;
   return {
     selection,
     printSpans: (str('print_spans') ?? 'none') as RunOptions['printSpans'],
@@ -161,6 +175,9 @@ export function parseRunArgs(
     logLevel: (str('log_level') ?? 'info') as LogLevel,
     bpfDir: str('bpf_dir'),
     webPort: typeof webPort === 'number' ? webPort : undefined,
+    webHost: str('web.host') ?? '127.0.0.1',
+    urlRedaction: urlRedaction({ query: str('redaction.query') as 'keys' | 'all' | undefined, queryKeys }),
+    redactionReplacesDefaults: queryKeys !== undefined && !queryKeys.includes(DEFAULT_KEYS_TOKEN),
     traceQuietMs: num('trace_view.quiet_ms') ?? 1500,
     traceMaxTraces: num('trace_view.max_traces') ?? 1000,
     ringWakeupBytes: num('ring_buffer.wakeup_bytes'),

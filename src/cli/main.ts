@@ -16,7 +16,8 @@ import { formatTraceTree } from '../spans/trace-tree';
 import { startWebServer, type WebServer } from '../web/server';
 import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { createCollectorBridge, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
+import { DEFAULT_QUERY_KEYS } from '../spans/url-redaction';
+import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
 import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
 import { AttachmentTable } from './attach-table';
 import { TREE_USAGE, treesFromJsonLines } from './tree-command';
@@ -89,8 +90,13 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger(opts.logLevel);
+  // Every file the agent creates (ready file, bpffs pins, mount points) is root-only.
+  process.umask(0o077);
   if (opts.config.file) log.info(`config: ${opts.config.file}`);
   for (const w of opts.config.warnings) log.warn(w);
+  if (opts.redactionReplacesDefaults) {
+    log.warn(`redaction.query_keys replaces the built-in list: values of ${DEFAULT_QUERY_KEYS.filter((k) => !opts.urlRedaction.queryKeys.has(k.toLowerCase())).join(', ')} are exported (add 'default' to keep them redacted)`);
+  }
   const metrics = new SelfMetrics();
   // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
   const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));
@@ -112,8 +118,11 @@ async function run(argv: string[]): Promise<number> {
             }
           : undefined,
     });
-    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, '127.0.0.1', () => attachments.processes());
+    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, opts.webHost, () => attachments.processes());
     if (web) log.info(`web: recent traces at ${web.url}`);
+    if (web && !isLoopbackHost(opts.webHost)) {
+      log.warn(`web: listening on ${opts.webHost}, not only on loopback: anyone who can reach this address sees the traced requests' URLs and attributes`);
+    }
     sinks.push(traceViewSink(buffer, web));
   }
   // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
@@ -134,6 +143,7 @@ async function run(argv: string[]): Promise<number> {
       readyFile: opts.readyFile,
       ringWakeupBytes: opts.ringWakeupBytes,
       routes: opts.routes,
+      urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
       exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
     },

@@ -94,6 +94,21 @@ function nonEmpty(raw: unknown): Parsed<string> {
   return s ? ok(s) : bad;
 }
 
+/**
+ * Query keys: a YAML list, or a comma-separated string (environment, flag). Each key is a
+ * non-empty name without whitespace, `&`, `;`, `=`, `?` or `#`.
+ */
+export function queryKeyList(raw: unknown): Parsed<string[]> {
+  const items = Array.isArray(raw) ? raw.map(str) : typeof raw === 'string' ? raw.split(',').map((k) => k.trim()) : undefined;
+  if (!items || items.length === 0) return bad;
+  const out: string[] = [];
+  for (const k of items) {
+    if (k === undefined || k === '' || /[\s&;=?#]/.test(k)) return bad;
+    out.push(k);
+  }
+  return ok(out);
+}
+
 function bool(raw: unknown): Parsed<boolean> {
   if (typeof raw === 'boolean') return ok(raw);
   const s = str(raw)?.toLowerCase();
@@ -173,6 +188,33 @@ export const SETTINGS: readonly Setting[] = [
     allowed: 'a port 1..65535, 0 or off',
     help: 'serve the recent-traces web page on http://127.0.0.1:PORT/ (opt-in)',
     parse: portOrOff,
+  },
+  {
+    key: 'web.host',
+    flag: 'web-host',
+    env: ['SPANBRIDGE_WEB_HOST'],
+    defaultText: '127.0.0.1',
+    allowed: 'an address',
+    help: 'address the web page listens on; anything but loopback is logged as a warning (the page shows URLs and attributes of traced requests)',
+    parse: nonEmpty,
+  },
+  {
+    key: 'redaction.query_keys',
+    flag: 'redaction-query-keys',
+    env: ['SPANBRIDGE_REDACTION_QUERY_KEYS'],
+    defaultText: 'default',
+    allowed: "a list of query keys (YAML list or comma-separated), 'default' standing for the built-in list",
+    help: "query keys whose values are exported as REDACTED, matched without regard to case or percent-encoding; 'default' is AWSAccessKeyId, Signature, sig, X-Goog-Signature, access_token, refresh_token, id_token, api_key, apikey, password, passwd, secret, client_secret, token, code ([default, x-api-key] adds a key, [x-api-key] replaces the list)",
+    parse: queryKeyList,
+  },
+  {
+    key: 'redaction.query',
+    flag: 'redaction-query',
+    env: ['SPANBRIDGE_REDACTION_QUERY'],
+    defaultText: 'keys',
+    allowed: 'one of keys, all',
+    help: 'keys: redact the values of redaction.query_keys; all: every query value is exported as REDACTED (keys kept)',
+    parse: oneOf(['keys', 'all']),
   },
   {
     key: 'ready_file',
