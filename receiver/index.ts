@@ -20,7 +20,7 @@ import { resolveOtlpConfig, type Env, type OtlpExporterOptions } from './otlp/co
 import { OtlpTraceExporter } from './otlp/trace-exporter';
 
 export { SpanBatcher, BATCHER_DEFAULTS, type SpanBatcherOptions, type SpanExporter } from './batcher';
-export { CollectorBridge } from './bridge';
+export { CollectorBridge, isLoopbackHost } from './bridge';
 export {
   resolveBridgeConfig,
   DEFAULT_PROMETHEUS_PORT,
