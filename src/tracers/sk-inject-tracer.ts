@@ -61,16 +61,12 @@ export class SkInjectTracer {
       obj.load();
       const msg = obj.program(SK_INJECT_MSG_PROGRAM);
       const ops = obj.program(SK_INJECT_SOCKOPS_PROGRAM);
-      if (!msg.attachSkMsg || !ops.attachCgroup) {
-        throw new SpanbridgeError('ERR_NOT_SUPPORTED', 'sk_msg/cgroup attach not implemented by this BPF backend');
-      }
       // sk_msg first: a socket must never enter the SOCKHASH before its program is there.
       this.links.push(msg.attachSkMsg(SK_INJECT_SOCKHASH));
       this.links.push(ops.attachCgroup(cgroupPath));
       // The selection follows forks (a pre-fork server's new worker) and ends at exec and exit,
       // in the kernel, like the syscall tracer's (bpf/sys_http_lifecycle.h).
       const fork = obj.program(SK_INJECT_FORK_PROGRAM);
-      if (!fork.attachRawTracepoint) throw new SpanbridgeError('ERR_NOT_SUPPORTED', 'raw tracepoint attach not implemented by this BPF backend');
       this.links.push(fork.attachRawTracepoint('sched_process_fork'));
       this.links.push(obj.program('sk_inject_process_exec').attachTracepoint('sched', 'sched_process_exec'));
       this.links.push(obj.program('sk_inject_process_exit').attachTracepoint('sched', 'sched_process_exit'));
@@ -111,7 +107,6 @@ export class SkInjectTracer {
    */
   registerExisting(pid: number, proc: ProcSockets = procSockets): { registered: number; failed: number } {
     const map = this.requireObject().map(SK_INJECT_SOCKHASH);
-    if (!map.insertSocketOf) return { registered: 0, failed: 0 };
     let registered = 0;
     let failed = 0;
     let fds: number[] = [];

@@ -11,6 +11,7 @@ import type { SelfMetrics } from '../metrics/counters';
 import { SysHttpAssembler } from '../spans/sys-http-assembler';
 import type { ResourceOptions } from '../spans/resource';
 import type { Resource, Span } from '../spans/span';
+import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
 
@@ -29,6 +30,8 @@ export interface SysHttpStageDeps {
   readonly onFork?: (child: number, parent: number, tsNs: bigint) => void;
   /** Lists a process's open TCP connections (default: /proc); injectable for tests. */
   readonly openConnections?: (pid: number) => OpenConnection[];
+  /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
+  readonly redaction?: UrlRedaction;
 }
 
 /** Settings from the environment (SPANBRIDGE_SYS_HTTP_*); bad values are ignored. */
@@ -59,7 +62,7 @@ export class SysHttpStage {
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
-    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: d.deliver });
+    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: d.deliver, redaction: d.redaction });
   }
 
   start(): void {

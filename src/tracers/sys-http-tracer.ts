@@ -94,7 +94,6 @@ export class SysHttpTracer {
       obj.load();
       for (const p of SYS_HTTP_PROGRAMS) this.links.push(obj.program(p.prog).attachTracepoint(p.category, p.event));
       const fork = obj.program(SYS_HTTP_FORK_PROGRAM);
-      if (!fork.attachRawTracepoint) throw new SpanbridgeError('ERR_NOT_SUPPORTED', 'raw tracepoint attach not implemented by this BPF backend');
       this.links.push(fork.attachRawTracepoint('sched_process_fork'));
       obj.ringBuffer('sys_http_events', onRecord).start();
     } catch (err) {
