@@ -8,7 +8,9 @@ import { SpanbridgeError } from '../errors';
 import type { LogLevel } from '../log';
 import type { InjectHeaders } from '../agent';
 import { isEmptySelection, type Selection } from '../discovery/selectors';
-import { loadConfig, toSelection, type LoadedConfig } from '../config/load';
+import { loadConfig, toRoutesSettings, toSelection, type LoadedConfig } from '../config/load';
+import type { RoutePattern } from '../spans/routes/pattern';
+import type { RoutesSettings } from '../spans/routes/route-policy';
 import { SETTINGS } from '../config/settings';
 import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
 import type { BridgeOptions, OtlpExporterOptions, OtlpProtocol } from '../../receiver';
@@ -41,6 +43,8 @@ export interface RunOptions {
   readonly ringWakeupBytes?: number;
   /** Period of the periodic ring-buffer consume; undefined: the backend's default. */
   readonly ringPollIntervalMs?: number;
+  /** Declared route patterns, the unmatched mode and the route limit (global and per selection). */
+  readonly routes: RoutesSettings;
   /** The merged configuration, for `--print-config` and start-up logs. */
   readonly config: LoadedConfig;
 }
@@ -90,6 +94,10 @@ Options:
                             (default $SPANBRIDGE_PROMETHEUS_HOST or 127.0.0.1)
   --queue-max-bytes SIZE    memory cap of the span export queue, e.g. 64MiB
                             (default $SPANBRIDGE_QUEUE_MAX_BYTES or 64MiB)
+  --routes-unmatched heuristic|path|wildcard|unset
+                            http.route of server spans no framework or declared pattern
+                            (routes.patterns in the config file) names (default heuristic:
+                            id-like segments become {id})
   --log-level debug|info|warn|error (default info; env SPANBRIDGE_LOG_LEVEL)
   --bpf-dir DIR             where the compiled BPF objects are (default: build/bpf)
   -h, --help                this help
@@ -174,6 +182,7 @@ export function parseRunArgs(
     traceMaxTraces: num('trace_view.max_traces') ?? 1000,
     ringWakeupBytes: num('ring_buffer.wakeup_bytes'),
     ringPollIntervalMs: num('ring_buffer.poll_interval_ms'),
+    routes: toRoutesSettings(config),
     config,
     ...(flags['print-config'] ? { printConfig: true } : {}),
   };
@@ -186,11 +195,21 @@ export function describeConfig(opts: RunOptions): string {
   lines.push(`selections:  # from ${c.selectionSource}`);
   for (const s of c.selections) {
     const sel = s.pid !== undefined ? `pid: ${s.pid}` : s.exe !== undefined ? `exe: '${s.exe}'` : s.container !== undefined ? `container: ${s.container}` : `open_port: ${s.openPort}`;
-    lines.push(`  - {${sel}${s.serviceName ? `, service_name: ${s.serviceName}` : ''}}`);
+    const routes = s.routes
+      ? `, routes: {${[
+          s.routes.patterns ? `patterns: ${JSON.stringify(s.routes.patterns.map((p) => p.route))}` : '',
+          s.routes.unmatched ? `unmatched: ${s.routes.unmatched}` : '',
+        ]
+          .filter(Boolean)
+          .join(', ')}}`
+      : '';
+    lines.push(`  - {${sel}${s.serviceName ? `, service_name: ${s.serviceName}` : ''}${routes}}`);
   }
   for (const s of SETTINGS) {
     const source = c.sources[s.key] ?? 'default';
-    const value = c.values[s.key];
+    const raw = c.values[s.key];
+    // Parsed patterns print as the routes they report.
+    const value = s.key === 'routes.patterns' && Array.isArray(raw) ? (raw as RoutePattern[]).map((p) => p.route) : raw;
     const shown =
       value !== undefined
         ? JSON.stringify(value)

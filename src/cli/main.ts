@@ -22,6 +22,7 @@ import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
 import { AttachmentTable } from './attach-table';
 import { TREE_USAGE, treesFromJsonLines } from './tree-command';
 import { formatDoctorReport, runDoctor } from './doctor';
+import { loadConfig, toRoutesSettings } from '../config/load';
 
 const USAGE = `Usage: spanbridge <command> [options]
 
@@ -141,6 +142,7 @@ async function run(argv: string[]): Promise<number> {
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
       ringWakeupBytes: opts.ringWakeupBytes,
+      routes: opts.routes,
       urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
       exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
@@ -195,17 +197,21 @@ async function run(argv: string[]): Promise<number> {
   });
 }
 
-export const DOCTOR_USAGE = `Usage: spanbridge doctor [--json]
+export const DOCTOR_USAGE = `Usage: spanbridge doctor [--json] [--config FILE]
 
 Prints what this kernel and these privileges allow (kernel, lockdown, BTF, uprobes, kprobes,
 syscall tracepoints, sk_msg/sock_ops, cgroup v2, bpf_probe_write_user, privileges) and which
 strategy each feature will use here and why: the same plan \`spanbridge run\` logs at start-up.
 Program types and helpers are decided by loading tiny programs (bpftool feature probe).
 Mounts bpffs, tracefs and securityfs if they are not mounted, as \`run\` would.
+Also says how traced processes' server spans get their route (http.route): Go's ServeMux
+pattern, declared patterns (routes.patterns, per selection), or the unmatched mode, as
+configured by FILE (default $SPANBRIDGE_CONFIG) and the environment.
 
 Options:
-  --json      the report as JSON
-  -h, --help  this help
+  --json         the report as JSON
+  --config FILE  the configuration \`run\` would use (for the routes section)
+  -h, --help     this help
 `;
 
 function doctor(argv: string[]): number {
@@ -213,9 +219,18 @@ function doctor(argv: string[]): number {
     process.stdout.write(DOCTOR_USAGE);
     return 0;
   }
-  const unknown = argv.filter((a) => a !== '--json');
+  const args = [...argv];
+  const at = args.indexOf('--config');
+  let file: string | undefined;
+  if (at >= 0) {
+    file = args[at + 1];
+    if (file === undefined || file.startsWith('-')) throw new SpanbridgeError('ERR_CONFIG', `doctor: --config needs a FILE\n\n${DOCTOR_USAGE}`);
+    args.splice(at, 2);
+  }
+  const unknown = args.filter((a) => a !== '--json');
   if (unknown.length > 0) throw new SpanbridgeError('ERR_CONFIG', `doctor: unknown option '${unknown[0]}'\n\n${DOCTOR_USAGE}`);
-  const report = runDoctor();
+  const config = loadConfig({ flags: file !== undefined ? { config: file } : {}, env: process.env });
+  const report = runDoctor(undefined, toRoutesSettings(config));
   process.stdout.write(argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   return 0;
 }
