@@ -16,7 +16,7 @@
  * `define()`) to make unknown names fail like the real object would.
  */
 import { getSystemErrorMap } from 'node:util';
-import { SpanbridgeError } from '../../src/errors';
+import { BpfLoadError, SpanbridgeError } from '../../src/errors';
 import type {
   BpfBackend,
   BpfLink,
@@ -47,6 +47,7 @@ export type FakeAttachTarget =
   | { readonly kind: 'uprobe'; readonly binaryPath: string; readonly offset: number; readonly pid: number }
   | { readonly kind: 'tracepoint'; readonly category: string; readonly name: string }
   | { readonly kind: 'cgroup'; readonly cgroupPath: string }
+  | { readonly kind: 'raw_tracepoint'; readonly name: string }
   | { readonly kind: 'sk_msg'; readonly mapName: string };
 
 export interface FakeLinkRecord {
@@ -213,7 +214,11 @@ export class FakeBpfObject implements BpfObject {
     for (const p of programs) {
       const log = this.backend.failures.load.get(p);
       if (log !== undefined && !this.disabled.has(p)) {
-        throw new SpanbridgeError('ERR_BPF_LOAD', `load ${this.path}: program ${p}: ${fakeErrnoText(EACCES)}\nverifier log:\n${log}`);
+        throw new BpfLoadError(`load ${this.path}: program ${p}: ${fakeErrnoText(EACCES)}\nverifier log:\n${log}`, {
+          errno: EACCES,
+          program: p,
+          verifierLog: log,
+        });
       }
     }
     this.loaded = true;
@@ -309,6 +314,10 @@ class FakeProgram implements BpfProgram {
       `attach tracepoint ${category}/${name}`,
       `tracepoint:${category}/${name}`,
     );
+  }
+
+  attachRawTracepoint(name: string): BpfLink {
+    return this.obj.attach(this.name, { kind: 'raw_tracepoint', name }, `attach raw tracepoint ${name}`, `raw_tracepoint:${name}`);
   }
 
   attachCgroup(cgroupPath: string): BpfLink {
