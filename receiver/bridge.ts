@@ -11,8 +11,7 @@
  * spans (within the batcher's deadline), sends the final metrics and closes everything. `add` is
  * the hot path: O(1) apart from the span's attributes, never throws, never waits.
  */
-import type { SelfMetrics } from '../src/metrics/counters';
-import type { Resource, Span } from '../src/spans/span';
+import type { Resource, SelfMetrics, Span } from './model';
 import { SpanBatcher } from './batcher';
 import type { BridgeConfig } from './bridge-config';
 import type { ReceiverLog } from './log';

@@ -31,7 +31,7 @@ import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy
 import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import type { UrlRedaction } from './spans/url-redaction';
-import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
+import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import { runtimeOf, SysHttpStage, sysHttpSettingsFromEnv } from './tracers/sys-http-stage';
@@ -240,7 +240,7 @@ export class Agent {
     try {
       this.goTracer.start(onRecord);
     } catch (err) {
-      if (injection !== 'memory' || !/bpf_probe_write_user|unknown func|helper/i.test(errorMessage(err))) throw err;
+      if (injection !== 'memory' || !isMemoryInjectionRefused(err)) throw err;
       log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
       injection = this.skInject ? 'socket' : 'none';
       this.goTracer = this.newGoTracer(injection);

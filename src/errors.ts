@@ -67,6 +67,16 @@ export class BpfLoadError extends BpfError {
   }
 }
 
+/**
+ * The stable code of an error from the agent (SpanbridgeError) or from receiver/ (whose errors
+ * carry the same codes without sharing the class); `undefined` for anything else.
+ */
+export function errorCode(err: unknown): string | undefined {
+  if (err instanceof SpanbridgeError) return err.code;
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^ERR_[A-Z_]+$/.test(code) ? code : undefined;
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -13,7 +13,35 @@ import type { RoutePattern } from '../spans/routes/pattern';
 import type { RoutesSettings } from '../spans/routes/route-policy';
 import { SETTINGS } from '../config/settings';
 import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
-import type { BridgeOptions, OtlpExporterOptions, OtlpProtocol } from '../../receiver';
+
+/**
+ * Explicit OTLP settings (flag or YAML) in the shape receiver/'s exporter options take; the
+ * compiler checks the match where main.ts hands them over. Unset ones are resolved by receiver/
+ * from the environment.
+ */
+export interface OtlpSettings {
+  readonly baseEndpoint?: string;
+  readonly protocol?: string;
+  readonly compression?: string;
+  readonly timeoutMs?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Explicit Prometheus, queue, retry, metrics and resource settings in the shape of receiver/'s bridge options. */
+export interface DeliverySettings {
+  readonly prometheusPort?: number | 'off';
+  readonly prometheusHost?: string;
+  readonly queue?: {
+    readonly maxQueueBytes?: number;
+    readonly maxQueueSize?: number;
+    readonly maxBatchSize?: number;
+    readonly scheduledDelayMs?: number;
+  };
+  readonly retry?: { readonly maxElapsedMs?: number };
+  readonly metricExportIntervalMs?: number;
+  readonly otlpMetrics?: boolean;
+  readonly resourceAttributes?: Readonly<Record<string, string>>;
+}
 
 export interface RunOptions {
   readonly selection: Selection;
@@ -22,10 +50,8 @@ export interface RunOptions {
   readonly injectHeaders: InjectHeaders;
   readonly export: 'otlp' | 'none';
   /** Explicit OTLP settings (flag or YAML); unset ones are resolved by receiver/ from the environment. */
-  readonly otlp: OtlpExporterOptions;
-  readonly bridge: BridgeOptions;
-  readonly otlpEndpoint?: string;
-  readonly otlpProtocol?: OtlpProtocol;
+  readonly otlp: OtlpSettings;
+  readonly bridge: DeliverySettings;
   readonly logLevel: LogLevel;
   readonly bpfDir?: string;
   /** The web page's port; undefined: off. */
@@ -138,7 +164,7 @@ export function parseRunArgs(
   const v = config.values;
   const num = (k: string): number | undefined => v[k] as number | undefined;
   const str = (k: string): string | undefined => v[k] as string | undefined;
-  const otlp: OtlpExporterOptions = {
+  const otlp: OtlpSettings = {
     ...(str('otlp.endpoint') !== undefined ? { baseEndpoint: str('otlp.endpoint') } : {}),
     ...(str('otlp.protocol') !== undefined ? { protocol: str('otlp.protocol') } : {}),
     ...(str('otlp.compression') !== undefined ? { compression: str('otlp.compression') } : {}),
@@ -151,7 +177,7 @@ export function parseRunArgs(
     ...(num('queue.max_batch_spans') !== undefined ? { maxBatchSize: num('queue.max_batch_spans') } : {}),
     ...(num('queue.schedule_delay_ms') !== undefined ? { scheduledDelayMs: num('queue.schedule_delay_ms') } : {}),
   };
-  const bridge: BridgeOptions = {
+  const bridge: DeliverySettings = {
     ...(v['prometheus.port'] !== undefined ? { prometheusPort: v['prometheus.port'] as number | 'off' } : {}),
     ...(str('prometheus.host') !== undefined ? { prometheusHost: str('prometheus.host') } : {}),
     ...(Object.keys(queue).length > 0 ? { queue } : {}),
@@ -170,8 +196,6 @@ export function parseRunArgs(
     export: (str('export') ?? 'otlp') as RunOptions['export'],
     otlp,
     bridge,
-    otlpEndpoint: str('otlp.endpoint'),
-    otlpProtocol: str('otlp.protocol') as OtlpProtocol | undefined,
     logLevel: (str('log_level') ?? 'info') as LogLevel,
     bpfDir: str('bpf_dir'),
     webPort: typeof webPort === 'number' ? webPort : undefined,

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, type SpanSink } from '../agent';
 import { createLibbpfBackend } from '../bpf/libbpf';
-import { SpanbridgeError, errorMessage } from '../errors';
+import { SpanbridgeError, errorCode, errorMessage } from '../errors';
 import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
@@ -76,7 +76,7 @@ function traceViewSink(buffer: TraceBuffer, web: WebServer | undefined): SpanSin
 
 /** The traces and metrics endpoints the bridge will use (same resolution: options > env > defaults). */
 function exportEndpointsOf(o: OtlpExporterOptions): string[] {
-  return [resolveOtlpConfig('traces', o).endpoint, resolveOtlpConfig('metrics', o).endpoint];
+  return [resolveOtlpConfig('traces', o, process.env).endpoint, resolveOtlpConfig('metrics', o, process.env).endpoint];
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -132,6 +132,7 @@ async function run(argv: string[]): Promise<number> {
     otlpExport: opts.export === 'otlp',
     otlp: opts.otlp,
     bridge: opts.bridge,
+    env: process.env,
   });
   await bridge.start();
   sinks.push(bridge);
@@ -286,9 +287,9 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {
-      const code = err instanceof SpanbridgeError ? err.code : 'ERR_UNEXPECTED';
+      const code = errorCode(err) ?? 'ERR_UNEXPECTED';
       process.stderr.write(`spanbridge: ${errorMessage(err)} [${code}]\n`);
-      process.exit(err instanceof SpanbridgeError && err.code === 'ERR_CONFIG' ? 2 : 1);
+      process.exit(code === 'ERR_CONFIG' ? 2 : 1);
     },
   );
 }

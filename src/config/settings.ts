@@ -9,9 +9,9 @@
  * the loader only steps aside when the variable is set, so precedence stays
  * defaults < YAML < environment < flags.
  */
-import { parseByteSize, parsePrometheusPort } from '../../receiver';
 import { parsePatternList } from '../spans/routes/pattern';
 import { DEFAULT_MAX_ROUTES_PER_SERVICE, UNMATCHED_MODES } from '../spans/routes/route-policy';
+import { parseByteSize, parsePrometheusPort } from './units';
 
 /**
  * A failed parse may say where inside the value (`at`, appended to the key, e.g. `[2]`) and what
