@@ -46,8 +46,16 @@ export function contentKey(path: string, st: Pick<Stats, 'size'>): string {
   return `content:${st.size}:${h.digest('hex').slice(0, 32)}`;
 }
 
+let root = '/proc';
+
+/** Where the proc filesystem is read (setting `proc_root`; tests point it at a prepared tree). */
 export function procRoot(): string {
-  return process.env.SPANBRIDGE_PROC_ROOT ?? '/proc';
+  return root;
+}
+
+/** Sets procRoot() for the whole process (the wiring does it once, from the settings). */
+export function setProcRoot(dir: string | undefined): void {
+  root = dir ?? '/proc';
 }
 
 function parseEnviron(raw: Buffer): Record<string, string> {
@@ -66,6 +74,17 @@ export function parseStatStartTicks(stat: string): number {
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); field 22 is rest[19].
   return Number(rest[19] ?? 0);
+}
+
+/** Field 4 of /proc/<pid>/stat (the parent's pid), or null when the process is gone. */
+export function readPpid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`${procRoot()}/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) ? ppid : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Returns null when the process is gone or not readable (it may exit at any moment). */

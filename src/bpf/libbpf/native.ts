@@ -30,6 +30,7 @@ export interface Native {
   readonly programSetLogBuf: KFn;
   readonly attachUprobe: KFn;
   readonly attachTracepoint: KFn;
+  readonly attachRawTracepoint: KFn;
   readonly attachCgroup: KFn;
   readonly programFd: KFn;
   readonly progAttach: KFn;
@@ -70,7 +71,8 @@ export interface Native {
 /** Collects libbpf's printed messages so a failing call can attach them to its error. */
 class LibbpfLogCapture {
   private lines: string[] = [];
-  readonly debug = process.env.SPANBRIDGE_LIBBPF_DEBUG === '1';
+  /** Copy every message to stderr (LibbpfBackendOptions.libbpfDebug). */
+  debug = false;
 
   begin(): void {
     this.lines = [];
@@ -78,7 +80,7 @@ class LibbpfLogCapture {
 
   push(level: number, text: string): void {
     if (this.debug) process.stderr.write(text);
-    if (level > 1) return; // LIBBPF_DEBUG: only with SPANBRIDGE_LIBBPF_DEBUG=1
+    if (level > 1) return; // LIBBPF_DEBUG lines: only copied to stderr (debug.libbpf)
     if (this.lines.length >= LIBBPF_LINES_KEPT) this.lines.shift();
     this.lines.push(text.trimEnd());
   }
@@ -133,6 +135,7 @@ export function loadNative(): Native {
       'void *bpf_program__attach_uprobe(const void *prog, bool retprobe, int pid, const char *path, size_t offset)',
     ),
     attachTracepoint: lib.func('void *bpf_program__attach_tracepoint(const void *prog, const char *cat, const char *name)'),
+    attachRawTracepoint: lib.func('void *bpf_program__attach_raw_tracepoint(const void *prog, const char *name)'),
     attachCgroup: lib.func('void *bpf_program__attach_cgroup(const void *prog, int cgroup_fd)'),
     programFd: lib.func('int bpf_program__fd(const void *prog)'),
     // libbpf 1.1 has no bpf_program__attach_sockmap: sk_msg programs attach to a map the old way.
