@@ -54,7 +54,13 @@ enum sys_http_drop_reason {
 	SYS_SKIP_TRACESTATE_NOT_KEPT = 10, /* incoming tracestate longer than 256 bytes or cut by the capture:
 					    * not sent on by socket-level injection */
 	SYS_DROP_TAIL_CALL = 11,        /* the shared data path could not be entered (bpf_tail_call failed) */
-	SYS_HTTP_DROP_MAX = 12,
+	SYS_PROC_INHERITED = 12,        /* (not a drop) a forked child of a traced process, traced from its fork */
+	SYS_DROP_TRACED_FULL = 13,      /* a forked child could not be traced: traced_tgids at its limit */
+	SYS_PROC_EXEC_RELEASED = 14,    /* (not a drop) a traced process exec'd: state freed, the agent re-decides */
+	SYS_CONN_ADOPTED = 15,          /* (not a drop) a connection open before the attach taken over at its
+					 * first syscall */
+	SYS_SKIP_ADOPT_MISMATCH = 16,   /* a registered open connection's fd holds another socket now: not taken */
+	SYS_HTTP_DROP_MAX = 17,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
