@@ -38,6 +38,9 @@ enum sys_http_direction {
 /* sys_http_data_event.flags2 */
 #define SYS_F2_PIPELINED (1 << 0) /* client request start written while the previous request, framed
 				   * to its last byte, still awaits its response */
+#define SYS_F2_FORWARDED (1 << 1) /* client request start: it carried the traceparent the thread's
+				   * server request came in with (a proxy forwarding it); the span is
+				   * that server span's child and its id replaces the value (sk_msg) */
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
 enum sys_http_drop_reason {
@@ -60,7 +63,9 @@ enum sys_http_drop_reason {
 	SYS_CONN_ADOPTED = 15,          /* (not a drop) a connection open before the attach taken over at its
 					 * first syscall */
 	SYS_SKIP_ADOPT_MISMATCH = 16,   /* a registered open connection's fd holds another socket now: not taken */
-	SYS_HTTP_DROP_MAX = 17,
+	SYS_LINK_FORWARDED = 17,        /* (not a drop) client requests forwarding their thread's incoming
+					 * traceparent: linked to that server span, the value replaced */
+	SYS_HTTP_DROP_MAX = 18,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
