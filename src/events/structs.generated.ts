@@ -3,7 +3,7 @@
 import type { StructLayout } from './btf-layout';
 
 export const GO_HTTP_SERVER_EVENT: StructLayout = {
-  size: 1352,
+  size: 1608,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     trace_flags: { offset: 1, size: 1, kind: 'u8' },
@@ -36,8 +36,8 @@ export const GO_HTTP_SERVER_EVENT: StructLayout = {
     pattern: { offset: 648, size: 128, kind: 'bytes' },
     host: { offset: 776, size: 128, kind: 'bytes' },
     remote: { offset: 904, size: 64, kind: 'bytes' },
-    tracestate: { offset: 968, size: 256, kind: 'bytes' },
-    user_agent: { offset: 1224, size: 128, kind: 'bytes' },
+    tracestate: { offset: 968, size: 512, kind: 'bytes' },
+    user_agent: { offset: 1480, size: 128, kind: 'bytes' },
   },
 };
 
@@ -199,7 +199,10 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_LINK_THREAD: 9,
   SYS_SKIP_TRACESTATE_NOT_KEPT: 10,
   SYS_DROP_TAIL_CALL: 11,
-  SYS_HTTP_DROP_MAX: 12,
+  SYS_SKIP_HEAD_TOO_LONG: 12,
+  SYS_SKIP_HEAD_UNREAD: 13,
+  SYS_HEAD_SPLIT: 14,
+  SYS_HTTP_DROP_MAX: 15,
 } as const;
 
 export const SYS_HTTP_ROLE = {

@@ -6,6 +6,7 @@ import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
 import { splitTarget, type RequestLine } from './sys-http-parse';
+import { normalizeTracestate } from './w3c-tracestate';
 
 export interface ExchangeView {
   readonly role: 'server' | 'client';
@@ -88,7 +89,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock): 
     spanId: x.spanId,
     parentSpanId: x.parentSpanId,
     traceFlags: x.traceFlags,
-    traceState: x.role === 'server' ? (x.link === 'traceparent' ? cut(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
+    traceState: x.role === 'server' ? (x.link === 'traceparent' ? normalizeTracestate(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
     name: httpSpanName(method, ''),
     kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
     startTimeUnixNano: start,
