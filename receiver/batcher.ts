@@ -14,8 +14,7 @@
  * Timers are unref'd: a pending batch never keeps the process alive; the agent calls `shutdown()`
  * on SIGINT/SIGTERM to deliver what is pending, within a deadline.
  */
-import type { SelfMetrics } from '../src/metrics/counters';
-import { isSampled, type Span } from '../src/spans/span';
+import { isSampled, type SelfMetrics, type Span } from './model';
 import type { ReceiverLog } from './log';
 import { countDropped, countUnsampled, type QueueState } from './self-metrics';
 import { estimateSpanBytes } from './span-size';

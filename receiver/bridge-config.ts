@@ -14,7 +14,7 @@
  *                         OTLP metrics off; the Prometheus endpoint has its own switch)
  *   resource              OTEL_RESOURCE_ATTRIBUTES (see resource-merge.ts for precedence)
  */
-import type { Attributes } from '../src/spans/span';
+import type { Attributes } from './model';
 import { BATCHER_DEFAULTS, type SpanBatcherOptions } from './batcher';
 import { DEFAULT_METRIC_EXPORT_INTERVAL_MS } from './otlp/metrics-exporter';
 import { envValue, type Env, type Warn } from './otlp/config';
@@ -52,7 +52,7 @@ export interface BridgeConfig {
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function resolveBridgeConfig(options: BridgeOptions = {}, env: Env = process.env, warn: Warn = () => {}): BridgeConfig {
+export function resolveBridgeConfig(options: BridgeOptions = {}, env: Env, warn: Warn = () => {}): BridgeConfig {
   return {
     prometheus: resolvePrometheus(options, env, warn),
     queue: {

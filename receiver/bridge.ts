@@ -11,8 +11,7 @@
  * spans (within the batcher's deadline), sends the final metrics and closes everything. `add` is
  * the hot path: O(1) apart from the span's attributes, never throws, never waits.
  */
-import type { SelfMetrics } from '../src/metrics/counters';
-import type { Resource, Span } from '../src/spans/span';
+import type { Resource, SelfMetrics, Span } from './model';
 import { SpanBatcher } from './batcher';
 import type { BridgeConfig } from './bridge-config';
 import type { ReceiverLog } from './log';
@@ -95,6 +94,11 @@ export class CollectorBridge {
       const address = await this.server.listen(p.host, p.port);
       this.prometheusAddress = { host: p.host, port: address.port };
       this.parts.log.info(`prometheus: serving metrics at ${this.prometheusUrl}`);
+      if (!isLoopbackHost(p.host)) {
+        this.parts.log.warn(
+          `prometheus: listening on ${p.host}, not only on loopback: anyone who can reach this address reads the RED metrics (routes, peers, self-metrics)`,
+        );
+      }
     }
     this.metricsExporter?.start();
   }
@@ -154,4 +158,10 @@ export class CollectorBridge {
   private refreshGauges(): void {
     if (this.batcher) setQueueGauges(this.parts.metrics, this.batcher.queueState());
   }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the only hosts the local endpoints bind to without a warning. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
 }

@@ -1,14 +1,17 @@
 /**
- * The receiver module's public surface: what the rest of the agent imports to deliver telemetry
- * to the Collector. Everything else under receiver/ is internal.
+ * The receiver module's public surface: what the agent's wiring file (src/cli/main.ts), the only
+ * importer of receiver/, uses to deliver telemetry to the Collector. Everything else under
+ * receiver/ is internal. receiver/ imports nothing of the agent: the spans and self-metrics it
+ * accepts are declared in ./model.ts, its errors in ./errors.ts, and the environment it resolves
+ * settings from is handed in.
  *
  * Typical use (the agent's run command):
- *   const bridge = createCollectorBridge({ metrics, log, otlp: { baseEndpoint }, bridge: { prometheusPort } });
+ *   const bridge = createCollectorBridge({ metrics, log, env: process.env, otlp: { baseEndpoint }, bridge: { prometheusPort } });
  *   await bridge.start();                       // Prometheus endpoint + metrics timer; ERR_CONFIG if the port is taken
  *   ... for every finished span: bridge.add(span);   // O(1), never throws
  *   process.once('SIGTERM', () => void bridge.shutdown());   // flushes, within a deadline
  */
-import type { SelfMetrics } from '../src/metrics/counters';
+import type { SelfMetrics } from './model';
 import { SpanBatcher, type SpanBatcherOptions } from './batcher';
 import { CollectorBridge } from './bridge';
 import { resolveBridgeConfig, type BridgeOptions } from './bridge-config';
@@ -17,11 +20,9 @@ import { resolveOtlpConfig, type Env, type OtlpExporterOptions } from './otlp/co
 import { OtlpTraceExporter } from './otlp/trace-exporter';
 
 export { SpanBatcher, BATCHER_DEFAULTS, type SpanBatcherOptions, type SpanExporter } from './batcher';
-export { CollectorBridge } from './bridge';
+export { CollectorBridge, isLoopbackHost } from './bridge';
 export {
   resolveBridgeConfig,
-  parseByteSize,
-  parsePrometheusPort,
   DEFAULT_PROMETHEUS_PORT,
   DEFAULT_PROMETHEUS_HOST,
   type BridgeOptions,
@@ -72,8 +73,11 @@ export interface CollectorBridgeOptions {
   /** false: nothing is pushed over OTLP (spans and metrics); the Prometheus endpoint stays. */
   readonly otlpExport?: boolean;
   readonly bridge?: BridgeOptions;
-  /** Defaults to `process.env`. */
-  readonly env?: Env;
+  /**
+   * The environment the OTLP and bridge settings are resolved from (OTEL_EXPORTER_OTLP_*, OTEL_BSP_*,
+   * SPANBRIDGE_PROMETHEUS_*, ...): given by the caller; receiver/ never reads `process.env` itself.
+   */
+  readonly env: Env;
 }
 
 /**
@@ -81,7 +85,7 @@ export interface CollectorBridgeOptions {
  * go to `log.warn`; nothing here throws for a bad environment value.
  */
 export function createCollectorBridge(options: CollectorBridgeOptions): CollectorBridge {
-  const env = options.env ?? process.env;
+  const env = options.env;
   const warn = (m: string): void => options.log.warn(m);
   const bridge = resolveBridgeConfig(options.bridge, env, warn);
   const otlpOn = options.otlpExport !== false;
@@ -101,13 +105,16 @@ export interface TraceExportPipelineOptions {
   /** Explicit settings (CLI flags, config file); they win over the environment. */
   readonly otlp?: OtlpExporterOptions;
   readonly batch?: SpanBatcherOptions;
-  /** Defaults to `process.env`. */
-  readonly env?: Env;
+  /**
+   * The environment the OTLP and bridge settings are resolved from (OTEL_EXPORTER_OTLP_*, OTEL_BSP_*,
+   * SPANBRIDGE_PROMETHEUS_*, ...): given by the caller; receiver/ never reads `process.env` itself.
+   */
+  readonly env: Env;
 }
 
 /** Spans only: batcher + OTLP exporter (no RED metrics, no Prometheus). `createCollectorBridge` is the full bridge. */
 export function createTraceExportPipeline(options: TraceExportPipelineOptions): SpanBatcher {
-  const env = options.env ?? process.env;
+  const env = options.env;
   const warn = (m: string): void => options.log.warn(m);
   const config = resolveOtlpConfig('traces', options.otlp, env, warn);
   const bridge = resolveBridgeConfig({ queue: options.batch }, env, warn);

@@ -12,7 +12,7 @@
  */
 import { hostname } from 'node:os';
 import { version as packageVersion } from '../package.json';
-import type { Attributes, Resource } from '../src/spans/span';
+import type { Attributes, Resource } from './model';
 import { envValue, type Env, type Warn } from './otlp/config';
 
 /** `k1=v1,k2=v2`, keys and values trimmed and percent-decoded; bad entries warned about and skipped. */

@@ -6,7 +6,7 @@
  * Every span handed to the receiver ends in exactly one of: exported, unsampled (not a loss: the
  * trace was not sampled) or dropped with a reason — or it is still queued (the queue gauges).
  */
-import type { SelfMetrics } from '../src/metrics/counters';
+import type { SelfMetrics } from './model';
 import type { OtlpSignal } from './otlp/config';
 
 export const SPANS_EXPORTED = 'spanbridge_spans_exported_total';

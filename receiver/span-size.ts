@@ -4,7 +4,7 @@
  * upper bound for V8's one-byte strings) and attributes, plus a fixed cost for the object, its
  * bigints and its attribute map. The resource is shared by all spans of a process and not counted.
  */
-import type { Span } from '../src/spans/span';
+import type { Span } from './model';
 
 /** Object headers, two bigints, status, the ids and the attribute map's own overhead. */
 export const SPAN_FIXED_BYTES = 320;

@@ -26,9 +26,12 @@ import { SelfMetrics } from './metrics/counters';
 import { goClientSpan } from './spans/go-client-span';
 import { goServerSpan } from './spans/go-server-span';
 import { processResource } from './spans/resource';
+import { RouteStage } from './spans/routes/route-stage';
+import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy';
 import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
-import { GO_FUNCS, GoHttpTracer, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
+import type { UrlRedaction } from './spans/url-redaction';
+import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import { runtimeOf, SysHttpStage, sysHttpSettingsFromEnv } from './tracers/sys-http-stage';
@@ -57,6 +60,10 @@ export interface AgentConfig {
    * backend's periodic consume. Process exec/exit events always wake the agent at once.
    */
   readonly ringWakeupBytes?: number;
+  /** Declared route patterns, unmatched mode, route limit (src/spans/routes; default: heuristic, 1,000). */
+  readonly routes?: RoutesSettings;
+  /** Query keys and URL credentials redacted where spans are built (default: DEFAULT_URL_REDACTION). */
+  readonly urlRedaction?: UrlRedaction;
 }
 
 /**
@@ -93,6 +100,8 @@ export interface AttachedEvent {
   /** uprobe links for this process; null when its probes are shared (syscall tracepoints). */
   readonly probes: number | null;
   readonly notes: readonly string[];
+  /** How the process's server spans get http.route, in order of precedence. */
+  readonly routes: string;
 }
 
 export type AttachmentEvent = AttachedEvent | { readonly kind: 'detached'; readonly pid: number };
@@ -120,6 +129,8 @@ export class Agent {
   /** Any-language HTTP/1.x from syscall tracepoints: every selected process that is not Go. */
   private sysHttp: SysHttpStage | undefined;
   private watcher: ProcessWatcher | undefined;
+  /** http.route and span names of every tracer's server spans, bounded per service. */
+  private readonly routes: RouteStage;
   private readonly resources = new Map<number, Resource>();
   /** Inspection results per executable (dev:inode), so one binary is inspected once. */
   private readonly targets = new Map<string, GoTarget | SpanbridgeError>();
@@ -132,6 +143,7 @@ export class Agent {
   ) {
     this.metrics = deps.metrics ?? new SelfMetrics();
     this.clock = deps.clock ?? new SystemClock();
+    this.routes = new RouteStage(config.routes ?? DEFAULT_ROUTES, this.metrics, deps.log);
     this.goTracer = this.newGoTracer('none');
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
@@ -197,7 +209,7 @@ export class Agent {
     if (this.watcher.matchedPids.length === 0) {
       log.warn('no running process matches the selection yet; waiting for matching processes to start');
     }
-    if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`);
+    if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
 
     this.dropTimer = setInterval(() => this.collectKernelDrops(), 5000);
     this.dropTimer.unref();
@@ -228,7 +240,7 @@ export class Agent {
     try {
       this.goTracer.start(onRecord);
     } catch (err) {
-      if (injection !== 'memory' || !/bpf_probe_write_user|unknown func|helper/i.test(errorMessage(err))) throw err;
+      if (injection !== 'memory' || !isMemoryInjectionRefused(err)) throw err;
       log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
       injection = this.skInject ? 'socket' : 'none';
       this.goTracer = this.newGoTracer(injection);
@@ -282,7 +294,8 @@ export class Agent {
     if (rec.truncated.length > 0) {
       this.metrics.add('spanbridge_fields_truncated_total', 'Captured strings cut to their buffer size', {}, rec.truncated.length);
     }
-    const span = rec.type === 'go_http_server' ? goServerSpan(rec, resource, this.clock) : goClientSpan(rec, resource, this.clock);
+    const redaction = this.config.urlRedaction;
+    const span = rec.type === 'go_http_server' ? goServerSpan(rec, resource, this.clock, redaction) : goClientSpan(rec, resource, this.clock, redaction);
     this.deliver(span);
   }
 
@@ -291,6 +304,8 @@ export class Agent {
    * sinks' business: RED metrics count unsampled requests too; trace outputs drop them.
    */
   private deliver(span: Span): void {
+    // Routes once, here, for every tracer: every sink sees the same name and http.route.
+    span = this.routes.apply(span);
     for (const sink of this.deps.sinks) sink.add(span);
   }
 
@@ -346,6 +361,8 @@ export class Agent {
       serviceNameOverride: serviceNameFor(this.config.selection, reason),
     });
     this.resources.set(proc.pid, resource);
+    const hasPattern = target.offsets['net/http.Request.Pattern'] !== undefined;
+    const routes = this.routes.register(resource, reason, hasPattern ? 'Go ServeMux pattern (Request.Pattern)' : undefined);
     try {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
       if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
@@ -353,8 +370,8 @@ export class Agent {
         result.notes.push(this.selectForSkInject(proc.pid).replace(/^; /, ''));
       }
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
-      log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}`);
-      this.announceAttached(proc, resource, reason, { tracer: `Go uprobes (${target.goVersion})`, probes: result.links, notes: result.notes });
+      log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}; routes: ${routes}`);
+      this.announceAttached(proc, resource, reason, { tracer: `Go uprobes (${target.goVersion})`, probes: result.links, notes: result.notes, routes });
       this.reportAttached();
     } catch (err) {
       this.resources.delete(proc.pid);
@@ -368,7 +385,7 @@ export class Agent {
     proc: ProcessInfo,
     resource: Resource,
     reason: MatchReason,
-    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes'>,
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes'>,
   ): void {
     this.deps.onAttachment?.({
       kind: 'attached',
@@ -379,6 +396,7 @@ export class Agent {
       tracer: how.tracer,
       probes: how.probes,
       notes: how.notes,
+      routes: how.routes,
     });
   }
 
@@ -411,6 +429,7 @@ export class Agent {
       metrics: this.metrics,
       resourceOf: (pid) => this.resources.get(pid),
       deliver: (span) => this.deliver(span),
+      redaction: this.config.urlRedaction,
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
     });
@@ -429,9 +448,10 @@ export class Agent {
     try {
       const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride: serviceNameFor(this.config.selection, reason) });
       this.resources.set(proc.pid, resource);
+      const routes = this.routes.register(resource, reason);
       const note = this.sysHttp.attach(proc) + this.selectForSkInject(proc.pid);
-      this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)})`);
-      this.announceAttached(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note] });
+      this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)}); routes: ${routes}`);
+      this.announceAttached(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note], routes });
       return true;
     } catch (err) {
       this.resources.delete(proc.pid);

@@ -36,6 +36,47 @@ export class NotSupportedError extends SpanbridgeError {
   }
 }
 
+/**
+ * A libbpf call failed (open, attach, map, ring buffer). `errno` is the error number libbpf or
+ * the kernel gave, when there was one.
+ */
+export class BpfError extends SpanbridgeError {
+  declare readonly errno?: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; errno?: number }) {
+    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options?.errno !== undefined) Object.defineProperty(this, 'errno', { value: options.errno, enumerable: true });
+  }
+}
+
+/**
+ * The kernel refused to load a BPF object (ERR_BPF_LOAD). `program` is the program the verifier
+ * rejected when libbpf named it; `verifierLog` is that program's whole log (the message keeps
+ * only its tail). Callers choose fallbacks from these fields, never from the message.
+ */
+export class BpfLoadError extends BpfError {
+  declare readonly errno: number;
+  declare readonly program?: string;
+  declare readonly verifierLog: string;
+
+  constructor(message: string, fields: { errno: number; program?: string; verifierLog: string; cause?: unknown }) {
+    super('ERR_BPF_LOAD', message, { cause: fields.cause, errno: fields.errno });
+    if (fields.program !== undefined) Object.defineProperty(this, 'program', { value: fields.program, enumerable: true });
+    // Not enumerable: a verifier log can be megabytes, and inspecting the error should not print it.
+    Object.defineProperty(this, 'verifierLog', { value: fields.verifierLog, enumerable: false });
+  }
+}
+
+/**
+ * The stable code of an error from the agent (SpanbridgeError) or from receiver/ (whose errors
+ * carry the same codes without sharing the class); `undefined` for anything else.
+ */
+export function errorCode(err: unknown): string | undefined {
+  if (err instanceof SpanbridgeError) return err.code;
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^ERR_[A-Z_]+$/.test(code) ? code : undefined;
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -6,7 +6,7 @@
  *
  * Resources are keyed by object identity (one per process, as in the span model).
  */
-import type { Attributes, Resource } from '../../src/spans/span';
+import type { Attributes, Resource } from '../model';
 
 export interface HistogramPoint {
   readonly attributes: Attributes;

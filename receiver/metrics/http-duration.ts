@@ -5,7 +5,7 @@
  * `http.route` only when the span has one; `server.address`/`server.port` only for clients (on a
  * server they come from the Host header, which any caller can vary). A pure function.
  */
-import type { Attributes, AttributeValue, Span } from '../../src/spans/span';
+import type { Attributes, AttributeValue, Span } from '../model';
 
 export type HttpInstrument = 'http.server.request.duration' | 'http.client.request.duration';
 

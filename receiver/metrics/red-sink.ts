@@ -6,8 +6,7 @@
  *
  * Rate = count, errors = count with `error.type`, duration = the histogram.
  */
-import type { SelfMetrics } from '../../src/metrics/counters';
-import type { Span } from '../../src/spans/span';
+import type { SelfMetrics, Span } from '../model';
 import type { PrometheusRegistry } from '../prometheus/registry';
 import type { ResourceMerger } from '../resource-merge';
 import { RED_SERIES_OVERFLOW } from '../self-metrics';

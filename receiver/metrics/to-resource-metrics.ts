@@ -6,8 +6,7 @@
  * Pure given its inputs.
  */
 import { ValueType } from '@opentelemetry/api';
-import type { MetricPoint } from '../../src/metrics/counters';
-import type { Resource } from '../../src/spans/span';
+import type { MetricPoint, Resource } from '../model';
 import type { ResourceMerger } from '../resource-merge';
 import { CUMULATIVE, DATA_POINT_TYPE, type MetricData, type ResourceMetrics } from '../otlp/metric-types';
 import { toOtelResource } from '../otlp/resource-adapter';

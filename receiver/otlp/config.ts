@@ -12,7 +12,7 @@
  * `/v1/metrics` is appended, and a signal-specific endpoint is used as given. For `grpc` both are
  * used as given (the path is the gRPC method, not part of the endpoint); `https:` means TLS.
  */
-import { SpanbridgeError } from '../../src/errors';
+import { ReceiverError } from '../errors';
 
 export type OtlpSignal = 'traces' | 'metrics';
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
@@ -73,7 +73,7 @@ function envNames(signal: OtlpSignal, suffix: string): [specific: string, generi
 export function resolveOtlpConfig(
   signal: OtlpSignal,
   options: OtlpExporterOptions = {},
-  env: Env = process.env,
+  env: Env,
   warn: Warn = () => {},
 ): OtlpExporterConfig {
   const protocol = resolveProtocol(signal, options, env, warn);
@@ -90,7 +90,7 @@ export function resolveOtlpConfig(
 /** The traces configuration (the first receiver's entry point). */
 export function resolveOtlpTraceConfig(
   options: OtlpExporterOptions = {},
-  env: Env = process.env,
+  env: Env,
   warn: Warn = () => {},
 ): OtlpExporterConfig {
   return resolveOtlpConfig('traces', options, env, warn);
@@ -249,5 +249,5 @@ function resolveCompression(signal: OtlpSignal, options: OtlpExporterOptions, en
 /** For callers that must reject rather than warn (command-line flags): throws ERR_CONFIG. */
 export function assertProtocol(value: string, source: string): OtlpProtocol {
   if ((OTLP_PROTOCOLS as readonly string[]).includes(value)) return value as OtlpProtocol;
-  throw new SpanbridgeError('ERR_CONFIG', `${source}: '${value}' is not one of ${OTLP_PROTOCOLS.join(', ')}`);
+  throw new ReceiverError('ERR_CONFIG', `${source}: '${value}' is not one of ${OTLP_PROTOCOLS.join(', ')}`);
 }

@@ -6,8 +6,8 @@
  * tick skip. Never throws; failures are counted (`spanbridge_export_failures_total{signal="metrics"}`)
  * and reported at a limited rate.
  */
-import { errorMessage } from '../../src/errors';
-import type { SelfMetrics } from '../../src/metrics/counters';
+import { errorMessage } from '../errors';
+import type { SelfMetrics } from '../model';
 import { FailureReporter } from '../failure-reporter';
 import type { ReceiverLog } from '../log';
 import { countExportAttempt, countExportFailure, countExportRetry } from '../self-metrics';

@@ -8,7 +8,7 @@
  * the same span twice yields the same adapter.
  */
 import type { Attributes as OtelAttributes } from '@opentelemetry/api';
-import type { Attributes, Resource } from '../../src/spans/span';
+import type { Attributes, Resource } from '../model';
 import type { OtelResource } from './readable-span-types';
 
 type RawResourceAttribute = ReturnType<OtelResource['getRawAttributes']>[number];

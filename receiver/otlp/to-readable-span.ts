@@ -17,7 +17,7 @@ import {
   type SpanStatus,
 } from '@opentelemetry/api';
 import { version as packageVersion } from '../../package.json';
-import type { Resource, Span, SpanKind, StatusCode } from '../../src/spans/span';
+import type { Resource, Span, SpanKind, StatusCode } from '../model';
 import type { OtelInstrumentationScope, ReadableSpan } from './readable-span-types';
 import { toOtelResource } from './resource-adapter';
 import { W3CTraceState } from './trace-state';

@@ -12,9 +12,8 @@
  *   spans -> toReadableSpan (resource merged) -> serializer(protocol) -> sendWithRetry(transport.send)
  *     -> counters.
  */
-import { errorMessage } from '../../src/errors';
-import type { SelfMetrics } from '../../src/metrics/counters';
-import type { Span } from '../../src/spans/span';
+import { errorMessage } from '../errors';
+import type { SelfMetrics, Span } from '../model';
 import { FailureReporter } from '../failure-reporter';
 import type { ReceiverLog } from '../log';
 import type { ResourceMerger } from '../resource-merge';

@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { Pool } from 'undici';
 import { version as packageVersion } from '../../package.json';
-import { errorMessage, SpanbridgeError } from '../../src/errors';
+import { errorMessage, ReceiverError } from '../errors';
 import { parseRetryAfterMs } from './retry-after';
 import { decodeRpcStatusMessage } from './rpc-status';
 
@@ -38,7 +38,7 @@ export interface Transport {
 }
 
 /** An export failed. `statusCode` is the HTTP status when the server answered. */
-export class OtlpExportError extends SpanbridgeError {
+export class OtlpExportError extends ReceiverError {
   readonly statusCode: number | undefined;
 
   constructor(message: string, options?: { cause?: unknown; statusCode?: number }) {

@@ -12,8 +12,7 @@
  * `service_instance_id` labels (the rest of a resource is not exposed here; OTLP carries it).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { MetricPoint } from '../../src/metrics/counters';
-import type { Attributes, Resource } from '../../src/spans/span';
+import type { Attributes, MetricPoint, Resource } from '../model';
 import { HTTP_DURATION_BUCKETS, HTTP_INSTRUMENT_DESCRIPTIONS, type HttpInstrument } from '../metrics/http-duration';
 
 const RESOURCE_LABELS: ReadonlyArray<[attribute: string, label: string]> = [

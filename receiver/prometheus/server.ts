@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorMessage, SpanbridgeError } from '../../src/errors';
+import { errorMessage, ReceiverError } from '../errors';
 
 export interface Rendered {
   readonly contentType: string;
@@ -47,7 +47,7 @@ export class PrometheusServer {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         reject(
-          new SpanbridgeError(
+          new ReceiverError(
             'ERR_CONFIG',
             `prometheus: cannot listen on ${host}:${port} (${err.code ?? errorMessage(err)}); ` +
               'choose another port with --prometheus-port / SPANBRIDGE_PROMETHEUS_PORT, or disable the endpoint with "off"',

@@ -13,10 +13,13 @@ export interface KernelFs {
   readonly target: string;
   /** The agent cannot work without it (securityfs is informational only). */
   readonly required: boolean;
+  /** mount -o options. */
+  readonly options?: string;
 }
 
 export const KERNEL_FILESYSTEMS: readonly KernelFs[] = [
-  { fstype: 'bpf', target: '/sys/fs/bpf', required: true },
+  // A bpffs the agent mounts is root-only: its pins hold live trace context (docs/data.md).
+  { fstype: 'bpf', target: '/sys/fs/bpf', required: true, options: 'mode=0700' },
   { fstype: 'tracefs', target: '/sys/kernel/tracing', required: true },
   { fstype: 'securityfs', target: '/sys/kernel/security', required: false },
 ];
@@ -47,7 +50,7 @@ export function parseMounts(text: string): { target: string; fstype: string }[] 
 
 function defaultMount(fs: KernelFs): void {
   try {
-    execFileSync('mount', ['-t', fs.fstype, fs.fstype, fs.target], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    execFileSync('mount', ['-t', fs.fstype, ...(fs.options ? ['-o', fs.options] : []), fs.fstype, fs.target], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
   } catch (err) {
     const e = err as { stderr?: Buffer; message?: string };
     const stderr = e.stderr?.toString().trim();
@@ -111,7 +114,7 @@ export function ensureCgroup2(
   if (existing) return { status: 'already-mounted', path: existing };
   const fs: KernelFs = { fstype: 'cgroup2', target, required: false };
   try {
-    (deps.mkdir ?? ((d: string) => mkdirSync(d, { recursive: true })))(target);
+    (deps.mkdir ?? ((d: string) => mkdirSync(d, { recursive: true, mode: 0o700 })))(target);
     (deps.mount ?? defaultMount)(fs);
   } catch (err) {
     return { status: 'failed', reason: `mount -t cgroup2 ${target}: ${err instanceof Error ? err.message : String(err)}` };

@@ -1,5 +1,5 @@
 /**
- * The small typed BPF API the rest of the agent sees. Only src/bpf/libbpf.ts implements it with
+ * The small typed BPF API the rest of the agent sees. Only src/bpf/libbpf/ implements it with
  * koffi + libbpf; unit tests use test/fakes/fake-bpf.ts.
  *
  * Lifecycle (as libbpf-bootstrap): open -> set rodata -> choose autoload -> load -> attach ->
@@ -38,14 +38,14 @@ export interface BpfProgram {
   attachTracepoint(category: string, name: string): BpfLink;
   /**
    * Attaches a cgroup program (sock_ops, ...) to a cgroup v2 directory, e.g. the root of a
-   * cgroup2 mount. Optional only so that older implementations still type-check.
+   * cgroup2 mount.
    */
-  attachCgroup?(cgroupPath: string): BpfLink;
+  attachCgroup(cgroupPath: string): BpfLink;
   /**
    * Attaches an sk_msg program to a SOCKHASH/SOCKMAP of the same object (BPF_SK_MSG_VERDICT);
-   * destroy() detaches it. Optional only so that older implementations still type-check.
+   * destroy() detaches it.
    */
-  attachSkMsg?(mapName: string): BpfLink;
+  attachSkMsg(mapName: string): BpfLink;
 }
 
 export interface BpfMap {
@@ -62,10 +62,9 @@ export interface BpfMap {
   lookupPerCpu(key: Buffer): Buffer[] | null;
   /**
    * SOCKHASH/SOCKMAP only: puts the socket process `pid` has open as `fd` into the map, keyed by
-   * its socket cookie (u64), and returns the cookie. Optional only so that older implementations
-   * still type-check.
+   * its socket cookie (u64), and returns the cookie.
    */
-  insertSocketOf?(pid: number, fd: number): bigint;
+  insertSocketOf(pid: number, fd: number): bigint;
 }
 
 /** Called once per ring-buffer record, on Node's main thread, with a copy of the record. */
@@ -81,11 +80,8 @@ export interface RingBufferSource {
   close(): Promise<void>;
   /** Records delivered so far. */
   readonly delivered: number;
-  /**
-   * Exceptions thrown by the record handler, caught and counted (never rethrown into libbpf).
-   * Optional only so that older implementations still type-check; both in-tree ones set it.
-   */
-  readonly handlerErrors?: number;
+  /** Exceptions thrown by the record handler, caught and counted (never rethrown into libbpf). */
+  readonly handlerErrors: number;
 }
 
 export interface CloseOptions {

@@ -8,9 +8,40 @@ import { SpanbridgeError } from '../errors';
 import type { LogLevel } from '../log';
 import type { InjectHeaders } from '../agent';
 import { isEmptySelection, type Selection } from '../discovery/selectors';
-import { loadConfig, toSelection, type LoadedConfig } from '../config/load';
+import { loadConfig, toRoutesSettings, toSelection, type LoadedConfig } from '../config/load';
+import type { RoutePattern } from '../spans/routes/pattern';
+import type { RoutesSettings } from '../spans/routes/route-policy';
 import { SETTINGS } from '../config/settings';
-import type { BridgeOptions, OtlpExporterOptions, OtlpProtocol } from '../../receiver';
+import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
+
+/**
+ * Explicit OTLP settings (flag or YAML) in the shape receiver/'s exporter options take; the
+ * compiler checks the match where main.ts hands them over. Unset ones are resolved by receiver/
+ * from the environment.
+ */
+export interface OtlpSettings {
+  readonly baseEndpoint?: string;
+  readonly protocol?: string;
+  readonly compression?: string;
+  readonly timeoutMs?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Explicit Prometheus, queue, retry, metrics and resource settings in the shape of receiver/'s bridge options. */
+export interface DeliverySettings {
+  readonly prometheusPort?: number | 'off';
+  readonly prometheusHost?: string;
+  readonly queue?: {
+    readonly maxQueueBytes?: number;
+    readonly maxQueueSize?: number;
+    readonly maxBatchSize?: number;
+    readonly scheduledDelayMs?: number;
+  };
+  readonly retry?: { readonly maxElapsedMs?: number };
+  readonly metricExportIntervalMs?: number;
+  readonly otlpMetrics?: boolean;
+  readonly resourceAttributes?: Readonly<Record<string, string>>;
+}
 
 export interface RunOptions {
   readonly selection: Selection;
@@ -19,14 +50,18 @@ export interface RunOptions {
   readonly injectHeaders: InjectHeaders;
   readonly export: 'otlp' | 'none';
   /** Explicit OTLP settings (flag or YAML); unset ones are resolved by receiver/ from the environment. */
-  readonly otlp: OtlpExporterOptions;
-  readonly bridge: BridgeOptions;
-  readonly otlpEndpoint?: string;
-  readonly otlpProtocol?: OtlpProtocol;
+  readonly otlp: OtlpSettings;
+  readonly bridge: DeliverySettings;
   readonly logLevel: LogLevel;
   readonly bpfDir?: string;
-  /** The web page's port on 127.0.0.1; undefined: off. */
+  /** The web page's port; undefined: off. */
   readonly webPort?: number;
+  /** The web page's address (default 127.0.0.1; anything else is warned about). */
+  readonly webHost: string;
+  /** Query keys and URL credentials redacted where spans are built. */
+  readonly urlRedaction: UrlRedaction;
+  /** `redaction.query_keys` leaves out the built-in keys (warned about at start). */
+  readonly redactionReplacesDefaults: boolean;
   /** A trace is finished when no span arrived for it this long (tree printer, web page). */
   readonly traceQuietMs: number;
   readonly traceMaxTraces: number;
@@ -34,6 +69,8 @@ export interface RunOptions {
   readonly ringWakeupBytes?: number;
   /** Period of the periodic ring-buffer consume; undefined: the backend's default. */
   readonly ringPollIntervalMs?: number;
+  /** Declared route patterns, the unmatched mode and the route limit (global and per selection). */
+  readonly routes: RoutesSettings;
   /** The merged configuration, for `--print-config` and start-up logs. */
   readonly config: LoadedConfig;
 }
@@ -60,6 +97,12 @@ Options:
                             indented tree (default none)
   --trace-quiet-ms MS       a trace is finished when no span arrived for it for MS (default 1500)
   --web-port P|off          serve recent traces as a waterfall on http://127.0.0.1:P/ (default off)
+  --web-host ADDR           address of the web page (default 127.0.0.1; others log a warning)
+  --redaction-query-keys K1,K2
+                            query keys exported as key=REDACTED; 'default' is the built-in list
+                            (default: default; 'default,x-api-key' adds a key)
+  --redaction-query keys|all
+                            all: every query value is exported as REDACTED (default keys)
   --ready-file PATH         create PATH once the processes matched at start are attached
   --inject-headers auto|on|off
                             traceparent injection into outgoing requests (default auto;
@@ -77,6 +120,10 @@ Options:
                             (default $SPANBRIDGE_PROMETHEUS_HOST or 127.0.0.1)
   --queue-max-bytes SIZE    memory cap of the span export queue, e.g. 64MiB
                             (default $SPANBRIDGE_QUEUE_MAX_BYTES or 64MiB)
+  --routes-unmatched heuristic|path|wildcard|unset
+                            http.route of server spans no framework or declared pattern
+                            (routes.patterns in the config file) names (default heuristic:
+                            id-like segments become {id})
   --log-level debug|info|warn|error (default info; env SPANBRIDGE_LOG_LEVEL)
   --bpf-dir DIR             where the compiled BPF objects are (default: build/bpf)
   -h, --help                this help
@@ -117,7 +164,7 @@ export function parseRunArgs(
   const v = config.values;
   const num = (k: string): number | undefined => v[k] as number | undefined;
   const str = (k: string): string | undefined => v[k] as string | undefined;
-  const otlp: OtlpExporterOptions = {
+  const otlp: OtlpSettings = {
     ...(str('otlp.endpoint') !== undefined ? { baseEndpoint: str('otlp.endpoint') } : {}),
     ...(str('otlp.protocol') !== undefined ? { protocol: str('otlp.protocol') } : {}),
     ...(str('otlp.compression') !== undefined ? { compression: str('otlp.compression') } : {}),
@@ -130,7 +177,7 @@ export function parseRunArgs(
     ...(num('queue.max_batch_spans') !== undefined ? { maxBatchSize: num('queue.max_batch_spans') } : {}),
     ...(num('queue.schedule_delay_ms') !== undefined ? { scheduledDelayMs: num('queue.schedule_delay_ms') } : {}),
   };
-  const bridge: BridgeOptions = {
+  const bridge: DeliverySettings = {
     ...(v['prometheus.port'] !== undefined ? { prometheusPort: v['prometheus.port'] as number | 'off' } : {}),
     ...(str('prometheus.host') !== undefined ? { prometheusHost: str('prometheus.host') } : {}),
     ...(Object.keys(queue).length > 0 ? { queue } : {}),
@@ -140,6 +187,7 @@ export function parseRunArgs(
     ...(v.resource_attributes !== undefined ? { resourceAttributes: v.resource_attributes as Record<string, string> } : {}),
   };
   const webPort = v['web.port'];
+  const queryKeys = v['redaction.query_keys'] as string[] | undefined;
   return {
     selection,
     printSpans: (str('print_spans') ?? 'none') as RunOptions['printSpans'],
@@ -148,15 +196,17 @@ export function parseRunArgs(
     export: (str('export') ?? 'otlp') as RunOptions['export'],
     otlp,
     bridge,
-    otlpEndpoint: str('otlp.endpoint'),
-    otlpProtocol: str('otlp.protocol') as OtlpProtocol | undefined,
     logLevel: (str('log_level') ?? 'info') as LogLevel,
     bpfDir: str('bpf_dir'),
     webPort: typeof webPort === 'number' ? webPort : undefined,
+    webHost: str('web.host') ?? '127.0.0.1',
+    urlRedaction: urlRedaction({ query: str('redaction.query') as 'keys' | 'all' | undefined, queryKeys }),
+    redactionReplacesDefaults: queryKeys !== undefined && !queryKeys.includes(DEFAULT_KEYS_TOKEN),
     traceQuietMs: num('trace_view.quiet_ms') ?? 1500,
     traceMaxTraces: num('trace_view.max_traces') ?? 1000,
     ringWakeupBytes: num('ring_buffer.wakeup_bytes'),
     ringPollIntervalMs: num('ring_buffer.poll_interval_ms'),
+    routes: toRoutesSettings(config),
     config,
     ...(flags['print-config'] ? { printConfig: true } : {}),
   };
@@ -169,11 +219,21 @@ export function describeConfig(opts: RunOptions): string {
   lines.push(`selections:  # from ${c.selectionSource}`);
   for (const s of c.selections) {
     const sel = s.pid !== undefined ? `pid: ${s.pid}` : s.exe !== undefined ? `exe: '${s.exe}'` : s.container !== undefined ? `container: ${s.container}` : `open_port: ${s.openPort}`;
-    lines.push(`  - {${sel}${s.serviceName ? `, service_name: ${s.serviceName}` : ''}}`);
+    const routes = s.routes
+      ? `, routes: {${[
+          s.routes.patterns ? `patterns: ${JSON.stringify(s.routes.patterns.map((p) => p.route))}` : '',
+          s.routes.unmatched ? `unmatched: ${s.routes.unmatched}` : '',
+        ]
+          .filter(Boolean)
+          .join(', ')}}`
+      : '';
+    lines.push(`  - {${sel}${s.serviceName ? `, service_name: ${s.serviceName}` : ''}${routes}}`);
   }
   for (const s of SETTINGS) {
     const source = c.sources[s.key] ?? 'default';
-    const value = c.values[s.key];
+    const raw = c.values[s.key];
+    // Parsed patterns print as the routes they report.
+    const value = s.key === 'routes.patterns' && Array.isArray(raw) ? (raw as RoutePattern[]).map((p) => p.route) : raw;
     const shown =
       value !== undefined
         ? JSON.stringify(value)

@@ -32,8 +32,8 @@ export class AttachmentTable {
 
   render(): string[] {
     const procs = this.processes();
-    const header = ['PID', 'SERVICE', 'TRACER', 'PROBES', 'MATCHED BY', 'EXECUTABLE'];
-    const body = procs.map((p) => [String(p.pid), p.service, p.tracer, p.probes === null ? 'shared' : String(p.probes), p.reason, p.exe]);
+    const header = ['PID', 'SERVICE', 'TRACER', 'PROBES', 'MATCHED BY', 'EXECUTABLE', 'ROUTES'];
+    const body = procs.map((p) => [String(p.pid), p.service, p.tracer, p.probes === null ? 'shared' : String(p.probes), p.reason, p.exe, p.routes]);
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
     const line = (cells: string[]): string => `  ${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}`;
     return [`traced processes: ${procs.length}`, line(header), ...body.map(line)];

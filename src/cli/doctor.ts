@@ -6,7 +6,35 @@ import { ensureKernelFilesystems, type MountOutcome } from '../bpf/mounts';
 import { probeBpfFeatures, type BpfFeatures } from '../capabilities/bpf-features';
 import { probeCapabilities, type Capabilities } from '../capabilities/probe';
 import { planStrategies, type Strategy, type StrategyOptions } from '../capabilities/strategy';
+import { describePolicy, DEFAULT_ROUTES, OVERFLOW_ROUTE, type RoutesSettings } from '../spans/routes/route-policy';
 import { AGENT_VERSION } from '../version';
+
+/** How server spans get http.route: for every process, and for each selection with its own `routes`. */
+export interface RoutesReport {
+  /** Go servers (Go >= 1.23) report the ServeMux pattern that matched, before anything else. */
+  readonly goServeMux: string;
+  /** Every other process (and Go servers without a pattern), in order of precedence. */
+  readonly default: string;
+  readonly patterns: readonly string[];
+  readonly selections: readonly { readonly selection: string; readonly routes: string; readonly patterns: readonly string[] }[];
+  readonly maxPerService: number;
+  readonly overflowRoute: string;
+}
+
+export function routesReport(settings: RoutesSettings): RoutesReport {
+  return {
+    goServeMux: 'Go ServeMux pattern (Request.Pattern, Go >= 1.23) first, then as below',
+    default: describePolicy(settings.global),
+    patterns: settings.global.patterns.map((p) => p.route),
+    selections: Object.entries(settings.bySelection).map(([selection, o]) => ({
+      selection,
+      routes: describePolicy({ patterns: o.patterns ?? settings.global.patterns, unmatched: o.unmatched ?? settings.global.unmatched }),
+      patterns: (o.patterns ?? settings.global.patterns).map((p) => p.route),
+    })),
+    maxPerService: settings.maxPerService,
+    overflowRoute: OVERFLOW_ROUTE,
+  };
+}
 
 export interface DoctorReport {
   readonly agentVersion: string;
@@ -23,6 +51,8 @@ export interface DoctorReport {
   readonly bpfFeatures: BpfFeatures;
   readonly mounts: readonly { fstype: string; target: string; status: string; reason?: string }[];
   readonly strategies: readonly Strategy[];
+  /** How traced processes' server spans get http.route (from the configuration given). */
+  readonly routes: RoutesReport;
   /** The agent can start here. */
   readonly ready: boolean;
   readonly missing: readonly string[];
@@ -33,6 +63,7 @@ export function buildDoctorReport(
   features: BpfFeatures,
   mounts: readonly MountOutcome[],
   options: StrategyOptions = { injectHeaders: 'auto' },
+  routes: RoutesSettings = DEFAULT_ROUTES,
 ): DoctorReport {
   const plan = planStrategies(caps, features, options);
   const missing = [...plan.missing];
@@ -50,6 +81,7 @@ export function buildDoctorReport(
       ...(m.status === 'failed' ? { reason: m.reason } : {}),
     })),
     strategies: plan.strategies,
+    routes: routesReport(routes),
     ready: missing.length === 0,
     missing,
   };
@@ -87,13 +119,22 @@ export function formatDoctorReport(r: DoctorReport): string {
     out.push(`              uses: ${s.strategy}`);
     out.push(`              why:  ${s.why}`);
   }
+  out.push('', 'Routes (http.route and span names of server spans, in order of precedence)');
+  out.push(`  Go servers          ${r.routes.goServeMux}`);
+  out.push(`  every process       ${r.routes.default}`);
+  if (r.routes.patterns.length > 0) out.push(`                      patterns: ${r.routes.patterns.join(', ')}`);
+  for (const sel of r.routes.selections) {
+    out.push(`  selection ${sel.selection}: ${sel.routes}`);
+    if (sel.patterns.length > 0) out.push(`                      patterns: ${sel.patterns.join(', ')}`);
+  }
+  out.push(`  limit               ${r.routes.maxPerService} distinct routes per service; then http.route=${r.routes.overflowRoute}`);
   out.push('');
   out.push(r.ready ? 'Ready: `spanbridge run` can start here.' : `NOT ready: missing ${r.missing.join('; ')}`);
   return `${out.join('\n')}\n`;
 }
 
 /** Probes everything (mounts kernel filesystems the agent needs, as `run` would). */
-export function runDoctor(options?: StrategyOptions): DoctorReport {
+export function runDoctor(options?: StrategyOptions, routes?: RoutesSettings): DoctorReport {
   const mounts = ensureKernelFilesystems();
-  return buildDoctorReport(probeCapabilities(), probeBpfFeatures(), mounts, options);
+  return buildDoctorReport(probeCapabilities(), probeBpfFeatures(), mounts, options, routes);
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, type SpanSink } from '../agent';
 import { createLibbpfBackend } from '../bpf/libbpf';
-import { SpanbridgeError, errorMessage } from '../errors';
+import { SpanbridgeError, errorCode, errorMessage } from '../errors';
 import { createLogger } from '../log';
 import { SelfMetrics } from '../metrics/counters';
 import { spanToJsonLine } from '../spans/print-json';
@@ -16,11 +16,13 @@ import { formatTraceTree } from '../spans/trace-tree';
 import { startWebServer, type WebServer } from '../web/server';
 import { isSampled } from '../spans/span';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { createCollectorBridge, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
+import { DEFAULT_QUERY_KEYS } from '../spans/url-redaction';
+import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
 import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
 import { AttachmentTable } from './attach-table';
 import { TREE_USAGE, treesFromJsonLines } from './tree-command';
 import { formatDoctorReport, runDoctor } from './doctor';
+import { loadConfig, toRoutesSettings } from '../config/load';
 
 const USAGE = `Usage: spanbridge <command> [options]
 
@@ -74,7 +76,7 @@ function traceViewSink(buffer: TraceBuffer, web: WebServer | undefined): SpanSin
 
 /** The traces and metrics endpoints the bridge will use (same resolution: options > env > defaults). */
 function exportEndpointsOf(o: OtlpExporterOptions): string[] {
-  return [resolveOtlpConfig('traces', o).endpoint, resolveOtlpConfig('metrics', o).endpoint];
+  return [resolveOtlpConfig('traces', o, process.env).endpoint, resolveOtlpConfig('metrics', o, process.env).endpoint];
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -88,8 +90,13 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger(opts.logLevel);
+  // Every file the agent creates (ready file, bpffs pins, mount points) is root-only.
+  process.umask(0o077);
   if (opts.config.file) log.info(`config: ${opts.config.file}`);
   for (const w of opts.config.warnings) log.warn(w);
+  if (opts.redactionReplacesDefaults) {
+    log.warn(`redaction.query_keys replaces the built-in list: values of ${DEFAULT_QUERY_KEYS.filter((k) => !opts.urlRedaction.queryKeys.has(k.toLowerCase())).join(', ')} are exported (add 'default' to keep them redacted)`);
+  }
   const metrics = new SelfMetrics();
   // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
   const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));
@@ -111,8 +118,11 @@ async function run(argv: string[]): Promise<number> {
             }
           : undefined,
     });
-    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, '127.0.0.1', () => attachments.processes());
+    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, opts.webHost, () => attachments.processes());
     if (web) log.info(`web: recent traces at ${web.url}`);
+    if (web && !isLoopbackHost(opts.webHost)) {
+      log.warn(`web: listening on ${opts.webHost}, not only on loopback: anyone who can reach this address sees the traced requests' URLs and attributes`);
+    }
     sinks.push(traceViewSink(buffer, web));
   }
   // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
@@ -122,6 +132,7 @@ async function run(argv: string[]): Promise<number> {
     otlpExport: opts.export === 'otlp',
     otlp: opts.otlp,
     bridge: opts.bridge,
+    env: process.env,
   });
   await bridge.start();
   sinks.push(bridge);
@@ -132,6 +143,8 @@ async function run(argv: string[]): Promise<number> {
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
       ringWakeupBytes: opts.ringWakeupBytes,
+      routes: opts.routes,
+      urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
       exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
     },
@@ -185,17 +198,21 @@ async function run(argv: string[]): Promise<number> {
   });
 }
 
-export const DOCTOR_USAGE = `Usage: spanbridge doctor [--json]
+export const DOCTOR_USAGE = `Usage: spanbridge doctor [--json] [--config FILE]
 
 Prints what this kernel and these privileges allow (kernel, lockdown, BTF, uprobes, kprobes,
 syscall tracepoints, sk_msg/sock_ops, cgroup v2, bpf_probe_write_user, privileges) and which
 strategy each feature will use here and why: the same plan \`spanbridge run\` logs at start-up.
 Program types and helpers are decided by loading tiny programs (bpftool feature probe).
 Mounts bpffs, tracefs and securityfs if they are not mounted, as \`run\` would.
+Also says how traced processes' server spans get their route (http.route): Go's ServeMux
+pattern, declared patterns (routes.patterns, per selection), or the unmatched mode, as
+configured by FILE (default $SPANBRIDGE_CONFIG) and the environment.
 
 Options:
-  --json      the report as JSON
-  -h, --help  this help
+  --json         the report as JSON
+  --config FILE  the configuration \`run\` would use (for the routes section)
+  -h, --help     this help
 `;
 
 function doctor(argv: string[]): number {
@@ -203,9 +220,18 @@ function doctor(argv: string[]): number {
     process.stdout.write(DOCTOR_USAGE);
     return 0;
   }
-  const unknown = argv.filter((a) => a !== '--json');
+  const args = [...argv];
+  const at = args.indexOf('--config');
+  let file: string | undefined;
+  if (at >= 0) {
+    file = args[at + 1];
+    if (file === undefined || file.startsWith('-')) throw new SpanbridgeError('ERR_CONFIG', `doctor: --config needs a FILE\n\n${DOCTOR_USAGE}`);
+    args.splice(at, 2);
+  }
+  const unknown = args.filter((a) => a !== '--json');
   if (unknown.length > 0) throw new SpanbridgeError('ERR_CONFIG', `doctor: unknown option '${unknown[0]}'\n\n${DOCTOR_USAGE}`);
-  const report = runDoctor();
+  const config = loadConfig({ flags: file !== undefined ? { config: file } : {}, env: process.env });
+  const report = runDoctor(undefined, toRoutesSettings(config));
   process.stdout.write(argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   return 0;
 }
@@ -261,9 +287,9 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {
-      const code = err instanceof SpanbridgeError ? err.code : 'ERR_UNEXPECTED';
+      const code = errorCode(err) ?? 'ERR_UNEXPECTED';
       process.stderr.write(`spanbridge: ${errorMessage(err)} [${code}]\n`);
-      process.exit(err instanceof SpanbridgeError && err.code === 'ERR_CONFIG' ? 2 : 1);
+      process.exit(code === 'ERR_CONFIG' ? 2 : 1);
     },
   );
 }

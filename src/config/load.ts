@@ -12,7 +12,10 @@ import { SpanbridgeError, errorMessage } from '../errors';
 import { isContainerIdPrefix, normalizeContainerIdPrefix } from '../discovery/container';
 import type { Selection } from '../discovery/selectors';
 import { parseResourceAttributes } from '../spans/resource';
-import { SELECTION_KEYS, SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings';
+import type { RouteOverrides, RoutesSettings, UnmatchedMode } from '../spans/routes/route-policy';
+import { DEFAULT_ROUTES } from '../spans/routes/route-policy';
+import type { RoutePattern } from '../spans/routes/pattern';
+import { SELECTION_KEYS, SELECTION_ROUTE_KEYS, SETTINGS, SETTINGS_BY_KEY, type Parsed, type Setting } from './settings';
 
 export type Source = 'default' | 'yaml' | 'env' | 'flag';
 
@@ -25,6 +28,8 @@ export interface SelectionEntry {
   readonly container?: string;
   /** service.name for processes this entry selects (their own OTEL_SERVICE_NAME still wins). */
   readonly serviceName?: string;
+  /** `routes`: patterns and unmatched mode for what this entry selects (replacing the global ones). */
+  readonly routes?: RouteOverrides;
 }
 
 export interface LoadedConfig {
@@ -124,7 +129,8 @@ function parseSelections(v: unknown, file: string): SelectionEntry[] {
     if (selectors.length !== 1) {
       throw configError(`${where}: give exactly one of pid, exe, open_port, container (found ${selectors.length === 0 ? 'none' : selectors.join(', ')})`);
     }
-    const out: { pid?: number; exe?: string; openPort?: number; container?: string; serviceName?: string } = {};
+    const out: { pid?: number; exe?: string; openPort?: number; container?: string; serviceName?: string; routes?: RouteOverrides } = {};
+    if (e.routes !== undefined && e.routes !== null) out.routes = selectionRoutes(`${where}.routes`, e.routes);
     if (e.container !== undefined && e.container !== null) out.container = containerId(`${where}.container`, e.container);
     if (e.pid !== undefined && e.pid !== null) out.pid = integer(`${where}.pid`, e.pid, 1, 2 ** 22);
     if (e.open_port !== undefined && e.open_port !== null) out.openPort = integer(`${where}.open_port`, e.open_port, 1, 65535);
@@ -140,6 +146,26 @@ function parseSelections(v: unknown, file: string): SelectionEntry[] {
     }
     return out;
   });
+}
+
+/** A selection entry's `routes: {patterns, unmatched}`, validated with the global settings' parsers. */
+function selectionRoutes(where: string, raw: unknown): RouteOverrides {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw configError(`${where}: expected a mapping with ${SELECTION_ROUTE_KEYS.join(' and/or ')}, e.g. {patterns: ['/users/{id}'], unmatched: heuristic}`);
+  }
+  const out: { patterns?: readonly RoutePattern[]; unmatched?: UnmatchedMode } = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!(SELECTION_ROUTE_KEYS as readonly string[]).includes(k)) {
+      throw configError(`${where}: unknown key '${k}' (known keys: ${SELECTION_ROUTE_KEYS.join(', ')})`);
+    }
+    if (v === null) continue;
+    const setting = SETTINGS_BY_KEY.get(`routes.${k}`)!;
+    const p = setting.parse(v);
+    if (!p.ok) throw configError(`${where}.${k}${p.at ?? ''}: ${p.why ?? `${show(v)} is not ${setting.allowed}`}`);
+    if (k === 'patterns') out.patterns = p.value as RoutePattern[];
+    else out.unmatched = p.value as UnmatchedMode;
+  }
+  return out;
 }
 
 function integer(where: string, raw: unknown, min: number, max: number): number {
@@ -231,7 +257,7 @@ function resolveSetting(
   const flagRaw = s.flag ? flags[s.flag] : undefined;
   if (typeof flagRaw === 'string') {
     const p = s.parse(flagRaw);
-    if (!p.ok) throw configError(`--${s.flag}: '${flagRaw}' is not ${s.allowed}`);
+    if (!p.ok) throw configError(`--${s.flag}${failure(p, `'${flagRaw}'`, s)}`);
     return { value: p.value, source: 'flag' };
   }
   for (const name of s.env ?? []) {
@@ -245,15 +271,21 @@ function resolveSetting(
       warnings.push(`config: ignoring ${name}=${JSON.stringify(raw)}: expected ${s.allowed}`);
       continue;
     }
-    throw configError(`${name}: '${raw}' is not ${s.allowed}`);
+    throw configError(`${name}${failure(p, `'${raw}'`, s)}`);
   }
   if (yamlRaw.has(s.key)) {
     const raw = yamlRaw.get(s.key);
     const p = s.parse(raw);
-    if (!p.ok) throw configError(`${file}: ${s.key}: ${show(raw)} is not ${s.allowed}`);
+    if (!p.ok) throw configError(`${file}: ${s.key}${failure(p, show(raw), s)}`);
     return { value: p.value, source: 'yaml' };
   }
   return undefined;
+}
+
+/** The part of a bad-value message after the key: `[2]: why` or `: 'value' is not <allowed>`. */
+function failure(p: Parsed<unknown>, shown: string, s: Setting): string {
+  if (p.ok) return '';
+  return `${p.at ?? ''}: ${p.why ?? `${shown} is not ${s.allowed}`}`;
 }
 
 /** OTEL_TRACES_EXPORTER is a list (`otlp`, `none`, `console`, ...): otlp in it means otlp. */
@@ -262,6 +294,33 @@ function parseTracesExporter(raw: string): { ok: true; value: string } | { ok: f
   if (names.includes('otlp')) return { ok: true, value: 'otlp' };
   if (names.length > 0 && names.every((n) => n === 'none' || n === 'console')) return { ok: true, value: 'none' };
   return { ok: false };
+}
+
+/** The match reason (`pid 7`, `exe api`, `port 8080`, `container 3f2a`) a selection entry produces. */
+function reasonOf(e: SelectionEntry): string {
+  if (e.pid !== undefined) return `pid ${e.pid}`;
+  if (e.exe !== undefined) return `exe ${e.exe}`;
+  if (e.container !== undefined) return `container ${e.container}`;
+  return `port ${e.openPort}`;
+}
+
+/** The route settings: global `routes.*` values and each selection entry's own `routes`. */
+export function toRoutesSettings(config: Pick<LoadedConfig, 'values' | 'selections'>): RoutesSettings {
+  const v = config.values;
+  const bySelection: Record<string, RouteOverrides> = {};
+  for (const e of config.selections) {
+    const reason = reasonOf(e);
+    // The first entry with a given selector decides, as for service_name.
+    if (e.routes !== undefined && bySelection[reason] === undefined) bySelection[reason] = e.routes;
+  }
+  return {
+    global: {
+      patterns: (v['routes.patterns'] as RoutePattern[] | undefined) ?? DEFAULT_ROUTES.global.patterns,
+      unmatched: (v['routes.unmatched'] as UnmatchedMode | undefined) ?? DEFAULT_ROUTES.global.unmatched,
+    },
+    bySelection,
+    maxPerService: (v['routes.max_per_service'] as number | undefined) ?? DEFAULT_ROUTES.maxPerService,
+  };
 }
 
 /** The selection the process watcher matches, with per-selector service names keyed by match reason. */

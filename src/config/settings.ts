@@ -9,9 +9,15 @@
  * the loader only steps aside when the variable is set, so precedence stays
  * defaults < YAML < environment < flags.
  */
-import { parseByteSize, parsePrometheusPort } from '../../receiver';
+import { parsePatternList } from '../spans/routes/pattern';
+import { DEFAULT_MAX_ROUTES_PER_SERVICE, UNMATCHED_MODES } from '../spans/routes/route-policy';
+import { parseByteSize, parsePrometheusPort } from './units';
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false };
+/**
+ * A failed parse may say where inside the value (`at`, appended to the key, e.g. `[2]`) and what
+ * is wrong (`why`, replacing the generic "is not <allowed>").
+ */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; at?: string; why?: string };
 
 export interface Setting {
   /** Dotted YAML path, e.g. `otlp.endpoint`. */
@@ -88,12 +94,33 @@ function nonEmpty(raw: unknown): Parsed<string> {
   return s ? ok(s) : bad;
 }
 
+/**
+ * Query keys: a YAML list, or a comma-separated string (environment, flag). Each key is a
+ * non-empty name without whitespace, `&`, `;`, `=`, `?` or `#`.
+ */
+export function queryKeyList(raw: unknown): Parsed<string[]> {
+  const items = Array.isArray(raw) ? raw.map(str) : typeof raw === 'string' ? raw.split(',').map((k) => k.trim()) : undefined;
+  if (!items || items.length === 0) return bad;
+  const out: string[] = [];
+  for (const k of items) {
+    if (k === undefined || k === '' || /[\s&;=?#]/.test(k)) return bad;
+    out.push(k);
+  }
+  return ok(out);
+}
+
 function bool(raw: unknown): Parsed<boolean> {
   if (typeof raw === 'boolean') return ok(raw);
   const s = str(raw)?.toLowerCase();
   if (s === 'true' || s === 'yes' || s === 'on' || s === '1') return ok(true);
   if (s === 'false' || s === 'no' || s === 'off' || s === '0') return ok(false);
   return bad;
+}
+
+/** A list of route patterns (YAML list, or comma-separated in the environment), validated. */
+export function routePatterns(raw: unknown): Parsed<unknown> {
+  const p = parsePatternList(raw);
+  return p.ok ? ok(p.patterns) : { ok: false, at: p.at, why: p.why };
 }
 
 /** A YAML mapping of string keys to string/number/boolean values. */
@@ -161,6 +188,33 @@ export const SETTINGS: readonly Setting[] = [
     allowed: 'a port 1..65535, 0 or off',
     help: 'serve the recent-traces web page on http://127.0.0.1:PORT/ (opt-in)',
     parse: portOrOff,
+  },
+  {
+    key: 'web.host',
+    flag: 'web-host',
+    env: ['SPANBRIDGE_WEB_HOST'],
+    defaultText: '127.0.0.1',
+    allowed: 'an address',
+    help: 'address the web page listens on; anything but loopback is logged as a warning (the page shows URLs and attributes of traced requests)',
+    parse: nonEmpty,
+  },
+  {
+    key: 'redaction.query_keys',
+    flag: 'redaction-query-keys',
+    env: ['SPANBRIDGE_REDACTION_QUERY_KEYS'],
+    defaultText: 'default',
+    allowed: "a list of query keys (YAML list or comma-separated), 'default' standing for the built-in list",
+    help: "query keys whose values are exported as REDACTED, matched without regard to case or percent-encoding; 'default' is AWSAccessKeyId, Signature, sig, X-Goog-Signature, access_token, refresh_token, id_token, api_key, apikey, password, passwd, secret, client_secret, token, code ([default, x-api-key] adds a key, [x-api-key] replaces the list)",
+    parse: queryKeyList,
+  },
+  {
+    key: 'redaction.query',
+    flag: 'redaction-query',
+    env: ['SPANBRIDGE_REDACTION_QUERY'],
+    defaultText: 'keys',
+    allowed: 'one of keys, all',
+    help: 'keys: redact the values of redaction.query_keys; all: every query value is exported as REDACTED (keys kept)',
+    parse: oneOf(['keys', 'all']),
   },
   {
     key: 'ready_file',
@@ -336,6 +390,31 @@ export const SETTINGS: readonly Setting[] = [
     parse: bool,
   },
   {
+    key: 'routes.patterns',
+    env: ['SPANBRIDGE_ROUTES_PATTERNS'],
+    defaultText: '(none)',
+    allowed: 'a list of path patterns like /users/{id} (env: comma-separated)',
+    help: 'declared routes for server spans: a match sets http.route and the span name {method} {route}; the most specific wins; {id} or :id is one segment, {rest...} the rest; selections[].routes.patterns replace it for what they select',
+    parse: routePatterns,
+  },
+  {
+    key: 'routes.unmatched',
+    flag: 'routes-unmatched',
+    env: ['SPANBRIDGE_ROUTES_UNMATCHED'],
+    defaultText: 'heuristic',
+    allowed: `one of ${UNMATCHED_MODES.join(', ')}`,
+    help: 'route of a server span no framework or declared pattern names: id-like segments -> {id} (heuristic), the path itself, /** (wildcard), or none',
+    parse: oneOf(UNMATCHED_MODES),
+  },
+  {
+    key: 'routes.max_per_service',
+    env: ['SPANBRIDGE_ROUTES_MAX_PER_SERVICE'],
+    defaultText: String(DEFAULT_MAX_ROUTES_PER_SERVICE),
+    allowed: 'an integer 1..100000',
+    help: 'distinct routes per service in span names and RED metrics; requests on further new routes get http.route=(overflow) (counted, logged once)',
+    parse: intIn(1, 100_000),
+  },
+  {
     key: 'resource_attributes',
     env: ['OTEL_RESOURCE_ATTRIBUTES'],
     defaultText: '(none)',
@@ -348,4 +427,6 @@ export const SETTINGS: readonly Setting[] = [
 export const SETTINGS_BY_KEY: ReadonlyMap<string, Setting> = new Map(SETTINGS.map((s) => [s.key, s]));
 
 /** Keys of a selection entry in the YAML `selections` list. */
-export const SELECTION_KEYS = ['pid', 'exe', 'open_port', 'container', 'service_name'] as const;
+export const SELECTION_KEYS = ['pid', 'exe', 'open_port', 'container', 'service_name', 'routes'] as const;
+/** Keys of a selection entry's `routes` mapping (the same meaning as the global `routes.*`). */
+export const SELECTION_ROUTE_KEYS = ['patterns', 'unmatched'] as const;

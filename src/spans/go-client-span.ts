@@ -7,15 +7,17 @@ import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
 import { kernelSpan } from './kernel-span';
 import type { Attributes, Resource, Span } from './span';
+import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, redactUserinfo, type UrlRedaction } from './url-redaction';
 
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
 
-export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock: Clock): Span {
+export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock: Clock, redaction: UrlRedaction = DEFAULT_URL_REDACTION): Span {
   const scheme = rec.scheme || 'http';
-  const server = splitHostPort(rec.host);
+  const server = splitHostPort(hostOfAuthority(rec.host));
   const port = server.port ?? DEFAULT_PORTS[scheme];
   const attributes: Attributes = setMethodAttributes({}, rec.method);
-  attributes['url.full'] = `${scheme}://${rec.host}${rec.path || '/'}${rec.query ? `?${rec.query}` : ''}`;
+  const query = rec.query ? redactQuery(rec.query, redaction) : '';
+  attributes['url.full'] = `${scheme}://${redactUserinfo(rec.host)}${rec.path || '/'}${query ? `?${query}` : ''}`;
   attributes['url.scheme'] = scheme;
   if (server.host) attributes['server.address'] = server.host;
   if (port !== undefined) attributes['server.port'] = port;

@@ -7,16 +7,17 @@ import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, routeFromGoPattern, setMethodAttributes, splitHostPort } from './http-semconv';
 import { kernelSpan } from './kernel-span';
 import type { Attributes, Resource, Span } from './span';
+import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, type UrlRedaction } from './url-redaction';
 
-export function goServerSpan(rec: GoHttpServerRecord, resource: Resource, clock: Clock): Span {
+export function goServerSpan(rec: GoHttpServerRecord, resource: Resource, clock: Clock, redaction: UrlRedaction = DEFAULT_URL_REDACTION): Span {
   const route = rec.pattern ? routeFromGoPattern(rec.pattern) : '';
   const attributes: Attributes = setMethodAttributes({}, rec.method);
   attributes['url.path'] = rec.path;
   attributes['url.scheme'] = 'http';
-  if (rec.query) attributes['url.query'] = rec.query;
+  if (rec.query) attributes['url.query'] = redactQuery(rec.query, redaction);
   if (route) attributes['http.route'] = route;
   if (rec.status) attributes['http.response.status_code'] = rec.status;
-  const server = splitHostPort(rec.host);
+  const server = splitHostPort(hostOfAuthority(rec.host));
   if (server.host) attributes['server.address'] = server.host;
   if (server.port !== undefined) attributes['server.port'] = server.port;
   const peer = splitHostPort(rec.remoteAddr);

@@ -37,6 +37,7 @@ import {
   type RequestLine,
 } from './sys-http-parse';
 import { sysHttpSpan, type ExchangeView } from './sys-http-span';
+import type { UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
 
 export const SYS_SPANS_DROPPED = 'spanbridge_sys_http_exchanges_dropped_total';
@@ -50,6 +51,8 @@ export interface AssemblerOptions {
   readonly metrics: SelfMetrics;
   readonly resourceOf: (pid: number) => Resource | undefined;
   readonly onSpan: (span: Span) => void;
+  /** Query keys and credentials redacted from URL attributes (default: DEFAULT_URL_REDACTION). */
+  readonly redaction?: UrlRedaction;
   /** Connections followed at once (default 4096); the least recently active is dropped. */
   readonly maxConnections?: number;
   /** Exchanges queued on one connection (pipelining; default 16). */
@@ -479,7 +482,7 @@ export class SysHttpAssembler {
       remotePort: c.remotePort,
       tid: ex.tid,
     };
-    this.o.onSpan(sysHttpSpan(view, resource, this.o.clock));
+    this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction));
   }
 
   private finishAll(c: Conn, reason: 'closed' | 'superseded' | 'idle'): void {

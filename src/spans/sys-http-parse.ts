@@ -34,11 +34,19 @@ export function parseStatusLine(line: string): StatusLine | null {
   return { minor: Number(m[1]), status: Number(m[2]) };
 }
 
+/**
+ * The only header values a parsed head keeps (docs/data.md): trace context, the two attributes
+ * taken from headers, and framing. Every other value (Authorization, Cookie, Set-Cookie, API keys)
+ * is checked for well-formedness and then dropped, so nothing downstream can copy it into a span
+ * or a log line.
+ */
+export const KEPT_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate', 'user-agent', 'host', 'content-length', 'transfer-encoding']);
+
 export type BodyKind = 'none' | 'length' | 'chunked' | 'until-close';
 
 export interface ParsedHead {
   readonly firstLine: string;
-  /** Lower-case names; repeated headers joined with ", " (tracestate, etc.). */
+  /** Lower-case names of KEPT_HEADERS only; repeated headers joined with ", " (tracestate, etc.). */
   readonly headers: ReadonlyMap<string, string>;
   /** False when the head was cut (bytes not captured): headers hold only complete lines. */
   readonly complete: boolean;
@@ -68,6 +76,7 @@ export function parseHead(bytes: Buffer, complete: boolean): ParsedHead | null {
     const value = line.slice(colon + 1).trim();
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return null;
     const key = name.toLowerCase();
+    if (!KEPT_HEADERS.has(key)) continue;
     const prev = headers.get(key);
     headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
   }

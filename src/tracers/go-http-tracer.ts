@@ -3,7 +3,7 @@
  * process (entry + every RET instruction; never a uretprobe), feeds the process's struct offsets
  * to the kernel side, and delivers raw records. Knows nothing of spans or export.
  */
-import { NotSupportedError, SpanbridgeError } from '../errors';
+import { BpfLoadError, NotSupportedError, SpanbridgeError } from '../errors';
 import { DROP_REASON, GO_OFFSETS } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
@@ -81,6 +81,15 @@ export interface GoHttpTracerSettings {
 /** The program that writes headers; loaded only when injection is 'memory'. */
 export const INJECT_PROGRAM = 'go_header_write_subset_ret_inject';
 const READ_ONLY_WRITE_SUBSET_PROGRAM = 'go_header_write_subset_ret';
+
+/**
+ * True when `err`, thrown by start() with injection 'memory', says the kernel refused the
+ * header-writing program (bpf_probe_write_user forbidden, e.g. by lockdown): the tracer can start
+ * again without it. Decided on the typed load error's failing program, never on message text.
+ */
+export function isMemoryInjectionRefused(err: unknown): boolean {
+  return err instanceof BpfLoadError && err.program === INJECT_PROGRAM;
+}
 
 export interface AttachResult {
   readonly links: number;

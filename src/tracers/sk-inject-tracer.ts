@@ -104,9 +104,6 @@ export class SkInjectTracer {
       obj.load();
       const msg = obj.program(SK_INJECT_MSG_PROGRAM);
       const ops = obj.program(SK_INJECT_SOCKOPS_PROGRAM);
-      if (!msg.attachSkMsg || !ops.attachCgroup) {
-        throw new SpanbridgeError('ERR_NOT_SUPPORTED', 'sk_msg/cgroup attach not implemented by this BPF backend');
-      }
       // sk_msg first: a socket must never enter the SOCKHASH before its program is there.
       this.links.push(msg.attachSkMsg(SK_INJECT_SOCKHASH));
       this.links.push(ops.attachCgroup(cgroupPath));
@@ -147,7 +144,6 @@ export class SkInjectTracer {
    */
   registerExisting(pid: number, proc: ProcSockets = procSockets): { registered: number; failed: number } {
     const map = this.requireObject().map(SK_INJECT_SOCKHASH);
-    if (!map.insertSocketOf) return { registered: 0, failed: 0 };
     let registered = 0;
     let failed = 0;
     let fds: number[] = [];

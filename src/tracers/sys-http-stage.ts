@@ -10,6 +10,7 @@ import type { SelfMetrics } from '../metrics/counters';
 import { SysHttpAssembler } from '../spans/sys-http-assembler';
 import type { ResourceOptions } from '../spans/resource';
 import type { Resource, Span } from '../spans/span';
+import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
 
@@ -21,6 +22,8 @@ export interface SysHttpStageDeps {
   readonly resourceOf: (pid: number) => Resource | undefined;
   readonly deliver: (span: Span) => void;
   readonly settings?: SysHttpTracerSettings;
+  /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
+  readonly redaction?: UrlRedaction;
 }
 
 /** Settings from the environment (SPANBRIDGE_SYS_HTTP_*); bad values are ignored. */
@@ -51,7 +54,7 @@ export class SysHttpStage {
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
-    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: d.deliver });
+    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: d.deliver, redaction: d.redaction });
   }
 
   start(): void {

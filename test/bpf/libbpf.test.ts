@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLibbpfBackend, type RingWaitMode } from '../../src/bpf/libbpf';
 import { openObjectCount } from '../../src/bpf/lifecycle';
+import { BpfLoadError } from '../../src/errors';
 import { ensureKernelFilesystems, missingRequiredFilesystems } from '../../src/bpf/mounts';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
 import { thrownSpanbridgeError } from '../helpers/errors';
@@ -366,6 +367,10 @@ suite('libbpf binding (real kernel)', () => {
       expect(err.message).toMatch(/^load .*libbpf_test_bad\.bpf\.o: program rejected: Permission denied \(errno 13\)\nverifier log:\n/);
       expect(err.message).toContain("R0 invalid mem access 'map_value_or_null'");
       expect(err.errno).toBe(13);
+      // Typed: callers choose fallbacks from the failing program and the log, not the message.
+      expect(err).toBeInstanceOf(BpfLoadError);
+      expect((err as BpfLoadError).program).toBe('rejected');
+      expect((err as BpfLoadError).verifierLog).toContain("R0 invalid mem access 'map_value_or_null'");
     } finally {
       await bad.close();
     }

@@ -16,7 +16,7 @@
  * `define()`) to make unknown names fail like the real object would.
  */
 import { getSystemErrorMap } from 'node:util';
-import { SpanbridgeError } from '../../src/errors';
+import { BpfLoadError, SpanbridgeError } from '../../src/errors';
 import type {
   BpfBackend,
   BpfLink,
@@ -213,7 +213,11 @@ export class FakeBpfObject implements BpfObject {
     for (const p of programs) {
       const log = this.backend.failures.load.get(p);
       if (log !== undefined && !this.disabled.has(p)) {
-        throw new SpanbridgeError('ERR_BPF_LOAD', `load ${this.path}: program ${p}: ${fakeErrnoText(EACCES)}\nverifier log:\n${log}`);
+        throw new BpfLoadError(`load ${this.path}: program ${p}: ${fakeErrnoText(EACCES)}\nverifier log:\n${log}`, {
+          errno: EACCES,
+          program: p,
+          verifierLog: log,
+        });
       }
     }
     this.loaded = true;

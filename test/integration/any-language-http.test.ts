@@ -11,6 +11,7 @@ import path from 'node:path';
 import { startCollector, freePort, type FlatSpan, type RunningCollector } from './helpers/collector';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
+import { heuristicRoute } from '../../src/spans/routes/heuristic';
 import { APPS, httpRequest, observeOnlyArgs, startServers, type Lang, type LangServer } from './helpers/any-language';
 import { buildGoApp } from './helpers/go-build';
 
@@ -115,7 +116,10 @@ describe('any-language HTTP/1.x server spans (syscall tracepoints)', () => {
       const matches = spans.filter((s) => s.attributes['url.path'] === p);
       expect(matches).toHaveLength(1);
       const s = matches[0];
-      expect(s.name).toBe(c.method);
+      // No framework route from syscalls: the heuristic one (src/spans/routes), e.g. /items/{id}.
+      expect(s.attributes['http.route']).toBe(heuristicRoute(p));
+      expect(s.attributes['spanbridge.route.source']).toBe('heuristic');
+      expect(s.name).toBe(`${c.method} ${heuristicRoute(p)}`);
       expect(s.attributes['http.request.method']).toBe(c.method);
       expect(s.attributes['http.response.status_code']).toBe(c.status);
       expect(s.attributes['url.scheme']).toBe('http');

@@ -21,6 +21,8 @@ export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv
 export interface AgentProcess extends Running {
   /** Spans printed with --print-spans json so far. */
   spans(): PrintedSpanLine[];
+  /** The --ready-file the agent created. */
+  readonly readyFile: string;
 }
 
 export interface PrintedSpanLine {
@@ -64,6 +66,7 @@ export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}, re
   }
   return {
     ...r,
+    readyFile: ready,
     spans: () =>
       r
         .stdout()

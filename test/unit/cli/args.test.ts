@@ -1,4 +1,5 @@
 import { parseRunArgs } from '../../../src/cli/args';
+import { redactQuery } from '../../../src/spans/url-redaction';
 
 describe('spanbridge run arguments', () => {
   it('parses selectors and options', () => {
@@ -11,6 +12,33 @@ describe('spanbridge run arguments', () => {
       export: 'otlp',
       logLevel: 'info',
     });
+  });
+
+  it('redaction: default keys, added or replaced from YAML, environment and flag; query all', () => {
+    const q = 'sig=1&session=2&x=3';
+    const run = (argv: string[], env: NodeJS.ProcessEnv = {}, yaml?: string) => {
+      const o = parseRunArgs(['--pid', '1', ...(yaml ? ['--config', 'f.yaml'] : []), ...argv], env, () => yaml ?? '');
+      if (o === 'help') throw new Error('help');
+      return o;
+    };
+    const d = run([]);
+    expect(redactQuery(q, d.urlRedaction)).toBe('sig=REDACTED&session=2&x=3');
+    expect(d.redactionReplacesDefaults).toBe(false);
+    const added = run([], {}, 'redaction:\n  query_keys: [default, Session]\n');
+    expect(redactQuery(q, added.urlRedaction)).toBe('sig=REDACTED&session=REDACTED&x=3');
+    const replaced = run([], { SPANBRIDGE_REDACTION_QUERY_KEYS: 'session, x' }, 'redaction:\n  query_keys: [default]\n');
+    expect(redactQuery(q, replaced.urlRedaction)).toBe('sig=1&session=REDACTED&x=REDACTED');
+    expect(replaced.redactionReplacesDefaults).toBe(true);
+    const flag = run(['--redaction-query-keys', 'default,x', '--redaction-query', 'all'], { SPANBRIDGE_REDACTION_QUERY_KEYS: 'session' });
+    expect(redactQuery('a=1&b', flag.urlRedaction)).toBe('a=REDACTED&b');
+    expect(() => run(['--redaction-query-keys', 'a=b'])).toThrow(/--redaction-query-keys: 'a=b' is not a list of query keys/);
+    expect(() => run(['--redaction-query', 'some'])).toThrow(/--redaction-query: 'some' is not one of keys, all/);
+    expect(() => run([], {}, 'redaction:\n  query_keys: []\n')).toThrow(/redaction.query_keys/);
+  });
+
+  it('web.host defaults to loopback', () => {
+    expect(parseRunArgs(['--pid', '1'], {})).toMatchObject({ webHost: '127.0.0.1' });
+    expect(parseRunArgs(['--pid', '1', '--web-host', '0.0.0.0'], {})).toMatchObject({ webHost: '0.0.0.0' });
   });
 
   it('defaults', () => {

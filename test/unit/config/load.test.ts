@@ -161,7 +161,7 @@ describe('config validation names the bad key and the allowed values', () => {
     ['selections: {exe: x}', /selections: expected a list/],
     ['selections: [{exe: x, open_port: 80}]', /selections\[0\]: give exactly one of pid, exe, open_port, container \(found exe, open_port\)/],
     ['selections: [{service_name: x}]', /selections\[0\]: give exactly one of .* \(found none\)/],
-    ['selections: [{exe: x, servce_name: y}]', /selections\[0\]: unknown key 'servce_name' \(known keys: pid, exe, open_port, container, service_name\)/],
+    ['selections: [{exe: x, servce_name: y}]', /selections\[0\]: unknown key 'servce_name' \(known keys: pid, exe, open_port, container, service_name, routes\)/],
     ['selections: [{open_port: 99999}]', /selections\[0\]\.open_port: '99999' is not an integer in 1\.\.65535/],
     ['selections: [{container: xyz}]', /selections\[0\]\.container: 'xyz' is not a container id/],
     ['a: [unclosed', /\/c\.yaml: invalid YAML: .* at line 1, column \d+$/],

@@ -1,6 +1,7 @@
 import type { GoHttpClientRecord } from '../../../src/events/go-http-client';
 import { goClientSpan } from '../../../src/spans/go-client-span';
 import { FixedClock } from '../../../src/time/clock';
+import { urlRedaction } from '../../../src/spans/url-redaction';
 
 const rec = (over: Partial<GoHttpClientRecord> = {}): GoHttpClientRecord => ({
   type: 'go_http_client',
@@ -51,5 +52,14 @@ describe('Go client record -> CLIENT span', () => {
     expect(t.attributes['error.type']).toBe('_OTHER');
     expect(t.attributes['server.port']).toBe(443);
     expect(t.attributes['http.response.status_code']).toBeUndefined();
+  });
+
+  it('redacts query values and never exports userinfo in url.full or server.address', () => {
+    const s = goClientSpan(rec({ host: 'u:pw@backend:8081', query: 'Signature=abc&AWSAccessKeyId=AKIA&x=1' }), resource, clock);
+    expect(s.attributes['url.full']).toBe('http://REDACTED:REDACTED@backend:8081/price/apple?Signature=REDACTED&AWSAccessKeyId=REDACTED&x=1');
+    expect(s.attributes['server.address']).toBe('backend');
+    expect(s.attributes['server.port']).toBe(8081);
+    const all = goClientSpan(rec({ query: 'a=1' }), resource, clock, urlRedaction({ query: 'all' }));
+    expect(all.attributes['url.full']).toBe('http://backend:8081/price/apple?a=REDACTED');
   });
 });

@@ -2,6 +2,7 @@ import type { GoHttpServerRecord } from '../../../src/events/go-http-server';
 import { goServerSpan } from '../../../src/spans/go-server-span';
 import { httpSpanName, routeFromGoPattern, splitHostPort, methodAttributes } from '../../../src/spans/http-semconv';
 import { FixedClock } from '../../../src/time/clock';
+import { urlRedaction } from '../../../src/spans/url-redaction';
 
 const resource = { attributes: { 'service.name': 'svc' } };
 const clock = new FixedClock(1_700_000_000_000_000_000n);
@@ -38,6 +39,15 @@ function rec(over: Partial<GoHttpServerRecord> = {}): GoHttpServerRecord {
 }
 
 describe('Go server record -> SERVER span', () => {
+  it('redacts query values (configured keys too) and drops Host userinfo', () => {
+    const s = goServerSpan(rec({ query: 'api_key=k&ApiKey=k2&session=s&x=1', host: 'u:p@example.com:8080' }), resource, clock);
+    expect(s.attributes['url.query']).toBe('api_key=REDACTED&ApiKey=REDACTED&session=s&x=1');
+    expect(s.attributes['server.address']).toBe('example.com');
+    expect(s.attributes['server.port']).toBe(8080);
+    const custom = goServerSpan(rec({ query: 'session=s&sig=1' }), resource, clock, urlRedaction({ queryKeys: ['session'] }));
+    expect(custom.attributes['url.query']).toBe('session=REDACTED&sig=1');
+  });
+
   it('maps to semconv attributes, names by route, converts time in one place', () => {
     const s = goServerSpan(rec(), resource, clock);
     expect(s.name).toBe('GET /items/{id}');

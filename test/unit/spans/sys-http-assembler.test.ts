@@ -17,6 +17,7 @@ import {
 } from '../../../src/events/sys-http';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import { SysHttpAssembler, SYS_SPANS_DROPPED } from '../../../src/spans/sys-http-assembler';
+import { urlRedaction, type UrlRedaction } from '../../../src/spans/url-redaction';
 import type { Span } from '../../../src/spans/span';
 import { FixedClock } from '../../../src/time/clock';
 
@@ -31,7 +32,7 @@ class Harness {
   readonly metrics = new SelfMetrics();
   readonly asm: SysHttpAssembler;
   ts = 1_000_000n;
-  constructor(opts: { maxConnections?: number; maxExchangesPerConnection?: number } = {}) {
+  constructor(opts: { maxConnections?: number; maxExchangesPerConnection?: number; redaction?: UrlRedaction } = {}) {
     this.asm = new SysHttpAssembler({
       clock: new FixedClock(1_700_000_000_000_000_000n),
       metrics: this.metrics,
@@ -598,5 +599,49 @@ describe('SysHttpAssembler: anything a peer can send', () => {
       if (status !== undefined) expect([100, 200]).toContain(status);
     }
     expect(h.asm.connectionCount).toBeLessThanOrEqual(8);
+  });
+});
+
+describe('SysHttpAssembler: secrets', () => {
+  const SECRET_HEADERS =
+    'Authorization: Bearer hdr-secret-1\r\nCookie: sid=hdr-secret-2\r\nX-Api-Key: hdr-secret-3\r\nProxy-Authorization: Basic hdr-secret-4\r\n';
+  const everything = (s: Span): string => JSON.stringify(s, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+
+  it('server: query values of the default keys, Host userinfo and secret headers never reach the span', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(
+      1n,
+      'ingress',
+      `GET /cb?code=q-secret-1&state=ok&%73ig=q-secret-2&X-Goog-Signature=q-secret-3 HTTP/1.1\r\nHost: alice:pw-secret@example.com:8080\r\n${SECRET_HEADERS}User-Agent: t/1\r\n\r\n`,
+      { flags: START },
+    );
+    h.data(1n, 'egress', ok('body', 'Set-Cookie: sid=resp-secret\r\n'), { flags: RESP });
+    expect(h.spans).toHaveLength(1);
+    const a = h.spans[0].attributes;
+    expect(a['url.query']).toBe('code=REDACTED&state=ok&%73ig=REDACTED&X-Goog-Signature=REDACTED');
+    expect(a['server.address']).toBe('example.com');
+    expect(a['server.port']).toBe(8080);
+    expect(a['user_agent.original']).toBe('t/1');
+    expect(everything(h.spans[0])).not.toMatch(/secret/);
+  });
+
+  it('client: url.full carries REDACTED:REDACTED@ and redacted values (absolute-form target too)', () => {
+    const h = new Harness();
+    h.open(2n, 'client');
+    h.data(2n, 'egress', `GET http://bob:pw-secret@backend:9000/obj?token=q-secret&a=1 HTTP/1.1\r\n${SECRET_HEADERS}\r\n`, { flags: START, role: 'client' });
+    h.data(2n, 'ingress', ok(), { flags: RESP, role: 'client' });
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].attributes['url.full']).toBe('http://REDACTED:REDACTED@backend:9000/obj?token=REDACTED&a=1');
+    expect(h.spans[0].attributes['server.address']).toBe('backend');
+    expect(everything(h.spans[0])).not.toMatch(/secret/);
+  });
+
+  it('the configured policy applies: query all', () => {
+    const h = new Harness({ redaction: urlRedaction({ query: 'all' }) });
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /s?q=private+words&page=2 HTTP/1.1\r\nHost: x\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    expect(h.spans[0].attributes['url.query']).toBe('q=REDACTED&page=REDACTED');
   });
 });

@@ -1,5 +1,15 @@
 import { GO_OFFSETS } from '../../../src/events/structs.generated';
-import { encodeGoOffsets, GO_FUNCS, GO_OFFSET_FIELDS, GoHttpTracer, INJECT_PROGRAM, OFFSET_ABSENT, type GoTarget } from '../../../src/tracers/go-http-tracer';
+import {
+  encodeGoOffsets,
+  GO_FUNCS,
+  GO_OFFSET_FIELDS,
+  GoHttpTracer,
+  INJECT_PROGRAM,
+  isMemoryInjectionRefused,
+  OFFSET_ABSENT,
+  type GoTarget,
+} from '../../../src/tracers/go-http-tracer';
+import { SpanbridgeError } from '../../../src/errors';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
 
 const OBJ = '/x/go_http.bpf.o';
@@ -37,6 +47,25 @@ describe('GoHttpTracer', () => {
     });
     // Without memory injection the header-writing program is never loaded.
     expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
+  });
+
+  it('a kernel refusing the header-writing program is told apart by the typed load error, not its text', () => {
+    const thrown = (backend: FakeBpfBackend): unknown => {
+      try {
+        new GoHttpTracer(backend, OBJ, { injection: 'memory' }).start(() => undefined);
+      } catch (err) {
+        return err;
+      }
+      throw new Error('start() did not throw');
+    };
+    const refused = thrown(new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36'));
+    expect(isMemoryInjectionRefused(refused)).toBe(true);
+    // Another program failing is not a reason to drop injection, even when its log names a helper.
+    const other = thrown(new FakeBpfBackend().failLoad('go_server_handler_serve_http', 'unknown func bpf_probe_write_user#36'));
+    expect(isMemoryInjectionRefused(other)).toBe(false);
+    expect(isMemoryInjectionRefused(new SpanbridgeError('ERR_BPF_LOAD', `load: program ${INJECT_PROGRAM}: bpf_probe_write_user`))).toBe(false);
+    // Without memory injection the program is disabled, so its failure never reaches start().
+    expect(() => new GoHttpTracer(new FakeBpfBackend().failLoad(INJECT_PROGRAM), OBJ).start(() => undefined)).not.toThrow();
   });
 
   it('passes its ring-buffer wakeup threshold to the programs', () => {

@@ -1,0 +1,177 @@
+/**
+ * The native table: libbpf.so.1 and the few libc functions the binding needs, bound through koffi
+ * once per process, plus the capture of libbpf's printed diagnostics.
+ *
+ * libbpf 1.1.2 (Debian 12) conventions relied on: functions returning pointers give NULL and set
+ * errno; functions returning int give -errno; libbpf's own diagnostics go through a print callback,
+ * which is captured so errors can carry them (as the `cause`).
+ */
+import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
+import { NotSupportedError } from '../../errors';
+
+/** A C pointer as koffi 3 represents it (BigInt), or null for NULL. */
+export type Ptr = bigint | null;
+
+const LIBBPF_LINES_KEPT = 200;
+
+/** A bound C function; koffi functions are untyped, so every call site casts its result. */
+type KFn = ReturnType<LibraryHandle['func']>;
+
+export interface Native {
+  readonly openFile: KFn;
+  readonly objectLoad: KFn;
+  readonly objectClose: KFn;
+  readonly findProgram: KFn;
+  readonly findMap: KFn;
+  readonly nextProgram: KFn;
+  readonly objectBtf: KFn;
+  readonly programSetAutoload: KFn;
+  readonly programAutoload: KFn;
+  readonly programSetLogBuf: KFn;
+  readonly attachUprobe: KFn;
+  readonly attachTracepoint: KFn;
+  readonly attachCgroup: KFn;
+  readonly programFd: KFn;
+  readonly progAttach: KFn;
+  readonly progDetach2: KFn;
+  readonly open: KFn;
+  readonly syscall: KFn;
+  readonly getsockopt: KFn;
+  readonly linkDestroy: KFn;
+  readonly getError: KFn;
+  readonly mapFd: KFn;
+  readonly mapType: KFn;
+  readonly mapKeySize: KFn;
+  readonly mapValueSize: KFn;
+  readonly mapInitialValue: KFn;
+  readonly mapUpdate: KFn;
+  readonly mapLookup: KFn;
+  readonly mapDelete: KFn;
+  readonly btfFindByNameKind: KFn;
+  readonly btfTypeById: KFn;
+  readonly btfNameByOffset: KFn;
+  readonly numPossibleCpus: KFn;
+  readonly ringNew: KFn;
+  readonly ringConsume: KFn;
+  readonly ringEpollFd: KFn;
+  readonly ringFree: KFn;
+  readonly sampleFnType: TypeObject;
+  readonly strerror: KFn;
+  readonly memcpy: KFn;
+  readonly epollWait: KFn;
+  readonly epollCtl: KFn;
+  readonly eventfd: KFn;
+  readonly write: KFn;
+  readonly close: KFn;
+  /** libbpf warnings/info lines since the last `beginCapture()`. */
+  readonly log: LibbpfLogCapture;
+}
+
+/** Collects libbpf's printed messages so a failing call can attach them to its error. */
+class LibbpfLogCapture {
+  private lines: string[] = [];
+  readonly debug = process.env.SPANBRIDGE_LIBBPF_DEBUG === '1';
+
+  begin(): void {
+    this.lines = [];
+  }
+
+  push(level: number, text: string): void {
+    if (this.debug) process.stderr.write(text);
+    if (level > 1) return; // LIBBPF_DEBUG: only with SPANBRIDGE_LIBBPF_DEBUG=1
+    if (this.lines.length >= LIBBPF_LINES_KEPT) this.lines.shift();
+    this.lines.push(text.trimEnd());
+  }
+
+  take(): string[] {
+    const out = this.lines;
+    this.lines = [];
+    return out;
+  }
+}
+
+let nativeSingleton: Native | undefined;
+
+export function loadNative(): Native {
+  if (nativeSingleton) return nativeSingleton;
+  let lib: LibraryHandle;
+  let libc: LibraryHandle;
+  try {
+    lib = koffi.load('libbpf.so.1');
+    libc = koffi.load('libc.so.6');
+  } catch (err) {
+    throw new NotSupportedError('libbpf', 'libbpf.so.1 (Debian/Ubuntu package libbpf1)', { cause: err });
+  }
+  // Unnamed prototypes: koffi's type names are process-global, and this module may be evaluated
+  // more than once per process (jest module registries).
+  const printFnType = koffi.proto('int', ['int', 'const char *', 'void *']);
+  const sampleFnType = koffi.proto('int', ['void *', 'void *', 'size_t']);
+  const log = new LibbpfLogCapture();
+  const vsnprintf = libc.func('int vsnprintf(void *buf, size_t size, const char *fmt, void *ap)');
+  const printBuf = Buffer.alloc(8192);
+  // libbpf_print_fn_t gets a va_list; on x86-64 that is a pointer to __va_list_tag, which
+  // vsnprintf accepts as-is. Registered for the whole process and never unregistered.
+  const printCb = koffi.register((level: number, fmt: string, ap: Ptr): number => {
+    const n = vsnprintf(printBuf, printBuf.length, fmt, ap) as number;
+    log.push(level, printBuf.toString('utf8', 0, Math.max(0, Math.min(n, printBuf.length - 1))));
+    return 0;
+  }, koffi.pointer(printFnType));
+  lib.func('libbpf_set_print', 'void *', [koffi.pointer(printFnType)])(printCb);
+
+  nativeSingleton = {
+    openFile: lib.func('void *bpf_object__open_file(const char *path, const void *opts)'),
+    objectLoad: lib.func('int bpf_object__load(void *obj)'),
+    objectClose: lib.func('void bpf_object__close(void *obj)'),
+    findProgram: lib.func('void *bpf_object__find_program_by_name(const void *obj, const char *name)'),
+    findMap: lib.func('void *bpf_object__find_map_by_name(const void *obj, const char *name)'),
+    nextProgram: lib.func('void *bpf_object__next_program(const void *obj, void *prog)'),
+    objectBtf: lib.func('void *bpf_object__btf(const void *obj)'),
+    programSetAutoload: lib.func('int bpf_program__set_autoload(void *prog, bool autoload)'),
+    programAutoload: lib.func('bool bpf_program__autoload(const void *prog)'),
+    programSetLogBuf: lib.func('int bpf_program__set_log_buf(void *prog, void *buf, size_t size)'),
+    attachUprobe: lib.func(
+      'void *bpf_program__attach_uprobe(const void *prog, bool retprobe, int pid, const char *path, size_t offset)',
+    ),
+    attachTracepoint: lib.func('void *bpf_program__attach_tracepoint(const void *prog, const char *cat, const char *name)'),
+    attachCgroup: lib.func('void *bpf_program__attach_cgroup(const void *prog, int cgroup_fd)'),
+    programFd: lib.func('int bpf_program__fd(const void *prog)'),
+    // libbpf 1.1 has no bpf_program__attach_sockmap: sk_msg programs attach to a map the old way.
+    progAttach: lib.func('int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)'),
+    progDetach2: lib.func('int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)'),
+    open: libc.func('int open(const char *path, int flags)'),
+    syscall: libc.func('long syscall(long number, ...)'),
+    getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ uint64_t *value, _Inout_ uint32_t *len)'),
+    linkDestroy: lib.func('int bpf_link__destroy(void *link)'),
+    getError: lib.func('long libbpf_get_error(const void *ptr)'),
+    mapFd: lib.func('int bpf_map__fd(const void *map)'),
+    mapType: lib.func('int bpf_map__type(const void *map)'),
+    mapKeySize: lib.func('uint32_t bpf_map__key_size(const void *map)'),
+    mapValueSize: lib.func('uint32_t bpf_map__value_size(const void *map)'),
+    mapInitialValue: lib.func('void *bpf_map__initial_value(void *map, _Out_ size_t *psize)'),
+    mapUpdate: lib.func(
+      'int bpf_map__update_elem(const void *map, const void *key, size_t key_sz, const void *value, size_t value_sz, uint64_t flags)',
+    ),
+    mapLookup: lib.func(
+      'int bpf_map__lookup_elem(const void *map, const void *key, size_t key_sz, void *value, size_t value_sz, uint64_t flags)',
+    ),
+    mapDelete: lib.func('int bpf_map__delete_elem(const void *map, const void *key, size_t key_sz, uint64_t flags)'),
+    btfFindByNameKind: lib.func('int32_t btf__find_by_name_kind(const void *btf, const char *name, uint32_t kind)'),
+    btfTypeById: lib.func('const void *btf__type_by_id(const void *btf, uint32_t id)'),
+    btfNameByOffset: lib.func('const char *btf__name_by_offset(const void *btf, uint32_t offset)'),
+    numPossibleCpus: lib.func('int libbpf_num_possible_cpus(void)'),
+    ringNew: lib.func('ring_buffer__new', 'void *', ['int', koffi.pointer(sampleFnType), 'void *', 'void *']),
+    ringConsume: lib.func('int ring_buffer__consume(void *rb)'),
+    ringEpollFd: lib.func('int ring_buffer__epoll_fd(const void *rb)'),
+    ringFree: lib.func('void ring_buffer__free(void *rb)'),
+    sampleFnType,
+    strerror: libc.func('const char *strerror(int errnum)'),
+    memcpy: libc.func('void *memcpy(void *dst, const void *src, size_t n)'),
+    epollWait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+    epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
+    eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
+    write: libc.func('intptr_t write(int fd, const void *buf, size_t count)'),
+    close: libc.func('int close(int fd)'),
+    log,
+  };
+  return nativeSingleton;
+}

@@ -1,0 +1,129 @@
+/**
+ * The route stage of the pipeline: every SERVER span, from every tracer (Go uprobes, syscall
+ * tracepoints), passes here once, after assembly and before any sink, and leaves with its
+ * `http.route`, `spanbridge.route.source` and the span name `{method} {route}`:
+ *
+ *   1. a framework route already on the span (Go's Request.Pattern) wins;
+ *   2. else the most specific declared pattern of the process's selection (or the global ones);
+ *   3. else the unmatched mode: heuristic (default), path, wildcard or unset;
+ *   4. then the per-service route limit (route-limiter.ts) folds routes beyond it into one.
+ *
+ * Processes are registered with the selection that matched them (their resource is the key, as
+ * spans carry it); a span of an unregistered resource gets the global policy.
+ */
+import type { Logger } from '../../log';
+import type { SelfMetrics } from '../../metrics/counters';
+import { httpSpanName } from '../http-semconv';
+import type { Resource, Span } from '../span';
+import { heuristicRoute } from './heuristic';
+import { RouteMatcher, type RoutePattern } from './pattern';
+import { RouteLimiter } from './route-limiter';
+import { describePolicy, OVERFLOW_ROUTE, policyFor, WILDCARD_ROUTE, type RoutePolicy, type RouteSource, type RoutesSettings, type UnmatchedMode } from './route-policy';
+
+export const ROUTES_OVERFLOW = 'spanbridge_routes_overflow_total';
+export const ROUTES_DISTINCT = 'spanbridge_routes_distinct';
+export const ROUTE_SOURCE_ATTRIBUTE = 'spanbridge.route.source';
+
+interface Plan {
+  readonly matcher: RouteMatcher | undefined;
+  readonly unmatched: UnmatchedMode;
+}
+
+export class RouteStage {
+  private readonly limiter: RouteLimiter;
+  private readonly plans = new WeakMap<Resource, Plan>();
+  /** One matcher per distinct pattern list (the global one, and each selection's own). */
+  private readonly matchers = new Map<readonly RoutePattern[], RouteMatcher>();
+  private readonly globalPlan: Plan;
+
+  constructor(
+    private readonly settings: RoutesSettings,
+    private readonly metrics: SelfMetrics,
+    private readonly log?: Logger,
+  ) {
+    this.limiter = new RouteLimiter(settings.maxPerService);
+    this.globalPlan = this.planOf(settings.global);
+  }
+
+  private planOf(policy: RoutePolicy): Plan {
+    let matcher: RouteMatcher | undefined;
+    if (policy.patterns.length > 0) {
+      matcher = this.matchers.get(policy.patterns);
+      if (!matcher) {
+        matcher = new RouteMatcher(policy.patterns);
+        this.matchers.set(policy.patterns, matcher);
+      }
+    }
+    return { matcher, unmatched: policy.unmatched };
+  }
+
+  /**
+   * Registers a traced process (by its resource) under the selection that matched it; returns how
+   * its routes are obtained, for the start-up report. `framework` names a framework route source
+   * the process has (e.g. Go's Request.Pattern).
+   */
+  register(resource: Resource, reason: string | undefined, framework?: string): string {
+    const policy = policyFor(this.settings, reason);
+    this.plans.set(resource, this.planOf(policy));
+    return describePolicy(policy, framework);
+  }
+
+  /** Sets the route of a SERVER span; other spans pass unchanged. Never throws on span content. */
+  apply(span: Span): Span {
+    if (span.kind !== 'SERVER') return span;
+    const a = span.attributes;
+    const method = a['http.request.method'];
+    if (typeof method !== 'string') return span;
+    const framework = a['http.route'];
+    let route: string | undefined;
+    let source: RouteSource;
+    if (typeof framework === 'string' && framework !== '') {
+      route = framework;
+      source = 'framework';
+    } else {
+      const path = a['url.path'];
+      if (typeof path !== 'string') return span;
+      const plan = this.plans.get(span.resource) ?? this.globalPlan;
+      route = plan.matcher?.match(path);
+      if (route !== undefined) {
+        source = 'declared';
+      } else {
+        switch (plan.unmatched) {
+          case 'heuristic':
+            route = heuristicRoute(path);
+            break;
+          case 'path':
+            route = path;
+            break;
+          case 'wildcard':
+            route = WILDCARD_ROUTE;
+            break;
+          case 'unset':
+            return span;
+        }
+        if (!route) return span;
+        source = plan.unmatched;
+      }
+    }
+    const service = String(span.resource.attributes['service.name'] ?? '');
+    const admission = this.limiter.admit(service, route);
+    if (admission.added) {
+      this.metrics.set(ROUTES_DISTINCT, 'Distinct routes per service (at most routes.max_per_service)', { service }, this.limiter.count(service));
+    }
+    if (admission.overflow) {
+      source = 'overflow';
+      this.metrics.add(ROUTES_OVERFLOW, 'Server spans whose route was folded into the overflow route (per-service route limit reached)', { service });
+      if (admission.firstOverflow) {
+        this.log?.warn(
+          `routes: service '${service}' reached ${this.settings.maxPerService} distinct routes (routes.max_per_service); ` +
+            `spans and RED metrics of further new routes get http.route=${OVERFLOW_ROUTE} (counted in ${ROUTES_OVERFLOW}). ` +
+            'Declare patterns (routes.patterns) to group its paths.',
+        );
+      }
+    }
+    a['http.route'] = admission.route;
+    a[ROUTE_SOURCE_ATTRIBUTE] = source;
+    const name = httpSpanName(method, admission.route);
+    return name === span.name ? span : { ...span, name };
+  }
+}
