@@ -7,6 +7,7 @@ enum record_type {
 	RECORD_PROC_EXIT = 2,
 	RECORD_GO_HTTP_SERVER = 3,
 	RECORD_GO_HTTP_CLIENT = 4,
+	RECORD_PROC_FORK = 5, /* a traced process forked (bpf/sys_http_lifecycle.h; proc_lifecycle_event) */
 	/* any-language HTTP/1.x from syscall tracepoints (bpf/sys_http.h) */
 	RECORD_SYS_HTTP_CONN_OPEN = 16,
 	RECORD_SYS_HTTP_CONN_CLOSE = 17,

@@ -16,6 +16,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "trace_context.h"
 #include "sk_inject.h"
@@ -32,7 +33,10 @@ const volatile __u64 pending_max_age_ns = SK_INJECT_MAX_AGE_NS;
 #define TS_LINE_MAX (SK_INJECT_TRACESTATE_MAX + 14) /* "tracestate: " + value + CRLF */
 #define SPLIT_MAX_HEAD 16384 /* a head spread over sends longer than this is left alone */
 
-/* Processes whose outgoing connections are registered (host tgid -> 1). */
+/* Processes whose outgoing connections are registered (host tgid -> 1 selected by the agent,
+ * 2 inherited at fork). The kernel keeps it over the lifecycle, like the syscall tracer's
+ * traced_tgids: a forked child inherits it (its first connect is already registered), exec and
+ * exit remove it (the agent re-decides). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -120,6 +124,40 @@ static __always_inline void count(__u32 outcome)
 	__u64 *v = bpf_map_lookup_elem(&sk_inject_counters, &outcome);
 	if (v)
 		*v += 1;
+}
+
+SEC("raw_tp/sched_process_fork")
+int sk_inject_process_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!bpf_map_lookup_elem(&sk_inject_tgids, &ptgid))
+		return 0;
+	__u32 pid = BPF_CORE_READ(child, pid);
+	__u32 tgid = BPF_CORE_READ(child, tgid);
+	if (pid != tgid)
+		return 0; /* a thread */
+	__u8 inherited = 2;
+	bpf_map_update_elem(&sk_inject_tgids, &tgid, &inherited, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int sk_inject_process_exec(void *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_map_delete_elem(&sk_inject_tgids, &tgid);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int sk_inject_process_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if ((__u32)id == (__u32)(id >> 32))
+		bpf_map_delete_elem(&sk_inject_tgids, &(__u32){ id >> 32 });
+	return 0;
 }
 
 SEC("sockops")

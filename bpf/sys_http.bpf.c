@@ -7,7 +7,9 @@
  *   read/readv/recvfrom/recvmsg (exit), write/writev/sendto/sendmsg (enter + exit)
  *                            -> data records with the first SYS_HTTP_CAPTURE bytes of each message
  *   sys_enter_close          -> close record; state freed
- *   sched_process_exit       -> state of a traced process that exits is freed
+ *   sched_process_fork/exec/exit -> children of traced processes traced from their fork; state
+ *                               freed at exec and exit (sys_http_lifecycle.h)
+ *   first syscall on a connection open before the attach -> taken over (sys_http_adopt.h)
  *
  * Every handler first looks the calling process up in traced_tgids (written by the agent), so an
  * untraced process pays one hash lookup per syscall.
@@ -65,6 +67,7 @@ const volatile __u64 ring_wakeup_bytes = 0;
 #define SYS_MODE_THREAD_LINK 2 /* link client calls to the thread's server request */
 #define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
 				* parents for its server requests (bpf/sys_http_go_link.h) */
+#define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -98,10 +101,11 @@ struct conn_state {
 	__u8 family;
 	__u8 prefix_len; /* server: bytes of a request start that came in a read shorter than 8 */
 	__u8 req_known;  /* client: req_left is known (the request's framing was seen) */
-	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
+	__u8 adopt_budget; /* taken over while open: messages left before "not HTTP" (sys_http_adopt.h) */
 	__u8 prefix[8];
 	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
-	__u32 _pad2;
+	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
+	__u8 _pad2[3];
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */
@@ -272,7 +276,8 @@ static __always_inline __u32 traced_mode(void)
 
 /* ---- socket from fd, tuple from struct sock ---------------------------------------------- */
 
-static __always_inline struct sock *sock_of_fd(__u32 fd)
+/* The current process's open socket file at fd, or NULL. */
+static __always_inline struct file *file_of_fd(__u32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -286,6 +291,14 @@ static __always_inline struct sock *sock_of_fd(__u32 fd)
 		return NULL;
 	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return f;
+}
+
+static __always_inline struct sock *sock_of_fd(__u32 fd)
+{
+	struct file *f = file_of_fd(fd);
+	if (!f)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	if (!sock)
@@ -374,6 +387,9 @@ static __always_inline void track_connection(__u32 fd, __u8 role)
 	}
 	conn_count_add(1);
 }
+
+#include "sys_http_adopt.h"
+#include "sys_http_lifecycle.h"
 
 /* ---- accept / connect / close ------------------------------------------------------------ */
 
@@ -483,6 +499,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct conn_key key = { .tgid = tgid, .fd = ctx->args[0] };
+	bpf_map_delete_elem(&adopt_conns, &key);
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
 	if (!cs)
 		return 0;
@@ -493,28 +510,6 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		emit_conn(RECORD_SYS_HTTP_CONN_CLOSE, cs, key.fd);
 	if (!bpf_map_delete_elem(&conns, &key))
 		conn_count_add(-1);
-	return 0;
-}
-
-/* ---- process exit: free its connections ---------------------------------------------------- */
-
-static long purge_cb(struct bpf_map *map, struct conn_key *key, struct conn_state *st, __u32 *tgid)
-{
-	if (key->tgid == *tgid && !bpf_map_delete_elem(map, key))
-		conn_count_add(-1);
-	return 0;
-}
-
-SEC("tracepoint/sched/sched_process_exit")
-int sys_http_process_exit(void *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	if ((__u32)id != tgid) /* only when the thread group leader exits */
-		return 0;
-	if (!traced_mode())
-		return 0;
-	bpf_for_each_map_elem(&conns, purge_cb, &tgid, 0);
 	return 0;
 }
 
@@ -950,6 +945,8 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs)
+		cs = adopt_connection(&key);
 	if (!cs || cs->phase == PHASE_NOT_HTTP)
 		return 0;
 	struct syscall_args a = {};
@@ -1127,8 +1124,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				 * one: user space frames it; these ids serve only the former. */
 				flags = SYS_F_SPARE_IDS;
 			} else if (cs->phase == PHASE_IDLE) {
-				cs->phase = PHASE_NOT_HTTP;
-				count(SYS_SKIP_NOT_HTTP);
+				idle_not_http(cs);
 				return 0;
 			}
 		} else {
@@ -1140,8 +1136,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				if (!head_more)
 					thread_release(cs, key.tgid);
 			} else if (cs->phase == PHASE_IDLE) {
-				cs->phase = PHASE_NOT_HTTP;
-				count(SYS_SKIP_NOT_HTTP);
+				idle_not_http(cs);
 				return 0;
 			}
 		}
@@ -1160,8 +1155,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				else
 					cs->req_known = 0; /* more than the request: what follows is not framed */
 			} else if (cs->phase == PHASE_IDLE) {
-				cs->phase = PHASE_NOT_HTTP;
-				count(SYS_SKIP_NOT_HTTP);
+				idle_not_http(cs);
 				return 0;
 			}
 		} else {
@@ -1169,13 +1163,14 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				flags = SYS_F_RESPONSE_START;
 				cs->phase = PHASE_RESPONSE;
 			} else if (cs->phase == PHASE_IDLE) {
-				cs->phase = PHASE_NOT_HTTP;
-				count(SYS_SKIP_NOT_HTTP);
+				idle_not_http(cs);
 				return 0;
 			}
 		}
 	}
 
+	if (flags & (SYS_F_REQUEST_START | SYS_F_RESPONSE_START))
+		cs->adopt_budget = 0; /* in step with the messages now */
 	if (!(mode & SYS_MODE_TRACE)) {
 		/* Go: responses are not watched (writes are not hooked), so the phase stays "request";
 		 * every read that begins with a request line is the next keep-alive request. */

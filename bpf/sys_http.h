@@ -59,12 +59,18 @@ enum sys_http_drop_reason {
 	SYS_SKIP_TRACESTATE_NOT_KEPT = 10, /* incoming tracestate invalid (W3C list rules) or longer than
 					    * 512 bytes: not sent on */
 	SYS_DROP_TAIL_CALL = 11,        /* the shared data path could not be entered (bpf_tail_call failed) */
-	SYS_SKIP_HEAD_TOO_LONG = 12,    /* a request head longer than HTTP_HEAD_MAX: its context is decided
+	SYS_PROC_INHERITED = 12,        /* (not a drop) a forked child of a traced process, traced from its fork */
+	SYS_DROP_TRACED_FULL = 13,      /* a forked child could not be traced: traced_tgids at its limit */
+	SYS_PROC_EXEC_RELEASED = 14,    /* (not a drop) a traced process exec'd: state freed, the agent re-decides */
+	SYS_CONN_ADOPTED = 15,          /* (not a drop) a connection open before the attach taken over at its
+					 * first syscall */
+	SYS_SKIP_ADOPT_MISMATCH = 16,   /* a registered open connection's fd holds another socket now: not taken */
+	SYS_SKIP_HEAD_TOO_LONG = 17,    /* a request head longer than HTTP_HEAD_MAX: its context is decided
 					 * from the headers within the first 8 KiB */
-	SYS_SKIP_HEAD_UNREAD = 13,      /* a request head that goes on where it cannot be read (further
+	SYS_SKIP_HEAD_UNREAD = 18,      /* a request head that goes on where it cannot be read (further
 					 * iovecs, unreadable memory, reader state lost): decided from what was read */
-	SYS_HEAD_SPLIT = 14,            /* (not a drop) request heads decided in a later read than their start */
-	SYS_HTTP_DROP_MAX = 15,
+	SYS_HEAD_SPLIT = 19,            /* (not a drop) request heads decided in a later read than their start */
+	SYS_HTTP_DROP_MAX = 20,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -25,7 +25,7 @@ import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
 import { goClientSpan } from './spans/go-client-span';
 import { goServerSpan } from './spans/go-server-span';
-import { processResource } from './spans/resource';
+import { forkedResource, processResource } from './spans/resource';
 import { RouteStage } from './spans/routes/route-stage';
 import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy';
 import type { Resource, Span } from './spans/span';
@@ -189,7 +189,7 @@ export class Agent {
     this.watcher = new ProcessWatcher(
       this.config.selection,
       {
-        onMatch: (proc, reason) => this.onMatch(proc, reason),
+        onMatch: (proc, reason, how) => this.onMatch(proc, reason, how?.forkedFrom),
         onGone: (pid) => this.onGone(pid),
         onExcluded: (proc, reason, why) => {
           if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
@@ -312,8 +312,8 @@ export class Agent {
   private onProcRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.metrics);
     if (!rec || this.stopped) return;
-    if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid);
-    else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid);
+    if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid, rec.tsNs);
+    else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid, rec.tsNs);
   }
 
   private inspect(proc: ProcessInfo): GoTarget {
@@ -339,9 +339,9 @@ export class Agent {
     return t;
   }
 
-  private onMatch(proc: ProcessInfo, reason: MatchReason): void {
+  private onMatch(proc: ProcessInfo, reason: MatchReason, forkedFrom?: number): void {
     const { log } = this.deps;
-    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason})`;
+    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${forkedFrom !== undefined ? `, forked from pid ${forkedFrom}` : ''})`;
     let target: GoTarget;
     try {
       target = this.inspect(proc);
@@ -378,6 +378,23 @@ export class Agent {
       this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'attach' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
     }
+  }
+
+  /**
+   * A traced process forked (the kernel already traces the child): the watcher selects it. A
+   * child gone (exited, exec'd) before that still has records in the ring: they get a resource
+   * derived from the parent's, released after the grace period.
+   */
+  private onFork(child: number, parent: number, tsNs: bigint): void {
+    if (this.stopped) return;
+    this.watcher?.onFork(child, parent, tsNs);
+    const from = this.resources.get(parent);
+    if (this.resources.has(child) || !from) return;
+    this.resources.set(child, forkedResource(from, child, tsNs));
+    const t = setTimeout(() => {
+      if (!this.sysHttp?.tracer.attachedPids.includes(child)) this.resources.delete(child);
+    }, RESOURCE_GRACE_MS);
+    t.unref();
   }
 
   /** Tells `onAttachment` that a selected process is now traced, and how. */
@@ -429,6 +446,8 @@ export class Agent {
       metrics: this.metrics,
       resourceOf: (pid) => this.resources.get(pid),
       deliver: (span) => this.deliver(span),
+      // Children of traced processes are traced by the kernel from their fork; this selects them.
+      onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
       redaction: this.config.urlRedaction,
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },

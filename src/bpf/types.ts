@@ -37,6 +37,11 @@ export interface BpfProgram {
   attachUprobe(target: UprobeTarget): BpfLink;
   attachTracepoint(category: string, name: string): BpfLink;
   /**
+   * Attaches a raw tracepoint program (arguments are the kernel's: e.g. the parent and child
+   * task of sched_process_fork).
+   */
+  attachRawTracepoint(name: string): BpfLink;
+  /**
    * Attaches a cgroup program (sock_ops, ...) to a cgroup v2 directory, e.g. the root of a
    * cgroup2 mount.
    */

@@ -68,6 +68,17 @@ export function parseStatStartTicks(stat: string): number {
   return Number(rest[19] ?? 0);
 }
 
+/** Field 4 of /proc/<pid>/stat (the parent's pid), or null when the process is gone. */
+export function readPpid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`${procRoot()}/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) ? ppid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Returns null when the process is gone or not readable (it may exit at any moment). */
 export function readProcessInfo(pid: number): ProcessInfo | null {
   const dir = `${procRoot()}/${pid}`;

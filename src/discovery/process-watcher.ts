@@ -1,16 +1,25 @@
 /**
  * Follows the selected processes: an initial /proc scan, exec/exit events from the kernel
- * (bpf/proc_events.bpf.c) for processes that start or end later, and a slow rescan for what
- * events cannot tell (a process that opens a selected port some time after exec).
+ * (bpf/proc_events.bpf.c) for processes that start or end later, fork events for children of
+ * selected processes (bpf/sys_http_lifecycle.h: pre-fork servers' workers, which the kernel
+ * already traces from their fork), and a slow rescan for what events cannot tell (a process that
+ * opens a selected port some time after exec).
+ *
+ * A selected process's descendants are selected with it until they exec: forked children (the
+ * fork event), and at a scan those running the same executable as their selected parent (a
+ * child that exec'd another program is decided on its own).
  */
 import { readdirSync } from 'node:fs';
 import { listeningPortsOf } from './listening-ports';
-import { procRoot, readProcessInfo, type ProcessInfo } from './process-info';
+import { procRoot, readPpid, readProcessInfo, type ProcessInfo } from './process-info';
 import { isEmptySelection, matchProcess, type MatchReason, type Selection } from './selectors';
 
 export interface WatcherEvents {
-  /** A process now matches the selection. */
-  onMatch(proc: ProcessInfo, reason: MatchReason): void;
+  /**
+   * A process now matches the selection. A descendant of a selected process has its ancestor's
+   * reason and `forkedFrom` its parent.
+   */
+  onMatch(proc: ProcessInfo, reason: MatchReason, how?: { forkedFrom: number }): void;
   /** A previously matched process exited (or exec'd into something that no longer matches). */
   onGone(pid: number): void;
   /** A process matches but must not be traced (the agent, its Collector): said once per process. */
@@ -39,8 +48,19 @@ export function listPids(): number[] {
     .map(Number);
 }
 
+interface Matched {
+  readonly startTicks: number;
+  readonly reason: MatchReason;
+  readonly exeKey: string;
+}
+
+/** Exec/exit times remembered per pid, so a late fork event is not taken for newer news. */
+const RECENT_EVENTS_MAX = 4096;
+
 export class ProcessWatcher {
-  private readonly matched = new Map<number, { startTicks: number }>();
+  private readonly matched = new Map<number, Matched>();
+  /** Last exec or exit seen per pid (monotonic ns), bounded. */
+  private readonly lastExecOrExit = new Map<number, bigint>();
   /** Processes that matched but are excluded (by start time, so a reused pid is looked at again). */
   private readonly excluded = new Map<number, number>();
   private rescanTimer: NodeJS.Timeout | undefined;
@@ -80,11 +100,27 @@ export class ProcessWatcher {
       if (!this.matched.has(pid)) this.consider(pid, cache);
     }
     for (const pid of [...this.matched.keys()]) if (!alive.has(pid)) this.gone(pid);
+    this.followDescendants(alive);
     for (const pid of [...this.excluded.keys()]) if (!alive.has(pid)) this.excluded.delete(pid);
   }
 
+  /**
+   * A selected process forked `child` at `tsNs` (monotonic; the kernel already traces the child).
+   * Ignored when the child has exec'd or exited since (that event decided), or is selected.
+   */
+  onFork(child: number, parent: number, tsNs?: bigint): void {
+    const p = this.matched.get(parent);
+    if (!p || this.matched.has(child) || this.options.excludePids.has(child)) return;
+    const later = this.lastExecOrExit.get(child);
+    if (tsNs !== undefined && later !== undefined && later >= tsNs) return;
+    const proc = readProcessInfo(child);
+    if (!proc) return;
+    this.inherit(proc, parent, p);
+  }
+
   /** A process exec'd: it may now match (or, if it was matched, it runs a new image). */
-  onExec(pid: number): void {
+  onExec(pid: number, tsNs?: bigint): void {
+    this.remember(pid, tsNs);
     if (this.matched.has(pid)) this.gone(pid);
     this.excluded.delete(pid);
     this.consider(pid);
@@ -111,7 +147,8 @@ export class ProcessWatcher {
     }
   }
 
-  onExit(pid: number): void {
+  onExit(pid: number, tsNs?: bigint): void {
+    this.remember(pid, tsNs);
     this.excluded.delete(pid);
     if (this.matched.has(pid)) this.gone(pid);
   }
@@ -144,8 +181,60 @@ export class ProcessWatcher {
       this.events.onExcluded?.(proc, reason, why);
       return;
     }
-    this.matched.set(pid, { startTicks: proc.startTicks });
+    this.matched.set(pid, { startTicks: proc.startTicks, reason, exeKey: proc.exeKey });
     this.events.onMatch(proc, reason);
+  }
+
+  private inherit(proc: ProcessInfo, parent: number, p: Matched): void {
+    const why = this.options.exclude?.(proc);
+    if (why) {
+      this.excluded.set(proc.pid, proc.startTicks);
+      this.events.onExcluded?.(proc, p.reason, why);
+      return;
+    }
+    this.matched.set(proc.pid, { startTicks: proc.startTicks, reason: p.reason, exeKey: proc.exeKey });
+    this.events.onMatch(proc, p.reason, { forkedFrom: parent });
+  }
+
+  /**
+   * Children (and theirs) of selected processes that were forked before we looked, e.g. the
+   * workers of a pre-fork master selected by pid when the agent starts: selected when they run
+   * their parent's executable (they have not exec'd into another program).
+   */
+  private followDescendants(alive: ReadonlySet<number>): void {
+    if (this.matched.size === 0) return;
+    const byParent = new Map<number, number[]>();
+    for (const pid of alive) {
+      if (this.matched.has(pid) || this.options.excludePids.has(pid)) continue;
+      const ppid = readPpid(pid);
+      if (ppid === null) continue;
+      const siblings = byParent.get(ppid);
+      if (siblings) siblings.push(pid);
+      else byParent.set(ppid, [pid]);
+    }
+    const queue = [...this.matched.keys()];
+    while (queue.length > 0) {
+      const parent = queue.shift()!;
+      const p = this.matched.get(parent);
+      if (!p) continue;
+      for (const child of byParent.get(parent) ?? []) {
+        if (this.matched.has(child)) continue;
+        const proc = readProcessInfo(child);
+        if (!proc || proc.exeKey !== p.exeKey || this.excluded.get(child) === proc.startTicks) continue;
+        this.inherit(proc, parent, p);
+        if (this.matched.has(child)) queue.push(child);
+      }
+    }
+  }
+
+  private remember(pid: number, tsNs: bigint | undefined): void {
+    if (tsNs === undefined) return;
+    this.lastExecOrExit.delete(pid);
+    this.lastExecOrExit.set(pid, tsNs);
+    if (this.lastExecOrExit.size > RECENT_EVENTS_MAX) {
+      const oldest = this.lastExecOrExit.keys().next().value;
+      if (oldest !== undefined) this.lastExecOrExit.delete(oldest);
+    }
   }
 
   private gone(pid: number): void {

@@ -62,3 +62,20 @@ export function processResource(proc: ProcessInfo, options: ResourceOptions = {}
   }
   return { attributes };
 }
+
+/**
+ * The resource of a child forked (not exec'd) by a traced process, from its parent's: the same
+ * program, environment and service, another pid. Used for a child that is gone before the agent
+ * could read /proc (a short-lived fork); its start time comes from the fork's monotonic time in
+ * clock ticks (USER_HZ 100), what /proc/<pid>/stat says on a host that never suspended.
+ */
+export function forkedResource(parent: Resource, pid: number, forkNs: bigint): Resource {
+  const host = String(parent.attributes['host.name'] ?? hostname());
+  return {
+    attributes: {
+      ...parent.attributes,
+      'service.instance.id': `${host}-${pid}-${forkNs / 10_000_000n}`,
+      'process.pid': pid,
+    },
+  };
+}

@@ -5,7 +5,7 @@
  * after the request line. Works where bpf_probe_write_user is forbidden (kernel lockdown).
  * Knows nothing of spans: it loads, attaches, selects processes and reads counters.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { openConnections, procSockets, type ProcSockets } from '../discovery/process-sockets';
 import { SpanbridgeError } from '../errors';
 import { SK_INJECT_OUTCOME } from '../events/structs.generated';
 import { readCounterMap } from './kernel-counters';
@@ -14,66 +14,23 @@ import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 export const SK_INJECT_SOCKOPS_PROGRAM = 'sk_inject_sockops';
 export const SK_INJECT_MSG_PROGRAM = 'sk_inject_msg';
 export const SK_INJECT_SOCKHASH = 'sk_inject_socks';
+export const SK_INJECT_FORK_PROGRAM = 'sk_inject_process_fork';
 
 export interface SkInjectSettings {
   /** A context left for a thread longer ago than this is not inserted (default 200 ms). */
   readonly pendingMaxAgeMs?: number;
 }
 
-/** What `outgoingConnections` reads; injectable for tests. */
-export interface ProcSockets {
-  /** fd numbers and their link targets (e.g. "socket:[1234]"). */
-  readonly fds: (pid: number) => { fd: number; target: string }[];
-  /** Contents of /proc/<pid>/net/tcp and tcp6 (the process's network namespace). */
-  readonly tcpTables: (pid: number) => string[];
-}
-
-export const procSockets: ProcSockets = {
-  fds: (pid) =>
-    readdirSync(`/proc/${pid}/fd`).flatMap((name) => {
-      try {
-        return [{ fd: Number(name), target: readlinkSync(`/proc/${pid}/fd/${name}`) }];
-      } catch {
-        return []; // closed meanwhile
-      }
-    }),
-  tcpTables: (pid) =>
-    ['tcp', 'tcp6'].flatMap((t) => {
-      try {
-        return [readFileSync(`/proc/${pid}/net/${t}`, 'utf8')];
-      } catch {
-        return [];
-      }
-    }),
-};
-
-const TCP_ESTABLISHED = '01';
-const TCP_LISTEN = '0A';
+export type { ProcSockets } from '../discovery/process-sockets';
 
 /**
  * The fds of `pid` that are established TCP connections this process opened (its local port is
  * not one it listens on): the connections sock_ops did not see because they predate the agent.
  */
 export function outgoingConnections(pid: number, proc: ProcSockets = procSockets): number[] {
-  const established = new Map<string, number>(); // inode -> local port
-  const listening = new Set<number>();
-  for (const table of proc.tcpTables(pid)) {
-    for (const line of table.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const localPort = parseInt(f[1].split(':').pop() ?? '', 16);
-      if (f[3] === TCP_LISTEN) listening.add(localPort);
-      else if (f[3] === TCP_ESTABLISHED) established.set(f[9], localPort);
-    }
-  }
-  const out: number[] = [];
-  for (const { fd, target } of proc.fds(pid)) {
-    const m = /^socket:\[(\d+)\]$/.exec(target);
-    if (!m) continue;
-    const port = established.get(m[1]);
-    if (port !== undefined && !listening.has(port)) out.push(fd);
-  }
-  return out;
+  return openConnections(pid, proc)
+    .filter((c) => c.role === 'client')
+    .map((c) => c.fd);
 }
 
 function tgidKey(pid: number): Buffer {
@@ -107,6 +64,12 @@ export class SkInjectTracer {
       // sk_msg first: a socket must never enter the SOCKHASH before its program is there.
       this.links.push(msg.attachSkMsg(SK_INJECT_SOCKHASH));
       this.links.push(ops.attachCgroup(cgroupPath));
+      // The selection follows forks (a pre-fork server's new worker) and ends at exec and exit,
+      // in the kernel, like the syscall tracer's (bpf/sys_http_lifecycle.h).
+      const fork = obj.program(SK_INJECT_FORK_PROGRAM);
+      this.links.push(fork.attachRawTracepoint('sched_process_fork'));
+      this.links.push(obj.program('sk_inject_process_exec').attachTracepoint('sched', 'sched_process_exec'));
+      this.links.push(obj.program('sk_inject_process_exit').attachTracepoint('sched', 'sched_process_exit'));
     } catch (err) {
       for (const l of this.links.splice(0).reverse()) l.destroy();
       void obj.close();

@@ -6,6 +6,7 @@
 import type { BpfBackend } from '../bpf/types';
 import { decodeRecord } from '../events/decoder';
 import type { ProcessInfo } from '../discovery/process-info';
+import { openConnections, type OpenConnection } from '../discovery/process-sockets';
 import type { SelfMetrics } from '../metrics/counters';
 import { SysHttpAssembler } from '../spans/sys-http-assembler';
 import type { ResourceOptions } from '../spans/resource';
@@ -22,6 +23,13 @@ export interface SysHttpStageDeps {
   readonly resourceOf: (pid: number) => Resource | undefined;
   readonly deliver: (span: Span) => void;
   readonly settings?: SysHttpTracerSettings;
+  /**
+   * A traced process forked a child, which the kernel traces from the fork on
+   * (bpf/sys_http_lifecycle.h). Called in ring order: before any span of the child.
+   */
+  readonly onFork?: (child: number, parent: number, tsNs: bigint) => void;
+  /** Lists a process's open TCP connections (default: /proc); injectable for tests. */
+  readonly openConnections?: (pid: number) => OpenConnection[];
   /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
   readonly redaction?: UrlRedaction;
 }
@@ -63,6 +71,11 @@ export class SysHttpStage {
 
   onRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.d.metrics);
+    if (rec?.type === 'proc_fork') {
+      this.d.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
+      this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
+      return;
+    }
     if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close')) return;
     this.d.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
     this.assembler.onRecord(rec);
@@ -72,12 +85,35 @@ export class SysHttpStage {
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>): string {
     const threadLinking = !isEventLoopRuntime(proc.exeName);
     this.tracer.attach(proc.pid, { threadLinking });
-    return threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)';
+    const open = this.takeOverOpen(proc.pid, () => true);
+    return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + open;
   }
 
   /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
   attachGoLink(pid: number, goidOffset: number): void {
     this.tracer.attach(pid, { threadLinking: false, goLinkOnly: true, goidOffset });
+    // Only its server connections matter here (Go client calls are the Go tracer's).
+    this.takeOverOpen(pid, (c) => c.role === 'server');
+  }
+
+  /**
+   * Connections open before the process was selected are taken over by the kernel at their next
+   * syscall (after the tracer's entry exists, so none falls between the two). Counted by outcome;
+   * returns a note for the attach line.
+   */
+  private takeOverOpen(pid: number, want: (c: OpenConnection) => boolean): string {
+    let conns: OpenConnection[];
+    try {
+      conns = (this.d.openConnections ?? openConnections)(pid).filter(want);
+    } catch {
+      return ''; // the process is gone
+    }
+    if (conns.length === 0) return '';
+    const { registered, failed } = this.tracer.adoptOpen(pid, conns);
+    const help = 'Connections open when a process was selected, registered for take-over at their next syscall (or not: map full)';
+    if (registered) this.d.metrics.add('spanbridge_open_connections_registered_total', help, { outcome: 'registered' }, registered);
+    if (failed) this.d.metrics.add('spanbridge_open_connections_registered_total', help, { outcome: 'failed' }, failed);
+    return `, ${registered} open connection(s) taken over${failed ? ` (${failed} not: map full)` : ''}`;
   }
 
   detach(pid: number): void {

@@ -4,7 +4,8 @@
  * selects processes by writing their tgid into traced_tgids. Knows nothing of spans or export.
  */
 import { SpanbridgeError } from '../errors';
-import { SYS_HTTP_DROP_REASON } from '../events/structs.generated';
+import type { OpenConnection } from '../discovery/process-sockets';
+import { SYS_HTTP_DROP_REASON, SYS_HTTP_ROLE } from '../events/structs.generated';
 import { readCounterMap } from './kernel-counters';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
@@ -13,6 +14,11 @@ export const SYS_MODE_TRACE = 1;
 export const SYS_MODE_THREAD_LINK = 2;
 /** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
 export const SYS_MODE_GO_LINK = 4;
+/** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
+export const SYS_MODE_INHERITED = 8;
+
+/** The raw tracepoint through which children of traced processes are traced from their fork. */
+export const SYS_HTTP_FORK_PROGRAM = 'sys_http_process_fork';
 
 export const SYS_HTTP_PROGRAMS: readonly { prog: string; category: string; event: string }[] = [
   ...['accept', 'accept4'].map((s) => ({ prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` })),
@@ -23,6 +29,7 @@ export const SYS_HTTP_PROGRAMS: readonly { prog: string; category: string; event
     { prog: `sys_enter_${s}`, category: 'syscalls', event: `sys_enter_${s}` },
     { prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` },
   ]),
+  { prog: 'sys_http_process_exec', category: 'sched', event: 'sched_process_exec' },
   { prog: 'sys_http_process_exit', category: 'sched', event: 'sched_process_exit' },
 ];
 
@@ -86,6 +93,8 @@ export class SysHttpTracer {
     try {
       obj.load();
       for (const p of SYS_HTTP_PROGRAMS) this.links.push(obj.program(p.prog).attachTracepoint(p.category, p.event));
+      const fork = obj.program(SYS_HTTP_FORK_PROGRAM);
+      this.links.push(fork.attachRawTracepoint('sched_process_fork'));
       obj.ringBuffer('sys_http_events', onRecord).start();
     } catch (err) {
       this.links.length = 0;
@@ -112,6 +121,33 @@ export class SysHttpTracer {
     v.writeUInt32LE(options.goidOffset ?? 0, 4);
     obj.map('traced_tgids').update(pidKey(pid), v);
     this.traced.set(pid, options);
+  }
+
+  /**
+   * Registers connections the process had open before it was selected: the kernel takes each
+   * over at its first syscall if the fd still holds that socket (bpf/sys_http_adopt.h).
+   * Returns how many were registered and how many could not be (map full, object closing).
+   */
+  adoptOpen(pid: number, conns: readonly OpenConnection[]): { registered: number; failed: number } {
+    const map = this.requireObject().map('adopt_conns');
+    let registered = 0;
+    let failed = 0;
+    for (const c of conns) {
+      const k = Buffer.alloc(8);
+      k.writeUInt32LE(pid, 0);
+      k.writeUInt32LE(c.fd, 4);
+      // struct adopt_conn { u64 inode; u8 role; u8 _pad[7]; }
+      const v = Buffer.alloc(16);
+      v.writeBigUInt64LE(c.inode, 0);
+      v.writeUInt8(c.role === 'server' ? SYS_HTTP_ROLE.SYS_ROLE_SERVER : SYS_HTTP_ROLE.SYS_ROLE_CLIENT, 8);
+      try {
+        map.update(k, v);
+        registered++;
+      } catch {
+        failed++;
+      }
+    }
+    return { registered, failed };
   }
 
   /** Stops tracing one process. Idempotent. */

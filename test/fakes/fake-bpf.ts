@@ -47,6 +47,7 @@ export type FakeAttachTarget =
   | { readonly kind: 'uprobe'; readonly binaryPath: string; readonly offset: number; readonly pid: number }
   | { readonly kind: 'tracepoint'; readonly category: string; readonly name: string }
   | { readonly kind: 'cgroup'; readonly cgroupPath: string }
+  | { readonly kind: 'raw_tracepoint'; readonly name: string }
   | { readonly kind: 'sk_msg'; readonly mapName: string };
 
 export interface FakeLinkRecord {
@@ -313,6 +314,10 @@ class FakeProgram implements BpfProgram {
       `attach tracepoint ${category}/${name}`,
       `tracepoint:${category}/${name}`,
     );
+  }
+
+  attachRawTracepoint(name: string): BpfLink {
+    return this.obj.attach(this.name, { kind: 'raw_tracepoint', name }, `attach raw tracepoint ${name}`, `raw_tracepoint:${name}`);
   }
 
   attachCgroup(cgroupPath: string): BpfLink {

@@ -30,6 +30,7 @@ export interface Native {
   readonly programSetLogBuf: KFn;
   readonly attachUprobe: KFn;
   readonly attachTracepoint: KFn;
+  readonly attachRawTracepoint: KFn;
   readonly attachCgroup: KFn;
   readonly programFd: KFn;
   readonly progAttach: KFn;
@@ -133,6 +134,7 @@ export function loadNative(): Native {
       'void *bpf_program__attach_uprobe(const void *prog, bool retprobe, int pid, const char *path, size_t offset)',
     ),
     attachTracepoint: lib.func('void *bpf_program__attach_tracepoint(const void *prog, const char *cat, const char *name)'),
+    attachRawTracepoint: lib.func('void *bpf_program__attach_raw_tracepoint(const void *prog, const char *name)'),
     attachCgroup: lib.func('void *bpf_program__attach_cgroup(const void *prog, int cgroup_fd)'),
     programFd: lib.func('int bpf_program__fd(const void *prog)'),
     // libbpf 1.1 has no bpf_program__attach_sockmap: sk_msg programs attach to a map the old way.

@@ -51,6 +51,15 @@ export class LibbpfProgram implements BpfProgram {
     return this.adopt(link, koffi.errno(), what, `tracepoint:${category}/${name}`);
   }
 
+  /** A raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT): its arguments are the kernel's own, e.g. tasks. */
+  attachRawTracepoint(name: string): BpfLink {
+    const what = `attach raw tracepoint ${name}`;
+    this.checkAttachable(what);
+    this.n.log.begin();
+    const link = this.n.attachRawTracepoint(this.ptr, name) as Ptr;
+    return this.adopt(link, koffi.errno(), what, `raw_tracepoint:${name}`);
+  }
+
   /** sock_ops (and other cgroup programs) on a cgroup v2 directory, as a BPF link. */
   attachCgroup(cgroupPath: string): BpfLink {
     const what = `attach ${this.name} to cgroup ${cgroupPath}`;

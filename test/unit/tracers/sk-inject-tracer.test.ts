@@ -1,19 +1,21 @@
 import { SK_INJECT_OUTCOME } from '../../../src/events/structs.generated';
 import {
   outgoingConnections,
+  SK_INJECT_FORK_PROGRAM,
   SK_INJECT_MSG_PROGRAM,
   SK_INJECT_SOCKHASH,
   SK_INJECT_SOCKOPS_PROGRAM,
   SkInjectTracer,
   type ProcSockets,
 } from '../../../src/tracers/sk-inject-tracer';
+import { openConnections } from '../../../src/discovery/process-sockets';
 import { FakeBpfBackend, type FakeObjectSpec } from '../../fakes/fake-bpf';
 
 const OBJ = '/x/sk_inject.bpf.o';
 const CG = '/sys/fs/cgroup/unified';
 
 const SPEC: FakeObjectSpec = {
-  programs: [SK_INJECT_SOCKOPS_PROGRAM, SK_INJECT_MSG_PROGRAM],
+  programs: [SK_INJECT_SOCKOPS_PROGRAM, SK_INJECT_MSG_PROGRAM, SK_INJECT_FORK_PROGRAM, 'sk_inject_process_exec', 'sk_inject_process_exit'],
   maps: {
     sk_inject_tgids: { keySize: 4, valueSize: 1 },
     sk_inject_counters: { keySize: 4, valueSize: 8, kind: 'per-cpu' },
@@ -41,10 +43,14 @@ describe('SkInjectTracer', () => {
     expect(be.activeLinks().map((l) => [l.program, l.target])).toEqual([
       [SK_INJECT_MSG_PROGRAM, { kind: 'sk_msg', mapName: SK_INJECT_SOCKHASH }],
       [SK_INJECT_SOCKOPS_PROGRAM, { kind: 'cgroup', cgroupPath: CG }],
+      // the selection follows forks and ends at exec/exit in the kernel
+      [SK_INJECT_FORK_PROGRAM, { kind: 'raw_tracepoint', name: 'sched_process_fork' }],
+      ['sk_inject_process_exec', { kind: 'tracepoint', category: 'sched', name: 'sched_process_exec' }],
+      ['sk_inject_process_exit', { kind: 'tracepoint', category: 'sched', name: 'sched_process_exit' }],
     ]);
     expect(t.started).toBe(true);
     expect(t.cgroupPath).toBe(CG);
-    expect(t.linkDescriptions).toEqual([`sk_msg:${SK_INJECT_SOCKHASH} ${SK_INJECT_MSG_PROGRAM}`, `cgroup:${CG} ${SK_INJECT_SOCKOPS_PROGRAM}`]);
+    expect(t.linkDescriptions.slice(0, 2)).toEqual([`sk_msg:${SK_INJECT_SOCKHASH} ${SK_INJECT_MSG_PROGRAM}`, `cgroup:${CG} ${SK_INJECT_SOCKOPS_PROGRAM}`]);
   });
 
   it('defaults the pending age to 200 ms', () => {
@@ -125,8 +131,11 @@ describe('SkInjectTracer', () => {
     expect(be.activeLinks()).toEqual([]);
     const order = be.links.map((l) => [l.program, l.destroyOrder]);
     expect(order).toEqual([
-      [SK_INJECT_MSG_PROGRAM, 1],
-      [SK_INJECT_SOCKOPS_PROGRAM, 0],
+      [SK_INJECT_MSG_PROGRAM, 4],
+      [SK_INJECT_SOCKOPS_PROGRAM, 3],
+      [SK_INJECT_FORK_PROGRAM, 2],
+      ['sk_inject_process_exec', 1],
+      ['sk_inject_process_exit', 0],
     ]);
     expect(be.openObjects()).toEqual([]);
     expect(() => t.removePid(5)).not.toThrow();
@@ -159,6 +168,14 @@ const PROC: ProcSockets = {
 describe('outgoingConnections / registerExisting', () => {
   it('picks established connections whose local port is not a listening port (IPv4 and IPv6)', () => {
     expect(outgoingConnections(1, PROC)).toEqual([4, 6]);
+  });
+
+  it('openConnections gives every established connection its role and socket inode', () => {
+    expect(openConnections(1, PROC)).toEqual([
+      { fd: 4, inode: 222n, role: 'client' },
+      { fd: 5, inode: 333n, role: 'server' },
+      { fd: 6, inode: 444n, role: 'client' },
+    ]);
   });
 
   it('registerExisting inserts each into the SOCKHASH and counts failures', () => {

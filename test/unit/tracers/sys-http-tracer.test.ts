@@ -139,7 +139,10 @@ describe('SysHttpTracer', () => {
       ring_wakeup_bytes: 0n,
     });
     const targets = backend.activeLinks().map((l) => l.target);
-    expect(targets).toHaveLength(SYS_HTTP_PROGRAMS.length);
+    expect(targets).toHaveLength(SYS_HTTP_PROGRAMS.length + 1);
+    // children of traced processes are traced from their fork; exec and exit release them
+    expect(targets).toContainEqual({ kind: 'raw_tracepoint', name: 'sched_process_fork' });
+    expect(targets).toContainEqual({ kind: 'tracepoint', category: 'sched', name: 'sched_process_exec' });
     for (const s of ['accept4', 'read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg']) {
       expect(targets).toContainEqual({ kind: 'tracepoint', category: 'syscalls', name: `sys_exit_${s}` });
     }
@@ -169,6 +172,39 @@ describe('SysHttpTracer', () => {
     t.detach(42);
     expect(map.lookup(key(42))).toBeNull();
     expect(t.attachedPids.sort()).toEqual([43, 44]);
+  });
+
+  it('registers open connections for take-over by (tgid, fd) with socket inode and role', () => {
+    const backend = new FakeBpfBackend();
+    const t = new SysHttpTracer(backend, OBJ);
+    t.start(() => undefined);
+    t.attach(42, { threadLinking: true });
+    expect(t.adoptOpen(42, [{ fd: 7, inode: 0x1_0000_0001n, role: 'server' }, { fd: 9, inode: 5n, role: 'client' }])).toEqual({ registered: 2, failed: 0 });
+    const map = backend.openObjects()[0].map('adopt_conns');
+    const key = (fd: number): Buffer => Buffer.from(new Uint32Array([42, fd]).buffer);
+    expect(map.lookup(key(7))?.readBigUInt64LE(0)).toBe(0x1_0000_0001n);
+    expect(map.lookup(key(7))?.[8]).toBe(1); // SYS_ROLE_SERVER
+    expect(map.lookup(key(9))?.[8]).toBe(2); // SYS_ROLE_CLIENT
+  });
+
+  it('routes a fork record to onFork (in ring order, before any span of the child)', () => {
+    const forks: [number, number, bigint][] = [];
+    const stage = new SysHttpStage({
+      backend: new FakeBpfBackend(),
+      objectPath: OBJ,
+      clock: new FixedClock(0n, 0n),
+      metrics: new SelfMetrics(),
+      resourceOf: () => undefined,
+      deliver: () => undefined,
+      onFork: (c, p, ts) => forks.push([c, p, ts]),
+    });
+    const rec = Buffer.alloc(40);
+    rec[0] = RECORD_TYPE.RECORD_PROC_FORK;
+    rec.writeUInt32LE(501, 4);
+    rec.writeUInt32LE(500, 8);
+    rec.writeBigUInt64LE(77n, 16);
+    stage.onRecord(rec);
+    expect(forks).toEqual([[501, 500, 77n]]);
   });
 
   it('sums kernel counters over CPUs', () => {

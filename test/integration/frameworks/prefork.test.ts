@@ -1,0 +1,116 @@
+/**
+ * Pre-fork servers (issue 13, item 5): gunicorn's workers are forked by the master and never
+ * exec'd, and `--max-requests` re-forks them. Selecting the master by pid, or the service by port,
+ * traces every worker from its fork (the kernel marks the child at sched_process_fork), so the
+ * very first request of a re-forked worker has its span; a forked child that execs another
+ * program (a shell running curl) is decided on its own and is not the server.
+ * Third-party software only: Flask and Django on gunicorn from `make setup`.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { hex, send } from '../helpers/chains';
+import { PYTHON, startFramework, type FrameworkService } from '../helpers/frameworks';
+import { startAgent, startProcess, waitFor, type AgentProcess, type PrintedSpanLine, type Running } from '../helpers/processes';
+import { requireRootAndBpf } from '../helpers/privileges';
+
+const REQUESTS = 15;
+const MAX_REQUESTS = 3;
+
+describe('pre-fork servers: every worker traced from its fork (gunicorn)', () => {
+  let flask: FrameworkService;
+  let django: FrameworkService;
+  let forker: Running | undefined;
+  let agent: AgentProcess | undefined;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    [flask, django] = await Promise.all([
+      startFramework('flask-gunicorn', 'flask-prefork', { workers: 2, maxRequests: MAX_REQUESTS }),
+      startFramework('django-gunicorn', 'django-prefork', { workers: 2, maxRequests: MAX_REQUESTS }),
+    ]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await forker?.stop();
+    await flask?.proc.stop();
+    await django?.proc.stop();
+  });
+
+  /** REQUESTS requests, each on a new connection with its own incoming context; checks each span. */
+  async function everyRequestTraced(svc: FrameworkService, master: number): Promise<void> {
+    const sent: { traceId: string; spanId: string; path: string }[] = [];
+    for (let i = 0; i < REQUESTS; i++) {
+      const traceId = hex(16);
+      const spanId = hex(8);
+      const p = `/items/${i}`;
+      const a = await send(`${svc.url}${p}`, { headers: { traceparent: `00-${traceId}-${spanId}-01`, tracestate: 'vendor=prefork' } });
+      expect(a.status).toBe(200);
+      sent.push({ traceId, spanId, path: p });
+    }
+    const ids = new Set(sent.map((s) => s.traceId));
+    const mine = (): PrintedSpanLine[] => agent!.spans().filter((s) => ids.has(s.traceId));
+    await waitFor(`${svc.framework}: a span for each of ${REQUESTS} requests`, () => new Set(mine().map((s) => s.traceId)).size === REQUESTS, 30_000).catch(() => undefined);
+    const spans = mine();
+    const problems: string[] = [];
+    for (const s of sent) {
+      const got = spans.filter((x) => x.traceId === s.traceId);
+      if (got.length !== 1) {
+        problems.push(`${s.path}: ${got.length} spans`);
+        continue;
+      }
+      const [span] = got;
+      if (span.kind !== 'SERVER' || span.parentSpanId !== s.spanId) problems.push(`${s.path}: ${span.kind} parent ${span.parentSpanId}, want SERVER child of ${s.spanId}`);
+      if (span.attributes['url.path'] !== s.path || span.attributes['http.response.status_code'] !== 200) problems.push(`${s.path}: ${span.attributes['url.path']} ${span.attributes['http.response.status_code']}`);
+      if (span.resource['service.name'] !== svc.service) problems.push(`${s.path}: service ${span.resource['service.name']}`);
+      if (span.resource['process.pid'] === master) problems.push(`${s.path}: reported by the master`);
+      if (span.traceState !== 'vendor=prefork') problems.push(`${s.path}: tracestate ${span.traceState}`);
+    }
+    expect(problems).toEqual([]);
+    // Workers were recycled during the run: the spans come from more workers than ever ran at once.
+    const workers = new Set(spans.map((s) => s.resource['process.pid']));
+    expect(workers.size).toBeGreaterThanOrEqual(Math.ceil(REQUESTS / MAX_REQUESTS));
+  }
+
+  it('selected by the master pid (Flask) and by port (Django): each request of each worker, re-forked ones from their first', async () => {
+    agent = await startAgent(['--pid', String(flask.proc.pid), '--open-port', String(django.port), '--export', 'none', '--inject-headers', 'off']);
+    await everyRequestTraced(flask, flask.proc.pid);
+    await everyRequestTraced(django, django.proc.pid);
+  });
+
+  it('a forked child is traced from its fork; one that execs another program (curl) is not', async () => {
+    // A selected process that forks a child doing a request itself (no exec), and runs curl.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-fork-'));
+    const go = path.join(dir, 'go');
+    const script = [
+      'import os, subprocess, sys, time, urllib.request',
+      'print("ready", flush=True)',
+      `while not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)`,
+      'pid = os.fork()',
+      'if pid == 0:',
+      `    urllib.request.urlopen(${JSON.stringify(`${django.url}/items/901`)}).read()`,
+      '    os._exit(0)',
+      'os.waitpid(pid, 0)',
+      `p = subprocess.Popen(["curl", "-s", "-o", "/dev/null", ${JSON.stringify(`${django.url}/items/902`)}])`,
+      'p.wait()',
+      'print("child", pid, "curl", p.pid, flush=True)',
+      'time.sleep(60)',
+    ].join('\n');
+    forker = startProcess(PYTHON, ['-c', script], { OTEL_SERVICE_NAME: 'forker' });
+    await waitFor('forker ready', () => forker!.stdout().includes('ready'), 20_000);
+    await agent?.stop();
+    agent = await startAgent(['--pid', String(forker.pid), '--export', 'none', '--inject-headers', 'off']);
+    writeFileSync(go, '');
+    const m = await waitFor('forker done', () => /child (\d+) curl (\d+)/.exec(forker!.stdout()), 20_000);
+    const [child, curl] = [Number(m![1]), Number(m![2])];
+    const clients = await waitFor('the forked child\'s client span', () => {
+      const c = agent!.spans().filter((s) => s.kind === 'CLIENT');
+      return c.length > 0 && c;
+    }, 20_000);
+    expect(clients.map((s) => [s.resource['process.pid'], s.resource['service.name'], s.attributes['url.full']])).toEqual([
+      [child, 'forker', `${django.url}/items/901`],
+    ]);
+    expect(agent.spans().filter((s) => s.resource['process.pid'] === curl)).toEqual([]);
+  });
+});
