@@ -34,7 +34,8 @@ import type { UrlRedaction } from './spans/url-redaction';
 import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
-import { runtimeOf, SysHttpStage, sysHttpSettingsFromEnv } from './tracers/sys-http-stage';
+import { runtimeOf, SysHttpStage } from './tracers/sys-http-stage';
+import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
 
@@ -64,6 +65,8 @@ export interface AgentConfig {
   readonly routes?: RoutesSettings;
   /** Query keys and URL credentials redacted where spans are built (default: DEFAULT_URL_REDACTION). */
   readonly urlRedaction?: UrlRedaction;
+  /** Kernel-side limits of the syscall tracer (settings `sys_http.*`); unset ones keep its defaults. */
+  readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
 }
 
 /**
@@ -450,7 +453,7 @@ export class Agent {
       onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
       redaction: this.config.urlRedaction,
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
-      settings: { ...sysHttpSettingsFromEnv(), socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
+      settings: { ...this.config.sysHttp, socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
     });
     try {
       stage.start();

@@ -16,23 +16,16 @@ import type { BpfBackend } from './types';
 import { errnoText } from './libbpf/errors';
 import { loadNative } from './libbpf/native';
 import { LibbpfObject } from './libbpf/object';
-import { DEFAULT_POLL_INTERVAL_MS, type BackendConfig, type LibbpfBackendOptions, type RingWaitMode } from './libbpf/options';
+import { DEFAULT_POLL_INTERVAL_MS, type BackendConfig, type LibbpfBackendOptions } from './libbpf/options';
 import { RingPoller } from './libbpf/ring-poller';
 
 export { DEFAULT_POLL_INTERVAL_MS, type LibbpfBackendOptions, type RingWaitMode } from './libbpf/options';
 
-function ringWaitFromEnv(): RingWaitMode | undefined {
-  const v = process.env.SPANBRIDGE_RING_WAIT;
-  if (v === undefined || v === '') return undefined;
-  if (v === 'uv-poll' || v === 'worker') return v;
-  process.emitWarning(`SPANBRIDGE_RING_WAIT=${v} ignored (expected uv-poll or worker)`);
-  return undefined;
-}
-
 export function createLibbpfBackend(options: LibbpfBackendOptions = {}): BpfBackend {
   const n = loadNative();
+  if (options.libbpfDebug !== undefined) n.log.debug = options.libbpfDebug;
   const cfg: BackendConfig = {
-    ringWait: options.ringWait ?? ringWaitFromEnv() ?? 'uv-poll',
+    ringWait: options.ringWait ?? 'uv-poll',
     waitTimeoutMs: options.waitTimeoutMs ?? 200,
     consumeTurnMs: options.consumeTurnMs ?? 5,
     pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,

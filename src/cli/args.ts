@@ -69,6 +69,14 @@ export interface RunOptions {
   readonly ringWakeupBytes?: number;
   /** Period of the periodic ring-buffer consume; undefined: the backend's default. */
   readonly ringPollIntervalMs?: number;
+  /** How ring buffers wait for data; undefined: the backend's default. */
+  readonly ringWait?: 'uv-poll' | 'worker';
+  /** Kernel-side limits of the syscall tracer; unset ones keep the tracer's defaults. */
+  readonly sysHttp: { readonly maxConnections?: number; readonly correlationWindowMs?: number; readonly threadContextMaxAgeMs?: number };
+  /** Every libbpf message to stderr. */
+  readonly libbpfDebug: boolean;
+  /** Where /proc is read; undefined: /proc. */
+  readonly procRoot?: string;
   /** Declared route patterns, the unmatched mode and the route limit (global and per selection). */
   readonly routes: RoutesSettings;
   /** The merged configuration, for `--print-config` and start-up logs. */
@@ -206,6 +214,14 @@ export function parseRunArgs(
     traceMaxTraces: num('trace_view.max_traces') ?? 1000,
     ringWakeupBytes: num('ring_buffer.wakeup_bytes'),
     ringPollIntervalMs: num('ring_buffer.poll_interval_ms'),
+    ringWait: str('ring_buffer.wait') as RunOptions['ringWait'],
+    sysHttp: {
+      ...(num('sys_http.max_connections') !== undefined ? { maxConnections: num('sys_http.max_connections') } : {}),
+      ...(num('sys_http.correlation_window_ms') !== undefined ? { correlationWindowMs: num('sys_http.correlation_window_ms') } : {}),
+      ...(num('sys_http.thread_context_max_age_ms') !== undefined ? { threadContextMaxAgeMs: num('sys_http.thread_context_max_age_ms') } : {}),
+    },
+    libbpfDebug: v['debug.libbpf'] === true,
+    procRoot: str('proc_root'),
     routes: toRoutesSettings(config),
     config,
     ...(flags['print-config'] ? { printConfig: true } : {}),

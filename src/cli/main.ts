@@ -15,6 +15,7 @@ import { TraceBuffer } from '../spans/trace-tree-buffer';
 import { formatTraceTree } from '../spans/trace-tree';
 import { startWebServer, type WebServer } from '../web/server';
 import { isSampled } from '../spans/span';
+import { setProcRoot } from '../discovery/process-info';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { DEFAULT_QUERY_KEYS } from '../spans/url-redaction';
 import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
@@ -90,6 +91,7 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger(opts.logLevel);
+  setProcRoot(opts.procRoot);
   // Every file the agent creates (ready file, bpffs pins, mount points) is root-only.
   process.umask(0o077);
   if (opts.config.file) log.info(`config: ${opts.config.file}`);
@@ -143,12 +145,13 @@ async function run(argv: string[]): Promise<number> {
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
       ringWakeupBytes: opts.ringWakeupBytes,
+      sysHttp: opts.sysHttp,
       routes: opts.routes,
       urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).
       exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
     },
-    { backend: createLibbpfBackend({ pollIntervalMs: opts.ringPollIntervalMs }), log, sinks, metrics, onAttachment: (e) => attachments.on(e) },
+    { backend: createLibbpfBackend({ pollIntervalMs: opts.ringPollIntervalMs, ringWait: opts.ringWait, libbpfDebug: opts.libbpfDebug }), log, sinks, metrics, onAttachment: (e) => attachments.on(e) },
   );
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     // A closed pipe on stdout (e.g. `| head`) must not crash the agent.

@@ -46,8 +46,16 @@ export function contentKey(path: string, st: Pick<Stats, 'size'>): string {
   return `content:${st.size}:${h.digest('hex').slice(0, 32)}`;
 }
 
+let root = '/proc';
+
+/** Where the proc filesystem is read (setting `proc_root`; tests point it at a prepared tree). */
 export function procRoot(): string {
-  return process.env.SPANBRIDGE_PROC_ROOT ?? '/proc';
+  return root;
+}
+
+/** Sets procRoot() for the whole process (the wiring does it once, from the settings). */
+export function setProcRoot(dir: string | undefined): void {
+  root = dir ?? '/proc';
 }
 
 function parseEnviron(raw: Buffer): Record<string, string> {

@@ -34,19 +34,6 @@ export interface SysHttpStageDeps {
   readonly redaction?: UrlRedaction;
 }
 
-/** Settings from the environment (SPANBRIDGE_SYS_HTTP_*); bad values are ignored. */
-export function sysHttpSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): SysHttpTracerSettings {
-  const int = (name: string): number | undefined => {
-    const v = env[name];
-    return v !== undefined && /^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : undefined;
-  };
-  return {
-    maxConnections: int('SPANBRIDGE_SYS_HTTP_MAX_CONNECTIONS'),
-    correlationWindowMs: int('SPANBRIDGE_SYS_HTTP_CORRELATION_WINDOW_MS'),
-    threadContextMaxAgeMs: int('SPANBRIDGE_SYS_HTTP_THREAD_CONTEXT_MAX_AGE_MS'),
-  };
-}
-
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
 export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
   const n = proc.exeName;

@@ -71,7 +71,8 @@ export interface Native {
 /** Collects libbpf's printed messages so a failing call can attach them to its error. */
 class LibbpfLogCapture {
   private lines: string[] = [];
-  readonly debug = process.env.SPANBRIDGE_LIBBPF_DEBUG === '1';
+  /** Copy every message to stderr (LibbpfBackendOptions.libbpfDebug). */
+  debug = false;
 
   begin(): void {
     this.lines = [];
@@ -79,7 +80,7 @@ class LibbpfLogCapture {
 
   push(level: number, text: string): void {
     if (this.debug) process.stderr.write(text);
-    if (level > 1) return; // LIBBPF_DEBUG: only with SPANBRIDGE_LIBBPF_DEBUG=1
+    if (level > 1) return; // LIBBPF_DEBUG lines: only copied to stderr (debug.libbpf)
     if (this.lines.length >= LIBBPF_LINES_KEPT) this.lines.shift();
     this.lines.push(text.trimEnd());
   }

@@ -7,7 +7,7 @@ export type RingWaitMode = 'uv-poll' | 'worker';
 export interface LibbpfBackendOptions {
   /**
    * How a ring buffer waits for data without blocking the event loop (records are consumed on
-   * the main thread either way). Option > env SPANBRIDGE_RING_WAIT > default 'uv-poll'.
+   * the main thread either way). Default 'uv-poll' (setting `ring_buffer.wait`).
    * - 'uv-poll' (default): libuv's own poll phase watches the ring buffer's epoll fd
    *   (koffi.node.poll). No thread, no timeout, wakes at once, closes at once. koffi calls this
    *   API not yet stable: the integration tests pin its behaviour for the koffi version we ship.
@@ -29,10 +29,15 @@ export interface LibbpfBackendOptions {
    * Default 50 ms; 0 turns it off (then every program must wake user space itself).
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Copy every libbpf message, debug level included, to stderr (setting `debug.libbpf`). The
+   * libbpf print hook is process-wide, so this applies to every backend of the process.
+   */
+  readonly libbpfDebug?: boolean;
 }
 
-/** The options with every default applied. */
-export type BackendConfig = Required<LibbpfBackendOptions>;
+/** The options with every default applied (the process-wide libbpfDebug is not a per-backend setting). */
+export type BackendConfig = Required<Omit<LibbpfBackendOptions, 'libbpfDebug'>>;
 
 /** Default period of the backend's ring-buffer consume timer (LibbpfBackendOptions.pollIntervalMs). */
 export const DEFAULT_POLL_INTERVAL_MS = 50;

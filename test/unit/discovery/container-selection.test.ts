@@ -2,7 +2,7 @@
  * Selection logic for containers and self-exclusion, without privileges: container ids from
  * real-looking /proc/<pid>/cgroup texts, --container matching and parsing, and the processes the
  * agent never traces (itself, other agents, the Collector on the host or in a podman container),
- * the latter against a fake /proc tree (SPANBRIDGE_PROC_ROOT).
+ * the latter against a fake /proc tree (setProcRoot, the `proc_root` setting).
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import { containerIdFromCgroupPath, containerMatches, isContainerIdPrefix, parse
 import { conmonContainerId, isAgentCommand, localEndpointPort, SelfExclusion } from '../../../src/discovery/self-exclusion';
 import { isEmptySelection, matchProcess } from '../../../src/discovery/selectors';
 import { parseRunArgs } from '../../../src/cli/args';
-import { contentKey, readProcessInfo } from '../../../src/discovery/process-info';
+import { contentKey, readProcessInfo, setProcRoot } from '../../../src/discovery/process-info';
 import { processResource } from '../../../src/spans/resource';
 
 const ID = 'd36bd66bf6303bc273aa41d51a62c1623a3d7859210c624ec7a6b6e734341e76';
@@ -122,7 +122,6 @@ describe('self-exclusion: pure parts', () => {
 
 describe('self-exclusion on a fake /proc', () => {
   let root: string;
-  const saved = process.env.SPANBRIDGE_PROC_ROOT;
   const HOST_NET = 'net:[4026531840]';
   const CTR_NET = 'net:[4026532999]';
 
@@ -154,7 +153,7 @@ describe('self-exclusion on a fake /proc', () => {
 
   beforeAll(() => {
     root = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-fakeproc-'));
-    process.env.SPANBRIDGE_PROC_ROOT = root;
+    setProcRoot(root);
     fakeProc(100, { ppid: 1, cmdline: ['/usr/bin/node', '/opt/sb/dist/src/cli/main.js', 'run'], net: HOST_NET }); // this agent
     fakeProc(101, { ppid: 1, cmdline: ['/usr/bin/node', '/opt/sb/dist/src/cli/main.js', 'run'], net: HOST_NET }); // another agent
     fakeProc(200, { ppid: 1, cmdline: ['/opt/otelcol/otelcol', '--config', 'c.yaml'], net: HOST_NET, listen: [4318, 4317] }); // Collector on the host
@@ -168,8 +167,7 @@ describe('self-exclusion on a fake /proc', () => {
   });
 
   afterAll(() => {
-    if (saved === undefined) delete process.env.SPANBRIDGE_PROC_ROOT;
-    else process.env.SPANBRIDGE_PROC_ROOT = saved;
+    setProcRoot(undefined);
     rmSync(root, { recursive: true, force: true });
   });
 

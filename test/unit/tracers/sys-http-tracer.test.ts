@@ -10,7 +10,7 @@ import type { StructLayout } from '../../../src/events/btf-layout';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import type { Span } from '../../../src/spans/span';
 import { FixedClock } from '../../../src/time/clock';
-import { runtimeOf, sysHttpSettingsFromEnv, SysHttpStage } from '../../../src/tracers/sys-http-stage';
+import { runtimeOf, SysHttpStage } from '../../../src/tracers/sys-http-stage';
 import { isEventLoopRuntime, SYS_HTTP_PROGRAMS, SysHttpTracer } from '../../../src/tracers/sys-http-tracer';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
 
@@ -232,16 +232,11 @@ describe('SysHttpTracer', () => {
     expect(backend.closeOptionsOf(OBJ)).toEqual({ drain: true });
   });
 
-  it('knows event-loop runtimes and reads settings from the environment', () => {
+  it('knows event-loop runtimes', () => {
     expect(isEventLoopRuntime('node')).toBe(true);
     expect(isEventLoopRuntime('node20')).toBe(true);
     expect(isEventLoopRuntime('python3.11')).toBe(false);
     expect(runtimeOf({ exeName: 'python3.11' }).language).toBe('python');
-    expect(sysHttpSettingsFromEnv({ SPANBRIDGE_SYS_HTTP_MAX_CONNECTIONS: '8', SPANBRIDGE_SYS_HTTP_CORRELATION_WINDOW_MS: 'x' })).toEqual({
-      maxConnections: 8,
-      correlationWindowMs: undefined,
-      threadContextMaxAgeMs: undefined,
-    });
   });
 });
 
