@@ -2,17 +2,16 @@
  * Descendants of selected processes (pre-fork servers): followed from fork events and, for
  * children forked before the agent looked, at scans when they still run their parent's
  * executable. Children that exec'd another program are decided on their own. A fake /proc tree
- * (SPANBRIDGE_PROC_ROOT) stands in for the real one.
+ * (setProcRoot, the `proc_root` setting) stands in for the real one.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcessWatcher } from '../../../src/discovery/process-watcher';
-import { readPpid } from '../../../src/discovery/process-info';
+import { readPpid, setProcRoot } from '../../../src/discovery/process-info';
 import type { MatchReason } from '../../../src/discovery/selectors';
 
 let root: string;
-const saved = process.env.SPANBRIDGE_PROC_ROOT;
 
 /** /proc/<pid> with what discovery reads; `exe` names a shared stand-in binary. */
 function fakeProc(pid: number, ppid: number, exe: string): void {
@@ -53,14 +52,13 @@ function watcher(pids: number[]): { w: ProcessWatcher; seen: Seen } {
 
 beforeEach(() => {
   root = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-fork-'));
-  process.env.SPANBRIDGE_PROC_ROOT = root;
+  setProcRoot(root);
   fakeProc(1, 0, 'init');
   fakeProc(100, 1, 'python3'); // a gunicorn master
 });
 
 afterEach(() => {
-  if (saved === undefined) delete process.env.SPANBRIDGE_PROC_ROOT;
-  else process.env.SPANBRIDGE_PROC_ROOT = saved;
+  setProcRoot(undefined);
   rmSync(root, { recursive: true, force: true });
 });
 
