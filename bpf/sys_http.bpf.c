@@ -122,6 +122,11 @@ struct thread_ctx {
 	struct trace_context ctx;
 	__u32 active;
 	__u32 ambiguous; /* several were active at once: no link until all are answered */
+	/* The request came with a valid traceparent naming this parent span: a client request that
+	 * carries the same value forwards it (a proxy) and is not an application span of its own. */
+	__u8 incoming_span_id[8];
+	__u32 has_incoming;
+	__u32 _pad;
 };
 
 struct syscall_args {
@@ -131,7 +136,8 @@ struct syscall_args {
 	__u8 kind; /* enum sys_http_syscall */
 	__u8 start; /* write: a client request start decided at enter */
 	__u8 flags;
-	__u8 _pad[5];
+	__u8 forwarded; /* write, start: the request forwards its thread's incoming traceparent */
+	__u8 _pad[4];
 	struct trace_context ctx;
 	__u8 parent_span_id[8];
 	/* write, start: further requests pipelined in the same write (their offsets and span ids;
@@ -265,6 +271,21 @@ static __always_inline void count(__u32 reason)
 	__u64 *v = bpf_map_lookup_elem(&sys_http_drops, &reason);
 	if (v)
 		*v += 1;
+}
+
+/* a == b for 8-byte multiples (ids); no memcmp in BPF. */
+static __always_inline bool ids_equal(const void *a, const void *b, int n)
+{
+	__u64 x, y, d = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i += 8) {
+		if (i >= n)
+			break;
+		__builtin_memcpy(&x, (const char *)a + i, 8);
+		__builtin_memcpy(&y, (const char *)b + i, 8);
+		d |= x ^ y;
+	}
+	return d == 0;
 }
 
 static __always_inline __u32 traced_mode(void)
@@ -1000,11 +1021,25 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			n = 0;
 		if (s && n && !bpf_probe_read_user(s->e.data, n, (void *)ptr))
 			tp = find_traceparent(s, n, &s->app);
-		if (tp == TP_VALID) {
+		bool linkable = tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns;
+		if (tp == TP_VALID && linkable && tc->has_incoming &&
+		    ids_equal(s->app.trace_id, tc->ctx.trace_id, 16) &&
+		    ids_equal(s->app.span_id, tc->incoming_span_id, 8)) {
+			/* The traceparent the thread's server request came in with, forwarded (a proxy):
+			 * not an application span. The client span is the server span's child; the sk_msg
+			 * program replaces the value with its id (never a second header). */
+			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
+			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
+			a.ctx.flags = tc->ctx.flags;
+			a.flags |= SYS_F_THREAD_PARENT;
+			a.forwarded = 1;
+			count(SYS_LINK_THREAD);
+			count(SYS_LINK_FORWARDED);
+		} else if (tp == TP_VALID) {
 			/* The application propagates its own context: this client span is that one. */
 			a.ctx = s->app;
 			a.flags |= SYS_F_APP_TRACEPARENT;
-		} else if (tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns) {
+		} else if (linkable) {
 			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
 			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
 			a.ctx.flags = tc->ctx.flags;
@@ -1031,12 +1066,12 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			p->ts_ns = now;
 			p->cookie = cs->conn_id;
 			p->ctx = a.ctx;
-			p->flags = 0;
+			p->flags = a.forwarded ? SK_INJECT_F_REPLACE : 0;
 			p->extra = a.extra;
 			__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
@@ -1219,7 +1254,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
-		e->flags2 = args.pipelined ? SYS_F2_PIPELINED : 0;
+		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0);
 		if (args.extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;

@@ -38,10 +38,13 @@ enum sys_http_direction {
 /* sys_http_data_event.flags2 */
 #define SYS_F2_PIPELINED (1 << 0) /* client request start written while the previous request, framed
 				   * to its last byte, still awaits its response */
-#define SYS_F2_CONTEXT_PENDING (1 << 1) /* server request start whose head goes on in later reads: its
+#define SYS_F2_FORWARDED (1 << 1) /* client request start: it carried the traceparent the thread's
+				   * server request came in with (a proxy forwarding it); the span is
+				   * that server span's child and its id replaces the value (sk_msg) */
+#define SYS_F2_CONTEXT_PENDING (1 << 2) /* server request start whose head goes on in later reads: its
 					 * context is decided when the head is complete, and comes with
 					 * SYS_F2_CONTEXT on a later record of the connection */
-#define SYS_F2_CONTEXT (1 << 2) /* the pending request's context (trace/span/parent ids, trace flags
+#define SYS_F2_CONTEXT (1 << 3) /* the pending request's context (trace/span/parent ids, trace flags
 				 * and the parent flags) is decided: this record carries it */
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
@@ -65,12 +68,14 @@ enum sys_http_drop_reason {
 	SYS_CONN_ADOPTED = 15,          /* (not a drop) a connection open before the attach taken over at its
 					 * first syscall */
 	SYS_SKIP_ADOPT_MISMATCH = 16,   /* a registered open connection's fd holds another socket now: not taken */
-	SYS_SKIP_HEAD_TOO_LONG = 17,    /* a request head longer than HTTP_HEAD_MAX: its context is decided
+	SYS_LINK_FORWARDED = 17,        /* (not a drop) client requests forwarding their thread's incoming
+					 * traceparent: linked to that server span, the value replaced */
+	SYS_SKIP_HEAD_TOO_LONG = 18,    /* a request head longer than HTTP_HEAD_MAX: its context is decided
 					 * from the headers within the first 8 KiB */
-	SYS_SKIP_HEAD_UNREAD = 18,      /* a request head that goes on where it cannot be read (further
+	SYS_SKIP_HEAD_UNREAD = 19,      /* a request head that goes on where it cannot be read (further
 					 * iovecs, unreadable memory, reader state lost): decided from what was read */
-	SYS_HEAD_SPLIT = 19,            /* (not a drop) request heads decided in a later read than their start */
-	SYS_HTTP_DROP_MAX = 20,
+	SYS_HEAD_SPLIT = 20,            /* (not a drop) request heads decided in a later read than their start */
+	SYS_HTTP_DROP_MAX = 21,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

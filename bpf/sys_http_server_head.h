@@ -119,6 +119,10 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 		} else {
 			struct thread_ctx n = { .ts_ns = now, .active = 1 };
 			n.ctx = cs->ctx;
+			if (e->flags & SYS_F_REMOTE_PARENT) {
+				__builtin_memcpy(n.incoming_span_id, e->parent_span_id, 8);
+				n.has_incoming = 1;
+			}
 			bpf_map_update_elem(&thread_ctxs, &id, &n, BPF_ANY);
 #ifdef SYS_HTTP_SK_INJECT
 			if (sk_inject_pending) {

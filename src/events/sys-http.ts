@@ -13,9 +13,9 @@ export const SYS_F_APP_TRACEPARENT = 1 << 7;
 /** flags2: a client request start written while the previous, fully written request awaits its response. */
 export const SYS_F2_PIPELINED = 1 << 0;
 /** flags2: a server request start whose head goes on in later reads; its context comes later (SYS_F2_CONTEXT). */
-export const SYS_F2_CONTEXT_PENDING = 1 << 1;
+export const SYS_F2_CONTEXT_PENDING = 1 << 2;
 /** flags2: the kernel decided the pending request's context (its head ended): this record carries it. */
-export const SYS_F2_CONTEXT = 1 << 2;
+export const SYS_F2_CONTEXT = 1 << 3;
 
 export type SysRole = 'server' | 'client';
 
