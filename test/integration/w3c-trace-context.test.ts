@@ -133,11 +133,7 @@ describe('W3C trace-context suite through untraced third-party services (agent i
 
   for (const level of [1, 2]) {
     for (const { runtime } of RUNTIMES) {
-      // Go: every callback is a POST with a body, and a Go client's body-carrying request gets no
-      // header under lockdown yet (issue 13, item 1: the sk_msg hand-over is lost). Marked as
-      // failing until that lands, so this test says so rather than skipping Go.
-      const test = runtime === 'go' ? it.failing : it;
-      test(`${runtime}: STRICT_LEVEL=${level}`, async () => {
+      it(`${runtime}: STRICT_LEVEL=${level}`, async () => {
         const svc = services.get(runtime)!;
         const run = await runHarness(`${svc.url}/test`, level, await freePort());
         runs.set(`${runtime} level ${level}`, run);
