@@ -20,7 +20,13 @@ enum drop_reason {
 	INJECT_SKIP_SOCKET_LOST = 13, /* socket-level: a request that was sent got no sk_msg outcome (its
 				       * write ran on another OS thread than the flush that handed the
 				       * context over: the goroutine moved in between) */
-	DROP_REASON_MAX = 14,
+	INJECT_SKIP_SHARED_HEADER = 14, /* two requests in flight shared one Header map: the Transport's
+					 * copy of either could not be told apart, neither was injected */
+	INJECT_FORWARDED = 15,      /* (not a drop) the application forwarded its incoming traceparent
+				     * (a proxy): the value was replaced by the client span's */
+	CLIENT_END_LOST = 16,       /* a client span's end (body closed) could not be recorded: it ends
+				     * at the response head */
+	DROP_REASON_MAX = 17,
 };
 
 #define DROP_COUNTERS_MAP(name)                                   \

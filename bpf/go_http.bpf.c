@@ -43,6 +43,8 @@ const volatile bool capture_user_agent = true;
  * application traceparent was found, the write goroutine's flush leaves the client span's context
  * for the sk_msg program, keyed by the flushing thread. */
 const volatile bool socket_injection = false;
+/* bpf_probe_write_user injection is in effect (go_header_write_subset_ret_inject is loaded). */
+const volatile bool memory_injection = false;
 /* Wake the agent only once this many bytes wait in go_http_events (0: the kernel's default,
  * every record while the agent keeps up); bpf/ring_wakeup.h. */
 const volatile __u64 ring_wakeup_bytes = 0;
@@ -53,17 +55,14 @@ struct goroutine_key {
 	__u64 goid;
 };
 
-/* Headers seen while parsing the current request on a goroutine. */
+/* Headers seen while parsing the current request on a goroutine: traceparent and tracestate go
+ * through the same W3C readers as the syscall path's (bpf/trace_context.h). */
 struct incoming_headers {
 	__u64 ts_ns;
-	__u8 tp_seen;
-	__u8 tp_valid;
-	__u8 _pad0[2];
-	__u32 tracestate_len;
 	__u32 user_agent_len;
 	__u32 _pad1;
-	struct trace_context parent;
-	char tracestate[TRACESTATE_MAX];
+	struct tp_reader tp;
+	struct ts_reader ts;
 	char user_agent[USER_AGENT_MAX];
 };
 
@@ -119,9 +118,25 @@ DROP_COUNTERS_MAP(go_http_drops);
 /* Keep the record type in BTF so its TypeScript view can be generated from this object. */
 const struct go_http_server_event *_unused_go_http_server_event __attribute__((unused));
 const struct go_http_client_event *_unused_go_http_client_event __attribute__((unused));
+const struct go_http_client_end_event *_unused_go_http_client_end_event __attribute__((unused));
 const struct go_offsets *_unused_go_offsets __attribute__((unused));
 const enum record_type *_unused_record_type __attribute__((unused));
 const enum drop_reason *_unused_drop_reason __attribute__((unused));
+
+/* a == b for 8-byte multiples (ids); no memcmp in BPF. */
+static __always_inline bool ids_equal(const void *a, const void *b, int n)
+{
+	__u64 x, y, d = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i += 8) {
+		if (i >= n)
+			break;
+		__builtin_memcpy(&x, (const char *)a + i, 8);
+		__builtin_memcpy(&y, (const char *)b + i, 8);
+		d |= x ^ y;
+	}
+	return d == 0;
+}
 
 static __always_inline void count_drop(__u32 reason)
 {
@@ -215,7 +230,44 @@ static __always_inline int classify_header(const char *line, __u32 len, __u32 *v
 	return kind;
 }
 
-#define LINE_PEEK 80 /* "traceparent:" + whitespace + 55-byte value fits */
+#define LINE_PEEK 128 /* "traceparent:" + whitespace + the kept part of a value (TP_VALUE_KEEP) */
+#define TS_LINE_READ 1024 /* tracestate value bytes read; a longer one is over W3C_TRACESTATE_MAX */
+
+/* A tracestate line's value, copied for the W3C reader. */
+struct header_scratch {
+	char bytes[TS_LINE_READ];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct header_scratch);
+} header_scratch_map SEC(".maps");
+
+struct ts_line_ctx {
+	struct ts_reader *ts;
+	struct tp_reader *tp;
+	const char *src;
+	__u32 len;
+	__u32 _pad;
+};
+
+static long tp_line_cb(__u32 i, struct ts_line_ctx *c)
+{
+	if (i >= c->len)
+		return 1;
+	tp_feed(c->tp, c->src[i & (TS_LINE_READ - 1)]);
+	return 0;
+}
+
+static long ts_line_cb(__u32 i, struct ts_line_ctx *c)
+{
+	if (i >= c->len)
+		return 1;
+	ts_feed(c->ts, c->src[i & (TS_LINE_READ - 1)]);
+	return 0;
+}
 
 SEC("uprobe")
 int go_textproto_read_line_ret(struct pt_regs *ctx)
@@ -266,21 +318,28 @@ int go_textproto_read_line_ret(struct pt_regs *ctx)
 
 	__u64 value_len = len - value_off;
 	if (kind == HDR_TRACEPARENT) {
-		if (h->tp_seen) /* W3C: several traceparent headers -> use none */
-			h->tp_valid = 0;
-		else if (value_off + TRACEPARENT_LEN <= LINE_PEEK && value_off < LINE_PEEK &&
-			 !parse_traceparent(line + (value_off & 0x1f), value_len, &h->parent))
-			h->tp_valid = 1;
-		else
-			count_drop(SKIP_BAD_TRACEPARENT);
-		h->tp_seen = 1;
+		/* W3C: several traceparent headers make it invalid (tp_result) */
+		tp_begin(&h->tp);
+		__u32 zero = 0;
+		struct header_scratch *sc = bpf_map_lookup_elem(&header_scratch_map, &zero);
+		__u64 n = value_len < LINE_PEEK ? value_len : LINE_PEEK;
+		if (sc && n && !bpf_probe_read_user(sc->bytes, n & (LINE_PEEK | (LINE_PEEK - 1)), (void *)(ptr + value_off))) {
+			struct ts_line_ctx c = { .tp = &h->tp, .src = sc->bytes, .len = n };
+			bpf_loop(LINE_PEEK, tp_line_cb, &c, 0);
+		}
+		if (value_len > n) /* past what was read: its length is all that matters (invalid for 00) */
+			h->tp.n = h->tp.trimmed = value_len;
 	} else if (kind == HDR_TRACESTATE) {
-		__u32 n = value_len > TRACESTATE_MAX ? TRACESTATE_MAX : value_len;
-		/* Several tracestate headers would need joining; we keep the first. */
-		if (!h->tracestate_len) {
-			bpf_probe_read_user(h->tracestate, n & (TRACESTATE_MAX | (TRACESTATE_MAX - 1)),
-					    (void *)(ptr + value_off));
-			h->tracestate_len = value_len;
+		/* several headers combine in order (bpf/trace_context.h) */
+		ts_begin(&h->ts);
+		__u32 zero = 0;
+		struct header_scratch *sc = bpf_map_lookup_elem(&header_scratch_map, &zero);
+		__u64 n = value_len;
+		if (n > TS_LINE_READ) {
+			h->ts.verdict = TS_TOO_LONG;
+		} else if (sc && n && !bpf_probe_read_user(sc->bytes, n & (TS_LINE_READ | (TS_LINE_READ - 1)), (void *)(ptr + value_off))) {
+			struct ts_line_ctx c = { .ts = &h->ts, .src = sc->bytes, .len = n };
+			bpf_loop(TS_LINE_READ, ts_line_cb, &c, 0);
 		}
 	} else if (kind == HDR_USER_AGENT && capture_user_agent) {
 		__u32 n = value_len > USER_AGENT_MAX ? USER_AGENT_MAX : value_len;
@@ -313,11 +372,17 @@ int go_server_handler_serve_http(struct pt_regs *ctx)
 	r.resp = (__u64)GO_ARG3(ctx);
 
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, &key);
-	if (h && h->tp_valid && r.start_ns - h->ts_ns <= header_max_age_ns) {
-		__builtin_memcpy(r.ctx.trace_id, h->parent.trace_id, 16);
-		__builtin_memcpy(r.parent_span_id, h->parent.span_id, 8);
-		r.ctx.flags = h->parent.flags;
+	struct trace_context parent;
+	bool fresh = h && r.start_ns - h->ts_ns <= header_max_age_ns;
+	if (fresh && h->tp.headers && tp_result(&h->tp, &parent))
+		count_drop(SKIP_BAD_TRACEPARENT);
+	if (fresh && !tp_result(&h->tp, &parent)) {
+		__builtin_memcpy(r.ctx.trace_id, parent.trace_id, 16);
+		__builtin_memcpy(r.parent_span_id, parent.span_id, 8);
+		r.ctx.flags = parent.flags;
 		r.flags |= SPAN_F_REMOTE_PARENT;
+		/* the list as sent on (normalised, or dropped when invalid); ends the reader once */
+		ts_result(&h->ts);
 	} else if (go_link_take_parent(tgid, key.goid, r.start_ns, r.ctx.trace_id, r.parent_span_id,
 				       &r.ctx.flags)) {
 		/* Same-node client request on the other end of this connection (syscall tracer). */
@@ -409,8 +474,11 @@ int go_server_handler_serve_http_ret(struct pt_regs *ctx)
 
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, &key);
 	if (h && r->start_ns - h->ts_ns <= header_max_age_ns) {
-		e->tracestate_len = h->tracestate_len;
-		bpf_probe_read_kernel(e->tracestate, TRACESTATE_MAX, h->tracestate);
+		/* only with a valid traceparent (ts_result ran at ServeHTTP entry) */
+		if ((r->flags & SPAN_F_REMOTE_PARENT) && h->ts.verdict == TS_OK && h->ts.members) {
+			e->tracestate_len = h->ts.len;
+			bpf_probe_read_kernel(e->tracestate, TRACESTATE_MAX, h->ts.out);
+		}
 		e->user_agent_len = h->user_agent_len;
 		bpf_probe_read_kernel(e->user_agent, USER_AGENT_MAX, h->user_agent);
 	}
@@ -439,9 +507,29 @@ struct req_key {
 struct client_request {
 	__u64 start_ns;
 	__u8 flags;
-	__u8 _pad[7];
+	__u8 flags2;
+	__u8 has_incoming; /* the server request it belongs to came with a traceparent */
+	__u8 _pad[5];
 	struct trace_context ctx; /* this client span */
 	__u8 parent_span_id[8];
+	__u8 incoming_span_id[8]; /* ... whose parent-id: a forwarded traceparent carries it */
+	__u64 header;             /* Request.Header (map pointer), shared by the Transport's copies */
+};
+
+/* Request.Header -> the request roundTrip started with. net/http's Transport sends a shallow copy
+ * of a request that has a body (setupRewindBody, rewindBody on retries), so Request.write sees
+ * another *Request than roundTrip; the copy keeps the Header map. `req` is 0 while two requests in
+ * flight share one map (then neither can be told apart and neither is injected). */
+struct header_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 header;
+};
+
+struct header_owner {
+	__u64 req;
+	__u32 in_flight;
+	__u32 _pad;
 };
 
 /* Request.write -> writeSubset on the same goroutine: which request, which writer. */
@@ -458,6 +546,27 @@ struct {
 	__type(key, struct req_key);
 	__type(value, struct client_request);
 } client_requests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct header_key);
+	__type(value, struct header_owner);
+} client_by_header SEC(".maps");
+
+/* A response body still open: its *bodyEOFSignal -> the client span that ends when it closes. */
+struct body_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 body;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct body_key);
+	__type(value, __u64); /* span id */
+} open_bodies SEC(".maps");
 
 /* Caller goroutine -> request, so the RET probe finds its request. */
 struct {
@@ -569,8 +678,9 @@ static __always_inline void keep_incoming_tracestate(const struct goroutine_key 
 						     const struct req_key *rkey)
 {
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, server_key);
-	if (!h || !h->tp_valid || !h->tracestate_len || h->tracestate_len > SK_INJECT_TRACESTATE_MAX ||
-	    h->tracestate_len > TRACESTATE_MAX || h->ts_ns > parent->start_ns ||
+	/* ts_result ran at ServeHTTP entry when the traceparent was valid (SPAN_F_REMOTE_PARENT) */
+	if (!h || !(parent->flags & SPAN_F_REMOTE_PARENT) || h->ts.verdict != TS_OK || !h->ts.members ||
+	    !h->ts.len || h->ts.len > SK_INJECT_TRACESTATE_MAX || h->ts_ns > parent->start_ns ||
 	    parent->start_ns - h->ts_ns > header_max_age_ns)
 		return;
 	__u32 zero = 0;
@@ -578,9 +688,9 @@ static __always_inline void keep_incoming_tracestate(const struct goroutine_key 
 	if (!s)
 		return;
 	struct sk_inject_tracestate *t = (void *)s->bytes;
-	t->len = h->tracestate_len;
+	t->len = h->ts.len;
 	t->_pad = 0;
-	bpf_probe_read_kernel(t->value, SK_INJECT_TRACESTATE_MAX, h->tracestate);
+	bpf_probe_read_kernel(t->value, SK_INJECT_TRACESTATE_MAX, h->ts.out);
 	bpf_map_update_elem(&client_tracestate, rkey, t, BPF_ANY);
 }
 
@@ -616,13 +726,86 @@ int go_transport_round_trip(struct pt_regs *ctx)
 		c.ctx.flags = 0x01;
 	}
 	new_span_id(c.ctx.span_id);
+	if (parent && (parent->flags & SPAN_F_REMOTE_PARENT)) {
+		c.has_incoming = 1;
+		__builtin_memcpy(c.incoming_span_id, parent->parent_span_id, 8);
+	}
 	struct req_key rkey = { .tgid = tgid, .req = req };
+	if (off->req_header != OFFSET_ABSENT && !bpf_probe_read_user(&c.header, sizeof(c.header), (void *)req + off->req_header) &&
+	    c.header) {
+		struct header_key hk = { .tgid = tgid, .header = c.header };
+		struct header_owner *o = bpf_map_lookup_elem(&client_by_header, &hk);
+		if (!o || o->req == req) {
+			/* (the same *Request again: its earlier roundTrip is over, whatever its RET saw) */
+			struct header_owner n = { .req = req, .in_flight = 1 };
+			bpf_map_update_elem(&client_by_header, &hk, &n, BPF_ANY);
+		} else {
+			/* Another request in flight has this Header map (e.g. a r.WithContext copy). */
+			if (o->req && o->req != req) {
+				struct req_key other = { .tgid = tgid, .req = o->req };
+				struct client_request *oc = bpf_map_lookup_elem(&client_requests, &other);
+				if (oc)
+					oc->flags2 |= CLIENT_F2_SHARED_HEADER;
+			}
+			o->req = 0;
+			o->in_flight += 1;
+			c.flags2 |= CLIENT_F2_SHARED_HEADER;
+		}
+	}
 	if (socket_injection && parent)
 		keep_incoming_tracestate(&skey, parent, &rkey);
 	if (bpf_map_update_elem(&client_requests, &rkey, &c, BPF_ANY) ||
 	    bpf_map_update_elem(&roundtrip_by_goroutine, &gkey, &req, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);
 	return 0;
+}
+
+/* The Header map's owner entry: one request fewer in flight with it. */
+static __always_inline void release_header(__u32 tgid, __u64 header)
+{
+	if (!header)
+		return;
+	struct header_key hk = { .tgid = tgid, .header = header };
+	struct header_owner *o = bpf_map_lookup_elem(&client_by_header, &hk);
+	if (!o)
+		return;
+	if (o->in_flight <= 1)
+		bpf_map_delete_elem(&client_by_header, &hk);
+	else
+		o->in_flight -= 1;
+}
+
+/* An HTTP/1 response with a body: the exchange ends when the body is closed, at
+ * (*bodyEOFSignal).Close (the readLoop gives HEAD and Content-Length 0 responses NoBody: they end
+ * here; HTTP/2 bodies are another type and end here too). Returns true when the span's end is left
+ * to that probe. */
+static __always_inline bool defer_end(const struct go_offsets *off, __u32 tgid, void *resp, const char *method, __u32 method_len, const __u8 span_id[8])
+{
+	if (off->response_body == OFFSET_ABSENT || off->response_uncompressed == OFFSET_ABSENT ||
+	    off->gzip_reader_body == OFFSET_ABSENT || off->response_proto_major == OFFSET_ABSENT)
+		return false;
+	__s64 cl = 0, major = 0;
+	if (bpf_probe_read_user(&cl, sizeof(cl), resp + off->response_content_length) || cl == 0 ||
+	    bpf_probe_read_user(&major, sizeof(major), resp + off->response_proto_major) || major != 1)
+		return false;
+	if (method_len == 4 && method[0] == 'H' && method[1] == 'E' && method[2] == 'A' && method[3] == 'D')
+		return false;
+	struct { __u64 itab; __u64 data; } body = {};
+	if (bpf_probe_read_user(&body, sizeof(body), resp + off->response_body) || !body.itab || !body.data)
+		return false;
+	__u8 uncompressed = 0;
+	bpf_probe_read_user(&uncompressed, 1, resp + off->response_uncompressed);
+	struct body_key bk = { .tgid = tgid, .body = body.data };
+	if (uncompressed &&
+	    (bpf_probe_read_user(&bk.body, sizeof(bk.body), (void *)body.data + off->gzip_reader_body) || !bk.body))
+		return false;
+	__u64 id = 0;
+	__builtin_memcpy(&id, span_id, 8);
+	if (bpf_map_update_elem(&open_bodies, &bk, &id, BPF_ANY)) {
+		count_drop(CLIENT_END_LOST);
+		return false;
+	}
+	return true;
 }
 
 SEC("uprobe")
@@ -647,6 +830,7 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 		count_drop(DROP_NO_START);
 		return 0;
 	}
+	release_header(tgid, c->header);
 	/* Results: (*Response, error): resp in RAX, error (itab, data) in RBX/RCX. */
 	void *resp = GO_RET1(ctx);
 	__u64 err_itab = ctx->bx;
@@ -660,7 +844,7 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 	e->type = RECORD_GO_HTTP_CLIENT;
 	e->trace_flags = c->ctx.flags;
 	e->flags = c->flags;
-	e->_pad0 = 0;
+	e->flags2 = c->flags2 & CLIENT_F2_FORWARDED;
 	e->status = 0;
 	e->_pad1 = 0;
 	e->pid = pid_tgid >> 32;
@@ -683,17 +867,27 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 		READ_GO_STRING(url, off->url_path, e->path, CLIENT_PATH_MAX, e->path_len);
 		READ_GO_STRING(url, off->url_raw_query, e->query, CLIENT_QUERY_MAX, e->query_len);
 	}
+	bool app_header = c->flags & (CLIENT_F_APP_TRACEPARENT | CLIENT_F_APP_TP_INVALID);
 	if (socket_injection) {
 		int outcome = sk_inject_take_result(tgid, rkey.req);
-		if (outcome == SK_INJECT_DONE) {
+		if (outcome == SK_INJECT_DONE || outcome == SK_INJECT_REPLACED) {
 			e->flags |= CLIENT_F_INJECTED_SOCKET;
 		} else if (outcome >= 0) {
 			e->flags |= CLIENT_F_INJECT_SKIPPED;
-		} else if (resp && !err_itab && !(c->flags & (CLIENT_F_APP_TRACEPARENT | CLIENT_F_APP_TP_INVALID))) {
+		} else if (app_header) {
+			/* respected: nothing was handed over */
+		} else if (c->flags2 & CLIENT_F2_SHARED_HEADER) {
+			e->flags |= CLIENT_F_INJECT_SKIPPED;
+			count_drop(INJECT_SKIP_SHARED_HEADER);
+		} else if (resp && !err_itab) {
 			/* Answered, so it was written, but the sk_msg program never saw its context. */
 			e->flags |= CLIENT_F_INJECT_SKIPPED;
 			count_drop(INJECT_SKIP_SOCKET_LOST);
 		}
+	} else if (memory_injection && (c->flags2 & CLIENT_F2_SHARED_HEADER) && !app_header &&
+		   !(c->flags & (CLIENT_F_INJECTED | CLIENT_F_INJECT_SKIPPED))) {
+		e->flags |= CLIENT_F_INJECT_SKIPPED;
+		count_drop(INJECT_SKIP_SHARED_HEADER);
 	}
 	if (err_itab) {
 		e->flags |= CLIENT_F_ERROR;
@@ -704,12 +898,40 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 			e->status = status;
 			e->flags |= CLIENT_F_HAS_STATUS;
 		}
+		if (defer_end(off, tgid, resp, e->method, e->method_len, e->span_id))
+			e->flags2 |= CLIENT_F2_BODY_OPEN;
 	}
 	bpf_ringbuf_submit(e, ring_wakeup_flags(&go_http_events, ring_wakeup_bytes));
 out:
 	bpf_map_delete_elem(&client_requests, &rkey);
 	if (socket_injection)
 		bpf_map_delete_elem(&client_tracestate, &rkey);
+	return 0;
+}
+
+/* (*bodyEOFSignal).Close entry: the response body of a client span is closed; io.ReadAll and
+ * ReverseProxy read to EOF first, so this is the end of the exchange. */
+SEC("uprobe")
+int go_body_eof_signal_close(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct body_key bk = { .tgid = tgid, .body = (__u64)GO_ARG1(ctx) };
+	__u64 *id = bpf_map_lookup_elem(&open_bodies, &bk);
+	if (!id)
+		return 0;
+	struct go_http_client_end_event *e = bpf_ringbuf_reserve(&go_http_events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_RINGBUF_FULL);
+		count_drop(CLIENT_END_LOST);
+	} else {
+		e->type = RECORD_GO_HTTP_CLIENT_END;
+		e->_pad0[0] = e->_pad0[1] = e->_pad0[2] = 0;
+		e->pid = tgid;
+		e->end_ns = bpf_ktime_get_ns();
+		__builtin_memcpy(e->span_id, id, 8);
+		bpf_ringbuf_submit(e, ring_wakeup_flags(&go_http_events, ring_wakeup_bytes));
+	}
+	bpf_map_delete_elem(&open_bodies, &bk);
 	return 0;
 }
 
@@ -722,8 +944,19 @@ int go_request_write(struct pt_regs *ctx)
 		return 0;
 	/* (*Request).write(r *Request, w io.Writer, ...): r in RAX, w (itab, data) in RBX/RCX. */
 	struct req_key rkey = { .tgid = tgid, .req = (__u64)GO_ARG1(ctx) };
-	if (!bpf_map_lookup_elem(&client_requests, &rkey))
-		return 0;
+	if (!bpf_map_lookup_elem(&client_requests, &rkey)) {
+		/* The Transport's copy of a request with a body: found by its Header map. */
+		struct header_key hk = { .tgid = tgid };
+		if (off->req_header == OFFSET_ABSENT ||
+		    bpf_probe_read_user(&hk.header, sizeof(hk.header), (void *)rkey.req + off->req_header) || !hk.header)
+			return 0;
+		struct header_owner *o = bpf_map_lookup_elem(&client_by_header, &hk);
+		if (!o || !o->req)
+			return 0; /* not a traced call, or two share the map (counted at roundTrip's return) */
+		rkey.req = o->req;
+		if (!bpf_map_lookup_elem(&client_requests, &rkey))
+			return 0;
+	}
 	struct goroutine_key gkey;
 	if (goroutine_key_of(ctx, off, &gkey))
 		return 0;
@@ -781,7 +1014,7 @@ int go_persist_conn_writer_write(struct pt_regs *ctx)
 			if (a->flags & SK_INJECT_F_TRACESTATE) {
 				struct req_key rk = { .tgid = tgid, ._pad = 0, .req = a->cookie };
 				struct sk_inject_tracestate *t = bpf_map_lookup_elem(&client_tracestate, &rk);
-				if (!t || bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, t, BPF_ANY))
+				if (!t || bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, t, BPF_ANY))
 					a->flags &= ~SK_INJECT_F_TRACESTATE;
 			}
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, a, BPF_ANY);
@@ -907,6 +1140,32 @@ static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inje
 		if (v + TRACEPARENT_LEN + 2 <= len && v < SCAN_MAX &&
 		    s->bytes[(v + TRACEPARENT_LEN) & (SCAN_MAX + 127)] == '\r')
 			vlen = TRACEPARENT_LEN;
+		if (vlen && !parse_traceparent(s->bytes + (v & (SCAN_MAX - 1)), vlen, &app) && c->has_incoming &&
+		    ids_equal(app.trace_id, c->ctx.trace_id, 16) && ids_equal(app.span_id, c->incoming_span_id, 8)) {
+			/* The traceparent its server request came in with, forwarded (a proxy): not a span
+			 * of the application's. The client span stays the server span's child and the
+			 * value is replaced by its own (same length: nothing else moves). */
+			c->flags2 |= CLIENT_F2_FORWARDED;
+			count_drop(INJECT_FORWARDED);
+			if (inject) {
+				char line[TRACEPARENT_LINE_LEN];
+				format_traceparent_line(line, &c->ctx, 'T');
+				/* [n_start + v, n_start + v + 55) lies inside the bytes just scanned, inside buf. */
+				if (buf.len != buf.cap || pw.n_start + v + TRACEPARENT_LEN > n ||
+				    bpf_probe_write_user((void *)(buf.ptr + pw.n_start + v), line + 13, TRACEPARENT_LEN)) {
+					count_drop(INJECT_SKIP_BAD_WRITER);
+					c->flags |= CLIENT_F_INJECT_SKIPPED;
+				} else {
+					c->flags |= CLIENT_F_INJECTED;
+				}
+			} else if (socket_injection) {
+				struct sk_inject_pending a = { .cookie = pw.req, .flags = SK_INJECT_F_HEADERS_CHECKED | SK_INJECT_F_REPLACE };
+				a.ts_ns = bpf_ktime_get_ns();
+				a.ctx = c->ctx;
+				bpf_map_update_elem(&sk_armed, &gkey, &a, BPF_ANY);
+			}
+			return 0;
+		}
 		if (vlen && !parse_traceparent(s->bytes + (v & (SCAN_MAX - 1)), vlen, &app)) {
 			__builtin_memcpy(c->ctx.trace_id, app.trace_id, 16);
 			__builtin_memcpy(c->ctx.span_id, app.span_id, 8);

@@ -19,11 +19,20 @@
 #define CLIENT_F_HAS_STATUS (1 << 6)
 #define CLIENT_F_INJECTED_SOCKET (1 << 7) /* traceparent inserted by sk_msg (bpf/sk_inject.bpf.c) */
 
+/* flags2 */
+#define CLIENT_F2_FORWARDED (1 << 0) /* the application sent the traceparent its server request came in
+				      * with (a proxy forwarding it): not a span of its own; the value is
+				      * replaced by this span's (CLIENT_F_INJECTED / _INJECTED_SOCKET) */
+#define CLIENT_F2_SHARED_HEADER (1 << 1) /* another request in flight shares this one's Header map: the
+					  * write could not be told apart, nothing was injected */
+#define CLIENT_F2_BODY_OPEN (1 << 2) /* the response has a body: the span ends when it is read to its
+				      * end or closed (a RECORD_GO_HTTP_CLIENT_END with this span id) */
+
 struct go_http_client_event {
 	__u8 type;
 	__u8 trace_flags;
 	__u8 flags;
-	__u8 _pad0;
+	__u8 flags2;
 	__u16 status;
 	__u16 _pad1;
 	__u32 pid;
@@ -45,6 +54,16 @@ struct go_http_client_event {
 	char host[CLIENT_HOST_MAX];
 	char path[CLIENT_PATH_MAX];
 	char query[CLIENT_QUERY_MAX];
+};
+
+/* RECORD_GO_HTTP_CLIENT_END: the response body of a client span reported with CLIENT_F2_BODY_OPEN
+ * was closed (or read to its end): the span ends here. */
+struct go_http_client_end_event {
+	__u8 type;
+	__u8 _pad0[3];
+	__u32 pid;
+	__u64 end_ns;
+	__u8 span_id[8];
 };
 
 #endif

@@ -29,6 +29,14 @@ struct go_offsets {
 	__u32 bufio_n;
 	/* goroutine ancestry (Go >= 1.21) */
 	__u32 g_parent_goid;
+	/* the Transport copies requests with a body; the copy shares the Header map */
+	__u32 req_header;
+	/* end of a client exchange: the response body (OFFSET_ABSENT: spans end at the response head) */
+	__u32 response_body;
+	__u32 response_content_length;
+	__u32 response_uncompressed; /* Response.Uncompressed: Body is a gzipReader */
+	__u32 response_proto_major;  /* 1: the HTTP/1 Transport's bodyEOFSignal (HTTP/2 bodies are not) */
+	__u32 gzip_reader_body;      /* gzipReader.body: the *bodyEOFSignal it reads */
 };
 
 #endif

@@ -103,7 +103,7 @@ struct sk_inject_split {
 	__u8 tp_prefix;          /* ... and they are a case-insensitive prefix of "traceparent:" */
 	__u8 blank_cr;           /* the current line is a lone CR so far (the blank line starting) */
 	__u8 _pad[4];
-	char tsline[512];        /* the tracestate line to send (sized for the 511 index mask) */
+	char tsline[1024];       /* the tracestate line to send (sized for the 1023 index mask) */
 };
 
 struct {
@@ -302,7 +302,7 @@ static long scan_method(__u32 i, struct method_ctx *mc)
  * printable). */
 static __always_inline __u32 prepare_tracestate(__u64 id, struct sk_scratch *s)
 {
-	struct sk_inject_tracestate *t = bpf_map_lookup_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+	struct sk_inject_tracestate *t = bpf_map_lookup_elem(&spanbridge_sk_inject_tracestate_v2, &id);
 	if (!t)
 		return 0;
 	__u32 len = t->len;
@@ -316,7 +316,7 @@ static __always_inline __u32 prepare_tracestate(__u64 id, struct sk_scratch *s)
 		s->ins[MASKED(TRACEPARENT_LINE_LEN + 12 + len, 1023)] = '\r';
 		s->ins[MASKED(TRACEPARENT_LINE_LEN + 13 + len, 1023)] = '\n';
 	}
-	bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+	bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v2, &id);
 	return bad ? 0 : len + 14;
 }
 
@@ -505,7 +505,7 @@ static __always_inline __u32 start_split(struct sk_msg_md *msg, struct sk_scratc
 	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
 		if (i >= tslen)
 			break;
-		st->tsline[MASKED(i, 511)] = s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)];
+		st->tsline[MASKED(i, 1023)] = s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)];
 	}
 	return SK_INJECT_SPLIT_WAIT;
 }
@@ -551,9 +551,47 @@ static __always_inline __u32 continue_split(struct sk_msg_md *msg, struct sk_inj
 	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
 		if (i >= tslen)
 			break;
-		s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)] = st->tsline[MASKED(i, 511)];
+		s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)] = st->tsline[MASKED(i, 1023)];
 	}
 	return insert_lines(msg, sc.insert_at, tslen, s) ? SK_INJECT_SPLIT_DONE : SK_INJECT_SKIP_PUSH_FAILED;
+}
+
+/* The owner found, in the request it hands over, the traceparent its own server request came in
+ * with (a proxy forwarding it): that value is overwritten with the client span's context, in
+ * place. Only a 55-byte value of the same trace, in the first request's head within the window,
+ * followed by CRLF; anything else is left as the application sent it. */
+static __noinline __u32 replace_forwarded(struct sk_msg_md *msg, struct sk_scratch *s, __u32 n)
+{
+	__u32 line_end = 0;
+	__u32 first = check_request(s->bytes, 0, n, true, &line_end);
+	if (first != SK_INJECT_DONE)
+		return first == SK_INJECT_SKIP_NOT_HTTP ? first : SK_INJECT_SKIP_REPLACE;
+	struct find_ctx hc = { .b = s->bytes, .from = line_end, .len = n, .found = -1 };
+	bpf_loop(SK_WINDOW, find_traceparent, &hc, 0);
+	if (hc.found < 0)
+		return SK_INJECT_SKIP_REPLACE;
+	__u32 v = hc.found + 12;
+	for (int k = 0; k < 4; k++) {
+		char c = s->bytes[MASKED(v, 2 * SK_WINDOW - 1)];
+		if (c == ' ' || c == '\t')
+			v++;
+	}
+	if (v + TRACEPARENT_LEN + 1 >= n || v >= SK_WINDOW ||
+	    s->bytes[MASKED(v + TRACEPARENT_LEN, 2 * SK_WINDOW - 1)] != '\r')
+		return SK_INJECT_SKIP_REPLACE;
+	format_traceparent_line(s->ins, &s->p.ctx, 't');
+	/* "00-" and the trace id: the same trace, version 00 */
+	for (int k = 0; k < 35; k++)
+		if (s->bytes[MASKED(v + k, 2 * SK_WINDOW - 1)] != s->ins[13 + k])
+			return SK_INJECT_SKIP_REPLACE;
+	if (bpf_msg_pull_data(msg, v, v + TRACEPARENT_LEN, 0))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	char *d = (void *)(long)msg->data;
+	void *data_end = (void *)(long)msg->data_end;
+	if ((void *)(d + TRACEPARENT_LEN) > data_end)
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	__builtin_memcpy(d, s->ins + 13, TRACEPARENT_LEN);
+	return SK_INJECT_REPLACED;
 }
 
 /* The first request of the message (the pending context) and then each further request the
@@ -574,6 +612,8 @@ static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, struct sk
 		return SK_INJECT_SKIP_PUSH_FAILED;
 	if (n < 16)
 		return SK_INJECT_SKIP_NOT_HTTP;
+	if (p->flags & SK_INJECT_F_REPLACE)
+		return replace_forwarded(msg, s, n);
 
 	__u32 line_end = 0;
 	__u32 first = check_request(s->bytes, 0, n, p->flags & SK_INJECT_F_HEADERS_CHECKED, &line_end);

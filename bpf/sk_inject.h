@@ -17,10 +17,13 @@
 
 /* pending flags */
 #define SK_INJECT_F_HEADERS_CHECKED (1 << 0) /* the owner saw the whole header block: no traceparent */
-#define SK_INJECT_F_TRACESTATE (1 << 1) /* a tracestate waits in spanbridge_sk_inject_tracestate_v1 */
+#define SK_INJECT_F_TRACESTATE (1 << 1) /* a tracestate waits in spanbridge_sk_inject_tracestate_v2 */
+#define SK_INJECT_F_REPLACE (1 << 2) /* the request carries the traceparent its sender's own server
+				      * request came in with (a proxy forwarding it): overwrite that
+				      * value (same trace, same length) with ctx instead of inserting */
 
 /* Longest tracestate value propagated (W3C allows 32 members; longer values are not propagated). */
-#define SK_INJECT_TRACESTATE_MAX 256
+#define SK_INJECT_TRACESTATE_MAX W3C_TRACESTATE_MAX
 
 /* Further requests pipelined in one send that can get their own header. */
 #define SK_INJECT_MAX_EXTRA 3
@@ -62,7 +65,10 @@ enum sk_inject_outcome {
 	SK_INJECT_SPLIT_DONE = 15,       /* ... inserted before the blank line of a later send */
 	SK_INJECT_SPLIT_SKIPPED = 16,    /* ... left alone (blank line's CR already sent, not a request,
 					  * a new request first) */
-	SK_INJECT_OUTCOME_MAX = 17,
+	SK_INJECT_REPLACED = 17,         /* a forwarded traceparent value was overwritten in place with ctx */
+	SK_INJECT_SKIP_REPLACE = 18,     /* ... could not be (not found in the window, another trace, not
+					  * 55 bytes): left as the application sent it */
+	SK_INJECT_OUTCOME_MAX = 19,
 };
 
 struct sk_inject_result {
@@ -93,7 +99,7 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sk_inject_tracestate);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spanbridge_sk_inject_tracestate_v1 SEC(".maps");
+} spanbridge_sk_inject_tracestate_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

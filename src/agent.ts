@@ -24,6 +24,7 @@ import { decodeRecord } from './events/decoder';
 import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
 import { goClientSpan } from './spans/go-client-span';
+import { GoClientEnds } from './spans/go-client-ends';
 import { goServerSpan } from './spans/go-server-span';
 import { forkedResource, processResource } from './spans/resource';
 import { RouteStage } from './spans/routes/route-stage';
@@ -148,6 +149,8 @@ export class Agent {
   /** Inspection results per executable (dev:inode), so one binary is inspected once. */
   private readonly targets = new Map<string, GoTarget | SpanbridgeError>();
   private dropTimer: NodeJS.Timeout | undefined;
+  /** Go client spans whose response body is open wait here for its close (their end). */
+  private readonly goClientEnds: GoClientEnds;
   private stopped = false;
 
   constructor(
@@ -158,6 +161,14 @@ export class Agent {
     this.clock = deps.clock ?? new SystemClock();
     this.routes = new RouteStage(config.routes ?? DEFAULT_ROUTES, this.metrics, deps.log);
     this.goTracer = this.newGoTracer('none');
+    this.goClientEnds = new GoClientEnds((rec, endNs, bodyClosed) => {
+      const resource = this.resources.get(rec.pid);
+      if (!resource) {
+        spansDropped.add(this.metrics, { reason: 'unknown_process' });
+        return;
+      }
+      this.deliver(goClientSpan(endNs === rec.endNs ? rec : { ...rec, endNs }, resource, this.clock, this.config.urlRedaction, bodyClosed));
+    }, this.metrics);
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
 
@@ -224,7 +235,10 @@ export class Agent {
     }
     if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
 
-    this.dropTimer = setInterval(() => this.collectKernelDrops(), 5000);
+    this.dropTimer = setInterval(() => {
+      this.collectKernelDrops();
+      this.goClientEnds.sweep(this.clock.nowMonotonic());
+    }, 5000);
     this.dropTimer.unref();
   }
 
@@ -297,8 +311,12 @@ export class Agent {
 
   private onGoRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.metrics);
-    if (!rec || (rec.type !== 'go_http_server' && rec.type !== 'go_http_client')) return;
+    if (!rec || (rec.type !== 'go_http_server' && rec.type !== 'go_http_client' && rec.type !== 'go_http_client_end')) return;
     recordsDecoded.add(this.metrics, { type: rec.type });
+    if (rec.type === 'go_http_client_end') {
+      this.goClientEnds.end(rec);
+      return;
+    }
     const resource = this.resources.get(rec.pid);
     if (!resource) {
       spansDropped.add(this.metrics, { reason: 'unknown_process' });
@@ -307,9 +325,8 @@ export class Agent {
     if (rec.truncated.length > 0) {
       fieldsTruncated.add(this.metrics, {}, rec.truncated.length);
     }
-    const redaction = this.config.urlRedaction;
-    const span = rec.type === 'go_http_server' ? goServerSpan(rec, resource, this.clock, redaction) : goClientSpan(rec, resource, this.clock, redaction);
-    this.deliver(span);
+    if (rec.type === 'go_http_server') this.deliver(goServerSpan(rec, resource, this.clock, this.config.urlRedaction));
+    else this.goClientEnds.add(rec);
   }
 
   /**
@@ -440,7 +457,9 @@ export class Agent {
     this.reportAttached();
     // Records already in the ring buffer still need the resource for a moment.
     const t = setTimeout(() => {
-      if (!this.goTracer.attachedPids.includes(pid)) this.resources.delete(pid);
+      if (this.goTracer.attachedPids.includes(pid)) return;
+      this.goClientEnds.flush(pid); // its open bodies will never close now
+      this.resources.delete(pid);
     }, RESOURCE_GRACE_MS);
     t.unref();
   }
@@ -573,6 +592,7 @@ export class Agent {
     if (kernel.length > 0) this.deps.log.info(`kernel counters: ${kernel.map(([k, n]) => `${k}=${n}`).join(' ')}`);
     // Independent objects: detach them concurrently (each detach waits for kernel RCU grace periods).
     await Promise.all([this.procTracer.close(), this.goTracer.close(), this.skInject?.close(), this.sysHttp?.close()]);
+    this.goClientEnds.flush();
     await Promise.all(this.deps.sinks.map((s) => s.shutdown()));
   }
 }

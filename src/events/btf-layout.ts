@@ -98,7 +98,7 @@ export function enumValues(dump: BtfDump, name: string): Record<string, number> 
 export const GENERATED: readonly { object: string; structs: string[]; enums: string[] }[] = [
   {
     object: 'go_http.bpf.o',
-    structs: ['go_http_server_event', 'go_http_client_event', 'go_offsets'],
+    structs: ['go_http_server_event', 'go_http_client_event', 'go_http_client_end_event', 'go_offsets'],
     enums: ['record_type', 'drop_reason'],
   },
   { object: 'proc_events.bpf.o', structs: ['proc_lifecycle_event'], enums: [] },

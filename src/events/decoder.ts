@@ -3,7 +3,14 @@
  * that is too short or of an unknown type is counted and returned as null.
  */
 import type { SelfMetrics } from '../metrics/counters';
-import { decodeGoHttpClient, GO_HTTP_CLIENT_RECORD_SIZE, type GoHttpClientRecord } from './go-http-client';
+import {
+  decodeGoHttpClient,
+  decodeGoHttpClientEnd,
+  GO_HTTP_CLIENT_END_RECORD_SIZE,
+  GO_HTTP_CLIENT_RECORD_SIZE,
+  type GoHttpClientEndRecord,
+  type GoHttpClientRecord,
+} from './go-http-client';
 import { decodeGoHttpServer, GO_HTTP_SERVER_RECORD_SIZE, type GoHttpServerRecord } from './go-http-server';
 import { decodeProcLifecycle, PROC_LIFECYCLE_RECORD_SIZE, type ProcLifecycleRecord } from './proc-lifecycle';
 import {
@@ -17,7 +24,7 @@ import {
 import { RECORD_TYPE } from './structs.generated';
 import { recordsInvalid } from '../metrics/catalogue';
 
-export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | ProcLifecycleRecord | SysHttpConnRecord | SysHttpDataRecord;
+export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | GoHttpClientEndRecord | ProcLifecycleRecord | SysHttpConnRecord | SysHttpDataRecord;
 
 const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_PROC_EXEC]: PROC_LIFECYCLE_RECORD_SIZE,
@@ -25,6 +32,7 @@ const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_PROC_FORK]: PROC_LIFECYCLE_RECORD_SIZE,
   [RECORD_TYPE.RECORD_GO_HTTP_SERVER]: GO_HTTP_SERVER_RECORD_SIZE,
   [RECORD_TYPE.RECORD_GO_HTTP_CLIENT]: GO_HTTP_CLIENT_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_GO_HTTP_CLIENT_END]: GO_HTTP_CLIENT_END_RECORD_SIZE,
   [RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN]: SYS_HTTP_CONN_RECORD_SIZE,
   [RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE]: SYS_HTTP_CONN_RECORD_SIZE,
   [RECORD_TYPE.RECORD_SYS_HTTP_DATA]: SYS_HTTP_DATA_RECORD_SIZE,
@@ -52,6 +60,8 @@ export function decodeRecord(buf: Buffer, metrics: SelfMetrics): DecodedRecord |
       return decodeGoHttpServer(buf);
     case RECORD_TYPE.RECORD_GO_HTTP_CLIENT:
       return decodeGoHttpClient(buf);
+    case RECORD_TYPE.RECORD_GO_HTTP_CLIENT_END:
+      return decodeGoHttpClientEnd(buf);
     case RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN:
       return decodeSysHttpConn(buf, 'sys_http_conn_open');
     case RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE:

@@ -3,7 +3,7 @@
 import type { StructLayout } from './btf-layout';
 
 export const GO_HTTP_SERVER_EVENT: StructLayout = {
-  size: 1352,
+  size: 1608,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     trace_flags: { offset: 1, size: 1, kind: 'u8' },
@@ -36,8 +36,8 @@ export const GO_HTTP_SERVER_EVENT: StructLayout = {
     pattern: { offset: 648, size: 128, kind: 'bytes' },
     host: { offset: 776, size: 128, kind: 'bytes' },
     remote: { offset: 904, size: 64, kind: 'bytes' },
-    tracestate: { offset: 968, size: 256, kind: 'bytes' },
-    user_agent: { offset: 1224, size: 128, kind: 'bytes' },
+    tracestate: { offset: 968, size: 512, kind: 'bytes' },
+    user_agent: { offset: 1480, size: 128, kind: 'bytes' },
   },
 };
 
@@ -47,7 +47,7 @@ export const GO_HTTP_CLIENT_EVENT: StructLayout = {
     type: { offset: 0, size: 1, kind: 'u8' },
     trace_flags: { offset: 1, size: 1, kind: 'u8' },
     flags: { offset: 2, size: 1, kind: 'u8' },
-    _pad0: { offset: 3, size: 1, kind: 'u8' },
+    flags2: { offset: 3, size: 1, kind: 'u8' },
     status: { offset: 4, size: 2, kind: 'u16' },
     _pad1: { offset: 6, size: 2, kind: 'u16' },
     pid: { offset: 8, size: 4, kind: 'u32' },
@@ -72,8 +72,19 @@ export const GO_HTTP_CLIENT_EVENT: StructLayout = {
   },
 };
 
+export const GO_HTTP_CLIENT_END_EVENT: StructLayout = {
+  size: 24,
+  fields: {
+    type: { offset: 0, size: 1, kind: 'u8' },
+    _pad0: { offset: 1, size: 3, kind: 'bytes' },
+    pid: { offset: 4, size: 4, kind: 'u32' },
+    end_ns: { offset: 8, size: 8, kind: 'u64' },
+    span_id: { offset: 16, size: 8, kind: 'bytes' },
+  },
+};
+
 export const GO_OFFSETS: StructLayout = {
-  size: 76,
+  size: 100,
   fields: {
     g_goid: { offset: 0, size: 4, kind: 'u32' },
     req_method: { offset: 4, size: 4, kind: 'u32' },
@@ -94,6 +105,12 @@ export const GO_OFFSETS: StructLayout = {
     bufio_buf: { offset: 64, size: 4, kind: 'u32' },
     bufio_n: { offset: 68, size: 4, kind: 'u32' },
     g_parent_goid: { offset: 72, size: 4, kind: 'u32' },
+    req_header: { offset: 76, size: 4, kind: 'u32' },
+    response_body: { offset: 80, size: 4, kind: 'u32' },
+    response_content_length: { offset: 84, size: 4, kind: 'u32' },
+    response_uncompressed: { offset: 88, size: 4, kind: 'u32' },
+    response_proto_major: { offset: 92, size: 4, kind: 'u32' },
+    gzip_reader_body: { offset: 96, size: 4, kind: 'u32' },
   },
 };
 
@@ -103,6 +120,7 @@ export const RECORD_TYPE = {
   RECORD_GO_HTTP_SERVER: 3,
   RECORD_GO_HTTP_CLIENT: 4,
   RECORD_PROC_FORK: 5,
+  RECORD_GO_HTTP_CLIENT_END: 8,
   RECORD_SYS_HTTP_CONN_OPEN: 16,
   RECORD_SYS_HTTP_CONN_CLOSE: 17,
   RECORD_SYS_HTTP_DATA: 18,
@@ -123,7 +141,10 @@ export const DROP_REASON = {
   INJECT_SKIP_APP_HEADER: 11,
   INJECT_SKIP_SCAN_LIMIT: 12,
   INJECT_SKIP_SOCKET_LOST: 13,
-  DROP_REASON_MAX: 14,
+  INJECT_SKIP_SHARED_HEADER: 14,
+  INJECT_FORWARDED: 15,
+  CLIENT_END_LOST: 16,
+  DROP_REASON_MAX: 17,
 } as const;
 
 export const PROC_LIFECYCLE_EVENT: StructLayout = {
@@ -205,7 +226,11 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_PROC_EXEC_RELEASED: 14,
   SYS_CONN_ADOPTED: 15,
   SYS_SKIP_ADOPT_MISMATCH: 16,
-  SYS_HTTP_DROP_MAX: 17,
+  SYS_LINK_FORWARDED: 17,
+  SYS_SKIP_HEAD_TOO_LONG: 18,
+  SYS_SKIP_HEAD_UNREAD: 19,
+  SYS_HEAD_SPLIT: 20,
+  SYS_HTTP_DROP_MAX: 21,
 } as const;
 
 export const SYS_HTTP_ROLE = {
@@ -278,5 +303,7 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_SPLIT_WAIT: 14,
   SK_INJECT_SPLIT_DONE: 15,
   SK_INJECT_SPLIT_SKIPPED: 16,
-  SK_INJECT_OUTCOME_MAX: 17,
+  SK_INJECT_REPLACED: 17,
+  SK_INJECT_SKIP_REPLACE: 18,
+  SK_INJECT_OUTCOME_MAX: 19,
 } as const;

@@ -58,6 +58,17 @@ export const processesSkipped = counter('spanbridge_processes_skipped_total', 'S
 export const processesAttached = gauge('spanbridge_processes_attached', 'Processes currently traced');
 export const probesAttached = gauge('spanbridge_probes_attached', 'Probes (uprobe links) currently attached', ['tracer']);
 
+// Go client spans that wait for their response body to close (src/spans/go-client-ends.ts).
+export const goClientSpansEndedAtHead = counter(
+  'spanbridge_go_client_spans_ended_at_head_total',
+  'Go client spans with a response body that ended at the response head (body not closed in time, too many open, or agent stopping)',
+  ['reason'],
+);
+export const goClientEndsUnmatched = counter(
+  'spanbridge_go_client_ends_unmatched_total',
+  'Go client body-close records without a waiting client span (it had already ended at its head)',
+);
+
 // The syscall HTTP path.
 export const openConnectionsRegistered = counter(
   'spanbridge_open_connections_registered_total',

@@ -11,7 +11,17 @@ import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, redactUserinfo, ty
 
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
 
-export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock: Clock, redaction: UrlRedaction = DEFAULT_URL_REDACTION): Span {
+/**
+ * `bodyClosed` false: the response had a body that was not closed in time, so the span ends at
+ * the response head (src/spans/go-client-ends.ts) and says so.
+ */
+export function goClientSpan(
+  rec: GoHttpClientRecord,
+  resource: Resource,
+  clock: Clock,
+  redaction: UrlRedaction = DEFAULT_URL_REDACTION,
+  bodyClosed = true,
+): Span {
   const scheme = rec.scheme || 'http';
   const server = splitHostPort(hostOfAuthority(rec.host));
   const port = server.port ?? DEFAULT_PORTS[scheme];
@@ -22,6 +32,9 @@ export function goClientSpan(rec: GoHttpClientRecord, resource: Resource, clock:
   if (server.host) attributes['server.address'] = server.host;
   if (port !== undefined) attributes['server.port'] = port;
   if (rec.status) attributes['http.response.status_code'] = rec.status;
+  // Whether the downstream got this span's context, and how (docs/limits.md).
+  if (rec.propagation !== 'none') attributes['spanbridge.propagation'] = rec.propagation;
+  if (!bodyClosed) attributes['spanbridge.response.body_closed'] = false;
   let code: Span['status']['code'] = 'UNSET';
   if (rec.transportError) {
     code = 'ERROR';

@@ -16,6 +16,7 @@ export const GO_FUNCS = {
   requestWrite: 'net/http.(*Request).write',
   writeSubset: 'net/http.Header.writeSubset',
   persistConnWriterWrite: 'net/http.persistConnWriter.Write',
+  bodyEofSignalClose: 'net/http.(*bodyEOFSignal).Close',
   newproc1: 'runtime.newproc1',
   goexit1: 'runtime.goexit1',
 } as const;
@@ -41,6 +42,12 @@ export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional
   bufio_buf: { field: 'bufio.Writer.buf' },
   bufio_n: { field: 'bufio.Writer.n' },
   g_parent_goid: { field: 'runtime.g.parentGoid', optional: true },
+  req_header: { field: 'net/http.Request.Header' },
+  response_body: { field: 'net/http.Response.Body', optional: true },
+  response_content_length: { field: 'net/http.Response.ContentLength' },
+  response_uncompressed: { field: 'net/http.Response.Uncompressed', optional: true },
+  response_proto_major: { field: 'net/http.Response.ProtoMajor', optional: true },
+  gzip_reader_body: { field: 'net/http.gzipReader.body', optional: true },
 };
 
 /**
@@ -146,6 +153,7 @@ export class GoHttpTracer {
         capture_user_agent: this.settings.captureUserAgent ?? true,
         max_goroutine_depth: this.settings.maxGoroutineDepth ?? 4,
         socket_injection: this.injection === 'socket',
+        memory_injection: inject,
         ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
       },
       disablePrograms: [inject ? READ_ONLY_WRITE_SUBSET_PROGRAM : INJECT_PROGRAM],
@@ -248,6 +256,14 @@ export class GoHttpTracer {
       at(this.injection === 'memory' ? INJECT_PROGRAM : READ_ONLY_WRITE_SUBSET_PROGRAM, subset.retOffsets);
     } else {
       notes.push('outgoing headers not inspected (Request.write / Header.writeSubset / persistConnWriter.Write not found)');
+    }
+    // A client span with a response body ends when the body is closed (the whole exchange).
+    const close = fn(GO_FUNCS.bodyEofSignalClose);
+    const bodyOffsets = ['net/http.Response.Body', 'net/http.Response.Uncompressed', 'net/http.Response.ProtoMajor', 'net/http.gzipReader.body'];
+    if (close && bodyOffsets.every((f) => target.offsets[f] !== undefined)) {
+      at('go_body_eof_signal_close', [close.entryOffset]);
+    } else {
+      notes.push('client spans end at the response head (bodyEOFSignal.Close or Response.Body offsets not found)');
     }
     return notes;
   }

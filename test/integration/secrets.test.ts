@@ -122,7 +122,16 @@ describe('secrets never leave in telemetry (Go and Python services, server and c
       { OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_METRIC_EXPORT_INTERVAL: '1000' },
       60_000,
     );
-    await waitFor('services attached', () => (agent.stderr().match(/attached pid/g) ?? []).length >= 3, 60_000);
+    // Attached, as the web view's process table says: the Go proxy, the Python client, gunicorn's master and 2 workers.
+    await waitFor(
+      'services attached',
+      async () => {
+        const { processes } = JSON.parse((await get(`http://127.0.0.1:${webPort}/api/processes`)).body) as { processes: { pid: number; service: string }[] };
+        const pids = new Set(processes.map((p) => p.pid));
+        return pids.has(go.proc.pid) && pids.has(pyc.pid) && processes.filter((p) => p.service === py.service).length >= 3;
+      },
+      60_000,
+    );
 
     for (const qs of QUERIES) {
       // Go server -> (ReverseProxy, Go client) -> Python server, with secret headers.

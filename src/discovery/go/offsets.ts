@@ -28,7 +28,9 @@ export const GO_STRUCT_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'net/url.URL': ['Scheme', 'Host', 'Path', 'RawQuery'],
   // The server's ResponseWriter implementation.
   'net/http.response': ['status', 'written', 'req', 'wroteHeader', 'contentLength', 'handlerHeader'],
-  'net/http.Response': ['StatusCode', 'ContentLength'],
+  'net/http.Response': ['StatusCode', 'ContentLength', 'Body', 'Uncompressed', 'ProtoMajor'],
+  // The Transport's decompressing wrapper of a response body (Response.Uncompressed).
+  'net/http.gzipReader': ['body'],
   'bufio.Writer': ['buf', 'n', 'wr'],
   'runtime.g': ['goid', 'parentGoid'],
   // Client connections (for client-side probes).

@@ -1,5 +1,6 @@
 // A reverse proxy built from Go's standard library (net/http/httputil.ReverseProxy) with no
-// tracing code: it forwards every request, headers included (traceparent too), to UPSTREAM.
+// tracing code: it forwards every request, headers included (traceparent too), to UPSTREAM
+// (`/up/<path>` goes to the upstream's `<path>`, also where this service has a route of its own).
 // Also a Go client service: /call?url= makes a request with the incoming method and body
 // (GET, POST, PUT; STREAM=1 sends the body with chunked encoding) and /test serves the W3C harness.
 // `go-proxy PORT UPSTREAM-URL`
@@ -24,7 +25,10 @@ func main() {
 	}
 	client := &http.Client{}
 	mux := http.NewServeMux()
-	mux.Handle("/", httputil.NewSingleHostReverseProxy(up))
+	rp := httputil.NewSingleHostReverseProxy(up)
+	mux.Handle("/", rp)
+	// /up/<path> reaches the upstream's <path>, also the ones this service answers itself.
+	mux.Handle("/up/", http.StripPrefix("/up", rp))
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"traceparent": r.Header.Get("traceparent"), "tracestate": r.Header.Get("tracestate")})

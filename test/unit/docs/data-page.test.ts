@@ -47,7 +47,7 @@ const goServer = (over: Partial<GoHttpServerRecord>): GoHttpServerRecord => ({
 
 const goClient = (over: Partial<GoHttpClientRecord>): GoHttpClientRecord => ({
   type: 'go_http_client', pid: 1, tid: 1, goid: 1n, startNs: 1n, endNs: 2n, traceId: 'a'.repeat(32), spanId: 'b'.repeat(16),
-  parentSpanId: '', traceFlags: 1, status: 404, transportError: false, propagation: 'injected', method: 'GET', scheme: 'http',
+  parentSpanId: '', traceFlags: 1, status: 404, transportError: false, propagation: 'injected', bodyOpen: false, method: 'GET', scheme: 'http',
   host: 'b:81', path: '/p', query: 'q=1', truncated: [], ...over,
 });
 
@@ -66,6 +66,7 @@ function allSpans(): Span[] {
     goServerSpan(goServer({ method: 'BREW', pattern: '' }), resource, clock),
     goClientSpan(goClient({}), resource, clock),
     goClientSpan(goClient({ transportError: true, method: 'BREW' }), resource, clock),
+    goClientSpan(goClient({ propagation: 'skipped' }), resource, clock, undefined, false),
     sysHttpSpan(exchange({}), resource, clock),
     sysHttpSpan(exchange({ role: 'client', status: 503, request: { method: 'GET', target: '/x?y=1', minor: 1 } }), resource, clock),
   ];

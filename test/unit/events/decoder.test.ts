@@ -116,12 +116,13 @@ describe('decodeRecord', () => {
 describe('decodeRecord: Go client records', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { GO_HTTP_CLIENT_EVENT: C } = require('../../../src/events/structs.generated') as typeof import('../../../src/events/structs.generated');
-  function clientRecord(flags: number): Buffer {
+  function clientRecord(flags: number, flags2 = 0): Buffer {
     const buf = Buffer.alloc(C.size, 0xee);
     const f = C.fields;
     buf.writeUInt8(RECORD_TYPE.RECORD_GO_HTTP_CLIENT, 0);
     buf.writeUInt8(1, f.trace_flags.offset);
     buf.writeUInt8(flags, f.flags.offset);
+    buf.writeUInt8(flags2, f.flags2.offset);
     buf.writeUInt16LE(503, f.status.offset);
     buf.writeUInt32LE(10, f.pid.offset);
     Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex').copy(buf, f.trace_id.offset);
@@ -154,5 +155,24 @@ describe('decodeRecord: Go client records', () => {
     expect(decodeRecord(clientRecord(0b0001001), new SelfMetrics())).toMatchObject({ parentSpanId: '', propagation: 'app', status: 0 });
     expect(decodeRecord(clientRecord(0b0000010), new SelfMetrics())).toMatchObject({ transportError: true, status: 0, propagation: 'none' });
     expect(decodeRecord(clientRecord(0b11000000), new SelfMetrics())).toMatchObject({ propagation: 'injected-socket', status: 503 });
+    expect(decodeRecord(clientRecord(0b00100000), new SelfMetrics())).toMatchObject({ propagation: 'skipped' });
+  });
+
+  it('a forwarded traceparent replaced by ours; a response body still open', () => {
+    expect(decodeRecord(clientRecord(0b11000001, 0b001), new SelfMetrics())).toMatchObject({ propagation: 'replaced-socket', parentSpanId: 'b7ad6b7169203331', bodyOpen: false });
+    expect(decodeRecord(clientRecord(0b00000101, 0b001), new SelfMetrics())).toMatchObject({ propagation: 'replaced' });
+    expect(decodeRecord(clientRecord(0b01000101, 0b100), new SelfMetrics())).toMatchObject({ propagation: 'injected', bodyOpen: true });
+  });
+
+  it('a body-close record names the span it ends', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { GO_HTTP_CLIENT_END_EVENT: E } = require('../../../src/events/structs.generated') as typeof import('../../../src/events/structs.generated');
+    const buf = Buffer.alloc(E.size);
+    buf.writeUInt8(RECORD_TYPE.RECORD_GO_HTTP_CLIENT_END, 0);
+    buf.writeUInt32LE(42, E.fields.pid.offset);
+    buf.writeBigUInt64LE(123456789n, E.fields.end_ns.offset);
+    Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, E.fields.span_id.offset);
+    expect(decodeRecord(buf, new SelfMetrics())).toEqual({ type: 'go_http_client_end', pid: 42, spanId: '00f067aa0ba902b7', endNs: 123456789n });
+    expect(decodeRecord(buf.subarray(0, E.size - 1), new SelfMetrics())).toBeNull();
   });
 });

@@ -17,6 +17,7 @@ const rec = (over: Partial<GoHttpClientRecord> = {}): GoHttpClientRecord => ({
   status: 200,
   transportError: false,
   propagation: 'injected',
+  bodyOpen: false,
   method: 'GET',
   scheme: 'http',
   host: 'backend:8081',
@@ -41,8 +42,18 @@ describe('Go client record -> CLIENT span', () => {
       'server.address': 'backend',
       'server.port': 8081,
       'http.response.status_code': 200,
+      'spanbridge.propagation': 'injected',
     });
     expect(s.parentSpanId).toBe('c'.repeat(16));
+  });
+
+  it('says how (and whether) the context went downstream, and when the span ended at the head', () => {
+    for (const p of ['injected-socket', 'replaced', 'replaced-socket', 'app', 'app-invalid', 'skipped'] as const) {
+      expect(goClientSpan(rec({ propagation: p }), resource, clock).attributes['spanbridge.propagation']).toBe(p);
+    }
+    expect(goClientSpan(rec({ propagation: 'none' }), resource, clock).attributes['spanbridge.propagation']).toBeUndefined();
+    expect(goClientSpan(rec(), resource, clock).attributes['spanbridge.response.body_closed']).toBeUndefined();
+    expect(goClientSpan(rec(), resource, clock, undefined, false).attributes['spanbridge.response.body_closed']).toBe(false);
   });
 
   it('4xx and 5xx are errors on client spans; transport errors too; default ports filled', () => {

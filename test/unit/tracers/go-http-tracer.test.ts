@@ -43,6 +43,7 @@ describe('GoHttpTracer', () => {
       capture_user_agent: true,
       max_goroutine_depth: 4,
       socket_injection: false,
+      memory_injection: false,
       ring_wakeup_bytes: 0n, // the kernel's default unless the agent asks for adaptive wakeups
     });
     // Without memory injection the header-writing program is never loaded.
@@ -134,6 +135,7 @@ describe('GoHttpTracer', () => {
     [GO_FUNCS.persistConnWriterWrite]: { entryOffset: 0x5800, retOffsets: [0x5900] },
     [GO_FUNCS.newproc1]: { entryOffset: 0x6000, retOffsets: [0x6100] },
     [GO_FUNCS.goexit1]: { entryOffset: 0x7000, retOffsets: [] },
+    [GO_FUNCS.bodyEofSignalClose]: { entryOffset: 0x8000, retOffsets: [0x8100] },
   };
 
   it.each([
@@ -156,6 +158,7 @@ describe('GoHttpTracer', () => {
     expect(byProgram(retProgram)).toEqual([0x5100]);
     expect(byProgram('go_runtime_newproc1_ret')).toEqual([0x6100]);
     expect(byProgram('go_runtime_goexit1')).toEqual([0x7000]);
+    expect(byProgram('go_body_eof_signal_close')).toEqual([0x8000]);
     const disabled = backend.openObjects()[0].disabled;
     expect(disabled.has(retProgram)).toBe(false);
     expect(disabled.size).toBe(1);
@@ -166,8 +169,18 @@ describe('GoHttpTracer', () => {
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
     tracer.start(() => undefined);
     expect(tracer.injection).toBe('socket');
-    expect(backend.rodataOf(OBJ)).toMatchObject({ socket_injection: true });
+    expect(backend.rodataOf(OBJ)).toMatchObject({ socket_injection: true, memory_injection: false });
     expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
+  });
+
+  it('without bodyEOFSignal.Close, client spans end at the response head and that is said', () => {
+    const { tracer, backend } = started();
+    const t = target();
+    const functions = { ...t.functions, ...clientFunctions } as Record<string, unknown>;
+    delete functions[GO_FUNCS.bodyEofSignalClose];
+    const r = tracer.attach(9, 'p', { ...t, functions: functions as GoTarget['functions'] });
+    expect(r.notes).toEqual(['client spans end at the response head (bodyEOFSignal.Close or Response.Body offsets not found)']);
+    expect(backend.activeLinks().some((l) => l.program === 'go_body_eof_signal_close')).toBe(false);
   });
 
   it('without runtime.g.parentGoid (Go < 1.21) goroutine ancestry is skipped and said so', () => {
