@@ -55,17 +55,14 @@ struct goroutine_key {
 	__u64 goid;
 };
 
-/* Headers seen while parsing the current request on a goroutine. */
+/* Headers seen while parsing the current request on a goroutine: traceparent and tracestate go
+ * through the same W3C readers as the syscall path's (bpf/trace_context.h). */
 struct incoming_headers {
 	__u64 ts_ns;
-	__u8 tp_seen;
-	__u8 tp_valid;
-	__u8 _pad0[2];
-	__u32 tracestate_len;
 	__u32 user_agent_len;
 	__u32 _pad1;
-	struct trace_context parent;
-	char tracestate[TRACESTATE_MAX];
+	struct tp_reader tp;
+	struct ts_reader ts;
 	char user_agent[USER_AGENT_MAX];
 };
 
@@ -233,7 +230,44 @@ static __always_inline int classify_header(const char *line, __u32 len, __u32 *v
 	return kind;
 }
 
-#define LINE_PEEK 80 /* "traceparent:" + whitespace + 55-byte value fits */
+#define LINE_PEEK 128 /* "traceparent:" + whitespace + the kept part of a value (TP_VALUE_KEEP) */
+#define TS_LINE_READ 1024 /* tracestate value bytes read; a longer one is over W3C_TRACESTATE_MAX */
+
+/* A tracestate line's value, copied for the W3C reader. */
+struct header_scratch {
+	char bytes[TS_LINE_READ];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct header_scratch);
+} header_scratch_map SEC(".maps");
+
+struct ts_line_ctx {
+	struct ts_reader *ts;
+	struct tp_reader *tp;
+	const char *src;
+	__u32 len;
+	__u32 _pad;
+};
+
+static long tp_line_cb(__u32 i, struct ts_line_ctx *c)
+{
+	if (i >= c->len)
+		return 1;
+	tp_feed(c->tp, c->src[i & (TS_LINE_READ - 1)]);
+	return 0;
+}
+
+static long ts_line_cb(__u32 i, struct ts_line_ctx *c)
+{
+	if (i >= c->len)
+		return 1;
+	ts_feed(c->ts, c->src[i & (TS_LINE_READ - 1)]);
+	return 0;
+}
 
 SEC("uprobe")
 int go_textproto_read_line_ret(struct pt_regs *ctx)
@@ -284,21 +318,28 @@ int go_textproto_read_line_ret(struct pt_regs *ctx)
 
 	__u64 value_len = len - value_off;
 	if (kind == HDR_TRACEPARENT) {
-		if (h->tp_seen) /* W3C: several traceparent headers -> use none */
-			h->tp_valid = 0;
-		else if (value_off + TRACEPARENT_LEN <= LINE_PEEK && value_off < LINE_PEEK &&
-			 !parse_traceparent(line + (value_off & 0x1f), value_len, &h->parent))
-			h->tp_valid = 1;
-		else
-			count_drop(SKIP_BAD_TRACEPARENT);
-		h->tp_seen = 1;
+		/* W3C: several traceparent headers make it invalid (tp_result) */
+		tp_begin(&h->tp);
+		__u32 zero = 0;
+		struct header_scratch *sc = bpf_map_lookup_elem(&header_scratch_map, &zero);
+		__u64 n = value_len < LINE_PEEK ? value_len : LINE_PEEK;
+		if (sc && n && !bpf_probe_read_user(sc->bytes, n & (LINE_PEEK | (LINE_PEEK - 1)), (void *)(ptr + value_off))) {
+			struct ts_line_ctx c = { .tp = &h->tp, .src = sc->bytes, .len = n };
+			bpf_loop(LINE_PEEK, tp_line_cb, &c, 0);
+		}
+		if (value_len > n) /* past what was read: its length is all that matters (invalid for 00) */
+			h->tp.n = h->tp.trimmed = value_len;
 	} else if (kind == HDR_TRACESTATE) {
-		__u32 n = value_len > TRACESTATE_MAX ? TRACESTATE_MAX : value_len;
-		/* Several tracestate headers would need joining; we keep the first. */
-		if (!h->tracestate_len) {
-			bpf_probe_read_user(h->tracestate, n & (TRACESTATE_MAX | (TRACESTATE_MAX - 1)),
-					    (void *)(ptr + value_off));
-			h->tracestate_len = value_len;
+		/* several headers combine in order (bpf/trace_context.h) */
+		ts_begin(&h->ts);
+		__u32 zero = 0;
+		struct header_scratch *sc = bpf_map_lookup_elem(&header_scratch_map, &zero);
+		__u64 n = value_len;
+		if (n > TS_LINE_READ) {
+			h->ts.verdict = TS_TOO_LONG;
+		} else if (sc && n && !bpf_probe_read_user(sc->bytes, n & (TS_LINE_READ | (TS_LINE_READ - 1)), (void *)(ptr + value_off))) {
+			struct ts_line_ctx c = { .ts = &h->ts, .src = sc->bytes, .len = n };
+			bpf_loop(TS_LINE_READ, ts_line_cb, &c, 0);
 		}
 	} else if (kind == HDR_USER_AGENT && capture_user_agent) {
 		__u32 n = value_len > USER_AGENT_MAX ? USER_AGENT_MAX : value_len;
@@ -331,11 +372,17 @@ int go_server_handler_serve_http(struct pt_regs *ctx)
 	r.resp = (__u64)GO_ARG3(ctx);
 
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, &key);
-	if (h && h->tp_valid && r.start_ns - h->ts_ns <= header_max_age_ns) {
-		__builtin_memcpy(r.ctx.trace_id, h->parent.trace_id, 16);
-		__builtin_memcpy(r.parent_span_id, h->parent.span_id, 8);
-		r.ctx.flags = h->parent.flags;
+	struct trace_context parent;
+	bool fresh = h && r.start_ns - h->ts_ns <= header_max_age_ns;
+	if (fresh && h->tp.headers && tp_result(&h->tp, &parent))
+		count_drop(SKIP_BAD_TRACEPARENT);
+	if (fresh && !tp_result(&h->tp, &parent)) {
+		__builtin_memcpy(r.ctx.trace_id, parent.trace_id, 16);
+		__builtin_memcpy(r.parent_span_id, parent.span_id, 8);
+		r.ctx.flags = parent.flags;
 		r.flags |= SPAN_F_REMOTE_PARENT;
+		/* the list as sent on (normalised, or dropped when invalid); ends the reader once */
+		ts_result(&h->ts);
 	} else if (go_link_take_parent(tgid, key.goid, r.start_ns, r.ctx.trace_id, r.parent_span_id,
 				       &r.ctx.flags)) {
 		/* Same-node client request on the other end of this connection (syscall tracer). */
@@ -427,8 +474,11 @@ int go_server_handler_serve_http_ret(struct pt_regs *ctx)
 
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, &key);
 	if (h && r->start_ns - h->ts_ns <= header_max_age_ns) {
-		e->tracestate_len = h->tracestate_len;
-		bpf_probe_read_kernel(e->tracestate, TRACESTATE_MAX, h->tracestate);
+		/* only with a valid traceparent (ts_result ran at ServeHTTP entry) */
+		if ((r->flags & SPAN_F_REMOTE_PARENT) && h->ts.verdict == TS_OK && h->ts.members) {
+			e->tracestate_len = h->ts.len;
+			bpf_probe_read_kernel(e->tracestate, TRACESTATE_MAX, h->ts.out);
+		}
 		e->user_agent_len = h->user_agent_len;
 		bpf_probe_read_kernel(e->user_agent, USER_AGENT_MAX, h->user_agent);
 	}
@@ -628,8 +678,9 @@ static __always_inline void keep_incoming_tracestate(const struct goroutine_key 
 						     const struct req_key *rkey)
 {
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, server_key);
-	if (!h || !h->tp_valid || !h->tracestate_len || h->tracestate_len > SK_INJECT_TRACESTATE_MAX ||
-	    h->tracestate_len > TRACESTATE_MAX || h->ts_ns > parent->start_ns ||
+	/* ts_result ran at ServeHTTP entry when the traceparent was valid (SPAN_F_REMOTE_PARENT) */
+	if (!h || !(parent->flags & SPAN_F_REMOTE_PARENT) || h->ts.verdict != TS_OK || !h->ts.members ||
+	    !h->ts.len || h->ts.len > SK_INJECT_TRACESTATE_MAX || h->ts_ns > parent->start_ns ||
 	    parent->start_ns - h->ts_ns > header_max_age_ns)
 		return;
 	__u32 zero = 0;
@@ -637,9 +688,9 @@ static __always_inline void keep_incoming_tracestate(const struct goroutine_key 
 	if (!s)
 		return;
 	struct sk_inject_tracestate *t = (void *)s->bytes;
-	t->len = h->tracestate_len;
+	t->len = h->ts.len;
 	t->_pad = 0;
-	bpf_probe_read_kernel(t->value, SK_INJECT_TRACESTATE_MAX, h->tracestate);
+	bpf_probe_read_kernel(t->value, SK_INJECT_TRACESTATE_MAX, h->ts.out);
 	bpf_map_update_elem(&client_tracestate, rkey, t, BPF_ANY);
 }
 
@@ -963,7 +1014,7 @@ int go_persist_conn_writer_write(struct pt_regs *ctx)
 			if (a->flags & SK_INJECT_F_TRACESTATE) {
 				struct req_key rk = { .tgid = tgid, ._pad = 0, .req = a->cookie };
 				struct sk_inject_tracestate *t = bpf_map_lookup_elem(&client_tracestate, &rk);
-				if (!t || bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, t, BPF_ANY))
+				if (!t || bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, t, BPF_ANY))
 					a->flags &= ~SK_INJECT_F_TRACESTATE;
 			}
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, a, BPF_ANY);

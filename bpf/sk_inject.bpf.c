@@ -103,7 +103,7 @@ struct sk_inject_split {
 	__u8 tp_prefix;          /* ... and they are a case-insensitive prefix of "traceparent:" */
 	__u8 blank_cr;           /* the current line is a lone CR so far (the blank line starting) */
 	__u8 _pad[4];
-	char tsline[512];        /* the tracestate line to send (sized for the 511 index mask) */
+	char tsline[1024];       /* the tracestate line to send (sized for the 1023 index mask) */
 };
 
 struct {
@@ -302,7 +302,7 @@ static long scan_method(__u32 i, struct method_ctx *mc)
  * printable). */
 static __always_inline __u32 prepare_tracestate(__u64 id, struct sk_scratch *s)
 {
-	struct sk_inject_tracestate *t = bpf_map_lookup_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+	struct sk_inject_tracestate *t = bpf_map_lookup_elem(&spanbridge_sk_inject_tracestate_v2, &id);
 	if (!t)
 		return 0;
 	__u32 len = t->len;
@@ -316,7 +316,7 @@ static __always_inline __u32 prepare_tracestate(__u64 id, struct sk_scratch *s)
 		s->ins[MASKED(TRACEPARENT_LINE_LEN + 12 + len, 1023)] = '\r';
 		s->ins[MASKED(TRACEPARENT_LINE_LEN + 13 + len, 1023)] = '\n';
 	}
-	bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v1, &id);
+	bpf_map_delete_elem(&spanbridge_sk_inject_tracestate_v2, &id);
 	return bad ? 0 : len + 14;
 }
 
@@ -505,7 +505,7 @@ static __always_inline __u32 start_split(struct sk_msg_md *msg, struct sk_scratc
 	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
 		if (i >= tslen)
 			break;
-		st->tsline[MASKED(i, 511)] = s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)];
+		st->tsline[MASKED(i, 1023)] = s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)];
 	}
 	return SK_INJECT_SPLIT_WAIT;
 }
@@ -551,7 +551,7 @@ static __always_inline __u32 continue_split(struct sk_msg_md *msg, struct sk_inj
 	for (__u32 i = 0; i < TS_LINE_MAX; i++) {
 		if (i >= tslen)
 			break;
-		s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)] = st->tsline[MASKED(i, 511)];
+		s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)] = st->tsline[MASKED(i, 1023)];
 	}
 	return insert_lines(msg, sc.insert_at, tslen, s) ? SK_INJECT_SPLIT_DONE : SK_INJECT_SKIP_PUSH_FAILED;
 }

@@ -17,13 +17,13 @@
 
 /* pending flags */
 #define SK_INJECT_F_HEADERS_CHECKED (1 << 0) /* the owner saw the whole header block: no traceparent */
-#define SK_INJECT_F_TRACESTATE (1 << 1) /* a tracestate waits in spanbridge_sk_inject_tracestate_v1 */
+#define SK_INJECT_F_TRACESTATE (1 << 1) /* a tracestate waits in spanbridge_sk_inject_tracestate_v2 */
 #define SK_INJECT_F_REPLACE (1 << 2) /* the request carries the traceparent its sender's own server
 				      * request came in with (a proxy forwarding it): overwrite that
 				      * value (same trace, same length) with ctx instead of inserting */
 
 /* Longest tracestate value propagated (W3C allows 32 members; longer values are not propagated). */
-#define SK_INJECT_TRACESTATE_MAX 256
+#define SK_INJECT_TRACESTATE_MAX W3C_TRACESTATE_MAX
 
 /* Further requests pipelined in one send that can get their own header. */
 #define SK_INJECT_MAX_EXTRA 3
@@ -99,7 +99,7 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sk_inject_tracestate);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spanbridge_sk_inject_tracestate_v1 SEC(".maps");
+} spanbridge_sk_inject_tracestate_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

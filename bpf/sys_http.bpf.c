@@ -31,6 +31,7 @@
 #include <bpf/bpf_endian.h>
 #include "record_types.h"
 #include "trace_context.h"
+#include "http_head.h"
 #include "sys_http.h"
 #include "sys_http_go_link.h"
 #include "ring_wakeup.h"
@@ -103,7 +104,8 @@ struct conn_state {
 	__u8 adopt_budget; /* taken over while open: messages left before "not HTTP" (sys_http_adopt.h) */
 	__u8 prefix[8];
 	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
-	__u32 _pad2;
+	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
+	__u8 _pad2[3];
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */
@@ -213,6 +215,8 @@ struct scratch {
 #endif
 	struct client_request creq; /* likewise */
 	struct trace_context app;   /* likewise */
+	struct head_reader head;    /* the request head being read (server) */
+	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
 };
 
 struct {
@@ -226,6 +230,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
 } sys_http_events SEC(".maps");
+
+/* Server connections whose request head goes on in later reads: the reader's state until the
+ * head is complete (bpf/sys_http_server_head.h). LRU: a lost entry decides with nothing (counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct conn_key);
+	__type(value, struct head_reader);
+} heads SEC(".maps");
 
 #ifdef SYS_HTTP_SK_INJECT
 /* The incoming tracestate of the server request active on a thread (pid_tgid), kept with its
@@ -512,6 +525,8 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 	if (!cs)
 		return 0;
 	thread_release(cs, tgid);
+	if (cs->head_open)
+		bpf_map_delete_elem(&heads, &key);
 	if (cs->announced)
 		emit_conn(RECORD_SYS_HTTP_CONN_CLOSE, cs, key.fd);
 	if (!bpf_map_delete_elem(&conns, &key))
@@ -746,69 +761,6 @@ bad:
 	return TP_MALFORMED;
 }
 
-#ifdef SYS_HTTP_SK_INJECT
-struct ts_copy_ctx {
-	__u32 from;
-	__u32 len;
-	__u32 n;    /* value length once its end was seen */
-	__u32 done;
-};
-
-/* Copies byte i of the tracestate value (from the captured head into s->ts) until CR/LF. */
-static long ts_copy_cb(__u32 i, struct ts_copy_ctx *c)
-{
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	__u32 at = c->from + i;
-	if (!s || at >= c->len || at >= SYS_HTTP_CAPTURE)
-		return 1; /* the capture ends inside the value: its length is unknown */
-	__u64 k = at;
-	asm volatile("%0 &= %1" : "+r"(k) : "i"(SYS_HTTP_CAPTURE - 1)); /* a bound the verifier sees */
-	__u8 ch = s->e.data[k];
-	if (ch == '\r' || ch == '\n') {
-		c->n = i;
-		c->done = 1;
-		return 1;
-	}
-	if (i >= SK_INJECT_TRACESTATE_MAX)
-		return 1;
-	__u64 j = i;
-	asm volatile("%0 &= %1" : "+r"(j) : "i"(SK_INJECT_TRACESTATE_MAX - 1));
-	s->ts.value[j] = ch;
-	return 0;
-}
-
-/* Keeps the request's first tracestate value for the thread (id) that read it, or forgets the
- * thread's previous one. Values longer than SK_INJECT_TRACESTATE_MAX or cut by the capture are
- * not propagated (counted). */
-static __always_inline void keep_tracestate(struct scratch *s, __u32 cap, __u64 id)
-{
-	__u32 v = find_header(cap, HDR_TRACESTATE);
-	if (!v) {
-		bpf_map_delete_elem(&thread_tracestates, &id);
-		return;
-	}
-	struct ts_copy_ctx c = { .from = v, .len = cap };
-	bpf_loop(SK_INJECT_TRACESTATE_MAX + 1, ts_copy_cb, &c, 0);
-	__u32 n = c.n;
-	/* trailing OWS is not part of the value */
-#pragma unroll
-	for (int j = 0; j < 4; j++)
-		if (n > 0 && (s->ts.value[(n - 1) & (SK_INJECT_TRACESTATE_MAX - 1)] == ' ' ||
-			      s->ts.value[(n - 1) & (SK_INJECT_TRACESTATE_MAX - 1)] == '\t'))
-			n--;
-	if (!c.done || n == 0) {
-		/* an empty value is simply none; one cut by the capture or over the maximum is counted */
-		if (!c.done)
-			count(SYS_SKIP_TRACESTATE_NOT_KEPT);
-		bpf_map_delete_elem(&thread_tracestates, &id);
-		return;
-	}
-	s->ts.len = n;
-	s->ts._pad = 0;
-	bpf_map_update_elem(&thread_tracestates, &id, &s->ts, BPF_ANY);
-}
-#endif
 
 /* ---- client request framing (pipelining) ------------------------------------------------- */
 
@@ -944,66 +896,7 @@ static __always_inline void fill_spare_ids(struct sys_http_data_event *e)
 	}
 }
 
-static __always_inline void decide_server_context(struct conn_state *cs, struct scratch *s, __u32 cap,
-						  __u64 now, struct sys_http_data_event *e, __u32 mode)
-{
-	struct trace_context parent = {};
-	e->flags |= SYS_F_REQUEST_START;
-	__builtin_memset(e->parent_span_id, 0, 8);
-	if (!find_traceparent(s, cap, &parent)) {
-		__builtin_memcpy(cs->ctx.trace_id, parent.trace_id, 16);
-		__builtin_memcpy(e->parent_span_id, parent.span_id, 8);
-		cs->ctx.flags = parent.flags;
-		e->flags |= SYS_F_REMOTE_PARENT;
-	} else {
-		struct client_request *cr = bpf_map_lookup_elem(&client_requests, &cs->tuple);
-		if (cr && cr->ts_ns <= now && now - cr->ts_ns <= correlation_window_ns) {
-			__builtin_memcpy(cs->ctx.trace_id, cr->ctx.trace_id, 16);
-			__builtin_memcpy(e->parent_span_id, cr->ctx.span_id, 8);
-			cs->ctx.flags = cr->ctx.flags;
-			e->flags |= SYS_F_BLACKBOX_PARENT;
-			count(SYS_LINK_BLACKBOX);
-			bpf_map_delete_elem(&client_requests, &cs->tuple);
-		} else {
-			if (cr) {
-				count(SYS_SKIP_BLACKBOX_STALE);
-				bpf_map_delete_elem(&client_requests, &cs->tuple);
-			}
-			new_trace_id(cs->ctx.trace_id);
-			cs->ctx.flags = 0x01;
-		}
-	}
-	new_span_id(cs->ctx.span_id);
-	fill_spare_ids(e);
-
-	__u64 id = bpf_get_current_pid_tgid();
-	thread_release(cs, id >> 32);
-	if (mode & SYS_MODE_THREAD_LINK) {
-		struct thread_ctx *tc = bpf_map_lookup_elem(&thread_ctxs, &id);
-		if (tc && now - tc->ts_ns <= thread_ctx_max_age_ns) {
-			tc->active += 1; /* several active: ambiguous until all are answered */
-			tc->ambiguous = 1;
-		} else {
-			struct thread_ctx n = { .ts_ns = now, .active = 1 };
-			n.ctx = cs->ctx;
-			if (e->flags & SYS_F_REMOTE_PARENT) {
-				__builtin_memcpy(n.incoming_span_id, e->parent_span_id, 8);
-				n.has_incoming = 1;
-			}
-			bpf_map_update_elem(&thread_ctxs, &id, &n, BPF_ANY);
-#ifdef SYS_HTTP_SK_INJECT
-			if (sk_inject_pending) {
-				if (e->flags & SYS_F_REMOTE_PARENT)
-					keep_tracestate(s, cap, id);
-				else
-					bpf_map_delete_elem(&thread_tracestates, &id);
-			}
-#endif
-		}
-		cs->owner_tid = (__u32)id;
-		cs->thread_active = 1;
-	}
-}
+#include "sys_http_server_head.h"
 
 /* A Go server read a request: leave the mirrored client request's context for the Go tracer,
  * keyed by the reading goroutine (user R14 at syscall entry). */
@@ -1179,7 +1072,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
 			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
-			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v1, &id, ts, BPF_ANY))
+			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
 		}
@@ -1210,6 +1103,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	long ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
+	__u64 nread = ret; /* this syscall's bytes (ret grows by a held prefix below) */
 	struct conn_key key = { .tgid = id >> 32, .fd = args.fd };
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
 	if (!cs || cs->phase == PHASE_NOT_HTTP)
@@ -1247,8 +1141,11 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		cap = SYS_HTTP_CAPTURE;
 
 	__u8 flags = 0;
+	__u8 head_more = 0; /* server: this read continues a head that is still open */
 	if (cs->role == SYS_ROLE_SERVER) {
-		if (!egress) {
+		if (!egress && cs->head_open) {
+			head_more = 1;
+		} else if (!egress) {
 			if (cs->phase != PHASE_REQUEST && cap < 8 && maybe_request_prefix(s->e.data, cap)) {
 				__builtin_memcpy(cs->prefix, s->e.data, 8);
 				cs->prefix_len = cap;
@@ -1269,7 +1166,10 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			if (cs->phase == PHASE_REQUEST && is_response_start(s->e.data, cap)) {
 				flags = SYS_F_RESPONSE_START;
 				cs->phase = PHASE_RESPONSE;
-				thread_release(cs, key.tgid);
+				/* a response before the head ended: decided below, then released */
+				head_more = cs->head_open ? 2 : 0;
+				if (!head_more)
+					thread_release(cs, key.tgid);
 			} else if (cs->phase == PHASE_IDLE) {
 				idle_not_http(cs);
 				return 0;
@@ -1344,8 +1244,14 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
 		cs->phase = PHASE_REQUEST;
+		fill_spare_ids(e);
 		/* Decided even if the record is then lost, so the thread and the peer stay consistent. */
-		decide_server_context(cs, s, cap, now, e, mode);
+		server_request_start(cs, &key, s, ptr, seg, nread, now, e, mode);
+	} else if (head_more) {
+		__builtin_memset(e->parent_span_id, 0, 8);
+		server_head_more(cs, &key, s, ptr, seg, nread, now, e, mode, head_more == 1);
+		if (head_more == 2)
+			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
 		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0);

@@ -41,6 +41,11 @@ enum sys_http_direction {
 #define SYS_F2_FORWARDED (1 << 1) /* client request start: it carried the traceparent the thread's
 				   * server request came in with (a proxy forwarding it); the span is
 				   * that server span's child and its id replaces the value (sk_msg) */
+#define SYS_F2_CONTEXT_PENDING (1 << 2) /* server request start whose head goes on in later reads: its
+					 * context is decided when the head is complete, and comes with
+					 * SYS_F2_CONTEXT on a later record of the connection */
+#define SYS_F2_CONTEXT (1 << 3) /* the pending request's context (trace/span/parent ids, trace flags
+				 * and the parent flags) is decided: this record carries it */
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
 enum sys_http_drop_reason {
@@ -54,8 +59,8 @@ enum sys_http_drop_reason {
 	SYS_SKIP_BLACKBOX_STALE = 7,    /* a mirrored client request outside the correlation window */
 	SYS_LINK_BLACKBOX = 8,          /* (not a drop) server requests linked to a same-node client */
 	SYS_LINK_THREAD = 9,            /* (not a drop) client requests linked to their thread's server span */
-	SYS_SKIP_TRACESTATE_NOT_KEPT = 10, /* incoming tracestate longer than 256 bytes or cut by the capture:
-					    * not sent on by socket-level injection */
+	SYS_SKIP_TRACESTATE_NOT_KEPT = 10, /* incoming tracestate invalid (W3C list rules) or longer than
+					    * 512 bytes: not sent on */
 	SYS_DROP_TAIL_CALL = 11,        /* the shared data path could not be entered (bpf_tail_call failed) */
 	SYS_PROC_INHERITED = 12,        /* (not a drop) a forked child of a traced process, traced from its fork */
 	SYS_DROP_TRACED_FULL = 13,      /* a forked child could not be traced: traced_tgids at its limit */
@@ -65,7 +70,12 @@ enum sys_http_drop_reason {
 	SYS_SKIP_ADOPT_MISMATCH = 16,   /* a registered open connection's fd holds another socket now: not taken */
 	SYS_LINK_FORWARDED = 17,        /* (not a drop) client requests forwarding their thread's incoming
 					 * traceparent: linked to that server span, the value replaced */
-	SYS_HTTP_DROP_MAX = 18,
+	SYS_SKIP_HEAD_TOO_LONG = 18,    /* a request head longer than HTTP_HEAD_MAX: its context is decided
+					 * from the headers within the first 8 KiB */
+	SYS_SKIP_HEAD_UNREAD = 19,      /* a request head that goes on where it cannot be read (further
+					 * iovecs, unreadable memory, reader state lost): decided from what was read */
+	SYS_HEAD_SPLIT = 20,            /* (not a drop) request heads decided in a later read than their start */
+	SYS_HTTP_DROP_MAX = 21,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -116,7 +116,8 @@ function resolveEndpoint(signal: OtlpSignal, protocol: OtlpProtocol, options: Ot
     if (url === undefined) continue;
     const problem = endpointProblem(url);
     if (problem === undefined) return url;
-    warn(`otlp config: ignoring ${source} ${JSON.stringify(url)}: ${problem}`);
+    // Userinfo in an endpoint is a credential: the warning shows where, not what.
+    warn(`otlp config: ignoring ${source} ${JSON.stringify(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1REDACTED:REDACTED@'))}: ${problem}`);
   }
   return protocol === 'grpc' ? DEFAULT_GRPC_ENDPOINT : `${DEFAULT_HTTP_BASE_ENDPOINT}/v1/${signal}`;
 }
@@ -160,29 +161,33 @@ function resolveHeaders(signal: OtlpSignal, options: OtlpExporterOptions, env: E
 
 /**
  * `k1=v1,k2=v2` (the W3C Baggage-like format the spec prescribes): keys and values trimmed and
- * percent-decoded. A bad entry is warned about and skipped; the others still apply.
+ * percent-decoded. A bad entry is warned about and skipped; the others still apply. Warnings name
+ * an entry by its position and key, never its value (it is usually a credential).
  */
 export function parseHeaderList(raw: string, source: string, warn: Warn): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const entry of raw.split(',')) {
+  const entries = raw.split(',');
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
     if (entry.trim() === '') continue;
     const eq = entry.indexOf('=');
     if (eq < 0) {
-      warn(`otlp config: ignoring entry ${JSON.stringify(entry.trim())} in ${source}: expected key=value`);
+      warn(`otlp config: ignoring entry ${i + 1} in ${source}: expected key=value`);
       continue;
     }
+    const named = `entry ${i + 1} (${JSON.stringify(entry.slice(0, eq).trim())})`;
     let key: string;
     let value: string;
     try {
       key = decodeURIComponent(entry.slice(0, eq).trim());
       value = decodeURIComponent(entry.slice(eq + 1).trim());
     } catch {
-      warn(`otlp config: ignoring entry ${JSON.stringify(entry.trim())} in ${source}: invalid percent-encoding`);
+      warn(`otlp config: ignoring ${named} in ${source}: invalid percent-encoding`);
       continue;
     }
     const problem = headerProblem(key, value);
     if (problem) {
-      warn(`otlp config: ignoring entry ${JSON.stringify(entry.trim())} in ${source}: ${problem}`);
+      warn(`otlp config: ignoring ${named} in ${source}: ${problem}`);
       continue;
     }
     out[key] = value;

@@ -249,7 +249,7 @@ export function describeConfig(opts: RunOptions): string {
     const source = c.sources[s.key] ?? 'default';
     const raw = c.values[s.key];
     // Parsed patterns print as the routes they report.
-    const value = s.key === 'routes.patterns' && Array.isArray(raw) ? (raw as RoutePattern[]).map((p) => p.route) : raw;
+    const value = s.key === 'routes.patterns' && Array.isArray(raw) ? (raw as RoutePattern[]).map((p) => p.route) : secretValuesHidden(s.key, raw);
     const shown =
       value !== undefined
         ? JSON.stringify(value)
@@ -260,4 +260,10 @@ export function describeConfig(opts: RunOptions): string {
   }
   for (const w of c.warnings) lines.push(`# warning: ${w}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** `otlp.headers` values are credentials (an Authorization header to the Collector): shown as REDACTED. */
+function secretValuesHidden(key: string, value: unknown): unknown {
+  if (key !== 'otlp.headers' || value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.keys(value).map((k) => [k, 'REDACTED']));
 }

@@ -3,7 +3,7 @@
 import type { StructLayout } from './btf-layout';
 
 export const GO_HTTP_SERVER_EVENT: StructLayout = {
-  size: 1352,
+  size: 1608,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     trace_flags: { offset: 1, size: 1, kind: 'u8' },
@@ -36,8 +36,8 @@ export const GO_HTTP_SERVER_EVENT: StructLayout = {
     pattern: { offset: 648, size: 128, kind: 'bytes' },
     host: { offset: 776, size: 128, kind: 'bytes' },
     remote: { offset: 904, size: 64, kind: 'bytes' },
-    tracestate: { offset: 968, size: 256, kind: 'bytes' },
-    user_agent: { offset: 1224, size: 128, kind: 'bytes' },
+    tracestate: { offset: 968, size: 512, kind: 'bytes' },
+    user_agent: { offset: 1480, size: 128, kind: 'bytes' },
   },
 };
 
@@ -227,7 +227,10 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_CONN_ADOPTED: 15,
   SYS_SKIP_ADOPT_MISMATCH: 16,
   SYS_LINK_FORWARDED: 17,
-  SYS_HTTP_DROP_MAX: 18,
+  SYS_SKIP_HEAD_TOO_LONG: 18,
+  SYS_SKIP_HEAD_UNREAD: 19,
+  SYS_HEAD_SPLIT: 20,
+  SYS_HTTP_DROP_MAX: 21,
 } as const;
 
 export const SYS_HTTP_ROLE = {

@@ -12,6 +12,10 @@ export const SYS_F_SPARE_IDS = 1 << 6;
 export const SYS_F_APP_TRACEPARENT = 1 << 7;
 /** flags2: a client request start written while the previous, fully written request awaits its response. */
 export const SYS_F2_PIPELINED = 1 << 0;
+/** flags2: a server request start whose head goes on in later reads; its context comes later (SYS_F2_CONTEXT). */
+export const SYS_F2_CONTEXT_PENDING = 1 << 2;
+/** flags2: the kernel decided the pending request's context (its head ended): this record carries it. */
+export const SYS_F2_CONTEXT = 1 << 3;
 
 export type SysRole = 'server' | 'client';
 
@@ -176,11 +180,11 @@ class SysHttpData implements SysHttpDataRecord {
     const capLen = Math.min(data.captureLen(raw), CAPTURE, raw.length - DATA_OFF);
     const tailLen = Math.min(data.tailLen(raw), TAIL);
     const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
-    const start = (flags & SYS_F_REQUEST_START) !== 0;
+    this.flags2 = data.flags2(raw);
+    const start = (flags & SYS_F_REQUEST_START) !== 0 || (this.flags2 & SYS_F2_CONTEXT) !== 0;
     this.direction = data.direction(raw) === 1 ? 'egress' : 'ingress';
     this.role = roleOf(data.role(raw));
     this.flags = flags;
-    this.flags2 = data.flags2(raw);
     this.pid = data.pid(raw);
     this.tid = data.tid(raw);
     this.fd = data.fd(raw);
@@ -191,7 +195,7 @@ class SysHttpData implements SysHttpDataRecord {
     // assembler copies what it keeps (Buffer.concat of a message's head).
     this.data = raw.subarray(DATA_OFF, DATA_OFF + capLen);
     this.tail = raw.subarray(TAIL_OFF, TAIL_OFF + tailLen);
-    // Ids matter only where a request starts; hex is made only there.
+    // Ids matter only where a request starts (or its context was decided); hex is made only there.
     this.traceId = start ? data.traceId(raw) : '';
     this.spanId = start ? data.spanId(raw) : '';
     this.parentSpanId = start && hasParent ? data.parentSpanId(raw) : '';

@@ -10,6 +10,8 @@
  */
 import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
 import {
+  SYS_F2_CONTEXT,
+  SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
   SYS_F_APP_TRACEPARENT,
   SYS_F_BLACKBOX_PARENT,
@@ -36,14 +38,13 @@ import {
 } from './sys-http-parse';
 import { sysHttpSpan, type ExchangeView } from './sys-http-span';
 import type { UrlRedaction } from './url-redaction';
+import { normalizeTracestate } from './w3c-tracestate';
+import { sysHttpConnectionsEvicted, sysHttpExchangesDropped } from '../metrics/catalogue';
 
-export const SYS_SPANS_DROPPED = 'spanbridge_sys_http_exchanges_dropped_total';
-/** Longest tracestate the kernel sends on (SK_INJECT_TRACESTATE_MAX in bpf/sk_inject.h). */
-export const TRACESTATE_SENT_MAX = 256;
+export const SYS_SPANS_DROPPED = sysHttpExchangesDropped.name;
 
 const NO_SPAN_ID = '0000000000000000';
 
-const DROPPED_HELP = 'HTTP exchanges seen by the syscall tracer that produced no span, by reason';
 
 export interface AssemblerOptions {
   readonly clock: Clock;
@@ -75,11 +76,14 @@ interface Message {
 }
 
 interface Exchange {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string;
-  readonly traceFlags: number;
-  readonly link: ExchangeView['link'];
+  /** The ids (and link) are set by the record that starts the request, or, when its head went on
+   * in later reads (`pending`), by the record on which the kernel decided them. */
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  traceFlags: number;
+  link: ExchangeView['link'];
+  pending: boolean;
   readonly tid: number;
   /** Client linked to its thread's server request: that request's tracestate (what the kernel sends on). */
   readonly inheritedTraceState: string;
@@ -115,8 +119,8 @@ export class SysHttpAssembler {
   private readonly conns = new Map<bigint, Conn>();
   /**
    * Tracestate of open server requests that continued an incoming trace, by span id: a client call
-   * linked to one (kernel thread link) carries it too, as the kernel sends it on (values up to
-   * TRACESTATE_SENT_MAX bytes, see bpf/sk_inject.h).
+   * linked to one (kernel thread link) carries it too, as the kernel sends it on (normalised and validated the same way,
+   * src/spans/w3c-tracestate.ts).
    */
   private readonly serverTraceStates = new Map<string, string>();
   private readonly maxConns: number;
@@ -134,7 +138,7 @@ export class SysHttpAssembler {
   }
 
   private drop(reason: string, n = 1): void {
-    this.o.metrics.add(SYS_SPANS_DROPPED, DROPPED_HELP, { reason }, n);
+    sysHttpExchangesDropped.add(this.o.metrics, { reason }, n);
   }
 
   onRecord(rec: SysHttpConnRecord | SysHttpDataRecord): void {
@@ -149,7 +153,7 @@ export class SysHttpAssembler {
       // Least recently active first: Map iteration order is insertion order, refreshed on use.
       const oldest = this.conns.keys().next().value as bigint;
       this.close(oldest, this.conns.get(oldest)!.lastNs);
-      this.o.metrics.add('spanbridge_sys_http_connections_evicted_total', 'Connections the assembler stopped following (limit reached)');
+      sysHttpConnectionsEvicted.add(this.o.metrics, {});
     }
     this.conns.set(rec.connId, {
       id: rec.connId,
@@ -196,9 +200,11 @@ export class SysHttpAssembler {
         traceFlags: rec.traceFlags,
         link: linkOf(rec.flags),
       });
+      ex.pending = (rec.flags2 & SYS_F2_CONTEXT_PENDING) !== 0;
       this.feedRequest(c, ex, rec, 0);
       return;
     }
+    if (rec.flags2 & SYS_F2_CONTEXT && c.role === 'server') this.decided(c, rec);
     if (c.dead) return;
     if (requestSide) {
       const ex = c.exchanges[c.exchanges.length - 1];
@@ -217,6 +223,21 @@ export class SysHttpAssembler {
     }
   }
 
+  /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */
+  private decided(c: Conn, rec: SysHttpDataRecord): void {
+    const ex = c.exchanges.find((e) => e.pending);
+    if (!ex) {
+      this.drop('context_without_request');
+      return;
+    }
+    ex.pending = false;
+    ex.traceId = rec.traceId;
+    ex.spanId = rec.spanId;
+    ex.parentSpanId = rec.parentSpanId;
+    ex.traceFlags = rec.traceFlags;
+    ex.link = linkOf(rec.flags);
+  }
+
   private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'traceId' | 'spanId' | 'parentSpanId' | 'traceFlags' | 'link'>): Exchange {
     // A literal, not a spread: objects made by spread hit V8's slow path (see sys-http-span.ts).
     const ex: Exchange = {
@@ -225,6 +246,7 @@ export class SysHttpAssembler {
       parentSpanId: ids.parentSpanId,
       traceFlags: ids.traceFlags,
       link: ids.link,
+      pending: false,
       tid: rec.tid,
       inheritedTraceState: c.role === 'client' && ids.link === 'thread' ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
       req: newMessage(rec.tsNs),
@@ -248,8 +270,8 @@ export class SysHttpAssembler {
       if (!line) return null;
       ex.requestLine = line;
       if (c.role === 'server' && ex.link === 'traceparent') {
-        const ts = head.headers.get('tracestate');
-        if (ts && ts.length <= TRACESTATE_SENT_MAX) this.serverTraceStates.set(ex.spanId, ts);
+        const ts = normalizeTracestate(head.headers.get('tracestate') ?? '');
+        if (ts) this.serverTraceStates.set(ex.spanId, ts);
       }
       return head.complete ? requestBody(head.headers) : { kind: 'unknown' as const, length: 0 };
     });
@@ -417,6 +439,11 @@ export class SysHttpAssembler {
     if (c.role === 'server') this.serverTraceStates.delete(ex.spanId);
     if (ex.invalid || !ex.requestLine || !ex.req.parsed) {
       this.drop(ex.req.headDone || ex.req.gap ? 'not_http' : 'incomplete_request');
+      return;
+    }
+    if (ex.pending) {
+      // ids are never made up here: without the kernel's decision there is no span
+      this.drop('context_not_decided');
       return;
     }
     const hasResponse = ex.resp !== null && ex.resp.parsed !== null && ex.status >= 100;

@@ -7,6 +7,7 @@ import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './htt
 import type { Attributes, Resource, Span } from './span';
 import { splitTarget, type RequestLine } from './sys-http-parse';
 import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, redactUserinfo, type UrlRedaction } from './url-redaction';
+import { normalizeTracestate } from './w3c-tracestate';
 
 export interface ExchangeView {
   readonly role: 'server' | 'client';
@@ -92,7 +93,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     spanId: x.spanId,
     parentSpanId: x.parentSpanId,
     traceFlags: x.traceFlags,
-    traceState: x.role === 'server' ? (x.link === 'traceparent' ? cut(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
+    traceState: x.role === 'server' ? (x.link === 'traceparent' ? normalizeTracestate(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
     name: httpSpanName(method, ''),
     kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
     startTimeUnixNano: start,

@@ -117,6 +117,8 @@ export const PAGE_HTML = `<!doctype html>
         data.processes.forEach(function (p) {
           var s = el('span', 'proc');
           s.dataset.service = p.service;
+          // How its server spans get http.route, on hover (framework, declared, heuristic).
+          if (p.routes) s.title = 'routes: ' + p.routes;
           s.appendChild(el('b', '', p.service));
           s.appendChild(document.createTextNode(' pid ' + p.pid + ' · ' + p.tracer + (p.probes === null ? '' : ' · ' + p.probes + ' probes')));
           box.appendChild(s);

@@ -19,7 +19,7 @@ describe('spanbridge configuration (built CLI)', () => {
   const file = path.join(dir, 'spanbridge.yaml');
   writeFileSync(
     file,
-    ['selections:', "  - exe: 'api'", '    service_name: checkout', '  - open_port: 8080', 'log_level: debug', 'print_spans: tree', 'otlp:', '  protocol: grpc', ''].join('\n'),
+    ['selections:', "  - exe: 'api'", '    service_name: checkout', '  - open_port: 8080', 'log_level: debug', 'print_spans: tree', 'otlp:', '  protocol: grpc', '  headers: {authorization: Bearer cfg-secret-token}', 'redaction:', '  query_keys: [default, x-api-key]', ''].join('\n'),
   );
 
   it('help: top level, per command, and `help CMD`', () => {
@@ -40,6 +40,11 @@ describe('spanbridge configuration (built CLI)', () => {
     expect(r.stdout).toMatch(/^print_spans: "tree" {2}# yaml$/m);
     expect(r.stdout).toMatch(/^otlp\.protocol: "http\/json" {2}# flag$/m);
     expect(r.stdout).toMatch(/^inject_headers: auto {2}# default$/m);
+    expect(r.stdout).toMatch(/^redaction\.query_keys: \["default","x-api-key"\] {2}# yaml$/m);
+    expect(r.stdout).toMatch(/^redaction\.query: keys {2}# default$/m);
+    // The Collector credential is set, and never printed.
+    expect(r.stdout).toMatch(/^otlp\.headers: \{"authorization":"REDACTED"\} {2}# yaml$/m);
+    expect(r.stdout + r.stderr).not.toContain('cfg-secret-token');
   });
 
   it('errors name the key and the allowed values, exit status 2', () => {
@@ -47,7 +52,7 @@ describe('spanbridge configuration (built CLI)', () => {
     writeFileSync(bad, 'selections: [{exe: api}]\nweb:\n  prot: 8411\n');
     const r = cli(['run', '--config', bad]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe(`spanbridge: ${bad}: unknown key 'web.prot' (known keys under web: port) [ERR_CONFIG]\n`);
+    expect(r.stderr).toBe(`spanbridge: ${bad}: unknown key 'web.prot' (known keys under web: port, host) [ERR_CONFIG]\n`);
     const e = cli(['run', '--config', file], { SPANBRIDGE_PRINT_SPANS: 'yaml' });
     expect(e.status).toBe(2);
     expect(e.stderr).toMatch(/SPANBRIDGE_PRINT_SPANS: 'yaml' is not one of none, json, tree \[ERR_CONFIG\]/);

@@ -32,6 +32,13 @@ describe('ensureKernelFilesystems', () => {
     expect(missingRequiredFilesystems(out).map((o) => o.fs.fstype)).toEqual(['bpf', 'tracefs']);
   });
 
+  it('a bpffs the agent mounts itself is root-only (mode=0700); tracefs gets no options', () => {
+    const asked: KernelFs[] = [];
+    ensureKernelFilesystems({ readMounts: () => BASE, mount: (fs) => void asked.push(fs) });
+    expect(asked.find((f) => f.fstype === 'bpf')?.options).toBe('mode=0700');
+    expect(asked.find((f) => f.fstype === 'tracefs')?.options).toBeUndefined();
+  });
+
   it('decodes octal escapes in mount points', () => {
     expect(parseMounts('none /mnt/a\\040b tmpfs rw 0 0\n')).toEqual([{ target: '/mnt/a b', fstype: 'tmpfs' }]);
   });

@@ -2,7 +2,7 @@
  * The whole bridge against local servers: spans to the traces endpoint, RED + self-metrics to the
  * metrics endpoint (OTLP/JSON here, so the payload can be read back) and on the Prometheus endpoint.
  */
-import { createCollectorBridge, type CollectorBridge } from '../../../receiver/index';
+import { createCollectorBridge, isLoopbackHost, type CollectorBridge } from '../../../receiver/index';
 import { protoFields } from '../../../receiver/otlp/rpc-status';
 import { serializeMetrics } from '../../../receiver/otlp/serializers';
 import { SelfMetrics } from '../../../src/metrics/counters';
@@ -134,5 +134,33 @@ describe('CollectorBridge', () => {
     const text = await (await fetch(bridge.prometheusUrl!)).text();
     expect(text).toContain('http_server_request_duration_seconds_count');
     expect(bridge.batcher).toBeUndefined();
+  });
+
+  it('Prometheus on loopback by default; another address is a warning', async () => {
+    const port = await unusedPort();
+    const quiet = recordingLog();
+    bridge = createCollectorBridge({ metrics: new SelfMetrics(), log: quiet, otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) } });
+    await bridge.start();
+    expect(bridge.prometheusUrl).toBe(`http://127.0.0.1:${port}/metrics`);
+    expect(quiet.warnings).toEqual([]);
+    await bridge.shutdown();
+    const log = recordingLog();
+    bridge = createCollectorBridge({ metrics: new SelfMetrics(), log, otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port), SPANBRIDGE_PROMETHEUS_HOST: '0.0.0.0' } });
+    await bridge.start();
+    expect(log.warnings.join('\n')).toMatch(/prometheus: listening on 0\.0\.0\.0, not only on loopback/);
+  });
+
+  it.each([
+    ['127.0.0.1', true],
+    ['127.3.4.5', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['localhost', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['10.1.2.3', false],
+    ['127.0.0.1.example.com', false],
+  ])('isLoopbackHost(%p) is %p', (host, loopback) => {
+    expect(isLoopbackHost(host)).toBe(loopback);
   });
 });

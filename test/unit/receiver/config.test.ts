@@ -99,6 +99,16 @@ describe('resolveOtlpTraceConfig', () => {
     expect(warnings.join('\n')).toMatch(/control characters/);
   });
 
+  it('names a bad header entry by position and key, never by its value (a credential)', () => {
+    const warnings: string[] = [];
+    parseHeaderList('authorization=Bearer%ZZsecret-1,secret-2-no-equals,x-key=sec%0Aret-3', 'OTEL_EXPORTER_OTLP_HEADERS', (m) => warnings.push(m));
+    expect(warnings).toEqual([
+      'otlp config: ignoring entry 1 ("authorization") in OTEL_EXPORTER_OTLP_HEADERS: invalid percent-encoding',
+      'otlp config: ignoring entry 2 in OTEL_EXPORTER_OTLP_HEADERS: expected key=value',
+      'otlp config: ignoring entry 3 ("x-key") in OTEL_EXPORTER_OTLP_HEADERS: header value contains control characters',
+    ]);
+  });
+
   it('reads the timeout in milliseconds, traces-specific first; bad values warned and ignored', () => {
     expect(resolve({ OTEL_EXPORTER_OTLP_TIMEOUT: '2500' }).config.timeoutMs).toBe(2500);
     expect(

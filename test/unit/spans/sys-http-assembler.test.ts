@@ -5,6 +5,8 @@
  */
 import type { SysHttpConnRecord, SysHttpDataRecord } from '../../../src/events/sys-http';
 import {
+  SYS_F2_CONTEXT,
+  SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
@@ -413,19 +415,60 @@ describe('SysHttpAssembler: client side', () => {
     expect(h.spans.find((s) => s.kind === 'SERVER')!.traceState).toBe('congo=t61rcWkgMzE');
   });
 
-  it('a tracestate longer than the kernel sends on (256 bytes) is kept on the server span only', () => {
+  it('tracestate is reported as the kernel sends it on: headers combined, whitespace removed, invalid or over-long lists dropped', () => {
+    const h = new Harness();
+    const serve = (conn: bigint, lines: string): Span => {
+      h.open(conn);
+      const srv = h.data(conn, 'ingress', `GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\n${lines}\r\n`, {
+        flags: START | SYS_F_REMOTE_PARENT,
+        parent: 'b7ad6b7169203331',
+      });
+      h.open(conn + 100n, 'client');
+      h.data(conn + 100n, 'egress', 'GET /down HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START | SYS_F_THREAD_PARENT, parent: srv.spanId });
+      h.data(conn + 100n, 'ingress', ok(), { role: 'client', flags: RESP });
+      h.data(conn, 'egress', ok(), { flags: RESP });
+      const server = h.spans.find((s) => s.kind === 'SERVER' && s.spanId === srv.spanId)!;
+      const client = h.spans.find((s) => s.kind === 'CLIENT' && s.parentSpanId === srv.spanId)!;
+      expect(client.traceState).toBe(server.traceState);
+      return server;
+    };
+    expect(serve(1n, 'tracestate: foo=1 \t , \t bar=2\r\ntracestate:\r\ntracestate: baz=3\t\r\n').traceState).toBe('foo=1,bar=2,baz=3');
+    expect(serve(2n, `tracestate: k=${'v'.repeat(300)}\r\n`).traceState).toBe(''); // value over 256
+    expect(serve(3n, 'tracestate: foo=1,Bar=2\r\n').traceState).toBe(''); // invalid key: nothing sent on
+    const list = (n: number, v: string): string => Array.from({ length: n }, (_, i) => `k${i}=${v}`).join(',');
+    expect(serve(4n, `tracestate: ${list(30, 'x'.repeat(20))}\r\n`).traceState).toBe(''); // 30 members, 749 bytes > 512
+    expect(serve(5n, `tracestate: ${list(33, '1')}\r\n`).traceState).toBe(''); // 33 members
+    expect(serve(6n, `tracestate: ${list(32, '1')}\r\n`).traceState).toBe(list(32, '1'));
+  });
+
+  it('a head whose context the kernel decided in a later read takes the ids of that read (SYS_F2_CONTEXT)', () => {
     const h = new Harness();
     h.open(1n);
-    const long = `k=${'v'.repeat(300)}`;
-    const srv = h.data(1n, 'ingress', `GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\ntracestate: ${long}\r\n\r\n`, {
-      flags: START | SYS_F_REMOTE_PARENT,
+    const first = h.data(1n, 'ingress', 'GET /split HTTP/1.1\r\nHost: a\r\nCookie: c=1\r\n', { flags: START, flags2: SYS_F2_CONTEXT_PENDING, traceId: '0'.repeat(32), spanId: '0'.repeat(16) });
+    const second = h.data(1n, 'ingress', 'traceparent: 00-aa-bb-01\r\ntracestate: k=v\r\n\r\n', {
+      flags: SYS_F_REMOTE_PARENT,
+      flags2: SYS_F2_CONTEXT,
       parent: 'b7ad6b7169203331',
     });
-    h.open(2n, 'client');
-    h.data(2n, 'egress', 'GET /down HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START | SYS_F_THREAD_PARENT, parent: srv.spanId });
-    h.data(2n, 'ingress', ok(), { role: 'client', flags: RESP });
-    expect(h.spans[0].kind).toBe('CLIENT');
-    expect(h.spans[0].traceState).toBe('');
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    expect(h.spans).toHaveLength(1);
+    const s = h.spans[0];
+    expect(s.traceId).toBe(second.traceId);
+    expect(s.spanId).toBe(second.spanId);
+    expect(s.spanId).not.toBe(first.spanId);
+    expect(s.parentSpanId).toBe('b7ad6b7169203331');
+    expect(s.traceState).toBe('k=v');
+    expect(s.attributes['spanbridge.parent.source']).toBe('traceparent');
+    expect(s.attributes['url.path']).toBe('/split');
+  });
+
+  it('a request whose context the kernel never decided gives no span (ids are never made up)', () => {
+    const h = new Harness();
+    h.open(2n);
+    h.data(2n, 'ingress', 'GET /never HTTP/1.1\r\nHost: a\r\n\r\n', { flags: START, flags2: SYS_F2_CONTEXT_PENDING });
+    h.data(2n, 'egress', ok(), { flags: RESP });
+    expect(h.spans).toHaveLength(0);
+    expect(h.dropped('context_not_decided')).toBe(1);
   });
 
   it('client requests pipelined in one write take the kernel\'s ids for them (same trace and parent); responses match in order', () => {
