@@ -15,7 +15,8 @@
  * untraced process pays one hash lookup per syscall.
  *
  * Trace context is decided here, never in user space:
- *   server request start (a read that begins with a request line): continue a valid incoming
+ *   server request (a read that begins with a request line), decided when its head is complete,
+ *     however many reads that takes (sys_http_server_head.h): continue a valid incoming
  *     traceparent; else the same-node client request found under the mirrored TCP tuple (black-box
  *     correlation, used once, within correlation_window_ns); else a new trace. The thread becomes
  *     "in a server request" until the response starts.
@@ -1246,10 +1247,10 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		cs->phase = PHASE_REQUEST;
 		fill_spare_ids(e);
 		/* Decided even if the record is then lost, so the thread and the peer stay consistent. */
-		server_request_start(cs, &key, s, ptr, seg, nread, now, e, mode);
+		server_request_start(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode);
 	} else if (head_more) {
 		__builtin_memset(e->parent_span_id, 0, 8);
-		server_head_more(cs, &key, s, ptr, seg, nread, now, e, mode, head_more == 1);
+		server_head_more(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode, head_more == 1);
 		if (head_more == 2)
 			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {
