@@ -90,16 +90,24 @@ export function redactQuery(query: string, r: UrlRedaction = DEFAULT_URL_REDACTI
       })
       .join('&');
   }
-  let out = '';
+  // Built only when a pair changes: most queries hold no sensitive key and are returned as they are.
+  let out: string | undefined;
+  let copied = 0;
   let start = 0;
   for (let i = 0; i <= query.length; i++) {
     const c = i < query.length ? query.charCodeAt(i) : 38; /* & */
     if (c !== 38 /* & */ && c !== 59 /* ; */) continue;
-    out += redactPair(query.slice(start, i), r, depth);
-    if (i < query.length) out += query[i];
+    if (i > start) {
+      const pair = query.slice(start, i);
+      const redacted = redactPair(pair, r, depth);
+      if (redacted !== pair) {
+        out = (out ?? '') + query.slice(copied, start) + redacted;
+        copied = i;
+      }
+    }
     start = i + 1;
   }
-  return out;
+  return out === undefined ? query : out + query.slice(copied);
 }
 
 function redactPair(pair: string, r: UrlRedaction, depth: number): string {

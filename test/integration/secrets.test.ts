@@ -8,7 +8,7 @@
  * `REDACTED:REDACTED@`). Also: the local endpoints answer on loopback only, and what the agent
  * writes or pins is root-only.
  */
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -249,5 +249,39 @@ describe('secrets never leave in telemetry (Go and Python services, server and c
     expect(pins.length).toBeGreaterThan(0);
     for (const n of pins) expect({ pin: n, mode: mode(`/sys/fs/bpf/${n}`).toString(8) }).toEqual({ pin: n, mode: '600' });
     expect(mode(agent.readyFile).toString(8)).toBe('600');
+  });
+
+  it('the redaction settings reach both tracers: query_keys from YAML replaces the list; --redaction-query all', async () => {
+    await agent.stop(); // one agent at a time on these services
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-redaction-'));
+    const config = path.join(dir, 'redaction.yaml');
+    writeFileSync(config, 'redaction:\n  query_keys: [Session]\n');
+    const selection = ['--open-port', String(py.port), '--open-port', String(go.port), '--export', 'none'];
+    const queryOf = async (a: AgentProcess, tag: string): Promise<{ go: string; py: string }> => {
+      expect((await get(`${go.url}/hello?session=sess${TAG}&sig=visible&run=${tag}`)).status).toBe(200);
+      return waitFor(`spans of run ${tag}`, () => {
+        // Each agent prints only its own spans: the one /hello of this run per service.
+        const q = (service: string) =>
+          a.spans().find((s) => s.kind === 'SERVER' && s.resource['service.name'] === service && s.attributes['url.path'] === '/hello')?.attributes['url.query'];
+        const goQ = q(go.service);
+        const pyQ = q(py.service);
+        return goQ !== undefined && pyQ !== undefined ? { go: String(goQ), py: String(pyQ) } : undefined;
+      }, 30_000);
+    };
+    const replaced = await startAgent(['--config', config, ...selection], {}, 60_000);
+    try {
+      const q = await queryOf(replaced, 'keys');
+      expect(q).toEqual({ go: 'session=REDACTED&sig=visible&run=keys', py: 'session=REDACTED&sig=visible&run=keys' });
+    } finally {
+      await replaced.stop();
+    }
+    const all = await startAgent([...selection, '--redaction-query', 'all'], {}, 60_000);
+    try {
+      const q = await queryOf(all, 'all');
+      expect(q).toEqual({ go: 'session=REDACTED&sig=REDACTED&run=REDACTED', py: 'session=REDACTED&sig=REDACTED&run=REDACTED' });
+      expect(all.stdout()).not.toContain(`sess${TAG}`);
+    } finally {
+      await all.stop();
+    }
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * A non-Go proxy that forwards the incoming `traceparent`: Debian's nginx (`proxy_pass`, which
+ * passes every request header on) in front of Flask on gunicorn, both traced from syscall
+ * tracepoints, headers written by sk_msg (this host's lockdown). The forwarded value is not the
+ * application's own span: nginx's CLIENT span is the child of its SERVER span, and Flask receives
+ * the CLIENT span's id in place of the forwarded one (one header, never two). A request without a
+ * traceparent gets one inserted. Answers equal the untraced ones but for the echoed value.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { baselineOf, checkChainRequest, clientHop, serverHop, type Answer, type ChainCase, type ChainService } from './helpers/chain-check';
+import { freePort } from './helpers/collector';
+import { startFramework, type FrameworkService } from './helpers/frameworks';
+import { lockedDown, requireRootAndBpf } from './helpers/privileges';
+import { kernelCounters, startAgent, startProcess, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+
+const NGINX = '/usr/sbin/nginx';
+
+/** nginx in the foreground, one worker, every path to `upstream`, all state in a temp dir. */
+async function startNginx(upstream: string): Promise<ChainService & { proc: Running; url: string }> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
+  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
+  const conf = path.join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass ${upstream}; }
+  }
+}
+`,
+  );
+  const proc = startProcess(NGINX, ['-c', conf, '-e', 'stderr']);
+  await waitForPort(port, 30_000);
+  return { service: 'nginx', proc, url: `http://127.0.0.1:${port}` };
+}
+
+const maybe = lockedDown() ? describe : describe.skip;
+
+maybe('nginx forwarding traceparent to Flask (syscall path, sk_msg replaces the forwarded value)', () => {
+  let flask: FrameworkService;
+  let nginx: ChainService & { proc: Running; url: string };
+  let agent: AgentProcess;
+  const baseline = new Map<string, Answer>();
+  const chain = () => [serverHop(() => nginx), clientHop(() => nginx), serverHop(() => flask)];
+  const body = 'y'.repeat(2000);
+  const cases: ChainCase[] = [
+    { name: 'GET, forwarded traceparent', method: 'GET', url: () => `${nginx.url}/headers`, incoming: true, chain },
+    { name: 'POST, forwarded traceparent', method: 'POST', url: () => `${nginx.url}/headers`, body, incoming: true, chain },
+    { name: 'GET without traceparent', method: 'GET', url: () => `${nginx.url}/headers`, chain },
+  ];
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    flask = await startFramework('flask-gunicorn', 'flask', { workers: 2 });
+    nginx = await startNginx(flask.url);
+    for (const c of cases) baseline.set(c.name, await baselineOf(c));
+    agent = await startAgent(['--open-port', String(new URL(nginx.url).port), '--open-port', String(flask.port), '--export', 'none'], {}, 120_000);
+  }, 300_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await Promise.all([nginx?.proc.stop(), flask?.proc.stop()]);
+  });
+
+  it.each(cases.map((c) => [c.name, c] as const))('%s: one trace nginx SERVER -> nginx CLIENT -> Flask SERVER, one header = the CLIENT span', async (_name, c) => {
+    for (let round = 0; round < 3; round++) await checkChainRequest(agent, c, baseline.get(c.name)!);
+  });
+
+  it('counts the forwarded values replaced in place, and no span id twice', async () => {
+    const ids = agent.spans().map((s) => s.spanId);
+    expect(new Set(ids).size).toBe(ids.length);
+    await agent.stop();
+    const counters = kernelCounters(agent.stderr());
+    expect(counters.sys_http_link_forwarded).toBe(6);
+    expect(counters.sk_inject_replaced).toBe(6);
+    expect(counters.sk_inject_skip_replace ?? 0).toBe(0);
+  });
+});
