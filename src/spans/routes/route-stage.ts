@@ -28,6 +28,41 @@ export const ROUTE_SOURCE_ATTRIBUTE = 'spanbridge.route.source';
 interface Plan {
   readonly matcher: RouteMatcher | undefined;
   readonly unmatched: UnmatchedMode;
+  /**
+   * path -> [route, source] already resolved under this plan ('' route: none). Real traffic repeats
+   * paths (/api/health, hot items), and a hit skips the matcher and the heuristic. Bounded: emptied
+   * when full, so a scan of random paths costs one insert each and never more memory.
+   */
+  readonly cache: Map<string, readonly [string, RouteSource]>;
+}
+
+const PATH_CACHE_SIZE = 4096;
+
+/** The declared or unmatched route of `path` under `plan` (and remembers it). */
+function resolve(plan: Plan, path: string): readonly [string, RouteSource] {
+  let out: readonly [string, RouteSource];
+  const declared = plan.matcher?.match(path);
+  if (declared !== undefined) {
+    out = [declared, 'declared'];
+  } else {
+    switch (plan.unmatched) {
+      case 'heuristic':
+        out = [heuristicRoute(path), 'heuristic'];
+        break;
+      case 'path':
+        out = [path, 'path'];
+        break;
+      case 'wildcard':
+        out = [WILDCARD_ROUTE, 'wildcard'];
+        break;
+      case 'unset':
+        out = ['', 'heuristic'];
+        break;
+    }
+  }
+  if (plan.cache.size >= PATH_CACHE_SIZE) plan.cache.clear();
+  plan.cache.set(path, out);
+  return out;
 }
 
 export class RouteStage {
@@ -55,7 +90,7 @@ export class RouteStage {
         this.matchers.set(policy.patterns, matcher);
       }
     }
-    return { matcher, unmatched: policy.unmatched };
+    return { matcher, unmatched: policy.unmatched, cache: new Map() };
   }
 
   /**
@@ -85,26 +120,9 @@ export class RouteStage {
       const path = a['url.path'];
       if (typeof path !== 'string') return span;
       const plan = this.plans.get(span.resource) ?? this.globalPlan;
-      route = plan.matcher?.match(path);
-      if (route !== undefined) {
-        source = 'declared';
-      } else {
-        switch (plan.unmatched) {
-          case 'heuristic':
-            route = heuristicRoute(path);
-            break;
-          case 'path':
-            route = path;
-            break;
-          case 'wildcard':
-            route = WILDCARD_ROUTE;
-            break;
-          case 'unset':
-            return span;
-        }
-        if (!route) return span;
-        source = plan.unmatched;
-      }
+      const cached = plan.cache.get(path) ?? resolve(plan, path);
+      if (cached[0] === '') return span;
+      [route, source] = cached;
     }
     const service = String(span.resource.attributes['service.name'] ?? '');
     const admission = this.limiter.admit(service, route);
