@@ -15,7 +15,8 @@
  * untraced process pays one hash lookup per syscall.
  *
  * Trace context is decided here, never in user space:
- *   server request start (a read that begins with a request line): continue a valid incoming
+ *   server request (a read that begins with a request line), decided when its head is complete,
+ *     however many reads that takes (sys_http_server_head.h): continue a valid incoming
  *     traceparent; else the same-node client request found under the mirrored TCP tuple (black-box
  *     correlation, used once, within correlation_window_ns); else a new trace. The thread becomes
  *     "in a server request" until the response starts.
@@ -740,23 +741,23 @@ enum tp_found {
 	TP_UNREAD = 3,    /* the bytes could not be read */
 };
 
-/* Parses the traceparent header in the scratch copy: enum tp_found. */
+#include "sys_http_server_head.h"
+
+/* The application's own traceparent in a client write's captured bytes (s->e.data), read by the
+ * same W3C reader as incoming heads (bpf/http_head.h): TP_VALID when the first request's head has
+ * exactly one valid one; TP_MALFORMED when it has others, or when only a request pipelined behind
+ * it carries one (never taken for the first request's); TP_ABSENT when none is in the capture. */
 static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
 {
-	__u32 v = find_header(len, HDR_TRACEPARENT);
-	if (!v)
-		return TP_ABSENT;
-	if (v + TRACEPARENT_LEN > len || v >= SYS_HTTP_CAPTURE)
-		goto bad;
-	/* The value's true length: up to CR/LF (or the end of the capture). */
-	__u32 vlen = TRACEPARENT_LEN;
-	__u32 after = v + TRACEPARENT_LEN;
-	if (after < len && s->e.data[after & (SYS_HTTP_CAPTURE - 1)] != '\r' &&
-	    s->e.data[after & (SYS_HTTP_CAPTURE - 1)] != '\n')
-		vlen = TRACEPARENT_LEN + 1; /* longer than version 00 allows unless "-..." follows */
-	if (!parse_traceparent((const char *)s->e.data + (v & (SYS_HTTP_CAPTURE - 1)), vlen, out))
+	head_reset(&s->head);
+	struct head_scan hs = { .s = s, .ptr = 0, .len = len, .first = len, .err = 0 };
+	bpf_loop(SYS_HTTP_CAPTURE, head_scan_cb, &hs, 0);
+	if (!s->head.tp.headers) {
+		bool more = s->head.done == HEAD_COMPLETE && s->head.seen < len;
+		return more && find_header(len, HDR_TRACEPARENT) ? TP_MALFORMED : TP_ABSENT;
+	}
+	if (!tp_result(&s->head.tp, out))
 		return TP_VALID;
-bad:
 	count(SYS_SKIP_BAD_TRACEPARENT);
 	return TP_MALFORMED;
 }
@@ -895,8 +896,6 @@ static __always_inline void fill_spare_ids(struct sys_http_data_event *e)
 		new_span_id(e->spare_span_ids[i]);
 	}
 }
-
-#include "sys_http_server_head.h"
 
 /* A Go server read a request: leave the mirrored client request's context for the Go tracer,
  * keyed by the reading goroutine (user R14 at syscall entry). */
@@ -1246,10 +1245,10 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		cs->phase = PHASE_REQUEST;
 		fill_spare_ids(e);
 		/* Decided even if the record is then lost, so the thread and the peer stay consistent. */
-		server_request_start(cs, &key, s, ptr, seg, nread, now, e, mode);
+		server_request_start(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode);
 	} else if (head_more) {
 		__builtin_memset(e->parent_span_id, 0, 8);
-		server_head_more(cs, &key, s, ptr, seg, nread, now, e, mode, head_more == 1);
+		server_head_more(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode, head_more == 1);
 		if (head_more == 2)
 			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {

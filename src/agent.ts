@@ -213,7 +213,7 @@ export class Agent {
     this.watcher = new ProcessWatcher(
       this.config.selection,
       {
-        onMatch: (proc, reason, how) => this.onMatch(proc, reason, how?.forkedFrom),
+        onMatch: (proc, reason, how) => this.onMatch(proc, reason, how),
         onGone: (pid) => this.onGone(pid),
         onExcluded: (proc, reason, why) => {
           if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
@@ -369,9 +369,9 @@ export class Agent {
     return t;
   }
 
-  private onMatch(proc: ProcessInfo, reason: MatchReason, forkedFrom?: number): void {
+  private onMatch(proc: ProcessInfo, reason: MatchReason, fork?: { forkedFrom: number; byKernel: boolean }): void {
     const { log } = this.deps;
-    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${forkedFrom !== undefined ? `, forked from pid ${forkedFrom}` : ''})`;
+    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${fork ? `, forked from pid ${fork.forkedFrom}` : ''})`;
     let target: GoTarget;
     try {
       target = this.inspect(proc);
@@ -380,7 +380,7 @@ export class Agent {
         log.info(`skip ${who}: it exited before it could be attached`);
         return;
       }
-      if (this.attachSysHttp(proc, who, errorMessage(err), reason)) return;
+      if (this.attachSysHttp(proc, who, errorMessage(err), reason, fork?.byKernel ?? false)) return;
       processesSkipped.add(this.metrics, { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
@@ -494,13 +494,20 @@ export class Agent {
   }
 
   /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
-  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason): boolean {
+  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason, byKernel: boolean): boolean {
     if (!this.sysHttp) return false;
     try {
       const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride: serviceNameFor(this.config.selection, reason) });
       this.resources.set(proc.pid, resource);
       const routes = this.routes.register(resource, reason);
-      const note = this.sysHttp.attach(proc) + this.selectForSkInject(proc.pid);
+      const traced = this.sysHttp.attach(proc, byKernel);
+      if (traced === null) {
+        // The kernel traced it from its fork and released it at exec/exit: decided by that event.
+        this.resources.delete(proc.pid);
+        this.deps.log.info(`skip ${who}: it exec'd or exited since its fork`);
+        return true;
+      }
+      const note = traced + this.selectForSkInject(proc.pid, byKernel);
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)}); routes: ${routes}`);
       this.announceAttached(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note], routes });
       return true;
@@ -512,9 +519,11 @@ export class Agent {
   }
 
   /** Outgoing connections of a process traced by the syscall tracer get sk_msg injection. */
-  private selectForSkInject(pid: number): string {
+  private selectForSkInject(pid: number, byKernel = false): string {
     if (!this.skInject) return '';
     try {
+      // A child selected by the kernel at its fork keeps that entry (never re-added after an exec).
+      if (byKernel) return this.skInject.adoptInherited(pid) ? '; traceparent injection: sk_msg (new connections, from its fork)' : '; no traceparent injection (exec\'d since its fork)';
       this.skInject.addPid(pid);
       // Connections opened before now (keep-alive pools) are taken over too.
       const { registered, failed } = this.skInject.registerExisting(pid);

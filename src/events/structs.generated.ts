@@ -260,7 +260,6 @@ export const SYS_HTTP_OBJECT = {
   },
   maps: {
     traced_tgids: 'traced_tgids',
-    sys_http_events: 'sys_http_events',
     args_by_tid: 'args_by_tid',
     adopt_conns: 'adopt_conns',
     conns: 'conns',
@@ -275,6 +274,7 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
+    sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
   },
   rodata: {

@@ -101,6 +101,16 @@ export class SkInjectTracer {
   }
 
   /**
+   * A child the kernel selected at its fork: followed without writing its entry (gone if the
+   * child exec'd or exited since; then false).
+   */
+  adoptInherited(pid: number): boolean {
+    if (!this.requireObject().map('sk_inject_tgids').lookup(tgidKey(pid))) return false;
+    this.pids.add(pid);
+    return true;
+  }
+
+  /**
    * Registers the process's outgoing connections that already exist (opened before it was
    * selected, e.g. a Go keep-alive pool): their next requests are injected too. Best effort:
    * returns how many were registered and how many could not be.

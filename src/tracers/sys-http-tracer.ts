@@ -124,6 +124,17 @@ export class SysHttpTracer {
   }
 
   /**
+   * A child the kernel traces from its fork (bpf/sys_http_lifecycle.h) with its parent's mode:
+   * followed without writing its entry, which the kernel removed if the child exec'd or exited
+   * since (then false: never traced again by a late write).
+   */
+  adoptInherited(pid: number, options: SysAttachOptions): boolean {
+    if (!this.requireObject().map('traced_tgids').lookup(pidKey(pid))) return false;
+    this.traced.set(pid, options);
+    return true;
+  }
+
+  /**
    * Registers connections the process had open before it was selected: the kernel takes each
    * over at its first syscall if the fd still holds that socket (bpf/sys_http_adopt.h).
    * Returns how many were registered and how many could not be (map full, object closing).

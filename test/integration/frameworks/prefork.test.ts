@@ -79,7 +79,7 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
     await everyRequestTraced(django, django.proc.pid);
   });
 
-  it('a forked child is traced from its fork; one that execs another program (curl) is not', async () => {
+  it('forked children are traced from their fork; children that exec another program (curl) are not', async () => {
     // A selected process that forks a child doing a request itself (no exec), and runs curl.
     const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-fork-'));
     const go = path.join(dir, 'go');
@@ -87,14 +87,19 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
       'import os, subprocess, sys, time, urllib.request',
       'print("ready", flush=True)',
       `while not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)`,
-      'pid = os.fork()',
-      'if pid == 0:',
-      `    urllib.request.urlopen(${JSON.stringify(`${django.url}/items/901`)}).read()`,
-      '    os._exit(0)',
-      'os.waitpid(pid, 0)',
-      `p = subprocess.Popen(["curl", "-s", "-o", "/dev/null", ${JSON.stringify(`${django.url}/items/902`)}])`,
-      'p.wait()',
-      'print("child", pid, "curl", p.pid, flush=True)',
+      'children, curls = [], []',
+      'for i in range(3):',
+      '    pid = os.fork()',
+      '    if pid == 0:',
+      `        urllib.request.urlopen(${JSON.stringify(`${django.url}/items/901`)}).read()`,
+      '        os._exit(0)',
+      '    os.waitpid(pid, 0)',
+      '    children.append(pid)',
+      'for i in range(5):',
+      `    p = subprocess.Popen(["curl", "-s", "-o", "/dev/null", ${JSON.stringify(`${django.url}/items/902`)}])`,
+      '    p.wait()',
+      '    curls.append(p.pid)',
+      'print("children", *children, "curls", *curls, "done", flush=True)',
       'time.sleep(60)',
     ].join('\n');
     forker = startProcess(PYTHON, ['-c', script], { OTEL_SERVICE_NAME: 'forker' });
@@ -102,15 +107,17 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
     await agent?.stop();
     agent = await startAgent(['--pid', String(forker.pid), '--export', 'none', '--inject-headers', 'off']);
     writeFileSync(go, '');
-    const m = await waitFor('forker done', () => /child (\d+) curl (\d+)/.exec(forker!.stdout()), 20_000);
-    const [child, curl] = [Number(m![1]), Number(m![2])];
-    const clients = await waitFor('the forked child\'s client span', () => {
+    const m = await waitFor('forker done', () => /children ([\d ]+) curls ([\d ]+) done/.exec(forker!.stdout()), 30_000);
+    const children = m![1].trim().split(' ').map(Number);
+    const curls = m![2].trim().split(' ').map(Number);
+    const clients = await waitFor('the forked children\'s client spans', () => {
       const c = agent!.spans().filter((s) => s.kind === 'CLIENT');
-      return c.length > 0 && c;
+      return c.length >= children.length && c;
     }, 20_000);
-    expect(clients.map((s) => [s.resource['process.pid'], s.resource['service.name'], s.attributes['url.full']])).toEqual([
-      [child, 'forker', `${django.url}/items/901`],
-    ]);
-    expect(agent.spans().filter((s) => s.resource['process.pid'] === curl)).toEqual([]);
+    // Only the forked children (no exec) call out traced; curl (forked, then exec'd) never.
+    expect(clients.map((s) => [s.resource['process.pid'], s.resource['service.name'], s.attributes['url.full']]).sort()).toEqual(
+      children.map((c) => [c, 'forker', `${django.url}/items/901`]).sort(),
+    );
+    expect(agent.spans().filter((s) => curls.includes(Number(s.resource['process.pid'])))).toEqual([]);
   });
 });
