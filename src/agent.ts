@@ -35,6 +35,7 @@ import type { UrlRedaction } from './spans/url-redaction';
 import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
+import type { AnyTracer } from './tracers/tracer';
 import { runtimeOf, SysHttpStage } from './tracers/sys-http-stage';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
 import {
@@ -449,7 +450,7 @@ export class Agent {
 
   private onGone(pid: number): void {
     this.detachSysHttp(pid);
-    this.skInject?.removePid(pid);
+    this.skInject?.detach(pid);
     if (!this.goTracer.attachedPids.includes(pid)) return;
     this.goTracer.detach(pid);
     this.deps.log.info(`detached pid ${pid} (exited)`);
@@ -524,7 +525,7 @@ export class Agent {
     try {
       // A child selected by the kernel at its fork keeps that entry (never re-added after an exec).
       if (byKernel) return this.skInject.adoptInherited(pid) ? '; traceparent injection: sk_msg (new connections, from its fork)' : '; no traceparent injection (exec\'d since its fork)';
-      this.skInject.addPid(pid);
+      this.skInject.attach(pid);
       // Connections opened before now (keep-alive pools) are taken over too.
       const { registered, failed } = this.skInject.registerExisting(pid);
       const existing = registered + failed > 0 ? `, ${registered} existing connection(s) taken over${failed ? `, ${failed} not` : ''}` : '';
@@ -576,14 +577,10 @@ export class Agent {
 
   private collectKernelDrops(): void {
     try {
-      for (const [reason, n] of Object.entries(this.goTracer.readDrops())) {
-        kernelDrops.set(this.metrics, { reason }, n);
-      }
-      for (const [reason, n] of Object.entries(this.skInject?.readCounters() ?? {})) {
-        kernelDrops.set(this.metrics, { reason: `sk_inject_${reason}` }, n);
-      }
-      for (const [reason, n] of Object.entries(this.sysHttp?.tick() ?? {})) {
-        kernelDrops.set(this.metrics, { reason: `sys_http_${reason}` }, n);
+      this.sysHttp?.tick();
+      const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? [this.sysHttp.tracer] : [])];
+      for (const t of tracers) {
+        for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.metrics, { reason }, n);
       }
     } catch (err) {
       this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);
