@@ -129,11 +129,10 @@ export class SysHttpStage {
     t.unref();
   }
 
-  /** Periodic work: idle exchanges, kernel counters (reason -> cumulative count). */
-  tick(): Record<string, number> {
+  /** Periodic work: ends idle exchanges, updates the connection gauge. */
+  tick(): void {
     this.assembler.sweep(this.d.clock.nowMonotonic());
     sysHttpConnections.set(this.d.metrics, {}, this.assembler.connectionCount);
-    return this.tracer.readDrops();
   }
 
   async close(): Promise<void> {

@@ -224,9 +224,9 @@ describe('SysHttpTracer', () => {
     const k = Buffer.alloc(4);
     k.writeUInt32LE(SYS_HTTP_DROP_REASON.SYS_DROP_CONN_STATE_FULL);
     backend.openObjects()[0].map('sys_http_drops').update(k, v);
-    const drops = t.readDrops();
-    expect(drops.drop_conn_state_full).toBe(6);
-    expect(drops.skip_not_http).toBe(0);
+    const drops = t.kernelCounters();
+    expect(drops.sys_http_drop_conn_state_full).toBe(6);
+    expect(drops.sys_http_skip_not_http).toBe(0);
   });
 
   it('closes everything it opened', async () => {
