@@ -37,6 +37,16 @@ import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import { runtimeOf, SysHttpStage } from './tracers/sys-http-stage';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
+import {
+  binariesInspected,
+  fieldsTruncated,
+  kernelDrops,
+  probesAttached,
+  processesAttached,
+  processesSkipped,
+  recordsDecoded,
+  spansDropped,
+} from './metrics/catalogue';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
 
@@ -154,7 +164,7 @@ export class Agent {
     this.goClientEnds = new GoClientEnds((rec, endNs, bodyClosed) => {
       const resource = this.resources.get(rec.pid);
       if (!resource) {
-        this.metrics.add('spanbridge_spans_dropped_total', 'Spans dropped, by reason', { reason: 'unknown_process' });
+        spansDropped.add(this.metrics, { reason: 'unknown_process' });
         return;
       }
       this.deliver(goClientSpan(endNs === rec.endNs ? rec : { ...rec, endNs }, resource, this.clock, this.config.urlRedaction, bodyClosed));
@@ -302,18 +312,18 @@ export class Agent {
   private onGoRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.metrics);
     if (!rec || (rec.type !== 'go_http_server' && rec.type !== 'go_http_client' && rec.type !== 'go_http_client_end')) return;
-    this.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
+    recordsDecoded.add(this.metrics, { type: rec.type });
     if (rec.type === 'go_http_client_end') {
       this.goClientEnds.end(rec);
       return;
     }
     const resource = this.resources.get(rec.pid);
     if (!resource) {
-      this.metrics.add('spanbridge_spans_dropped_total', 'Spans dropped, by reason', { reason: 'unknown_process' });
+      spansDropped.add(this.metrics, { reason: 'unknown_process' });
       return;
     }
     if (rec.truncated.length > 0) {
-      this.metrics.add('spanbridge_fields_truncated_total', 'Captured strings cut to their buffer size', {}, rec.truncated.length);
+      fieldsTruncated.add(this.metrics, {}, rec.truncated.length);
     }
     if (rec.type === 'go_http_server') this.deliver(goServerSpan(rec, resource, this.clock, this.config.urlRedaction));
     else this.goClientEnds.add(rec);
@@ -343,7 +353,7 @@ export class Agent {
         const started = Date.now();
         const info = inspectGoBinary(proc.exeOpenPath, Object.values(GO_FUNCS));
         t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets };
-        this.metrics.add('spanbridge_binaries_inspected_total', 'Executables inspected (once per dev:inode)', {});
+        binariesInspected.add(this.metrics, {});
         this.deps.log.debug(`inspected ${proc.exePath} (${proc.exeKey}) for pid ${proc.pid} in ${Date.now() - started} ms: ${info.goVersion}`);
       } catch (err) {
         const e = err instanceof SpanbridgeError ? err : new SpanbridgeError('ERR_INSPECT', errorMessage(err), { cause: err });
@@ -371,7 +381,7 @@ export class Agent {
         return;
       }
       if (this.attachSysHttp(proc, who, errorMessage(err), reason)) return;
-      this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'inspect' });
+      processesSkipped.add(this.metrics, { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
     }
@@ -395,7 +405,7 @@ export class Agent {
       this.reportAttached();
     } catch (err) {
       this.resources.delete(proc.pid);
-      this.metrics.add('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', { reason: 'attach' });
+      processesSkipped.add(this.metrics, { reason: 'attach' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
     }
   }
@@ -542,15 +552,15 @@ export class Agent {
   }
 
   private reportAttached(): void {
-    this.metrics.set('spanbridge_processes_attached', 'Processes currently traced', {}, this.goTracer.attachedPids.length);
-    this.metrics.set('spanbridge_probes_attached', 'Probes (uprobe links) currently attached', { tracer: 'go_http' }, this.goTracer.linkCount);
+    processesAttached.set(this.metrics, {}, this.goTracer.attachedPids.length);
+    probesAttached.set(this.metrics, { tracer: 'go_http' }, this.goTracer.linkCount);
   }
 
   /** Cumulative kernel-side counters by reason (drops, skips, injections). */
   kernelCounters(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const p of this.metrics.snapshot()) {
-      if (p.name === 'spanbridge_kernel_drops') out[p.labels.reason] = p.value;
+      if (p.name === kernelDrops.name) out[p.labels.reason] = p.value;
     }
     return out;
   }
@@ -558,13 +568,13 @@ export class Agent {
   private collectKernelDrops(): void {
     try {
       for (const [reason, n] of Object.entries(this.goTracer.readDrops())) {
-        this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason }, n);
+        kernelDrops.set(this.metrics, { reason }, n);
       }
       for (const [reason, n] of Object.entries(this.skInject?.readCounters() ?? {})) {
-        this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason: `sk_inject_${reason}` }, n);
+        kernelDrops.set(this.metrics, { reason: `sk_inject_${reason}` }, n);
       }
       for (const [reason, n] of Object.entries(this.sysHttp?.tick() ?? {})) {
-        this.metrics.set('spanbridge_kernel_drops', 'Kernel-side drops and skips (cumulative), by reason', { reason: `sys_http_${reason}` }, n);
+        kernelDrops.set(this.metrics, { reason: `sys_http_${reason}` }, n);
       }
     } catch (err) {
       this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);

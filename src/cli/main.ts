@@ -18,7 +18,7 @@ import { isSampled } from '../spans/span';
 import { setProcRoot } from '../discovery/process-info';
 import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
 import { DEFAULT_QUERY_KEYS } from '../spans/url-redaction';
-import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, type OtlpExporterOptions } from '../../receiver';
+import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, SPANS_DROPPED, SPANS_EXPORTED, type OtlpExporterOptions } from '../../receiver';
 import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
 import { AttachmentTable } from './attach-table';
 import { TREE_USAGE, treesFromJsonLines } from './tree-command';
@@ -185,8 +185,8 @@ async function run(argv: string[]): Promise<number> {
         .stop()
         .then(() => {
           clearTimeout(deadline);
-          const dropped = metrics.total('spanbridge_spans_dropped_total');
-          const exported = metrics.total('spanbridge_spans_exported_total');
+          const dropped = metrics.total(SPANS_DROPPED);
+          const exported = metrics.total(SPANS_EXPORTED);
           log.info(`stopped: ${exported} spans exported, ${dropped} dropped`);
           resolve(0);
         })

@@ -22,6 +22,7 @@ import {
   type SysHttpDataRecord,
 } from './sys-http';
 import { RECORD_TYPE } from './structs.generated';
+import { recordsInvalid } from '../metrics/catalogue';
 
 export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | GoHttpClientEndRecord | ProcLifecycleRecord | SysHttpConnRecord | SysHttpDataRecord;
 
@@ -37,21 +38,21 @@ const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_SYS_HTTP_DATA]: SYS_HTTP_DATA_RECORD_SIZE,
 };
 
-export const RECORDS_INVALID = 'spanbridge_records_invalid_total';
+export const RECORDS_INVALID = recordsInvalid.name;
 
 export function decodeRecord(buf: Buffer, metrics: SelfMetrics): DecodedRecord | null {
   if (buf.length === 0) {
-    metrics.add(RECORDS_INVALID, 'Ring-buffer records that could not be decoded', { reason: 'empty' });
+    recordsInvalid.add(metrics, { reason: 'empty' });
     return null;
   }
   const type = buf[0];
   const size = SIZES[type];
   if (size === undefined) {
-    metrics.add(RECORDS_INVALID, 'Ring-buffer records that could not be decoded', { reason: 'unknown_type' });
+    recordsInvalid.add(metrics, { reason: 'unknown_type' });
     return null;
   }
   if (buf.length < size) {
-    metrics.add(RECORDS_INVALID, 'Ring-buffer records that could not be decoded', { reason: 'short' });
+    recordsInvalid.add(metrics, { reason: 'short' });
     return null;
   }
   switch (type) {

@@ -9,10 +9,10 @@
  */
 import type { GoHttpClientEndRecord, GoHttpClientRecord } from '../events/go-http-client';
 import type { SelfMetrics } from '../metrics/counters';
+import { goClientEndsUnmatched, goClientSpansEndedAtHead } from '../metrics/catalogue';
 
-export const GO_CLIENT_ENDED_EARLY = 'spanbridge_go_client_spans_ended_at_head_total';
-const ENDED_EARLY_HELP = 'Go client spans with a response body that ended at the response head (body not closed in time, too many open, or agent stopping)';
-export const GO_CLIENT_END_UNMATCHED = 'spanbridge_go_client_ends_unmatched_total';
+export const GO_CLIENT_ENDED_EARLY = goClientSpansEndedAtHead.name;
+export const GO_CLIENT_END_UNMATCHED = goClientEndsUnmatched.name;
 
 export interface GoClientEndsOptions {
   /** Client spans waiting for their body to close, at most (default 4096). */
@@ -62,7 +62,7 @@ export class GoClientEnds {
     const key = `${e.pid}:${e.spanId}`;
     const rec = this.pending.get(key);
     if (!rec) {
-      this.metrics.add(GO_CLIENT_END_UNMATCHED, 'Go client body-close records without a waiting client span (it had already ended at its head)');
+      goClientEndsUnmatched.add(this.metrics, {});
       return;
     }
     this.pending.delete(key);
@@ -88,7 +88,7 @@ export class GoClientEnds {
   }
 
   private endAtHead(rec: GoHttpClientRecord, reason: 'overflow' | 'timeout' | 'stop' | 'process_gone'): void {
-    this.metrics.add(GO_CLIENT_ENDED_EARLY, ENDED_EARLY_HELP, { reason });
+    goClientSpansEndedAtHead.add(this.metrics, { reason });
     this.emit(rec, rec.endNs, false);
   }
 }

@@ -39,12 +39,12 @@ import {
 import { sysHttpSpan, type ExchangeView } from './sys-http-span';
 import type { UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
+import { sysHttpConnectionsEvicted, sysHttpExchangesDropped } from '../metrics/catalogue';
 
-export const SYS_SPANS_DROPPED = 'spanbridge_sys_http_exchanges_dropped_total';
+export const SYS_SPANS_DROPPED = sysHttpExchangesDropped.name;
 
 const NO_SPAN_ID = '0000000000000000';
 
-const DROPPED_HELP = 'HTTP exchanges seen by the syscall tracer that produced no span, by reason';
 
 export interface AssemblerOptions {
   readonly clock: Clock;
@@ -138,7 +138,7 @@ export class SysHttpAssembler {
   }
 
   private drop(reason: string, n = 1): void {
-    this.o.metrics.add(SYS_SPANS_DROPPED, DROPPED_HELP, { reason }, n);
+    sysHttpExchangesDropped.add(this.o.metrics, { reason }, n);
   }
 
   onRecord(rec: SysHttpConnRecord | SysHttpDataRecord): void {
@@ -153,7 +153,7 @@ export class SysHttpAssembler {
       // Least recently active first: Map iteration order is insertion order, refreshed on use.
       const oldest = this.conns.keys().next().value as bigint;
       this.close(oldest, this.conns.get(oldest)!.lastNs);
-      this.o.metrics.add('spanbridge_sys_http_connections_evicted_total', 'Connections the assembler stopped following (limit reached)');
+      sysHttpConnectionsEvicted.add(this.o.metrics, {});
     }
     this.conns.set(rec.connId, {
       id: rec.connId,

@@ -8,6 +8,7 @@
  */
 import type { SelfMetrics } from '../metrics/counters';
 import type { Span } from './span';
+import { traceViewEvicted, traceViewSpansDropped } from '../metrics/catalogue';
 
 export interface FinishedTrace {
   readonly traceId: string;
@@ -38,9 +39,6 @@ interface OpenTrace {
   late: boolean;
   dropped: number;
 }
-
-const EVICTED = 'spanbridge_trace_view_evicted_total';
-const DROPPED = 'spanbridge_trace_view_spans_dropped_total';
 
 export class TraceBuffer {
   private readonly open = new Map<string, OpenTrace>();
@@ -75,13 +73,13 @@ export class TraceBuffer {
     } else {
       t.dropped++;
       this.droppedSpans++;
-      this.o.metrics?.add(DROPPED, 'Spans left out of the live trace view (trace over its span limit)');
+      if (this.o.metrics) traceViewSpansDropped.add(this.o.metrics, {});
     }
     this.open.set(span.traceId, t);
     while (this.open.size > this.o.maxTraces) {
       const oldest = this.open.keys().next().value as string;
       this.evictions++;
-      this.o.metrics?.add(EVICTED, 'Traces finished early in the live trace view because too many were open');
+      if (this.o.metrics) traceViewEvicted.add(this.o.metrics, {});
       this.finish(oldest, true);
     }
   }

@@ -196,7 +196,7 @@ export class GoHttpTracer {
     }
     const notes: string[] = [];
     const offsets = encodeGoOffsets(target);
-    if (target.offsets['net/http.Request.Pattern'] === undefined) notes.push(`no http.route (Request.Pattern needs Go >= 1.23; ${target.goVersion})`);
+    if (target.offsets['net/http.Request.Pattern'] === undefined) notes.push(`no ServeMux route (Request.Pattern needs Go >= 1.23; ${target.goVersion})`);
 
     const offsetsMap = obj.map('go_offsets_by_pid');
     offsetsMap.update(pidKey(pid), offsets);

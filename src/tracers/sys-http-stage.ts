@@ -14,6 +14,7 @@ import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+import { openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
   readonly backend: BpfBackend;
@@ -59,12 +60,12 @@ export class SysHttpStage {
   onRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.d.metrics);
     if (rec?.type === 'proc_fork') {
-      this.d.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
+      recordsDecoded.add(this.d.metrics, { type: rec.type });
       this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
       return;
     }
     if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close')) return;
-    this.d.metrics.add('spanbridge_records_total', 'Ring-buffer records decoded', { type: rec.type });
+    recordsDecoded.add(this.d.metrics, { type: rec.type });
     this.assembler.onRecord(rec);
   }
 
@@ -97,9 +98,8 @@ export class SysHttpStage {
     }
     if (conns.length === 0) return '';
     const { registered, failed } = this.tracer.adoptOpen(pid, conns);
-    const help = 'Connections open when a process was selected, registered for take-over at their next syscall (or not: map full)';
-    if (registered) this.d.metrics.add('spanbridge_open_connections_registered_total', help, { outcome: 'registered' }, registered);
-    if (failed) this.d.metrics.add('spanbridge_open_connections_registered_total', help, { outcome: 'failed' }, failed);
+    if (registered) openConnectionsRegistered.add(this.d.metrics, { outcome: 'registered' }, registered);
+    if (failed) openConnectionsRegistered.add(this.d.metrics, { outcome: 'failed' }, failed);
     return `, ${registered} open connection(s) taken over${failed ? ` (${failed} not: map full)` : ''}`;
   }
 
@@ -111,7 +111,7 @@ export class SysHttpStage {
   /** Periodic work: idle exchanges, kernel counters (reason -> cumulative count). */
   tick(): Record<string, number> {
     this.assembler.sweep(this.d.clock.nowMonotonic());
-    this.d.metrics.set('spanbridge_sys_http_connections', 'Connections the syscall HTTP assembler follows', {}, this.assembler.connectionCount);
+    sysHttpConnections.set(this.d.metrics, {}, this.assembler.connectionCount);
     return this.tracer.readDrops();
   }
 

@@ -4,12 +4,14 @@
  * OVERFLOW_ROUTE. Routes feed span names and the RED metrics' `http.route`, so this bounds both:
  * a scan of random paths costs one set of at most `maxPerService` strings per service, never more.
  *
- * Services themselves are bounded too (MAX_SERVICES): a service beyond it gets only the overflow
- * route. Services come from traced processes, so reaching it means something is very wrong.
+ * Services themselves are bounded too (MAX_SERVICES), and so is the sum of routes over all services
+ * (MAX_TOTAL_ROUTES, ~10 MB of strings at most): beyond either, new routes get the overflow route.
+ * Services come from traced processes, so reaching them means something is very wrong.
  */
 import { OVERFLOW_ROUTE } from './route-policy';
 
 export const MAX_SERVICES = 10_000;
+export const MAX_TOTAL_ROUTES = 100_000;
 
 export interface Admission {
   readonly route: string;
@@ -24,8 +26,12 @@ export interface Admission {
 export class RouteLimiter {
   private readonly routes = new Map<string, Set<string>>();
   private readonly overflowed = new Set<string>();
+  private total = 0;
 
-  constructor(readonly maxPerService: number) {}
+  constructor(
+    readonly maxPerService: number,
+    private readonly maxTotal = MAX_TOTAL_ROUTES,
+  ) {}
 
   admit(service: string, route: string): Admission {
     let known = this.routes.get(service);
@@ -35,8 +41,9 @@ export class RouteLimiter {
       this.routes.set(service, known);
     }
     if (known.has(route)) return { route, overflow: false, firstOverflow: false, added: false };
-    if (known.size >= this.maxPerService) return this.overflow(service);
+    if (known.size >= this.maxPerService || this.total >= this.maxTotal) return this.overflow(service);
     known.add(route);
+    this.total++;
     return { route, overflow: false, firstOverflow: false, added: true };
   }
 

@@ -19,9 +19,10 @@ import { heuristicRoute } from './heuristic';
 import { RouteMatcher, type RoutePattern } from './pattern';
 import { RouteLimiter } from './route-limiter';
 import { describePolicy, OVERFLOW_ROUTE, policyFor, WILDCARD_ROUTE, type RoutePolicy, type RouteSource, type RoutesSettings, type UnmatchedMode } from './route-policy';
+import { routesDistinct, routesOverflow } from '../../metrics/catalogue';
 
-export const ROUTES_OVERFLOW = 'spanbridge_routes_overflow_total';
-export const ROUTES_DISTINCT = 'spanbridge_routes_distinct';
+export const ROUTES_OVERFLOW = routesOverflow.name;
+export const ROUTES_DISTINCT = routesDistinct.name;
 export const ROUTE_SOURCE_ATTRIBUTE = 'spanbridge.route.source';
 
 interface Plan {
@@ -108,11 +109,11 @@ export class RouteStage {
     const service = String(span.resource.attributes['service.name'] ?? '');
     const admission = this.limiter.admit(service, route);
     if (admission.added) {
-      this.metrics.set(ROUTES_DISTINCT, 'Distinct routes per service (at most routes.max_per_service)', { service }, this.limiter.count(service));
+      routesDistinct.set(this.metrics, { service }, this.limiter.count(service));
     }
     if (admission.overflow) {
       source = 'overflow';
-      this.metrics.add(ROUTES_OVERFLOW, 'Server spans whose route was folded into the overflow route (per-service route limit reached)', { service });
+      routesOverflow.add(this.metrics, { service });
       if (admission.firstOverflow) {
         this.log?.warn(
           `routes: service '${service}' reached ${this.settings.maxPerService} distinct routes (routes.max_per_service); ` +

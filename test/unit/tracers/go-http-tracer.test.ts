@@ -120,7 +120,7 @@ describe('GoHttpTracer', () => {
     const offsets = { ...noPattern.offsets };
     delete (offsets as Record<string, number | undefined>)['net/http.Request.Pattern'];
     const r = tracer.attach(2, 'p', { ...noPattern, goVersion: 'go1.22.12', offsets });
-    expect(r.notes).toEqual(['no http.route (Request.Pattern needs Go >= 1.23; go1.22.12)', 'no client spans (net/http Transport not linked)']);
+    expect(r.notes).toEqual(['no ServeMux route (Request.Pattern needs Go >= 1.23; go1.22.12)', 'no client spans (net/http Transport not linked)']);
     const buf = encodeGoOffsets({ ...noPattern, offsets });
     expect(buf.readUInt32LE(GO_OFFSETS.fields.req_pattern.offset)).toBe(OFFSET_ABSENT);
     const missingGoid = { ...noPattern.offsets };
