@@ -389,8 +389,9 @@ int go_transport_round_trip_ret(struct pt_regs *ctx)
 			e->flags |= CLIENT_F_INJECTED_SOCKET;
 		} else if (outcome >= 0) {
 			e->flags |= CLIENT_F_INJECT_SKIPPED;
-		} else if (app_header) {
-			/* respected: nothing was handed over */
+		} else if (app_header || (c->flags & CLIENT_F_INJECT_SKIPPED)) {
+			/* respected, or skipped (and counted) while its headers were written: nothing was
+			 * handed over */
 		} else if (c->flags2 & CLIENT_F2_SHARED_HEADER) {
 			e->flags |= CLIENT_F_INJECT_SKIPPED;
 			count_drop(INJECT_SKIP_SHARED_HEADER);

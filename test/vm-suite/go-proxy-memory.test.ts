@@ -1,18 +1,15 @@
 /**
  * Go's standard-library reverse proxy and client (build/frameworks/go-proxy) with memory injection
- * (bpf_probe_write_user), INSIDE the lockdown-free guest (`make test-vm`), in front of the Go
- * backend whose /headers echoes what it received:
+ * (bpf_probe_write_user), INSIDE the lockdown-free guest (`make test-vm`), in front of a second
+ * go-proxy whose /headers echoes (any method) the traceparent it received:
  * - a forwarded incoming traceparent is replaced in the proxy's own buffer by its CLIENT span's id
  *   (one header; the CLIENT span is the SERVER span's child);
  * - client requests with bodies (POST, PUT, streamed) carry the CLIENT span's header.
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { freePort } from '../integration/helpers/collector';
-import { buildGoApp } from '../integration/helpers/go-build';
-import { echoedTraceparents } from '../integration/helpers/go-chain';
 import { startFramework, type FrameworkService } from '../integration/helpers/frameworks';
-import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from '../integration/helpers/processes';
+import { kernelCounters, startAgent, waitFor, type AgentProcess } from '../integration/helpers/processes';
 import { requireGuest } from './guest';
 
 function send(url: string, method: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -28,25 +25,30 @@ function send(url: string, method: string, body?: string, headers: Record<string
   });
 }
 
+/** The traceparent values the backend's JSON echo names ("" when none; a second header joins with ","). */
+function echoedTraceparents(body: string): string[] {
+  const v = /"traceparent":\s*"([^"]*)"/.exec(body)?.[1] ?? '';
+  return v === '' ? [] : v.split(/,\s*/);
+}
+
 describe('Go reverse proxy and client bodies with memory injection', () => {
-  let backend: Running;
+  let backend: FrameworkService;
   let backendPort: number;
   let proxy: FrameworkService;
   let agent: AgentProcess;
 
   beforeAll(async () => {
     requireGuest();
-    backendPort = await freePort();
-    backend = startProcess(buildGoApp('goserver', 'local'), ['-addr', `127.0.0.1:${backendPort}`]);
-    await waitForPort(backendPort, 60_000);
-    proxy = await startFramework('go-proxy', 'go-proxy', { upstream: `http://127.0.0.1:${backendPort}` });
-    agent = await startAgent(['--pid', String(proxy.proc.pid), '--pid', String(backend.pid), '--export', 'none'], {}, 600_000);
+    backend = await startFramework('go-proxy', 'go-backend');
+    backendPort = backend.port;
+    proxy = await startFramework('go-proxy', 'go-proxy', { upstream: backend.url });
+    agent = await startAgent(['--pid', String(proxy.proc.pid), '--pid', String(backend.proc.pid), '--export', 'none'], {}, 600_000);
     expect(agent.stderr()).toMatch(/header injection: Go memory writes/);
   }, 900_000);
 
   afterAll(async () => {
     await agent?.stop();
-    await Promise.all([proxy?.proc.stop(), backend?.stop()]);
+    await Promise.all([proxy?.proc.stop(), backend?.proc.stop()]);
   }, 120_000);
 
   async function clientSpanOf(spanId: string) {
