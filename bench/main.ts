@@ -15,6 +15,7 @@ import { agentSelfSection } from './sections/agent-self';
 import type { BenchContext } from './sections/context';
 import { floorSection } from './sections/floor';
 import { profileAgent } from './sections/profile';
+import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
 import { untracedSection } from './sections/untraced';
 
@@ -143,6 +144,7 @@ async function main(): Promise<void> {
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));
     if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
+    if (wants(config, 'routes')) results.sections.push(await run(ctx, 'routes', 'Route stage', () => routesSection(ctx)));
     if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {
       try {
         await profileAgent(ctx, results);

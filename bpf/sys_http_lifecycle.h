@@ -8,6 +8,9 @@
  *   exec: the process runs another program: its entry and state go, and the agent re-decides
  *         from the exec event (a forked shell running curl is not the server).
  *   exit: (thread-group leader) its entry and state go.
+ * Exec and exit of a traced process also put a record into sys_http_events, after every record of
+ * the process, so the agent forgets its connections only once it has read them all (a pre-fork
+ * worker's last request, answered right before it exits, still becomes a span).
  *
  * Included by sys_http.bpf.c after the maps.
  */
@@ -30,11 +33,30 @@ static long purge_adopt_cb(struct bpf_map *map, struct conn_key *key, struct ado
 	return 0;
 }
 
-static __always_inline void release_process(__u32 tgid)
+static __always_inline void emit_lifecycle(__u8 type, __u32 pid, __u32 ppid, struct task_struct *task)
+{
+	struct proc_lifecycle_event *e = bpf_ringbuf_reserve(&sys_http_events, sizeof(*e), 0);
+	if (!e) {
+		count(SYS_DROP_RINGBUF_FULL);
+		return;
+	}
+	e->type = type;
+	e->_pad0[0] = e->_pad0[1] = e->_pad0[2] = 0;
+	e->pid = pid;
+	e->ppid = ppid;
+	e->_pad1 = 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	bpf_ringbuf_submit(e, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes));
+}
+
+static __always_inline void release_process(__u32 tgid, __u8 type)
 {
 	bpf_for_each_map_elem(&conns, purge_cb, &tgid, 0);
 	bpf_for_each_map_elem(&adopt_conns, purge_adopt_cb, &tgid, 0);
 	bpf_map_delete_elem(&traced_tgids, &tgid);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	emit_lifecycle(type, tgid, BPF_CORE_READ(task, real_parent, tgid), task);
 }
 
 /* raw tracepoint: its arguments are the tasks, so a new process (not a thread) can be told apart. */
@@ -59,19 +81,7 @@ int sys_http_process_fork(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	count(SYS_PROC_INHERITED);
-	struct proc_lifecycle_event *e = bpf_ringbuf_reserve(&sys_http_events, sizeof(*e), 0);
-	if (!e) {
-		count(SYS_DROP_RINGBUF_FULL);
-		return 0;
-	}
-	e->type = RECORD_PROC_FORK;
-	e->_pad0[0] = e->_pad0[1] = e->_pad0[2] = 0;
-	e->pid = tgid;
-	e->ppid = ptgid;
-	e->_pad1 = 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
-	bpf_ringbuf_submit(e, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes));
+	emit_lifecycle(RECORD_PROC_FORK, tgid, ptgid, child);
 	return 0;
 }
 
@@ -81,7 +91,7 @@ int sys_http_process_exec(void *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!traced_mode())
 		return 0;
-	release_process(tgid);
+	release_process(tgid, RECORD_PROC_EXEC);
 	count(SYS_PROC_EXEC_RELEASED);
 	return 0;
 }
@@ -95,7 +105,7 @@ int sys_http_process_exit(void *ctx)
 		return 0;
 	if (!traced_mode())
 		return 0;
-	release_process(tgid);
+	release_process(tgid, RECORD_PROC_EXIT);
 	return 0;
 }
 

@@ -7,18 +7,26 @@
 
 struct head_scan {
 	struct scratch *s;
-	__u64 ptr; /* the read's first segment in user memory */
-	__u32 len; /* bytes of it to read */
-	__u32 err; /* the bytes could not be read */
+	__u64 ptr;   /* the read's first segment in user memory */
+	__u32 len;   /* bytes of it to read */
+	__u32 first; /* bytes of it already in the capture (s->e.data): not copied again */
+	__u32 err;   /* the bytes could not be read */
+	__u32 _pad;
 };
 
-/* Head byte i of this read; the segment is copied 1 KiB at a time into s->chunk. */
+/* Head byte i of this read: from the capture, then from 1 KiB copies of the segment (s->chunk).
+ * One byte per step: several bytes per step (unrolled) multiply the states the verifier walks
+ * beyond its limit. */
 static long head_scan_cb(__u32 i, struct head_scan *hs)
 {
 	struct scratch *s = hs->s;
 	if (!s || i >= hs->len)
 		return 1;
 	__u32 k = i & (SYS_HTTP_CAPTURE - 1);
+	if (i < hs->first) {
+		head_feed(&s->head, s->e.data[k]);
+		return s->head.done != HEAD_OPEN;
+	}
 	if (k == 0) {
 		__u64 n = hs->len - i;
 		if (n > SYS_HTTP_CAPTURE)
@@ -34,12 +42,12 @@ static long head_scan_cb(__u32 i, struct head_scan *hs)
 }
 
 /* Reads the head bytes of this read (the first `len` bytes of its first segment, `total` bytes
- * in all) into s->head. Returns true when the context can be decided now: the head ended, reached
+ * in all, the first `captured` of them already at the start of s->e.data) into s->head. Returns true when the context can be decided now: the head ended, reached
  * HTTP_HEAD_MAX, or goes on where it cannot be read (further iovecs, unreadable memory). */
-static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, __u64 total)
+static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, __u64 total, __u32 captured)
 {
 	__u32 room = HTTP_HEAD_MAX > s->head.seen ? HTTP_HEAD_MAX - s->head.seen : 0;
-	struct head_scan hs = { .s = s, .ptr = ptr, .len = len < room ? len : room, .err = 0 };
+	struct head_scan hs = { .s = s, .ptr = ptr, .len = len < room ? len : room, .first = captured, .err = 0 };
 	bpf_loop(HTTP_HEAD_MAX, head_scan_cb, &hs, 0);
 	if (s->head.done != HEAD_OPEN)
 		return true;
@@ -141,7 +149,7 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 /* A read that starts a request: reads its head; decides now when the head is complete, else
  * keeps the reader with the connection (SYS_F2_CONTEXT_PENDING on this record). */
 static __always_inline void server_request_start(struct conn_state *cs, const struct conn_key *key, struct scratch *s,
-						 __u64 ptr, __u64 seg, __u64 ret, __u64 now,
+						 __u64 ptr, __u64 seg, __u64 ret, __u32 captured, __u64 now,
 						 struct sys_http_data_event *e, __u32 mode)
 {
 	head_reset(&s->head);
@@ -149,7 +157,7 @@ static __always_inline void server_request_start(struct conn_state *cs, const st
 		bpf_map_delete_elem(&heads, key);
 		cs->head_open = 0;
 	}
-	if (head_scan(s, ptr, seg < ret ? seg : ret, ret)) {
+	if (head_scan(s, ptr, seg < ret ? seg : ret, ret, captured)) {
 		decide_server_context(cs, s, now, e, mode);
 		return;
 	}
@@ -168,7 +176,7 @@ static __always_inline void server_request_start(struct conn_state *cs, const st
 /* A later read of a head that is still open (scan = true), or the response starting before the
  * head ended (scan = false): decides once the head is complete (SYS_F2_CONTEXT on this record). */
 static __always_inline void server_head_more(struct conn_state *cs, const struct conn_key *key, struct scratch *s,
-					     __u64 ptr, __u64 seg, __u64 ret, __u64 now,
+					     __u64 ptr, __u64 seg, __u64 ret, __u32 captured, __u64 now,
 					     struct sys_http_data_event *e, __u32 mode, bool scan)
 {
 	struct head_reader *h = bpf_map_lookup_elem(&heads, key);
@@ -178,7 +186,7 @@ static __always_inline void server_head_more(struct conn_state *cs, const struct
 		head_reset(&s->head);
 	} else {
 		__builtin_memcpy(&s->head, h, sizeof(s->head));
-		if (scan && !head_scan(s, ptr, seg < ret ? seg : ret, ret)) {
+		if (scan && !head_scan(s, ptr, seg < ret ? seg : ret, ret, captured)) {
 			__builtin_memcpy(h, &s->head, sizeof(s->head));
 			return;
 		}

@@ -35,6 +35,7 @@ import type { UrlRedaction } from './spans/url-redaction';
 import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
+import type { AnyTracer } from './tracers/tracer';
 import { runtimeOf, SysHttpStage } from './tracers/sys-http-stage';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
 import {
@@ -213,7 +214,7 @@ export class Agent {
     this.watcher = new ProcessWatcher(
       this.config.selection,
       {
-        onMatch: (proc, reason, how) => this.onMatch(proc, reason, how?.forkedFrom),
+        onMatch: (proc, reason, how) => this.onMatch(proc, reason, how),
         onGone: (pid) => this.onGone(pid),
         onExcluded: (proc, reason, why) => {
           if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
@@ -369,9 +370,9 @@ export class Agent {
     return t;
   }
 
-  private onMatch(proc: ProcessInfo, reason: MatchReason, forkedFrom?: number): void {
+  private onMatch(proc: ProcessInfo, reason: MatchReason, fork?: { forkedFrom: number; byKernel: boolean }): void {
     const { log } = this.deps;
-    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${forkedFrom !== undefined ? `, forked from pid ${forkedFrom}` : ''})`;
+    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${fork ? `, forked from pid ${fork.forkedFrom}` : ''})`;
     let target: GoTarget;
     try {
       target = this.inspect(proc);
@@ -380,7 +381,7 @@ export class Agent {
         log.info(`skip ${who}: it exited before it could be attached`);
         return;
       }
-      if (this.attachSysHttp(proc, who, errorMessage(err), reason)) return;
+      if (this.attachSysHttp(proc, who, errorMessage(err), reason, fork)) return;
       processesSkipped.add(this.metrics, { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
@@ -449,7 +450,7 @@ export class Agent {
 
   private onGone(pid: number): void {
     this.detachSysHttp(pid);
-    this.skInject?.removePid(pid);
+    this.skInject?.detach(pid);
     if (!this.goTracer.attachedPids.includes(pid)) return;
     this.goTracer.detach(pid);
     this.deps.log.info(`detached pid ${pid} (exited)`);
@@ -494,13 +495,24 @@ export class Agent {
   }
 
   /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
-  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason): boolean {
+  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason, fork?: { forkedFrom: number; byKernel: boolean }): boolean {
     if (!this.sysHttp) return false;
+    const byKernel = fork?.byKernel ?? false;
     try {
-      const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride: serviceNameFor(this.config.selection, reason) });
+      // A forked worker is its parent's service, also when it rewrote its environment (nginx).
+      const parentService = fork && this.resources.get(fork.forkedFrom)?.attributes['service.name'];
+      const serviceNameOverride = serviceNameFor(this.config.selection, reason) ?? (typeof parentService === 'string' ? parentService : undefined);
+      const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride });
       this.resources.set(proc.pid, resource);
       const routes = this.routes.register(resource, reason);
-      const note = this.sysHttp.attach(proc) + this.selectForSkInject(proc.pid);
+      const traced = this.sysHttp.attach(proc, byKernel);
+      if (traced === null) {
+        // The kernel traced it from its fork and released it at exec/exit: decided by that event.
+        this.resources.delete(proc.pid);
+        this.deps.log.info(`skip ${who}: it exec'd or exited since its fork`);
+        return true;
+      }
+      const note = traced + this.selectForSkInject(proc.pid, byKernel);
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)}); routes: ${routes}`);
       this.announceAttached(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note], routes });
       return true;
@@ -512,10 +524,12 @@ export class Agent {
   }
 
   /** Outgoing connections of a process traced by the syscall tracer get sk_msg injection. */
-  private selectForSkInject(pid: number): string {
+  private selectForSkInject(pid: number, byKernel = false): string {
     if (!this.skInject) return '';
     try {
-      this.skInject.addPid(pid);
+      // A child selected by the kernel at its fork keeps that entry (never re-added after an exec).
+      if (byKernel) return this.skInject.adoptInherited(pid) ? '; traceparent injection: sk_msg (new connections, from its fork)' : '; no traceparent injection (exec\'d since its fork)';
+      this.skInject.attach(pid);
       // Connections opened before now (keep-alive pools) are taken over too.
       const { registered, failed } = this.skInject.registerExisting(pid);
       const existing = registered + failed > 0 ? `, ${registered} existing connection(s) taken over${failed ? `, ${failed} not` : ''}` : '';
@@ -567,14 +581,10 @@ export class Agent {
 
   private collectKernelDrops(): void {
     try {
-      for (const [reason, n] of Object.entries(this.goTracer.readDrops())) {
-        kernelDrops.set(this.metrics, { reason }, n);
-      }
-      for (const [reason, n] of Object.entries(this.skInject?.readCounters() ?? {})) {
-        kernelDrops.set(this.metrics, { reason: `sk_inject_${reason}` }, n);
-      }
-      for (const [reason, n] of Object.entries(this.sysHttp?.tick() ?? {})) {
-        kernelDrops.set(this.metrics, { reason: `sys_http_${reason}` }, n);
+      this.sysHttp?.tick();
+      const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? [this.sysHttp.tracer] : [])];
+      for (const t of tracers) {
+        for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.metrics, { reason }, n);
       }
     } catch (err) {
       this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);

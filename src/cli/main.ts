@@ -96,9 +96,18 @@ async function run(argv: string[]): Promise<number> {
   process.umask(0o077);
   if (opts.config.file) log.info(`config: ${opts.config.file}`);
   for (const w of opts.config.warnings) log.warn(w);
-  if (opts.redactionReplacesDefaults) {
-    log.warn(`redaction.query_keys replaces the built-in list: values of ${DEFAULT_QUERY_KEYS.filter((k) => !opts.urlRedaction.queryKeys.has(k.toLowerCase())).join(', ')} are exported (add 'default' to keep them redacted)`);
+  const redaction = opts.urlRedaction;
+  if (opts.redactionReplacesDefaults && redaction.query === 'keys') {
+    const exported = DEFAULT_QUERY_KEYS.filter((k) => !redaction.queryKeys.has(k.toLowerCase()));
+    if (exported.length > 0) {
+      log.warn(`redaction.query_keys replaces the built-in list: values of ${exported.join(', ')} are exported (add 'default' to keep them redacted)`);
+    }
   }
+  log.info(
+    redaction.query === 'all'
+      ? 'redaction: every query value is exported as REDACTED; URL credentials as REDACTED:REDACTED@'
+      : `redaction: values of query keys ${[...redaction.queryKeys].join(', ')} are exported as REDACTED; URL credentials as REDACTED:REDACTED@`,
+  );
   const metrics = new SelfMetrics();
   // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
   const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));

@@ -17,9 +17,11 @@ import { isEmptySelection, matchProcess, type MatchReason, type Selection } from
 export interface WatcherEvents {
   /**
    * A process now matches the selection. A descendant of a selected process has its ancestor's
-   * reason and `forkedFrom` its parent.
+   * reason and `forkedFrom` its parent; `byKernel` when the kernel already traces it from its
+   * fork (a fork event), so the agent must not select it again itself: it may have exec'd since,
+   * and the kernel released it then.
    */
-  onMatch(proc: ProcessInfo, reason: MatchReason, how?: { forkedFrom: number }): void;
+  onMatch(proc: ProcessInfo, reason: MatchReason, how?: { forkedFrom: number; byKernel: boolean }): void;
   /** A previously matched process exited (or exec'd into something that no longer matches). */
   onGone(pid: number): void;
   /** A process matches but must not be traced (the agent, its Collector): said once per process. */
@@ -115,7 +117,7 @@ export class ProcessWatcher {
     if (tsNs !== undefined && later !== undefined && later >= tsNs) return;
     const proc = readProcessInfo(child);
     if (!proc) return;
-    this.inherit(proc, parent, p);
+    this.inherit(proc, parent, p, true);
   }
 
   /** A process exec'd: it may now match (or, if it was matched, it runs a new image). */
@@ -185,7 +187,7 @@ export class ProcessWatcher {
     this.events.onMatch(proc, reason);
   }
 
-  private inherit(proc: ProcessInfo, parent: number, p: Matched): void {
+  private inherit(proc: ProcessInfo, parent: number, p: Matched, byKernel: boolean): void {
     const why = this.options.exclude?.(proc);
     if (why) {
       this.excluded.set(proc.pid, proc.startTicks);
@@ -193,7 +195,7 @@ export class ProcessWatcher {
       return;
     }
     this.matched.set(proc.pid, { startTicks: proc.startTicks, reason: p.reason, exeKey: proc.exeKey });
-    this.events.onMatch(proc, p.reason, { forkedFrom: parent });
+    this.events.onMatch(proc, p.reason, { forkedFrom: parent, byKernel });
   }
 
   /**
@@ -221,7 +223,7 @@ export class ProcessWatcher {
         if (this.matched.has(child)) continue;
         const proc = readProcessInfo(child);
         if (!proc || proc.exeKey !== p.exeKey || this.excluded.get(child) === proc.startTicks) continue;
-        this.inherit(proc, parent, p);
+        this.inherit(proc, parent, p, false);
         if (this.matched.has(child)) queue.push(child);
       }
     }

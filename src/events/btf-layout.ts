@@ -28,6 +28,10 @@ interface BtfType {
   bits_offset?: number;
   members?: { name: string; type_id: number; bits_offset: number; bitfield_size?: number }[];
   values?: { name: string; val: number }[];
+  /** FUNC: 'global' for programs, 'static' for subprograms. */
+  linkage?: string;
+  /** DATASEC: its variables. */
+  vars?: { type_id: number; offset: number; size: number }[];
 }
 
 export interface BtfDump {
@@ -110,6 +114,25 @@ export const GENERATED: readonly { object: string; structs: string[]; enums: str
   { object: 'sk_inject.bpf.o', structs: ['sk_inject_pending', 'sk_inject_result_key', 'sk_inject_result'], enums: ['sk_inject_outcome'] },
 ];
 
+/** What a loader may name in one object: its programs, maps and `const volatile` globals. */
+export interface ObjectNames {
+  readonly programs: readonly string[];
+  readonly maps: readonly string[];
+  readonly rodata: readonly string[];
+}
+
+/** Programs are the global FUNCs; maps the variables of `.maps`; settings those of `.rodata`. */
+export function objectNames(dump: BtfDump): ObjectNames {
+  const types = byId(dump);
+  const secVars = (sec: string): string[] =>
+    (dump.types.find((t) => t.kind === 'DATASEC' && t.name === sec)?.vars ?? []).map((v) => types.get(v.type_id)?.name ?? '').filter(Boolean);
+  return {
+    programs: dump.types.filter((t) => t.kind === 'FUNC' && t.linkage === 'global').map((t) => t.name ?? ''),
+    maps: secVars('.maps'),
+    rodata: secVars('.rodata'),
+  };
+}
+
 function constName(name: string): string {
   return name.toUpperCase();
 }
@@ -122,9 +145,23 @@ export function renderGenerated(dumps: Record<string, BtfDump>): string {
     "import type { StructLayout } from './btf-layout';",
     '',
   ];
+  const objectConsts: string[] = [];
   for (const g of GENERATED) {
     const dump = dumps[g.object];
     if (!dump) throw new Error(`no BTF dump for ${g.object}`);
+    const names = objectNames(dump);
+    const objectConst = `${constName(g.object.replace(/\.bpf\.o$/, ''))}_OBJECT`;
+    objectConsts.push(objectConst);
+    out.push(`/** What ${g.object} has, by the names its BTF gives: programs, maps, .rodata globals. */`);
+    out.push(`export const ${objectConst} = {`);
+    out.push(`  file: '${g.object}',`);
+    for (const kind of ['programs', 'maps', 'rodata'] as const) {
+      out.push(`  ${kind}: {`);
+      for (const n of names[kind]) out.push(`    ${n}: '${n}',`);
+      out.push('  },');
+    }
+    out.push('} as const;');
+    out.push('');
     for (const s of g.structs) {
       const layout = structLayout(dump, s);
       out.push(`export const ${constName(s)}: StructLayout = {`);
@@ -145,5 +182,8 @@ export function renderGenerated(dumps: Record<string, BtfDump>): string {
       out.push('');
     }
   }
+  out.push('/** Every BPF object the agent loads (the fake backend refuses names they do not have). */');
+  out.push(`export const BPF_OBJECTS = [${objectConsts.join(', ')}] as const;`);
+  out.push('');
   return out.join('\n');
 }

@@ -2,6 +2,56 @@
 // Regenerate with `make gen-structs`; test/unit/events/structs.test.ts checks it is current.
 import type { StructLayout } from './btf-layout';
 
+/** What go_http.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
+export const GO_HTTP_OBJECT = {
+  file: 'go_http.bpf.o',
+  programs: {
+    go_textproto_read_line_ret: 'go_textproto_read_line_ret',
+    go_server_handler_serve_http: 'go_server_handler_serve_http',
+    go_server_handler_serve_http_ret: 'go_server_handler_serve_http_ret',
+    go_runtime_newproc1_ret: 'go_runtime_newproc1_ret',
+    go_runtime_goexit1: 'go_runtime_goexit1',
+    go_transport_round_trip: 'go_transport_round_trip',
+    go_transport_round_trip_ret: 'go_transport_round_trip_ret',
+    go_body_eof_signal_close: 'go_body_eof_signal_close',
+    go_request_write: 'go_request_write',
+    go_header_write_subset: 'go_header_write_subset',
+    go_persist_conn_writer_write: 'go_persist_conn_writer_write',
+    go_header_write_subset_ret: 'go_header_write_subset_ret',
+    go_header_write_subset_ret_inject: 'go_header_write_subset_ret_inject',
+  },
+  maps: {
+    go_offsets_by_pid: 'go_offsets_by_pid',
+    incoming_by_goroutine: 'incoming_by_goroutine',
+    zero_headers: 'zero_headers',
+    header_scratch_map: 'header_scratch_map',
+    server_requests: 'server_requests',
+    go_http_events: 'go_http_events',
+    goroutine_parent: 'goroutine_parent',
+    client_by_header: 'client_by_header',
+    client_requests: 'client_requests',
+    roundtrip_by_goroutine: 'roundtrip_by_goroutine',
+    client_tracestate: 'client_tracestate',
+    open_bodies: 'open_bodies',
+    pending_writes: 'pending_writes',
+    sk_armed: 'sk_armed',
+    spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
+    spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
+    spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
+    go_http_drops: 'go_http_drops',
+    scan_scratch_map: 'scan_scratch_map',
+  },
+  rodata: {
+    header_max_age_ns: 'header_max_age_ns',
+    capture_user_agent: 'capture_user_agent',
+    socket_injection: 'socket_injection',
+    memory_injection: 'memory_injection',
+    ring_wakeup_bytes: 'ring_wakeup_bytes',
+    max_goroutine_depth: 'max_goroutine_depth',
+  },
+} as const;
+
 export const GO_HTTP_SERVER_EVENT: StructLayout = {
   size: 1608,
   fields: {
@@ -147,6 +197,22 @@ export const DROP_REASON = {
   DROP_REASON_MAX: 17,
 } as const;
 
+/** What proc_events.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
+export const PROC_EVENTS_OBJECT = {
+  file: 'proc_events.bpf.o',
+  programs: {
+    on_exec: 'on_exec',
+    on_exit: 'on_exit',
+  },
+  maps: {
+    proc_events: 'proc_events',
+    proc_drops: 'proc_drops',
+  },
+  rodata: {
+    ring_wakeup_bytes: 'ring_wakeup_bytes',
+  },
+} as const;
+
 export const PROC_LIFECYCLE_EVENT: StructLayout = {
   size: 40,
   fields: {
@@ -159,6 +225,66 @@ export const PROC_LIFECYCLE_EVENT: StructLayout = {
     comm: { offset: 24, size: 16, kind: 'bytes' },
   },
 };
+
+/** What sys_http.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
+export const SYS_HTTP_OBJECT = {
+  file: 'sys_http.bpf.o',
+  programs: {
+    sys_http_process_fork: 'sys_http_process_fork',
+    sys_http_process_exec: 'sys_http_process_exec',
+    sys_http_process_exit: 'sys_http_process_exit',
+    sys_exit_accept4: 'sys_exit_accept4',
+    sys_exit_accept: 'sys_exit_accept',
+    sys_enter_connect: 'sys_enter_connect',
+    sys_exit_connect: 'sys_exit_connect',
+    sys_enter_close: 'sys_enter_close',
+    frame_client_write: 'frame_client_write',
+    sys_data_exit: 'sys_data_exit',
+    sys_client_write_enter: 'sys_client_write_enter',
+    sys_enter_read: 'sys_enter_read',
+    sys_exit_read: 'sys_exit_read',
+    sys_enter_write: 'sys_enter_write',
+    sys_exit_write: 'sys_exit_write',
+    sys_enter_readv: 'sys_enter_readv',
+    sys_exit_readv: 'sys_exit_readv',
+    sys_enter_writev: 'sys_enter_writev',
+    sys_exit_writev: 'sys_exit_writev',
+    sys_enter_recvfrom: 'sys_enter_recvfrom',
+    sys_exit_recvfrom: 'sys_exit_recvfrom',
+    sys_enter_sendto: 'sys_enter_sendto',
+    sys_exit_sendto: 'sys_exit_sendto',
+    sys_enter_recvmsg: 'sys_enter_recvmsg',
+    sys_exit_recvmsg: 'sys_exit_recvmsg',
+    sys_enter_sendmsg: 'sys_enter_sendmsg',
+    sys_exit_sendmsg: 'sys_exit_sendmsg',
+  },
+  maps: {
+    traced_tgids: 'traced_tgids',
+    args_by_tid: 'args_by_tid',
+    adopt_conns: 'adopt_conns',
+    conns: 'conns',
+    heads: 'heads',
+    data_paths: 'data_paths',
+    thread_ctxs: 'thread_ctxs',
+    scratch_buf: 'scratch_buf',
+    thread_tracestates: 'thread_tracestates',
+    spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
+    spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
+    client_requests: 'client_requests',
+    spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
+    conn_count: 'conn_count',
+    sys_http_events: 'sys_http_events',
+    sys_http_drops: 'sys_http_drops',
+  },
+  rodata: {
+    correlation_window_ns: 'correlation_window_ns',
+    thread_ctx_max_age_ns: 'thread_ctx_max_age_ns',
+    max_connections: 'max_connections',
+    sk_inject_pending: 'sk_inject_pending',
+    ring_wakeup_bytes: 'ring_wakeup_bytes',
+  },
+} as const;
 
 export const SYS_HTTP_CONN_EVENT: StructLayout = {
   size: 72,
@@ -254,6 +380,32 @@ export const SYS_HTTP_SYSCALL = {
   SYS_CALL_SENDMSG: 7,
 } as const;
 
+/** What sk_inject.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
+export const SK_INJECT_OBJECT = {
+  file: 'sk_inject.bpf.o',
+  programs: {
+    sk_inject_process_fork: 'sk_inject_process_fork',
+    sk_inject_process_exec: 'sk_inject_process_exec',
+    sk_inject_process_exit: 'sk_inject_process_exit',
+    sk_inject_sockops: 'sk_inject_sockops',
+    sk_inject_msg: 'sk_inject_msg',
+  },
+  maps: {
+    sk_inject_tgids: 'sk_inject_tgids',
+    sk_inject_connecting: 'sk_inject_connecting',
+    sk_inject_socks: 'sk_inject_socks',
+    spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
+    sk_inject_splits: 'sk_inject_splits',
+    sk_inject_scratch: 'sk_inject_scratch',
+    spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
+    spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
+    sk_inject_counters: 'sk_inject_counters',
+  },
+  rodata: {
+    pending_max_age_ns: 'pending_max_age_ns',
+  },
+} as const;
+
 export const SK_INJECT_PENDING: StructLayout = {
   size: 80,
   fields: {
@@ -307,3 +459,6 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_SKIP_REPLACE: 18,
   SK_INJECT_OUTCOME_MAX: 19,
 } as const;
+
+/** Every BPF object the agent loads (the fake backend refuses names they do not have). */
+export const BPF_OBJECTS = [GO_HTTP_OBJECT, PROC_EVENTS_OBJECT, SYS_HTTP_OBJECT, SK_INJECT_OBJECT] as const;

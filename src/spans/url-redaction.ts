@@ -131,7 +131,13 @@ function redactNested(value: string, r: UrlRedaction, depth: number): string {
   if (decoded.indexOf('=') < 0 && decoded.indexOf('@') < 0) return value;
   const redacted = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(decoded) ? redactUrl(decoded, r, depth + 1) : redactQueryOrFragment(decoded, r, depth + 1);
   if (redacted === decoded) return value;
-  return value === decoded ? redacted : encodeURIComponent(redacted);
+  if (value === decoded) return redacted;
+  try {
+    return encodeURIComponent(redacted);
+  } catch {
+    // A lone surrogate cannot be encoded: the whole value goes, never the secret inside it.
+    return REDACTED;
+  }
 }
 
 function redactQueryOrFragment(s: string, r: UrlRedaction, depth: number): string {

@@ -7,6 +7,7 @@ import { BpfLoadError, NotSupportedError, SpanbridgeError } from '../errors';
 import { DROP_REASON, GO_OFFSETS } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
+import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
 
 export const GO_FUNCS = {
@@ -129,7 +130,8 @@ function pidKey(pid: number): Buffer {
   return k;
 }
 
-export class GoHttpTracer {
+export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPath: string, target: GoTarget]> {
+  readonly name = 'go_http';
   private obj: BpfObject | undefined;
   private ring: RingBufferSource | undefined;
   private readonly byPid = new Map<number, BpfLink[]>();
@@ -281,8 +283,8 @@ export class GoHttpTracer {
     }
   }
 
-  /** Kernel-side drop/skip counters summed over CPUs, by reason name. */
-  readDrops(): Record<string, number> {
+  /** Kernel-side drop/skip counters summed over CPUs, by reason name (DROP_*, lower case). */
+  kernelCounters(): Record<string, number> {
     return this.obj ? readCounterMap(this.obj.map('go_http_drops'), DROP_REASON, 'DROP_REASON_MAX') : {};
   }
 

@@ -3,8 +3,12 @@
  * processes started after the agent without polling /proc.
  */
 import type { BpfBackend, BpfObject, RecordHandler } from '../bpf/types';
+import type { Tracer } from './tracer';
 
-export class ProcEventsTracer {
+/** Watches every process: attach and detach have nothing to do, and it keeps no kernel counters. */
+export class ProcEventsTracer implements Tracer {
+  readonly name = 'proc_events';
+  readonly attachedPids: readonly number[] = [];
   private obj: BpfObject | undefined;
 
   constructor(
@@ -24,6 +28,14 @@ export class ProcEventsTracer {
       throw err;
     }
     this.obj = obj;
+  }
+
+  attach(): void {}
+
+  detach(): void {}
+
+  kernelCounters(): Record<string, number> {
+    return {};
   }
 
   async close(): Promise<void> {

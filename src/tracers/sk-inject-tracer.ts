@@ -9,6 +9,7 @@ import { openConnections, procSockets, type ProcSockets } from '../discovery/pro
 import { SpanbridgeError } from '../errors';
 import { SK_INJECT_OUTCOME } from '../events/structs.generated';
 import { readCounterMap } from './kernel-counters';
+import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 
 export const SK_INJECT_SOCKOPS_PROGRAM = 'sk_inject_sockops';
@@ -39,7 +40,8 @@ function tgidKey(pid: number): Buffer {
   return k;
 }
 
-export class SkInjectTracer {
+export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
+  readonly name = 'sk_inject';
   private obj: BpfObject | undefined;
   private readonly links: BpfLink[] = [];
   private readonly pids = new Set<number>();
@@ -93,11 +95,21 @@ export class SkInjectTracer {
   }
 
   /** Connections this process opens from now on are injected into (when a tracer asks). */
-  addPid(pid: number): void {
+  attach(pid: number): void {
     const obj = this.requireObject();
     const v = Buffer.alloc(1, 1);
     obj.map('sk_inject_tgids').update(tgidKey(pid), v);
     this.pids.add(pid);
+  }
+
+  /**
+   * A child the kernel selected at its fork: followed without writing its entry (gone if the
+   * child exec'd or exited since; then false).
+   */
+  adoptInherited(pid: number): boolean {
+    if (!this.requireObject().map('sk_inject_tgids').lookup(tgidKey(pid))) return false;
+    this.pids.add(pid);
+    return true;
   }
 
   /**
@@ -127,7 +139,7 @@ export class SkInjectTracer {
   }
 
   /** Idempotent. Connections already registered leave the SOCKHASH when they close. */
-  removePid(pid: number): void {
+  detach(pid: number): void {
     if (!this.pids.delete(pid)) return;
     try {
       this.obj?.map('sk_inject_tgids').delete(tgidKey(pid));
@@ -136,16 +148,14 @@ export class SkInjectTracer {
     }
   }
 
-  get selectedPids(): number[] {
+  get attachedPids(): number[] {
     return [...this.pids];
   }
 
-  /** Kernel counters summed over CPUs: outcome name (lowercase, without prefix) -> count. */
-  readCounters(): Record<string, number> {
+  /** Kernel counters summed over CPUs: outcome name (SK_INJECT_*, lower case) -> count. */
+  kernelCounters(): Record<string, number> {
     if (!this.obj) return {};
-    return readCounterMap(this.obj.map('sk_inject_counters'), SK_INJECT_OUTCOME, 'SK_INJECT_OUTCOME_MAX', (n) =>
-      n.replace(/^SK_INJECT_/, '').toLowerCase(),
-    );
+    return readCounterMap(this.obj.map('sk_inject_counters'), SK_INJECT_OUTCOME, 'SK_INJECT_OUTCOME_MAX', (n) => n.toLowerCase());
   }
 
   async close(): Promise<void> {

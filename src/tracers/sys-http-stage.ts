@@ -44,6 +44,9 @@ export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
   return { language: 'unknown' };
 }
 
+/** Longer than many ring polls (50 ms): records of a detached process are read by then. */
+const DETACH_DRAIN_MS = 1000;
+
 export class SysHttpStage {
   readonly tracer: SysHttpTracer;
   readonly assembler: SysHttpAssembler;
@@ -59,9 +62,11 @@ export class SysHttpStage {
 
   onRecord(buf: Buffer): void {
     const rec = decodeRecord(buf, this.d.metrics);
-    if (rec?.type === 'proc_fork') {
+    if (rec?.type === 'proc_fork' || rec?.type === 'proc_exit' || rec?.type === 'proc_exec') {
       recordsDecoded.add(this.d.metrics, { type: rec.type });
-      this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
+      // Exec/exit come after every record of the process: its connections can go now.
+      if (rec.type === 'proc_fork') this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
+      else this.assembler.dropPid(rec.pid);
       return;
     }
     if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close')) return;
@@ -69,11 +74,19 @@ export class SysHttpStage {
     this.assembler.onRecord(rec);
   }
 
-  /** Starts tracing a process; returns a note for the attach log line. */
-  attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>): string {
+  /**
+   * Starts tracing a process; returns a note for the attach log line. `byKernel`: a child the
+   * kernel traces from its fork; null when it has exec'd or exited since (not traced).
+   */
+  attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
     const threadLinking = !isEventLoopRuntime(proc.exeName);
-    this.tracer.attach(proc.pid, { threadLinking });
-    const open = this.takeOverOpen(proc.pid, () => true);
+    if (byKernel) {
+      if (!this.tracer.adoptInherited(proc.pid, { threadLinking })) return null;
+    } else {
+      this.tracer.attach(proc.pid, { threadLinking });
+    }
+    // A forked child's open connections are its parent's.
+    const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
     return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + open;
   }
 
@@ -103,16 +116,23 @@ export class SysHttpStage {
     return `, ${registered} open connection(s) taken over${failed ? ` (${failed} not: map full)` : ''}`;
   }
 
+  /**
+   * Stops tracing a process. Its connections are forgotten once the records already in the ring
+   * are read: at the kernel's exec/exit record (in ring order), else after DETACH_DRAIN_MS (the
+   * exit event that usually causes a detach comes on another, faster ring).
+   */
   detach(pid: number): void {
     this.tracer.detach(pid);
-    this.assembler.dropPid(pid);
+    const t = setTimeout(() => {
+      if (!this.tracer.attachedPids.includes(pid)) this.assembler.dropPid(pid);
+    }, DETACH_DRAIN_MS);
+    t.unref();
   }
 
-  /** Periodic work: idle exchanges, kernel counters (reason -> cumulative count). */
-  tick(): Record<string, number> {
+  /** Periodic work: ends idle exchanges, updates the connection gauge. */
+  tick(): void {
     this.assembler.sweep(this.d.clock.nowMonotonic());
     sysHttpConnections.set(this.d.metrics, {}, this.assembler.connectionCount);
-    return this.tracer.readDrops();
   }
 
   async close(): Promise<void> {

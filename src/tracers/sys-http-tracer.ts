@@ -7,6 +7,7 @@ import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
 import { SYS_HTTP_DROP_REASON, SYS_HTTP_ROLE } from '../events/structs.generated';
 import { readCounterMap } from './kernel-counters';
+import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
 /** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
@@ -67,7 +68,8 @@ function pidKey(pid: number): Buffer {
   return k;
 }
 
-export class SysHttpTracer {
+export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options: SysAttachOptions]> {
+  readonly name = 'sys_http';
   private obj: BpfObject | undefined;
   private readonly links: BpfLink[] = [];
   private readonly traced = new Map<number, SysAttachOptions>();
@@ -124,6 +126,17 @@ export class SysHttpTracer {
   }
 
   /**
+   * A child the kernel traces from its fork (bpf/sys_http_lifecycle.h) with its parent's mode:
+   * followed without writing its entry, which the kernel removed if the child exec'd or exited
+   * since (then false: never traced again by a late write).
+   */
+  adoptInherited(pid: number, options: SysAttachOptions): boolean {
+    if (!this.requireObject().map('traced_tgids').lookup(pidKey(pid))) return false;
+    this.traced.set(pid, options);
+    return true;
+  }
+
+  /**
    * Registers connections the process had open before it was selected: the kernel takes each
    * over at its first syscall if the fd still holds that socket (bpf/sys_http_adopt.h).
    * Returns how many were registered and how many could not be (map full, object closing).
@@ -160,10 +173,10 @@ export class SysHttpTracer {
     }
   }
 
-  /** Kernel-side counters summed over CPUs, by reason name (lower case, without SYS_ prefix). */
-  readDrops(): Record<string, number> {
+  /** Kernel-side counters summed over CPUs, by reason name (SYS_DROP_X as sys_http_drop_x). */
+  kernelCounters(): Record<string, number> {
     if (!this.obj) return {};
-    return readCounterMap(this.obj.map('sys_http_drops'), SYS_HTTP_DROP_REASON, 'SYS_HTTP_DROP_MAX', (n) => n.replace(/^SYS_/, '').toLowerCase());
+    return readCounterMap(this.obj.map('sys_http_drops'), SYS_HTTP_DROP_REASON, 'SYS_HTTP_DROP_MAX', (n) => `sys_http_${n.replace(/^SYS_/, '').toLowerCase()}`);
   }
 
   async close(): Promise<void> {

@@ -172,14 +172,14 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
   });
 
   const tracestate = (value: string): Buffer => {
-    const v = Buffer.alloc(8 + 256);
+    const v = Buffer.alloc(8 + 512);
     v.writeUInt32LE(Buffer.byteLength(value, 'latin1'), 0);
     v.write(value, 8, 'latin1');
     return v;
   };
 
   it('a tracestate waiting for the thread follows the traceparent; one with CR/LF is never sent', async () => {
-    const ts = obj.map('spanbridge_sk_inject_tracestate_v1');
+    const ts = obj.map('spanbridge_sk_inject_tracestate_v2');
     ts.update(threadKey(), tracestate('rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'));
     obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 104n, flags: F_HEADERS_CHECKED | F_TRACESTATE }));
     expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(
@@ -199,7 +199,7 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     const r3 = `GET /3 HTTP/1.1\r\ntraceparent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-01\r\n\r\n`;
     const r4 = 'HEAD /4 HTTP/1.1\r\nHost: a\r\n\r\n';
     const spans = ['1111111111111111', '3333333333333333', '4444444444444444'];
-    obj.map('spanbridge_sk_inject_tracestate_v1').update(threadKey(), tracestate('k=v'));
+    obj.map('spanbridge_sk_inject_tracestate_v2').update(threadKey(), tracestate('k=v'));
     obj.map('spanbridge_sk_inject_pending_v2').update(
       threadKey(),
       pending({
@@ -247,13 +247,13 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     });
 
     it('headers over three sends, with the tracestate, and a body after', async () => {
-      obj.map('spanbridge_sk_inject_tracestate_v1').update(threadKey(), tracestate('k=v'));
+      obj.map('spanbridge_sk_inject_tracestate_v2').update(threadKey(), tracestate('k=v'));
       obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 111n, flags: F_TRACESTATE }));
       const got = await exchange(['POST /p HTTP/1.1\r\nHost: a\r\n', 'Content-Type: text/plain\r\nContent-Le', 'ngth: 4\r\n\r\nbody']);
       expect(got).toBe(`POST /p HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n${tpLine}tracestate: k=v\r\n\r\nbody`);
-      // The longest value sent (256 bytes) waits with the socket whole.
-      const longest = `k=${'v'.repeat(254)}`;
-      obj.map('spanbridge_sk_inject_tracestate_v1').update(threadKey(), tracestate(longest));
+      // The longest value sent (512 bytes) waits with the socket whole.
+      const longest = `k=${'v'.repeat(510)}`;
+      obj.map('spanbridge_sk_inject_tracestate_v2').update(threadKey(), tracestate(longest));
       obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 118n, flags: F_TRACESTATE }));
       expect(await exchange(['GET / HTTP/1.1\r\n', 'Host: a\r\n\r\n'])).toBe(`GET / HTTP/1.1\r\nHost: a\r\n${tpLine}tracestate: ${longest}\r\n\r\n`);
     });

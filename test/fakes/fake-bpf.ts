@@ -12,11 +12,15 @@
  *
  * Delivery is synchronous: `emit()` calls the handler of every started ring buffer of that map
  * before returning; records emitted before start() wait in a queue, like in a real ring.
- * Objects with no spec accept any program, map or rodata name; give a spec (constructor or
- * `define()`) to make unknown names fail like the real object would.
+ * An object whose file is one of the agent's (go_http.bpf.o, sys_http.bpf.o, ...) knows the
+ * programs, maps and rodata globals its BTF names (BPF_OBJECTS, generated from the built objects),
+ * so a renamed program or map fails the unit tests as it would fail the real load. Other objects
+ * accept any name unless given a spec (constructor or `define()`).
  */
 import { getSystemErrorMap } from 'node:util';
+import { basename } from 'node:path';
 import { BpfLoadError, SpanbridgeError } from '../../src/errors';
+import { BPF_OBJECTS } from '../../src/events/structs.generated';
 import type {
   BpfBackend,
   BpfLink,
@@ -39,6 +43,8 @@ export interface FakeMapSpec {
 export interface FakeObjectSpec {
   readonly programs?: readonly string[];
   readonly maps?: Readonly<Record<string, FakeMapSpec>>;
+  /** Map names, when their sizes are not given (`maps` wins). */
+  readonly mapNames?: readonly string[];
   /** Names of the object's `const volatile` globals. */
   readonly rodata?: readonly string[];
 }
@@ -119,7 +125,7 @@ export class FakeBpfBackend implements BpfBackend {
   open(path: string, options: OpenOptions = {}): BpfObject {
     const reason = this.failures.open.get(path);
     if (reason !== undefined) throw new SpanbridgeError('ERR_BPF_OPEN', `open ${path}: ${reason}`);
-    const obj = new FakeBpfObject(this, path, this.specs.get(path), options);
+    const obj = new FakeBpfObject(this, path, this.specs.get(path) ?? agentObjectSpec(path), options);
     this.objects.push(obj);
     return obj;
   }
@@ -171,6 +177,13 @@ export class FakeBpfBackend implements BpfBackend {
   nextDestroyOrder(): number {
     return this.destroyCount++;
   }
+}
+
+/** The names one of the agent's own objects has (by file name), from its generated BTF view. */
+function agentObjectSpec(path: string): FakeObjectSpec | undefined {
+  const o = BPF_OBJECTS.find((x) => x.file === basename(path));
+  if (!o) return undefined;
+  return { programs: Object.keys(o.programs), mapNames: Object.keys(o.maps), rodata: Object.keys(o.rodata) };
 }
 
 export class FakeBpfObject implements BpfObject {
@@ -237,7 +250,8 @@ export class FakeBpfObject implements BpfObject {
     let m = this.maps.get(name);
     if (!m) {
       const spec = this.spec?.maps?.[name];
-      if (this.spec?.maps && !spec) throw new SpanbridgeError('ERR_BPF_MAP', `map ${name}: not in ${this.path}`);
+      const known = this.spec?.maps ? spec !== undefined : (this.spec?.mapNames?.includes(name) ?? true);
+      if (!known) throw new SpanbridgeError('ERR_BPF_MAP', `map ${name}: not in ${this.path}`);
       m = new FakeMap(this, name, spec ?? { keySize: 0, valueSize: 0 });
       this.maps.set(name, m);
     }

@@ -28,6 +28,41 @@ export const ROUTE_SOURCE_ATTRIBUTE = 'spanbridge.route.source';
 interface Plan {
   readonly matcher: RouteMatcher | undefined;
   readonly unmatched: UnmatchedMode;
+  /**
+   * path -> [route, source] already resolved under this plan ('' route: none). Real traffic repeats
+   * paths (/api/health, hot items), and a hit skips the matcher and the heuristic. Bounded: emptied
+   * when full, so a scan of random paths costs one insert each and never more memory.
+   */
+  readonly cache: Map<string, readonly [string, RouteSource]>;
+}
+
+const PATH_CACHE_SIZE = 4096;
+
+/** The declared or unmatched route of `path` under `plan` (and remembers it). */
+function resolve(plan: Plan, path: string): readonly [string, RouteSource] {
+  let out: readonly [string, RouteSource];
+  const declared = plan.matcher?.match(path);
+  if (declared !== undefined) {
+    out = [declared, 'declared'];
+  } else {
+    switch (plan.unmatched) {
+      case 'heuristic':
+        out = [heuristicRoute(path), 'heuristic'];
+        break;
+      case 'path':
+        out = [path, 'path'];
+        break;
+      case 'wildcard':
+        out = [WILDCARD_ROUTE, 'wildcard'];
+        break;
+      case 'unset':
+        out = ['', 'heuristic'];
+        break;
+    }
+  }
+  if (plan.cache.size >= PATH_CACHE_SIZE) plan.cache.clear();
+  plan.cache.set(path, out);
+  return out;
 }
 
 export class RouteStage {
@@ -36,6 +71,8 @@ export class RouteStage {
   /** One matcher per distinct pattern list (the global one, and each selection's own). */
   private readonly matchers = new Map<readonly RoutePattern[], RouteMatcher>();
   private readonly globalPlan: Plan;
+  /** Plans of selections with their own `routes`, shared by the processes they select (one cache each). */
+  private readonly selectionPlans = new Map<string, Plan>();
 
   constructor(
     private readonly settings: RoutesSettings,
@@ -55,7 +92,7 @@ export class RouteStage {
         this.matchers.set(policy.patterns, matcher);
       }
     }
-    return { matcher, unmatched: policy.unmatched };
+    return { matcher, unmatched: policy.unmatched, cache: new Map() };
   }
 
   /**
@@ -65,7 +102,12 @@ export class RouteStage {
    */
   register(resource: Resource, reason: string | undefined, framework?: string): string {
     const policy = policyFor(this.settings, reason);
-    this.plans.set(resource, this.planOf(policy));
+    let plan = this.globalPlan;
+    if (reason !== undefined && this.settings.bySelection[reason] !== undefined) {
+      plan = this.selectionPlans.get(reason) ?? this.planOf(policy);
+      this.selectionPlans.set(reason, plan);
+    }
+    this.plans.set(resource, plan);
     return describePolicy(policy, framework);
   }
 
@@ -85,26 +127,9 @@ export class RouteStage {
       const path = a['url.path'];
       if (typeof path !== 'string') return span;
       const plan = this.plans.get(span.resource) ?? this.globalPlan;
-      route = plan.matcher?.match(path);
-      if (route !== undefined) {
-        source = 'declared';
-      } else {
-        switch (plan.unmatched) {
-          case 'heuristic':
-            route = heuristicRoute(path);
-            break;
-          case 'path':
-            route = path;
-            break;
-          case 'wildcard':
-            route = WILDCARD_ROUTE;
-            break;
-          case 'unset':
-            return span;
-        }
-        if (!route) return span;
-        source = plan.unmatched;
-      }
+      const cached = plan.cache.get(path) ?? resolve(plan, path);
+      if (cached[0] === '') return span;
+      [route, source] = cached;
     }
     const service = String(span.resource.attributes['service.name'] ?? '');
     const admission = this.limiter.admit(service, route);

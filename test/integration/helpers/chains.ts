@@ -77,6 +77,8 @@ export function checkChain(
     problems.push(`${spans.length} spans in trace ${incoming.traceId}, want ${want}: ${spans.map((s) => `${s.resource['service.name']}/${s.kind}`).join(' ')}`);
   }
   if (answer.status !== 200) problems.push(`status ${answer.status}: ${answer.body}`);
+  const ids = spans.map((s) => s.spanId);
+  if (new Set(ids).size !== ids.length) problems.push(`span ids not unique in the trace: ${ids.join(' ')}`);
   let parent = incoming.spanId;
   for (const [i, hop] of hops.entries()) {
     const of = (kind: string): PrintedSpanLine[] => spans.filter((s) => s.kind === kind && s.resource['service.name'] === hop.service);

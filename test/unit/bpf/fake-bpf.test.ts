@@ -1,7 +1,9 @@
 import { SpanbridgeError } from '../../../src/errors';
 import { FakeBpfBackend, fakeErrnoText } from '../../fakes/fake-bpf';
+import { GO_HTTP_OBJECT } from '../../../src/events/structs.generated';
 
-const OBJ = '/fake/go_http.bpf.o';
+// Not one of the agent's object files: the fake accepts any name unless a spec says otherwise.
+const OBJ = '/fake/test.bpf.o';
 const spec = {
   programs: ['uprobe_serve', 'uprobe_write', 'tp_exec'],
   maps: {
@@ -78,7 +80,7 @@ describe('FakeBpfBackend', () => {
     expect(codeOf(() => fake.open('/missing.o'))).toBe('ERR_BPF_OPEN');
 
     const obj = fake.open(OBJ);
-    expect(() => obj.load()).toThrow(/load \/fake\/go_http.bpf.o: program uprobe_write: Permission denied \(errno 13\)\nverifier log:\n.*map_value_or_null/);
+    expect(() => obj.load()).toThrow(/load \/fake\/test.bpf.o: program uprobe_write: Permission denied \(errno 13\)\nverifier log:\n.*map_value_or_null/);
     await obj.close();
 
     const ok = fake.open(OBJ, { disablePrograms: ['uprobe_write'] });
@@ -121,6 +123,24 @@ describe('FakeBpfBackend', () => {
     expect(codeOf(() => stats.lookup(Buffer.alloc(4)))).toBe('ERR_BPF_MAP');
     expect(codeOf(() => obj.ringBuffer('ctx', () => undefined))).toBe('ERR_BPF_MAP');
     await obj.close();
+  });
+
+  it("knows the agent's own objects by file name: names their BTF does not have fail as in a real load", () => {
+    const fake = new FakeBpfBackend();
+    const path = '/opt/spanbridge/build/bpf/go_http.bpf.o';
+    expect(codeOf(() => fake.open(path, { rodata: { no_such_setting: 1 } }))).toBe('ERR_BPF_OPEN');
+    expect(codeOf(() => fake.open(path, { disablePrograms: [`${GO_HTTP_OBJECT.programs.go_header_write_subset_ret_inject}_renamed`] }))).toBe('ERR_BPF_OPEN');
+    const obj = fake.open(path, {
+      rodata: { [GO_HTTP_OBJECT.rodata.max_goroutine_depth]: 4 },
+      disablePrograms: [GO_HTTP_OBJECT.programs.go_header_write_subset_ret_inject],
+    });
+    obj.load();
+    expect(codeOf(() => obj.program('go_server_handler_serve_http_renamed'))).toBe('ERR_BPF_OPEN');
+    expect(codeOf(() => obj.map('go_offsets_by_pid_renamed'))).toBe('ERR_BPF_MAP');
+    expect(codeOf(() => obj.ringBuffer('no_such_events', () => undefined))).toBe('ERR_BPF_MAP');
+    expect(() => obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http)).not.toThrow();
+    expect(() => obj.map(GO_HTTP_OBJECT.maps.go_offsets_by_pid)).not.toThrow();
+    expect(() => obj.ringBuffer(GO_HTTP_OBJECT.maps.go_http_events, () => undefined)).not.toThrow();
   });
 
   it('formats errno like strerror', () => {

@@ -33,7 +33,7 @@ function gone(pid: number): void {
 }
 
 interface Seen {
-  matched: { pid: number; reason: MatchReason; forkedFrom?: number }[];
+  matched: { pid: number; reason: MatchReason; forkedFrom?: number; byKernel?: boolean }[];
   gone: number[];
 }
 
@@ -42,7 +42,7 @@ function watcher(pids: number[]): { w: ProcessWatcher; seen: Seen } {
   const w = new ProcessWatcher(
     { pids, exeGlobs: [], openPorts: [] },
     {
-      onMatch: (proc, reason, how) => seen.matched.push({ pid: proc.pid, reason, ...(how ? { forkedFrom: how.forkedFrom } : {}) }),
+      onMatch: (proc, reason, how) => seen.matched.push({ pid: proc.pid, reason, ...(how ? { forkedFrom: how.forkedFrom, byKernel: how.byKernel } : {}) }),
       onGone: (pid) => seen.gone.push(pid),
     },
     { excludePids: new Set() },
@@ -80,9 +80,9 @@ describe('ProcessWatcher: descendants of selected processes', () => {
     w.start();
     expect(seen.matched).toEqual([
       { pid: 100, reason: 'pid 100' },
-      { pid: 101, reason: 'pid 100', forkedFrom: 100 },
-      { pid: 102, reason: 'pid 100', forkedFrom: 100 },
-      { pid: 105, reason: 'pid 100', forkedFrom: 101 },
+      { pid: 101, reason: 'pid 100', forkedFrom: 100, byKernel: false },
+      { pid: 102, reason: 'pid 100', forkedFrom: 100, byKernel: false },
+      { pid: 105, reason: 'pid 100', forkedFrom: 101, byKernel: false },
     ]);
     expect(w.matchedPids.sort()).toEqual([100, 101, 102, 105]);
   });
@@ -92,7 +92,7 @@ describe('ProcessWatcher: descendants of selected processes', () => {
     w.start();
     fakeProc(110, 100, 'python3');
     w.onFork(110, 100, 1000n);
-    expect(seen.matched.at(-1)).toEqual({ pid: 110, reason: 'pid 100', forkedFrom: 100 });
+    expect(seen.matched.at(-1)).toEqual({ pid: 110, reason: 'pid 100', forkedFrom: 100, byKernel: true });
     w.onFork(110, 100, 1000n); // said once
     expect(seen.matched).toHaveLength(2);
     gone(110);

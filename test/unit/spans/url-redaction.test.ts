@@ -88,6 +88,10 @@ describe('redactQuery with the default keys', () => {
     expect(redactQuery('url=http%3A%2F%2Fbackend%2Fx%3Fa%3D1')).toBe('url=http%3A%2F%2Fbackend%2Fx%3Fa%3D1');
   });
 
+  it('a nested value that cannot be re-encoded is replaced whole, never thrown on', () => {
+    expect(redactQuery('next=%2Fx%3Ftoken%3Dabc%26u%3D\uD800')).toBe('next=REDACTED');
+  });
+
   it('a query without = is returned as is', () => {
     expect(redactQuery('')).toBe('');
     expect(redactQuery('just-a-word')).toBe('just-a-word');

@@ -63,20 +63,20 @@ describe('SkInjectTracer', () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
     t.start(CG);
-    t.addPid(42);
-    t.addPid(43);
+    t.attach(42);
+    t.attach(43);
     const map = be.openObjects()[0].map('sk_inject_tgids');
     expect(map.lookup(u32(42))).toEqual(Buffer.from([1]));
-    expect(t.selectedPids.sort()).toEqual([42, 43]);
-    t.removePid(42);
-    t.removePid(42);
+    expect(t.attachedPids.sort()).toEqual([42, 43]);
+    t.detach(42);
+    t.detach(42);
     expect(map.lookup(u32(42))).toBeNull();
     expect(map.lookup(u32(43))).toEqual(Buffer.from([1]));
-    expect(t.selectedPids).toEqual([43]);
+    expect(t.attachedPids).toEqual([43]);
   });
 
-  it('addPid before start is an error', () => {
-    expect(() => new SkInjectTracer(backend(), OBJ).addPid(1)).toThrow(/not started/);
+  it('attach before start is an error', () => {
+    expect(() => new SkInjectTracer(backend(), OBJ).attach(1)).toThrow(/not started/);
   });
 
   it('sums the per-CPU counters by outcome name', () => {
@@ -91,11 +91,11 @@ describe('SkInjectTracer', () => {
     };
     counters.setPerCpu(u32(SK_INJECT_OUTCOME.SK_INJECT_DONE), [v(3n), v(4n)]);
     counters.setPerCpu(u32(SK_INJECT_OUTCOME.SK_INJECT_SKIP_NOT_HTTP), [v(1n), v(0n)]);
-    const c = t.readCounters();
-    expect(c.done).toBe(7);
-    expect(c.skip_not_http).toBe(1);
-    expect(c.skip_stale).toBe(0);
-    expect(Object.keys(c)).not.toContain('outcome_max');
+    const c = t.kernelCounters();
+    expect(c.sk_inject_done).toBe(7);
+    expect(c.sk_inject_skip_not_http).toBe(1);
+    expect(c.sk_inject_skip_stale).toBe(0);
+    expect(Object.keys(c)).not.toContain('sk_inject_outcome_max');
     expect(Object.keys(c)).toHaveLength(SK_INJECT_OUTCOME.SK_INJECT_OUTCOME_MAX);
   });
 
@@ -122,11 +122,11 @@ describe('SkInjectTracer', () => {
     expect(be.activeLinks()).toEqual([]);
   });
 
-  it('close detaches in reverse order and closes the object; removePid after close is harmless', async () => {
+  it('close detaches in reverse order and closes the object; detach after close is harmless', async () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
     t.start(CG);
-    t.addPid(5);
+    t.attach(5);
     await t.close();
     expect(be.activeLinks()).toEqual([]);
     const order = be.links.map((l) => [l.program, l.destroyOrder]);
@@ -138,8 +138,8 @@ describe('SkInjectTracer', () => {
       ['sk_inject_process_exit', 0],
     ]);
     expect(be.openObjects()).toEqual([]);
-    expect(() => t.removePid(5)).not.toThrow();
-    expect(t.readCounters()).toEqual({});
+    expect(() => t.detach(5)).not.toThrow();
+    expect(t.kernelCounters()).toEqual({});
   });
 });
 
@@ -182,7 +182,7 @@ describe('outgoingConnections / registerExisting', () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
     t.start(CG);
-    t.addPid(9);
+    t.attach(9);
     expect(t.registerExisting(9, PROC)).toEqual({ registered: 2, failed: 0 });
     const map = be.openObjects()[0].map(SK_INJECT_SOCKHASH) as unknown as { sockets: { pid: number; fd: number }[] };
     expect(map.sockets.map((x) => [x.pid, x.fd])).toEqual([

@@ -203,8 +203,16 @@ describe('SysHttpTracer', () => {
     rec.writeUInt32LE(501, 4);
     rec.writeUInt32LE(500, 8);
     rec.writeBigUInt64LE(77n, 16);
+    const drop = jest.spyOn(stage.assembler, 'dropPid');
     stage.onRecord(rec);
     expect(forks).toEqual([[501, 500, 77n]]);
+    expect(drop).not.toHaveBeenCalled();
+    // The kernel's exit (and exec) record comes after every record of the process: state goes then.
+    rec[0] = RECORD_TYPE.RECORD_PROC_EXIT;
+    stage.onRecord(rec);
+    rec[0] = RECORD_TYPE.RECORD_PROC_EXEC;
+    stage.onRecord(rec);
+    expect(drop.mock.calls).toEqual([[501], [501]]);
   });
 
   it('sums kernel counters over CPUs', () => {
@@ -216,9 +224,9 @@ describe('SysHttpTracer', () => {
     const k = Buffer.alloc(4);
     k.writeUInt32LE(SYS_HTTP_DROP_REASON.SYS_DROP_CONN_STATE_FULL);
     backend.openObjects()[0].map('sys_http_drops').update(k, v);
-    const drops = t.readDrops();
-    expect(drops.drop_conn_state_full).toBe(6);
-    expect(drops.skip_not_http).toBe(0);
+    const drops = t.kernelCounters();
+    expect(drops.sys_http_drop_conn_state_full).toBe(6);
+    expect(drops.sys_http_skip_not_http).toBe(0);
   });
 
   it('closes everything it opened', async () => {

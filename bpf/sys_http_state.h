@@ -1,0 +1,102 @@
+/* bpf/sys_http.bpf.c: the kernel-side state of the syscall tracer (per process, per connection,
+ * per thread, per syscall in flight); kept in its maps, never sent as records. */
+#ifndef SPANBRIDGE_SYS_HTTP_STATE_H
+#define SPANBRIDGE_SYS_HTTP_STATE_H
+
+/* Per traced process: SYS_MODE_* bits. */
+#define SYS_MODE_TRACE 1       /* report spans for this process */
+#define SYS_MODE_THREAD_LINK 2 /* link client calls to the thread's server request */
+#define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
+				* parents for its server requests (bpf/sys_http_go_link.h) */
+#define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
+
+enum conn_phase {
+	PHASE_IDLE = 0,     /* nothing seen yet */
+	PHASE_REQUEST = 1,  /* request being received (server) or sent (client) */
+	PHASE_RESPONSE = 2, /* response being sent (server) or received (client) */
+	PHASE_NOT_HTTP = 3, /* first bytes were not HTTP/1.x: ignored until closed */
+};
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* The connection seen from the client towards the server: the same key on both ends. */
+struct tuple_key {
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	__u16 client_port;
+	__u16 server_port;
+};
+
+struct conn_state {
+	__u64 conn_id;
+	struct trace_context ctx; /* the current request's span */
+	struct tuple_key tuple;
+	__u32 owner_tid;  /* server: the thread that read the current request */
+	__u8 role;
+	__u8 phase;
+	__u8 thread_active; /* server: counted in owner thread's thread_ctx */
+	__u8 announced;     /* the open record was sent */
+	__u8 family;
+	__u8 prefix_len; /* server: bytes of a request start that came in a read shorter than 8 */
+	__u8 req_known;  /* client: req_left is known (the request's framing was seen) */
+	__u8 adopt_budget; /* taken over while open: messages left before "not HTTP" (sys_http_adopt.h) */
+	__u8 prefix[8];
+	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
+	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
+	__u8 _pad2[3];
+};
+
+/* A client request waiting for the server end of its connection (black-box correlation). */
+struct client_request {
+	__u64 ts_ns;
+	struct trace_context ctx; /* the client span */
+	__u32 tgid;
+	__u32 _pad;
+};
+
+/* Server requests active on one thread; a client call links only when exactly one is. */
+struct thread_ctx {
+	__u64 ts_ns;
+	struct trace_context ctx;
+	__u32 active;
+	__u32 ambiguous; /* several were active at once: no link until all are answered */
+	/* The request came with a valid traceparent naming this parent span: a client request that
+	 * carries the same value forwards it (a proxy) and is not an application span of its own. */
+	__u8 incoming_span_id[8];
+	__u32 has_incoming;
+	__u32 _pad;
+};
+
+struct syscall_args {
+	__u64 fd;
+	__u64 buf; /* buffer, iovec array or msghdr */
+	__u64 count;
+	__u8 kind; /* enum sys_http_syscall */
+	__u8 start; /* write: a client request start decided at enter */
+	__u8 flags;
+	__u8 forwarded; /* write, start: the request forwards its thread's incoming traceparent */
+	__u8 _pad[4];
+	struct trace_context ctx;
+	__u8 parent_span_id[8];
+	/* write, start: further requests pipelined in the same write (their offsets and span ids;
+	 * same trace, parent and flags as ctx) and where the last framed request ends */
+	__u8 extra;
+	__u8 pipelined; /* the request start follows a complete request still awaiting its response */
+	__u16 extra_off[SYS_HTTP_SPARE_IDS];
+	__u32 last_end; /* FRAME_UNKNOWN when its framing was not seen */
+	__u8 extra_span_ids[SYS_HTTP_SPARE_IDS][8];
+	__u32 _pad2;
+};
+
+#define FRAME_UNKNOWN 0xffffffff
+
+/* Per traced process (tgid), written by the agent. */
+struct traced_process {
+	__u32 mode;        /* SYS_MODE_* */
+	__u32 goid_offset; /* SYS_MODE_GO_LINK: offset of runtime.g.goid */
+};
+
+#endif
