@@ -71,6 +71,8 @@ export class RouteStage {
   /** One matcher per distinct pattern list (the global one, and each selection's own). */
   private readonly matchers = new Map<readonly RoutePattern[], RouteMatcher>();
   private readonly globalPlan: Plan;
+  /** Plans of selections with their own `routes`, shared by the processes they select (one cache each). */
+  private readonly selectionPlans = new Map<string, Plan>();
 
   constructor(
     private readonly settings: RoutesSettings,
@@ -100,7 +102,12 @@ export class RouteStage {
    */
   register(resource: Resource, reason: string | undefined, framework?: string): string {
     const policy = policyFor(this.settings, reason);
-    this.plans.set(resource, this.planOf(policy));
+    let plan = this.globalPlan;
+    if (reason !== undefined && this.settings.bySelection[reason] !== undefined) {
+      plan = this.selectionPlans.get(reason) ?? this.planOf(policy);
+      this.selectionPlans.set(reason, plan);
+    }
+    this.plans.set(resource, plan);
     return describePolicy(policy, framework);
   }
 
