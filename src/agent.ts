@@ -381,7 +381,7 @@ export class Agent {
         log.info(`skip ${who}: it exited before it could be attached`);
         return;
       }
-      if (this.attachSysHttp(proc, who, errorMessage(err), reason, fork?.byKernel ?? false)) return;
+      if (this.attachSysHttp(proc, who, errorMessage(err), reason, fork)) return;
       processesSkipped.add(this.metrics, { reason: 'inspect' });
       log.warn(`skip ${who}: ${errorMessage(err)}`);
       return;
@@ -495,10 +495,14 @@ export class Agent {
   }
 
   /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
-  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason, byKernel: boolean): boolean {
+  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason, fork?: { forkedFrom: number; byKernel: boolean }): boolean {
     if (!this.sysHttp) return false;
+    const byKernel = fork?.byKernel ?? false;
     try {
-      const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride: serviceNameFor(this.config.selection, reason) });
+      // A forked worker is its parent's service, also when it rewrote its environment (nginx).
+      const parentService = fork && this.resources.get(fork.forkedFrom)?.attributes['service.name'];
+      const serviceNameOverride = serviceNameFor(this.config.selection, reason) ?? (typeof parentService === 'string' ? parentService : undefined);
+      const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride });
       this.resources.set(proc.pid, resource);
       const routes = this.routes.register(resource, reason);
       const traced = this.sysHttp.attach(proc, byKernel);

@@ -4,14 +4,16 @@
  * traces every worker from its fork (the kernel marks the child at sched_process_fork), so the
  * very first request of a re-forked worker has its span; a forked child that execs another
  * program (a shell running curl) is decided on its own and is not the server.
- * Third-party software only: Flask and Django on gunicorn from `make setup`.
+ * nginx (Debian's, from `make setup`) re-forks its workers on a reload (SIGHUP) the same way.
+ * Third-party software only: Flask and Django on gunicorn, nginx.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { hex, send } from '../helpers/chains';
 import { PYTHON, startFramework, type FrameworkService } from '../helpers/frameworks';
-import { startAgent, startProcess, waitFor, type AgentProcess, type PrintedSpanLine, type Running } from '../helpers/processes';
+import { freePort } from '../helpers/collector';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from '../helpers/processes';
 import { requireRootAndBpf } from '../helpers/privileges';
 
 const REQUESTS = 15;
@@ -21,6 +23,7 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
   let flask: FrameworkService;
   let django: FrameworkService;
   let forker: Running | undefined;
+  let nginx: Running | undefined;
   let agent: AgentProcess | undefined;
 
   beforeAll(async () => {
@@ -34,6 +37,7 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
   afterAll(async () => {
     await agent?.stop();
     await forker?.stop();
+    await nginx?.stop();
     await flask?.proc.stop();
     await django?.proc.stop();
   });
@@ -119,5 +123,68 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
       children.map((c) => [c, 'forker', `${django.url}/items/901`]).sort(),
     );
     expect(agent.spans().filter((s) => curls.includes(Number(s.resource['process.pid'])))).toEqual([]);
+  });
+
+  it('nginx selected by its master pid: workers, and the workers a reload re-forks, serve traced from their first request', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
+    for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
+    const conf = path.join(dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `daemon off;
+master_process on;
+worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location / { default_type text/plain; return 200 "nginx $uri\\n"; }
+  }
+}
+`,
+    );
+    nginx = startProcess('/usr/sbin/nginx', ['-c', conf, '-e', 'stderr']);
+    await waitForPort(port, 30_000);
+    await agent?.stop();
+    // nginx rewrites its environment (process titles): the service is named by the selection.
+    const cfg = path.join(dir, 'spanbridge.yaml');
+    writeFileSync(cfg, `selections:\n  - pid: ${nginx.pid}\n    service_name: nginx-prefork\n`);
+    agent = await startAgent(['--config', cfg, '--export', 'none', '--inject-headers', 'off']);
+    const workers = (): number[] => readFileSync(`/proc/${nginx!.pid}/task/${nginx!.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort();
+    const round = async (tag: string): Promise<string[]> => {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const traceId = hex(16);
+        const a = await send(`http://127.0.0.1:${port}/${tag}/${i}`, { headers: { traceparent: `00-${traceId}-${hex(8)}-01` } });
+        expect([a.status, a.body]).toEqual([200, `nginx /${tag}/${i}\n`]);
+        ids.push(traceId);
+      }
+      return ids;
+    };
+    const before = workers();
+    const first = await round('first');
+    // A reload starts new workers (forked by the master, never exec'd) and retires the old ones.
+    process.kill(nginx.pid, 'SIGHUP');
+    const after = await waitFor('new nginx workers', () => {
+      const w = workers();
+      return w.length === 2 && w.every((p) => !before.includes(p)) && w;
+    }, 30_000);
+    const second = await round('second');
+    const ids = new Set([...first, ...second]);
+    await waitFor('a span per nginx request', () => new Set(agent!.spans().filter((s) => ids.has(s.traceId)).map((s) => s.traceId)).size === ids.size, 20_000).catch(() => undefined);
+    const spans = agent.spans().filter((s) => ids.has(s.traceId));
+    expect(spans.map((s) => s.traceId).sort()).toEqual([...ids].sort());
+    expect(new Set(spans.map((s) => s.resource['service.name']))).toEqual(new Set(['nginx-prefork']));
+    const bySecond = spans.filter((s) => second.includes(s.traceId)).map((s) => Number(s.resource['process.pid']));
+    expect(bySecond.every((p) => after.includes(p))).toBe(true);
   });
 });
