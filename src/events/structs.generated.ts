@@ -334,6 +334,14 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
   },
 };
 
+export const TRACED_PROCESS: StructLayout = {
+  size: 8,
+  fields: {
+    mode: { offset: 0, size: 4, kind: 'u32' },
+    goid_offset: { offset: 4, size: 4, kind: 'u32' },
+  },
+};
+
 export const SYS_HTTP_DROP_REASON = {
   SYS_DROP_RINGBUF_FULL: 0,
   SYS_DROP_CONN_STATE_FULL: 1,

@@ -5,7 +5,8 @@
  */
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
-import { SYS_HTTP_DROP_REASON, SYS_HTTP_ROLE } from '../events/structs.generated';
+import { SYS_HTTP_DROP_REASON, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
+import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
@@ -117,10 +118,10 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   /** Starts tracing one process (its tgid). Idempotent. */
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
-    // struct traced_process { u32 mode; u32 goid_offset; }
-    const v = Buffer.alloc(8);
-    v.writeUInt32LE(options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0), 0);
-    v.writeUInt32LE(options.goidOffset ?? 0, 4);
+    const v = writeUints(TRACED_PROCESS, {
+      mode: options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
+      goid_offset: options.goidOffset ?? 0,
+    });
     obj.map('traced_tgids').update(pidKey(pid), v);
     this.traced.set(pid, options);
   }

@@ -15,6 +15,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -31,7 +32,8 @@ func main() {
 	mux.Handle("/up/", http.StripPrefix("/up", rp))
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]string{"traceparent": r.Header.Get("traceparent"), "tracestate": r.Header.Get("tracestate")})
+		// every value, joined: a second traceparent header must show
+		json.NewEncoder(w).Encode(map[string]string{"traceparent": strings.Join(r.Header.Values("traceparent"), ","), "tracestate": strings.Join(r.Header.Values("tracestate"), ",")})
 	})
 	mux.HandleFunc("/call", func(w http.ResponseWriter, r *http.Request) {
 		var body io.Reader = http.NoBody

@@ -1,8 +1,8 @@
 /** decodeSysHttpData on records built from the generated layout (bpf/sys_http.h). */
-import { decodeSysHttpData, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
+import { decodeSysHttpData, SYS_F2_CONTEXT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
 import { SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE } from '../../../src/events/structs.generated';
 
-function record(opts: { flags: number; len: bigint; capture: string; tail?: string; captureLen?: number }): Buffer {
+function record(opts: { flags: number; len: bigint; capture: string; tail?: string; captureLen?: number; flags2?: number }): Buffer {
   const data = Buffer.from(opts.capture, 'latin1');
   const buf = Buffer.alloc(SYS_HTTP_DATA_RECORD_SIZE + data.length, 0xee); // ring memory is not zeroed
   const f = D.fields;
@@ -17,7 +17,7 @@ function record(opts: { flags: number; len: bigint; capture: string; tail?: stri
   const tail = Buffer.from(opts.tail ?? '', 'latin1');
   buf.writeUInt16LE(tail.length, f.tail_len.offset);
   tail.copy(buf, f.tail.offset);
-  buf.writeUInt16LE(1, f.flags2.offset);
+  buf.writeUInt16LE(opts.flags2 ?? 1, f.flags2.offset);
   buf.writeBigUInt64LE(0xfeedbeefcafe0001n, f.conn_id.offset);
   buf.writeBigUInt64LE(123_456_789_012n, f.ts_ns.offset);
   buf.writeBigUInt64LE(opts.len, f.len.offset);
@@ -57,6 +57,9 @@ describe('decodeSysHttpData', () => {
     const root = decodeSysHttpData(record({ flags: SYS_F_REQUEST_START, len: 10n, capture: 'x' }));
     expect(root.spanId).toBe('00f067aa0ba902b7');
     expect(root.parentSpanId).toBe('');
+    // a later read on which the kernel decided a split head's context carries its ids
+    const decided = decodeSysHttpData(record({ flags: SYS_F_REMOTE_PARENT, flags2: SYS_F2_CONTEXT, len: 10n, capture: 'x' }));
+    expect([decided.traceId, decided.spanId, decided.parentSpanId]).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', 'b7ad6b7169203331']);
   });
 
   it('a length beyond 2^53 is capped; a capture length past the record is cut to the bytes present', () => {
