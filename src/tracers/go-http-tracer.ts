@@ -4,7 +4,7 @@
  * to the kernel side, and delivers raw records. Knows nothing of spans or export.
  */
 import { BpfLoadError, NotSupportedError, SpanbridgeError } from '../errors';
-import { DROP_REASON, GO_OFFSETS } from '../events/structs.generated';
+import { DROP_REASON, GO_HTTP_OBJECT, GO_OFFSETS } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
@@ -87,8 +87,8 @@ export interface GoHttpTracerSettings {
 }
 
 /** The program that writes headers; loaded only when injection is 'memory'. */
-export const INJECT_PROGRAM = 'go_header_write_subset_ret_inject';
-const READ_ONLY_WRITE_SUBSET_PROGRAM = 'go_header_write_subset_ret';
+export const INJECT_PROGRAM = GO_HTTP_OBJECT.programs.go_header_write_subset_ret_inject;
+const READ_ONLY_WRITE_SUBSET_PROGRAM = GO_HTTP_OBJECT.programs.go_header_write_subset_ret;
 
 /**
  * True when `err`, thrown by start() with injection 'memory', says the kernel refused the
@@ -162,7 +162,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     });
     try {
       obj.load();
-      this.ring = obj.ringBuffer('go_http_events', onRecord);
+      this.ring = obj.ringBuffer(GO_HTTP_OBJECT.maps.go_http_events, onRecord);
       this.ring.start();
     } catch (err) {
       void obj.close();
@@ -200,17 +200,17 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     const offsets = encodeGoOffsets(target);
     if (target.offsets['net/http.Request.Pattern'] === undefined) notes.push(`no ServeMux route (Request.Pattern needs Go >= 1.23; ${target.goVersion})`);
 
-    const offsetsMap = obj.map('go_offsets_by_pid');
+    const offsetsMap = obj.map(GO_HTTP_OBJECT.maps.go_offsets_by_pid);
     offsetsMap.update(pidKey(pid), offsets);
     const links: BpfLink[] = [];
     try {
-      const entry = obj.program('go_server_handler_serve_http');
-      const ret = obj.program('go_server_handler_serve_http_ret');
+      const entry = obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http);
+      const ret = obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http_ret);
       links.push(entry.attachUprobe({ binaryPath, offset: serve.entryOffset, pid }));
       for (const off of serve.retOffsets) links.push(ret.attachUprobe({ binaryPath, offset: off, pid }));
       const readLine = target.functions[GO_FUNCS.readContinuedLineSlice];
       if (readLine && readLine.retOffsets.length > 0) {
-        const prog = obj.program('go_textproto_read_line_ret');
+        const prog = obj.program(GO_HTTP_OBJECT.programs.go_textproto_read_line_ret);
         for (const off of readLine.retOffsets) links.push(prog.attachUprobe({ binaryPath, offset: off, pid }));
       } else {
         notes.push('incoming traceparent not readable (textproto reader not found)');
@@ -238,13 +238,13 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
       notes.push('no client spans (net/http Transport not linked)');
       return notes;
     }
-    at('go_transport_round_trip', [roundTrip.entryOffset]);
-    at('go_transport_round_trip_ret', roundTrip.retOffsets);
+    at(GO_HTTP_OBJECT.programs.go_transport_round_trip, [roundTrip.entryOffset]);
+    at(GO_HTTP_OBJECT.programs.go_transport_round_trip_ret, roundTrip.retOffsets);
     const newproc1 = fn(GO_FUNCS.newproc1);
     const goexit1 = fn(GO_FUNCS.goexit1);
     if (target.offsets['runtime.g.parentGoid'] !== undefined && newproc1 && newproc1.retOffsets.length > 0 && goexit1) {
-      at('go_runtime_newproc1_ret', newproc1.retOffsets);
-      at('go_runtime_goexit1', [goexit1.entryOffset]);
+      at(GO_HTTP_OBJECT.programs.go_runtime_newproc1_ret, newproc1.retOffsets);
+      at(GO_HTTP_OBJECT.programs.go_runtime_goexit1, [goexit1.entryOffset]);
     } else {
       notes.push(`client calls from spawned goroutines are not linked (needs Go >= 1.21; ${target.goVersion})`);
     }
@@ -252,9 +252,9 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     const subset = fn(GO_FUNCS.writeSubset);
     const flush = fn(GO_FUNCS.persistConnWriterWrite);
     if (write && subset && subset.retOffsets.length > 0 && flush) {
-      at('go_request_write', [write.entryOffset]);
-      at('go_header_write_subset', [subset.entryOffset]);
-      at('go_persist_conn_writer_write', [flush.entryOffset]);
+      at(GO_HTTP_OBJECT.programs.go_request_write, [write.entryOffset]);
+      at(GO_HTTP_OBJECT.programs.go_header_write_subset, [subset.entryOffset]);
+      at(GO_HTTP_OBJECT.programs.go_persist_conn_writer_write, [flush.entryOffset]);
       at(this.injection === 'memory' ? INJECT_PROGRAM : READ_ONLY_WRITE_SUBSET_PROGRAM, subset.retOffsets);
     } else {
       notes.push('outgoing headers not inspected (Request.write / Header.writeSubset / persistConnWriter.Write not found)');
@@ -263,7 +263,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     const close = fn(GO_FUNCS.bodyEofSignalClose);
     const bodyOffsets = ['net/http.Response.Body', 'net/http.Response.Uncompressed', 'net/http.Response.ProtoMajor', 'net/http.gzipReader.body'];
     if (close && bodyOffsets.every((f) => target.offsets[f] !== undefined)) {
-      at('go_body_eof_signal_close', [close.entryOffset]);
+      at(GO_HTTP_OBJECT.programs.go_body_eof_signal_close, [close.entryOffset]);
     } else {
       notes.push('client spans end at the response head (bodyEOFSignal.Close or Response.Body offsets not found)');
     }
@@ -277,7 +277,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     this.byPid.delete(pid);
     for (const l of [...links].reverse()) l.destroy();
     try {
-      this.obj?.map('go_offsets_by_pid').delete(pidKey(pid));
+      this.obj?.map(GO_HTTP_OBJECT.maps.go_offsets_by_pid).delete(pidKey(pid));
     } catch {
       // the object may already be closing
     }
@@ -285,7 +285,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
 
   /** Kernel-side drop/skip counters summed over CPUs, by reason name (DROP_*, lower case). */
   kernelCounters(): Record<string, number> {
-    return this.obj ? readCounterMap(this.obj.map('go_http_drops'), DROP_REASON, 'DROP_REASON_MAX') : {};
+    return this.obj ? readCounterMap(this.obj.map(GO_HTTP_OBJECT.maps.go_http_drops), DROP_REASON, 'DROP_REASON_MAX') : {};
   }
 
   async close(): Promise<void> {

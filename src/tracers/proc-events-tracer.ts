@@ -3,6 +3,7 @@
  * processes started after the agent without polling /proc.
  */
 import type { BpfBackend, BpfObject, RecordHandler } from '../bpf/types';
+import { PROC_EVENTS_OBJECT } from '../events/structs.generated';
 import type { Tracer } from './tracer';
 
 /** Watches every process: attach and detach have nothing to do, and it keeps no kernel counters. */
@@ -20,9 +21,9 @@ export class ProcEventsTracer implements Tracer {
     const obj = this.backend.open(this.objectPath);
     try {
       obj.load();
-      obj.program('on_exec').attachTracepoint('sched', 'sched_process_exec');
-      obj.program('on_exit').attachTracepoint('sched', 'sched_process_exit');
-      obj.ringBuffer('proc_events', onRecord).start();
+      obj.program(PROC_EVENTS_OBJECT.programs.on_exec).attachTracepoint('sched', 'sched_process_exec');
+      obj.program(PROC_EVENTS_OBJECT.programs.on_exit).attachTracepoint('sched', 'sched_process_exit');
+      obj.ringBuffer(PROC_EVENTS_OBJECT.maps.proc_events, onRecord).start();
     } catch (err) {
       void obj.close();
       throw err;

@@ -7,15 +7,15 @@
  */
 import { openConnections, procSockets, type ProcSockets } from '../discovery/process-sockets';
 import { SpanbridgeError } from '../errors';
-import { SK_INJECT_OUTCOME } from '../events/structs.generated';
+import { SK_INJECT_OBJECT, SK_INJECT_OUTCOME } from '../events/structs.generated';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 
-export const SK_INJECT_SOCKOPS_PROGRAM = 'sk_inject_sockops';
-export const SK_INJECT_MSG_PROGRAM = 'sk_inject_msg';
-export const SK_INJECT_SOCKHASH = 'sk_inject_socks';
-export const SK_INJECT_FORK_PROGRAM = 'sk_inject_process_fork';
+export const SK_INJECT_SOCKOPS_PROGRAM = SK_INJECT_OBJECT.programs.sk_inject_sockops;
+export const SK_INJECT_MSG_PROGRAM = SK_INJECT_OBJECT.programs.sk_inject_msg;
+export const SK_INJECT_SOCKHASH = SK_INJECT_OBJECT.maps.sk_inject_socks;
+export const SK_INJECT_FORK_PROGRAM = SK_INJECT_OBJECT.programs.sk_inject_process_fork;
 
 export interface SkInjectSettings {
   /** A context left for a thread longer ago than this is not inserted (default 200 ms). */
@@ -70,8 +70,8 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
       // in the kernel, like the syscall tracer's (bpf/sys_http_lifecycle.h).
       const fork = obj.program(SK_INJECT_FORK_PROGRAM);
       this.links.push(fork.attachRawTracepoint('sched_process_fork'));
-      this.links.push(obj.program('sk_inject_process_exec').attachTracepoint('sched', 'sched_process_exec'));
-      this.links.push(obj.program('sk_inject_process_exit').attachTracepoint('sched', 'sched_process_exit'));
+      this.links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exec).attachTracepoint('sched', 'sched_process_exec'));
+      this.links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exit).attachTracepoint('sched', 'sched_process_exit'));
     } catch (err) {
       for (const l of this.links.splice(0).reverse()) l.destroy();
       void obj.close();
@@ -98,7 +98,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   attach(pid: number): void {
     const obj = this.requireObject();
     const v = Buffer.alloc(1, 1);
-    obj.map('sk_inject_tgids').update(tgidKey(pid), v);
+    obj.map(SK_INJECT_OBJECT.maps.sk_inject_tgids).update(tgidKey(pid), v);
     this.pids.add(pid);
   }
 
@@ -107,7 +107,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
    * child exec'd or exited since; then false).
    */
   adoptInherited(pid: number): boolean {
-    if (!this.requireObject().map('sk_inject_tgids').lookup(tgidKey(pid))) return false;
+    if (!this.requireObject().map(SK_INJECT_OBJECT.maps.sk_inject_tgids).lookup(tgidKey(pid))) return false;
     this.pids.add(pid);
     return true;
   }
@@ -142,7 +142,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   detach(pid: number): void {
     if (!this.pids.delete(pid)) return;
     try {
-      this.obj?.map('sk_inject_tgids').delete(tgidKey(pid));
+      this.obj?.map(SK_INJECT_OBJECT.maps.sk_inject_tgids).delete(tgidKey(pid));
     } catch {
       // the object may already be closing
     }
@@ -155,7 +155,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   /** Kernel counters summed over CPUs: outcome name (SK_INJECT_*, lower case) -> count. */
   kernelCounters(): Record<string, number> {
     if (!this.obj) return {};
-    return readCounterMap(this.obj.map('sk_inject_counters'), SK_INJECT_OUTCOME, 'SK_INJECT_OUTCOME_MAX', (n) => n.toLowerCase());
+    return readCounterMap(this.obj.map(SK_INJECT_OBJECT.maps.sk_inject_counters), SK_INJECT_OUTCOME, 'SK_INJECT_OUTCOME_MAX', (n) => n.toLowerCase());
   }
 
   async close(): Promise<void> {

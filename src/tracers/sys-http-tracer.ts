@@ -5,7 +5,7 @@
  */
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
-import { SYS_HTTP_DROP_REASON, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
+import { SYS_HTTP_DROP_REASON, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
@@ -20,19 +20,22 @@ export const SYS_MODE_GO_LINK = 4;
 export const SYS_MODE_INHERITED = 8;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
-export const SYS_HTTP_FORK_PROGRAM = 'sys_http_process_fork';
+export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
+
+const P = SYS_HTTP_OBJECT.programs;
+const DATA_SYSCALLS = ['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg'] as const;
 
 export const SYS_HTTP_PROGRAMS: readonly { prog: string; category: string; event: string }[] = [
-  ...['accept', 'accept4'].map((s) => ({ prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` })),
-  { prog: 'sys_enter_connect', category: 'syscalls', event: 'sys_enter_connect' },
-  { prog: 'sys_exit_connect', category: 'syscalls', event: 'sys_exit_connect' },
-  { prog: 'sys_enter_close', category: 'syscalls', event: 'sys_enter_close' },
-  ...['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg'].flatMap((s) => [
-    { prog: `sys_enter_${s}`, category: 'syscalls', event: `sys_enter_${s}` },
-    { prog: `sys_exit_${s}`, category: 'syscalls', event: `sys_exit_${s}` },
+  ...(['accept', 'accept4'] as const).map((s) => ({ prog: P[`sys_exit_${s}`], category: 'syscalls', event: `sys_exit_${s}` })),
+  { prog: P.sys_enter_connect, category: 'syscalls', event: 'sys_enter_connect' },
+  { prog: P.sys_exit_connect, category: 'syscalls', event: 'sys_exit_connect' },
+  { prog: P.sys_enter_close, category: 'syscalls', event: 'sys_enter_close' },
+  ...DATA_SYSCALLS.flatMap((s) => [
+    { prog: P[`sys_enter_${s}`], category: 'syscalls', event: `sys_enter_${s}` },
+    { prog: P[`sys_exit_${s}`], category: 'syscalls', event: `sys_exit_${s}` },
   ]),
-  { prog: 'sys_http_process_exec', category: 'sched', event: 'sched_process_exec' },
-  { prog: 'sys_http_process_exit', category: 'sched', event: 'sched_process_exit' },
+  { prog: P.sys_http_process_exec, category: 'sched', event: 'sched_process_exec' },
+  { prog: P.sys_http_process_exit, category: 'sched', event: 'sched_process_exit' },
 ];
 
 export interface SysHttpTracerSettings {
@@ -98,7 +101,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
       for (const p of SYS_HTTP_PROGRAMS) this.links.push(obj.program(p.prog).attachTracepoint(p.category, p.event));
       const fork = obj.program(SYS_HTTP_FORK_PROGRAM);
       this.links.push(fork.attachRawTracepoint('sched_process_fork'));
-      obj.ringBuffer('sys_http_events', onRecord).start();
+      obj.ringBuffer(SYS_HTTP_OBJECT.maps.sys_http_events, onRecord).start();
     } catch (err) {
       this.links.length = 0;
       void obj.close();
@@ -122,7 +125,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
       mode: options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
       goid_offset: options.goidOffset ?? 0,
     });
-    obj.map('traced_tgids').update(pidKey(pid), v);
+    obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);
     this.traced.set(pid, options);
   }
 
@@ -132,7 +135,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
    * since (then false: never traced again by a late write).
    */
   adoptInherited(pid: number, options: SysAttachOptions): boolean {
-    if (!this.requireObject().map('traced_tgids').lookup(pidKey(pid))) return false;
+    if (!this.requireObject().map(SYS_HTTP_OBJECT.maps.traced_tgids).lookup(pidKey(pid))) return false;
     this.traced.set(pid, options);
     return true;
   }
@@ -143,7 +146,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
    * Returns how many were registered and how many could not be (map full, object closing).
    */
   adoptOpen(pid: number, conns: readonly OpenConnection[]): { registered: number; failed: number } {
-    const map = this.requireObject().map('adopt_conns');
+    const map = this.requireObject().map(SYS_HTTP_OBJECT.maps.adopt_conns);
     let registered = 0;
     let failed = 0;
     for (const c of conns) {
@@ -168,7 +171,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   detach(pid: number): void {
     if (!this.traced.delete(pid)) return;
     try {
-      this.obj?.map('traced_tgids').delete(pidKey(pid));
+      this.obj?.map(SYS_HTTP_OBJECT.maps.traced_tgids).delete(pidKey(pid));
     } catch {
       // the object may already be closing
     }
@@ -177,7 +180,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   /** Kernel-side counters summed over CPUs, by reason name (SYS_DROP_X as sys_http_drop_x). */
   kernelCounters(): Record<string, number> {
     if (!this.obj) return {};
-    return readCounterMap(this.obj.map('sys_http_drops'), SYS_HTTP_DROP_REASON, 'SYS_HTTP_DROP_MAX', (n) => `sys_http_${n.replace(/^SYS_/, '').toLowerCase()}`);
+    return readCounterMap(this.obj.map(SYS_HTTP_OBJECT.maps.sys_http_drops), SYS_HTTP_DROP_REASON, 'SYS_HTTP_DROP_MAX', (n) => `sys_http_${n.replace(/^SYS_/, '').toLowerCase()}`);
   }
 
   async close(): Promise<void> {
