@@ -73,6 +73,11 @@ export interface AgentConfig {
    * backend's periodic consume. Process exec/exit events always wake the agent at once.
    */
   readonly ringWakeupBytes?: number;
+  /**
+   * Bytes of each span ring buffer (Go and syscall tracers; default DEFAULT_RING_SIZE_BYTES). The
+   * agent maps a ring's pages twice, so each counts twice in its resident memory once written.
+   */
+  readonly ringSizeBytes?: number;
   /** Declared route patterns, unmatched mode, route limit (src/spans/routes; default: heuristic, 1,000). */
   readonly routes?: RoutesSettings;
   /** Query keys and URL credentials redacted where spans are built (default: DEFAULT_URL_REDACTION). */
@@ -86,6 +91,11 @@ export interface AgentConfig {
  * poll period (50 ms) instead of costing the traced process a wakeup (~14 us here).
  */
 export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
+/**
+ * 2 MiB per span ring: ~100 ms of records at 14k Go spans/s (~1.4 KB each) while the agent is
+ * busy, 32x the wakeup threshold. The compiled-in sizes (4 and 8 MiB) cost 24 MB of agent RSS.
+ */
+export const DEFAULT_RING_SIZE_BYTES = 2 * 1024 * 1024;
 
 export interface SpanSink {
   add(span: Span): void;
@@ -306,8 +316,16 @@ export class Agent {
     return this.config.ringWakeupBytes ?? DEFAULT_RING_WAKEUP_BYTES;
   }
 
+  private get ringSizeBytes(): number {
+    return this.config.ringSizeBytes ?? DEFAULT_RING_SIZE_BYTES;
+  }
+
   private newGoTracer(injection: GoInjection): GoHttpTracer {
-    return new GoHttpTracer(this.deps.backend, join(this.config.bpfObjectDir, 'go_http.bpf.o'), { injection, ringWakeupBytes: this.ringWakeupBytes });
+    return new GoHttpTracer(this.deps.backend, join(this.config.bpfObjectDir, 'go_http.bpf.o'), {
+      injection,
+      ringWakeupBytes: this.ringWakeupBytes,
+      ringSizeBytes: this.ringSizeBytes,
+    });
   }
 
   private onGoRecord(buf: Buffer): void {
@@ -483,7 +501,7 @@ export class Agent {
       onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
       redaction: this.config.urlRedaction,
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
-      settings: { ...this.config.sysHttp, socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes },
+      settings: { ...this.config.sysHttp, socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes, ringSizeBytes: this.ringSizeBytes },
     });
     try {
       stage.start();

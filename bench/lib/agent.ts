@@ -24,6 +24,8 @@ export interface AgentOptions {
   readonly otlpEndpoint: string;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   readonly nodeFlags?: string[];
+  /** --inject-headers (default: the agent's default, auto). */
+  readonly injectHeaders?: 'auto' | 'on' | 'off';
   /** Resolve right after spawning instead of waiting for the ready file. */
   readonly noWait?: boolean;
 }
@@ -39,6 +41,7 @@ export async function startAgent(config: BenchConfig, o: AgentOptions): Promise<
     '--otlp-endpoint', o.otlpEndpoint,
     '--prometheus-port', String(promPort),
     '--ready-file', ready,
+    ...(o.injectHeaders ? ['--inject-headers', o.injectHeaders] : []),
   ];
   const child = spawnPinned(config.loadCpu, process.execPath, args);
   let readyAt = Number.NaN;

@@ -22,15 +22,17 @@ export interface Server {
   readonly path: string;
 }
 
-export type ServerKind = 'go' | 'node';
+export type ServerKind = 'go' | 'node' | 'python';
 
-/** The test services, pinned to the server CPU: Go net/http, or Node's http (syscall path). */
+/** The test services, pinned to the server CPU: Go net/http, Node's http or Python's ThreadingHTTPServer (syscall path). */
 export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<Server> {
   const port = await freePort();
   const child =
     kind === 'go'
       ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(port) })
-      : spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)]);
+      : kind === 'node'
+        ? spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)])
+        : spawnPinned(ctx.config.serverCpu, 'python3', [path.join(REPO_ROOT, 'test/apps/python-http/server.py'), String(port)]);
   await waitForPort(port, 20_000, 50);
   const addr = `127.0.0.1:${port}`;
   return { child, addr, path: '/items/1', url: `http://${addr}/items/1` };

@@ -40,22 +40,76 @@ async function measured<T>(agent: Agent, load: () => Promise<T>): Promise<{ resu
   return { result, cpuUs: ((t1 - t0) / CLK_TCK) * 1e6, spans, lost: m1.ringbufLost() - m0.ringbufLost() };
 }
 
-/** Uprobe hits per request, counted with the kernel's BPF statistics (Go path only). */
-async function countHits(ctx: BenchContext, agent: Agent, server: Server): Promise<{ hitsPerRequest: number; bpfNsPerHit: number; programs: unknown }> {
+export interface Hits {
+  /** Uprobe hits per request (the floor's multiplier). */
+  hitsPerRequest: number;
+  /** Agent BPF time per uprobe hit, ns. */
+  bpfNsPerHit: number;
+  /** Uprobe programs. */
+  programs: unknown;
+  /** Tracepoint and raw-tracepoint hits per request (syscall path, fork/exec). */
+  tracepointHitsPerRequest: number;
+  /** Every program of the agent (uprobes, tracepoints, sock_ops, sk_msg), per request. */
+  bpfUsPerRequest: number;
+  allPrograms: Array<{ name: string; type: number; runs: number; ns: number }>;
+  requests: number;
+}
+
+const COUNT_REQUESTS = 2000;
+const TRACEPOINT_TYPES = new Set([5, 17]);
+
+/** Hits per request of every agent program, counted with the kernel's BPF statistics. */
+async function countHits(ctx: BenchContext, agent: Agent, server: Server): Promise<Hits> {
   return withBpfStats(async () => {
+    // Tracepoints fire for every process on the machine (other engineers' tests too): count an idle
+    // window first and subtract it, scaled to the load's duration, so the figures are per request.
+    const idle0 = agentProgStats(agent.pid);
+    const idleStart = performance.now();
+    await sleep(COUNT_REQUESTS);
+    const idle = progDelta(idle0, agentProgStats(agent.pid));
+    const idleMs = performance.now() - idleStart;
     const before = agentProgStats(agent.pid);
-    const r = await loadgen(ctx.config, { addr: server.addr, path: server.path, rate: 1000, requests: 2000, conns: 4 });
-    const d = progDelta(before, agentProgStats(agent.pid)).filter(isUprobeProg);
+    const loadStart = performance.now();
+    const r = await loadgen(ctx.config, { addr: server.addr, path: server.path, rate: 1000, requests: COUNT_REQUESTS, conns: 4 });
+    const scale = (performance.now() - loadStart) / idleMs;
+    const bg = new Map(idle.map((x) => [x.name, x]));
+    const all = progDelta(before, agentProgStats(agent.pid))
+      .map((x) => ({ ...x, runs: Math.max(0, x.runs - Math.round((bg.get(x.name)?.runs ?? 0) * scale)), ns: Math.max(0, x.ns - (bg.get(x.name)?.ns ?? 0) * scale) }))
+      .filter((x) => x.runs > 0);
+    const d = all.filter(isUprobeProg);
     const runs = d.reduce((a, x) => a + x.runs, 0);
-    return { hitsPerRequest: runs / r.requests, bpfNsPerHit: d.reduce((a, x) => a + x.ns, 0) / runs, programs: d };
+    const tp = all.filter((x) => TRACEPOINT_TYPES.has(x.type)).reduce((a, x) => a + x.runs, 0);
+    return {
+      hitsPerRequest: runs / r.requests,
+      bpfNsPerHit: runs > 0 ? d.reduce((a, x) => a + x.ns, 0) / runs : 0,
+      programs: d,
+      tracepointHitsPerRequest: tp / r.requests,
+      bpfUsPerRequest: all.reduce((a, x) => a + x.ns, 0) / r.requests / 1000,
+      allPrograms: all,
+      requests: r.requests,
+    };
   });
 }
 
+/** The same count with header injection off, in an agent of its own (outside the measured rounds). */
+async function countHitsInjectionOff(ctx: BenchContext, server: Server): Promise<Hits> {
+  const agent = await startAgent(ctx.config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint, injectHeaders: 'off' });
+  try {
+    await loadgen(ctx.config, { addr: server.addr, path: server.path, rate: 1000, requests: 200, conns: 4 }); // warm
+    return await countHits(ctx, agent, server);
+  } finally {
+    await agent.stop('SIGKILL');
+  }
+}
+
+const SECTION_TITLES: Record<ServerKind, [id: string, title: string]> = {
+  go: ['go', 'Go net/http server (uprobes)'],
+  node: ['sys', 'Node http server (syscall tracepoints)'],
+  python: ['python', 'Python threaded http.server (syscall tracepoints)'],
+};
+
 export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind): Promise<SectionResult> {
-  const s =
-    kind === 'go'
-      ? section('go', 'Go net/http server (uprobes)')
-      : section('sys', 'Node http server (syscall tracepoints)');
+  const s = section(...SECTION_TITLES[kind]);
   const { config } = ctx;
   const server = await startServer(ctx, kind);
   try {
@@ -71,7 +125,8 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     const lowRate = calibWith.rps < calib.rps * 0.9 ? Math.max(100, Math.round(calibWith.rps / 2)) : undefined;
     s.raw.calibration = { saturatedRps: calib.rps, fixedRate: rate, saturatedWithAgentRps: calibWith.rps, lowRate };
     if (lowRate) ctx.log(`${s.id}: saturated at ${Math.round(calibWith.rps)} req/s with the agent; also measuring latency at ${lowRate} req/s`);
-    let hits: Awaited<ReturnType<typeof countHits>> | undefined;
+    let hits: Hits | undefined;
+    let hitsOff: Hits | undefined;
     let unavailable: string | undefined;
 
     const rounds = await alternate(
@@ -85,7 +140,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       async (i): Promise<WithRound> => {
         const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
         try {
-          if (i === 0 && kind === 'go') hits = await countHits(ctx, agent, server);
+          if (i === 0) hits = await countHits(ctx, agent, server);
           await loadgen(config, { addr: server.addr, path: server.path, rate, seconds: 1 }); // warm the agent's path
           const sat = await measured(agent, () => wrk(config, server.url, config.seconds));
           const lat = await measured(agent, () => loadgen(config, { addr: server.addr, path: server.path, rate }));
@@ -114,6 +169,12 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     );
     s.raw.rounds = rounds;
     s.raw.hits = hits;
+    try {
+      hitsOff = await countHitsInjectionOff(ctx, server);
+      s.raw.hitsInjectionOff = hitsOff;
+    } catch (err) {
+      ctx.log(`${s.id}: counting with injection off failed: ${(err as Error).message}`);
+    }
     const n = rounds.with.length;
     const floor = ctx.uprobeFloorUs ?? { value: 1.3, rounds: 0, source: 'REFERENCES.md (DeepFlow: ~1.3 us per uprobe hit)' };
     const tput = pairedRatio(rounds.without.map((r) => r.sat.rps), rounds.with.map((r) => r.sat.rps));
@@ -133,7 +194,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     s.figures.push(
       figure(fig({
         id: `${s.id}.throughput_ratio`, label: 'Saturated throughput, with / without agent', value: tput.perRound.median, unit: 'ratio', rounds: tput.perRound.n, spread: tput.perRound,
-        target: { text: '>= 0.95', met: tput.perRound.median >= 0.95 },
+        target: { text: '>= 0.90', met: tput.perRound.median >= 0.9 },
         detail: `per round pair; wrk -t1 -c${config.wrkConns}: ${round(tput.without.median)} req/s without (${round(tput.without.min)} .. ${round(tput.without.max)}), ${round(tput.with.median)} req/s with (${round(tput.with.min)} .. ${round(tput.with.max)}); ratio of the arms' medians ${round(tput.with.median / tput.without.median)}`,
       })),
       figure(fig({
@@ -170,7 +231,16 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
         })),
       );
     }
-    if (hits && floorUs !== undefined) {
+    for (const [label, h] of [['on (auto)', hits], ['off', hitsOff]] as const) {
+      if (!h) continue;
+      const key = label === 'off' ? '_inject_off' : '';
+      s.figures.push(
+        fig({ id: `${s.id}.uprobe_hits${key}`, label: `Uprobe hits per request, injection ${label}`, value: h.hitsPerRequest, unit: 'hits', rounds: 1, detail: `BPF run-time statistics over ${h.requests} requests at 1000 req/s (4 keep-alive connections)` }),
+        fig({ id: `${s.id}.tracepoint_hits${key}`, label: `Tracepoint hits per request, injection ${label}`, value: h.tracepointHitsPerRequest, unit: 'hits', rounds: 1, detail: 'syscall tracepoints and raw tracepoints of the agent; minus an idle window of the same length (other processes fire them too)' }),
+        fig({ id: `${s.id}.bpf_us_per_request${key}`, label: `Agent BPF time per request, injection ${label}`, value: h.bpfUsPerRequest, unit: 'us', rounds: 1, detail: 'every program of the agent (run_time_ns, idle window subtracted), excluding the uprobe trap itself' }),
+      );
+    }
+    if (hits && floorUs !== undefined && kind === 'go') {
       s.figures.push(fig({
         id: `${s.id}.uprobe_floor`, label: 'Uprobe floor per request', value: floorUs, unit: 'us', rounds: floor.rounds,
         detail: `${round(hits.hitsPerRequest, 4)} uprobe hits/request counted (BPF stats; loadgen sends Host + User-Agent: ServeHTTP entry + 1 RET + 3 readContinuedLineSlice RETs) x ${round(floor.value)} us/hit (${floor.source}); agent BPF time ${round(hits.bpfNsPerHit)} ns/hit`,
@@ -179,12 +249,12 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     const cpuRate = spread(rounds.with.map((r) => r.cpuUsPerSpanRate));
     const cpuSat = spread(rounds.with.map((r) => r.cpuUsPerSpanSat));
     s.figures.push(
-      figure(fig({ id: `${s.id}.cpu_per_span`, label: `Agent CPU per span at ${rate} req/s`, value: cpuRate.median, unit: 'us/span', rounds: n, spread: cpuRate, target: { text: '<= 20 us', met: cpuRate.median <= 20 }, detail: 'utime+stime of the agent over the load and a 1.6 s drain / spans exported' })),
-      figure(fig({ id: `${s.id}.cpu_per_span_sat`, label: 'Agent CPU per span, saturated', value: cpuSat.median, unit: 'us/span', rounds: n, spread: cpuSat, target: { text: '<= 20 us', met: cpuSat.median <= 20 } })),
+      figure(fig({ id: `${s.id}.cpu_per_span`, label: `Agent CPU per span at ${rate} req/s`, value: cpuRate.median, unit: 'us/span', rounds: n, spread: cpuRate, target: { text: '<= 10 us', met: cpuRate.median <= 10 }, detail: 'utime+stime of the agent over the load and a 1.6 s drain / spans exported' })),
+      figure(fig({ id: `${s.id}.cpu_per_span_sat`, label: 'Agent CPU per span, saturated', value: cpuSat.median, unit: 'us/span', rounds: n, spread: cpuSat, target: { text: '<= 10 us', met: cpuSat.median <= 10 } })),
     );
     if (hits) {
-      const progs = hits.programs as Array<{ name: string; runs: number; ns: number }>;
-      s.notes.push(`Agent BPF programs per request (BPF stats, ${2000} requests): ${progs.map((p) => `${p.name} ${round(p.runs / 2000, 3)} hits x ${round(p.ns / p.runs)} ns`).join(', ')}.`);
+      const progs = [...hits.allPrograms].sort((a, b) => b.ns - a.ns);
+      s.notes.push(`Agent BPF programs per request (BPF stats, ${hits.requests} requests): ${progs.map((p) => `${p.name} ${round(p.runs / hits!.requests, 3)} hits x ${round(p.ns / p.runs)} ns`).join(', ')}.`);
     }
     const spr = spread(rounds.with.map((r) => r.spansPerRequestRate));
     const sps = spread(rounds.with.map((r) => r.spansPerRequestSat));

@@ -59,7 +59,12 @@ export class HistogramStore {
    * Adds one observation; returns the attributes it was recorded under (`OVERFLOW_ATTRIBUTES`
    * when the instrument's series limit was reached), so other outputs can record the same.
    */
-  record(resource: Resource, instrument: string, attributes: Attributes, value: number): { attributes: Attributes; overflow: boolean } {
+  record(
+    resource: Resource,
+    instrument: string,
+    attributes: Attributes,
+    value: number,
+  ): { attributes: Attributes; overflow: boolean; point: HistogramPoint } {
     let byInstrument = this.streams.get(resource);
     if (!byInstrument) {
       byInstrument = new Map();
@@ -87,12 +92,17 @@ export class HistogramStore {
         if (!overflow) this.seriesPerInstrument.set(instrument, used + 1);
       }
     }
+    this.observe(point, value);
+    return { attributes: point.attributes, overflow, point };
+  }
+
+  /** Adds one observation to a point `record` returned (callers that resolved the series already). */
+  observe(point: HistogramPoint, value: number): void {
     point.counts[bucketIndex(this.bounds, value)]++;
     point.sum += value;
     point.count++;
     if (value < point.min) point.min = value;
     if (value > point.max) point.max = value;
-    return { attributes: point.attributes, overflow };
   }
 
   /** Every resource with its instruments and points (live objects: serialize before the next record). */

@@ -46,13 +46,42 @@ export function httpDurationObservation(span: Span): HttpDurationObservation | u
     const status = a['http.response.status_code'];
     attributes['error.type'] = status !== undefined ? String(status) : '_OTHER';
   }
-  const nanos = span.endTimeUnixNano - span.startTimeUnixNano;
-  const seconds = nanos > 0n ? Number(nanos) / 1e9 : 0;
+  const seconds = spanSeconds(span);
   return {
     instrument: span.kind === 'CLIENT' ? 'http.client.request.duration' : 'http.server.request.duration',
     attributes,
     seconds,
   };
+}
+
+/**
+ * A string that identifies `httpDurationObservation(span)`'s instrument and attribute set, built
+ * from the span without the attribute object: equal keys <=> equal observations' attributes.
+ * Each part is type-tagged and length-prefixed, so no value can forge another's key. `undefined`
+ * exactly when the span is not HTTP.
+ */
+export function httpDurationKey(span: Span): string | undefined {
+  const a = span.attributes;
+  if (a['http.request.method'] === undefined) return undefined;
+  const client = span.kind === 'CLIENT';
+  let key = client ? 'c' : 's';
+  for (const k of COMMON_KEYS) key += part(a[k]);
+  if (client) for (const k of CLIENT_KEYS) key += part(a[k]);
+  // error.type is derived from the status when the span has none.
+  if (span.status.code === 'ERROR') key += 'E';
+  return key;
+}
+
+function part(v: AttributeValue | undefined): string {
+  if (v === undefined || v === '') return '-';
+  const s = String(v);
+  return `${typeof v === 'string' ? 's' : typeof v === 'number' ? 'n' : 'b'}${s.length}:${s}`;
+}
+
+/** The duration of `span` in seconds, 0 when it ends before it starts. */
+export function spanSeconds(span: Span): number {
+  const nanos = span.endTimeUnixNano - span.startTimeUnixNano;
+  return nanos > 0n ? Number(nanos) / 1e9 : 0;
 }
 
 function copy(value: AttributeValue | undefined, key: string, into: Attributes): void {

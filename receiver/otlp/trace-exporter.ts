@@ -9,7 +9,7 @@
  * and a rate-limited warning, never the agent. Every attempt and every retry is counted.
  *
  * Layering:
- *   spans -> toReadableSpan (resource merged) -> serializer(protocol) -> sendWithRetry(transport.send)
+ *   spans -> encodeTraceRequest (protobuf; JSON: toReadableSpan + otlp-transformer) -> sendWithRetry(transport.send)
  *     -> counters.
  */
 import { errorMessage } from '../errors';
@@ -29,7 +29,8 @@ import type { OtlpExporterConfig } from './config';
 import { createTransport } from './create-transport';
 import { DEFAULT_RETRY_POLICY, sendWithRetry, type RetryHooks, type RetryPolicy } from './retry';
 import { serializeTraces } from './serializers';
-import { toReadableSpanWithResource } from './to-readable-span';
+import { encodeTraceRequest } from './trace-encoder';
+import type * as ToReadable from './to-readable-span';
 import type { Transport } from './transport';
 
 export interface OtlpTraceExporterDeps {
@@ -42,6 +43,12 @@ export interface OtlpTraceExporterDeps {
   readonly resources?: ResourceMerger;
   /** Test seams for the retry loop (sleep, random, now). */
   readonly retryHooks?: Pick<RetryHooks, 'sleep' | 'random' | 'now'>;
+}
+
+/** The SDK span shape, for OTLP/JSON only: loaded on first use. */
+function jsonShape(): typeof ToReadable {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./to-readable-span') as typeof ToReadable;
 }
 
 export class OtlpTraceExporter {
@@ -94,8 +101,12 @@ export class OtlpTraceExporter {
     let body: Uint8Array | undefined;
     try {
       const merger = this.deps.resources;
-      const readable = spans.map((s) => toReadableSpanWithResource(s, merger ? merger.merge(s.resource) : s.resource));
-      body = serializeTraces(this.config.protocol, readable);
+      const resourceOf = merger ? (s: Span) => merger.merge(s.resource) : (s: Span) => s.resource;
+      // Protobuf (HTTP and gRPC) straight from the model; JSON through the SDK shape.
+      body =
+        this.config.protocol === 'http/json'
+          ? serializeTraces(this.config.protocol, spans.map((s) => jsonShape().toReadableSpanWithResource(s, resourceOf(s))))
+          : encodeTraceRequest(spans, resourceOf);
     } catch (err) {
       this.fail(`export: serializing ${spans.length} spans failed: ${errorMessage(err)}`, spans.length, 'export_failed');
       return;

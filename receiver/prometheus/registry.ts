@@ -54,6 +54,19 @@ export const RED_PROMETHEUS_NAMES: Record<HttpInstrument, string> = {
   'http.client.request.duration': 'http_client_request_duration_seconds',
 };
 
+export type RedLabels = Readonly<Record<string, string | number>>;
+
+/** The Prometheus labels of a RED observation: three resource attributes and the observation's. */
+export function redLabels(resource: Resource, attributes: Attributes): RedLabels {
+  const labels: Record<string, string | number> = {};
+  for (const [attribute, label] of RESOURCE_LABELS) {
+    const v = resource.attributes[attribute];
+    if (v !== undefined) labels[label] = String(v);
+  }
+  for (const [k, v] of Object.entries(attributes)) labels[prometheusName(k)] = typeof v === 'boolean' ? String(v) : v;
+  return labels;
+}
+
 type SelfMetric = { kind: MetricPoint['kind']; labelNames: string; metric: Counter | Gauge };
 
 export class PrometheusRegistry {
@@ -81,12 +94,11 @@ export class PrometheusRegistry {
   }
 
   observeRed(instrument: HttpInstrument, resource: Resource, attributes: Attributes, seconds: number): void {
-    const labels: Record<string, string | number> = {};
-    for (const [attribute, label] of RESOURCE_LABELS) {
-      const v = resource.attributes[attribute];
-      if (v !== undefined) labels[label] = String(v);
-    }
-    for (const [k, v] of Object.entries(attributes)) labels[prometheusName(k)] = typeof v === 'boolean' ? String(v) : v;
+    this.observeRedLabels(instrument, redLabels(resource, attributes), seconds);
+  }
+
+  /** `observeRed` with labels from `redLabels`, resolved once per series by the caller. */
+  observeRedLabels(instrument: HttpInstrument, labels: RedLabels, seconds: number): void {
     this.red.get(instrument)?.observe(labels, seconds);
   }
 

@@ -11,6 +11,11 @@ export interface OpenOptions {
   readonly rodata?: Readonly<Record<string, number | bigint | boolean | Buffer>>;
   /** Programs (by function name) not to load, e.g. because this kernel cannot run them. */
   readonly disablePrograms?: readonly string[];
+  /**
+   * Sizes that replace the compiled-in `max_entries` of maps, by map name, set before load (for a
+   * ring buffer: its size in bytes, a power of two and a multiple of the page size).
+   */
+  readonly maxEntries?: Readonly<Record<string, number>>;
 }
 
 export interface UprobeTarget {

@@ -143,7 +143,9 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
           feature: 'process-following',
           title: 'following processes started later',
           status: 'on',
-          strategy: 'tracepoints sched/sched_process_exec + sched/sched_process_exit; /proc rescans for ports opened later',
+          strategy:
+            'tracepoints sched/sched_process_exec + sched/sched_process_exit; /proc rescans for ports opened later' +
+            (sysHttp ? '; children of traced processes traced from their fork (raw tracepoint sched_process_fork: pre-fork workers)' : ''),
           why: 'tracefs mounted',
         }
       : {

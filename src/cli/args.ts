@@ -67,6 +67,8 @@ export interface RunOptions {
   readonly traceMaxTraces: number;
   /** Ring-buffer wakeup threshold in bytes for the span tracers (0: every record); undefined: the agent's default. */
   readonly ringWakeupBytes?: number;
+  /** Bytes of each span ring buffer; undefined: the agent's default. */
+  readonly ringSizeBytes?: number;
   /** Period of the periodic ring-buffer consume; undefined: the backend's default. */
   readonly ringPollIntervalMs?: number;
   /** How ring buffers wait for data; undefined: the backend's default. */
@@ -213,6 +215,7 @@ export function parseRunArgs(
     traceQuietMs: num('trace_view.quiet_ms') ?? 1500,
     traceMaxTraces: num('trace_view.max_traces') ?? 1000,
     ringWakeupBytes: num('ring_buffer.wakeup_bytes'),
+    ringSizeBytes: num('ring_buffer.size'),
     ringPollIntervalMs: num('ring_buffer.poll_interval_ms'),
     ringWait: str('ring_buffer.wait') as RunOptions['ringWait'],
     sysHttp: {

@@ -154,6 +154,7 @@ async function run(argv: string[]): Promise<number> {
       bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
       readyFile: opts.readyFile,
       ringWakeupBytes: opts.ringWakeupBytes,
+      ringSizeBytes: opts.ringSizeBytes,
       sysHttp: opts.sysHttp,
       routes: opts.routes,
       urlRedaction: opts.urlRedaction,

@@ -7,7 +7,13 @@
  * ignored (the next source applies); a typo there must not stop the agent.
  */
 import { readFileSync } from 'node:fs';
-import { isMap, parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
+
+/** The YAML parser loads only when a configuration file is given. */
+function yaml(): typeof Yaml {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('yaml') as typeof Yaml;
+}
 import { SpanbridgeError, errorMessage } from '../errors';
 import { isContainerIdPrefix, normalizeContainerIdPrefix } from '../discovery/container';
 import type { Selection } from '../discovery/selectors';
@@ -75,6 +81,7 @@ const GROUPS = new Set(SETTINGS.filter((s) => s.key.includes('.')).map((s) => s.
 
 /** Parses the YAML file into flat `key -> raw value` plus the raw selections. */
 export function parseYamlConfig(text: string, file: string): { raw: Map<string, unknown>; selections: SelectionEntry[] } {
+  const { isMap, parseDocument } = yaml();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     // prettyErrors: the first line reads "<problem> at line L, column C:".

@@ -84,6 +84,14 @@ function byteSizeOrZero(max: number): (raw: unknown) => Parsed<number> {
   };
 }
 
+/** A power-of-two size in bytes within [min, max] (what a BPF ring buffer accepts). */
+function powerOfTwoSize(min: number, max: number): (raw: unknown) => Parsed<number> {
+  return (raw) => {
+    const p = byteSize(raw);
+    return p.ok && p.value >= min && p.value <= max && (p.value & (p.value - 1)) === 0 ? p : bad;
+  };
+}
+
 function httpUrl(raw: unknown): Parsed<string> {
   const s = str(raw);
   return s !== undefined && /^https?:\/\/[^\s]+$/.test(s) ? ok(s) : bad;
@@ -240,6 +248,14 @@ export const SETTINGS: readonly Setting[] = [
     allowed: 'a size like 65536 or 64KiB, at most 1MiB, or 0',
     help: 'the kernel wakes the agent only once this much span data waits in a ring buffer (0: on every record, ~14 us more per request in the traced process on our VMs); less waits for the periodic consume',
     parse: byteSizeOrZero(1024 * 1024),
+  },
+  {
+    key: 'ring_buffer.size',
+    env: ['SPANBRIDGE_RING_SIZE'],
+    defaultText: '2MiB',
+    allowed: 'a power of two from 256KiB to 64MiB, like 4MiB or 4194304',
+    help: 'bytes of each span ring buffer (Go, syscall tracers): records wait here while the agent is busy; the agent maps each ring twice, so its resident memory grows by twice this per ring',
+    parse: powerOfTwoSize(256 * 1024, 64 * 1024 * 1024),
   },
   {
     key: 'ring_buffer.poll_interval_ms',

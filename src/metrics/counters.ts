@@ -23,7 +23,16 @@ interface Metric {
   series: Map<string, Series>;
 }
 
+/** Sorted `k=v` pairs. Runs for every count: no arrays for the usual zero or one label. */
 function labelKey(labels: Labels): string {
+  let only: string | undefined;
+  let n = 0;
+  for (const k in labels) {
+    if (++n > 1) break;
+    only = k;
+  }
+  if (n === 0) return '';
+  if (n === 1) return `${only}=${labels[only as string]}`;
   return Object.keys(labels)
     .sort()
     .map((k) => `${k}=${labels[k]}`)

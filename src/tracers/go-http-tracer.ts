@@ -83,6 +83,8 @@ export interface GoHttpTracerSettings {
    * below it records wait for the backend's periodic consume. Default 0: the kernel wakes us for
    * every record while we keep up (prompt, but ~14 us per record in the traced process here).
    */
+  /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
+  readonly ringSizeBytes?: number;
   readonly ringWakeupBytes?: number;
 }
 
@@ -158,6 +160,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
         memory_injection: inject,
         ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
       },
+      ...(this.settings.ringSizeBytes !== undefined ? { maxEntries: { go_http_events: this.settings.ringSizeBytes } } : {}),
       disablePrograms: [inject ? READ_ONLY_WRITE_SUBSET_PROGRAM : INJECT_PROGRAM],
     });
     try {

@@ -54,6 +54,8 @@ export interface SysHttpTracerSettings {
    * Wake the agent only once this many bytes of records wait in the ring (bpf/ring_wakeup.h);
    * below it records wait for the backend's periodic consume. Default 0: every record wakes us.
    */
+  /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
+  readonly ringSizeBytes?: number;
   readonly ringWakeupBytes?: number;
 }
 
@@ -95,6 +97,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
         sk_inject_pending: this.settings.socketInjection ?? false,
         ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
       },
+      ...(this.settings.ringSizeBytes !== undefined ? { maxEntries: { sys_http_events: this.settings.ringSizeBytes } } : {}),
     });
     try {
       obj.load();

@@ -26,6 +26,7 @@ export interface Native {
   readonly nextProgram: KFn;
   readonly objectBtf: KFn;
   readonly programSetAutoload: KFn;
+  readonly mapSetMaxEntries: KFn;
   readonly programAutoload: KFn;
   readonly programSetLogBuf: KFn;
   readonly attachUprobe: KFn;
@@ -129,6 +130,7 @@ export function loadNative(): Native {
     nextProgram: lib.func('void *bpf_object__next_program(const void *obj, void *prog)'),
     objectBtf: lib.func('void *bpf_object__btf(const void *obj)'),
     programSetAutoload: lib.func('int bpf_program__set_autoload(void *prog, bool autoload)'),
+    mapSetMaxEntries: lib.func('int bpf_map__set_max_entries(void *map, uint32_t max_entries)'),
     programAutoload: lib.func('bool bpf_program__autoload(const void *prog)'),
     programSetLogBuf: lib.func('int bpf_program__set_log_buf(void *prog, void *buf, size_t size)'),
     attachUprobe: lib.func(

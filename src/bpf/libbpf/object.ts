@@ -68,6 +68,12 @@ export class LibbpfObject implements BpfObject {
         const r = n.programSetAutoload(prog, false) as number;
         if (r < 0) throw new SpanbridgeError('ERR_BPF_OPEN', `disable program ${name}: ${errnoText(n, r)}`);
       }
+      for (const [name, size] of Object.entries(options.maxEntries ?? {})) {
+        const map = n.findMap(ptr, name) as Ptr;
+        if (map === null) throw new SpanbridgeError('ERR_BPF_OPEN', `size map ${name}: not in ${path}`);
+        const r = n.mapSetMaxEntries(map, size) as number;
+        if (r < 0) throw new SpanbridgeError('ERR_BPF_OPEN', `size map ${name} to ${size}: ${errnoText(n, r)}`);
+      }
     } catch (err) {
       n.objectClose(ptr);
       throw err;

@@ -11,7 +11,14 @@
  * every instruction. A function that ends in a tail call (JMP) has no RET of its own; the caller
  * then gets an empty list.
  */
-import { Decoder, DecoderOptions, FlowControl, Instruction } from 'iced-x86';
+import type * as Iced from 'iced-x86';
+
+/** iced-x86 (a WebAssembly module of several MB) loads on the first Go binary, not at start-up. */
+let iced: typeof Iced | undefined;
+function loadIced(): typeof Iced {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (iced ??= require('iced-x86') as typeof Iced);
+}
 import { ElfFile, ElfFunction } from './elf';
 
 /**
@@ -19,6 +26,7 @@ import { ElfFile, ElfFunction } from './elf';
  * bytes starting at virtual address `vaddr` and file offset `fileOffset`.
  */
 export function decodeRetOffsets(code: Uint8Array, vaddr: number, fileOffset: number): number[] {
+  const { Decoder, DecoderOptions, FlowControl, Instruction } = loadIced();
   const out: number[] = [];
   const decoder = new Decoder(64, code, DecoderOptions.None);
   const instr = new Instruction();

@@ -108,7 +108,7 @@ describe('HistogramStore', () => {
     const store = new HistogramStore(HTTP_DURATION_BUCKETS, 2);
     expect(store.record(resource, 'i', { r: '/a' }, 1).overflow).toBe(false);
     expect(store.record(resource, 'i', { r: '/b' }, 1).overflow).toBe(false);
-    expect(store.record(resource, 'i', { r: '/c' }, 1)).toEqual({ attributes: OVERFLOW_ATTRIBUTES, overflow: true });
+    expect(store.record(resource, 'i', { r: '/c' }, 1)).toMatchObject({ attributes: OVERFLOW_ATTRIBUTES, overflow: true });
     expect(store.record(resource, 'i', { r: '/d' }, 1).overflow).toBe(true);
     expect(store.record(resource, 'i', { r: '/a' }, 1).overflow).toBe(false); // known sets still count
     const points = [...store.entries()][0][1][0].points;
