@@ -131,6 +131,20 @@ class Writer {
     this.pos += this.buf.write(s, this.pos, n, 'utf8');
   }
 
+  /** Copies `b` as is. Short inputs (keys) by a loop: Buffer.copy's native call costs more. */
+  raw(b: Uint8Array): void {
+    const n = b.length;
+    this.ensure(n);
+    if (n > 64) {
+      this.buf.set(b, this.pos);
+    } else {
+      const buf = this.buf;
+      const at = this.pos;
+      for (let i = 0; i < n; i++) buf[at + i] = b[i];
+    }
+    this.pos += n;
+  }
+
   bytes(b: Uint8Array): void {
     this.varint(b.length);
     this.ensure(b.length);
@@ -191,9 +205,7 @@ function writeKey(w: Writer, key: string): void {
     encoded = Buffer.concat([head, body]);
     if (keyCache.size < MAX_CACHED_KEYS) keyCache.set(key, encoded);
   }
-  w.ensure(encoded.length);
-  encoded.copy(w.buf, w.pos);
-  w.pos += encoded.length;
+  w.raw(encoded);
 }
 
 function varintBytes(v: number): number[] {
@@ -356,9 +368,7 @@ export function encodeTraceRequest(spans: readonly Span[], resourceOf: (span: Sp
       w.end(res);
       w.byte(0x12); // scope_spans
       const ss = w.begin(3);
-      w.ensure(SCOPE_BYTES.length);
-      SCOPE_BYTES.copy(w.buf, w.pos);
-      w.pos += SCOPE_BYTES.length;
+      w.raw(SCOPE_BYTES);
       for (const span of group) {
         w.byte(0x12); // spans
         const m = w.begin(2);
