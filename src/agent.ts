@@ -23,9 +23,7 @@ import { SpanbridgeError, errorMessage } from './errors';
 import { decodeRecord } from './events/decoder';
 import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
-import { goClientSpan } from './spans/go-client-span';
-import { GoClientEnds } from './spans/go-client-ends';
-import { goServerSpan } from './spans/go-server-span';
+import { GoHttpStage } from './spans/go-http-stage';
 import { forkedResource, processResource } from './spans/resource';
 import { RouteStage } from './spans/routes/route-stage';
 import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy';
@@ -38,16 +36,7 @@ import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import type { AnyTracer } from './tracers/tracer';
 import { runtimeOf, SysHttpStage } from './tracers/sys-http-stage';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
-import {
-  binariesInspected,
-  fieldsTruncated,
-  kernelDrops,
-  probesAttached,
-  processesAttached,
-  processesSkipped,
-  recordsDecoded,
-  spansDropped,
-} from './metrics/catalogue';
+import { binariesInspected, kernelDrops, probesAttached, processesAttached, processesSkipped } from './metrics/catalogue';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
 
@@ -160,8 +149,8 @@ export class Agent {
   /** Inspection results per executable (dev:inode), so one binary is inspected once. */
   private readonly targets = new Map<string, GoTarget | SpanbridgeError>();
   private dropTimer: NodeJS.Timeout | undefined;
-  /** Go client spans whose response body is open wait here for its close (their end). */
-  private readonly goClientEnds: GoClientEnds;
+  /** Go uprobe records -> spans. */
+  private readonly goStage: GoHttpStage;
   private stopped = false;
 
   constructor(
@@ -172,14 +161,13 @@ export class Agent {
     this.clock = deps.clock ?? new SystemClock();
     this.routes = new RouteStage(config.routes ?? DEFAULT_ROUTES, this.metrics, deps.log);
     this.goTracer = this.newGoTracer('none');
-    this.goClientEnds = new GoClientEnds((rec, endNs, bodyClosed) => {
-      const resource = this.resources.get(rec.pid);
-      if (!resource) {
-        spansDropped.add(this.metrics, { reason: 'unknown_process' });
-        return;
-      }
-      this.deliver(goClientSpan(endNs === rec.endNs ? rec : { ...rec, endNs }, resource, this.clock, this.config.urlRedaction, bodyClosed));
-    }, this.metrics);
+    this.goStage = new GoHttpStage({
+      clock: this.clock,
+      metrics: this.metrics,
+      resourceOf: (pid) => this.resources.get(pid),
+      deliver: (span) => this.deliver(span),
+      redaction: config.urlRedaction,
+    });
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
 
@@ -248,7 +236,7 @@ export class Agent {
 
     this.dropTimer = setInterval(() => {
       this.collectKernelDrops();
-      this.goClientEnds.sweep(this.clock.nowMonotonic());
+      this.goStage.tick();
     }, 5000);
     this.dropTimer.unref();
   }
@@ -273,7 +261,7 @@ export class Agent {
         log[this.config.injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
       }
     }
-    const onRecord = (rec: Buffer): void => this.onGoRecord(rec);
+    const onRecord = (rec: Buffer): void => this.goStage.onRecord(rec);
     this.goTracer = this.newGoTracer(injection);
     try {
       this.goTracer.start(onRecord);
@@ -326,26 +314,6 @@ export class Agent {
       ringWakeupBytes: this.ringWakeupBytes,
       ringSizeBytes: this.ringSizeBytes,
     });
-  }
-
-  private onGoRecord(buf: Buffer): void {
-    const rec = decodeRecord(buf, this.metrics);
-    if (!rec || (rec.type !== 'go_http_server' && rec.type !== 'go_http_client' && rec.type !== 'go_http_client_end')) return;
-    recordsDecoded.add(this.metrics, { type: rec.type });
-    if (rec.type === 'go_http_client_end') {
-      this.goClientEnds.end(rec);
-      return;
-    }
-    const resource = this.resources.get(rec.pid);
-    if (!resource) {
-      spansDropped.add(this.metrics, { reason: 'unknown_process' });
-      return;
-    }
-    if (rec.truncated.length > 0) {
-      fieldsTruncated.add(this.metrics, {}, rec.truncated.length);
-    }
-    if (rec.type === 'go_http_server') this.deliver(goServerSpan(rec, resource, this.clock, this.config.urlRedaction));
-    else this.goClientEnds.add(rec);
   }
 
   /**
@@ -477,7 +445,7 @@ export class Agent {
     // Records already in the ring buffer still need the resource for a moment.
     const t = setTimeout(() => {
       if (this.goTracer.attachedPids.includes(pid)) return;
-      this.goClientEnds.flush(pid); // its open bodies will never close now
+      this.goStage.release(pid);
       this.resources.delete(pid);
     }, RESOURCE_GRACE_MS);
     t.unref();
@@ -620,7 +588,7 @@ export class Agent {
     if (kernel.length > 0) this.deps.log.info(`kernel counters: ${kernel.map(([k, n]) => `${k}=${n}`).join(' ')}`);
     // Independent objects: detach them concurrently (each detach waits for kernel RCU grace periods).
     await Promise.all([this.procTracer.close(), this.goTracer.close(), this.skInject?.close(), this.sysHttp?.close()]);
-    this.goClientEnds.flush();
+    this.goStage.flush();
     await Promise.all(this.deps.sinks.map((s) => s.shutdown()));
   }
 }

@@ -13,7 +13,8 @@ export type FeatureId =
   | 'go-memory-injection'
   | 'sk-msg-injection'
   | 'process-following'
-  | 'black-box-correlation';
+  | 'black-box-correlation'
+  | 'in-process-linking';
 
 /** on: used; fallback: a lesser way is used; off: disabled by configuration; unavailable: not here. */
 export type StrategyStatus = 'on' | 'fallback' | 'off' | 'unavailable';
@@ -166,7 +167,31 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
     why: sysHttp ? 'uses the syscall tracepoints above' : 'needs the syscall tracer (any-language HTTP)',
   });
 
+  strategies.push(inProcessLinking(caps.uprobes, sysHttp));
+
   return { strategies, goInjection, missing };
+}
+
+/**
+ * Which runtimes get a client span parented by the server request that made it, and how. Event-loop
+ * runtimes are not linked: Node 20 keeps no async context across `await` unless the process
+ * enables async hooks itself, so its native async ids cannot tell (docs/node-async-linking.md).
+ */
+function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
+  const ways = [
+    ...(goSpans ? ['Go: goroutine ancestry (uprobes)'] : []),
+    ...(sysHttp ? ["thread-per-request runtimes (Python threads, Java thread pools, C/C++, Ruby/PHP workers): the thread's single active server request"] : []),
+  ];
+  return {
+    feature: 'in-process-linking',
+    title: 'client span as the child of the server request that made it (in-process)',
+    status: ways.length === 0 ? 'unavailable' : 'fallback',
+    strategy:
+      (ways.length ? ways.join('; ') + '; ' : '') +
+      'not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace)',
+    why:
+      'Node 20 keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link would be a guess (docs/node-async-linking.md)',
+  };
 }
 
 /** One line per feature, for the start-up log and `doctor`. */

@@ -45,7 +45,10 @@ describe('spanbridge doctor on this kernel', () => {
   });
 
   it('a strategy for every feature, with a reason', () => {
-    expect(report.strategies).toHaveLength(6);
+    expect(report.strategies).toHaveLength(7);
+    // which runtimes get in-process parents, and that event loops do not (docs/node-async-linking.md)
+    const linking = report.strategies.find((s: { feature: string }) => s.feature === 'in-process-linking');
+    expect(linking.strategy).toMatch(/not linked: Node\.js/);
     for (const s of report.strategies) {
       expect(['on', 'fallback', 'off', 'unavailable']).toContain(s.status);
       expect(s.why.length).toBeGreaterThan(0);

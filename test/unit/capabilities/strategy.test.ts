@@ -51,6 +51,11 @@ describe('strategy plan', () => {
     expect(status(plan, 'any-language-http')).toBe('on');
     expect(status(plan, 'black-box-correlation')).toBe('on');
     expect(status(plan, 'process-following')).toBe('on');
+    const linking = plan.strategies.find((s) => s.feature === 'in-process-linking')!;
+    expect(linking.status).toBe('fallback');
+    expect(linking.strategy).toMatch(/Go: goroutine ancestry/);
+    expect(linking.strategy).toMatch(/thread-per-request runtimes/);
+    expect(linking.strategy).toMatch(/not linked: Node\.js/);
     const inj = plan.strategies.find((s) => s.feature === 'go-memory-injection')!;
     expect(inj.status).toBe('unavailable');
     expect(inj.why).toMatch(/lockdown=integrity/);
@@ -84,6 +89,7 @@ describe('strategy plan', () => {
     expect(status(plan, 'black-box-correlation')).toBe('unavailable');
     expect(status(plan, 'process-following')).toBe('fallback');
     expect(status(plan, 'go-spans')).toBe('unavailable');
+    expect(status(plan, 'in-process-linking')).toBe('unavailable');
     expect(plan.missing.join()).toMatch(/uprobes/);
   });
 
@@ -94,7 +100,7 @@ describe('strategy plan', () => {
 
   it('describes one line per feature', () => {
     const lines = describeStrategies(planStrategies(LOCKED_DOWN_HOST, ALL_BPF_FEATURES, { injectHeaders: 'auto' }));
-    expect(lines).toHaveLength(6);
+    expect(lines).toHaveLength(7);
     expect(lines[0]).toMatch(/^Go net\/http server and client spans: ON — uprobes/);
   });
 });

@@ -22,6 +22,7 @@ describe('doctor report', () => {
       'sk-msg-injection',
       'process-following',
       'black-box-correlation',
+      'in-process-linking',
     ]);
     // an optional filesystem failing does not make the agent unready
     expect(r.ready).toBe(true);
