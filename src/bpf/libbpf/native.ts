@@ -59,6 +59,7 @@ export interface Native {
   readonly ringFree: KFn;
   readonly sampleFnType: TypeObject;
   readonly strerror: KFn;
+  readonly mallocTrim: KFn;
   readonly memcpy: KFn;
   readonly epollWait: KFn;
   readonly epollCtl: KFn;
@@ -171,6 +172,7 @@ export function loadNative(): Native {
     sampleFnType,
     strerror: libc.func('const char *strerror(int errnum)'),
     memcpy: libc.func('void *memcpy(void *dst, const void *src, size_t n)'),
+    mallocTrim: libc.func('int malloc_trim(size_t pad)'),
     epollWait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
     epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
     eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
