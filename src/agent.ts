@@ -1,11 +1,14 @@
 /**
- * The one wiring file: the pipeline of stages, drawn in docs/architecture.md.
+ * The agent: connects the tracers to their stages and orders start and stop, as drawn in
+ * docs/architecture.md. The sinks it delivers to (stdout, the trace view, receiver/) and the BPF
+ * backend are built by the command line's wiring (src/cli/main.ts) and handed in.
  *
- *   kernel probes -> ring buffers -> decode (src/events) -> assemble spans (src/spans)
- *     -> sinks: --print-spans (stdout) and the Collector bridge (receiver/)
+ *   kernel probes -> ring buffers -> decode (src/events) -> stages (Go: src/spans/go-http-stage,
+ *     syscall: src/tracers/sys-http-stage) -> routes -> sinks
  *   process events + /proc scan (src/discovery) -> inspect Go binaries -> attach/detach tracers
  *
- * Every stage is its own module; this file only connects them and owns start/stop order.
+ * Still here rather than in named stages: inspection caching, resource lifetimes, the choice of
+ * tracer per process and the header-injection strategy at start.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -75,6 +75,11 @@ export const openConnectionsRegistered = counter(
   'Connections open when a process was selected, registered for take-over at their next syscall (or not: map full)',
   ['outcome'],
 );
+export const clientSpansUnlinked = counter(
+  'spanbridge_client_spans_unlinked_total',
+  'Client spans of event-loop runtimes left without an in-process parent: the runtime cannot tell which server request made them',
+  ['runtime'],
+);
 export const sysHttpConnections = gauge('spanbridge_sys_http_connections', 'Connections the syscall HTTP assembler follows');
 export const sysHttpConnectionsEvicted = counter(
   'spanbridge_sys_http_connections_evicted_total',

@@ -50,7 +50,8 @@ export interface AssemblerOptions {
   readonly clock: Clock;
   readonly metrics: SelfMetrics;
   readonly resourceOf: (pid: number) => Resource | undefined;
-  readonly onSpan: (span: Span) => void;
+  /** Each finished span, with the process it belongs to. */
+  readonly onSpan: (span: Span, pid: number) => void;
   /** Query keys and credentials redacted from URL attributes (default: DEFAULT_URL_REDACTION). */
   readonly redaction?: UrlRedaction;
   /** Connections followed at once (default 4096); the least recently active is dropped. */
@@ -482,7 +483,7 @@ export class SysHttpAssembler {
       remotePort: c.remotePort,
       tid: ex.tid,
     };
-    this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction));
+    this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction), c.pid);
   }
 
   private finishAll(c: Conn, reason: 'closed' | 'superseded' | 'idle'): void {

@@ -14,7 +14,7 @@ import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
-import { openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
+import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
   readonly backend: BpfBackend;
@@ -44,6 +44,11 @@ export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
   return { language: 'unknown' };
 }
 
+/** The runtime label of an event-loop executable (`node20` -> `node`). */
+function eventLoopName(exeName: string): string {
+  return exeName.replace(/(\d+(\.\d+)*)$/, '').replace(/^nodejs$/, 'node');
+}
+
 /** Longer than many ring polls (50 ms): records of a detached process are read by then. */
 const DETACH_DRAIN_MS = 1000;
 
@@ -53,7 +58,20 @@ export class SysHttpStage {
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
-    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: d.deliver, redaction: d.redaction });
+    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
+  }
+
+  /** Event-loop processes (thread linking off), by pid -> executable name. */
+  private readonly eventLoops = new Map<number, string>();
+
+  private onSpan(span: Span, pid: number): void {
+    // A client span of an event loop that no incoming or application traceparent parented: its
+    // server request, if any, is unknown (docs/node-async-linking.md). Counted, never guessed.
+    const runtime = this.eventLoops.get(pid);
+    if (runtime !== undefined && span.kind === 'CLIENT' && span.attributes['spanbridge.parent.source'] === undefined) {
+      clientSpansUnlinked.add(this.d.metrics, { runtime });
+    }
+    this.d.deliver(span);
   }
 
   start(): void {
@@ -80,6 +98,8 @@ export class SysHttpStage {
    */
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
     const threadLinking = !isEventLoopRuntime(proc.exeName);
+    if (threadLinking) this.eventLoops.delete(proc.pid);
+    else this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
     if (byKernel) {
       if (!this.tracer.adoptInherited(proc.pid, { threadLinking })) return null;
     } else {
@@ -124,7 +144,9 @@ export class SysHttpStage {
   detach(pid: number): void {
     this.tracer.detach(pid);
     const t = setTimeout(() => {
-      if (!this.tracer.attachedPids.includes(pid)) this.assembler.dropPid(pid);
+      if (this.tracer.attachedPids.includes(pid)) return;
+      this.assembler.dropPid(pid);
+      this.eventLoops.delete(pid);
     }, DETACH_DRAIN_MS);
     t.unref();
   }

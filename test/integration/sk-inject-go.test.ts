@@ -99,6 +99,20 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
     expect(echoedTraceparents(r.body)).toEqual([tp]);
   });
 
+  it('headers flushed while being written (bigger than the buffer): sent untouched, and the CLIENT span says propagation was skipped', async () => {
+    for (const size of ['4100', '6000']) {
+      const r = await chain().get('/big', '/headers', { size });
+      expect(r.status).toBe(200);
+      expect(echoedTraceparents(r.body)).toEqual([]);
+      expect(r.body).toContain(`x-big: ${'b'.repeat(Number(size))}\n`);
+    }
+    const pairs = await waitFor('/big pairs', () => {
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, '/big');
+      return p.length === 2 && p.every((x) => x.client) && p;
+    });
+    for (const p of pairs) expect(p.client!.attributes['spanbridge.propagation']).toBe('skipped');
+  });
+
   it('1,000 requests over keep-alive connections: each gets its own header (a rare lost hand-over is counted, never silent)', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const seen = new Set<string>();

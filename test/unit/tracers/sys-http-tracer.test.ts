@@ -11,6 +11,7 @@ import { SelfMetrics } from '../../../src/metrics/counters';
 import type { Span } from '../../../src/spans/span';
 import { FixedClock } from '../../../src/time/clock';
 import { runtimeOf, SysHttpStage } from '../../../src/tracers/sys-http-stage';
+import { clientSpansUnlinked } from '../../../src/metrics/catalogue';
 import { isEventLoopRuntime, SYS_HTTP_PROGRAMS, SysHttpTracer } from '../../../src/tracers/sys-http-tracer';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
 
@@ -279,5 +280,32 @@ describe('SysHttpStage', () => {
     backend.emit('sys_http_events', dataRecord('GET / HTTP/1.1\r\n\r\n', { pid: 8, conn_id: 5n, flags: 1 }));
     backend.emit('sys_http_events', dataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid: 8, conn_id: 5n, direction: 1 }));
     expect(spans).toHaveLength(1);
+  });
+  it('counts client spans of event-loop runtimes left without a parent, never those of other runtimes or with an app traceparent', () => {
+    const backend = new FakeBpfBackend();
+    const spans: Span[] = [];
+    const metrics = new SelfMetrics();
+    const stage = new SysHttpStage({
+      backend,
+      objectPath: OBJ,
+      clock: new FixedClock(10n),
+      metrics,
+      resourceOf: () => ({ attributes: { 'service.name': 's' } }),
+      deliver: (s) => spans.push(s),
+    });
+    stage.start();
+    stage.attach({ pid: 7, exeName: 'node20' });
+    stage.attach({ pid: 9, exeName: 'python3' });
+    const call = (pid: number, conn: bigint, flags: number): void => {
+      backend.emit('sys_http_events', connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { pid, conn_id: conn, role: 2 }));
+      backend.emit('sys_http_events', dataRecord('GET /out HTTP/1.1\r\nHost: d\r\n\r\n', { pid, conn_id: conn, role: 2, direction: 1, flags }));
+      backend.emit('sys_http_events', dataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid, conn_id: conn, role: 2, direction: 0, flags: 2, ts_ns: 5_000n }));
+    };
+    call(7, 1n, 1); // node, no parent: counted
+    call(7, 2n, 1 | 128); // node, the application's own traceparent: not counted
+    call(9, 3n, 1); // python (thread linking on): not counted
+    expect(spans.map((s) => s.kind)).toEqual(['CLIENT', 'CLIENT', 'CLIENT']);
+    expect(clientSpansUnlinked.get(metrics, { runtime: 'node' })).toBe(1);
+    expect(clientSpansUnlinked.total(metrics)).toBe(1);
   });
 });
