@@ -6,52 +6,19 @@
  * the CLIENT span's id in place of the forwarded one (one header, never two). A request without a
  * traceparent gets one inserted. Answers equal the untraced ones but for the echoed value.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { baselineOf, checkChainRequest, clientHop, serverHop, type Answer, type ChainCase, type ChainService } from './helpers/chain-check';
-import { freePort } from './helpers/collector';
-import { startFramework, type FrameworkService } from './helpers/frameworks';
-import { lockedDown, requireRootAndBpf } from './helpers/privileges';
-import { kernelCounters, startAgent, startProcess, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { startFramework, startNginx, type FrameworkService } from './helpers/frameworks';
+import { requireRootAndBpf } from './helpers/privileges';
+import { kernelCounters, startAgent, type AgentProcess, type Running } from './helpers/processes';
 
-const NGINX = '/usr/sbin/nginx';
-
-/** nginx in the foreground, one worker, every path to `upstream`, all state in a temp dir. */
-async function startNginx(upstream: string): Promise<ChainService & { proc: Running; url: string }> {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
-  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log stderr warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location / { proxy_pass ${upstream}; }
-  }
-}
-`,
-  );
-  const proc = startProcess(NGINX, ['-c', conf, '-e', 'stderr']);
-  await waitForPort(port, 30_000);
-  return { service: 'nginx', proc, url: `http://127.0.0.1:${port}` };
+/** nginx (one worker) sending every path to `upstream`. */
+async function startNginxProxy(upstream: string): Promise<ChainService & { proc: Running; url: string }> {
+  const n = await startNginx(`proxy_pass ${upstream};`);
+  return { service: 'nginx', proc: n.proc, url: n.url };
 }
 
-const maybe = lockedDown() ? describe : describe.skip;
 
-maybe('nginx forwarding traceparent to Flask (syscall path, sk_msg replaces the forwarded value)', () => {
+describe('nginx forwarding traceparent to Flask (syscall path, sk_msg replaces the forwarded value)', () => {
   let flask: FrameworkService;
   let nginx: ChainService & { proc: Running; url: string };
   let agent: AgentProcess;
@@ -67,7 +34,7 @@ maybe('nginx forwarding traceparent to Flask (syscall path, sk_msg replaces the 
   beforeAll(async () => {
     requireRootAndBpf();
     flask = await startFramework('flask-gunicorn', 'flask', { workers: 2 });
-    nginx = await startNginx(flask.url);
+    nginx = await startNginxProxy(flask.url);
     for (const c of cases) baseline.set(c.name, await baselineOf(c));
     agent = await startAgent(['--open-port', String(new URL(nginx.url).port), '--open-port', String(flask.port), '--export', 'none'], {}, 120_000);
   }, 300_000);

@@ -7,13 +7,12 @@
  * nginx (Debian's, from `make setup`) re-forks its workers on a reload (SIGHUP) the same way.
  * Third-party software only: Flask and Django on gunicorn, nginx.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { hex, send } from '../helpers/chains';
-import { PYTHON, startFramework, type FrameworkService } from '../helpers/frameworks';
-import { freePort } from '../helpers/collector';
-import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from '../helpers/processes';
+import { PYTHON, startFramework, startNginx, type FrameworkService } from '../helpers/frameworks';
+import { startAgent, startProcess, waitFor, type AgentProcess, type PrintedSpanLine, type Running } from '../helpers/processes';
 import { requireRootAndBpf } from '../helpers/privileges';
 
 const REQUESTS = 15;
@@ -126,34 +125,9 @@ describe('pre-fork servers: every worker traced from its fork (gunicorn)', () =>
   });
 
   it('nginx selected by its master pid: workers, and the workers a reload re-forks, serve traced from their first request', async () => {
-    const port = await freePort();
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
-    for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-    const conf = path.join(dir, 'nginx.conf');
-    writeFileSync(
-      conf,
-      `daemon off;
-master_process on;
-worker_processes 2;
-pid ${dir}/nginx.pid;
-error_log stderr warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location / { default_type text/plain; return 200 "nginx $uri\\n"; }
-  }
-}
-`,
-    );
-    nginx = startProcess('/usr/sbin/nginx', ['-c', conf, '-e', 'stderr']);
-    await waitForPort(port, 30_000);
+    const started = await startNginx('default_type text/plain; return 200 "nginx $uri\\n";', 2);
+    nginx = started.proc;
+    const { port, dir } = started;
     await agent?.stop();
     // nginx rewrites its environment (process titles): the service is named by the selection.
     const cfg = path.join(dir, 'spanbridge.yaml');

@@ -4,7 +4,8 @@
  * test-service protocol. Installed by `make setup` (scripts/setup-frameworks.sh); a missing install
  * is an error that says so, never a skip.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './collector';
 import { REPO_ROOT, startProcess, waitForPort, type Running } from './processes';
@@ -14,6 +15,7 @@ const BUILT = path.join(REPO_ROOT, 'build', 'frameworks');
 export const VENV_BIN = path.join(BUILT, 'py', 'bin');
 export const PYTHON = path.join(VENV_BIN, 'python');
 export const W3C_SUITE = path.join(FRAMEWORKS, 'w3c-trace-context', 'test');
+const NGINX = '/usr/sbin/nginx';
 
 export type Framework =
   | 'flask-gunicorn'
@@ -103,4 +105,53 @@ export async function startFramework(framework: Framework, service: string, opts
 /** `/call?url=` of `svc` aimed at `target` (a full URL). */
 export function callUrl(svc: FrameworkService, target: string, extra = ''): string {
   return `${svc.url}/call?url=${encodeURIComponent(target)}${extra}`;
+}
+
+export interface RunningNginx {
+  readonly proc: Running;
+  readonly port: number;
+  readonly url: string;
+  /** Its temp directory (config, pid file, temp paths); free for a test's own files. */
+  readonly dir: string;
+}
+
+/**
+ * Debian's nginx in the foreground (master + `workers` workers), every path served by
+ * `location` (an nginx location body, e.g. `proxy_pass http://...;`), all state in a temp dir.
+ */
+export async function startNginx(location: string, workers = 1): Promise<RunningNginx> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
+  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
+  const conf = path.join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes ${workers};
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location / { ${location} }
+  }
+}
+`,
+  );
+  const proc = startProcess(need(NGINX), ['-c', conf, '-e', 'stderr']);
+  try {
+    await waitForPort(port, 30_000);
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw new Error(`nginx did not start: ${(err as Error).message}\n${proc.stderr()}`);
+  }
+  return { proc, port, url: `http://127.0.0.1:${port}`, dir };
 }
