@@ -75,7 +75,11 @@ enum sys_http_drop_reason {
 	SYS_SKIP_HEAD_UNREAD = 19,      /* a request head that goes on where it cannot be read (further
 					 * iovecs, unreadable memory, reader state lost): decided from what was read */
 	SYS_HEAD_SPLIT = 20,            /* (not a drop) request heads decided in a later read than their start */
-	SYS_HTTP_DROP_MAX = 21,
+	SYS_SKIP_GO_GOID_UNREAD = 21,   /* a Go server request (go.server_path: syscall) whose goroutine could not
+					 * be read from TLS: client calls made on it are not linked to it */
+	SYS_SKIP_GO_ROUTE_UNREAD = 22,  /* a Go server response whose route could not be read (connection
+					 * served before the attach, or memory unreadable): no http.route from Go */
+	SYS_HTTP_DROP_MAX = 23,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
@@ -125,6 +129,19 @@ struct sys_http_data_event {
 	__u8 spare_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u8 tail[SYS_HTTP_TAIL];
 	__u8 data[SYS_HTTP_CAPTURE];
+};
+
+/* RECORD_SYS_HTTP_ROUTE: the route a Go server request matched (its Request.Pattern, read at the
+ * response's first write: go.server_path syscall). Sent just before that write's data record. */
+#define SYS_HTTP_ROUTE_MAX 128
+struct sys_http_route_event {
+	__u8 type;
+	__u8 _pad0[3];
+	__u32 pid;
+	__u64 conn_id;
+	__u32 route_len; /* true length; route holds at most SYS_HTTP_ROUTE_MAX bytes */
+	__u32 _pad1;
+	char route[SYS_HTTP_ROUTE_MAX];
 };
 
 enum sys_http_syscall {

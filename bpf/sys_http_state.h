@@ -9,6 +9,9 @@
 #define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
 				* parents for its server requests (bpf/sys_http_go_link.h) */
 #define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
+#define SYS_MODE_GO_SERVER 16  /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
+				* (go.server_path: syscall); its client calls stay the Go tracer's, so
+				* its client connections are not tracked (bpf/sys_http_go_server.h) */
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -96,7 +99,14 @@ struct syscall_args {
 /* Per traced process (tgid), written by the agent. */
 struct traced_process {
 	__u32 mode;        /* SYS_MODE_* */
-	__u32 goid_offset; /* SYS_MODE_GO_LINK: offset of runtime.g.goid */
+	__u32 goid_offset; /* SYS_MODE_GO_LINK, SYS_MODE_GO_SERVER: offset of runtime.g.goid */
+	/* SYS_MODE_GO_SERVER: g is at fsbase + g_tls_offset (resolved per executable by the agent);
+	 * the route's path from a connection: net/http.conn.curReq, response.req, Request.Pattern
+	 * (OFFSET_ABSENT: no route from Go, e.g. Pattern before Go 1.23) */
+	__s32 g_tls_offset;
+	__u32 conn_cur_req;
+	__u32 resp_req;
+	__u32 req_pattern;
 };
 
 #endif

@@ -33,7 +33,8 @@ import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy
 import type { Resource, Span } from './spans/span';
 import { SystemClock, type Clock } from './time/clock';
 import type { UrlRedaction } from './spans/url-redaction';
-import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoTarget } from './tracers/go-http-tracer';
+import { GO_FUNCS, GoHttpTracer, isMemoryInjectionRefused, type GoInjection, type GoServerPath, type GoTarget } from './tracers/go-http-tracer';
+import { chooseGoServerPath } from './tracers/go-server-path';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import type { AnyTracer } from './tracers/tracer';
@@ -76,6 +77,8 @@ export interface AgentConfig {
   readonly urlRedaction?: UrlRedaction;
   /** Kernel-side limits of the syscall tracer (settings `sys_http.*`); unset ones keep its defaults. */
   readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
+  /** Where Go HTTP/1 server spans come from (setting go.server_path; default 'uprobes'). */
+  readonly goServerPath?: GoServerPath;
 }
 
 /**
@@ -342,7 +345,7 @@ export class Agent {
       try {
         const started = Date.now();
         const info = inspectGoBinary(proc.exeOpenPath, Object.values(GO_FUNCS));
-        t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets };
+        t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets, gTls: info.gTls };
         binariesInspected.add(this.metrics, {});
         this.deps.log.debug(`inspected ${proc.exePath} (${proc.exeKey}) for pid ${proc.pid} in ${Date.now() - started} ms: ${info.goVersion}`);
       } catch (err) {
@@ -384,8 +387,7 @@ export class Agent {
     const hasPattern = target.offsets['net/http.Request.Pattern'] !== undefined;
     const routes = this.routes.register(resource, reason, hasPattern ? 'Go ServeMux pattern (Request.Pattern)' : undefined);
     try {
-      const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
-      if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+      const result = this.attachGo(proc.pid, proc.exeOpenPath, target);
       if (this.goTracer.injection === 'socket' && this.skInject) {
         result.notes.push(this.selectForSkInject(proc.pid).replace(/^; /, ''));
       }
@@ -526,6 +528,30 @@ export class Agent {
     } catch (err) {
       return `; no traceparent injection (${errorMessage(err)})`;
     }
+  }
+
+  /**
+   * Attaches the Go tracer, and the syscall tracer for the server spans (go.server_path syscall,
+   * where this binary allows it) or for black-box parents only.
+   */
+  private attachGo(pid: number, exe: string, target: GoTarget): ReturnType<GoHttpTracer['attach']> {
+    const server = chooseGoServerPath(this.config.goServerPath ?? 'uprobes', target, this.sysHttp !== undefined);
+    if (server.goServer && this.sysHttp) {
+      const result = this.goTracer.attach(pid, exe, target, 'syscall');
+      try {
+        const open = this.sysHttp.attachGoServer(pid, server.goServer);
+        return { links: result.links, notes: [server.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`] };
+      } catch (err) {
+        // Without the syscall side this process would have no server spans: back to uprobes.
+        this.goTracer.detach(pid);
+        const again = this.goTracer.attach(pid, exe, target, 'uprobes');
+        return { links: again.links, notes: [`server spans: uprobes (syscall tracer refused the process: ${errorMessage(err)})`, ...again.notes] };
+      }
+    }
+    const result = this.goTracer.attach(pid, exe, target, 'uprobes');
+    result.notes.unshift(server.note);
+    if (this.linkGoBlackBox(pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+    return result;
   }
 
   /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */

@@ -156,6 +156,7 @@ async function run(argv: string[]): Promise<number> {
       ringWakeupBytes: opts.ringWakeupBytes,
       ringSizeBytes: opts.ringSizeBytes,
       sysHttp: opts.sysHttp,
+      goServerPath: opts.goServerPath,
       routes: opts.routes,
       urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).

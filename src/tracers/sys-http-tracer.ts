@@ -16,6 +16,20 @@ export const SYS_MODE_TRACE = 1;
 export const SYS_MODE_THREAD_LINK = 2;
 /** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
 export const SYS_MODE_GO_LINK = 4;
+export const SYS_MODE_GO_SERVER = 16;
+const OFFSET_ABSENT = 0xffffffff;
+
+/** A Go process whose server spans come from this tracer (go.server_path: syscall). */
+export interface GoServerOptions {
+  /** runtime.g.goid */
+  readonly goidOffset: number;
+  /** g is at fsbase + this (src/discovery/go/tls.ts). */
+  readonly gTlsOffset: number;
+  /** net/http.conn.curReq, net/http.response.req, net/http.Request.Pattern; undefined: no route. */
+  readonly connCurReq?: number;
+  readonly respReq?: number;
+  readonly reqPattern?: number;
+}
 /** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
 export const SYS_MODE_INHERITED = 8;
 
@@ -66,6 +80,8 @@ export interface SysAttachOptions {
   readonly goLinkOnly?: boolean;
   /** With goLinkOnly: offset of runtime.g.goid in this process. */
   readonly goidOffset?: number;
+  /** Go process, server spans from this path; its client calls stay the Go tracer's. */
+  readonly goServer?: GoServerOptions;
 }
 
 function pidKey(pid: number): Buffer {
@@ -124,9 +140,18 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   /** Starts tracing one process (its tgid). Idempotent. */
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
+    const go = options.goServer;
     const v = writeUints(TRACED_PROCESS, {
-      mode: options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
-      goid_offset: options.goidOffset ?? 0,
+      mode: go
+        ? SYS_MODE_TRACE | SYS_MODE_GO_SERVER
+        : options.goLinkOnly
+          ? SYS_MODE_GO_LINK
+          : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
+      goid_offset: go?.goidOffset ?? options.goidOffset ?? 0,
+      g_tls_offset: go?.gTlsOffset ?? 0,
+      conn_cur_req: go?.connCurReq ?? OFFSET_ABSENT,
+      resp_req: go?.respReq ?? OFFSET_ABSENT,
+      req_pattern: go?.reqPattern ?? OFFSET_ABSENT,
     });
     obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);
     this.traced.set(pid, options);
