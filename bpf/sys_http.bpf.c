@@ -614,6 +614,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				flags = SYS_F_SPARE_IDS;
 			} else if (cs->phase == PHASE_IDLE) {
 				idle_not_http(cs);
+				if (cs->phase == PHASE_NOT_HTTP && (mode & SYS_MODE_GO_SERVER))
+					go_server_not_http1(key.tgid);
 				return 0;
 			}
 		} else {

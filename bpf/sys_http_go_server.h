@@ -14,6 +14,15 @@ static __always_inline bool tracks_clients(__u32 mode)
 	return (mode & SYS_MODE_TRACE) && !(mode & SYS_MODE_GO_SERVER);
 }
 
+/* An accepted connection of a Go server traced here turned out not to be HTTP/1.x (told to the
+ * agent through the process's entry). */
+static __always_inline void go_server_not_http1(__u32 tgid)
+{
+	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &tgid);
+	if (tp)
+		__sync_fetch_and_add(&tp->go_not_http1, 1);
+}
+
 /* The calling goroutine's id, or 0 when it cannot be read (not a Go thread, TLS unreadable). */
 static __always_inline __u64 go_current_goid(const struct traced_process *tp)
 {

@@ -107,6 +107,10 @@ struct traced_process {
 	__u32 conn_cur_req;
 	__u32 resp_req;
 	__u32 req_pattern;
+	/* SYS_MODE_GO_SERVER: accepted connections whose first bytes were not HTTP/1.x (TLS, HTTP/2):
+	 * their requests have no span on this path; the agent moves the process to uprobes. */
+	__u32 go_not_http1;
+	__u32 _pad;
 };
 
 #endif

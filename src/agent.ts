@@ -143,6 +143,8 @@ export class Agent {
   readonly metrics: SelfMetrics;
   private readonly clock: Clock;
   private goTracer: GoHttpTracer;
+  /** Go processes whose server spans come from the syscall tracer (go.server_path syscall). */
+  private readonly goSyscallServers = new Map<number, { exe: string; target: GoTarget }>();
   /** Socket-level traceparent injection (sock_ops + sk_msg), where Go memory writes are forbidden. */
   private skInject: SkInjectTracer | undefined;
   private readonly procTracer: ProcEventsTracer;
@@ -440,6 +442,7 @@ export class Agent {
   }
 
   private onGone(pid: number): void {
+    this.goSyscallServers.delete(pid);
     this.detachSysHttp(pid);
     this.skInject?.detach(pid);
     if (!this.goTracer.attachedPids.includes(pid)) return;
@@ -540,6 +543,7 @@ export class Agent {
       const result = this.goTracer.attach(pid, exe, target, 'syscall');
       try {
         const open = this.sysHttp.attachGoServer(pid, server.goServer);
+        this.goSyscallServers.set(pid, { exe, target });
         return { links: result.links, notes: [server.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`] };
       } catch (err) {
         // Without the syscall side this process would have no server spans: back to uprobes.
@@ -552,6 +556,27 @@ export class Agent {
     result.notes.unshift(server.note);
     if (this.linkGoBlackBox(pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
     return result;
+  }
+
+  /**
+   * Go servers on the syscall path that accepted connections which are not HTTP/1.x in clear text
+   * (TLS, HTTP/2) go back to uprobes: that path has no span for those requests, ServeHTTP does.
+   */
+  private moveNonHttp1GoServers(): void {
+    for (const pid of this.sysHttp?.tracer.goServersNotHttp1() ?? []) {
+      const at = this.goSyscallServers.get(pid);
+      this.goSyscallServers.delete(pid);
+      if (!at || !this.goTracer.attachedPids.includes(pid)) continue;
+      try {
+        this.goTracer.detach(pid);
+        const r = this.goTracer.attach(pid, at.exe, at.target, 'uprobes');
+        this.linkGoBlackBox(pid, at.target);
+        this.deps.log.warn(`pid ${pid}: accepted connections that are not HTTP/1.x in clear text (TLS or HTTP/2); its server spans come from uprobes from now on (${r.links} uprobes)`);
+        this.reportAttached();
+      } catch (err) {
+        this.deps.log.warn(`pid ${pid}: moving its server spans to uprobes failed: ${errorMessage(err)}`);
+      }
+    }
   }
 
   /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */
@@ -597,6 +622,7 @@ export class Agent {
   private collectKernelDrops(): void {
     try {
       this.sysHttp?.tick();
+      this.moveNonHttp1GoServers();
       const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? [this.sysHttp.tracer] : [])];
       for (const t of tracers) {
         for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.metrics, { reason }, n);

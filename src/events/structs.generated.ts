@@ -356,7 +356,7 @@ export const SYS_HTTP_ROUTE_EVENT: StructLayout = {
 };
 
 export const TRACED_PROCESS: StructLayout = {
-  size: 24,
+  size: 32,
   fields: {
     mode: { offset: 0, size: 4, kind: 'u32' },
     goid_offset: { offset: 4, size: 4, kind: 'u32' },
@@ -364,6 +364,8 @@ export const TRACED_PROCESS: StructLayout = {
     conn_cur_req: { offset: 12, size: 4, kind: 'u32' },
     resp_req: { offset: 16, size: 4, kind: 'u32' },
     req_pattern: { offset: 20, size: 4, kind: 'u32' },
+    go_not_http1: { offset: 24, size: 4, kind: 'u32' },
+    _pad: { offset: 28, size: 4, kind: 'u32' },
   },
 };
 

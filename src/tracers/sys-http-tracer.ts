@@ -6,7 +6,7 @@
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
 import { SYS_HTTP_DROP_REASON, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
-import { writeUints } from '../events/struct-view';
+import { readUint, writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
@@ -162,6 +162,22 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
    * followed without writing its entry, which the kernel removed if the child exec'd or exited
    * since (then false: never traced again by a late write).
    */
+  /**
+   * Go processes traced with goServer whose server accepted connections that were not HTTP/1.x
+   * in clear text (TLS, HTTP/2): this path gives those requests no span.
+   */
+  goServersNotHttp1(): number[] {
+    const map = this.obj?.map(SYS_HTTP_OBJECT.maps.traced_tgids);
+    if (!map) return [];
+    const out: number[] = [];
+    for (const [pid, o] of this.traced) {
+      if (!o.goServer) continue;
+      const v = map.lookup(pidKey(pid));
+      if (v && readUint(v, TRACED_PROCESS, 'go_not_http1') > 0) out.push(pid);
+    }
+    return out;
+  }
+
   adoptInherited(pid: number, options: SysAttachOptions): boolean {
     if (!this.requireObject().map(SYS_HTTP_OBJECT.maps.traced_tgids).lookup(pidKey(pid))) return false;
     this.traced.set(pid, options);
