@@ -4,7 +4,7 @@
  * or a content key in containers), so the hundredth worker of one binary costs a map lookup.
  */
 import { existsSync } from 'node:fs';
-import { inspectGoBinary, type GoBinaryInfo } from '../discovery/go/inspect';
+import { inspectGoBinary } from '../discovery/go/inspect';
 import { procRoot, type ProcessInfo } from '../discovery/process-info';
 import { SpanbridgeError, errorMessage } from '../errors';
 import type { Logger } from '../log';
@@ -19,7 +19,7 @@ export class ProcessGoneError extends SpanbridgeError {
   }
 }
 
-export type GoInspector = (path: string, functionNames: readonly string[]) => Pick<GoBinaryInfo, 'goVersion' | 'functions' | 'offsets'>;
+export type GoInspector = (path: string, functionNames: readonly string[]) => GoTarget;
 
 export interface InspectionCacheDeps {
   readonly metrics: SelfMetrics;

@@ -172,7 +172,7 @@ describe('Agent', () => {
   it('selects a Go process into the uprobe tracer and releases it when it is gone', async () => {
     const h = harness();
     h.agent.start();
-    h.events().onMatch(proc(GO_PID, '/srv/api'), 'pid');
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     const uprobes = () => h.backend.activeLinks().filter((l) => l.target.kind === 'uprobe' && l.target.pid === GO_PID);
     expect(uprobes().length).toBeGreaterThanOrEqual(3); // ServeHTTP entry + 2 RETs + textproto RET
     expect(h.attachments).toEqual([expect.objectContaining({ kind: 'attached', pid: GO_PID, tracer: 'Go uprobes (go1.26.8)', service: 'api' })]);
@@ -194,7 +194,7 @@ describe('Agent', () => {
   it('sends a process that is not Go to the syscall tracer', async () => {
     const h = harness();
     h.agent.start();
-    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), 'pid');
+    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
     const traced = h.backend.openObjects().find((o) => o.path.endsWith('sys_http.bpf.o'))!.map(SYS_HTTP_OBJECT.maps.traced_tgids);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(PY_PID);
@@ -231,7 +231,7 @@ describe('Agent', () => {
     jest.useFakeTimers();
     const h = harness();
     h.agent.start();
-    h.events().onMatch(proc(GO_PID, '/srv/api'), 'pid');
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     h.events().onGone(GO_PID);
     h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, goServerRecord(GO_PID));
     expect(h.spans).toHaveLength(1);
@@ -248,9 +248,9 @@ describe('Agent', () => {
     jest.useFakeTimers();
     const h = harness();
     h.agent.start();
-    h.events().onMatch(proc(GO_PID, '/srv/api'), 'pid');
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     h.events().onGone(GO_PID);
-    h.events().onMatch(proc(GO_PID, '/srv/api'), 'pid');
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     jest.advanceTimersByTime(RESOURCE_GRACE_MS + 1);
     h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, goServerRecord(GO_PID));
     expect(h.spans).toHaveLength(1);
