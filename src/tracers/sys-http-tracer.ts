@@ -16,7 +16,8 @@ export const SYS_MODE_TRACE = 1;
 export const SYS_MODE_THREAD_LINK = 2;
 /** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
 export const SYS_MODE_GO_LINK = 4;
-export const SYS_MODE_GO_SERVER = 16;
+/** With SYS_MODE_TRACE: a Go process whose server spans come from this tracer (go.server_path syscall). */
+export const SYS_MODE_GO_SERVER = 32;
 const OFFSET_ABSENT = 0xffffffff;
 
 /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
@@ -32,6 +33,8 @@ export interface GoServerOptions {
 }
 /** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
 export const SYS_MODE_INHERITED = 8;
+/** Python asyncio: client calls on event-loop threads take their task's request (bpf/sys_http_asyncio.h). */
+export const SYS_MODE_ASYNCIO = 16;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -82,6 +85,8 @@ export interface SysAttachOptions {
   readonly goidOffset?: number;
   /** Go process, server spans from this path; its client calls stay the Go tracer's. */
   readonly goServer?: GoServerOptions;
+  /** Python asyncio linking is attached (src/tracers/asyncio-tracer.ts). */
+  readonly asyncio?: boolean;
 }
 
 function pidKey(pid: number): Buffer {
@@ -133,6 +138,11 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     return [...this.traced.keys()];
   }
 
+  /** The loaded object, for tracers whose programs live in it (asyncio-tracer.ts); undefined before start. */
+  get object(): BpfObject | undefined {
+    return this.obj;
+  }
+
   get tracepointCount(): number {
     return this.links.length;
   }
@@ -146,7 +156,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
         ? SYS_MODE_TRACE | SYS_MODE_GO_SERVER
         : options.goLinkOnly
           ? SYS_MODE_GO_LINK
-          : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
+          : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
       goid_offset: go?.goidOffset ?? options.goidOffset ?? 0,
       g_tls_offset: go?.gTlsOffset ?? 0,
       conn_cur_req: go?.connCurReq ?? OFFSET_ABSENT,
