@@ -75,7 +75,12 @@ enum sys_http_drop_reason {
 	SYS_SKIP_HEAD_UNREAD = 19,      /* a request head that goes on where it cannot be read (further
 					 * iovecs, unreadable memory, reader state lost): decided from what was read */
 	SYS_HEAD_SPLIT = 20,            /* (not a drop) request heads decided in a later read than their start */
-	SYS_HTTP_DROP_MAX = 21,
+	SYS_LINK_NGINX = 21,            /* (not a drop) nginx upstream requests linked to the downstream request
+					 * they serve (bpf/sys_http_nginx_link.h) */
+	SYS_SKIP_NGINX_UNLINKED = 22,   /* an nginx upstream request start with no fresh link from its
+					 * ngx_chain_writer entry, or whose downstream request is not in flight:
+					 * left unlinked (never the thread's request) */
+	SYS_HTTP_DROP_MAX = 23,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -471,6 +471,8 @@ export class Agent {
       // Children of traced processes are traced by the kernel from their fork; this selects them.
       onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
       redaction: this.config.urlRedaction,
+      // nginx's upstream requests are linked by a uprobe at ngx_chain_writer (src/tracers/nginx-links.ts).
+      ...(caps.uprobes ? { nginxObjectPath: join(this.config.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...this.config.sysHttp, socketInjection: this.skInject !== undefined, ringWakeupBytes: this.ringWakeupBytes, ringSizeBytes: this.ringSizeBytes },
     });
@@ -571,7 +573,7 @@ export class Agent {
   private collectKernelDrops(): void {
     try {
       this.sysHttp?.tick();
-      const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? [this.sysHttp.tracer] : [])];
+      const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? this.sysHttp.tracers : [])];
       for (const t of tracers) {
         for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.metrics, { reason }, n);
       }

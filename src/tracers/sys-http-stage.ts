@@ -14,6 +14,10 @@ import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+import { NginxLinkTracer } from './nginx-link-tracer';
+import { NginxLinks } from './nginx-links';
+import type { AnyTracer } from './tracer';
+import type { NginxLinkTarget } from '../discovery/nginx';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
@@ -33,6 +37,10 @@ export interface SysHttpStageDeps {
   readonly openConnections?: (pid: number) => OpenConnection[];
   /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
   readonly redaction?: UrlRedaction;
+  /** bpf/nginx_link.bpf.o: nginx processes get their upstream requests linked (loaded at the first). */
+  readonly nginxObjectPath?: string;
+  /** Inspects a process's nginx binary (default: /proc/<pid>/exe); injectable for tests. */
+  readonly inspectNginx?: (pid: number) => NginxLinkTarget;
 }
 
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
@@ -40,6 +48,7 @@ export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
   const n = proc.exeName;
   if (/^python/.test(n)) return { runtime: { name: 'cpython' }, language: 'python' };
   if (isEventLoopRuntime(n)) return { runtime: { name: 'nodejs' }, language: 'nodejs' };
+  if (n === 'nginx') return { runtime: { name: 'nginx' }, language: 'cpp' };
   if (n === 'java') return { runtime: { name: 'java' }, language: 'java' };
   return { language: 'unknown' };
 }
@@ -55,9 +64,12 @@ const DETACH_DRAIN_MS = 1000;
 export class SysHttpStage {
   readonly tracer: SysHttpTracer;
   readonly assembler: SysHttpAssembler;
+  /** nginx upstream linking (its object is loaded at the first nginx process). */
+  readonly nginx: NginxLinks | undefined;
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
+    this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
   }
 
@@ -97,17 +109,31 @@ export class SysHttpStage {
    * kernel traces from its fork; null when it has exec'd or exited since (not traced).
    */
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
-    const threadLinking = !isEventLoopRuntime(proc.exeName);
+    // nginx serves many requests on one thread: its upstream requests are linked through its own
+    // structures (uprobe), or not at all; never by thread.
+    const nginx = this.nginx?.isNginx(proc.exeName) ? this.nginx.attach(proc.pid) : undefined;
+    const threadLinking = !isEventLoopRuntime(proc.exeName) && nginx === undefined;
     if (threadLinking) this.eventLoops.delete(proc.pid);
-    else this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    else this.eventLoops.set(proc.pid, nginx ? 'nginx' : eventLoopName(proc.exeName));
+    const options = { threadLinking, nginxLink: nginx?.linked ?? false };
     if (byKernel) {
-      if (!this.tracer.adoptInherited(proc.pid, { threadLinking })) return null;
+      // The kernel gave the child its parent's mode at the fork (nginx linking included).
+      if (!this.tracer.adoptInherited(proc.pid, options)) {
+        this.nginx?.detach(proc.pid);
+        return null;
+      }
     } else {
-      this.tracer.attach(proc.pid, { threadLinking });
+      this.tracer.attach(proc.pid, options);
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
-    return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + open;
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : 'thread linking off (event-loop runtime)';
+    return `syscall tracepoints, ${linking}${open}`;
+  }
+
+  /** Every tracer of this stage (for kernel counters). */
+  get tracers(): AnyTracer[] {
+    return [this.tracer, ...(this.nginx?.started ? [this.nginx.tracer] : [])];
   }
 
   /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
@@ -143,6 +169,7 @@ export class SysHttpStage {
    */
   detach(pid: number): void {
     this.tracer.detach(pid);
+    this.nginx?.detach(pid);
     const t = setTimeout(() => {
       if (this.tracer.attachedPids.includes(pid)) return;
       this.assembler.dropPid(pid);
@@ -158,6 +185,6 @@ export class SysHttpStage {
   }
 
   async close(): Promise<void> {
-    await this.tracer.close();
+    await Promise.all([this.tracer.close(), this.nginx?.close()]);
   }
 }

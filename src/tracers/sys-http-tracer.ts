@@ -18,6 +18,8 @@ export const SYS_MODE_THREAD_LINK = 2;
 export const SYS_MODE_GO_LINK = 4;
 /** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
 export const SYS_MODE_INHERITED = 8;
+/** nginx: upstream requests linked to the downstream request they serve (bpf/sys_http_nginx_link.h). */
+export const SYS_MODE_NGINX_LINK = 16;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -66,6 +68,11 @@ export interface SysAttachOptions {
   readonly goLinkOnly?: boolean;
   /** With goLinkOnly: offset of runtime.g.goid in this process. */
   readonly goidOffset?: number;
+  /**
+   * nginx with its ngx_chain_writer uprobe attached (src/tracers/nginx-link-tracer.ts): a client
+   * request's parent is the downstream request it serves, never the thread's.
+   */
+  readonly nginxLink?: boolean;
 }
 
 function pidKey(pid: number): Buffer {
@@ -125,7 +132,9 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
     const v = writeUints(TRACED_PROCESS, {
-      mode: options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
+      mode: options.goLinkOnly
+        ? SYS_MODE_GO_LINK
+        : SYS_MODE_TRACE | (options.nginxLink ? SYS_MODE_NGINX_LINK : options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
       goid_offset: options.goidOffset ?? 0,
     });
     obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);
