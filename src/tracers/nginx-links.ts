@@ -5,7 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { errorMessage } from '../errors';
-import { inspectNginx, isNginx, type NginxLinkTarget } from '../discovery/nginx';
+import { inspectNginx, type NginxLinkTarget } from '../discovery/nginx';
 import type { NginxLinkTracer } from './nginx-link-tracer';
 
 export interface NginxAttach {
@@ -29,10 +29,6 @@ export class NginxLinks {
     readonly tracer: NginxLinkTracer,
     private readonly inspect: (pid: number) => NginxLinkTarget = inspectProcess,
   ) {}
-
-  isNginx(exeName: string): boolean {
-    return isNginx(exeName);
-  }
 
   get started(): boolean {
     return this.tracer.started;

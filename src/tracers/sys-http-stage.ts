@@ -17,7 +17,7 @@ import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from '.
 import { NginxLinkTracer } from './nginx-link-tracer';
 import { NginxLinks } from './nginx-links';
 import type { AnyTracer } from './tracer';
-import type { NginxLinkTarget } from '../discovery/nginx';
+import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
@@ -111,7 +111,7 @@ export class SysHttpStage {
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
     // nginx serves many requests on one thread: its upstream requests are linked through its own
     // structures (uprobe), or not at all; never by thread.
-    const nginx = this.nginx?.isNginx(proc.exeName) ? this.nginx.attach(proc.pid) : undefined;
+    const nginx = isNginx(proc.exeName) ? (this.nginx?.attach(proc.pid) ?? { linked: false, note: 'off: no uprobes here; its client spans stay unlinked' }) : undefined;
     const threadLinking = !isEventLoopRuntime(proc.exeName) && nginx === undefined;
     if (threadLinking) this.eventLoops.delete(proc.pid);
     else this.eventLoops.set(proc.pid, nginx ? 'nginx' : eventLoopName(proc.exeName));

@@ -68,6 +68,15 @@ describe('nginx upstream linking', () => {
     expect(clientSpansUnlinked.total(metrics)).toBe(0);
   });
 
+  it('never links nginx by thread, also without uprobes (no nginx object)', () => {
+    const backend = new FakeBpfBackend();
+    const metrics = new SelfMetrics();
+    const stage = new SysHttpStage({ backend, objectPath: SYS, clock: new FixedClock(10n), metrics, resourceOf: () => undefined, deliver: () => undefined });
+    stage.start();
+    expect(stage.attach({ pid: 7, exeName: 'nginx' })).toMatch(/nginx upstream linking off: no uprobes here/);
+    expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1);
+  });
+
   it('says why when the uprobe cannot be attached', () => {
     const backend = new FakeBpfBackend().failAttach(NGINX_LINK_OBJECT.programs.nginx_chain_writer, 1);
     const stage = stageWith(backend, () => linkable);
