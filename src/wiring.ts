@@ -6,15 +6,18 @@
  *               trace view: tree printer + web page (src/sinks/trace-view-sink.ts, src/web/)
  *               Collector bridge (receiver/: RED metrics, OTLP, Prometheus)
  *
- * It is the only importer of receiver/ and of the libbpf binding; the command line
+ * It is the only importer of receiver/ (besides the leaf contract receiver/model.ts) and of the
+ * libbpf binding; the command line
  * (src/cli/main.ts) parses arguments, calls `startRun` and handles signals.
  */
 import { join } from 'node:path';
-import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, SPANS_DROPPED, SPANS_EXPORTED, type OtlpExporterOptions } from '../receiver';
+import { createCollectorBridge, isLoopbackHost, SPANS_DROPPED, SPANS_EXPORTED } from '../receiver';
 import { Agent, type SpanSink } from './agent';
 import { createLibbpfBackend } from './bpf/libbpf';
 import { AttachmentTable } from './cli/attach-table';
 import type { RunOptions } from './cli/args';
+import { resolveDelivery } from './config/delivery';
+import { resolveOtlpConfig, type OtlpExporterOptions } from './config/otlp';
 import { setProcRoot } from './discovery/process-info';
 import type { Logger } from './log';
 import { SelfMetrics } from './metrics/counters';
@@ -97,14 +100,9 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
   const view = await traceView(opts, log, metrics, attachments);
   if (view) sinks.push(view);
   // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
-  const bridge = createCollectorBridge({
-    metrics,
-    log,
-    otlpExport: opts.export === 'otlp',
-    otlp: opts.otlp,
-    bridge: opts.bridge,
-    env: process.env,
-  });
+  // Settings resolved here, environment included (src/config/delivery.ts): receiver/ reads none.
+  const delivery = resolveDelivery({ otlpExport: opts.export === 'otlp', otlp: opts.otlp, bridge: opts.bridge, env: process.env }, (m) => log.warn(m));
+  const bridge = createCollectorBridge({ metrics, log, ...delivery });
   await bridge.start();
   sinks.push(bridge);
   const agent = new Agent(

@@ -18,6 +18,8 @@ import { NginxLinkTracer } from './nginx-link-tracer';
 import { NginxLinks } from './nginx-links';
 import type { AnyTracer } from './tracer';
 import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
+import { AsyncioTracer } from './asyncio-tracer';
+import { probeAsyncio, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
@@ -41,6 +43,8 @@ export interface SysHttpStageDeps {
   readonly nginxObjectPath?: string;
   /** Inspects a process's nginx binary (default: /proc/<pid>/exe); injectable for tests. */
   readonly inspectNginx?: (pid: number) => NginxLinkTarget;
+  /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
+  readonly probeAsyncio?: (pid: number) => AsyncioProbe;
 }
 
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
@@ -63,6 +67,7 @@ const DETACH_DRAIN_MS = 1000;
 
 export class SysHttpStage {
   readonly tracer: SysHttpTracer;
+  readonly asyncio = new AsyncioTracer();
   readonly assembler: SysHttpAssembler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
@@ -88,6 +93,7 @@ export class SysHttpStage {
 
   start(): void {
     this.tracer.start((buf) => this.onRecord(buf));
+    this.asyncio.start(this.tracer.object!);
   }
 
   onRecord(buf: Buffer): void {
@@ -113,27 +119,55 @@ export class SysHttpStage {
     // structures (uprobe), or not at all; never by thread.
     const nginx = isNginx(proc.exeName) ? (this.nginx?.attach(proc.pid) ?? { linked: false, note: 'off: no uprobes here; its client spans stay unlinked' }) : undefined;
     const threadLinking = !isEventLoopRuntime(proc.exeName) && nginx === undefined;
-    if (threadLinking) this.eventLoops.delete(proc.pid);
-    else this.eventLoops.set(proc.pid, nginx ? 'nginx' : eventLoopName(proc.exeName));
-    const options = { threadLinking, nginxLink: nginx?.linked ?? false };
+    const py = /^python/.test(proc.exeName) ? (this.d.probeAsyncio ?? probeAsyncio)(proc.pid) : ({ kind: 'absent' } as const);
+    // An asyncio process's client spans left without a task's request are counted as unlinked.
+    if (nginx) this.eventLoops.set(proc.pid, 'nginx');
+    else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
+    else this.eventLoops.delete(proc.pid);
+    let asyncioNote = '';
+    let asyncio = false;
+    if (py.kind === 'linkable') {
+      try {
+        asyncioNote = `, ${this.asyncio.attach(proc.pid, py.target)}`;
+        asyncio = true;
+      } catch (err) {
+        asyncioNote = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    } else if (py.kind === 'unlinkable') {
+      asyncioNote = `, asyncio not linked: ${py.reason}`;
+    }
+    this.asyncioStatus.set(proc.pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${asyncioNote.replace(/^, asyncio not linked: /, '')}`);
+    const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
     if (byKernel) {
-      // The kernel gave the child its parent's mode at the fork (nginx linking included).
       if (!this.tracer.adoptInherited(proc.pid, options)) {
+        this.asyncio.detach(proc.pid);
         this.nginx?.detach(proc.pid);
         return null;
       }
+      // The kernel copied the parent's mode: set this child's own (asyncio attached or not, nginx
+      // uprobe attached or not).
+      this.tracer.attach(proc.pid, options);
     } else {
       this.tracer.attach(proc.pid, options);
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
     const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : 'thread linking off (event-loop runtime)';
-    return `syscall tracepoints, ${linking}${open}`;
+    return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
   }
 
-  /** Every tracer of this stage (for kernel counters). */
+  /** Every tracer of this stage with counters of its own (for kernel counters). */
   get tracers(): AnyTracer[] {
     return [this.tracer, ...(this.nginx?.started ? [this.nginx.tracer] : [])];
+  }
+
+  /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
+  private readonly asyncioStatus = new Map<number, string | null>();
+
+  /** Asyncio linking of a traced process: null when asyncio is not loaded in it (or not Python). */
+  asyncioLinking(pid: number): string | null {
+    return this.asyncioStatus.get(pid) ?? null;
   }
 
   /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
@@ -168,6 +202,8 @@ export class SysHttpStage {
    * exit event that usually causes a detach comes on another, faster ring).
    */
   detach(pid: number): void {
+    this.asyncio.detach(pid);
+    this.asyncioStatus.delete(pid);
     this.tracer.detach(pid);
     this.nginx?.detach(pid);
     const t = setTimeout(() => {
@@ -185,6 +221,7 @@ export class SysHttpStage {
   }
 
   async close(): Promise<void> {
+    await this.asyncio.close();
     await Promise.all([this.tracer.close(), this.nginx?.close()]);
   }
 }

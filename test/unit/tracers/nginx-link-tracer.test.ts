@@ -48,7 +48,7 @@ describe('nginx upstream linking', () => {
       { kind: 'uprobe', binaryPath: '/proc/8/exe', offset: 0x2a700, pid: 8 },
     ]);
     const modes = backend.objects[0].map('traced_tgids');
-    expect(modes.lookup(key(7))?.readUInt32LE(0)).toBe(1 | 16); // SYS_MODE_TRACE | SYS_MODE_NGINX_LINK, no thread linking
+    expect(modes.lookup(key(7))?.readUInt32LE(0)).toBe(1 | 32); // SYS_MODE_TRACE | SYS_MODE_NGINX_LINK, no thread linking
     expect(modes.lookup(key(5))?.readUInt32LE(0)).toBe(1 | 2);
     stage.detach(7);
     expect(backend.activeLinks().filter((l) => l.program === NGINX_LINK_OBJECT.programs.nginx_chain_writer).map((l) => l.target)).toEqual([
