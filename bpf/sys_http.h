@@ -86,11 +86,16 @@ enum sys_http_drop_reason {
 					  * their request's head */
 	SYS_ASYNCIO_TASK_WOKEN = 25,    /* (not a drop) asyncio tasks given a request by the callback that
 					 * read its head and woke them */
-	SYS_SKIP_GO_GOID_UNREAD = 26,   /* a Go server request (go.server_path: syscall) whose goroutine could not
+	SYS_LINK_NGINX = 26,            /* (not a drop) nginx upstream requests linked to the downstream request
+					 * they serve (bpf/sys_http_nginx_link.h) */
+	SYS_SKIP_NGINX_UNLINKED = 27,   /* an nginx upstream request start with no fresh link from its
+					 * ngx_chain_writer entry, or whose downstream request is not in flight:
+					 * left unlinked (never the thread's request) */
+	SYS_SKIP_GO_GOID_UNREAD = 28,   /* a Go server request (go.server_path: syscall) whose goroutine could not
 					 * be read from TLS: client calls made on it are not linked to it */
-	SYS_SKIP_GO_ROUTE_UNREAD = 27,  /* a Go server response whose route could not be read (connection
+	SYS_SKIP_GO_ROUTE_UNREAD = 29,  /* a Go server response whose route could not be read (connection
 					 * served before the attach, or memory unreadable): no http.route from Go */
-	SYS_HTTP_DROP_MAX = 28,
+	SYS_HTTP_DROP_MAX = 30,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

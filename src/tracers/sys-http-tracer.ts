@@ -17,7 +17,7 @@ export const SYS_MODE_THREAD_LINK = 2;
 /** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
 export const SYS_MODE_GO_LINK = 4;
 /** With SYS_MODE_TRACE: a Go process whose server spans come from this tracer (go.server_path syscall). */
-export const SYS_MODE_GO_SERVER = 32;
+export const SYS_MODE_GO_SERVER = 64;
 const OFFSET_ABSENT = 0xffffffff;
 
 /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
@@ -35,6 +35,8 @@ export interface GoServerOptions {
 export const SYS_MODE_INHERITED = 8;
 /** Python asyncio: client calls on event-loop threads take their task's request (bpf/sys_http_asyncio.h). */
 export const SYS_MODE_ASYNCIO = 16;
+/** nginx: upstream requests linked to the downstream request they serve (bpf/sys_http_nginx_link.h). */
+export const SYS_MODE_NGINX_LINK = 32;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -87,6 +89,11 @@ export interface SysAttachOptions {
   readonly goServer?: GoServerOptions;
   /** Python asyncio linking is attached (src/tracers/asyncio-tracer.ts). */
   readonly asyncio?: boolean;
+  /**
+   * nginx with its ngx_chain_writer uprobe attached (src/tracers/nginx-link-tracer.ts): a client
+   * request's parent is the downstream request it serves, never the thread's.
+   */
+  readonly nginxLink?: boolean;
 }
 
 function pidKey(pid: number): Buffer {
@@ -156,7 +163,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
         ? SYS_MODE_TRACE | SYS_MODE_GO_SERVER
         : options.goLinkOnly
           ? SYS_MODE_GO_LINK
-          : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
+          : SYS_MODE_TRACE | (options.nginxLink ? SYS_MODE_NGINX_LINK : options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
       goid_offset: go?.goidOffset ?? options.goidOffset ?? 0,
       g_tls_offset: go?.gTlsOffset ?? 0,
       conn_cur_req: go?.connCurReq ?? OFFSET_ABSENT,
