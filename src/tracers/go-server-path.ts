@@ -7,6 +7,12 @@
 import type { GoServerPath, GoTarget } from './go-http-tracer';
 import type { GoServerOptions } from './sys-http-tracer';
 
+/**
+ * The default of go.server_path: the syscall path (measured in bench/results; the uprobe path
+ * stays for processes that need it: TLS/HTTP/2 servers, unknown TLS layouts, and on request).
+ */
+export const DEFAULT_GO_SERVER_PATH: GoServerPath = 'syscall';
+
 export interface GoServerPathChoice {
   readonly path: GoServerPath;
   /** With path 'syscall': what the syscall tracer needs. */
