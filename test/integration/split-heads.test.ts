@@ -14,10 +14,11 @@ import { rawExchange } from './helpers/any-language';
 import { startFramework, type FrameworkService } from './helpers/frameworks';
 import { kernelCounters, startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
+import { DEFAULT_GO_SERVER_PATH } from '../../src/tracers/go-server-path';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
-/** Go server spans from the syscall path (go.server_path, default syscall): its heads are read by the same kernel reader. */
-const GO_SYSCALL = (process.env.SPANBRIDGE_GO_SERVER_PATH ?? 'syscall') === 'syscall';
+/** Go server spans from the syscall path (go.server_path): its heads are read by the same kernel reader. */
+const GO_SYSCALL = (process.env.SPANBRIDGE_GO_SERVER_PATH ?? DEFAULT_GO_SERVER_PATH) === 'syscall';
 const PARENT = '00f067aa0ba902b7';
 const TP = `00-${TRACE}-${PARENT}-01`;
 
