@@ -330,6 +330,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 }
 
 #include "sys_http_bytes.h"
+#include "sys_http_asyncio.h"
 
 
 #include "sys_http_server_head.h"
@@ -460,7 +461,10 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 	if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
 	    is_request_start(peek, 8)) {
 		__u64 now = bpf_ktime_get_ns();
-		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+		/* An asyncio event-loop thread: its current task's request, never the thread's. */
+		struct trace_context py = {};
+		int py_found = (mode & SYS_MODE_ASYNCIO) ? asyncio_parent(id, &py) : PY_PARENT_NONE;
+		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
 		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
@@ -488,6 +492,12 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			/* The application propagates its own context: this client span is that one. */
 			a.ctx = s->app;
 			a.flags |= SYS_F_APP_TRACEPARENT;
+		} else if (py_found == PY_PARENT_FOUND) {
+			__builtin_memcpy(a.ctx.trace_id, py.trace_id, 16);
+			__builtin_memcpy(a.parent_span_id, py.span_id, 8);
+			a.ctx.flags = py.flags;
+			a.flags |= SYS_F_THREAD_PARENT;
+			a.task_parent = 1;
 		} else if (linkable) {
 			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
 			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
@@ -520,7 +530,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
@@ -703,7 +713,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
-		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0);
+		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0) |
+			    (args.task_parent ? SYS_F2_TASK_PARENT : 0);
 		if (args.extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;

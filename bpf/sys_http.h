@@ -46,6 +46,8 @@ enum sys_http_direction {
 					 * SYS_F2_CONTEXT on a later record of the connection */
 #define SYS_F2_CONTEXT (1 << 3) /* the pending request's context (trace/span/parent ids, trace flags
 				 * and the parent flags) is decided: this record carries it */
+#define SYS_F2_TASK_PARENT (1 << 4) /* client request start (with SYS_F_THREAD_PARENT): the parent is the
+				     * server request of the writing asyncio task, not of the thread */
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
 enum sys_http_drop_reason {
@@ -75,7 +77,16 @@ enum sys_http_drop_reason {
 	SYS_SKIP_HEAD_UNREAD = 19,      /* a request head that goes on where it cannot be read (further
 					 * iovecs, unreadable memory, reader state lost): decided from what was read */
 	SYS_HEAD_SPLIT = 20,            /* (not a drop) request heads decided in a later read than their start */
-	SYS_HTTP_DROP_MAX = 21,
+	SYS_LINK_ASYNCIO = 21,          /* (not a drop) client requests linked to the server request of their
+					 * asyncio task (sys_http_asyncio.h) */
+	SYS_SKIP_ASYNCIO_NO_TASK = 22,  /* client request on an asyncio event-loop thread whose current task
+					 * belongs to no known server request: left unlinked */
+	SYS_ASYNCIO_TASK_INHERITED = 23, /* (not a drop) asyncio tasks created by a task of a request */
+	SYS_ASYNCIO_TASK_FROM_HEAD = 24, /* (not a drop) asyncio tasks created in the callback that read
+					  * their request's head */
+	SYS_ASYNCIO_TASK_WOKEN = 25,    /* (not a drop) asyncio tasks given a request by the callback that
+					 * read its head and woke them */
+	SYS_HTTP_DROP_MAX = 26,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -9,6 +9,8 @@
 #define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
 				* parents for its server requests (bpf/sys_http_go_link.h) */
 #define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
+#define SYS_MODE_ASYNCIO 16    /* Python asyncio: client calls on event-loop threads take their task's
+				* server request (sys_http_asyncio.h) */
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -78,7 +80,8 @@ struct syscall_args {
 	__u8 start; /* write: a client request start decided at enter */
 	__u8 flags;
 	__u8 forwarded; /* write, start: the request forwards its thread's incoming traceparent */
-	__u8 _pad[4];
+	__u8 task_parent; /* write, start: parent from the asyncio task (sys_http_asyncio.h) */
+	__u8 _pad[3];
 	struct trace_context ctx;
 	__u8 parent_span_id[8];
 	/* write, start: further requests pipelined in the same write (their offsets and span ids;

@@ -238,6 +238,9 @@ export const SYS_HTTP_OBJECT = {
     sys_enter_connect: 'sys_enter_connect',
     sys_exit_connect: 'sys_exit_connect',
     sys_enter_close: 'sys_enter_close',
+    py_context_run: 'py_context_run',
+    py_task_init: 'py_task_init',
+    py_future_set_result: 'py_future_set_result',
     frame_client_write: 'frame_client_write',
     sys_data_exit: 'sys_data_exit',
     sys_client_write_enter: 'sys_client_write_enter',
@@ -264,6 +267,9 @@ export const SYS_HTTP_OBJECT = {
     adopt_conns: 'adopt_conns',
     conns: 'conns',
     heads: 'heads',
+    py_procs: 'py_procs',
+    py_threads: 'py_threads',
+    py_tasks: 'py_tasks',
     data_paths: 'data_paths',
     thread_ctxs: 'thread_ctxs',
     scratch_buf: 'scratch_buf',
@@ -342,6 +348,21 @@ export const TRACED_PROCESS: StructLayout = {
   },
 };
 
+export const PY_ASYNCIO_PROC: StructLayout = {
+  size: 48,
+  fields: {
+    step_type_name: { offset: 0, size: 8, kind: 'u64' },
+    wakeup_def: { offset: 8, size: 8, kind: 'u64' },
+    cfunction_type: { offset: 16, size: 8, kind: 'u64' },
+    sw_task: { offset: 24, size: 4, kind: 'u32' },
+    fut_callback0: { offset: 28, size: 4, kind: 'u32' },
+    m_ml: { offset: 32, size: 4, kind: 'u32' },
+    m_self: { offset: 36, size: 4, kind: 'u32' },
+    tp_name: { offset: 40, size: 4, kind: 'u32' },
+    _pad: { offset: 44, size: 4, kind: 'u32' },
+  },
+};
+
 export const SYS_HTTP_DROP_REASON = {
   SYS_DROP_RINGBUF_FULL: 0,
   SYS_DROP_CONN_STATE_FULL: 1,
@@ -364,7 +385,12 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_HEAD_TOO_LONG: 18,
   SYS_SKIP_HEAD_UNREAD: 19,
   SYS_HEAD_SPLIT: 20,
-  SYS_HTTP_DROP_MAX: 21,
+  SYS_LINK_ASYNCIO: 21,
+  SYS_SKIP_ASYNCIO_NO_TASK: 22,
+  SYS_ASYNCIO_TASK_INHERITED: 23,
+  SYS_ASYNCIO_TASK_FROM_HEAD: 24,
+  SYS_ASYNCIO_TASK_WOKEN: 25,
+  SYS_HTTP_DROP_MAX: 26,
 } as const;
 
 export const SYS_HTTP_ROLE = {

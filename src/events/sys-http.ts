@@ -16,6 +16,8 @@ export const SYS_F2_PIPELINED = 1 << 0;
 export const SYS_F2_CONTEXT_PENDING = 1 << 2;
 /** flags2: the kernel decided the pending request's context (its head ended): this record carries it. */
 export const SYS_F2_CONTEXT = 1 << 3;
+/** flags2: a client request start whose parent (SYS_F_THREAD_PARENT) is its asyncio task's server request. */
+export const SYS_F2_TASK_PARENT = 1 << 4;
 
 export type SysRole = 'server' | 'client';
 

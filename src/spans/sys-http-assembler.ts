@@ -13,6 +13,7 @@ import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
+  SYS_F2_TASK_PARENT,
   SYS_F_APP_TRACEPARENT,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
@@ -199,7 +200,7 @@ export class SysHttpAssembler {
         spanId: rec.spanId,
         parentSpanId: rec.parentSpanId,
         traceFlags: rec.traceFlags,
-        link: linkOf(rec.flags),
+        link: linkOf(rec.flags, rec.flags2),
       });
       ex.pending = (rec.flags2 & SYS_F2_CONTEXT_PENDING) !== 0;
       this.feedRequest(c, ex, rec, 0);
@@ -236,7 +237,7 @@ export class SysHttpAssembler {
     ex.spanId = rec.spanId;
     ex.parentSpanId = rec.parentSpanId;
     ex.traceFlags = rec.traceFlags;
-    ex.link = linkOf(rec.flags);
+    ex.link = linkOf(rec.flags, rec.flags2);
   }
 
   private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'traceId' | 'spanId' | 'parentSpanId' | 'traceFlags' | 'link'>): Exchange {
@@ -305,7 +306,7 @@ export class SysHttpAssembler {
     const ex =
       c.role === 'server'
         ? this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' })
-        : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags) });
+        : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags, rec.flags2) });
     this.feedRequest(c, ex, rec, off);
   }
 
@@ -522,10 +523,11 @@ function firstLineOf(data: Buffer): string {
   return end < 0 ? '' : data.toString('latin1', 0, end);
 }
 
-function linkOf(flags: number): ExchangeView['link'] {
+function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  if (flags & SYS_F_THREAD_PARENT) return 'thread';
+  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
+  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : 'thread';
   if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';
 }

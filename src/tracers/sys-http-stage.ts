@@ -3,8 +3,7 @@
  * assembler (exchanges -> spans). The agent decides which processes come here (every selected
  * process that is not traced by the Go uprobe tracer) and where spans go.
  */
-import type { BpfBackend } from '../bpf/types';
-import type { RecordHandler } from '../bpf/types';
+import type { BpfBackend, RecordHandler } from '../bpf/types';
 import { ringHandler, type RingRecord } from '../events/decoder';
 import { SYS_HTTP_OBJECT } from '../events/structs.generated';
 import type { ProcessInfo } from '../discovery/process-info';
@@ -16,6 +15,8 @@ import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+import { AsyncioTracer } from './asyncio-tracer';
+import { probeAsyncio, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
@@ -35,6 +36,8 @@ export interface SysHttpStageDeps {
   readonly openConnections?: (pid: number) => OpenConnection[];
   /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
   readonly redaction?: UrlRedaction;
+  /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
+  readonly probeAsyncio?: (pid: number) => AsyncioProbe;
 }
 
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
@@ -56,6 +59,7 @@ const DETACH_DRAIN_MS = 1000;
 
 export class SysHttpStage {
   readonly tracer: SysHttpTracer;
+  readonly asyncio = new AsyncioTracer();
   readonly assembler: SysHttpAssembler;
   /** The syscall tracer's ring-buffer handler: that ring's decoder, bound to this stage. */
   readonly onRecord: RecordHandler;
@@ -81,6 +85,7 @@ export class SysHttpStage {
 
   start(): void {
     this.tracer.start(this.onRecord);
+    this.asyncio.start(this.tracer.object!);
   }
 
   private onSysRecord(rec: RingRecord<typeof SYS_HTTP_OBJECT.maps.sys_http_events>): void {
@@ -100,16 +105,46 @@ export class SysHttpStage {
    */
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
     const threadLinking = !isEventLoopRuntime(proc.exeName);
-    if (threadLinking) this.eventLoops.delete(proc.pid);
-    else this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    const py = /^python/.test(proc.exeName) ? (this.d.probeAsyncio ?? probeAsyncio)(proc.pid) : ({ kind: 'absent' } as const);
+    // An asyncio process's client spans left without a task's request are counted as unlinked.
+    if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
+    else this.eventLoops.delete(proc.pid);
+    let asyncioNote = '';
+    let asyncio = false;
+    if (py.kind === 'linkable') {
+      try {
+        asyncioNote = `, ${this.asyncio.attach(proc.pid, py.target)}`;
+        asyncio = true;
+      } catch (err) {
+        asyncioNote = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    } else if (py.kind === 'unlinkable') {
+      asyncioNote = `, asyncio not linked: ${py.reason}`;
+    }
+    this.asyncioStatus.set(proc.pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${asyncioNote.replace(/^, asyncio not linked: /, '')}`);
+    const options = { threadLinking, asyncio };
     if (byKernel) {
-      if (!this.tracer.adoptInherited(proc.pid, { threadLinking })) return null;
+      if (!this.tracer.adoptInherited(proc.pid, options)) {
+        this.asyncio.detach(proc.pid);
+        return null;
+      }
+      // The kernel copied the parent's mode: set this child's own (asyncio attached or not).
+      this.tracer.attach(proc.pid, options);
     } else {
-      this.tracer.attach(proc.pid, { threadLinking });
+      this.tracer.attach(proc.pid, options);
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
-    return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + open;
+    return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + asyncioNote + open;
+  }
+
+  /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
+  private readonly asyncioStatus = new Map<number, string | null>();
+
+  /** Asyncio linking of a traced process: null when asyncio is not loaded in it (or not Python). */
+  asyncioLinking(pid: number): string | null {
+    return this.asyncioStatus.get(pid) ?? null;
   }
 
   /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
@@ -144,6 +179,8 @@ export class SysHttpStage {
    * exit event that usually causes a detach comes on another, faster ring).
    */
   detach(pid: number): void {
+    this.asyncio.detach(pid);
+    this.asyncioStatus.delete(pid);
     this.tracer.detach(pid);
     const t = setTimeout(() => {
       if (this.tracer.attachedPids.includes(pid)) return;
@@ -160,6 +197,7 @@ export class SysHttpStage {
   }
 
   async close(): Promise<void> {
+    await this.asyncio.close();
     await this.tracer.close();
   }
 }

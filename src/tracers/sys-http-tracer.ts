@@ -19,6 +19,8 @@ export const SYS_MODE_THREAD_LINK = 2;
 export const SYS_MODE_GO_LINK = 4;
 /** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
 export const SYS_MODE_INHERITED = 8;
+/** Python asyncio: client calls on event-loop threads take their task's request (bpf/sys_http_asyncio.h). */
+export const SYS_MODE_ASYNCIO = 16;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -67,6 +69,8 @@ export interface SysAttachOptions {
   readonly goLinkOnly?: boolean;
   /** With goLinkOnly: offset of runtime.g.goid in this process. */
   readonly goidOffset?: number;
+  /** Python asyncio linking is attached (src/tracers/asyncio-tracer.ts). */
+  readonly asyncio?: boolean;
 }
 
 export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options: SysAttachOptions]> {
@@ -111,6 +115,11 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     return [...this.traced.keys()];
   }
 
+  /** The loaded object, for tracers whose programs live in it (asyncio-tracer.ts); undefined before start. */
+  get object(): BpfObject | undefined {
+    return this.obj;
+  }
+
   get tracepointCount(): number {
     return this.links.length;
   }
@@ -119,7 +128,9 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
     const v = writeUints(TRACED_PROCESS, {
-      mode: options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
+      mode: options.goLinkOnly
+        ? SYS_MODE_GO_LINK
+        : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
       goid_offset: options.goidOffset ?? 0,
     });
     obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);
