@@ -121,6 +121,7 @@ struct scratch {
 	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
 	struct client_request creq; /* likewise */
+	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
@@ -335,6 +336,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 #include "sys_http_server_head.h"
 #include "sys_http_client_write.h"
+#include "sys_http_nginx_link.h"
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
@@ -467,6 +469,9 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
 		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
+		if ((mode & SYS_MODE_NGINX_LINK) && s)
+			tc = nginx_link_parent(id, a.fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
@@ -530,7 +535,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded && py_found == PY_PARENT_NONE && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);

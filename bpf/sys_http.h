@@ -86,7 +86,12 @@ enum sys_http_drop_reason {
 					  * their request's head */
 	SYS_ASYNCIO_TASK_WOKEN = 25,    /* (not a drop) asyncio tasks given a request by the callback that
 					 * read its head and woke them */
-	SYS_HTTP_DROP_MAX = 26,
+	SYS_LINK_NGINX = 26,            /* (not a drop) nginx upstream requests linked to the downstream request
+					 * they serve (bpf/sys_http_nginx_link.h) */
+	SYS_SKIP_NGINX_UNLINKED = 27,   /* an nginx upstream request start with no fresh link from its
+					 * ngx_chain_writer entry, or whose downstream request is not in flight:
+					 * left unlinked (never the thread's request) */
+	SYS_HTTP_DROP_MAX = 28,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -116,6 +116,8 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 		}
 	}
 	new_span_id(cs->ctx.span_id);
+	cs->has_incoming = (e->flags & SYS_F_REMOTE_PARENT) ? 1 : 0;
+	__builtin_memcpy(cs->incoming_span_id, e->parent_span_id, 8);
 
 	__u64 id = bpf_get_current_pid_tgid();
 	if (mode & SYS_MODE_ASYNCIO)

@@ -11,6 +11,8 @@
 #define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
 #define SYS_MODE_ASYNCIO 16    /* Python asyncio: client calls on event-loop threads take their task's
 				* server request (sys_http_asyncio.h) */
+#define SYS_MODE_NGINX_LINK 32 /* nginx: link an upstream request to the downstream request it serves
+				* (bpf/sys_http_nginx_link.h), never to the thread's */
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -48,7 +50,9 @@ struct conn_state {
 	__u8 prefix[8];
 	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
 	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
-	__u8 _pad2[3];
+	__u8 has_incoming; /* server: the current request came with a valid traceparent naming ... */
+	__u8 _pad2[2];
+	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */

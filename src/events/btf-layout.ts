@@ -112,6 +112,7 @@ export const GENERATED: readonly { object: string; structs: string[]; enums: str
     enums: ['sys_http_drop_reason', 'sys_http_role', 'sys_http_direction', 'sys_http_syscall'],
   },
   { object: 'sk_inject.bpf.o', structs: ['sk_inject_pending', 'sk_inject_result_key', 'sk_inject_result'], enums: ['sk_inject_outcome'] },
+  { object: 'nginx_link.bpf.o', structs: [], enums: ['nginx_link_reason'] },
 ];
 
 /** What a loader may name in one object: its programs, maps and `const volatile` globals. */

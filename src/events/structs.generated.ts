@@ -282,6 +282,7 @@ export const SYS_HTTP_OBJECT = {
     conn_count: 'conn_count',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
+    spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
   rodata: {
     correlation_window_ns: 'correlation_window_ns',
@@ -390,7 +391,9 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_ASYNCIO_TASK_INHERITED: 23,
   SYS_ASYNCIO_TASK_FROM_HEAD: 24,
   SYS_ASYNCIO_TASK_WOKEN: 25,
-  SYS_HTTP_DROP_MAX: 26,
+  SYS_LINK_NGINX: 26,
+  SYS_SKIP_NGINX_UNLINKED: 27,
+  SYS_HTTP_DROP_MAX: 28,
 } as const;
 
 export const SYS_HTTP_ROLE = {
@@ -494,5 +497,34 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_OUTCOME_MAX: 19,
 } as const;
 
+/** What nginx_link.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
+export const NGINX_LINK_OBJECT = {
+  file: 'nginx_link.bpf.o',
+  programs: {
+    nginx_chain_writer: 'nginx_chain_writer',
+  },
+  maps: {
+    spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
+    nginx_link_counts: 'nginx_link_counts',
+  },
+  rodata: {
+    writer_connection_off: 'writer_connection_off',
+    connection_data_off: 'connection_data_off',
+    connection_fd_off: 'connection_fd_off',
+    request_signature_off: 'request_signature_off',
+    request_connection_off: 'request_connection_off',
+  },
+} as const;
+
+export const NGINX_LINK_REASON = {
+  NGINX_LINK_HIT: 0,
+  NGINX_LINK_STORED: 1,
+  NGINX_SKIP_UNREAD: 2,
+  NGINX_SKIP_NOT_REQUEST: 3,
+  NGINX_SKIP_BAD_FD: 4,
+  NGINX_DROP_MAP_FULL: 5,
+  NGINX_LINK_REASON_MAX: 6,
+} as const;
+
 /** Every BPF object the agent loads (the fake backend refuses names they do not have). */
-export const BPF_OBJECTS = [GO_HTTP_OBJECT, PROC_EVENTS_OBJECT, SYS_HTTP_OBJECT, SK_INJECT_OBJECT] as const;
+export const BPF_OBJECTS = [GO_HTTP_OBJECT, PROC_EVENTS_OBJECT, SYS_HTTP_OBJECT, SK_INJECT_OBJECT, NGINX_LINK_OBJECT] as const;

@@ -15,6 +15,10 @@ import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
 import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+import { NginxLinkTracer } from './nginx-link-tracer';
+import { NginxLinks } from './nginx-links';
+import type { AnyTracer } from './tracer';
+import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
 import { AsyncioTracer } from './asyncio-tracer';
 import { probeAsyncio, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
@@ -36,6 +40,10 @@ export interface SysHttpStageDeps {
   readonly openConnections?: (pid: number) => OpenConnection[];
   /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
   readonly redaction?: UrlRedaction;
+  /** bpf/nginx_link.bpf.o: nginx processes get their upstream requests linked (loaded at the first). */
+  readonly nginxObjectPath?: string;
+  /** Inspects a process's nginx binary (default: /proc/<pid>/exe); injectable for tests. */
+  readonly inspectNginx?: (pid: number) => NginxLinkTarget;
   /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
   readonly probeAsyncio?: (pid: number) => AsyncioProbe;
 }
@@ -45,6 +53,7 @@ export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
   const n = proc.exeName;
   if (/^python/.test(n)) return { runtime: { name: 'cpython' }, language: 'python' };
   if (isEventLoopRuntime(n)) return { runtime: { name: 'nodejs' }, language: 'nodejs' };
+  if (n === 'nginx') return { runtime: { name: 'nginx' }, language: 'cpp' };
   if (n === 'java') return { runtime: { name: 'java' }, language: 'java' };
   return { language: 'unknown' };
 }
@@ -63,10 +72,13 @@ export class SysHttpStage {
   readonly assembler: SysHttpAssembler;
   /** The syscall tracer's ring-buffer handler: that ring's decoder, bound to this stage. */
   readonly onRecord: RecordHandler;
+  /** nginx upstream linking (its object is loaded at the first nginx process). */
+  readonly nginx: NginxLinks | undefined;
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.onRecord = ringHandler(SYS_HTTP_OBJECT.maps.sys_http_events, d.metrics, (rec) => this.onSysRecord(rec));
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
+    this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
   }
 
@@ -104,10 +116,14 @@ export class SysHttpStage {
    * kernel traces from its fork; null when it has exec'd or exited since (not traced).
    */
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
-    const threadLinking = !isEventLoopRuntime(proc.exeName);
+    // nginx serves many requests on one thread: its upstream requests are linked through its own
+    // structures (uprobe), or not at all; never by thread.
+    const nginx = isNginx(proc.exeName) ? (this.nginx?.attach(proc.pid) ?? { linked: false, note: 'off: no uprobes here; its client spans stay unlinked' }) : undefined;
+    const threadLinking = !isEventLoopRuntime(proc.exeName) && nginx === undefined;
     const py = /^python/.test(proc.exeName) ? (this.d.probeAsyncio ?? probeAsyncio)(proc.pid) : ({ kind: 'absent' } as const);
     // An asyncio process's client spans left without a task's request are counted as unlinked.
-    if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    if (nginx) this.eventLoops.set(proc.pid, 'nginx');
+    else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
     else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
     else this.eventLoops.delete(proc.pid);
     let asyncioNote = '';
@@ -123,20 +139,28 @@ export class SysHttpStage {
       asyncioNote = `, asyncio not linked: ${py.reason}`;
     }
     this.asyncioStatus.set(proc.pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${asyncioNote.replace(/^, asyncio not linked: /, '')}`);
-    const options = { threadLinking, asyncio };
+    const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
     if (byKernel) {
       if (!this.tracer.adoptInherited(proc.pid, options)) {
         this.asyncio.detach(proc.pid);
+        this.nginx?.detach(proc.pid);
         return null;
       }
-      // The kernel copied the parent's mode: set this child's own (asyncio attached or not).
+      // The kernel copied the parent's mode: set this child's own (asyncio attached or not, nginx
+      // uprobe attached or not).
       this.tracer.attach(proc.pid, options);
     } else {
       this.tracer.attach(proc.pid, options);
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
-    return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + asyncioNote + open;
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : 'thread linking off (event-loop runtime)';
+    return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
+  }
+
+  /** Every tracer of this stage with counters of its own (for kernel counters). */
+  get tracers(): AnyTracer[] {
+    return [this.tracer, ...(this.nginx?.started ? [this.nginx.tracer] : [])];
   }
 
   /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
@@ -182,6 +206,7 @@ export class SysHttpStage {
     this.asyncio.detach(pid);
     this.asyncioStatus.delete(pid);
     this.tracer.detach(pid);
+    this.nginx?.detach(pid);
     const t = setTimeout(() => {
       if (this.tracer.attachedPids.includes(pid)) return;
       this.assembler.dropPid(pid);
@@ -198,6 +223,6 @@ export class SysHttpStage {
 
   async close(): Promise<void> {
     await this.asyncio.close();
-    await this.tracer.close();
+    await Promise.all([this.tracer.close(), this.nginx?.close()]);
   }
 }

@@ -21,6 +21,8 @@ export const SYS_MODE_GO_LINK = 4;
 export const SYS_MODE_INHERITED = 8;
 /** Python asyncio: client calls on event-loop threads take their task's request (bpf/sys_http_asyncio.h). */
 export const SYS_MODE_ASYNCIO = 16;
+/** nginx: upstream requests linked to the downstream request they serve (bpf/sys_http_nginx_link.h). */
+export const SYS_MODE_NGINX_LINK = 32;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -71,6 +73,11 @@ export interface SysAttachOptions {
   readonly goidOffset?: number;
   /** Python asyncio linking is attached (src/tracers/asyncio-tracer.ts). */
   readonly asyncio?: boolean;
+  /**
+   * nginx with its ngx_chain_writer uprobe attached (src/tracers/nginx-link-tracer.ts): a client
+   * request's parent is the downstream request it serves, never the thread's.
+   */
+  readonly nginxLink?: boolean;
 }
 
 export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options: SysAttachOptions]> {
@@ -130,7 +137,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     const v = writeUints(TRACED_PROCESS, {
       mode: options.goLinkOnly
         ? SYS_MODE_GO_LINK
-        : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
+        : SYS_MODE_TRACE | (options.nginxLink ? SYS_MODE_NGINX_LINK : options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
       goid_offset: options.goidOffset ?? 0,
     });
     obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);

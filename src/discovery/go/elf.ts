@@ -1,6 +1,6 @@
 /**
  * A small ELF64 little-endian (x86-64) reader: header, section headers and names, program
- * headers, `.symtab` function lookup.
+ * headers, `.symtab` and `.dynsym` function lookup.
  *
  * Why our own: the agent only needs a handful of facts about a target binary, the binaries are
  * large (10-100 MB) and we must not pull a native addon in. So the file is kept open and only the
@@ -13,6 +13,7 @@ export const SHT_SYMTAB = 2;
 export const SHT_STRTAB = 3;
 export const SHT_RELA = 4;
 export const SHT_NOBITS = 8;
+export const SHT_DYNSYM = 11;
 export const SHF_COMPRESSED = 0x800;
 export const PT_LOAD = 1;
 export const STT_FUNC = 2;
@@ -74,7 +75,7 @@ export class ElfFile {
   readonly segments: readonly ElfSegment[];
   private fd: number;
   private readonly byName = new Map<string, ElfSection>();
-  private symtabData: { syms: Buffer; strs: Buffer } | undefined;
+  private readonly symbolData = new Map<number, { syms: Buffer; strs: Buffer }>();
   private relativeRelocs: Map<number, number> | undefined;
 
   private constructor(path: string, fd: number) {
@@ -247,13 +248,17 @@ export class ElfFile {
    * found; undefined when there is no `.symtab`. Names are compared as bytes in place: decoding
    * every name of a 100 MB binary (10^5 symbols) would cost more than the lookup itself.
    */
-  findFunctions(names: readonly string[]): Map<string, ElfFunction> | undefined {
-    const symtab = this.sections.find((s) => s.type === SHT_SYMTAB);
+  findFunctions(names: readonly string[], table: typeof SHT_SYMTAB | typeof SHT_DYNSYM = SHT_SYMTAB): Map<string, ElfFunction> | undefined {
+    const symtab = this.sections.find((s) => s.type === table);
     if (!symtab) return undefined;
     const strtab = this.sections[symtab.link];
-    if (!strtab || strtab.type !== SHT_STRTAB) throw inspectError(this.path, '.symtab has no string table');
-    this.symtabData ??= { syms: this.sectionData(symtab), strs: this.sectionData(strtab) };
-    const { syms, strs } = this.symtabData;
+    if (!strtab || strtab.type !== SHT_STRTAB) throw inspectError(this.path, `${symtab.name} has no string table`);
+    let data = this.symbolData.get(table);
+    if (!data) {
+      data = { syms: this.sectionData(symtab), strs: this.sectionData(strtab) };
+      this.symbolData.set(table, data);
+    }
+    const { syms, strs } = data;
     const byLength = new Map<number, Array<{ name: string; bytes: Buffer }>>();
     const unique = new Set(names);
     for (const name of unique) {
@@ -276,6 +281,14 @@ export class ElfFile {
       }
     }
     return out;
+  }
+
+  /**
+   * One exported function by exact name in `.dynsym` (kept by stripped binaries that export
+   * symbols, e.g. nginx for its dynamic modules), or undefined.
+   */
+  findDynamicFunction(name: string): ElfFunction | undefined {
+    return this.findFunctions([name], SHT_DYNSYM)?.get(name);
   }
 
   /** One function by exact symbol name, or undefined (missing, or no `.symtab`). */

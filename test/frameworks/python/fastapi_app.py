@@ -25,7 +25,9 @@ async def item(item: int):
 
 
 @app.api_route("/headers", methods=["GET", "POST", "PUT"])
-async def headers(request: Request):
+async def headers(request: Request, delay_ms: int = 0):
+    if delay_ms:
+        await asyncio.sleep(random.random() * delay_ms / 1000)
     return {"traceparent": ",".join(request.headers.getlist("traceparent")),
             "tracestate": ",".join(request.headers.getlist("tracestate"))}
 

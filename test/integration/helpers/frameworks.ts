@@ -118,8 +118,9 @@ export interface RunningNginx {
 /**
  * Debian's nginx in the foreground (master + `workers` workers), every path served by
  * `location` (an nginx location body, e.g. `proxy_pass http://...;`), all state in a temp dir.
+ * `http`: more directives for the http block (e.g. an `upstream` block with `keepalive`).
  */
-export async function startNginx(location: string, workers = 1): Promise<RunningNginx> {
+export async function startNginx(location: string, workers = 1, http = ''): Promise<RunningNginx> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
   for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
@@ -131,7 +132,7 @@ master_process on;
 worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log stderr warn;
-events { worker_connections 64; }
+events { worker_connections 256; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -139,6 +140,7 @@ http {
   fastcgi_temp_path ${dir}/fcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+  ${http}
   server {
     listen 127.0.0.1:${port};
     location / { ${location} }
