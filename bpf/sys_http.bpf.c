@@ -35,6 +35,9 @@
 #include "http_head.h"
 #include "sys_http.h"
 #include "sys_http_go_link.h"
+#include "go_abi.h"
+#include "go_offsets.h"
+#include "go_server_ctx.h"
 #include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
@@ -169,6 +172,7 @@ struct {
 /* Keep the record types in BTF so their TypeScript view can be generated from this object. */
 const struct sys_http_conn_event *_unused_sys_http_conn_event __attribute__((unused));
 const struct sys_http_data_event *_unused_sys_http_data_event __attribute__((unused));
+const struct sys_http_route_event *_unused_sys_http_route_event __attribute__((unused));
 const enum sys_http_drop_reason *_unused_sys_http_drop_reason __attribute__((unused));
 const enum sys_http_role *_unused_sys_http_role __attribute__((unused));
 const enum sys_http_direction *_unused_sys_http_direction __attribute__((unused));
@@ -207,6 +211,7 @@ static __always_inline __u32 traced_mode(void)
 
 #include "sys_http_adopt.h"
 #include "sys_http_lifecycle.h"
+#include "sys_http_go_server.h"
 
 /* ---- accept / connect / close ------------------------------------------------------------ */
 
@@ -236,7 +241,7 @@ int sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	if (!(traced_mode() & SYS_MODE_TRACE))
+	if (!tracks_clients(traced_mode()))
 		return 0;
 	struct syscall_args a = {};
 	a.fd = ctx->args[0];
@@ -249,7 +254,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!(traced_mode() & SYS_MODE_TRACE))
+	if (!tracks_clients(traced_mode()))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
@@ -624,6 +629,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				flags = SYS_F_SPARE_IDS;
 			} else if (cs->phase == PHASE_IDLE) {
 				idle_not_http(cs);
+				if (cs->phase == PHASE_NOT_HTTP && (mode & SYS_MODE_GO_SERVER))
+					go_server_not_http1(key.tgid);
 				return 0;
 			}
 		} else {
@@ -738,6 +745,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memcpy(e->trace_id, cs->ctx.trace_id, 16);
 	__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
 	e->trace_flags = cs->ctx.flags;
+	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
+		go_route_emit(cs);
 	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
 	if (size > sizeof(*e))
 		size = sizeof(*e);

@@ -91,7 +91,11 @@ enum sys_http_drop_reason {
 	SYS_SKIP_NGINX_UNLINKED = 27,   /* an nginx upstream request start with no fresh link from its
 					 * ngx_chain_writer entry, or whose downstream request is not in flight:
 					 * left unlinked (never the thread's request) */
-	SYS_HTTP_DROP_MAX = 28,
+	SYS_SKIP_GO_GOID_UNREAD = 28,   /* a Go server request (go.server_path: syscall) whose goroutine could not
+					 * be read from TLS: client calls made on it are not linked to it */
+	SYS_SKIP_GO_ROUTE_UNREAD = 29,  /* a Go server response whose route could not be read (connection
+					 * served before the attach, or memory unreadable): no http.route from Go */
+	SYS_HTTP_DROP_MAX = 30,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
@@ -141,6 +145,19 @@ struct sys_http_data_event {
 	__u8 spare_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u8 tail[SYS_HTTP_TAIL];
 	__u8 data[SYS_HTTP_CAPTURE];
+};
+
+/* RECORD_SYS_HTTP_ROUTE: the route a Go server request matched (its Request.Pattern, read at the
+ * response's first write: go.server_path syscall). Sent just before that write's data record. */
+#define SYS_HTTP_ROUTE_MAX 128
+struct sys_http_route_event {
+	__u8 type;
+	__u8 _pad0[3];
+	__u32 pid;
+	__u64 conn_id;
+	__u32 route_len; /* true length; route holds at most SYS_HTTP_ROUTE_MAX bytes */
+	__u32 _pad1;
+	char route[SYS_HTTP_ROUTE_MAX];
 };
 
 enum sys_http_syscall {

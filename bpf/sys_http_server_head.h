@@ -148,6 +148,8 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 		cs->owner_tid = (__u32)id;
 		cs->thread_active = 1;
 	}
+	if (mode & SYS_MODE_GO_SERVER)
+		go_server_store(cs, s, e, now);
 }
 
 /* A read that starts a request: reads its head; decides now when the head is complete, else

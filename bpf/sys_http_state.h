@@ -13,6 +13,9 @@
 				* server request (sys_http_asyncio.h) */
 #define SYS_MODE_NGINX_LINK 32 /* nginx: link an upstream request to the downstream request it serves
 				* (bpf/sys_http_nginx_link.h), never to the thread's */
+#define SYS_MODE_GO_SERVER 64  /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
+				* (go.server_path: syscall); its client calls stay the Go tracer's, so
+				* its client connections are not tracked (bpf/sys_http_go_server.h) */
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -103,7 +106,18 @@ struct syscall_args {
 /* Per traced process (tgid), written by the agent. */
 struct traced_process {
 	__u32 mode;        /* SYS_MODE_* */
-	__u32 goid_offset; /* SYS_MODE_GO_LINK: offset of runtime.g.goid */
+	__u32 goid_offset; /* SYS_MODE_GO_LINK, SYS_MODE_GO_SERVER: offset of runtime.g.goid */
+	/* SYS_MODE_GO_SERVER: g is at fsbase + g_tls_offset (resolved per executable by the agent);
+	 * the route's path from a connection: net/http.conn.curReq, response.req, Request.Pattern
+	 * (OFFSET_ABSENT: no route from Go, e.g. Pattern before Go 1.23) */
+	__s32 g_tls_offset;
+	__u32 conn_cur_req;
+	__u32 resp_req;
+	__u32 req_pattern;
+	/* SYS_MODE_GO_SERVER: accepted connections whose first bytes were not HTTP/1.x (TLS, HTTP/2):
+	 * their requests have no span on this path; the agent moves the process to uprobes. */
+	__u32 go_not_http1;
+	__u32 _pad;
 };
 
 #endif

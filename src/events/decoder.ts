@@ -20,15 +20,25 @@ import { decodeProcLifecycle, PROC_LIFECYCLE_RECORD_SIZE, type ProcLifecycleReco
 import {
   decodeSysHttpConn,
   decodeSysHttpData,
+  decodeSysHttpRoute,
   SYS_HTTP_CONN_RECORD_SIZE,
   SYS_HTTP_DATA_RECORD_SIZE,
+  SYS_HTTP_ROUTE_RECORD_SIZE,
   type SysHttpConnRecord,
   type SysHttpDataRecord,
+  type SysHttpRouteRecord,
 } from './sys-http';
 import { GO_HTTP_OBJECT, PROC_EVENTS_OBJECT, RECORD_TYPE, SYS_HTTP_OBJECT } from './structs.generated';
 import { recordsInvalid } from '../metrics/catalogue';
 
-export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | GoHttpClientEndRecord | ProcLifecycleRecord | SysHttpConnRecord | SysHttpDataRecord;
+export type DecodedRecord =
+  | GoHttpServerRecord
+  | GoHttpClientRecord
+  | GoHttpClientEndRecord
+  | ProcLifecycleRecord
+  | SysHttpConnRecord
+  | SysHttpDataRecord
+  | SysHttpRouteRecord;
 export type RecordTypeName = DecodedRecord['type'];
 
 interface RecordCodec {
@@ -48,13 +58,14 @@ const CODECS: Readonly<Record<number, RecordCodec>> = {
   [RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN]: { name: 'sys_http_conn_open', size: SYS_HTTP_CONN_RECORD_SIZE, decode: (b) => decodeSysHttpConn(b, 'sys_http_conn_open') },
   [RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE]: { name: 'sys_http_conn_close', size: SYS_HTTP_CONN_RECORD_SIZE, decode: (b) => decodeSysHttpConn(b, 'sys_http_conn_close') },
   [RECORD_TYPE.RECORD_SYS_HTTP_DATA]: { name: 'sys_http_data', size: SYS_HTTP_DATA_RECORD_SIZE, decode: decodeSysHttpData },
+  [RECORD_TYPE.RECORD_SYS_HTTP_ROUTE]: { name: 'sys_http_route', size: SYS_HTTP_ROUTE_RECORD_SIZE, decode: decodeSysHttpRoute },
 };
 
 /** The record types each ring buffer carries (the programs of its object that submit to it). */
 export const RING_RECORDS = {
   [GO_HTTP_OBJECT.maps.go_http_events]: ['go_http_server', 'go_http_client', 'go_http_client_end'],
   // Exec/exit/fork of traced processes ride the span ring, after the process's last records.
-  [SYS_HTTP_OBJECT.maps.sys_http_events]: ['sys_http_conn_open', 'sys_http_conn_close', 'sys_http_data', 'proc_fork', 'proc_exec', 'proc_exit'],
+  [SYS_HTTP_OBJECT.maps.sys_http_events]: ['sys_http_conn_open', 'sys_http_conn_close', 'sys_http_data', 'sys_http_route', 'proc_fork', 'proc_exec', 'proc_exit'],
   [PROC_EVENTS_OBJECT.maps.proc_events]: ['proc_exec', 'proc_exit'],
 } as const satisfies Record<string, readonly RecordTypeName[]>;
 

@@ -9,6 +9,7 @@ export const GO_HTTP_OBJECT = {
     go_textproto_read_line_ret: 'go_textproto_read_line_ret',
     go_server_handler_serve_http: 'go_server_handler_serve_http',
     go_server_handler_serve_http_ret: 'go_server_handler_serve_http_ret',
+    go_server_conn_serve: 'go_server_conn_serve',
     go_runtime_newproc1_ret: 'go_runtime_newproc1_ret',
     go_runtime_goexit1: 'go_runtime_goexit1',
     go_transport_round_trip: 'go_transport_round_trip',
@@ -27,6 +28,7 @@ export const GO_HTTP_OBJECT = {
     header_scratch_map: 'header_scratch_map',
     server_requests: 'server_requests',
     go_http_events: 'go_http_events',
+    spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     goroutine_parent: 'goroutine_parent',
     client_by_header: 'client_by_header',
     client_requests: 'client_requests',
@@ -38,6 +40,8 @@ export const GO_HTTP_OBJECT = {
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     go_http_drops: 'go_http_drops',
     scan_scratch_map: 'scan_scratch_map',
@@ -174,6 +178,7 @@ export const RECORD_TYPE = {
   RECORD_SYS_HTTP_CONN_OPEN: 16,
   RECORD_SYS_HTTP_CONN_CLOSE: 17,
   RECORD_SYS_HTTP_DATA: 18,
+  RECORD_SYS_HTTP_ROUTE: 19,
 } as const;
 
 export const DROP_REASON = {
@@ -278,6 +283,9 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     client_requests: 'client_requests',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
+    spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
     sys_http_events: 'sys_http_events',
@@ -341,11 +349,30 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
   },
 };
 
+export const SYS_HTTP_ROUTE_EVENT: StructLayout = {
+  size: 152,
+  fields: {
+    type: { offset: 0, size: 1, kind: 'u8' },
+    _pad0: { offset: 1, size: 3, kind: 'bytes' },
+    pid: { offset: 4, size: 4, kind: 'u32' },
+    conn_id: { offset: 8, size: 8, kind: 'u64' },
+    route_len: { offset: 16, size: 4, kind: 'u32' },
+    _pad1: { offset: 20, size: 4, kind: 'u32' },
+    route: { offset: 24, size: 128, kind: 'bytes' },
+  },
+};
+
 export const TRACED_PROCESS: StructLayout = {
-  size: 8,
+  size: 32,
   fields: {
     mode: { offset: 0, size: 4, kind: 'u32' },
     goid_offset: { offset: 4, size: 4, kind: 'u32' },
+    g_tls_offset: { offset: 8, size: 4, kind: 's32' },
+    conn_cur_req: { offset: 12, size: 4, kind: 'u32' },
+    resp_req: { offset: 16, size: 4, kind: 'u32' },
+    req_pattern: { offset: 20, size: 4, kind: 'u32' },
+    go_not_http1: { offset: 24, size: 4, kind: 'u32' },
+    _pad: { offset: 28, size: 4, kind: 'u32' },
   },
 };
 
@@ -393,7 +420,9 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_ASYNCIO_TASK_WOKEN: 25,
   SYS_LINK_NGINX: 26,
   SYS_SKIP_NGINX_UNLINKED: 27,
-  SYS_HTTP_DROP_MAX: 28,
+  SYS_SKIP_GO_GOID_UNREAD: 28,
+  SYS_SKIP_GO_ROUTE_UNREAD: 29,
+  SYS_HTTP_DROP_MAX: 30,
 } as const;
 
 export const SYS_HTTP_ROLE = {

@@ -1,5 +1,5 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
-import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE } from './structs.generated';
+import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
 import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
 
 export const SYS_F_REQUEST_START = 1 << 0;
@@ -80,6 +80,28 @@ export function decodeSysHttpConn(buf: Buffer, type: SysHttpConnRecord['type']):
     localPort: readUint(buf, C, 'local_port'),
     remoteAddress: formatAddress(readBytes(buf, C, 'remote_addr')),
     remotePort: readUint(buf, C, 'remote_port'),
+  };
+}
+
+/** RECORD_SYS_HTTP_ROUTE: the route (Go Request.Pattern) of the request a server connection answers next. */
+export interface SysHttpRouteRecord {
+  readonly type: 'sys_http_route';
+  readonly pid: number;
+  readonly connId: bigint;
+  /** As the application registered it (e.g. "GET /users/{id}"); cut at the capture size. */
+  readonly pattern: string;
+}
+
+export const SYS_HTTP_ROUTE_RECORD_SIZE = R.size;
+const ROUTE_CAPTURE = R.fields.route.size;
+
+export function decodeSysHttpRoute(buf: Buffer): SysHttpRouteRecord {
+  const n = Math.min(readUint(buf, R, 'route_len'), ROUTE_CAPTURE);
+  return {
+    type: 'sys_http_route',
+    pid: readUint(buf, R, 'pid'),
+    connId: readBig(buf, R, 'conn_id'),
+    pattern: readBytes(buf, R, 'route').toString('utf8', 0, n),
   };
 }
 

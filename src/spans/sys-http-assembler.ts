@@ -8,7 +8,8 @@
  * message's last bytes (chunked), or by the connection's end (no length). Everything is bounded:
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
-import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
+import type { SysHttpConnRecord, SysHttpDataRecord, SysHttpRouteRecord } from '../events/sys-http';
+import { routeFromGoPattern } from './http-semconv';
 import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
@@ -94,6 +95,8 @@ interface Exchange {
   requestLine: RequestLine | null;
   invalid: boolean;
   status: number;
+  /** A framework's route for the request (Go Request.Pattern), '' when none. */
+  route: string;
 }
 
 interface Conn {
@@ -143,8 +146,9 @@ export class SysHttpAssembler {
     sysHttpExchangesDropped.add(this.o.metrics, { reason }, n);
   }
 
-  onRecord(rec: SysHttpConnRecord | SysHttpDataRecord): void {
+  onRecord(rec: SysHttpConnRecord | SysHttpDataRecord | SysHttpRouteRecord): void {
     if (rec.type === 'sys_http_data') this.data(rec);
+    else if (rec.type === 'sys_http_route') this.route(rec);
     else if (rec.type === 'sys_http_conn_open') this.open(rec);
     else this.close(rec.connId, rec.tsNs);
   }
@@ -225,6 +229,20 @@ export class SysHttpAssembler {
     }
   }
 
+  /**
+   * A Go server's route for the request answered next (the kernel sends it just before the
+   * response's first bytes): the oldest request still without a response.
+   */
+  private route(rec: SysHttpRouteRecord): void {
+    const c = this.conns.get(rec.connId);
+    const ex = c?.role === 'server' ? c.exchanges.find((e) => !e.resp) : undefined;
+    if (!ex) {
+      this.drop('route_without_request');
+      return;
+    }
+    ex.route = routeFromGoPattern(rec.pattern);
+  }
+
   /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */
   private decided(c: Conn, rec: SysHttpDataRecord): void {
     const ex = c.exchanges.find((e) => e.pending);
@@ -256,6 +274,7 @@ export class SysHttpAssembler {
       requestLine: null,
       invalid: false,
       status: 0,
+      route: '',
     };
     if (c.exchanges.length >= this.maxExchanges) {
       c.exchanges.shift();
@@ -483,6 +502,7 @@ export class SysHttpAssembler {
       remoteAddress: c.remoteAddress,
       remotePort: c.remotePort,
       tid: ex.tid,
+      route: ex.route,
     };
     this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction), c.pid);
   }

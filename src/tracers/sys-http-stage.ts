@@ -14,7 +14,7 @@ import type { ResourceOptions } from '../spans/resource';
 import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
-import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+import { isEventLoopRuntime, SysHttpTracer, type GoServerOptions, type SysHttpTracerSettings } from './sys-http-tracer';
 import { NginxLinkTracer } from './nginx-link-tracer';
 import { NginxLinks } from './nginx-links';
 import type { AnyTracer } from './tracer';
@@ -102,7 +102,7 @@ export class SysHttpStage {
 
   private onSysRecord(rec: RingRecord<typeof SYS_HTTP_OBJECT.maps.sys_http_events>): void {
     recordsDecoded.add(this.d.metrics, { type: rec.type });
-    if (rec.type === 'sys_http_data' || rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close') {
+    if (rec.type === 'sys_http_data' || rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close' || rec.type === 'sys_http_route') {
       this.assembler.onRecord(rec);
       return;
     }
@@ -176,6 +176,13 @@ export class SysHttpStage {
     this.tracer.attach(pid, { threadLinking: false, goLinkOnly: true, goidOffset });
     // Only its server connections matter here (Go client calls are the Go tracer's).
     this.takeOverOpen(pid, (c) => c.role === 'server');
+  }
+
+  /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
+  attachGoServer(pid: number, go: GoServerOptions): string {
+    this.eventLoops.delete(pid);
+    this.tracer.attach(pid, { threadLinking: false, goServer: go });
+    return this.takeOverOpen(pid, (c) => c.role === 'server');
   }
 
   /**

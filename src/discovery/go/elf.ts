@@ -17,6 +17,8 @@ export const SHT_DYNSYM = 11;
 export const SHF_COMPRESSED = 0x800;
 export const PT_LOAD = 1;
 export const STT_FUNC = 2;
+export const STT_TLS = 6;
+export const PT_TLS = 7;
 const EM_X86_64 = 62;
 const R_X86_64_RELATIVE = 8;
 
@@ -41,6 +43,7 @@ export interface ElfSegment {
   readonly vaddr: number;
   readonly filesz: number;
   readonly memsz: number;
+  readonly align: number;
 }
 
 /** A function as found in a symbol table (or the Go pcln table): where it is, in memory and in the file. */
@@ -108,6 +111,7 @@ export class ElfFile {
             vaddr: u64(ph, o + 16),
             filesz: u64(ph, o + 32),
             memsz: u64(ph, o + 40),
+            align: u64(ph, o + 48),
           }))
         : [];
 
@@ -281,6 +285,27 @@ export class ElfFile {
       }
     }
     return out;
+  }
+
+  /** The value (offset in the TLS segment) of a thread-local symbol in `.symtab`, or undefined. */
+  tlsSymbolValue(name: string): number | undefined {
+    const symtab = this.sections.find((s) => s.type === SHT_SYMTAB);
+    const strtab = symtab && this.sections[symtab.link];
+    if (!symtab || !strtab || strtab.type !== SHT_STRTAB) return undefined;
+    let data = this.symbolData.get(SHT_SYMTAB);
+    if (!data) {
+      data = { syms: this.sectionData(symtab), strs: this.sectionData(strtab) };
+      this.symbolData.set(SHT_SYMTAB, data);
+    }
+    const { syms, strs } = data;
+    const want = Buffer.from(name, 'utf8');
+    const entsize = symtab.entsize || 24;
+    for (let o = 0; o + 24 <= syms.length; o += entsize) {
+      if ((syms[o + 4] & 0xf) !== STT_TLS) continue;
+      const nameOff = syms.readUInt32LE(o);
+      if (strs.indexOf(0, nameOff) - nameOff === want.length && strs.compare(want, 0, want.length, nameOff, nameOff + want.length) === 0) return u64(syms, o + 8);
+    }
+    return undefined;
   }
 
   /**

@@ -21,19 +21,22 @@ export function goVersionOf(toolchain: GoToolchain): string {
   }).trim();
 }
 
-export function buildGoApp(app: string, toolchain: GoToolchain = 'local', ldflags = ''): string {
+/** How a test app is linked: 'static' (CGO_ENABLED=0, the default), 'cgo' (the C toolchain and libc), 'pie' (cgo, -buildmode=pie). */
+export type GoLink = 'static' | 'cgo' | 'pie';
+
+export function buildGoApp(app: string, toolchain: GoToolchain = 'local', ldflags = '', link: GoLink = 'static'): string {
   const src = path.join(APPS_DIR, app);
   const h = createHash('sha256');
   for (const f of readdirSync(src).sort()) h.update(f).update(readFileSync(path.join(src, f)));
-  h.update(toolchain).update(ldflags);
+  h.update(toolchain).update(ldflags).update(link === 'static' ? '' : link);
   const dir = path.join(os.tmpdir(), 'spanbridge-go-builds', `${app}-${toolchain}-${h.digest('hex').slice(0, 12)}`);
   const bin = path.join(dir, app);
   if (!existsSync(bin)) {
     mkdirSync(dir, { recursive: true });
     const tmp = `${bin}.tmp${process.pid}`;
-    execFileSync('go', ['build', '-o', tmp, ...(ldflags ? [`-ldflags=${ldflags}`] : []), '.'], {
+    execFileSync('go', ['build', '-o', tmp, ...(link === 'pie' ? ['-buildmode=pie'] : []), ...(ldflags ? [`-ldflags=${ldflags}`] : []), '.'], {
       cwd: src,
-      env: { ...process.env, GOTOOLCHAIN: toolchain, CGO_ENABLED: '0' },
+      env: { ...process.env, GOTOOLCHAIN: toolchain, CGO_ENABLED: link === 'static' ? '0' : '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     renameSync(tmp, bin);
