@@ -48,6 +48,9 @@ enum sys_http_direction {
 				 * and the parent flags) is decided: this record carries it */
 #define SYS_F2_TASK_PARENT (1 << 4) /* client request start (with SYS_F_THREAD_PARENT): the parent is the
 				     * server request of the writing asyncio task, not of the thread */
+#define SYS_F2_DOWNSTREAM_PARENT (1 << 5) /* client request start (with SYS_F_THREAD_PARENT): an nginx
+					   * upstream request; the parent is the downstream request it
+					   * serves (bpf/sys_http_nginx_link.h), not the thread's */
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
 enum sys_http_drop_reason {

@@ -24,8 +24,12 @@
 #define SPANBRIDGE_SYS_HTTP_ASYNCIO_H
 
 /* Per traced asyncio process (tgid), written by the agent: runtime addresses and field offsets. */
+#define PY_TYPE_NAME_MAX 32
+
 struct py_asyncio_proc {
-	__u64 step_type_name; /* tp_name of the type of a task's step callable (TaskStepMethWrapper) */
+	/* The type of a task's step callable (TaskStepMethWrapper): given for a static type (<= 3.11);
+	 * a heap type (3.12+) is learned here, at the first callable whose tp_name reads step_name. */
+	__u64 step_type;
 	__u64 wakeup_def;     /* &TaskWakeupDef: m_ml of a task's wakeup callback */
 	__u64 cfunction_type; /* &PyCFunction_Type */
 	__u32 sw_task;        /* TaskStepMethWrapper.sw_task */
@@ -33,8 +37,11 @@ struct py_asyncio_proc {
 	__u32 m_ml;           /* PyCFunctionObject.m_ml */
 	__u32 m_self;         /* PyCFunctionObject.m_self */
 	__u32 tp_name;        /* PyTypeObject.tp_name */
-	__u32 _pad;
+	__u32 step_name_len;  /* bytes of step_name, without its NUL (< PY_TYPE_NAME_MAX) */
+	char step_name[PY_TYPE_NAME_MAX]; /* the step type's tp_name text */
 };
+
+#define PY_INIT_DEPTH 8
 
 struct py_thread {
 	__u64 epoch;      /* callbacks this thread has run (Context.run entries) */
@@ -42,6 +49,11 @@ struct py_thread {
 	__u64 head_epoch; /* the callback in which the last server request head was decided */
 	__u64 steps;      /* task steps seen: 0 on threads that only use Context.run (thread pools) */
 	struct trace_context head; /* that request's server span */
+	/* 3.12+: Task.__init__ runs an eager task's first step itself (no Context.run): the task is
+	 * current until __init__ returns, then the one before it again (nested inits: a stack). */
+	__u64 saved[PY_INIT_DEPTH];
+	__u32 depth;
+	__u32 _pad;
 };
 
 struct py_task_key {
@@ -90,16 +102,36 @@ static __always_inline __u64 py_read_ptr(__u64 addr)
 	return v;
 }
 
+/* Whether type's tp_name reads p->step_name (NUL included). */
+static __always_inline bool py_is_step_type(const struct py_asyncio_proc *p, __u64 type)
+{
+	char name[PY_TYPE_NAME_MAX];
+	__u64 at = py_read_ptr(type + p->tp_name);
+	if (!at || bpf_probe_read_user(name, sizeof(name), (void *)at))
+		return false;
+	__u32 n = p->step_name_len;
+	bool same = n > 0 && n < PY_TYPE_NAME_MAX;
+#pragma unroll
+	for (int i = 0; i < PY_TYPE_NAME_MAX; i++)
+		if (i <= n && name[i] != p->step_name[i]) /* step_name is NUL-padded */
+			same = false;
+	return same;
+}
+
 /* The task a callable wakes or steps (a task's wakeup method or its TaskStepMethWrapper), or 0. */
-static __always_inline __u64 py_task_of_callable(const struct py_asyncio_proc *p, __u64 fn)
+static __always_inline __u64 py_task_of_callable(struct py_asyncio_proc *p, __u64 fn)
 {
 	__u64 type = py_read_ptr(fn + 8); /* ob_type */
 	if (!type)
 		return 0;
 	if (type == p->cfunction_type)
 		return py_read_ptr(fn + p->m_ml) == p->wakeup_def ? py_read_ptr(fn + p->m_self) : 0;
-	if (py_read_ptr(type + p->tp_name) == p->step_type_name)
+	if (type == p->step_type)
 		return py_read_ptr(fn + p->sw_task);
+	if (!p->step_type && py_is_step_type(p, type)) {
+		p->step_type = type; /* the module's heap type: compared by address from now on */
+		return py_read_ptr(fn + p->sw_task);
+	}
 	return 0;
 }
 
@@ -123,14 +155,14 @@ int py_context_run(struct pt_regs *ctx)
 	}
 	t->epoch += 1;
 	t->task = task;
+	t->depth = 0;
 	if (task)
 		t->steps += 1;
 	return 0;
 }
 
 /* _asyncio_Task___init__(TaskObj *self, PyObject *args, PyObject *kwargs) */
-SEC("uprobe")
-int py_task_init(struct pt_regs *ctx)
+static __always_inline void py_task_bind(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct py_task_key k = { .tgid = id >> 32, ._pad = 0, .task = PT_REGS_PARM1(ctx) };
@@ -146,15 +178,54 @@ int py_task_init(struct pt_regs *ctx)
 			struct py_task n = { .ctx = parent->ctx };
 			bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 			count(SYS_ASYNCIO_TASK_INHERITED);
-			return 0;
+			return;
 		}
 	} else if (t && t->head_epoch == t->epoch) {
 		struct py_task n = { .ctx = t->head };
 		bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 		count(SYS_ASYNCIO_TASK_FROM_HEAD);
-		return 0;
+		return;
 	}
 	bpf_map_delete_elem(&py_tasks, &k);
+	return;
+}
+
+SEC("uprobe")
+int py_task_init(struct pt_regs *ctx)
+{
+	py_task_bind(ctx);
+	return 0;
+}
+
+/* 3.12+ only (eager tasks): the entry makes the new task current for the rest of __init__, where
+ * its first step may run; the return restores the task that was current before. */
+SEC("uprobe")
+int py_task_init_eager(struct pt_regs *ctx)
+{
+	py_task_bind(ctx);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t)
+		return 0;
+	__u32 d = t->depth;
+	if (d < PY_INIT_DEPTH)
+		t->saved[d & (PY_INIT_DEPTH - 1)] = t->task;
+	t->depth = d + 1;
+	t->task = PT_REGS_PARM1(ctx);
+	return 0;
+}
+
+SEC("uretprobe")
+int py_task_init_return(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || !t->depth)
+		return 0;
+	__u32 d = t->depth - 1;
+	t->depth = d;
+	/* deeper than the stack: the task is unknown until the next callback */
+	t->task = d < PY_INIT_DEPTH ? t->saved[d & (PY_INIT_DEPTH - 1)] : 0;
 	return 0;
 }
 

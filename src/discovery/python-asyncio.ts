@@ -37,8 +37,9 @@ export interface AsyncioTarget {
   readonly contextRun: UprobePoint;
   readonly taskInit: UprobePoint;
   readonly futureSetResult: UprobePoint;
-  /** Runtime addresses in the process. */
-  readonly stepTypeName: number;
+  /** Runtime addresses in the process (stepType 0: a heap type, learned by the probe from stepName). */
+  readonly stepType: number;
+  readonly stepName: string;
   readonly wakeupDef: number;
   readonly cfunctionType: number;
   readonly offsets: PyAsyncioOffsets;
@@ -148,19 +149,21 @@ export function probeAsyncio(pid: number): AsyncioProbe {
     const missing = ['_asyncio_Task___init__', '_asyncio_Future_set_result', 'TaskWakeupDef'].filter((n) => !m.has(n));
     missing.push(...['context_run', 'PyCFunction_Type'].filter((n) => !l.has(n)));
     if (missing.length) return unlinkable(`no symbols: ${missing.join(', ')} not found`);
-    // The step callable's type name: a static type's tp_name (<= 3.11) or the heap type's spec
-    // name after its last dot (3.12+). The probe compares the tp_name pointer, not the text.
-    let nameAt: number | undefined;
+    // The step callable's type: a static type (<= 3.11) is known by its address; a heap type
+    // (3.12+, made from TaskStepMethWrapper_spec) is learned by the probe from its tp_name text,
+    // which PyType_FromSpec copies from the spec's name.
     const staticType = m.get('TaskStepMethWrapper_Type');
     const spec = m.get('TaskStepMethWrapper_spec');
-    if (staticType !== undefined) nameAt = pointerAt(modElf, staticType + offsets.tpName);
-    else if (spec !== undefined) {
+    let stepName: string | undefined;
+    if (staticType !== undefined) {
+      const p = pointerAt(modElf, staticType + offsets.tpName);
+      stepName = p !== undefined ? stringAt(modElf, p) : undefined;
+    } else if (spec !== undefined) {
       const p = pointerAt(modElf, spec);
-      const s = p !== undefined ? stringAt(modElf, p) : undefined;
-      if (p !== undefined && s !== undefined) nameAt = p + s.lastIndexOf('.') + 1;
+      stepName = p !== undefined ? stringAt(modElf, p) : undefined;
     }
-    if (nameAt === undefined || !(stringAt(modElf, nameAt) ?? '').endsWith('TaskStepMethWrapper')) {
-      return unlinkable('no symbols: the TaskStepMethWrapper type name was not found');
+    if (stepName === undefined || !stepName.endsWith('TaskStepMethWrapper') || stepName.length >= 32) {
+      return unlinkable('no symbols: the TaskStepMethWrapper type was not found');
     }
     const modBias = loadBias(modElf, maps, mod.path);
     const libBias = loadBias(libElf, maps, lib.path);
@@ -177,7 +180,8 @@ export function probeAsyncio(pid: number): AsyncioProbe {
         contextRun: point(libElf, lib.path, l.get('context_run')!),
         taskInit: point(modElf, mod.path, m.get('_asyncio_Task___init__')!),
         futureSetResult: point(modElf, mod.path, m.get('_asyncio_Future_set_result')!),
-        stepTypeName: modBias + nameAt,
+        stepType: staticType !== undefined ? modBias + staticType : 0,
+        stepName,
         wakeupDef: modBias + m.get('TaskWakeupDef')!,
         cfunctionType: libBias + l.get('PyCFunction_Type')!,
         offsets,

@@ -245,6 +245,8 @@ export const SYS_HTTP_OBJECT = {
     sys_enter_close: 'sys_enter_close',
     py_context_run: 'py_context_run',
     py_task_init: 'py_task_init',
+    py_task_init_eager: 'py_task_init_eager',
+    py_task_init_return: 'py_task_init_return',
     py_future_set_result: 'py_future_set_result',
     frame_client_write: 'frame_client_write',
     sys_data_exit: 'sys_data_exit',
@@ -377,9 +379,9 @@ export const TRACED_PROCESS: StructLayout = {
 };
 
 export const PY_ASYNCIO_PROC: StructLayout = {
-  size: 48,
+  size: 80,
   fields: {
-    step_type_name: { offset: 0, size: 8, kind: 'u64' },
+    step_type: { offset: 0, size: 8, kind: 'u64' },
     wakeup_def: { offset: 8, size: 8, kind: 'u64' },
     cfunction_type: { offset: 16, size: 8, kind: 'u64' },
     sw_task: { offset: 24, size: 4, kind: 'u32' },
@@ -387,7 +389,8 @@ export const PY_ASYNCIO_PROC: StructLayout = {
     m_ml: { offset: 32, size: 4, kind: 'u32' },
     m_self: { offset: 36, size: 4, kind: 'u32' },
     tp_name: { offset: 40, size: 4, kind: 'u32' },
-    _pad: { offset: 44, size: 4, kind: 'u32' },
+    step_name_len: { offset: 44, size: 4, kind: 'u32' },
+    step_name: { offset: 48, size: 32, kind: 'bytes' },
   },
 };
 

@@ -18,6 +18,8 @@ export const SYS_F2_CONTEXT_PENDING = 1 << 2;
 export const SYS_F2_CONTEXT = 1 << 3;
 /** flags2: a client request start whose parent (SYS_F_THREAD_PARENT) is its asyncio task's server request. */
 export const SYS_F2_TASK_PARENT = 1 << 4;
+/** Client request start (with SYS_F_THREAD_PARENT): an nginx upstream request, parented by the downstream request it serves. */
+export const SYS_F2_DOWNSTREAM_PARENT = 1 << 5;
 
 export type SysRole = 'server' | 'client';
 

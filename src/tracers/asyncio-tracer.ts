@@ -13,6 +13,12 @@ import type { Tracer } from './tracer';
 
 const P = SYS_HTTP_OBJECT.programs;
 
+/** CPython 3.12+ can start a task eagerly: its first step runs inside Task.__init__. */
+function eagerTasks(version: string): boolean {
+  const minor = Number(/^3\.(\d+)$/.exec(version)?.[1] ?? 0);
+  return minor >= 12;
+}
+
 export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target: AsyncioTarget]> {
   readonly name = 'py_asyncio';
   private obj: BpfObject | undefined;
@@ -40,10 +46,8 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
     if (!obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'asyncio tracer not started');
     this.detach(pid);
     const o = target.offsets;
-    obj.map(SYS_HTTP_OBJECT.maps.py_procs).update(
-      pidKey(pid),
-      writeUints(PY_ASYNCIO_PROC, {
-        step_type_name: target.stepTypeName,
+    const value = writeUints(PY_ASYNCIO_PROC, {
+        step_type: target.stepType,
         wakeup_def: target.wakeupDef,
         cfunction_type: target.cfunctionType,
         sw_task: o.swTask,
@@ -51,12 +55,20 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
         m_ml: o.mMl,
         m_self: o.mSelf,
         tp_name: o.tpName,
-      }),
-    );
+        step_name_len: Buffer.byteLength(target.stepName, 'latin1'),
+      });
+    value.write(target.stepName, PY_ASYNCIO_PROC.fields.step_name.offset, 'latin1');
+    obj.map(SYS_HTTP_OBJECT.maps.py_procs).update(pidKey(pid), value);
     const links: BpfLink[] = [];
     try {
       links.push(obj.program(P.py_context_run).attachUprobe({ ...target.contextRun, pid }));
-      links.push(obj.program(P.py_task_init).attachUprobe({ ...target.taskInit, pid }));
+      if (eagerTasks(target.version)) {
+        // 3.12+: __init__ may run an eager task's first step; the task is current until it returns
+        links.push(obj.program(P.py_task_init_eager).attachUprobe({ ...target.taskInit, pid }));
+        links.push(obj.program(P.py_task_init_return).attachUprobe({ ...target.taskInit, pid, retprobe: true }));
+      } else {
+        links.push(obj.program(P.py_task_init).attachUprobe({ ...target.taskInit, pid }));
+      }
       links.push(obj.program(P.py_future_set_result).attachUprobe({ ...target.futureSetResult, pid }));
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
@@ -64,7 +76,7 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
       throw err;
     }
     this.links.set(pid, links);
-    return `asyncio tasks linked (CPython ${target.version}: uprobes on Context.run, Task.__init__, Future.set_result)`;
+    return `asyncio tasks linked (CPython ${target.version}: uprobes on Context.run, Task.__init__${eagerTasks(target.version) ? ' (entry and return: eager tasks)' : ''}, Future.set_result)`;
   }
 
   detach(pid: number): void {

@@ -31,7 +31,13 @@ describe('Python asyncio: client calls are children of the request their task se
   beforeAll(async () => {
     requireRootAndBpf();
     leaf = await startFramework('fastapi-uvicorn', 'py-leaf');
-    fronts.push(await startFramework('fastapi-uvicorn', 'fastapi-front'), await startFramework('aiohttp', 'aiohttp-front'));
+    fronts.push(
+      await startFramework('fastapi-uvicorn', 'fastapi-front'),
+      await startFramework('aiohttp', 'aiohttp-front'),
+      // CPython 3.13 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
+      await startFramework('fastapi-uvicorn', 'fastapi-front-313', { venv: 'py313' }),
+      await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
+    );
     const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
     agent = await startAgent([...pids, '--export', 'none'], {}, 120_000);
   }, 180_000);
@@ -84,7 +90,7 @@ describe('Python asyncio: client calls are children of the request their task se
     return o;
   }
 
-  for (const which of ['fastapi-front', 'aiohttp-front']) {
+  for (const which of ['fastapi-front', 'aiohttp-front', 'fastapi-front-313', 'aiohttp-front-313']) {
     describe(which, () => {
       const front = (): FrameworkService => fronts.find((f) => f.service === which)!;
 
