@@ -39,7 +39,7 @@ import { SkInjectTracer } from './tracers/sk-inject-tracer';
 import type { AnyTracer } from './tracers/tracer';
 import { runtimeOf, SysHttpStage } from './tracers/sys-http-stage';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
-import { binariesInspected, kernelDrops, probesAttached, processesAttached, processesSkipped } from './metrics/catalogue';
+import { attaches, binariesInspected, headerInjection, kernelDrops, probesAttached, processesAttached, processesExcluded, processesSkipped } from './metrics/catalogue';
 
 export type InjectHeaders = 'auto' | 'on' | 'off';
 
@@ -119,6 +119,17 @@ export interface AttachedEvent {
   readonly notes: readonly string[];
   /** How the process's server spans get http.route, in order of precedence. */
   readonly routes: string;
+  /** How traceparent gets into its outgoing requests: Go memory writes, sk_msg, or not at all. */
+  readonly injection: 'go_memory' | 'sk_msg' | 'none';
+  /** Connections already open when it was selected that sk_msg injection took over. */
+  readonly connectionsTakenOver: number;
+}
+
+/** A process's selection for socket-level injection: what the table and the log say of it. */
+interface SkInjectSelection {
+  readonly note: string;
+  readonly injected: boolean;
+  readonly takenOver: number;
 }
 
 export type AttachmentEvent = AttachedEvent | { readonly kind: 'detached'; readonly pid: number };
@@ -217,11 +228,12 @@ export class Agent {
       {
         onMatch: (proc, reason, how) => this.onMatch(proc, reason, how),
         onGone: (pid) => this.onGone(pid),
-        onExcluded: (proc, reason, why) => {
+        onExcluded: (proc, reason, exclusion) => {
           if (this.goTracer.attachedPids.includes(proc.pid) || this.sysHttp?.tracer.attachedPids.includes(proc.pid)) {
             this.onGone(proc.pid);
           }
-          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${why}`);
+          processesExcluded.add(this.metrics, { reason: exclusion.kind });
+          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${exclusion.why}`);
         },
       },
       {
@@ -237,6 +249,15 @@ export class Agent {
     }
     if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
 
+    // A scrape or an OTLP export sees the kernel counters as they are now.
+    this.metrics.onSnapshot(() => {
+      if (this.stopped) return;
+      try {
+        this.readKernelCounters();
+      } catch (err) {
+        this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);
+      }
+    });
     this.dropTimer = setInterval(() => {
       this.collectKernelDrops();
       this.goStage.tick();
@@ -284,6 +305,8 @@ export class Agent {
     } else if (injection === 'socket') {
       log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
     }
+    headerInjection.set(this.metrics, { runtime: 'go', method: injection === 'memory' ? 'go_memory' : injection === 'socket' ? 'sk_msg' : 'none' }, 1);
+    headerInjection.set(this.metrics, { runtime: 'other', method: this.skInject ? 'sk_msg' : 'none' }, 1);
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
   }
 
@@ -386,12 +409,22 @@ export class Agent {
     try {
       const result = this.goTracer.attach(proc.pid, proc.exeOpenPath, target);
       if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+      let sk: SkInjectSelection | undefined;
       if (this.goTracer.injection === 'socket' && this.skInject) {
-        result.notes.push(this.selectForSkInject(proc.pid).replace(/^; /, ''));
+        sk = this.selectForSkInject(proc.pid);
+        result.notes.push(sk.note.replace(/^; /, ''));
       }
+      const injection = this.goTracer.injection === 'memory' ? 'go_memory' : sk?.injected ? 'sk_msg' : 'none';
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}; routes: ${routes}`);
-      this.announceAttached(proc, resource, reason, { tracer: `Go uprobes (${target.goVersion})`, probes: result.links, notes: result.notes, routes });
+      this.announceAttached(proc, resource, reason, {
+        tracer: `Go uprobes (${target.goVersion})`,
+        probes: result.links,
+        notes: result.notes,
+        routes,
+        injection,
+        connectionsTakenOver: sk?.takenOver ?? 0,
+      }, 'go_http');
       this.reportAttached();
     } catch (err) {
       this.resources.delete(proc.pid);
@@ -422,8 +455,10 @@ export class Agent {
     proc: ProcessInfo,
     resource: Resource,
     reason: MatchReason,
-    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes'>,
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver'>,
+    tracer: 'go_http' | 'sys_http',
   ): void {
+    attaches.add(this.metrics, { tracer });
     this.deps.onAttachment?.({
       kind: 'attached',
       pid: proc.pid,
@@ -434,6 +469,8 @@ export class Agent {
       probes: how.probes,
       notes: how.notes,
       routes: how.routes,
+      injection: how.injection,
+      connectionsTakenOver: how.connectionsTakenOver,
     });
   }
 
@@ -501,9 +538,17 @@ export class Agent {
         this.deps.log.info(`skip ${who}: it exec'd or exited since its fork`);
         return true;
       }
-      const note = traced + this.selectForSkInject(proc.pid, byKernel);
+      const sk = this.selectForSkInject(proc.pid, byKernel);
+      const note = traced + sk.note;
       this.deps.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)}); routes: ${routes}`);
-      this.announceAttached(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note], routes });
+      this.announceAttached(proc, resource, reason, {
+        tracer: 'syscall tracepoints (HTTP/1.x)',
+        probes: null,
+        notes: [note],
+        routes,
+        injection: sk.injected ? 'sk_msg' : 'none',
+        connectionsTakenOver: sk.takenOver,
+      }, 'sys_http');
       return true;
     } catch (err) {
       this.resources.delete(proc.pid);
@@ -513,18 +558,22 @@ export class Agent {
   }
 
   /** Outgoing connections of a process traced by the syscall tracer get sk_msg injection. */
-  private selectForSkInject(pid: number, byKernel = false): string {
-    if (!this.skInject) return '';
+  private selectForSkInject(pid: number, byKernel = false): SkInjectSelection {
+    if (!this.skInject) return { note: '', injected: false, takenOver: 0 };
     try {
       // A child selected by the kernel at its fork keeps that entry (never re-added after an exec).
-      if (byKernel) return this.skInject.adoptInherited(pid) ? '; traceparent injection: sk_msg (new connections, from its fork)' : '; no traceparent injection (exec\'d since its fork)';
+      if (byKernel) {
+        return this.skInject.adoptInherited(pid)
+          ? { note: '; traceparent injection: sk_msg (new connections, from its fork)', injected: true, takenOver: 0 }
+          : { note: "; no traceparent injection (exec'd since its fork)", injected: false, takenOver: 0 };
+      }
       this.skInject.attach(pid);
       // Connections opened before now (keep-alive pools) are taken over too.
       const { registered, failed } = this.skInject.registerExisting(pid);
       const existing = registered + failed > 0 ? `, ${registered} existing connection(s) taken over${failed ? `, ${failed} not` : ''}` : '';
-      return `; traceparent injection: sk_msg (new connections${existing})`;
+      return { note: `; traceparent injection: sk_msg (new connections${existing})`, injected: true, takenOver: registered };
     } catch (err) {
-      return `; no traceparent injection (${errorMessage(err)})`;
+      return { note: `; no traceparent injection (${errorMessage(err)})`, injected: false, takenOver: 0 };
     }
   }
 
@@ -571,12 +620,17 @@ export class Agent {
   private collectKernelDrops(): void {
     try {
       this.sysHttp?.tick();
-      const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? [this.sysHttp.tracer] : [])];
-      for (const t of tracers) {
-        for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.metrics, { reason }, n);
-      }
+      this.readKernelCounters();
     } catch (err) {
       this.deps.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Copies every tracer's kernel counters into `spanbridge_kernel_drops`. */
+  private readKernelCounters(): void {
+    const tracers: AnyTracer[] = [this.goTracer, ...(this.skInject ? [this.skInject] : []), ...(this.sysHttp ? [this.sysHttp.tracer] : [])];
+    for (const t of tracers) {
+      for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.metrics, { reason }, n);
     }
   }
 
