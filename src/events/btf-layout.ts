@@ -103,13 +103,13 @@ export const GENERATED: readonly { object: string; structs: string[]; enums: str
   {
     object: 'go_http.bpf.o',
     structs: ['go_http_server_event', 'go_http_client_event', 'go_http_client_end_event', 'go_offsets'],
-    enums: ['record_type', 'drop_reason'],
+    enums: ['record_type', 'drop_reason', 'go_http_server_flag', 'go_http_client_flag', 'go_http_client_flag2'],
   },
   { object: 'proc_events.bpf.o', structs: ['proc_lifecycle_event'], enums: [] },
   {
     object: 'sys_http.bpf.o',
     structs: ['sys_http_conn_event', 'sys_http_data_event', 'traced_process'],
-    enums: ['sys_http_drop_reason', 'sys_http_role', 'sys_http_direction', 'sys_http_syscall'],
+    enums: ['sys_http_drop_reason', 'sys_http_role', 'sys_http_direction', 'sys_http_syscall', 'sys_http_flag', 'sys_http_flag2'],
   },
   { object: 'sk_inject.bpf.o', structs: ['sk_inject_pending', 'sk_inject_result_key', 'sk_inject_result'], enums: ['sk_inject_outcome'] },
 ];

@@ -197,6 +197,29 @@ export const DROP_REASON = {
   DROP_REASON_MAX: 17,
 } as const;
 
+export const GO_HTTP_SERVER_FLAG = {
+  SPAN_F_REMOTE_PARENT: 1,
+  SPAN_F_HAS_PATTERN: 2,
+  SPAN_F_STATUS_UNKNOWN: 4,
+} as const;
+
+export const GO_HTTP_CLIENT_FLAG = {
+  CLIENT_F_LOCAL_PARENT: 1,
+  CLIENT_F_ERROR: 2,
+  CLIENT_F_INJECTED: 4,
+  CLIENT_F_APP_TRACEPARENT: 8,
+  CLIENT_F_APP_TP_INVALID: 16,
+  CLIENT_F_INJECT_SKIPPED: 32,
+  CLIENT_F_HAS_STATUS: 64,
+  CLIENT_F_INJECTED_SOCKET: 128,
+} as const;
+
+export const GO_HTTP_CLIENT_FLAG2 = {
+  CLIENT_F2_FORWARDED: 1,
+  CLIENT_F2_SHARED_HEADER: 2,
+  CLIENT_F2_BODY_OPEN: 4,
+} as const;
+
 /** What proc_events.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
 export const PROC_EVENTS_OBJECT = {
   file: 'proc_events.bpf.o',
@@ -386,6 +409,24 @@ export const SYS_HTTP_SYSCALL = {
   SYS_CALL_SENDTO: 5,
   SYS_CALL_RECVMSG: 6,
   SYS_CALL_SENDMSG: 7,
+} as const;
+
+export const SYS_HTTP_FLAG = {
+  SYS_F_REQUEST_START: 1,
+  SYS_F_RESPONSE_START: 2,
+  SYS_F_REMOTE_PARENT: 4,
+  SYS_F_THREAD_PARENT: 8,
+  SYS_F_BLACKBOX_PARENT: 16,
+  SYS_F_TRUNCATED: 32,
+  SYS_F_APP_TRACEPARENT: 128,
+  SYS_F_SPARE_IDS: 64,
+} as const;
+
+export const SYS_HTTP_FLAG2 = {
+  SYS_F2_PIPELINED: 1,
+  SYS_F2_FORWARDED: 2,
+  SYS_F2_CONTEXT_PENDING: 4,
+  SYS_F2_CONTEXT: 8,
 } as const;
 
 /** What sk_inject.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */

@@ -9,7 +9,7 @@ import {
 import { W3CTraceState } from '../../../receiver/otlp/trace-state';
 import type { Span } from '../../../src/spans/span';
 import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
-import { makeResource, makeSpan } from './helpers/spans';
+import { makeResource, makeSpan } from '../../fixtures/spans';
 
 const FLAG_HAS_IS_REMOTE = 0x100;
 const FLAG_IS_REMOTE = 0x200;

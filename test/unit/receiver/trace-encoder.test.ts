@@ -4,7 +4,7 @@ import { encodeTraceRequest } from '../../../receiver/otlp/trace-encoder';
 import { ResourceMerger } from '../../../receiver/resource-merge';
 import type { Resource, Span } from '../../../src/spans/span';
 import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
-import { makeResource, makeSpan } from './helpers/spans';
+import { makeResource, makeSpan } from '../../fixtures/spans';
 
 /** What otlp-transformer's serializer produces for the same spans: the reference, byte for byte. */
 function reference(spans: Span[], resourceOf: (s: Span) => Resource = (s) => s.resource): Buffer {

@@ -6,7 +6,7 @@ import { EXPORT_ATTEMPTS, EXPORT_FAILURES, EXPORT_RETRIES, SPANS_DROPPED, SPANS_
 import { SelfMetrics } from '../../../src/metrics/counters';
 import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
 import { ok, recordingLog, startOtlpServer, unusedPort, type TestServer } from './helpers/otlp-server';
-import { makeResource, makeSpan } from './helpers/spans';
+import { makeResource, makeSpan } from '../../fixtures/spans';
 
 describe('OtlpTraceExporter (against a real local HTTP server)', () => {
   let server: TestServer | undefined;
