@@ -39,7 +39,6 @@ export interface CollectorBridgeParts {
   readonly traces: OtlpExporterConfig | undefined;
   /** `undefined`: no OTLP metrics. */
   readonly metricsOtlp: OtlpExporterConfig | undefined;
-  readonly env: Readonly<Record<string, string | undefined>>;
   /** Test seams. */
   readonly traceTransport?: Transport;
   readonly traceExporterDeps?: OtlpTraceExporterDeps;
@@ -61,7 +60,7 @@ export class CollectorBridge {
   constructor(private readonly parts: CollectorBridgeParts) {
     const { metrics, log, bridge } = parts;
     this.resources = new ResourceMerger(bridge.resourceAttributes);
-    this.selfResource = agentResource(bridge.resourceAttributes, parts.env);
+    this.selfResource = agentResource(bridge.resourceAttributes, bridge.agentServiceName);
     this.store = new HistogramStore(HTTP_DURATION_BUCKETS, bridge.maxRedSeries);
     this.prometheus = new PrometheusRegistry();
     this.red = new RedMetricsSink(this.store, metrics, this.prometheus, this.resources);

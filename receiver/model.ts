@@ -1,9 +1,12 @@
 /**
- * The contract receiver/ accepts from the agent: finished spans with their resource, and the
- * self-metrics registry it counts its own outcomes into and exports in full. Declared here so
- * that receiver/ imports nothing of the agent; the agent's span model (src/spans/span.ts) and
- * registry (src/metrics/counters.ts) satisfy these types structurally, which the compiler checks
- * in the one file that wires them together (src/cli/main.ts).
+ * The contract receiver/ accepts from the agent, declared once and shared: finished spans with
+ * their resource (the agent's one span model: src/spans/span.ts re-exports it), the self-metrics
+ * registry receiver/ counts its own outcomes into and exports in full (src/metrics/counters.ts
+ * implements it), and the delivery configuration, resolved by the agent's config layer
+ * (src/config/otlp.ts, src/config/delivery.ts) before it gets here.
+ *
+ * A leaf: it imports nothing. It is the only file of receiver/ the agent imports outside its one
+ * wiring file (src/wiring.ts), and receiver/ imports nothing of src/.
  */
 export type SpanKind = 'SERVER' | 'CLIENT';
 export type StatusCode = 'UNSET' | 'OK' | 'ERROR';
@@ -38,7 +41,7 @@ export interface Span {
   readonly resource: Resource;
 }
 
-const SAMPLED_FLAG = 0x01;
+export const SAMPLED_FLAG = 0x01;
 
 export function isSampled(span: Pick<Span, 'traceFlags'>): boolean {
   return (span.traceFlags & SAMPLED_FLAG) !== 0;
@@ -62,4 +65,53 @@ export interface SelfMetrics {
   /** Sets a gauge. */
   set(name: string, description: string, labels: Labels, value: number): void;
   snapshot(): MetricPoint[];
+}
+
+export type OtlpSignal = 'traces' | 'metrics';
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+export type OtlpCompression = 'none' | 'gzip';
+
+/** Where and how one signal is sent over OTLP: resolved (options > environment > spec defaults). */
+export interface OtlpExporterConfig {
+  readonly signal: OtlpSignal;
+  /** Absolute http(s) URL: the POST target for HTTP, the server address for gRPC. */
+  readonly endpoint: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Per-attempt timeout; retries have their own budget (receiver/otlp/retry.ts). */
+  readonly timeoutMs: number;
+  readonly protocol: OtlpProtocol;
+  readonly compression: OtlpCompression;
+}
+
+/**
+ * The bridge's own settings, resolved and validated by the agent's config layer (explicit >
+ * environment). An unset one takes receiver/'s default (receiver/bridge-config.ts).
+ */
+export interface BridgeSettings {
+  /** A port, or 'off' to disable the Prometheus endpoint. */
+  readonly prometheusPort?: number | 'off';
+  readonly prometheusHost?: string;
+  readonly queue?: {
+    readonly maxQueueSize?: number;
+    readonly maxBatchSize?: number;
+    readonly scheduledDelayMs?: number;
+    readonly maxQueueBytes?: number;
+    readonly shutdownTimeoutMs?: number;
+  };
+  readonly retry?: {
+    readonly initialBackoffMs?: number;
+    readonly maxBackoffMs?: number;
+    readonly multiplier?: number;
+    readonly jitter?: number;
+    readonly maxElapsedMs?: number;
+  };
+  readonly metricExportIntervalMs?: number;
+  /** false: no OTLP metrics (the Prometheus endpoint is unaffected). */
+  readonly otlpMetrics?: boolean;
+  /** Filled into every exported resource (a traced process's own attributes win). */
+  readonly resourceAttributes?: Attributes;
+  /** service.name of the agent's own resource (self-metrics): OTEL_SERVICE_NAME. */
+  readonly agentServiceName?: string;
+  /** Attribute sets per RED instrument before the overflow series (default 2000). */
+  readonly maxRedSeries?: number;
 }

@@ -1,5 +1,6 @@
 /**
- * OTEL_RESOURCE_ATTRIBUTES of the agent, merged into every resource it exports.
+ * The agent's resource attributes (OTEL_RESOURCE_ATTRIBUTES, resolved by its config layer), merged
+ * into every resource it exports.
  *
  * Precedence (documented in docs/collector.md): a traced process's own attributes win — its
  * service.name, process.*, and anything it set in its own OTEL_RESOURCE_ATTRIBUTES — and the
@@ -13,29 +14,6 @@
 import { hostname } from 'node:os';
 import { version as packageVersion } from '../package.json';
 import type { Attributes, Resource } from './model';
-import { envValue, type Env, type Warn } from './otlp/config';
-
-/** `k1=v1,k2=v2`, keys and values trimmed and percent-decoded; bad entries warned about and skipped. */
-export function parseResourceAttributesEnv(raw: string | undefined, warn: Warn, source = 'OTEL_RESOURCE_ATTRIBUTES'): Attributes {
-  const out: Attributes = {};
-  if (!raw) return out;
-  for (const entry of raw.split(',')) {
-    if (entry.trim() === '') continue;
-    const eq = entry.indexOf('=');
-    if (eq <= 0) {
-      warn(`resource: ignoring entry ${JSON.stringify(entry.trim())} in ${source}: expected key=value`);
-      continue;
-    }
-    try {
-      const key = decodeURIComponent(entry.slice(0, eq).trim());
-      if (key === '') throw new URIError('empty key');
-      out[key] = decodeURIComponent(entry.slice(eq + 1).trim());
-    } catch {
-      warn(`resource: ignoring entry ${JSON.stringify(entry.trim())} in ${source}: invalid percent-encoding`);
-    }
-  }
-  return out;
-}
 
 export class ResourceMerger {
   private readonly cache = new WeakMap<Resource, Resource>();
@@ -57,8 +35,8 @@ export class ResourceMerger {
   }
 }
 
-/** The agent's own resource, for its self-metrics. */
-export function agentResource(extra: Readonly<Attributes>, env: Env): Resource {
+/** The agent's own resource, for its self-metrics; `serviceName` (OTEL_SERVICE_NAME) wins. */
+export function agentResource(extra: Readonly<Attributes>, serviceName?: string): Resource {
   const host = hostname();
   return {
     attributes: {
@@ -72,7 +50,7 @@ export function agentResource(extra: Readonly<Attributes>, env: Env): Resource {
       'process.runtime.name': 'nodejs',
       'process.runtime.version': process.versions.node,
       ...extra,
-      ...(envValue(env, 'OTEL_SERVICE_NAME') ? { 'service.name': envValue(env, 'OTEL_SERVICE_NAME') as string } : {}),
+      ...(serviceName ? { 'service.name': serviceName } : {}),
     },
   };
 }

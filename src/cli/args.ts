@@ -12,36 +12,15 @@ import { loadConfig, toRoutesSettings, toSelection, type LoadedConfig } from '..
 import type { RoutePattern } from '../spans/routes/pattern';
 import type { RoutesSettings } from '../spans/routes/route-policy';
 import { SETTINGS } from '../config/settings';
+import type { OtlpExporterOptions } from '../config/otlp';
+import type { BridgeSettings } from '../../receiver/model';
 import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
 
-/**
- * Explicit OTLP settings (flag or YAML) in the shape receiver/'s exporter options take; the
- * compiler checks the match where main.ts hands them over. Unset ones are resolved by receiver/
- * from the environment.
- */
-export interface OtlpSettings {
-  readonly baseEndpoint?: string;
-  readonly protocol?: string;
-  readonly compression?: string;
-  readonly timeoutMs?: number;
-  readonly headers?: Readonly<Record<string, string>>;
-}
+/** Explicit OTLP settings (flag or YAML); unset ones are resolved from the environment by src/config/otlp.ts. */
+export type OtlpSettings = OtlpExporterOptions;
 
-/** Explicit Prometheus, queue, retry, metrics and resource settings in the shape of receiver/'s bridge options. */
-export interface DeliverySettings {
-  readonly prometheusPort?: number | 'off';
-  readonly prometheusHost?: string;
-  readonly queue?: {
-    readonly maxQueueBytes?: number;
-    readonly maxQueueSize?: number;
-    readonly maxBatchSize?: number;
-    readonly scheduledDelayMs?: number;
-  };
-  readonly retry?: { readonly maxElapsedMs?: number };
-  readonly metricExportIntervalMs?: number;
-  readonly otlpMetrics?: boolean;
-  readonly resourceAttributes?: Readonly<Record<string, string>>;
-}
+/** Explicit Prometheus, queue, retry, metrics and resource settings; src/config/delivery.ts validates them and adds the environment. */
+export type DeliverySettings = BridgeSettings;
 
 export interface RunOptions {
   readonly selection: Selection;
@@ -49,7 +28,7 @@ export interface RunOptions {
   readonly readyFile?: string;
   readonly injectHeaders: InjectHeaders;
   readonly export: 'otlp' | 'none';
-  /** Explicit OTLP settings (flag or YAML); unset ones are resolved by receiver/ from the environment. */
+  /** Explicit OTLP settings (flag or YAML); unset ones are resolved from the environment by src/config/otlp.ts. */
   readonly otlp: OtlpSettings;
   readonly bridge: DeliverySettings;
   readonly logLevel: LogLevel;

@@ -4,23 +4,11 @@
  * Logs go to stderr; stdout carries only what was asked for (--print-spans, doctor output).
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Agent, type SpanSink } from '../agent';
-import { createLibbpfBackend } from '../bpf/libbpf';
 import { SpanbridgeError, errorCode, errorMessage } from '../errors';
 import { createLogger } from '../log';
-import { SelfMetrics } from '../metrics/counters';
-import { spanToJsonLine } from '../spans/print-json';
-import { TraceBuffer } from '../spans/trace-tree-buffer';
-import { formatTraceTree } from '../spans/trace-tree';
-import { startWebServer, type WebServer } from '../web/server';
-import { isSampled } from '../spans/span';
-import { setProcRoot } from '../discovery/process-info';
-import { PACKAGE_ROOT, AGENT_VERSION } from '../version';
-import { DEFAULT_QUERY_KEYS } from '../spans/url-redaction';
-import { createCollectorBridge, isLoopbackHost, resolveOtlpConfig, SPANS_DROPPED, SPANS_EXPORTED, type OtlpExporterOptions } from '../../receiver';
+import { AGENT_VERSION } from '../version';
+import { startRun } from '../wiring';
 import { describeConfig, parseRunArgs, RUN_USAGE } from './args';
-import { AttachmentTable } from './attach-table';
 import { TREE_USAGE, treesFromJsonLines } from './tree-command';
 import { formatDoctorReport, runDoctor } from './doctor';
 import { loadConfig, toRoutesSettings } from '../config/load';
@@ -44,42 +32,6 @@ Quick look: spanbridge run --exe my-service --print-spans tree --export none
 Configuration (YAML file, environment, flags): docs/configuration.md
 `;
 
-function stdoutSink(): SpanSink {
-  return {
-    add(span) {
-      // A trace output: spans of unsampled traces are not recorded (metrics still count them).
-      if (isSampled(span)) process.stdout.write(`${spanToJsonLine(span)}\n`);
-    },
-    async shutdown() {
-      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-    },
-  };
-}
-
-/**
- * The live trace view: sampled spans grouped into traces; a trace quiet for a moment is finished,
- * printed as a tree (--print-spans tree) and kept for the web page (--web-port).
- */
-function traceViewSink(buffer: TraceBuffer, web: WebServer | undefined): SpanSink {
-  buffer.start();
-  return {
-    add(span) {
-      if (isSampled(span)) buffer.add(span);
-    },
-    async shutdown() {
-      buffer.stop();
-      buffer.flush();
-      await web?.close();
-      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-    },
-  };
-}
-
-/** The traces and metrics endpoints the bridge will use (same resolution: options > env > defaults). */
-function exportEndpointsOf(o: OtlpExporterOptions): string[] {
-  return [resolveOtlpConfig('traces', o, process.env).endpoint, resolveOtlpConfig('metrics', o, process.env).endpoint];
-}
-
 async function run(argv: string[]): Promise<number> {
   const opts = parseRunArgs(argv);
   if (opts === 'help') {
@@ -91,88 +43,13 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger(opts.logLevel);
-  setProcRoot(opts.procRoot);
   // Every file the agent creates (ready file, bpffs pins, mount points) is root-only.
   process.umask(0o077);
-  if (opts.config.file) log.info(`config: ${opts.config.file}`);
-  for (const w of opts.config.warnings) log.warn(w);
-  const redaction = opts.urlRedaction;
-  if (opts.redactionReplacesDefaults && redaction.query === 'keys') {
-    const exported = DEFAULT_QUERY_KEYS.filter((k) => !redaction.queryKeys.has(k.toLowerCase()));
-    if (exported.length > 0) {
-      log.warn(`redaction.query_keys replaces the built-in list: values of ${exported.join(', ')} are exported (add 'default' to keep them redacted)`);
-    }
-  }
-  log.info(
-    redaction.query === 'all'
-      ? 'redaction: every query value is exported as REDACTED; URL credentials as REDACTED:REDACTED@'
-      : `redaction: values of query keys ${[...redaction.queryKeys].join(', ')} are exported as REDACTED; URL credentials as REDACTED:REDACTED@`,
-  );
-  const metrics = new SelfMetrics();
-  // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
-  const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));
-  const sinks: SpanSink[] = [];
-  if (opts.printSpans === 'json') sinks.push(stdoutSink());
-  if (opts.printSpans === 'tree' || opts.webPort !== undefined) {
-    const color = process.stdout.isTTY === true;
-    const buffer = new TraceBuffer({
-      quietMs: opts.traceQuietMs,
-      maxTraces: opts.traceMaxTraces,
-      metrics,
-      onFinished:
-        opts.printSpans === 'tree'
-          ? (t) => {
-              const note = [t.late ? 'late spans' : '', t.evicted ? 'finished early: too many open traces' : '', t.droppedSpans ? `${t.droppedSpans} spans left out` : '']
-                .filter(Boolean)
-                .join('; ');
-              process.stdout.write(`${formatTraceTree(t.spans, { color, note: note || undefined })}\n\n`);
-            }
-          : undefined,
-    });
-    const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, opts.webHost, () => attachments.processes());
-    if (web) log.info(`web: recent traces at ${web.url}`);
-    if (web && !isLoopbackHost(opts.webHost)) {
-      log.warn(`web: listening on ${opts.webHost}, not only on loopback: anyone who can reach this address sees the traced requests' URLs and attributes`);
-    }
-    sinks.push(traceViewSink(buffer, web));
-  }
-  // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
-  const bridge = createCollectorBridge({
-    metrics,
-    log,
-    otlpExport: opts.export === 'otlp',
-    otlp: opts.otlp,
-    bridge: opts.bridge,
-    env: process.env,
-  });
-  await bridge.start();
-  sinks.push(bridge);
-  const agent = new Agent(
-    {
-      selection: opts.selection,
-      injectHeaders: opts.injectHeaders,
-      bpfObjectDir: opts.bpfDir ?? join(PACKAGE_ROOT, 'build', 'bpf'),
-      readyFile: opts.readyFile,
-      ringWakeupBytes: opts.ringWakeupBytes,
-      ringSizeBytes: opts.ringSizeBytes,
-      sysHttp: opts.sysHttp,
-      routes: opts.routes,
-      urlRedaction: opts.urlRedaction,
-      // A Collector listening on a local export endpoint is never traced (self-exclusion).
-      exportEndpoints: opts.export === 'otlp' ? exportEndpointsOf(opts.otlp) : [],
-    },
-    { backend: createLibbpfBackend({ pollIntervalMs: opts.ringPollIntervalMs, ringWait: opts.ringWait, libbpfDebug: opts.libbpfDebug }), log, sinks, metrics, onAttachment: (e) => attachments.on(e) },
-  );
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     // A closed pipe on stdout (e.g. `| head`) must not crash the agent.
     if (err.code !== 'EPIPE') log.warn(`stdout: ${err.message}`);
   });
-  try {
-    agent.start();
-  } catch (err) {
-    await agent.stop().catch(() => undefined);
-    throw err;
-  }
+  const running = await startRun(opts, log);
   log.info(`spanbridge ${AGENT_VERSION} running (pid ${process.pid}); Ctrl-C to stop`);
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -191,12 +68,10 @@ async function run(argv: string[]): Promise<number> {
       }, 30_000);
       // Not unref'd: the deadline also keeps the event loop alive while stop() waits on work that
       // does not (koffi calls on worker threads), or Node would exit 0 mid-stop, unflushed.
-      agent
+      running
         .stop()
-        .then(() => {
+        .then(({ exported, dropped }) => {
           clearTimeout(deadline);
-          const dropped = metrics.total(SPANS_DROPPED);
-          const exported = metrics.total(SPANS_EXPORTED);
           log.info(`stopped: ${exported} spans exported, ${dropped} dropped`);
           resolve(0);
         })

@@ -41,7 +41,7 @@ export interface SelectionEntry {
 export interface LoadedConfig {
   /** Resolved values by setting key; a key is absent when unset (the default applies downstream). */
   readonly values: Readonly<Record<string, unknown>>;
-  /** Where each set value came from; 'env' with `undefined` value: receiver/ reads it. */
+  /** Where each set value came from; 'env' with `undefined` value: the delivery resolver (delivery.ts) reads it. */
   readonly sources: Readonly<Record<string, Source>>;
   readonly selections: readonly SelectionEntry[];
   readonly selectionSource: 'yaml' | 'flag' | 'none';
@@ -270,7 +270,7 @@ function resolveSetting(
   for (const name of s.env ?? []) {
     const raw = envValue(env, name);
     if (raw === undefined) continue;
-    // receiver/ resolves (and warns about) these itself; stepping aside keeps env > YAML.
+    // The delivery resolvers (otlp.ts, delivery.ts) resolve and warn about these; stepping aside keeps env > YAML.
     if (s.bridgeEnv) return { value: undefined, source: 'env' };
     const p = s.key === 'export' ? parseTracesExporter(raw) : s.parse(raw);
     if (p.ok) return { value: p.value, source: 'env' };

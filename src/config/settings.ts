@@ -4,10 +4,10 @@
  * (checked by a unit test) all read this table.
  *
  * Environment: OpenTelemetry's standard names (`OTEL_*`) where one exists, product settings under
- * `SPANBRIDGE_*`. Settings marked `bridgeEnv` are resolved from the environment by receiver/
- * itself (which warns about and ignores a bad value, as the OpenTelemetry spec asks); for those
- * the loader only steps aside when the variable is set, so precedence stays
- * defaults < YAML < environment < flags.
+ * `SPANBRIDGE_*`. Settings marked `bridgeEnv` are resolved from the environment by the delivery
+ * resolvers (src/config/otlp.ts, src/config/delivery.ts), which warn about and ignore a bad value,
+ * as the OpenTelemetry spec asks; for those the loader only steps aside when the variable is set,
+ * so precedence stays defaults < YAML < environment < flags.
  */
 import { parsePatternList } from '../spans/routes/pattern';
 import { DEFAULT_MAX_ROUTES_PER_SERVICE, UNMATCHED_MODES } from '../spans/routes/route-policy';
@@ -26,7 +26,7 @@ export interface Setting {
   readonly flag?: string;
   /** Environment variables consulted, first set one wins. */
   readonly env?: readonly string[];
-  /** The environment is resolved (and validated) by receiver/ (see the file comment). */
+  /** The environment is resolved (and validated) by the delivery resolvers (see the file comment). */
   readonly bridgeEnv?: boolean;
   /** For help and docs. */
   readonly defaultText: string;

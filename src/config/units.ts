@@ -1,7 +1,6 @@
 /**
- * Value parsers of the settings table for ports and byte sizes. receiver/ keeps the same rules for
- * the environment variables it still resolves itself (receiver/bridge-config.ts); the config
- * layer has its own so that it imports nothing from receiver/.
+ * Value parsers for ports and byte sizes: the one copy, used by the settings table (flags, YAML,
+ * SPANBRIDGE_* variables) and by the delivery resolver (src/config/delivery.ts) alike.
  */
 
 /** A port 1..65535, 'off' for 0 / "off", `undefined` for anything else. */

@@ -7,8 +7,9 @@
  * OTLP metrics are turned off in the bridge here (OTEL_METRICS_EXPORTER=none), so every metric in
  * the output came through the scrape.
  */
+import { bridgeFromEnv } from '../helpers/delivery';
 import path from 'node:path';
-import { createCollectorBridge, SPANS_EXPORTED, type CollectorBridge } from '../../receiver/index';
+import { SPANS_EXPORTED, type CollectorBridge } from '../../receiver/index';
 import { SelfMetrics } from '../../src/metrics/counters';
 import { freePort, startCollector, type FlatMetricPoint, type RunningCollector } from './helpers/collector';
 import { syntheticResource, syntheticSpan } from './helpers/bridge-driver';
@@ -41,7 +42,7 @@ describe('collector-config/otelcol-spanbridge.yaml with the stock Collector', ()
         SPANBRIDGE_COLLECTOR_TELEMETRY_LEVEL: 'none',
       },
     });
-    bridge = createCollectorBridge({
+    bridge = bridgeFromEnv({
       metrics,
       log: { warn: (m) => warnings.push(m), info: () => {} },
       env: {

@@ -7,7 +7,8 @@
  * receiver answers, so an acknowledged span is on disk and the SIGKILL cannot lose it on the
  * Collector's side. The bridge runs with its default retry policy and queue.
  */
-import { createCollectorBridge, EXPORT_RETRIES, SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
+import { bridgeFromEnv } from '../helpers/delivery';
+import { EXPORT_RETRIES, SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
 import { SelfMetrics } from '../../src/metrics/counters';
 import type { Span } from '../../src/spans/span';
 import { startCollector, type RunningCollector } from './helpers/collector';
@@ -29,7 +30,7 @@ describe('bridge: Collector killed for 30 s under 200 spans/s', () => {
     collector = await startCollector();
     const metrics = new SelfMetrics();
     const infos: string[] = [];
-    const bridge = createCollectorBridge({
+    const bridge = bridgeFromEnv({
       metrics,
       log: { warn: (m) => infos.push(`WARN ${m}`), info: (m) => infos.push(`INFO ${m}`) },
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, SPANBRIDGE_PROMETHEUS_PORT: 'off', OTEL_METRICS_EXPORTER: 'none' },

@@ -4,9 +4,10 @@
  * memory near the cap instead of growing with the input, and delivers exactly what it held once
  * the Collector is back.
  */
+import { bridgeFromEnv } from '../helpers/delivery';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { createCollectorBridge, SPANS_DROPPED, SPANS_EXPORTED, type CollectorBridge } from '../../receiver/index';
+import { SPANS_DROPPED, SPANS_EXPORTED, type CollectorBridge } from '../../receiver/index';
 import { SelfMetrics } from '../../src/metrics/counters';
 import type { Span } from '../../src/spans/span';
 import { startCollector, type RunningCollector } from './helpers/collector';
@@ -45,9 +46,9 @@ describe('bridge: queue overflow while the Collector is down', () => {
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, SPANBRIDGE_PROMETHEUS_PORT: 'off', OTEL_METRICS_EXPORTER: 'none' };
     const log = { warn: (m: string) => warnings.push(m), info: () => {} };
     const byBytes = { metrics: new SelfMetrics(), sentIds: [] as string[] };
-    const bytesBridge = createCollectorBridge({ metrics: byBytes.metrics, log, env, bridge: { queue: { maxQueueBytes: CAP_BYTES, scheduledDelayMs: 100 } } });
+    const bytesBridge = bridgeFromEnv({ metrics: byBytes.metrics, log, env, bridge: { queue: { maxQueueBytes: CAP_BYTES, scheduledDelayMs: 100 } } });
     const byCount = { metrics: new SelfMetrics(), sent: [] as Span[] };
-    const countBridge = createCollectorBridge({ metrics: byCount.metrics, log, env, bridge: { queue: { maxQueueSize: 1000, scheduledDelayMs: 100 } } });
+    const countBridge = bridgeFromEnv({ metrics: byCount.metrics, log, env, bridge: { queue: { maxQueueSize: 1000, scheduledDelayMs: 100 } } });
     bridges.push(bytesBridge, countBridge);
     await bytesBridge.start();
     await countBridge.start();

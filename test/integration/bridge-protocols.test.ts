@@ -3,7 +3,8 @@
  * arrive exactly, and the metrics (RED histograms per process resource, self-metrics under the
  * agent's resource) arrive too, with OTEL_RESOURCE_ATTRIBUTES merged in.
  */
-import { createCollectorBridge, SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
+import { bridgeFromEnv } from '../helpers/delivery';
+import { SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
 import { SelfMetrics } from '../../src/metrics/counters';
 import type { Span } from '../../src/spans/span';
 import { startCollector, type RunningCollector } from './helpers/collector';
@@ -33,7 +34,7 @@ describe('bridge -> stock Collector, per protocol', () => {
     const service = `svc-${protocol.replace('/', '-')}-${compression}`;
     const metrics = new SelfMetrics();
     const warnings: string[] = [];
-    const bridge = createCollectorBridge({
+    const bridge = bridgeFromEnv({
       metrics,
       log: { warn: (m) => warnings.push(m), info: () => {} },
       env: {

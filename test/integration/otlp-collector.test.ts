@@ -2,8 +2,9 @@
  * Our OTLP/HTTP exporter against the real, stock Collector: what the Collector receives (and writes
  * with its file exporter) must be exactly the spans we sent, grouped by resource.
  */
+import { pipelineFromEnv } from '../helpers/delivery';
 import { version } from '../../package.json';
-import { createTraceExportPipeline, SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
+import { SPANS_DROPPED, SPANS_EXPORTED } from '../../receiver/index';
 import { SelfMetrics } from '../../src/metrics/counters';
 import { spanToPrinted } from '../../src/spans/print-json';
 import type { Resource, Span } from '../../src/spans/span';
@@ -117,7 +118,7 @@ describe('OTLP export to the stock Collector', () => {
   it('delivers 3 spans of 2 resources exactly', async () => {
     const metrics = new SelfMetrics();
     const warnings: string[] = [];
-    const pipeline = createTraceExportPipeline({
+    const pipeline = pipelineFromEnv({
       metrics,
       log: { warn: (m) => warnings.push(m), info: () => {} },
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },

@@ -1,5 +1,6 @@
+import { pipelineFromEnv } from '../../helpers/delivery';
 import { SpanBatcher, type SpanExporter } from '../../../receiver/batcher';
-import { createTraceExportPipeline } from '../../../receiver/index';
+
 import { estimateSpanBytes } from '../../../receiver/span-size';
 import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
 import { SelfMetrics } from '../../../src/metrics/counters';
@@ -235,7 +236,7 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
     server = await startOtlpServer(ok);
     const metrics = new SelfMetrics();
     const log = recordingLog();
-    const pipeline = createTraceExportPipeline({
+    const pipeline = pipelineFromEnv({
       metrics,
       log,
       env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: server.url },
@@ -255,7 +256,7 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
   it('batches by size and by time over HTTP', async () => {
     server = await startOtlpServer(ok);
     const metrics = new SelfMetrics();
-    const pipeline = createTraceExportPipeline({
+    const pipeline = pipelineFromEnv({
       metrics,
       log: recordingLog(),
       env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: server.url },
@@ -272,7 +273,7 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
 
   it('warns about and ignores an unknown protocol (http/protobuf applies)', async () => {
     const log = recordingLog();
-    const p = createTraceExportPipeline({ metrics: new SelfMetrics(), log, env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' } });
+    const p = pipelineFromEnv({ metrics: new SelfMetrics(), log, env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' } });
     await p.shutdown();
     expect(log.warnings).toEqual([expect.stringMatching(/ignoring OTEL_EXPORTER_OTLP_PROTOCOL "thrift"/)]);
   });

@@ -2,7 +2,8 @@
  * The whole bridge against local servers: spans to the traces endpoint, RED + self-metrics to the
  * metrics endpoint (OTLP/JSON here, so the payload can be read back) and on the Prometheus endpoint.
  */
-import { createCollectorBridge, isLoopbackHost, type CollectorBridge } from '../../../receiver/index';
+import { bridgeFromEnv } from '../../helpers/delivery';
+import { isLoopbackHost, type CollectorBridge } from '../../../receiver/index';
 import { protoFields } from '../../../receiver/otlp/rpc-status';
 import { serializeMetrics } from '../../../receiver/otlp/serializers';
 import { SelfMetrics } from '../../../src/metrics/counters';
@@ -29,7 +30,7 @@ describe('CollectorBridge', () => {
     metrics.set('spanbridge_kernel_drops', 'Kernel-side drops', { reason: 'ringbuf_full' }, 3);
     const log = recordingLog();
     const port = await unusedPort();
-    bridge = createCollectorBridge({
+    bridge = bridgeFromEnv({
       metrics,
       log,
       env: {
@@ -121,14 +122,14 @@ describe('CollectorBridge', () => {
 
   it('rejects start() with ERR_CONFIG when the Prometheus port is taken', async () => {
     const { port } = await setup();
-    const second = createCollectorBridge({ metrics: new SelfMetrics(), log: recordingLog(), env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) }, otlpExport: false });
+    const second = bridgeFromEnv({ metrics: new SelfMetrics(), log: recordingLog(), env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) }, otlpExport: false });
     await expect(second.start()).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringMatching(/EADDRINUSE/) });
     await second.shutdown();
   });
 
   it('--export none: no OTLP at all, the Prometheus endpoint still serves RED metrics', async () => {
     const port = await unusedPort();
-    bridge = createCollectorBridge({ metrics: new SelfMetrics(), log: recordingLog(), otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) } });
+    bridge = bridgeFromEnv({ metrics: new SelfMetrics(), log: recordingLog(), otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) } });
     await bridge.start();
     for (const s of spans()) bridge.add(s);
     const text = await (await fetch(bridge.prometheusUrl!)).text();
@@ -139,13 +140,13 @@ describe('CollectorBridge', () => {
   it('Prometheus on loopback by default; another address is a warning', async () => {
     const port = await unusedPort();
     const quiet = recordingLog();
-    bridge = createCollectorBridge({ metrics: new SelfMetrics(), log: quiet, otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) } });
+    bridge = bridgeFromEnv({ metrics: new SelfMetrics(), log: quiet, otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port) } });
     await bridge.start();
     expect(bridge.prometheusUrl).toBe(`http://127.0.0.1:${port}/metrics`);
     expect(quiet.warnings).toEqual([]);
     await bridge.shutdown();
     const log = recordingLog();
-    bridge = createCollectorBridge({ metrics: new SelfMetrics(), log, otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port), SPANBRIDGE_PROMETHEUS_HOST: '0.0.0.0' } });
+    bridge = bridgeFromEnv({ metrics: new SelfMetrics(), log, otlpExport: false, env: { SPANBRIDGE_PROMETHEUS_PORT: String(port), SPANBRIDGE_PROMETHEUS_HOST: '0.0.0.0' } });
     await bridge.start();
     expect(log.warnings.join('\n')).toMatch(/prometheus: listening on 0\.0\.0\.0, not only on loopback/);
   });

@@ -1,4 +1,4 @@
-import { resolveOtlpTraceConfig } from '../../../receiver/otlp/config';
+import { resolveOtlpTraceConfig } from '../../../src/config/otlp';
 import { OtlpTraceExporter } from '../../../receiver/otlp/trace-exporter';
 import type { RetryPolicy } from '../../../receiver/otlp/retry';
 import { ResourceMerger } from '../../../receiver/resource-merge';

@@ -6,7 +6,7 @@ import {
   resolveOtlpConfig,
   resolveOtlpTraceConfig,
   type Env,
-} from '../../../receiver/otlp/config';
+} from '../../../src/config/otlp';
 import { SpanbridgeError } from '../../../src/errors';
 
 function resolve(env: Env, options = {}) {

@@ -1,14 +1,17 @@
 import { BATCHER_DEFAULTS } from '../../../receiver/batcher';
-import { parseByteSize, parsePrometheusPort, resolveBridgeConfig } from '../../../receiver/bridge-config';
+import { bridgeConfigFrom } from '../../../receiver/bridge-config';
 import { DEFAULT_RETRY_POLICY } from '../../../receiver/otlp/retry';
-import { agentResource, parseResourceAttributesEnv, ResourceMerger } from '../../../receiver/resource-merge';
+import { agentResource, ResourceMerger } from '../../../receiver/resource-merge';
+import { parseResourceAttributesEnv, resolveBridgeSettings, resolveDelivery } from '../../../src/config/delivery';
+import { parseByteSize, parsePrometheusPort } from '../../../src/config/units';
 
+/** What the bridge runs with: the config layer's resolution, then receiver/'s defaults. */
 function resolve(env: Record<string, string>, options = {}) {
   const warnings: string[] = [];
-  return { config: resolveBridgeConfig(options, env, (m) => warnings.push(m)), warnings };
+  return { config: bridgeConfigFrom(resolveBridgeSettings(options, env, (m) => warnings.push(m))), warnings };
 }
 
-describe('resolveBridgeConfig', () => {
+describe('resolveBridgeSettings (src/config/delivery.ts) + bridgeConfigFrom (receiver/)', () => {
   it('defaults: Prometheus on 127.0.0.1:9400, 64 MiB queue, 300 s retry budget, 60 s metric interval', () => {
     const { config, warnings } = resolve({});
     expect(config.prometheus).toEqual({ host: '127.0.0.1', port: 9400 });
@@ -101,11 +104,39 @@ describe('OTEL_RESOURCE_ATTRIBUTES', () => {
   });
 
   it("applies in full to the agent's own resource; OTEL_SERVICE_NAME names the agent", () => {
-    expect(agentResource({ 'deployment.environment': 'prod' }, {}).attributes).toMatchObject({
+    expect(agentResource({ 'deployment.environment': 'prod' }, resolveBridgeSettings({}, {}).agentServiceName).attributes).toMatchObject({
       'service.name': 'spanbridge',
       'deployment.environment': 'prod',
       'telemetry.sdk.name': 'spanbridge',
     });
-    expect(agentResource({ 'service.name': 'x' }, { OTEL_SERVICE_NAME: 'agent-eu' }).attributes['service.name']).toBe('agent-eu');
+    const named = resolveBridgeSettings({}, { OTEL_SERVICE_NAME: 'agent-eu' }).agentServiceName;
+    expect(agentResource({ 'service.name': 'x' }, named).attributes['service.name']).toBe('agent-eu');
+  });
+});
+
+describe('resolveDelivery: everything receiver/ needs, resolved', () => {
+  it('both OTLP signals from the environment; OTEL_METRICS_EXPORTER=none or --export none turn them off', () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SERVICE_NAME: 'agent-eu' };
+    const all = resolveDelivery({ env });
+    expect(all.traces?.endpoint).toBe('http://collector:4318/v1/traces');
+    expect(all.metricsOtlp?.endpoint).toBe('http://collector:4318/v1/metrics');
+    expect(all.bridge.agentServiceName).toBe('agent-eu');
+    const noMetrics = resolveDelivery({ env: { ...env, OTEL_METRICS_EXPORTER: 'none' } });
+    expect(noMetrics.traces).toBeDefined();
+    expect(noMetrics.metricsOtlp).toBeUndefined();
+    const none = resolveDelivery({ env, otlpExport: false });
+    expect(none.traces).toBeUndefined();
+    expect(none.metricsOtlp).toBeUndefined();
+  });
+
+  it('per-signal options win over the shared ones, key by key; warnings go to the callback', () => {
+    const warnings: string[] = [];
+    const r = resolveDelivery(
+      { env: { OTEL_EXPORTER_OTLP_TIMEOUT: 'soon' }, otlp: { baseEndpoint: 'http://a:4318', timeoutMs: 500 }, traces: { endpoint: 'http://b:4318/t' } },
+      (m) => warnings.push(m),
+    );
+    expect(r.traces).toMatchObject({ endpoint: 'http://b:4318/t', timeoutMs: 500 });
+    expect(r.metricsOtlp).toMatchObject({ endpoint: 'http://a:4318/v1/metrics', timeoutMs: 500 });
+    expect(warnings).toEqual([]);
   });
 });

@@ -1,0 +1,253 @@
+/**
+ * Carries out the attach plan for each process the watcher selects or lets go: registers its
+ * resource and routes, attaches the chosen tracer and socket-level injection, tells the run
+ * command's table, and on exit detaches and releases the resource after its grace period.
+ */
+import type { ProcessInfo } from '../discovery/process-info';
+import { serviceNameFor, type MatchReason, type Selection } from '../discovery/selectors';
+import { errorMessage } from '../errors';
+import type { Logger } from '../log';
+import { attaches, processesSkipped } from '../metrics/catalogue';
+import type { SelfMetrics } from '../metrics/counters';
+import type { GoHttpStage } from '../spans/go-http-stage';
+import { forkedResource, processResource } from '../spans/resource';
+import type { RouteStage } from '../spans/routes/route-stage';
+import type { Resource } from '../spans/span';
+import type { GoTarget } from '../tracers/go-http-tracer';
+import { runtimeOf } from '../tracers/sys-http-stage';
+import { planAttach } from './attach-planner';
+import type { InspectionCache } from './inspection-cache';
+import type { ResourceLifetimes } from './resource-lifetimes';
+import { firstLine, type TracerSet } from './tracer-set';
+
+export interface AttachedEvent {
+  readonly kind: 'attached';
+  readonly pid: number;
+  readonly service: string;
+  readonly exe: string;
+  readonly reason: string;
+  readonly tracer: string;
+  /** uprobe links for this process; null when its probes are shared (syscall tracepoints). */
+  readonly probes: number | null;
+  readonly notes: readonly string[];
+  /** How the process's server spans get http.route, in order of precedence. */
+  readonly routes: string;
+  /** How traceparent gets into its outgoing requests: Go memory writes, sk_msg, or not at all. */
+  readonly injection: 'go_memory' | 'sk_msg' | 'none';
+  /** Connections already open when it was selected that sk_msg injection took over. */
+  readonly connectionsTakenOver: number;
+}
+
+/** A process's selection for socket-level injection: what the table and the log say of it. */
+interface SkInjectSelection {
+  readonly note: string;
+  readonly injected: boolean;
+  readonly takenOver: number;
+}
+
+export type AttachmentEvent = AttachedEvent | { readonly kind: 'detached'; readonly pid: number };
+
+export type ForkInfo = { readonly forkedFrom: number; readonly byKernel: boolean };
+
+export interface ProcessAttacherDeps {
+  readonly selection: Selection;
+  readonly log: Logger;
+  readonly metrics: SelfMetrics;
+  readonly tracers: TracerSet;
+  readonly goStage: GoHttpStage;
+  readonly routes: RouteStage;
+  readonly resources: ResourceLifetimes;
+  readonly inspection: InspectionCache;
+  readonly onAttachment?: (event: AttachmentEvent) => void;
+}
+
+export class ProcessAttacher {
+  constructor(private readonly d: ProcessAttacherDeps) {}
+
+  /** A process now matches the selection. */
+  onMatch(proc: ProcessInfo, reason: MatchReason, fork?: ForkInfo): void {
+    const { log } = this.d;
+    const who = `pid ${proc.pid} (${proc.exePath}, matched by ${reason}${fork ? `, forked from pid ${fork.forkedFrom}` : ''})`;
+    const plan = planAttach(proc, this.d.inspection, this.d.tracers.sys !== undefined);
+    switch (plan.kind) {
+      case 'gone':
+        log.info(`skip ${who}: it exited before it could be attached`);
+        return;
+      case 'go':
+        this.attachGo(proc, who, reason, plan.target);
+        return;
+      case 'syscall':
+        if (this.attachSysHttp(proc, who, plan.notGo, reason, fork)) return;
+        processesSkipped.add(this.d.metrics, { reason: 'inspect' });
+        log.warn(`skip ${who}: ${plan.notGo}`);
+        return;
+      case 'skip':
+        processesSkipped.add(this.d.metrics, { reason: 'inspect' });
+        log.warn(`skip ${who}: ${plan.why}`);
+    }
+  }
+
+  private attachGo(proc: ProcessInfo, who: string, reason: MatchReason, target: GoTarget): void {
+    const { log, tracers } = this.d;
+    const resource = processResource(proc, {
+      runtime: { name: 'go', version: target.goVersion },
+      language: 'go',
+      serviceNameOverride: serviceNameFor(this.d.selection, reason),
+    });
+    this.d.resources.set(proc.pid, resource);
+    const hasPattern = target.offsets['net/http.Request.Pattern'] !== undefined;
+    const routes = this.d.routes.register(resource, reason, hasPattern ? 'Go ServeMux pattern (Request.Pattern)' : undefined);
+    try {
+      const result = tracers.go.attach(proc.pid, proc.exeOpenPath, target);
+      if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+      const sk = tracers.go.injection === 'socket' && tracers.sk ? this.selectForSkInject(proc.pid) : undefined;
+      if (sk) result.notes.push(sk.note.replace(/^; /, ''));
+      const injection = tracers.go.injection === 'memory' ? 'go_memory' : sk?.injected ? 'sk_msg' : 'none';
+      const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
+      log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}; routes: ${routes}`);
+      this.announce(proc, resource, reason, 'go_http', {
+        tracer: `Go uprobes (${target.goVersion})`,
+        probes: result.links,
+        notes: result.notes,
+        routes,
+        injection,
+        connectionsTakenOver: sk?.takenOver ?? 0,
+      });
+      tracers.reportAttached();
+    } catch (err) {
+      this.d.resources.delete(proc.pid);
+      processesSkipped.add(this.d.metrics, { reason: 'attach' });
+      log.warn(`skip ${who}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** A selected process that is not a (traceable) Go binary goes to the syscall tracer. */
+  private attachSysHttp(proc: ProcessInfo, who: string, notGo: string, reason: MatchReason, fork?: ForkInfo): boolean {
+    const sys = this.d.tracers.sys;
+    if (!sys) return false;
+    const byKernel = fork?.byKernel ?? false;
+    try {
+      // A forked worker is its parent's service, also when it rewrote its environment (nginx).
+      const parentService = fork && this.d.resources.get(fork.forkedFrom)?.attributes['service.name'];
+      const serviceNameOverride = serviceNameFor(this.d.selection, reason) ?? (typeof parentService === 'string' ? parentService : undefined);
+      const resource = processResource(proc, { ...runtimeOf(proc), serviceNameOverride });
+      this.d.resources.set(proc.pid, resource);
+      const routes = this.d.routes.register(resource, reason);
+      const traced = sys.attach(proc, byKernel);
+      if (traced === null) {
+        // The kernel traced it from its fork and released it at exec/exit: decided by that event.
+        this.d.resources.delete(proc.pid);
+        this.d.log.info(`skip ${who}: it exec'd or exited since its fork`);
+        return true;
+      }
+      const sk = this.selectForSkInject(proc.pid, byKernel);
+      const note = traced + sk.note;
+      this.d.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)}); routes: ${routes}`);
+      this.announce(proc, resource, reason, 'sys_http', {
+        tracer: 'syscall tracepoints (HTTP/1.x)',
+        probes: null,
+        notes: [note],
+        routes,
+        injection: sk.injected ? 'sk_msg' : 'none',
+        connectionsTakenOver: sk.takenOver,
+      });
+      return true;
+    } catch (err) {
+      this.d.resources.delete(proc.pid);
+      this.d.log.warn(`syscall tracing of ${who} failed: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  /** Outgoing connections of a process get sk_msg injection (when it runs). */
+  private selectForSkInject(pid: number, byKernel = false): SkInjectSelection {
+    const sk = this.d.tracers.sk;
+    if (!sk) return { note: '', injected: false, takenOver: 0 };
+    try {
+      // A child selected by the kernel at its fork keeps that entry (never re-added after an exec).
+      if (byKernel) {
+        return sk.adoptInherited(pid)
+          ? { note: '; traceparent injection: sk_msg (new connections, from its fork)', injected: true, takenOver: 0 }
+          : { note: "; no traceparent injection (exec'd since its fork)", injected: false, takenOver: 0 };
+      }
+      sk.attach(pid);
+      // Connections opened before now (keep-alive pools) are taken over too.
+      const { registered, failed } = sk.registerExisting(pid);
+      const existing = registered + failed > 0 ? `, ${registered} existing connection(s) taken over${failed ? `, ${failed} not` : ''}` : '';
+      return { note: `; traceparent injection: sk_msg (new connections${existing})`, injected: true, takenOver: registered };
+    } catch (err) {
+      return { note: `; no traceparent injection (${errorMessage(err)})`, injected: false, takenOver: 0 };
+    }
+  }
+
+  /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */
+  private linkGoBlackBox(pid: number, target: GoTarget): boolean {
+    const goid = target.offsets['runtime.g.goid'];
+    const sys = this.d.tracers.sys;
+    if (goid === undefined || !sys) return false;
+    try {
+      sys.attachGoLink(pid, goid);
+      return true;
+    } catch (err) {
+      this.d.log.warn(`black-box correlation for Go pid ${pid} unavailable: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  /**
+   * A traced process forked (the kernel already traces the child). A child gone (exited, exec'd)
+   * before the watcher selects it still has records in the ring: they get a resource derived from
+   * the parent's, released after the grace period.
+   */
+  onFork(child: number, parent: number, tsNs: bigint): void {
+    const from = this.d.resources.get(parent);
+    if (this.d.resources.has(child) || !from) return;
+    this.d.resources.set(child, forkedResource(from, child, tsNs));
+    this.d.resources.releaseLater(child);
+  }
+
+  /** A matched process exited (or no longer matches, or became excluded). */
+  onGone(pid: number): void {
+    const { tracers } = this.d;
+    const wasGo = tracers.go.attachedPids.includes(pid);
+    const wasSys = tracers.sys?.tracer.attachedPids.includes(pid) ?? false;
+    if (wasSys) tracers.sys?.detach(pid);
+    tracers.sk?.detach(pid);
+    if (wasGo) tracers.go.detach(pid);
+    if (!wasGo && !wasSys) return;
+    this.d.log.info(`detached pid ${pid} (exited)`);
+    this.d.onAttachment?.({ kind: 'detached', pid });
+    if (wasGo) tracers.reportAttached();
+    // Records already in the ring buffers still need the resource for a moment.
+    this.d.resources.releaseLater(pid, wasGo ? () => this.d.goStage.release(pid) : undefined);
+  }
+
+  /** Whether a tracer traces `pid` now. */
+  isTraced(pid: number): boolean {
+    return this.d.tracers.isTraced(pid);
+  }
+
+  /** Tells `onAttachment` that a selected process is now traced, and how. */
+  private announce(
+    proc: ProcessInfo,
+    resource: Resource,
+    reason: MatchReason,
+    tracer: 'go_http' | 'sys_http',
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver'>,
+  ): void {
+    attaches.add(this.d.metrics, { tracer });
+    this.d.onAttachment?.({
+      kind: 'attached',
+      pid: proc.pid,
+      service: String(resource.attributes['service.name']),
+      exe: proc.exePath,
+      reason,
+      tracer: how.tracer,
+      probes: how.probes,
+      notes: how.notes,
+      routes: how.routes,
+      injection: how.injection,
+      connectionsTakenOver: how.connectionsTakenOver,
+    });
+  }
+}

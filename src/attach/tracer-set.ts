@@ -1,0 +1,199 @@
+/**
+ * The span tracers of one run and the header-injection strategy they share, chosen at start:
+ * Go processes get memory writes where the kernel allows bpf_probe_write_user, else sk_msg;
+ * every other process gets sk_msg on any kernel that has it; a Go process in memory mode is never
+ * registered with sk_msg (one header, one path). When loading the header-writing program still
+ * fails, the Go tracer is reloaded without it: decided on the typed load error's failing program
+ * (isMemoryInjectionRefused), never on message text.
+ */
+import { join } from 'node:path';
+import type { Cgroup2Outcome } from '../bpf/mounts';
+import type { BpfBackend } from '../bpf/types';
+import type { Capabilities } from '../capabilities/probe';
+import type { StrategyPlan } from '../capabilities/strategy';
+import { errorMessage } from '../errors';
+import type { Logger } from '../log';
+import { headerInjection, kernelDrops, probesAttached, processesAttached } from '../metrics/catalogue';
+import type { SelfMetrics } from '../metrics/counters';
+import type { GoHttpStage } from '../spans/go-http-stage';
+import type { Resource, Span } from '../spans/span';
+import type { UrlRedaction } from '../spans/url-redaction';
+import type { Clock } from '../time/clock';
+import { GoHttpTracer, isMemoryInjectionRefused, type GoInjection } from '../tracers/go-http-tracer';
+import { SkInjectTracer } from '../tracers/sk-inject-tracer';
+import { SysHttpStage } from '../tracers/sys-http-stage';
+import type { SysHttpTracerSettings } from '../tracers/sys-http-tracer';
+import type { AnyTracer } from '../tracers/tracer';
+
+export type InjectHeaders = 'auto' | 'on' | 'off';
+
+export function firstLine(s: string): string {
+  return s.split('\n', 1)[0];
+}
+
+export interface TracerSetDeps {
+  readonly backend: BpfBackend;
+  readonly log: Logger;
+  readonly metrics: SelfMetrics;
+  readonly clock: Clock;
+  /** Directory holding the compiled BPF objects (build/bpf). */
+  readonly bpfObjectDir: string;
+  readonly injectHeaders: InjectHeaders;
+  readonly ringWakeupBytes: number;
+  readonly ringSizeBytes: number;
+  readonly urlRedaction?: UrlRedaction;
+  readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
+  /** Mounts cgroup v2 when needed (src/bpf/mounts.ts ensureCgroup2). */
+  readonly ensureCgroup2: () => Cgroup2Outcome;
+  /** The Go stage the Go tracer's records go to. */
+  readonly goStage: GoHttpStage;
+  readonly resourceOf: (pid: number) => Resource | undefined;
+  readonly deliver: (span: Span) => void;
+  /** A traced process forked (the kernel traces the child from its fork). */
+  readonly onFork: (child: number, parent: number, tsNs: bigint) => void;
+}
+
+export class TracerSet {
+  go: GoHttpTracer;
+  /** Socket-level traceparent injection (sock_ops + sk_msg), where it can run. */
+  sk: SkInjectTracer | undefined;
+  /** Any-language HTTP/1.x from syscall tracepoints: every selected process that is not Go. */
+  sys: SysHttpStage | undefined;
+
+  constructor(private readonly d: TracerSetDeps) {
+    this.go = this.newGoTracer('none');
+  }
+
+  /** Starts the Go tracer (with its injection strategy) and sk_msg injection. Throws if Go cannot load. */
+  startGo(plan: StrategyPlan): void {
+    const { log, injectHeaders } = this.d;
+    let injection: GoInjection = plan.goInjection;
+    if (injection === 'none' && injectHeaders === 'on') {
+      const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
+      log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
+    }
+    if (injectHeaders !== 'off') {
+      const why = this.startSkInject();
+      if (why === null && injection === 'none') injection = 'socket';
+      if (why !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
+    }
+    const onRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
+    this.go = this.newGoTracer(injection);
+    try {
+      this.go.start(onRecord);
+    } catch (err) {
+      if (injection !== 'memory' || !isMemoryInjectionRefused(err)) throw err;
+      log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
+      injection = this.sk ? 'socket' : 'none';
+      this.go = this.newGoTracer(injection);
+      this.go.start(onRecord);
+    }
+    const where = `sock_ops on cgroup v2 ${this.sk?.cgroupPath}; traceparent inserted after the request line of outgoing HTTP/1.x requests`;
+    if (injection === 'memory') {
+      log.info(
+        "strategy: header injection: Go memory writes (bpf_probe_write_user into the request's bufio.Writer) for Go processes" +
+          (this.sk ? `; socket-level sk_msg for other languages (${where})` : '; none for other languages'),
+      );
+    } else if (injection === 'socket') {
+      log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
+    }
+    headerInjection.set(this.d.metrics, { runtime: 'go', method: injection === 'memory' ? 'go_memory' : injection === 'socket' ? 'sk_msg' : 'none' }, 1);
+    headerInjection.set(this.d.metrics, { runtime: 'other', method: this.sk ? 'sk_msg' : 'none' }, 1);
+    log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+  }
+
+  /** Starts socket-level injection; returns null when it runs, else why it cannot. */
+  private startSkInject(): string | null {
+    if (this.sk) return null;
+    const cg = this.d.ensureCgroup2();
+    if (cg.status === 'failed') return cg.reason;
+    if (cg.status === 'mounted') this.d.log.info(`mounted cgroup2 at ${cg.path}`);
+    const sk = new SkInjectTracer(this.d.backend, join(this.d.bpfObjectDir, 'sk_inject.bpf.o'));
+    try {
+      sk.start(cg.path);
+    } catch (err) {
+      return firstLine(errorMessage(err));
+    }
+    this.sk = sk;
+    return null;
+  }
+
+  /** Loads the syscall HTTP tracer when syscall tracepoints exist; Go tracing works without it. */
+  startSysHttp(caps: Capabilities): void {
+    const { log } = this.d;
+    if (!caps.syscallTracepoints) {
+      log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
+      return;
+    }
+    const stage = new SysHttpStage({
+      backend: this.d.backend,
+      objectPath: join(this.d.bpfObjectDir, 'sys_http.bpf.o'),
+      clock: this.d.clock,
+      metrics: this.d.metrics,
+      resourceOf: this.d.resourceOf,
+      deliver: this.d.deliver,
+      // Children of traced processes are traced by the kernel from their fork; this selects them.
+      onFork: this.d.onFork,
+      redaction: this.d.urlRedaction,
+      // Client contexts decided at write enter go to the sk_msg injector when it runs.
+      settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
+    });
+    try {
+      stage.start();
+      this.sys = stage;
+      log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${stage.tracer.tracepointCount} attached); same-node black-box correlation on`);
+    } catch (err) {
+      log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(err))})`);
+    }
+  }
+
+  private newGoTracer(injection: GoInjection): GoHttpTracer {
+    return new GoHttpTracer(this.d.backend, join(this.d.bpfObjectDir, 'go_http.bpf.o'), {
+      injection,
+      ringWakeupBytes: this.d.ringWakeupBytes,
+      ringSizeBytes: this.d.ringSizeBytes,
+    });
+  }
+
+  /** True while the Go or the syscall tracer traces `pid`. */
+  isTraced(pid: number): boolean {
+    return this.go.attachedPids.includes(pid) || (this.sys?.tracer.attachedPids.includes(pid) ?? false);
+  }
+
+  /** Every started span-side tracer, for counters and stop. */
+  get all(): AnyTracer[] {
+    return [this.go, ...(this.sk ? [this.sk] : []), ...(this.sys ? [this.sys.tracer] : [])];
+  }
+
+  /** The attached-process and probe gauges. */
+  reportAttached(): void {
+    processesAttached.set(this.d.metrics, {}, this.go.attachedPids.length);
+    probesAttached.set(this.d.metrics, { tracer: 'go_http' }, this.go.linkCount);
+  }
+
+  /** Periodic work of the syscall stage, and every tracer's kernel counters into the self-metrics. */
+  collectKernelCounters(): void {
+    try {
+      this.sys?.tick();
+    } catch (err) {
+      this.d.log.warnEvery('sweep', 60_000, `syscall stage sweep failed: ${errorMessage(err)}`);
+    }
+    this.readKernelCounters();
+  }
+
+  /** Every tracer's kernel counters into `spanbridge_kernel_drops` (also at each metrics snapshot). */
+  readKernelCounters(): void {
+    try {
+      for (const t of this.all) {
+        for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.d.metrics, { reason }, n);
+      }
+    } catch (err) {
+      this.d.log.warnEvery('drops', 60_000, `reading kernel drop counters failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Independent objects: detached concurrently (each detach waits for kernel RCU grace periods). */
+  async close(): Promise<void> {
+    await Promise.all([this.go.close(), this.sk?.close(), this.sys?.close()]);
+  }
+}
