@@ -80,7 +80,7 @@ export interface AgentConfig {
 
 /**
  * Default wakeup threshold: ~48 Go server records. Below it a record waits at most the backend's
- * poll period (50 ms) instead of costing the traced process a wakeup (~14 us here).
+ * poll period (50 ms) instead of costing the traced process a wakeup (bpf/ring_wakeup.h).
  */
 export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
 /**

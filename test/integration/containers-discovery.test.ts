@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { COLLECTOR_BINARY, freePort, startCollector } from './helpers/collector';
 import { buildGoApp, copyBinary } from '../helpers/go-build';
 import { getStatus } from './helpers/http';
-import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, waitForReleased, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 
 const unique = (): string => randomBytes(4).toString('hex');
@@ -121,8 +121,8 @@ describe('discovery following real workloads (real kernel)', () => {
     const agent = await startAgent(['--exe', path.basename(COLLECTOR_BINARY), '--otlp-endpoint', collector.endpoint]);
     cleanup.push(() => agent.stop());
     expect(await agent.metric('spanbridge_processes_excluded_total', { reason: 'collector' })).toBe(1);
-    expect(await agent.processes()).toEqual([]);
-    expect(await agent.metric('spanbridge_attaches_total', { tracer: 'go_http' })).toBe(0);
+    // Other Collectors on this machine (not exported to) match the selection too, and are traced.
+    expect((await agent.processes()).map((p) => p.pid)).not.toContain(collector.pid);
     await agent.stop();
 
     // After: a Collector exec'd after the agent matches at exec time, and is let go once it listens.
@@ -143,7 +143,7 @@ describe('discovery following real workloads (real kernel)', () => {
     const col = startProcess(bin, ['--config', config]);
     cleanup.push(() => col.stop('SIGKILL'));
     await waitFor('the late Collector let go', async () => (await late.metric('spanbridge_processes_excluded_total', { reason: 'collector' })) === 1, 30_000);
-    await waitFor('its probes freed', async () => (await late.processes()).length === 0 && (await late.metric('spanbridge_probes_attached', { tracer: 'go_http' })) === 0, 10_000);
+    await waitForReleased(late, col.pid, 10_000);
     expect(late.proc.exitCode).toBeNull();
   });
 

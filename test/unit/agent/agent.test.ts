@@ -176,6 +176,26 @@ describe('Agent', () => {
     await h.agent.stop();
   });
 
+  it('says on its metrics and in its attachment events how headers are injected and what it attached', async () => {
+    const h = harness();
+    h.agent.start();
+    // Locked down: no memory writes; sk_msg for Go and every other runtime.
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'sk_msg' })).toBe(1);
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
+    expect(h.attachments).toEqual([
+      expect.objectContaining({ pid: GO_PID, injection: 'sk_msg', connectionsTakenOver: 0 }),
+      expect.objectContaining({ pid: PY_PID, injection: 'sk_msg', connectionsTakenOver: 0 }),
+    ]);
+    expect(h.agent.metrics.get('spanbridge_attaches_total', { tracer: 'go_http' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_attaches_total', { tracer: 'sys_http' })).toBe(1);
+    h.events().onExcluded?.(proc(GO_PID + 10, '/otelcol'), `pid ${GO_PID + 10}`, { kind: 'collector', why: 'it is the Collector this agent exports to' });
+    expect(h.agent.metrics.get('spanbridge_processes_excluded_total', { reason: 'collector' })).toBe(1);
+    expect(h.lines).toContain(`INFO not tracing pid ${GO_PID + 10} (/otelcol, matched by pid ${GO_PID + 10}): it is the Collector this agent exports to`);
+    await h.agent.stop();
+  });
+
   it('reloads the Go tracer without memory injection when the kernel refuses that program (typed load error)', async () => {
     const backend = new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36');
     const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true } });

@@ -1,7 +1,7 @@
 /**
- * Settings that used to be read from the environment where they are used (the syscall tracer's
- * limits, the ring-buffer wait mode, libbpf debug output, the proc root) go through the settings
- * table like every other: environment or YAML, validated once, handed to the parts that use them.
+ * The internal settings (the syscall tracer's limits, the ring-buffer wait mode, libbpf debug
+ * output, the proc root) go through the settings table like every other: environment or YAML,
+ * validated once, handed to the parts that use them (none reads the environment itself).
  */
 import type { RunOptions } from '../../../src/cli/args';
 import { configErr, runOptions } from '../../helpers/run-options';
