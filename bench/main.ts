@@ -14,6 +14,7 @@ import { median, round } from './lib/stats';
 import { agentSelfSection } from './sections/agent-self';
 import type { BenchContext } from './sections/context';
 import { floorSection } from './sections/floor';
+import { nginxSection } from './sections/nginx';
 import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));
     if (wants(config, 'python')) results.sections.push(await run(ctx, 'python', 'Python threaded http.server (syscall tracepoints)', () => serverOverheadSection(ctx, 'python')));
+    if (wants(config, 'nginx')) results.sections.push(await run(ctx, 'nginx', 'nginx reverse proxy', () => nginxSection(ctx)));
     if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
     if (wants(config, 'routes')) results.sections.push(await run(ctx, 'routes', 'Route stage', () => routesSection(ctx)));
     if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {

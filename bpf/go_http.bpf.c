@@ -8,6 +8,9 @@
  *       incoming traceparent or start a trace) and remembers the request.
  *   net/http.serverHandler.ServeHTTP  RET points: reads method, URL, pattern, status, sizes and
  *       emits one go_http_server_event.
+ *   net/http.(*conn).serve  entry (go.server_path: syscall, instead of the two above): one hit per
+ *       connection; the syscall tracer decides the server span (bpf/sys_http_go_server.h) and reads
+ *       the route through the *conn left here (bpf/go_server_ctx.h).
  *   net/http.(*Transport).roundTrip  entry: decides the client span's context: child of the server
  *       span on this goroutine or an ancestor (runtime.newproc1 RETs record goroutine parents,
  *       runtime.goexit1 forgets them), else a new trace. RET points: emits go_http_client_event.
@@ -31,6 +34,7 @@
 #include "go_http_client.h"
 #include "trace_context.h"
 #include "sys_http_go_link.h"
+#include "go_server_ctx.h"
 #include "sk_inject.h"
 #include "ring_wakeup.h"
 
@@ -155,6 +159,17 @@ static __always_inline int goroutine_key_of(struct pt_regs *ctx, const struct go
 	if (!g || bpf_probe_read_user(&key->goid, sizeof(key->goid), g + off->g_goid))
 		return -1;
 	return 0;
+}
+
+/* The calling process's offsets and goroutine (key); NULL when the process is not traced here or
+ * its goroutine cannot be read. The preamble of every probe that works per goroutine. */
+static __always_inline const struct go_offsets *current_goroutine(struct pt_regs *ctx, struct goroutine_key *key)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off || goroutine_key_of(ctx, off, key))
+		return NULL;
+	return off;
 }
 
 /* Copies a Go string field at base+off into dst (at most max bytes). Returns the true length,
@@ -486,6 +501,21 @@ int go_server_handler_serve_http_ret(struct pt_regs *ctx)
 out:
 	bpf_map_delete_elem(&incoming_by_goroutine, &key);
 	bpf_map_delete_elem(&server_requests, &key);
+	return 0;
+}
+
+/* go.server_path syscall: the connection's goroutine -> its *conn, for the route at the response
+ * write (bpf/sys_http_go_server.h). (*conn).serve(c *conn, ctx context.Context): c in RAX. */
+SEC("uprobe")
+int go_server_conn_serve(struct pt_regs *ctx)
+{
+	struct goroutine_key key;
+	if (!current_goroutine(ctx, &key))
+		return 0;
+	struct go_link_key k = { .tgid = key.tgid, ._pad = 0, .goid = key.goid };
+	__u64 conn = (__u64)GO_ARG1(ctx);
+	if (conn && bpf_map_update_elem(&spanbridge_go_conns_v1, &k, &conn, BPF_ANY))
+		count_drop(DROP_STATE_MAP_FULL);
 	return 0;
 }
 

@@ -149,33 +149,42 @@ int go_runtime_newproc1_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int go_runtime_goexit1(struct pt_regs *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
-	if (!off)
-		return 0;
 	struct goroutine_key key;
-	if (!goroutine_key_of(ctx, off, &key))
+	if (current_goroutine(ctx, &key))
 		bpf_map_delete_elem(&goroutine_parent, &key);
 	return 0;
 }
 
-/* The server span running on this goroutine or its nearest ancestor (bounded walk). */
-/* The server span running on this goroutine or its nearest ancestor (bounded walk); *key ends as
- * the goroutine where it was found. */
-static __always_inline struct server_request *find_server_request(struct goroutine_key *key)
+/* The server span running on this goroutine or its nearest ancestor (bounded walk), from this
+ * tracer's ServeHTTP probes or from the syscall tracer (go.server_path: syscall,
+ * bpf/go_server_ctx.h), copied to *out. *key ends as the goroutine where it was found; *lean says
+ * which of the two. */
+static __always_inline bool find_server_request(struct goroutine_key *key, struct go_server_ctx *out, bool *lean)
 {
 	for (__u32 depth = 0; depth < 8; depth++) {
 		if (depth > max_goroutine_depth)
 			break;
 		struct server_request *r = bpf_map_lookup_elem(&server_requests, key);
-		if (r)
-			return r;
+		if (r) {
+			out->start_ns = r->start_ns;
+			out->ctx = r->ctx;
+			__builtin_memcpy(out->parent_span_id, r->parent_span_id, 8);
+			out->flags = (r->flags & SPAN_F_REMOTE_PARENT) ? GO_SERVER_F_REMOTE_PARENT : 0;
+			*lean = false;
+			return true;
+		}
+		struct go_server_ctx *c = bpf_map_lookup_elem(&spanbridge_go_server_v1, key);
+		if (c) {
+			*out = *c;
+			*lean = true;
+			return true;
+		}
 		__u64 *parent = bpf_map_lookup_elem(&goroutine_parent, key);
 		if (!parent)
 			break;
 		key->goid = *parent;
 	}
-	return NULL;
+	return false;
 }
 
 /* Socket injection: the incoming request's tracestate, sent on with the client call (W3C). */
@@ -189,12 +198,20 @@ struct {
 /* Remembers the incoming tracestate of the server request a client call belongs to; only a valid
  * traceparent's, only whole values (never a truncated one). */
 static __always_inline void keep_incoming_tracestate(const struct goroutine_key *server_key,
-						     const struct server_request *parent,
+						     const struct go_server_ctx *parent, bool lean,
 						     const struct req_key *rkey)
 {
+	if (lean) {
+		/* decided and validated by the syscall tracer with the request (bpf/sys_http_go_server.h) */
+		struct go_link_key k = { .tgid = server_key->tgid, ._pad = 0, .goid = server_key->goid };
+		struct go_server_tracestate *t = (parent->flags & GO_SERVER_F_TRACESTATE) ? bpf_map_lookup_elem(&spanbridge_go_server_ts_v1, &k) : NULL;
+		if (t && t->len && t->len <= SK_INJECT_TRACESTATE_MAX)
+			bpf_map_update_elem(&client_tracestate, rkey, t, BPF_ANY);
+		return;
+	}
 	struct incoming_headers *h = bpf_map_lookup_elem(&incoming_by_goroutine, server_key);
 	/* ts_result ran at ServeHTTP entry when the traceparent was valid (SPAN_F_REMOTE_PARENT) */
-	if (!h || !(parent->flags & SPAN_F_REMOTE_PARENT) || h->ts.verdict != TS_OK || !h->ts.members ||
+	if (!h || !(parent->flags & GO_SERVER_F_REMOTE_PARENT) || h->ts.verdict != TS_OK || !h->ts.members ||
 	    !h->ts.len || h->ts.len > SK_INJECT_TRACESTATE_MAX || h->ts_ns > parent->start_ns ||
 	    parent->start_ns - h->ts_ns > header_max_age_ns)
 		return;
@@ -230,20 +247,22 @@ int go_transport_round_trip(struct pt_regs *ctx)
 	struct client_request c = {};
 	c.start_ns = bpf_ktime_get_ns();
 	struct goroutine_key skey = gkey;
-	struct server_request *parent = find_server_request(&skey);
-	if (parent) {
-		__builtin_memcpy(c.ctx.trace_id, parent->ctx.trace_id, 16);
-		__builtin_memcpy(c.parent_span_id, parent->ctx.span_id, 8);
-		c.ctx.flags = parent->ctx.flags;
+	struct go_server_ctx parent;
+	bool lean = false;
+	bool found = find_server_request(&skey, &parent, &lean);
+	if (found) {
+		__builtin_memcpy(c.ctx.trace_id, parent.ctx.trace_id, 16);
+		__builtin_memcpy(c.parent_span_id, parent.ctx.span_id, 8);
+		c.ctx.flags = parent.ctx.flags;
 		c.flags |= CLIENT_F_LOCAL_PARENT;
 	} else {
 		new_trace_id(c.ctx.trace_id);
 		c.ctx.flags = 0x01;
 	}
 	new_span_id(c.ctx.span_id);
-	if (parent && (parent->flags & SPAN_F_REMOTE_PARENT)) {
+	if (found && (parent.flags & GO_SERVER_F_REMOTE_PARENT)) {
 		c.has_incoming = 1;
-		__builtin_memcpy(c.incoming_span_id, parent->parent_span_id, 8);
+		__builtin_memcpy(c.incoming_span_id, parent.parent_span_id, 8);
 	}
 	struct req_key rkey = { .tgid = tgid, .req = req };
 	if (off->req_header != OFFSET_ABSENT && !bpf_probe_read_user(&c.header, sizeof(c.header), (void *)req + off->req_header) &&
@@ -267,8 +286,8 @@ int go_transport_round_trip(struct pt_regs *ctx)
 			c.flags2 |= CLIENT_F2_SHARED_HEADER;
 		}
 	}
-	if (socket_injection && parent)
-		keep_incoming_tracestate(&skey, parent, &rkey);
+	if (socket_injection && found)
+		keep_incoming_tracestate(&skey, &parent, lean, &rkey);
 	if (bpf_map_update_elem(&client_requests, &rkey, &c, BPF_ANY) ||
 	    bpf_map_update_elem(&roundtrip_by_goroutine, &gkey, &req, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);

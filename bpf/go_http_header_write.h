@@ -41,12 +41,9 @@ int go_request_write(struct pt_regs *ctx)
 SEC("uprobe")
 int go_header_write_subset(struct pt_regs *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
-	if (!off)
-		return 0;
 	struct goroutine_key gkey;
-	if (goroutine_key_of(ctx, off, &gkey))
+	const struct go_offsets *off = current_goroutine(ctx, &gkey);
+	if (!off)
 		return 0;
 	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
 	/* Header.writeSubset(h Header, w io.Writer, ...): h in RAX, w (itab, data) in RBX/RCX.

@@ -35,6 +35,9 @@
 #include "http_head.h"
 #include "sys_http.h"
 #include "sys_http_go_link.h"
+#include "go_abi.h"
+#include "go_offsets.h"
+#include "go_server_ctx.h"
 #include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
@@ -121,6 +124,7 @@ struct scratch {
 	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
 	struct client_request creq; /* likewise */
+	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
@@ -168,6 +172,7 @@ struct {
 /* Keep the record types in BTF so their TypeScript view can be generated from this object. */
 const struct sys_http_conn_event *_unused_sys_http_conn_event __attribute__((unused));
 const struct sys_http_data_event *_unused_sys_http_data_event __attribute__((unused));
+const struct sys_http_route_event *_unused_sys_http_route_event __attribute__((unused));
 const enum sys_http_drop_reason *_unused_sys_http_drop_reason __attribute__((unused));
 const enum sys_http_role *_unused_sys_http_role __attribute__((unused));
 const enum sys_http_direction *_unused_sys_http_direction __attribute__((unused));
@@ -206,6 +211,7 @@ static __always_inline __u32 traced_mode(void)
 
 #include "sys_http_adopt.h"
 #include "sys_http_lifecycle.h"
+#include "sys_http_go_server.h"
 
 /* ---- accept / connect / close ------------------------------------------------------------ */
 
@@ -235,7 +241,7 @@ int sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	if (!(traced_mode() & SYS_MODE_TRACE))
+	if (!tracks_clients(traced_mode()))
 		return 0;
 	struct syscall_args a = {};
 	a.fd = ctx->args[0];
@@ -248,7 +254,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!(traced_mode() & SYS_MODE_TRACE))
+	if (!tracks_clients(traced_mode()))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
@@ -330,10 +336,12 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 }
 
 #include "sys_http_bytes.h"
+#include "sys_http_asyncio.h"
 
 
 #include "sys_http_server_head.h"
 #include "sys_http_client_write.h"
+#include "sys_http_nginx_link.h"
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
@@ -460,9 +468,15 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 	if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
 	    is_request_start(peek, 8)) {
 		__u64 now = bpf_ktime_get_ns();
-		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+		/* An asyncio event-loop thread: its current task's request, never the thread's. */
+		struct trace_context py = {};
+		int py_found = (mode & SYS_MODE_ASYNCIO) ? asyncio_parent(id, &py) : PY_PARENT_NONE;
+		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
 		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
+		if ((mode & SYS_MODE_NGINX_LINK) && s)
+			tc = nginx_link_parent(id, a.fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
@@ -488,6 +502,12 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			/* The application propagates its own context: this client span is that one. */
 			a.ctx = s->app;
 			a.flags |= SYS_F_APP_TRACEPARENT;
+		} else if (py_found == PY_PARENT_FOUND) {
+			__builtin_memcpy(a.ctx.trace_id, py.trace_id, 16);
+			__builtin_memcpy(a.parent_span_id, py.span_id, 8);
+			a.ctx.flags = py.flags;
+			a.flags |= SYS_F_THREAD_PARENT;
+			a.task_parent = 1;
 		} else if (linkable) {
 			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
 			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
@@ -520,7 +540,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded && py_found == PY_PARENT_NONE && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
@@ -609,6 +629,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				flags = SYS_F_SPARE_IDS;
 			} else if (cs->phase == PHASE_IDLE) {
 				idle_not_http(cs);
+				if (cs->phase == PHASE_NOT_HTTP && (mode & SYS_MODE_GO_SERVER))
+					go_server_not_http1(key.tgid);
 				return 0;
 			}
 		} else {
@@ -703,7 +725,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
-		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0);
+		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0) |
+			    (args.task_parent ? SYS_F2_TASK_PARENT : 0);
 		if (args.extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;
@@ -722,6 +745,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memcpy(e->trace_id, cs->ctx.trace_id, 16);
 	__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
 	e->trace_flags = cs->ctx.flags;
+	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
+		go_route_emit(cs);
 	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
 	if (size > sizeof(*e))
 		size = sizeof(*e);

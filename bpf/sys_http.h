@@ -52,6 +52,8 @@ enum sys_http_flag2 {
 	   * SYS_F2_CONTEXT on a later record of the connection */
 	SYS_F2_CONTEXT = 1 << 3, /* the pending request's context (trace/span/parent ids, trace flags
 	   * and the parent flags) is decided: this record carries it */
+	SYS_F2_TASK_PARENT = 1 << 4, /* client request start (with SYS_F_THREAD_PARENT): the parent is the
+	   * server request of the writing asyncio task, not of the thread */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_flag2 *_unused_sys_http_flag2 __attribute__((unused));
@@ -84,7 +86,25 @@ enum sys_http_drop_reason {
 	SYS_SKIP_HEAD_UNREAD = 19,      /* a request head that goes on where it cannot be read (further
 					 * iovecs, unreadable memory, reader state lost): decided from what was read */
 	SYS_HEAD_SPLIT = 20,            /* (not a drop) request heads decided in a later read than their start */
-	SYS_HTTP_DROP_MAX = 21,
+	SYS_LINK_ASYNCIO = 21,          /* (not a drop) client requests linked to the server request of their
+					 * asyncio task (sys_http_asyncio.h) */
+	SYS_SKIP_ASYNCIO_NO_TASK = 22,  /* client request on an asyncio event-loop thread whose current task
+					 * belongs to no known server request: left unlinked */
+	SYS_ASYNCIO_TASK_INHERITED = 23, /* (not a drop) asyncio tasks created by a task of a request */
+	SYS_ASYNCIO_TASK_FROM_HEAD = 24, /* (not a drop) asyncio tasks created in the callback that read
+					  * their request's head */
+	SYS_ASYNCIO_TASK_WOKEN = 25,    /* (not a drop) asyncio tasks given a request by the callback that
+					 * read its head and woke them */
+	SYS_LINK_NGINX = 26,            /* (not a drop) nginx upstream requests linked to the downstream request
+					 * they serve (bpf/sys_http_nginx_link.h) */
+	SYS_SKIP_NGINX_UNLINKED = 27,   /* an nginx upstream request start with no fresh link from its
+					 * ngx_chain_writer entry, or whose downstream request is not in flight:
+					 * left unlinked (never the thread's request) */
+	SYS_SKIP_GO_GOID_UNREAD = 28,   /* a Go server request (go.server_path: syscall) whose goroutine could not
+					 * be read from TLS: client calls made on it are not linked to it */
+	SYS_SKIP_GO_ROUTE_UNREAD = 29,  /* a Go server response whose route could not be read (connection
+					 * served before the attach, or memory unreadable): no http.route from Go */
+	SYS_HTTP_DROP_MAX = 30,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
@@ -134,6 +154,19 @@ struct sys_http_data_event {
 	__u8 spare_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u8 tail[SYS_HTTP_TAIL];
 	__u8 data[SYS_HTTP_CAPTURE];
+};
+
+/* RECORD_SYS_HTTP_ROUTE: the route a Go server request matched (its Request.Pattern, read at the
+ * response's first write: go.server_path syscall). Sent just before that write's data record. */
+#define SYS_HTTP_ROUTE_MAX 128
+struct sys_http_route_event {
+	__u8 type;
+	__u8 _pad0[3];
+	__u32 pid;
+	__u64 conn_id;
+	__u32 route_len; /* true length; route holds at most SYS_HTTP_ROUTE_MAX bytes */
+	__u32 _pad1;
+	char route[SYS_HTTP_ROUTE_MAX];
 };
 
 enum sys_http_syscall {

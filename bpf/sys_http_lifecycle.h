@@ -68,7 +68,7 @@ int sys_http_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &ptgid);
 	/* Go forks only to exec: its children are left to the agent's exec decision. */
-	if (!p || !(p->mode & SYS_MODE_TRACE))
+	if (!p || !(p->mode & SYS_MODE_TRACE) || (p->mode & SYS_MODE_GO_SERVER))
 		return 0;
 	__u32 pid = BPF_CORE_READ(child, pid);
 	__u32 tgid = BPF_CORE_READ(child, tgid);

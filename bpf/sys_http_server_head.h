@@ -116,8 +116,12 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 		}
 	}
 	new_span_id(cs->ctx.span_id);
+	cs->has_incoming = (e->flags & SYS_F_REMOTE_PARENT) ? 1 : 0;
+	__builtin_memcpy(cs->incoming_span_id, e->parent_span_id, 8);
 
 	__u64 id = bpf_get_current_pid_tgid();
+	if (mode & SYS_MODE_ASYNCIO)
+		asyncio_head_decided(id, &cs->ctx);
 	thread_release(cs, id >> 32);
 	if (mode & SYS_MODE_THREAD_LINK) {
 		struct thread_ctx *tc = bpf_map_lookup_elem(&thread_ctxs, &id);
@@ -144,6 +148,8 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 		cs->owner_tid = (__u32)id;
 		cs->thread_active = 1;
 	}
+	if (mode & SYS_MODE_GO_SERVER)
+		go_server_store(cs, s, e, now);
 }
 
 /* A read that starts a request: reads its head; decides now when the head is complete, else

@@ -4,11 +4,22 @@
 #define SPANBRIDGE_SYS_HTTP_STATE_H
 
 /* Per traced process: SYS_MODE_* bits. */
-#define SYS_MODE_TRACE 1       /* report spans for this process */
-#define SYS_MODE_THREAD_LINK 2 /* link client calls to the thread's server request */
-#define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
-				* parents for its server requests (bpf/sys_http_go_link.h) */
-#define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
+enum sys_http_mode {
+	SYS_MODE_TRACE = 1, /* report spans for this process */
+	SYS_MODE_THREAD_LINK = 2, /* link client calls to the thread's server request */
+	SYS_MODE_GO_LINK = 4, /* Go process (spans come from the Go tracer): only find black-box
+	   * parents for its server requests (bpf/sys_http_go_link.h) */
+	SYS_MODE_INHERITED = 8, /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
+	SYS_MODE_ASYNCIO = 16, /* Python asyncio: client calls on event-loop threads take their task's
+	   * server request (sys_http_asyncio.h) */
+	SYS_MODE_NGINX_LINK = 32, /* nginx: link an upstream request to the downstream request it serves
+	   * (bpf/sys_http_nginx_link.h), never to the thread's */
+	SYS_MODE_GO_SERVER = 64, /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
+	   * (go.server_path: syscall); its client calls stay the Go tracer's, so
+	   * its client connections are not tracked (bpf/sys_http_go_server.h) */
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum sys_http_mode *_unused_sys_http_mode __attribute__((unused));
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */
@@ -46,7 +57,9 @@ struct conn_state {
 	__u8 prefix[8];
 	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
 	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
-	__u8 _pad2[3];
+	__u8 has_incoming; /* server: the current request came with a valid traceparent naming ... */
+	__u8 _pad2[2];
+	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */
@@ -78,7 +91,8 @@ struct syscall_args {
 	__u8 start; /* write: a client request start decided at enter */
 	__u8 flags;
 	__u8 forwarded; /* write, start: the request forwards its thread's incoming traceparent */
-	__u8 _pad[4];
+	__u8 task_parent; /* write, start: parent from the asyncio task (sys_http_asyncio.h) */
+	__u8 _pad[3];
 	struct trace_context ctx;
 	__u8 parent_span_id[8];
 	/* write, start: further requests pipelined in the same write (their offsets and span ids;
@@ -96,7 +110,18 @@ struct syscall_args {
 /* Per traced process (tgid), written by the agent. */
 struct traced_process {
 	__u32 mode;        /* SYS_MODE_* */
-	__u32 goid_offset; /* SYS_MODE_GO_LINK: offset of runtime.g.goid */
+	__u32 goid_offset; /* SYS_MODE_GO_LINK, SYS_MODE_GO_SERVER: offset of runtime.g.goid */
+	/* SYS_MODE_GO_SERVER: g is at fsbase + g_tls_offset (resolved per executable by the agent);
+	 * the route's path from a connection: net/http.conn.curReq, response.req, Request.Pattern
+	 * (OFFSET_ABSENT: no route from Go, e.g. Pattern before Go 1.23) */
+	__s32 g_tls_offset;
+	__u32 conn_cur_req;
+	__u32 resp_req;
+	__u32 req_pattern;
+	/* SYS_MODE_GO_SERVER: accepted connections whose first bytes were not HTTP/1.x (TLS, HTTP/2):
+	 * their requests have no span on this path; the agent moves the process to uprobes. */
+	__u32 go_not_http1;
+	__u32 _pad;
 };
 
 #endif

@@ -44,6 +44,25 @@ if [ ! -f "$venv/.complete" ]; then
 fi
 ln -sfn "$venv" "$out/py"
 
+# --- A second CPython for asyncio linking (issue 14): pyenv's 3.13.0, the asyncio frameworks only --
+# (FastAPI, uvicorn, httpx, aiohttp at the versions pinned above). 3.12+ start aiohttp's tasks
+# eagerly; the tests run the same services on both interpreters.
+py313=${SPANBRIDGE_PY313:-$HOME/.pyenv/versions/3.13.0/bin/python3}
+if [ -x "$py313" ]; then
+  key313=$(key "$fw/python/requirements.txt" <("$py313" --version))
+  venv313=$cache/py313-$key313
+  if [ ! -f "$venv313/.complete" ]; then
+    log "creating the Python 3.13 venv (fastapi, uvicorn, httpx, aiohttp)"
+    rm -rf "$venv313"
+    "$py313" -m venv "$venv313"
+    "$venv313/bin/pip" install -q --disable-pip-version-check -c "$fw/python/requirements.txt" fastapi uvicorn httpx aiohttp
+    touch "$venv313/.complete"
+  fi
+  ln -sfn "$venv313" "$out/py313"
+else
+  log "no CPython 3.13 at $py313 (pyenv install 3.13.0): the asyncio tests on a second Python will fail"
+fi
+
 # --- Node frameworks -------------------------------------------------------------------------
 stamp=$fw/node/node_modules/.spanbridge-lock-hash
 want=$(key "$fw/node/package-lock.json")

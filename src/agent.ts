@@ -35,6 +35,7 @@ import type { UrlRedaction } from './spans/url-redaction';
 import { SystemClock, type Clock } from './time/clock';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
+import type { GoServerPath } from './tracers/go-http-tracer';
 import { InspectionCache, type GoInspector } from './attach/inspection-cache';
 import { ProcessAttacher, type AttachmentEvent } from './attach/process-attacher';
 import { ResourceLifetimes } from './attach/resource-lifetimes';
@@ -76,6 +77,8 @@ export interface AgentConfig {
   readonly urlRedaction?: UrlRedaction;
   /** Kernel-side limits of the syscall tracer (settings `sys_http.*`); unset ones keep its defaults. */
   readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
+  /** Where Go HTTP/1 server spans come from (setting go.server_path; default 'uprobes'). */
+  readonly goServerPath?: GoServerPath;
 }
 
 /**
@@ -186,6 +189,7 @@ export class Agent {
       resources: this.resources,
       inspection: new InspectionCache({ metrics: this.metrics, log, inspect: this.host.inspect, processAlive: this.host.processAlive }),
       onAttachment: deps.onAttachment,
+      goServerPath: config.goServerPath,
     });
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
@@ -229,6 +233,7 @@ export class Agent {
     });
     this.tickTimer = setInterval(() => {
       this.tracers.collectKernelCounters();
+      this.attacher.moveNonHttp1GoServers();
       this.goStage.tick();
     }, this.deps.tickMs ?? 5000);
     this.tickTimer.unref();

@@ -114,6 +114,7 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
       ringWakeupBytes: opts.ringWakeupBytes,
       ringSizeBytes: opts.ringSizeBytes,
       sysHttp: opts.sysHttp,
+      goServerPath: opts.goServerPath,
       routes: opts.routes,
       urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).

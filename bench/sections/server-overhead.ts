@@ -103,7 +103,9 @@ async function countHitsInjectionOff(ctx: BenchContext, server: Server): Promise
 }
 
 const SECTION_TITLES: Record<ServerKind, [id: string, title: string]> = {
-  go: ['go', 'Go net/http server (uprobes)'],
+  // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=syscall measures the
+  // syscall path for Go servers (go.server_path), else the default.
+  go: ['go', process.env.SPANBRIDGE_GO_SERVER_PATH === 'syscall' ? 'Go net/http server (go.server_path syscall: syscall tracepoints)' : 'Go net/http server (uprobes)'],
   node: ['sys', 'Node http server (syscall tracepoints)'],
   python: ['python', 'Python threaded http.server (syscall tracepoints)'],
 };

@@ -45,7 +45,7 @@ export class InspectionCache {
       try {
         const started = Date.now();
         const info = (this.d.inspect ?? inspectGoBinary)(proc.exeOpenPath, Object.values(GO_FUNCS));
-        t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets };
+        t = { goVersion: info.goVersion, functions: info.functions, offsets: info.offsets, gTls: info.gTls };
         binariesInspected.add(this.d.metrics, {});
         this.d.log.debug(`inspected ${proc.exePath} (${proc.exeKey}) for pid ${proc.pid} in ${Date.now() - started} ms: ${info.goVersion}`);
       } catch (err) {

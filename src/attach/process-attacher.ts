@@ -13,7 +13,8 @@ import type { GoHttpStage } from '../spans/go-http-stage';
 import { forkedResource, processResource } from '../spans/resource';
 import type { RouteStage } from '../spans/routes/route-stage';
 import type { Resource } from '../spans/span';
-import type { GoTarget } from '../tracers/go-http-tracer';
+import type { AttachResult, GoServerPath, GoTarget } from '../tracers/go-http-tracer';
+import { chooseGoServerPath } from '../tracers/go-server-path';
 import { runtimeOf } from '../tracers/sys-http-stage';
 import { planAttach } from './attach-planner';
 import type { InspectionCache } from './inspection-cache';
@@ -59,9 +60,14 @@ export interface ProcessAttacherDeps {
   readonly resources: ResourceLifetimes;
   readonly inspection: InspectionCache;
   readonly onAttachment?: (event: AttachmentEvent) => void;
+  /** Where Go HTTP/1 server spans come from (setting go.server_path; default 'uprobes'). */
+  readonly goServerPath?: GoServerPath;
 }
 
 export class ProcessAttacher {
+  /** Go processes whose server spans come from the syscall tracer (go.server_path syscall). */
+  private readonly goSyscallServers = new Map<number, { exe: string; target: GoTarget }>();
+
   constructor(private readonly d: ProcessAttacherDeps) {}
 
   /** A process now matches the selection. */
@@ -98,8 +104,7 @@ export class ProcessAttacher {
     const hasPattern = target.offsets['net/http.Request.Pattern'] !== undefined;
     const routes = this.d.routes.register(resource, reason, hasPattern ? 'Go ServeMux pattern (Request.Pattern)' : undefined);
     try {
-      const result = tracers.go.attach(proc.pid, proc.exeOpenPath, target);
-      if (this.linkGoBlackBox(proc.pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+      const result = this.attachGoTracers(proc.pid, proc.exeOpenPath, target);
       const sk = tracers.go.injection === 'socket' && tracers.sk ? this.selectForSkInject(proc.pid) : undefined;
       if (sk) result.notes.push(sk.note.replace(/^; /, ''));
       const injection = tracers.go.injection === 'memory' ? 'go_memory' : sk?.injected ? 'sk_msg' : 'none';
@@ -180,6 +185,55 @@ export class ProcessAttacher {
     }
   }
 
+  /**
+   * Attaches the Go tracer, and the syscall tracer for the server spans (go.server_path syscall,
+   * where this binary allows it: src/tracers/go-server-path.ts) or for black-box parents only.
+   */
+  private attachGoTracers(pid: number, exe: string, target: GoTarget): AttachResult {
+    const { go, sys } = this.d.tracers;
+    const server = chooseGoServerPath(this.d.goServerPath ?? 'uprobes', target, sys !== undefined);
+    if (server.goServer && sys) {
+      const result = go.attach(pid, exe, target, 'syscall');
+      try {
+        const open = sys.attachGoServer(pid, server.goServer);
+        this.goSyscallServers.set(pid, { exe, target });
+        return { links: result.links, notes: [server.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`] };
+      } catch (err) {
+        // Without the syscall side this process would have no server spans: back to uprobes.
+        go.detach(pid);
+        const again = go.attach(pid, exe, target, 'uprobes');
+        return { links: again.links, notes: [`server spans: uprobes (syscall tracer refused the process: ${errorMessage(err)})`, ...again.notes] };
+      }
+    }
+    const result = go.attach(pid, exe, target, 'uprobes');
+    result.notes.unshift(server.note);
+    if (this.linkGoBlackBox(pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
+    return result;
+  }
+
+  /**
+   * Go servers on the syscall path that accepted connections which are not HTTP/1.x in clear text
+   * (TLS, HTTP/2) go back to uprobes: that path has no span for those requests, ServeHTTP does.
+   * Called periodically (the agent's tick).
+   */
+  moveNonHttp1GoServers(): void {
+    const { go, sys } = this.d.tracers;
+    for (const pid of sys?.tracer.goServersNotHttp1() ?? []) {
+      const at = this.goSyscallServers.get(pid);
+      this.goSyscallServers.delete(pid);
+      if (!at || !go.attachedPids.includes(pid)) continue;
+      try {
+        go.detach(pid);
+        const r = go.attach(pid, at.exe, at.target, 'uprobes');
+        this.linkGoBlackBox(pid, at.target);
+        this.d.log.warn(`pid ${pid}: accepted connections that are not HTTP/1.x in clear text (TLS or HTTP/2); its server spans come from uprobes from now on (${r.links} uprobes)`);
+        this.d.tracers.reportAttached();
+      } catch (err) {
+        this.d.log.warn(`pid ${pid}: moving its server spans to uprobes failed: ${errorMessage(err)}`);
+      }
+    }
+  }
+
   /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */
   private linkGoBlackBox(pid: number, target: GoTarget): boolean {
     const goid = target.offsets['runtime.g.goid'];
@@ -209,6 +263,7 @@ export class ProcessAttacher {
   /** A matched process exited (or no longer matches, or became excluded). */
   onGone(pid: number): void {
     const { tracers } = this.d;
+    this.goSyscallServers.delete(pid);
     const wasGo = tracers.go.attachedPids.includes(pid);
     const wasSys = tracers.sys?.tracer.attachedPids.includes(pid) ?? false;
     if (wasSys) tracers.sys?.detach(pid);

@@ -135,6 +135,8 @@ export class TracerSet {
       // Children of traced processes are traced by the kernel from their fork; this selects them.
       onFork: this.d.onFork,
       redaction: this.d.urlRedaction,
+      // nginx's upstream requests are linked by a uprobe at ngx_chain_writer (src/tracers/nginx-links.ts).
+      ...(caps.uprobes ? { nginxObjectPath: join(this.d.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
     });
@@ -162,7 +164,7 @@ export class TracerSet {
 
   /** Every started span-side tracer, for counters and stop. */
   get all(): AnyTracer[] {
-    return [this.go, ...(this.sk ? [this.sk] : []), ...(this.sys ? [this.sys.tracer] : [])];
+    return [this.go, ...(this.sk ? [this.sk] : []), ...(this.sys ? this.sys.tracers : [])];
   }
 
   /** The attached-process and probe gauges. */

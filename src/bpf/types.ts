@@ -25,6 +25,11 @@ export interface UprobeTarget {
   readonly offset: number;
   /** Only fire for this process (host pid); -1 or undefined = every process mapping the file. */
   readonly pid?: number;
+  /**
+   * A uretprobe: fires when the function at `offset` returns. Never for Go code (goroutine stacks
+   * move, and the kernel's return trampoline corrupts them); C functions only.
+   */
+  readonly retprobe?: boolean;
 }
 
 export interface BpfLink {

@@ -181,6 +181,9 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
   const ways = [
     ...(goSpans ? ['Go: goroutine ancestry (uprobes)'] : []),
     ...(sysHttp ? ["thread-per-request runtimes (Python threads, Java thread pools, C/C++, Ruby/PHP workers): the thread's single active server request"] : []),
+    ...(goSpans && sysHttp
+      ? ['nginx reverse proxy (1.x with ngx_chain_writer in .dynsym, checked per binary at attach): the downstream request each upstream request serves (uprobe at ngx_chain_writer, ~1 hit per upstream request)']
+      : []),
   ];
   return {
     feature: 'in-process-linking',
@@ -188,7 +191,8 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     status: ways.length === 0 ? 'unavailable' : 'fallback',
     strategy:
       (ways.length ? ways.join('; ') + '; ' : '') +
-      'not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace)',
+      'not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace)' +
+      (goSpans ? '' : '; nginx (needs uprobes)'),
     why:
       'Node 20 keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link would be a guess (docs/node-async-linking.md)',
   };

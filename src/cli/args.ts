@@ -54,6 +54,8 @@ export interface RunOptions {
   readonly ringWait?: 'uv-poll' | 'worker';
   /** Kernel-side limits of the syscall tracer; unset ones keep the tracer's defaults. */
   readonly sysHttp: { readonly maxConnections?: number; readonly correlationWindowMs?: number; readonly threadContextMaxAgeMs?: number };
+  /** Where Go HTTP/1 server spans come from (setting go.server_path). */
+  readonly goServerPath: 'uprobes' | 'syscall';
   /** Every libbpf message to stderr. */
   readonly libbpfDebug: boolean;
   /** Where /proc is read; undefined: /proc. */
@@ -202,6 +204,7 @@ export function parseRunArgs(
       ...(num('sys_http.correlation_window_ms') !== undefined ? { correlationWindowMs: num('sys_http.correlation_window_ms') } : {}),
       ...(num('sys_http.thread_context_max_age_ms') !== undefined ? { threadContextMaxAgeMs: num('sys_http.thread_context_max_age_ms') } : {}),
     },
+    goServerPath: (str('go.server_path') ?? 'uprobes') as RunOptions['goServerPath'],
     libbpfDebug: v['debug.libbpf'] === true,
     procRoot: str('proc_root'),
     routes: toRoutesSettings(config),

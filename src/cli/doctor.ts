@@ -2,12 +2,14 @@
  * `spanbridge doctor [--json]`: what this kernel and these privileges allow, and which strategy
  * each feature will use here and why (the same plan `run` logs at start-up).
  */
+import { existsSync } from 'node:fs';
 import { ensureKernelFilesystems, type MountOutcome } from '../bpf/mounts';
 import { probeBpfFeatures, type BpfFeatures } from '../capabilities/bpf-features';
 import { probeCapabilities, type Capabilities } from '../capabilities/probe';
 import { planStrategies, type Strategy, type StrategyOptions } from '../capabilities/strategy';
 import { describePolicy, DEFAULT_ROUTES, OVERFLOW_ROUTE, type RoutesSettings } from '../spans/routes/route-policy';
 import { AGENT_VERSION } from '../version';
+import { inspectNginx } from '../discovery/nginx';
 
 /** How server spans get http.route: for every process, and for each selection with its own `routes`. */
 export interface RoutesReport {
@@ -53,9 +55,33 @@ export interface DoctorReport {
   readonly strategies: readonly Strategy[];
   /** How traced processes' server spans get http.route (from the configuration given). */
   readonly routes: RoutesReport;
+  /**
+   * nginx reverse-proxy linking for the nginx binary installed here (PATH, /usr/sbin/nginx): whether
+   * its upstream requests can be linked (src/discovery/nginx.ts) and why not. null: no nginx found.
+   */
+  readonly nginx: NginxReport | null;
   /** The agent can start here. */
   readonly ready: boolean;
   readonly missing: readonly string[];
+}
+
+export interface NginxReport {
+  readonly path: string;
+  readonly version: string | null;
+  readonly linkable: boolean;
+  /** "uprobe at ngx_chain_writer (file offset 0x...)" or why not. */
+  readonly detail: string;
+}
+
+/** Inspects the first nginx binary found on PATH or at /usr/sbin/nginx; null when there is none. */
+export function nginxReport(uprobes: boolean, pathEnv = process.env.PATH ?? ''): NginxReport | null {
+  const candidates = [...pathEnv.split(':').filter(Boolean).map((d) => `${d}/nginx`), '/usr/sbin/nginx'];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) return null;
+  const t = inspectNginx(found);
+  if (!t.ok) return { path: found, version: t.version ?? null, linkable: false, detail: t.reason };
+  if (!uprobes) return { path: found, version: t.version, linkable: false, detail: 'no uprobes on this kernel' };
+  return { path: found, version: t.version, linkable: true, detail: `uprobe at ngx_chain_writer (file offset 0x${t.offset.toString(16)}), nginx ${t.version} layout` };
 }
 
 export function buildDoctorReport(
@@ -64,6 +90,7 @@ export function buildDoctorReport(
   mounts: readonly MountOutcome[],
   options: StrategyOptions = { injectHeaders: 'auto' },
   routes: RoutesSettings = DEFAULT_ROUTES,
+  nginx: NginxReport | null = null,
 ): DoctorReport {
   const plan = planStrategies(caps, features, options);
   const missing = [...plan.missing];
@@ -82,6 +109,7 @@ export function buildDoctorReport(
     })),
     strategies: plan.strategies,
     routes: routesReport(routes),
+    nginx,
     ready: missing.length === 0,
     missing,
   };
@@ -119,6 +147,10 @@ export function formatDoctorReport(r: DoctorReport): string {
     out.push(`              uses: ${s.strategy}`);
     out.push(`              why:  ${s.why}`);
   }
+  out.push(
+    '',
+    `nginx upstream linking: ${r.nginx ? `${r.nginx.path}${r.nginx.version ? ` (nginx ${r.nginx.version})` : ''}: ${r.nginx.linkable ? 'linkable' : 'NOT linkable'} — ${r.nginx.detail}` : 'no nginx binary found (PATH, /usr/sbin/nginx)'}`,
+  );
   out.push('', 'Routes (http.route and span names of server spans, in order of precedence)');
   out.push(`  Go servers          ${r.routes.goServeMux}`);
   out.push(`  every process       ${r.routes.default}`);
@@ -136,5 +168,6 @@ export function formatDoctorReport(r: DoctorReport): string {
 /** Probes everything (mounts kernel filesystems the agent needs, as `run` would). */
 export function runDoctor(options?: StrategyOptions, routes?: RoutesSettings): DoctorReport {
   const mounts = ensureKernelFilesystems();
-  return buildDoctorReport(probeCapabilities(), probeBpfFeatures(), mounts, options, routes);
+  const caps = probeCapabilities();
+  return buildDoctorReport(caps, probeBpfFeatures(), mounts, options, routes, nginxReport(caps.uprobes));
 }

@@ -290,6 +290,14 @@ export const SETTINGS: readonly Setting[] = [
     parse: intIn(1, 3_600_000),
   },
   {
+    key: 'go.server_path',
+    env: ['SPANBRIDGE_GO_SERVER_PATH'],
+    defaultText: 'uprobes',
+    allowed: 'one of uprobes, syscall',
+    help: "where Go HTTP/1 server spans come from: uprobes on net/http (~5 traps per request), or syscall tracepoints reading the goroutine from the thread's TLS (one uprobe per connection, for http.route; a binary whose TLS layout is unknown keeps uprobes)",
+    parse: oneOf(['uprobes', 'syscall']),
+  },
+  {
     key: 'sys_http.thread_context_max_age_ms',
     env: ['SPANBRIDGE_SYS_HTTP_THREAD_CONTEXT_MAX_AGE_MS'],
     defaultText: '60000',

@@ -16,15 +16,25 @@ import { decodeProcLifecycle, PROC_LIFECYCLE_RECORD_SIZE, type ProcLifecycleReco
 import {
   decodeSysHttpConn,
   decodeSysHttpData,
+  decodeSysHttpRoute,
   SYS_HTTP_CONN_RECORD_SIZE,
   SYS_HTTP_DATA_RECORD_SIZE,
+  SYS_HTTP_ROUTE_RECORD_SIZE,
   type SysHttpConnRecord,
   type SysHttpDataRecord,
+  type SysHttpRouteRecord,
 } from './sys-http';
 import { RECORD_TYPE } from './structs.generated';
 import { recordsInvalid } from '../metrics/catalogue';
 
-export type DecodedRecord = GoHttpServerRecord | GoHttpClientRecord | GoHttpClientEndRecord | ProcLifecycleRecord | SysHttpConnRecord | SysHttpDataRecord;
+export type DecodedRecord =
+  | GoHttpServerRecord
+  | GoHttpClientRecord
+  | GoHttpClientEndRecord
+  | ProcLifecycleRecord
+  | SysHttpConnRecord
+  | SysHttpDataRecord
+  | SysHttpRouteRecord;
 
 const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_PROC_EXEC]: PROC_LIFECYCLE_RECORD_SIZE,
@@ -36,6 +46,7 @@ const SIZES: Record<number, number> = {
   [RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN]: SYS_HTTP_CONN_RECORD_SIZE,
   [RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE]: SYS_HTTP_CONN_RECORD_SIZE,
   [RECORD_TYPE.RECORD_SYS_HTTP_DATA]: SYS_HTTP_DATA_RECORD_SIZE,
+  [RECORD_TYPE.RECORD_SYS_HTTP_ROUTE]: SYS_HTTP_ROUTE_RECORD_SIZE,
 };
 
 export const RECORDS_INVALID = recordsInvalid.name;
@@ -68,6 +79,8 @@ export function decodeRecord(buf: Buffer, metrics: SelfMetrics): DecodedRecord |
       return decodeSysHttpConn(buf, 'sys_http_conn_close');
     case RECORD_TYPE.RECORD_SYS_HTTP_DATA:
       return decodeSysHttpData(buf);
+    case RECORD_TYPE.RECORD_SYS_HTTP_ROUTE:
+      return decodeSysHttpRoute(buf);
     default:
       return decodeProcLifecycle(buf);
   }

@@ -9,6 +9,7 @@ export const GO_HTTP_OBJECT = {
     go_textproto_read_line_ret: 'go_textproto_read_line_ret',
     go_server_handler_serve_http: 'go_server_handler_serve_http',
     go_server_handler_serve_http_ret: 'go_server_handler_serve_http_ret',
+    go_server_conn_serve: 'go_server_conn_serve',
     go_runtime_newproc1_ret: 'go_runtime_newproc1_ret',
     go_runtime_goexit1: 'go_runtime_goexit1',
     go_transport_round_trip: 'go_transport_round_trip',
@@ -27,6 +28,7 @@ export const GO_HTTP_OBJECT = {
     header_scratch_map: 'header_scratch_map',
     server_requests: 'server_requests',
     go_http_events: 'go_http_events',
+    spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     goroutine_parent: 'goroutine_parent',
     client_by_header: 'client_by_header',
     client_requests: 'client_requests',
@@ -38,6 +40,8 @@ export const GO_HTTP_OBJECT = {
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     go_http_drops: 'go_http_drops',
     scan_scratch_map: 'scan_scratch_map',
@@ -174,6 +178,7 @@ export const RECORD_TYPE = {
   RECORD_SYS_HTTP_CONN_OPEN: 16,
   RECORD_SYS_HTTP_CONN_CLOSE: 17,
   RECORD_SYS_HTTP_DATA: 18,
+  RECORD_SYS_HTTP_ROUTE: 19,
 } as const;
 
 export const DROP_REASON = {
@@ -261,6 +266,11 @@ export const SYS_HTTP_OBJECT = {
     sys_enter_connect: 'sys_enter_connect',
     sys_exit_connect: 'sys_exit_connect',
     sys_enter_close: 'sys_enter_close',
+    py_context_run: 'py_context_run',
+    py_task_init: 'py_task_init',
+    py_task_init_eager: 'py_task_init_eager',
+    py_task_init_return: 'py_task_init_return',
+    py_future_set_result: 'py_future_set_result',
     frame_client_write: 'frame_client_write',
     sys_data_exit: 'sys_data_exit',
     sys_client_write_enter: 'sys_client_write_enter',
@@ -287,6 +297,9 @@ export const SYS_HTTP_OBJECT = {
     adopt_conns: 'adopt_conns',
     conns: 'conns',
     heads: 'heads',
+    py_procs: 'py_procs',
+    py_threads: 'py_threads',
+    py_tasks: 'py_tasks',
     data_paths: 'data_paths',
     thread_ctxs: 'thread_ctxs',
     scratch_buf: 'scratch_buf',
@@ -295,10 +308,14 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     client_requests: 'client_requests',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
+    spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
+    spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
   rodata: {
     correlation_window_ns: 'correlation_window_ns',
@@ -357,11 +374,46 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
   },
 };
 
+export const SYS_HTTP_ROUTE_EVENT: StructLayout = {
+  size: 152,
+  fields: {
+    type: { offset: 0, size: 1, kind: 'u8' },
+    _pad0: { offset: 1, size: 3, kind: 'bytes' },
+    pid: { offset: 4, size: 4, kind: 'u32' },
+    conn_id: { offset: 8, size: 8, kind: 'u64' },
+    route_len: { offset: 16, size: 4, kind: 'u32' },
+    _pad1: { offset: 20, size: 4, kind: 'u32' },
+    route: { offset: 24, size: 128, kind: 'bytes' },
+  },
+};
+
 export const TRACED_PROCESS: StructLayout = {
-  size: 8,
+  size: 32,
   fields: {
     mode: { offset: 0, size: 4, kind: 'u32' },
     goid_offset: { offset: 4, size: 4, kind: 'u32' },
+    g_tls_offset: { offset: 8, size: 4, kind: 's32' },
+    conn_cur_req: { offset: 12, size: 4, kind: 'u32' },
+    resp_req: { offset: 16, size: 4, kind: 'u32' },
+    req_pattern: { offset: 20, size: 4, kind: 'u32' },
+    go_not_http1: { offset: 24, size: 4, kind: 'u32' },
+    _pad: { offset: 28, size: 4, kind: 'u32' },
+  },
+};
+
+export const PY_ASYNCIO_PROC: StructLayout = {
+  size: 80,
+  fields: {
+    step_type: { offset: 0, size: 8, kind: 'u64' },
+    wakeup_def: { offset: 8, size: 8, kind: 'u64' },
+    cfunction_type: { offset: 16, size: 8, kind: 'u64' },
+    sw_task: { offset: 24, size: 4, kind: 'u32' },
+    fut_callback0: { offset: 28, size: 4, kind: 'u32' },
+    m_ml: { offset: 32, size: 4, kind: 'u32' },
+    m_self: { offset: 36, size: 4, kind: 'u32' },
+    tp_name: { offset: 40, size: 4, kind: 'u32' },
+    step_name_len: { offset: 44, size: 4, kind: 'u32' },
+    step_name: { offset: 48, size: 32, kind: 'bytes' },
   },
 };
 
@@ -387,7 +439,16 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_HEAD_TOO_LONG: 18,
   SYS_SKIP_HEAD_UNREAD: 19,
   SYS_HEAD_SPLIT: 20,
-  SYS_HTTP_DROP_MAX: 21,
+  SYS_LINK_ASYNCIO: 21,
+  SYS_SKIP_ASYNCIO_NO_TASK: 22,
+  SYS_ASYNCIO_TASK_INHERITED: 23,
+  SYS_ASYNCIO_TASK_FROM_HEAD: 24,
+  SYS_ASYNCIO_TASK_WOKEN: 25,
+  SYS_LINK_NGINX: 26,
+  SYS_SKIP_NGINX_UNLINKED: 27,
+  SYS_SKIP_GO_GOID_UNREAD: 28,
+  SYS_SKIP_GO_ROUTE_UNREAD: 29,
+  SYS_HTTP_DROP_MAX: 30,
 } as const;
 
 export const SYS_HTTP_ROLE = {
@@ -427,6 +488,17 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_FORWARDED: 2,
   SYS_F2_CONTEXT_PENDING: 4,
   SYS_F2_CONTEXT: 8,
+  SYS_F2_TASK_PARENT: 16,
+} as const;
+
+export const SYS_HTTP_MODE = {
+  SYS_MODE_TRACE: 1,
+  SYS_MODE_THREAD_LINK: 2,
+  SYS_MODE_GO_LINK: 4,
+  SYS_MODE_INHERITED: 8,
+  SYS_MODE_ASYNCIO: 16,
+  SYS_MODE_NGINX_LINK: 32,
+  SYS_MODE_GO_SERVER: 64,
 } as const;
 
 /** What sk_inject.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
@@ -509,5 +581,34 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_OUTCOME_MAX: 19,
 } as const;
 
+/** What nginx_link.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */
+export const NGINX_LINK_OBJECT = {
+  file: 'nginx_link.bpf.o',
+  programs: {
+    nginx_chain_writer: 'nginx_chain_writer',
+  },
+  maps: {
+    spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
+    nginx_link_counts: 'nginx_link_counts',
+  },
+  rodata: {
+    writer_connection_off: 'writer_connection_off',
+    connection_data_off: 'connection_data_off',
+    connection_fd_off: 'connection_fd_off',
+    request_signature_off: 'request_signature_off',
+    request_connection_off: 'request_connection_off',
+  },
+} as const;
+
+export const NGINX_LINK_REASON = {
+  NGINX_LINK_HIT: 0,
+  NGINX_LINK_STORED: 1,
+  NGINX_SKIP_UNREAD: 2,
+  NGINX_SKIP_NOT_REQUEST: 3,
+  NGINX_SKIP_BAD_FD: 4,
+  NGINX_DROP_MAP_FULL: 5,
+  NGINX_LINK_REASON_MAX: 6,
+} as const;
+
 /** Every BPF object the agent loads (the fake backend refuses names they do not have). */
-export const BPF_OBJECTS = [GO_HTTP_OBJECT, PROC_EVENTS_OBJECT, SYS_HTTP_OBJECT, SK_INJECT_OBJECT] as const;
+export const BPF_OBJECTS = [GO_HTTP_OBJECT, PROC_EVENTS_OBJECT, SYS_HTTP_OBJECT, SK_INJECT_OBJECT, NGINX_LINK_OBJECT] as const;

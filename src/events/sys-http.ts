@@ -1,11 +1,11 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
-import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_DIRECTION } from './structs.generated';
+import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
 import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
 
 /** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
 export const { SYS_F_REQUEST_START, SYS_F_RESPONSE_START, SYS_F_REMOTE_PARENT, SYS_F_THREAD_PARENT, SYS_F_BLACKBOX_PARENT, SYS_F_TRUNCATED, SYS_F_SPARE_IDS, SYS_F_APP_TRACEPARENT } = SYS_HTTP_FLAG;
 /** sys_http_data_event.flags2 (bpf enum sys_http_flag2; the bits and their meaning are the C header's). */
-export const { SYS_F2_PIPELINED, SYS_F2_CONTEXT_PENDING, SYS_F2_CONTEXT } = SYS_HTTP_FLAG2;
+export const { SYS_F2_PIPELINED, SYS_F2_CONTEXT_PENDING, SYS_F2_CONTEXT, SYS_F2_TASK_PARENT } = SYS_HTTP_FLAG2;
 
 export type SysRole = 'server' | 'client';
 
@@ -68,6 +68,28 @@ export function decodeSysHttpConn(buf: Buffer, type: SysHttpConnRecord['type']):
     localPort: readUint(buf, C, 'local_port'),
     remoteAddress: formatAddress(readBytes(buf, C, 'remote_addr')),
     remotePort: readUint(buf, C, 'remote_port'),
+  };
+}
+
+/** RECORD_SYS_HTTP_ROUTE: the route (Go Request.Pattern) of the request a server connection answers next. */
+export interface SysHttpRouteRecord {
+  readonly type: 'sys_http_route';
+  readonly pid: number;
+  readonly connId: bigint;
+  /** As the application registered it (e.g. "GET /users/{id}"); cut at the capture size. */
+  readonly pattern: string;
+}
+
+export const SYS_HTTP_ROUTE_RECORD_SIZE = R.size;
+const ROUTE_CAPTURE = R.fields.route.size;
+
+export function decodeSysHttpRoute(buf: Buffer): SysHttpRouteRecord {
+  const n = Math.min(readUint(buf, R, 'route_len'), ROUTE_CAPTURE);
+  return {
+    type: 'sys_http_route',
+    pid: readUint(buf, R, 'pid'),
+    connId: readBig(buf, R, 'conn_id'),
+    pattern: readBytes(buf, R, 'route').toString('utf8', 0, n),
   };
 }
 

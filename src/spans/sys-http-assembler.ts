@@ -8,11 +8,13 @@
  * message's last bytes (chunked), or by the connection's end (no length). Everything is bounded:
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
-import type { SysHttpConnRecord, SysHttpDataRecord } from '../events/sys-http';
+import type { SysHttpConnRecord, SysHttpDataRecord, SysHttpRouteRecord } from '../events/sys-http';
+import { routeFromGoPattern } from './http-semconv';
 import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
+  SYS_F2_TASK_PARENT,
   SYS_F_APP_TRACEPARENT,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
@@ -93,6 +95,8 @@ interface Exchange {
   requestLine: RequestLine | null;
   invalid: boolean;
   status: number;
+  /** A framework's route for the request (Go Request.Pattern), '' when none. */
+  route: string;
 }
 
 interface Conn {
@@ -142,8 +146,9 @@ export class SysHttpAssembler {
     sysHttpExchangesDropped.add(this.o.metrics, { reason }, n);
   }
 
-  onRecord(rec: SysHttpConnRecord | SysHttpDataRecord): void {
+  onRecord(rec: SysHttpConnRecord | SysHttpDataRecord | SysHttpRouteRecord): void {
     if (rec.type === 'sys_http_data') this.data(rec);
+    else if (rec.type === 'sys_http_route') this.route(rec);
     else if (rec.type === 'sys_http_conn_open') this.open(rec);
     else this.close(rec.connId, rec.tsNs);
   }
@@ -199,7 +204,7 @@ export class SysHttpAssembler {
         spanId: rec.spanId,
         parentSpanId: rec.parentSpanId,
         traceFlags: rec.traceFlags,
-        link: linkOf(rec.flags),
+        link: linkOf(rec.flags, rec.flags2),
       });
       ex.pending = (rec.flags2 & SYS_F2_CONTEXT_PENDING) !== 0;
       this.feedRequest(c, ex, rec, 0);
@@ -224,6 +229,20 @@ export class SysHttpAssembler {
     }
   }
 
+  /**
+   * A Go server's route for the request answered next (the kernel sends it just before the
+   * response's first bytes): the oldest request still without a response.
+   */
+  private route(rec: SysHttpRouteRecord): void {
+    const c = this.conns.get(rec.connId);
+    const ex = c?.role === 'server' ? c.exchanges.find((e) => !e.resp) : undefined;
+    if (!ex) {
+      this.drop('route_without_request');
+      return;
+    }
+    ex.route = routeFromGoPattern(rec.pattern);
+  }
+
   /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */
   private decided(c: Conn, rec: SysHttpDataRecord): void {
     const ex = c.exchanges.find((e) => e.pending);
@@ -236,7 +255,7 @@ export class SysHttpAssembler {
     ex.spanId = rec.spanId;
     ex.parentSpanId = rec.parentSpanId;
     ex.traceFlags = rec.traceFlags;
-    ex.link = linkOf(rec.flags);
+    ex.link = linkOf(rec.flags, rec.flags2);
   }
 
   private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'traceId' | 'spanId' | 'parentSpanId' | 'traceFlags' | 'link'>): Exchange {
@@ -255,6 +274,7 @@ export class SysHttpAssembler {
       requestLine: null,
       invalid: false,
       status: 0,
+      route: '',
     };
     if (c.exchanges.length >= this.maxExchanges) {
       c.exchanges.shift();
@@ -305,7 +325,7 @@ export class SysHttpAssembler {
     const ex =
       c.role === 'server'
         ? this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' })
-        : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags) });
+        : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags, rec.flags2) });
     this.feedRequest(c, ex, rec, off);
   }
 
@@ -482,6 +502,7 @@ export class SysHttpAssembler {
       remoteAddress: c.remoteAddress,
       remotePort: c.remotePort,
       tid: ex.tid,
+      route: ex.route,
     };
     this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction), c.pid);
   }
@@ -522,10 +543,11 @@ function firstLineOf(data: Buffer): string {
   return end < 0 ? '' : data.toString('latin1', 0, end);
 }
 
-function linkOf(flags: number): ExchangeView['link'] {
+function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  if (flags & SYS_F_THREAD_PARENT) return 'thread';
+  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
+  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : 'thread';
   if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';
 }

@@ -19,7 +19,7 @@ export interface ExchangeView {
    * How the parent was found: incoming traceparent, same-node client (black-box), same thread;
    * 'application': a client request that carried the application's own traceparent (its ids).
    */
-  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'application' | 'none';
+  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'asyncio_task' | 'application' | 'none';
   /** Client spans linked to their thread's server request: that request's tracestate (W3C), else ''. */
   readonly inheritedTraceState: string;
   readonly request: RequestLine;
@@ -36,6 +36,8 @@ export interface ExchangeView {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly tid: number;
+  /** The framework's route (Go Request.Pattern, read by the kernel), '' when none. */
+  readonly route?: string;
 }
 
 const MAX_VALUE = 1024;
@@ -62,6 +64,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     attributes['url.path'] = cut(t.path);
     if (query) attributes['url.query'] = cut(query);
     attributes['url.scheme'] = 'http';
+    if (x.route) attributes['http.route'] = x.route;
     attributes['server.address'] = hp.host || x.localAddress;
     attributes['server.port'] = hp.port ?? x.localPort;
     attributes['client.address'] = x.remoteAddress;
@@ -94,7 +97,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     parentSpanId: x.parentSpanId,
     traceFlags: x.traceFlags,
     traceState: x.role === 'server' ? (x.link === 'traceparent' ? normalizeTracestate(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
-    name: httpSpanName(method, ''),
+    name: httpSpanName(method, x.route ?? ''),
     kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
     startTimeUnixNano: start,
     endTimeUnixNano: end,

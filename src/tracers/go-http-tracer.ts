@@ -9,9 +9,11 @@ import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
+import type { GoTlsResolution } from '../discovery/go/tls';
 
 export const GO_FUNCS = {
   serveHttp: 'net/http.serverHandler.ServeHTTP',
+  connServe: 'net/http.(*conn).serve',
   readContinuedLineSlice: 'net/textproto.(*Reader).readContinuedLineSlice',
   roundTrip: 'net/http.(*Transport).roundTrip',
   requestWrite: 'net/http.(*Request).write',
@@ -65,6 +67,8 @@ export interface GoTarget {
   readonly goVersion: string;
   readonly functions: Readonly<Record<string, { entryOffset: number; retOffsets: readonly number[] } | undefined>>;
   readonly offsets: Readonly<Record<string, number | undefined>>;
+  /** Where its threads keep g relative to fsbase (src/discovery/go/tls.ts); needed by go.server_path syscall. */
+  readonly gTls?: GoTlsResolution;
 }
 
 export interface GoHttpTracerSettings {
@@ -101,6 +105,13 @@ const READ_ONLY_WRITE_SUBSET_PROGRAM = GO_HTTP_OBJECT.programs.go_header_write_s
 export function isMemoryInjectionRefused(err: unknown): boolean {
   return err instanceof BpfLoadError && err.program === INJECT_PROGRAM;
 }
+
+/**
+ * Where a process's server spans come from: 'uprobes' (ServeHTTP entry/RETs and the header reader's
+ * RETs: ~5 traps per request) or 'syscall' (the syscall tracer decides them, bpf/sys_http_go_server.h;
+ * this tracer then attaches only (*conn).serve entry, once per connection, for the route).
+ */
+export type GoServerPath = 'uprobes' | 'syscall';
 
 export interface AttachResult {
   readonly links: number;
@@ -190,7 +201,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
    * Attaches to one process. `binaryPath` must open the process's executable (e.g.
    * /proc/<pid>/exe). On failure nothing stays attached.
    */
-  attach(pid: number, binaryPath: string, target: GoTarget): AttachResult {
+  attach(pid: number, binaryPath: string, target: GoTarget, serverPath: GoServerPath = 'uprobes'): AttachResult {
     const obj = this.requireObject();
     if (this.byPid.has(pid)) return { links: this.byPid.get(pid)!.length, notes: ['already attached'] };
     const serve = target.functions[GO_FUNCS.serveHttp];
@@ -208,17 +219,9 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     offsetsMap.update(pidKey(pid), offsets);
     const links: BpfLink[] = [];
     try {
-      const entry = obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http);
-      const ret = obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http_ret);
-      links.push(entry.attachUprobe({ binaryPath, offset: serve.entryOffset, pid }));
-      for (const off of serve.retOffsets) links.push(ret.attachUprobe({ binaryPath, offset: off, pid }));
-      const readLine = target.functions[GO_FUNCS.readContinuedLineSlice];
-      if (readLine && readLine.retOffsets.length > 0) {
-        const prog = obj.program(GO_HTTP_OBJECT.programs.go_textproto_read_line_ret);
-        for (const off of readLine.retOffsets) links.push(prog.attachUprobe({ binaryPath, offset: off, pid }));
-      } else {
-        notes.push('incoming traceparent not readable (textproto reader not found)');
-      }
+      // 'syscall': requests, headers and responses are the syscall tracer's; here only the route.
+      if (serverPath === 'syscall') notes.push(...this.attachConnServe(obj, pid, binaryPath, target, links));
+      else notes.push(...this.attachServer(obj, pid, binaryPath, target, links));
       notes.push(...this.attachClient(obj, pid, binaryPath, target, links));
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
@@ -227,6 +230,29 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     }
     this.byPid.set(pid, links);
     return { links: links.length, notes };
+  }
+
+  /** Server path 'uprobes': ServeHTTP entry and RETs, and the header reader's RETs. */
+  private attachServer(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
+    const serve = target.functions[GO_FUNCS.serveHttp]!;
+    const entry = obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http);
+    const ret = obj.program(GO_HTTP_OBJECT.programs.go_server_handler_serve_http_ret);
+    links.push(entry.attachUprobe({ binaryPath, offset: serve.entryOffset, pid }));
+    for (const off of serve.retOffsets) links.push(ret.attachUprobe({ binaryPath, offset: off, pid }));
+    const readLine = target.functions[GO_FUNCS.readContinuedLineSlice];
+    if (!readLine || readLine.retOffsets.length === 0) return ['incoming traceparent not readable (textproto reader not found)'];
+    const prog = obj.program(GO_HTTP_OBJECT.programs.go_textproto_read_line_ret);
+    for (const off of readLine.retOffsets) links.push(prog.attachUprobe({ binaryPath, offset: off, pid }));
+    return [];
+  }
+
+  /** Server path 'syscall': (*conn).serve entry, so the response write can read the route. */
+  private attachConnServe(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
+    const fn = target.functions[GO_FUNCS.connServe];
+    const need = ['net/http.conn.curReq', 'net/http.response.req', 'net/http.Request.Pattern'];
+    if (!fn || need.some((f) => target.offsets[f] === undefined)) return target.offsets['net/http.Request.Pattern'] === undefined ? [] : ['no ServeMux route ((*conn).serve or net/http.conn.curReq not found)'];
+    links.push(obj.program(GO_HTTP_OBJECT.programs.go_server_conn_serve).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
+    return [];
   }
 
   /** Client spans, goroutine ancestry and header propagation; all optional per binary. */

@@ -13,7 +13,13 @@ import type { ResourceOptions } from '../spans/resource';
 import type { Resource, Span } from '../spans/span';
 import type { UrlRedaction } from '../spans/url-redaction';
 import type { Clock } from '../time/clock';
-import { isEventLoopRuntime, SysHttpTracer, type SysHttpTracerSettings } from './sys-http-tracer';
+import { isEventLoopRuntime, SysHttpTracer, type GoServerOptions, type SysHttpTracerSettings } from './sys-http-tracer';
+import { NginxLinkTracer } from './nginx-link-tracer';
+import { NginxLinks } from './nginx-links';
+import type { AnyTracer } from './tracer';
+import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
+import { AsyncioTracer } from './asyncio-tracer';
+import { probeAsyncio, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
@@ -33,6 +39,12 @@ export interface SysHttpStageDeps {
   readonly openConnections?: (pid: number) => OpenConnection[];
   /** Applied where URL attributes are built (default: DEFAULT_URL_REDACTION). */
   readonly redaction?: UrlRedaction;
+  /** bpf/nginx_link.bpf.o: nginx processes get their upstream requests linked (loaded at the first). */
+  readonly nginxObjectPath?: string;
+  /** Inspects a process's nginx binary (default: /proc/<pid>/exe); injectable for tests. */
+  readonly inspectNginx?: (pid: number) => NginxLinkTarget;
+  /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
+  readonly probeAsyncio?: (pid: number) => AsyncioProbe;
 }
 
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
@@ -40,6 +52,7 @@ export function runtimeOf(proc: Pick<ProcessInfo, 'exeName'>): ResourceOptions {
   const n = proc.exeName;
   if (/^python/.test(n)) return { runtime: { name: 'cpython' }, language: 'python' };
   if (isEventLoopRuntime(n)) return { runtime: { name: 'nodejs' }, language: 'nodejs' };
+  if (n === 'nginx') return { runtime: { name: 'nginx' }, language: 'cpp' };
   if (n === 'java') return { runtime: { name: 'java' }, language: 'java' };
   return { language: 'unknown' };
 }
@@ -54,10 +67,14 @@ const DETACH_DRAIN_MS = 1000;
 
 export class SysHttpStage {
   readonly tracer: SysHttpTracer;
+  readonly asyncio = new AsyncioTracer();
   readonly assembler: SysHttpAssembler;
+  /** nginx upstream linking (its object is loaded at the first nginx process). */
+  readonly nginx: NginxLinks | undefined;
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
+    this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
   }
 
@@ -76,6 +93,7 @@ export class SysHttpStage {
 
   start(): void {
     this.tracer.start((buf) => this.onRecord(buf));
+    this.asyncio.start(this.tracer.object!);
   }
 
   onRecord(buf: Buffer): void {
@@ -87,7 +105,7 @@ export class SysHttpStage {
       else this.assembler.dropPid(rec.pid);
       return;
     }
-    if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close')) return;
+    if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close' && rec.type !== 'sys_http_route')) return;
     recordsDecoded.add(this.d.metrics, { type: rec.type });
     this.assembler.onRecord(rec);
   }
@@ -97,17 +115,59 @@ export class SysHttpStage {
    * kernel traces from its fork; null when it has exec'd or exited since (not traced).
    */
   attach(proc: Pick<ProcessInfo, 'pid' | 'exeName'>, byKernel = false): string | null {
-    const threadLinking = !isEventLoopRuntime(proc.exeName);
-    if (threadLinking) this.eventLoops.delete(proc.pid);
-    else this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    // nginx serves many requests on one thread: its upstream requests are linked through its own
+    // structures (uprobe), or not at all; never by thread.
+    const nginx = isNginx(proc.exeName) ? (this.nginx?.attach(proc.pid) ?? { linked: false, note: 'off: no uprobes here; its client spans stay unlinked' }) : undefined;
+    const threadLinking = !isEventLoopRuntime(proc.exeName) && nginx === undefined;
+    const py = /^python/.test(proc.exeName) ? (this.d.probeAsyncio ?? probeAsyncio)(proc.pid) : ({ kind: 'absent' } as const);
+    // An asyncio process's client spans left without a task's request are counted as unlinked.
+    if (nginx) this.eventLoops.set(proc.pid, 'nginx');
+    else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
+    else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
+    else this.eventLoops.delete(proc.pid);
+    let asyncioNote = '';
+    let asyncio = false;
+    if (py.kind === 'linkable') {
+      try {
+        asyncioNote = `, ${this.asyncio.attach(proc.pid, py.target)}`;
+        asyncio = true;
+      } catch (err) {
+        asyncioNote = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    } else if (py.kind === 'unlinkable') {
+      asyncioNote = `, asyncio not linked: ${py.reason}`;
+    }
+    this.asyncioStatus.set(proc.pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${asyncioNote.replace(/^, asyncio not linked: /, '')}`);
+    const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
     if (byKernel) {
-      if (!this.tracer.adoptInherited(proc.pid, { threadLinking })) return null;
+      if (!this.tracer.adoptInherited(proc.pid, options)) {
+        this.asyncio.detach(proc.pid);
+        this.nginx?.detach(proc.pid);
+        return null;
+      }
+      // The kernel copied the parent's mode: set this child's own (asyncio attached or not, nginx
+      // uprobe attached or not).
+      this.tracer.attach(proc.pid, options);
     } else {
-      this.tracer.attach(proc.pid, { threadLinking });
+      this.tracer.attach(proc.pid, options);
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
-    return (threadLinking ? 'syscall tracepoints, thread linking on' : 'syscall tracepoints, thread linking off (event-loop runtime)') + open;
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : 'thread linking off (event-loop runtime)';
+    return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
+  }
+
+  /** Every tracer of this stage with counters of its own (for kernel counters). */
+  get tracers(): AnyTracer[] {
+    return [this.tracer, ...(this.nginx?.started ? [this.nginx.tracer] : [])];
+  }
+
+  /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
+  private readonly asyncioStatus = new Map<number, string | null>();
+
+  /** Asyncio linking of a traced process: null when asyncio is not loaded in it (or not Python). */
+  asyncioLinking(pid: number): string | null {
+    return this.asyncioStatus.get(pid) ?? null;
   }
 
   /** A Go process traced by the Go tracer: black-box parents only (never spans from this path). */
@@ -115,6 +175,13 @@ export class SysHttpStage {
     this.tracer.attach(pid, { threadLinking: false, goLinkOnly: true, goidOffset });
     // Only its server connections matter here (Go client calls are the Go tracer's).
     this.takeOverOpen(pid, (c) => c.role === 'server');
+  }
+
+  /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
+  attachGoServer(pid: number, go: GoServerOptions): string {
+    this.eventLoops.delete(pid);
+    this.tracer.attach(pid, { threadLinking: false, goServer: go });
+    return this.takeOverOpen(pid, (c) => c.role === 'server');
   }
 
   /**
@@ -142,7 +209,10 @@ export class SysHttpStage {
    * exit event that usually causes a detach comes on another, faster ring).
    */
   detach(pid: number): void {
+    this.asyncio.detach(pid);
+    this.asyncioStatus.delete(pid);
     this.tracer.detach(pid);
+    this.nginx?.detach(pid);
     const t = setTimeout(() => {
       if (this.tracer.attachedPids.includes(pid)) return;
       this.assembler.dropPid(pid);
@@ -158,6 +228,7 @@ export class SysHttpStage {
   }
 
   async close(): Promise<void> {
-    await this.tracer.close();
+    await this.asyncio.close();
+    await Promise.all([this.tracer.close(), this.nginx?.close()]);
   }
 }

@@ -5,19 +5,27 @@
  */
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
-import { SYS_HTTP_DROP_REASON, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
-import { writeUints } from '../events/struct-view';
+import { SYS_HTTP_DROP_REASON, SYS_HTTP_MODE, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
+import { readUint, writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
-/** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
-export const SYS_MODE_TRACE = 1;
-export const SYS_MODE_THREAD_LINK = 2;
-/** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
-export const SYS_MODE_GO_LINK = 4;
-/** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
-export const SYS_MODE_INHERITED = 8;
+/** traced_tgids values: bpf enum sys_http_mode (bpf/sys_http_state.h says what each bit does). */
+export const { SYS_MODE_TRACE, SYS_MODE_THREAD_LINK, SYS_MODE_GO_LINK, SYS_MODE_INHERITED, SYS_MODE_ASYNCIO, SYS_MODE_NGINX_LINK, SYS_MODE_GO_SERVER } = SYS_HTTP_MODE;
+const OFFSET_ABSENT = 0xffffffff;
+
+/** A Go process whose server spans come from this tracer (go.server_path: syscall). */
+export interface GoServerOptions {
+  /** runtime.g.goid */
+  readonly goidOffset: number;
+  /** g is at fsbase + this (src/discovery/go/tls.ts). */
+  readonly gTlsOffset: number;
+  /** net/http.conn.curReq, net/http.response.req, net/http.Request.Pattern; undefined: no route. */
+  readonly connCurReq?: number;
+  readonly respReq?: number;
+  readonly reqPattern?: number;
+}
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -66,6 +74,15 @@ export interface SysAttachOptions {
   readonly goLinkOnly?: boolean;
   /** With goLinkOnly: offset of runtime.g.goid in this process. */
   readonly goidOffset?: number;
+  /** Go process, server spans from this path; its client calls stay the Go tracer's. */
+  readonly goServer?: GoServerOptions;
+  /** Python asyncio linking is attached (src/tracers/asyncio-tracer.ts). */
+  readonly asyncio?: boolean;
+  /**
+   * nginx with its ngx_chain_writer uprobe attached (src/tracers/nginx-link-tracer.ts): a client
+   * request's parent is the downstream request it serves, never the thread's.
+   */
+  readonly nginxLink?: boolean;
 }
 
 function pidKey(pid: number): Buffer {
@@ -117,6 +134,11 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     return [...this.traced.keys()];
   }
 
+  /** The loaded object, for tracers whose programs live in it (asyncio-tracer.ts); undefined before start. */
+  get object(): BpfObject | undefined {
+    return this.obj;
+  }
+
   get tracepointCount(): number {
     return this.links.length;
   }
@@ -124,9 +146,18 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   /** Starts tracing one process (its tgid). Idempotent. */
   attach(pid: number, options: SysAttachOptions): void {
     const obj = this.requireObject();
+    const go = options.goServer;
     const v = writeUints(TRACED_PROCESS, {
-      mode: options.goLinkOnly ? SYS_MODE_GO_LINK : SYS_MODE_TRACE | (options.threadLinking ? SYS_MODE_THREAD_LINK : 0),
-      goid_offset: options.goidOffset ?? 0,
+      mode: go
+        ? SYS_MODE_TRACE | SYS_MODE_GO_SERVER
+        : options.goLinkOnly
+          ? SYS_MODE_GO_LINK
+          : SYS_MODE_TRACE | (options.nginxLink ? SYS_MODE_NGINX_LINK : options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),
+      goid_offset: go?.goidOffset ?? options.goidOffset ?? 0,
+      g_tls_offset: go?.gTlsOffset ?? 0,
+      conn_cur_req: go?.connCurReq ?? OFFSET_ABSENT,
+      resp_req: go?.respReq ?? OFFSET_ABSENT,
+      req_pattern: go?.reqPattern ?? OFFSET_ABSENT,
     });
     obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);
     this.traced.set(pid, options);
@@ -137,6 +168,22 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
    * followed without writing its entry, which the kernel removed if the child exec'd or exited
    * since (then false: never traced again by a late write).
    */
+  /**
+   * Go processes traced with goServer whose server accepted connections that were not HTTP/1.x
+   * in clear text (TLS, HTTP/2): this path gives those requests no span.
+   */
+  goServersNotHttp1(): number[] {
+    const map = this.obj?.map(SYS_HTTP_OBJECT.maps.traced_tgids);
+    if (!map) return [];
+    const out: number[] = [];
+    for (const [pid, o] of this.traced) {
+      if (!o.goServer) continue;
+      const v = map.lookup(pidKey(pid));
+      if (v && readUint(v, TRACED_PROCESS, 'go_not_http1') > 0) out.push(pid);
+    }
+    return out;
+  }
+
   adoptInherited(pid: number, options: SysAttachOptions): boolean {
     if (!this.requireObject().map(SYS_HTTP_OBJECT.maps.traced_tgids).lookup(pidKey(pid))) return false;
     this.traced.set(pid, options);

@@ -94,10 +94,13 @@ export function goBuild(src: string, opts: BuildOptions, env: Record<string, str
   return bin;
 }
 
+/** How a test app is linked: 'static' (CGO_ENABLED=0, the default), 'cgo' (the C toolchain and libc), 'pie' (cgo, -buildmode=pie). */
+export type GoLink = 'static' | 'cgo' | 'pie';
+
 /** Builds test/apps/<app> (a traced service) and returns the binary's path. */
-export function buildGoApp(app: string, toolchain: GoToolchain = 'local', ldflags = ''): string {
-  // Static binaries: they also run in scratch container images.
-  return goBuild(path.join(APPS_DIR, app), { toolchain, ldflags }, { CGO_ENABLED: '0' });
+export function buildGoApp(app: string, toolchain: GoToolchain = 'local', ldflags = '', link: GoLink = 'static'): string {
+  // Static by default: such binaries also run in scratch container images.
+  return goBuild(path.join(APPS_DIR, app), { toolchain, ldflags, pie: link === 'pie' }, { CGO_ENABLED: link === 'static' ? '0' : '1' });
 }
 
 /** Builds test/fixtures/go/<name> (an inspector fixture) and returns the binary's path. */

@@ -36,6 +36,14 @@ describe('spanbridge doctor on this kernel', () => {
     expect(report.privileges.root).toBe(process.getuid?.() === 0);
   });
 
+  it("nginx upstream linking: Debian's nginx (make setup) is found and linkable, its version as it prints it", () => {
+    const printed = execFileSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const version = /nginx\/(\S+)/.exec(printed || execFileSync('sh', ['-c', '/usr/sbin/nginx -v 2>&1'], { encoding: 'utf8' }))![1];
+    expect(report.nginx).toMatchObject({ version, linkable: report.capabilities.uprobes });
+    expect(report.nginx.detail).toMatch(report.capabilities.uprobes ? /uprobe at ngx_chain_writer \(file offset 0x[0-9a-f]+\)/ : /no uprobes/);
+    expect(doctor()).toContain(`(nginx ${version}): ${report.capabilities.uprobes ? 'linkable' : 'NOT linkable'}`);
+  });
+
   it('bpf_probe_write_user: the verifier agrees with lockdown', () => {
     // bpftool loads a program calling the helper: lockdown integrity/confidentiality refuses it.
     if (report.bpfFeatures.probeWriteUser === null) return; // bpftool missing: nothing to compare

@@ -38,9 +38,10 @@ export class LibbpfProgram implements BpfProgram {
     }
     this.checkAttachable(what);
     this.n.log.begin();
-    // retprobe=false: uretprobes are never offered (they corrupt Go stacks).
-    const link = this.n.attachUprobe(this.ptr, false, pid, target.binaryPath, target.offset) as Ptr;
-    return this.adopt(link, koffi.errno(), what, `uprobe:${target.binaryPath}+0x${target.offset.toString(16)}${pid >= 0 ? ` pid=${pid}` : ''}`);
+    // Uretprobes only when asked for (C functions: they corrupt Go stacks).
+    const ret = target.retprobe === true;
+    const link = this.n.attachUprobe(this.ptr, ret, pid, target.binaryPath, target.offset) as Ptr;
+    return this.adopt(link, koffi.errno(), what, `${ret ? 'uretprobe' : 'uprobe'}:${target.binaryPath}+0x${target.offset.toString(16)}${pid >= 0 ? ` pid=${pid}` : ''}`);
   }
 
   attachTracepoint(category: string, name: string): BpfLink {

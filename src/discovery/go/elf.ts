@@ -1,6 +1,6 @@
 /**
  * A small ELF64 little-endian (x86-64) reader: header, section headers and names, program
- * headers, `.symtab` function lookup.
+ * headers, `.symtab` and `.dynsym` function lookup.
  *
  * Why our own: the agent only needs a handful of facts about a target binary, the binaries are
  * large (10-100 MB) and we must not pull a native addon in. So the file is kept open and only the
@@ -13,9 +13,12 @@ export const SHT_SYMTAB = 2;
 export const SHT_STRTAB = 3;
 export const SHT_RELA = 4;
 export const SHT_NOBITS = 8;
+export const SHT_DYNSYM = 11;
 export const SHF_COMPRESSED = 0x800;
 export const PT_LOAD = 1;
 export const STT_FUNC = 2;
+export const STT_TLS = 6;
+export const PT_TLS = 7;
 const EM_X86_64 = 62;
 const R_X86_64_RELATIVE = 8;
 
@@ -40,6 +43,7 @@ export interface ElfSegment {
   readonly vaddr: number;
   readonly filesz: number;
   readonly memsz: number;
+  readonly align: number;
 }
 
 /** A function as found in a symbol table (or the Go pcln table): where it is, in memory and in the file. */
@@ -74,7 +78,7 @@ export class ElfFile {
   readonly segments: readonly ElfSegment[];
   private fd: number;
   private readonly byName = new Map<string, ElfSection>();
-  private symtabData: { syms: Buffer; strs: Buffer } | undefined;
+  private readonly symbolData = new Map<number, { syms: Buffer; strs: Buffer }>();
   private relativeRelocs: Map<number, number> | undefined;
 
   private constructor(path: string, fd: number) {
@@ -107,6 +111,7 @@ export class ElfFile {
             vaddr: u64(ph, o + 16),
             filesz: u64(ph, o + 32),
             memsz: u64(ph, o + 40),
+            align: u64(ph, o + 48),
           }))
         : [];
 
@@ -247,13 +252,17 @@ export class ElfFile {
    * found; undefined when there is no `.symtab`. Names are compared as bytes in place: decoding
    * every name of a 100 MB binary (10^5 symbols) would cost more than the lookup itself.
    */
-  findFunctions(names: readonly string[]): Map<string, ElfFunction> | undefined {
-    const symtab = this.sections.find((s) => s.type === SHT_SYMTAB);
+  findFunctions(names: readonly string[], table: typeof SHT_SYMTAB | typeof SHT_DYNSYM = SHT_SYMTAB): Map<string, ElfFunction> | undefined {
+    const symtab = this.sections.find((s) => s.type === table);
     if (!symtab) return undefined;
     const strtab = this.sections[symtab.link];
-    if (!strtab || strtab.type !== SHT_STRTAB) throw inspectError(this.path, '.symtab has no string table');
-    this.symtabData ??= { syms: this.sectionData(symtab), strs: this.sectionData(strtab) };
-    const { syms, strs } = this.symtabData;
+    if (!strtab || strtab.type !== SHT_STRTAB) throw inspectError(this.path, `${symtab.name} has no string table`);
+    let data = this.symbolData.get(table);
+    if (!data) {
+      data = { syms: this.sectionData(symtab), strs: this.sectionData(strtab) };
+      this.symbolData.set(table, data);
+    }
+    const { syms, strs } = data;
     const byLength = new Map<number, Array<{ name: string; bytes: Buffer }>>();
     const unique = new Set(names);
     for (const name of unique) {
@@ -276,6 +285,35 @@ export class ElfFile {
       }
     }
     return out;
+  }
+
+  /** The value (offset in the TLS segment) of a thread-local symbol in `.symtab`, or undefined. */
+  tlsSymbolValue(name: string): number | undefined {
+    const symtab = this.sections.find((s) => s.type === SHT_SYMTAB);
+    const strtab = symtab && this.sections[symtab.link];
+    if (!symtab || !strtab || strtab.type !== SHT_STRTAB) return undefined;
+    let data = this.symbolData.get(SHT_SYMTAB);
+    if (!data) {
+      data = { syms: this.sectionData(symtab), strs: this.sectionData(strtab) };
+      this.symbolData.set(SHT_SYMTAB, data);
+    }
+    const { syms, strs } = data;
+    const want = Buffer.from(name, 'utf8');
+    const entsize = symtab.entsize || 24;
+    for (let o = 0; o + 24 <= syms.length; o += entsize) {
+      if ((syms[o + 4] & 0xf) !== STT_TLS) continue;
+      const nameOff = syms.readUInt32LE(o);
+      if (strs.indexOf(0, nameOff) - nameOff === want.length && strs.compare(want, 0, want.length, nameOff, nameOff + want.length) === 0) return u64(syms, o + 8);
+    }
+    return undefined;
+  }
+
+  /**
+   * One exported function by exact name in `.dynsym` (kept by stripped binaries that export
+   * symbols, e.g. nginx for its dynamic modules), or undefined.
+   */
+  findDynamicFunction(name: string): ElfFunction | undefined {
+    return this.findFunctions([name], SHT_DYNSYM)?.get(name);
   }
 
   /** One function by exact symbol name, or undefined (missing, or no `.symtab`). */

@@ -19,6 +19,7 @@ import { compareGoVersions, parseGoVersion } from './goversion';
 import { GoOffsetsSource, ResolvedGoOffsets, resolveGoOffsets } from './offsets';
 import { readPclnTable } from './pclntab';
 import { findRetOffsets } from './rets';
+import { goTlsOffset, type GoTlsResolution } from './tls';
 
 export { binaryCacheKey } from './cache-key';
 
@@ -56,6 +57,8 @@ export interface GoBinaryInfo {
   readonly offsetsTableMatch?: ResolvedGoOffsets['tableMatch'];
   /** Offset keys not available for this binary (e.g. Request.Pattern before Go 1.23). */
   readonly missingOffsets: readonly string[];
+  /** Where its threads keep g relative to fsbase (tls.ts), or why that is not known. */
+  readonly gTls: GoTlsResolution;
 }
 
 interface CacheEntry {
@@ -87,6 +90,7 @@ function inspectBase(elf: ElfFile): CacheEntry['base'] {
     offsetsSource: off.source,
     ...(off.tableEntry !== undefined ? { offsetsTableEntry: off.tableEntry, offsetsTableMatch: off.tableMatch } : {}),
     missingOffsets: off.missing,
+    gTls: goTlsOffset(elf),
   };
 }
 

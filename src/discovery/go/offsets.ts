@@ -28,6 +28,9 @@ export const GO_STRUCT_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'net/url.URL': ['Scheme', 'Host', 'Path', 'RawQuery'],
   // The server's ResponseWriter implementation.
   'net/http.response': ['status', 'written', 'req', 'wroteHeader', 'contentLength', 'handlerHeader'],
+  // The server connection: its request in progress (atomic.Pointer[response], the pointer first),
+  // read at the response write by the syscall path (go.server_path: syscall) for http.route.
+  'net/http.conn': ['curReq'],
   'net/http.Response': ['StatusCode', 'ContentLength', 'Body', 'Uncompressed', 'ProtoMajor'],
   // The Transport's decompressing wrapper of a response body (Response.Uncompressed).
   'net/http.gzipReader': ['body'],

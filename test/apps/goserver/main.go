@@ -21,6 +21,7 @@ func sleepFromQuery(r *http.Request) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	tlsAddr := flag.String("tls-addr", "", "also serve HTTPS here (self-signed certificate)")
 	flag.Parse()
 	if p := os.Getenv("PORT"); p != "" {
 		*addr = "127.0.0.1:" + p
@@ -49,6 +50,10 @@ func main() {
 		sleepFromQuery(r)
 		w.Write([]byte("ok\n"))
 	})
+	if *tlsAddr != "" {
+		srv := &http.Server{Addr: *tlsAddr, Handler: mux, TLSConfig: selfSignedTLS()}
+		go func() { log.Fatal(srv.ListenAndServeTLS("", "")) }()
+	}
 	log.Printf("goserver listening on %s", *addr)
 	log.Fatal(http.ListenAndServe(*addr, mux))
 }

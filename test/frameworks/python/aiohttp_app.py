@@ -30,6 +30,16 @@ async def call(request):
         return web.Response(text=f"{NAME} -> {text}", status=r.status)
 
 
+async def call_after(request):
+    url = request.query["url"]
+    response = web.Response(text=f"{NAME} answered; calls {url} after the response\n")
+    await response.prepare(request)
+    await response.write_eof()
+    async with request.app["client"].get(url) as r:
+        await r.read()
+    return response
+
+
 async def w3c(request):
     for action in await request.json():
         try:
@@ -49,7 +59,8 @@ async def client_ctx(app):
 app = web.Application()
 app.cleanup_ctx.append(client_ctx)
 app.add_routes([web.get("/hello", hello), web.route("*", "/headers", headers),
-                web.route("*", "/call", call), web.post("/test", w3c)])
+                web.route("*", "/call", call), web.get("/call-after", call_after),
+                web.post("/test", w3c)])
 
 if __name__ == "__main__":
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)

@@ -6,7 +6,7 @@ import os
 import random
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 app = FastAPI()
@@ -25,7 +25,9 @@ async def item(item: int):
 
 
 @app.api_route("/headers", methods=["GET", "POST", "PUT"])
-async def headers(request: Request):
+async def headers(request: Request, delay_ms: int = 0):
+    if delay_ms:
+        await asyncio.sleep(random.random() * delay_ms / 1000)
     return {"traceparent": ",".join(request.headers.getlist("traceparent")),
             "tracestate": ",".join(request.headers.getlist("tracestate"))}
 
@@ -37,6 +39,16 @@ async def call(request: Request, url: str, delay_ms: int = 0):
     body = await request.body() if request.method != "GET" else None
     r = await client.request(request.method, url, content=body)
     return PlainTextResponse(f"{NAME} -> {r.text}", status_code=r.status_code)
+
+
+async def _call_later(url: str):
+    await client.get(url)
+
+
+@app.get("/call-after", response_class=PlainTextResponse)
+async def call_after(url: str, background: BackgroundTasks):
+    background.add_task(_call_later, url)
+    return f"{NAME} answered; calls {url} after the response\n"
 
 
 @app.post("/test", response_class=PlainTextResponse)

@@ -44,6 +44,8 @@ export interface StartOptions {
   upstream?: string;
   port?: number;
   env?: Record<string, string>;
+  /** fastapi-uvicorn, aiohttp: the venv under build/frameworks (default `py`, CPython 3.11; `py313`: CPython 3.13). */
+  venv?: 'py' | 'py313';
 }
 
 function need(file: string): string {
@@ -57,6 +59,7 @@ export async function startFramework(framework: Framework, service: string, opts
   const env = { OTEL_SERVICE_NAME: service, PYTHONDONTWRITEBYTECODE: '1', ...opts.env };
   const py = path.join(FRAMEWORKS, 'python');
   const node = path.join(FRAMEWORKS, 'node');
+  const venvBin = path.join(BUILT, opts.venv ?? 'py', 'bin');
   const gunicorn = (app: string): Running =>
     startProcess(need(path.join(VENV_BIN, 'gunicorn')), [
       '--chdir', py, '--bind', `127.0.0.1:${port}`, '--workers', String(opts.workers ?? 2),
@@ -72,10 +75,10 @@ export async function startFramework(framework: Framework, service: string, opts
       proc = gunicorn('django_app:application');
       break;
     case 'fastapi-uvicorn':
-      proc = startProcess(need(path.join(VENV_BIN, 'uvicorn')), ['--app-dir', py, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning', 'fastapi_app:app'], env);
+      proc = startProcess(need(path.join(venvBin, 'uvicorn')), ['--app-dir', py, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning', 'fastapi_app:app'], env);
       break;
     case 'aiohttp':
-      proc = startProcess(need(PYTHON), [path.join(py, 'aiohttp_app.py'), String(port)], env);
+      proc = startProcess(need(path.join(venvBin, 'python')), [path.join(py, 'aiohttp_app.py'), String(port)], env);
       break;
     case 'express':
     case 'express-fetch':
@@ -118,8 +121,9 @@ export interface RunningNginx {
 /**
  * Debian's nginx in the foreground (master + `workers` workers), every path served by
  * `location` (an nginx location body, e.g. `proxy_pass http://...;`), all state in a temp dir.
+ * `http`: more directives for the http block (e.g. an `upstream` block with `keepalive`).
  */
-export async function startNginx(location: string, workers = 1): Promise<RunningNginx> {
+export async function startNginx(location: string, workers = 1, http = ''): Promise<RunningNginx> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
   for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
@@ -131,7 +135,7 @@ master_process on;
 worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log stderr warn;
-events { worker_connections 64; }
+events { worker_connections 256; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -139,6 +143,7 @@ http {
   fastcgi_temp_path ${dir}/fcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+  ${http}
   server {
     listen 127.0.0.1:${port};
     location / { ${location} }

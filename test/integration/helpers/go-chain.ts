@@ -5,7 +5,7 @@
  * both. Used on the host (lockdown: no injection) and in the VM suite (injection on).
  */
 import http from 'node:http';
-import { buildGoApp, type GoToolchain } from '../../helpers/go-build';
+import { buildGoApp, type GoLink, type GoToolchain } from '../../helpers/go-build';
 import { freePort } from './collector';
 import { requireRootAndBpf } from './privileges';
 import { startAgent, startProcess, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './processes';
@@ -23,8 +23,15 @@ export interface GoChain {
   stop(): Promise<void>;
 }
 
-export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] = []): Promise<GoChain> {
-  const frontendBin = buildGoApp('gochain', toolchain);
+export interface GoChainOptions {
+  /** How the frontend is linked (default static). */
+  readonly frontendLink?: GoLink;
+  /** The agent's environment on top of the test's. */
+  readonly agentEnv?: NodeJS.ProcessEnv;
+}
+
+export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] = [], opts: GoChainOptions = {}): Promise<GoChain> {
+  const frontendBin = buildGoApp('gochain', toolchain, '', opts.frontendLink ?? 'static');
   const backendBin = buildGoApp('goserver', toolchain);
   const [frontendPort, backendPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const backend = startProcess(backendBin, ['-addr', `127.0.0.1:${backendPort}`]);
@@ -35,7 +42,7 @@ export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] =
     await waitForPort(frontendPort, 60_000);
     agent = await startAgent(
       ['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none', '--prometheus-port', String(metricsPort), ...agentArgs],
-      {},
+      opts.agentEnv ?? {},
       120_000,
     );
   } catch (err) {
@@ -75,11 +82,11 @@ export async function startGoChain(toolchain: GoToolchain, agentArgs: string[] =
  * The chain on the host for the enclosing describe block: started before its tests (root and BPF
  * required), stopped after them. The returned function gives the running chain.
  */
-export function goChainForSuite(toolchain: GoToolchain): () => GoChain {
+export function goChainForSuite(toolchain: GoToolchain, opts: GoChainOptions = {}): () => GoChain {
   let chain: GoChain | undefined;
   beforeAll(async () => {
     requireRootAndBpf();
-    chain = await startGoChain(toolchain);
+    chain = await startGoChain(toolchain, [], opts);
   }, 180_000);
   afterAll(async () => {
     await chain?.stop();

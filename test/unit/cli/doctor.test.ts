@@ -1,5 +1,6 @@
 import type { MountOutcome } from '../../../src/bpf/mounts';
-import { buildDoctorReport, formatDoctorReport } from '../../../src/cli/doctor';
+import { existsSync } from 'node:fs';
+import { buildDoctorReport, formatDoctorReport, nginxReport } from '../../../src/cli/doctor';
 import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from '../helpers/capabilities';
 
 // Under lockdown the verifier refuses bpf_probe_write_user.
@@ -45,5 +46,23 @@ describe('doctor report', () => {
     expect(text).toMatch(/UNAVAILABLE\s+traceparent injection into Go requests/);
     expect(text).toMatch(/why: {2}bpf_probe_write_user forbidden/);
     expect(text).toMatch(/Ready: `spanbridge run` can start here\./);
+  });
+
+  it('nginx upstream linking: the binary found, linkable or why not; none found', () => {
+    const nginx = { path: '/usr/sbin/nginx', version: '1.22.1', linkable: false, detail: 'nginx 1.22.1: symbol ngx_chain_writer missing from .dynsym' };
+    const r = buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS, undefined, undefined, nginx);
+    expect(r.nginx).toEqual(nginx);
+    expect(formatDoctorReport(r)).toContain('nginx upstream linking: /usr/sbin/nginx (nginx 1.22.1): NOT linkable — nginx 1.22.1: symbol ngx_chain_writer missing from .dynsym');
+    expect(formatDoctorReport(buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS))).toContain('nginx upstream linking: no nginx binary found');
+    expect(nginxReport(true, '/nonexistent-dir')).toEqual(existsSync('/usr/sbin/nginx') ? expect.objectContaining({ path: '/usr/sbin/nginx' }) : null);
+    const here = nginxReport(false, '');
+    if (here) expect(here.linkable).toBe(false);
+  });
+
+  it('in-process linking names nginx when uprobes and the syscall tracer are there', () => {
+    const r = buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS);
+    expect(r.strategies.find((s) => s.feature === 'in-process-linking')?.strategy).toMatch(/nginx reverse proxy .*uprobe at ngx_chain_writer/);
+    const noUprobes = buildDoctorReport({ ...LOCKED_DOWN_HOST, uprobes: false }, FEATURES, MOUNTS);
+    expect(noUprobes.strategies.find((s) => s.feature === 'in-process-linking')?.strategy).toMatch(/not linked: .*nginx \(needs uprobes\)/);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The flag bits C and TypeScript share are C enums, generated into structs.generated.ts from the
+ * The flag and mode bits C and TypeScript share are C enums, generated into structs.generated.ts from the
  * objects' BTF (test/unit-built/events/structs.test.ts checks the generated file against freshly
  * built objects). This test needs no build: it reads the headers' text and catches a bit
  * hand-copied into TypeScript, a flag left as a #define, or a generated value that differs from
@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as generated from '../../../src/events/structs.generated';
 
 const ROOT = path.resolve(__dirname, '../../..');
-const FLAG = /\b(?:CLIENT_F2?|SPAN_F|SYS_F2?)_[A-Z0-9_]+\b/g;
+const FLAG = /\b(?:CLIENT_F2?|SPAN_F|SYS_F2?|SYS_MODE)_[A-Z0-9_]+\b/g;
 
 function files(dir: string, ext: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -20,11 +20,11 @@ function files(dir: string, ext: string): string[] {
   });
 }
 
-/** Flag enumerators in the headers: `NAME = 1 << n,` inside an enum. */
+/** Enumerators in the headers: `NAME = 1 << n,` or `NAME = n,` inside an enum. */
 function headerFlags(): Map<string, number> {
   const out = new Map<string, number>();
   for (const f of files(path.join(ROOT, 'bpf'), '.h')) {
-    for (const m of readFileSync(f, 'utf8').matchAll(/^\s+([A-Z][A-Z0-9_]*) = 1 << (\d+),/gm)) out.set(m[1], 1 << Number(m[2]));
+    for (const m of readFileSync(f, 'utf8').matchAll(/^\s+([A-Z][A-Z0-9_]*) = (?:1 << (\d+)|(\d+)),/gm)) out.set(m[1], m[2] !== undefined ? 1 << Number(m[2]) : Number(m[3]));
   }
   return out;
 }
@@ -58,11 +58,11 @@ describe('flag bits shared by C and TypeScript', () => {
 
   it('no shared flag is left as a #define, and none is written as a number in TypeScript', () => {
     for (const f of files(path.join(ROOT, 'bpf'), '.h')) {
-      const defines = [...readFileSync(f, 'utf8').matchAll(/^#define ([A-Z0-9_]+) \(1 << \d+\)/gm)].map((m) => m[1]);
+      const defines = [...readFileSync(f, 'utf8').matchAll(/^#define ([A-Z0-9_]+) /gm)].map((m) => m[1]);
       expect([f, defines.filter((d) => usedInTs.has(d))]).toEqual([f, []]);
     }
-    for (const f of files(path.join(ROOT, 'src', 'events'), '.ts').filter((x) => !x.endsWith('structs.generated.ts'))) {
-      expect([f, readFileSync(f, 'utf8').match(/export const [A-Z0-9_]+_F2?_[A-Z0-9_]+ = /g)]).toEqual([f, null]);
+    for (const f of files(path.join(ROOT, 'src'), '.ts').filter((x) => !x.endsWith('structs.generated.ts'))) {
+      expect([f, readFileSync(f, 'utf8').match(/export const (?:[A-Z0-9_]+_F2?|SYS_MODE)_[A-Z0-9_]+ = /g)]).toEqual([f, null]);
     }
   });
 });

@@ -148,6 +148,24 @@ describe('SysHttpAssembler: server side', () => {
     expect(b.attributes['error.type']).toBe('500');
   });
 
+  it('takes a Go route record for the request answered next (keep-alive), and only for it', () => {
+    const h = new Harness();
+    h.open(1n);
+    h.data(1n, 'ingress', 'GET /items/42 HTTP/1.1\r\nHost: x\r\n\r\n', { flags: START });
+    h.asm.onRecord({ type: 'sys_http_route', pid: 7, connId: 1n, pattern: 'GET /items/{id}' });
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    h.data(1n, 'ingress', 'GET /other HTTP/1.1\r\nHost: x\r\n\r\n', { flags: START });
+    h.data(1n, 'egress', ok(), { flags: RESP });
+    expect(h.spans.map((s) => [s.name, s.attributes['http.route']])).toEqual([
+      ['GET /items/{id}', '/items/{id}'],
+      ['GET', undefined],
+    ]);
+    // a route for a connection without a request waiting is counted, never attached elsewhere
+    h.asm.onRecord({ type: 'sys_http_route', pid: 7, connId: 1n, pattern: '/x' });
+    h.asm.onRecord({ type: 'sys_http_route', pid: 7, connId: 9n, pattern: '/y' });
+    expect(h.dropped('route_without_request')).toBe(2);
+  });
+
   it('continues an incoming traceparent and keeps tracestate', () => {
     const h = new Harness();
     h.open(1n);

@@ -1,0 +1,295 @@
+/* Python asyncio: which server request a client write belongs to when one event-loop thread
+ * serves many requests. Read-only: three uprobes in the unmodified CPython (3.10 .. 3.13) and
+ * reads of its objects at offsets the agent gives per version (struct py_asyncio_proc).
+ *
+ *   Context.run (libpython `context_run`), entry: the event loop runs every callback through it
+ *     (Handle._run), so each entry starts a new callback on this thread ("epoch"); when the
+ *     callable is a task's step or wakeup, that task is current until the next callback.
+ *   Task.__init__ (`_asyncio_Task___init__`), entry: a task created inside a task belongs to the
+ *     creator's request; a task created by a plain callback in which a server request head was
+ *     decided (uvicorn creates the request's task in data_received, right after the recv)
+ *     belongs to that request; any other task belongs to none.
+ *   Future.set_result (`_asyncio_Future_set_result`), entry: in a plain callback in which a
+ *     server request head was decided, a future whose first callback wakes a task hands that
+ *     request to the task (aiohttp: data_received wakes the connection's handler task, created
+ *     at connection_made before any request). Only tasks bound this way (or not at all) are
+ *     rebound: a task bound to a request keeps it, so calls made after the response keep their
+ *     parent. A task bound this way hands its request to the first task it creates and then
+ *     knows none until woken for the next one (a request that arrived while it was busy would
+ *     otherwise inherit the previous one).
+ *
+ * The client write (sys_client_write_enter) takes the parent of the task current on its thread.
+ * Included by sys_http.bpf.c after its maps and count(). */
+#ifndef SPANBRIDGE_SYS_HTTP_ASYNCIO_H
+#define SPANBRIDGE_SYS_HTTP_ASYNCIO_H
+
+/* Per traced asyncio process (tgid), written by the agent: runtime addresses and field offsets. */
+#define PY_TYPE_NAME_MAX 32
+
+struct py_asyncio_proc {
+	/* The type of a task's step callable (TaskStepMethWrapper): given for a static type (<= 3.11);
+	 * a heap type (3.12+) is learned here, at the first callable whose tp_name reads step_name. */
+	__u64 step_type;
+	__u64 wakeup_def;     /* &TaskWakeupDef: m_ml of a task's wakeup callback */
+	__u64 cfunction_type; /* &PyCFunction_Type */
+	__u32 sw_task;        /* TaskStepMethWrapper.sw_task */
+	__u32 fut_callback0;  /* FutureObj.fut_callback0 */
+	__u32 m_ml;           /* PyCFunctionObject.m_ml */
+	__u32 m_self;         /* PyCFunctionObject.m_self */
+	__u32 tp_name;        /* PyTypeObject.tp_name */
+	__u32 step_name_len;  /* bytes of step_name, without its NUL (< PY_TYPE_NAME_MAX) */
+	char step_name[PY_TYPE_NAME_MAX]; /* the step type's tp_name text */
+};
+
+#define PY_INIT_DEPTH 8
+
+struct py_thread {
+	__u64 epoch;      /* callbacks this thread has run (Context.run entries) */
+	__u64 task;       /* the task the current callback steps; 0 in any other callback */
+	__u64 head_epoch; /* the callback in which the last server request head was decided */
+	__u64 steps;      /* task steps seen: 0 on threads that only use Context.run (thread pools) */
+	struct trace_context head; /* that request's server span */
+	/* 3.12+: Task.__init__ runs an eager task's first step itself (no Context.run): the task is
+	 * current until __init__ returns, then the one before it again (nested inits: a stack). */
+	__u64 saved[PY_INIT_DEPTH];
+	__u32 depth;
+	__u32 _pad;
+};
+
+struct py_task_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 task;
+};
+
+struct py_task {
+	struct trace_context ctx; /* the server span its client calls are children of */
+	__u16 by_wakeup;          /* bound by a wakeup (a connection's handler task): rebound later */
+	__u16 spent;              /* by_wakeup: a task it created took the request (one per wakeup) */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct py_asyncio_proc);
+} py_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct py_thread);
+} py_threads SEC(".maps");
+
+/* LRU: a task forgotten is a task without a request (its calls unlinked), never a wrong one;
+ * a new task at a freed task's address passes Task.__init__ first, which rewrites its entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct py_task_key);
+	__type(value, struct py_task);
+} py_tasks SEC(".maps");
+
+const struct py_asyncio_proc *_unused_py_asyncio_proc __attribute__((unused));
+
+static __always_inline __u64 py_read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+	if (!addr || bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		return 0;
+	return v;
+}
+
+/* Whether type's tp_name reads p->step_name (NUL included). */
+static __always_inline bool py_is_step_type(const struct py_asyncio_proc *p, __u64 type)
+{
+	char name[PY_TYPE_NAME_MAX];
+	__u64 at = py_read_ptr(type + p->tp_name);
+	if (!at || bpf_probe_read_user(name, sizeof(name), (void *)at))
+		return false;
+	__u32 n = p->step_name_len;
+	bool same = n > 0 && n < PY_TYPE_NAME_MAX;
+#pragma unroll
+	for (int i = 0; i < PY_TYPE_NAME_MAX; i++)
+		if (i <= n && name[i] != p->step_name[i]) /* step_name is NUL-padded */
+			same = false;
+	return same;
+}
+
+/* The task a callable wakes or steps (a task's wakeup method or its TaskStepMethWrapper), or 0. */
+static __always_inline __u64 py_task_of_callable(struct py_asyncio_proc *p, __u64 fn)
+{
+	__u64 type = py_read_ptr(fn + 8); /* ob_type */
+	if (!type)
+		return 0;
+	if (type == p->cfunction_type)
+		return py_read_ptr(fn + p->m_ml) == p->wakeup_def ? py_read_ptr(fn + p->m_self) : 0;
+	if (type == p->step_type)
+		return py_read_ptr(fn + p->sw_task);
+	if (!p->step_type && py_is_step_type(p, type)) {
+		p->step_type = type; /* the module's heap type: compared by address from now on */
+		return py_read_ptr(fn + p->sw_task);
+	}
+	return 0;
+}
+
+/* context_run(PyContext *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) */
+SEC("uprobe")
+int py_context_run(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
+	if (!p)
+		return 0;
+	__u64 args = PT_REGS_PARM2(ctx);
+	__u64 nargs = PT_REGS_PARM3(ctx) & ~(1ULL << 63); /* PY_VECTORCALL_ARGUMENTS_OFFSET */
+	__u64 task = nargs >= 1 ? py_task_of_callable(p, py_read_ptr(args)) : 0;
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t) {
+		struct py_thread n = { .epoch = 1, .task = task, .steps = task ? 1 : 0 };
+		bpf_map_update_elem(&py_threads, &id, &n, BPF_ANY);
+		return 0;
+	}
+	t->epoch += 1;
+	t->task = task;
+	t->depth = 0;
+	if (task)
+		t->steps += 1;
+	return 0;
+}
+
+/* _asyncio_Task___init__(TaskObj *self, PyObject *args, PyObject *kwargs) */
+static __always_inline void py_task_bind(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_task_key k = { .tgid = id >> 32, ._pad = 0, .task = PT_REGS_PARM1(ctx) };
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (t && t->task) {
+		struct py_task_key pk = { .tgid = k.tgid, ._pad = 0, .task = t->task };
+		struct py_task *parent = bpf_map_lookup_elem(&py_tasks, &pk);
+		/* A connection's task hands each request it was woken for to one task it creates; a
+		 * second one (or one after a request that did not wake it) gets none: its binding
+		 * may be the previous request's. */
+		if (parent && !(parent->by_wakeup && parent->spent)) {
+			parent->spent = parent->by_wakeup;
+			struct py_task n = { .ctx = parent->ctx };
+			bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
+			count(SYS_ASYNCIO_TASK_INHERITED);
+			return;
+		}
+	} else if (t && t->head_epoch == t->epoch) {
+		struct py_task n = { .ctx = t->head };
+		bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
+		count(SYS_ASYNCIO_TASK_FROM_HEAD);
+		return;
+	}
+	bpf_map_delete_elem(&py_tasks, &k);
+	return;
+}
+
+SEC("uprobe")
+int py_task_init(struct pt_regs *ctx)
+{
+	py_task_bind(ctx);
+	return 0;
+}
+
+/* 3.12+ only (eager tasks): the entry makes the new task current for the rest of __init__, where
+ * its first step may run; the return restores the task that was current before. */
+SEC("uprobe")
+int py_task_init_eager(struct pt_regs *ctx)
+{
+	py_task_bind(ctx);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t)
+		return 0;
+	__u32 d = t->depth;
+	if (d < PY_INIT_DEPTH)
+		t->saved[d & (PY_INIT_DEPTH - 1)] = t->task;
+	t->depth = d + 1;
+	t->task = PT_REGS_PARM1(ctx);
+	return 0;
+}
+
+SEC("uretprobe")
+int py_task_init_return(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || !t->depth)
+		return 0;
+	__u32 d = t->depth - 1;
+	t->depth = d;
+	/* deeper than the stack: the task is unknown until the next callback */
+	t->task = d < PY_INIT_DEPTH ? t->saved[d & (PY_INIT_DEPTH - 1)] : 0;
+	return 0;
+}
+
+/* _asyncio_Future_set_result(FutureObj *self, ...) */
+SEC("uprobe")
+int py_future_set_result(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || t->task || t->head_epoch != t->epoch)
+		return 0;
+	struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
+	if (!p)
+		return 0;
+	__u64 task = py_task_of_callable(p, py_read_ptr(PT_REGS_PARM1(ctx) + p->fut_callback0));
+	if (!task)
+		return 0;
+	struct py_task_key k = { .tgid = tgid, ._pad = 0, .task = task };
+	struct py_task *cur = bpf_map_lookup_elem(&py_tasks, &k);
+	if (cur && !cur->by_wakeup)
+		return 0;
+	struct py_task n = { .ctx = t->head, .by_wakeup = 1 };
+	bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
+	count(SYS_ASYNCIO_TASK_WOKEN);
+	return 0;
+}
+
+/* The server side (decide_server_context): a request head decided on this thread, in its current
+ * callback. (Requests pipelined behind it are decided by no head here: frameworks take them in
+ * later callbacks, where they find no head of their own and stay unlinked.) */
+static __always_inline void asyncio_head_decided(__u64 id, const struct trace_context *c)
+{
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t)
+		return;
+	t->head = *c;
+	t->head_epoch = t->epoch;
+}
+
+enum py_parent {
+	PY_PARENT_NONE = -1,   /* not an event-loop thread: the thread rules apply */
+	PY_PARENT_UNKNOWN = 0, /* an event-loop thread, no request known for the current task */
+	PY_PARENT_FOUND = 1,
+};
+
+/* The client write: the server span of the request the current task belongs to. */
+static __always_inline int asyncio_parent(__u64 id, struct trace_context *out)
+{
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || !t->steps)
+		return PY_PARENT_NONE;
+	struct py_task *pt = NULL;
+	if (t->task) {
+		struct py_task_key k = { .tgid = id >> 32, ._pad = 0, .task = t->task };
+		pt = bpf_map_lookup_elem(&py_tasks, &k);
+	}
+	if (!pt || (pt->by_wakeup && pt->spent)) {
+		count(SYS_SKIP_ASYNCIO_NO_TASK);
+		return PY_PARENT_UNKNOWN;
+	}
+	*out = pt->ctx;
+	count(SYS_LINK_ASYNCIO);
+	return PY_PARENT_FOUND;
+}
+
+#endif

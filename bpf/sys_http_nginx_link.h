@@ -1,0 +1,43 @@
+/* bpf/sys_http.bpf.c, nginx processes (SYS_MODE_NGINX_LINK): the parent of an upstream request is
+ * the request in flight on the downstream connection nginx serves it for, as the ngx_chain_writer
+ * uprobe (bpf/nginx_link.bpf.c) left it, never the thread's: one nginx worker thread interleaves
+ * many requests. Included by sys_http.bpf.c after its maps and sys_http_state.h. */
+#ifndef SPANBRIDGE_SYS_HTTP_NGINX_LINK_H
+#define SPANBRIDGE_SYS_HTTP_NGINX_LINK_H
+
+#include "nginx_link.h"
+
+/* The uprobe hit precedes the writev by microseconds on the same thread; an older entry is a
+ * previous request's (the same upstream connection kept alive) and is not taken. */
+#define NGINX_LINK_MAX_AGE_NS (1000ULL * 1000 * 1000)
+
+/* A client request start on (tgid, fd) written by thread `id`: fills *out as a thread context with
+ * exactly one active request (the downstream one) and returns true, or counts and returns false
+ * when there is no fresh link from this thread or the downstream request is not in flight (its
+ * head read and decided, its response not started). */
+static __always_inline bool nginx_link_parent(__u64 id, __u32 fd, __u64 now, struct thread_ctx *out)
+{
+	struct nginx_link_key k = { .tgid = id >> 32, .fd = fd };
+	struct nginx_link *l = bpf_map_lookup_elem(&spanbridge_nginx_link_v1, &k);
+	if (!l || l->tid != (__u32)id || l->ts_ns > now || now - l->ts_ns > NGINX_LINK_MAX_AGE_NS) {
+		count(SYS_SKIP_NGINX_UNLINKED);
+		return false;
+	}
+	struct conn_key dk = { .tgid = id >> 32, .fd = l->downstream_fd };
+	struct conn_state *ds = bpf_map_lookup_elem(&conns, &dk);
+	if (!ds || ds->role != SYS_ROLE_SERVER || ds->phase != PHASE_REQUEST || ds->head_open) {
+		count(SYS_SKIP_NGINX_UNLINKED);
+		return false;
+	}
+	out->ts_ns = now;
+	out->ctx = ds->ctx;
+	out->active = 1;
+	out->ambiguous = 0;
+	__builtin_memcpy(out->incoming_span_id, ds->incoming_span_id, 8);
+	out->has_incoming = ds->has_incoming;
+	out->_pad = 0;
+	count(SYS_LINK_NGINX);
+	return true;
+}
+
+#endif

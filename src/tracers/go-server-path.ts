@@ -1,0 +1,37 @@
+/**
+ * Which path a Go process's HTTP/1 server spans take (setting go.server_path), decided per binary:
+ * 'syscall' only where the syscall tracer runs and the binary's goroutine can be read at a
+ * tracepoint (runtime.g.goid known, g's TLS slot resolved: src/discovery/go/tls.ts); otherwise
+ * 'uprobes', with the reason for the start-up report.
+ */
+import type { GoServerPath, GoTarget } from './go-http-tracer';
+import type { GoServerOptions } from './sys-http-tracer';
+
+export interface GoServerPathChoice {
+  readonly path: GoServerPath;
+  /** With path 'syscall': what the syscall tracer needs. */
+  readonly goServer?: GoServerOptions;
+  /** For the attach line and doctor: what was chosen and why. */
+  readonly note: string;
+}
+
+export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, syscallTracer: boolean): GoServerPathChoice {
+  if (wanted === 'uprobes') return { path: 'uprobes', note: 'server spans: uprobes' };
+  const fallback = (why: string): GoServerPathChoice => ({ path: 'uprobes', note: `server spans: uprobes (go.server_path syscall not possible: ${why})` });
+  if (!syscallTracer) return fallback('the syscall tracer is not running');
+  const goid = target.offsets['runtime.g.goid'];
+  if (goid === undefined) return fallback('offset of runtime.g.goid unknown');
+  if (!target.gTls) return fallback('thread-local layout not inspected');
+  if (!target.gTls.ok) return fallback(target.gTls.reason);
+  const o = target.offsets;
+  const route = o['net/http.conn.curReq'] !== undefined && o['net/http.response.req'] !== undefined && o['net/http.Request.Pattern'] !== undefined;
+  return {
+    path: 'syscall',
+    goServer: {
+      goidOffset: goid,
+      gTlsOffset: target.gTls.offset,
+      ...(route ? { connCurReq: o['net/http.conn.curReq'], respReq: o['net/http.response.req'], reqPattern: o['net/http.Request.Pattern'] } : {}),
+    },
+    note: `server spans: syscall tracepoints (${target.gTls.how}; no per-request uprobe)`,
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * Python asyncio in-process linking (bpf/sys_http_asyncio.h) on stock frameworks: FastAPI on
+ * uvicorn calling out with httpx, and an aiohttp server calling out with aiohttp's client, both on
+ * the pinned CPython, traced by one agent with a FastAPI leaf that echoes the traceparent it got.
+ * Every request comes in with a traceparent of its own trace id, so the trace id the leaf echoes
+ * says which request the agent took as the parent: the same one (connected), another one in
+ * flight (a wrong parent: never allowed), or a new trace (unlinked). Sequential requests, 32 at
+ * once with random handler delays (one event-loop thread serves them all), and a call the handler
+ * makes after its response was sent.
+ */
+import { randomBytes } from 'node:crypto';
+import { echoed, send } from './helpers/chains';
+import { callUrl, startFramework, type FrameworkService } from './helpers/frameworks';
+import { requireRootAndBpf } from './helpers/privileges';
+import { startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
+
+const hex = (n: number): string => randomBytes(n).toString('hex');
+
+interface Outcome {
+  connected: number;
+  wrong: number;
+  unlinked: number;
+  problems: string[];
+}
+
+describe('Python asyncio: client calls are children of the request their task serves', () => {
+  let leaf: FrameworkService;
+  const fronts: FrameworkService[] = [];
+  let agent: AgentProcess | undefined;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    leaf = await startFramework('fastapi-uvicorn', 'py-leaf');
+    fronts.push(
+      await startFramework('fastapi-uvicorn', 'fastapi-front'),
+      await startFramework('aiohttp', 'aiohttp-front'),
+      // CPython 3.13 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
+      await startFramework('fastapi-uvicorn', 'fastapi-front-313', { venv: 'py313' }),
+      await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
+    );
+    const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
+    agent = await startAgent([...pids, '--export', 'none'], {}, 120_000);
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await Promise.all([leaf?.proc.stop(), ...fronts.map((f) => f.proc.stop())]);
+  });
+
+  /** Sends /call to the leaf's /headers with a traceparent of a fresh trace each; returns trace id -> echoed traceparent. */
+  async function calls(front: FrameworkService, n: number, concurrent: boolean, delayMs: number): Promise<Map<string, string>> {
+    const one = async (): Promise<[string, string]> => {
+      const traceId = hex(16);
+      const r = await send(callUrl(front, `${leaf.url}/headers`, delayMs ? `&delay_ms=${delayMs}` : ''), {
+        headers: { traceparent: `00-${traceId}-${hex(8)}-01` },
+      });
+      expect(r.status).toBe(200);
+      return [traceId, echoed(r.body)?.traceparent ?? ''];
+    };
+    const out = new Map<string, string>();
+    if (concurrent) for (const [t, e] of await Promise.all(Array.from({ length: n }, one))) out.set(t, e);
+    else for (let i = 0; i < n; i++) out.set(...(await one()));
+    return out;
+  }
+
+  /** Checks each request's echoed header against the spans the agent reported for `front`. */
+  async function judge(front: FrameworkService, sent: Map<string, string>): Promise<Outcome> {
+    const spansOf = (kind: string): PrintedSpanLine[] => agent!.spans().filter((s) => s.kind === kind && s.resource['service.name'] === front.service);
+    await waitFor(`${front.service} spans`, () => {
+      const ids = new Set(spansOf('SERVER').map((s) => s.traceId));
+      return [...sent.keys()].every((t) => ids.has(t)) && spansOf('CLIENT').length >= sent.size;
+    }, 30_000);
+    const servers = spansOf('SERVER');
+    const clients = spansOf('CLIENT');
+    const o: Outcome = { connected: 0, wrong: 0, unlinked: 0, problems: [] };
+    for (const [traceId, tp] of sent) {
+      const [, gotTrace, gotSpan] = tp.split('-');
+      const client = clients.find((c) => c.spanId === gotSpan);
+      const server = servers.find((s) => s.traceId === traceId && s.attributes['url.path'] === '/call');
+      if (!client || !server) {
+        o.problems.push(`${traceId}: echoed ${tp}, client span ${client ? 'found' : 'missing'}, server span ${server ? 'found' : 'missing'}`);
+        continue;
+      }
+      if (gotTrace === traceId && client.parentSpanId === server.spanId && client.attributes['spanbridge.parent.source'] === 'asyncio_task') o.connected++;
+      else if (sent.has(gotTrace) || client.parentSpanId !== '') {
+        o.wrong++;
+        o.problems.push(`${traceId}: wrong parent (leaf got ${tp}, client parent ${client.parentSpanId}, server ${server.spanId})`);
+      } else o.unlinked++;
+    }
+    return o;
+  }
+
+  for (const which of ['fastapi-front', 'aiohttp-front', 'fastapi-front-313', 'aiohttp-front-313']) {
+    describe(which, () => {
+      const front = (): FrameworkService => fronts.find((f) => f.service === which)!;
+
+      it('sequential requests: every call is the child of its request', async () => {
+        const o = await judge(front(), await calls(front(), 10, false, 0));
+        expect(o.problems).toEqual([]);
+        expect(o.connected).toBe(10);
+      }, 120_000);
+
+      it('32 concurrent requests with random handler delays: >= 99% connected, no wrong parent', async () => {
+        const sent = new Map<string, string>();
+        for (let round = 0; round < 2; round++) for (const [t, e] of await calls(front(), 32, true, 100)) sent.set(t, e);
+        const o = await judge(front(), sent);
+        expect(o.wrong).toBe(0);
+        expect(o.problems.filter((p) => !p.includes('wrong'))).toEqual([]);
+        expect(o.connected / sent.size).toBeGreaterThanOrEqual(0.99);
+      }, 180_000);
+
+      it('a call made after the response keeps its request as parent', async () => {
+        const traceIds: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const traceId = hex(16);
+          traceIds.push(traceId);
+          const r = await send(`${front().url}/call-after?url=${encodeURIComponent(`${leaf.url}/headers`)}`, { headers: { traceparent: `00-${traceId}-${hex(8)}-01` } });
+          expect(r.status).toBe(200);
+        }
+        for (const traceId of traceIds) {
+          const inTrace = (): PrintedSpanLine[] => agent!.spans().filter((s) => s.traceId === traceId);
+          await waitFor(`trace ${traceId}: front server, front client, leaf server`, () => inTrace().length >= 3, 30_000);
+          const server = inTrace().find((s) => s.kind === 'SERVER' && s.resource['service.name'] === which)!;
+          const client = inTrace().find((s) => s.kind === 'CLIENT' && s.resource['service.name'] === which)!;
+          const leafServer = inTrace().find((s) => s.kind === 'SERVER' && s.resource['service.name'] === 'py-leaf')!;
+          expect(client.parentSpanId).toBe(server.spanId);
+          expect(client.attributes['spanbridge.parent.source']).toBe('asyncio_task');
+          expect(leafServer.parentSpanId).toBe(client.spanId);
+          // the call started after the response had been written
+          expect(BigInt(client.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(server.endTimeUnixNano));
+        }
+      }, 120_000);
+    });
+  }
+});
