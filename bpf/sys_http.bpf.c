@@ -496,7 +496,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			a.ctx.flags = tc->ctx.flags;
 			a.flags |= SYS_F_THREAD_PARENT;
 			a.forwarded = 1;
-			count(SYS_LINK_THREAD);
+			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 			count(SYS_LINK_FORWARDED);
 		} else if (tp == TP_VALID) {
 			/* The application propagates its own context: this client span is that one. */
@@ -513,13 +513,15 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
 			a.ctx.flags = tc->ctx.flags;
 			a.flags |= SYS_F_THREAD_PARENT;
-			count(SYS_LINK_THREAD);
+			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 		} else {
 			if (tc && tc->ambiguous)
 				count(SYS_SKIP_THREAD_AMBIGUOUS);
 			new_trace_id(a.ctx.trace_id);
 			a.ctx.flags = 0x01;
 		}
+		/* nginx: tc, if any, was its downstream request (never the thread's). */
+		a.downstream_parent = (mode & SYS_MODE_NGINX_LINK) && (a.flags & SYS_F_THREAD_PARENT) ? 1 : 0;
 		if (!(a.flags & SYS_F_APP_TRACEPARENT))
 			new_span_id(a.ctx.span_id);
 		a.start = 1;
@@ -726,7 +728,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
 		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0) |
-			    (args.task_parent ? SYS_F2_TASK_PARENT : 0);
+			    (args.task_parent ? SYS_F2_TASK_PARENT : 0) | (args.downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0);
 		if (args.extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;

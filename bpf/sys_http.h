@@ -54,6 +54,9 @@ enum sys_http_flag2 {
 	   * and the parent flags) is decided: this record carries it */
 	SYS_F2_TASK_PARENT = 1 << 4, /* client request start (with SYS_F_THREAD_PARENT): the parent is the
 	   * server request of the writing asyncio task, not of the thread */
+	SYS_F2_DOWNSTREAM_PARENT = 1 << 5, /* client request start (with SYS_F_THREAD_PARENT): an nginx
+	   * upstream request; the parent is the downstream request it
+	   * serves (bpf/sys_http_nginx_link.h), not the thread's */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_flag2 *_unused_sys_http_flag2 __attribute__((unused));

@@ -36,7 +36,6 @@ static __always_inline bool nginx_link_parent(__u64 id, __u32 fd, __u64 now, str
 	__builtin_memcpy(out->incoming_span_id, ds->incoming_span_id, 8);
 	out->has_incoming = ds->has_incoming;
 	out->_pad = 0;
-	count(SYS_LINK_NGINX);
 	return true;
 }
 

@@ -489,6 +489,7 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_CONTEXT_PENDING: 4,
   SYS_F2_CONTEXT: 8,
   SYS_F2_TASK_PARENT: 16,
+  SYS_F2_DOWNSTREAM_PARENT: 32,
 } as const;
 
 export const SYS_HTTP_MODE = {

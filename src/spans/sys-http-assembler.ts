@@ -15,6 +15,7 @@ import {
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
   SYS_F2_TASK_PARENT,
+  SYS_F2_DOWNSTREAM_PARENT,
   SYS_F_APP_TRACEPARENT,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
@@ -268,7 +269,7 @@ export class SysHttpAssembler {
       link: ids.link,
       pending: false,
       tid: rec.tid,
-      inheritedTraceState: c.role === 'client' && ids.link === 'thread' ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
+      inheritedTraceState: c.role === 'client' && (ids.link === 'thread' || ids.link === 'proxy_downstream') ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
       req: newMessage(rec.tsNs),
       resp: null,
       requestLine: null,
@@ -547,7 +548,7 @@ function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
   // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
-  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : 'thread';
+  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : 'thread';
   if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';
 }

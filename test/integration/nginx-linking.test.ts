@@ -148,7 +148,10 @@ describe('nginx reverse proxy: upstream requests linked to the downstream reques
         // FastAPI received this request's CLIENT span id (its echo), in its trace.
         expect({ req: r.req, echoedParent: r.parentId, trace: r.traceId }).toEqual({ req: r.req, echoedParent: client[0].spanId, trace: client[0].traceId });
         if (r.incoming) expect(server[0].parentSpanId).toBe(r.incoming.spanId);
-        if (client[0].parentSpanId === server[0].spanId && client[0].traceId === server[0].traceId) connected++;
+        if (client[0].parentSpanId === server[0].spanId && client[0].traceId === server[0].traceId) {
+          connected++;
+          expect(client[0].attributes['spanbridge.parent.source']).toBe('proxy_downstream');
+        }
         else if (client[0].parentSpanId !== '') wrong.push(`${r.req}: CLIENT parent ${client[0].parentSpanId}, its SERVER span ${server[0].spanId}`);
       }
       // No nginx CLIENT span of this process is the child of another request's SERVER span.

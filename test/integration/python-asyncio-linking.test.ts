@@ -9,11 +9,29 @@
  * makes after its response was sent.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { echoed, send } from './helpers/chains';
+import { freePort } from './helpers/collector';
 import { callUrl, startFramework, type FrameworkService } from './helpers/frameworks';
 import { requireRootAndBpf } from './helpers/privileges';
-import { startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 
+/** Debian's interpreter: its _asyncio module is stripped (no .symtab), so nothing can be linked. */
+const STRIPPED_PYTHON = '/usr/bin/python3';
+/** A stdlib asyncio HTTP responder (Debian's python3 has no frameworks): only what the probe reports is checked. */
+const STRIPPED_SERVER = `
+import asyncio, sys
+async def handle(r, w):
+    await r.readuntil(b"\\r\\n\\r\\n")
+    w.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n")
+    await w.drain()
+    w.close()
+async def main():
+    s = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+    async with s:
+        await s.serve_forever()
+asyncio.run(main())
+`;
 const hex = (n: number): string => randomBytes(n).toString('hex');
 
 interface Outcome {
@@ -27,9 +45,15 @@ describe('Python asyncio: client calls are children of the request their task se
   let leaf: FrameworkService;
   const fronts: FrameworkService[] = [];
   let agent: AgentProcess | undefined;
+  let stripped: Running | undefined;
+  let webPort: number;
 
   beforeAll(async () => {
     requireRootAndBpf();
+    if (!existsSync(STRIPPED_PYTHON)) throw new Error(`${STRIPPED_PYTHON} is missing (Debian's python3 package)`);
+    const strippedPort = await freePort();
+    stripped = startProcess(STRIPPED_PYTHON, ['-c', STRIPPED_SERVER, String(strippedPort)], {});
+    await waitForPort(strippedPort, 30_000);
     leaf = await startFramework('fastapi-uvicorn', 'py-leaf');
     fronts.push(
       await startFramework('fastapi-uvicorn', 'fastapi-front'),
@@ -39,12 +63,21 @@ describe('Python asyncio: client calls are children of the request their task se
       await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
     );
     const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
-    agent = await startAgent([...pids, '--export', 'none'], {}, 120_000);
+    webPort = await freePort();
+    agent = await startAgent([...pids, '--pid', String(stripped.pid), '--export', 'none', '--web-port', String(webPort)], {}, 120_000);
   }, 180_000);
 
   afterAll(async () => {
     await agent?.stop();
-    await Promise.all([leaf?.proc.stop(), ...fronts.map((f) => f.proc.stop())]);
+    await Promise.all([leaf?.proc.stop(), ...fronts.map((f) => f.proc.stop()), stripped?.stop()]);
+  });
+
+  it('says per process how asyncio is linked, or why not (/api/processes, as the start-up log)', async () => {
+    const { processes } = (await (await fetch(`http://127.0.0.1:${webPort}/api/processes`)).json()) as { processes: { pid: number; notes: string[] }[] };
+    const notes = (pid: number): string => processes.find((p) => p.pid === pid)?.notes.join('; ') ?? '(not traced)';
+    expect(notes(fronts[0].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result\)/);
+    expect(notes(fronts[2].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.13: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
+    expect(notes(stripped!.pid)).toMatch(/asyncio not linked: no symbols: .*_asyncio\.cpython-3\d+-x86_64-linux-gnu\.so is stripped/);
   });
 
   /** Sends /call to the leaf's /headers with a traceparent of a fresh trace each; returns trace id -> echoed traceparent. */

@@ -237,8 +237,12 @@ describe('SysHttpStage', () => {
     call(7, 1n, 1); // node, no parent: counted
     call(7, 2n, 1 | 128); // node, the application's own traceparent: not counted
     call(9, 3n, 1); // python (thread linking on): not counted
-    expect(spans.map((s) => s.kind)).toEqual(['CLIENT', 'CLIENT', 'CLIENT']);
+    stage.attach({ pid: 11, exeName: 'nginx' }); // nginx without its link (no uprobes here): never by thread
+    call(11, 4n, 1); // counted as nginx
+    call(11, 5n, 1 | 8); // linked (SYS_F_THREAD_PARENT: the kernel's link to its downstream request): not counted
+    expect(spans.map((s) => s.kind)).toEqual(['CLIENT', 'CLIENT', 'CLIENT', 'CLIENT', 'CLIENT']);
     expect(clientSpansUnlinked.get(metrics, { runtime: 'node' })).toBe(1);
-    expect(clientSpansUnlinked.total(metrics)).toBe(1);
+    expect(clientSpansUnlinked.get(metrics, { runtime: 'nginx' })).toBe(1);
+    expect(clientSpansUnlinked.total(metrics)).toBe(2);
   });
 });
