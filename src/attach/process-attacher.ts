@@ -37,6 +37,8 @@ export interface AttachedEvent {
   readonly injection: 'go_memory' | 'sk_msg' | 'none';
   /** Connections already open when it was selected that sk_msg injection took over. */
   readonly connectionsTakenOver: number;
+  /** Go processes: where their server spans come from (go.server_path); null for other runtimes. */
+  readonly serverSpans: 'uprobes' | 'syscall' | null;
 }
 
 /** A process's selection for socket-level injection: what the table and the log say of it. */
@@ -67,6 +69,8 @@ export interface ProcessAttacherDeps {
 export class ProcessAttacher {
   /** Go processes whose server spans come from the syscall tracer (go.server_path syscall). */
   private readonly goSyscallServers = new Map<number, { exe: string; target: GoTarget }>();
+  /** What was last said of each traced process (re-said when its server-span path moves). */
+  private readonly announced = new Map<number, AttachedEvent>();
 
   constructor(private readonly d: ProcessAttacherDeps) {}
 
@@ -117,6 +121,7 @@ export class ProcessAttacher {
         routes,
         injection,
         connectionsTakenOver: sk?.takenOver ?? 0,
+        serverSpans: this.goSyscallServers.has(proc.pid) ? 'syscall' : 'uprobes',
       });
       tracers.reportAttached();
     } catch (err) {
@@ -155,6 +160,7 @@ export class ProcessAttacher {
         routes,
         injection: sk.injected ? 'sk_msg' : 'none',
         connectionsTakenOver: sk.takenOver,
+        serverSpans: null,
       });
       return true;
     } catch (err) {
@@ -227,6 +233,8 @@ export class ProcessAttacher {
         const r = go.attach(pid, at.exe, at.target, 'uprobes');
         this.linkGoBlackBox(pid, at.target);
         this.d.log.warn(`pid ${pid}: accepted connections that are not HTTP/1.x in clear text (TLS or HTTP/2); its server spans come from uprobes from now on (${r.links} uprobes)`);
+        const was = this.announced.get(pid);
+        if (was) this.emit({ ...was, probes: r.links, serverSpans: 'uprobes' });
         this.d.tracers.reportAttached();
       } catch (err) {
         this.d.log.warn(`pid ${pid}: moving its server spans to uprobes failed: ${errorMessage(err)}`);
@@ -270,6 +278,7 @@ export class ProcessAttacher {
     tracers.sk?.detach(pid);
     if (wasGo) tracers.go.detach(pid);
     if (!wasGo && !wasSys) return;
+    this.announced.delete(pid);
     this.d.log.info(`detached pid ${pid} (exited)`);
     this.d.onAttachment?.({ kind: 'detached', pid });
     if (wasGo) tracers.reportAttached();
@@ -288,10 +297,10 @@ export class ProcessAttacher {
     resource: Resource,
     reason: MatchReason,
     tracer: 'go_http' | 'sys_http',
-    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver'>,
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver' | 'serverSpans'>,
   ): void {
     attaches.add(this.d.metrics, { tracer });
-    this.d.onAttachment?.({
+    this.emit({
       kind: 'attached',
       pid: proc.pid,
       service: String(resource.attributes['service.name']),
@@ -303,6 +312,13 @@ export class ProcessAttacher {
       routes: how.routes,
       injection: how.injection,
       connectionsTakenOver: how.connectionsTakenOver,
+      serverSpans: how.serverSpans,
     });
+  }
+
+  /** Tells `onAttachment` how a process is traced (again, when that changed). */
+  private emit(event: AttachedEvent): void {
+    this.announced.set(event.pid, event);
+    this.d.onAttachment?.(event);
   }
 }

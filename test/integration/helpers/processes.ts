@@ -65,6 +65,8 @@ export interface TracedProcess {
   routes: string;
   injection: 'go_memory' | 'sk_msg' | 'none';
   connectionsTakenOver: number;
+  /** Go processes: where their server spans come from (go.server_path); null for other runtimes. */
+  serverSpans: 'uprobes' | 'syscall' | null;
 }
 
 /** The value of one series in Prometheus text (labels matched exactly; 0 when absent). */
