@@ -137,6 +137,9 @@ export class TracerSet {
       redaction: this.d.urlRedaction,
       // nginx's upstream requests are linked by a uprobe at ngx_chain_writer (src/tracers/nginx-links.ts).
       ...(caps.uprobes ? { nginxObjectPath: join(this.d.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
+      // Python asyncio tasks are linked by uprobes in libpython and _asyncio (src/tracers/asyncio-tracer.ts).
+      asyncioUprobes: caps.uprobes,
+      onLateNote: (pid, note) => log.info(`pid ${pid}: ${note} (asyncio loaded after the attach)`),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
     });

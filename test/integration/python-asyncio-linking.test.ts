@@ -166,3 +166,52 @@ describe('Python asyncio: client calls are children of the request their task se
     });
   }
 });
+
+/**
+ * A Python service selected at its exec (`--exe`), before it imported asyncio: the probe finds no
+ * asyncio at the attach and tries again at the agent's periodic tick; once found, the service's
+ * calls are linked (without that, none would ever be).
+ */
+describe('Python asyncio: a service selected before it loaded asyncio is linked once it has', () => {
+  let leaf: FrameworkService | undefined;
+  let front: FrameworkService | undefined;
+  let agent: AgentProcess | undefined;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    leaf = await startFramework('fastapi-uvicorn', 'py-leaf-late');
+    agent = await startAgent(['--exe', 'python3.13', '--export', 'none'], {}, 120_000);
+    front = await startFramework('fastapi-uvicorn', 'fastapi-late-313', { venv: 'py313' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await Promise.all([leaf?.proc.stop(), front?.proc.stop()]);
+  });
+
+  it('sequential requests after the late probe: every call is the child of its request', async () => {
+    const call = async (): Promise<{ traceId: string; echoedTrace: string; echoedSpan: string }> => {
+      const traceId = hex(16);
+      const r = await send(callUrl(front!, `${leaf!.url}/headers`), { headers: { traceparent: `00-${traceId}-${hex(8)}-01` } });
+      expect(r.status).toBe(200);
+      const [, echoedTrace, echoedSpan] = (echoed(r.body)?.traceparent ?? '').split('-');
+      return { traceId, echoedTrace, echoedSpan };
+    };
+    const sourceOf = async (spanId: string): Promise<unknown> => {
+      await waitFor('client span', () => agent!.spans().some((s) => s.spanId === spanId), 30_000);
+      return agent!.spans().find((s) => s.spanId === spanId)!.attributes['spanbridge.parent.source'];
+    };
+    // linked by its task from the first tick after uvicorn imported asyncio (5 s period); until
+    // then a sequential call may be linked by thread
+    await waitFor('the late asyncio probe', async () => (await sourceOf((await call()).echoedSpan)) === 'asyncio_task', 60_000);
+    for (let i = 0; i < 10; i++) {
+      const c = await call();
+      expect(c.echoedTrace).toBe(c.traceId);
+      await waitFor('client span', () => agent!.spans().some((s) => s.spanId === c.echoedSpan), 30_000);
+      const client = agent!.spans().find((s) => s.spanId === c.echoedSpan)!;
+      const server = agent!.spans().find((s) => s.kind === 'SERVER' && s.traceId === c.traceId && s.resource['service.name'] === 'fastapi-late-313');
+      expect(client.attributes['spanbridge.parent.source']).toBe('asyncio_task');
+      expect(client.parentSpanId).toBe(server?.spanId);
+    }
+  }, 120_000);
+});
