@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readBuildInfo } from '../../../../src/discovery/go/buildinfo';
 import { withElf } from '../../../../src/discovery/go/elf';
-import { buildFixture, haveGo } from '../../../helpers/go-build';
+import { buildFixture, needGo } from '../../../helpers/go-build';
 
 // Builds a Go fixture (first run: toolchain download and compile); cached afterwards.
 jest.setTimeout(600_000);
@@ -14,7 +14,7 @@ jest.setTimeout(600_000);
  * the string headers go into .noptrdata and point at the original inline string bytes.
  */
 describe('build info, pointer format (Go <= 1.17)', () => {
-  const testGo = haveGo() ? test : test.skip;
+  const testGo = needGo() ? test : test.skip;
   testGo(
     'reads the same version and modules as the inline format',
     () => {

@@ -16,7 +16,7 @@ import { GO_STRUCT_FIELDS, offsetsFromTable } from '../../../../src/discovery/go
 import { readPclnTable } from '../../../../src/discovery/go/pclntab';
 import { clearRetCache } from '../../../../src/discovery/go/rets';
 import { thrownSpanbridgeError } from '../../../helpers/errors';
-import { buildFixture, haveGo, localGoVersion, OLD_TOOLCHAIN, runOracle, type GoToolchain } from '../../../helpers/go-build';
+import { buildFixture, needGo, localGoVersion, OLD_TOOLCHAIN, runOracle, type GoToolchain } from '../../../helpers/go-build';
 
 const FUNCS = [
   'net/http.serverHandler.ServeHTTP',
@@ -58,8 +58,7 @@ function withPatchedVersion(binary: string, from: string, to: string): string {
   return out;
 }
 
-const describeGo = haveGo() ? describe : describe.skip;
-if (!haveGo()) console.warn('go not found: skipping Go binary inspection tests');
+const describeGo = needGo() ? describe : describe.skip;
 
 describeGo.each([{ toolchain: 'local' as GoToolchain }, { toolchain: OLD_TOOLCHAIN }])('Go binary built with $toolchain', ({ toolchain }) => {
   let version: string;

@@ -1,13 +1,13 @@
 /** Where real Go builds (static, cgo, PIE) keep g relative to the thread pointer (src/discovery/go/tls.ts). */
 import { withElf } from '../../../../src/discovery/go/elf';
 import { goTlsOffset } from '../../../../src/discovery/go/tls';
-import { buildFixture, haveGo } from '../../../helpers/go-build';
+import { buildFixture, needGo } from '../../../helpers/go-build';
 
 // Builds Go fixtures (first run: compile); cached afterwards.
 jest.setTimeout(600_000);
 
 describe('goTlsOffset on real builds', () => {
-  const goIt = haveGo() ? it : it.skip;
+  const goIt = needGo() ? it : it.skip;
   goIt.each([
     ['static (CGO_ENABLED=0)', {}],
     ['PIE', { pie: true }],
