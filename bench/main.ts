@@ -15,6 +15,7 @@ import { agentSelfSection } from './sections/agent-self';
 import type { BenchContext } from './sections/context';
 import { floorSection } from './sections/floor';
 import { nginxSection } from './sections/nginx';
+import { asyncioSection } from './sections/asyncio';
 import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));
     if (wants(config, 'python')) results.sections.push(await run(ctx, 'python', 'Python threaded http.server (syscall tracepoints)', () => serverOverheadSection(ctx, 'python')));
     if (wants(config, 'nginx')) results.sections.push(await run(ctx, 'nginx', 'nginx reverse proxy', () => nginxSection(ctx)));
+    if (wants(config, 'asyncio')) results.sections.push(await run(ctx, 'asyncio', 'Python asyncio linking', () => asyncioSection(ctx)));
     if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
     if (wants(config, 'routes')) results.sections.push(await run(ctx, 'routes', 'Route stage', () => routesSection(ctx)));
     if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {

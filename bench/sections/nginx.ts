@@ -59,7 +59,7 @@ export async function nginxSection(ctx: BenchContext): Promise<SectionResult> {
   const { config } = ctx;
   const backend = await startServer(ctx, 'python');
   const proxy = await startNginxProxy(ctx, backend.addr);
-  const rate = 200;
+  const rate = 100;
   const itemPath = backend.path;
   try {
     await loadgen(config, { addr: proxy.addr, path: itemPath, rate, seconds: 1 }); // warm

@@ -182,6 +182,11 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     ...(goSpans ? ['Go: goroutine ancestry (uprobes)'] : []),
     ...(sysHttp ? ["thread-per-request runtimes (Python threads, Java thread pools, C/C++, Ruby/PHP workers): the thread's single active server request"] : []),
     ...(goSpans && sysHttp
+      ? [
+          "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; stripped builds such as Debian's python3: not linked, no symbols)",
+        ]
+      : []),
+    ...(goSpans && sysHttp
       ? ['nginx reverse proxy (1.x with ngx_chain_writer in .dynsym, checked per binary at attach): the downstream request each upstream request serves (uprobe at ngx_chain_writer, ~1 hit per upstream request)']
       : []),
   ];
@@ -192,7 +197,7 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     strategy:
       (ways.length ? ways.join('; ') + '; ' : '') +
       'not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace)' +
-      (goSpans ? '' : '; nginx (needs uprobes)'),
+      (goSpans ? '' : '; nginx (needs uprobes); Python asyncio (needs uprobes)'),
     why:
       'Node 20 keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link would be a guess (docs/node-async-linking.md)',
   };

@@ -6,7 +6,7 @@
  */
 import { SpanbridgeError } from '../errors';
 import { NGINX_LINK_OBJECT, NGINX_LINK_REASON } from '../events/structs.generated';
-import { NGINX_LAYOUTS, type NginxLayout, type NginxLinkTarget } from '../discovery/nginx';
+import { NGINX_CHAIN_WRITER, NGINX_LAYOUTS, type NginxLayout, type NginxLinkTarget } from '../discovery/nginx';
 import { readCounterMap } from './kernel-counters';
 import { openTracerObject } from './open-object';
 import type { Tracer } from './tracer';
@@ -68,7 +68,7 @@ export class NginxLinkTracer implements Tracer<[], [target: Attachable]> {
       const link = this.obj.program(NGINX_LINK_OBJECT.programs.nginx_chain_writer).attachUprobe({ binaryPath: target.binaryPath, offset: target.offset, pid });
       this.links.set(pid, link);
     }
-    return `uprobe ${'ngx_chain_writer'}+0 (nginx ${target.version})`;
+    return `uprobe ${NGINX_CHAIN_WRITER}+0 (nginx ${target.version})`;
   }
 
   detach(pid: number): void {

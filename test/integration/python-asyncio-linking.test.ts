@@ -9,11 +9,29 @@
  * makes after its response was sent.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { echoed, send } from './helpers/chains';
+import { freePort } from './helpers/collector';
 import { callUrl, startFramework, type FrameworkService } from './helpers/frameworks';
 import { requireRootAndBpf } from './helpers/privileges';
-import { startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 
+/** Debian's interpreter: its _asyncio module is stripped (no .symtab), so nothing can be linked. */
+const STRIPPED_PYTHON = '/usr/bin/python3';
+/** A stdlib asyncio HTTP responder (Debian's python3 has no frameworks): only what the probe reports is checked. */
+const STRIPPED_SERVER = `
+import asyncio, sys
+async def handle(r, w):
+    await r.readuntil(b"\\r\\n\\r\\n")
+    w.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n")
+    await w.drain()
+    w.close()
+async def main():
+    s = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+    async with s:
+        await s.serve_forever()
+asyncio.run(main())
+`;
 const hex = (n: number): string => randomBytes(n).toString('hex');
 
 interface Outcome {
@@ -27,9 +45,15 @@ describe('Python asyncio: client calls are children of the request their task se
   let leaf: FrameworkService;
   const fronts: FrameworkService[] = [];
   let agent: AgentProcess | undefined;
+  let stripped: Running | undefined;
+  let webPort: number;
 
   beforeAll(async () => {
     requireRootAndBpf();
+    if (!existsSync(STRIPPED_PYTHON)) throw new Error(`${STRIPPED_PYTHON} is missing (Debian's python3 package)`);
+    const strippedPort = await freePort();
+    stripped = startProcess(STRIPPED_PYTHON, ['-c', STRIPPED_SERVER, String(strippedPort)], {});
+    await waitForPort(strippedPort, 30_000);
     leaf = await startFramework('fastapi-uvicorn', 'py-leaf');
     fronts.push(
       await startFramework('fastapi-uvicorn', 'fastapi-front'),
@@ -39,12 +63,21 @@ describe('Python asyncio: client calls are children of the request their task se
       await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
     );
     const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
-    agent = await startAgent([...pids, '--export', 'none'], {}, 120_000);
+    webPort = await freePort();
+    agent = await startAgent([...pids, '--pid', String(stripped.pid), '--export', 'none', '--web-port', String(webPort)], {}, 120_000);
   }, 180_000);
 
   afterAll(async () => {
     await agent?.stop();
-    await Promise.all([leaf?.proc.stop(), ...fronts.map((f) => f.proc.stop())]);
+    await Promise.all([leaf?.proc.stop(), ...fronts.map((f) => f.proc.stop()), stripped?.stop()]);
+  });
+
+  it('says per process how asyncio is linked, or why not (/api/processes, as the start-up log)', async () => {
+    const { processes } = (await (await fetch(`http://127.0.0.1:${webPort}/api/processes`)).json()) as { processes: { pid: number; notes: string[] }[] };
+    const notes = (pid: number): string => processes.find((p) => p.pid === pid)?.notes.join('; ') ?? '(not traced)';
+    expect(notes(fronts[0].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result\)/);
+    expect(notes(fronts[2].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.13: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
+    expect(notes(stripped!.pid)).toMatch(/asyncio not linked: no symbols: .*_asyncio\.cpython-3\d+-x86_64-linux-gnu\.so is stripped/);
   });
 
   /** Sends /call to the leaf's /headers with a traceparent of a fresh trace each; returns trace id -> echoed traceparent. */
@@ -132,4 +165,53 @@ describe('Python asyncio: client calls are children of the request their task se
       }, 120_000);
     });
   }
+});
+
+/**
+ * A Python service selected at its exec (`--exe`), before it imported asyncio: the probe finds no
+ * asyncio at the attach and tries again at the agent's periodic tick; once found, the service's
+ * calls are linked (without that, none would ever be).
+ */
+describe('Python asyncio: a service selected before it loaded asyncio is linked once it has', () => {
+  let leaf: FrameworkService | undefined;
+  let front: FrameworkService | undefined;
+  let agent: AgentProcess | undefined;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    leaf = await startFramework('fastapi-uvicorn', 'py-leaf-late');
+    agent = await startAgent(['--exe', 'python3.13', '--export', 'none'], {}, 120_000);
+    front = await startFramework('fastapi-uvicorn', 'fastapi-late-313', { venv: 'py313' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await Promise.all([leaf?.proc.stop(), front?.proc.stop()]);
+  });
+
+  it('sequential requests after the late probe: every call is the child of its request', async () => {
+    const call = async (): Promise<{ traceId: string; echoedTrace: string; echoedSpan: string }> => {
+      const traceId = hex(16);
+      const r = await send(callUrl(front!, `${leaf!.url}/headers`), { headers: { traceparent: `00-${traceId}-${hex(8)}-01` } });
+      expect(r.status).toBe(200);
+      const [, echoedTrace, echoedSpan] = (echoed(r.body)?.traceparent ?? '').split('-');
+      return { traceId, echoedTrace, echoedSpan };
+    };
+    const sourceOf = async (spanId: string): Promise<unknown> => {
+      await waitFor('client span', () => agent!.spans().some((s) => s.spanId === spanId), 30_000);
+      return agent!.spans().find((s) => s.spanId === spanId)!.attributes['spanbridge.parent.source'];
+    };
+    // linked by its task from the first tick after uvicorn imported asyncio (5 s period); until
+    // then a sequential call may be linked by thread
+    await waitFor('the late asyncio probe', async () => (await sourceOf((await call()).echoedSpan)) === 'asyncio_task', 60_000);
+    for (let i = 0; i < 10; i++) {
+      const c = await call();
+      expect(c.echoedTrace).toBe(c.traceId);
+      await waitFor('client span', () => agent!.spans().some((s) => s.spanId === c.echoedSpan), 30_000);
+      const client = agent!.spans().find((s) => s.spanId === c.echoedSpan)!;
+      const server = agent!.spans().find((s) => s.kind === 'SERVER' && s.traceId === c.traceId && s.resource['service.name'] === 'fastapi-late-313');
+      expect(client.attributes['spanbridge.parent.source']).toBe('asyncio_task');
+      expect(client.parentSpanId).toBe(server?.spanId);
+    }
+  }, 120_000);
 });

@@ -65,4 +65,11 @@ describe('doctor report', () => {
     const noUprobes = buildDoctorReport({ ...LOCKED_DOWN_HOST, uprobes: false }, FEATURES, MOUNTS);
     expect(noUprobes.strategies.find((s) => s.feature === 'in-process-linking')?.strategy).toMatch(/not linked: .*nginx \(needs uprobes\)/);
   });
+
+  it('in-process linking names Python asyncio, and why it is not linked without uprobes', () => {
+    const r = buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS);
+    expect(r.strategies.find((s) => s.feature === 'in-process-linking')?.strategy).toMatch(/Python asyncio \(CPython 3\.10-3\.13.*\.symtab.*stripped builds .*not linked, no symbols/);
+    const noUprobes = buildDoctorReport({ ...LOCKED_DOWN_HOST, uprobes: false }, FEATURES, MOUNTS);
+    expect(noUprobes.strategies.find((s) => s.feature === 'in-process-linking')?.strategy).toMatch(/not linked: .*Python asyncio \(needs uprobes\)/);
+  });
 });
