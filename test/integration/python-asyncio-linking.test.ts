@@ -241,9 +241,10 @@ describe('Python asyncio: a service selected before it loaded asyncio is linked 
     for (let i = 0; i < 10; i++) {
       const c = await call();
       expect(c.echoedTrace).toBe(c.traceId);
-      await waitFor('client span', () => agent!.spans().some((s) => s.spanId === c.echoedSpan), 30_000);
+      const serverOf = (): PrintedSpanLine | undefined => agent!.spans().find((s) => s.kind === 'SERVER' && s.traceId === c.traceId && s.resource['service.name'] === 'fastapi-late-313');
+      await waitFor('client and server spans', () => agent!.spans().some((s) => s.spanId === c.echoedSpan) && serverOf() !== undefined, 30_000);
       const client = agent!.spans().find((s) => s.spanId === c.echoedSpan)!;
-      const server = agent!.spans().find((s) => s.kind === 'SERVER' && s.traceId === c.traceId && s.resource['service.name'] === 'fastapi-late-313');
+      const server = serverOf();
       expect(client.attributes['spanbridge.parent.source']).toBe('asyncio_task');
       expect(client.parentSpanId).toBe(server?.spanId);
     }
