@@ -49,6 +49,9 @@ struct py_thread {
 	__u64 head_epoch; /* the callback in which the last server request head was decided */
 	__u64 steps;      /* task steps seen: 0 on threads that only use Context.run (thread pools) */
 	struct trace_context head; /* that request's server span */
+	__u64 head_conn;  /* its connection (conn_id) ... */
+	__u32 head_fd;    /* ... and fd */
+	__u32 _pad0;
 	/* 3.12+: Task.__init__ runs an eager task's first step itself (no Context.run): the task is
 	 * current until __init__ returns, then the one before it again (nested inits: a stack). */
 	__u64 saved[PY_INIT_DEPTH];
@@ -66,7 +69,8 @@ struct py_task {
 	struct trace_context ctx; /* the server span its client calls are children of */
 	__u16 by_wakeup;          /* bound by a wakeup (a connection's handler task): rebound later */
 	__u16 spent;              /* by_wakeup: a task it created took the request (one per wakeup) */
-	__u32 _pad;
+	__u32 fd;                 /* by_wakeup: the request's connection (fd, conn_id) */
+	__u64 conn;
 };
 
 struct {
@@ -161,6 +165,19 @@ int py_context_run(struct pt_regs *ctx)
 	return 0;
 }
 
+/* A binding made by a wakeup holds only while its request is the one in flight on its connection
+ * (not answered, no later request read): a connection's task that goes on to the next request
+ * without being woken for it (the bytes were already buffered) must not pass the previous one on. */
+static __always_inline bool py_binding_holds(__u32 tgid, const struct py_task *pt)
+{
+	if (!pt->by_wakeup)
+		return true;
+	struct conn_key ck = { .tgid = tgid, .fd = pt->fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &ck);
+	return cs && cs->conn_id == pt->conn && cs->role == SYS_ROLE_SERVER && cs->phase == PHASE_REQUEST &&
+	       ids_equal(cs->ctx.span_id, pt->ctx.span_id, 8);
+}
+
 /* _asyncio_Task___init__(TaskObj *self, PyObject *args, PyObject *kwargs) */
 static __always_inline void py_task_bind(struct pt_regs *ctx)
 {
@@ -173,7 +190,7 @@ static __always_inline void py_task_bind(struct pt_regs *ctx)
 		/* A connection's task hands each request it was woken for to one task it creates; a
 		 * second one (or one after a request that did not wake it) gets none: its binding
 		 * may be the previous request's. */
-		if (parent && !(parent->by_wakeup && parent->spent)) {
+		if (parent && !(parent->by_wakeup && parent->spent) && py_binding_holds(k.tgid, parent)) {
 			parent->spent = parent->by_wakeup;
 			struct py_task n = { .ctx = parent->ctx };
 			bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
@@ -248,7 +265,7 @@ int py_future_set_result(struct pt_regs *ctx)
 	struct py_task *cur = bpf_map_lookup_elem(&py_tasks, &k);
 	if (cur && !cur->by_wakeup)
 		return 0;
-	struct py_task n = { .ctx = t->head, .by_wakeup = 1 };
+	struct py_task n = { .ctx = t->head, .by_wakeup = 1, .fd = t->head_fd, .conn = t->head_conn };
 	bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 	count(SYS_ASYNCIO_TASK_WOKEN);
 	return 0;
@@ -257,12 +274,14 @@ int py_future_set_result(struct pt_regs *ctx)
 /* The server side (decide_server_context): a request head decided on this thread, in its current
  * callback. (Requests pipelined behind it are decided by no head here: frameworks take them in
  * later callbacks, where they find no head of their own and stay unlinked.) */
-static __always_inline void asyncio_head_decided(__u64 id, const struct trace_context *c)
+static __always_inline void asyncio_head_decided(__u64 id, const struct conn_state *cs, __u32 fd)
 {
 	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
 	if (!t)
 		return;
-	t->head = *c;
+	t->head = cs->ctx;
+	t->head_conn = cs->conn_id;
+	t->head_fd = fd;
 	t->head_epoch = t->epoch;
 }
 
@@ -283,7 +302,7 @@ static __always_inline int asyncio_parent(__u64 id, struct trace_context *out)
 		struct py_task_key k = { .tgid = id >> 32, ._pad = 0, .task = t->task };
 		pt = bpf_map_lookup_elem(&py_tasks, &k);
 	}
-	if (!pt || (pt->by_wakeup && pt->spent)) {
+	if (!pt || (pt->by_wakeup && pt->spent) || !py_binding_holds(id >> 32, pt)) {
 		count(SYS_SKIP_ASYNCIO_NO_TASK);
 		return PY_PARENT_UNKNOWN;
 	}

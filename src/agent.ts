@@ -25,7 +25,7 @@ import type { Selection } from './discovery/selectors';
 import { SpanbridgeError, errorMessage } from './errors';
 import { decodeRecord } from './events/decoder';
 import type { Logger } from './log';
-import { kernelDrops } from './metrics/catalogue';
+import { kernelDrops, processesExcluded } from './metrics/catalogue';
 import { SelfMetrics } from './metrics/counters';
 import { GoHttpStage } from './spans/go-http-stage';
 import { RouteStage } from './spans/routes/route-stage';
@@ -83,7 +83,7 @@ export interface AgentConfig {
 
 /**
  * Default wakeup threshold: ~48 Go server records. Below it a record waits at most the backend's
- * poll period (50 ms) instead of costing the traced process a wakeup (~14 us here).
+ * poll period (50 ms) instead of costing the traced process a wakeup (bpf/ring_wakeup.h).
  */
 export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
 /**
@@ -227,6 +227,10 @@ export class Agent {
     }
     this.startWatcher();
     if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
+    // A scrape or an OTLP export sees the kernel counters as they are now.
+    this.metrics.onSnapshot(() => {
+      if (!this.stopped) this.tracers.readKernelCounters();
+    });
     this.tickTimer = setInterval(() => {
       this.tracers.collectKernelCounters();
       this.attacher.moveNonHttp1GoServers();
@@ -248,9 +252,10 @@ export class Agent {
       {
         onMatch: (proc, reason, how) => this.attacher.onMatch(proc, reason, how),
         onGone: (pid) => this.attacher.onGone(pid),
-        onExcluded: (proc: ProcessInfo, reason, why) => {
+        onExcluded: (proc: ProcessInfo, reason, exclusion) => {
           if (this.attacher.isTraced(proc.pid)) this.attacher.onGone(proc.pid);
-          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${why}`);
+          processesExcluded.add(this.metrics, { reason: exclusion.kind });
+          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${exclusion.why}`);
         },
       },
       {

@@ -85,7 +85,8 @@ export interface GoHttpTracerSettings {
   /**
    * Wake the agent only once this many bytes of records wait in the ring (bpf/ring_wakeup.h);
    * below it records wait for the backend's periodic consume. Default 0: the kernel wakes us for
-   * every record while we keep up (prompt, but ~14 us per record in the traced process here).
+   * every record while we keep up (prompt, but each wakeup costs the traced process more than the
+   * record itself: bpf/ring_wakeup.h).
    */
   /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
   readonly ringSizeBytes?: number;

@@ -45,6 +45,10 @@ export interface SysHttpStageDeps {
   readonly inspectNginx?: (pid: number) => NginxLinkTarget;
   /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
   readonly probeAsyncio?: (pid: number) => AsyncioProbe;
+  /** Uprobes are available, so asyncio tasks can be linked (default true). */
+  readonly asyncioUprobes?: boolean;
+  /** Where a Python process whose asyncio loaded after its attach is reported (the attach line came before). */
+  readonly onLateNote?: (pid: number, note: string) => void;
 }
 
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
@@ -125,20 +129,11 @@ export class SysHttpStage {
     else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
     else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
     else this.eventLoops.delete(proc.pid);
-    let asyncioNote = '';
-    let asyncio = false;
-    if (py.kind === 'linkable') {
-      try {
-        asyncioNote = `, ${this.asyncio.attach(proc.pid, py.target)}`;
-        asyncio = true;
-      } catch (err) {
-        asyncioNote = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
-      }
-    } else if (py.kind === 'unlinkable') {
-      asyncioNote = `, asyncio not linked: ${py.reason}`;
-    }
-    this.asyncioStatus.set(proc.pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${asyncioNote.replace(/^, asyncio not linked: /, '')}`);
+    const { asyncio, note: asyncioNote } = this.linkAsyncio(proc.pid, py);
     const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
+    // asyncio not imported yet (a process selected at its exec): probed again at each tick.
+    if (py.kind === 'absent' && /^python/.test(proc.exeName)) this.asyncioPending.set(proc.pid, options);
+    else this.asyncioPending.delete(proc.pid);
     if (byKernel) {
       if (!this.tracer.adoptInherited(proc.pid, options)) {
         this.asyncio.detach(proc.pid);
@@ -160,6 +155,43 @@ export class SysHttpStage {
   /** Every tracer of this stage with counters of its own (for kernel counters). */
   get tracers(): AnyTracer[] {
     return [this.tracer, ...(this.nginx?.started ? [this.nginx.tracer] : [])];
+  }
+
+  /** Attaches asyncio linking when the probe allows it; what to say about it either way. */
+  private linkAsyncio(pid: number, py: AsyncioProbe): { asyncio: boolean; note: string } {
+    let note = '';
+    let asyncio = false;
+    if (py.kind === 'linkable' && this.d.asyncioUprobes === false) {
+      note = ', asyncio not linked: no uprobes here';
+    } else if (py.kind === 'linkable') {
+      try {
+        note = `, ${this.asyncio.attach(pid, py.target)}`;
+        asyncio = true;
+      } catch (err) {
+        note = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    } else if (py.kind === 'unlinkable') {
+      note = `, asyncio not linked: ${py.reason}`;
+    }
+    if (py.kind !== 'absent') this.eventLoops.set(pid, 'python');
+    this.asyncioStatus.set(pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${note.replace(/^, asyncio not linked: /, '')}`);
+    return { asyncio, note };
+  }
+
+  /** Python processes traced before they loaded asyncio, with their attach options. */
+  private readonly asyncioPending = new Map<number, { threadLinking: boolean; asyncio: boolean; nginxLink: boolean }>();
+
+  /** Probes the pending Python processes again; links those that loaded asyncio since. */
+  private probeAsyncioLate(): void {
+    for (const [pid, options] of [...this.asyncioPending]) {
+      const py = (this.d.probeAsyncio ?? probeAsyncio)(pid);
+      if (py.kind === 'absent') continue;
+      this.asyncioPending.delete(pid);
+      if (!this.tracer.attachedPids.includes(pid)) continue;
+      const { asyncio, note } = this.linkAsyncio(pid, py);
+      if (asyncio) this.tracer.attach(pid, { ...options, asyncio });
+      this.d.onLateNote?.(pid, note.replace(/^, /, ''));
+    }
   }
 
   /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
@@ -211,6 +243,7 @@ export class SysHttpStage {
   detach(pid: number): void {
     this.asyncio.detach(pid);
     this.asyncioStatus.delete(pid);
+    this.asyncioPending.delete(pid);
     this.tracer.detach(pid);
     this.nginx?.detach(pid);
     const t = setTimeout(() => {
@@ -223,6 +256,7 @@ export class SysHttpStage {
 
   /** Periodic work: ends idle exchanges, updates the connection gauge. */
   tick(): void {
+    this.probeAsyncioLate();
     this.assembler.sweep(this.d.clock.nowMonotonic());
     sysHttpConnections.set(this.d.metrics, {}, this.assembler.connectionCount);
   }

@@ -5,19 +5,14 @@
  */
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
-import { SYS_HTTP_DROP_REASON, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
+import { SYS_HTTP_DROP_REASON, SYS_HTTP_MODE, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
 import { readUint, writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
-/** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
-export const SYS_MODE_TRACE = 1;
-export const SYS_MODE_THREAD_LINK = 2;
-/** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
-export const SYS_MODE_GO_LINK = 4;
-/** With SYS_MODE_TRACE: a Go process whose server spans come from this tracer (go.server_path syscall). */
-export const SYS_MODE_GO_SERVER = 64;
+/** traced_tgids values: bpf enum sys_http_mode (bpf/sys_http_state.h says what each bit does). */
+export const { SYS_MODE_TRACE, SYS_MODE_THREAD_LINK, SYS_MODE_GO_LINK, SYS_MODE_INHERITED, SYS_MODE_ASYNCIO, SYS_MODE_NGINX_LINK, SYS_MODE_GO_SERVER } = SYS_HTTP_MODE;
 const OFFSET_ABSENT = 0xffffffff;
 
 /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
@@ -31,12 +26,6 @@ export interface GoServerOptions {
   readonly respReq?: number;
   readonly reqPattern?: number;
 }
-/** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
-export const SYS_MODE_INHERITED = 8;
-/** Python asyncio: client calls on event-loop threads take their task's request (bpf/sys_http_asyncio.h). */
-export const SYS_MODE_ASYNCIO = 16;
-/** nginx: upstream requests linked to the downstream request they serve (bpf/sys_http_nginx_link.h). */
-export const SYS_MODE_NGINX_LINK = 32;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;

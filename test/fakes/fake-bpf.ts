@@ -50,7 +50,7 @@ export interface FakeObjectSpec {
 }
 
 export type FakeAttachTarget =
-  | { readonly kind: 'uprobe'; readonly binaryPath: string; readonly offset: number; readonly pid: number }
+  | { readonly kind: 'uprobe'; readonly binaryPath: string; readonly offset: number; readonly pid: number; readonly retprobe?: true }
   | { readonly kind: 'tracepoint'; readonly category: string; readonly name: string }
   | { readonly kind: 'cgroup'; readonly cgroupPath: string }
   | { readonly kind: 'raw_tracepoint'; readonly name: string }
@@ -315,7 +315,7 @@ class FakeProgram implements BpfProgram {
     const hex = `0x${target.offset.toString(16)}`;
     return this.obj.attach(
       this.name,
-      { kind: 'uprobe', binaryPath: target.binaryPath, offset: target.offset, pid },
+      { kind: 'uprobe', binaryPath: target.binaryPath, offset: target.offset, pid, ...(target.retprobe ? { retprobe: true as const } : {}) },
       `attach uprobe ${target.binaryPath}+${hex}${pid >= 0 ? ` pid ${pid}` : ''}`,
       `uprobe:${target.binaryPath}+${hex}${pid >= 0 ? ` pid=${pid}` : ''}`,
     );

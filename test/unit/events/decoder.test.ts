@@ -1,62 +1,12 @@
 import { decodeRecord, RECORDS_INVALID } from '../../../src/events/decoder';
-import { GO_HTTP_SERVER_EVENT as L, PROC_LIFECYCLE_EVENT as P, RECORD_TYPE } from '../../../src/events/structs.generated';
+import { PROC_LIFECYCLE_EVENT as P, RECORD_TYPE } from '../../../src/events/structs.generated';
 import { SelfMetrics } from '../../../src/metrics/counters';
-
-function put(buf: Buffer, name: string, value: number | bigint | Buffer | string): void {
-  const f = L.fields[name];
-  if (Buffer.isBuffer(value)) value.copy(buf, f.offset);
-  else if (typeof value === 'string') buf.write(value, f.offset, 'latin1');
-  else if (f.size === 1) buf.writeUInt8(Number(value), f.offset);
-  else if (f.size === 2) buf.writeUInt16LE(Number(value), f.offset);
-  else if (f.size === 4) buf.writeUInt32LE(Number(value), f.offset);
-  else buf.writeBigInt64LE(BigInt(value), f.offset);
-}
-
-function serverRecord(overrides: Record<string, number | bigint | Buffer | string> = {}): Buffer {
-  // Ring memory is not zeroed: fill with garbage so the decoder must respect lengths.
-  const buf = Buffer.alloc(L.size, 0xee);
-  const fields: Record<string, number | bigint | Buffer | string> = {
-    type: RECORD_TYPE.RECORD_GO_HTTP_SERVER,
-    trace_flags: 1,
-    flags: 0b011,
-    proto_major: 1,
-    proto_minor: 1,
-    status: 201,
-    pid: 4242,
-    tid: 4243,
-    goid: 77n,
-    start_ns: 1_000_000n,
-    end_ns: 31_000_000n,
-    request_content_length: 4n,
-    response_size: 7n,
-    trace_id: Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex'),
-    span_id: Buffer.from('00f067aa0ba902b7', 'hex'),
-    parent_span_id: Buffer.from('b7ad6b7169203331', 'hex'),
-    method_len: 4,
-    method: 'POST',
-    path_len: 6,
-    path: '/items',
-    query_len: 0,
-    pattern_len: 11,
-    pattern: 'POST /items',
-    host_len: 14,
-    host: 'localhost:8080',
-    remote_len: 15,
-    remote: '127.0.0.1:51234',
-    tracestate_len: 5,
-    tracestate: 'a=b,c',
-    user_agent_len: 300,
-    user_agent: 'x'.repeat(128),
-    ...overrides,
-  };
-  for (const [k, v] of Object.entries(fields)) put(buf, k, v);
-  return buf;
-}
+import { goServerRecord } from '../../fixtures/records';
 
 describe('decodeRecord', () => {
   it('decodes a Go server record using true lengths, never bytes past them', () => {
     const m = new SelfMetrics();
-    const r = decodeRecord(serverRecord(), m);
+    const r = decodeRecord(goServerRecord(), m);
     expect(r).toMatchObject({
       type: 'go_http_server',
       pid: 4242,
@@ -84,12 +34,12 @@ describe('decodeRecord', () => {
   });
 
   it('has no parent without the remote-parent flag, and no pattern without its flag', () => {
-    const r = decodeRecord(serverRecord({ flags: 0 }), new SelfMetrics());
+    const r = decodeRecord(goServerRecord({ flags: 0 }), new SelfMetrics());
     expect(r).toMatchObject({ parentSpanId: '', remoteParent: false, pattern: '' });
   });
 
   it('reports status 0 when the kernel marked it unknown', () => {
-    const r = decodeRecord(serverRecord({ flags: 0b100 }), new SelfMetrics());
+    const r = decodeRecord(goServerRecord({ flags: 0b100 }), new SelfMetrics());
     expect(r).toMatchObject({ status: 0 });
   });
 
@@ -106,7 +56,7 @@ describe('decodeRecord', () => {
     const m = new SelfMetrics();
     expect(decodeRecord(Buffer.alloc(0), m)).toBeNull();
     expect(decodeRecord(Buffer.from([200, 1, 2, 3]), m)).toBeNull();
-    expect(decodeRecord(serverRecord().subarray(0, 100), m)).toBeNull();
+    expect(decodeRecord(goServerRecord().subarray(0, 100), m)).toBeNull();
     expect(m.get(RECORDS_INVALID, { reason: 'empty' })).toBe(1);
     expect(m.get(RECORDS_INVALID, { reason: 'unknown_type' })).toBe(1);
     expect(m.get(RECORDS_INVALID, { reason: 'short' })).toBe(1);

@@ -7,6 +7,7 @@ import type { SysHttpConnRecord, SysHttpDataRecord } from '../../../src/events/s
 import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
+  SYS_F2_TASK_PARENT,
   SYS_F2_PIPELINED,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
@@ -405,6 +406,22 @@ describe('SysHttpAssembler: client side', () => {
       'spanbridge.parent.source': 'thread',
     });
     expect(s.status.code).toBe('ERROR'); // 4xx is an error on client spans
+  });
+
+  it('a client call linked to its asyncio task\'s request says so and carries no tracestate (the kernel sends none)', () => {
+    const h = new Harness();
+    h.open(1n);
+    const srv = h.data(1n, 'ingress', 'GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\ntracestate: congo=t61rcWkgMzE\r\n\r\n', {
+      flags: START | SYS_F_REMOTE_PARENT,
+      parent: 'b7ad6b7169203331',
+    });
+    h.open(2n, 'client');
+    h.data(2n, 'egress', 'GET /down HTTP/1.1\r\nHost: b\r\n\r\n', { role: 'client', flags: START | SYS_F_THREAD_PARENT, flags2: SYS_F2_TASK_PARENT, parent: srv.spanId, traceId: srv.traceId });
+    h.data(2n, 'ingress', ok(), { role: 'client', flags: RESP });
+    const c = h.spans.find((s) => s.kind === 'CLIENT')!;
+    expect(c.parentSpanId).toBe(srv.spanId);
+    expect(c.attributes['spanbridge.parent.source']).toBe('asyncio_task');
+    expect(c.traceState).toBe('');
   });
 
   it('a client call linked to its thread\'s server request carries that request\'s tracestate (what the kernel sends on)', () => {

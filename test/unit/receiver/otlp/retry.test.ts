@@ -1,5 +1,5 @@
-import { backoffDelayMs, sendWithRetry, withJitter, type RetryPolicy } from '../../../receiver/otlp/retry';
-import { OtlpExportError, type SendResult } from '../../../receiver/otlp/transport';
+import { backoffDelayMs, sendWithRetry, withJitter, type RetryPolicy } from '../../../../receiver/otlp/retry';
+import { OtlpExportError, type SendResult } from '../../../../receiver/otlp/transport';
 
 const policy: RetryPolicy = { initialBackoffMs: 1000, maxBackoffMs: 5000, multiplier: 2, jitter: 0.2, maxElapsedMs: 30_000 };
 const retryable = (retryAfterMs?: number): SendResult => ({

@@ -1,6 +1,6 @@
-import { attributesKey } from '../../../receiver/metrics/histogram-store';
-import { prometheusName } from '../../../receiver/prometheus/registry';
-import type { Attributes } from '../../../src/spans/span';
+import { attributesKey } from '../../../../receiver/metrics/histogram-store';
+import { prometheusName } from '../../../../receiver/prometheus/registry';
+import type { Attributes } from '../../../../src/spans/span';
 
 describe('attributesKey', () => {
   it('is the same for the same set in any key order', () => {

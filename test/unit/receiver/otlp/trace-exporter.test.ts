@@ -1,12 +1,12 @@
-import { resolveOtlpTraceConfig } from '../../../src/config/otlp';
-import { OtlpTraceExporter } from '../../../receiver/otlp/trace-exporter';
-import type { RetryPolicy } from '../../../receiver/otlp/retry';
-import { ResourceMerger } from '../../../receiver/resource-merge';
-import { EXPORT_ATTEMPTS, EXPORT_FAILURES, EXPORT_RETRIES, SPANS_DROPPED, SPANS_EXPORTED } from '../../../receiver/self-metrics';
-import { SelfMetrics } from '../../../src/metrics/counters';
-import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
-import { ok, recordingLog, startOtlpServer, unusedPort, type TestServer } from './helpers/otlp-server';
-import { makeResource, makeSpan } from './helpers/spans';
+import { resolveOtlpTraceConfig } from '../../../../src/config/otlp';
+import { OtlpTraceExporter } from '../../../../receiver/otlp/trace-exporter';
+import type { RetryPolicy } from '../../../../receiver/otlp/retry';
+import { ResourceMerger } from '../../../../receiver/resource-merge';
+import { EXPORT_ATTEMPTS, EXPORT_FAILURES, EXPORT_RETRIES, SPANS_DROPPED, SPANS_EXPORTED } from '../../../../receiver/self-metrics';
+import { SelfMetrics } from '../../../../src/metrics/counters';
+import { decodeTraceRequest, flattenSpans } from '../helpers/otlp-proto';
+import { ok, recordingLog, startOtlpServer, unusedPort, type TestServer } from '../helpers/otlp-server';
+import { makeResource, makeSpan } from '../../../fixtures/spans';
 
 describe('OtlpTraceExporter (against a real local HTTP server)', () => {
   let server: TestServer | undefined;

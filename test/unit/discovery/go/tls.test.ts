@@ -1,11 +1,10 @@
 /**
  * Where a Go executable keeps g relative to the thread pointer (go.server_path syscall): from its
- * PT_TLS segment, on hand-made segment lists and on real builds (static, cgo, PIE).
+ * PT_TLS segment, on hand-made segment lists (real builds: test/unit-built/discovery/go/tls.test.ts).
  */
-import { PT_LOAD, PT_TLS, withElf, type ElfSegment } from '../../../src/discovery/go/elf';
-import { goTlsOffset } from '../../../src/discovery/go/tls';
-import { chooseGoServerPath } from '../../../src/tracers/go-server-path';
-import { buildFixture, haveGo } from './go-build';
+import { PT_LOAD, PT_TLS, type ElfSegment } from '../../../../src/discovery/go/elf';
+import { goTlsOffset } from '../../../../src/discovery/go/tls';
+import { chooseGoServerPath } from '../../../../src/tracers/go-server-path';
 
 const seg = (type: number, memsz: number, align: number, vaddr = 0): ElfSegment => ({ type, flags: 4, offset: 0, vaddr, filesz: 0, memsz, align });
 const elfOf = (segments: ElfSegment[], tlsg?: number) => ({ segments, tlsSymbolValue: () => tlsg });
@@ -26,17 +25,6 @@ describe('goTlsOffset', () => {
     const r = goTlsOffset(elfOf([seg(PT_TLS, 64, 8)]));
     expect(r.ok).toBe(false);
     expect(r.ok ? '' : r.reason).toMatch(/64 bytes of thread-local data/);
-  });
-
-  const goIt = haveGo() ? it : it.skip;
-  goIt.each([
-    ['static (CGO_ENABLED=0)', {}],
-    ['PIE', { pie: true }],
-    ['external link (cgo)', { external: true }],
-  ])('real build, %s: g at fs-8 (checked at run time by test/integration/go-server-lean)', (_name, opts) => {
-    const bin = buildFixture('httpapp', { toolchain: 'local', ...opts });
-    const r = withElf(bin, (elf) => goTlsOffset(elf));
-    expect(r).toMatchObject({ ok: true, offset: -8 });
   });
 });
 

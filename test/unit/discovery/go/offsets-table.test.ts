@@ -1,6 +1,6 @@
-import { SpanbridgeError } from '../../../src/errors';
-import { compareGoVersions } from '../../../src/discovery/go/goversion';
-import { findTableEntry, GO_FIELD_SINCE, GO_OFFSET_KEYS, OFFSETS_TABLE, OffsetsTable, offsetsFromTable } from '../../../src/discovery/go/offsets';
+import { SpanbridgeError } from '../../../../src/errors';
+import { compareGoVersions } from '../../../../src/discovery/go/goversion';
+import { findTableEntry, GO_FIELD_SINCE, GO_OFFSET_KEYS, OFFSETS_TABLE, OffsetsTable, offsetsFromTable } from '../../../../src/discovery/go/offsets';
 
 const table: OffsetsTable = {
   schema: 1,

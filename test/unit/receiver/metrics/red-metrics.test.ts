@@ -1,6 +1,6 @@
-import { bucketIndex, HistogramStore, OVERFLOW_ATTRIBUTES } from '../../../receiver/metrics/histogram-store';
-import { HTTP_DURATION_BUCKETS, httpDurationObservation } from '../../../receiver/metrics/http-duration';
-import { makeResource, makeSpan } from './helpers/spans';
+import { bucketIndex, HistogramStore, OVERFLOW_ATTRIBUTES } from '../../../../receiver/metrics/histogram-store';
+import { HTTP_DURATION_BUCKETS, httpDurationObservation } from '../../../../receiver/metrics/http-duration';
+import { makeResource, makeSpan } from '../../../fixtures/spans';
 
 const resource = makeResource('checkout', 7);
 const ms = (n: number): bigint => BigInt(n) * 1_000_000n;

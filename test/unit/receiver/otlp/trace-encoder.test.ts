@@ -1,10 +1,10 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { toReadableSpanWithResource } from '../../../receiver/otlp/to-readable-span';
-import { encodeTraceRequest } from '../../../receiver/otlp/trace-encoder';
-import { ResourceMerger } from '../../../receiver/resource-merge';
-import type { Resource, Span } from '../../../src/spans/span';
-import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
-import { makeResource, makeSpan } from './helpers/spans';
+import { toReadableSpanWithResource } from '../../../../receiver/otlp/to-readable-span';
+import { encodeTraceRequest } from '../../../../receiver/otlp/trace-encoder';
+import { ResourceMerger } from '../../../../receiver/resource-merge';
+import type { Resource, Span } from '../../../../src/spans/span';
+import { decodeTraceRequest, flattenSpans } from '../helpers/otlp-proto';
+import { makeResource, makeSpan } from '../../../fixtures/spans';
 
 /** What otlp-transformer's serializer produces for the same spans: the reference, byte for byte. */
 function reference(spans: Span[], resourceOf: (s: Span) => Resource = (s) => s.resource): Buffer {

@@ -1,15 +1,15 @@
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { version } from '../../../package.json';
+import { version } from '../../../../package.json';
 import {
   INSTRUMENTATION_SCOPE,
   toReadableSpan,
   unixNanosToHrTime,
-} from '../../../receiver/otlp/to-readable-span';
-import { W3CTraceState } from '../../../receiver/otlp/trace-state';
-import type { Span } from '../../../src/spans/span';
-import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
-import { makeResource, makeSpan } from './helpers/spans';
+} from '../../../../receiver/otlp/to-readable-span';
+import { W3CTraceState } from '../../../../receiver/otlp/trace-state';
+import type { Span } from '../../../../src/spans/span';
+import { decodeTraceRequest, flattenSpans } from '../helpers/otlp-proto';
+import { makeResource, makeSpan } from '../../../fixtures/spans';
 
 const FLAG_HAS_IS_REMOTE = 0x100;
 const FLAG_IS_REMOTE = 0x200;

@@ -1,4 +1,4 @@
-import { decodeRetryInfoDelayMs, decodeRpcStatusMessage } from '../../../receiver/otlp/rpc-status';
+import { decodeRetryInfoDelayMs, decodeRpcStatusMessage } from '../../../../receiver/otlp/rpc-status';
 
 /** Minimal protobuf writer for test inputs. */
 const varint = (n: number): number[] => {

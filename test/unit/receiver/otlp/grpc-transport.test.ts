@@ -3,8 +3,8 @@
  * transport itself): the bytes, metadata, compression and the classification of status codes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { GRPC_METHODS, GrpcTransport } from '../../../receiver/otlp/grpc-transport';
-import { unusedPort } from './helpers/otlp-server';
+import { GRPC_METHODS, GrpcTransport } from '../../../../receiver/otlp/grpc-transport';
+import { unusedPort } from '../helpers/otlp-server';
 
 type Handler = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => void;
 

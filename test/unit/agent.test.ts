@@ -6,58 +6,28 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, type AgentHost, type AttachmentEvent, type ProcessWatcherLike, type SpanSink } from '../../../src/agent';
-import { RESOURCE_GRACE_MS } from '../../../src/attach/resource-lifetimes';
-import type { ProcessInfo } from '../../../src/discovery/process-info';
-import type { WatcherEvents } from '../../../src/discovery/process-watcher';
-import { SpanbridgeError } from '../../../src/errors';
-import { GO_HTTP_OBJECT, GO_HTTP_SERVER_EVENT as L, RECORD_TYPE, SYS_HTTP_OBJECT } from '../../../src/events/structs.generated';
-import type { Logger } from '../../../src/log';
-import type { Span } from '../../../src/spans/span';
-import { GO_FUNCS, GO_OFFSET_FIELDS, INJECT_PROGRAM, type GoTarget } from '../../../src/tracers/go-http-tracer';
-import { FakeBpfBackend } from '../../fakes/fake-bpf';
-import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from '../helpers/capabilities';
+import { Agent, type AgentHost, type AttachmentEvent, type ProcessWatcherLike, type SpanSink } from '../../src/agent';
+import { RESOURCE_GRACE_MS } from '../../src/attach/resource-lifetimes';
+import type { ProcessInfo } from '../../src/discovery/process-info';
+import type { WatcherEvents } from '../../src/discovery/process-watcher';
+import { SpanbridgeError } from '../../src/errors';
+import { GO_HTTP_OBJECT, SYS_HTTP_OBJECT } from '../../src/events/structs.generated';
+import type { Logger } from '../../src/log';
+import type { Span } from '../../src/spans/span';
+import { INJECT_PROGRAM } from '../../src/tracers/go-http-tracer';
+import { FakeBpfBackend } from '../fakes/fake-bpf';
+import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from './helpers/capabilities';
+import { goTarget } from '../fixtures/go-target';
+import { minimalGoServerRecord } from '../fixtures/records';
 
 const GO_PID = 999_101;
 const PY_PID = 999_102;
-
-function goTarget(): GoTarget {
-  const offsets: Record<string, number> = {};
-  let i = 8;
-  for (const { field } of Object.values(GO_OFFSET_FIELDS)) offsets[field] = (i += 8);
-  return {
-    goVersion: 'go1.26.8',
-    functions: {
-      [GO_FUNCS.serveHttp]: { entryOffset: 0x1000, retOffsets: [0x1040, 0x1080] },
-      [GO_FUNCS.readContinuedLineSlice]: { entryOffset: 0x2000, retOffsets: [0x2030] },
-    },
-    offsets,
-  };
-}
 
 function proc(pid: number, exe: string): ProcessInfo {
   const exeName = exe.split('/').pop() as string;
   return { pid, exePath: exe, exeOpenPath: `/proc/${pid}/exe`, exeName, exeKey: `1:${pid}`, cmdline: [exe], env: {}, startTicks: 1 };
 }
 
-/** A Go server record of `pid` with the fields a span needs. */
-function goServerRecord(pid: number): Buffer {
-  const buf = Buffer.alloc(L.size);
-  const f = L.fields;
-  buf.writeUInt8(RECORD_TYPE.RECORD_GO_HTTP_SERVER, f.type.offset);
-  buf.writeUInt8(1, f.trace_flags.offset);
-  buf.writeUInt32LE(pid, f.pid.offset);
-  buf.writeUInt16LE(200, f.status.offset);
-  buf.writeBigUInt64LE(1_000_000n, f.start_ns.offset);
-  buf.writeBigUInt64LE(2_000_000n, f.end_ns.offset);
-  Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex').copy(buf, f.trace_id.offset);
-  Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, f.span_id.offset);
-  buf.writeUInt8(3, f.method_len.offset);
-  buf.write('GET', f.method.offset, 'latin1');
-  buf.writeUInt16LE(6, f.path_len.offset);
-  buf.write('/items', f.path.offset, 'latin1');
-  return buf;
-}
 
 interface Harness {
   agent: Agent;
@@ -206,6 +176,26 @@ describe('Agent', () => {
     await h.agent.stop();
   });
 
+  it('says on its metrics and in its attachment events how headers are injected and what it attached', async () => {
+    const h = harness();
+    h.agent.start();
+    // Locked down: no memory writes; sk_msg for Go and every other runtime.
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'sk_msg' })).toBe(1);
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
+    expect(h.attachments).toEqual([
+      expect.objectContaining({ pid: GO_PID, injection: 'sk_msg', connectionsTakenOver: 0 }),
+      expect.objectContaining({ pid: PY_PID, injection: 'sk_msg', connectionsTakenOver: 0 }),
+    ]);
+    expect(h.agent.metrics.get('spanbridge_attaches_total', { tracer: 'go_http' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_attaches_total', { tracer: 'sys_http' })).toBe(1);
+    h.events().onExcluded?.(proc(GO_PID + 10, '/otelcol'), `pid ${GO_PID + 10}`, { kind: 'collector', why: 'it is the Collector this agent exports to' });
+    expect(h.agent.metrics.get('spanbridge_processes_excluded_total', { reason: 'collector' })).toBe(1);
+    expect(h.lines).toContain(`INFO not tracing pid ${GO_PID + 10} (/otelcol, matched by pid ${GO_PID + 10}): it is the Collector this agent exports to`);
+    await h.agent.stop();
+  });
+
   it('reloads the Go tracer without memory injection when the kernel refuses that program (typed load error)', async () => {
     const backend = new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36');
     const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true } });
@@ -233,12 +223,12 @@ describe('Agent', () => {
     h.agent.start();
     h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     h.events().onGone(GO_PID);
-    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, goServerRecord(GO_PID));
+    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
     expect(h.spans).toHaveLength(1);
     expect(h.spans[0].resource.attributes['service.name']).toBe('api');
 
     jest.advanceTimersByTime(RESOURCE_GRACE_MS + 1);
-    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, goServerRecord(GO_PID));
+    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
     expect(h.spans).toHaveLength(1);
     expect(h.agent.metrics.get('spanbridge_spans_dropped_total', { reason: 'unknown_process' })).toBe(1);
     await h.agent.stop();
@@ -252,7 +242,7 @@ describe('Agent', () => {
     h.events().onGone(GO_PID);
     h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     jest.advanceTimersByTime(RESOURCE_GRACE_MS + 1);
-    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, goServerRecord(GO_PID));
+    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
     expect(h.spans).toHaveLength(1);
     await h.agent.stop();
   });

@@ -1,4 +1,4 @@
-import { compareGoVersions, goVersionAtLeast, parseGoVersion } from '../../../src/discovery/go/goversion';
+import { compareGoVersions, goVersionAtLeast, parseGoVersion } from '../../../../src/discovery/go/goversion';
 
 describe('Go versions', () => {
   test('parses releases, prereleases, experiment suffixes and devel builds', () => {

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
-import { HttpTransport, OtlpExportError } from '../../../receiver/otlp/transport';
-import { ok, startOtlpServer, unusedPort, type TestServer } from './helpers/otlp-server';
+import { HttpTransport, OtlpExportError } from '../../../../receiver/otlp/transport';
+import { ok, startOtlpServer, unusedPort, type TestServer } from '../helpers/otlp-server';
 
 describe('HttpTransport (against a real local HTTP server)', () => {
   let server: TestServer | undefined;

@@ -10,7 +10,7 @@ import type { Span } from '../../../src/spans/span';
 import { TraceBuffer, type FinishedTrace } from '../../../src/spans/trace-tree-buffer';
 import { buildTraceTree, durationBar, flattenTree, formatDuration, formatTraceTree, printedToSpan, traceBounds } from '../../../src/spans/trace-tree';
 
-const RECORDED: Span[] = readFileSync(join(__dirname, 'fixtures/demo-spans.jsonl'), 'utf8')
+const RECORDED: Span[] = readFileSync(join(__dirname, '../../fixtures/demo-spans.jsonl'), 'utf8')
   .split('\n')
   .filter(Boolean)
   .map((l) => printedToSpan(JSON.parse(l) as PrintedSpan));

@@ -1,11 +1,11 @@
-import { HistogramStore } from '../../../receiver/metrics/histogram-store';
-import { HTTP_DURATION_BUCKETS, httpDurationKey, httpDurationObservation } from '../../../receiver/metrics/http-duration';
-import { RedMetricsSink } from '../../../receiver/metrics/red-sink';
-import { PrometheusRegistry } from '../../../receiver/prometheus/registry';
-import { ResourceMerger } from '../../../receiver/resource-merge';
-import { SelfMetrics } from '../../../src/metrics/counters';
-import type { Span } from '../../../src/spans/span';
-import { makeResource, makeSpan } from './helpers/spans';
+import { HistogramStore } from '../../../../receiver/metrics/histogram-store';
+import { HTTP_DURATION_BUCKETS, httpDurationKey, httpDurationObservation } from '../../../../receiver/metrics/http-duration';
+import { RedMetricsSink } from '../../../../receiver/metrics/red-sink';
+import { PrometheusRegistry } from '../../../../receiver/prometheus/registry';
+import { ResourceMerger } from '../../../../receiver/resource-merge';
+import { SelfMetrics } from '../../../../src/metrics/counters';
+import type { Span } from '../../../../src/spans/span';
+import { makeResource, makeSpan } from '../../../fixtures/spans';
 
 const ms = (n: number): bigint => BigInt(n) * 1_000_000n;
 const a = makeResource('checkout', 7);

@@ -7,16 +7,16 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readBuildInfo } from '../../../src/discovery/go/buildinfo';
-import { dwarfVersions } from '../../../src/discovery/go/dwarf';
-import { ElfFile, withElf } from '../../../src/discovery/go/elf';
-import { compareGoVersions } from '../../../src/discovery/go/goversion';
-import { binaryCacheKey, clearInspectCache, GoBinaryInfo, inspectGoBinary } from '../../../src/discovery/go/inspect';
-import { GO_STRUCT_FIELDS, offsetsFromTable } from '../../../src/discovery/go/offsets';
-import { readPclnTable } from '../../../src/discovery/go/pclntab';
-import { clearRetCache } from '../../../src/discovery/go/rets';
-import { thrownSpanbridgeError } from '../../helpers/errors';
-import { buildFixture, haveGo, localGoVersion, OLD_TOOLCHAIN, runOracle } from './go-build';
+import { readBuildInfo } from '../../../../src/discovery/go/buildinfo';
+import { dwarfVersions } from '../../../../src/discovery/go/dwarf';
+import { ElfFile, withElf } from '../../../../src/discovery/go/elf';
+import { compareGoVersions } from '../../../../src/discovery/go/goversion';
+import { binaryCacheKey, clearInspectCache, GoBinaryInfo, inspectGoBinary } from '../../../../src/discovery/go/inspect';
+import { GO_STRUCT_FIELDS, offsetsFromTable } from '../../../../src/discovery/go/offsets';
+import { readPclnTable } from '../../../../src/discovery/go/pclntab';
+import { clearRetCache } from '../../../../src/discovery/go/rets';
+import { thrownSpanbridgeError } from '../../../helpers/errors';
+import { buildFixture, needGo, localGoVersion, OLD_TOOLCHAIN, runOracle, type GoToolchain } from '../../../helpers/go-build';
 
 const FUNCS = [
   'net/http.serverHandler.ServeHTTP',
@@ -58,10 +58,9 @@ function withPatchedVersion(binary: string, from: string, to: string): string {
   return out;
 }
 
-const describeGo = haveGo() ? describe : describe.skip;
-if (!haveGo()) console.warn('go not found: skipping Go binary inspection tests');
+const describeGo = needGo() ? describe : describe.skip;
 
-describeGo.each([{ toolchain: 'local' }, { toolchain: OLD_TOOLCHAIN }])('Go binary built with $toolchain', ({ toolchain }) => {
+describeGo.each([{ toolchain: 'local' as GoToolchain }, { toolchain: OLD_TOOLCHAIN }])('Go binary built with $toolchain', ({ toolchain }) => {
   let version: string;
   let full: string;
   let stripped: string;

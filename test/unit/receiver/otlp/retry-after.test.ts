@@ -1,5 +1,5 @@
-import { parseRetryAfterMs } from '../../../receiver/otlp/retry-after';
-import { decodeRpcStatusMessage } from '../../../receiver/otlp/rpc-status';
+import { parseRetryAfterMs } from '../../../../receiver/otlp/retry-after';
+import { decodeRpcStatusMessage } from '../../../../receiver/otlp/rpc-status';
 
 describe('parseRetryAfterMs', () => {
   const now = Date.parse('2026-11-25T10:00:00Z');

@@ -7,12 +7,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SpanbridgeError } from '../../../src/errors';
-import { dwarfVersions, hasDwarf, structFieldOffsets } from '../../../src/discovery/go/dwarf';
-import { withElf } from '../../../src/discovery/go/elf';
-import { clearInspectCache, inspectGoBinary } from '../../../src/discovery/go/inspect';
-import { GO_STRUCT_FIELDS } from '../../../src/discovery/go/offsets';
-import { buildFixture, haveGo } from './go-build';
+import { SpanbridgeError } from '../../../../src/errors';
+import { dwarfVersions, hasDwarf, structFieldOffsets } from '../../../../src/discovery/go/dwarf';
+import { withElf } from '../../../../src/discovery/go/elf';
+import { clearInspectCache, inspectGoBinary } from '../../../../src/discovery/go/inspect';
+import { GO_STRUCT_FIELDS } from '../../../../src/discovery/go/offsets';
+import { buildFixture, needGo } from '../../../helpers/go-build';
 
 function haveObjcopy(): boolean {
   try {
@@ -26,7 +26,7 @@ function haveObjcopy(): boolean {
 // Tests may build Go fixtures (first run: toolchain download and compile); cached afterwards.
 jest.setTimeout(600_000);
 
-const describeIf = haveGo() && haveObjcopy() ? describe : describe.skip;
+const describeIf = needGo() && haveObjcopy() ? describe : describe.skip;
 
 describeIf('DWARF section encodings', () => {
   let original: string;

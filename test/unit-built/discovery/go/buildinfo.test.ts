@@ -1,50 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseModInfo, readBuildInfo, unquoteGo } from '../../../src/discovery/go/buildinfo';
-import { withElf } from '../../../src/discovery/go/elf';
-import { buildFixture, haveGo } from './go-build';
+import { readBuildInfo } from '../../../../src/discovery/go/buildinfo';
+import { withElf } from '../../../../src/discovery/go/elf';
+import { buildFixture, needGo } from '../../../helpers/go-build';
 
-// Tests may build Go fixtures (first run: toolchain download and compile); cached afterwards.
+// Builds a Go fixture (first run: toolchain download and compile); cached afterwards.
 jest.setTimeout(600_000);
-
-describe('module info parsing', () => {
-  const text = [
-    'path\texample.com/app/cmd/server',
-    'mod\texample.com/app\tv1.2.3\th1:abc=',
-    'dep\tgolang.org/x/net\tv0.30.0\th1:net=',
-    'dep\texample.com/lib\tv0.1.0',
-    '=>\t../lib\t(devel)\t',
-    'build\t-buildmode=exe',
-    'build\t-ldflags="-s -w"',
-    'build\t"key with space"="v\\tx"',
-    'build\tCGO_ENABLED=0',
-    'build\tvcs.revision=0123abcd',
-    '',
-  ].join('\n');
-
-  test('main module, deps with replacements, build settings (quoted)', () => {
-    const m = parseModInfo(text);
-    expect(m.path).toBe('example.com/app/cmd/server');
-    expect(m.main).toEqual({ path: 'example.com/app', version: 'v1.2.3', sum: 'h1:abc=' });
-    expect(m.deps).toEqual([
-      { path: 'golang.org/x/net', version: 'v0.30.0', sum: 'h1:net=' },
-      { path: 'example.com/lib', version: 'v0.1.0', replace: { path: '../lib', version: '(devel)' } },
-    ]);
-    expect(m.settings).toEqual([
-      { key: '-buildmode', value: 'exe' },
-      { key: '-ldflags', value: '-s -w' },
-      { key: 'key with space', value: 'v\tx' },
-      { key: 'CGO_ENABLED', value: '0' },
-      { key: 'vcs.revision', value: '0123abcd' },
-    ]);
-  });
-
-  test('Go string unquoting', () => {
-    expect(unquoteGo('"a\\"b\\\\c\\n\\x41\\u00e9\\101"')).toBe('a"b\\c\nAéA');
-    expect(unquoteGo('plain')).toBe('plain');
-  });
-});
 
 /**
  * The pre-1.18 layout (flags & 2 == 0: pointers to Go string headers) cannot be built here (the
@@ -52,7 +14,7 @@ describe('module info parsing', () => {
  * the string headers go into .noptrdata and point at the original inline string bytes.
  */
 describe('build info, pointer format (Go <= 1.17)', () => {
-  const testGo = haveGo() ? test : test.skip;
+  const testGo = needGo() ? test : test.skip;
   testGo(
     'reads the same version and modules as the inline format',
     () => {

@@ -1,4 +1,4 @@
-import { withElf } from '../../../src/discovery/go/elf';
+import { withElf } from '../../../../src/discovery/go/elf';
 
 /** Any large ELF file works; the Node binary running the tests is one. */
 const BINARY = process.execPath;
