@@ -23,7 +23,8 @@ import { ProcessWatcher, type WatcherEvents, type WatcherOptions } from './disco
 import { SelfExclusion } from './discovery/self-exclusion';
 import type { Selection } from './discovery/selectors';
 import { SpanbridgeError, errorMessage } from './errors';
-import { decodeRecord } from './events/decoder';
+import { ringHandler, type RingRecord } from './events/decoder';
+import { PROC_EVENTS_OBJECT } from './events/structs.generated';
 import type { Logger } from './log';
 import { kernelDrops, processesExcluded } from './metrics/catalogue';
 import { SelfMetrics } from './metrics/counters';
@@ -220,7 +221,7 @@ export class Agent {
     this.tracers.startGo(plan);
     this.tracers.startSysHttp(caps);
     try {
-      this.procTracer.start((rec) => this.onProcRecord(rec));
+      this.procTracer.start(ringHandler(PROC_EVENTS_OBJECT.maps.proc_events, this.metrics, (rec) => this.onProcRecord(rec)));
       log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
     } catch (err) {
       log.warn(`process events unavailable (${errorMessage(err)}); following new processes by /proc rescans only`);
@@ -281,9 +282,8 @@ export class Agent {
     for (const sink of this.deps.sinks) sink.add(span);
   }
 
-  private onProcRecord(buf: Buffer): void {
-    const rec = decodeRecord(buf, this.metrics);
-    if (!rec || this.stopped) return;
+  private onProcRecord(rec: RingRecord<typeof PROC_EVENTS_OBJECT.maps.proc_events>): void {
+    if (this.stopped) return;
     if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid, rec.tsNs);
     else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid, rec.tsNs);
   }

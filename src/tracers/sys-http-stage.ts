@@ -3,8 +3,9 @@
  * assembler (exchanges -> spans). The agent decides which processes come here (every selected
  * process that is not traced by the Go uprobe tracer) and where spans go.
  */
-import type { BpfBackend } from '../bpf/types';
-import { decodeRecord } from '../events/decoder';
+import type { BpfBackend, RecordHandler } from '../bpf/types';
+import { ringHandler, type RingRecord } from '../events/decoder';
+import { SYS_HTTP_OBJECT } from '../events/structs.generated';
 import type { ProcessInfo } from '../discovery/process-info';
 import { openConnections, type OpenConnection } from '../discovery/process-sockets';
 import type { SelfMetrics } from '../metrics/counters';
@@ -73,10 +74,13 @@ export class SysHttpStage {
   readonly tracer: SysHttpTracer;
   readonly asyncio = new AsyncioTracer();
   readonly assembler: SysHttpAssembler;
+  /** The syscall tracer's ring-buffer handler: that ring's decoder, bound to this stage. */
+  readonly onRecord: RecordHandler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
 
   constructor(private readonly d: SysHttpStageDeps) {
+    this.onRecord = ringHandler(SYS_HTTP_OBJECT.maps.sys_http_events, d.metrics, (rec) => this.onSysRecord(rec));
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
     this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
@@ -96,22 +100,19 @@ export class SysHttpStage {
   }
 
   start(): void {
-    this.tracer.start((buf) => this.onRecord(buf));
+    this.tracer.start(this.onRecord);
     this.asyncio.start(this.tracer.object!);
   }
 
-  onRecord(buf: Buffer): void {
-    const rec = decodeRecord(buf, this.d.metrics);
-    if (rec?.type === 'proc_fork' || rec?.type === 'proc_exit' || rec?.type === 'proc_exec') {
-      recordsDecoded.add(this.d.metrics, { type: rec.type });
-      // Exec/exit come after every record of the process: its connections can go now.
-      if (rec.type === 'proc_fork') this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
-      else this.assembler.dropPid(rec.pid);
+  private onSysRecord(rec: RingRecord<typeof SYS_HTTP_OBJECT.maps.sys_http_events>): void {
+    recordsDecoded.add(this.d.metrics, { type: rec.type });
+    if (rec.type === 'sys_http_data' || rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close' || rec.type === 'sys_http_route') {
+      this.assembler.onRecord(rec);
       return;
     }
-    if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close' && rec.type !== 'sys_http_route')) return;
-    recordsDecoded.add(this.d.metrics, { type: rec.type });
-    this.assembler.onRecord(rec);
+    // Exec/exit come after every record of the process: its connections can go now.
+    if (rec.type === 'proc_fork') this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
+    else this.assembler.dropPid(rec.pid);
   }
 
   /**

@@ -1,5 +1,5 @@
-import { decodeRecord, RECORDS_INVALID } from '../../../src/events/decoder';
-import { PROC_LIFECYCLE_EVENT as P, RECORD_TYPE } from '../../../src/events/structs.generated';
+import { decodeRecord, RECORDS_INVALID, RING_RECORDS, ringDecoder, ringHandler, type RingRecord } from '../../../src/events/decoder';
+import { PROC_LIFECYCLE_EVENT as P, RECORD_TYPE, RECORD_TYPE as T } from '../../../src/events/structs.generated';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import { goServerRecord } from '../../fixtures/records';
 
@@ -124,5 +124,53 @@ describe('decodeRecord: Go client records', () => {
     Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, E.fields.span_id.offset);
     expect(decodeRecord(buf, new SelfMetrics())).toEqual({ type: 'go_http_client_end', pid: 42, spanId: '00f067aa0ba902b7', endNs: 123456789n });
     expect(decodeRecord(buf.subarray(0, E.size - 1), new SelfMetrics())).toBeNull();
+  });
+});
+
+describe('one decoder per ring', () => {
+  const proc = (type: number): Buffer => {
+    const buf = Buffer.alloc(P.size);
+    buf.writeUInt8(type, 0);
+    buf.writeUInt32LE(99, P.fields.pid.offset);
+    return buf;
+  };
+
+  it('decodes the types its ring carries and counts any other type as unknown_type', () => {
+    const m = new SelfMetrics();
+    const procEvents = ringDecoder('proc_events', m);
+    // Typed as that ring's records (a compile error if the ring's record type were empty).
+    const t: RingRecord<'proc_events'>['type'] | undefined = procEvents(proc(T.RECORD_PROC_EXEC))?.type;
+    expect(t).toBe('proc_exec');
+    expect(procEvents(goServerRecord())).toBeNull();
+    expect(m.get(RECORDS_INVALID, { reason: 'unknown_type' })).toBe(1);
+    const goRing = ringDecoder('go_http_events', m);
+    expect(goRing(goServerRecord())?.type).toBe('go_http_server');
+    expect(goRing(proc(T.RECORD_PROC_EXIT))).toBeNull();
+    expect(m.get(RECORDS_INVALID, { reason: 'unknown_type' })).toBe(2);
+    // The syscall ring carries its process lifecycle records (after the process's last data).
+    expect(ringDecoder('sys_http_events', m)(proc(T.RECORD_PROC_FORK))?.type).toBe('proc_fork');
+  });
+
+  it('every record type is carried by some ring', () => {
+    const carried = new Set<string>(Object.values(RING_RECORDS).flat());
+    const all = Object.keys(T).filter((k) => k.startsWith('RECORD_') && k !== 'RECORD_TYPE_MAX');
+    const m = new SelfMetrics();
+    for (const k of all) {
+      const buf = Buffer.alloc(4096);
+      buf.writeUInt8(T[k as keyof typeof T], 0);
+      const rec = decodeRecord(buf, m);
+      expect(rec && carried.has(rec.type)).toBe(true);
+    }
+  });
+
+  it('a ring handler hands only decoded records to its consumer', () => {
+    const m = new SelfMetrics();
+    const seen: string[] = [];
+    const handler = ringHandler('proc_events', m, (rec) => seen.push(`${rec.type}:${rec.pid}`));
+    handler(proc(T.RECORD_PROC_EXIT));
+    handler(Buffer.alloc(0));
+    handler(goServerRecord());
+    expect(seen).toEqual(['proc_exit:99']);
+    expect(m.total(RECORDS_INVALID)).toBe(2);
   });
 });
