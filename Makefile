@@ -50,8 +50,9 @@ collector:
 test: setup test-bpf-objects
 	@bash scripts/run-tests.sh
 
+# Hermetic unit tests (no clang, no Go), then those on built BPF objects and Go fixtures.
 test-unit: bpf ts
-	@bash scripts/run-tests.sh --selectProjects unit
+	@bash scripts/run-tests.sh --selectProjects unit unit-built
 
 test-integration: setup test-bpf-objects
 	@bash scripts/run-tests.sh --selectProjects integration

@@ -8,11 +8,20 @@ module.exports = {
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
   projects: [
     {
+      // Hermetic: no clang, no Go, no built objects; the tree mirrors src/ (test/unit/<path in src>).
       displayName: 'unit',
       modulePathIgnorePatterns: ['<rootDir>/dist/'],
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
+    {
+      // Unprivileged too, but on built artefacts: the BPF objects (make bpf) and Go fixture binaries.
+      displayName: 'unit-built',
+      modulePathIgnorePatterns: ['<rootDir>/dist/'],
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/test/unit-built/**/*.test.ts'],
     },
     {
       displayName: 'integration',

@@ -10,23 +10,31 @@
 #define CLIENT_QUERY_MAX 256
 
 /* flags */
-#define CLIENT_F_LOCAL_PARENT (1 << 0)   /* parent = a server span on this or an ancestor goroutine */
-#define CLIENT_F_ERROR (1 << 1)          /* roundTrip returned an error */
-#define CLIENT_F_INJECTED (1 << 2)       /* traceparent written into the request */
-#define CLIENT_F_APP_TRACEPARENT (1 << 3) /* the app set a valid traceparent: its ids are used */
-#define CLIENT_F_APP_TP_INVALID (1 << 4) /* the app set a malformed traceparent: left untouched */
-#define CLIENT_F_INJECT_SKIPPED (1 << 5) /* injection wanted but skipped (no room, flushed, ...) */
-#define CLIENT_F_HAS_STATUS (1 << 6)
-#define CLIENT_F_INJECTED_SOCKET (1 << 7) /* traceparent inserted by sk_msg (bpf/sk_inject.bpf.c) */
+enum go_http_client_flag {
+	CLIENT_F_LOCAL_PARENT = 1 << 0, /* parent = a server span on this or an ancestor goroutine */
+	CLIENT_F_ERROR = 1 << 1, /* roundTrip returned an error */
+	CLIENT_F_INJECTED = 1 << 2, /* traceparent written into the request */
+	CLIENT_F_APP_TRACEPARENT = 1 << 3, /* the app set a valid traceparent: its ids are used */
+	CLIENT_F_APP_TP_INVALID = 1 << 4, /* the app set a malformed traceparent: left untouched */
+	CLIENT_F_INJECT_SKIPPED = 1 << 5, /* injection wanted but skipped (no room, flushed, ...) */
+	CLIENT_F_HAS_STATUS = 1 << 6,
+	CLIENT_F_INJECTED_SOCKET = 1 << 7, /* traceparent inserted by sk_msg (bpf/sk_inject.bpf.c) */
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum go_http_client_flag *_unused_go_http_client_flag __attribute__((unused));
 
 /* flags2 */
-#define CLIENT_F2_FORWARDED (1 << 0) /* the application sent the traceparent its server request came in
-				      * with (a proxy forwarding it): not a span of its own; the value is
-				      * replaced by this span's (CLIENT_F_INJECTED / _INJECTED_SOCKET) */
-#define CLIENT_F2_SHARED_HEADER (1 << 1) /* another request in flight shares this one's Header map: the
-					  * write could not be told apart, nothing was injected */
-#define CLIENT_F2_BODY_OPEN (1 << 2) /* the response has a body: the span ends when it is read to its
-				      * end or closed (a RECORD_GO_HTTP_CLIENT_END with this span id) */
+enum go_http_client_flag2 {
+	CLIENT_F2_FORWARDED = 1 << 0, /* the application sent the traceparent its server request came in
+	   * with (a proxy forwarding it): not a span of its own; the value is
+	   * replaced by this span's (CLIENT_F_INJECTED / _INJECTED_SOCKET) */
+	CLIENT_F2_SHARED_HEADER = 1 << 1, /* another request in flight shares this one's Header map: the
+	   * write could not be told apart, nothing was injected */
+	CLIENT_F2_BODY_OPEN = 1 << 2, /* the response has a body: the span ends when it is read to its
+	   * end or closed (a RECORD_GO_HTTP_CLIENT_END with this span id) */
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum go_http_client_flag2 *_unused_go_http_client_flag2 __attribute__((unused));
 
 struct go_http_client_event {
 	__u8 type;

@@ -14,9 +14,13 @@
 #define USER_AGENT_MAX 128
 
 /* flags */
-#define SPAN_F_REMOTE_PARENT (1 << 0) /* a valid traceparent arrived with the request */
-#define SPAN_F_HAS_PATTERN (1 << 1)   /* pattern holds Request.Pattern (Go >= 1.23) */
-#define SPAN_F_STATUS_UNKNOWN (1 << 2)
+enum go_http_server_flag {
+	SPAN_F_REMOTE_PARENT = 1 << 0, /* a valid traceparent arrived with the request */
+	SPAN_F_HAS_PATTERN = 1 << 1, /* pattern holds Request.Pattern (Go >= 1.23) */
+	SPAN_F_STATUS_UNKNOWN = 1 << 2,
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum go_http_server_flag *_unused_go_http_server_flag __attribute__((unused));
 
 struct go_http_server_event {
 	__u8 type;

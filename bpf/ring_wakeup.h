@@ -4,13 +4,12 @@
  * Beyla does), instead of on every record.
  *
  * Why: a wakeup (irq_work raised by bpf_ringbuf_submit/_output, then wake_up of the ring's epoll
- * waiters) is by far the most expensive part of emitting a record on our VMs. Kernel BPF run-time
- * statistics, go_server_handler_serve_http_ret at 1000 req/s: ~15-17 us per hit with flags 0 (the
- * agent keeps up, so the kernel wakes it for every record), ~3 us with BPF_RB_NO_WAKEUP.
+ * waiters) is by far the most expensive part of emitting a record: several times the cost of the
+ * program that emits it (bench/results/2026-12-06-code-comment-measurements.md).
  *
  * ring_wakeup_flags(ring, wakeup_bytes) gives the flags for bpf_ringbuf_submit/_output:
  *   wakeup_bytes == 0: 0, the kernel's own policy (wake when the consumer has caught up with this
- *     record, i.e. for every record while user space keeps up): prompt, the behaviour before.
+ *     record, i.e. for every record while user space keeps up): prompt.
  *   otherwise: BPF_RB_NO_WAKEUP while less than wakeup_bytes wait in the ring
  *     (bpf_ringbuf_query(BPF_RB_AVAIL_DATA); with submit the record itself counts, with output it
  *     is not in yet); at or above it, BPF_RB_FORCE_WAKEUP, but at most once per consumer position:

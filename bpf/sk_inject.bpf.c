@@ -24,6 +24,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define SK_PASS 1
+#define SOL_TCP_ 6     /* linux/tcp.h values (vmlinux.h has no macros) */
+#define TCP_NODELAY_ 1
 
 /* Settings, set by the agent before load. */
 const volatile __u64 pending_max_age_ns = SK_INJECT_MAX_AGE_NS;
@@ -179,6 +181,14 @@ int sk_inject_sockops(struct bpf_sock_ops *skops)
 		if (!bpf_map_lookup_elem(&sk_inject_connecting, &cookie))
 			return 1;
 		bpf_map_delete_elem(&sk_inject_connecting, &cookie);
+		/* An inserted header makes the kernel send a request in more than one piece (the sk_msg
+		 * scatterlist); with Nagle on, the last piece waits for the peer's delayed ACK: +40 ms
+		 * per request on a kept-alive connection (measured: nginx upstream keep-alive, p50 0.4 ms
+		 * -> 43.9 ms). Nagle off on the sockets that may get a header (same bytes, sent at once):
+		 * 0.54 ms. Failing leaves the socket as it was (counted). */
+		int one = 1;
+		if (bpf_setsockopt(skops, SOL_TCP_, TCP_NODELAY_, &one, sizeof(one)))
+			count(SK_INJECT_NODELAY_FAILED);
 		if (bpf_sock_hash_update(skops, &sk_inject_socks, &cookie, BPF_NOEXIST))
 			count(SK_INJECT_SOCK_MAP_FULL);
 		else

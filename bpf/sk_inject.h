@@ -68,7 +68,9 @@ enum sk_inject_outcome {
 	SK_INJECT_REPLACED = 17,         /* a forwarded traceparent value was overwritten in place with ctx */
 	SK_INJECT_SKIP_REPLACE = 18,     /* ... could not be (not found in the window, another trace, not
 					  * 55 bytes): left as the application sent it */
-	SK_INJECT_OUTCOME_MAX = 19,
+	SK_INJECT_NODELAY_FAILED = 19, /* TCP_NODELAY could not be set on a registered connection: its
+					 * requests may wait for the peer's delayed ACK (Nagle) */
+	SK_INJECT_OUTCOME_MAX = 20,
 };
 
 struct sk_inject_result {

@@ -22,35 +22,44 @@ enum sys_http_direction {
 };
 
 /* sys_http_data_event.flags */
-#define SYS_F_REQUEST_START (1 << 0)  /* the kernel saw a request line: ids below are this request's */
-#define SYS_F_RESPONSE_START (1 << 1) /* the kernel saw a status line */
-#define SYS_F_REMOTE_PARENT (1 << 2)  /* parent from a valid incoming traceparent */
-#define SYS_F_THREAD_PARENT (1 << 3)  /* client span: parent is the thread's active server span */
-#define SYS_F_BLACKBOX_PARENT (1 << 4) /* server span: parent is the same-node client span */
-#define SYS_F_TRUNCATED (1 << 5)      /* the message was longer than the capture */
-#define SYS_F_APP_TRACEPARENT (1 << 7) /* client span: the application sent its own traceparent; its
-					* ids are this span's (never a second header, never other ids) */
-#define SYS_F_SPARE_IDS (1 << 6)      /* server: a request line was seen while a request was open
-				       * (pipelining): spare ids are set, used only if user space finds a
-				       * request start. client (with SYS_F_REQUEST_START): further requests
-				       * were framed in this write; spare ids are theirs, in order (same trace
-				       * and parent as the first), and were injected with them */
+enum sys_http_flag {
+	SYS_F_REQUEST_START = 1 << 0, /* the kernel saw a request line: ids below are this request's */
+	SYS_F_RESPONSE_START = 1 << 1, /* the kernel saw a status line */
+	SYS_F_REMOTE_PARENT = 1 << 2, /* parent from a valid incoming traceparent */
+	SYS_F_THREAD_PARENT = 1 << 3, /* client span: parent is the thread's active server span */
+	SYS_F_BLACKBOX_PARENT = 1 << 4, /* server span: parent is the same-node client span */
+	SYS_F_TRUNCATED = 1 << 5, /* the message was longer than the capture */
+	SYS_F_APP_TRACEPARENT = 1 << 7, /* client span: the application sent its own traceparent; its
+	   * ids are this span's (never a second header, never other ids) */
+	SYS_F_SPARE_IDS = 1 << 6, /* server: a request line was seen while a request was open
+	   * (pipelining): spare ids are set, used only if user space finds a
+	   * request start. client (with SYS_F_REQUEST_START): further requests
+	   * were framed in this write; spare ids are theirs, in order (same trace
+	   * and parent as the first), and were injected with them */
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum sys_http_flag *_unused_sys_http_flag __attribute__((unused));
+
 /* sys_http_data_event.flags2 */
-#define SYS_F2_PIPELINED (1 << 0) /* client request start written while the previous request, framed
-				   * to its last byte, still awaits its response */
-#define SYS_F2_FORWARDED (1 << 1) /* client request start: it carried the traceparent the thread's
-				   * server request came in with (a proxy forwarding it); the span is
-				   * that server span's child and its id replaces the value (sk_msg) */
-#define SYS_F2_CONTEXT_PENDING (1 << 2) /* server request start whose head goes on in later reads: its
-					 * context is decided when the head is complete, and comes with
-					 * SYS_F2_CONTEXT on a later record of the connection */
-#define SYS_F2_CONTEXT (1 << 3) /* the pending request's context (trace/span/parent ids, trace flags
-				 * and the parent flags) is decided: this record carries it */
-#define SYS_F2_TASK_PARENT (1 << 4) /* client request start (with SYS_F_THREAD_PARENT): the parent is the
-				     * server request of the writing asyncio task, not of the thread */
-#define SYS_F2_DOWNSTREAM_PARENT (1 << 5) /* client request start (with SYS_F_THREAD_PARENT): an nginx
-					   * upstream request; the parent is the downstream request it
-					   * serves (bpf/sys_http_nginx_link.h), not the thread's */
+enum sys_http_flag2 {
+	SYS_F2_PIPELINED = 1 << 0, /* client request start written while the previous request, framed
+	   * to its last byte, still awaits its response */
+	SYS_F2_FORWARDED = 1 << 1, /* client request start: it carried the traceparent the thread's
+	   * server request came in with (a proxy forwarding it); the span is
+	   * that server span's child and its id replaces the value (sk_msg) */
+	SYS_F2_CONTEXT_PENDING = 1 << 2, /* server request start whose head goes on in later reads: its
+	   * context is decided when the head is complete, and comes with
+	   * SYS_F2_CONTEXT on a later record of the connection */
+	SYS_F2_CONTEXT = 1 << 3, /* the pending request's context (trace/span/parent ids, trace flags
+	   * and the parent flags) is decided: this record carries it */
+	SYS_F2_TASK_PARENT = 1 << 4, /* client request start (with SYS_F_THREAD_PARENT): the parent is the
+	   * server request of the writing asyncio task, not of the thread */
+	SYS_F2_DOWNSTREAM_PARENT = 1 << 5, /* client request start (with SYS_F_THREAD_PARENT): an nginx
+	   * upstream request; the parent is the downstream request it
+	   * serves (bpf/sys_http_nginx_link.h), not the thread's */
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum sys_http_flag2 *_unused_sys_http_flag2 __attribute__((unused));
 
 /* Kernel-side drop and skip counters of this tracer (per-CPU array sys_http_drops). */
 enum sys_http_drop_reason {

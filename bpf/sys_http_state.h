@@ -4,18 +4,22 @@
 #define SPANBRIDGE_SYS_HTTP_STATE_H
 
 /* Per traced process: SYS_MODE_* bits. */
-#define SYS_MODE_TRACE 1       /* report spans for this process */
-#define SYS_MODE_THREAD_LINK 2 /* link client calls to the thread's server request */
-#define SYS_MODE_GO_LINK 4     /* Go process (spans come from the Go tracer): only find black-box
-				* parents for its server requests (bpf/sys_http_go_link.h) */
-#define SYS_MODE_INHERITED 8   /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
-#define SYS_MODE_ASYNCIO 16    /* Python asyncio: client calls on event-loop threads take their task's
-				* server request (sys_http_asyncio.h) */
-#define SYS_MODE_NGINX_LINK 32 /* nginx: link an upstream request to the downstream request it serves
-				* (bpf/sys_http_nginx_link.h), never to the thread's */
-#define SYS_MODE_GO_SERVER 64  /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
-				* (go.server_path: syscall); its client calls stay the Go tracer's, so
-				* its client connections are not tracked (bpf/sys_http_go_server.h) */
+enum sys_http_mode {
+	SYS_MODE_TRACE = 1, /* report spans for this process */
+	SYS_MODE_THREAD_LINK = 2, /* link client calls to the thread's server request */
+	SYS_MODE_GO_LINK = 4, /* Go process (spans come from the Go tracer): only find black-box
+	   * parents for its server requests (bpf/sys_http_go_link.h) */
+	SYS_MODE_INHERITED = 8, /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
+	SYS_MODE_ASYNCIO = 16, /* Python asyncio: client calls on event-loop threads take their task's
+	   * server request (sys_http_asyncio.h) */
+	SYS_MODE_NGINX_LINK = 32, /* nginx: link an upstream request to the downstream request it serves
+	   * (bpf/sys_http_nginx_link.h), never to the thread's */
+	SYS_MODE_GO_SERVER = 64, /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
+	   * (go.server_path: syscall); its client calls stay the Go tracer's, so
+	   * its client connections are not tracked (bpf/sys_http_go_server.h) */
+};
+/* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
+const enum sys_http_mode *_unused_sys_http_mode __attribute__((unused));
 
 enum conn_phase {
 	PHASE_IDLE = 0,     /* nothing seen yet */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: every test layer (unit, BPF, integration) in one jest run, then one closing line
+# `make test`: every test layer (unit, unit-built, BPF, integration) in one jest run, then one closing line
 # "N passed, N failed, N skipped" that CI reads. Integration and BPF tests need root and a real
 # kernel; they fail (not skip) when a capability they cover is missing, unless a test says why.
 set -uo pipefail
@@ -9,7 +9,7 @@ mkdir -p build
 out=build/jest-results.json
 rm -f "$out"
 # Default: the host layers; the VM suite runs through `make test-vm` inside a guest kernel.
-if [ $# -eq 0 ]; then set -- --selectProjects unit integration; fi
+if [ $# -eq 0 ]; then set -- --selectProjects unit unit-built integration; fi
 npx jest --runInBand --json --outputFile="$out" "$@"
 status=$?
 if [ -f "$out" ]; then

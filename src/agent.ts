@@ -23,13 +23,15 @@ import { ProcessWatcher, type WatcherEvents, type WatcherOptions } from './disco
 import { SelfExclusion } from './discovery/self-exclusion';
 import type { Selection } from './discovery/selectors';
 import { SpanbridgeError, errorMessage } from './errors';
-import { decodeRecord } from './events/decoder';
+import { ringHandler, type RingRecord } from './events/decoder';
+import { PROC_EVENTS_OBJECT } from './events/structs.generated';
 import type { Logger } from './log';
-import { kernelDrops } from './metrics/catalogue';
+import { kernelDrops, processesExcluded } from './metrics/catalogue';
 import { SelfMetrics } from './metrics/counters';
 import { GoHttpStage } from './spans/go-http-stage';
 import { RouteStage } from './spans/routes/route-stage';
 import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy';
+import type { SpanSink } from './sinks/sink';
 import type { Span } from './spans/span';
 import type { UrlRedaction } from './spans/url-redaction';
 import { SystemClock, type Clock } from './time/clock';
@@ -83,7 +85,7 @@ export interface AgentConfig {
 
 /**
  * Default wakeup threshold: ~48 Go server records. Below it a record waits at most the backend's
- * poll period (50 ms) instead of costing the traced process a wakeup (~14 us here).
+ * poll period (50 ms) instead of costing the traced process a wakeup (bpf/ring_wakeup.h).
  */
 export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
 /**
@@ -92,10 +94,7 @@ export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
  */
 export const DEFAULT_RING_SIZE_BYTES = 2 * 1024 * 1024;
 
-export interface SpanSink {
-  add(span: Span): void;
-  shutdown(): Promise<void>;
-}
+export type { SpanSink } from './sinks/sink';
 
 /** What the agent needs of the host beyond the BPF backend; real by default, replaced in unit tests. */
 export interface AgentHost {
@@ -220,13 +219,17 @@ export class Agent {
     this.tracers.startGo(plan);
     this.tracers.startSysHttp(caps);
     try {
-      this.procTracer.start((rec) => this.onProcRecord(rec));
+      this.procTracer.start(ringHandler(PROC_EVENTS_OBJECT.maps.proc_events, this.metrics, (rec) => this.onProcRecord(rec)));
       log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
     } catch (err) {
       log.warn(`process events unavailable (${errorMessage(err)}); following new processes by /proc rescans only`);
     }
     this.startWatcher();
     if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
+    // A scrape or an OTLP export sees the kernel counters as they are now.
+    this.metrics.onSnapshot(() => {
+      if (!this.stopped) this.tracers.readKernelCounters();
+    });
     this.tickTimer = setInterval(() => {
       this.tracers.collectKernelCounters();
       this.attacher.moveNonHttp1GoServers();
@@ -248,9 +251,10 @@ export class Agent {
       {
         onMatch: (proc, reason, how) => this.attacher.onMatch(proc, reason, how),
         onGone: (pid) => this.attacher.onGone(pid),
-        onExcluded: (proc: ProcessInfo, reason, why) => {
+        onExcluded: (proc: ProcessInfo, reason, exclusion) => {
           if (this.attacher.isTraced(proc.pid)) this.attacher.onGone(proc.pid);
-          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${why}`);
+          processesExcluded.add(this.metrics, { reason: exclusion.kind });
+          log.info(`not tracing pid ${proc.pid} (${proc.exePath}, matched by ${reason}): ${exclusion.why}`);
         },
       },
       {
@@ -276,9 +280,8 @@ export class Agent {
     for (const sink of this.deps.sinks) sink.add(span);
   }
 
-  private onProcRecord(buf: Buffer): void {
-    const rec = decodeRecord(buf, this.metrics);
-    if (!rec || this.stopped) return;
+  private onProcRecord(rec: RingRecord<typeof PROC_EVENTS_OBJECT.maps.proc_events>): void {
+    if (this.stopped) return;
     if (rec.type === 'proc_exec') this.watcher?.onExec(rec.pid, rec.tsNs);
     else if (rec.type === 'proc_exit') this.watcher?.onExit(rec.pid, rec.tsNs);
   }

@@ -1,6 +1,6 @@
 /**
  * nginx as a reverse proxy (issue 14 item 3): Debian's nginx, one worker, upstream keep-alive, in
- * front of the Python test server, pinned to the server CPU. The agent traces nginx (selected by
+ * front of the Go test server (untraced), pinned to the server CPU. The agent traces nginx (selected by
  * its master pid; the worker is traced from its fork). What linking upstream requests to their
  * downstream requests costs: uprobe hits per proxied request at ngx_chain_writer (BPF statistics)
  * x the measured cost of one uprobe hit (floor section), and the agent's whole added latency at a
@@ -57,7 +57,8 @@ http {
 export async function nginxSection(ctx: BenchContext): Promise<SectionResult> {
   const s = section('nginx', 'nginx reverse proxy (upstream linking: uprobe at ngx_chain_writer)');
   const { config } = ctx;
-  const backend = await startServer(ctx, 'python');
+  // The Go test server as the upstream (TCP_NODELAY: no delayed-ACK stalls between nginx and it).
+  const backend = await startServer(ctx, 'go');
   const proxy = await startNginxProxy(ctx, backend.addr);
   const rate = 100;
   const itemPath = backend.path;

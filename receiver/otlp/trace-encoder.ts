@@ -9,7 +9,7 @@
  * body only when the guess was wrong.
  *
  * The output is byte for byte what ProtobufTraceSerializer produces for `toReadableSpan` of the
- * same spans (test/unit/receiver/trace-encoder.test.ts holds it to that): same grouping (one
+ * same spans (test/unit/receiver/otlp/trace-encoder.test.ts holds it to that): same grouping (one
  * ResourceSpans per resource object in first-seen order, one ScopeSpans), same field order, same
  * defaults written.
  */

@@ -7,7 +7,7 @@ import type { ProcessInfo } from '../discovery/process-info';
 import { serviceNameFor, type MatchReason, type Selection } from '../discovery/selectors';
 import { errorMessage } from '../errors';
 import type { Logger } from '../log';
-import { processesSkipped } from '../metrics/catalogue';
+import { attaches, processesSkipped } from '../metrics/catalogue';
 import type { SelfMetrics } from '../metrics/counters';
 import type { GoHttpStage } from '../spans/go-http-stage';
 import { forkedResource, processResource } from '../spans/resource';
@@ -33,6 +33,19 @@ export interface AttachedEvent {
   readonly notes: readonly string[];
   /** How the process's server spans get http.route, in order of precedence. */
   readonly routes: string;
+  /** How traceparent gets into its outgoing requests: Go memory writes, sk_msg, or not at all. */
+  readonly injection: 'go_memory' | 'sk_msg' | 'none';
+  /** Connections already open when it was selected that sk_msg injection took over. */
+  readonly connectionsTakenOver: number;
+  /** Go processes: where their server spans come from (go.server_path); null for other runtimes. */
+  readonly serverSpans: 'uprobes' | 'syscall' | null;
+}
+
+/** A process's selection for socket-level injection: what the table and the log say of it. */
+interface SkInjectSelection {
+  readonly note: string;
+  readonly injected: boolean;
+  readonly takenOver: number;
 }
 
 export type AttachmentEvent = AttachedEvent | { readonly kind: 'detached'; readonly pid: number };
@@ -56,6 +69,8 @@ export interface ProcessAttacherDeps {
 export class ProcessAttacher {
   /** Go processes whose server spans come from the syscall tracer (go.server_path syscall). */
   private readonly goSyscallServers = new Map<number, { exe: string; target: GoTarget }>();
+  /** What was last said of each traced process (re-said when its server-span path moves). */
+  private readonly announced = new Map<number, AttachedEvent>();
 
   constructor(private readonly d: ProcessAttacherDeps) {}
 
@@ -94,11 +109,20 @@ export class ProcessAttacher {
     const routes = this.d.routes.register(resource, reason, hasPattern ? 'Go ServeMux pattern (Request.Pattern)' : undefined);
     try {
       const result = this.attachGoTracers(proc.pid, proc.exeOpenPath, target);
-      if (tracers.go.injection === 'socket' && tracers.sk) result.notes.push(this.selectForSkInject(proc.pid).replace(/^; /, ''));
+      const sk = tracers.go.injection === 'socket' && tracers.sk ? this.selectForSkInject(proc.pid) : undefined;
+      if (sk) result.notes.push(sk.note.replace(/^; /, ''));
+      const injection = tracers.go.injection === 'memory' ? 'go_memory' : sk?.injected ? 'sk_msg' : 'none';
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}; routes: ${routes}`);
-      const tracer = `Go uprobes (${target.goVersion})${result.path === 'syscall' ? ' + syscall tracepoints' : ''}`;
-      this.announce(proc, resource, reason, { tracer, probes: result.links, notes: result.notes, routes });
+      this.announce(proc, resource, reason, 'go_http', {
+        tracer: `Go uprobes (${target.goVersion})${result.path === 'syscall' ? ' + syscall tracepoints' : ''}`,
+        probes: result.links,
+        notes: result.notes,
+        routes,
+        injection,
+        connectionsTakenOver: sk?.takenOver ?? 0,
+        serverSpans: this.goSyscallServers.has(proc.pid) ? 'syscall' : 'uprobes',
+      });
       tracers.reportAttached();
     } catch (err) {
       this.d.resources.delete(proc.pid);
@@ -126,9 +150,18 @@ export class ProcessAttacher {
         this.d.log.info(`skip ${who}: it exec'd or exited since its fork`);
         return true;
       }
-      const note = traced + this.selectForSkInject(proc.pid, byKernel);
+      const sk = this.selectForSkInject(proc.pid, byKernel);
+      const note = traced + sk.note;
       this.d.log.info(`attached ${who}: HTTP/1.x via ${note}, service.name=${resource.attributes['service.name']} (Go tracer: ${firstLine(notGo)}); routes: ${routes}`);
-      this.announce(proc, resource, reason, { tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [note], routes });
+      this.announce(proc, resource, reason, 'sys_http', {
+        tracer: 'syscall tracepoints (HTTP/1.x)',
+        probes: null,
+        notes: [note],
+        routes,
+        injection: sk.injected ? 'sk_msg' : 'none',
+        connectionsTakenOver: sk.takenOver,
+        serverSpans: null,
+      });
       return true;
     } catch (err) {
       this.d.resources.delete(proc.pid);
@@ -138,19 +171,23 @@ export class ProcessAttacher {
   }
 
   /** Outgoing connections of a process get sk_msg injection (when it runs). */
-  private selectForSkInject(pid: number, byKernel = false): string {
+  private selectForSkInject(pid: number, byKernel = false): SkInjectSelection {
     const sk = this.d.tracers.sk;
-    if (!sk) return '';
+    if (!sk) return { note: '', injected: false, takenOver: 0 };
     try {
       // A child selected by the kernel at its fork keeps that entry (never re-added after an exec).
-      if (byKernel) return sk.adoptInherited(pid) ? '; traceparent injection: sk_msg (new connections, from its fork)' : "; no traceparent injection (exec'd since its fork)";
+      if (byKernel) {
+        return sk.adoptInherited(pid)
+          ? { note: '; traceparent injection: sk_msg (new connections, from its fork)', injected: true, takenOver: 0 }
+          : { note: "; no traceparent injection (exec'd since its fork)", injected: false, takenOver: 0 };
+      }
       sk.attach(pid);
       // Connections opened before now (keep-alive pools) are taken over too.
       const { registered, failed } = sk.registerExisting(pid);
       const existing = registered + failed > 0 ? `, ${registered} existing connection(s) taken over${failed ? `, ${failed} not` : ''}` : '';
-      return `; traceparent injection: sk_msg (new connections${existing})`;
+      return { note: `; traceparent injection: sk_msg (new connections${existing})`, injected: true, takenOver: registered };
     } catch (err) {
-      return `; no traceparent injection (${errorMessage(err)})`;
+      return { note: `; no traceparent injection (${errorMessage(err)})`, injected: false, takenOver: 0 };
     }
   }
 
@@ -196,6 +233,8 @@ export class ProcessAttacher {
         const r = go.attach(pid, at.exe, at.target, 'uprobes');
         this.linkGoBlackBox(pid, at.target);
         this.d.log.warn(`pid ${pid}: accepted connections that are not HTTP/1.x in clear text (TLS or HTTP/2); its server spans come from uprobes from now on (${r.links} uprobes)`);
+        const was = this.announced.get(pid);
+        if (was) this.emit({ ...was, probes: r.links, serverSpans: 'uprobes' });
         this.d.tracers.reportAttached();
       } catch (err) {
         this.d.log.warn(`pid ${pid}: moving its server spans to uprobes failed: ${errorMessage(err)}`);
@@ -239,6 +278,7 @@ export class ProcessAttacher {
     tracers.sk?.detach(pid);
     if (wasGo) tracers.go.detach(pid);
     if (!wasGo && !wasSys) return;
+    this.announced.delete(pid);
     this.d.log.info(`detached pid ${pid} (exited)`);
     this.d.onAttachment?.({ kind: 'detached', pid });
     if (wasGo) tracers.reportAttached();
@@ -252,8 +292,15 @@ export class ProcessAttacher {
   }
 
   /** Tells `onAttachment` that a selected process is now traced, and how. */
-  private announce(proc: ProcessInfo, resource: Resource, reason: MatchReason, how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes'>): void {
-    this.d.onAttachment?.({
+  private announce(
+    proc: ProcessInfo,
+    resource: Resource,
+    reason: MatchReason,
+    tracer: 'go_http' | 'sys_http',
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver' | 'serverSpans'>,
+  ): void {
+    attaches.add(this.d.metrics, { tracer });
+    this.emit({
       kind: 'attached',
       pid: proc.pid,
       service: String(resource.attributes['service.name']),
@@ -263,6 +310,15 @@ export class ProcessAttacher {
       probes: how.probes,
       notes: how.notes,
       routes: how.routes,
+      injection: how.injection,
+      connectionsTakenOver: how.connectionsTakenOver,
+      serverSpans: how.serverSpans,
     });
+  }
+
+  /** Tells `onAttachment` how a process is traced (again, when that changed). */
+  private emit(event: AttachedEvent): void {
+    this.announced.set(event.pid, event);
+    this.d.onAttachment?.(event);
   }
 }

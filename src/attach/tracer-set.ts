@@ -13,7 +13,7 @@ import type { Capabilities } from '../capabilities/probe';
 import type { StrategyPlan } from '../capabilities/strategy';
 import { errorMessage } from '../errors';
 import type { Logger } from '../log';
-import { kernelDrops, probesAttached, processesAttached } from '../metrics/catalogue';
+import { headerInjection, kernelDrops, probesAttached, processesAttached } from '../metrics/catalogue';
 import type { SelfMetrics } from '../metrics/counters';
 import type { GoHttpStage } from '../spans/go-http-stage';
 import type { Resource, Span } from '../spans/span';
@@ -97,6 +97,8 @@ export class TracerSet {
     } else if (injection === 'socket') {
       log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
     }
+    headerInjection.set(this.d.metrics, { runtime: 'go', method: injection === 'memory' ? 'go_memory' : injection === 'socket' ? 'sk_msg' : 'none' }, 1);
+    headerInjection.set(this.d.metrics, { runtime: 'other', method: this.sk ? 'sk_msg' : 'none' }, 1);
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
   }
 
@@ -135,6 +137,9 @@ export class TracerSet {
       redaction: this.d.urlRedaction,
       // nginx's upstream requests are linked by a uprobe at ngx_chain_writer (src/tracers/nginx-links.ts).
       ...(caps.uprobes ? { nginxObjectPath: join(this.d.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
+      // Python asyncio tasks are linked by uprobes in libpython and _asyncio (src/tracers/asyncio-tracer.ts).
+      asyncioUprobes: caps.uprobes,
+      onLateNote: (pid, note) => log.info(`pid ${pid}: ${note} (asyncio loaded after the attach)`),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
     });
@@ -175,6 +180,15 @@ export class TracerSet {
   collectKernelCounters(): void {
     try {
       this.sys?.tick();
+    } catch (err) {
+      this.d.log.warnEvery('sweep', 60_000, `syscall stage sweep failed: ${errorMessage(err)}`);
+    }
+    this.readKernelCounters();
+  }
+
+  /** Every tracer's kernel counters into `spanbridge_kernel_drops` (also at each metrics snapshot). */
+  readKernelCounters(): void {
+    try {
       for (const t of this.all) {
         for (const [reason, n] of Object.entries(t.kernelCounters())) kernelDrops.set(this.d.metrics, { reason }, n);
       }

@@ -36,8 +36,8 @@ export interface BpfLink {
   /** What was attached, for logs and the attach table, e.g. "uprobe:/usr/bin/app+0x1234 pid=7". */
   readonly description: string;
   /**
-   * Detaches. Idempotent. Returns at once: the kernel detach (which waits for RCU grace periods,
-   * ~100 ms) finishes in the background; the owning object's close() waits for it.
+   * Detaches. Idempotent. Returns at once: the kernel detach (which waits for RCU grace periods)
+   * finishes in the background; the owning object's close() waits for it.
    */
   destroy(): void;
 }

@@ -60,8 +60,8 @@ async function run(argv: string[]): Promise<number> {
       }
       stopping = true;
       log.info(`${signal}: detaching and flushing`);
-      // Detaching waits for kernel RCU grace periods per probe: measured 5-6 s for ~70 probes here
-      // (a SIGKILLed agent takes as long to be reaped). Give an orderly stop ample time.
+      // Detaching waits for kernel RCU grace periods per probe, seconds for a few dozen probes (a
+      // SIGKILLed agent takes as long to be reaped): give an orderly stop ample time.
       const deadline = setTimeout(() => {
         log.warn('shutdown took longer than 30 s; exiting');
         resolve(1);

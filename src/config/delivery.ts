@@ -16,7 +16,8 @@
  *   OTLP endpoints        OTEL_EXPORTER_OTLP_* (src/config/otlp.ts)
  */
 import type { Attributes, BridgeSettings, OtlpExporterConfig } from '../../receiver/model';
-import { envValue, resolveOtlpConfig, type Env, type OtlpExporterOptions, type Warn } from './otlp';
+import { envValue, type Env, type Warn } from './env';
+import { resolveOtlpConfig, type OtlpExporterOptions } from './otlp';
 import { parseByteSize, parsePrometheusPort } from './units';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -21,6 +21,7 @@ import { parseResourceAttributes } from '../spans/resource';
 import type { RouteOverrides, RoutesSettings, UnmatchedMode } from '../spans/routes/route-policy';
 import { DEFAULT_ROUTES } from '../spans/routes/route-policy';
 import type { RoutePattern } from '../spans/routes/pattern';
+import { envValue } from './env';
 import { SELECTION_KEYS, SELECTION_ROUTE_KEYS, SETTINGS, SETTINGS_BY_KEY, type Parsed, type Setting } from './settings';
 
 export type Source = 'default' | 'yaml' | 'env' | 'flag';
@@ -59,11 +60,6 @@ export interface LoadInput {
 
 function configError(message: string): SpanbridgeError {
   return new SpanbridgeError('ERR_CONFIG', message);
-}
-
-function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
 }
 
 /** Groups (YAML mappings) and their known keys, from the settings table. */

@@ -14,6 +14,7 @@
  */
 import type { OtlpCompression, OtlpExporterConfig, OtlpProtocol, OtlpSignal } from '../../receiver/model';
 import { SpanbridgeError } from '../errors';
+import { envValue, type Env, type Warn } from './env';
 
 export type { OtlpCompression, OtlpExporterConfig, OtlpProtocol, OtlpSignal } from '../../receiver/model';
 
@@ -33,8 +34,7 @@ export interface OtlpExporterOptions {
   readonly compression?: string;
 }
 
-export type Env = Readonly<Record<string, string | undefined>>;
-export type Warn = (message: string) => void;
+export { envValue, type Env, type Warn } from './env';
 
 export const DEFAULT_HTTP_BASE_ENDPOINT = 'http://localhost:4318';
 export const DEFAULT_GRPC_ENDPOINT = 'http://localhost:4317';
@@ -78,12 +78,6 @@ export function resolveOtlpTraceConfig(
   warn: Warn = () => {},
 ): OtlpExporterConfig {
   return resolveOtlpConfig('traces', options, env, warn);
-}
-
-/** An environment variable's value, `undefined` when unset or empty (the spec treats both alike). */
-export function envValue(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
 }
 
 function resolveEndpoint(signal: OtlpSignal, protocol: OtlpProtocol, options: OtlpExporterOptions, env: Env, warn: Warn): string {

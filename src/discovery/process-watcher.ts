@@ -13,6 +13,7 @@ import { readdirSync } from 'node:fs';
 import { listeningPortsOf } from './listening-ports';
 import { procRoot, readPpid, readProcessInfo, type ProcessInfo } from './process-info';
 import { isEmptySelection, matchProcess, type MatchReason, type Selection } from './selectors';
+import type { Exclusion } from './self-exclusion';
 
 export interface WatcherEvents {
   /**
@@ -25,14 +26,14 @@ export interface WatcherEvents {
   /** A previously matched process exited (or exec'd into something that no longer matches). */
   onGone(pid: number): void;
   /** A process matches but must not be traced (the agent, its Collector): said once per process. */
-  onExcluded?(proc: ProcessInfo, reason: MatchReason, why: string): void;
+  onExcluded?(proc: ProcessInfo, reason: MatchReason, exclusion: Exclusion): void;
 }
 
 export interface WatcherOptions {
   /** Pids never to select (the agent itself, the Collector, ...). */
   readonly excludePids: ReadonlySet<number>;
   /** Why a matching process must not be traced, or null (self-exclusion.ts). */
-  readonly exclude?: (proc: ProcessInfo) => string | null;
+  readonly exclude?: (proc: ProcessInfo) => Exclusion | null;
   /**
    * After an exec, look again this long later (ms) whether a matched process has become excluded
    * (a Collector opens its port only after exec) and let it go if so.

@@ -97,6 +97,12 @@ function linkOf(path: string): string {
   }
 }
 
+/** Why a process is never traced: its kind (the metric label) and the sentence the log gives. */
+export interface Exclusion {
+  readonly kind: 'self' | 'configuration' | 'agent' | 'collector';
+  readonly why: string;
+}
+
 export class SelfExclusion {
   private readonly collectorPorts: ReadonlySet<number>;
   private readonly extraPids: ReadonlySet<number>;
@@ -120,17 +126,17 @@ export class SelfExclusion {
   }
 
   /** Why this process must not be traced, or null. Cheap: only this process and its ancestors are read. */
-  reason(proc: Pick<ProcessInfo, 'pid' | 'cmdline' | 'containerId'>): string | null {
+  reason(proc: Pick<ProcessInfo, 'pid' | 'cmdline' | 'containerId'>): Exclusion | null {
     const { pid } = proc;
-    if (pid === this.options.selfPid) return 'it is this agent';
-    if (this.extraPids.has(pid)) return 'excluded by configuration';
+    if (pid === this.options.selfPid) return { kind: 'self', why: 'it is this agent' };
+    if (this.extraPids.has(pid)) return { kind: 'configuration', why: 'excluded by configuration' };
     if (isAgentCommand(proc.cmdline, linkOf(`${procRoot()}/${pid}/cwd`) || '/', this.options.agentEntry)) {
-      return 'it is a spanbridge agent';
+      return { kind: 'agent', why: 'it is a spanbridge agent' };
     }
     if (this.collectorPorts.size === 0) return null;
     if (linkOf(`${procRoot()}/${pid}/ns/net`) === this.ownNetns) {
       const port = this.listensOnCollectorPort(pid);
-      if (port !== undefined) return `it is the Collector this agent exports to (listens on port ${port})`;
+      if (port !== undefined) return { kind: 'collector', why: `it is the Collector this agent exports to (listens on port ${port})` };
     }
     if (proc.containerId) {
       // Walk up to the container's monitor (conmon is the parent of the container's first process).
@@ -140,7 +146,7 @@ export class SelfExclusion {
         if (cid !== proc.containerId) break;
         const port = this.listensOnCollectorPort(p);
         if (port !== undefined) {
-          return `it is the Collector this agent exports to (its container ${cid.slice(0, 12)} publishes port ${port})`;
+          return { kind: 'collector', why: `it is the Collector this agent exports to (its container ${cid.slice(0, 12)} publishes port ${port})` };
         }
         break;
       }

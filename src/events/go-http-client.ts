@@ -1,21 +1,12 @@
 /** Decoders for RECORD_GO_HTTP_CLIENT and RECORD_GO_HTTP_CLIENT_END (bpf/go_http_client.h). */
-import { GO_HTTP_CLIENT_END_EVENT as E, GO_HTTP_CLIENT_EVENT as L } from './structs.generated';
+import { GO_HTTP_CLIENT_END_EVENT as E, GO_HTTP_CLIENT_EVENT as L, GO_HTTP_CLIENT_FLAG, GO_HTTP_CLIENT_FLAG2 } from './structs.generated';
 import type { GoSpanRecordFields } from './go-span-record';
 import { capturedStringReader, readBig, readHex, readUint } from './struct-view';
 
-export const CLIENT_F_LOCAL_PARENT = 1 << 0;
-export const CLIENT_F_ERROR = 1 << 1;
-export const CLIENT_F_INJECTED = 1 << 2;
-export const CLIENT_F_APP_TRACEPARENT = 1 << 3;
-export const CLIENT_F_APP_TP_INVALID = 1 << 4;
-export const CLIENT_F_INJECT_SKIPPED = 1 << 5;
-export const CLIENT_F_HAS_STATUS = 1 << 6;
-/** traceparent inserted at the socket by the sk_msg program (bpf/sk_inject.bpf.c). */
-export const CLIENT_F_INJECTED_SOCKET = 1 << 7;
-/** flags2: the app forwarded its incoming traceparent (a proxy); the value was replaced by ours. */
-export const CLIENT_F2_FORWARDED = 1 << 0;
-/** flags2: the response has a body; a RECORD_GO_HTTP_CLIENT_END ends the span when it is closed. */
-export const CLIENT_F2_BODY_OPEN = 1 << 2;
+/** go_http_client_event.flags (bpf enum go_http_client_flag; the bits and their meaning are the C header's). */
+export const { CLIENT_F_LOCAL_PARENT, CLIENT_F_ERROR, CLIENT_F_INJECTED, CLIENT_F_APP_TRACEPARENT, CLIENT_F_APP_TP_INVALID, CLIENT_F_INJECT_SKIPPED, CLIENT_F_HAS_STATUS, CLIENT_F_INJECTED_SOCKET } = GO_HTTP_CLIENT_FLAG;
+/** go_http_client_event.flags2 (bpf enum go_http_client_flag2; the bits and their meaning are the C header's). */
+export const { CLIENT_F2_FORWARDED, CLIENT_F2_BODY_OPEN } = GO_HTTP_CLIENT_FLAG2;
 
 export interface GoHttpClientRecord extends GoSpanRecordFields {
   readonly type: 'go_http_client';

@@ -1,11 +1,10 @@
 /** Decoder for RECORD_GO_HTTP_SERVER (bpf/go_http_server.h). */
-import { GO_HTTP_SERVER_EVENT as L } from './structs.generated';
+import { GO_HTTP_SERVER_EVENT as L, GO_HTTP_SERVER_FLAG } from './structs.generated';
 import type { GoSpanRecordFields } from './go-span-record';
 import { capturedStringReader, readBig, readHex, readUint } from './struct-view';
 
-export const SPAN_F_REMOTE_PARENT = 1 << 0;
-export const SPAN_F_HAS_PATTERN = 1 << 1;
-export const SPAN_F_STATUS_UNKNOWN = 1 << 2;
+/** go_http_server_event.flags (bpf enum go_http_server_flag; the bits and their meaning are the C header's). */
+export const { SPAN_F_REMOTE_PARENT, SPAN_F_HAS_PATTERN, SPAN_F_STATUS_UNKNOWN } = GO_HTTP_SERVER_FLAG;
 
 export interface GoHttpServerRecord extends GoSpanRecordFields {
   readonly type: 'go_http_server';

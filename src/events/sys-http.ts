@@ -1,25 +1,11 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
-import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
+import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
 import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
 
-export const SYS_F_REQUEST_START = 1 << 0;
-export const SYS_F_RESPONSE_START = 1 << 1;
-export const SYS_F_REMOTE_PARENT = 1 << 2;
-export const SYS_F_THREAD_PARENT = 1 << 3;
-export const SYS_F_BLACKBOX_PARENT = 1 << 4;
-export const SYS_F_TRUNCATED = 1 << 5;
-export const SYS_F_SPARE_IDS = 1 << 6;
-export const SYS_F_APP_TRACEPARENT = 1 << 7;
-/** flags2: a client request start written while the previous, fully written request awaits its response. */
-export const SYS_F2_PIPELINED = 1 << 0;
-/** flags2: a server request start whose head goes on in later reads; its context comes later (SYS_F2_CONTEXT). */
-export const SYS_F2_CONTEXT_PENDING = 1 << 2;
-/** flags2: the kernel decided the pending request's context (its head ended): this record carries it. */
-export const SYS_F2_CONTEXT = 1 << 3;
-/** flags2: a client request start whose parent (SYS_F_THREAD_PARENT) is its asyncio task's server request. */
-export const SYS_F2_TASK_PARENT = 1 << 4;
-/** Client request start (with SYS_F_THREAD_PARENT): an nginx upstream request, parented by the downstream request it serves. */
-export const SYS_F2_DOWNSTREAM_PARENT = 1 << 5;
+/** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
+export const { SYS_F_REQUEST_START, SYS_F_RESPONSE_START, SYS_F_REMOTE_PARENT, SYS_F_THREAD_PARENT, SYS_F_BLACKBOX_PARENT, SYS_F_TRUNCATED, SYS_F_SPARE_IDS, SYS_F_APP_TRACEPARENT } = SYS_HTTP_FLAG;
+/** sys_http_data_event.flags2 (bpf enum sys_http_flag2; the bits and their meaning are the C header's). */
+export const { SYS_F2_PIPELINED, SYS_F2_CONTEXT_PENDING, SYS_F2_CONTEXT, SYS_F2_TASK_PARENT, SYS_F2_DOWNSTREAM_PARENT } = SYS_HTTP_FLAG2;
 
 export type SysRole = 'server' | 'client';
 
@@ -208,7 +194,7 @@ class SysHttpData implements SysHttpDataRecord {
     const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
     this.flags2 = data.flags2(raw);
     const start = (flags & SYS_F_REQUEST_START) !== 0 || (this.flags2 & SYS_F2_CONTEXT) !== 0;
-    this.direction = data.direction(raw) === 1 ? 'egress' : 'ingress';
+    this.direction = data.direction(raw) === SYS_HTTP_DIRECTION.SYS_DIR_EGRESS ? 'egress' : 'ingress';
     this.role = roleOf(data.role(raw));
     this.flags = flags;
     this.pid = data.pid(raw);

@@ -52,9 +52,22 @@ export const kernelDrops = gauge('spanbridge_kernel_drops', 'Kernel-side drops a
 // Spans. The same metric receiver/ counts its delivery losses in, with the same help text.
 export const spansDropped = counter('spanbridge_spans_dropped_total', 'Spans lost before delivery, by reason', ['reason']);
 
+/** The strategy chosen at start (the same the start-up report and `doctor` state): 1 for the one in effect. */
+export const headerInjection = gauge(
+  'spanbridge_header_injection',
+  'Traceparent injection in effect (1), by runtime (go, other) and method (go_memory, sk_msg, none)',
+  ['runtime', 'method'],
+);
+
 // Processes and probes.
 export const binariesInspected = counter('spanbridge_binaries_inspected_total', 'Executables inspected (once per dev:inode)');
 export const processesSkipped = counter('spanbridge_processes_skipped_total', 'Selected processes that could not be traced', ['reason']);
+export const processesExcluded = counter(
+  'spanbridge_processes_excluded_total',
+  'Selected processes never traced: this agent, another agent, the Collector it exports to, or excluded by configuration',
+  ['reason'],
+);
+export const attaches = counter('spanbridge_attaches_total', 'Processes attached since start, by tracer (go_http, sys_http)', ['tracer']);
 export const processesAttached = gauge('spanbridge_processes_attached', 'Processes currently traced');
 export const probesAttached = gauge('spanbridge_probes_attached', 'Probes (uprobe links) currently attached', ['tracer']);
 

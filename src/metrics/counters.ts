@@ -41,6 +41,15 @@ function labelKey(labels: Labels): string {
 
 export class SelfMetrics {
   private readonly metrics = new Map<string, Metric>();
+  private readonly collectors: (() => void)[] = [];
+
+  /**
+   * Runs `collect` before every snapshot, so that values read from elsewhere (the kernel's
+   * per-CPU counters) are current when /metrics is scraped or OTLP metrics are exported.
+   */
+  onSnapshot(collect: () => void): void {
+    this.collectors.push(collect);
+  }
 
   private series(name: string, description: string, kind: Metric['kind'], labels: Labels): Series {
     let metric = this.metrics.get(name);
@@ -80,6 +89,7 @@ export class SelfMetrics {
   }
 
   snapshot(): MetricPoint[] {
+    for (const collect of this.collectors) collect();
     const out: MetricPoint[] = [];
     for (const [name, m] of this.metrics) {
       for (const s of m.series.values()) {

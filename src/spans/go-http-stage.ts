@@ -4,7 +4,9 @@
  * response body closes (go-client-ends.ts), and hands every span to `deliver`. The agent owns the
  * tracer (its injection strategy can change at start) and tells this stage when a process is gone.
  */
-import { decodeRecord } from '../events/decoder';
+import type { RecordHandler } from '../bpf/types';
+import { ringHandler, type RingRecord } from '../events/decoder';
+import { GO_HTTP_OBJECT } from '../events/structs.generated';
 import { fieldsTruncated, recordsDecoded, spansDropped } from '../metrics/catalogue';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
@@ -26,8 +28,11 @@ export interface GoHttpStageDeps {
 export class GoHttpStage {
   /** Client spans whose response body is open wait here for its close (their end). */
   private readonly clientEnds: GoClientEnds;
+  /** The Go tracer's ring-buffer handler: that ring's decoder, bound to this stage. */
+  readonly onRecord: RecordHandler;
 
   constructor(private readonly d: GoHttpStageDeps) {
+    this.onRecord = ringHandler(GO_HTTP_OBJECT.maps.go_http_events, d.metrics, (rec) => this.onGoRecord(rec));
     this.clientEnds = new GoClientEnds((rec, endNs, bodyClosed) => {
       const resource = d.resourceOf(rec.pid);
       if (!resource) {
@@ -38,10 +43,7 @@ export class GoHttpStage {
     }, d.metrics);
   }
 
-  /** The Go tracer's ring-buffer handler. */
-  onRecord(buf: Buffer): void {
-    const rec = decodeRecord(buf, this.d.metrics);
-    if (!rec || (rec.type !== 'go_http_server' && rec.type !== 'go_http_client' && rec.type !== 'go_http_client_end')) return;
+  private onGoRecord(rec: RingRecord<typeof GO_HTTP_OBJECT.maps.go_http_events>): void {
     recordsDecoded.add(this.d.metrics, { type: rec.type });
     if (rec.type === 'go_http_client_end') {
       this.clientEnds.end(rec);

@@ -13,7 +13,7 @@ export function methodAttributes(method: string): Attributes {
 /**
  * Sets the method attributes on `attrs` in place. Used on the hot path instead of spreading
  * `methodAttributes()` into a literal: V8 turns a spread object that then gets more keys into a
- * slow dictionary object (measured here: ~25 us per span instead of ~0.1 us).
+ * slow dictionary object, two orders of magnitude slower per span (bench/results/2026-12-06-code-comment-measurements.md).
  */
 export function setMethodAttributes(attrs: Attributes, method: string): Attributes {
   if (KNOWN_METHODS.has(method)) {

@@ -8,6 +8,7 @@ import { PY_ASYNCIO_PROC, SYS_HTTP_OBJECT } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
 import type { AsyncioTarget } from '../discovery/python-asyncio';
 import type { BpfLink, BpfObject } from '../bpf/types';
+import { pidKey } from './open-object';
 import type { Tracer } from './tracer';
 
 const P = SYS_HTTP_OBJECT.programs;
@@ -16,12 +17,6 @@ const P = SYS_HTTP_OBJECT.programs;
 function eagerTasks(version: string): boolean {
   const minor = Number(/^3\.(\d+)$/.exec(version)?.[1] ?? 0);
   return minor >= 12;
-}
-
-function pidKey(pid: number): Buffer {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(pid);
-  return k;
 }
 
 export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target: AsyncioTarget]> {

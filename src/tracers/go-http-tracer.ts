@@ -7,6 +7,7 @@ import { BpfLoadError, NotSupportedError, SpanbridgeError } from '../errors';
 import { DROP_REASON, GO_HTTP_OBJECT, GO_OFFSETS } from '../events/structs.generated';
 import { writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
+import { openTracerObject, pidKey } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
 import type { GoTlsResolution } from '../discovery/go/tls';
@@ -85,7 +86,8 @@ export interface GoHttpTracerSettings {
   /**
    * Wake the agent only once this many bytes of records wait in the ring (bpf/ring_wakeup.h);
    * below it records wait for the backend's periodic consume. Default 0: the kernel wakes us for
-   * every record while we keep up (prompt, but ~14 us per record in the traced process here).
+   * every record while we keep up (prompt, but each wakeup costs the traced process more than the
+   * record itself: bpf/ring_wakeup.h).
    */
   /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
   readonly ringSizeBytes?: number;
@@ -137,12 +139,6 @@ export function encodeGoOffsets(target: GoTarget): Buffer {
   return writeUints(GO_OFFSETS, values);
 }
 
-function pidKey(pid: number): Buffer {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(pid);
-  return k;
-}
-
 export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPath: string, target: GoTarget]> {
   readonly name = 'go_http';
   private obj: BpfObject | undefined;
@@ -162,27 +158,27 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   /** Opens and loads the BPF object and starts delivering records. */
   start(onRecord: RecordHandler): void {
     const inject = this.injection === 'memory';
-    const obj = this.backend.open(this.objectPath, {
-      rodata: {
-        header_max_age_ns: BigInt(this.settings.headerMaxAgeMs ?? 10_000) * 1_000_000n,
-        capture_user_agent: this.settings.captureUserAgent ?? true,
-        max_goroutine_depth: this.settings.maxGoroutineDepth ?? 4,
-        socket_injection: this.injection === 'socket',
-        memory_injection: inject,
-        ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
+    this.obj = openTracerObject(
+      this.backend,
+      this.objectPath,
+      {
+        rodata: {
+          header_max_age_ns: BigInt(this.settings.headerMaxAgeMs ?? 10_000) * 1_000_000n,
+          capture_user_agent: this.settings.captureUserAgent ?? true,
+          max_goroutine_depth: this.settings.maxGoroutineDepth ?? 4,
+          socket_injection: this.injection === 'socket',
+          memory_injection: inject,
+          ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
+        },
+        ...(this.settings.ringSizeBytes !== undefined ? { maxEntries: { go_http_events: this.settings.ringSizeBytes } } : {}),
+        disablePrograms: [inject ? READ_ONLY_WRITE_SUBSET_PROGRAM : INJECT_PROGRAM],
       },
-      ...(this.settings.ringSizeBytes !== undefined ? { maxEntries: { go_http_events: this.settings.ringSizeBytes } } : {}),
-      disablePrograms: [inject ? READ_ONLY_WRITE_SUBSET_PROGRAM : INJECT_PROGRAM],
-    });
-    try {
-      obj.load();
-      this.ring = obj.ringBuffer(GO_HTTP_OBJECT.maps.go_http_events, onRecord);
-      this.ring.start();
-    } catch (err) {
-      void obj.close();
-      throw err;
-    }
-    this.obj = obj;
+      // Uprobes are attached per process (attach); only the ring starts here.
+      (obj) => {
+        this.ring = obj.ringBuffer(GO_HTTP_OBJECT.maps.go_http_events, onRecord);
+        this.ring.start();
+      },
+    ).obj;
   }
 
   get attachedPids(): number[] {

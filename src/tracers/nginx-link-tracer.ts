@@ -8,6 +8,7 @@ import { SpanbridgeError } from '../errors';
 import { NGINX_LINK_OBJECT, NGINX_LINK_REASON } from '../events/structs.generated';
 import { NGINX_CHAIN_WRITER, NGINX_LAYOUTS, type NginxLayout, type NginxLinkTarget } from '../discovery/nginx';
 import { readCounterMap } from './kernel-counters';
+import { openTracerObject } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 
@@ -38,22 +39,21 @@ export class NginxLinkTracer implements Tracer<[], [target: Attachable]> {
   start(): void {
     if (this.obj) return;
     const l = this.layout;
-    const obj = this.backend.open(this.objectPath, {
-      rodata: {
-        writer_connection_off: l.writerConnection,
-        connection_data_off: l.connectionData,
-        connection_fd_off: l.connectionFd,
-        request_signature_off: l.requestSignature,
-        request_connection_off: l.requestConnection,
+    // Nothing shared to attach: the uprobe is per process (attach).
+    this.obj = openTracerObject(
+      this.backend,
+      this.objectPath,
+      {
+        rodata: {
+          writer_connection_off: l.writerConnection,
+          connection_data_off: l.connectionData,
+          connection_fd_off: l.connectionFd,
+          request_signature_off: l.requestSignature,
+          request_connection_off: l.requestConnection,
+        },
       },
-    });
-    try {
-      obj.load();
-    } catch (err) {
-      void obj.close();
-      throw err;
-    }
-    this.obj = obj;
+      () => undefined,
+    ).obj;
   }
 
   get attachedPids(): number[] {

@@ -4,6 +4,7 @@
  */
 import type { BpfBackend, BpfObject, RecordHandler } from '../bpf/types';
 import { PROC_EVENTS_OBJECT } from '../events/structs.generated';
+import { openTracerObject } from './open-object';
 import type { Tracer } from './tracer';
 
 /** Watches every process: attach and detach have nothing to do, and it keeps no kernel counters. */
@@ -18,17 +19,11 @@ export class ProcEventsTracer implements Tracer {
   ) {}
 
   start(onRecord: RecordHandler): void {
-    const obj = this.backend.open(this.objectPath);
-    try {
-      obj.load();
-      obj.program(PROC_EVENTS_OBJECT.programs.on_exec).attachTracepoint('sched', 'sched_process_exec');
-      obj.program(PROC_EVENTS_OBJECT.programs.on_exit).attachTracepoint('sched', 'sched_process_exit');
+    this.obj = openTracerObject(this.backend, this.objectPath, {}, (obj, links) => {
+      links.push(obj.program(PROC_EVENTS_OBJECT.programs.on_exec).attachTracepoint('sched', 'sched_process_exec'));
+      links.push(obj.program(PROC_EVENTS_OBJECT.programs.on_exit).attachTracepoint('sched', 'sched_process_exit'));
       obj.ringBuffer(PROC_EVENTS_OBJECT.maps.proc_events, onRecord).start();
-    } catch (err) {
-      void obj.close();
-      throw err;
-    }
-    this.obj = obj;
+    }).obj;
   }
 
   attach(): void {}

@@ -9,6 +9,7 @@ import { openConnections, procSockets, type ProcSockets } from '../discovery/pro
 import { SpanbridgeError } from '../errors';
 import { SK_INJECT_OBJECT, SK_INJECT_OUTCOME } from '../events/structs.generated';
 import { readCounterMap } from './kernel-counters';
+import { openTracerObject, pidKey } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 
@@ -34,12 +35,6 @@ export function outgoingConnections(pid: number, proc: ProcSockets = procSockets
     .map((c) => c.fd);
 }
 
-function tgidKey(pid: number): Buffer {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(pid);
-  return k;
-}
-
 export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   readonly name = 'sk_inject';
   private obj: BpfObject | undefined;
@@ -56,29 +51,24 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   /** Loads the object, attaches sock_ops to the cgroup v2 directory and sk_msg to the SOCKHASH. */
   start(cgroupPath: string): void {
     if (this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'sk_inject tracer already started');
-    const obj = this.backend.open(this.objectPath, {
-      rodata: { pending_max_age_ns: BigInt(this.settings.pendingMaxAgeMs ?? 200) * 1_000_000n },
-    });
-    try {
-      obj.load();
-      const msg = obj.program(SK_INJECT_MSG_PROGRAM);
-      const ops = obj.program(SK_INJECT_SOCKOPS_PROGRAM);
-      // sk_msg first: a socket must never enter the SOCKHASH before its program is there.
-      this.links.push(msg.attachSkMsg(SK_INJECT_SOCKHASH));
-      this.links.push(ops.attachCgroup(cgroupPath));
-      // The selection follows forks (a pre-fork server's new worker) and ends at exec and exit,
-      // in the kernel, like the syscall tracer's (bpf/sys_http_lifecycle.h).
-      const fork = obj.program(SK_INJECT_FORK_PROGRAM);
-      this.links.push(fork.attachRawTracepoint('sched_process_fork'));
-      this.links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exec).attachTracepoint('sched', 'sched_process_exec'));
-      this.links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exit).attachTracepoint('sched', 'sched_process_exit'));
-    } catch (err) {
-      for (const l of this.links.splice(0).reverse()) l.destroy();
-      void obj.close();
-      throw err;
-    }
+    const opened = openTracerObject(
+      this.backend,
+      this.objectPath,
+      { rodata: { pending_max_age_ns: BigInt(this.settings.pendingMaxAgeMs ?? 200) * 1_000_000n } },
+      (obj, links) => {
+        // sk_msg first: a socket must never enter the SOCKHASH before its program is there.
+        links.push(obj.program(SK_INJECT_MSG_PROGRAM).attachSkMsg(SK_INJECT_SOCKHASH));
+        links.push(obj.program(SK_INJECT_SOCKOPS_PROGRAM).attachCgroup(cgroupPath));
+        // The selection follows forks (a pre-fork server's new worker) and ends at exec and exit,
+        // in the kernel, like the syscall tracer's (bpf/sys_http_lifecycle.h).
+        links.push(obj.program(SK_INJECT_FORK_PROGRAM).attachRawTracepoint('sched_process_fork'));
+        links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exec).attachTracepoint('sched', 'sched_process_exec'));
+        links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exit).attachTracepoint('sched', 'sched_process_exit'));
+      },
+    );
+    this.links.push(...opened.links);
     this.cgroup = cgroupPath;
-    this.obj = obj;
+    this.obj = opened.obj;
   }
 
   get started(): boolean {
@@ -98,7 +88,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   attach(pid: number): void {
     const obj = this.requireObject();
     const v = Buffer.alloc(1, 1);
-    obj.map(SK_INJECT_OBJECT.maps.sk_inject_tgids).update(tgidKey(pid), v);
+    obj.map(SK_INJECT_OBJECT.maps.sk_inject_tgids).update(pidKey(pid), v);
     this.pids.add(pid);
   }
 
@@ -107,7 +97,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
    * child exec'd or exited since; then false).
    */
   adoptInherited(pid: number): boolean {
-    if (!this.requireObject().map(SK_INJECT_OBJECT.maps.sk_inject_tgids).lookup(tgidKey(pid))) return false;
+    if (!this.requireObject().map(SK_INJECT_OBJECT.maps.sk_inject_tgids).lookup(pidKey(pid))) return false;
     this.pids.add(pid);
     return true;
   }
@@ -142,7 +132,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   detach(pid: number): void {
     if (!this.pids.delete(pid)) return;
     try {
-      this.obj?.map(SK_INJECT_OBJECT.maps.sk_inject_tgids).delete(tgidKey(pid));
+      this.obj?.map(SK_INJECT_OBJECT.maps.sk_inject_tgids).delete(pidKey(pid));
     } catch {
       // the object may already be closing
     }

@@ -3,8 +3,9 @@
  * assembler (exchanges -> spans). The agent decides which processes come here (every selected
  * process that is not traced by the Go uprobe tracer) and where spans go.
  */
-import type { BpfBackend } from '../bpf/types';
-import { decodeRecord } from '../events/decoder';
+import type { BpfBackend, RecordHandler } from '../bpf/types';
+import { ringHandler, type RingRecord } from '../events/decoder';
+import { SYS_HTTP_OBJECT } from '../events/structs.generated';
 import type { ProcessInfo } from '../discovery/process-info';
 import { openConnections, type OpenConnection } from '../discovery/process-sockets';
 import type { SelfMetrics } from '../metrics/counters';
@@ -45,6 +46,10 @@ export interface SysHttpStageDeps {
   readonly inspectNginx?: (pid: number) => NginxLinkTarget;
   /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
   readonly probeAsyncio?: (pid: number) => AsyncioProbe;
+  /** Uprobes are available, so asyncio tasks can be linked (default true). */
+  readonly asyncioUprobes?: boolean;
+  /** Where a Python process whose asyncio loaded after its attach is reported (the attach line came before). */
+  readonly onLateNote?: (pid: number, note: string) => void;
 }
 
 /** Runtime of a non-Go process, from its executable name (for resource attributes). */
@@ -69,10 +74,13 @@ export class SysHttpStage {
   readonly tracer: SysHttpTracer;
   readonly asyncio = new AsyncioTracer();
   readonly assembler: SysHttpAssembler;
+  /** The syscall tracer's ring-buffer handler: that ring's decoder, bound to this stage. */
+  readonly onRecord: RecordHandler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
 
   constructor(private readonly d: SysHttpStageDeps) {
+    this.onRecord = ringHandler(SYS_HTTP_OBJECT.maps.sys_http_events, d.metrics, (rec) => this.onSysRecord(rec));
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
     this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
@@ -92,22 +100,19 @@ export class SysHttpStage {
   }
 
   start(): void {
-    this.tracer.start((buf) => this.onRecord(buf));
+    this.tracer.start(this.onRecord);
     this.asyncio.start(this.tracer.object!);
   }
 
-  onRecord(buf: Buffer): void {
-    const rec = decodeRecord(buf, this.d.metrics);
-    if (rec?.type === 'proc_fork' || rec?.type === 'proc_exit' || rec?.type === 'proc_exec') {
-      recordsDecoded.add(this.d.metrics, { type: rec.type });
-      // Exec/exit come after every record of the process: its connections can go now.
-      if (rec.type === 'proc_fork') this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
-      else this.assembler.dropPid(rec.pid);
+  private onSysRecord(rec: RingRecord<typeof SYS_HTTP_OBJECT.maps.sys_http_events>): void {
+    recordsDecoded.add(this.d.metrics, { type: rec.type });
+    if (rec.type === 'sys_http_data' || rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close' || rec.type === 'sys_http_route') {
+      this.assembler.onRecord(rec);
       return;
     }
-    if (!rec || (rec.type !== 'sys_http_data' && rec.type !== 'sys_http_conn_open' && rec.type !== 'sys_http_conn_close' && rec.type !== 'sys_http_route')) return;
-    recordsDecoded.add(this.d.metrics, { type: rec.type });
-    this.assembler.onRecord(rec);
+    // Exec/exit come after every record of the process: its connections can go now.
+    if (rec.type === 'proc_fork') this.d.onFork?.(rec.pid, rec.ppid, rec.tsNs);
+    else this.assembler.dropPid(rec.pid);
   }
 
   /**
@@ -125,20 +130,11 @@ export class SysHttpStage {
     else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
     else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
     else this.eventLoops.delete(proc.pid);
-    let asyncioNote = '';
-    let asyncio = false;
-    if (py.kind === 'linkable') {
-      try {
-        asyncioNote = `, ${this.asyncio.attach(proc.pid, py.target)}`;
-        asyncio = true;
-      } catch (err) {
-        asyncioNote = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
-      }
-    } else if (py.kind === 'unlinkable') {
-      asyncioNote = `, asyncio not linked: ${py.reason}`;
-    }
-    this.asyncioStatus.set(proc.pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${asyncioNote.replace(/^, asyncio not linked: /, '')}`);
+    const { asyncio, note: asyncioNote } = this.linkAsyncio(proc.pid, py);
     const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
+    // asyncio not imported yet (a process selected at its exec): probed again at each tick.
+    if (py.kind === 'absent' && /^python/.test(proc.exeName)) this.asyncioPending.set(proc.pid, options);
+    else this.asyncioPending.delete(proc.pid);
     if (byKernel) {
       if (!this.tracer.adoptInherited(proc.pid, options)) {
         this.asyncio.detach(proc.pid);
@@ -160,6 +156,43 @@ export class SysHttpStage {
   /** Every tracer of this stage with counters of its own (for kernel counters). */
   get tracers(): AnyTracer[] {
     return [this.tracer, ...(this.nginx?.started ? [this.nginx.tracer] : [])];
+  }
+
+  /** Attaches asyncio linking when the probe allows it; what to say about it either way. */
+  private linkAsyncio(pid: number, py: AsyncioProbe): { asyncio: boolean; note: string } {
+    let note = '';
+    let asyncio = false;
+    if (py.kind === 'linkable' && this.d.asyncioUprobes === false) {
+      note = ', asyncio not linked: no uprobes here';
+    } else if (py.kind === 'linkable') {
+      try {
+        note = `, ${this.asyncio.attach(pid, py.target)}`;
+        asyncio = true;
+      } catch (err) {
+        note = `, asyncio not linked: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    } else if (py.kind === 'unlinkable') {
+      note = `, asyncio not linked: ${py.reason}`;
+    }
+    if (py.kind !== 'absent') this.eventLoops.set(pid, 'python');
+    this.asyncioStatus.set(pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${note.replace(/^, asyncio not linked: /, '')}`);
+    return { asyncio, note };
+  }
+
+  /** Python processes traced before they loaded asyncio, with their attach options. */
+  private readonly asyncioPending = new Map<number, { threadLinking: boolean; asyncio: boolean; nginxLink: boolean }>();
+
+  /** Probes the pending Python processes again; links those that loaded asyncio since. */
+  private probeAsyncioLate(): void {
+    for (const [pid, options] of [...this.asyncioPending]) {
+      const py = (this.d.probeAsyncio ?? probeAsyncio)(pid);
+      if (py.kind === 'absent') continue;
+      this.asyncioPending.delete(pid);
+      if (!this.tracer.attachedPids.includes(pid)) continue;
+      const { asyncio, note } = this.linkAsyncio(pid, py);
+      if (asyncio) this.tracer.attach(pid, { ...options, asyncio });
+      this.d.onLateNote?.(pid, note.replace(/^, /, ''));
+    }
   }
 
   /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
@@ -211,6 +244,7 @@ export class SysHttpStage {
   detach(pid: number): void {
     this.asyncio.detach(pid);
     this.asyncioStatus.delete(pid);
+    this.asyncioPending.delete(pid);
     this.tracer.detach(pid);
     this.nginx?.detach(pid);
     const t = setTimeout(() => {
@@ -223,6 +257,7 @@ export class SysHttpStage {
 
   /** Periodic work: ends idle exchanges, updates the connection gauge. */
   tick(): void {
+    this.probeAsyncioLate();
     this.assembler.sweep(this.d.clock.nowMonotonic());
     sysHttpConnections.set(this.d.metrics, {}, this.assembler.connectionCount);
   }

@@ -5,19 +5,15 @@
  */
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
-import { SYS_HTTP_DROP_REASON, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
+import { SYS_HTTP_DROP_REASON, SYS_HTTP_MODE, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TRACED_PROCESS } from '../events/structs.generated';
 import { readUint, writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
+import { openTracerObject, pidKey } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
-/** traced_tgids values (bpf/sys_http.bpf.c SYS_MODE_*). */
-export const SYS_MODE_TRACE = 1;
-export const SYS_MODE_THREAD_LINK = 2;
-/** A Go process (its spans come from the Go tracer): only black-box parents for its server requests. */
-export const SYS_MODE_GO_LINK = 4;
-/** With SYS_MODE_TRACE: a Go process whose server spans come from this tracer (go.server_path syscall). */
-export const SYS_MODE_GO_SERVER = 64;
+/** traced_tgids values: bpf enum sys_http_mode (bpf/sys_http_state.h says what each bit does). */
+export const { SYS_MODE_TRACE, SYS_MODE_THREAD_LINK, SYS_MODE_GO_LINK, SYS_MODE_INHERITED, SYS_MODE_ASYNCIO, SYS_MODE_NGINX_LINK, SYS_MODE_GO_SERVER } = SYS_HTTP_MODE;
 const OFFSET_ABSENT = 0xffffffff;
 
 /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
@@ -31,12 +27,6 @@ export interface GoServerOptions {
   readonly respReq?: number;
   readonly reqPattern?: number;
 }
-/** Set by the kernel on a child traced from its fork (bpf/sys_http_lifecycle.h). */
-export const SYS_MODE_INHERITED = 8;
-/** Python asyncio: client calls on event-loop threads take their task's request (bpf/sys_http_asyncio.h). */
-export const SYS_MODE_ASYNCIO = 16;
-/** nginx: upstream requests linked to the downstream request they serve (bpf/sys_http_nginx_link.h). */
-export const SYS_MODE_NGINX_LINK = 32;
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
 export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_fork;
@@ -96,12 +86,6 @@ export interface SysAttachOptions {
   readonly nginxLink?: boolean;
 }
 
-function pidKey(pid: number): Buffer {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(pid);
-  return k;
-}
-
 export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options: SysAttachOptions]> {
   readonly name = 'sys_http';
   private obj: BpfObject | undefined;
@@ -117,28 +101,27 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   /** Loads the object, attaches every tracepoint and starts delivering records. */
   start(onRecord: RecordHandler): void {
     const maxConns = Math.min(Math.max(this.settings.maxConnections ?? 16384, 1), 65536);
-    const obj = this.backend.open(this.objectPath, {
-      rodata: {
-        correlation_window_ns: BigInt(this.settings.correlationWindowMs ?? 5_000) * 1_000_000n,
-        thread_ctx_max_age_ns: BigInt(this.settings.threadContextMaxAgeMs ?? 60_000) * 1_000_000n,
-        max_connections: maxConns,
-        sk_inject_pending: this.settings.socketInjection ?? false,
-        ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
+    const opened = openTracerObject(
+      this.backend,
+      this.objectPath,
+      {
+        rodata: {
+          correlation_window_ns: BigInt(this.settings.correlationWindowMs ?? 5_000) * 1_000_000n,
+          thread_ctx_max_age_ns: BigInt(this.settings.threadContextMaxAgeMs ?? 60_000) * 1_000_000n,
+          max_connections: maxConns,
+          sk_inject_pending: this.settings.socketInjection ?? false,
+          ring_wakeup_bytes: BigInt(this.settings.ringWakeupBytes ?? 0),
+        },
+        ...(this.settings.ringSizeBytes !== undefined ? { maxEntries: { sys_http_events: this.settings.ringSizeBytes } } : {}),
       },
-      ...(this.settings.ringSizeBytes !== undefined ? { maxEntries: { sys_http_events: this.settings.ringSizeBytes } } : {}),
-    });
-    try {
-      obj.load();
-      for (const p of SYS_HTTP_PROGRAMS) this.links.push(obj.program(p.prog).attachTracepoint(p.category, p.event));
-      const fork = obj.program(SYS_HTTP_FORK_PROGRAM);
-      this.links.push(fork.attachRawTracepoint('sched_process_fork'));
-      obj.ringBuffer(SYS_HTTP_OBJECT.maps.sys_http_events, onRecord).start();
-    } catch (err) {
-      this.links.length = 0;
-      void obj.close();
-      throw err;
-    }
-    this.obj = obj;
+      (obj, links) => {
+        for (const p of SYS_HTTP_PROGRAMS) links.push(obj.program(p.prog).attachTracepoint(p.category, p.event));
+        links.push(obj.program(SYS_HTTP_FORK_PROGRAM).attachRawTracepoint('sched_process_fork'));
+        obj.ringBuffer(SYS_HTTP_OBJECT.maps.sys_http_events, onRecord).start();
+      },
+    );
+    this.links.push(...opened.links);
+    this.obj = opened.obj;
   }
 
   get attachedPids(): number[] {

@@ -13,7 +13,7 @@ import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type
 import { requireRootAndBpf } from './helpers/privileges';
 import { heuristicRoute } from '../../src/spans/routes/heuristic';
 import { APPS, httpRequest, observeOnlyArgs, startServers, type Lang, type LangServer } from './helpers/any-language';
-import { buildGoApp } from './helpers/go-build';
+import { buildGoApp } from '../helpers/go-build';
 
 const LANGS: Lang[] = ['python', 'node', 'java', 'c'];
 const hex = (n: number): string => randomBytes(n).toString('hex');

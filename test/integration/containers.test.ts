@@ -29,7 +29,7 @@ import {
   staticServiceImage,
 } from './helpers/containers';
 import { getStatus } from './helpers/http';
-import { startAgent, waitFor, waitForPort, type AgentProcess } from './helpers/processes';
+import { startAgent, waitFor, waitForPort, waitForReleased, waitForTraced, type AgentProcess } from './helpers/processes';
 import { freePort } from './helpers/collector';
 import { requireRootAndBpf } from './helpers/privileges';
 
@@ -108,10 +108,11 @@ describe('containerised services (testcontainers on podman)', () => {
       '--otlp-endpoint', `http://127.0.0.1:${collectorPort}`,
     ]);
     agents.push(agent);
-    await waitFor('attach of both services', () => agent.stderr().includes(`attached pid ${frontPid} `) && agent.stderr().includes(`attached pid ${backPid} `), 30_000);
-    expect(agent.stderr()).toMatch(new RegExp(`attached pid ${frontPid} \\(/app/demo-frontend, matched by container ${short(frontend.getId())}\\)`));
-    expect(agent.stderr()).toMatch(new RegExp(`not tracing pid ${collectorPid} \\(/otelcol, matched by container ${short(collector.getId())}\\): it is the Collector this agent exports to`));
-    expect(agent.stderr()).not.toMatch(new RegExp(`attached pid ${collectorPid} `));
+    const front = await waitForTraced(agent, frontPid);
+    await waitForTraced(agent, backPid);
+    expect(front).toMatchObject({ exe: '/app/demo-frontend', reason: `container ${short(frontend.getId())}` });
+    expect(await agent.metric('spanbridge_processes_excluded_total', { reason: 'collector' })).toBe(1);
+    expect((await agent.processes()).map((p) => p.pid).sort()).toEqual([frontPid, backPid].sort());
 
     const frontPort = frontend.getMappedPort(8080);
     for (let i = 0; i < 3; i++) expect(await getStatus(frontPort, `/shop/apple${i}`)).toBe(200);
@@ -162,7 +163,7 @@ describe('containerised services (testcontainers on podman)', () => {
 
     for (const round of [1, 2]) {
       const pid = await hostPidOf(app.getId());
-      await waitFor(`attach of pid ${pid} (round ${round})`, () => agent.stderr().includes(`attached pid ${pid} (/app/${exeName}, matched by exe /app/${exeName})`), 30_000);
+      expect(await waitForTraced(agent, pid)).toMatchObject({ exe: `/app/${exeName}`, reason: `exe /app/${exeName}` });
       const port = app.getMappedPort(8080);
       const itemPath = `/items/restart-${process.pid}-${round}`;
       await waitFor('request served', async () => (await getStatus(port, itemPath).catch(() => 0)) === 200, 15_000);
@@ -174,7 +175,7 @@ describe('containerised services (testcontainers on podman)', () => {
       if (round === 1) {
         // Kill and restart the traced service (same container, new process); the agent keeps running.
         await app.restart({ timeout: 1_000 });
-        await waitFor(`detach of pid ${pid}`, () => agent.stderr().includes(`detached pid ${pid} (exited)`), 30_000);
+        await waitForReleased(agent, pid);
       }
     }
     expect(agent.proc.exitCode).toBeNull();
@@ -192,7 +193,11 @@ describe('containerised services (testcontainers on podman)', () => {
     const pid = await hostPidOf(app.getId());
     const agent = await startAgent(['--container', short(app.getId()), '--otlp-endpoint', `http://127.0.0.1:${collectorPort}`]);
     agents.push(agent);
-    await waitFor(`attach of pid ${pid}`, () => agent.stderr().includes(`attached pid ${pid} (/app/c-http-server, matched by container ${short(app.getId())}): HTTP/1.x via`), 30_000);
+    expect(await waitForTraced(agent, pid)).toMatchObject({
+      exe: '/app/c-http-server',
+      reason: `container ${short(app.getId())}`,
+      tracer: 'syscall tracepoints (HTTP/1.x)',
+    });
     await waitForPort(port);
     const itemPath = `/c-in-container-${process.pid}`;
     expect(await getStatus(port, itemPath)).toBe(200);
@@ -207,7 +212,7 @@ describe('containerised services (testcontainers on podman)', () => {
   it('inspects an image\'s binary once for several containers running it', async () => {
     const exeName = 'ctr-goserver';
     const image = await goServiceImage('goserver', exeName);
-    const agent = await startAgent(['--exe', `/app/${exeName}`, '--export', 'none', '--log-level', 'debug']);
+    const agent = await startAgent(['--exe', `/app/${exeName}`, '--export', 'none']);
     agents.push(agent);
     const pids: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -219,10 +224,8 @@ describe('containerised services (testcontainers on podman)', () => {
       started.push(c);
       pids.push(await hostPidOf(c.getId()));
     }
-    await waitFor('three attaches', () => pids.every((p) => agent.stderr().includes(`attached pid ${p} `)), 30_000);
+    for (const p of pids) await waitForTraced(agent, p);
     // Each container sees the file through its own overlay mount (own st_dev): keyed by content.
-    const inspections = agent.stderr().split('\n').filter((l) => l.includes(`inspected /app/${exeName} `));
-    expect(inspections).toHaveLength(1);
-    expect(inspections[0]).toMatch(/\(content:\d+:[0-9a-f]{32}\)/);
+    expect(await agent.metric('spanbridge_binaries_inspected_total')).toBe(1);
   });
 });

@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { buildGoApp, goVersionOf, type GoToolchain } from './helpers/go-build';
+import { buildGoApp, goVersionOf, type GoToolchain } from '../helpers/go-build';
 import { startCollector, freePort, type FlatSpan, type RunningCollector } from './helpers/collector';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';

@@ -9,7 +9,7 @@
 import { baselineOf, checkChainRequest, clientHop, serverHop, type Answer, type ChainCase, type ChainService } from './helpers/chain-check';
 import { startFramework, startNginx, type FrameworkService } from './helpers/frameworks';
 import { requireRootAndBpf } from './helpers/privileges';
-import { kernelCounters, startAgent, type AgentProcess, type Running } from './helpers/processes';
+import { startAgent, type AgentProcess, type Running } from './helpers/processes';
 
 /** nginx (one worker) sending every path to `upstream`. */
 async function startNginxProxy(upstream: string): Promise<ChainService & { proc: Running; url: string }> {
@@ -51,8 +51,8 @@ describe('nginx forwarding traceparent to Flask (syscall path, sk_msg replaces t
   it('counts the forwarded values replaced in place, and no span id twice', async () => {
     const ids = agent.spans().map((s) => s.spanId);
     expect(new Set(ids).size).toBe(ids.length);
+    const counters = await agent.kernelCounters();
     await agent.stop();
-    const counters = kernelCounters(agent.stderr());
     expect(counters.sys_http_link_forwarded).toBe(6);
     expect(counters.sk_inject_replaced).toBe(6);
     expect(counters.sk_inject_skip_replace ?? 0).toBe(0);

@@ -13,7 +13,7 @@ import net from 'node:net';
 import { baselineOf, checkChainRequest, clientHop, send, serverHop, type Answer, type ChainCase, type ChainService } from './helpers/chain-check';
 import { startFramework, startNginx, type FrameworkService, type RunningNginx } from './helpers/frameworks';
 import { requireRootAndBpf } from './helpers/privileges';
-import { kernelCounters, startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
+import { startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
 
 interface Setup {
   readonly name: string;
@@ -229,8 +229,8 @@ describe('nginx reverse proxy: upstream requests linked to the downstream reques
     const spans = agent.spans();
     const ids = spans.map((x) => x.spanId);
     expect(new Set(ids).size).toBe(ids.length);
+    const k = await agent.kernelCounters();
     await agent.stop();
-    const k = kernelCounters(agent.stderr());
     // Only the second of pipelined requests may be unlinked (nginx reads it from its buffer, after
     // the first one's response started: not "in flight" for the kernel).
     const unlinked = k.sys_http_skip_nginx_unlinked ?? 0;

@@ -1,7 +1,7 @@
 /**
  * Python asyncio in-process linking (bpf/sys_http_asyncio.h) on stock frameworks: FastAPI on
  * uvicorn calling out with httpx, and an aiohttp server calling out with aiohttp's client, both on
- * the pinned CPython, traced by one agent with a FastAPI leaf that echoes the traceparent it got.
+ * CPython 3.11, 3.12 and 3.13, traced by one agent with a FastAPI leaf that echoes the traceparent it got.
  * Every request comes in with a traceparent of its own trace id, so the trace id the leaf echoes
  * says which request the agent took as the parent: the same one (connected), another one in
  * flight (a wrong parent: never allowed), or a new trace (unlinked). Sequential requests, 32 at
@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import { echoed, send } from './helpers/chains';
 import { freePort } from './helpers/collector';
 import { callUrl, startFramework, type FrameworkService } from './helpers/frameworks';
@@ -58,9 +59,11 @@ describe('Python asyncio: client calls are children of the request their task se
     fronts.push(
       await startFramework('fastapi-uvicorn', 'fastapi-front'),
       await startFramework('aiohttp', 'aiohttp-front'),
-      // CPython 3.13 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
+      // CPython 3.13 and 3.12 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
       await startFramework('fastapi-uvicorn', 'fastapi-front-313', { venv: 'py313' }),
       await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
+      await startFramework('fastapi-uvicorn', 'fastapi-front-312', { venv: 'py312' }),
+      await startFramework('aiohttp', 'aiohttp-front-312', { venv: 'py312' }),
     );
     const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
     webPort = await freePort();
@@ -77,16 +80,34 @@ describe('Python asyncio: client calls are children of the request their task se
     const notes = (pid: number): string => processes.find((p) => p.pid === pid)?.notes.join('; ') ?? '(not traced)';
     expect(notes(fronts[0].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result\)/);
     expect(notes(fronts[2].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.13: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
+    expect(notes(fronts[4].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.12: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
     expect(notes(stripped!.pid)).toMatch(/asyncio not linked: no symbols: .*_asyncio\.cpython-3\d+-x86_64-linux-gnu\.so is stripped/);
   });
 
-  /** Sends /call to the leaf's /headers with a traceparent of a fresh trace each; returns trace id -> echoed traceparent. */
-  async function calls(front: FrameworkService, n: number, concurrent: boolean, delayMs: number): Promise<Map<string, string>> {
+  /** GET over a keep-alive pool: the front serves several requests per connection. */
+  function getKeepAlive(url: string, headers: Record<string, string>, pool: http.Agent): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      http
+        .get(url, { headers, agent: pool }, (res) => {
+          let body = '';
+          res.setEncoding('latin1');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        })
+        .on('error', reject);
+    });
+  }
+
+  /**
+   * Sends /call to the leaf's /headers with a traceparent of a fresh trace each (a new connection
+   * each, or over `pool`); returns trace id -> echoed traceparent.
+   */
+  async function calls(front: FrameworkService, n: number, concurrent: boolean, delayMs: number, pool?: http.Agent): Promise<Map<string, string>> {
     const one = async (): Promise<[string, string]> => {
       const traceId = hex(16);
-      const r = await send(callUrl(front, `${leaf.url}/headers`, delayMs ? `&delay_ms=${delayMs}` : ''), {
-        headers: { traceparent: `00-${traceId}-${hex(8)}-01` },
-      });
+      const url = callUrl(front, `${leaf.url}/headers`, delayMs ? `&delay_ms=${delayMs}` : '');
+      const headers = { traceparent: `00-${traceId}-${hex(8)}-01` };
+      const r = pool ? await getKeepAlive(url, headers, pool) : await send(url, { headers });
       expect(r.status).toBe(200);
       return [traceId, echoed(r.body)?.traceparent ?? ''];
     };
@@ -123,7 +144,7 @@ describe('Python asyncio: client calls are children of the request their task se
     return o;
   }
 
-  for (const which of ['fastapi-front', 'aiohttp-front', 'fastapi-front-313', 'aiohttp-front-313']) {
+  for (const which of ['fastapi-front', 'aiohttp-front', 'fastapi-front-313', 'aiohttp-front-313', 'fastapi-front-312', 'aiohttp-front-312']) {
     describe(which, () => {
       const front = (): FrameworkService => fronts.find((f) => f.service === which)!;
 
@@ -140,6 +161,22 @@ describe('Python asyncio: client calls are children of the request their task se
         expect(o.wrong).toBe(0);
         expect(o.problems.filter((p) => !p.includes('wrong'))).toEqual([]);
         expect(o.connected / sent.size).toBeGreaterThanOrEqual(0.99);
+      }, 180_000);
+
+      it('keep-alive: sequential on one connection, then 32 concurrent over 8 connections (several requests per connection)', async () => {
+        const one = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const eight = new http.Agent({ keepAlive: true, maxSockets: 8 });
+        try {
+          const sent = await calls(front(), 10, false, 0, one);
+          for (const [t, e] of await calls(front(), 32, true, 50, eight)) sent.set(t, e);
+          const o = await judge(front(), sent);
+          expect(o.wrong).toBe(0);
+          expect(o.problems.filter((p) => !p.includes('wrong'))).toEqual([]);
+          expect(o.connected / sent.size).toBeGreaterThanOrEqual(0.99);
+        } finally {
+          one.destroy();
+          eight.destroy();
+        }
       }, 180_000);
 
       it('a call made after the response keeps its request as parent', async () => {
@@ -165,4 +202,54 @@ describe('Python asyncio: client calls are children of the request their task se
       }, 120_000);
     });
   }
+});
+
+/**
+ * A Python service selected at its exec (`--exe`), before it imported asyncio: the probe finds no
+ * asyncio at the attach and tries again at the agent's periodic tick; once found, the service's
+ * calls are linked (without that, none would ever be).
+ */
+describe('Python asyncio: a service selected before it loaded asyncio is linked once it has', () => {
+  let leaf: FrameworkService | undefined;
+  let front: FrameworkService | undefined;
+  let agent: AgentProcess | undefined;
+
+  beforeAll(async () => {
+    requireRootAndBpf();
+    leaf = await startFramework('fastapi-uvicorn', 'py-leaf-late');
+    agent = await startAgent(['--exe', 'python3.13', '--export', 'none'], {}, 120_000);
+    front = await startFramework('fastapi-uvicorn', 'fastapi-late-313', { venv: 'py313' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await Promise.all([leaf?.proc.stop(), front?.proc.stop()]);
+  });
+
+  it('sequential requests after the late probe: every call is the child of its request', async () => {
+    const call = async (): Promise<{ traceId: string; echoedTrace: string; echoedSpan: string }> => {
+      const traceId = hex(16);
+      const r = await send(callUrl(front!, `${leaf!.url}/headers`), { headers: { traceparent: `00-${traceId}-${hex(8)}-01` } });
+      expect(r.status).toBe(200);
+      const [, echoedTrace, echoedSpan] = (echoed(r.body)?.traceparent ?? '').split('-');
+      return { traceId, echoedTrace, echoedSpan };
+    };
+    const sourceOf = async (spanId: string): Promise<unknown> => {
+      await waitFor('client span', () => agent!.spans().some((s) => s.spanId === spanId), 30_000);
+      return agent!.spans().find((s) => s.spanId === spanId)!.attributes['spanbridge.parent.source'];
+    };
+    // linked by its task from the first tick after uvicorn imported asyncio (5 s period); until
+    // then a sequential call may be linked by thread
+    await waitFor('the late asyncio probe', async () => (await sourceOf((await call()).echoedSpan)) === 'asyncio_task', 60_000);
+    for (let i = 0; i < 10; i++) {
+      const c = await call();
+      expect(c.echoedTrace).toBe(c.traceId);
+      const serverOf = (): PrintedSpanLine | undefined => agent!.spans().find((s) => s.kind === 'SERVER' && s.traceId === c.traceId && s.resource['service.name'] === 'fastapi-late-313');
+      await waitFor('client and server spans', () => agent!.spans().some((s) => s.spanId === c.echoedSpan) && serverOf() !== undefined, 30_000);
+      const client = agent!.spans().find((s) => s.spanId === c.echoedSpan)!;
+      const server = serverOf();
+      expect(client.attributes['spanbridge.parent.source']).toBe('asyncio_task');
+      expect(client.parentSpanId).toBe(server?.spanId);
+    }
+  }, 120_000);
 });

@@ -8,7 +8,7 @@
  *   the timer reads them in time) are read out after the probes are detached and printed.
  */
 import http from 'node:http';
-import { buildGoApp } from './helpers/go-build';
+import { buildGoApp } from '../helpers/go-build';
 import { freePort } from './helpers/collector';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
@@ -86,11 +86,10 @@ describe('ring-buffer delivery (adaptive wakeups + periodic consume + draining s
     agent = a;
     const N = 30;
     for (let i = 0; i < N; i++) expect(await get(ka, port, `/items/stop${i}`)).toBe(200);
-    await a.stop('SIGINT');
+    expect(await a.stop('SIGINT')).toBe(0);
     agent = undefined;
     const stopped = pathsOf(a, '/items/stop');
     expect(stopped).toHaveLength(N);
     expect(new Set(stopped).size).toBe(N);
-    expect(a.stderr()).toMatch(/stopped: /);
   });
 });

@@ -220,6 +220,7 @@ describe('secrets never leave in telemetry (Go and Python services, server and c
     const outputs: Record<string, string> = {
       'collector (spans and metrics, as received)': readFileSync(collector.outputFile, 'utf8'),
       'agent stdout (--print-spans json)': agent.stdout(),
+      // The log is the feature here: what the agent writes to it must hold no secret either.
       'agent stderr (--log-level debug)': agent.stderr(),
       '/metrics': metricsText,
       'web view /api/traces': webJson,

@@ -14,11 +14,11 @@ import net from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildGoApp } from './helpers/go-build';
+import { buildGoApp } from '../helpers/go-build';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents } from './helpers/go-chain';
 import { startServer } from './helpers/any-language';
-import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, waitForTraced, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -243,9 +243,9 @@ describe('sk_msg traceparent injection into non-Go clients (every kernel: non-Go
     await backend?.stop();
   });
 
-  it('selects the clients for socket-level injection', () => {
+  it('selects the clients for socket-level injection', async () => {
     for (const c of Object.values(clients)) {
-      expect(agent.stderr()).toMatch(new RegExp(`attached pid ${c!.proc.pid} .*traceparent injection: sk_msg`));
+      expect((await waitForTraced(agent, c!.proc.pid)).injection).toBe('sk_msg');
     }
   });
 
@@ -391,8 +391,8 @@ describe('sk_msg traceparent injection into non-Go clients (every kernel: non-Go
   });
 
   it('counts injections in the kernel', async () => {
+    const counters = await agent.kernelCounters();
     await agent.stop();
-    const counters = kernelCounters(agent.stderr());
     // 2 single requests, 3 x 1,000, 2 x 2 POSTs, 1 continued call through the Python server
     expect(counters.sk_inject_done).toBeGreaterThanOrEqual(3007);
     expect(counters.sk_inject_skip_push_failed ?? 0).toBe(0);

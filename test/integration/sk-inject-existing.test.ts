@@ -5,10 +5,10 @@
  * next request on it carries exactly the reported client span's traceparent.
  */
 import http from 'node:http';
-import { buildGoApp } from './helpers/go-build';
+import { buildGoApp } from '../helpers/go-build';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents, frontendPair } from './helpers/go-chain';
-import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, waitForTraced, type AgentProcess, type Running } from './helpers/processes';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { outgoingConnections } from '../../src/tracers/sk-inject-tracer';
 
@@ -57,7 +57,7 @@ maybe('sk_msg injection into keep-alive connections opened before the agent', ()
 
   it('after the agent attaches, the next request on that connection carries the client span', async () => {
     agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none'], {}, 120_000);
-    expect(agent.stderr()).toMatch(new RegExp(`attached pid ${frontend.pid} .*1 existing connection\\(s\\) taken over`));
+    expect(await waitForTraced(agent, frontend.pid)).toMatchObject({ injection: 'sk_msg', connectionsTakenOver: 1 });
     const tps = echoedTraceparents(await get());
     expect(tps).toHaveLength(1);
     const pair = await waitFor('pair', () => {

@@ -11,9 +11,9 @@
  */
 import http from 'node:http';
 import { echoedTraceparents, frontendPair, goChainForSuite, startGoChain } from './helpers/go-chain';
-import { kernelCounters, waitFor } from './helpers/processes';
+import { waitFor } from './helpers/processes';
 import { lockedDown } from './helpers/privileges';
-import type { GoToolchain } from './helpers/go-build';
+import type { GoToolchain } from '../helpers/go-build';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
@@ -30,9 +30,11 @@ const maybe = lockedDown() ? describe : describe.skip;
 maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injection into Go requests (locked-down host, Go %s)', (toolchain) => {
   const chain = goChainForSuite(toolchain);
 
-  it('reports socket-level injection as the strategy in effect', () => {
-    expect(chain().agent.stderr()).toMatch(/header injection: socket-level sk_msg/);
-    expect(chain().agent.stderr()).toMatch(/traceparent injection: sk_msg/);
+  it('reports socket-level injection as the strategy in effect', async () => {
+    expect(await chain().agent.metric('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    const procs = await chain().agent.processes();
+    expect(procs.map((p) => p.pid).sort()).toEqual([chain().frontend.pid, chain().backend.pid].sort());
+    for (const p of procs) expect(p.injection).toBe('sk_msg');
   });
 
   it.each(['/sync', '/async', '/nested'])('%s: one traceparent = the reported CLIENT span, in the frontend SERVER trace', async (route) => {
@@ -169,7 +171,8 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
     const injected = await chain().get('/sync', '/headers');
     const off = await startGoChain(toolchain, ['--inject-headers', 'off']);
     try {
-      expect(off.agent.stderr()).not.toMatch(/header injection: socket-level sk_msg/);
+      expect(await off.agent.metric('spanbridge_header_injection', { runtime: 'go', method: 'none' })).toBe(1);
+      expect(await off.agent.metric('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(0);
       const plain = await off.get('/sync', '/headers');
       expect(echoedTraceparents(plain.body)).toEqual([]);
       expect(otherHeaders(plain.body)).toEqual(otherHeaders(injected.body));
@@ -180,8 +183,8 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
   }, 180_000);
 
   it('counts injections in the kernel and nothing was refused', async () => {
+    const counters = await chain().agent.kernelCounters();
     await chain().agent.stop();
-    const counters = kernelCounters(chain().agent.stderr());
     // every one of the 1,000 keep-alive requests: injected, or its lost hand-over counted
     expect(counters.sk_inject_done + (counters.inject_skip_socket_lost ?? 0)).toBeGreaterThanOrEqual(1000);
     expect(counters.sk_inject_sock_added).toBeGreaterThanOrEqual(1);

@@ -12,10 +12,10 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildGoApp } from './helpers/go-build';
+import { buildGoApp } from '../helpers/go-build';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents } from './helpers/go-chain';
-import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 import { b64, startPyClient, type PyClient } from './helpers/py-raw-client';
 
@@ -140,8 +140,8 @@ describe('sk_msg injection into pipelined HTTP/1.1 requests (non-Go client: ever
   it('counts pipelined injections in the kernel and the one request beyond the ids in user space', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^spanbridge_sys_http_exchanges_dropped_total\{reason="pipelined_beyond_spare_ids"\} 1$/m);
+    const c = await agent.kernelCounters();
     await agent.stop();
-    const c = kernelCounters(agent.stderr());
     expect(c.sk_inject_pipelined_done).toBe(6); // 3 (first test) + 3 (third test)
     expect(c.sk_inject_pipelined_skipped ?? 0).toBe(0);
     expect(c.sk_inject_skip_push_failed ?? 0).toBe(0);

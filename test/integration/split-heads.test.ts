@@ -12,7 +12,7 @@
  */
 import { rawExchange } from './helpers/any-language';
 import { startFramework, type FrameworkService } from './helpers/frameworks';
-import { kernelCounters, startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
+import { startAgent, waitFor, type AgentProcess, type PrintedSpanLine } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 import { DEFAULT_GO_SERVER_PATH } from '../../src/tracers/go-server-path';
 
@@ -119,8 +119,8 @@ describe('split request heads give the same context as one read (Flask/gunicorn,
   }, 60_000);
 
   it('the kernel counted the heads decided in a later read', async () => {
+    const counters = await agent.kernelCounters();
     await agent.stop();
-    const counters = kernelCounters(agent.stderr());
     // every flask case but the one-read 1.5 KB head, and the call above
     expect(counters.sys_http_head_split).toBeGreaterThanOrEqual(CASES.length);
     expect(counters.sys_http_skip_head_unread ?? 0).toBe(0);

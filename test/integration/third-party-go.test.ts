@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import { startCollector, type RunningCollector } from './helpers/collector';
-import { startAgent, waitFor, type AgentProcess } from './helpers/processes';
+import { startAgent, waitFor, waitForTraced, type AgentProcess } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 
 function post(url: string, body: string, headers: Record<string, string>): Promise<number> {
@@ -38,7 +38,9 @@ describe('tracing a third-party Go service: the stock Collector itself', () => {
   });
 
   it('its OTLP/HTTP receiver requests become SERVER spans that continue the caller trace', async () => {
-    expect(agent.stderr()).toMatch(new RegExp(`attached pid ${target.pid} \\(.*otelcol.*\\): go1\\.\\d+`));
+    const traced = await waitForTraced(agent, target.pid);
+    expect(traced.exe).toMatch(/otelcol/);
+    expect(traced.tracer).toMatch(/^Go uprobes \(go1\.\d+/);
     const tp = '00-5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174-01';
     expect(await post(target.tracesEndpoint, '{"resourceSpans":[]}', { traceparent: tp })).toBe(200);
     expect(await post(`${target.endpoint}/v1/nothing-here`, '{}', {})).toBe(404);

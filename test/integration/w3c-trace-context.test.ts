@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { freePort } from './helpers/collector';
 import { PYTHON, W3C_SUITE, startFramework, type Framework, type FrameworkService } from './helpers/frameworks';
-import { startAgent, waitFor, type AgentProcess } from './helpers/processes';
+import { startAgent, waitForTraced, type AgentProcess } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 
 type Outcome = 'ok' | 'FAIL' | 'ERROR' | 'skipped';
@@ -126,7 +126,7 @@ describe('W3C trace-context suite through untraced third-party services (agent i
     expect(services.size).toBe(4);
     for (const s of services.values()) {
       // gunicorn: the master (it holds the port too) and its workers
-      await waitFor(`${s.framework} attached`, () => new RegExp(`attached pid ${s.proc.pid} .*traceparent injection: sk_msg`).test(agent.stderr()), 30_000);
+      expect((await waitForTraced(agent, s.proc.pid)).injection).toBe('sk_msg');
     }
   });
 

@@ -65,7 +65,7 @@ async function rows(page: Page): Promise<{ service: string; cls: string; bar: { 
 describe('web page in headless Chromium', () => {
   it('draws recorded demo traces as a waterfall', async () => {
     const buffer = new TraceBuffer({ quietMs: 1000, maxTraces: 10 });
-    const recorded = readFileSync(path.join(REPO_ROOT, 'test/unit/cli/fixtures/demo-spans.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const recorded = readFileSync(path.join(REPO_ROOT, 'test/fixtures/demo-spans.jsonl'), 'utf8').split('\n').filter(Boolean);
     for (const l of recorded) buffer.add(printedToSpan(JSON.parse(l) as PrintedSpan));
     buffer.flush();
     const web = await startWebServer(buffer, 0);
@@ -137,7 +137,7 @@ describe('web page in headless Chromium', () => {
       await waitForPort(fe);
       await waitForPort(be);
       agent = await startAgent(['--config', config], {}, 90_000);
-      await waitFor('web page port', () => agent!.stderr().includes(`web: recent traces at http://127.0.0.1:${webPort}/`), 30_000);
+      await waitForPort(webPort);
       for (const item of ['apple', 'durian', 'unicorn', 'apple']) await fetch(`http://127.0.0.1:${fe}/shop/${item}`).then((r) => r.text());
       await b.page.goto(`http://127.0.0.1:${webPort}/`);
       // 4 requests -> 4 traces of frontend SERVER + 2x(CLIENT -> backend SERVER), once finished
@@ -160,6 +160,7 @@ describe('web page in headless Chromium', () => {
         expect(p.probes).toBeGreaterThan(0);
       }
       expect((await b.page.$$eval('#procs .proc', (ps) => ps.map((p) => (p as HTMLElement).dataset.service))).sort()).toEqual(['shop-backend', 'shop-frontend']);
+      // The log line is the feature: the agent logs the table of traced processes for the user.
       await waitFor('the attachment table in the log', () => /traced processes: 2\n.*PID +SERVICE +TRACER +PROBES/.test(agent!.stderr()), 10_000);
       mkdirSync(SHOTS, { recursive: true });
       const shot = path.join(SHOTS, 'live-demo.png');

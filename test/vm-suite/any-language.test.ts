@@ -6,10 +6,10 @@
  * (uprobes) continues it: one trace, and the header on the wire is the reported client span.
  */
 import { freePort } from '../integration/helpers/collector';
-import { buildGoApp } from '../integration/helpers/go-build';
+import { buildGoApp } from '../helpers/go-build';
 import { echoedTraceparents } from '../integration/helpers/go-chain';
 import { httpRequest, startServer } from '../integration/helpers/any-language';
-import { kernelCounters, startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from '../integration/helpers/processes';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from '../integration/helpers/processes';
 import { guestKernel, requireGuest } from './guest';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
@@ -99,8 +99,8 @@ describe(`any-language tracing on the guest kernel (${guestKernel})`, () => {
   it('the same on one reused keep-alive connection: every request its own header', () => callChain(10, true), 300_000);
 
   it('reports what the kernel side did at stop', async () => {
+    const counters = await agent.kernelCounters();
     await agent.stop();
-    const counters = kernelCounters(agent.stderr());
     process.stderr.write(`any-language (${guestKernel}): ${agent.stderr().split('\n').find((l) => l.includes('kernel counters:'))}\n`);
     expect(counters.sys_http_link_thread).toBeGreaterThanOrEqual(20);
     expect(counters.sk_inject_done).toBeGreaterThanOrEqual(20);

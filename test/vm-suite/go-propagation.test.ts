@@ -7,8 +7,8 @@
  */
 import http from 'node:http';
 import { echoedTraceparents, frontendPair, startGoChain, type GoChain } from '../integration/helpers/go-chain';
-import { kernelCounters, waitFor, type PrintedSpanLine } from '../integration/helpers/processes';
-import type { GoToolchain } from '../integration/helpers/go-build';
+import { waitFor, type PrintedSpanLine } from '../integration/helpers/processes';
+import type { GoToolchain } from '../helpers/go-build';
 import { requireGuest } from './guest';
 
 const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
@@ -135,8 +135,8 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go propagation with memo
   }, 900_000);
 
   it('reports injections and skips in its kernel counters', async () => {
+    const counters = await chain.agent.kernelCounters();
     await chain.agent.stop();
-    const counters = kernelCounters(chain.agent.stderr());
     expect(counters.inject_done).toBeGreaterThanOrEqual(5 + 6 + 20 + volume);
     expect(counters.inject_skip_no_room).toBeGreaterThanOrEqual(1);
     expect(counters.inject_skip_flushed).toBeGreaterThanOrEqual(2);

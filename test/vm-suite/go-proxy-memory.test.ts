@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startFramework, type FrameworkService } from '../integration/helpers/frameworks';
-import { kernelCounters, startAgent, waitFor, type AgentProcess } from '../integration/helpers/processes';
+import { startAgent, waitFor, type AgentProcess } from '../integration/helpers/processes';
 import { requireGuest } from './guest';
 
 function send(url: string, method: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -91,8 +91,8 @@ describe('Go reverse proxy and client bodies with memory injection', () => {
   });
 
   it('counts', async () => {
+    const counters = await agent.kernelCounters();
     await agent.stop();
-    const counters = kernelCounters(agent.stderr());
     expect(counters.inject_forwarded).toBe(2);
     expect(counters.inject_done).toBeGreaterThanOrEqual(3);
   }, 60_000);

@@ -5,8 +5,8 @@ import type { LibbpfObject } from './object';
 
 /**
  * A link owned by its object. destroy() returns at once; bpf_link__destroy runs on a libuv worker
- * thread, because detaching waits for the kernel's RCU grace periods: measured 70-180 ms per
- * uprobe or tracepoint link here, which would stall every timer and ring buffer if done on the
+ * thread, because detaching waits for the kernel's RCU grace periods (tens to hundreds of ms per
+ * link, bench/results/2026-12-06-code-comment-measurements.md), which would stall every timer and ring buffer if done on the
  * main thread. Destroys of one object are chained (run one after another, in call order), so
  * close() still detaches in reverse creation order and uses one worker thread at a time.
  */

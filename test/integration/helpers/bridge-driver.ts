@@ -3,29 +3,25 @@
  * attributes so RED metrics have something to aggregate, and a steady-rate generator.
  */
 import type { Resource, Span } from '../../../src/spans/span';
+import { makeResource, makeSpan } from '../../fixtures/spans';
 
 let sequence = 0;
 
 export function syntheticResource(serviceName: string, pid = 4242): Resource {
-  return { attributes: { 'service.name': serviceName, 'process.pid': pid, 'host.name': 'node-1', 'service.instance.id': `${serviceName}-${pid}` } };
+  return makeResource(serviceName, pid, { 'service.instance.id': `${serviceName}-${pid}` });
 }
 
-/** A sampled SERVER span with unique ids, ~`durationMs` long, ending now. */
+/** A sampled SERVER span with ids unique across runs, ~`durationMs` long, ending now. */
 export function syntheticSpan(resource: Resource, overrides: Partial<Span> = {}, durationMs = 12): Span {
   sequence++;
   const id = (BigInt(Date.now()) * 1_000_000n + BigInt(sequence)).toString(16).padStart(16, '0').slice(-16);
   const end = BigInt(Date.now()) * 1_000_000n;
-  return {
+  return makeSpan(resource, {
     traceId: `5b8efff798038103${id}`,
     spanId: id,
-    parentSpanId: '',
-    traceFlags: 1,
-    traceState: '',
     name: 'GET /items/{id}',
-    kind: 'SERVER',
     startTimeUnixNano: end - BigInt(durationMs) * 1_000_000n,
     endTimeUnixNano: end,
-    status: { code: 'UNSET' },
     attributes: {
       'http.request.method': 'GET',
       'url.path': `/items/${sequence}`,
@@ -33,9 +29,8 @@ export function syntheticSpan(resource: Resource, overrides: Partial<Span> = {},
       'http.route': '/items/{id}',
       'http.response.status_code': 200,
     },
-    resource,
     ...overrides,
-  };
+  });
 }
 
 /** Calls `emit` with `perSecond` spans a second, in 20 ms ticks, until `stop()`. */

@@ -17,7 +17,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { COLLECTOR_BINARY, flattenTraceRequest, type FlatSpan, type JsonValue } from './collector';
-import { buildGoApp } from './go-build';
+import { buildGoApp } from '../../helpers/go-build';
 import { REPO_ROOT } from './processes';
 
 export const PODMAN_SOCKET = process.env.SPANBRIDGE_PODMAN_SOCK ?? '/run/podman/podman.sock';

@@ -5,7 +5,7 @@
  * both. Used on the host (lockdown: no injection) and in the VM suite (injection on).
  */
 import http from 'node:http';
-import { buildGoApp, type GoLink, type GoToolchain } from './go-build';
+import { buildGoApp, type GoLink, type GoToolchain } from '../../helpers/go-build';
 import { freePort } from './collector';
 import { requireRootAndBpf } from './privileges';
 import { startAgent, startProcess, waitForPort, type AgentProcess, type PrintedSpanLine, type Running } from './processes';

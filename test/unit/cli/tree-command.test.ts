@@ -4,7 +4,7 @@ import { treesFromJsonLines } from '../../../src/cli/tree-command';
 
 describe('spanbridge tree', () => {
   it('prints recorded --print-spans json lines as one tree per trace, in order, skipping other lines', () => {
-    const recorded = readFileSync(join(__dirname, 'fixtures/demo-spans.jsonl'), 'utf8');
+    const recorded = readFileSync(join(__dirname, '../../fixtures/demo-spans.jsonl'), 'utf8');
     const r = treesFromJsonLines(`2026-11-25T03:47:48Z INFO  a log line\n${recorded}{"not":"a span"}\n`);
     expect(r.traces).toBe(3);
     expect(r.skipped).toBe(2);

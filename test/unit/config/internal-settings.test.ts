@@ -1,24 +1,13 @@
 /**
- * Settings that used to be read from the environment where they are used (the syscall tracer's
- * limits, the ring-buffer wait mode, libbpf debug output, the proc root) go through the settings
- * table like every other: environment or YAML, validated once, handed to the parts that use them.
+ * The internal settings (the syscall tracer's limits, the ring-buffer wait mode, libbpf debug
+ * output, the proc root) go through the settings table like every other: environment or YAML,
+ * validated once, handed to the parts that use them (none reads the environment itself).
  */
-import { parseRunArgs, type RunOptions } from '../../../src/cli/args';
+import type { RunOptions } from '../../../src/cli/args';
+import { configErr, runOptions } from '../../helpers/run-options';
 
 function run(env: NodeJS.ProcessEnv, yaml?: string): RunOptions {
-  const o = parseRunArgs(yaml === undefined ? ['--pid', '1'] : ['--pid', '1', '--config', '/c.yaml'], env, () => yaml ?? '');
-  if (o === 'help') throw new Error('help');
-  return o;
-}
-
-function configErr(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect((err as { code: string }).code).toBe('ERR_CONFIG');
-    return (err as Error).message;
-  }
-  throw new Error('expected ERR_CONFIG');
+  return yaml === undefined ? runOptions(['--pid', '1'], env) : runOptions(['--pid', '1', '--config', '/c.yaml'], env, { '/c.yaml': yaml });
 }
 
 describe('internal settings in the settings table', () => {

@@ -1,31 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeConfig, parseRunArgs, type RunOptions } from '../../../src/cli/args';
+import { describeConfig } from '../../../src/cli/args';
 import { loadConfig, toSelection } from '../../../src/config/load';
 import { SETTINGS } from '../../../src/config/settings';
-
-function files(map: Record<string, string>): (p: string) => string {
-  return (p) => {
-    if (!(p in map)) throw new Error(`ENOENT: no such file '${p}'`);
-    return map[p];
-  };
-}
-
-function run(argv: string[], env: NodeJS.ProcessEnv = {}, fs: Record<string, string> = {}): RunOptions {
-  const o = parseRunArgs(argv, env, files(fs));
-  if (o === 'help') throw new Error('help');
-  return o;
-}
-
-function configErr(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect((err as { code: string }).code).toBe('ERR_CONFIG');
-    return (err as Error).message;
-  }
-  throw new Error('expected ERR_CONFIG');
-}
+import { configErr, runOptions as run } from '../../helpers/run-options';
 
 const YAML = `
 selections:

@@ -1,23 +1,5 @@
-import { describeConfig, parseRunArgs, type RunOptions } from '../../../src/cli/args';
-
-function run(argv: string[], env: NodeJS.ProcessEnv = {}, fs: Record<string, string> = {}): RunOptions {
-  const o = parseRunArgs(argv, env, (p) => {
-    if (!(p in fs)) throw new Error(`ENOENT: no such file '${p}'`);
-    return fs[p];
-  });
-  if (o === 'help') throw new Error('help');
-  return o;
-}
-
-function configErr(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect((err as { code: string }).code).toBe('ERR_CONFIG');
-    return (err as Error).message;
-  }
-  throw new Error('expected ERR_CONFIG');
-}
+import { describeConfig } from '../../../src/cli/args';
+import { configErr, runOptions as run } from '../../helpers/run-options';
 
 const YAML = `
 selections:

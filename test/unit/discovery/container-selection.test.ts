@@ -174,7 +174,7 @@ describe('self-exclusion on a fake /proc', () => {
   const reasonFor = (ex: SelfExclusion, pid: number): string | null => {
     const proc = readProcessInfo(pid);
     if (!proc) throw new Error(`fake pid ${pid} unreadable`);
-    return ex.reason(proc);
+    return ex.reason(proc)?.why ?? null;
   };
 
   it('excludes itself, other agents and the Collector on the host; traces the rest', () => {
@@ -183,6 +183,9 @@ describe('self-exclusion on a fake /proc', () => {
     expect(reasonFor(ex, 101)).toMatch(/a spanbridge agent/);
     expect(reasonFor(ex, 200)).toMatch(/the Collector this agent exports to \(listens on port 4318\)/);
     expect(reasonFor(ex, 201)).toBeNull();
+    // The kind labels spanbridge_processes_excluded_total.
+    const kindOf = (pid: number): string | undefined => ex.reason(readProcessInfo(pid)!)?.kind;
+    expect([kindOf(100), kindOf(101), kindOf(200)]).toEqual(['self', 'agent', 'collector']);
     // In another netns, listening on 4318 inside the container says nothing about the host port.
     expect(reasonFor(ex, 301)).toBeNull();
   });
@@ -191,6 +194,7 @@ describe('self-exclusion on a fake /proc', () => {
     const ex = new SelfExclusion({ selfPid: 100, exportEndpoints: ['http://127.0.0.1:14318'] });
     expect(readProcessInfo(301)?.containerId).toBe(ID);
     expect(reasonFor(ex, 301)).toMatch(/its container d36bd66bf630 publishes port 14318/);
+    expect(ex.reason(readProcessInfo(301)!)?.kind).toBe('collector');
     expect(reasonFor(ex, 401)).toBeNull();
     expect(reasonFor(ex, 200)).toBeNull();
   });

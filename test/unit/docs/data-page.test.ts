@@ -19,6 +19,7 @@ import { KEPT_HEADERS } from '../../../src/spans/sys-http-parse';
 import { sysHttpSpan, type ExchangeView } from '../../../src/spans/sys-http-span';
 import { DEFAULT_QUERY_KEYS } from '../../../src/spans/url-redaction';
 import { FixedClock } from '../../../src/time/clock';
+import { goClientFields, goServerFields } from '../../fixtures/records';
 
 const doc = readFileSync(join(__dirname, '../../../docs/data.md'), 'utf8');
 
@@ -38,18 +39,11 @@ function tableKeys(heading: string): Set<string> {
 const clock = new FixedClock(0n);
 const resource = { attributes: { 'service.name': 'svc' } };
 
-const goServer = (over: Partial<GoHttpServerRecord>): GoHttpServerRecord => ({
-  type: 'go_http_server', pid: 1, tid: 1, goid: 1n, startNs: 1n, endNs: 2n, traceId: 'a'.repeat(32), spanId: 'b'.repeat(16),
-  parentSpanId: '', traceFlags: 1, remoteParent: false, status: 500, method: 'GET', path: '/items/1', query: 'x=1',
-  pattern: 'GET /items/{id}', host: 'h:80', remoteAddr: '10.0.0.1:5555', tracestate: '', userAgent: 'ua', protoMajor: 1,
-  protoMinor: 1, requestContentLength: 3n, responseSize: 4n, truncated: [], ...over,
-});
+const goServer = (over: Partial<GoHttpServerRecord>): GoHttpServerRecord =>
+  goServerFields({ goid: 1n, startNs: 1n, endNs: 2n, status: 500, path: '/items/1', host: 'h:80', remoteAddr: '10.0.0.1:5555', userAgent: 'ua', requestContentLength: 3n, responseSize: 4n, ...over });
 
-const goClient = (over: Partial<GoHttpClientRecord>): GoHttpClientRecord => ({
-  type: 'go_http_client', pid: 1, tid: 1, goid: 1n, startNs: 1n, endNs: 2n, traceId: 'a'.repeat(32), spanId: 'b'.repeat(16),
-  parentSpanId: '', traceFlags: 1, status: 404, transportError: false, propagation: 'injected', bodyOpen: false, method: 'GET', scheme: 'http',
-  host: 'b:81', path: '/p', query: 'q=1', truncated: [], ...over,
-});
+const goClient = (over: Partial<GoHttpClientRecord>): GoHttpClientRecord =>
+  goClientFields({ startNs: 1n, endNs: 2n, parentSpanId: '', status: 404, host: 'b:81', path: '/p', ...over });
 
 const exchange = (over: Partial<ExchangeView>): ExchangeView => ({
   role: 'server', traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), parentSpanId: '', traceFlags: 1, link: 'traceparent',

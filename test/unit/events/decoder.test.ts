@@ -1,62 +1,12 @@
-import { decodeRecord, RECORDS_INVALID } from '../../../src/events/decoder';
-import { GO_HTTP_SERVER_EVENT as L, PROC_LIFECYCLE_EVENT as P, RECORD_TYPE } from '../../../src/events/structs.generated';
+import { decodeRecord, RECORDS_INVALID, RING_RECORDS, ringDecoder, ringHandler, type RingRecord } from '../../../src/events/decoder';
+import { PROC_LIFECYCLE_EVENT as P, RECORD_TYPE, RECORD_TYPE as T } from '../../../src/events/structs.generated';
 import { SelfMetrics } from '../../../src/metrics/counters';
-
-function put(buf: Buffer, name: string, value: number | bigint | Buffer | string): void {
-  const f = L.fields[name];
-  if (Buffer.isBuffer(value)) value.copy(buf, f.offset);
-  else if (typeof value === 'string') buf.write(value, f.offset, 'latin1');
-  else if (f.size === 1) buf.writeUInt8(Number(value), f.offset);
-  else if (f.size === 2) buf.writeUInt16LE(Number(value), f.offset);
-  else if (f.size === 4) buf.writeUInt32LE(Number(value), f.offset);
-  else buf.writeBigInt64LE(BigInt(value), f.offset);
-}
-
-function serverRecord(overrides: Record<string, number | bigint | Buffer | string> = {}): Buffer {
-  // Ring memory is not zeroed: fill with garbage so the decoder must respect lengths.
-  const buf = Buffer.alloc(L.size, 0xee);
-  const fields: Record<string, number | bigint | Buffer | string> = {
-    type: RECORD_TYPE.RECORD_GO_HTTP_SERVER,
-    trace_flags: 1,
-    flags: 0b011,
-    proto_major: 1,
-    proto_minor: 1,
-    status: 201,
-    pid: 4242,
-    tid: 4243,
-    goid: 77n,
-    start_ns: 1_000_000n,
-    end_ns: 31_000_000n,
-    request_content_length: 4n,
-    response_size: 7n,
-    trace_id: Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex'),
-    span_id: Buffer.from('00f067aa0ba902b7', 'hex'),
-    parent_span_id: Buffer.from('b7ad6b7169203331', 'hex'),
-    method_len: 4,
-    method: 'POST',
-    path_len: 6,
-    path: '/items',
-    query_len: 0,
-    pattern_len: 11,
-    pattern: 'POST /items',
-    host_len: 14,
-    host: 'localhost:8080',
-    remote_len: 15,
-    remote: '127.0.0.1:51234',
-    tracestate_len: 5,
-    tracestate: 'a=b,c',
-    user_agent_len: 300,
-    user_agent: 'x'.repeat(128),
-    ...overrides,
-  };
-  for (const [k, v] of Object.entries(fields)) put(buf, k, v);
-  return buf;
-}
+import { goServerRecord } from '../../fixtures/records';
 
 describe('decodeRecord', () => {
   it('decodes a Go server record using true lengths, never bytes past them', () => {
     const m = new SelfMetrics();
-    const r = decodeRecord(serverRecord(), m);
+    const r = decodeRecord(goServerRecord(), m);
     expect(r).toMatchObject({
       type: 'go_http_server',
       pid: 4242,
@@ -84,12 +34,12 @@ describe('decodeRecord', () => {
   });
 
   it('has no parent without the remote-parent flag, and no pattern without its flag', () => {
-    const r = decodeRecord(serverRecord({ flags: 0 }), new SelfMetrics());
+    const r = decodeRecord(goServerRecord({ flags: 0 }), new SelfMetrics());
     expect(r).toMatchObject({ parentSpanId: '', remoteParent: false, pattern: '' });
   });
 
   it('reports status 0 when the kernel marked it unknown', () => {
-    const r = decodeRecord(serverRecord({ flags: 0b100 }), new SelfMetrics());
+    const r = decodeRecord(goServerRecord({ flags: 0b100 }), new SelfMetrics());
     expect(r).toMatchObject({ status: 0 });
   });
 
@@ -106,7 +56,7 @@ describe('decodeRecord', () => {
     const m = new SelfMetrics();
     expect(decodeRecord(Buffer.alloc(0), m)).toBeNull();
     expect(decodeRecord(Buffer.from([200, 1, 2, 3]), m)).toBeNull();
-    expect(decodeRecord(serverRecord().subarray(0, 100), m)).toBeNull();
+    expect(decodeRecord(goServerRecord().subarray(0, 100), m)).toBeNull();
     expect(m.get(RECORDS_INVALID, { reason: 'empty' })).toBe(1);
     expect(m.get(RECORDS_INVALID, { reason: 'unknown_type' })).toBe(1);
     expect(m.get(RECORDS_INVALID, { reason: 'short' })).toBe(1);
@@ -174,5 +124,53 @@ describe('decodeRecord: Go client records', () => {
     Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, E.fields.span_id.offset);
     expect(decodeRecord(buf, new SelfMetrics())).toEqual({ type: 'go_http_client_end', pid: 42, spanId: '00f067aa0ba902b7', endNs: 123456789n });
     expect(decodeRecord(buf.subarray(0, E.size - 1), new SelfMetrics())).toBeNull();
+  });
+});
+
+describe('one decoder per ring', () => {
+  const proc = (type: number): Buffer => {
+    const buf = Buffer.alloc(P.size);
+    buf.writeUInt8(type, 0);
+    buf.writeUInt32LE(99, P.fields.pid.offset);
+    return buf;
+  };
+
+  it('decodes the types its ring carries and counts any other type as unknown_type', () => {
+    const m = new SelfMetrics();
+    const procEvents = ringDecoder('proc_events', m);
+    // Typed as that ring's records (a compile error if the ring's record type were empty).
+    const t: RingRecord<'proc_events'>['type'] | undefined = procEvents(proc(T.RECORD_PROC_EXEC))?.type;
+    expect(t).toBe('proc_exec');
+    expect(procEvents(goServerRecord())).toBeNull();
+    expect(m.get(RECORDS_INVALID, { reason: 'unknown_type' })).toBe(1);
+    const goRing = ringDecoder('go_http_events', m);
+    expect(goRing(goServerRecord())?.type).toBe('go_http_server');
+    expect(goRing(proc(T.RECORD_PROC_EXIT))).toBeNull();
+    expect(m.get(RECORDS_INVALID, { reason: 'unknown_type' })).toBe(2);
+    // The syscall ring carries its process lifecycle records (after the process's last data).
+    expect(ringDecoder('sys_http_events', m)(proc(T.RECORD_PROC_FORK))?.type).toBe('proc_fork');
+  });
+
+  it('every record type is carried by some ring', () => {
+    const carried = new Set<string>(Object.values(RING_RECORDS).flat());
+    const all = Object.keys(T).filter((k) => k.startsWith('RECORD_') && k !== 'RECORD_TYPE_MAX');
+    const m = new SelfMetrics();
+    for (const k of all) {
+      const buf = Buffer.alloc(4096);
+      buf.writeUInt8(T[k as keyof typeof T], 0);
+      const rec = decodeRecord(buf, m);
+      expect(rec && carried.has(rec.type)).toBe(true);
+    }
+  });
+
+  it('a ring handler hands only decoded records to its consumer', () => {
+    const m = new SelfMetrics();
+    const seen: string[] = [];
+    const handler = ringHandler('proc_events', m, (rec) => seen.push(`${rec.type}:${rec.pid}`));
+    handler(proc(T.RECORD_PROC_EXIT));
+    handler(Buffer.alloc(0));
+    handler(goServerRecord());
+    expect(seen).toEqual(['proc_exit:99']);
+    expect(m.total(RECORDS_INVALID)).toBe(2);
   });
 });

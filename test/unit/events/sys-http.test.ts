@@ -1,31 +1,35 @@
 /** decodeSysHttpData on records built from the generated layout (bpf/sys_http.h). */
 import { decodeSysHttpData, SYS_F2_CONTEXT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
-import { SYS_HTTP_DATA_EVENT as D, SYS_HTTP_ROLE } from '../../../src/events/structs.generated';
+import { SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_ROLE } from '../../../src/events/structs.generated';
+import { encodeRecord, PARENT_SPAN_ID, SPAN_ID } from '../../fixtures/records';
 
 function record(opts: { flags: number; len: bigint; capture: string; tail?: string; captureLen?: number; flags2?: number }): Buffer {
   const data = Buffer.from(opts.capture, 'latin1');
-  const buf = Buffer.alloc(SYS_HTTP_DATA_RECORD_SIZE + data.length, 0xee); // ring memory is not zeroed
-  const f = D.fields;
-  buf[f.direction.offset] = 1;
-  buf[f.role.offset] = SYS_HTTP_ROLE.SYS_ROLE_CLIENT;
-  buf[f.flags.offset] = opts.flags;
-  buf[f.trace_flags.offset] = 1;
-  buf.writeUInt16LE(opts.captureLen ?? data.length, f.capture_len.offset);
-  buf.writeUInt32LE(4242, f.pid.offset);
-  buf.writeUInt32LE(4243, f.tid.offset);
-  buf.writeUInt32LE(7, f.fd.offset);
   const tail = Buffer.from(opts.tail ?? '', 'latin1');
-  buf.writeUInt16LE(tail.length, f.tail_len.offset);
-  tail.copy(buf, f.tail.offset);
-  buf.writeUInt16LE(opts.flags2 ?? 1, f.flags2.offset);
-  buf.writeBigUInt64LE(0xfeedbeefcafe0001n, f.conn_id.offset);
-  buf.writeBigUInt64LE(123_456_789_012n, f.ts_ns.offset);
-  buf.writeBigUInt64LE(opts.len, f.len.offset);
-  Buffer.from('4bf92f3577b34da6a3ce929d0e0e4736', 'hex').copy(buf, f.trace_id.offset);
-  Buffer.from('00f067aa0ba902b7', 'hex').copy(buf, f.span_id.offset);
-  Buffer.from('b7ad6b7169203331', 'hex').copy(buf, f.parent_span_id.offset);
-  data.copy(buf, f.data.offset);
-  return buf;
+  return encodeRecord(
+    D,
+    {
+      direction: SYS_HTTP_DIRECTION.SYS_DIR_EGRESS,
+      role: SYS_HTTP_ROLE.SYS_ROLE_CLIENT,
+      flags: opts.flags,
+      trace_flags: 1,
+      capture_len: opts.captureLen ?? data.length,
+      pid: 4242,
+      tid: 4243,
+      fd: 7,
+      tail_len: tail.length,
+      tail,
+      flags2: opts.flags2 ?? 1,
+      conn_id: 0xfeedbeefcafe0001n,
+      ts_ns: 123_456_789_012n,
+      len: opts.len,
+      trace_id: Buffer.from('4bf92f3577b34da6a3ce929d0e0e4736', 'hex'),
+      span_id: Buffer.from(SPAN_ID, 'hex'),
+      parent_span_id: Buffer.from(PARENT_SPAN_ID, 'hex'),
+      data,
+    },
+    { size: SYS_HTTP_DATA_RECORD_SIZE + data.length },
+  );
 }
 
 describe('decodeSysHttpData', () => {

@@ -7,7 +7,7 @@ import { SelfMetrics } from '../../../src/metrics/counters';
 import type { Span } from '../../../src/spans/span';
 import { decodeTraceRequest, flattenSpans } from './helpers/otlp-proto';
 import { ok, recordingLog, startOtlpServer, type TestServer } from './helpers/otlp-server';
-import { makeResource, makeSpan } from './helpers/spans';
+import { makeResource, makeSpan } from '../../fixtures/spans';
 
 /** Records batches; `hold()` makes exports wait until `release()`. */
 class FakeExporter implements SpanExporter {

@@ -8,7 +8,7 @@ import { protoFields } from '../../../receiver/otlp/rpc-status';
 import { serializeMetrics } from '../../../receiver/otlp/serializers';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import { ok, recordingLog, startOtlpServer, unusedPort, type TestServer } from './helpers/otlp-server';
-import { makeResource, makeSpan } from './helpers/spans';
+import { makeResource, makeSpan } from '../../fixtures/spans';
 
 const ms = (n: number): bigint => BigInt(n) * 1_000_000n;
 

@@ -1,29 +1,10 @@
 import type { GoHttpClientRecord } from '../../../src/events/go-http-client';
 import { SelfMetrics } from '../../../src/metrics/counters';
+import { goClientFields } from '../../fixtures/records';
 import { GO_CLIENT_ENDED_EARLY, GO_CLIENT_END_UNMATCHED, GoClientEnds } from '../../../src/spans/go-client-ends';
 
-const rec = (spanId: string, endNs: bigint, bodyOpen = true, pid = 1): GoHttpClientRecord => ({
-  type: 'go_http_client',
-  pid,
-  tid: 1,
-  goid: 1n,
-  startNs: 1n,
-  endNs,
-  traceId: 'a'.repeat(32),
-  spanId,
-  parentSpanId: '',
-  traceFlags: 1,
-  status: 200,
-  transportError: false,
-  propagation: 'injected-socket',
-  bodyOpen,
-  method: 'GET',
-  scheme: 'http',
-  host: 'h',
-  path: '/',
-  query: '',
-  truncated: [],
-});
+const rec = (spanId: string, endNs: bigint, bodyOpen = true, pid = 1): GoHttpClientRecord =>
+  goClientFields({ pid, startNs: 1n, endNs, spanId, parentSpanId: '', propagation: 'injected-socket', bodyOpen, host: 'h', path: '/', query: '' });
 
 describe('Go client spans wait for their response body to close', () => {
   function setup(opts = {}) {

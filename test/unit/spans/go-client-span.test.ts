@@ -1,31 +1,9 @@
-import type { GoHttpClientRecord } from '../../../src/events/go-http-client';
 import { goClientSpan } from '../../../src/spans/go-client-span';
 import { FixedClock } from '../../../src/time/clock';
 import { urlRedaction } from '../../../src/spans/url-redaction';
+import { goClientFields } from '../../fixtures/records';
 
-const rec = (over: Partial<GoHttpClientRecord> = {}): GoHttpClientRecord => ({
-  type: 'go_http_client',
-  pid: 1,
-  tid: 1,
-  goid: 1n,
-  startNs: 10n,
-  endNs: 20n,
-  traceId: 'a'.repeat(32),
-  spanId: 'b'.repeat(16),
-  parentSpanId: 'c'.repeat(16),
-  traceFlags: 1,
-  status: 200,
-  transportError: false,
-  propagation: 'injected',
-  bodyOpen: false,
-  method: 'GET',
-  scheme: 'http',
-  host: 'backend:8081',
-  path: '/price/apple',
-  query: 'q=1',
-  truncated: [],
-  ...over,
-});
+const rec = goClientFields;
 
 describe('Go client record -> CLIENT span', () => {
   const clock = new FixedClock(0n);

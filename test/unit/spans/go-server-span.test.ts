@@ -1,42 +1,13 @@
-import type { GoHttpServerRecord } from '../../../src/events/go-http-server';
 import { goServerSpan } from '../../../src/spans/go-server-span';
 import { httpSpanName, routeFromGoPattern, splitHostPort, methodAttributes } from '../../../src/spans/http-semconv';
 import { FixedClock } from '../../../src/time/clock';
 import { urlRedaction } from '../../../src/spans/url-redaction';
+import { goServerFields } from '../../fixtures/records';
 
 const resource = { attributes: { 'service.name': 'svc' } };
 const clock = new FixedClock(1_700_000_000_000_000_000n);
 
-function rec(over: Partial<GoHttpServerRecord> = {}): GoHttpServerRecord {
-  return {
-    type: 'go_http_server',
-    pid: 1,
-    tid: 1,
-    goid: 5n,
-    startNs: 1_000n,
-    endNs: 2_500n,
-    traceId: 'a'.repeat(32),
-    spanId: 'b'.repeat(16),
-    parentSpanId: '',
-    traceFlags: 1,
-    remoteParent: false,
-    status: 200,
-    method: 'GET',
-    path: '/items/42',
-    query: 'x=1',
-    pattern: 'GET /items/{id}',
-    host: 'example.com:8080',
-    remoteAddr: '[::1]:5555',
-    tracestate: '',
-    userAgent: 'curl/8',
-    protoMajor: 1,
-    protoMinor: 1,
-    requestContentLength: -1n,
-    responseSize: 12n,
-    truncated: [],
-    ...over,
-  };
-}
+const rec = goServerFields;
 
 describe('Go server record -> SERVER span', () => {
   it('redacts query values (configured keys too) and drops Host userinfo', () => {

@@ -106,6 +106,52 @@ describe('Python asyncio linking', () => {
   });
 });
 
+describe('Python asyncio linking of a process that loads asyncio after its attach', () => {
+  it('is probed again at each tick until asyncio is there, then linked and reported', () => {
+    const backend = new FakeBpfBackend();
+    let loaded = false;
+    const notes: string[] = [];
+    const stage = new SysHttpStage({
+      backend,
+      objectPath: SYS,
+      probeAsyncio: () => (loaded ? { kind: 'linkable', target: target('3.11', 0x7f00000110a0) } : { kind: 'absent' }),
+      onLateNote: (pid, note) => notes.push(`${pid}: ${note}`),
+      clock: new FixedClock(10n),
+      metrics: new SelfMetrics(),
+      resourceOf: () => undefined,
+      deliver: () => undefined,
+    });
+    stage.start();
+    expect(stage.attach({ pid: 7, exeName: 'python3.11' })).not.toMatch(/asyncio/);
+    stage.tick();
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
+    loaded = true;
+    stage.tick();
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
+    expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1 | 2 | 16);
+    expect(notes).toEqual([expect.stringMatching(/^7: asyncio tasks linked \(CPython 3\.11/)]);
+    stage.tick(); // linked once
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
+  });
+
+  it('never asks for uprobes where there are none', () => {
+    const backend = new FakeBpfBackend();
+    const stage = new SysHttpStage({
+      backend,
+      objectPath: SYS,
+      probeAsyncio: () => ({ kind: 'linkable', target: target('3.11', 1) }),
+      asyncioUprobes: false,
+      clock: new FixedClock(10n),
+      metrics: new SelfMetrics(),
+      resourceOf: () => undefined,
+      deliver: () => undefined,
+    });
+    stage.start();
+    expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio not linked: no uprobes here/);
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
+  });
+});
+
 describe('parseMaps', () => {
   it('keeps file-backed mappings with their start and file offset', () => {
     const text = [

@@ -2,7 +2,6 @@ import { GO_OFFSETS } from '../../../src/events/structs.generated';
 import {
   encodeGoOffsets,
   GO_FUNCS,
-  GO_OFFSET_FIELDS,
   GoHttpTracer,
   INJECT_PROGRAM,
   isMemoryInjectionRefused,
@@ -11,23 +10,9 @@ import {
 } from '../../../src/tracers/go-http-tracer';
 import { SpanbridgeError } from '../../../src/errors';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
+import { goTarget } from '../../fixtures/go-target';
 
 const OBJ = '/x/go_http.bpf.o';
-
-function target(over: Partial<GoTarget> = {}): GoTarget {
-  const offsets: Record<string, number> = {};
-  let i = 8;
-  for (const { field } of Object.values(GO_OFFSET_FIELDS)) offsets[field] = (i += 8);
-  return {
-    goVersion: 'go1.26.8',
-    functions: {
-      [GO_FUNCS.serveHttp]: { entryOffset: 0x1000, retOffsets: [0x1040, 0x1080] },
-      [GO_FUNCS.readContinuedLineSlice]: { entryOffset: 0x2000, retOffsets: [0x2030] },
-    },
-    offsets,
-    ...over,
-  };
-}
 
 function started(backend = new FakeBpfBackend()): { backend: FakeBpfBackend; tracer: GoHttpTracer } {
   const tracer = new GoHttpTracer(backend, OBJ);
@@ -77,13 +62,13 @@ describe('GoHttpTracer', () => {
 
   it('writes the offsets first, then attaches entry + every RET with the pid; never a uretprobe', () => {
     const { backend, tracer } = started();
-    const r = tracer.attach(42, '/proc/42/exe', target());
+    const r = tracer.attach(42, '/proc/42/exe', goTarget());
     expect(r).toEqual({ links: 4, notes: ['no client spans (net/http Transport not linked)'] });
     const obj = backend.openObjects()[0];
     const key = Buffer.alloc(4);
     key.writeUInt32LE(42);
     const value = obj.map('go_offsets_by_pid').lookup(key);
-    expect(value).toEqual(encodeGoOffsets(target()));
+    expect(value).toEqual(encodeGoOffsets(goTarget()));
     expect(backend.activeLinks().map((l) => [l.program, l.target])).toEqual([
       ['go_server_handler_serve_http', { kind: 'uprobe', binaryPath: '/proc/42/exe', offset: 0x1000, pid: 42 }],
       ['go_server_handler_serve_http_ret', { kind: 'uprobe', binaryPath: '/proc/42/exe', offset: 0x1040, pid: 42 }],
@@ -94,7 +79,7 @@ describe('GoHttpTracer', () => {
 
   it('detach destroys the links in reverse order and forgets the offsets', () => {
     const { backend, tracer } = started();
-    tracer.attach(42, '/proc/42/exe', target());
+    tracer.attach(42, '/proc/42/exe', goTarget());
     tracer.detach(42);
     expect(backend.activeLinks()).toHaveLength(0);
     const order = backend.links.map((l) => l.destroyOrder);
@@ -108,15 +93,15 @@ describe('GoHttpTracer', () => {
   it('rolls back everything when an attach fails half way', () => {
     const backend = new FakeBpfBackend().failAttach('go_textproto_read_line_ret', 3);
     const { tracer } = started(backend);
-    expect(() => tracer.attach(42, '/proc/42/exe', target())).toThrow(/No such process \(errno 3\)/);
+    expect(() => tracer.attach(42, '/proc/42/exe', goTarget())).toThrow(/No such process \(errno 3\)/);
     expect(backend.activeLinks()).toHaveLength(0);
     expect(tracer.attachedPids).toEqual([]);
   });
 
   it('needs ServeHTTP with RET points and the required offsets; Pattern is optional', () => {
     const { tracer } = started();
-    expect(() => tracer.attach(1, 'p', target({ functions: {} }))).toThrow(/net\/http.serverHandler.ServeHTTP in the binary/);
-    const noPattern = target();
+    expect(() => tracer.attach(1, 'p', goTarget({ functions: {} }))).toThrow(/net\/http.serverHandler.ServeHTTP in the binary/);
+    const noPattern = goTarget();
     const offsets = { ...noPattern.offsets };
     delete (offsets as Record<string, number | undefined>)['net/http.Request.Pattern'];
     const r = tracer.attach(2, 'p', { ...noPattern, goVersion: 'go1.22.12', offsets });
@@ -146,7 +131,7 @@ describe('GoHttpTracer', () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection });
     tracer.start(() => undefined);
-    const t = target();
+    const t = goTarget();
     const r = tracer.attach(7, '/proc/7/exe', { ...t, functions: { ...t.functions, ...clientFunctions } });
     expect(r.notes).toEqual([]);
     const byProgram = (p: string) => backend.activeLinks().filter((l) => l.program === p).map((l) => (l.target.kind === 'uprobe' ? l.target.offset : -1));
@@ -175,7 +160,7 @@ describe('GoHttpTracer', () => {
 
   it('without bodyEOFSignal.Close, client spans end at the response head and that is said', () => {
     const { tracer, backend } = started();
-    const t = target();
+    const t = goTarget();
     const functions = { ...t.functions, ...clientFunctions } as Record<string, unknown>;
     delete functions[GO_FUNCS.bodyEofSignalClose];
     const r = tracer.attach(9, 'p', { ...t, functions: functions as GoTarget['functions'] });
@@ -185,7 +170,7 @@ describe('GoHttpTracer', () => {
 
   it('without runtime.g.parentGoid (Go < 1.21) goroutine ancestry is skipped and said so', () => {
     const { tracer, backend } = started();
-    const t = target({ goVersion: 'go1.20.1' });
+    const t = goTarget({ goVersion: 'go1.20.1' });
     const offsets = { ...t.offsets } as Record<string, number | undefined>;
     delete offsets['runtime.g.parentGoid'];
     const r = tracer.attach(8, 'p', { ...t, offsets, functions: { ...t.functions, ...clientFunctions } });
@@ -195,8 +180,8 @@ describe('GoHttpTracer', () => {
 
   it('close detaches every process and closes the object', async () => {
     const { backend, tracer } = started();
-    tracer.attach(1, 'p', target());
-    tracer.attach(2, 'p', target());
+    tracer.attach(1, 'p', goTarget());
+    tracer.attach(2, 'p', goTarget());
     await tracer.close();
     expect(backend.activeLinks()).toHaveLength(0);
     expect(backend.openObjects()).toHaveLength(0);

@@ -5,8 +5,7 @@
  */
 import { decodeRecord } from '../../../src/events/decoder';
 import { formatAddress } from '../../../src/events/sys-http';
-import { RECORD_TYPE, SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DROP_REASON } from '../../../src/events/structs.generated';
-import type { StructLayout } from '../../../src/events/btf-layout';
+import { RECORD_TYPE, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DROP_REASON } from '../../../src/events/structs.generated';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import type { Span } from '../../../src/spans/span';
 import { FixedClock } from '../../../src/time/clock';
@@ -14,95 +13,29 @@ import { runtimeOf, SysHttpStage } from '../../../src/tracers/sys-http-stage';
 import { clientSpansUnlinked } from '../../../src/metrics/catalogue';
 import { isEventLoopRuntime, SYS_HTTP_PROGRAMS, SysHttpTracer } from '../../../src/tracers/sys-http-tracer';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
+import { sysConnRecord, sysDataRecord, v4 } from '../../fixtures/records';
 
 const OBJ = '/x/sys_http.bpf.o';
-
-function put(l: StructLayout, buf: Buffer, name: string, value: number | bigint | Buffer | string): void {
-  const f = l.fields[name];
-  if (!f) throw new Error(`no field ${name}`);
-  if (Buffer.isBuffer(value)) value.copy(buf, f.offset);
-  else if (typeof value === 'string') buf.write(value, f.offset, 'latin1');
-  else if (f.size === 1) buf.writeUInt8(Number(value), f.offset);
-  else if (f.size === 2) buf.writeUInt16LE(Number(value), f.offset);
-  else if (f.size === 4) buf.writeUInt32LE(Number(value), f.offset);
-  else buf.writeBigUInt64LE(BigInt(value), f.offset);
-}
-
-const v4 = (a: string): Buffer => Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...a.split('.').map(Number)]);
-
-function connRecord(type: number, fields: Record<string, number | bigint | Buffer> = {}): Buffer {
-  const buf = Buffer.alloc(C.size, 0xee);
-  const all: Record<string, number | bigint | Buffer> = {
-    type,
-    role: 1,
-    family: 2,
-    _pad0: 0,
-    local_port: 8080,
-    remote_port: 51000,
-    pid: 7,
-    tid: 8,
-    fd: 5,
-    _pad1: 0,
-    conn_id: 99n,
-    ts_ns: 1_000n,
-    local_addr: v4('127.0.0.1'),
-    remote_addr: v4('10.1.2.3'),
-    ...fields,
-  };
-  for (const [k, v] of Object.entries(all)) put(C, buf, k, v);
-  return buf;
-}
-
-function dataRecord(bytes: string, fields: Record<string, number | bigint | Buffer> = {}): Buffer {
-  // Ring memory is not zeroed: garbage past the captured length must never be read.
-  const buf = Buffer.alloc(D.size, 0xee);
-  const data = Buffer.from(bytes, 'latin1');
-  const all: Record<string, number | bigint | Buffer> = {
-    type: RECORD_TYPE.RECORD_SYS_HTTP_DATA,
-    direction: 0,
-    role: 1,
-    flags: 0,
-    trace_flags: 1,
-    syscall: 0,
-    capture_len: Math.min(data.length, 1024),
-    pid: 7,
-    tid: 8,
-    fd: 5,
-    tail_len: Math.min(8, data.length),
-    flags2: 0,
-    conn_id: 99n,
-    ts_ns: 2_000n,
-    len: BigInt(data.length),
-    trace_id: Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex'),
-    span_id: Buffer.from('00f067aa0ba902b7', 'hex'),
-    parent_span_id: Buffer.from('b7ad6b7169203331', 'hex'),
-    data: data.subarray(0, 1024),
-    tail: data.subarray(Math.max(0, data.length - 8)),
-    ...fields,
-  };
-  for (const [k, v] of Object.entries(all)) put(D, buf, k, v);
-  return buf;
-}
 
 describe('sys http records', () => {
   it('decodes connection and data records through the one decoder', () => {
     const m = new SelfMetrics();
-    const open = decodeRecord(connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN), m);
+    const open = decodeRecord(sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN), m);
     expect(open).toMatchObject({ type: 'sys_http_conn_open', role: 'server', pid: 7, connId: 99n, localAddress: '127.0.0.1', localPort: 8080, remoteAddress: '10.1.2.3', remotePort: 51000 });
-    const d = decodeRecord(dataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1 }), m);
+    const d = decodeRecord(sysDataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1 }), m);
     expect(d).toMatchObject({ type: 'sys_http_data', direction: 'ingress', role: 'server', len: 18, traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00f067aa0ba902b7' });
     if (d?.type !== 'sys_http_data') throw new Error('not data');
     expect(d.data.toString()).toBe('GET / HTTP/1.1\r\n\r\n');
     expect(d.parentSpanId).toBe(''); // no parent flag: the parent bytes are not read
     expect(d.spareIds).toHaveLength(3);
-    const pipelined = decodeRecord(dataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1, flags2: 1 }), m);
+    const pipelined = decodeRecord(sysDataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1, flags2: 1 }), m);
     expect(pipelined).toMatchObject({ flags: 1, flags2: 1 });
-    const noStart = decodeRecord(dataRecord('body'), m);
+    const noStart = decodeRecord(sysDataRecord('body'), m);
     expect(noStart?.type === 'sys_http_data' && noStart.spareIds).toEqual([]);
   });
 
   it('decodes records sent as header + captured bytes only (variable size)', () => {
-    const full = dataRecord('GET /v HTTP/1.1\r\n\r\n', { flags: 1 });
+    const full = sysDataRecord('GET /v HTTP/1.1\r\n\r\n', { flags: 1 });
     const sent = full.subarray(0, D.fields.data.offset + 19);
     const d = decodeRecord(sent, new SelfMetrics());
     expect(d?.type === 'sys_http_data' && d.data.toString()).toBe('GET /v HTTP/1.1\r\n\r\n');
@@ -115,7 +48,7 @@ describe('sys http records', () => {
 
   it('counts short records instead of decoding them', () => {
     const m = new SelfMetrics();
-    expect(decodeRecord(dataRecord('x').subarray(0, 100), m)).toBeNull();
+    expect(decodeRecord(sysDataRecord('x').subarray(0, 100), m)).toBeNull();
     expect(m.snapshot().find((p) => p.labels.reason === 'short')?.value).toBe(1);
   });
 
@@ -263,9 +196,9 @@ describe('SysHttpStage', () => {
     });
     stage.start();
     expect(stage.attach({ pid: 7, exeName: 'node' })).toMatch(/thread linking off/);
-    backend.emit('sys_http_events', connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN));
-    backend.emit('sys_http_events', dataRecord('GET /x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n', { flags: 1 | 4 }));
-    backend.emit('sys_http_events', dataRecord('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', { direction: 1, flags: 2, ts_ns: 5_000n }));
+    backend.emit('sys_http_events', sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN));
+    backend.emit('sys_http_events', sysDataRecord('GET /x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n', { flags: 1 | 4 }));
+    backend.emit('sys_http_events', sysDataRecord('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', { direction: 1, flags: 2, ts_ns: 5_000n }));
     expect(spans).toHaveLength(1);
     expect(spans[0]).toMatchObject({
       traceId: '0af7651916cd43dd8448eb211c80319c',
@@ -276,9 +209,9 @@ describe('SysHttpStage', () => {
       endTimeUnixNano: 5_010n,
     });
     expect(spans[0].attributes).toMatchObject({ 'url.path': '/x', 'url.query': 'y=1', 'http.response.status_code': 201, 'client.address': '10.1.2.3' });
-    backend.emit('sys_http_events', connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { pid: 8, conn_id: 5n }));
-    backend.emit('sys_http_events', dataRecord('GET / HTTP/1.1\r\n\r\n', { pid: 8, conn_id: 5n, flags: 1 }));
-    backend.emit('sys_http_events', dataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid: 8, conn_id: 5n, direction: 1 }));
+    backend.emit('sys_http_events', sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { pid: 8, conn_id: 5n }));
+    backend.emit('sys_http_events', sysDataRecord('GET / HTTP/1.1\r\n\r\n', { pid: 8, conn_id: 5n, flags: 1 }));
+    backend.emit('sys_http_events', sysDataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid: 8, conn_id: 5n, direction: 1 }));
     expect(spans).toHaveLength(1);
   });
   it('counts client spans of event-loop runtimes left without a parent, never those of other runtimes or with an app traceparent', () => {
@@ -297,9 +230,9 @@ describe('SysHttpStage', () => {
     stage.attach({ pid: 7, exeName: 'node20' });
     stage.attach({ pid: 9, exeName: 'python3' });
     const call = (pid: number, conn: bigint, flags: number): void => {
-      backend.emit('sys_http_events', connRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { pid, conn_id: conn, role: 2 }));
-      backend.emit('sys_http_events', dataRecord('GET /out HTTP/1.1\r\nHost: d\r\n\r\n', { pid, conn_id: conn, role: 2, direction: 1, flags }));
-      backend.emit('sys_http_events', dataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid, conn_id: conn, role: 2, direction: 0, flags: 2, ts_ns: 5_000n }));
+      backend.emit('sys_http_events', sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { pid, conn_id: conn, role: 2 }));
+      backend.emit('sys_http_events', sysDataRecord('GET /out HTTP/1.1\r\nHost: d\r\n\r\n', { pid, conn_id: conn, role: 2, direction: 1, flags }));
+      backend.emit('sys_http_events', sysDataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid, conn_id: conn, role: 2, direction: 0, flags: 2, ts_ns: 5_000n }));
     };
     call(7, 1n, 1); // node, no parent: counted
     call(7, 2n, 1 | 128); // node, the application's own traceparent: not counted

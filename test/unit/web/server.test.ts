@@ -7,7 +7,7 @@ import { PAGE_HTML } from '../../../src/web/page';
 import { startWebServer, type WebServer } from '../../../src/web/server';
 import type { WebTrace } from '../../../src/web/traces-json';
 
-const RECORDED = readFileSync(join(__dirname, '../cli/fixtures/demo-spans.jsonl'), 'utf8')
+const RECORDED = readFileSync(join(__dirname, '../../fixtures/demo-spans.jsonl'), 'utf8')
   .split('\n')
   .filter(Boolean)
   .map((l) => printedToSpan(JSON.parse(l) as PrintedSpan));

@@ -3,6 +3,7 @@ import { parsePatternList, type RoutePattern } from '../../../../src/spans/route
 import { DEFAULT_ROUTES, OVERFLOW_ROUTE, type RoutesSettings } from '../../../../src/spans/routes/route-policy';
 import { ROUTES_DISTINCT, ROUTES_OVERFLOW, RouteStage } from '../../../../src/spans/routes/route-stage';
 import type { Attributes, Resource, Span } from '../../../../src/spans/span';
+import { makeSpan } from '../../../fixtures/spans';
 
 function patterns(...p: string[]): RoutePattern[] {
   const r = parsePatternList(p);
@@ -10,22 +11,9 @@ function patterns(...p: string[]): RoutePattern[] {
   return r.patterns;
 }
 
+/** A server span of `path` (routes read only the method, the path and the resource). */
 function span(resource: Resource, path: string, extra: Partial<Span> & { attributes?: Attributes } = {}): Span {
-  return {
-    traceId: 'a'.repeat(32),
-    spanId: 'b'.repeat(16),
-    parentSpanId: '',
-    traceFlags: 1,
-    traceState: '',
-    name: 'GET',
-    kind: 'SERVER',
-    startTimeUnixNano: 1n,
-    endTimeUnixNano: 2n,
-    status: { code: 'UNSET' },
-    resource,
-    ...extra,
-    attributes: { 'http.request.method': 'GET', 'url.path': path, ...extra.attributes },
-  };
+  return makeSpan(resource, { name: 'GET', ...extra, attributes: { 'http.request.method': 'GET', 'url.path': path, ...extra.attributes } });
 }
 
 function logger(): { warn: jest.Mock; lines: string[] } & Record<string, unknown> {

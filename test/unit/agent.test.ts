@@ -1,0 +1,249 @@
+/**
+ * The Agent on the fake BPF backend: what it starts and in which order, what selecting and
+ * releasing a process does to the tracers, the Go injection fallback on a typed load error, and
+ * the grace period after which a gone process's resource is released.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, type AgentHost, type AttachmentEvent, type ProcessWatcherLike, type SpanSink } from '../../src/agent';
+import { RESOURCE_GRACE_MS } from '../../src/attach/resource-lifetimes';
+import type { ProcessInfo } from '../../src/discovery/process-info';
+import type { WatcherEvents } from '../../src/discovery/process-watcher';
+import { SpanbridgeError } from '../../src/errors';
+import { GO_HTTP_OBJECT, SYS_HTTP_OBJECT } from '../../src/events/structs.generated';
+import type { Logger } from '../../src/log';
+import type { Span } from '../../src/spans/span';
+import { INJECT_PROGRAM } from '../../src/tracers/go-http-tracer';
+import { FakeBpfBackend } from '../fakes/fake-bpf';
+import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from './helpers/capabilities';
+import { goTarget } from '../fixtures/go-target';
+import { minimalGoServerRecord } from '../fixtures/records';
+
+const GO_PID = 999_101;
+const PY_PID = 999_102;
+
+function proc(pid: number, exe: string): ProcessInfo {
+  const exeName = exe.split('/').pop() as string;
+  return { pid, exePath: exe, exeOpenPath: `/proc/${pid}/exe`, exeName, exeKey: `1:${pid}`, cmdline: [exe], env: {}, startTicks: 1 };
+}
+
+
+interface Harness {
+  agent: Agent;
+  backend: FakeBpfBackend;
+  events: () => WatcherEvents;
+  spans: Span[];
+  attachments: AttachmentEvent[];
+  lines: string[];
+  order: string[];
+}
+
+function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off' } = {}): Harness {
+  const backend = options.backend ?? new FakeBpfBackend();
+  const lines: string[] = [];
+  const order: string[] = [];
+  const spans: Span[] = [];
+  const attachments: AttachmentEvent[] = [];
+  let watcherEvents: WatcherEvents | undefined;
+  const log: Logger = {
+    debug: (m: string) => lines.push(`DEBUG ${m}`),
+    info: (m: string) => lines.push(`INFO ${m}`),
+    warn: (m: string) => lines.push(`WARN ${m}`),
+    error: (m: string) => lines.push(`ERROR ${m}`),
+    warnEvery: (_k: string, _ms: number, m: string) => lines.push(`WARN ${m}`),
+  };
+  const watcher: ProcessWatcherLike = {
+    start: () => order.push('watcher.start'),
+    stop: () => order.push('watcher.stop'),
+    onExec: () => undefined,
+    onExit: () => undefined,
+    onFork: () => undefined,
+    matchedPids: [],
+  };
+  const host: AgentHost = {
+    ensureKernelFilesystems: () => [],
+    ensureCgroup2: () => ({ status: 'already-mounted', path: '/sys/fs/cgroup' }),
+    createWatcher: (_selection, events) => {
+      watcherEvents = events;
+      return watcher;
+    },
+    inspect: (path) => {
+      if (path === `/proc/${GO_PID}/exe`) return goTarget();
+      throw new SpanbridgeError('ERR_INSPECT', 'no Go build info');
+    },
+    processAlive: () => true,
+  };
+  const sink: SpanSink = {
+    add: (s) => spans.push(s),
+    shutdown: async () => {
+      // Sinks flush last: every BPF object is closed by then.
+      order.push(`sinks.shutdown(open objects: ${backend.openObjects().filter((o) => !o.closed).length})`);
+    },
+  };
+  const agent = new Agent(
+    { selection: { pids: [GO_PID, PY_PID], exeGlobs: [], openPorts: [] }, injectHeaders: options.injectHeaders ?? 'auto', bpfObjectDir: '/x', readyFile: options.readyFile },
+    {
+      backend,
+      log,
+      sinks: [sink],
+      capabilities: options.caps ?? LOCKED_DOWN_HOST,
+      bpfFeatures: ALL_BPF_FEATURES,
+      host,
+      onAttachment: (e) => attachments.push(e),
+    },
+  );
+  return {
+    agent,
+    backend,
+    spans,
+    attachments,
+    lines,
+    order,
+    events: () => {
+      if (!watcherEvents) throw new Error('watcher not created');
+      return watcherEvents;
+    },
+  };
+}
+
+const objectNames = (b: FakeBpfBackend): string[] => b.openObjects().map((o) => o.path.split('/').pop() as string);
+
+describe('Agent', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('starts tracers before the watcher and writes the ready file last; stops tracers before flushing sinks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
+    const h = harness({ readyFile: join(dir, 'ready') });
+    h.agent.start();
+    // sk_msg injection (lockdown: no memory writes) before the Go tracer that hands it contexts,
+    // then the syscall tracer, then process events; the watcher only once all can attach.
+    expect(objectNames(h.backend)).toEqual(['sk_inject.bpf.o', 'go_http.bpf.o', 'sys_http.bpf.o', 'proc_events.bpf.o']);
+    expect(h.backend.openObjects().every((o) => o.loaded)).toBe(true);
+    expect(h.order).toEqual(['watcher.start']);
+    expect(readFileSync(join(dir, 'ready'), 'utf8')).toBe(`${process.pid}\n`);
+    expect(h.lines).toContain('INFO attached: go_http tracer loaded (uprobes are attached per process)');
+    await h.agent.stop();
+    expect(h.order).toEqual(['watcher.start', 'watcher.stop', 'sinks.shutdown(open objects: 0)']);
+    // The span tracers close draining their rings.
+    expect(h.backend.closeOptionsOf('/x/go_http.bpf.o')).toEqual({ drain: true });
+    expect(h.backend.activeLinks()).toEqual([]);
+    await h.agent.stop(); // idempotent
+    expect(h.order).toHaveLength(3);
+  });
+
+  it('refuses to start without the privileges the plan needs, and starts nothing', () => {
+    const h = harness({ caps: { ...LOCKED_DOWN_HOST, isRoot: false, capSysAdmin: false, capBpf: false, capPerfmon: false } });
+    expect(() => h.agent.start()).toThrow(expect.objectContaining({ code: 'ERR_PRIVILEGE' }));
+    expect(h.backend.openObjects()).toEqual([]);
+    expect(h.order).toEqual([]);
+  });
+
+  it('selects a Go process into the uprobe tracer and releases it when it is gone', async () => {
+    const h = harness();
+    h.agent.start();
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    const uprobes = () => h.backend.activeLinks().filter((l) => l.target.kind === 'uprobe' && l.target.pid === GO_PID);
+    expect(uprobes().length).toBeGreaterThanOrEqual(3); // ServeHTTP entry + 2 RETs + textproto RET
+    expect(h.attachments).toEqual([expect.objectContaining({ kind: 'attached', pid: GO_PID, tracer: 'Go uprobes (go1.26.8)', service: 'api' })]);
+    expect(h.agent.metrics.get('spanbridge_processes_attached')).toBe(1);
+    // Black-box parents: the syscall tracer knows the Go process in link-only mode.
+    const traced = h.backend.openObjects().find((o) => o.path.endsWith('sys_http.bpf.o'))!.map(SYS_HTTP_OBJECT.maps.traced_tgids);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(GO_PID);
+    expect(traced.lookup(key)).not.toBeNull();
+
+    h.events().onGone(GO_PID);
+    expect(uprobes()).toEqual([]);
+    expect(traced.lookup(key)).toBeNull();
+    expect(h.attachments.at(-1)).toEqual({ kind: 'detached', pid: GO_PID });
+    expect(h.agent.metrics.get('spanbridge_processes_attached')).toBe(0);
+    await h.agent.stop();
+  });
+
+  it('sends a process that is not Go to the syscall tracer', async () => {
+    const h = harness();
+    h.agent.start();
+    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
+    const traced = h.backend.openObjects().find((o) => o.path.endsWith('sys_http.bpf.o'))!.map(SYS_HTTP_OBJECT.maps.traced_tgids);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(PY_PID);
+    expect(traced.lookup(key)).not.toBeNull();
+    expect(h.attachments).toEqual([expect.objectContaining({ kind: 'attached', pid: PY_PID, tracer: 'syscall tracepoints (HTTP/1.x)', probes: null })]);
+    h.events().onGone(PY_PID);
+    expect(traced.lookup(key)).toBeNull();
+    expect(h.attachments.at(-1)).toEqual({ kind: 'detached', pid: PY_PID });
+    await h.agent.stop();
+  });
+
+  it('says on its metrics and in its attachment events how headers are injected and what it attached', async () => {
+    const h = harness();
+    h.agent.start();
+    // Locked down: no memory writes; sk_msg for Go and every other runtime.
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'sk_msg' })).toBe(1);
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
+    expect(h.attachments).toEqual([
+      expect.objectContaining({ pid: GO_PID, injection: 'sk_msg', connectionsTakenOver: 0 }),
+      expect.objectContaining({ pid: PY_PID, injection: 'sk_msg', connectionsTakenOver: 0 }),
+    ]);
+    expect(h.agent.metrics.get('spanbridge_attaches_total', { tracer: 'go_http' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_attaches_total', { tracer: 'sys_http' })).toBe(1);
+    h.events().onExcluded?.(proc(GO_PID + 10, '/otelcol'), `pid ${GO_PID + 10}`, { kind: 'collector', why: 'it is the Collector this agent exports to' });
+    expect(h.agent.metrics.get('spanbridge_processes_excluded_total', { reason: 'collector' })).toBe(1);
+    expect(h.lines).toContain(`INFO not tracing pid ${GO_PID + 10} (/otelcol, matched by pid ${GO_PID + 10}): it is the Collector this agent exports to`);
+    await h.agent.stop();
+  });
+
+  it('reloads the Go tracer without memory injection when the kernel refuses that program (typed load error)', async () => {
+    const backend = new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36');
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true } });
+    h.agent.start();
+    // The refused object is closed; the one open now leaves the header writer out and hands
+    // contexts to sk_msg instead.
+    const goObjects = backend.openObjects().filter((o) => o.path.endsWith('go_http.bpf.o'));
+    expect(goObjects).toHaveLength(1);
+    expect(goObjects[0].loaded).toBe(true);
+    expect(goObjects[0].disabled.has(INJECT_PROGRAM)).toBe(true);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ memory_injection: false, socket_injection: true });
+    expect(h.lines.some((l) => l.startsWith('WARN strategy: Go memory injection refused by the kernel at load'))).toBe(true);
+    await h.agent.stop();
+  });
+
+  it('does not fall back on other load failures: the start fails', () => {
+    const backend = new FakeBpfBackend().failLoad(GO_HTTP_OBJECT.programs.go_server_handler_serve_http);
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true } });
+    expect(() => h.agent.start()).toThrow(expect.objectContaining({ code: 'ERR_BPF_LOAD', program: GO_HTTP_OBJECT.programs.go_server_handler_serve_http }));
+  });
+
+  it('keeps a gone process resource for the grace period, so records still in the ring become spans', async () => {
+    jest.useFakeTimers();
+    const h = harness();
+    h.agent.start();
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    h.events().onGone(GO_PID);
+    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
+    expect(h.spans).toHaveLength(1);
+    expect(h.spans[0].resource.attributes['service.name']).toBe('api');
+
+    jest.advanceTimersByTime(RESOURCE_GRACE_MS + 1);
+    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
+    expect(h.spans).toHaveLength(1);
+    expect(h.agent.metrics.get('spanbridge_spans_dropped_total', { reason: 'unknown_process' })).toBe(1);
+    await h.agent.stop();
+  });
+
+  it('does not release a resource when the process is traced again within the grace period', async () => {
+    jest.useFakeTimers();
+    const h = harness();
+    h.agent.start();
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    h.events().onGone(GO_PID);
+    h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+    jest.advanceTimersByTime(RESOURCE_GRACE_MS + 1);
+    h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
+    expect(h.spans).toHaveLength(1);
+    await h.agent.stop();
+  });
+});
