@@ -44,24 +44,28 @@ if [ ! -f "$venv/.complete" ]; then
 fi
 ln -sfn "$venv" "$out/py"
 
-# --- A second CPython for asyncio linking (issue 14): pyenv's 3.13.0, the asyncio frameworks only --
-# (FastAPI, uvicorn, httpx, aiohttp at the versions pinned above). 3.12+ start aiohttp's tasks
-# eagerly; the tests run the same services on both interpreters.
-py313=${SPANBRIDGE_PY313:-$HOME/.pyenv/versions/3.13.0/bin/python3}
-if [ -x "$py313" ]; then
-  key313=$(key "$fw/python/requirements.txt" <("$py313" --version))
-  venv313=$cache/py313-$key313
-  if [ ! -f "$venv313/.complete" ]; then
-    log "creating the Python 3.13 venv (fastapi, uvicorn, httpx, aiohttp)"
-    rm -rf "$venv313"
-    "$py313" -m venv "$venv313"
-    "$venv313/bin/pip" install -q --disable-pip-version-check -c "$fw/python/requirements.txt" fastapi uvicorn httpx aiohttp
-    touch "$venv313/.complete"
+# --- More CPythons for asyncio linking (issue 14): pyenv's 3.12 and 3.13, the asyncio frameworks
+# only (FastAPI, uvicorn, httpx, aiohttp at the versions pinned above), linked as
+# build/frameworks/py312 and py313. 3.12+ start aiohttp's tasks eagerly; the tests run the same
+# services on each interpreter. (3.10: the pinned FastAPI's dependencies do not install there.)
+for pyv in 3.12.1 3.13.0; do
+  tag=py$(echo "$pyv" | cut -d. -f1,2 | tr -d .)
+  pybin=$HOME/.pyenv/versions/$pyv/bin/python3
+  if [ ! -x "$pybin" ]; then
+    log "no CPython $pyv at $pybin (pyenv install $pyv): the asyncio tests on it will fail"
+    continue
   fi
-  ln -sfn "$venv313" "$out/py313"
-else
-  log "no CPython 3.13 at $py313 (pyenv install 3.13.0): the asyncio tests on a second Python will fail"
-fi
+  k=$(key "$fw/python/requirements.txt" <("$pybin" --version))
+  v=$cache/$tag-$k
+  if [ ! -f "$v/.complete" ]; then
+    log "creating the Python $pyv venv (fastapi, uvicorn, httpx, aiohttp)"
+    rm -rf "$v"
+    "$pybin" -m venv "$v"
+    "$v/bin/pip" install -q --disable-pip-version-check -c "$fw/python/requirements.txt" fastapi uvicorn httpx aiohttp
+    touch "$v/.complete"
+  fi
+  ln -sfn "$v" "$out/$tag"
+done
 
 # --- Node frameworks -------------------------------------------------------------------------
 stamp=$fw/node/node_modules/.spanbridge-lock-hash

@@ -1,7 +1,7 @@
 /**
  * Python asyncio in-process linking (bpf/sys_http_asyncio.h) on stock frameworks: FastAPI on
  * uvicorn calling out with httpx, and an aiohttp server calling out with aiohttp's client, both on
- * the pinned CPython, traced by one agent with a FastAPI leaf that echoes the traceparent it got.
+ * CPython 3.11, 3.12 and 3.13, traced by one agent with a FastAPI leaf that echoes the traceparent it got.
  * Every request comes in with a traceparent of its own trace id, so the trace id the leaf echoes
  * says which request the agent took as the parent: the same one (connected), another one in
  * flight (a wrong parent: never allowed), or a new trace (unlinked). Sequential requests, 32 at
@@ -59,9 +59,11 @@ describe('Python asyncio: client calls are children of the request their task se
     fronts.push(
       await startFramework('fastapi-uvicorn', 'fastapi-front'),
       await startFramework('aiohttp', 'aiohttp-front'),
-      // CPython 3.13 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
+      // CPython 3.13 and 3.12 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
       await startFramework('fastapi-uvicorn', 'fastapi-front-313', { venv: 'py313' }),
       await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
+      await startFramework('fastapi-uvicorn', 'fastapi-front-312', { venv: 'py312' }),
+      await startFramework('aiohttp', 'aiohttp-front-312', { venv: 'py312' }),
     );
     const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
     webPort = await freePort();
@@ -78,6 +80,7 @@ describe('Python asyncio: client calls are children of the request their task se
     const notes = (pid: number): string => processes.find((p) => p.pid === pid)?.notes.join('; ') ?? '(not traced)';
     expect(notes(fronts[0].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result\)/);
     expect(notes(fronts[2].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.13: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
+    expect(notes(fronts[4].proc.pid)).toMatch(/asyncio tasks linked \(CPython 3\.12: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
     expect(notes(stripped!.pid)).toMatch(/asyncio not linked: no symbols: .*_asyncio\.cpython-3\d+-x86_64-linux-gnu\.so is stripped/);
   });
 
@@ -141,7 +144,7 @@ describe('Python asyncio: client calls are children of the request their task se
     return o;
   }
 
-  for (const which of ['fastapi-front', 'aiohttp-front', 'fastapi-front-313', 'aiohttp-front-313']) {
+  for (const which of ['fastapi-front', 'aiohttp-front', 'fastapi-front-313', 'aiohttp-front-313', 'fastapi-front-312', 'aiohttp-front-312']) {
     describe(which, () => {
       const front = (): FrameworkService => fronts.find((f) => f.service === which)!;
 

@@ -44,8 +44,8 @@ export interface StartOptions {
   upstream?: string;
   port?: number;
   env?: Record<string, string>;
-  /** fastapi-uvicorn, aiohttp: the venv under build/frameworks (default `py`, CPython 3.11; `py313`: CPython 3.13). */
-  venv?: 'py' | 'py313';
+  /** fastapi-uvicorn, aiohttp: the venv under build/frameworks (default `py`, CPython 3.11; `py312`, `py313`: CPython 3.12, 3.13). */
+  venv?: 'py' | 'py312' | 'py313';
 }
 
 function need(file: string): string {
