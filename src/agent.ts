@@ -31,6 +31,7 @@ import { SelfMetrics } from './metrics/counters';
 import { GoHttpStage } from './spans/go-http-stage';
 import { RouteStage } from './spans/routes/route-stage';
 import { DEFAULT_ROUTES, type RoutesSettings } from './spans/routes/route-policy';
+import type { SpanSink } from './sinks/sink';
 import type { Span } from './spans/span';
 import type { UrlRedaction } from './spans/url-redaction';
 import { SystemClock, type Clock } from './time/clock';
@@ -93,10 +94,7 @@ export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
  */
 export const DEFAULT_RING_SIZE_BYTES = 2 * 1024 * 1024;
 
-export interface SpanSink {
-  add(span: Span): void;
-  shutdown(): Promise<void>;
-}
+export type { SpanSink } from './sinks/sink';
 
 /** What the agent needs of the host beyond the BPF backend; real by default, replaced in unit tests. */
 export interface AgentHost {

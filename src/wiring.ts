@@ -12,7 +12,8 @@
  */
 import { join } from 'node:path';
 import { createCollectorBridge, isLoopbackHost, SPANS_DROPPED, SPANS_EXPORTED } from '../receiver';
-import { Agent, type SpanSink } from './agent';
+import { Agent } from './agent';
+import type { SpanSink } from './sinks/sink';
 import { createLibbpfBackend } from './bpf/libbpf';
 import { AttachmentTable } from './cli/attach-table';
 import type { RunOptions } from './cli/args';

@@ -77,9 +77,10 @@ export interface BpfMap {
   lookupPerCpu(key: Buffer): Buffer[] | null;
   /**
    * SOCKHASH/SOCKMAP only: puts the socket process `pid` has open as `fd` into the map, keyed by
-   * its socket cookie (u64), and returns the cookie.
+   * its socket cookie (u64), and returns the cookie. `tcpNoDelay`: also turn Nagle off on it
+   * (best effort: the socket is in the map either way).
    */
-  insertSocketOf(pid: number, fd: number): bigint;
+  insertSocketOf(pid: number, fd: number, options?: { readonly tcpNoDelay?: boolean }): bigint;
 }
 
 /** Called once per ring-buffer record, on Node's main thread, with a copy of the record. */

@@ -2,7 +2,7 @@
  * `--print-spans json`: one JSON line per finished, sampled span on stdout (metrics still count
  * unsampled ones: that is the bridge's business).
  */
-import type { SpanSink } from '../agent';
+import type { SpanSink } from './sink';
 import { spanToJsonLine } from '../spans/print-json';
 import { isSampled } from '../spans/span';
 

@@ -2,7 +2,7 @@
  * The live trace view: sampled spans grouped into traces; a trace quiet for a moment is finished,
  * printed as a tree (--print-spans tree) and kept for the web page (--web-port).
  */
-import type { SpanSink } from '../agent';
+import type { SpanSink } from './sink';
 import { isSampled } from '../spans/span';
 import type { TraceBuffer } from '../spans/trace-tree-buffer';
 import type { WebServer } from '../web/server';

@@ -119,7 +119,9 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
     }
     for (const fd of fds) {
       try {
-        map.insertSocketOf(pid, fd);
+        // Nagle off, as sock_ops does for new connections (bpf/sk_inject.bpf.c): an inserted
+        // header must not leave the request's tail waiting for the peer's delayed ACK.
+        map.insertSocketOf(pid, fd, { tcpNoDelay: true });
         registered++;
       } catch {
         failed++; // closed meanwhile, or not a TCP socket any more

@@ -430,16 +430,16 @@ class FakeMap implements BpfMap {
   }
 
   /** Sockets inserted with insertSocketOf, in order. */
-  readonly sockets: { pid: number; fd: number; cookie: bigint }[] = [];
+  readonly sockets: { pid: number; fd: number; cookie: bigint; tcpNoDelay: boolean }[] = [];
 
   /** SOCKHASH maps: records the (pid, fd); fd < 0 fails like a closed fd (EBADF). */
-  insertSocketOf(pid: number, fd: number): bigint {
+  insertSocketOf(pid: number, fd: number, options: { readonly tcpNoDelay?: boolean } = {}): bigint {
     const what = `insert socket ${pid}/${fd} into map ${this.name}`;
     if (this.obj.closed) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: object ${this.obj.path} is closed`);
     if (this.spec.kind !== undefined && this.spec.kind !== 'sockhash') throw new SpanbridgeError('ERR_BPF_MAP', `${what}: not a SOCKMAP or SOCKHASH`);
     if (fd < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: pidfd_getfd: ${fakeErrnoText(9)}`);
     const cookie = BigInt(1000 + this.sockets.length);
-    this.sockets.push({ pid, fd, cookie });
+    this.sockets.push({ pid, fd, cookie, tcpNoDelay: options.tcpNoDelay ?? false });
     return cookie;
   }
 

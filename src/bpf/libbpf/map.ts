@@ -17,6 +17,8 @@ const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 const SOL_SOCKET = 1;
 const SO_COOKIE = 57;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
 
 export class LibbpfMap implements BpfMap {
   readonly keySize: number;
@@ -58,7 +60,7 @@ export class LibbpfMap implements BpfMap {
    * fd is taken with pidfd_getfd, Linux 5.6+, and closed again), keyed by its socket cookie.
    * Returns the cookie.
    */
-  insertSocketOf(pid: number, fd: number): bigint {
+  insertSocketOf(pid: number, fd: number, options: { readonly tcpNoDelay?: boolean } = {}): bigint {
     const what = `insert socket ${pid}/${fd} into map ${this.name}`;
     this.obj.handle('ERR_BPF_MAP', what);
     if (this.type !== BPF_MAP_TYPE_SOCKMAP && this.type !== BPF_MAP_TYPE_SOCKHASH) {
@@ -83,6 +85,8 @@ export class LibbpfMap implements BpfMap {
       else value.writeUInt32LE(sfd);
       const r = n.mapUpdate(this.ptr, key, key.length, value, value.length, 0) as number;
       if (r < 0) throw new SpanbridgeError('ERR_BPF_MAP', `${what}: ${errnoText(n, r)}`);
+      // The copy is the same socket: the option holds for the process's fd too.
+      if (options.tcpNoDelay) n.setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, [1], 4);
       return BigInt(cookie[0]);
     } finally {
       if (sfd >= 0) n.close(sfd);

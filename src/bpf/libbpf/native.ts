@@ -39,6 +39,7 @@ export interface Native {
   readonly open: KFn;
   readonly syscall: KFn;
   readonly getsockopt: KFn;
+  readonly setsockopt: KFn;
   readonly linkDestroy: KFn;
   readonly getError: KFn;
   readonly mapFd: KFn;
@@ -147,6 +148,7 @@ export function loadNative(): Native {
     open: libc.func('int open(const char *path, int flags)'),
     syscall: libc.func('long syscall(long number, ...)'),
     getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ uint64_t *value, _Inout_ uint32_t *len)'),
+    setsockopt: libc.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)'),
     linkDestroy: lib.func('int bpf_link__destroy(void *link)'),
     getError: lib.func('long libbpf_get_error(const void *ptr)'),
     mapFd: lib.func('int bpf_map__fd(const void *map)'),

@@ -184,10 +184,11 @@ describe('outgoingConnections / registerExisting', () => {
     t.start(CG);
     t.attach(9);
     expect(t.registerExisting(9, PROC)).toEqual({ registered: 2, failed: 0 });
-    const map = be.openObjects()[0].map(SK_INJECT_SOCKHASH) as unknown as { sockets: { pid: number; fd: number }[] };
-    expect(map.sockets.map((x) => [x.pid, x.fd])).toEqual([
-      [9, 4],
-      [9, 6],
+    const map = be.openObjects()[0].map(SK_INJECT_SOCKHASH) as unknown as { sockets: { pid: number; fd: number; tcpNoDelay: boolean }[] };
+    // Nagle off on taken-over connections too (an inserted header must not wait for a delayed ACK).
+    expect(map.sockets.map((x) => [x.pid, x.fd, x.tcpNoDelay])).toEqual([
+      [9, 4, true],
+      [9, 6, true],
     ]);
     const closing: ProcSockets = { ...PROC, fds: () => [{ fd: -1, target: 'socket:[222]' }] };
     expect(t.registerExisting(9, closing)).toEqual({ registered: 0, failed: 1 });
