@@ -415,12 +415,9 @@ int go_server_handler_serve_http(struct pt_regs *ctx)
 SEC("uprobe")
 int go_server_handler_serve_http_ret(struct pt_regs *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
-	if (!off)
-		return 0;
 	struct goroutine_key key;
-	if (goroutine_key_of(ctx, off, &key))
+	const struct go_offsets *off = current_goroutine(ctx, &key);
+	if (!off)
 		return 0;
 	struct server_request *r = bpf_map_lookup_elem(&server_requests, &key);
 	if (!r) {

@@ -102,22 +102,30 @@ struct scan_ctx {
 	__s32 found; /* offset of the value after "traceparent:" + OWS, or -1 */
 };
 
-static long scan_line(__u32 i, struct scan_ctx *sc)
+/* The captured line starting at i is header `want` (n bytes, its name matched case-insensitively,
+ * then ':'). A header line starts at 0 or after '\n'. */
+static __always_inline bool header_line_at(const char *b, __u32 i, const char *want, int n)
 {
-	/* A header line starts at 0 or after '\n'. */
-	if (i + 12 > sc->len || i >= SCAN_MAX)
-		return 1;
-	const char *b = sc->bytes;
 	if (i > 0 && b[(i - 1) & (SCAN_MAX - 1)] != '\n')
-		return 0;
-	const char want[] = "traceparent:";
-	for (int k = 0; k < 12; k++) {
+		return false;
+	for (int k = 0; k < n; k++) {
 		char c = b[(i + k) & (SCAN_MAX + 127)];
-		if (k < 11)
+		if (k < n - 1)
 			c = lower(c);
 		if (c != want[k])
-			return 0;
+			return false;
 	}
+	return true;
+}
+
+static long scan_line(__u32 i, struct scan_ctx *sc)
+{
+	if (i + 12 > sc->len || i >= SCAN_MAX)
+		return 1;
+	const char want[] = "traceparent:";
+	if (!header_line_at(sc->bytes, i, want, 12))
+		return 0;
+	const char *b = sc->bytes;
 	__u32 v = i + 12;
 	for (int k = 0; k < 4; k++) {
 		char c = b[v & (SCAN_MAX + 127)];
@@ -133,17 +141,9 @@ static long scan_tracestate_line(__u32 i, struct scan_ctx *sc)
 {
 	if (i + 11 > sc->len || i >= SCAN_MAX)
 		return 1;
-	const char *b = sc->bytes;
-	if (i > 0 && b[(i - 1) & (SCAN_MAX - 1)] != '\n')
-		return 0;
 	const char want[] = "tracestate:";
-	for (int k = 0; k < 11; k++) {
-		char c = b[(i + k) & (SCAN_MAX + 127)];
-		if (k < 10)
-			c = lower(c);
-		if (c != want[k])
-			return 0;
-	}
+	if (!header_line_at(sc->bytes, i, want, 11))
+		return 0;
 	sc->found = i;
 	return 1;
 }

@@ -1,5 +1,5 @@
 /* Python asyncio: which server request a client write belongs to when one event-loop thread
- * serves many requests. Read-only: three uprobes in the unmodified CPython (3.10 .. 3.13) and
+ * serves many requests. Read-only: uprobes in the unmodified CPython (3.10 .. 3.13) and
  * reads of its objects at offsets the agent gives per version (struct py_asyncio_proc).
  *
  *   Context.run (libpython `context_run`), entry: the event loop runs every callback through it
@@ -14,9 +14,11 @@
  *     request to the task (aiohttp: data_received wakes the connection's handler task, created
  *     at connection_made before any request). Only tasks bound this way (or not at all) are
  *     rebound: a task bound to a request keeps it, so calls made after the response keep their
- *     parent. A task bound this way hands its request to the first task it creates and then
- *     knows none until woken for the next one (a request that arrived while it was busy would
- *     otherwise inherit the previous one).
+ *     parent. A binding made by a wakeup holds only while its request is in flight on its
+ *     connection, and is handed to one task the woken task creates (a request that arrived while
+ *     it was busy must not inherit the previous one).
+ *   3.12+: Task.__init__ runs an eager task's first step itself; entry and return (uretprobe)
+ *     make the new task current meanwhile.
  *
  * The client write (sys_client_write_enter) takes the parent of the task current on its thread.
  * Included by sys_http.bpf.c after its maps and count(). */

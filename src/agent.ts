@@ -79,7 +79,7 @@ export interface AgentConfig {
   readonly urlRedaction?: UrlRedaction;
   /** Kernel-side limits of the syscall tracer (settings `sys_http.*`); unset ones keep its defaults. */
   readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
-  /** Where Go HTTP/1 server spans come from (setting go.server_path; default 'uprobes'). */
+  /** Where Go HTTP/1 server spans come from (setting go.server_path; default DEFAULT_GO_SERVER_PATH). */
   readonly goServerPath?: GoServerPath;
 }
 
@@ -209,7 +209,7 @@ export class Agent {
     const caps = this.deps.capabilities ?? probeCapabilities();
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
     // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
-    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders });
+    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath });
     for (const line of describeStrategies(plan)) log.info(`strategy: ${line}`);
     const missing = [...plan.missing];
     for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);

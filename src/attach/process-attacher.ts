@@ -14,7 +14,7 @@ import { forkedResource, processResource } from '../spans/resource';
 import type { RouteStage } from '../spans/routes/route-stage';
 import type { Resource } from '../spans/span';
 import type { AttachResult, GoServerPath, GoTarget } from '../tracers/go-http-tracer';
-import { chooseGoServerPath } from '../tracers/go-server-path';
+import { chooseGoServerPath, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 import { runtimeOf } from '../tracers/sys-http-stage';
 import { planAttach } from './attach-planner';
 import type { InspectionCache } from './inspection-cache';
@@ -62,7 +62,7 @@ export interface ProcessAttacherDeps {
   readonly resources: ResourceLifetimes;
   readonly inspection: InspectionCache;
   readonly onAttachment?: (event: AttachmentEvent) => void;
-  /** Where Go HTTP/1 server spans come from (setting go.server_path; default 'uprobes'). */
+  /** Where Go HTTP/1 server spans come from (setting go.server_path; default DEFAULT_GO_SERVER_PATH). */
   readonly goServerPath?: GoServerPath;
 }
 
@@ -115,7 +115,7 @@ export class ProcessAttacher {
       const notes = result.notes.length > 0 ? `; ${result.notes.join('; ')}` : '';
       log.info(`attached ${who}: ${target.goVersion}, service.name=${resource.attributes['service.name']}, ${result.links} uprobes${notes}; routes: ${routes}`);
       this.announce(proc, resource, reason, 'go_http', {
-        tracer: `Go uprobes (${target.goVersion})`,
+        tracer: `Go uprobes (${target.goVersion})${result.path === 'syscall' ? ' + syscall tracepoints' : ''}`,
         probes: result.links,
         notes: result.notes,
         routes,
@@ -195,26 +195,26 @@ export class ProcessAttacher {
    * Attaches the Go tracer, and the syscall tracer for the server spans (go.server_path syscall,
    * where this binary allows it: src/tracers/go-server-path.ts) or for black-box parents only.
    */
-  private attachGoTracers(pid: number, exe: string, target: GoTarget): AttachResult {
+  private attachGoTracers(pid: number, exe: string, target: GoTarget): AttachResult & { readonly path: GoServerPath } {
     const { go, sys } = this.d.tracers;
-    const server = chooseGoServerPath(this.d.goServerPath ?? 'uprobes', target, sys !== undefined);
+    const server = chooseGoServerPath(this.d.goServerPath ?? DEFAULT_GO_SERVER_PATH, target, sys !== undefined);
     if (server.goServer && sys) {
       const result = go.attach(pid, exe, target, 'syscall');
       try {
         const open = sys.attachGoServer(pid, server.goServer);
         this.goSyscallServers.set(pid, { exe, target });
-        return { links: result.links, notes: [server.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`] };
+        return { links: result.links, notes: [server.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`], path: 'syscall' };
       } catch (err) {
         // Without the syscall side this process would have no server spans: back to uprobes.
         go.detach(pid);
         const again = go.attach(pid, exe, target, 'uprobes');
-        return { links: again.links, notes: [`server spans: uprobes (syscall tracer refused the process: ${errorMessage(err)})`, ...again.notes] };
+        return { links: again.links, notes: [`server spans: uprobes (syscall tracer refused the process: ${errorMessage(err)})`, ...again.notes], path: 'uprobes' };
       }
     }
     const result = go.attach(pid, exe, target, 'uprobes');
     result.notes.unshift(server.note);
     if (this.linkGoBlackBox(pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
-    return result;
+    return { ...result, path: 'uprobes' };
   }
 
   /**

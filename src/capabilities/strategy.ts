@@ -5,6 +5,7 @@
  * the same plan. A pure function: unit-tested on fabricated kernels.
  */
 import type { BpfFeatures } from './bpf-features';
+import { DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 import { missingEssentials, type Capabilities } from './probe';
 
 export type FeatureId =
@@ -39,6 +40,8 @@ export interface StrategyPlan {
 
 export interface StrategyOptions {
   readonly injectHeaders: 'auto' | 'on' | 'off';
+  /** Setting go.server_path (default DEFAULT_GO_SERVER_PATH). */
+  readonly goServerPath?: 'syscall' | 'uprobes';
 }
 
 /**
@@ -54,14 +57,19 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
   const missing = [...missingEssentials(caps)];
   if (!caps.uprobes) missing.push('uprobes (CONFIG_UPROBE_EVENTS) for Go tracing');
 
+  const goSyscall = (options.goServerPath ?? DEFAULT_GO_SERVER_PATH) === 'syscall' && caps.syscallTracepoints && features.bpfLoop !== false;
   strategies.push(
     caps.uprobes
       ? {
           feature: 'go-spans',
           title: 'Go net/http server and client spans',
           status: 'on',
-          strategy: 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
-          why: 'uprobe PMU present (/sys/bus/event_source/devices/uprobe)',
+          strategy: goSyscall
+            ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry"
+            : 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
+          why: goSyscall
+            ? 'uprobe PMU present (/sys/bus/event_source/devices/uprobe); syscall tracepoints present'
+            : `uprobe PMU present (/sys/bus/event_source/devices/uprobe)${(options.goServerPath ?? DEFAULT_GO_SERVER_PATH) === 'syscall' ? '; server spans from uprobes: the syscall tracer cannot run here' : ''}`,
         }
       : {
           feature: 'go-spans',

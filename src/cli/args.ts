@@ -15,6 +15,7 @@ import { SETTINGS } from '../config/settings';
 import type { OtlpExporterOptions } from '../config/otlp';
 import type { BridgeSettings } from '../../receiver/model';
 import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
+import { DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 
 /** Explicit OTLP settings (flag or YAML); unset ones are resolved from the environment by src/config/otlp.ts. */
 export type OtlpSettings = OtlpExporterOptions;
@@ -204,7 +205,7 @@ export function parseRunArgs(
       ...(num('sys_http.correlation_window_ms') !== undefined ? { correlationWindowMs: num('sys_http.correlation_window_ms') } : {}),
       ...(num('sys_http.thread_context_max_age_ms') !== undefined ? { threadContextMaxAgeMs: num('sys_http.thread_context_max_age_ms') } : {}),
     },
-    goServerPath: (str('go.server_path') ?? 'uprobes') as RunOptions['goServerPath'],
+    goServerPath: (str('go.server_path') ?? DEFAULT_GO_SERVER_PATH) as RunOptions['goServerPath'],
     libbpfDebug: v['debug.libbpf'] === true,
     procRoot: str('proc_root'),
     routes: toRoutesSettings(config),

@@ -2,7 +2,7 @@
  * `spanbridge doctor [--json]`: what this kernel and these privileges allow, and which strategy
  * each feature will use here and why (the same plan `run` logs at start-up).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { ensureKernelFilesystems, type MountOutcome } from '../bpf/mounts';
 import { probeBpfFeatures, type BpfFeatures } from '../capabilities/bpf-features';
 import { probeCapabilities, type Capabilities } from '../capabilities/probe';
@@ -10,6 +10,7 @@ import { planStrategies, type Strategy, type StrategyOptions } from '../capabili
 import { describePolicy, DEFAULT_ROUTES, OVERFLOW_ROUTE, type RoutesSettings } from '../spans/routes/route-policy';
 import { AGENT_VERSION } from '../version';
 import { inspectNginx } from '../discovery/nginx';
+import { inspectInterpreter, type InterpreterReport } from '../discovery/python-asyncio';
 
 /** How server spans get http.route: for every process, and for each selection with its own `routes`. */
 export interface RoutesReport {
@@ -60,6 +61,11 @@ export interface DoctorReport {
    * its upstream requests can be linked (src/discovery/nginx.ts) and why not. null: no nginx found.
    */
   readonly nginx: NginxReport | null;
+  /**
+   * Python asyncio linking for the CPython interpreters installed here (python3 on PATH, through
+   * pyenv shims' versions too, and /usr/bin/python3): linkable, or why not (no symbols).
+   */
+  readonly python: readonly InterpreterReport[];
   /** The agent can start here. */
   readonly ready: boolean;
   readonly missing: readonly string[];
@@ -71,6 +77,30 @@ export interface NginxReport {
   readonly linkable: boolean;
   /** "uprobe at ngx_chain_writer (file offset 0x...)" or why not. */
   readonly detail: string;
+}
+
+/**
+ * The CPython interpreters found here: each `python3` on PATH that is an ELF file, /usr/bin/python3,
+ * and pyenv's versions when a pyenv shim is on PATH; each once (by real path).
+ */
+export function pythonReport(uprobes: boolean, pathEnv = process.env.PATH ?? '', pyenvRoot = process.env.PYENV_ROOT ?? `${process.env.HOME ?? '/root'}/.pyenv`): InterpreterReport[] {
+  const candidates = [...pathEnv.split(':').filter(Boolean).map((d) => `${d}/python3`), '/usr/bin/python3'];
+  if (pathEnv.split(':').some((d) => d.endsWith('/.pyenv/shims') || d === `${pyenvRoot}/shims`)) {
+    try {
+      for (const v of readdirSync(`${pyenvRoot}/versions`).sort()) candidates.push(`${pyenvRoot}/versions/${v}/bin/python3`);
+    } catch {
+      // no versions
+    }
+  }
+  const seen = new Set<string>();
+  const out: InterpreterReport[] = [];
+  for (const c of candidates) {
+    const r = existsSync(c) ? inspectInterpreter(c) : null;
+    if (!r || seen.has(r.path)) continue;
+    seen.add(r.path);
+    out.push(r.linkable && !uprobes ? { ...r, linkable: false, detail: 'no uprobes on this kernel' } : r);
+  }
+  return out;
 }
 
 /** Inspects the first nginx binary found on PATH or at /usr/sbin/nginx; null when there is none. */
@@ -91,6 +121,7 @@ export function buildDoctorReport(
   options: StrategyOptions = { injectHeaders: 'auto' },
   routes: RoutesSettings = DEFAULT_ROUTES,
   nginx: NginxReport | null = null,
+  python: readonly InterpreterReport[] = [],
 ): DoctorReport {
   const plan = planStrategies(caps, features, options);
   const missing = [...plan.missing];
@@ -110,6 +141,7 @@ export function buildDoctorReport(
     strategies: plan.strategies,
     routes: routesReport(routes),
     nginx,
+    python,
     ready: missing.length === 0,
     missing,
   };
@@ -151,6 +183,8 @@ export function formatDoctorReport(r: DoctorReport): string {
     '',
     `nginx upstream linking: ${r.nginx ? `${r.nginx.path}${r.nginx.version ? ` (nginx ${r.nginx.version})` : ''}: ${r.nginx.linkable ? 'linkable' : 'NOT linkable'} — ${r.nginx.detail}` : 'no nginx binary found (PATH, /usr/sbin/nginx)'}`,
   );
+  out.push('', `Python asyncio linking (CPython interpreters found here)${r.python.length ? '' : ': none found (PATH python3, /usr/bin/python3, pyenv)'}`);
+  for (const p of r.python) out.push(`  ${p.path} (CPython ${p.version}): ${p.linkable ? 'linkable' : 'NOT linkable'} — ${p.detail}`);
   out.push('', 'Routes (http.route and span names of server spans, in order of precedence)');
   out.push(`  Go servers          ${r.routes.goServeMux}`);
   out.push(`  every process       ${r.routes.default}`);
@@ -169,5 +203,5 @@ export function formatDoctorReport(r: DoctorReport): string {
 export function runDoctor(options?: StrategyOptions, routes?: RoutesSettings): DoctorReport {
   const mounts = ensureKernelFilesystems();
   const caps = probeCapabilities();
-  return buildDoctorReport(caps, probeBpfFeatures(), mounts, options, routes, nginxReport(caps.uprobes));
+  return buildDoctorReport(caps, probeBpfFeatures(), mounts, options, routes, nginxReport(caps.uprobes), pythonReport(caps.uprobes));
 }

@@ -4,7 +4,8 @@
  * /proc/<pid>/maps and the mapped ELF files (their .symtab and relocations); never the process's
  * memory. Stripped builds (Debian's /usr/bin/python3.x) answer "not linked: no symbols".
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ElfFile } from './go/elf';
 import { procRoot } from './process-info';
 
@@ -120,6 +121,40 @@ function stringAt(elf: ElfFile, vaddr: number): string | undefined {
   }
 }
 
+interface AsyncioSymbols {
+  readonly m: Map<string, number>;
+  readonly l: Map<string, number>;
+  readonly stepName: string;
+  readonly staticType: number | undefined;
+}
+
+/** The symbols the uprobes need in the `_asyncio` module and the interpreter, or why they are not there. */
+function asyncioSymbols(modElf: ElfFile, modPath: string, libElf: ElfFile, libPath: string, offsets: PyAsyncioOffsets): AsyncioSymbols | string {
+  if (!modElf.hasSymtab || !libElf.hasSymtab) return `no symbols: ${!modElf.hasSymtab ? modPath : libPath} is stripped (.symtab removed)`;
+  const m = findSymbols(modElf, ['_asyncio_Task___init__', '_asyncio_Future_set_result', 'TaskWakeupDef', 'TaskStepMethWrapper_Type', 'TaskStepMethWrapper_spec']);
+  const l = findSymbols(libElf, ['context_run', 'PyCFunction_Type']);
+  const missing = ['_asyncio_Task___init__', '_asyncio_Future_set_result', 'TaskWakeupDef'].filter((n) => !m.has(n));
+  missing.push(...['context_run', 'PyCFunction_Type'].filter((n) => !l.has(n)));
+  if (missing.length) return `no symbols: ${missing.join(', ')} not found`;
+  // The step callable's type: a static type (<= 3.11) is known by its address; a heap type
+  // (3.12+, made from TaskStepMethWrapper_spec) is learned by the probe from its tp_name text,
+  // which PyType_FromSpec copies from the spec's name.
+  const staticType = m.get('TaskStepMethWrapper_Type');
+  const spec = m.get('TaskStepMethWrapper_spec');
+  let stepName: string | undefined;
+  if (staticType !== undefined) {
+    const p = pointerAt(modElf, staticType + offsets.tpName);
+    stepName = p !== undefined ? stringAt(modElf, p) : undefined;
+  } else if (spec !== undefined) {
+    const p = pointerAt(modElf, spec);
+    stepName = p !== undefined ? stringAt(modElf, p) : undefined;
+  }
+  if (stepName === undefined || !stepName.endsWith('TaskStepMethWrapper') || stepName.length >= 32) {
+    return 'no symbols: the TaskStepMethWrapper type was not found';
+  }
+  return { m, l, stepName, staticType };
+}
+
 /** Probes process `pid` (its maps and mapped files, seen under /proc/<pid>/root). */
 export function probeAsyncio(pid: number): AsyncioProbe {
   let maps: Mapping[];
@@ -135,7 +170,7 @@ export function probeAsyncio(pid: number): AsyncioProbe {
   const version = ver ? `3.${ver[1]}` : 'unknown';
   const unlinkable = (reason: string): AsyncioProbe => ({ kind: 'unlinkable', version, reason });
   const offsets = OFFSETS[version];
-  if (!offsets) return unlinkable(`CPython ${version} is not supported (3.10 .. 3.13${version === '3.14' ? '; 3.14 keeps the running task in the thread state, not read yet' : ''})`);
+  if (!offsets) return unlinkable(unsupported(version));
   if (!lib) return unlinkable('the interpreter (libpython or python executable) is not mapped');
   const root = `${procRoot()}/${pid}/root`;
   let modElf: ElfFile | undefined;
@@ -143,28 +178,9 @@ export function probeAsyncio(pid: number): AsyncioProbe {
   try {
     modElf = ElfFile.open(root + mod.path);
     libElf = ElfFile.open(root + lib.path);
-    if (!modElf.hasSymtab || !libElf.hasSymtab) return unlinkable(`no symbols: ${!modElf.hasSymtab ? mod.path : lib.path} is stripped (.symtab removed)`);
-    const m = findSymbols(modElf, ['_asyncio_Task___init__', '_asyncio_Future_set_result', 'TaskWakeupDef', 'TaskStepMethWrapper_Type', 'TaskStepMethWrapper_spec']);
-    const l = findSymbols(libElf, ['context_run', 'PyCFunction_Type']);
-    const missing = ['_asyncio_Task___init__', '_asyncio_Future_set_result', 'TaskWakeupDef'].filter((n) => !m.has(n));
-    missing.push(...['context_run', 'PyCFunction_Type'].filter((n) => !l.has(n)));
-    if (missing.length) return unlinkable(`no symbols: ${missing.join(', ')} not found`);
-    // The step callable's type: a static type (<= 3.11) is known by its address; a heap type
-    // (3.12+, made from TaskStepMethWrapper_spec) is learned by the probe from its tp_name text,
-    // which PyType_FromSpec copies from the spec's name.
-    const staticType = m.get('TaskStepMethWrapper_Type');
-    const spec = m.get('TaskStepMethWrapper_spec');
-    let stepName: string | undefined;
-    if (staticType !== undefined) {
-      const p = pointerAt(modElf, staticType + offsets.tpName);
-      stepName = p !== undefined ? stringAt(modElf, p) : undefined;
-    } else if (spec !== undefined) {
-      const p = pointerAt(modElf, spec);
-      stepName = p !== undefined ? stringAt(modElf, p) : undefined;
-    }
-    if (stepName === undefined || !stepName.endsWith('TaskStepMethWrapper') || stepName.length >= 32) {
-      return unlinkable('no symbols: the TaskStepMethWrapper type was not found');
-    }
+    const syms = asyncioSymbols(modElf, mod.path, libElf, lib.path, offsets);
+    if (typeof syms === 'string') return unlinkable(syms);
+    const { m, l, stepName, staticType } = syms;
     const modBias = loadBias(modElf, maps, mod.path);
     const libBias = loadBias(libElf, maps, lib.path);
     if (modBias === undefined || libBias === undefined) return unlinkable('load address not found in /proc/<pid>/maps');
@@ -189,6 +205,71 @@ export function probeAsyncio(pid: number): AsyncioProbe {
     };
   } catch (err) {
     return unlinkable(`cannot read the interpreter's files: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    modElf?.close();
+    libElf?.close();
+  }
+}
+
+function unsupported(version: string): string {
+  return `CPython ${version} is not supported (3.10 .. 3.13${version === '3.14' ? '; 3.14 keeps the running task in the thread state, not read yet' : ''})`;
+}
+
+export interface InterpreterReport {
+  readonly path: string;
+  readonly version: string;
+  readonly linkable: boolean;
+  /** What would be probed, or why asyncio in it cannot be linked. */
+  readonly detail: string;
+}
+
+/**
+ * Whether asyncio in the CPython executable at `exe` (a real file, not a shim script) could be
+ * linked, from its files alone: `<prefix>/lib/python3.X/lib-dynload/_asyncio.cpython-3X-*.so` and
+ * the interpreter (`<prefix>/lib/libpython3.X.so.1.0` when the executable has no `context_run`).
+ * Null when `exe` is not an ELF CPython.
+ */
+export function inspectInterpreter(exe: string): InterpreterReport | null {
+  let real: string;
+  try {
+    real = realpathSync(exe);
+  } catch {
+    return null;
+  }
+  const ver = /python3\.(\d+)$/.exec(real);
+  if (!ver) return null;
+  const version = `3.${ver[1]}`;
+  const prefix = dirname(dirname(real));
+  const no = (detail: string): InterpreterReport => ({ path: real, version, linkable: false, detail });
+  const offsets = OFFSETS[version];
+  if (!offsets) return no(unsupported(version));
+  const dynload = `${prefix}/lib/python${version}/lib-dynload`;
+  let modName: string | undefined;
+  try {
+    modName = readdirSync(dynload).find((f) => /^_asyncio\.cpython-3\d+[^/]*\.so$/.test(f));
+  } catch {
+    // no lib-dynload
+  }
+  if (!modName) return no(`no _asyncio module in ${dynload} (built into the interpreter: not supported)`);
+  let modElf: ElfFile | undefined;
+  let libElf: ElfFile | undefined;
+  try {
+    modElf = ElfFile.open(`${dynload}/${modName}`);
+    libElf = ElfFile.open(real);
+    let libPath = real;
+    if (!findSymbols(libElf, ['context_run']).has('context_run')) {
+      const shared = `${prefix}/lib/libpython${version}.so.1.0`;
+      if (existsSync(shared)) {
+        libElf.close();
+        libElf = ElfFile.open(shared);
+        libPath = shared;
+      }
+    }
+    const syms = asyncioSymbols(modElf, `${dynload}/${modName}`, libElf, libPath, offsets);
+    if (typeof syms === 'string') return no(syms);
+    return { path: real, version, linkable: true, detail: `uprobes at Context.run (${libPath}), Task.__init__ and Future.set_result (${dynload}/${modName})` };
+  } catch (err) {
+    return no(`cannot read the interpreter's files: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
     modElf?.close();
     libElf?.close();

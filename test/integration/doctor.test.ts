@@ -3,8 +3,9 @@
  * against the files it comes from, read independently here.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { release } from 'node:os';
+import { VENV_BIN } from './helpers/frameworks';
 import { AGENT_CLI } from './helpers/processes';
 
 function doctor(...args: string[]): string {
@@ -42,6 +43,19 @@ describe('spanbridge doctor on this kernel', () => {
     expect(report.nginx).toMatchObject({ version, linkable: report.capabilities.uprobes });
     expect(report.nginx.detail).toMatch(report.capabilities.uprobes ? /uprobe at ngx_chain_writer \(file offset 0x[0-9a-f]+\)/ : /no uprobes/);
     expect(doctor()).toContain(`(nginx ${version}): ${report.capabilities.uprobes ? 'linkable' : 'NOT linkable'}`);
+  });
+
+  it("Python asyncio linking: Debian's stripped python3 is not linkable (no symbols), the frameworks' pyenv CPython is", () => {
+    // the frameworks' venv first on PATH (make setup): its python3 is pyenv's 3.11.7
+    const env = { ...process.env, PATH: `${VENV_BIN}:/usr/bin:/bin` };
+    const r = JSON.parse(execFileSync(process.execPath, [AGENT_CLI, 'doctor', '--json'], { encoding: 'utf8', timeout: 60_000, env }));
+    const byPath = (p: string): { linkable: boolean; detail: string; version: string } | undefined => r.python.find((x: { path: string }) => x.path === p);
+    const debian = byPath(realpathSync('/usr/bin/python3'));
+    expect(debian).toMatchObject({ linkable: false });
+    expect(debian!.detail).toMatch(/^no symbols: .*_asyncio\.cpython-3\d+-x86_64-linux-gnu\.so is stripped/);
+    const pyenv = byPath(realpathSync(`${VENV_BIN}/python3`));
+    expect(pyenv).toMatchObject({ version: '3.11', linkable: r.capabilities.uprobes });
+    if (r.capabilities.uprobes) expect(pyenv!.detail).toMatch(/uprobes at Context\.run \(.*libpython3\.11\.so\.1\.0\), Task\.__init__ and Future\.set_result/);
   });
 
   it('bpf_probe_write_user: the verifier agrees with lockdown', () => {

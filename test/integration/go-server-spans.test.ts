@@ -79,14 +79,17 @@ function parentIdOf(s: Sent): string {
 }
 
 // The machine's Go (offsets from DWARF), Go 1.22 (older layout, no Request.Pattern), and a
-// stripped build (-s -w: no symbols, no DWARF: functions from .gopclntab, offsets from the table).
-const VARIANTS: [GoToolchain, string][] = [
-  ['local', ''],
-  ['go1.22.12', ''],
-  ['local', '-s -w'],
+// stripped build (-s -w: no symbols, no DWARF: functions from .gopclntab, offsets from the table),
+// on the default server path (go.server_path), and the machine's Go on the other one.
+const VARIANTS: [GoToolchain, string, string][] = [
+  ['local', '', 'default'],
+  ['go1.22.12', '', 'default'],
+  ['local', '-s -w', 'default'],
+  ['local', '', 'uprobes'],
+  ['local', '', 'syscall'],
 ];
 
-describe.each(VARIANTS)('Go net/http server spans (Go toolchain %s, ldflags %p)', (toolchain, ldflags) => {
+describe.each(VARIANTS)('Go net/http server spans (Go toolchain %s, ldflags %p, go.server_path %s)', (toolchain, ldflags, serverPath) => {
   let collector: RunningCollector;
   let app: Running;
   let agent: AgentProcess;
@@ -105,7 +108,7 @@ describe.each(VARIANTS)('Go net/http server spans (Go toolchain %s, ldflags %p)'
     appPort = await freePort();
     app = startProcess(bin, ['-addr', `127.0.0.1:${appPort}`]);
     await waitForPort(appPort);
-    agent = await startAgent(['--pid', String(app.pid), '--otlp-endpoint', collector.endpoint]);
+    agent = await startAgent(['--pid', String(app.pid), '--otlp-endpoint', collector.endpoint], serverPath === 'default' ? {} : { SPANBRIDGE_GO_SERVER_PATH: serverPath });
     // One keep-alive connection for everything: per-request context must not leak between
     // requests that share a connection (and so a goroutine).
     const ka = new http.Agent({ keepAlive: true, maxSockets: 1 });

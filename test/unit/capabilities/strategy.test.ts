@@ -103,4 +103,13 @@ describe('strategy plan', () => {
     expect(lines).toHaveLength(7);
     expect(lines[0]).toMatch(/^Go net\/http server and client spans: ON — uprobes/);
   });
+
+  it('go.server_path: the Go strategy says where server spans come from, and falls back without the syscall tracer', () => {
+    const go = (plan: ReturnType<typeof planStrategies>) => plan.strategies.find((s) => s.feature === 'go-spans')!;
+    expect(go(planStrategies(LOCKED_DOWN_HOST, ALL_BPF_FEATURES, { injectHeaders: 'auto', goServerPath: 'syscall' })).strategy).toMatch(/^server spans from syscall tracepoints.*TLS/);
+    expect(go(planStrategies(LOCKED_DOWN_HOST, ALL_BPF_FEATURES, { injectHeaders: 'auto', goServerPath: 'uprobes' })).strategy).toMatch(/^uprobes at function entry/);
+    const noSys = go(planStrategies({ ...LOCKED_DOWN_HOST, syscallTracepoints: false }, ALL_BPF_FEATURES, { injectHeaders: 'auto', goServerPath: 'syscall' }));
+    expect(noSys.strategy).toMatch(/^uprobes at function entry/);
+    expect(noSys.why).toMatch(/syscall tracer cannot run/);
+  });
 });

@@ -59,6 +59,19 @@ describe('doctor report', () => {
     if (here) expect(here.linkable).toBe(false);
   });
 
+  it('says for each CPython found whether asyncio can be linked, and why not', () => {
+    const python = [
+      { path: '/usr/bin/python3.11', version: '3.11', linkable: false, detail: 'no symbols: /usr/lib/python3.11/lib-dynload/_asyncio.cpython-311-x86_64-linux-gnu.so is stripped (.symtab removed)' },
+      { path: '/opt/py/bin/python3.13', version: '3.13', linkable: true, detail: 'uprobes at Context.run (/opt/py/lib/libpython3.13.so.1.0), Task.__init__ and Future.set_result (/opt/py/lib/python3.13/lib-dynload/_asyncio.cpython-313-x86_64-linux-gnu.so)' },
+    ];
+    const r = buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS, undefined, undefined, null, python);
+    expect(r.python).toEqual(python);
+    const text = formatDoctorReport(r);
+    expect(text).toContain('/usr/bin/python3.11 (CPython 3.11): NOT linkable — no symbols: /usr/lib/python3.11/lib-dynload/_asyncio.cpython-311-x86_64-linux-gnu.so is stripped');
+    expect(text).toContain('/opt/py/bin/python3.13 (CPython 3.13): linkable — uprobes at Context.run');
+    expect(formatDoctorReport(buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS))).toContain('Python asyncio linking (CPython interpreters found here): none found');
+  });
+
   it('in-process linking names nginx when uprobes and the syscall tracer are there', () => {
     const r = buildDoctorReport(LOCKED_DOWN_HOST, FEATURES, MOUNTS);
     expect(r.strategies.find((s) => s.feature === 'in-process-linking')?.strategy).toMatch(/nginx reverse proxy .*uprobe at ngx_chain_writer/);
