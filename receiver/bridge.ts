@@ -27,7 +27,7 @@ import type { Transport } from './otlp/transport';
 import { PrometheusRegistry } from './prometheus/registry';
 import { PrometheusServer } from './prometheus/server';
 import { agentResource, ResourceMerger } from './resource-merge';
-import { setQueueGauges } from './self-metrics';
+import { countRedError, setQueueGauges } from './self-metrics';
 
 const METRICS_SHUTDOWN_TIMEOUT_MS = 3000;
 
@@ -115,7 +115,7 @@ export class CollectorBridge {
       this.red.add(span);
     } catch {
       // A span the RED metrics cannot use must not cost its export.
-      this.parts.metrics.add('spanbridge_red_errors_total', 'Spans the RED metrics could not record');
+      countRedError(this.parts.metrics);
     }
     this.batcher?.add(span);
   }

@@ -20,6 +20,7 @@ export const QUEUE_BYTES = 'spanbridge_export_queue_bytes';
 export const QUEUE_CAPACITY_BYTES = 'spanbridge_export_queue_capacity_bytes';
 export const QUEUE_CAPACITY_SPANS = 'spanbridge_export_queue_capacity_spans';
 export const RED_SERIES_OVERFLOW = 'spanbridge_red_series_overflow_total';
+export const RED_ERRORS = 'spanbridge_red_errors_total';
 
 /**
  * Why a span was lost:
@@ -37,6 +38,10 @@ export function countExported(metrics: SelfMetrics, n: number): void {
 
 export function countDropped(metrics: SelfMetrics, reason: DropReason, n = 1): void {
   metrics.add(SPANS_DROPPED, 'Spans lost before delivery, by reason', { reason }, n);
+}
+
+export function countRedError(metrics: SelfMetrics): void {
+  metrics.add(RED_ERRORS, 'Spans the RED metrics could not record');
 }
 
 export function countUnsampled(metrics: SelfMetrics, n = 1): void {

@@ -7,9 +7,8 @@
  * fixed rate (alternating rounds without / with the agent; syscall tracing of both connections
  * included).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
+import { NGINX, writeNginxConfig } from '../../test/frameworks/nginx/config';
 import { startAgent } from '../lib/agent';
 import { agentProgStats, isUprobeProg, progDelta, withBpfStats } from '../lib/bpf-stats';
 import { loadgen } from '../lib/load';
@@ -18,38 +17,17 @@ import { fig, section, type SectionResult } from '../lib/report';
 import { pairedDifference, round } from '../lib/stats';
 import { alternate, startServer, type BenchContext } from './context';
 
-const NGINX = '/usr/sbin/nginx';
 const COUNT_REQUESTS = 2000;
 
 async function startNginxProxy(ctx: BenchContext, upstreamAddr: string): Promise<{ child: Child; addr: string; dir: string }> {
   const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-bench-nginx-'));
-  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process on;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log stderr warn;
-events { worker_connections 512; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream backend { server ${upstreamAddr}; keepalive 16; }
-  server {
-    listen 127.0.0.1:${port};
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`,
-  );
-  const child = spawnPinned(ctx.config.serverCpu, NGINX, ['-c', conf, '-e', 'stderr']);
+  const { dir, args } = writeNginxConfig('spanbridge-bench-nginx-', {
+    port,
+    location: 'proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";',
+    workerConnections: 512,
+    http: `upstream backend { server ${upstreamAddr}; keepalive 16; }`,
+  });
+  const child = spawnPinned(ctx.config.serverCpu, NGINX, args);
   await waitForPort(port, 20_000, 50);
   return { child, addr: `127.0.0.1:${port}`, dir };
 }

@@ -4,9 +4,9 @@
  * test-service protocol. Installed by `make setup` (scripts/setup-frameworks.sh); a missing install
  * is an error that says so, never a skip.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { NGINX, writeNginxConfig } from '../../frameworks/nginx/config';
 import { freePort } from './collector';
 import { REPO_ROOT, startProcess, waitForPort, type Running } from './processes';
 
@@ -15,7 +15,6 @@ const BUILT = path.join(REPO_ROOT, 'build', 'frameworks');
 export const VENV_BIN = path.join(BUILT, 'py', 'bin');
 export const PYTHON = path.join(VENV_BIN, 'python');
 export const W3C_SUITE = path.join(FRAMEWORKS, 'w3c-trace-context', 'test');
-const NGINX = '/usr/sbin/nginx';
 
 export type Framework =
   | 'flask-gunicorn'
@@ -125,33 +124,8 @@ export interface RunningNginx {
  */
 export async function startNginx(location: string, workers = 1, http = ''): Promise<RunningNginx> {
   const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'spanbridge-nginx-'));
-  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process on;
-worker_processes ${workers};
-pid ${dir}/nginx.pid;
-error_log stderr warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  ${http}
-  server {
-    listen 127.0.0.1:${port};
-    location / { ${location} }
-  }
-}
-`,
-  );
-  const proc = startProcess(need(NGINX), ['-c', conf, '-e', 'stderr']);
+  const { dir, args } = writeNginxConfig('spanbridge-nginx-', { port, location, workers, http });
+  const proc = startProcess(need(NGINX), args);
   try {
     await waitForPort(port, 30_000);
   } catch (err) {
