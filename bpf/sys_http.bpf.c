@@ -454,10 +454,10 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 	struct syscall_args *stored = bpf_map_lookup_elem(&args_by_tid, &id);
 	if (!stored)
 		return 0;
-	struct syscall_args a = *stored;
-	struct conn_key key = { .tgid = id >> 32, .fd = a.fd };
+	struct syscall_args *a = stored; /* in place, not copied: the stack holds 512 bytes with the calls below (6.1) */
+	struct conn_key key = { .tgid = id >> 32, .fd = a->fd };
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
-	if (!cs || !client_request_write(cs, a.kind))
+	if (!cs || !client_request_write(cs, a->kind))
 		return 0;
 	__u32 mode = traced_mode();
 	/* A request written while the previous one awaits its response (pipelining) counts only
@@ -465,7 +465,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 	__u8 pipelined = cs->phase == PHASE_REQUEST && cs->req_known && cs->req_left == 0;
 	__u64 ptr = 0, len = 0;
 	__u8 peek[8] = {};
-	if (!first_segment(&a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
+	if (!first_segment(a, &ptr, &len) && len >= 8 && !bpf_probe_read_user(peek, 8, (void *)ptr) &&
 	    is_request_start(peek, 8)) {
 		__u64 now = bpf_ktime_get_ns();
 		/* An asyncio event-loop thread: its current task's request, never the thread's. */
@@ -476,7 +476,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
 		if ((mode & SYS_MODE_NGINX_LINK) && s)
-			tc = nginx_link_parent(id, a.fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
@@ -491,58 +491,58 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			/* The traceparent the thread's server request came in with, forwarded (a proxy):
 			 * not an application span. The client span is the server span's child; the sk_msg
 			 * program replaces the value with its id (never a second header). */
-			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
-			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
-			a.ctx.flags = tc->ctx.flags;
-			a.flags |= SYS_F_THREAD_PARENT;
-			a.forwarded = 1;
+			__builtin_memcpy(a->ctx.trace_id, tc->ctx.trace_id, 16);
+			__builtin_memcpy(a->parent_span_id, tc->ctx.span_id, 8);
+			a->ctx.flags = tc->ctx.flags;
+			a->flags |= SYS_F_THREAD_PARENT;
+			a->forwarded = 1;
 			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 			count(SYS_LINK_FORWARDED);
 		} else if (tp == TP_VALID) {
 			/* The application propagates its own context: this client span is that one. */
-			a.ctx = s->app;
-			a.flags |= SYS_F_APP_TRACEPARENT;
+			a->ctx = s->app;
+			a->flags |= SYS_F_APP_TRACEPARENT;
 		} else if (py_found == PY_PARENT_FOUND) {
-			__builtin_memcpy(a.ctx.trace_id, py.trace_id, 16);
-			__builtin_memcpy(a.parent_span_id, py.span_id, 8);
-			a.ctx.flags = py.flags;
-			a.flags |= SYS_F_THREAD_PARENT;
-			a.task_parent = 1;
+			__builtin_memcpy(a->ctx.trace_id, py.trace_id, 16);
+			__builtin_memcpy(a->parent_span_id, py.span_id, 8);
+			a->ctx.flags = py.flags;
+			a->flags |= SYS_F_THREAD_PARENT;
+			a->task_parent = 1;
 		} else if (linkable) {
-			__builtin_memcpy(a.ctx.trace_id, tc->ctx.trace_id, 16);
-			__builtin_memcpy(a.parent_span_id, tc->ctx.span_id, 8);
-			a.ctx.flags = tc->ctx.flags;
-			a.flags |= SYS_F_THREAD_PARENT;
+			__builtin_memcpy(a->ctx.trace_id, tc->ctx.trace_id, 16);
+			__builtin_memcpy(a->parent_span_id, tc->ctx.span_id, 8);
+			a->ctx.flags = tc->ctx.flags;
+			a->flags |= SYS_F_THREAD_PARENT;
 			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 		} else {
 			if (tc && tc->ambiguous)
 				count(SYS_SKIP_THREAD_AMBIGUOUS);
-			new_trace_id(a.ctx.trace_id);
-			a.ctx.flags = 0x01;
+			new_trace_id(a->ctx.trace_id);
+			a->ctx.flags = 0x01;
 		}
 		/* nginx: tc, if any, was its downstream request (never the thread's). */
-		a.downstream_parent = (mode & SYS_MODE_NGINX_LINK) && (a.flags & SYS_F_THREAD_PARENT) ? 1 : 0;
-		if (!(a.flags & SYS_F_APP_TRACEPARENT))
-			new_span_id(a.ctx.span_id);
-		a.start = 1;
-		a.pipelined = pipelined;
-		a.last_end = FRAME_UNKNOWN;
+		a->downstream_parent = (mode & SYS_MODE_NGINX_LINK) && (a->flags & SYS_F_THREAD_PARENT) ? 1 : 0;
+		if (!(a->flags & SYS_F_APP_TRACEPARENT))
+			new_span_id(a->ctx.span_id);
+		a->start = 1;
+		a->pipelined = pipelined;
+		a->last_end = FRAME_UNKNOWN;
 		/* Requests pipelined behind this one in the same write get ids of their own (only
 		 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
 		if (tp == TP_ABSENT)
-			frame_client_write(s, n, &a);
+			frame_client_write(s, n, a);
 #ifdef SYS_HTTP_SK_INJECT
-		if (sk_inject_pending && s && !(a.flags & SYS_F_APP_TRACEPARENT)) {
+		if (sk_inject_pending && s && !(a->flags & SYS_F_APP_TRACEPARENT)) {
 			struct sk_inject_pending *p = &s->pending;
 			p->ts_ns = now;
 			p->cookie = cs->conn_id;
-			p->ctx = a.ctx;
-			p->flags = a.forwarded ? SK_INJECT_F_REPLACE : 0;
-			p->extra = a.extra;
-			__builtin_memcpy(p->extra_off, a.extra_off, sizeof(p->extra_off));
-			__builtin_memcpy(p->extra_span_ids, a.extra_span_ids, sizeof(p->extra_span_ids));
+			p->ctx = a->ctx;
+			p->flags = a->forwarded ? SK_INJECT_F_REPLACE : 0;
+			p->extra = a->extra;
+			__builtin_memcpy(p->extra_off, a->extra_off, sizeof(p->extra_off));
+			__builtin_memcpy(p->extra_span_ids, a->extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a.flags & SYS_F_THREAD_PARENT) && !a.forwarded && py_found == PY_PARENT_NONE && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			struct sk_inject_tracestate *ts = (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && py_found == PY_PARENT_NONE && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
@@ -550,13 +550,12 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 #endif
 		if (s) {
 			s->creq.ts_ns = now;
-			s->creq.ctx = a.ctx;
+			s->creq.ctx = a->ctx;
 			s->creq.tgid = id >> 32;
 			s->creq._pad = 0;
 			bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
 		}
 	}
-	*stored = a;
 	return 0;
 }
 
