@@ -56,15 +56,18 @@ describe('Python asyncio: client calls are children of the request their task se
     stripped = startProcess(STRIPPED_PYTHON, ['-c', STRIPPED_SERVER, String(strippedPort)], {});
     await waitForPort(strippedPort, 30_000);
     leaf = await startFramework('fastapi-uvicorn', 'py-leaf');
-    fronts.push(
-      await startFramework('fastapi-uvicorn', 'fastapi-front'),
-      await startFramework('aiohttp', 'aiohttp-front'),
+    // One at a time: a front that fails to start must not leave the ones before it unstopped
+    // (afterAll stops what is in `fronts`).
+    const specs: [Parameters<typeof startFramework>[0], string, ('py312' | 'py313')?][] = [
+      ['fastapi-uvicorn', 'fastapi-front'],
+      ['aiohttp', 'aiohttp-front'],
       // CPython 3.13 and 3.12 (scripts/setup-frameworks.sh): aiohttp starts its tasks eagerly there
-      await startFramework('fastapi-uvicorn', 'fastapi-front-313', { venv: 'py313' }),
-      await startFramework('aiohttp', 'aiohttp-front-313', { venv: 'py313' }),
-      await startFramework('fastapi-uvicorn', 'fastapi-front-312', { venv: 'py312' }),
-      await startFramework('aiohttp', 'aiohttp-front-312', { venv: 'py312' }),
-    );
+      ['fastapi-uvicorn', 'fastapi-front-313', 'py313'],
+      ['aiohttp', 'aiohttp-front-313', 'py313'],
+      ['fastapi-uvicorn', 'fastapi-front-312', 'py312'],
+      ['aiohttp', 'aiohttp-front-312', 'py312'],
+    ];
+    for (const [framework, service, venv] of specs) fronts.push(await startFramework(framework, service, venv ? { venv } : {}));
     const pids = [leaf, ...fronts].flatMap((s) => ['--pid', String(s.proc.pid)]);
     webPort = await freePort();
     agent = await startAgent([...pids, '--pid', String(stripped.pid), '--export', 'none', '--web-port', String(webPort)], {}, 120_000);
