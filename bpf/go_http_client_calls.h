@@ -345,13 +345,11 @@ static __always_inline bool defer_end(const struct go_offsets *off, __u32 tgid, 
 SEC("uprobe")
 int go_transport_round_trip_ret(struct pt_regs *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	struct goroutine_key gkey;
+	const struct go_offsets *off = current_goroutine(ctx, &gkey);
 	if (!off)
 		return 0;
-	struct goroutine_key gkey;
-	if (goroutine_key_of(ctx, off, &gkey))
-		return 0;
+	__u32 tgid = gkey.tgid;
 	__u64 *reqp = bpf_map_lookup_elem(&roundtrip_by_goroutine, &gkey);
 	if (!reqp) {
 		count_drop(DROP_NO_START);

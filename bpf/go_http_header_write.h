@@ -63,13 +63,11 @@ int go_header_write_subset(struct pt_regs *ctx)
 SEC("uprobe")
 int go_persist_conn_writer_write(struct pt_regs *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	struct goroutine_key gkey;
+	const struct go_offsets *off = current_goroutine(ctx, &gkey);
 	if (!off)
 		return 0;
-	struct goroutine_key gkey;
-	if (goroutine_key_of(ctx, off, &gkey))
-		return 0;
+	__u32 tgid = gkey.tgid;
 	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
 	if (p && p->n_start >= 0)
 		p->flushed = 1;
@@ -152,13 +150,11 @@ static long scan_tracestate_line(__u32 i, struct scan_ctx *sc)
  * the application set a traceparent (use its ids; never add a second), or inject ours. */
 static __always_inline int write_subset_ret(struct pt_regs *ctx, const bool inject)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	struct goroutine_key gkey;
+	const struct go_offsets *off = current_goroutine(ctx, &gkey);
 	if (!off)
 		return 0;
-	struct goroutine_key gkey;
-	if (goroutine_key_of(ctx, off, &gkey))
-		return 0;
+	__u32 tgid = gkey.tgid;
 	struct pending_write *p = bpf_map_lookup_elem(&pending_writes, &gkey);
 	if (!p || p->n_start < 0)
 		return 0;
