@@ -3,7 +3,7 @@ import { bridgeConfigFrom } from '../../../receiver/bridge-config';
 import { DEFAULT_RETRY_POLICY } from '../../../receiver/otlp/retry';
 import { agentResource, ResourceMerger } from '../../../receiver/resource-merge';
 import { parseResourceAttributesEnv, resolveBridgeSettings, resolveDelivery } from '../../../src/config/delivery';
-import { parseByteSize, parsePrometheusPort } from '../../../src/config/units';
+import { parsePrometheusPort } from '../../../src/config/units';
 
 /** What the bridge runs with: the config layer's resolution, then receiver/'s defaults. */
 function resolve(env: Record<string, string>, options = {}) {
@@ -71,15 +71,6 @@ describe('resolveBridgeSettings (src/config/delivery.ts) + bridgeConfigFrom (rec
     expect(resolve({ OTEL_METRICS_EXPORTER: 'none' }).config.otlpMetrics).toBe(false);
     expect(resolve({ OTEL_METRICS_EXPORTER: 'prometheus' }).config.otlpMetrics).toBe(false);
     expect(resolve({ OTEL_METRICS_EXPORTER: 'otlp,prometheus' }).config.otlpMetrics).toBe(true);
-  });
-
-  it('parses byte sizes', () => {
-    expect(parseByteSize('1024')).toBe(1024);
-    expect(parseByteSize('512KiB')).toBe(512 * 1024);
-    expect(parseByteSize('64 MiB')).toBe(64 * 1024 * 1024);
-    expect(parseByteSize('1g')).toBe(1024 ** 3);
-    expect(parseByteSize('0')).toBeUndefined();
-    expect(parseByteSize('12 parsecs')).toBeUndefined();
   });
 });
 
