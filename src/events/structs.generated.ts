@@ -272,6 +272,7 @@ export const SYS_HTTP_OBJECT = {
     py_task_init_return: 'py_task_init_return',
     py_future_set_result: 'py_future_set_result',
     frame_client_write: 'frame_client_write',
+    decide_pipelined: 'decide_pipelined',
     sys_data_exit: 'sys_data_exit',
     sys_client_write_enter: 'sys_client_write_enter',
     sys_enter_read: 'sys_enter_read',
@@ -347,7 +348,7 @@ export const SYS_HTTP_CONN_EVENT: StructLayout = {
 };
 
 export const SYS_HTTP_DATA_EVENT: StructLayout = {
-  size: 1184,
+  size: 1216,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     direction: { offset: 1, size: 1, kind: 'u8' },
@@ -369,8 +370,12 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     parent_span_id: { offset: 72, size: 8, kind: 'bytes' },
     spare_trace_ids: { offset: 80, size: 48, kind: 'bytes' },
     spare_span_ids: { offset: 128, size: 24, kind: 'bytes' },
-    tail: { offset: 152, size: 8, kind: 'bytes' },
-    data: { offset: 160, size: 1024, kind: 'bytes' },
+    spare_parent_span_ids: { offset: 152, size: 24, kind: 'bytes' },
+    spare_trace_flags: { offset: 176, size: 3, kind: 'bytes' },
+    spare_remote: { offset: 179, size: 1, kind: 'u8' },
+    _pad_spare: { offset: 180, size: 4, kind: 'bytes' },
+    tail: { offset: 184, size: 8, kind: 'bytes' },
+    data: { offset: 192, size: 1024, kind: 'bytes' },
   },
 };
 
@@ -448,7 +453,8 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_NGINX_UNLINKED: 27,
   SYS_SKIP_GO_GOID_UNREAD: 28,
   SYS_SKIP_GO_ROUTE_UNREAD: 29,
-  SYS_HTTP_DROP_MAX: 30,
+  SYS_SKIP_PIPELINED_UNREAD: 30,
+  SYS_HTTP_DROP_MAX: 31,
 } as const;
 
 export const SYS_HTTP_ROLE = {
