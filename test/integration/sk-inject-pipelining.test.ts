@@ -128,6 +128,15 @@ describe('sk_msg injection into pipelined HTTP/1.1 requests (non-Go client: ever
     await expectReported(responses, paths);
   });
 
+  it("a request sent while the previous one's handler runs: its own span, though Go's 1-byte background read takes its first byte", async () => {
+    // net/http reads one byte ahead while a handler runs (connReader.backgroundRead); the rest of
+    // the request comes in the next read, after the first response: the syscall path holds the byte.
+    const paths = ['/headers?sleep=400&b=1', '/headers?b=2'];
+    const responses = await pipeline([get(paths[0]), get(paths[1], true)], 150);
+    expect(responses.map((r) => r.status)).toEqual([200, 200]);
+    await expectReported(responses, paths);
+  });
+
   it('a fifth request in one send is beyond the kernel ids: forwarded without a header, counted, no span with made-up ids', async () => {
     const paths = [1, 2, 3, 4, 5].map((n) => `/headers?f=${n}`);
     const responses = await pipeline([paths.map((p, i) => get(p, i === 4)).join('')]);
