@@ -14,7 +14,7 @@
  * suffix is appended; resource attributes become `service_name`, `service_namespace` and
  * `service_instance_id` labels (the rest of a resource is not exposed here; OTLP carries it).
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import type { Counter as CounterType, Gauge as GaugeType, Registry as RegistryType } from 'prom-client';
 import type { Attributes, MetricPoint, Resource } from '../model';
 import type { HistogramPoint } from '../metrics/histogram-store';
 import { HTTP_DURATION_BUCKETS, HTTP_INSTRUMENT_DESCRIPTIONS, type HttpInstrument } from '../metrics/http-duration';
@@ -70,6 +70,18 @@ export function redLabels(resource: Resource, attributes: Attributes): RedLabels
   for (const [k, v] of Object.entries(attributes)) labels[prometheusName(k)] = typeof v === 'boolean' ? String(v) : v;
   return labels;
 }
+
+/*
+ * prom-client by its parts: its index also loads default process metrics, the push gateway and
+ * more (~120 ms of start-up here); the self-metrics need a registry, counters and gauges.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const Registry = require('prom-client/lib/registry') as typeof RegistryType;
+const Counter = require('prom-client/lib/counter') as typeof CounterType;
+const Gauge = require('prom-client/lib/gauge') as typeof GaugeType;
+/* eslint-enable @typescript-eslint/no-require-imports */
+type Counter = CounterType;
+type Gauge = GaugeType;
 
 type SelfMetric = { kind: MetricPoint['kind']; labelNames: string; metric: Counter | Gauge };
 
