@@ -17,6 +17,7 @@ done
 bin=build/bench/bin
 mkdir -p "$bin"
 (cd test/apps/goserver && CGO_ENABLED=0 go build -o "../../../$bin/goserver" .)
+(cd test/apps/gochain && CGO_ENABLED=0 go build -o "../../../$bin/gochain" .)
 (cd bench/go && CGO_ENABLED=0 go build -o "../../$bin/" ./loadgen ./microbench)
 npx tsc -p bench/tsconfig.json
 

@@ -20,13 +20,31 @@ export interface Server {
   readonly addr: string;
   readonly url: string;
   readonly path: string;
+  /** Processes the server depends on (gochain's downstream), stopped with it. */
+  readonly others?: readonly Child[];
 }
 
-export type ServerKind = 'go' | 'node' | 'python';
+export type ServerKind = 'go' | 'gochain' | 'node' | 'python';
 
-/** The test services, pinned to the server CPU: Go net/http, Node's http or Python's ThreadingHTTPServer (syscall path). */
+/**
+ * The test services, pinned to the server CPU: Go net/http, Node's http or Python's
+ * ThreadingHTTPServer (syscall path); 'gochain' is the Go frontend test/apps/gochain calling one
+ * downstream per request (its /sync handler: an http.Client GET, body read to the end and closed),
+ * the downstream an untraced test/apps/goserver pinned to the load CPU, so the server CPU runs only
+ * the traced process.
+ */
 export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<Server> {
   const port = await freePort();
+  if (kind === 'gochain') {
+    const downPort = await freePort();
+    const down = spawnPinned(ctx.config.loadCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(downPort) });
+    await waitForPort(downPort, 20_000, 50);
+    const child = spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'gochain'), ['-addr', `127.0.0.1:${port}`]);
+    await waitForPort(port, 20_000, 50);
+    const addr = `127.0.0.1:${port}`;
+    const p = `/sync?target=${encodeURIComponent(`http://127.0.0.1:${downPort}/items/1`)}`;
+    return { child, addr, path: p, url: `http://${addr}${p}`, others: [down] };
+  }
   const child =
     kind === 'go'
       ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(port) })

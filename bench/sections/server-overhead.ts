@@ -106,6 +106,8 @@ const SECTION_TITLES: Record<ServerKind, [id: string, title: string]> = {
   // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=syscall measures the
   // syscall path for Go servers (go.server_path), else the default.
   go: ['go', process.env.SPANBRIDGE_GO_SERVER_PATH === 'syscall' ? 'Go net/http server (go.server_path syscall: syscall tracepoints)' : 'Go net/http server (uprobes)'],
+  // go.client_path likewise (SPANBRIDGE_GO_CLIENT_PATH=syscall: one uprobe hit per client call).
+  gochain: ['gochain', `Go server calling one downstream per request (go.server_path ${process.env.SPANBRIDGE_GO_SERVER_PATH ?? 'default'}, go.client_path ${process.env.SPANBRIDGE_GO_CLIENT_PATH ?? 'default'})`],
   node: ['sys', 'Node http server (syscall tracepoints)'],
   python: ['python', 'Python threaded http.server (syscall tracepoints)'],
 };
@@ -196,7 +198,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     s.figures.push(
       figure(fig({
         id: `${s.id}.throughput_ratio`, label: 'Saturated throughput, with / without agent', value: tput.perRound.median, unit: 'ratio', rounds: tput.perRound.n, spread: tput.perRound,
-        target: { text: '>= 0.90', met: tput.perRound.median >= 0.9 },
+        target: kind === 'gochain' ? { text: '>= 0.80', met: tput.perRound.median >= 0.8 } : { text: '>= 0.90', met: tput.perRound.median >= 0.9 },
         detail: `per round pair; wrk -t1 -c${config.wrkConns}: ${round(tput.without.median)} req/s without (${round(tput.without.min)} .. ${round(tput.without.max)}), ${round(tput.with.median)} req/s with (${round(tput.with.min)} .. ${round(tput.with.max)}); ratio of the arms' medians ${round(tput.with.median / tput.without.median)}`,
       })),
       figure(fig({
@@ -275,6 +277,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     if (errs > 0) s.notes.push(`Request errors over all runs: ${errs}.`);
   } finally {
     await server.child.stop();
+    for (const o of server.others ?? []) await o.stop();
   }
   return s;
 }
