@@ -38,6 +38,7 @@
 #include "go_abi.h"
 #include "go_offsets.h"
 #include "go_server_ctx.h"
+#include "go_client_ctx.h"
 #include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
@@ -124,7 +125,10 @@ struct scratch {
 	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
 	struct client_request creq; /* likewise */
-	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write */
+	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
+					 * or the server span of a Go client call */
+	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
+	__u64 go_server_goid; /* that server span's goroutine */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
@@ -342,6 +346,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 #include "sys_http_server_head.h"
 #include "sys_http_client_write.h"
 #include "sys_http_nginx_link.h"
+#include "sys_http_go_client.h"
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
@@ -477,6 +482,15 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
 		if ((mode & SYS_MODE_NGINX_LINK) && s)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+		/* Go (go.client_path syscall): the server span its roundTrip left for this buffer. */
+		bool go_parent = false;
+		if ((mode & SYS_MODE_GO_CLIENT) && s) {
+			s->go_key.tgid = id >> 32;
+			s->go_key._pad = 0;
+			s->go_key.buf = ptr;
+			go_parent = go_client_parent(&s->go_key, now, &s->nginx_parent, &s->go_server_goid);
+			tc = go_parent ? &s->nginx_parent : NULL;
+		}
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
@@ -542,7 +556,12 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(p->extra_off, a->extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a->extra_span_ids, sizeof(p->extra_span_ids));
 			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && py_found == PY_PARENT_NONE && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			struct sk_inject_tracestate *ts = (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && py_found == PY_PARENT_NONE && !(mode & (SYS_MODE_NGINX_LINK | SYS_MODE_GO_CLIENT)) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			if (go_parent && (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && s->nginx_parent._pad) {
+				/* the Go server request's own (same layout: bpf/go_server_ctx.h) */
+				s->go_key.buf = s->go_server_goid; /* reused as the go_link_key {tgid, goid} */
+				ts = bpf_map_lookup_elem(&spanbridge_go_server_ts_v1, &s->go_key);
+			}
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
