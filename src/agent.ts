@@ -212,7 +212,7 @@ export class Agent {
     const caps = this.deps.capabilities ?? probeCapabilities();
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
     // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
-    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath });
+    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath, goClientPath: this.config.goClientPath });
     for (const line of describeStrategies(plan)) log.info(`strategy: ${line}`);
     const missing = [...plan.missing];
     for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);

@@ -30,14 +30,15 @@ export type ServerKind = 'go' | 'gochain' | 'node' | 'python';
  * The test services, pinned to the server CPU: Go net/http, Node's http or Python's
  * ThreadingHTTPServer (syscall path); 'gochain' is the Go frontend test/apps/gochain calling one
  * downstream per request (its /sync handler: an http.Client GET, body read to the end and closed),
- * the downstream an untraced test/apps/goserver pinned to the load CPU, so the server CPU runs only
- * the traced process.
+ * the downstream an untraced test/apps/goserver pinned to the server CPU too: the load CPU already
+ * runs the load generator and the agent's user space, and a downstream there would make the
+ * agent's span processing, not the traced process, the limit of the throughput with the agent.
  */
 export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<Server> {
   const port = await freePort();
   if (kind === 'gochain') {
     const downPort = await freePort();
-    const down = spawnPinned(ctx.config.loadCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(downPort) });
+    const down = spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(downPort) });
     await waitForPort(downPort, 20_000, 50);
     const child = spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'gochain'), ['-addr', `127.0.0.1:${port}`]);
     await waitForPort(port, 20_000, 50);
