@@ -25,7 +25,6 @@ struct go_client_key {
 
 struct go_client_call {
 	__u64 ts_ns;
-	__u64 server_goid; /* where the server span was found (its tracestate: spanbridge_go_server_ts_v1) */
 	struct go_server_ctx server;
 };
 

@@ -41,7 +41,7 @@ int go_persist_conn_round_trip(struct pt_regs *ctx)
 		bpf_map_delete_elem(&spanbridge_go_client_v1, &ck);
 		return 0;
 	}
-	struct go_client_call call = { .ts_ns = bpf_ktime_get_ns(), .server_goid = k.goid };
+	struct go_client_call call = { .ts_ns = bpf_ktime_get_ns() };
 	call.server = *c;
 	if (bpf_map_update_elem(&spanbridge_go_client_v1, &ck, &call, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);

@@ -8,12 +8,12 @@
 
 #include "go_client_ctx.h"
 
-/* A client request start written from buffer `buf` by process tgid: fills *out as a thread context
- * with exactly one active request (the server span of the call) and *server_goid with the
- * goroutine it runs on, and returns true; false when no fresh entry names this buffer (a call
+/* A client request start written from buffer k->buf by process k->tgid: fills *out as a thread
+ * context with exactly one active request (the server span of the call; its incoming tracestate is
+ * found under its span id like any server request's), and returns true; false when no fresh entry names this buffer (a call
  * outside any server request, or one whose uprobe hit is older than GO_CLIENT_MAX_AGE_NS). The
  * entry is taken: a later request on the connection gets its own at its own roundTrip. */
-static __always_inline bool go_client_parent(struct go_client_key *k, __u64 now, struct thread_ctx *out, __u64 *server_goid)
+static __always_inline bool go_client_parent(struct go_client_key *k, __u64 now, struct thread_ctx *out)
 {
 	struct go_client_call *c = bpf_map_lookup_elem(&spanbridge_go_client_v1, k);
 	if (!c)
@@ -26,8 +26,7 @@ static __always_inline bool go_client_parent(struct go_client_key *k, __u64 now,
 		out->ambiguous = 0;
 		__builtin_memcpy(out->incoming_span_id, c->server.parent_span_id, 8);
 		out->has_incoming = (c->server.flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0;
-		out->_pad = (c->server.flags & GO_SERVER_F_TRACESTATE) ? 1 : 0; /* read back for the tracestate */
-		*server_goid = c->server_goid;
+		out->_pad = 0;
 	}
 	bpf_map_delete_elem(&spanbridge_go_client_v1, k);
 	return fresh;
