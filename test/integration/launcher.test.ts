@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const LAUNCHER = join(__dirname, '../../../bin/spanbridge');
+const LAUNCHER = join(__dirname, '../../bin/spanbridge');
 
 describe('bin/spanbridge', () => {
   it('runs the agent with the heap bounds, in its own process, extra flags appended', () => {
