@@ -337,6 +337,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 #include "sys_http_bytes.h"
 #include "sys_http_asyncio.h"
+#include "sys_http_java.h"
 
 
 #include "sys_http_server_head.h"
@@ -471,7 +472,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		/* An asyncio event-loop thread: its current task's request, never the thread's. */
 		struct trace_context py = {};
 		int py_found = (mode & SYS_MODE_ASYNCIO) ? asyncio_parent(id, &py) : PY_PARENT_NONE;
-		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? thread_link_ctx(id) : NULL;
 		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */

@@ -107,7 +107,10 @@ enum sys_http_drop_reason {
 					 * be read from TLS: client calls made on it are not linked to it */
 	SYS_SKIP_GO_ROUTE_UNREAD = 29,  /* a Go server response whose route could not be read (connection
 					 * served before the attach, or memory unreadable): no http.route from Go */
-	SYS_HTTP_DROP_MAX = 30,
+	SYS_SKIP_THREAD_POOLED = 30,    /* client call on a Java ForkJoinPool worker (virtual-thread carriers
+					 * among them) with a server request active: not linked, the request
+					 * may be another task's (bpf/sys_http_java.h) */
+	SYS_HTTP_DROP_MAX = 31,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -301,7 +301,6 @@ export const SYS_HTTP_OBJECT = {
     py_threads: 'py_threads',
     py_tasks: 'py_tasks',
     data_paths: 'data_paths',
-    thread_ctxs: 'thread_ctxs',
     scratch_buf: 'scratch_buf',
     thread_tracestates: 'thread_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
@@ -313,6 +312,7 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
+    thread_ctxs: 'thread_ctxs',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
@@ -448,7 +448,8 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_NGINX_UNLINKED: 27,
   SYS_SKIP_GO_GOID_UNREAD: 28,
   SYS_SKIP_GO_ROUTE_UNREAD: 29,
-  SYS_HTTP_DROP_MAX: 30,
+  SYS_SKIP_THREAD_POOLED: 30,
+  SYS_HTTP_DROP_MAX: 31,
 } as const;
 
 export const SYS_HTTP_ROLE = {
