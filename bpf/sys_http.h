@@ -110,7 +110,11 @@ enum sys_http_drop_reason {
 	SYS_SKIP_THREAD_POOLED = 30,    /* client call on a Java ForkJoinPool worker (virtual-thread carriers
 					 * among them) with a server request active: not linked, the request
 					 * may be another task's (bpf/sys_http_java.h) */
-	SYS_HTTP_DROP_MAX = 31,
+	SYS_LINK_JAVA_CONNECT = 31,     /* (not a drop) JDK HttpClient requests linked to the server request of
+					 * the thread that connected their connection (bpf/sys_http_java.h) */
+	SYS_SKIP_JAVA_CONNECT_GONE = 32, /* a JDK HttpClient connection's first request written after the
+					  * request of the thread that connected it was no longer active there */
+	SYS_HTTP_DROP_MAX = 33,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -315,6 +315,7 @@ export const SYS_HTTP_OBJECT = {
     thread_ctxs: 'thread_ctxs',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
+    java_connect_owners: 'java_connect_owners',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
   rodata: {
@@ -449,7 +450,9 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_GO_GOID_UNREAD: 28,
   SYS_SKIP_GO_ROUTE_UNREAD: 29,
   SYS_SKIP_THREAD_POOLED: 30,
-  SYS_HTTP_DROP_MAX: 31,
+  SYS_LINK_JAVA_CONNECT: 31,
+  SYS_SKIP_JAVA_CONNECT_GONE: 32,
+  SYS_HTTP_DROP_MAX: 33,
 } as const;
 
 export const SYS_HTTP_ROLE = {

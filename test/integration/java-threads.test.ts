@@ -112,12 +112,15 @@ describe('Java: client calls on other threads than the request\'s are linked rig
   /** Runs sequential then 32-concurrent rounds; asserts no wrong parent, every unlinked one counted. */
   async function check(front: () => FrameworkService, route: string, path: string, delayMs: number, minConnected: { sequential: number; concurrent: number }): Promise<void> {
     const before = await unlinkedCount();
+    const k0 = await agent!.kernelCounters();
     const seq = await judge(front(), path, await calls(front(), route, 10, false, delayMs));
     const sent = new Map<string, string>();
     for (let round = 0; round < 2; round++) for (const [t, e] of await calls(front(), route, 32, true, delayMs)) sent.set(t, e);
     const conc = await judge(front(), path, sent);
     // The figures docs/java-async-linking.md quotes.
-    console.log(`${front().service} ${route}: sequential ${JSON.stringify(seq)}; 32 concurrent x2 ${JSON.stringify({ ...conc, problems: conc.problems.length })}`);
+    const k1 = await agent!.kernelCounters();
+    const delta = Object.fromEntries(['sys_http_link_thread', 'sys_http_link_java_connect', 'sys_http_skip_java_connect_gone', 'sys_http_skip_thread_pooled', 'sys_http_skip_thread_ambiguous'].map((k) => [k, (k1[k] ?? 0) - (k0[k] ?? 0)]));
+    console.log(`${front().service} ${route}: sequential ${JSON.stringify(seq)}; 32 concurrent x2 ${JSON.stringify({ ...conc, problems: conc.problems.length })}; kernel ${JSON.stringify(delta)}`);
     expect(seq.problems).toEqual([]);
     expect(conc.wrong).toBe(0);
     expect(conc.problems).toEqual([]);
@@ -129,7 +132,13 @@ describe('Java: client calls on other threads than the request\'s are linked rig
 
   describe('Java 17, Tomcat platform threads', () => {
     it('RestTemplate on the request thread: connected', () => check(() => spring, '/call', '/call', 100, { sequential: 1, concurrent: 0.99 }), 180_000);
-    it('JDK HttpClient.send: no wrong parent; unlinked ones counted', () => check(() => spring, '/call-jdk?mode=send', '/call-jdk', 100, { sequential: 0, concurrent: 0 }), 180_000);
+    it('JDK HttpClient.send: a new connection\'s first request linked through the thread that connected it; no wrong parent; unlinked ones counted', async () => {
+      const linked = async (): Promise<number> => (await agent!.kernelCounters()).sys_http_link_java_connect ?? 0;
+      const before = await linked();
+      // 32 at once open new connections (the client's pool has fewer): most are linked
+      await check(() => spring, '/call-jdk?mode=send', '/call-jdk', 100, { sequential: 0, concurrent: 0.25 });
+      expect(await linked()).toBeGreaterThan(before);
+    }, 180_000);
     it('JDK HttpClient.sendAsync: no wrong parent; unlinked ones counted', () => check(() => spring, '/call-jdk?mode=async', '/call-jdk', 100, { sequential: 0, concurrent: 0 }), 180_000);
     it('application thread pool: no wrong parent; unlinked ones counted', () => check(() => spring, '/call-jdk?mode=executor', '/call-jdk', 100, { sequential: 0, concurrent: 0 }), 180_000);
     it('CompletableFuture.supplyAsync: no wrong parent; unlinked ones counted', () => check(() => spring, '/call-jdk?mode=supply', '/call-jdk', 100, { sequential: 0, concurrent: 0 }), 180_000);
