@@ -152,14 +152,15 @@ struct {
 } heads SEC(".maps");
 
 #ifdef SYS_HTTP_SK_INJECT
-/* The incoming tracestate of the server request active on a thread (pid_tgid), kept with its
- * thread_ctxs entry: a client call linked to that request sends it on (W3C). */
+/* The incoming tracestate of a server request, keyed by that request's span id (its 8 bytes as a
+ * u64): a client call linked to the request, by whichever mechanism (thread, asyncio task, ...),
+ * sends it on (W3C). LRU: a request's entry outlives its response for fire-and-forget calls. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct sk_inject_tracestate);
-} thread_tracestates SEC(".maps");
+} request_tracestates SEC(".maps");
 #endif
 
 struct {
@@ -544,8 +545,11 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			p->extra = a->extra;
 			__builtin_memcpy(p->extra_off, a->extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a->extra_span_ids, sizeof(p->extra_span_ids));
-			/* A call linked to the thread's server request sends that request's tracestate on. */
-			struct sk_inject_tracestate *ts = (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && py_found == PY_PARENT_NONE && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&thread_tracestates, &id) : NULL;
+			/* A call linked to a server request sends that request's tracestate on (nginx
+			 * forwards the header itself). */
+			__u64 parent_key;
+			__builtin_memcpy(&parent_key, a->parent_span_id, 8);
+			struct sk_inject_tracestate *ts = (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&request_tracestates, &parent_key) : NULL;
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);

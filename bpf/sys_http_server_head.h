@@ -64,21 +64,22 @@ static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, _
 }
 
 #ifdef SYS_HTTP_SK_INJECT
-/* Keeps the request's tracestate (all its headers combined, validated; bpf/trace_context.h) for
- * the thread (id) that read it, or forgets the thread's previous one. */
-static __always_inline void keep_tracestate(struct scratch *s, __u64 id)
+/* Keeps the request's tracestate (all its headers combined, validated; bpf/trace_context.h) under
+ * the request's span id, for the client calls linked to it. */
+static __always_inline void keep_tracestate(struct scratch *s, const struct conn_state *cs)
 {
 	__u32 n = ts_result(&s->head.ts);
 	if (!n) {
 		if (s->head.ts.verdict != TS_OK)
 			count(SYS_SKIP_TRACESTATE_NOT_KEPT);
-		bpf_map_delete_elem(&thread_tracestates, &id);
 		return;
 	}
 	__builtin_memcpy(s->ts.value, s->head.ts.out, W3C_TRACESTATE_MAX);
 	s->ts.len = n;
 	s->ts._pad = 0;
-	bpf_map_update_elem(&thread_tracestates, &id, &s->ts, BPF_ANY);
+	__u64 key;
+	__builtin_memcpy(&key, cs->ctx.span_id, 8);
+	bpf_map_update_elem(&request_tracestates, &key, &s->ts, BPF_ANY);
 }
 #endif
 
@@ -119,6 +120,10 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 	cs->has_incoming = (e->flags & SYS_F_REMOTE_PARENT) ? 1 : 0;
 	__builtin_memcpy(cs->incoming_span_id, e->parent_span_id, 8);
 
+#ifdef SYS_HTTP_SK_INJECT
+	if (sk_inject_pending && (e->flags & SYS_F_REMOTE_PARENT))
+		keep_tracestate(s, cs);
+#endif
 	__u64 id = bpf_get_current_pid_tgid();
 	if (mode & SYS_MODE_ASYNCIO)
 		asyncio_head_decided(id, cs, e->fd);
@@ -136,14 +141,6 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 				n.has_incoming = 1;
 			}
 			bpf_map_update_elem(&thread_ctxs, &id, &n, BPF_ANY);
-#ifdef SYS_HTTP_SK_INJECT
-			if (sk_inject_pending) {
-				if (e->flags & SYS_F_REMOTE_PARENT)
-					keep_tracestate(s, id);
-				else
-					bpf_map_delete_elem(&thread_tracestates, &id);
-			}
-#endif
 		}
 		cs->owner_tid = (__u32)id;
 		cs->thread_active = 1;

@@ -302,7 +302,7 @@ export const SYS_HTTP_OBJECT = {
     py_tasks: 'py_tasks',
     data_paths: 'data_paths',
     scratch_buf: 'scratch_buf',
-    thread_tracestates: 'thread_tracestates',
+    request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     client_requests: 'client_requests',

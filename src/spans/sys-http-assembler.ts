@@ -89,7 +89,7 @@ interface Exchange {
   link: ExchangeView['link'];
   pending: boolean;
   readonly tid: number;
-  /** Client linked to its thread's server request: that request's tracestate (what the kernel sends on). */
+  /** Client linked in-process to a server request: that request's tracestate (what the kernel sends on). */
   readonly inheritedTraceState: string;
   readonly req: Message;
   resp: Message | null;
@@ -269,7 +269,7 @@ export class SysHttpAssembler {
       link: ids.link,
       pending: false,
       tid: rec.tid,
-      inheritedTraceState: c.role === 'client' && (ids.link === 'thread' || ids.link === 'proxy_downstream') ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
+      inheritedTraceState: c.role === 'client' && IN_PROCESS_LINKS.has(ids.link) ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
       req: newMessage(rec.tsNs),
       resp: null,
       requestLine: null,
@@ -544,10 +544,13 @@ function firstLineOf(data: Buffer): string {
   return end < 0 ? '' : data.toString('latin1', 0, end);
 }
 
+/** Links to a server request of the same process: the client span carries that request's
+ * tracestate (the kernel sends it on; nginx forwards the header itself). */
+const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream']);
+
 function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
   if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : 'thread';
   if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';

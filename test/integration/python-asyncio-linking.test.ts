@@ -34,6 +34,8 @@ async def main():
 asyncio.run(main())
 `;
 const hex = (n: number): string => randomBytes(n).toString('hex');
+/** A tracestate naming the trace, so a request's state cannot pass for another's. */
+const stateOf = (traceId: string): string => `sb=${traceId.slice(0, 16)},other=x`;
 
 interface Outcome {
   connected: number;
@@ -101,27 +103,34 @@ describe('Python asyncio: client calls are children of the request their task se
     });
   }
 
+  /** What the leaf received for one request. */
+  interface Echo {
+    readonly traceparent: string;
+    readonly tracestate: string;
+  }
+
   /**
-   * Sends /call to the leaf's /headers with a traceparent of a fresh trace each (a new connection
-   * each, or over `pool`); returns trace id -> echoed traceparent.
+   * Sends /call to the leaf's /headers with a traceparent of a fresh trace each and a tracestate
+   * naming that trace (a new connection each, or over `pool`); returns trace id -> what the leaf got.
    */
-  async function calls(front: FrameworkService, n: number, concurrent: boolean, delayMs: number, pool?: http.Agent): Promise<Map<string, string>> {
-    const one = async (): Promise<[string, string]> => {
+  async function calls(front: FrameworkService, n: number, concurrent: boolean, delayMs: number, pool?: http.Agent): Promise<Map<string, Echo>> {
+    const one = async (): Promise<[string, Echo]> => {
       const traceId = hex(16);
       const url = callUrl(front, `${leaf.url}/headers`, delayMs ? `&delay_ms=${delayMs}` : '');
-      const headers = { traceparent: `00-${traceId}-${hex(8)}-01` };
+      const headers = { traceparent: `00-${traceId}-${hex(8)}-01`, tracestate: stateOf(traceId) };
       const r = pool ? await getKeepAlive(url, headers, pool) : await send(url, { headers });
       expect(r.status).toBe(200);
-      return [traceId, echoed(r.body)?.traceparent ?? ''];
+      const e = echoed(r.body);
+      return [traceId, { traceparent: e?.traceparent ?? '', tracestate: e?.tracestate ?? '' }];
     };
-    const out = new Map<string, string>();
+    const out = new Map<string, Echo>();
     if (concurrent) for (const [t, e] of await Promise.all(Array.from({ length: n }, one))) out.set(t, e);
     else for (let i = 0; i < n; i++) out.set(...(await one()));
     return out;
   }
 
   /** Checks each request's echoed header against the spans the agent reported for `front`. */
-  async function judge(front: FrameworkService, sent: Map<string, string>): Promise<Outcome> {
+  async function judge(front: FrameworkService, sent: Map<string, Echo>): Promise<Outcome> {
     const spansOf = (kind: string): PrintedSpanLine[] => agent!.spans().filter((s) => s.kind === kind && s.resource['service.name'] === front.service);
     await waitFor(`${front.service} spans`, () => {
       const ids = new Set(spansOf('SERVER').map((s) => s.traceId));
@@ -130,7 +139,7 @@ describe('Python asyncio: client calls are children of the request their task se
     const servers = spansOf('SERVER');
     const clients = spansOf('CLIENT');
     const o: Outcome = { connected: 0, wrong: 0, unlinked: 0, problems: [] };
-    for (const [traceId, tp] of sent) {
+    for (const [traceId, { traceparent: tp, tracestate }] of sent) {
       const [, gotTrace, gotSpan] = tp.split('-');
       const client = clients.find((c) => c.spanId === gotSpan);
       const server = servers.find((s) => s.traceId === traceId && s.attributes['url.path'] === '/call');
@@ -138,7 +147,11 @@ describe('Python asyncio: client calls are children of the request their task se
         o.problems.push(`${traceId}: echoed ${tp}, client span ${client ? 'found' : 'missing'}, server span ${server ? 'found' : 'missing'}`);
         continue;
       }
-      if (gotTrace === traceId && client.parentSpanId === server.spanId && client.attributes['spanbridge.parent.source'] === 'asyncio_task') o.connected++;
+      if (gotTrace === traceId && client.parentSpanId === server.spanId && client.attributes['spanbridge.parent.source'] === 'asyncio_task') {
+        o.connected++;
+        // The request's tracestate goes on with the call linked to it, and the client span says so.
+        if (tracestate !== stateOf(traceId) || client.traceState !== stateOf(traceId)) o.problems.push(`${traceId}: tracestate sent on as '${tracestate}', client span '${client.traceState}'`);
+      }
       else if (sent.has(gotTrace) || client.parentSpanId !== '') {
         o.wrong++;
         o.problems.push(`${traceId}: wrong parent (leaf got ${tp}, client parent ${client.parentSpanId}, server ${server.spanId})`);
@@ -158,7 +171,7 @@ describe('Python asyncio: client calls are children of the request their task se
       }, 120_000);
 
       it('32 concurrent requests with random handler delays: >= 99% connected, no wrong parent', async () => {
-        const sent = new Map<string, string>();
+        const sent = new Map<string, Echo>();
         for (let round = 0; round < 2; round++) for (const [t, e] of await calls(front(), 32, true, 100)) sent.set(t, e);
         const o = await judge(front(), sent);
         expect(o.wrong).toBe(0);

@@ -408,7 +408,7 @@ describe('SysHttpAssembler: client side', () => {
     expect(s.status.code).toBe('ERROR'); // 4xx is an error on client spans
   });
 
-  it('a client call linked to its asyncio task\'s request says so and carries no tracestate (the kernel sends none)', () => {
+  it('a client call linked to its asyncio task\'s request says so and carries that request\'s tracestate (what the kernel sends on)', () => {
     const h = new Harness();
     h.open(1n);
     const srv = h.data(1n, 'ingress', 'GET / HTTP/1.1\r\ntraceparent: 00-aa-bb-01\r\ntracestate: congo=t61rcWkgMzE\r\n\r\n', {
@@ -421,7 +421,7 @@ describe('SysHttpAssembler: client side', () => {
     const c = h.spans.find((s) => s.kind === 'CLIENT')!;
     expect(c.parentSpanId).toBe(srv.spanId);
     expect(c.attributes['spanbridge.parent.source']).toBe('asyncio_task');
-    expect(c.traceState).toBe('');
+    expect(c.traceState).toBe('congo=t61rcWkgMzE');
   });
 
   it('a client call linked to its thread\'s server request carries that request\'s tracestate (what the kernel sends on)', () => {
