@@ -38,6 +38,7 @@
 #include "go_abi.h"
 #include "go_offsets.h"
 #include "go_server_ctx.h"
+#include "go_client_ctx.h"
 #include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
@@ -124,7 +125,9 @@ struct scratch {
 	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
 	struct client_request creq; /* likewise */
-	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write */
+	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
+					 * or the server span of a Go client call */
+	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
@@ -346,6 +349,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 #include "sys_http_server_head.h"
 #include "sys_http_client_write.h"
 #include "sys_http_nginx_link.h"
+#include "sys_http_go_client.h"
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
@@ -481,6 +485,13 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
 		if ((mode & SYS_MODE_NGINX_LINK) && s)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+		/* Go (go.client_path syscall): the server span its roundTrip left for this buffer. */
+		if ((mode & SYS_MODE_GO_CLIENT) && s) {
+			s->go_key.tgid = id >> 32;
+			s->go_key._pad = 0;
+			s->go_key.buf = ptr;
+			tc = go_client_parent(&s->go_key, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+		}
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */

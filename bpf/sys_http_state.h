@@ -17,6 +17,9 @@ enum sys_http_mode {
 	SYS_MODE_GO_SERVER = 64, /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
 	   * (go.server_path: syscall); its client calls stay the Go tracer's, so
 	   * its client connections are not tracked (bpf/sys_http_go_server.h) */
+	SYS_MODE_GO_CLIENT = 128, /* with SYS_MODE_GO_SERVER: its client calls are traced here too
+	   * (go.client_path: syscall), parented by the server span its persistConn.roundTrip
+	   * uprobe left for the write's buffer (bpf/sys_http_go_client.h) */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_mode *_unused_sys_http_mode __attribute__((unused));

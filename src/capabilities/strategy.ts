@@ -5,7 +5,7 @@
  * the same plan. A pure function: unit-tested on fabricated kernels.
  */
 import type { BpfFeatures } from './bpf-features';
-import { DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
+import { DEFAULT_GO_CLIENT_PATH, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 import { missingEssentials, type Capabilities } from './probe';
 
 export type FeatureId =
@@ -40,6 +40,8 @@ export interface StrategyPlan {
 
 export interface StrategyOptions {
   readonly injectHeaders: 'auto' | 'on' | 'off';
+  /** Setting go.client_path (default DEFAULT_GO_CLIENT_PATH); only with go.server_path syscall. */
+  readonly goClientPath?: 'uprobes' | 'syscall';
   /** Setting go.server_path (default DEFAULT_GO_SERVER_PATH). */
   readonly goServerPath?: 'syscall' | 'uprobes';
 }
@@ -58,6 +60,7 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
   if (!caps.uprobes) missing.push('uprobes (CONFIG_UPROBE_EVENTS) for Go tracing');
 
   const goSyscall = (options.goServerPath ?? DEFAULT_GO_SERVER_PATH) === 'syscall' && caps.syscallTracepoints && features.bpfLoop !== false;
+  const goClientSyscall = goSyscall && (options.goClientPath ?? DEFAULT_GO_CLIENT_PATH) === 'syscall';
   strategies.push(
     caps.uprobes
       ? {
@@ -65,7 +68,10 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
           title: 'Go net/http server and client spans',
           status: 'on',
           strategy: goSyscall
-            ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry"
+            ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); " +
+              (goClientSyscall
+                ? 'client spans: syscall tracepoints with one uprobe per request at (*net/http.persistConn).roundTrip entry (go.client_path syscall), parented by the server span of the calling goroutine or its parent; uprobes instead where headers are written into memory; HTTPS calls have no client span'
+                : 'client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry')
             : 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
           why: goSyscall
             ? 'uprobe PMU present (/sys/bus/event_source/devices/uprobe); syscall tracepoints present'

@@ -20,6 +20,7 @@ export const GO_HTTP_OBJECT = {
     go_persist_conn_writer_write: 'go_persist_conn_writer_write',
     go_header_write_subset_ret: 'go_header_write_subset_ret',
     go_header_write_subset_ret_inject: 'go_header_write_subset_ret_inject',
+    go_persist_conn_round_trip: 'go_persist_conn_round_trip',
   },
   maps: {
     go_offsets_by_pid: 'go_offsets_by_pid',
@@ -39,8 +40,9 @@ export const GO_HTTP_OBJECT = {
     sk_armed: 'sk_armed',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
-    spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    spanbridge_go_client_v1: 'spanbridge_go_client_v1',
+    spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     go_http_drops: 'go_http_drops',
@@ -138,7 +140,7 @@ export const GO_HTTP_CLIENT_END_EVENT: StructLayout = {
 };
 
 export const GO_OFFSETS: StructLayout = {
-  size: 100,
+  size: 104,
   fields: {
     g_goid: { offset: 0, size: 4, kind: 'u32' },
     req_method: { offset: 4, size: 4, kind: 'u32' },
@@ -165,6 +167,7 @@ export const GO_OFFSETS: StructLayout = {
     response_uncompressed: { offset: 88, size: 4, kind: 'u32' },
     response_proto_major: { offset: 92, size: 4, kind: 'u32' },
     gzip_reader_body: { offset: 96, size: 4, kind: 'u32' },
+    pconn_bw: { offset: 100, size: 4, kind: 'u32' },
   },
 };
 
@@ -310,6 +313,7 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
+    spanbridge_go_client_v1: 'spanbridge_go_client_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
     thread_ctxs: 'thread_ctxs',
@@ -504,6 +508,7 @@ export const SYS_HTTP_MODE = {
   SYS_MODE_ASYNCIO: 16,
   SYS_MODE_NGINX_LINK: 32,
   SYS_MODE_GO_SERVER: 64,
+  SYS_MODE_GO_CLIENT: 128,
 } as const;
 
 /** What sk_inject.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */

@@ -221,7 +221,7 @@ export class SysHttpStage {
   attachGoServer(pid: number, go: GoServerOptions): string {
     this.eventLoops.delete(pid);
     this.tracer.attach(pid, { threadLinking: false, goServer: go });
-    return this.takeOverOpen(pid, (c) => c.role === 'server');
+    return this.takeOverOpen(pid, (c) => c.role === 'server' || (go.client === true && c.role === 'client'));
   }
 
   /**
