@@ -97,25 +97,24 @@ static __always_inline struct thread_ctx *thread_link_ctx(__u64 id, __u32 fd, st
 {
 	struct conn_key key = { .tgid = id >> 32, .fd = fd };
 	struct java_connect_owner *o = bpf_map_lookup_elem(&java_connect_owners, &key);
-	struct java_connect_owner own = {};
-	if (o) {
-		own = *o;
-		bpf_map_delete_elem(&java_connect_owners, &key); /* its first request, linked or not */
-	}
 	struct thread_ctx *tc = bpf_map_lookup_elem(&thread_ctxs, &id);
+	struct thread_ctx *res = tc;
 	if (tc && java_pooled_thread()) {
 		count(SYS_SKIP_THREAD_POOLED);
-		return NULL;
+		res = NULL;
+	} else if (!tc && o && o->conn_id == cs->conn_id && o->owner != id && jdk_http_client_thread()) {
+		__u64 owner_id = o->owner;
+		struct thread_ctx *owner = bpf_map_lookup_elem(&thread_ctxs, &owner_id);
+		if (thread_ctx_linkable(owner, bpf_ktime_get_ns()) && ids_equal(owner->ctx.span_id, o->span_id, 8)) {
+			count(SYS_LINK_JAVA_CONNECT);
+			res = owner;
+		} else {
+			count(SYS_SKIP_JAVA_CONNECT_GONE);
+		}
 	}
-	if (tc || !o || own.conn_id != cs->conn_id || own.owner == id || !jdk_http_client_thread())
-		return tc;
-	struct thread_ctx *owner = bpf_map_lookup_elem(&thread_ctxs, &own.owner);
-	if (!thread_ctx_linkable(owner, bpf_ktime_get_ns()) || !ids_equal(owner->ctx.span_id, own.span_id, 8)) {
-		count(SYS_SKIP_JAVA_CONNECT_GONE);
-		return NULL;
-	}
-	count(SYS_LINK_JAVA_CONNECT);
-	return owner;
+	if (o) /* the connection's first request start, linked or not: the record is used up */
+		bpf_map_delete_elem(&java_connect_owners, &key);
+	return res;
 }
 
 #endif
