@@ -309,7 +309,6 @@ export const SYS_HTTP_OBJECT = {
     scratch_buf: 'scratch_buf',
     sys_http_events: 'sys_http_events',
     data_paths: 'data_paths',
-    thread_ctxs: 'thread_ctxs',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
@@ -321,7 +320,9 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_client_v1: 'spanbridge_go_client_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
+    thread_ctxs: 'thread_ctxs',
     sys_http_drops: 'sys_http_drops',
+    java_connect_owners: 'java_connect_owners',
     node_procs: 'node_procs',
     node_parsers: 'node_parsers',
     node_scratch: 'node_scratch',
@@ -487,8 +488,11 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_LINK_NODE: 30,
   SYS_SKIP_NODE_UNLINKED: 31,
   SYS_SKIP_NODE_NO_PARSER: 32,
-  SYS_SKIP_PIPELINED_UNREAD: 33,
-  SYS_HTTP_DROP_MAX: 34,
+  SYS_SKIP_THREAD_POOLED: 33,
+  SYS_LINK_JAVA_CONNECT: 34,
+  SYS_SKIP_JAVA_CONNECT_GONE: 35,
+  SYS_SKIP_PIPELINED_UNREAD: 36,
+  SYS_HTTP_DROP_MAX: 37,
 } as const;
 
 export const SYS_HTTP_ROLE = {
