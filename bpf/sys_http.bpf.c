@@ -341,6 +341,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 #include "sys_http_bytes.h"
 #include "sys_http_asyncio.h"
+#include "sys_http_node_link.h"
 
 
 #include "sys_http_server_head.h"
@@ -492,6 +493,11 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			s->go_key.buf = ptr;
 			tc = go_client_parent(&s->go_key, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		}
+		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
+		bool node = s && !(mode & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
+			    node_link_parent(id, a->fd, !cs->announced, now, &s->nginx_parent);
+		if (node)
+			tc = &s->nginx_parent;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
@@ -511,7 +517,8 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			a->ctx.flags = tc->ctx.flags;
 			a->flags |= SYS_F_THREAD_PARENT;
 			a->forwarded = 1;
-			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
+			if (!node)
+				count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 			count(SYS_LINK_FORWARDED);
 		} else if (tp == TP_VALID) {
 			/* The application propagates its own context: this client span is that one. */
@@ -528,7 +535,8 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(a->parent_span_id, tc->ctx.span_id, 8);
 			a->ctx.flags = tc->ctx.flags;
 			a->flags |= SYS_F_THREAD_PARENT;
-			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
+			if (!node)
+				count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 		} else {
 			if (tc && tc->ambiguous)
 				count(SYS_SKIP_THREAD_AMBIGUOUS);
@@ -537,6 +545,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		}
 		/* nginx: tc, if any, was its downstream request (never the thread's). */
 		a->downstream_parent = (mode & SYS_MODE_NGINX_LINK) && (a->flags & SYS_F_THREAD_PARENT) ? 1 : 0;
+		a->node_parent = node && (a->flags & SYS_F_THREAD_PARENT) ? 1 : 0;
 		if (!(a->flags & SYS_F_APP_TRACEPARENT))
 			new_span_id(a->ctx.span_id);
 		a->start = 1;
@@ -747,7 +756,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
 		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0) |
-			    (args.task_parent ? SYS_F2_TASK_PARENT : 0) | (args.downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0);
+			    (args.task_parent ? SYS_F2_TASK_PARENT : 0) | (args.downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0) | (args.node_parent ? SYS_F2_NODE_PARENT : 0);
 		if (args.extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;

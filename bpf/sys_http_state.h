@@ -96,7 +96,8 @@ struct syscall_args {
 	__u8 forwarded; /* write, start: the request forwards its thread's incoming traceparent */
 	__u8 task_parent; /* write, start: parent from the asyncio task (sys_http_asyncio.h) */
 	__u8 downstream_parent; /* write, start: parent from nginx's downstream request (sys_http_nginx_link.h) */
-	__u8 _pad[2];
+	__u8 node_parent; /* write, start: parent from node's async ids (sys_http_node_link.h) */
+	__u8 _pad;
 	struct trace_context ctx;
 	__u8 parent_span_id[8];
 	/* write, start: further requests pipelined in the same write (their offsets and span ids;

@@ -188,8 +188,10 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
 
 /**
  * Which runtimes get a client span parented by the server request that made it, and how. Event-loop
- * runtimes are not linked: Node 20 keeps no async context across `await` unless the process
- * enables async hooks itself, so its native async ids cannot tell (docs/node-async-linking.md).
+ * Node.js is linked where node's own async ids tell exactly (bpf/sys_http_node_link.h: calls made in
+ * the handler's callback or one resource below it, no uprobe); calls after an `await` and undici's
+ * are not: Node keeps no async context across `await` unless the process enables async hooks
+ * itself (docs/node-async-linking.md).
  */
 function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
   const ways = [
@@ -198,6 +200,11 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     ...(goSpans && sysHttp
       ? [
           "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; stripped builds such as Debian's python3: not linked, no symbols)",
+        ]
+      : []),
+    ...(sysHttp
+      ? [
+          'Node.js (versions whose structure offsets are measured: 20.20.2; binary with symbols, checked per process at attach): the server request whose callback made the call, from node\'s async ids read at the syscalls already traced (no uprobe; the handler\'s callback and resources created in it; not after an await resumed elsewhere, not undici/fetch in microtasks)',
         ]
       : []),
     ...(goSpans && sysHttp
@@ -210,10 +217,10 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     status: ways.length === 0 ? 'unavailable' : 'fallback',
     strategy:
       (ways.length ? ways.join('; ') + '; ' : '') +
-      'not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace)' +
+      'not linked: Deno, Bun (event loops; their client spans start their own trace), Node.js calls after an await or through undici' +
       (goSpans ? '' : '; nginx (needs uprobes); Python asyncio (needs uprobes)'),
     why:
-      'Node 20 keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link would be a guess (docs/node-async-linking.md)',
+      'Node keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link there would be a guess (docs/node-async-linking.md)',
   };
 }
 

@@ -319,6 +319,9 @@ export const SYS_HTTP_OBJECT = {
     conn_count: 'conn_count',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
+    node_procs: 'node_procs',
+    node_parsers: 'node_parsers',
+    node_scratch: 'node_scratch',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
   rodata: {
@@ -421,6 +424,28 @@ export const PY_ASYNCIO_PROC: StructLayout = {
   },
 };
 
+export const NODE_PROC: StructLayout = {
+  size: 56,
+  fields: {
+    loop: { offset: 0, size: 8, kind: 'u64' },
+    tcp_vptr: { offset: 8, size: 8, kind: 'u64' },
+    parser_vptr: { offset: 16, size: 8, kind: 'u64' },
+    fields: { offset: 24, size: 8, kind: 'u64' },
+    loop_watchers: { offset: 32, size: 2, kind: 'u16' },
+    loop_nwatchers: { offset: 34, size: 2, kind: 'u16' },
+    stream_io: { offset: 36, size: 2, kind: 'u16' },
+    io_fd: { offset: 38, size: 2, kind: 'u16' },
+    wrap_async_id: { offset: 40, size: 2, kind: 'u16' },
+    wrap_trigger_id: { offset: 42, size: 2, kind: 'u16' },
+    wrap_realm: { offset: 44, size: 2, kind: 'u16' },
+    realm_env: { offset: 46, size: 2, kind: 'u16' },
+    env_fields: { offset: 48, size: 2, kind: 'u16' },
+    stream_listener: { offset: 50, size: 2, kind: 'u16' },
+    listener_parser: { offset: 52, size: 2, kind: 'u16' },
+    _pad: { offset: 54, size: 2, kind: 'u16' },
+  },
+};
+
 export const SYS_HTTP_DROP_REASON = {
   SYS_DROP_RINGBUF_FULL: 0,
   SYS_DROP_CONN_STATE_FULL: 1,
@@ -452,7 +477,10 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_NGINX_UNLINKED: 27,
   SYS_SKIP_GO_GOID_UNREAD: 28,
   SYS_SKIP_GO_ROUTE_UNREAD: 29,
-  SYS_HTTP_DROP_MAX: 30,
+  SYS_LINK_NODE: 30,
+  SYS_SKIP_NODE_UNLINKED: 31,
+  SYS_SKIP_NODE_NO_PARSER: 32,
+  SYS_HTTP_DROP_MAX: 33,
 } as const;
 
 export const SYS_HTTP_ROLE = {
@@ -494,6 +522,7 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_CONTEXT: 8,
   SYS_F2_TASK_PARENT: 16,
   SYS_F2_DOWNSTREAM_PARENT: 32,
+  SYS_F2_NODE_PARENT: 64,
 } as const;
 
 export const SYS_HTTP_MODE = {

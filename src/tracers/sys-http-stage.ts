@@ -20,6 +20,8 @@ import { NginxLinks } from './nginx-links';
 import type { AnyTracer } from './tracer';
 import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
 import { AsyncioTracer } from './asyncio-tracer';
+import { isNode, NodeLinks } from './node-links';
+import type { NodeLinkTarget } from '../discovery/node';
 import { probeAsyncio, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
@@ -48,6 +50,8 @@ export interface SysHttpStageDeps {
   readonly probeAsyncio?: (pid: number) => AsyncioProbe;
   /** Uprobes are available, so asyncio tasks can be linked (default true). */
   readonly asyncioUprobes?: boolean;
+  /** The Node.js linking probe of a process (default: its binary and /proc/<pid>/maps); injectable for tests. */
+  readonly probeNode?: (pid: number) => NodeLinkTarget;
   /** Where a Python process whose asyncio loaded after its attach is reported (the attach line came before). */
   readonly onLateNote?: (pid: number, note: string) => void;
 }
@@ -78,11 +82,14 @@ export class SysHttpStage {
   readonly onRecord: RecordHandler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
+  /** Node.js linking from node's async ids (no uprobe: bpf/sys_http_node_link.h). */
+  readonly node: NodeLinks;
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.onRecord = ringHandler(SYS_HTTP_OBJECT.maps.sys_http_events, d.metrics, (rec) => this.onSysRecord(rec));
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
     this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
+    this.node = new NodeLinks(() => this.tracer.object, d.probeNode);
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
   }
 
@@ -149,7 +156,9 @@ export class SysHttpStage {
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
-    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : 'thread linking off (event-loop runtime)';
+    // Node: its client calls are linked from node's own async ids where that is exact, never by thread.
+    const node = isNode(proc.exeName) ? `, node async linking ${this.node.attach(proc.pid).note}` : '';
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : `thread linking off (event-loop runtime)${node}`;
     return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
   }
 
@@ -247,6 +256,7 @@ export class SysHttpStage {
     this.asyncioPending.delete(pid);
     this.tracer.detach(pid);
     this.nginx?.detach(pid);
+    this.node.detach(pid);
     const t = setTimeout(() => {
       if (this.tracer.attachedPids.includes(pid)) return;
       this.assembler.dropPid(pid);
