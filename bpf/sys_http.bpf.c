@@ -216,6 +216,7 @@ static __always_inline __u32 traced_mode(void)
 #include "sys_http_adopt.h"
 #include "sys_http_lifecycle.h"
 #include "sys_http_go_server.h"
+#include "sys_http_java.h"
 
 /* ---- accept / connect / close ------------------------------------------------------------ */
 
@@ -266,8 +267,10 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	__u32 fd = a->fd;
 	bpf_map_delete_elem(&args_by_tid, &id);
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS) {
 		track_connection(fd, SYS_ROLE_CLIENT);
+		java_connect_record(fd);
+	}
 	return 0;
 }
 
@@ -480,7 +483,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		/* An asyncio event-loop thread: its current task's request, never the thread's. */
 		struct trace_context py = {};
 		int py_found = (mode & SYS_MODE_ASYNCIO) ? asyncio_parent(id, &py) : PY_PARENT_NONE;
-		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? thread_link_ctx(id, a->fd, cs) : NULL;
 		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */

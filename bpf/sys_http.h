@@ -116,7 +116,14 @@ enum sys_http_drop_reason {
 					 * (after an await, undici/fetch, a worker thread, no request): left unlinked */
 	SYS_SKIP_NODE_NO_PARSER = 32,   /* a Node.js server request whose parser could not be read (not the main
 					 * thread, not node's HTTP parser, memory unreadable): its calls stay unlinked */
-	SYS_HTTP_DROP_MAX = 33,
+	SYS_SKIP_THREAD_POOLED = 33,    /* client call on a Java ForkJoinPool worker (virtual-thread carriers
+					 * among them) with a server request active: not linked, the request
+					 * may be another task's (bpf/sys_http_java.h) */
+	SYS_LINK_JAVA_CONNECT = 34,     /* (not a drop) JDK HttpClient requests linked to the server request of
+					 * the thread that connected their connection (bpf/sys_http_java.h) */
+	SYS_SKIP_JAVA_CONNECT_GONE = 35, /* a JDK HttpClient connection's first request written after the
+					  * request of the thread that connected it was no longer active there */
+	SYS_HTTP_DROP_MAX = 36,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

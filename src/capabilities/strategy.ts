@@ -218,6 +218,7 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     strategy:
       (ways.length ? ways.join('; ') + '; ' : '') +
       'not linked: Deno, Bun (event loops; their client spans start their own trace), Node.js calls after an await or through undici' +
+      "; Java calls written by another thread than the request's (JDK HttpClient workers: only a new connection's first request is linked, through the thread that connected it; executors, CompletableFuture) or on a ForkJoinPool worker (virtual-thread carriers: a virtual thread moves between them), docs/java-async-linking.md" +
       (goSpans ? '' : '; nginx (needs uprobes); Python asyncio (needs uprobes)'),
     why:
       'Node keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link there would be a guess (docs/node-async-linking.md)',

@@ -304,7 +304,6 @@ export const SYS_HTTP_OBJECT = {
     py_threads: 'py_threads',
     py_tasks: 'py_tasks',
     data_paths: 'data_paths',
-    thread_ctxs: 'thread_ctxs',
     scratch_buf: 'scratch_buf',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
@@ -317,8 +316,10 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_client_v1: 'spanbridge_go_client_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
+    thread_ctxs: 'thread_ctxs',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
+    java_connect_owners: 'java_connect_owners',
     node_procs: 'node_procs',
     node_parsers: 'node_parsers',
     node_scratch: 'node_scratch',
@@ -480,7 +481,10 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_LINK_NODE: 30,
   SYS_SKIP_NODE_UNLINKED: 31,
   SYS_SKIP_NODE_NO_PARSER: 32,
-  SYS_HTTP_DROP_MAX: 33,
+  SYS_SKIP_THREAD_POOLED: 33,
+  SYS_LINK_JAVA_CONNECT: 34,
+  SYS_SKIP_JAVA_CONNECT_GONE: 35,
+  SYS_HTTP_DROP_MAX: 36,
 } as const;
 
 export const SYS_HTTP_ROLE = {
