@@ -430,6 +430,9 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 		cs = adopt_connection(&key);
 	if (!cs || cs->phase == PHASE_NOT_HTTP)
 		return 0;
+	/* A Go process's client connections tracked before its client spans moved to uprobes. */
+	if (cs->role == SYS_ROLE_CLIENT && (mode & SYS_MODE_GO_SERVER) && !(mode & SYS_MODE_GO_CLIENT))
+		return 0;
 	struct syscall_args a = {};
 	a.fd = ctx->args[0];
 	a.buf = ctx->args[1];
@@ -690,6 +693,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				else
 					cs->req_known = 0; /* more than the request: what follows is not framed */
 			} else if (cs->phase == PHASE_IDLE) {
+				if (mode & SYS_MODE_GO_CLIENT)
+					go_client_tls_seen(key.tgid, s->e.data, cap);
 				idle_not_http(cs);
 				return 0;
 			}

@@ -127,7 +127,9 @@ struct traced_process {
 	/* SYS_MODE_GO_SERVER: accepted connections whose first bytes were not HTTP/1.x (TLS, HTTP/2):
 	 * their requests have no span on this path; the agent moves the process to uprobes. */
 	__u32 go_not_http1;
-	__u32 _pad;
+	/* SYS_MODE_GO_CLIENT: client connections whose first write was a TLS handshake (HTTPS calls):
+	 * those calls have no span on this path; the agent moves the process's client spans to uprobes. */
+	__u32 go_client_tls;
 };
 
 #endif

@@ -412,7 +412,7 @@ export const TRACED_PROCESS: StructLayout = {
     resp_req: { offset: 16, size: 4, kind: 'u32' },
     req_pattern: { offset: 20, size: 4, kind: 'u32' },
     go_not_http1: { offset: 24, size: 4, kind: 'u32' },
-    _pad: { offset: 28, size: 4, kind: 'u32' },
+    go_client_tls: { offset: 28, size: 4, kind: 'u32' },
   },
 };
 
