@@ -64,9 +64,9 @@ async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
 }
 
 const SECTION_TITLES: Record<ServerKind, [id: string, title: string]> = {
-  // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=syscall measures the
-  // syscall path for Go servers (go.server_path), else the default.
-  go: ['go', `Go net/http server (${process.env.SPANBRIDGE_GO_SERVER_PATH === 'syscall' ? 'go.server_path syscall: syscall tracepoints' : 'default go.server_path'})`],
+  // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=uprobes measures the
+  // uprobe path for Go servers (go.server_path), else the default (syscall tracepoints).
+  go: ['go', `Go net/http server (${process.env.SPANBRIDGE_GO_SERVER_PATH === 'uprobes' ? 'go.server_path uprobes' : 'default go.server_path: syscall tracepoints'})`],
   gochain: ['gochain', 'Go net/http server calling one downstream per request (bench/go/chain -> Go test server, front traced)'],
   node: ['sys', 'Node http server (syscall tracepoints)'],
   python: ['python', 'Python threaded http.server (ThreadingHTTPServer, syscall tracepoints)'],
