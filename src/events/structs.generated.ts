@@ -321,6 +321,7 @@ export const SYS_HTTP_OBJECT = {
     sys_http_drops: 'sys_http_drops',
     node_procs: 'node_procs',
     node_parsers: 'node_parsers',
+    node_conns: 'node_conns',
     node_scratch: 'node_scratch',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
@@ -442,7 +443,7 @@ export const NODE_PROC: StructLayout = {
     env_fields: { offset: 48, size: 2, kind: 'u16' },
     stream_listener: { offset: 50, size: 2, kind: 'u16' },
     listener_parser: { offset: 52, size: 2, kind: 'u16' },
-    _pad: { offset: 54, size: 2, kind: 'u16' },
+    connect_reg: { offset: 54, size: 2, kind: 'u16' },
   },
 };
 
