@@ -31,6 +31,10 @@ export interface BenchConfig {
   readonly profileServer: 'go' | 'node';
   readonly outDir: string;
   readonly agentCli: string;
+  /** bin/spanbridge: the agent as users start it (bounded V8 heap). */
+  readonly agentLauncher: string;
+  /** 'launcher' (default): bin/spanbridge; 'node': `node dist/src/cli/main.js`, Node's default heap (for A/B). */
+  readonly agentStart: 'launcher' | 'node';
   readonly binDir: string;
 }
 
@@ -54,7 +58,7 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   return {
     rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 3, 1, 100),
-    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 6, 1, 600),
+    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 5, 1, 600),
     stepSeconds: int(env, 'SPANBRIDGE_BENCH_STEP_SECONDS', 15, 1, 600),
     wrkConns: int(env, 'SPANBRIDGE_BENCH_WRK_CONNS', 32, 1, 10_000),
     rateConns: int(env, 'SPANBRIDGE_BENCH_RATE_CONNS', 16, 1, 10_000),
@@ -64,6 +68,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     profileServer: oneOf(env, 'SPANBRIDGE_BENCH_PROFILE_SERVER', ['go', 'node'] as const, 'go'),
     outDir: env.SPANBRIDGE_BENCH_OUT ?? path.join(REPO_ROOT, 'bench', 'results'),
     agentCli: path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'),
+    agentLauncher: path.join(REPO_ROOT, 'bin', 'spanbridge'),
+    agentStart: oneOf(env, 'SPANBRIDGE_BENCH_AGENT_START', ['launcher', 'node'] as const, 'launcher'),
     binDir: path.join(REPO_ROOT, 'build', 'bench', 'bin'),
   };
 }

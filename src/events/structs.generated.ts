@@ -275,6 +275,9 @@ export const SYS_HTTP_OBJECT = {
     py_task_init_return: 'py_task_init_return',
     py_future_set_result: 'py_future_set_result',
     frame_client_write: 'frame_client_write',
+    pipelined_next: 'pipelined_next',
+    decide_pipelined_one: 'decide_pipelined_one',
+    sys_pipelined_read: 'sys_pipelined_read',
     sys_data_exit: 'sys_data_exit',
     sys_client_write_enter: 'sys_client_write_enter',
     sys_enter_read: 'sys_enter_read',
@@ -303,9 +306,9 @@ export const SYS_HTTP_OBJECT = {
     py_procs: 'py_procs',
     py_threads: 'py_threads',
     py_tasks: 'py_tasks',
-    data_paths: 'data_paths',
-    thread_ctxs: 'thread_ctxs',
     scratch_buf: 'scratch_buf',
+    sys_http_events: 'sys_http_events',
+    data_paths: 'data_paths',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
@@ -317,11 +320,13 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_client_v1: 'spanbridge_go_client_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
-    sys_http_events: 'sys_http_events',
+    thread_ctxs: 'thread_ctxs',
     sys_http_drops: 'sys_http_drops',
+    java_connect_owners: 'java_connect_owners',
     node_procs: 'node_procs',
     node_parsers: 'node_parsers',
     node_conns: 'node_conns',
+    node_tracestates: 'node_tracestates',
     node_scratch: 'node_scratch',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
@@ -355,7 +360,7 @@ export const SYS_HTTP_CONN_EVENT: StructLayout = {
 };
 
 export const SYS_HTTP_DATA_EVENT: StructLayout = {
-  size: 1184,
+  size: 1216,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     direction: { offset: 1, size: 1, kind: 'u8' },
@@ -377,8 +382,12 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     parent_span_id: { offset: 72, size: 8, kind: 'bytes' },
     spare_trace_ids: { offset: 80, size: 48, kind: 'bytes' },
     spare_span_ids: { offset: 128, size: 24, kind: 'bytes' },
-    tail: { offset: 152, size: 8, kind: 'bytes' },
-    data: { offset: 160, size: 1024, kind: 'bytes' },
+    spare_parent_span_ids: { offset: 152, size: 24, kind: 'bytes' },
+    spare_trace_flags: { offset: 176, size: 3, kind: 'bytes' },
+    spare_remote: { offset: 179, size: 1, kind: 'u8' },
+    _pad_spare: { offset: 180, size: 4, kind: 'bytes' },
+    tail: { offset: 184, size: 8, kind: 'bytes' },
+    data: { offset: 192, size: 1024, kind: 'bytes' },
   },
 };
 
@@ -405,7 +414,7 @@ export const TRACED_PROCESS: StructLayout = {
     resp_req: { offset: 16, size: 4, kind: 'u32' },
     req_pattern: { offset: 20, size: 4, kind: 'u32' },
     go_not_http1: { offset: 24, size: 4, kind: 'u32' },
-    _pad: { offset: 28, size: 4, kind: 'u32' },
+    go_client_tls: { offset: 28, size: 4, kind: 'u32' },
   },
 };
 
@@ -481,7 +490,11 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_LINK_NODE: 30,
   SYS_SKIP_NODE_UNLINKED: 31,
   SYS_SKIP_NODE_NO_PARSER: 32,
-  SYS_HTTP_DROP_MAX: 33,
+  SYS_SKIP_THREAD_POOLED: 33,
+  SYS_LINK_JAVA_CONNECT: 34,
+  SYS_SKIP_JAVA_CONNECT_GONE: 35,
+  SYS_SKIP_PIPELINED_UNREAD: 36,
+  SYS_HTTP_DROP_MAX: 37,
 } as const;
 
 export const SYS_HTTP_ROLE = {

@@ -93,12 +93,18 @@ export class SysHttpStage {
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
   }
 
-  /** Event-loop processes (thread linking off), by pid -> executable name. */
+  /**
+   * Processes whose client spans without a parent are counted as unlinked, by pid -> runtime label:
+   * event loops (thread linking off or their own linking), and Java, whose calls written by other
+   * threads than the request's (the JDK HttpClient, executors, virtual threads) have no parent
+   * (docs/java-async-linking.md).
+   */
   private readonly eventLoops = new Map<number, string>();
 
   private onSpan(span: Span, pid: number): void {
-    // A client span of an event loop that no incoming or application traceparent parented: its
-    // server request, if any, is unknown (docs/node-async-linking.md). Counted, never guessed.
+    // A client span of an event loop (or Java) that no incoming or application traceparent
+    // parented: its server request, if any, is unknown (docs/node-async-linking.md,
+    // docs/java-async-linking.md). Counted, never guessed.
     const runtime = this.eventLoops.get(pid);
     if (runtime !== undefined && span.kind === 'CLIENT' && span.attributes['spanbridge.parent.source'] === undefined) {
       clientSpansUnlinked.add(this.d.metrics, { runtime });
@@ -136,6 +142,7 @@ export class SysHttpStage {
     if (nginx) this.eventLoops.set(proc.pid, 'nginx');
     else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
     else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
+    else if (proc.exeName === 'java') this.eventLoops.set(proc.pid, 'java');
     else this.eventLoops.delete(proc.pid);
     const { asyncio, note: asyncioNote } = this.linkAsyncio(proc.pid, py);
     const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
