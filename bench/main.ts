@@ -16,6 +16,7 @@ import type { BenchContext } from './sections/context';
 import { floorSection } from './sections/floor';
 import { nginxSection } from './sections/nginx';
 import { asyncioSection } from './sections/asyncio';
+import { nodeLinkingSection } from './sections/node-linking';
 import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
@@ -49,6 +50,7 @@ async function run(ctx: BenchContext, id: string, title: string, fn: () => Promi
   const wall = (performance.now() - t0) / 1000;
   const other = (machineBusyTicks() - busy0 - (selfAndChildrenTicks() - ours0)) / CLK_TCK;
   s.backgroundCores = Math.max(0, other / wall);
+  s.seconds = wall;
   return s;
 }
 
@@ -65,39 +67,49 @@ function commentary(r: Results): string[] {
     out.push(`Agent CPU by area (profile): ${r.profile.areas.slice(0, 5).map((a) => `${a.area} ${round(a.selfPct)}%`).join(', ')}; top frames: ${r.profile.topFrames.slice(0, 4).map((t) => `\`${t.frame}\` ${round(t.selfPct)}%`).join(', ')}.`);
   }
   const floor = get('go.uprobe_floor');
-  for (const p99 of [get('go.p99_added'), get('go.p99_added_low')]) {
-    if (floor?.value && p99?.value !== null && p99?.value !== undefined) {
+  for (const p99 of [get('go.p99_added')]) {
+    if (floor?.value && p99?.value !== null && p99?.value !== undefined && p99.value > 0) {
       out.push(`${p99.label}: ${round(p99.value)} us against a uprobe floor of ${round(floor.value)} us per request (${round(p99.value / floor.value, 2)}x).`);
     }
   }
   const tput = get('go.throughput_ratio');
   const kernelHit = get('floor.kernel_per_hit');
-  const goRaw = r.sections.find((s) => s.id === 'go')?.raw as { hits?: { hitsPerRequest: number; programs: Array<{ name: string; runs: number; ns: number }> }; rounds?: { without: Array<{ sat: { rps: number } }> } } | undefined;
+  const goRaw = r.sections.find((s) => s.id === 'go')?.raw as { hits?: { hitsPerRequest: number; bpfUsPerRequest: number; allPrograms: Array<{ name: string; runs: number; ns: number }> }; rounds?: { without: Array<{ sat: { rps: number } }> } } | undefined;
   if (missed.has('go.throughput_ratio') && floor?.value && goRaw?.hits && goRaw.rounds) {
-    const progs = goRaw.hits.programs;
-    const bpfUs = progs.reduce((a, p) => a + p.ns, 0) / 2000 / 1000;
-    const heaviest = [...progs].sort((a, b) => b.ns / b.runs - a.ns / a.runs)[0];
+    const heaviest = [...goRaw.hits.allPrograms].sort((a, b) => b.ns / b.runs - a.ns / a.runs)[0];
     const baseUs = 1e6 / median(goRaw.rounds.without.map((x) => x.sat.rps));
     out.push(
       `Go throughput (${round(tput?.value ?? NaN)}x): per request the traced server pays ~${round(floor.value)} us in uprobe hits (${round(goRaw.hits.hitsPerRequest, 3)} hits x the measured per-hit cost)` +
         (kernelHit?.value ? ` — a bare tracefs uprobe at the same points costs ${round(kernelHit.value)} us/hit, so this is the kernel's trap on this machine, not the agent —` : '') +
-        ` plus ~${round(bpfUs)} us inside the agent's BPF programs (BPF statistics; heaviest: ${heaviest?.name} at ${round((heaviest?.ns ?? 0) / (heaviest?.runs || 1) / 1000)} us/hit), ` +
+        ` plus ~${round(goRaw.hits.bpfUsPerRequest)} us inside the agent's BPF programs (BPF statistics; heaviest: ${heaviest?.name} at ${round((heaviest?.ns ?? 0) / (heaviest?.runs || 1) / 1000)} us/hit), ` +
         `against ~${round(baseUs)} us of work per request without the agent. The agent's user space runs on the other CPU and is not in this ratio.`,
     );
   }
+  // Hits per request, per runtime (every section that counted them with BPF statistics).
+  const perRuntime: string[] = [];
+  for (const s of r.sections) {
+    for (const f of s.figures) {
+      const m = /^(.*)\.uprobe_hits$/.exec(f.id);
+      if (!m || f.value === null) continue;
+      const tp = s.figures.find((x) => x.id === `${m[1]}.tracepoint_hits`);
+      const bpf = s.figures.find((x) => x.id === `${m[1]}.bpf_us_per_request`);
+      perRuntime.push(`${m[1]} ${round(f.value, 3)} uprobe + ${round(tp?.value ?? NaN, 3)} tracepoint hits, ${round(bpf?.value ?? NaN)} us BPF`);
+    }
+  }
+  if (perRuntime.length > 0) out.push(`Hits per request by runtime (BPF statistics, injection auto): ${perRuntime.join('; ')}.`);
   const untraced = get('untraced.added_ns');
   const tpBpf = get('untraced.bpf_ns');
-  if (missed.has('untraced.added_ns') && untraced?.value) {
+  if (missed.has('untraced.ns_per_syscall') && untraced?.value) {
     out.push(
       `Untraced processes: ${round(untraced.value)} ns per write+read pair = ~${round(untraced.value / 4)} ns per syscall tracepoint hit` +
         (tpBpf?.value ? `, of which ~${round(tpBpf.value)} ns is the agent's program (BPF statistics) and the rest tracepoint dispatch` : '') +
-        '; measurable in this run, though close to the noise of a loaded host: rerun on a quiet machine to confirm.',
+        '; on a loaded host this is close to the noise: rerun on a quiet machine to confirm.',
     );
   }
   const ttfs = get('agent.ttfs');
   if (missed.has('agent.ttfs') && agent) {
     const gap = agent.notes.find((n) => n.startsWith('Start-up, median round'));
-    out.push(`Time to first span (${round(ttfs?.value ?? NaN)} s) = start-up until ready + the batcher's 1 s delay. ${gap ?? ''}`);
+    out.push(`Time to first span (${round(ttfs?.value ?? NaN)} s) = start-up until ready + the first record's ring poll + the idle batcher's 20 ms + export. ${gap ?? ''}`);
   }
   const bg = r.sections.map((s) => s.backgroundCores ?? 0);
   out.push(
@@ -144,10 +156,12 @@ async function main(): Promise<void> {
     if (wants(config, 'floor')) results.sections.push(await run(ctx, 'floor', 'Uprobe floor', () => floorSection(ctx)));
     if (wants(config, 'untraced')) results.sections.push(await run(ctx, 'untraced', 'Untraced processes', () => untracedSection(ctx)));
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
+    if (wants(config, 'gochain')) results.sections.push(await run(ctx, 'gochain', 'Go server calling one downstream', () => serverOverheadSection(ctx, 'gochain')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));
     if (wants(config, 'python')) results.sections.push(await run(ctx, 'python', 'Python threaded http.server (syscall tracepoints)', () => serverOverheadSection(ctx, 'python')));
     if (wants(config, 'nginx')) results.sections.push(await run(ctx, 'nginx', 'nginx reverse proxy', () => nginxSection(ctx)));
     if (wants(config, 'asyncio')) results.sections.push(await run(ctx, 'asyncio', 'Python asyncio linking', () => asyncioSection(ctx)));
+    if (wants(config, 'nodelink')) results.sections.push(await run(ctx, 'nodelink', 'Node.js linking', () => nodeLinkingSection(ctx)));
     if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
     if (wants(config, 'routes')) results.sections.push(await run(ctx, 'routes', 'Route stage', () => routesSection(ctx)));
     if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {

@@ -19,6 +19,8 @@
  *       headers (then its ids are the client span's), else writes `Traceparent:` into the
  *       connection's bufio.Writer and advances its length (bpf_probe_write_user, in go_header_write_subset_ret_inject,
  *       loaded only where the kernel allows it), always within verified bounds.
+ *   go.client_path syscall, instead of the client probes above: net/http.(*persistConn).roundTrip
+ *       entry only, once per request (bpf/go_http_client_lean.h); the syscall tracer makes the span.
  *
  * Never a uretprobe on Go code (Go moves goroutine stacks); the agent attaches a uprobe at every
  * RET instruction instead. Goroutines are identified by goid (never reused), read from g (R14).
@@ -522,3 +524,4 @@ int go_server_conn_serve(struct pt_regs *ctx)
 
 #include "go_http_client_calls.h"
 #include "go_http_header_write.h"
+#include "go_http_client_lean.h"

@@ -38,6 +38,7 @@
 #include "go_abi.h"
 #include "go_offsets.h"
 #include "go_server_ctx.h"
+#include "go_client_ctx.h"
 #include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
@@ -124,7 +125,9 @@ struct scratch {
 	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
 	struct client_request creq; /* likewise */
-	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write */
+	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
+					 * or the server span of a Go client call */
+	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
@@ -213,6 +216,7 @@ static __always_inline __u32 traced_mode(void)
 #include "sys_http_adopt.h"
 #include "sys_http_lifecycle.h"
 #include "sys_http_go_server.h"
+#include "sys_http_java.h"
 
 /* ---- accept / connect / close ------------------------------------------------------------ */
 
@@ -263,8 +267,10 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	__u32 fd = a->fd;
 	bpf_map_delete_elem(&args_by_tid, &id);
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS) {
 		track_connection(fd, SYS_ROLE_CLIENT);
+		java_connect_record(fd);
+	}
 	return 0;
 }
 
@@ -338,11 +344,13 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 #include "sys_http_bytes.h"
 #include "sys_http_asyncio.h"
+#include "sys_http_node_link.h"
 
 
 #include "sys_http_server_head.h"
 #include "sys_http_client_write.h"
 #include "sys_http_nginx_link.h"
+#include "sys_http_go_client.h"
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
 
@@ -472,12 +480,24 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		/* An asyncio event-loop thread: its current task's request, never the thread's. */
 		struct trace_context py = {};
 		int py_found = (mode & SYS_MODE_ASYNCIO) ? asyncio_parent(id, &py) : PY_PARENT_NONE;
-		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? bpf_map_lookup_elem(&thread_ctxs, &id) : NULL;
+		struct thread_ctx *tc = (mode & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? thread_link_ctx(id, a->fd, cs) : NULL;
 		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
 		if ((mode & SYS_MODE_NGINX_LINK) && s)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+		/* Go (go.client_path syscall): the server span its roundTrip left for this buffer. */
+		if ((mode & SYS_MODE_GO_CLIENT) && s) {
+			s->go_key.tgid = id >> 32;
+			s->go_key._pad = 0;
+			s->go_key.buf = ptr;
+			tc = go_client_parent(&s->go_key, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+		}
+		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
+		bool node = s && !(mode & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
+			    node_link_parent(id, a->fd, !cs->announced, now, &s->nginx_parent);
+		if (node)
+			tc = &s->nginx_parent;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
 		int tp = TP_UNREAD;
 		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
@@ -497,7 +517,8 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			a->ctx.flags = tc->ctx.flags;
 			a->flags |= SYS_F_THREAD_PARENT;
 			a->forwarded = 1;
-			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
+			if (!node)
+				count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 			count(SYS_LINK_FORWARDED);
 		} else if (tp == TP_VALID) {
 			/* The application propagates its own context: this client span is that one. */
@@ -514,7 +535,8 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__builtin_memcpy(a->parent_span_id, tc->ctx.span_id, 8);
 			a->ctx.flags = tc->ctx.flags;
 			a->flags |= SYS_F_THREAD_PARENT;
-			count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
+			if (!node)
+				count((mode & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 		} else {
 			if (tc && tc->ambiguous)
 				count(SYS_SKIP_THREAD_AMBIGUOUS);
@@ -523,6 +545,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		}
 		/* nginx: tc, if any, was its downstream request (never the thread's). */
 		a->downstream_parent = (mode & SYS_MODE_NGINX_LINK) && (a->flags & SYS_F_THREAD_PARENT) ? 1 : 0;
+		a->node_parent = node && (a->flags & SYS_F_THREAD_PARENT) ? 1 : 0;
 		if (!(a->flags & SYS_F_APP_TRACEPARENT))
 			new_span_id(a->ctx.span_id);
 		a->start = 1;
@@ -731,7 +754,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	} else if (flags & SYS_F_REQUEST_START) {
 		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
 		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0) |
-			    (args.task_parent ? SYS_F2_TASK_PARENT : 0) | (args.downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0);
+			    (args.task_parent ? SYS_F2_TASK_PARENT : 0) | (args.downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0) | (args.node_parent ? SYS_F2_NODE_PARENT : 0);
 		if (args.extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;

@@ -57,6 +57,9 @@ enum sys_http_flag2 {
 	SYS_F2_DOWNSTREAM_PARENT = 1 << 5, /* client request start (with SYS_F_THREAD_PARENT): an nginx
 	   * upstream request; the parent is the downstream request it
 	   * serves (bpf/sys_http_nginx_link.h), not the thread's */
+	SYS_F2_NODE_PARENT = 1 << 6, /* client request start (with SYS_F_THREAD_PARENT): a Node.js call;
+	   * the parent is the server request whose callback made it, read
+	   * from node's async ids (bpf/sys_http_node_link.h) */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_flag2 *_unused_sys_http_flag2 __attribute__((unused));
@@ -107,7 +110,20 @@ enum sys_http_drop_reason {
 					 * be read from TLS: client calls made on it are not linked to it */
 	SYS_SKIP_GO_ROUTE_UNREAD = 29,  /* a Go server response whose route could not be read (connection
 					 * served before the attach, or memory unreadable): no http.route from Go */
-	SYS_HTTP_DROP_MAX = 30,
+	SYS_LINK_NODE = 30,             /* (not a drop) Node.js client requests linked to the server request whose
+					 * callback made them (bpf/sys_http_node_link.h) */
+	SYS_SKIP_NODE_UNLINKED = 31,    /* a Node.js client request start no rule of sys_http_node_link.h links
+					 * (after an await, undici/fetch, a worker thread, no request): left unlinked */
+	SYS_SKIP_NODE_NO_PARSER = 32,   /* a Node.js server request whose parser could not be read (not the main
+					 * thread, not node's HTTP parser, memory unreadable): its calls stay unlinked */
+	SYS_SKIP_THREAD_POOLED = 33,    /* client call on a Java ForkJoinPool worker (virtual-thread carriers
+					 * among them) with a server request active: not linked, the request
+					 * may be another task's (bpf/sys_http_java.h) */
+	SYS_LINK_JAVA_CONNECT = 34,     /* (not a drop) JDK HttpClient requests linked to the server request of
+					 * the thread that connected their connection (bpf/sys_http_java.h) */
+	SYS_SKIP_JAVA_CONNECT_GONE = 35, /* a JDK HttpClient connection's first request written after the
+					  * request of the thread that connected it was no longer active there */
+	SYS_HTTP_DROP_MAX = 36,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

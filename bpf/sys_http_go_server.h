@@ -8,10 +8,11 @@
 #ifndef SPANBRIDGE_SYS_HTTP_GO_SERVER_H
 #define SPANBRIDGE_SYS_HTTP_GO_SERVER_H
 
-/* Client connections of a Go server traced here are the Go tracer's (no double spans). */
+/* Client connections of a Go server traced here are the Go tracer's (no double spans), unless its
+ * client calls are traced here too (SYS_MODE_GO_CLIENT, bpf/sys_http_go_client.h). */
 static __always_inline bool tracks_clients(__u32 mode)
 {
-	return (mode & SYS_MODE_TRACE) && !(mode & SYS_MODE_GO_SERVER);
+	return (mode & SYS_MODE_TRACE) && (!(mode & SYS_MODE_GO_SERVER) || (mode & SYS_MODE_GO_CLIENT));
 }
 
 /* An accepted connection of a Go server traced here turned out not to be HTTP/1.x (told to the

@@ -17,6 +17,9 @@ enum sys_http_mode {
 	SYS_MODE_GO_SERVER = 64, /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
 	   * (go.server_path: syscall); its client calls stay the Go tracer's, so
 	   * its client connections are not tracked (bpf/sys_http_go_server.h) */
+	SYS_MODE_GO_CLIENT = 128, /* with SYS_MODE_GO_SERVER: its client calls are traced here too
+	   * (go.client_path: syscall), parented by the server span its persistConn.roundTrip
+	   * uprobe left for the write's buffer (bpf/sys_http_go_client.h) */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_mode *_unused_sys_http_mode __attribute__((unused));
@@ -93,7 +96,8 @@ struct syscall_args {
 	__u8 forwarded; /* write, start: the request forwards its thread's incoming traceparent */
 	__u8 task_parent; /* write, start: parent from the asyncio task (sys_http_asyncio.h) */
 	__u8 downstream_parent; /* write, start: parent from nginx's downstream request (sys_http_nginx_link.h) */
-	__u8 _pad[2];
+	__u8 node_parent; /* write, start: parent from node's async ids (sys_http_node_link.h) */
+	__u8 _pad;
 	struct trace_context ctx;
 	__u8 parent_span_id[8];
 	/* write, start: further requests pipelined in the same write (their offsets and span ids;

@@ -1,6 +1,10 @@
 /**
  * Collects finished spans and hands them to the exporter in batches: when `maxBatchSize` spans
- * are pending, or `scheduledDelayMs` after the first pending span, whichever comes first.
+ * are pending, or `scheduledDelayMs` after the first pending span, whichever comes first. A span
+ * that finds the batcher idle (no export started within the last `scheduledDelayMs`: the first
+ * span after start, or after a quiet spell) waits only IDLE_FLUSH_DELAY_MS, which gathers a burst:
+ * the first traces reach the Collector right after start instead of one delay later, and a busy
+ * agent still sends at most about one partial batch per `scheduledDelayMs`.
  *
  * Bounded twice: the spans held — waiting in the queue plus the batch being exported (and
  * retried) — are at most `maxQueueSize` spans and at most `maxQueueBytes` estimated bytes
@@ -48,6 +52,9 @@ export const BATCHER_DEFAULTS = {
   shutdownTimeoutMs: 5000,
 } as const satisfies Required<SpanBatcherOptions>;
 
+/** How long a span that finds the batcher idle waits for others (at most `scheduledDelayMs`). */
+export const IDLE_FLUSH_DELAY_MS = 20;
+
 export class SpanBatcher {
   private readonly maxBatchSize: number;
   private readonly scheduledDelayMs: number;
@@ -67,6 +74,8 @@ export class SpanBatcher {
   private queuedTotal = 0;
   private takenTotal = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Date.now() when the last export started (-Infinity: never). */
+  private lastExportMs = -Infinity;
   /** The tail of the export chain; every export job is appended to it, so they never overlap. */
   private tail: Promise<void> = Promise.resolve();
   private fullBatchJobPending = false;
@@ -195,13 +204,14 @@ export class SpanBatcher {
 
   private armTimer(): void {
     if (this.timer || this.stopped) return;
+    const idle = Date.now() - this.lastExportMs >= this.scheduledDelayMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.enqueue(async () => {
         if (this.queue.length > 0) await this.exportBatch(Math.min(this.queue.length, this.maxBatchSize));
         while (this.queue.length >= this.maxBatchSize) await this.exportBatch(this.maxBatchSize);
       });
-    }, this.scheduledDelayMs);
+    }, idle ? Math.min(IDLE_FLUSH_DELAY_MS, this.scheduledDelayMs) : this.scheduledDelayMs);
     this.timer.unref();
   }
 
@@ -228,6 +238,7 @@ export class SpanBatcher {
     const bytes = this.sizes.splice(0, n).reduce((a, b) => a + b, 0);
     this.takenTotal += batch.length;
     if (batch.length === 0) return 0;
+    this.lastExportMs = Date.now();
     this.queuedBytes -= bytes;
     this.inFlightSpans = batch.length;
     this.inFlightBytes = bytes;

@@ -79,7 +79,7 @@ YAML
 # Its own session: a terminal's Ctrl-C reaches this script, whose cleanup stops the agent with
 # one SIGTERM (a second signal would make it exit without flushing). The readers of its output
 # ignore Ctrl-C too, so they print the agent's last words.
-setsid node dist/src/cli/main.js run --config "$SPANBRIDGE_RUN_DIR/spanbridge.yaml" \
+setsid bin/spanbridge run --config "$SPANBRIDGE_RUN_DIR/spanbridge.yaml" \
   --ready-file "$SPANBRIDGE_RUN_DIR/ready" \
   > >(trap '' INT; tee "$SPANBRIDGE_RUN_DIR/traces.txt") \
   2> >(trap '' INT; tee "$SPANBRIDGE_RUN_DIR/agent.log" | sed -u 's/^/[agent] /' >&2) &

@@ -37,7 +37,7 @@ import type { UrlRedaction } from './spans/url-redaction';
 import { SystemClock, type Clock } from './time/clock';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
-import type { GoServerPath } from './tracers/go-http-tracer';
+import type { GoClientPath, GoServerPath } from './tracers/go-http-tracer';
 import { InspectionCache, type GoInspector } from './attach/inspection-cache';
 import { ProcessAttacher, type AttachmentEvent } from './attach/process-attacher';
 import { ResourceLifetimes } from './attach/resource-lifetimes';
@@ -81,6 +81,8 @@ export interface AgentConfig {
   readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
   /** Where Go HTTP/1 server spans come from (setting go.server_path; default DEFAULT_GO_SERVER_PATH). */
   readonly goServerPath?: GoServerPath;
+  /** Where Go HTTP/1 client spans come from (setting go.client_path; default DEFAULT_GO_CLIENT_PATH). */
+  readonly goClientPath?: GoClientPath;
 }
 
 /**
@@ -189,6 +191,7 @@ export class Agent {
       inspection: new InspectionCache({ metrics: this.metrics, log, inspect: this.host.inspect, processAlive: this.host.processAlive }),
       onAttachment: deps.onAttachment,
       goServerPath: config.goServerPath,
+      goClientPath: config.goClientPath,
     });
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
@@ -209,7 +212,7 @@ export class Agent {
     const caps = this.deps.capabilities ?? probeCapabilities();
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
     // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
-    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath });
+    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath, goClientPath: this.config.goClientPath });
     for (const line of describeStrategies(plan)) log.info(`strategy: ${line}`);
     const missing = [...plan.missing];
     for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);

@@ -116,6 +116,7 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
       ringSizeBytes: opts.ringSizeBytes,
       sysHttp: opts.sysHttp,
       goServerPath: opts.goServerPath,
+      goClientPath: opts.goClientPath,
       routes: opts.routes,
       urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).

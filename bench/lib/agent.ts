@@ -1,5 +1,6 @@
 /**
- * The agent under test, started as a user runs it (node dist/src/cli/main.js run ...), pinned to the
+ * The agent under test, started as a user runs it (bin/spanbridge run ..., or with
+ * SPANBRIDGE_BENCH_AGENT_START=node `node dist/src/cli/main.js run ...`), pinned to the
  * load generator's CPU, exporting OTLP to the harness's sink, with its Prometheus endpoint on a free
  * port for the self-metrics (spans exported, kernel drop counters).
  */
@@ -35,15 +36,18 @@ export async function startAgent(config: BenchConfig, o: AgentOptions): Promise<
   const ready = path.join(mkdtempSync(path.join(os.tmpdir(), 'spanbridge-bench-')), 'ready');
   const promPort = await freePort();
   const args = [
-    ...(o.nodeFlags ?? []),
-    config.agentCli, 'run',
+    'run',
     ...o.pids.flatMap((p) => ['--pid', String(p)]),
     '--otlp-endpoint', o.otlpEndpoint,
     '--prometheus-port', String(promPort),
     '--ready-file', ready,
     ...(o.injectHeaders ? ['--inject-headers', o.injectHeaders] : []),
   ];
-  const child = spawnPinned(config.loadCpu, process.execPath, args);
+  // The launcher execs node (same pid) with its heap flags; extra node flags go through its environment.
+  const child =
+    config.agentStart === 'launcher'
+      ? spawnPinned(config.loadCpu, config.agentLauncher, args, { SPANBRIDGE_NODE_FLAGS: (o.nodeFlags ?? []).join(' '), PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` })
+      : spawnPinned(config.loadCpu, process.execPath, [...(o.nodeFlags ?? []), config.agentCli, ...args]);
   let readyAt = Number.NaN;
   const waitReady = async () => {
     await waitFor('agent ready file', () => {

@@ -25,12 +25,16 @@ export interface BenchConfig {
   /** CPU for the server under test; the load generator, the agent and the harness share the other. */
   readonly serverCpu: number;
   readonly loadCpu: number;
-  /** Only these sections (comma list of floor,untraced,go,sys,python,nginx,agent,routes,profile); all when empty. */
+  /** Only these sections (comma list of floor,untraced,go,gochain,sys,python,nginx,asyncio,nodelink,agent,routes,profile); all when empty. */
   readonly only: readonly string[];
   /** The server whose traffic the agent is profiled under (profile section). */
   readonly profileServer: 'go' | 'node';
   readonly outDir: string;
   readonly agentCli: string;
+  /** bin/spanbridge: the agent as users start it (bounded V8 heap). */
+  readonly agentLauncher: string;
+  /** 'launcher' (default): bin/spanbridge; 'node': `node dist/src/cli/main.js`, Node's default heap (for A/B). */
+  readonly agentStart: 'launcher' | 'node';
   readonly binDir: string;
 }
 
@@ -53,9 +57,9 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   return {
-    rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 5, 1, 100),
+    rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 3, 1, 100),
     seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 6, 1, 600),
-    stepSeconds: int(env, 'SPANBRIDGE_BENCH_STEP_SECONDS', 30, 1, 600),
+    stepSeconds: int(env, 'SPANBRIDGE_BENCH_STEP_SECONDS', 15, 1, 600),
     wrkConns: int(env, 'SPANBRIDGE_BENCH_WRK_CONNS', 32, 1, 10_000),
     rateConns: int(env, 'SPANBRIDGE_BENCH_RATE_CONNS', 16, 1, 10_000),
     serverCpu: int(env, 'SPANBRIDGE_BENCH_SERVER_CPU', 0, 0, 1023),
@@ -64,6 +68,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     profileServer: oneOf(env, 'SPANBRIDGE_BENCH_PROFILE_SERVER', ['go', 'node'] as const, 'go'),
     outDir: env.SPANBRIDGE_BENCH_OUT ?? path.join(REPO_ROOT, 'bench', 'results'),
     agentCli: path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'),
+    agentLauncher: path.join(REPO_ROOT, 'bin', 'spanbridge'),
+    agentStart: oneOf(env, 'SPANBRIDGE_BENCH_AGENT_START', ['launcher', 'node'] as const, 'launcher'),
     binDir: path.join(REPO_ROOT, 'build', 'bench', 'bin'),
   };
 }

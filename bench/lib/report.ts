@@ -33,6 +33,8 @@ export interface SectionResult {
   readonly notes: string[];
   /** Average CPU cores used by other processes on the machine during the section (noise). */
   backgroundCores?: number;
+  /** Wall time of the section, seconds. */
+  seconds?: number;
   readonly raw: Record<string, unknown>;
   error?: string;
 }
@@ -108,7 +110,7 @@ export function renderMarkdown(r: Results, commentary: string[]): string {
       lines.push('');
     }
     const notes = [...s.notes];
-    if (s.backgroundCores !== undefined) notes.push(`Other processes on the machine used ${fmt(s.backgroundCores)} CPU cores on average during this section (noise).`);
+    if (s.backgroundCores !== undefined) notes.push(`Other processes on the machine used ${fmt(s.backgroundCores)} CPU cores on average during this section (noise)${s.seconds !== undefined ? `; the section took ${Math.round(s.seconds)} s` : ''}.`);
     for (const n of notes) lines.push(`- ${n}`);
     if (notes.length > 0) lines.push('');
   }

@@ -1,12 +1,15 @@
 /**
  * The agent itself (item 4): the highest span rate sustained for a step with zero ring-buffer loss
- * (rate stepped up on the Go server, ending saturated), RSS steady and peak over those steps, and
+ * (rate stepped up on the Go server, ending saturated), RSS steady and peak over those steps (the
+ * agent also inspects a 100+ MiB Go binary at attach, issue 15's peak target), and
  * the time from starting the agent to the first span arriving at an OTLP endpoint.
  */
+import { statSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { startAgent, type Agent } from '../lib/agent';
 import { loadgen, wrk } from '../lib/load';
-import { CLK_TCK, memory, rssByMapping, sleep, spawnPinned } from '../lib/procs';
+import { CLK_TCK, freePort, memory, rssByMapping, sleep, spawnPinned, waitForPort, type Child } from '../lib/procs';
 import { fig, section, type SectionResult } from '../lib/report';
 import { median, round, spread } from '../lib/stats';
 import { startServer, type BenchContext, type Server } from './context';
@@ -40,9 +43,10 @@ async function step(agent: Agent, offered: string, load: () => Promise<{ request
   return { offered, requests: r.requests, seconds: r.seconds, spans, spanRate: spans / r.seconds, ringbufLost, spansDropped, cpuUsPerSpan, ok: ringbufLost === 0 && spansDropped === 0 };
 }
 
-async function capacity(ctx: BenchContext, s: SectionResult, server: Server): Promise<void> {
+async function capacity(ctx: BenchContext, s: SectionResult, server: Server, big: BigBinary): Promise<void> {
   const { config } = ctx;
-  const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
+  // The agent also selects an idle server built as a 100+ MiB binary: inspecting it is part of the peak.
+  const agent = await startAgent(config, { pids: [server.child.pid, big.child.pid], otlpEndpoint: ctx.sink.endpoint });
   // The traced server's own limit sets the steps: its saturated rate with the agent attached.
   const sat = (await wrk(config, server.url, 3)).rps;
   s.raw.saturatedWithAgentRps = sat;
@@ -88,7 +92,7 @@ async function capacity(ctx: BenchContext, s: SectionResult, server: Server): Pr
     const st = spread(steady.map((k) => k / 1024));
     s.figures.push(
       fig({ id: 'agent.rss_steady', label: 'Agent RSS, steady under load', value: st.median, unit: 'MB', rounds: steady.length, spread: st, target: { text: '<= 100 MB', met: st.median <= 100 }, detail: `VmRSS sampled every 1 s over the steps (first quarter skipped); idle after start: ${round(idleRssKb / 1024)} MB` }),
-      fig({ id: 'agent.rss_peak', label: 'Agent RSS, peak', value: mem.hwmKb / 1024, unit: 'MB', rounds: 1, target: { text: '<= 120 MB', met: mem.hwmKb / 1024 <= 120 }, detail: 'VmHWM at the end of the steps' }),
+      fig({ id: 'agent.rss_peak', label: `Agent RSS, peak (inspecting a ${round(big.bytes / 1e6)} MB Go binary included)`, value: mem.hwmKb / 1024, unit: 'MB', rounds: 1, target: { text: '<= 120 MB', met: mem.hwmKb / 1024 <= 120 }, detail: `VmHWM at the end of the steps; the agent selected the Go server under load and, idle, the same server built with 96 MiB of embedded data (${round(big.bytes / 1e6)} MB file, inspected at attach)` }),
     );
     const cpu = passed.map((x) => x.cpuUsPerSpan);
     if (cpu.length > 0) s.notes.push(`Agent CPU per span by step: ${steps.map((x) => `${round(x.cpuUsPerSpan)} us`).join(', ')} (median ${round(median(cpu))} us).`);
@@ -163,7 +167,7 @@ async function timeToFirstSpan(ctx: BenchContext, s: SectionResult, server: Serv
   const r = ready.length > 0 ? spread(ready.map((ms) => ms / 1000)) : undefined;
   s.figures.push(fig({
     id: 'agent.ttfs', label: 'Agent start to first exported span', value: t.median, unit: 's', rounds: t.n, spread: t, target: { text: '<= 1.5 s', met: t.median <= 1.5 },
-    detail: `spawn of the agent -> first OTLP traces request at a local sink, a request every 20 ms meanwhile; ready file after ${r ? round(r.median) : '?'} s (median), the rest is the batcher's 1 s delay and export`,
+    detail: `spawn of the agent -> first OTLP traces request at a local sink, a request every 20 ms meanwhile; ready file after ${r ? round(r.median) : '?'} s (median), the rest is the first record's ring poll (<= 50 ms), the idle batcher's 20 ms and the export`,
   }));
   // The breakdown of the round with the median time.
   const order = ttfs.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
@@ -171,11 +175,42 @@ async function timeToFirstSpan(ctx: BenchContext, s: SectionResult, server: Serv
   if (mid.length > 0) s.notes.push(`Start-up, median round: largest gaps in the agent's log: ${mid.map((g) => `${round(g.ms)} ms before "${g.before}"`).join('; ')}.`);
 }
 
+interface BigBinary {
+  readonly child: Child;
+  readonly bytes: number;
+}
+
+/** The Go test server built as a 100+ MiB binary (bench/run.sh), idle. */
+async function startBigBinary(ctx: BenchContext): Promise<BigBinary> {
+  const file = path.join(ctx.config.binDir, 'gobig');
+  const port = await freePort();
+  const child = spawnPinned(ctx.config.serverCpu, file, [], { PORT: String(port) });
+  await waitForPort(port, 20_000, 50);
+  return { child, bytes: statSync(file).size };
+}
+
+/** The inspection's own share: an agent that selects only the big binary, its peak once ready. */
+async function bigBinaryAlone(ctx: BenchContext, s: SectionResult, big: BigBinary): Promise<void> {
+  const agent = await startAgent(ctx.config, { pids: [big.child.pid], otlpEndpoint: ctx.sink.endpoint });
+  try {
+    await sleep(1000);
+    const mem = memory(agent.pid);
+    s.figures.push(fig({
+      id: 'agent.rss_peak_big_only', label: `Agent RSS, peak, selecting only the ${round(big.bytes / 1e6)} MB Go binary (idle)`, value: mem.hwmKb / 1024, unit: 'MB', rounds: 1,
+      detail: 'VmHWM 1 s after ready: start-up plus the inspection of that binary, no traffic; the share of the peak above that the inspection accounts for',
+    }));
+  } finally {
+    await agent.shutdown();
+  }
+}
+
 export async function agentSelfSection(ctx: BenchContext): Promise<SectionResult> {
   const s = section('agent', 'The agent itself (Go server traffic)');
   const server = await startServer(ctx, 'go');
+  const big = await startBigBinary(ctx);
   try {
-    await capacity(ctx, s, server);
+    await capacity(ctx, s, server, big);
+    await bigBinaryAlone(ctx, s, big);
     await timeToFirstSpan(ctx, s, server);
     // For scale: what a bare Node.js process of this version holds.
     const bare = spawnPinned(ctx.config.loadCpu, process.execPath, ['-e', 'setTimeout(() => {}, 5000)']);
@@ -183,6 +218,7 @@ export async function agentSelfSection(ctx: BenchContext): Promise<SectionResult
     s.notes.push(`For scale: a bare \`node -e\` process (Node ${process.version}) is resident at ${round(memory(bare.pid).rssKb / 1024)} MB.`);
     await bare.stop('SIGKILL');
   } finally {
+    await big.child.stop();
     await server.child.stop();
   }
   return s;

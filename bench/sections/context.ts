@@ -20,22 +20,43 @@ export interface Server {
   readonly addr: string;
   readonly url: string;
   readonly path: string;
+  /** The untraced service it calls (gochain only), on the same CPU. */
+  readonly downstream?: Child;
 }
 
-export type ServerKind = 'go' | 'node' | 'python';
+export type ServerKind = 'go' | 'gochain' | 'node' | 'python';
 
-/** The test services, pinned to the server CPU: Go net/http, Node's http or Python's ThreadingHTTPServer (syscall path). */
+/**
+ * The test services, pinned to the server CPU: Go net/http, a Go net/http server calling the Go
+ * test server once per request (bench/go/chain; only the front is traced), Node's http or Python's
+ * ThreadingHTTPServer (syscall path).
+ */
 export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<Server> {
+  const downstream = kind === 'gochain' ? await startServer(ctx, 'go') : undefined;
   const port = await freePort();
   const child =
     kind === 'go'
       ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'goserver'), [], { PORT: String(port) })
-      : kind === 'node'
-        ? spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)])
-        : spawnPinned(ctx.config.serverCpu, 'python3', [path.join(REPO_ROOT, 'test/apps/python-http/server.py'), String(port)]);
-  await waitForPort(port, 20_000, 50);
+      : kind === 'gochain'
+        ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'chain'), [], { PORT: String(port), DOWNSTREAM: `http://${downstream!.addr}` })
+        : kind === 'node'
+          ? spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)])
+          : spawnPinned(ctx.config.serverCpu, 'python3', [path.join(REPO_ROOT, 'test/apps/python-http/server.py'), String(port)]);
+  try {
+    await waitForPort(port, 20_000, 50);
+  } catch (err) {
+    await child.stop();
+    await downstream?.child.stop();
+    throw err;
+  }
   const addr = `127.0.0.1:${port}`;
-  return { child, addr, path: '/items/1', url: `http://${addr}/items/1` };
+  return { child, addr, path: '/items/1', url: `http://${addr}/items/1`, downstream: downstream?.child };
+}
+
+/** Stops a server and the service it calls. */
+export async function stopServer(server: Server): Promise<void> {
+  await server.child.stop();
+  await server.downstream?.stop();
 }
 
 /**

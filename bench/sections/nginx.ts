@@ -2,15 +2,15 @@
  * nginx as a reverse proxy (issue 14 item 3): Debian's nginx, one worker, upstream keep-alive, in
  * front of the Go test server (untraced), pinned to the server CPU. The agent traces nginx (selected by
  * its master pid; the worker is traced from its fork). What linking upstream requests to their
- * downstream requests costs: uprobe hits per proxied request at ngx_chain_writer (BPF statistics)
- * x the measured cost of one uprobe hit (floor section), and the agent's whole added latency at a
- * fixed rate (alternating rounds without / with the agent; syscall tracing of both connections
- * included).
+ * downstream requests costs: uprobe hits per proxied request at ngx_chain_writer, tracepoint hits
+ * and the agent's BPF time per request (BPF statistics), hits x the measured cost of one uprobe
+ * hit (floor section), and the agent's whole added latency at a fixed rate (alternating rounds
+ * without / with the agent; syscall tracing of both connections included).
  */
 import { rmSync } from 'node:fs';
 import { NGINX, writeNginxConfig } from '../../test/frameworks/nginx/config';
 import { startAgent } from '../lib/agent';
-import { agentProgStats, isUprobeProg, progDelta, withBpfStats } from '../lib/bpf-stats';
+import { countHits, hitFigures, programsNote, type Hits } from '../lib/hits';
 import { loadgen } from '../lib/load';
 import { freePort, spawnPinned, waitForPort, type Child } from '../lib/procs';
 import { fig, section, type SectionResult } from '../lib/report';
@@ -42,7 +42,8 @@ export async function nginxSection(ctx: BenchContext): Promise<SectionResult> {
   const itemPath = backend.path;
   try {
     await loadgen(config, { addr: proxy.addr, path: itemPath, rate, seconds: 1 }); // warm
-    let hits: { perRequest: number; nsPerHit: number; requests: number; linked: number } | undefined;
+    let hits: Hits | undefined;
+    let linked = 0;
     const rounds = await alternate(
       ctx,
       s.id,
@@ -52,17 +53,11 @@ export async function nginxSection(ctx: BenchContext): Promise<SectionResult> {
         try {
           await loadgen(config, { addr: proxy.addr, path: itemPath, rate, seconds: 1 }); // warm the agent's path
           if (i === 0) {
-            hits = await withBpfStats(async () => {
-              const before = agentProgStats(agent.pid);
-              const r = await loadgen(config, { addr: proxy.addr, path: itemPath, rate: 500, requests: COUNT_REQUESTS, conns: 4 });
-              const d = progDelta(before, agentProgStats(agent.pid)).filter(isUprobeProg);
-              const runs = d.reduce((a, x) => a + x.runs, 0);
-              return { perRequest: runs / r.requests, nsPerHit: runs ? d.reduce((a, x) => a + x.ns, 0) / runs : 0, requests: r.requests, linked: 0 };
-            });
+            hits = await countHits(agent.pid, () => loadgen(config, { addr: proxy.addr, path: itemPath, rate: 500, requests: COUNT_REQUESTS, conns: 4 }), '500 req/s, 4 keep-alive connections, upstream keep-alive');
           }
           const p50 = (await loadgen(config, { addr: proxy.addr, path: itemPath, rate })).serviceUs.p50;
           const { kernelLine } = await agent.shutdown();
-          if (i === 0 && hits) hits.linked = Number(/sys_http_link_nginx=(\d+)/.exec(kernelLine)?.[1] ?? 0);
+          if (i === 0) linked = Number(/sys_http_link_nginx=(\d+)/.exec(kernelLine)?.[1] ?? 0);
           return p50;
         } finally {
           await agent.stop('SIGKILL');
@@ -74,9 +69,10 @@ export async function nginxSection(ctx: BenchContext): Promise<SectionResult> {
     const floor = ctx.uprobeFloorUs ?? { value: 9.8, rounds: 0, source: 'docs (bare tracefs uprobe on this VM: 9.8 us)' };
     if (hits) {
       s.figures.push(
-        fig({ id: 'nginx.uprobe_hits', label: 'Uprobe hits per proxied request (ngx_chain_writer)', value: hits.perRequest, unit: 'hits', rounds: 1, detail: `BPF run-time statistics over ${hits.requests} requests at 500 req/s (4 keep-alive connections, upstream keep-alive); agent BPF time ${round(hits.nsPerHit)} ns/hit; ${hits.linked} upstream requests linked in the kernel over the agent's run` }),
-        fig({ id: 'nginx.link_us', label: 'Linking cost per proxied request (hits x uprobe floor)', value: hits.perRequest * floor.value, unit: 'us', rounds: floor.rounds, detail: `${round(hits.perRequest, 4)} hits/request x ${round(floor.value)} us/hit (${floor.source})` }),
+        ...hitFigures('nginx', '', ' (proxied)', hits),
+        fig({ id: 'nginx.link_us', label: 'Linking cost per proxied request (hits x uprobe floor)', value: hits.hitsPerRequest * floor.value, unit: 'us', rounds: floor.rounds, detail: `${round(hits.hitsPerRequest, 4)} hits/request at ngx_chain_writer x ${round(floor.value)} us/hit (${floor.source}); ${linked} upstream requests linked in the kernel over the counted agent's run` }),
       );
+      s.notes.push(programsNote(hits));
     }
     const p50 = pairedDifference(rounds.without, rounds.with);
     s.figures.push(

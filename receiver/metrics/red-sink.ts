@@ -8,11 +8,13 @@
  *
  * Hot path: a span's series is found by one string key built from its values (`httpDurationKey`)
  * in a per-process cache; only the first span of a series builds the attribute object, sorts
- * keys for the store and resolves the Prometheus labels. The cache is exact because a series,
- * once created (or once sent to the overflow series), stays what it is for the store's lifetime.
+ * keys for the store and hands the series' point with its labels to the Prometheus registry,
+ * which renders the store's points at scrape time (nothing per span). The cache is exact because a
+ * series, once created (or once sent to the overflow series), stays what it is for the store's
+ * lifetime.
  */
 import type { Resource, SelfMetrics, Span } from '../model';
-import type { PrometheusRegistry, RedLabels } from '../prometheus/registry';
+import type { PrometheusRegistry } from '../prometheus/registry';
 import { redLabels } from '../prometheus/registry';
 import type { ResourceMerger } from '../resource-merge';
 import { RED_SERIES_OVERFLOW } from '../self-metrics';
@@ -23,7 +25,6 @@ interface Series {
   readonly instrument: HttpInstrument;
   readonly point: HistogramPoint;
   readonly overflow: boolean;
-  readonly labels: RedLabels | undefined;
 }
 
 /** Series remembered per process; past this, spans of new series take the slow path (still exact). */
@@ -59,7 +60,6 @@ export class RedMetricsSink {
     if (series.overflow) {
       this.metrics.add(RED_SERIES_OVERFLOW, 'RED observations recorded in the overflow series (attribute-set limit reached)', { instrument: series.instrument });
     }
-    if (series.labels) this.prometheus?.observeRedLabels(series.instrument, series.labels, seconds);
   }
 
   async shutdown(): Promise<void> {}
@@ -69,7 +69,10 @@ export class RedMetricsSink {
     const obs = httpDurationObservation(span);
     if (!obs) return undefined;
     const { attributes, overflow, point } = this.store.record(span.resource, obs.instrument, obs.attributes, obs.seconds);
-    const resource = this.resources ? this.resources.merge(span.resource) : span.resource;
-    return { instrument: obs.instrument, point, overflow, labels: this.prometheus ? redLabels(resource, attributes) : undefined };
+    if (this.prometheus) {
+      const resource = this.resources ? this.resources.merge(span.resource) : span.resource;
+      this.prometheus.addRedSeries(obs.instrument, redLabels(resource, attributes), point);
+    }
+    return { instrument: obs.instrument, point, overflow };
   }
 }

@@ -16,17 +16,13 @@ import {
   type SpanContext,
   type SpanStatus,
 } from '@opentelemetry/api';
-import { version as packageVersion } from '../../package.json';
 import type { Resource, Span, SpanKind, StatusCode } from '../model';
-import type { OtelInstrumentationScope, ReadableSpan } from './readable-span-types';
+import type { ReadableSpan } from './readable-span-types';
 import { toOtelResource } from './resource-adapter';
+import { INSTRUMENTATION_SCOPE } from './scope';
 import { W3CTraceState } from './trace-state';
 
-/** The instrumentation scope of everything spanbridge reports; one object, shared (see above). */
-export const INSTRUMENTATION_SCOPE: OtelInstrumentationScope = Object.freeze({
-  name: 'spanbridge',
-  version: packageVersion,
-});
+export { INSTRUMENTATION_SCOPE };
 
 const NANOS_PER_SECOND = 1_000_000_000n;
 

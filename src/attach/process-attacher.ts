@@ -13,8 +13,8 @@ import type { GoHttpStage } from '../spans/go-http-stage';
 import { forkedResource, processResource } from '../spans/resource';
 import type { RouteStage } from '../spans/routes/route-stage';
 import type { Resource } from '../spans/span';
-import type { AttachResult, GoServerPath, GoTarget } from '../tracers/go-http-tracer';
-import { chooseGoServerPath, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
+import type { AttachResult, GoClientPath, GoServerPath, GoTarget } from '../tracers/go-http-tracer';
+import { chooseGoClientPath, chooseGoServerPath, DEFAULT_GO_CLIENT_PATH, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 import { runtimeOf } from '../tracers/sys-http-stage';
 import { planAttach } from './attach-planner';
 import type { InspectionCache } from './inspection-cache';
@@ -64,6 +64,8 @@ export interface ProcessAttacherDeps {
   readonly onAttachment?: (event: AttachmentEvent) => void;
   /** Where Go HTTP/1 server spans come from (setting go.server_path; default DEFAULT_GO_SERVER_PATH). */
   readonly goServerPath?: GoServerPath;
+  /** Where Go HTTP/1 client spans come from (setting go.client_path; default DEFAULT_GO_CLIENT_PATH). */
+  readonly goClientPath?: GoClientPath;
 }
 
 export class ProcessAttacher {
@@ -199,11 +201,12 @@ export class ProcessAttacher {
     const { go, sys } = this.d.tracers;
     const server = chooseGoServerPath(this.d.goServerPath ?? DEFAULT_GO_SERVER_PATH, target, sys !== undefined);
     if (server.goServer && sys) {
-      const result = go.attach(pid, exe, target, 'syscall');
+      const client = chooseGoClientPath(this.d.goClientPath ?? DEFAULT_GO_CLIENT_PATH, 'syscall', go.injection, target);
+      const result = go.attach(pid, exe, target, 'syscall', client.path);
       try {
-        const open = sys.attachGoServer(pid, server.goServer);
+        const open = sys.attachGoServer(pid, { ...server.goServer, client: client.path === 'syscall' });
         this.goSyscallServers.set(pid, { exe, target });
-        return { links: result.links, notes: [server.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`], path: 'syscall' };
+        return { links: result.links, notes: [server.note, client.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`], path: 'syscall' };
       } catch (err) {
         // Without the syscall side this process would have no server spans: back to uprobes.
         go.detach(pid);
@@ -212,7 +215,8 @@ export class ProcessAttacher {
       }
     }
     const result = go.attach(pid, exe, target, 'uprobes');
-    result.notes.unshift(server.note);
+    const client = chooseGoClientPath(this.d.goClientPath ?? DEFAULT_GO_CLIENT_PATH, 'uprobes', go.injection, target);
+    result.notes.unshift(server.note, client.note);
     if (this.linkGoBlackBox(pid, target)) result.notes.push('same-node black-box parents from syscall tracepoints');
     return { ...result, path: 'uprobes' };
   }

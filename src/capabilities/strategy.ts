@@ -5,7 +5,7 @@
  * the same plan. A pure function: unit-tested on fabricated kernels.
  */
 import type { BpfFeatures } from './bpf-features';
-import { DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
+import { DEFAULT_GO_CLIENT_PATH, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 import { missingEssentials, type Capabilities } from './probe';
 
 export type FeatureId =
@@ -40,6 +40,8 @@ export interface StrategyPlan {
 
 export interface StrategyOptions {
   readonly injectHeaders: 'auto' | 'on' | 'off';
+  /** Setting go.client_path (default DEFAULT_GO_CLIENT_PATH); only with go.server_path syscall. */
+  readonly goClientPath?: 'uprobes' | 'syscall';
   /** Setting go.server_path (default DEFAULT_GO_SERVER_PATH). */
   readonly goServerPath?: 'syscall' | 'uprobes';
 }
@@ -58,6 +60,7 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
   if (!caps.uprobes) missing.push('uprobes (CONFIG_UPROBE_EVENTS) for Go tracing');
 
   const goSyscall = (options.goServerPath ?? DEFAULT_GO_SERVER_PATH) === 'syscall' && caps.syscallTracepoints && features.bpfLoop !== false;
+  const goClientSyscall = goSyscall && (options.goClientPath ?? DEFAULT_GO_CLIENT_PATH) === 'syscall';
   strategies.push(
     caps.uprobes
       ? {
@@ -65,7 +68,10 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
           title: 'Go net/http server and client spans',
           status: 'on',
           strategy: goSyscall
-            ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry"
+            ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); " +
+              (goClientSyscall
+                ? 'client spans: syscall tracepoints with one uprobe per request at (*net/http.persistConn).roundTrip entry (go.client_path syscall), parented by the server span of the calling goroutine or its parent; uprobes instead where headers are written into memory; HTTPS calls have no client span'
+                : 'client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry')
             : 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
           why: goSyscall
             ? 'uprobe PMU present (/sys/bus/event_source/devices/uprobe); syscall tracepoints present'
@@ -182,8 +188,10 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
 
 /**
  * Which runtimes get a client span parented by the server request that made it, and how. Event-loop
- * runtimes are not linked: Node 20 keeps no async context across `await` unless the process
- * enables async hooks itself, so its native async ids cannot tell (docs/node-async-linking.md).
+ * Node.js is linked where node's own async ids tell exactly (bpf/sys_http_node_link.h: calls made in
+ * the handler's callback or one resource below it, no uprobe); calls after an `await` and undici's
+ * are not: Node keeps no async context across `await` unless the process enables async hooks
+ * itself (docs/node-async-linking.md).
  */
 function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
   const ways = [
@@ -192,6 +200,11 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     ...(goSpans && sysHttp
       ? [
           "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; stripped builds such as Debian's python3: not linked, no symbols)",
+        ]
+      : []),
+    ...(sysHttp
+      ? [
+          'Node.js (versions whose structure offsets are measured: 20.20.2; binary with symbols, checked per process at attach): the server request whose callback made the call, from node\'s async ids read at the syscalls already traced (no uprobe; the handler\'s callback and resources created in it; not after an await resumed elsewhere, not undici/fetch in microtasks)',
         ]
       : []),
     ...(goSpans && sysHttp
@@ -204,10 +217,11 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     status: ways.length === 0 ? 'unavailable' : 'fallback',
     strategy:
       (ways.length ? ways.join('; ') + '; ' : '') +
-      'not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace)' +
+      'not linked: Deno, Bun (event loops; their client spans start their own trace), Node.js calls after an await or through undici' +
+      "; Java calls written by another thread than the request's (JDK HttpClient workers: only a new connection's first request is linked, through the thread that connected it; executors, CompletableFuture) or on a ForkJoinPool worker (virtual-thread carriers: a virtual thread moves between them), docs/java-async-linking.md" +
       (goSpans ? '' : '; nginx (needs uprobes); Python asyncio (needs uprobes)'),
     why:
-      'Node 20 keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link would be a guess (docs/node-async-linking.md)',
+      'Node keeps no async context across await without async hooks (executionAsyncId is 0 after an await resumed by another callback and at undici writes), so a link there would be a guess (docs/node-async-linking.md)',
   };
 }
 

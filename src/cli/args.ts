@@ -15,7 +15,7 @@ import { SETTINGS } from '../config/settings';
 import type { OtlpExporterOptions } from '../config/otlp';
 import type { BridgeSettings } from '../../receiver/model';
 import { DEFAULT_KEYS_TOKEN, urlRedaction, type UrlRedaction } from '../spans/url-redaction';
-import { DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
+import { DEFAULT_GO_CLIENT_PATH, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 
 /** Explicit OTLP settings (flag or YAML); unset ones are resolved from the environment by src/config/otlp.ts. */
 export type OtlpSettings = OtlpExporterOptions;
@@ -57,6 +57,8 @@ export interface RunOptions {
   readonly sysHttp: { readonly maxConnections?: number; readonly correlationWindowMs?: number; readonly threadContextMaxAgeMs?: number };
   /** Where Go HTTP/1 server spans come from (setting go.server_path). */
   readonly goServerPath: 'uprobes' | 'syscall';
+  /** Where Go HTTP/1 client spans come from (setting go.client_path). */
+  readonly goClientPath: 'uprobes' | 'syscall';
   /** Every libbpf message to stderr. */
   readonly libbpfDebug: boolean;
   /** Where /proc is read; undefined: /proc. */
@@ -206,6 +208,7 @@ export function parseRunArgs(
       ...(num('sys_http.thread_context_max_age_ms') !== undefined ? { threadContextMaxAgeMs: num('sys_http.thread_context_max_age_ms') } : {}),
     },
     goServerPath: (str('go.server_path') ?? DEFAULT_GO_SERVER_PATH) as RunOptions['goServerPath'],
+    goClientPath: (str('go.client_path') ?? DEFAULT_GO_CLIENT_PATH) as RunOptions['goClientPath'],
     libbpfDebug: v['debug.libbpf'] === true,
     procRoot: str('proc_root'),
     routes: toRoutesSettings(config),

@@ -10,6 +10,7 @@ import { planStrategies, type Strategy, type StrategyOptions } from '../capabili
 import { describePolicy, DEFAULT_ROUTES, OVERFLOW_ROUTE, type RoutesSettings } from '../spans/routes/route-policy';
 import { AGENT_VERSION } from '../version';
 import { inspectNginx } from '../discovery/nginx';
+import { inspectNodeBinary } from '../discovery/node';
 import { inspectInterpreter, type InterpreterReport } from '../discovery/python-asyncio';
 
 /** How server spans get http.route: for every process, and for each selection with its own `routes`. */
@@ -66,6 +67,11 @@ export interface DoctorReport {
    * pyenv shims' versions too, and /usr/bin/python3): linkable, or why not (no symbols).
    */
   readonly python: readonly InterpreterReport[];
+  /**
+   * Node.js linking for the node binary installed here (PATH node, /usr/bin/node): linkable (its
+   * version's offsets are measured and its symbols present: src/discovery/node.ts) or why not.
+   */
+  readonly node: NginxReport | null;
   /** The agent can start here. */
   readonly ready: boolean;
   readonly missing: readonly string[];
@@ -103,6 +109,16 @@ export function pythonReport(uprobes: boolean, pathEnv = process.env.PATH ?? '',
   return out;
 }
 
+/** Inspects the first node binary found on PATH or at /usr/bin/node; null when there is none. */
+export function nodeReport(pathEnv = process.env.PATH ?? ''): NginxReport | null {
+  const candidates = [...pathEnv.split(':').filter(Boolean).map((d) => `${d}/node`), '/usr/bin/node'];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) return null;
+  const t = inspectNodeBinary(found);
+  if (!t.ok) return { path: found, version: t.version ?? null, linkable: false, detail: t.reason };
+  return { path: found, version: t.version, linkable: true, detail: `async ids read at syscalls (no uprobe), node ${t.version} offsets` };
+}
+
 /** Inspects the first nginx binary found on PATH or at /usr/sbin/nginx; null when there is none. */
 export function nginxReport(uprobes: boolean, pathEnv = process.env.PATH ?? ''): NginxReport | null {
   const candidates = [...pathEnv.split(':').filter(Boolean).map((d) => `${d}/nginx`), '/usr/sbin/nginx'];
@@ -122,6 +138,7 @@ export function buildDoctorReport(
   routes: RoutesSettings = DEFAULT_ROUTES,
   nginx: NginxReport | null = null,
   python: readonly InterpreterReport[] = [],
+  node: NginxReport | null = null,
 ): DoctorReport {
   const plan = planStrategies(caps, features, options);
   const missing = [...plan.missing];
@@ -142,6 +159,7 @@ export function buildDoctorReport(
     routes: routesReport(routes),
     nginx,
     python,
+    node,
     ready: missing.length === 0,
     missing,
   };
@@ -183,6 +201,10 @@ export function formatDoctorReport(r: DoctorReport): string {
     '',
     `nginx upstream linking: ${r.nginx ? `${r.nginx.path}${r.nginx.version ? ` (nginx ${r.nginx.version})` : ''}: ${r.nginx.linkable ? 'linkable' : 'NOT linkable'} — ${r.nginx.detail}` : 'no nginx binary found (PATH, /usr/sbin/nginx)'}`,
   );
+  out.push(
+    '',
+    `Node.js linking: ${r.node ? `${r.node.path}${r.node.version ? ` (node ${r.node.version})` : ''}: ${r.node.linkable ? 'linkable' : 'NOT linkable'} — ${r.node.detail}` : 'no node binary found (PATH, /usr/bin/node)'}`,
+  );
   out.push('', `Python asyncio linking (CPython interpreters found here)${r.python.length ? '' : ': none found (PATH python3, /usr/bin/python3, pyenv)'}`);
   for (const p of r.python) out.push(`  ${p.path} (CPython ${p.version}): ${p.linkable ? 'linkable' : 'NOT linkable'} — ${p.detail}`);
   out.push('', 'Routes (http.route and span names of server spans, in order of precedence)');
@@ -203,5 +225,5 @@ export function formatDoctorReport(r: DoctorReport): string {
 export function runDoctor(options?: StrategyOptions, routes?: RoutesSettings): DoctorReport {
   const mounts = ensureKernelFilesystems();
   const caps = probeCapabilities();
-  return buildDoctorReport(caps, probeBpfFeatures(), mounts, options, routes, nginxReport(caps.uprobes), pythonReport(caps.uprobes));
+  return buildDoctorReport(caps, probeBpfFeatures(), mounts, options, routes, nginxReport(caps.uprobes), pythonReport(caps.uprobes), nodeReport());
 }

@@ -120,7 +120,8 @@ function doctor(argv: string[]): number {
   if (unknown.length > 0) throw new SpanbridgeError('ERR_CONFIG', `doctor: unknown option '${unknown[0]}'\n\n${DOCTOR_USAGE}`);
   const config = loadConfig({ flags: file !== undefined ? { config: file } : {}, env: process.env });
   const goServerPath = config.values['go.server_path'] as 'syscall' | 'uprobes' | undefined;
-  const report = runDoctor({ injectHeaders: 'auto', ...(goServerPath ? { goServerPath } : {}) }, toRoutesSettings(config));
+  const goClientPath = config.values['go.client_path'] as 'syscall' | 'uprobes' | undefined;
+  const report = runDoctor({ injectHeaders: 'auto', ...(goServerPath ? { goServerPath } : {}), ...(goClientPath ? { goClientPath } : {}) }, toRoutesSettings(config));
   process.stdout.write(argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   return 0;
 }

@@ -298,6 +298,14 @@ export const SETTINGS: readonly Setting[] = [
     parse: oneOf(['uprobes', 'syscall']),
   },
   {
+    key: 'go.client_path',
+    env: ['SPANBRIDGE_GO_CLIENT_PATH'],
+    defaultText: 'uprobes',
+    allowed: 'one of uprobes, syscall',
+    help: 'where Go HTTP/1 client spans come from: syscall tracepoints, with one uprobe per request at (*net/http.persistConn).roundTrip for the parent (needs go.server_path syscall and no memory injection; HTTPS calls and calls that fail before writing get no span; parents found to goroutine depth 1), or uprobes on net/http (~7 traps per request)',
+    parse: oneOf(['uprobes', 'syscall']),
+  },
+  {
     key: 'sys_http.thread_context_max_age_ms',
     env: ['SPANBRIDGE_SYS_HTTP_THREAD_CONTEXT_MAX_AGE_MS'],
     defaultText: '60000',

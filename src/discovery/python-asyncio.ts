@@ -83,7 +83,7 @@ export function parseMaps(text: string): Mapping[] {
 const SHT_SYMTAB = 2;
 
 /** Symbols (any type) by exact name from .symtab: their link-time addresses. */
-function findSymbols(elf: ElfFile, names: readonly string[]): Map<string, number> {
+export function findSymbols(elf: ElfFile, names: readonly string[]): Map<string, number> {
   const out = new Map<string, number>();
   const symtab = elf.sections.find((s) => s.type === SHT_SYMTAB);
   if (!symtab) return out;
@@ -103,7 +103,7 @@ function findSymbols(elf: ElfFile, names: readonly string[]): Map<string, number
 }
 
 /** Load bias of a mapped ELF file: runtime address = bias + link-time address. */
-function loadBias(elf: ElfFile, maps: readonly Mapping[], path: string): number | undefined {
+export function loadBias(elf: ElfFile, maps: readonly Mapping[], path: string): number | undefined {
   const first = maps.find((m) => m.path === path && m.offset === 0);
   if (!first) return undefined;
   if (elf.type === 2) return 0; // ET_EXEC: linked at its addresses

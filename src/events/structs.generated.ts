@@ -20,6 +20,7 @@ export const GO_HTTP_OBJECT = {
     go_persist_conn_writer_write: 'go_persist_conn_writer_write',
     go_header_write_subset_ret: 'go_header_write_subset_ret',
     go_header_write_subset_ret_inject: 'go_header_write_subset_ret_inject',
+    go_persist_conn_round_trip: 'go_persist_conn_round_trip',
   },
   maps: {
     go_offsets_by_pid: 'go_offsets_by_pid',
@@ -39,8 +40,9 @@ export const GO_HTTP_OBJECT = {
     sk_armed: 'sk_armed',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
-    spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    spanbridge_go_client_v1: 'spanbridge_go_client_v1',
+    spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     go_http_drops: 'go_http_drops',
@@ -138,7 +140,7 @@ export const GO_HTTP_CLIENT_END_EVENT: StructLayout = {
 };
 
 export const GO_OFFSETS: StructLayout = {
-  size: 100,
+  size: 104,
   fields: {
     g_goid: { offset: 0, size: 4, kind: 'u32' },
     req_method: { offset: 4, size: 4, kind: 'u32' },
@@ -165,6 +167,7 @@ export const GO_OFFSETS: StructLayout = {
     response_uncompressed: { offset: 88, size: 4, kind: 'u32' },
     response_proto_major: { offset: 92, size: 4, kind: 'u32' },
     gzip_reader_body: { offset: 96, size: 4, kind: 'u32' },
+    pconn_bw: { offset: 100, size: 4, kind: 'u32' },
   },
 };
 
@@ -305,7 +308,6 @@ export const SYS_HTTP_OBJECT = {
     py_threads: 'py_threads',
     py_tasks: 'py_tasks',
     data_paths: 'data_paths',
-    thread_ctxs: 'thread_ctxs',
     scratch_buf: 'scratch_buf',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
@@ -315,10 +317,16 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
+    spanbridge_go_client_v1: 'spanbridge_go_client_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
+    thread_ctxs: 'thread_ctxs',
     sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
+    java_connect_owners: 'java_connect_owners',
+    node_procs: 'node_procs',
+    node_parsers: 'node_parsers',
+    node_scratch: 'node_scratch',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
   rodata: {
@@ -421,6 +429,28 @@ export const PY_ASYNCIO_PROC: StructLayout = {
   },
 };
 
+export const NODE_PROC: StructLayout = {
+  size: 56,
+  fields: {
+    loop: { offset: 0, size: 8, kind: 'u64' },
+    tcp_vptr: { offset: 8, size: 8, kind: 'u64' },
+    parser_vptr: { offset: 16, size: 8, kind: 'u64' },
+    fields: { offset: 24, size: 8, kind: 'u64' },
+    loop_watchers: { offset: 32, size: 2, kind: 'u16' },
+    loop_nwatchers: { offset: 34, size: 2, kind: 'u16' },
+    stream_io: { offset: 36, size: 2, kind: 'u16' },
+    io_fd: { offset: 38, size: 2, kind: 'u16' },
+    wrap_async_id: { offset: 40, size: 2, kind: 'u16' },
+    wrap_trigger_id: { offset: 42, size: 2, kind: 'u16' },
+    wrap_realm: { offset: 44, size: 2, kind: 'u16' },
+    realm_env: { offset: 46, size: 2, kind: 'u16' },
+    env_fields: { offset: 48, size: 2, kind: 'u16' },
+    stream_listener: { offset: 50, size: 2, kind: 'u16' },
+    listener_parser: { offset: 52, size: 2, kind: 'u16' },
+    _pad: { offset: 54, size: 2, kind: 'u16' },
+  },
+};
+
 export const SYS_HTTP_DROP_REASON = {
   SYS_DROP_RINGBUF_FULL: 0,
   SYS_DROP_CONN_STATE_FULL: 1,
@@ -452,7 +482,13 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_NGINX_UNLINKED: 27,
   SYS_SKIP_GO_GOID_UNREAD: 28,
   SYS_SKIP_GO_ROUTE_UNREAD: 29,
-  SYS_HTTP_DROP_MAX: 30,
+  SYS_LINK_NODE: 30,
+  SYS_SKIP_NODE_UNLINKED: 31,
+  SYS_SKIP_NODE_NO_PARSER: 32,
+  SYS_SKIP_THREAD_POOLED: 33,
+  SYS_LINK_JAVA_CONNECT: 34,
+  SYS_SKIP_JAVA_CONNECT_GONE: 35,
+  SYS_HTTP_DROP_MAX: 36,
 } as const;
 
 export const SYS_HTTP_ROLE = {
@@ -494,6 +530,7 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_CONTEXT: 8,
   SYS_F2_TASK_PARENT: 16,
   SYS_F2_DOWNSTREAM_PARENT: 32,
+  SYS_F2_NODE_PARENT: 64,
 } as const;
 
 export const SYS_HTTP_MODE = {
@@ -504,6 +541,7 @@ export const SYS_HTTP_MODE = {
   SYS_MODE_ASYNCIO: 16,
   SYS_MODE_NGINX_LINK: 32,
   SYS_MODE_GO_SERVER: 64,
+  SYS_MODE_GO_CLIENT: 128,
 } as const;
 
 /** What sk_inject.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */

@@ -90,7 +90,7 @@ export const openConnectionsRegistered = counter(
 );
 export const clientSpansUnlinked = counter(
   'spanbridge_client_spans_unlinked_total',
-  'Client spans of event-loop runtimes left without an in-process parent: the runtime cannot tell which server request made them',
+  'Client spans of event-loop runtimes and Java left without an in-process parent: the runtime cannot tell which server request made them',
   ['runtime'],
 );
 export const sysHttpConnections = gauge('spanbridge_sys_http_connections', 'Connections the syscall HTTP assembler follows');

@@ -15,6 +15,7 @@ import {
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
   SYS_F2_TASK_PARENT,
+  SYS_F2_NODE_PARENT,
   SYS_F2_DOWNSTREAM_PARENT,
   SYS_F_APP_TRACEPARENT,
   SYS_F_BLACKBOX_PARENT,
@@ -551,7 +552,8 @@ const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', '
 function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : 'thread';
+  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
+  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : flags2 & SYS_F2_NODE_PARENT ? 'node_async' : 'thread';
   if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';
 }

@@ -19,7 +19,7 @@ export interface ExchangeView {
    * How the parent was found: incoming traceparent, same-node client (black-box), same thread;
    * 'application': a client request that carried the application's own traceparent (its ids).
    */
-  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'asyncio_task' | 'proxy_downstream' | 'application' | 'none';
+  readonly link: 'traceparent' | 'blackbox' | 'thread' | 'asyncio_task' | 'proxy_downstream' | 'node_async' | 'application' | 'none';
   /** Client spans linked to their thread's server request: that request's tracestate (W3C), else ''. */
   readonly inheritedTraceState: string;
   readonly request: RequestLine;

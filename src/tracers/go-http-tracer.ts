@@ -21,6 +21,7 @@ export const GO_FUNCS = {
   writeSubset: 'net/http.Header.writeSubset',
   persistConnWriterWrite: 'net/http.persistConnWriter.Write',
   bodyEofSignalClose: 'net/http.(*bodyEOFSignal).Close',
+  persistConnRoundTrip: 'net/http.(*persistConn).roundTrip',
   newproc1: 'runtime.newproc1',
   goexit1: 'runtime.goexit1',
 } as const;
@@ -52,6 +53,7 @@ export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional
   response_uncompressed: { field: 'net/http.Response.Uncompressed', optional: true },
   response_proto_major: { field: 'net/http.Response.ProtoMajor', optional: true },
   gzip_reader_body: { field: 'net/http.gzipReader.body', optional: true },
+  pconn_bw: { field: 'net/http.persistConn.bw', optional: true },
 };
 
 /**
@@ -113,6 +115,16 @@ export function isMemoryInjectionRefused(err: unknown): boolean {
  * this tracer then attaches only (*conn).serve entry, once per connection, for the route).
  */
 export type GoServerPath = 'uprobes' | 'syscall';
+
+/**
+ * Where a process's client spans come from: 'uprobes' (roundTrip entry/RETs, the header writer's
+ * probes, goroutine ancestry, the body's Close: ~7 traps per request) or 'syscall' (the syscall
+ * tracer frames the request and response and decides the span; this tracer attaches only
+ * (*persistConn).roundTrip entry, one trap per request, to say which server span the call belongs
+ * to: bpf/go_client_ctx.h). 'syscall' needs the server path 'syscall' (the syscall tracer traces
+ * the process) and no memory injection.
+ */
+export type GoClientPath = 'uprobes' | 'syscall';
 
 export interface AttachResult {
   readonly links: number;
@@ -196,7 +208,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
    * Attaches to one process. `binaryPath` must open the process's executable (e.g.
    * /proc/<pid>/exe). On failure nothing stays attached.
    */
-  attach(pid: number, binaryPath: string, target: GoTarget, serverPath: GoServerPath = 'uprobes'): AttachResult {
+  attach(pid: number, binaryPath: string, target: GoTarget, serverPath: GoServerPath = 'uprobes', clientPath: GoClientPath = 'uprobes'): AttachResult {
     const obj = this.requireObject();
     if (this.byPid.has(pid)) return { links: this.byPid.get(pid)!.length, notes: ['already attached'] };
     const serve = target.functions[GO_FUNCS.serveHttp];
@@ -217,7 +229,8 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
       // 'syscall': requests, headers and responses are the syscall tracer's; here only the route.
       if (serverPath === 'syscall') notes.push(...this.attachConnServe(obj, pid, binaryPath, target, links));
       else notes.push(...this.attachServer(obj, pid, binaryPath, target, links));
-      notes.push(...this.attachClient(obj, pid, binaryPath, target, links));
+      if (clientPath === 'syscall') notes.push(...this.attachLeanClient(obj, pid, binaryPath, target, links));
+      else notes.push(...this.attachClient(obj, pid, binaryPath, target, links));
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
       offsetsMap.delete(pidKey(pid));
@@ -248,6 +261,16 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     if (!fn || need.some((f) => target.offsets[f] === undefined)) return target.offsets['net/http.Request.Pattern'] === undefined ? [] : ['no ServeMux route ((*conn).serve or net/http.conn.curReq not found)'];
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_server_conn_serve).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
     return [];
+  }
+
+  /**
+   * Client path 'syscall': (*persistConn).roundTrip entry only (bpf/go_http_client_lean.h); the
+   * caller's checks (leanClientPossible) ensure it and persistConn.bw are known.
+   */
+  private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
+    const fn = target.functions[GO_FUNCS.persistConnRoundTrip]!;
+    links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_round_trip).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
+    return target.offsets['runtime.g.parentGoid'] === undefined ? [`client calls from spawned goroutines are not linked (needs Go >= 1.21; ${target.goVersion})`] : [];
   }
 
   /** Client spans, goroutine ancestry and header propagation; all optional per binary. */

@@ -4,7 +4,7 @@
  * tracepoint (runtime.g.goid known, g's TLS slot resolved: src/discovery/go/tls.ts); otherwise
  * 'uprobes', with the reason for the start-up report.
  */
-import type { GoServerPath, GoTarget } from './go-http-tracer';
+import { GO_FUNCS, type GoClientPath, type GoInjection, type GoServerPath, type GoTarget } from './go-http-tracer';
 import type { GoServerOptions } from './sys-http-tracer';
 
 /**
@@ -43,4 +43,33 @@ export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, sysca
     },
     note: `server spans: syscall tracepoints (${target.gTls.how}; no per-request uprobe)`,
   };
+}
+
+/**
+ * The default of go.client_path. Still the uprobe path, as go.server_path's (which 'syscall' needs):
+ * on the syscall path an HTTPS client call has no span (the syscall sees ciphertext), nor has a
+ * call that fails before its request is written (connection refused, a dial timeout), and a call
+ * from a goroutine two or more levels below the handler's starts its own trace (ancestry depth 1).
+ */
+export const DEFAULT_GO_CLIENT_PATH: GoClientPath = 'uprobes';
+
+export interface GoClientPathChoice {
+  readonly path: GoClientPath;
+  /** For the attach line and doctor: what was chosen and why. */
+  readonly note: string;
+}
+
+/**
+ * Client path 'syscall' only where the server spans take the syscall path (the syscall tracer then
+ * traces the process), headers are not written into memory (that needs the writer's uprobes), and
+ * the binary has (*persistConn).roundTrip and persistConn.bw; otherwise 'uprobes', with the reason.
+ */
+export function chooseGoClientPath(wanted: GoClientPath, server: GoServerPath, injection: GoInjection, target: GoTarget): GoClientPathChoice {
+  if (wanted === 'uprobes') return { path: 'uprobes', note: 'client spans: uprobes' };
+  const fallback = (why: string): GoClientPathChoice => ({ path: 'uprobes', note: `client spans: uprobes (go.client_path syscall not possible: ${why})` });
+  if (server !== 'syscall') return fallback('server spans are not on the syscall path');
+  if (injection === 'memory') return fallback('traceparent is written into memory (bpf_probe_write_user), which needs the header writer\'s uprobes');
+  if (!target.functions[GO_FUNCS.persistConnRoundTrip]) return fallback(`${GO_FUNCS.persistConnRoundTrip} not found`);
+  if (target.offsets['net/http.persistConn.bw'] === undefined) return fallback('offset of net/http.persistConn.bw unknown');
+  return { path: 'syscall', note: 'client spans: syscall tracepoints (one uprobe per request at (*persistConn).roundTrip; HTTPS calls have none)' };
 }

@@ -20,6 +20,8 @@ import { NginxLinks } from './nginx-links';
 import type { AnyTracer } from './tracer';
 import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
 import { AsyncioTracer } from './asyncio-tracer';
+import { isNode, NodeLinks } from './node-links';
+import type { NodeLinkTarget } from '../discovery/node';
 import { probeAsyncio, uvloopLoaded, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
@@ -50,6 +52,8 @@ export interface SysHttpStageDeps {
   readonly uvloopLoaded?: (pid: number) => boolean;
   /** Uprobes are available, so asyncio tasks can be linked (default true). */
   readonly asyncioUprobes?: boolean;
+  /** The Node.js linking probe of a process (default: its binary and /proc/<pid>/maps); injectable for tests. */
+  readonly probeNode?: (pid: number) => NodeLinkTarget;
   /** Where a Python process whose asyncio loaded after its attach is reported (the attach line came before). */
   readonly onLateNote?: (pid: number, note: string) => void;
 }
@@ -80,20 +84,29 @@ export class SysHttpStage {
   readonly onRecord: RecordHandler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
+  /** Node.js linking from node's async ids (no uprobe: bpf/sys_http_node_link.h). */
+  readonly node: NodeLinks;
 
   constructor(private readonly d: SysHttpStageDeps) {
     this.onRecord = ringHandler(SYS_HTTP_OBJECT.maps.sys_http_events, d.metrics, (rec) => this.onSysRecord(rec));
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
     this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
+    this.node = new NodeLinks(() => this.tracer.object, d.probeNode);
     this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
   }
 
-  /** Event-loop processes (thread linking off), by pid -> executable name. */
+  /**
+   * Processes whose client spans without a parent are counted as unlinked, by pid -> runtime label:
+   * event loops (thread linking off or their own linking), and Java, whose calls written by other
+   * threads than the request's (the JDK HttpClient, executors, virtual threads) have no parent
+   * (docs/java-async-linking.md).
+   */
   private readonly eventLoops = new Map<number, string>();
 
   private onSpan(span: Span, pid: number): void {
-    // A client span of an event loop that no incoming or application traceparent parented: its
-    // server request, if any, is unknown (docs/node-async-linking.md). Counted, never guessed.
+    // A client span of an event loop (or Java) that no incoming or application traceparent
+    // parented: its server request, if any, is unknown (docs/node-async-linking.md,
+    // docs/java-async-linking.md). Counted, never guessed.
     const runtime = this.eventLoops.get(pid);
     if (runtime !== undefined && span.kind === 'CLIENT' && span.attributes['spanbridge.parent.source'] === undefined) {
       clientSpansUnlinked.add(this.d.metrics, { runtime });
@@ -131,6 +144,7 @@ export class SysHttpStage {
     if (nginx) this.eventLoops.set(proc.pid, 'nginx');
     else if (!threadLinking) this.eventLoops.set(proc.pid, eventLoopName(proc.exeName));
     else if (py.kind !== 'absent') this.eventLoops.set(proc.pid, 'python');
+    else if (proc.exeName === 'java') this.eventLoops.set(proc.pid, 'java');
     else this.eventLoops.delete(proc.pid);
     const { asyncio, note: asyncioNote } = this.linkAsyncio(proc.pid, py);
     const options = { threadLinking, asyncio, nginxLink: nginx?.linked ?? false };
@@ -151,7 +165,9 @@ export class SysHttpStage {
     }
     // A forked child's open connections are its parent's.
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
-    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : 'thread linking off (event-loop runtime)';
+    // Node: its client calls are linked from node's own async ids where that is exact, never by thread.
+    const node = isNode(proc.exeName) ? `, node async linking ${this.node.attach(proc.pid).note}` : '';
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : `thread linking off (event-loop runtime)${node}`;
     return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
   }
 
@@ -229,7 +245,7 @@ export class SysHttpStage {
   attachGoServer(pid: number, go: GoServerOptions): string {
     this.eventLoops.delete(pid);
     this.tracer.attach(pid, { threadLinking: false, goServer: go });
-    return this.takeOverOpen(pid, (c) => c.role === 'server');
+    return this.takeOverOpen(pid, (c) => c.role === 'server' || (go.client === true && c.role === 'client'));
   }
 
   /**
@@ -263,6 +279,7 @@ export class SysHttpStage {
     this.uvloopProbed.delete(pid);
     this.tracer.detach(pid);
     this.nginx?.detach(pid);
+    this.node.detach(pid);
     const t = setTimeout(() => {
       if (this.tracer.attachedPids.includes(pid)) return;
       this.assembler.dropPid(pid);

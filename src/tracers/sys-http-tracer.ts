@@ -13,7 +13,7 @@ import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
 /** traced_tgids values: bpf enum sys_http_mode (bpf/sys_http_state.h says what each bit does). */
-export const { SYS_MODE_TRACE, SYS_MODE_THREAD_LINK, SYS_MODE_GO_LINK, SYS_MODE_INHERITED, SYS_MODE_ASYNCIO, SYS_MODE_NGINX_LINK, SYS_MODE_GO_SERVER } = SYS_HTTP_MODE;
+export const { SYS_MODE_TRACE, SYS_MODE_THREAD_LINK, SYS_MODE_GO_LINK, SYS_MODE_INHERITED, SYS_MODE_ASYNCIO, SYS_MODE_NGINX_LINK, SYS_MODE_GO_SERVER, SYS_MODE_GO_CLIENT } = SYS_HTTP_MODE;
 const OFFSET_ABSENT = 0xffffffff;
 
 /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
@@ -26,6 +26,8 @@ export interface GoServerOptions {
   readonly connCurReq?: number;
   readonly respReq?: number;
   readonly reqPattern?: number;
+  /** Its client calls are traced here too (go.client_path: syscall; bpf/sys_http_go_client.h). */
+  readonly client?: boolean;
 }
 
 /** The raw tracepoint through which children of traced processes are traced from their fork. */
@@ -75,7 +77,7 @@ export interface SysAttachOptions {
   readonly goLinkOnly?: boolean;
   /** With goLinkOnly: offset of runtime.g.goid in this process. */
   readonly goidOffset?: number;
-  /** Go process, server spans from this path; its client calls stay the Go tracer's. */
+  /** Go process, server spans from this path; its client calls stay the Go tracer's unless goServer.client. */
   readonly goServer?: GoServerOptions;
   /** Python asyncio linking is attached (src/tracers/asyncio-tracer.ts). */
   readonly asyncio?: boolean;
@@ -143,7 +145,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     const go = options.goServer;
     const v = writeUints(TRACED_PROCESS, {
       mode: go
-        ? SYS_MODE_TRACE | SYS_MODE_GO_SERVER
+        ? SYS_MODE_TRACE | SYS_MODE_GO_SERVER | (go.client ? SYS_MODE_GO_CLIENT : 0)
         : options.goLinkOnly
           ? SYS_MODE_GO_LINK
           : SYS_MODE_TRACE | (options.nginxLink ? SYS_MODE_NGINX_LINK : options.threadLinking ? SYS_MODE_THREAD_LINK : 0) | (options.asyncio ? SYS_MODE_ASYNCIO : 0),

@@ -54,7 +54,7 @@ describe('Node.js client calls: unlinked and counted, never guessed', () => {
   it('each call: a root client span, its downstream child, the echoed header naming it; counted on /metrics', async () => {
     const echoed: string[] = [];
     for (let i = 0; i < CALLS; i++) {
-      const r = await send(callUrl(front, `${leaf.url}/headers`));
+      const r = await send(callUrl(front, `${leaf.url}/headers`, '&delay_ms=20'));
       expect(r.status).toBe(200);
       echoed.push((JSON.parse(r.body.replace(/^node-front -> /, '')) as { traceparent: string }).traceparent);
     }

@@ -54,7 +54,14 @@ export interface StartOptions {
    * the venvs have.
    */
   loop?: 'asyncio' | 'uvloop';
+  /** spring: the JDK to run it on (default: `java` on PATH, Java 17; `temurin-25`: the machine's second JDK, which has virtual threads). */
+  jdk?: 'default' | 'temurin-25';
+  /** spring: more application arguments (e.g. `--spring.threads.virtual.enabled=true`). */
+  springArgs?: string[];
 }
+
+/** The machine's second JDK (the polyglot machine kind ships Temurin 25 beside Debian's OpenJDK 17). */
+export const TEMURIN_25_JAVA = '/usr/lib/jvm/temurin-25-jdk-amd64/bin/java';
 
 function need(file: string): string {
   if (!existsSync(file)) throw new Error(`${file} is missing: run \`make setup\` (it installs the test frameworks)`);
@@ -98,7 +105,7 @@ export async function startFramework(framework: Framework, service: string, opts
       proc = startProcess(process.execPath, [path.join(node, 'fastify_app.js'), String(port)], env);
       break;
     case 'spring':
-      proc = startProcess('java', ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-jar', need(path.join(BUILT, 'spring.jar')), `--server.port=${port}`, '--server.address=127.0.0.1', '--spring.main.banner-mode=off'], env);
+      proc = startProcess(opts.jdk === 'temurin-25' ? need(TEMURIN_25_JAVA) : 'java', ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-jar', need(path.join(BUILT, 'spring.jar')), `--server.port=${port}`, '--server.address=127.0.0.1', '--spring.main.banner-mode=off', ...(opts.springArgs ?? [])], env);
       break;
     case 'go-proxy':
       proc = startProcess(need(path.join(BUILT, 'go-proxy')), [String(port), opts.upstream ?? 'http://127.0.0.1:9'], env);

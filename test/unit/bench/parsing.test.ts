@@ -1,5 +1,6 @@
 import { parseWrk } from '../../../bench/lib/load';
 import { startupGaps } from '../../../bench/sections/agent-self';
+import { reportedLinking } from '../../../bench/sections/linking';
 import { areaOf, topFrames } from '../../../bench/sections/profile';
 
 describe('bench parsing', () => {
@@ -64,5 +65,20 @@ describe('agent start-up gaps', () => {
       { ms: 500, before: '(first log line) prometheus: serving metrics' },
     ]);
     expect(startupGaps('', 0)).toEqual([]);
+  });
+});
+
+describe('linking report line', () => {
+  const line =
+    "2026-12-07T02:03:00.000Z INFO  strategy: client span as the child of the server request that made it (in-process): FALLBACK — Go: goroutine ancestry (uprobes); Python asyncio (CPython 3.10-3.13 (uprobes at Context.run; stripped builds: not linked)): the server request of the writing task; not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace) (Node 20 keeps no async context)";
+
+  test("picks the runtime's part, splitting only at '; ' outside parentheses", () => {
+    expect(reportedLinking(line, /asyncio/i)).toBe('Python asyncio (CPython 3.10-3.13 (uprobes at Context.run; stripped builds: not linked)): the server request of the writing task');
+    expect(reportedLinking(line, /node/i)).toBe('not linked: Node.js, Deno, Bun (event loops; their client spans start their own trace) (Node 20 keeps no async context)');
+  });
+
+  test('says so when the start-up report has no such line, and falls back to the whole line when nothing matches', () => {
+    expect(reportedLinking('2026-12-07T02:03:00.000Z INFO  running', /node/i)).toMatch(/no in-process-linking line/);
+    expect(reportedLinking(line, /java/i)).toMatch(/^FALLBACK: Go: goroutine ancestry/);
   });
 });

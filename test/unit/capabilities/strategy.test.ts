@@ -55,7 +55,8 @@ describe('strategy plan', () => {
     expect(linking.status).toBe('fallback');
     expect(linking.strategy).toMatch(/Go: goroutine ancestry/);
     expect(linking.strategy).toMatch(/thread-per-request runtimes/);
-    expect(linking.strategy).toMatch(/not linked: Node\.js/);
+    expect(linking.strategy).toMatch(/Node\.js \(versions whose structure offsets are measured/);
+    expect(linking.strategy).toMatch(/not linked: .*Java calls written by another thread .*ForkJoinPool worker \(virtual-thread carriers/);
     const inj = plan.strategies.find((s) => s.feature === 'go-memory-injection')!;
     expect(inj.status).toBe('unavailable');
     expect(inj.why).toMatch(/lockdown=integrity/);

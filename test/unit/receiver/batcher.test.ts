@@ -1,5 +1,5 @@
 import { pipelineFromEnv } from '../../helpers/delivery';
-import { SpanBatcher, type SpanExporter } from '../../../receiver/batcher';
+import { IDLE_FLUSH_DELAY_MS, SpanBatcher, type SpanExporter } from '../../../receiver/batcher';
 
 import { estimateSpanBytes } from '../../../receiver/span-size';
 import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
@@ -71,23 +71,49 @@ describe('SpanBatcher', () => {
     expect(batcher.pendingCount).toBe(1);
   });
 
-  it('exports a partial batch after scheduledDelayMs', async () => {
+  it('exports a partial batch after scheduledDelayMs once an export ran within that delay', async () => {
     jest.useFakeTimers();
     try {
       const exporter = new FakeExporter();
       batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 100 });
       for (const s of spans(2)) batcher.add(s);
-      await jest.advanceTimersByTimeAsync(99);
-      expect(exporter.sizes).toEqual([]);
-      await jest.advanceTimersByTimeAsync(1);
-      expect(exporter.sizes).toEqual([2]);
-      // The next span starts a new delay.
-      await jest.advanceTimersByTimeAsync(50);
+      await jest.advanceTimersByTimeAsync(IDLE_FLUSH_DELAY_MS);
+      expect(exporter.sizes).toEqual([2]); // idle: the first spans go out at once
+      // An export started 50 ms ago: the next span waits the whole delay.
+      await jest.advanceTimersByTimeAsync(50 - IDLE_FLUSH_DELAY_MS);
       batcher.add(makeSpan(resource));
       await jest.advanceTimersByTimeAsync(99);
       expect(exporter.sizes).toEqual([2]);
       await jest.advanceTimersByTimeAsync(1);
       expect(exporter.sizes).toEqual([2, 1]);
+      // Spans during the delay join the batch in progress.
+      batcher.add(makeSpan(resource));
+      await jest.advanceTimersByTimeAsync(60);
+      batcher.add(makeSpan(resource));
+      await jest.advanceTimersByTimeAsync(39);
+      expect(exporter.sizes).toEqual([2, 1]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(exporter.sizes).toEqual([2, 1, 2]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('waits only IDLE_FLUSH_DELAY_MS for a span after a quiet spell, gathering a burst', async () => {
+    jest.useFakeTimers();
+    try {
+      const exporter = new FakeExporter();
+      batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 1000 });
+      batcher.add(makeSpan(resource));
+      await jest.advanceTimersByTimeAsync(IDLE_FLUSH_DELAY_MS);
+      expect(exporter.sizes).toEqual([1]);
+      await jest.advanceTimersByTimeAsync(5000);
+      batcher.add(makeSpan(resource));
+      await jest.advanceTimersByTimeAsync(IDLE_FLUSH_DELAY_MS - 1);
+      batcher.add(makeSpan(resource));
+      expect(exporter.sizes).toEqual([1]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(exporter.sizes).toEqual([1, 2]);
     } finally {
       jest.useRealTimers();
     }

@@ -149,6 +149,22 @@ describe('GoHttpTracer', () => {
     expect(disabled.size).toBe(1);
   });
 
+  it('client path syscall: only (*persistConn).roundTrip entry, one trap per request; server path syscall: (*conn).serve entry', () => {
+    const backend = new FakeBpfBackend();
+    const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
+    tracer.start(() => undefined);
+    const t = goTarget();
+    const functions = { ...t.functions, ...clientFunctions, [GO_FUNCS.persistConnRoundTrip]: { entryOffset: 0x9000, retOffsets: [0x9100] }, [GO_FUNCS.connServe]: { entryOffset: 0xa000, retOffsets: [] } };
+    const offsets = { ...t.offsets, 'net/http.persistConn.bw': 112, 'net/http.conn.curReq': 112, 'net/http.response.req': 8 };
+    const r = tracer.attach(7, '/proc/7/exe', { ...t, functions, offsets }, 'syscall', 'syscall');
+    expect(r.notes).toEqual([]);
+    expect(backend.activeLinks().map((l) => [l.program, l.target.kind === 'uprobe' ? l.target.offset : -1])).toEqual([
+      ['go_server_conn_serve', 0xa000],
+      ['go_persist_conn_round_trip', 0x9000],
+    ]);
+    expect(encodeGoOffsets({ ...t, offsets }).readUInt32LE(GO_OFFSETS.fields.pconn_bw.offset)).toBe(112);
+  });
+
   it('injection socket: the read-only writeSubset RET program, and socket_injection set in .rodata', () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });

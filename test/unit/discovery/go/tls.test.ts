@@ -4,7 +4,8 @@
  */
 import { PT_LOAD, PT_TLS, type ElfSegment } from '../../../../src/discovery/go/elf';
 import { goTlsOffset } from '../../../../src/discovery/go/tls';
-import { chooseGoServerPath } from '../../../../src/tracers/go-server-path';
+import { GO_FUNCS } from '../../../../src/tracers/go-http-tracer';
+import { chooseGoClientPath, chooseGoServerPath } from '../../../../src/tracers/go-server-path';
 
 const seg = (type: number, memsz: number, align: number, vaddr = 0): ElfSegment => ({ type, flags: 4, offset: 0, vaddr, filesz: 0, memsz, align });
 const elfOf = (segments: ElfSegment[], tlsg?: number) => ({ segments, tlsSymbolValue: () => tlsg });
@@ -54,5 +55,27 @@ describe('chooseGoServerPath', () => {
   it('no Request.Pattern (Go < 1.23): spans without a route from Go', () => {
     const { 'net/http.Request.Pattern': _p, ...older } = target.offsets;
     expect(chooseGoServerPath('syscall', { ...target, offsets: older }, true).goServer).toEqual({ goidOffset: 152, gTlsOffset: -8 });
+  });
+});
+
+describe('chooseGoClientPath', () => {
+  const target = {
+    goVersion: 'go1.26.8',
+    functions: { [GO_FUNCS.persistConnRoundTrip]: { entryOffset: 0x1000, retOffsets: [] } },
+    offsets: { 'net/http.persistConn.bw': 112 },
+  };
+  it('keeps uprobes unless asked', () => {
+    expect(chooseGoClientPath('uprobes', 'syscall', 'socket', target)).toEqual({ path: 'uprobes', note: 'client spans: uprobes' });
+  });
+  it('syscall with the server path syscall and socket or no injection', () => {
+    for (const inj of ['socket', 'none'] as const) {
+      expect(chooseGoClientPath('syscall', 'syscall', inj, target)).toMatchObject({ path: 'syscall', note: expect.stringMatching(/one uprobe per request at \(\*persistConn\)\.roundTrip; HTTPS calls have none/) });
+    }
+  });
+  it('falls back to uprobes, saying why: server on uprobes, memory injection, roundTrip or persistConn.bw unknown', () => {
+    expect(chooseGoClientPath('syscall', 'uprobes', 'socket', target).note).toMatch(/uprobes \(go.client_path syscall not possible: server spans are not on the syscall path\)/);
+    expect(chooseGoClientPath('syscall', 'syscall', 'memory', target).note).toMatch(/written into memory/);
+    expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, functions: {} }).note).toMatch(/persistConn\)\.roundTrip not found/);
+    expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, offsets: {} }).note).toMatch(/persistConn\.bw unknown/);
   });
 });

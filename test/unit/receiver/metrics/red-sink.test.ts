@@ -1,7 +1,9 @@
 import { HistogramStore } from '../../../../receiver/metrics/histogram-store';
 import { HTTP_DURATION_BUCKETS, httpDurationKey, httpDurationObservation } from '../../../../receiver/metrics/http-duration';
 import { RedMetricsSink } from '../../../../receiver/metrics/red-sink';
-import { PrometheusRegistry } from '../../../../receiver/prometheus/registry';
+import { Histogram, Registry } from 'prom-client';
+import { HTTP_INSTRUMENT_DESCRIPTIONS, type HttpInstrument } from '../../../../receiver/metrics/http-duration';
+import { PrometheusRegistry, RED_LABELS, RED_PROMETHEUS_NAMES, redLabels } from '../../../../receiver/prometheus/registry';
 import { ResourceMerger } from '../../../../receiver/resource-merge';
 import { SelfMetrics } from '../../../../src/metrics/counters';
 import type { Span } from '../../../../src/spans/span';
@@ -30,9 +32,29 @@ function traffic(): Span[] {
   return out;
 }
 
+/** The reference: every observation through prom-client's own histograms (what /metrics served before). */
+class PromClientRed {
+  private readonly registry = new Registry();
+  private readonly histograms = new Map<HttpInstrument, Histogram>();
+
+  constructor() {
+    for (const instrument of Object.keys(RED_PROMETHEUS_NAMES) as HttpInstrument[]) {
+      this.histograms.set(instrument, new Histogram({ name: RED_PROMETHEUS_NAMES[instrument], help: HTTP_INSTRUMENT_DESCRIPTIONS[instrument], buckets: [...HTTP_DURATION_BUCKETS], labelNames: [...RED_LABELS], registers: [this.registry] }));
+    }
+  }
+
+  observeRed(instrument: HttpInstrument, resource: Span['resource'], attributes: Span['attributes'], seconds: number): void {
+    this.histograms.get(instrument)!.observe(redLabels(resource, attributes), seconds);
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
 function slowPath(spans: Span[], maxSeries: number, merger: ResourceMerger) {
   const store = new HistogramStore(HTTP_DURATION_BUCKETS, maxSeries, () => 0);
-  const prom = new PrometheusRegistry();
+  const prom = new PromClientRed();
   let overflows = 0;
   for (const span of spans) {
     const obs = httpDurationObservation(span);
@@ -42,6 +64,26 @@ function slowPath(spans: Span[], maxSeries: number, merger: ResourceMerger) {
     prom.observeRed(obs.instrument, merger.merge(span.resource), r.attributes, obs.seconds);
   }
   return { store, prom, overflows };
+}
+
+/**
+ * Line for line the same text, except that a `_sum` may differ in its last bits: series of the
+ * store that Prometheus shows under one label set (e.g. status 200 and "200") are added per series
+ * at scrape time, not in observation order.
+ */
+function expectSameExposition(actual: string, expected: string): void {
+  const a = actual.split('\n');
+  const e = expected.split('\n');
+  expect(a.length).toBe(e.length);
+  a.forEach((line, i) => {
+    const [sa, se] = [/^(\S+_sum\S*) (\S+)$/.exec(line), /^(\S+_sum\S*) (\S+)$/.exec(e[i])];
+    if (sa && se) {
+      expect(sa[1]).toBe(se[1]);
+      expect(Number(sa[2])).toBeCloseTo(Number(se[2]), 9);
+    } else {
+      expect(line).toBe(e[i]);
+    }
+  });
 }
 
 describe('RedMetricsSink (series resolved once, by key)', () => {
@@ -55,10 +97,33 @@ describe('RedMetricsSink (series resolved once, by key)', () => {
     const sink = new RedMetricsSink(store, counters, prom, merger);
     for (const span of spans) sink.add(span);
     expect([...store.entries()]).toEqual([...expected.store.entries()]);
-    expect(await prom.render()).toBe(await expected.prom.render());
+    expectSameExposition(await prom.render(), await expected.prom.render());
     const overflowed = counters.snapshot().filter((p) => p.name.includes('overflow')).reduce((n, p) => n + p.value, 0);
     expect(overflowed).toBe(expected.overflows);
     if (maxSeries === 3) expect(overflowed).toBeGreaterThan(0);
+  });
+
+  it('renders label values that need escaping, and sums, as prom-client does', async () => {
+    const merger = new ResourceMerger({});
+    const odd = makeResource('a"b\\c\nd', 9);
+    const spans = [0.0004, 0.005, 0.0051, 3, 11, 0.1 + 0.2].map((s, i) =>
+      makeSpan(odd, { startTimeUnixNano: 0n, endTimeUnixNano: BigInt(Math.round(s * 1e9)), attributes: { 'http.request.method': i % 2 ? 'GET' : 'P"OST', 'http.route': '/q\\', 'http.response.status_code': 200 } }),
+    );
+    const expected = slowPath(spans, 2000, merger);
+    const store = new HistogramStore(HTTP_DURATION_BUCKETS, 2000, () => 0);
+    const prom = new PrometheusRegistry();
+    const sink = new RedMetricsSink(store, new SelfMetrics(), prom, merger);
+    for (const span of spans) sink.add(span);
+    expect(await prom.render()).toBe(await expected.prom.render());
+  });
+
+  it('adds the self-metrics after the RED histograms, separated as prom-client separates metrics', async () => {
+    const prom = new PrometheusRegistry();
+    const self = new SelfMetrics();
+    self.add('spanbridge_test_total', 'a test counter', { reason: 'x' }, 3);
+    prom.syncSelfMetrics(self.snapshot());
+    const text = await prom.render();
+    expect(text).toMatch(/# TYPE http_client_request_duration_seconds histogram\n\n# HELP spanbridge_test_total a test counter\n# TYPE spanbridge_test_total counter\nspanbridge_test_total\{reason="x"\} 3\n$/);
   });
 
   it('gives equal keys exactly to spans with equal observation attributes', () => {

@@ -1,0 +1,132 @@
+/**
+ * go.client_path syscall (issue 15 item 2): Go client spans from the syscall tracer, with one
+ * uprobe per request at (*persistConn).roundTrip entry saying which server span a call belongs to.
+ * What must hold as on the uprobe path: a call on the handler's goroutine or one it spawned is the
+ * server span's child, with method, URL and status, and the header sk_msg inserts is exactly the
+ * reported client span; the incoming tracestate goes along; the application's own traceparent is
+ * respected (sent as is, and it is the client span's context); the backend's server span is the
+ * client span's child and ends inside it (the client span covers the whole exchange). Only two
+ * uprobes are attached to the process: (*conn).serve (per connection) and persistConn.roundTrip
+ * (per request). What this path does not do (docs/limits.md): a call two goroutines below the
+ * handler starts its own trace, never a wrong parent.
+ */
+import http from 'node:http';
+import { echoedTraceparents, frontendPair, goChainForSuite } from './helpers/go-chain';
+import { lockedDown } from './helpers/privileges';
+import { waitFor } from './helpers/processes';
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT = '00f067aa0ba902b7';
+const maybe = lockedDown() ? describe : describe.skip; // memory injection keeps the uprobe client path
+
+maybe('Go client spans from syscalls (go.client_path syscall)', () => {
+  const chain = goChainForSuite('local', { agentEnv: { SPANBRIDGE_GO_SERVER_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_PATH: 'syscall' } });
+
+  const getWith = (route: string, headers: Record<string, string>) =>
+    new Promise<string>((resolve, reject) => {
+      const q = new URLSearchParams({ target: `http://127.0.0.1:${chain().backendPort}/headers` });
+      http
+        .get({ host: '127.0.0.1', port: chain().frontendPort, path: `${route}?${q}`, agent: false, headers }, (res) => {
+          let b = '';
+          res.setEncoding('latin1');
+          res.on('data', (d: string) => (b += d));
+          res.on('end', () => resolve(b));
+        })
+        .on('error', reject);
+    });
+
+  it('the traced-processes report says which path the client spans take, and two uprobes are attached', async () => {
+    const front = (await chain().agent.processes()).find((p) => p.pid === chain().frontend.pid);
+    expect(front?.serverSpans).toBe('syscall');
+    expect(front?.notes.join('; ')).toMatch(/client spans: syscall tracepoints \(one uprobe per request at \(\*persistConn\)\.roundTrip/);
+    expect(front?.probes).toBe(2);
+  });
+
+  it.each(['/sync', '/async'])('%s: the CLIENT span is the SERVER span\'s child, carries method/url/status, and is the header sent', async (route) => {
+    const r = await chain().get(route, '/headers');
+    expect(r.status).toBe(200);
+    const pair = await waitFor(`${route} pair`, () => {
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, route);
+      return p.length === 1 && p[0].client && p[0];
+    });
+    const c = pair.client!;
+    expect(echoedTraceparents(r.body)).toEqual([`00-${c.traceId}-${c.spanId}-01`]);
+    expect(c.traceId).toBe(pair.server.traceId);
+    expect(c.parentSpanId).toBe(pair.server.spanId);
+    expect(c.name).toBe('GET');
+    expect(c.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'url.full': `http://127.0.0.1:${chain().backendPort}/headers`,
+      'server.port': chain().backendPort,
+      'http.response.status_code': 200,
+    });
+    expect(BigInt(c.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(pair.server.startTimeUnixNano));
+    expect(BigInt(c.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(pair.server.endTimeUnixNano));
+    const backend = await waitFor('backend span', () =>
+      chain().agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain().backend.pid && s.parentSpanId === c.spanId),
+    );
+    expect(backend.traceId).toBe(c.traceId);
+    // The client span covers the whole exchange: the response is read after the backend wrote it.
+    expect(BigInt(c.endTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(backend.endTimeUnixNano));
+  });
+
+  it('an incoming traceparent and tracestate: the CLIENT continues the trace and sends the tracestate on', async () => {
+    const body = await getWith('/sync', { traceparent: `00-${TRACE}-${PARENT}-01`, tracestate: 'k=v' });
+    const pair = await waitFor('pair', () => {
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, '/sync').filter((x) => x.server.traceId === TRACE);
+      return p.length === 1 && p[0].client && p[0];
+    });
+    expect(pair.server.parentSpanId).toBe(PARENT);
+    expect(pair.client!.parentSpanId).toBe(pair.server.spanId);
+    expect(echoedTraceparents(body)).toEqual([`00-${TRACE}-${pair.client!.spanId}-01`]);
+    expect(body.toLowerCase()).toContain('tracestate: k=v');
+  });
+
+  it('an application-set traceparent is respected: sent as is, and it is the client span context', async () => {
+    const tp = '00-5bf92f3577b34da6a3ce929d0e0e4736-10f067aa0ba902b7-01';
+    const r = await chain().get('/app-tp', '/headers', { tp });
+    expect(echoedTraceparents(r.body)).toEqual([tp]);
+    const c = await waitFor('app client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.traceId === '5bf92f3577b34da6a3ce929d0e0e4736'));
+    expect(c.spanId).toBe('10f067aa0ba902b7');
+  });
+
+  it('a call two goroutines below the handler (depth 2) starts its own trace: never a wrong parent', async () => {
+    const r = await chain().get('/nested', '/headers');
+    expect(r.status).toBe(200);
+    const [tp] = echoedTraceparents(r.body);
+    const spanId = tp.split('-')[2];
+    const c = await waitFor('nested client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.spanId === spanId));
+    const server = frontendPair(chain().agent.spans(), chain().frontend.pid, '/nested')[0]?.server;
+    expect(server).toBeDefined();
+    expect(c.parentSpanId ?? '').not.toBe(server!.spanId);
+    expect(c.traceId).not.toBe(server!.traceId);
+  });
+
+  it('keep-alive calls on one client connection each get their own span and parent', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 5; i++) await chain().get('/sync', '/items/7', {}, agent);
+    } finally {
+      agent.destroy();
+    }
+    const pairs = await waitFor('five pairs', () => {
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, '/sync').filter((x) => x.client?.attributes['url.full'] === `http://127.0.0.1:${chain().backendPort}/items/7`);
+      return p.length === 5 && p;
+    });
+    for (const p of pairs) expect(p.client!.traceId).toBe(p.server.traceId);
+    expect(new Set(pairs.map((p) => p.client!.spanId)).size).toBe(5);
+  });
+
+  it('nothing was dropped and no Go client span came from the uprobe path', async () => {
+    const counters = await chain().agent.kernelCounters();
+    const spans = chain().agent.spans();
+    await chain().agent.stop();
+    expect(counters.drop_ringbuf_full ?? 0).toBe(0);
+    expect(counters.drop_read_failed ?? 0).toBe(0);
+    expect(counters.drop_state_map_full ?? 0).toBe(0);
+    // Spans of the syscall path carry the thread id (the uprobe path's do not): no double reporting.
+    const clients = spans.filter((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === chain().frontend.pid);
+    expect(clients.length).toBeGreaterThan(0);
+    expect(clients.filter((s) => s.attributes['thread.id'] === undefined)).toEqual([]);
+  });
+});
