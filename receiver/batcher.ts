@@ -76,6 +76,8 @@ export class SpanBatcher {
   private timer: NodeJS.Timeout | undefined;
   /** Date.now() when the last export started (-Infinity: never). */
   private lastExportMs = -Infinity;
+  /** The timer is the short one of an idle batcher (an export starting makes it moot). */
+  private timerIsIdle = false;
   /** The tail of the export chain; every export job is appended to it, so they never overlap. */
   private tail: Promise<void> = Promise.resolve();
   private fullBatchJobPending = false;
@@ -205,6 +207,7 @@ export class SpanBatcher {
   private armTimer(): void {
     if (this.timer || this.stopped) return;
     const idle = Date.now() - this.lastExportMs >= this.scheduledDelayMs;
+    this.timerIsIdle = idle;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.enqueue(async () => {
@@ -239,6 +242,8 @@ export class SpanBatcher {
     this.takenTotal += batch.length;
     if (batch.length === 0) return 0;
     this.lastExportMs = Date.now();
+    // The batcher is busy now: spans left over wait the normal delay (armed after this job).
+    if (this.timerIsIdle) this.clearTimer();
     this.queuedBytes -= bytes;
     this.inFlightSpans = batch.length;
     this.inFlightBytes = bytes;

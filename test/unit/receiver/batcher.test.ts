@@ -99,6 +99,23 @@ describe('SpanBatcher', () => {
     }
   });
 
+  it('gives spans left over by a full batch the whole delay, even when the first span found the batcher idle', async () => {
+    jest.useFakeTimers();
+    try {
+      const exporter = new FakeExporter();
+      batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 3, scheduledDelayMs: 1000 });
+      for (const s of spans(4)) batcher.add(s);
+      await jest.advanceTimersByTimeAsync(IDLE_FLUSH_DELAY_MS);
+      expect(exporter.sizes).toEqual([3]);
+      await jest.advanceTimersByTimeAsync(999 - IDLE_FLUSH_DELAY_MS);
+      expect(exporter.sizes).toEqual([3]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(exporter.sizes).toEqual([3, 1]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('waits only IDLE_FLUSH_DELAY_MS for a span after a quiet spell, gathering a burst', async () => {
     jest.useFakeTimers();
     try {
