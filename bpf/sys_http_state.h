@@ -61,7 +61,8 @@ struct conn_state {
 	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
 	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
 	__u8 has_incoming; /* server: the current request came with a valid traceparent naming ... */
-	__u8 _pad2[2];
+	__u8 pipelined;  /* server: requests decided in a read behind the current one, not yet answered */
+	__u8 _pad2;
 	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
 };
 
