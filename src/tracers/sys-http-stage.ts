@@ -167,7 +167,9 @@ export class SysHttpStage {
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
     // Node: its client calls are linked from node's own async ids where that is exact, never by thread.
     const node = isNode(proc.exeName) ? `, node async linking ${this.node.attach(proc.pid).note}` : '';
-    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : `thread linking off (event-loop runtime)${node}`;
+    // Java: what thread linking covers there (docs/java-async-linking.md).
+    const java = proc.exeName === 'java' ? " (Java: a JDK HttpClient connection's first request through the thread that connected it; never on ForkJoinPool workers, virtual-thread carriers among them)" : '';
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? `thread linking on${java}` : `thread linking off (event-loop runtime)${node}`;
     return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
   }
 
