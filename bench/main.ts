@@ -17,6 +17,7 @@ import { floorSection } from './sections/floor';
 import { nginxSection } from './sections/nginx';
 import { asyncioSection } from './sections/asyncio';
 import { nodeLinkingSection } from './sections/node-linking';
+import { javaLinkingSection } from './sections/java-linking';
 import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
@@ -72,17 +73,19 @@ function commentary(r: Results): string[] {
       out.push(`${p99.label}: ${round(p99.value)} us against a uprobe floor of ${round(floor.value)} us per request (${round(p99.value / floor.value, 2)}x).`);
     }
   }
-  const tput = get('go.throughput_ratio');
   const kernelHit = get('floor.kernel_per_hit');
-  const goRaw = r.sections.find((s) => s.id === 'go')?.raw as { hits?: { hitsPerRequest: number; bpfUsPerRequest: number; allPrograms: Array<{ name: string; runs: number; ns: number }> }; rounds?: { without: Array<{ sat: { rps: number } }> } } | undefined;
-  if (missed.has('go.throughput_ratio') && floor?.value && goRaw?.hits && goRaw.rounds) {
-    const heaviest = [...goRaw.hits.allPrograms].sort((a, b) => b.ns / b.runs - a.ns / a.runs)[0];
-    const baseUs = 1e6 / median(goRaw.rounds.without.map((x) => x.sat.rps));
+  for (const [id, what] of [['go', 'Go throughput'], ['gochain', 'Go + downstream throughput']] as const) {
+    const tput = get(`${id}.throughput_ratio`);
+    const perReq = get(`${id}.uprobe_floor`);
+    const raw = r.sections.find((s) => s.id === id)?.raw as { hits?: { hitsPerRequest: number; bpfUsPerRequest: number; allPrograms: Array<{ name: string; runs: number; ns: number }> }; rounds?: { without: Array<{ sat: { rps: number } }> } } | undefined;
+    if (!missed.has(`${id}.throughput_ratio`) || !perReq?.value || !raw?.hits || !raw.rounds) continue;
+    const heaviest = [...raw.hits.allPrograms].sort((a, b) => b.ns - a.ns)[0];
+    const baseUs = 1e6 / median(raw.rounds.without.map((x) => x.sat.rps));
     out.push(
-      `Go throughput (${round(tput?.value ?? NaN)}x): per request the traced server pays ~${round(floor.value)} us in uprobe hits (${round(goRaw.hits.hitsPerRequest, 3)} hits x the measured per-hit cost)` +
+      `${what} (${round(tput?.value ?? NaN)}x): per request the traced server pays ~${round(perReq.value)} us in uprobe hits (${round(raw.hits.hitsPerRequest, 3)} hits x the measured per-hit cost)` +
         (kernelHit?.value ? ` — a bare tracefs uprobe at the same points costs ${round(kernelHit.value)} us/hit, so this is the kernel's trap on this machine, not the agent —` : '') +
-        ` plus ~${round(goRaw.hits.bpfUsPerRequest)} us inside the agent's BPF programs (BPF statistics; heaviest: ${heaviest?.name} at ${round((heaviest?.ns ?? 0) / (heaviest?.runs || 1) / 1000)} us/hit), ` +
-        `against ~${round(baseUs)} us of work per request without the agent. The agent's user space runs on the other CPU and is not in this ratio.`,
+        ` plus ~${round(raw.hits.bpfUsPerRequest)} us inside the agent's BPF programs (BPF statistics; the most time: ${heaviest?.name}, ${round((heaviest?.ns ?? 0) / (heaviest?.runs || 1) / 1000)} us/hit), ` +
+        `against ~${round(baseUs)} us of work per request without the agent${id === 'gochain' ? ' (front and downstream on one CPU)' : ''}. The agent's user space runs on the other CPU and is not in this ratio.`,
     );
   }
   // Hits per request, per runtime (every section that counted them with BPF statistics).
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
     if (wants(config, 'nginx')) results.sections.push(await run(ctx, 'nginx', 'nginx reverse proxy', () => nginxSection(ctx)));
     if (wants(config, 'asyncio')) results.sections.push(await run(ctx, 'asyncio', 'Python asyncio linking', () => asyncioSection(ctx)));
     if (wants(config, 'nodelink')) results.sections.push(await run(ctx, 'nodelink', 'Node.js linking', () => nodeLinkingSection(ctx)));
+    if (wants(config, 'javalink')) results.sections.push(await run(ctx, 'javalink', 'Java linking', () => javaLinkingSection(ctx)));
     if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
     if (wants(config, 'routes')) results.sections.push(await run(ctx, 'routes', 'Route stage', () => routesSection(ctx)));
     if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {

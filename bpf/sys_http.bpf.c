@@ -349,20 +349,11 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 #include "sys_http_server_head.h"
 #include "sys_http_client_write.h"
+#include "sys_http_pipelined.h"
 #include "sys_http_nginx_link.h"
 #include "sys_http_go_client.h"
 
 /* ---- decisions at request starts ------------------------------------------------------------- */
-
-/* Fresh ids for requests pipelined behind the one the kernel decided for. */
-static __always_inline void fill_spare_ids(struct sys_http_data_event *e)
-{
-#pragma unroll
-	for (int i = 0; i < SYS_HTTP_SPARE_IDS; i++) {
-		new_trace_id(e->spare_trace_ids[i]);
-		new_span_id(e->spare_span_ids[i]);
-	}
-}
 
 /* A Go server read a request: leave the mirrored client request's context for the Go tracer,
  * keyed by the reading goroutine (user R14 at syscall entry). */
@@ -399,20 +390,23 @@ static __always_inline void go_link_store(struct conn_state *cs)
 enum data_path {
 	DATA_PATH_EXIT = 0,         /* sys_data_exit: every data syscall's exit */
 	DATA_PATH_CLIENT_WRITE = 1, /* sys_client_write_enter: a client request about to be written */
+	DATA_PATH_PIPELINED = 2,    /* sys_pipelined_read: a server read's pipelined requests (sys_http_pipelined.h) */
 };
 
 int sys_data_exit(struct trace_event_raw_sys_exit *ctx);
 int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx);
+int sys_pipelined_read(struct trace_event_raw_sys_exit *ctx);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__uint(key_size, sizeof(__u32)); /* no BTF key type: the kernel refuses one for a prog array */
 	__array(values, int(void *));
 } data_paths SEC(".maps") = {
 	.values = {
 		[DATA_PATH_EXIT] = (void *)&sys_data_exit,
 		[DATA_PATH_CLIENT_WRITE] = (void *)&sys_client_write_enter,
+		[DATA_PATH_PIPELINED] = (void *)&sys_pipelined_read,
 	},
 };
 
@@ -435,6 +429,9 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 	if (!cs)
 		cs = adopt_connection(&key);
 	if (!cs || cs->phase == PHASE_NOT_HTTP)
+		return 0;
+	/* A Go process's client connections tracked before its client spans moved to uprobes. */
+	if (cs->role == SYS_ROLE_CLIENT && (mode & SYS_MODE_GO_SERVER) && !(mode & SYS_MODE_GO_CLIENT))
 		return 0;
 	struct syscall_args a = {};
 	a.fd = ctx->args[0];
@@ -617,7 +614,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	/* A request start may arrive in reads shorter than a method ("GET /sp", "lit HTTP/1.1..."):
 	 * the kernel keeps up to 7 such bytes and checks them with the next read. */
 	__u32 plen = 0;
-	if (cs->role == SYS_ROLE_SERVER && !egress && cs->phase != PHASE_REQUEST)
+	if (cs->role == SYS_ROLE_SERVER && !egress && !cs->head_open)
 		plen = cs->prefix_len & 7;
 	if (plen)
 		__builtin_memcpy(s->e.data, cs->prefix, 8);
@@ -643,7 +640,10 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		if (!egress && cs->head_open) {
 			head_more = 1;
 		} else if (!egress) {
-			if (cs->phase != PHASE_REQUEST && cap < 8 && maybe_request_prefix(s->e.data, cap)) {
+			/* While a request is open, only reads that asked for so few bytes: Go's 1-byte
+			 * background read (net/http connReader.backgroundRead) takes the first byte of a
+			 * request pipelined behind the one being served, and the rest comes in the next read. */
+			if (cap < 8 && maybe_request_prefix(s->e.data, cap) && (cs->phase != PHASE_REQUEST || seg < 8)) {
 				__builtin_memcpy(cs->prefix, s->e.data, 8);
 				cs->prefix_len = cap;
 				return 0;
@@ -662,7 +662,11 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				return 0;
 			}
 		} else {
-			if (cs->phase == PHASE_REQUEST && is_response_start(s->e.data, cap)) {
+			/* The response of a request pipelined behind the answered one starts a response too. */
+			if ((cs->phase == PHASE_REQUEST || (cs->phase == PHASE_RESPONSE && cs->pipelined)) &&
+			    is_response_start(s->e.data, cap)) {
+				if (cs->phase == PHASE_RESPONSE)
+					cs->pipelined -= 1;
 				flags = SYS_F_RESPONSE_START;
 				cs->phase = PHASE_RESPONSE;
 				/* a response before the head ended: decided below, then released */
@@ -689,6 +693,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 				else
 					cs->req_known = 0; /* more than the request: what follows is not framed */
 			} else if (cs->phase == PHASE_IDLE) {
+				if (mode & SYS_MODE_GO_CLIENT)
+					go_client_tls_seen(key.tgid, s->e.data, cap);
 				idle_not_http(cs);
 				return 0;
 			}
@@ -720,6 +726,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	struct sys_http_data_event *e = &s->e;
 	__u64 now = bpf_ktime_get_ns();
+	bool pipelined = false; /* a server read that may hold requests pipelined behind its first */
 	{
 		e->type = RECORD_SYS_HTTP_DATA;
 		e->direction = egress ? SYS_DIR_EGRESS : SYS_DIR_INGRESS;
@@ -746,6 +753,9 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		fill_spare_ids(e);
 		/* Decided even if the record is then lost, so the thread and the peer stay consistent. */
 		server_request_start(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode);
+		/* Bytes behind a head that ended in this read: a body, or requests pipelined behind it. */
+		cs->pipelined = 0;
+		pipelined = s->head.done == HEAD_COMPLETE && !(e->flags2 & SYS_F2_CONTEXT_PENDING) && s->head.seen < nread;
 	} else if (head_more) {
 		__builtin_memset(e->parent_span_id, 0, 8);
 		server_head_more(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode, head_more == 1);
@@ -766,6 +776,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		}
 	} else if (flags & SYS_F_SPARE_IDS) {
 		fill_spare_ids(e);
+		pipelined = true;
 		__builtin_memset(e->parent_span_id, 0, 8);
 	} else {
 		__builtin_memset(e->parent_span_id, 0, 8);
@@ -774,7 +785,11 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
 	e->trace_flags = cs->ctx.flags;
 	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
-		go_route_emit(cs);
+		go_server_response(cs);
+	if (pipelined) {
+		bpf_tail_call(ctx, &data_paths, DATA_PATH_PIPELINED);
+		count(SYS_DROP_TAIL_CALL); /* sent with new roots in its spare slots */
+	}
 	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
 	if (size > sizeof(*e))
 		size = sizeof(*e);

@@ -32,8 +32,8 @@ enum sys_http_flag {
 	SYS_F_APP_TRACEPARENT = 1 << 7, /* client span: the application sent its own traceparent; its
 	   * ids are this span's (never a second header, never other ids) */
 	SYS_F_SPARE_IDS = 1 << 6, /* server: a request line was seen while a request was open
-	   * (pipelining): spare ids are set, used only if user space finds a
-	   * request start. client (with SYS_F_REQUEST_START): further requests
+	   * (pipelining): the spare contexts are this read's requests', the
+	   * first at offset 0, used only if user space finds them. client (with SYS_F_REQUEST_START): further requests
 	   * were framed in this write; spare ids are theirs, in order (same trace
 	   * and parent as the first), and were injected with them */
 };
@@ -123,7 +123,9 @@ enum sys_http_drop_reason {
 					 * the thread that connected their connection (bpf/sys_http_java.h) */
 	SYS_SKIP_JAVA_CONNECT_GONE = 35, /* a JDK HttpClient connection's first request written after the
 					  * request of the thread that connected it was no longer active there */
-	SYS_HTTP_DROP_MAX = 36,
+	SYS_SKIP_PIPELINED_UNREAD = 36, /* a request pipelined in one read whose head goes past the capture:
+					 * a new trace (its traceparent is not read) */
+	SYS_HTTP_DROP_MAX = 37,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and
@@ -167,10 +169,16 @@ struct sys_http_data_event {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 parent_span_id[8];
-	/* Server request starts: fresh ids for further requests pipelined in the same read (each a
-	 * new root; their heads are past the kernel's one request-line check). */
+	/* Server request starts (and server reads with SYS_F_SPARE_IDS): the contexts of further
+	 * requests pipelined in the same read, in order (bpf/sys_http_pipelined.h): each continues its
+	 * own valid traceparent (its bit in spare_remote, parent in spare_parent_span_ids) or is a new
+	 * trace. Client request starts with SYS_F_SPARE_IDS: see that flag. */
 	__u8 spare_trace_ids[SYS_HTTP_SPARE_IDS][16];
 	__u8 spare_span_ids[SYS_HTTP_SPARE_IDS][8];
+	__u8 spare_parent_span_ids[SYS_HTTP_SPARE_IDS][8];
+	__u8 spare_trace_flags[SYS_HTTP_SPARE_IDS];
+	__u8 spare_remote; /* bit i: spare i's parent is its request's incoming traceparent */
+	__u8 _pad_spare[4];
 	__u8 tail[SYS_HTTP_TAIL];
 	__u8 data[SYS_HTTP_CAPTURE];
 };

@@ -78,7 +78,7 @@ enum tp_found {
 static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
 {
 	head_reset(&s->head);
-	struct head_scan hs = { .s = s, .ptr = 0, .len = len, .first = len, .err = 0 };
+	struct head_scan hs = { .s = s, .ptr = 0, .len = len, .first = len, .err = 0, .off = 0 };
 	bpf_loop(SYS_HTTP_CAPTURE, head_scan_cb, &hs, 0);
 	if (!s->head.tp.headers) {
 		bool more = s->head.done == HEAD_COMPLETE && s->head.seen < len;
@@ -173,6 +173,25 @@ static long frame_cb(__u32 i, struct frame_ctx *fc)
 	return 0;
 }
 
+/* Where the request whose head starts at captured offset `pos` ends (head and Content-Length
+ * body; may be past the capture), FRAME_UNKNOWN when its head is not all in the `n` captured bytes
+ * or its body length is unknown (chunked, unreadable). Client writes and server reads frame alike. */
+static __always_inline __u64 request_end(__u32 pos, __u32 n)
+{
+	struct frame_ctx fc = { .pos = pos, .len = n };
+	bpf_loop(SYS_HTTP_CAPTURE, frame_cb, &fc, 0);
+	if (!fc.head_end || fc.chunked)
+		return FRAME_UNKNOWN;
+	if (fc.cl_at) {
+		struct num_ctx nc = { .at = fc.cl_at, .len = n };
+		bpf_loop(32, num_cb, &nc, 0);
+		if (nc.state != 2)
+			return FRAME_UNKNOWN;
+		fc.cl = nc.v;
+	}
+	return (__u64)fc.head_end + fc.cl;
+}
+
 /* A client write that starts a request (s->e.data, n captured of `total` bytes, no traceparent
  * anywhere in it): finds further requests pipelined behind the first (up to SYS_HTTP_SPARE_IDS,
  * each gets a span id of its own) and where the last framed request ends (FRAME_UNKNOWN when a
@@ -187,18 +206,9 @@ __noinline int frame_client_write(struct scratch *s, __u32 n, struct syscall_arg
 	a->last_end = FRAME_UNKNOWN;
 #pragma unroll
 	for (int k = 0; k <= SYS_HTTP_SPARE_IDS; k++) {
-		struct frame_ctx fc = { .pos = pos, .len = n };
-		bpf_loop(SYS_HTTP_CAPTURE, frame_cb, &fc, 0);
-		if (!fc.head_end || fc.chunked)
+		__u64 end = request_end(pos, n);
+		if (end == FRAME_UNKNOWN)
 			return 0;
-		if (fc.cl_at) {
-			struct num_ctx nc = { .at = fc.cl_at, .len = n };
-			bpf_loop(32, num_cb, &nc, 0);
-			if (nc.state != 2)
-				return 0;
-			fc.cl = nc.v;
-		}
-		__u64 end = (__u64)fc.head_end + fc.cl;
 		if (end >= n) {
 			a->last_end = end; /* the body goes on past the capture (or ends exactly here) */
 			return 0;

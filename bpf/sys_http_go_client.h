@@ -32,4 +32,15 @@ static __always_inline bool go_client_parent(struct go_client_key *k, __u64 now,
 	return fresh;
 }
 
+/* A client connection of a Go process on this path wrote a TLS handshake record first (an HTTPS
+ * call: ciphertext, no span here); told to the agent through the process's entry. */
+static __always_inline void go_client_tls_seen(__u32 tgid, const __u8 *data, __u64 len)
+{
+	if (len < 3 || data[0] != 0x16 || data[1] != 0x03) /* handshake, TLS 1.x record version */
+		return;
+	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &tgid);
+	if (tp)
+		__sync_fetch_and_add(&tp->go_client_tls, 1);
+}
+
 #endif

@@ -72,14 +72,23 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
 }
 
 /* The first write of a Go server response: the route its request matched, sent ahead of the
- * write's data record. c.curReq is the response until after its last write (net/http conn.serve). */
-static __always_inline void go_route_emit(const struct conn_state *cs)
+ * write's data record. c.curReq is the response until after its last write (net/http conn.serve).
+ * With requests pipelined behind this one (bpf/sys_http_pipelined.h), the goroutine goes on to
+ * serve them with no syscall in between: its request's context is forgotten, so their client
+ * calls are unlinked, never children of this request. */
+static __always_inline void go_server_response(const struct conn_state *cs)
 {
 	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
 	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
-	if (!tp || tp->req_pattern == OFFSET_ABSENT || tp->conn_cur_req == OFFSET_ABSENT || tp->resp_req == OFFSET_ABSENT)
+	if (!tp)
 		return;
 	k.goid = go_current_goid(tp);
+	if (cs->pipelined && k.goid) {
+		bpf_map_delete_elem(&spanbridge_go_server_v1, &k);
+		bpf_map_delete_elem(&spanbridge_go_server_ts_v1, &k);
+	}
+	if (tp->req_pattern == OFFSET_ABSENT || tp->conn_cur_req == OFFSET_ABSENT || tp->resp_req == OFFSET_ABSENT)
+		return;
 	__u64 *conn = k.goid ? bpf_map_lookup_elem(&spanbridge_go_conns_v1, &k) : NULL;
 	__u64 resp = 0, req = 0;
 	struct go_string pat = {};

@@ -11,7 +11,7 @@ struct head_scan {
 	__u32 len;   /* bytes of it to read */
 	__u32 first; /* bytes of it already in the capture (s->e.data): not copied again */
 	__u32 err;   /* the bytes could not be read */
-	__u32 _pad;
+	__u32 off;   /* where the head starts in the capture (a request pipelined behind another) */
 };
 
 /* Head byte i of this read: from the capture, then from 1 KiB copies of the segment (s->chunk).
@@ -24,7 +24,7 @@ static long head_scan_cb(__u32 i, struct head_scan *hs)
 		return 1;
 	__u32 k = i & (SYS_HTTP_CAPTURE - 1);
 	if (i < hs->first) {
-		head_feed(&s->head, s->e.data[k]);
+		head_feed(&s->head, s->e.data[(hs->off + i) & (SYS_HTTP_CAPTURE - 1)]);
 		return s->head.done != HEAD_OPEN;
 	}
 	if (k == 0) {
@@ -47,7 +47,7 @@ static long head_scan_cb(__u32 i, struct head_scan *hs)
 static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, __u64 total, __u32 captured)
 {
 	__u32 room = HTTP_HEAD_MAX > s->head.seen ? HTTP_HEAD_MAX - s->head.seen : 0;
-	struct head_scan hs = { .s = s, .ptr = ptr, .len = len < room ? len : room, .first = captured, .err = 0 };
+	struct head_scan hs = { .s = s, .ptr = ptr, .len = len < room ? len : room, .first = captured, .err = 0, .off = 0 };
 	bpf_loop(HTTP_HEAD_MAX, head_scan_cb, &hs, 0);
 	if (s->head.done != HEAD_OPEN)
 		return true;

@@ -61,7 +61,8 @@ struct conn_state {
 	__u32 req_left;  /* client, req_known: bytes of the current request still to be written */
 	__u8 head_open;  /* server: the request's head goes on in later reads (its reader is in heads) */
 	__u8 has_incoming; /* server: the current request came with a valid traceparent naming ... */
-	__u8 _pad2[2];
+	__u8 pipelined;  /* server: requests decided in a read behind the current one, not yet answered */
+	__u8 _pad2;
 	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
 };
 
@@ -126,7 +127,9 @@ struct traced_process {
 	/* SYS_MODE_GO_SERVER: accepted connections whose first bytes were not HTTP/1.x (TLS, HTTP/2):
 	 * their requests have no span on this path; the agent moves the process to uprobes. */
 	__u32 go_not_http1;
-	__u32 _pad;
+	/* SYS_MODE_GO_CLIENT: client connections whose first write was a TLS handshake (HTTPS calls):
+	 * those calls have no span on this path; the agent moves the process's client spans to uprobes. */
+	__u32 go_client_tls;
 };
 
 #endif

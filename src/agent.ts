@@ -236,6 +236,7 @@ export class Agent {
     this.tickTimer = setInterval(() => {
       this.tracers.collectKernelCounters();
       this.attacher.moveNonHttp1GoServers();
+      this.attacher.moveTlsGoClients();
       this.goStage.tick();
     }, this.deps.tickMs ?? 5000);
     this.tickTimer.unref();

@@ -5,6 +5,7 @@
  * engineers' tests too), so their rate in idle windows before and after the load is subtracted,
  * scaled to the load's duration, and the share subtracted is reported as the count's noise.
  */
+import { subtractBackground } from './background';
 import { agentProgStats, isUprobeProg, progDelta, withBpfStats, type ProgDelta } from './bpf-stats';
 import { sleep } from './procs';
 import { fig, type Figure } from './report';
@@ -43,7 +44,7 @@ export async function countHits(agentPid: number, load: () => Promise<{ requests
       const s0 = agentProgStats(agentPid);
       const t0 = performance.now();
       await sleep(idleMs);
-      return { d: progDelta(s0, agentProgStats(agentPid)), ms: performance.now() - t0 };
+      return { counts: progDelta(s0, agentProgStats(agentPid)), ms: performance.now() - t0 };
     };
     const idleBefore = await idleWindow();
     const before = agentProgStats(agentPid);
@@ -52,18 +53,8 @@ export async function countHits(agentPid: number, load: () => Promise<{ requests
     const after = agentProgStats(agentPid);
     const loadMs = performance.now() - loadStart;
     const idleAfter = await idleWindow();
-    // Background runs per ms of each program, the mean of the two windows.
-    const bg = new Map<string, { runs: number; ns: number }>();
-    for (const w of [idleBefore, idleAfter]) {
-      for (const x of w.d) {
-        const b = bg.get(x.name) ?? { runs: 0, ns: 0 };
-        bg.set(x.name, { runs: b.runs + x.runs / w.ms / 2, ns: b.ns + x.ns / w.ms / 2 });
-      }
-    }
     const raw = progDelta(before, after);
-    const all = raw
-      .map((x) => ({ ...x, runs: Math.max(0, x.runs - Math.round((bg.get(x.name)?.runs ?? 0) * loadMs)), ns: Math.max(0, x.ns - (bg.get(x.name)?.ns ?? 0) * loadMs) }))
-      .filter((x) => x.runs > 0);
+    const all = subtractBackground(raw, [idleBefore, idleAfter], loadMs);
     const d = all.filter(isUprobeProg);
     const runs = d.reduce((a, x) => a + x.runs, 0);
     const isTp = (x: { type: number }) => TRACEPOINT_TYPES.has(x.type);

@@ -14,6 +14,7 @@ import { forkedResource, processResource } from '../spans/resource';
 import type { RouteStage } from '../spans/routes/route-stage';
 import type { Resource } from '../spans/span';
 import type { AttachResult, GoClientPath, GoServerPath, GoTarget } from '../tracers/go-http-tracer';
+import type { GoServerOptions } from '../tracers/sys-http-tracer';
 import { chooseGoClientPath, chooseGoServerPath, DEFAULT_GO_CLIENT_PATH, DEFAULT_GO_SERVER_PATH } from '../tracers/go-server-path';
 import { runtimeOf } from '../tracers/sys-http-stage';
 import { planAttach } from './attach-planner';
@@ -39,6 +40,8 @@ export interface AttachedEvent {
   readonly connectionsTakenOver: number;
   /** Go processes: where their server spans come from (go.server_path); null for other runtimes. */
   readonly serverSpans: 'uprobes' | 'syscall' | null;
+  /** Go processes: where their client spans come from (go.client_path); null for other runtimes. */
+  readonly clientSpans: 'uprobes' | 'syscall' | null;
 }
 
 /** A process's selection for socket-level injection: what the table and the log say of it. */
@@ -70,7 +73,7 @@ export interface ProcessAttacherDeps {
 
 export class ProcessAttacher {
   /** Go processes whose server spans come from the syscall tracer (go.server_path syscall). */
-  private readonly goSyscallServers = new Map<number, { exe: string; target: GoTarget }>();
+  private readonly goSyscallServers = new Map<number, { exe: string; target: GoTarget; goServer: GoServerOptions; clientSyscall: boolean }>();
   /** What was last said of each traced process (re-said when its server-span path moves). */
   private readonly announced = new Map<number, AttachedEvent>();
 
@@ -124,6 +127,7 @@ export class ProcessAttacher {
         injection,
         connectionsTakenOver: sk?.takenOver ?? 0,
         serverSpans: this.goSyscallServers.has(proc.pid) ? 'syscall' : 'uprobes',
+        clientSpans: this.goSyscallServers.get(proc.pid)?.clientSyscall ? 'syscall' : 'uprobes',
       });
       tracers.reportAttached();
     } catch (err) {
@@ -163,6 +167,7 @@ export class ProcessAttacher {
         injection: sk.injected ? 'sk_msg' : 'none',
         connectionsTakenOver: sk.takenOver,
         serverSpans: null,
+        clientSpans: null,
       });
       return true;
     } catch (err) {
@@ -205,7 +210,7 @@ export class ProcessAttacher {
       const result = go.attach(pid, exe, target, 'syscall', client.path);
       try {
         const open = sys.attachGoServer(pid, { ...server.goServer, client: client.path === 'syscall' });
-        this.goSyscallServers.set(pid, { exe, target });
+        this.goSyscallServers.set(pid, { exe, target, goServer: server.goServer, clientSyscall: client.path === 'syscall' });
         return { links: result.links, notes: [server.note, client.note, ...result.notes, `same-node black-box parents from syscall tracepoints${open}`], path: 'syscall' };
       } catch (err) {
         // Without the syscall side this process would have no server spans: back to uprobes.
@@ -238,10 +243,36 @@ export class ProcessAttacher {
         this.linkGoBlackBox(pid, at.target);
         this.d.log.warn(`pid ${pid}: accepted connections that are not HTTP/1.x in clear text (TLS or HTTP/2); its server spans come from uprobes from now on (${r.links} uprobes)`);
         const was = this.announced.get(pid);
-        if (was) this.emit({ ...was, probes: r.links, serverSpans: 'uprobes' });
+        if (was) this.emit({ ...was, probes: r.links, serverSpans: 'uprobes', clientSpans: 'uprobes' });
         this.d.tracers.reportAttached();
       } catch (err) {
         this.d.log.warn(`pid ${pid}: moving its server spans to uprobes failed: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  /**
+   * Go processes whose client spans come from the syscall tracer (go.client_path syscall) that
+   * opened TLS client connections (HTTPS calls) move their client spans to uprobes: the syscall path
+   * has no span for those calls (their writes are TLS records), the uprobes at roundTrip do. Their
+   * server spans stay on the syscall path. Called periodically (the agent's tick).
+   */
+  moveTlsGoClients(): void {
+    const { go, sys } = this.d.tracers;
+    for (const pid of sys?.tracer.goClientsWithTls() ?? []) {
+      const at = this.goSyscallServers.get(pid);
+      if (!sys || !at?.clientSyscall || !go.attachedPids.includes(pid)) continue;
+      this.goSyscallServers.set(pid, { ...at, clientSyscall: false });
+      try {
+        go.detach(pid);
+        const r = go.attach(pid, at.exe, at.target, 'syscall', 'uprobes');
+        sys.attachGoServer(pid, { ...at.goServer, client: false });
+        this.d.log.warn(`pid ${pid}: made HTTPS calls (TLS client connections); its client spans come from uprobes from now on (${r.links} uprobes)`);
+        const was = this.announced.get(pid);
+        if (was) this.emit({ ...was, probes: r.links, clientSpans: 'uprobes', notes: was.notes.map((n) => (n.startsWith('client spans: ') ? 'client spans: uprobes (moved: the process made HTTPS calls)' : n)) });
+        this.d.tracers.reportAttached();
+      } catch (err) {
+        this.d.log.warn(`pid ${pid}: moving its client spans to uprobes failed: ${errorMessage(err)}`);
       }
     }
   }
@@ -301,7 +332,7 @@ export class ProcessAttacher {
     resource: Resource,
     reason: MatchReason,
     tracer: 'go_http' | 'sys_http',
-    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver' | 'serverSpans'>,
+    how: Pick<AttachedEvent, 'tracer' | 'probes' | 'notes' | 'routes' | 'injection' | 'connectionsTakenOver' | 'serverSpans' | 'clientSpans'>,
   ): void {
     attaches.add(this.d.metrics, { tracer });
     this.emit({
@@ -317,6 +348,7 @@ export class ProcessAttacher {
       injection: how.injection,
       connectionsTakenOver: how.connectionsTakenOver,
       serverSpans: how.serverSpans,
+      clientSpans: how.clientSpans,
     });
   }
 

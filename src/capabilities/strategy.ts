@@ -70,7 +70,7 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
           strategy: goSyscall
             ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); " +
               (goClientSyscall
-                ? 'client spans: syscall tracepoints with one uprobe per request at (*net/http.persistConn).roundTrip entry (go.client_path syscall), parented by the server span of the calling goroutine or its parent; uprobes instead where headers are written into memory; HTTPS calls have no client span'
+                ? 'client spans: syscall tracepoints with one uprobe per request at (*net/http.persistConn).roundTrip entry (go.client_path syscall), parented by the server span of the calling goroutine or its parent; uprobes instead where headers are written into memory, and from a process\'s first HTTPS call on'
                 : 'client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry')
             : 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
           why: goSyscall
@@ -199,7 +199,7 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     ...(sysHttp ? ["thread-per-request runtimes (Python threads, Java thread pools, C/C++, Ruby/PHP workers): the thread's single active server request"] : []),
     ...(goSpans && sysHttp
       ? [
-          "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; stripped builds such as Debian's python3: not linked, no symbols)",
+          "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; on uvloop also PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call; stripped builds such as Debian's python3: not linked, no symbols)",
         ]
       : []),
     ...(sysHttp

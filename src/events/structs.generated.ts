@@ -270,11 +270,18 @@ export const SYS_HTTP_OBJECT = {
     sys_exit_connect: 'sys_exit_connect',
     sys_enter_close: 'sys_enter_close',
     py_context_run: 'py_context_run',
+    py_context_enter: 'py_context_enter',
+    py_context_exit: 'py_context_exit',
+    py_task_wakeup: 'py_task_wakeup',
+    py_task_step_call: 'py_task_step_call',
     py_task_init: 'py_task_init',
     py_task_init_eager: 'py_task_init_eager',
     py_task_init_return: 'py_task_init_return',
     py_future_set_result: 'py_future_set_result',
     frame_client_write: 'frame_client_write',
+    pipelined_next: 'pipelined_next',
+    decide_pipelined_one: 'decide_pipelined_one',
+    sys_pipelined_read: 'sys_pipelined_read',
     sys_data_exit: 'sys_data_exit',
     sys_client_write_enter: 'sys_client_write_enter',
     sys_enter_read: 'sys_enter_read',
@@ -303,8 +310,9 @@ export const SYS_HTTP_OBJECT = {
     py_procs: 'py_procs',
     py_threads: 'py_threads',
     py_tasks: 'py_tasks',
-    data_paths: 'data_paths',
     scratch_buf: 'scratch_buf',
+    sys_http_events: 'sys_http_events',
+    data_paths: 'data_paths',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
@@ -317,7 +325,6 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     conn_count: 'conn_count',
     thread_ctxs: 'thread_ctxs',
-    sys_http_events: 'sys_http_events',
     sys_http_drops: 'sys_http_drops',
     java_connect_owners: 'java_connect_owners',
     node_procs: 'node_procs',
@@ -355,7 +362,7 @@ export const SYS_HTTP_CONN_EVENT: StructLayout = {
 };
 
 export const SYS_HTTP_DATA_EVENT: StructLayout = {
-  size: 1184,
+  size: 1216,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     direction: { offset: 1, size: 1, kind: 'u8' },
@@ -377,8 +384,12 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     parent_span_id: { offset: 72, size: 8, kind: 'bytes' },
     spare_trace_ids: { offset: 80, size: 48, kind: 'bytes' },
     spare_span_ids: { offset: 128, size: 24, kind: 'bytes' },
-    tail: { offset: 152, size: 8, kind: 'bytes' },
-    data: { offset: 160, size: 1024, kind: 'bytes' },
+    spare_parent_span_ids: { offset: 152, size: 24, kind: 'bytes' },
+    spare_trace_flags: { offset: 176, size: 3, kind: 'bytes' },
+    spare_remote: { offset: 179, size: 1, kind: 'u8' },
+    _pad_spare: { offset: 180, size: 4, kind: 'bytes' },
+    tail: { offset: 184, size: 8, kind: 'bytes' },
+    data: { offset: 192, size: 1024, kind: 'bytes' },
   },
 };
 
@@ -405,7 +416,7 @@ export const TRACED_PROCESS: StructLayout = {
     resp_req: { offset: 16, size: 4, kind: 'u32' },
     req_pattern: { offset: 20, size: 4, kind: 'u32' },
     go_not_http1: { offset: 24, size: 4, kind: 'u32' },
-    _pad: { offset: 28, size: 4, kind: 'u32' },
+    go_client_tls: { offset: 28, size: 4, kind: 'u32' },
   },
 };
 
@@ -484,7 +495,8 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_THREAD_POOLED: 33,
   SYS_LINK_JAVA_CONNECT: 34,
   SYS_SKIP_JAVA_CONNECT_GONE: 35,
-  SYS_HTTP_DROP_MAX: 36,
+  SYS_SKIP_PIPELINED_UNREAD: 36,
+  SYS_HTTP_DROP_MAX: 37,
 } as const;
 
 export const SYS_HTTP_ROLE = {

@@ -118,11 +118,22 @@ export interface SysHttpDataRecord {
   readonly parentSpanId: string;
   readonly traceFlags: number;
   /**
-   * Server request starts: kernel-made ids for further requests pipelined in the same read.
-   * Client request starts with SYS_F_SPARE_IDS: the ids of the requests the kernel framed behind
-   * the first in the same write (and injected with them); an all-zero span id = none.
+   * Server request starts (and server reads with SYS_F_SPARE_IDS): the contexts the kernel decided
+   * for further requests pipelined in the same read, in order (each its own traceparent's child, or
+   * a new root). Client request starts with SYS_F_SPARE_IDS: the ids of the requests the kernel
+   * framed behind the first in the same write (and injected with them); an all-zero span id = none.
    */
-  readonly spareIds: readonly { readonly traceId: string; readonly spanId: string }[];
+  readonly spareIds: readonly SpareIds[];
+}
+
+/** One pipelined request's kernel-decided ids. `parentSpanId` and `traceFlags` are the server's
+ * (a client's pipelined requests share the record's parent and flags). */
+export interface SpareIds {
+  readonly traceId: string;
+  readonly spanId: string;
+  /** Server: the request's incoming traceparent's span ('' when a new root). */
+  readonly parentSpanId: string;
+  readonly traceFlags: number;
 }
 
 /** Data records are sent as header + captured bytes only: the minimum is the header. */
@@ -130,12 +141,20 @@ export const SYS_HTTP_DATA_RECORD_SIZE = D.fields.data.offset;
 const CAPTURE = D.fields.data.size;
 const TAIL = D.fields.tail.size;
 
-function spares(buf: Buffer): { traceId: string; spanId: string }[] {
+function spares(buf: Buffer): SpareIds[] {
   const t = readBytes(buf, D, 'spare_trace_ids');
   const s = readBytes(buf, D, 'spare_span_ids');
-  const out: { traceId: string; spanId: string }[] = [];
+  const p = readBytes(buf, D, 'spare_parent_span_ids');
+  const f = readBytes(buf, D, 'spare_trace_flags');
+  const remote = uintAt(D, 'spare_remote')(buf);
+  const out: SpareIds[] = [];
   for (let i = 0; i * 8 < s.length; i++) {
-    out.push({ traceId: t.subarray(i * 16, i * 16 + 16).toString('hex'), spanId: s.subarray(i * 8, i * 8 + 8).toString('hex') });
+    out.push({
+      traceId: t.subarray(i * 16, i * 16 + 16).toString('hex'),
+      spanId: s.subarray(i * 8, i * 8 + 8).toString('hex'),
+      parentSpanId: remote & (1 << i) ? p.subarray(i * 8, i * 8 + 8).toString('hex') : '',
+      traceFlags: f[i] ?? 1,
+    });
   }
   return out;
 }
@@ -161,7 +180,7 @@ const data = {
 const DATA_OFF = D.fields.data.offset;
 const TAIL_OFF = D.fields.tail.offset;
 
-const NO_SPARES: readonly { traceId: string; spanId: string }[] = Object.freeze([]);
+const NO_SPARES: readonly SpareIds[] = Object.freeze([]);
 
 /**
  * A decoded data record. A class (one shape, `spareIds` on the prototype) rather than a literal
@@ -185,7 +204,7 @@ class SysHttpData implements SysHttpDataRecord {
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly traceFlags: number;
-  private spares: readonly { traceId: string; spanId: string }[] | undefined;
+  private spares: readonly SpareIds[] | undefined;
 
   constructor(private readonly raw: Buffer) {
     const flags = data.flags(raw);
@@ -216,7 +235,7 @@ class SysHttpData implements SysHttpDataRecord {
   }
 
   /** Rarely used (pipelining): decoded on first use. */
-  get spareIds(): readonly { traceId: string; spanId: string }[] {
+  get spareIds(): readonly SpareIds[] {
     if (this.spares === undefined) this.spares = this.flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(this.raw) : NO_SPARES;
     return this.spares;
   }

@@ -311,7 +311,7 @@ export class SysHttpAssembler {
     this.startPipelined(c, rec, next);
   }
 
-  /** A pipelined request at captured offset `off`: a new root with the record's next spare ids. */
+  /** A pipelined request at captured offset `off`: the record's next spare context (decided in the kernel). */
   private startPipelined(c: Conn, rec: SysHttpDataRecord, off: number): void {
     if (c.spareRec !== rec) {
       c.spareRec = rec;
@@ -322,11 +322,17 @@ export class SysHttpAssembler {
       this.drop('pipelined_beyond_spare_ids');
       return;
     }
-    // Server: each a new root. Client: the same trace and parent as the write's first request
-    // (the ids the sk_msg program wrote into those requests).
+    // Server: its own incoming traceparent's child, or a new root. Client: the same trace and
+    // parent as the write's first request (the ids the sk_msg program wrote into those requests).
     const ex =
       c.role === 'server'
-        ? this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: '', traceFlags: 1, link: 'none' })
+        ? this.startExchange(c, rec, {
+            traceId: spare.traceId,
+            spanId: spare.spanId,
+            parentSpanId: spare.parentSpanId,
+            traceFlags: spare.traceFlags,
+            link: spare.parentSpanId ? 'traceparent' : 'none',
+          })
         : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags, rec.flags2) });
     this.feedRequest(c, ex, rec, off);
   }

@@ -47,9 +47,10 @@ export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, sysca
 
 /**
  * The default of go.client_path. Still the uprobe path, as go.server_path's (which 'syscall' needs):
- * on the syscall path an HTTPS client call has no span (the syscall sees ciphertext), nor has a
- * call that fails before its request is written (connection refused, a dial timeout), and a call
- * from a goroutine two or more levels below the handler's starts its own trace (ancestry depth 1).
+ * on the syscall path a call that fails before its request is written (connection refused, a dial
+ * timeout) has no span, a call from a goroutine two or more levels below the handler's starts its
+ * own trace (ancestry depth 1), and HTTPS calls (ciphertext at the syscall) have none until the
+ * agent's next check moves the process's client spans to uprobes (ProcessAttacher.moveTlsGoClients).
  */
 export const DEFAULT_GO_CLIENT_PATH: GoClientPath = 'uprobes';
 
@@ -71,5 +72,5 @@ export function chooseGoClientPath(wanted: GoClientPath, server: GoServerPath, i
   if (injection === 'memory') return fallback('traceparent is written into memory (bpf_probe_write_user), which needs the header writer\'s uprobes');
   if (!target.functions[GO_FUNCS.persistConnRoundTrip]) return fallback(`${GO_FUNCS.persistConnRoundTrip} not found`);
   if (target.offsets['net/http.persistConn.bw'] === undefined) return fallback('offset of net/http.persistConn.bw unknown');
-  return { path: 'syscall', note: 'client spans: syscall tracepoints (one uprobe per request at (*persistConn).roundTrip; HTTPS calls have none)' };
+  return { path: 'syscall', note: 'client spans: syscall tracepoints (one uprobe per request at (*persistConn).roundTrip; uprobes from the first HTTPS call on)' };
 }

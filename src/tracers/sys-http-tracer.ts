@@ -180,6 +180,22 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     return out;
   }
 
+  /**
+   * Go processes traced with goServer.client whose client connections began with a TLS handshake
+   * (HTTPS calls): this path gives those calls no span.
+   */
+  goClientsWithTls(): number[] {
+    const map = this.obj?.map(SYS_HTTP_OBJECT.maps.traced_tgids);
+    if (!map) return [];
+    const out: number[] = [];
+    for (const [pid, o] of this.traced) {
+      if (!o.goServer?.client) continue;
+      const v = map.lookup(pidKey(pid));
+      if (v && readUint(v, TRACED_PROCESS, 'go_client_tls') > 0) out.push(pid);
+    }
+    return out;
+  }
+
   adoptInherited(pid: number, options: SysAttachOptions): boolean {
     if (!this.requireObject().map(SYS_HTTP_OBJECT.maps.traced_tgids).lookup(pidKey(pid))) return false;
     this.traced.set(pid, options);

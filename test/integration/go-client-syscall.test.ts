@@ -8,12 +8,15 @@
  * client span's child and ends inside it (the client span covers the whole exchange). Only two
  * uprobes are attached to the process: (*conn).serve (per connection) and persistConn.roundTrip
  * (per request). What this path does not do (docs/limits.md): a call two goroutines below the
- * handler starts its own trace, never a wrong parent.
+ * handler starts its own trace, never a wrong parent; an HTTPS call has no span here, so a process
+ * that makes one moves its client spans to uprobes (its server spans stay on syscalls).
  */
 import http from 'node:http';
+import { freePort } from './helpers/collector';
 import { echoedTraceparents, frontendPair, goChainForSuite } from './helpers/go-chain';
-import { lockedDown } from './helpers/privileges';
-import { waitFor } from './helpers/processes';
+import { buildGoApp } from '../helpers/go-build';
+import { lockedDown, requireRootAndBpf } from './helpers/privileges';
+import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -128,5 +131,71 @@ maybe('Go client spans from syscalls (go.client_path syscall)', () => {
     const clients = spans.filter((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === chain().frontend.pid);
     expect(clients.length).toBeGreaterThan(0);
     expect(clients.filter((s) => s.attributes['thread.id'] === undefined)).toEqual([]);
+  });
+});
+
+maybe('Go client spans from syscalls: a process that makes HTTPS calls', () => {
+  let backend: Running | undefined;
+  let front: Running | undefined;
+  let agent: AgentProcess | undefined;
+  let [port, tlsPort, frontPort] = [0, 0, 0];
+  beforeAll(async () => {
+    requireRootAndBpf();
+    [port, tlsPort, frontPort] = [await freePort(), await freePort(), await freePort()];
+    backend = startProcess(buildGoApp('goserver'), ['-addr', `127.0.0.1:${port}`, '-tls-addr', `127.0.0.1:${tlsPort}`]);
+    front = startProcess(buildGoApp('gochain'), ['-addr', `127.0.0.1:${frontPort}`]);
+    await waitForPort(port, 60_000);
+    await waitForPort(tlsPort, 60_000);
+    await waitForPort(frontPort, 60_000);
+    agent = await startAgent(['--pid', String(front.pid), '--export', 'none'], { SPANBRIDGE_GO_SERVER_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_PATH: 'syscall' }, 120_000);
+  }, 180_000);
+  afterAll(async () => {
+    await agent?.stop();
+    await front?.stop();
+    await backend?.stop();
+  });
+
+  const call = (target: string) =>
+    new Promise<number>((resolve, reject) => {
+      const q = new URLSearchParams({ target });
+      http
+        .get({ host: '127.0.0.1', port: frontPort, path: `/sync?${q}`, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+        .on('error', reject);
+    });
+  const clientSpans = (url: string) => agent!.spans().filter((s) => s.kind === 'CLIENT' && s.attributes['url.full'] === url);
+
+  it('clear-text calls: client spans from the syscall path', async () => {
+    expect((await agent!.processes()).find((p) => p.pid === front!.pid)?.clientSpans).toBe('syscall');
+    const url = `http://127.0.0.1:${port}/items/1`;
+    expect(await call(url)).toBe(200);
+    const c = await waitFor('clear-text client span', () => clientSpans(url)[0]);
+    expect(c.attributes['thread.id']).toBeDefined(); // made by the syscall path
+  });
+
+  it('after an HTTPS call the client spans move to uprobes (the server spans stay), and HTTPS calls get spans', async () => {
+    // The test server's certificate is self-signed: the call fails after the TLS handshake began.
+    expect(await call(`https://127.0.0.1:${tlsPort}/items/2`)).toBe(502);
+    await waitFor('the move to uprobes', async () => (await agent!.processes()).find((p) => p.pid === front!.pid)?.clientSpans === 'uprobes', 30_000);
+    // The log line is the feature too: a warning that tells the user why the path changed.
+    expect(agent!.stderr()).toMatch(/made HTTPS calls .*its client spans come from uprobes from now on/);
+    const proc = (await agent!.processes()).find((p) => p.pid === front!.pid);
+    expect(proc?.serverSpans).toBe('syscall');
+    const https = `https://127.0.0.1:${tlsPort}/items/3`;
+    expect(await call(https)).toBe(502);
+    const e = await waitFor('HTTPS client span', () => clientSpans(https)[0]);
+    expect(e.status.code).toBe('ERROR');
+    expect(e.attributes['thread.id']).toBeUndefined(); // made by the uprobe path
+    const url = `http://127.0.0.1:${port}/items/4`;
+    expect(await call(url)).toBe(200);
+    const c = await waitFor('clear-text client span after the move', () => clientSpans(url)[0]);
+    expect(c.attributes['thread.id']).toBeUndefined();
+    const server = agent!.spans().find((s) => s.kind === 'SERVER' && s.spanId === c.parentSpanId);
+    expect(server?.traceId).toBe(c.traceId);
+    // one client span per call: never one from each path
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(clientSpans(url)).toHaveLength(1);
   });
 });

@@ -42,6 +42,7 @@ func main() {
 		http.Error(w, "boom", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) {
+		sleepFromQuery(r)
 		for k, v := range r.Header {
 			fmt.Fprintf(w, "%s: %s\n", strings.ToLower(k), strings.Join(v, ","))
 		}

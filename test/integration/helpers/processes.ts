@@ -67,6 +67,8 @@ export interface TracedProcess {
   connectionsTakenOver: number;
   /** Go processes: where their server spans come from (go.server_path); null for other runtimes. */
   serverSpans: 'uprobes' | 'syscall' | null;
+  /** Go processes: where their client spans come from (go.client_path); null for other runtimes. */
+  clientSpans: 'uprobes' | 'syscall' | null;
 }
 
 /** The value of one series in Prometheus text (labels matched exactly; 0 when absent). */

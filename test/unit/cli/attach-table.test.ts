@@ -3,8 +3,8 @@ import { AttachmentTable } from '../../../src/cli/attach-table';
 describe('attachment table', () => {
   it('lists attached processes by pid with their tracer and probes; detaches remove rows', () => {
     const t = new AttachmentTable();
-    t.on({ kind: 'attached', pid: 30, service: 'demo-reviews', exe: '/usr/bin/python3.11', reason: 'port 8082', tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [], routes: 'heuristic (ids -> {id})', injection: 'none', connectionsTakenOver: 0, serverSpans: null });
-    t.on({ kind: 'attached', pid: 12, service: 'demo-frontend', exe: '/srv/demo-frontend', reason: 'exe demo-*', tracer: 'Go uprobes (go1.26.8)', probes: 33, notes: [], routes: 'Go ServeMux pattern (Request.Pattern) > 2 declared patterns > heuristic (ids -> {id})', injection: 'none', connectionsTakenOver: 0, serverSpans: null });
+    t.on({ kind: 'attached', pid: 30, service: 'demo-reviews', exe: '/usr/bin/python3.11', reason: 'port 8082', tracer: 'syscall tracepoints (HTTP/1.x)', probes: null, notes: [], routes: 'heuristic (ids -> {id})', injection: 'none', connectionsTakenOver: 0, serverSpans: null, clientSpans: null });
+    t.on({ kind: 'attached', pid: 12, service: 'demo-frontend', exe: '/srv/demo-frontend', reason: 'exe demo-*', tracer: 'Go uprobes (go1.26.8)', probes: 33, notes: [], routes: 'Go ServeMux pattern (Request.Pattern) > 2 declared patterns > heuristic (ids -> {id})', injection: 'none', connectionsTakenOver: 0, serverSpans: null, clientSpans: null });
     expect(t.render()).toEqual([
       'traced processes: 2',
       '  PID  SERVICE        TRACER                          PROBES  MATCHED BY  EXECUTABLE           ROUTES',
@@ -19,7 +19,7 @@ describe('attachment table', () => {
   it('prints once after a burst of changes', async () => {
     const printed: string[][] = [];
     const t = new AttachmentTable((l) => printed.push(l), 20);
-    for (let pid = 1; pid <= 5; pid++) t.on({ kind: 'attached', pid, service: 's', exe: '/x', reason: 'pid 1', tracer: 'Go uprobes', probes: 9, notes: [], routes: 'heuristic (ids -> {id})', injection: 'none', connectionsTakenOver: 0, serverSpans: null });
+    for (let pid = 1; pid <= 5; pid++) t.on({ kind: 'attached', pid, service: 's', exe: '/x', reason: 'pid 1', tracer: 'Go uprobes', probes: 9, notes: [], routes: 'heuristic (ids -> {id})', injection: 'none', connectionsTakenOver: 0, serverSpans: null, clientSpans: null });
     // The attaches above ran synchronously, so one debounce period covers them all.
     for (let i = 0; i < 500 && printed.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 50));

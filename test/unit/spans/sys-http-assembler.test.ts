@@ -78,7 +78,7 @@ class Harness {
       traceId?: string;
       spanId?: string;
       spares?: number;
-      spareIds?: { traceId: string; spanId: string }[];
+      spareIds?: { traceId: string; spanId: string; parentSpanId?: string; traceFlags?: number }[];
     } = {},
   ): SysHttpDataRecord {
     this.ts += 1_000_000n;
@@ -101,7 +101,12 @@ class Harness {
       spanId: o.spanId ?? id(16),
       parentSpanId: o.parent ?? '',
       traceFlags: 1,
-      spareIds: o.spareIds ?? Array.from({ length: o.spares ?? 3 }, () => ({ traceId: id(32), spanId: id(16) })),
+      spareIds: (o.spareIds ?? Array.from({ length: o.spares ?? 3 }, (): { traceId: string; spanId: string; parentSpanId?: string; traceFlags?: number } => ({ traceId: id(32), spanId: id(16) }))).map((s) => ({
+        traceId: s.traceId,
+        spanId: s.spanId,
+        parentSpanId: s.parentSpanId ?? '',
+        traceFlags: s.traceFlags ?? 1,
+      })),
     };
     this.asm.onRecord(rec);
     return rec;
@@ -245,6 +250,26 @@ describe('SysHttpAssembler: server side', () => {
     expect(h.spans[0].spanId).toBe(r1.spanId);
     expect(h.spans[1].spanId).toBe(r2.spareIds[0].spanId);
     expect(h.spans[1].parentSpanId).toBe('');
+  });
+
+  it('a server request pipelined in one read continues its own traceparent: the kernel-decided spare context', () => {
+    const h = new Harness();
+    h.open(1n);
+    const trace = 'cd'.repeat(16);
+    const r = h.data(1n, 'ingress', `GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\ntraceparent: 00-${trace}-00000000000000a1-00\r\n\r\n`, {
+      flags: START,
+      spareIds: [
+        { traceId: trace, spanId: '00000000000000b2', parentSpanId: '00000000000000a1', traceFlags: 0 },
+        { traceId: id(32), spanId: id(16) },
+        { traceId: id(32), spanId: id(16) },
+      ],
+    });
+    h.data(1n, 'egress', ok('one') + ok('two'), { flags: RESP });
+    expect(h.spans.map((s) => [s.attributes['url.path'], s.traceId, s.spanId, s.parentSpanId])).toEqual([
+      ['/1', r.traceId, r.spanId, ''],
+      ['/2', trace, '00000000000000b2', '00000000000000a1'],
+    ]);
+    expect(h.spans[1].traceFlags).toBe(0);
   });
 
   it('a body that looks like a request line stays a body', () => {

@@ -69,7 +69,7 @@ describe('chooseGoClientPath', () => {
   });
   it('syscall with the server path syscall and socket or no injection', () => {
     for (const inj of ['socket', 'none'] as const) {
-      expect(chooseGoClientPath('syscall', 'syscall', inj, target)).toMatchObject({ path: 'syscall', note: expect.stringMatching(/one uprobe per request at \(\*persistConn\)\.roundTrip; HTTPS calls have none/) });
+      expect(chooseGoClientPath('syscall', 'syscall', inj, target)).toMatchObject({ path: 'syscall', note: expect.stringMatching(/one uprobe per request at \(\*persistConn\)\.roundTrip; uprobes from the first HTTPS call on/) });
     }
   });
   it('falls back to uprobes, saying why: server on uprobes, memory injection, roundTrip or persistConn.bw unknown', () => {
