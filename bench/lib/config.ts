@@ -25,7 +25,7 @@ export interface BenchConfig {
   /** CPU for the server under test; the load generator, the agent and the harness share the other. */
   readonly serverCpu: number;
   readonly loadCpu: number;
-  /** Only these sections (comma list of floor,untraced,go,gochain,sys,python,nginx,asyncio,nodelink,agent,routes,profile); all when empty. */
+  /** Only these sections (comma list of floor,untraced,go,gochain,sys,python,nginx,asyncio,nodelink,javalink,agent,routes,profile); all when empty. */
   readonly only: readonly string[];
   /** The server whose traffic the agent is profiled under (profile section). */
   readonly profileServer: 'go' | 'node';
