@@ -17,6 +17,7 @@ import { floorSection } from './sections/floor';
 import { nginxSection } from './sections/nginx';
 import { asyncioSection } from './sections/asyncio';
 import { nodeLinkingSection } from './sections/node-linking';
+import { javaLinkingSection } from './sections/java-linking';
 import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
@@ -164,6 +165,7 @@ async function main(): Promise<void> {
     if (wants(config, 'nginx')) results.sections.push(await run(ctx, 'nginx', 'nginx reverse proxy', () => nginxSection(ctx)));
     if (wants(config, 'asyncio')) results.sections.push(await run(ctx, 'asyncio', 'Python asyncio linking', () => asyncioSection(ctx)));
     if (wants(config, 'nodelink')) results.sections.push(await run(ctx, 'nodelink', 'Node.js linking', () => nodeLinkingSection(ctx)));
+    if (wants(config, 'javalink')) results.sections.push(await run(ctx, 'javalink', 'Java linking', () => javaLinkingSection(ctx)));
     if (wants(config, 'agent')) results.sections.push(await run(ctx, 'agent', 'The agent itself', () => agentSelfSection(ctx)));
     if (wants(config, 'routes')) results.sections.push(await run(ctx, 'routes', 'Route stage', () => routesSection(ctx)));
     if ((wants(config, 'profile') && missedTargets(results).length > 0) || config.only.includes('profile')) {

@@ -218,6 +218,8 @@ static __always_inline __u32 traced_mode(void)
 #include "sys_http_go_server.h"
 #include "sys_http_java.h"
 
+#include "sys_http_node_link.h"
+
 /* ---- accept / connect / close ------------------------------------------------------------ */
 
 static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
@@ -269,6 +271,7 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&args_by_tid, &id);
 	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS) {
 		track_connection(fd, SYS_ROLE_CLIENT);
+		node_connected(id, fd);
 		java_connect_record(fd);
 	}
 	return 0;
@@ -344,7 +347,6 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 #include "sys_http_bytes.h"
 #include "sys_http_asyncio.h"
-#include "sys_http_node_link.h"
 
 
 #include "sys_http_server_head.h"
@@ -492,7 +494,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		}
 		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
 		bool node = s && !(mode & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
-			    node_link_parent(id, a->fd, !cs->announced, now, &s->nginx_parent);
+			    node_link_parent(id, a->fd, cs->conn_id, !cs->announced, now, &s->nginx_parent);
 		if (node)
 			tc = &s->nginx_parent;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;
@@ -567,6 +569,8 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			__u64 parent_key;
 			__builtin_memcpy(&parent_key, a->parent_span_id, 8);
 			struct sk_inject_tracestate *ts = (a->flags & SYS_F_THREAD_PARENT) && !a->forwarded && !(mode & SYS_MODE_NGINX_LINK) ? bpf_map_lookup_elem(&request_tracestates, &parent_key) : NULL;
+			if (node && !a->forwarded)
+				ts = node_linked_tracestate(); /* the linked request's, not the thread's */
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
 			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);

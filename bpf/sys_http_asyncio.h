@@ -19,6 +19,14 @@
  *     it was busy must not inherit the previous one).
  *   3.12+: Task.__init__ runs an eager task's first step itself; entry and return (uretprobe)
  *     make the new task current meanwhile.
+ *   uvloop (attached only where uvloop's loop module is mapped): its handles and protocol
+ *     callbacks enter their context through the C API, PyContext_Enter/PyContext_Exit, and call
+ *     the callable themselves (never Context.run). Each enter starts a callback, its exit gives
+ *     the enclosing one back (uvloop runs the ready handles inside a handle of its own; no task is
+ *     current outside every callback, where libuv does its I/O); the task is learned where its
+ *     step or wakeup is called: TaskStepMethWrapper_call and task_wakeup. libuv reads a request
+ *     head before the callback that delivers it (data_received), so a head read outside every
+ *     callback belongs to the next one, and is used only while its request is still in flight.
  *
  * The client write (sys_client_write_enter) takes the parent of the task current on its thread.
  * Included by sys_http.bpf.c after its maps and count(). */
@@ -53,12 +61,16 @@ struct py_thread {
 	struct trace_context head; /* that request's server span */
 	__u64 head_conn;  /* its connection (conn_id) ... */
 	__u32 head_fd;    /* ... and fd */
-	__u32 _pad0;
+	__u16 cb_depth;   /* uvloop: PyContext_Enter nesting (0: between callbacks) */
+	__u16 enter_loop; /* uvloop: this thread runs its callbacks through PyContext_Enter */
 	/* 3.12+: Task.__init__ runs an eager task's first step itself (no Context.run): the task is
 	 * current until __init__ returns, then the one before it again (nested inits: a stack). */
 	__u64 saved[PY_INIT_DEPTH];
 	__u32 depth;
 	__u32 _pad;
+	/* uvloop: the task current at each open PyContext_Enter, given back at its exit (its loop runs
+	 * the ready handles inside one handle of its own, so callbacks nest) */
+	__u64 cb_saved[PY_INIT_DEPTH];
 };
 
 struct py_task_key {
@@ -167,17 +179,100 @@ int py_context_run(struct pt_regs *ctx)
 	return 0;
 }
 
+/* uvloop: PyContext_Enter(PyObject *ctx). Each enter starts a callback with no task current
+ * (uvloop runs its ready handles inside a handle of its own: callbacks nest, and each is one);
+ * the task current before it is kept for its exit. Inside Task.__init__ (3.12+: the eager first
+ * step runs in the new task's context) the new task stays current. */
+SEC("uprobe")
+int py_context_enter(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t) {
+		struct py_thread n = { .epoch = 1, .cb_depth = 1, .enter_loop = 1 };
+		bpf_map_update_elem(&py_threads, &id, &n, BPF_ANY);
+		return 0;
+	}
+	__u16 d = t->cb_depth;
+	if (d < PY_INIT_DEPTH)
+		t->cb_saved[d & (PY_INIT_DEPTH - 1)] = t->task;
+	t->cb_depth = d + 1;
+	t->enter_loop = 1;
+	if (t->depth)
+		return 0;
+	t->epoch += 1;
+	t->task = 0;
+	return 0;
+}
+
+/* uvloop: PyContext_Exit(PyObject *ctx): the callback ends; the task current at its enter is again
+ * (none between callbacks: libuv's own writes there belong to no task). Attached before the enter
+ * probe, so an exit never goes unseen after its enter. */
+SEC("uprobe")
+int py_context_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || !t->cb_depth)
+		return 0;
+	__u16 d = t->cb_depth - 1;
+	t->cb_depth = d;
+	/* deeper than the stack, or the outermost: no task until the next step */
+	t->task = d && d < PY_INIT_DEPTH ? t->cb_saved[d & (PY_INIT_DEPTH - 1)] : 0;
+	return 0;
+}
+
+static __always_inline void py_step(__u64 id, __u64 task)
+{
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || !task)
+		return;
+	t->task = task;
+	t->steps += 1;
+}
+
+/* uvloop: task_wakeup(TaskObj *task, PyObject *fut), a task's wakeup method, called by its handle. */
+SEC("uprobe")
+int py_task_wakeup(struct pt_regs *ctx)
+{
+	py_step(bpf_get_current_pid_tgid(), PT_REGS_PARM1(ctx));
+	return 0;
+}
+
+/* uvloop: TaskStepMethWrapper_call(TaskStepMethWrapper *o, PyObject *args, PyObject *kwds). */
+SEC("uprobe")
+int py_task_step_call(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
+	if (p)
+		py_step(id, py_read_ptr(PT_REGS_PARM1(ctx) + p->sw_task));
+	return 0;
+}
+
 /* A binding made by a wakeup holds only while its request is the one in flight on its connection
  * (not answered, no later request read): a connection's task that goes on to the next request
  * without being woken for it (the bytes were already buffered) must not pass the previous one on. */
+static __always_inline bool py_in_flight(__u32 tgid, __u32 fd, __u64 conn, const __u8 *span_id)
+{
+	struct conn_key ck = { .tgid = tgid, .fd = fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &ck);
+	return cs && cs->conn_id == conn && cs->role == SYS_ROLE_SERVER && cs->phase == PHASE_REQUEST &&
+	       ids_equal(cs->ctx.span_id, span_id, 8);
+}
+
 static __always_inline bool py_binding_holds(__u32 tgid, const struct py_task *pt)
 {
-	if (!pt->by_wakeup)
-		return true;
-	struct conn_key ck = { .tgid = tgid, .fd = pt->fd };
-	struct conn_state *cs = bpf_map_lookup_elem(&conns, &ck);
-	return cs && cs->conn_id == pt->conn && cs->role == SYS_ROLE_SERVER && cs->phase == PHASE_REQUEST &&
-	       ids_equal(cs->ctx.span_id, pt->ctx.span_id, 8);
+	return !pt->by_wakeup || py_in_flight(tgid, pt->fd, pt->conn, pt->ctx.span_id);
+}
+
+/* The thread's last request head belongs to its current callback. uvloop: a head is read before
+ * the callback that delivers it; it is used only while its request is still the one in flight on
+ * its connection (a head whose delivery did not follow must not reach an unrelated callback). */
+static __always_inline bool py_head_here(__u32 tgid, const struct py_thread *t)
+{
+	return t->head_epoch == t->epoch && (!t->enter_loop || py_in_flight(tgid, t->head_fd, t->head_conn, t->head.span_id));
 }
 
 /* _asyncio_Task___init__(TaskObj *self, PyObject *args, PyObject *kwargs) */
@@ -199,7 +294,7 @@ static __always_inline void py_task_bind(struct pt_regs *ctx)
 			count(SYS_ASYNCIO_TASK_INHERITED);
 			return;
 		}
-	} else if (t && t->head_epoch == t->epoch) {
+	} else if (t && py_head_here(k.tgid, t)) {
 		struct py_task n = { .ctx = t->head };
 		bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 		count(SYS_ASYNCIO_TASK_FROM_HEAD);
@@ -255,7 +350,7 @@ int py_future_set_result(struct pt_regs *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
-	if (!t || t->task || t->head_epoch != t->epoch)
+	if (!t || t->task || !py_head_here(tgid, t))
 		return 0;
 	struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
 	if (!p)
@@ -284,7 +379,8 @@ static __always_inline void asyncio_head_decided(__u64 id, const struct conn_sta
 	t->head = cs->ctx;
 	t->head_conn = cs->conn_id;
 	t->head_fd = fd;
-	t->head_epoch = t->epoch;
+	/* uvloop, between callbacks: libuv read it for the callback that comes next */
+	t->head_epoch = t->epoch + (t->enter_loop && !t->cb_depth ? 1 : 0);
 }
 
 enum py_parent {

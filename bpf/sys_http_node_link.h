@@ -40,7 +40,18 @@ struct node_proc {
 	__u16 env_fields;      /* Environment: async_hooks_.async_id_fields_ buffer */
 	__u16 stream_listener; /* TCPWrap: StreamResource.listener_ */
 	__u16 listener_parser; /* Parser: its StreamListener part (listener - this = the Parser) */
-	__u16 _pad;
+	__u16 connect_reg; /* offset in struct pt_regs of the register that holds the uv_tcp_t at
+			    * libuv's connect() call (uv__tcp_connect keeps it in rbx), NODE_NO_REG: none */
+};
+
+#define NODE_NO_REG 0xffff
+
+/* A client socket node connected: its TCPWrap's ids (read at the connect, when libuv has not
+ * registered its watcher yet), for its first request (rule 3). */
+struct node_conn {
+	__u64 conn_id;
+	__u64 id;      /* the TCPWrap's async id (double bits) */
+	__u64 trigger; /* its trigger id: the callback it was created in */
 };
 
 /* One server request of a parser: its context and the id counter at its head's read. */
@@ -79,12 +90,43 @@ struct {
 	__type(value, struct node_parser);
 } node_parsers SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct conn_key);
+	__type(value, struct node_conn);
+} node_conns SEC(".maps");
+
+/* One server request: its parser's id and the id counter at its head's read. */
+struct node_req_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 parser;
+	__u64 lo;
+};
+
+#ifdef SYS_HTTP_SK_INJECT
+/* The incoming tracestate of a server request (valid, with its valid traceparent), sent on with
+ * the client requests linked to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct node_req_key);
+	__type(value, struct sk_inject_tracestate);
+} node_tracestates SEC(".maps");
+#endif
+
 /* Built here, not on the stack (512 bytes with the callers' frames on 6.1). */
+struct node_scratch_area {
+	struct node_parser parser;
+	struct node_req_key linked; /* the request the last node_link_parent linked to */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct node_parser);
+	__type(value, struct node_scratch_area);
 } node_scratch SEC(".maps");
 
 /* A positive async id as its double's bits (positive doubles order like their bits); 0 otherwise. */
@@ -111,8 +153,44 @@ static __always_inline __u64 node_tcp_wrap(const struct node_proc *np, __u32 fd)
 	return data;
 }
 
+/* A node TCPWrap's handle at `h` (a uv_tcp_t*) for fd, checked (its watcher's fd, the vtable
+ * pointer of its data), or 0. */
+static __always_inline __u64 node_wrap_of_handle(const struct node_proc *np, __u64 h, __u32 fd)
+{
+	__u32 iofd = 0;
+	__u64 data = 0, vptr = 0;
+	if (!h || bpf_probe_read_user(&iofd, 4, (void *)(h + np->stream_io + np->io_fd)) || iofd != fd ||
+	    bpf_probe_read_user(&data, 8, (void *)h) || !data ||
+	    bpf_probe_read_user(&vptr, 8, (void *)data) || vptr != np->tcp_vptr)
+		return 0;
+	return data;
+}
+
+/* connect(2) returned on (tgid, fd) in thread id: keep the socket's TCPWrap ids for its first
+ * request. The handle comes from the register libuv holds it in across the call (per version,
+ * checked like every other pointer here). */
+static __always_inline void node_connected(__u64 id, __u32 fd)
+{
+	__u32 tgid = id >> 32;
+	struct node_proc *np = bpf_map_lookup_elem(&node_procs, &tgid);
+	if (!np || (__u32)id != tgid || np->connect_reg == NODE_NO_REG || np->connect_reg > sizeof(struct pt_regs) - 8)
+		return;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__u64 h = 0, s = 0, st = 0;
+	if (!regs || bpf_probe_read_kernel(&h, 8, (void *)regs + np->connect_reg))
+		return;
+	__u64 wrap = node_wrap_of_handle(np, h, fd);
+	struct conn_key key = { .tgid = tgid, .fd = fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!wrap || !cs || bpf_probe_read_user(&s, 8, (void *)(wrap + np->wrap_async_id)) ||
+	    bpf_probe_read_user(&st, 8, (void *)(wrap + np->wrap_trigger_id)))
+		return;
+	struct node_conn c = { .conn_id = cs->conn_id, .id = s, .trigger = st };
+	bpf_map_update_elem(&node_conns, &key, &c, BPF_ANY);
+}
+
 /* A server request's head was decided on (tgid, fd) by thread id: keep it under its parser's id. */
-static __always_inline void node_head_decided(__u64 id, const struct conn_state *cs, __u32 fd)
+static __always_inline void node_head_decided(__u64 id, const struct conn_state *cs, __u32 fd, struct scratch *sc)
 {
 	__u32 tgid = id >> 32;
 	struct node_proc *np = bpf_map_lookup_elem(&node_procs, &tgid);
@@ -145,9 +223,10 @@ static __always_inline void node_head_decided(__u64 id, const struct conn_state 
 		return;
 	}
 	__u32 zero = 0;
-	struct node_parser *n = bpf_map_lookup_elem(&node_scratch, &zero);
-	if (!n)
+	struct node_scratch_area *area = bpf_map_lookup_elem(&node_scratch, &zero);
+	if (!area)
 		return;
+	struct node_parser *n = &area->parser;
 	struct node_parser_key k = { .tgid = tgid, ._pad = 0, .id = pid_bits };
 	struct node_parser *old = bpf_map_lookup_elem(&node_parsers, &k);
 	if (old)
@@ -161,7 +240,30 @@ static __always_inline void node_head_decided(__u64 id, const struct conn_state 
 	n->cur.valid = 1;
 	__builtin_memset(n->cur._pad, 0, sizeof(n->cur._pad));
 	bpf_map_update_elem(&node_parsers, &k, n, BPF_ANY);
+#ifdef SYS_HTTP_SK_INJECT
+	/* Its tracestate, if it came with one (as keep_tracestate does for threads). */
+	__u32 tsn = sk_inject_pending && cs->has_incoming ? ts_result(&sc->head.ts) : 0;
+	if (tsn) {
+		__builtin_memcpy(sc->ts.value, sc->head.ts.out, W3C_TRACESTATE_MAX);
+		sc->ts.len = tsn;
+		sc->ts._pad = 0;
+		struct node_req_key rk = { .tgid = tgid, ._pad = 0, .parser = pid_bits, .lo = lo };
+		bpf_map_update_elem(&node_tracestates, &rk, &sc->ts, BPF_ANY);
+	} else if (sk_inject_pending && cs->has_incoming && sc->head.ts.verdict != TS_OK) {
+		count(SYS_SKIP_TRACESTATE_NOT_KEPT);
+	}
+#endif
 }
+
+#ifdef SYS_HTTP_SK_INJECT
+/* The tracestate of the request the last node_link_parent on this CPU linked to, or NULL. */
+static __always_inline struct sk_inject_tracestate *node_linked_tracestate(void)
+{
+	__u32 zero = 0;
+	struct node_scratch_area *area = bpf_map_lookup_elem(&node_scratch, &zero);
+	return area ? bpf_map_lookup_elem(&node_tracestates, &area->linked) : NULL;
+}
+#endif
 
 /* The request of parser `p` a resource with id x (created in one of its callbacks) belongs to. */
 static __always_inline const struct node_req *node_req_of(const struct node_parser *p, __u64 x)
@@ -178,7 +280,7 @@ static __always_inline const struct node_req *node_req_of(const struct node_pars
 /* A client request start on (tgid, fd) written by thread id, `first`: the connection's first
  * request. Fills *out as a thread context with one active request and returns true when a rule
  * above links it; counts and returns false otherwise. */
-static __always_inline bool node_link_parent(__u64 id, __u32 fd, bool first, __u64 now, struct thread_ctx *out)
+static __always_inline bool node_link_parent(__u64 id, __u32 fd, __u64 conn_id, bool first, __u64 now, struct thread_ctx *out)
 {
 	__u32 tgid = id >> 32;
 	struct node_proc *np = bpf_map_lookup_elem(&node_procs, &tgid);
@@ -202,10 +304,21 @@ static __always_inline bool node_link_parent(__u64 id, __u32 fd, bool first, __u
 			r = node_req_of(p, e); /* 2. in a resource one of its callbacks created */
 	}
 	if (!r && !p && first) {
-		/* 3. a new socket's first request (written in its connect callback) */
-		__u64 wrap = node_tcp_wrap(np, fd), s = 0, st = 0;
-		if (wrap && !bpf_probe_read_user(&s, 8, (void *)(wrap + np->wrap_async_id)) &&
-		    !bpf_probe_read_user(&st, 8, (void *)(wrap + np->wrap_trigger_id)) && node_id(st)) {
+		/* 3. a new socket's first request (written in its connect callback): its ids from the
+		 * connect, else from its watcher (registered once it reads) */
+		struct conn_key ck = { .tgid = tgid, .fd = fd };
+		struct node_conn *c = bpf_map_lookup_elem(&node_conns, &ck);
+		__u64 s = 0, st = 0;
+		if (c && c->conn_id == conn_id) {
+			s = c->id;
+			st = c->trigger;
+		} else {
+			__u64 wrap = node_tcp_wrap(np, fd);
+			if (!wrap || bpf_probe_read_user(&s, 8, (void *)(wrap + np->wrap_async_id)) ||
+			    bpf_probe_read_user(&st, 8, (void *)(wrap + np->wrap_trigger_id)))
+				s = st = 0;
+		}
+		if (node_id(st)) {
 			k.id = node_id(st);
 			p = bpf_map_lookup_elem(&node_parsers, &k);
 			if (p)
@@ -223,6 +336,14 @@ static __always_inline bool node_link_parent(__u64 id, __u32 fd, bool first, __u
 	__builtin_memcpy(out->incoming_span_id, r->incoming_span_id, 8);
 	out->has_incoming = r->has_incoming;
 	out->_pad = 0;
+	__u32 zero = 0;
+	struct node_scratch_area *area = bpf_map_lookup_elem(&node_scratch, &zero);
+	if (area) {
+		area->linked.tgid = tgid;
+		area->linked._pad = 0;
+		area->linked.parser = k.id;
+		area->linked.lo = r->lo;
+	}
 	count(SYS_LINK_NODE);
 	return true;
 }

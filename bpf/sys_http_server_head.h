@@ -128,7 +128,7 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 	if (mode & SYS_MODE_ASYNCIO)
 		asyncio_head_decided(id, cs, e->fd);
 	else if (!(mode & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_GO_SERVER)))
-		node_head_decided(id, cs, e->fd);
+		node_head_decided(id, cs, e->fd, s);
 	thread_release(cs, id >> 32);
 	if (mode & SYS_MODE_THREAD_LINK) {
 		struct thread_ctx *tc = bpf_map_lookup_elem(&thread_ctxs, &id);

@@ -35,7 +35,7 @@ key() { cat "$@" | sha256sum | cut -c1-16; }
 pykey=$(key "$fw/python/requirements.txt" <(python3 --version))
 venv=$cache/py-$pykey
 if [ ! -f "$venv/.complete" ]; then
-  log "creating the Python venv (flask, django, gunicorn, fastapi, uvicorn, httpx, aiohttp, requests)"
+  log "creating the Python venv (flask, django, gunicorn, fastapi, uvicorn, uvloop, httpx, aiohttp, requests)"
   # built in place (a venv is not relocatable); .complete marks a finished install
   rm -rf "$venv"
   python3 -m venv "$venv"
@@ -44,24 +44,27 @@ if [ ! -f "$venv/.complete" ]; then
 fi
 ln -sfn "$venv" "$out/py"
 
-# --- More CPythons for asyncio linking (issue 14): pyenv's 3.12 and 3.13, the asyncio frameworks
-# only (FastAPI, uvicorn, httpx, aiohttp at the versions pinned above), linked as
-# build/frameworks/py312 and py313. 3.12+ start aiohttp's tasks eagerly; the tests run the same
-# services on each interpreter. (3.10: the pinned FastAPI's dependencies do not install there.)
-for pyv in 3.12.1 3.13.0; do
+# --- More CPythons for asyncio linking (issue 14): pyenv's 3.10, 3.12 and 3.13, the asyncio frameworks
+# only (FastAPI, uvicorn, uvloop, httpx, aiohttp at the versions pinned above), linked as
+# build/frameworks/py310, py312 and py313. 3.12+ start aiohttp's tasks eagerly; the tests run the
+# same services on each interpreter. 3.10 takes python/requirements-py310.txt: the same pins except
+# the few releases that need 3.11+ (listed in that file).
+for pyv in 3.10.13 3.12.1 3.13.0; do
   tag=py$(echo "$pyv" | cut -d. -f1,2 | tr -d .)
+  pins=$fw/python/requirements.txt
+  [ "$tag" = py310 ] && pins=$fw/python/requirements-py310.txt
   pybin=$HOME/.pyenv/versions/$pyv/bin/python3
   if [ ! -x "$pybin" ]; then
     log "no CPython $pyv at $pybin (pyenv install $pyv): the asyncio tests on it will fail"
     continue
   fi
-  k=$(key "$fw/python/requirements.txt" <("$pybin" --version))
+  k=$(key "$pins" <("$pybin" --version))
   v=$cache/$tag-$k
   if [ ! -f "$v/.complete" ]; then
-    log "creating the Python $pyv venv (fastapi, uvicorn, httpx, aiohttp)"
+    log "creating the Python $pyv venv (fastapi, uvicorn, uvloop, httpx, aiohttp)"
     rm -rf "$v"
     "$pybin" -m venv "$v"
-    "$v/bin/pip" install -q --disable-pip-version-check -c "$fw/python/requirements.txt" fastapi uvicorn httpx aiohttp
+    "$v/bin/pip" install -q --disable-pip-version-check -c "$pins" fastapi uvicorn uvloop httpx aiohttp
     touch "$v/.complete"
   fi
   ln -sfn "$v" "$out/$tag"

@@ -25,7 +25,7 @@ export interface BenchConfig {
   /** CPU for the server under test; the load generator, the agent and the harness share the other. */
   readonly serverCpu: number;
   readonly loadCpu: number;
-  /** Only these sections (comma list of floor,untraced,go,gochain,sys,python,nginx,asyncio,nodelink,agent,routes,profile); all when empty. */
+  /** Only these sections (comma list of floor,untraced,go,gochain,sys,python,nginx,asyncio,nodelink,javalink,agent,routes,profile); all when empty. */
   readonly only: readonly string[];
   /** The server whose traffic the agent is profiled under (profile section). */
   readonly profileServer: 'go' | 'node';
@@ -58,7 +58,7 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   return {
     rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 3, 1, 100),
-    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 6, 1, 600),
+    seconds: int(env, 'SPANBRIDGE_BENCH_SECONDS', 5, 1, 600),
     stepSeconds: int(env, 'SPANBRIDGE_BENCH_STEP_SECONDS', 15, 1, 600),
     wrkConns: int(env, 'SPANBRIDGE_BENCH_WRK_CONNS', 32, 1, 10_000),
     rateConns: int(env, 'SPANBRIDGE_BENCH_RATE_CONNS', 16, 1, 10_000),

@@ -18,6 +18,8 @@ import { alternate, startServer, stopServer, type BenchContext, type Server, typ
 const DRAIN_MS = 1600; // the batcher exports at most 1 s after a span; then its counter is final
 const COUNT_REQUESTS = 2000;
 const P99_TARGET_US = 50;
+/** The low-rate run has no target (it explains the half-load figure): at most 3 s keeps the section short. */
+const lowSeconds = (config: { seconds: number }) => Math.min(config.seconds, 3);
 
 /** A saturated run and the CPU the server (and the service it calls) spent per request meanwhile. */
 interface SatRun {
@@ -67,7 +69,8 @@ const SECTION_TITLES: Record<ServerKind, [id: string, title: string]> = {
   // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=uprobes measures the
   // uprobe path for Go servers (go.server_path), else the default (syscall tracepoints).
   go: ['go', `Go net/http server (${process.env.SPANBRIDGE_GO_SERVER_PATH === 'uprobes' ? 'go.server_path uprobes' : 'default go.server_path: syscall tracepoints'})`],
-  gochain: ['gochain', 'Go net/http server calling one downstream per request (bench/go/chain -> Go test server, front traced)'],
+  // SPANBRIDGE_GO_CLIENT_PATH=syscall likewise measures go.client_path syscall (one uprobe hit per call).
+  gochain: ['gochain', `Go net/http server calling one downstream per request (bench/go/chain -> Go test server, front traced; go.server_path ${process.env.SPANBRIDGE_GO_SERVER_PATH || 'default'}, go.client_path ${process.env.SPANBRIDGE_GO_CLIENT_PATH || 'default'})`],
   node: ['sys', 'Node http server (syscall tracepoints)'],
   python: ['python', 'Python threaded http.server (ThreadingHTTPServer, syscall tracepoints)'],
 };
@@ -107,7 +110,7 @@ async function agentArm(ctx: BenchContext, server: Server, rate: number, lowRate
     };
     const sat = await measured(() => saturated(ctx, server));
     const lat = inject === 'auto' ? await measured(() => loadgen(config, { addr: server.addr, path: server.path, rate })) : undefined;
-    const low = lowRate && lat ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate }) : undefined;
+    const low = lowRate && lat ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined;
     const rssKb = memory(agent.pid).rssKb;
     const stderr = agent.stderr();
     let unavailable: string | undefined;
@@ -162,7 +165,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       async (): Promise<WithoutRound> => ({
         ...(await saturated(ctx, server)),
         lat: await loadgen(config, { addr: server.addr, path: server.path, rate }),
-        low: lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate }) : undefined,
+        low: lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined,
       }),
       async (i): Promise<WithRound> => {
         const on = await agentArm(ctx, server, rate, lowRate, 'auto', i === 0);

@@ -139,7 +139,7 @@ export class TracerSet {
       ...(caps.uprobes ? { nginxObjectPath: join(this.d.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
       // Python asyncio tasks are linked by uprobes in libpython and _asyncio (src/tracers/asyncio-tracer.ts).
       asyncioUprobes: caps.uprobes,
-      onLateNote: (pid, note) => log.info(`pid ${pid}: ${note} (asyncio loaded after the attach)`),
+      onLateNote: (pid, note) => log.info(`pid ${pid}: ${note}`),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
       settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
     });

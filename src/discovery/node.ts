@@ -32,7 +32,17 @@ export interface NodeLayout {
   readonly streamListener: number;
   /** The StreamListener part of node's HTTP Parser (the OnStreamRead thunk: this - 0x38). */
   readonly listenerParser: number;
+  /**
+   * Offset in the kernel's struct pt_regs (x86-64) of the register that holds the uv_tcp_t across
+   * libuv's connect() call in uv__tcp_connect (its machine code; checked in the kernel by the
+   * handle's fd and vtable pointer), or NODE_NO_REG.
+   */
+  readonly connectReg: number;
 }
+
+/** x86-64 struct pt_regs: r15, r14, r13, r12, bp, bx, ... (8 bytes each). */
+export const PT_REGS_BX = 40;
+export const NODE_NO_REG = 0xffff;
 
 /**
  * Layouts by exact node version, each measured on that build (Debian's /usr/bin/node v20.20.2:
@@ -52,6 +62,7 @@ export const NODE_LAYOUTS: Readonly<Record<string, NodeLayout>> = {
     envFields: 0x480,
     streamListener: 0x60,
     listenerParser: 0x38,
+    connectReg: PT_REGS_BX,
   },
 };
 

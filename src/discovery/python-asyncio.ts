@@ -33,11 +33,24 @@ export interface UprobePoint {
   readonly offset: number;
 }
 
+/**
+ * uvloop runs callbacks through the C API (PyContext_Enter/PyContext_Exit around the callable it
+ * calls itself), never through Context.run: where its loop module is mapped, these points too.
+ */
+export interface UvloopPoints {
+  readonly contextEnter: UprobePoint; // PyContext_Enter (the interpreter)
+  readonly contextExit: UprobePoint; // PyContext_Exit
+  readonly taskWakeup: UprobePoint; // task_wakeup (_asyncio): a task's wakeup method
+  readonly taskStepCall: UprobePoint; // TaskStepMethWrapper_call (_asyncio): a task's step
+}
+
 export interface AsyncioTarget {
   readonly version: string; // "3.11"
   readonly contextRun: UprobePoint;
   readonly taskInit: UprobePoint;
   readonly futureSetResult: UprobePoint;
+  /** Set when uvloop's loop module is mapped in the process. */
+  readonly uvloop?: UvloopPoints;
   /** Runtime addresses in the process (stepType 0: a heap type, learned by the probe from stepName). */
   readonly stepType: number;
   readonly stepName: string;
@@ -155,6 +168,27 @@ function asyncioSymbols(modElf: ElfFile, modPath: string, libElf: ElfFile, libPa
   return { m, l, stepName, staticType };
 }
 
+const UVLOOP_MODULE = /\/uvloop\/loop\.cpython-3\d+[^/]*\.so$/;
+const UVLOOP_MOD_SYMBOLS = ['task_wakeup', 'TaskStepMethWrapper_call'];
+const UVLOOP_LIB_SYMBOLS = ['PyContext_Enter', 'PyContext_Exit'];
+
+/** Whether uvloop's loop module is mapped in process `pid` (read from /proc/<pid>/maps). */
+export function uvloopLoaded(pid: number): boolean {
+  try {
+    return parseMaps(readFileSync(`${procRoot()}/${pid}/maps`, 'utf8')).some((m) => UVLOOP_MODULE.test(m.path));
+  } catch {
+    return false;
+  }
+}
+
+/** The uvloop points' symbols, or which are missing. */
+function uvloopSymbols(modElf: ElfFile, libElf: ElfFile): { m: Map<string, number>; l: Map<string, number> } | string {
+  const m = findSymbols(modElf, UVLOOP_MOD_SYMBOLS);
+  const l = findSymbols(libElf, UVLOOP_LIB_SYMBOLS);
+  const missing = [...UVLOOP_MOD_SYMBOLS.filter((n) => !m.has(n)), ...UVLOOP_LIB_SYMBOLS.filter((n) => !l.has(n))];
+  return missing.length ? `uvloop: no symbols: ${missing.join(', ')} not found` : { m, l };
+}
+
 /** Probes process `pid` (its maps and mapped files, seen under /proc/<pid>/root). */
 export function probeAsyncio(pid: number): AsyncioProbe {
   let maps: Mapping[];
@@ -181,6 +215,8 @@ export function probeAsyncio(pid: number): AsyncioProbe {
     const syms = asyncioSymbols(modElf, mod.path, libElf, lib.path, offsets);
     if (typeof syms === 'string') return unlinkable(syms);
     const { m, l, stepName, staticType } = syms;
+    const uv = maps.some((x) => UVLOOP_MODULE.test(x.path)) ? uvloopSymbols(modElf, libElf) : undefined;
+    if (typeof uv === 'string') return unlinkable(uv);
     const modBias = loadBias(modElf, maps, mod.path);
     const libBias = loadBias(libElf, maps, lib.path);
     if (modBias === undefined || libBias === undefined) return unlinkable('load address not found in /proc/<pid>/maps');
@@ -196,6 +232,14 @@ export function probeAsyncio(pid: number): AsyncioProbe {
         contextRun: point(libElf, lib.path, l.get('context_run')!),
         taskInit: point(modElf, mod.path, m.get('_asyncio_Task___init__')!),
         futureSetResult: point(modElf, mod.path, m.get('_asyncio_Future_set_result')!),
+        ...(uv && {
+          uvloop: {
+            contextEnter: point(libElf, lib.path, uv.l.get('PyContext_Enter')!),
+            contextExit: point(libElf, lib.path, uv.l.get('PyContext_Exit')!),
+            taskWakeup: point(modElf, mod.path, uv.m.get('task_wakeup')!),
+            taskStepCall: point(modElf, mod.path, uv.m.get('TaskStepMethWrapper_call')!),
+          },
+        }),
         stepType: staticType !== undefined ? modBias + staticType : 0,
         stepName,
         wakeupDef: modBias + m.get('TaskWakeupDef')!,
@@ -267,7 +311,9 @@ export function inspectInterpreter(exe: string): InterpreterReport | null {
     }
     const syms = asyncioSymbols(modElf, `${dynload}/${modName}`, libElf, libPath, offsets);
     if (typeof syms === 'string') return no(syms);
-    return { path: real, version, linkable: true, detail: `uprobes at Context.run (${libPath}), Task.__init__ and Future.set_result (${dynload}/${modName})` };
+    const uv = uvloopSymbols(modElf, libElf);
+    const uvNote = typeof uv === 'string' ? `; ${uv}` : '; uvloop: PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call';
+    return { path: real, version, linkable: true, detail: `uprobes at Context.run (${libPath}), Task.__init__ and Future.set_result (${dynload}/${modName})${uvNote}` };
   } catch (err) {
     return no(`cannot read the interpreter's files: ${err instanceof Error ? err.message : String(err)}`);
   } finally {

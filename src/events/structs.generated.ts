@@ -270,6 +270,10 @@ export const SYS_HTTP_OBJECT = {
     sys_exit_connect: 'sys_exit_connect',
     sys_enter_close: 'sys_enter_close',
     py_context_run: 'py_context_run',
+    py_context_enter: 'py_context_enter',
+    py_context_exit: 'py_context_exit',
+    py_task_wakeup: 'py_task_wakeup',
+    py_task_step_call: 'py_task_step_call',
     py_task_init: 'py_task_init',
     py_task_init_eager: 'py_task_init_eager',
     py_task_init_return: 'py_task_init_return',
@@ -325,6 +329,8 @@ export const SYS_HTTP_OBJECT = {
     java_connect_owners: 'java_connect_owners',
     node_procs: 'node_procs',
     node_parsers: 'node_parsers',
+    node_conns: 'node_conns',
+    node_tracestates: 'node_tracestates',
     node_scratch: 'node_scratch',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
   },
@@ -450,7 +456,7 @@ export const NODE_PROC: StructLayout = {
     env_fields: { offset: 48, size: 2, kind: 'u16' },
     stream_listener: { offset: 50, size: 2, kind: 'u16' },
     listener_parser: { offset: 52, size: 2, kind: 'u16' },
-    _pad: { offset: 54, size: 2, kind: 'u16' },
+    connect_reg: { offset: 54, size: 2, kind: 'u16' },
   },
 };
 

@@ -553,7 +553,7 @@ function firstLineOf(data: Buffer): string {
 
 /** Links to a server request of the same process: the client span carries that request's
  * tracestate (the kernel sends it on; nginx forwards the header itself). */
-const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream']);
+const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream', 'node_async']);
 
 function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';

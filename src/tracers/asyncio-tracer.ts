@@ -1,7 +1,8 @@
 /**
- * Python asyncio linking (bpf/sys_http_asyncio.h): three uprobes per process, in the syscall
- * tracer's object (they share its maps: the client write reads what they keep). It adds no spans
- * of its own; it tells the syscall tracer's client writes which server request their task serves.
+ * Python asyncio linking (bpf/sys_http_asyncio.h): three uprobes per process (four more where
+ * uvloop is loaded), in the syscall tracer's object (they share its maps: the client write reads
+ * what they keep). It adds no spans of its own; it tells the syscall tracer's client writes which
+ * server request their task serves.
  */
 import { SpanbridgeError } from '../errors';
 import { PY_ASYNCIO_PROC, SYS_HTTP_OBJECT } from '../events/structs.generated';
@@ -23,6 +24,8 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
   readonly name = 'py_asyncio';
   private obj: BpfObject | undefined;
   private readonly links = new Map<number, BpfLink[]>();
+  /** Per attached pid: whether its uvloop probes are attached. */
+  private readonly uvloop = new Map<number, boolean>();
 
   /** Uses the syscall tracer's loaded object (its programs and maps); attaches nothing yet. */
   start(sysHttpObject: BpfObject): void {
@@ -31,6 +34,11 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
 
   get attachedPids(): number[] {
     return [...this.links.keys()];
+  }
+
+  /** Attached processes whose uvloop probes are not (uvloop was not loaded at their attach). */
+  get withoutUvloop(): number[] {
+    return [...this.uvloop].filter(([, on]) => !on).map(([pid]) => pid);
   }
 
   /** Uprobes attached now, over every process. */
@@ -64,25 +72,37 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
       links.push(obj.program(P.py_context_run).attachUprobe({ ...target.contextRun, pid }));
       if (eagerTasks(target.version)) {
         // 3.12+: __init__ may run an eager task's first step; the task is current until it returns
-        links.push(obj.program(P.py_task_init_eager).attachUprobe({ ...target.taskInit, pid }));
+        // the return before the entry: an entry seen without its return would keep a task current
         links.push(obj.program(P.py_task_init_return).attachUprobe({ ...target.taskInit, pid, retprobe: true }));
+        links.push(obj.program(P.py_task_init_eager).attachUprobe({ ...target.taskInit, pid }));
       } else {
         links.push(obj.program(P.py_task_init).attachUprobe({ ...target.taskInit, pid }));
       }
       links.push(obj.program(P.py_future_set_result).attachUprobe({ ...target.futureSetResult, pid }));
+      const uv = target.uvloop;
+      if (uv) {
+        // the exit before the enter: an enter seen without its exit would leave a callback open
+        links.push(obj.program(P.py_context_exit).attachUprobe({ ...uv.contextExit, pid }));
+        links.push(obj.program(P.py_context_enter).attachUprobe({ ...uv.contextEnter, pid }));
+        links.push(obj.program(P.py_task_wakeup).attachUprobe({ ...uv.taskWakeup, pid }));
+        links.push(obj.program(P.py_task_step_call).attachUprobe({ ...uv.taskStepCall, pid }));
+      }
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
       this.forget(pid);
       throw err;
     }
     this.links.set(pid, links);
-    return `asyncio tasks linked (CPython ${target.version}: uprobes on Context.run, Task.__init__${eagerTasks(target.version) ? ' (entry and return: eager tasks)' : ''}, Future.set_result)`;
+    this.uvloop.set(pid, target.uvloop !== undefined);
+    const uvNote = target.uvloop ? '; uvloop: PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call' : '';
+    return `asyncio tasks linked (CPython ${target.version}: uprobes on Context.run, Task.__init__${eagerTasks(target.version) ? ' (entry and return: eager tasks)' : ''}, Future.set_result${uvNote})`;
   }
 
   detach(pid: number): void {
     const links = this.links.get(pid);
     if (!links) return;
     this.links.delete(pid);
+    this.uvloop.delete(pid);
     for (const l of links.reverse()) l.destroy();
     this.forget(pid);
   }

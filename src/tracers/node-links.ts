@@ -59,6 +59,7 @@ export class NodeLinks {
           env_fields: l.envFields,
           stream_listener: l.streamListener,
           listener_parser: l.listenerParser,
+          connect_reg: l.connectReg,
         });
         obj.map(SYS_HTTP_OBJECT.maps.node_procs).update(pidKey(pid), v);
         out = { linked: true, note: `linked (node ${t.version}: async ids read at syscalls, no uprobe)` };

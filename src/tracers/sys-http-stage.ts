@@ -22,7 +22,7 @@ import { isNginx, type NginxLinkTarget } from '../discovery/nginx';
 import { AsyncioTracer } from './asyncio-tracer';
 import { isNode, NodeLinks } from './node-links';
 import type { NodeLinkTarget } from '../discovery/node';
-import { probeAsyncio, type AsyncioProbe } from '../discovery/python-asyncio';
+import { probeAsyncio, uvloopLoaded, type AsyncioProbe } from '../discovery/python-asyncio';
 import { clientSpansUnlinked, openConnectionsRegistered, recordsDecoded, sysHttpConnections } from '../metrics/catalogue';
 
 export interface SysHttpStageDeps {
@@ -48,6 +48,8 @@ export interface SysHttpStageDeps {
   readonly inspectNginx?: (pid: number) => NginxLinkTarget;
   /** The asyncio capability probe of a Python process (default: /proc and its files); injectable for tests. */
   readonly probeAsyncio?: (pid: number) => AsyncioProbe;
+  /** Whether uvloop's loop module is mapped in a process (default: /proc/<pid>/maps); injectable for tests. */
+  readonly uvloopLoaded?: (pid: number) => boolean;
   /** Uprobes are available, so asyncio tasks can be linked (default true). */
   readonly asyncioUprobes?: boolean;
   /** The Node.js linking probe of a process (default: its binary and /proc/<pid>/maps); injectable for tests. */
@@ -165,7 +167,9 @@ export class SysHttpStage {
     const open = byKernel ? '' : this.takeOverOpen(proc.pid, () => true);
     // Node: its client calls are linked from node's own async ids where that is exact, never by thread.
     const node = isNode(proc.exeName) ? `, node async linking ${this.node.attach(proc.pid).note}` : '';
-    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? 'thread linking on' : `thread linking off (event-loop runtime)${node}`;
+    // Java: what thread linking covers there (docs/java-async-linking.md).
+    const java = proc.exeName === 'java' ? " (Java: a JDK HttpClient connection's first request through the thread that connected it; never on ForkJoinPool workers, virtual-thread carriers among them)" : '';
+    const linking = nginx ? `nginx upstream linking ${nginx.note}` : threadLinking ? `thread linking on${java}` : `thread linking off (event-loop runtime)${node}`;
     return `syscall tracepoints, ${linking}${asyncioNote}${open}`;
   }
 
@@ -191,7 +195,8 @@ export class SysHttpStage {
       note = `, asyncio not linked: ${py.reason}`;
     }
     if (py.kind !== 'absent') this.eventLoops.set(pid, 'python');
-    this.asyncioStatus.set(pid, py.kind === 'absent' ? null : asyncio ? `linked (CPython ${py.kind === 'linkable' ? py.target.version : ''})` : `not linked: ${note.replace(/^, asyncio not linked: /, '')}`);
+    const how = py.kind === 'linkable' ? `CPython ${py.target.version}${py.target.uvloop ? ', uvloop' : ''}` : '';
+    this.asyncioStatus.set(pid, py.kind === 'absent' ? null : asyncio ? `linked (${how})` : `not linked: ${note.replace(/^, asyncio not linked: /, '')}`);
     return { asyncio, note };
   }
 
@@ -207,9 +212,21 @@ export class SysHttpStage {
       if (!this.tracer.attachedPids.includes(pid)) continue;
       const { asyncio, note } = this.linkAsyncio(pid, py);
       if (asyncio) this.tracer.attach(pid, { ...options, asyncio });
-      this.d.onLateNote?.(pid, note.replace(/^, /, ''));
+      this.d.onLateNote?.(pid, `${note.replace(/^, /, '')} (asyncio loaded after the attach)`);
+    }
+    // uvloop imported after asyncio was linked: its callbacks bypass Context.run, so its probes are
+    // added (until then its threads step no task the probes see: the thread rules apply there).
+    for (const pid of this.asyncio.withoutUvloop) {
+      if (this.uvloopProbed.has(pid) || !(this.d.uvloopLoaded ?? uvloopLoaded)(pid)) continue;
+      this.uvloopProbed.add(pid); // once: its files do not change
+      const py = (this.d.probeAsyncio ?? probeAsyncio)(pid);
+      const note = py.kind === 'linkable' ? this.linkAsyncio(pid, py).note : `, uvloop not linked: ${py.kind === 'unlinkable' ? py.reason : 'asyncio not found'}`;
+      this.d.onLateNote?.(pid, `${note.replace(/^, /, '')} (uvloop loaded after the attach)`);
     }
   }
+
+  /** Processes whose late uvloop was probed (whatever the outcome). */
+  private readonly uvloopProbed = new Set<number>();
 
   /** Per traced Python process with asyncio loaded: how its tasks are linked, or why not. */
   private readonly asyncioStatus = new Map<number, string | null>();
@@ -261,6 +278,7 @@ export class SysHttpStage {
     this.asyncio.detach(pid);
     this.asyncioStatus.delete(pid);
     this.asyncioPending.delete(pid);
+    this.uvloopProbed.delete(pid);
     this.tracer.detach(pid);
     this.nginx?.detach(pid);
     this.node.detach(pid);

@@ -53,6 +53,14 @@ describe('Java: client calls on other threads than the request\'s are linked rig
     await Promise.all([leaf?.proc.stop(), spring?.proc.stop(), virtual?.proc.stop()]);
   });
 
+  it('says per Java process what thread linking covers (/api/processes, as the start-up log)', async () => {
+    const processes = await agent!.processes();
+    for (const svc of [spring, virtual]) {
+      const notes = processes.find((p) => p.pid === svc.proc.pid)?.notes.join('; ') ?? '(not traced)';
+      expect(notes).toMatch(/thread linking on \(Java: a JDK HttpClient connection's first request through the thread that connected it; never on ForkJoinPool workers, virtual-thread carriers among them\)/);
+    }
+  });
+
   /** Sends `path` (a route of `front` taking url=) to the leaf's /headers, each with a fresh trace; trace id -> echoed traceparent. */
   async function calls(front: FrameworkService, route: string, n: number, concurrent: boolean, delayMs: number): Promise<Map<string, string>> {
     const one = async (): Promise<[string, string]> => {
@@ -135,8 +143,9 @@ describe('Java: client calls on other threads than the request\'s are linked rig
     it('JDK HttpClient.send: a new connection\'s first request linked through the thread that connected it; no wrong parent; unlinked ones counted', async () => {
       const linked = async (): Promise<number> => (await agent!.kernelCounters()).sys_http_link_java_connect ?? 0;
       const before = await linked();
-      // 32 at once open new connections (the client's pool has fewer): most are linked
-      await check(() => spring, '/call-jdk?mode=send', '/call-jdk', 100, { sequential: 0, concurrent: 0.25 });
+      // 32 at once open new connections (the client's pool has fewer): those are linked (21-24 of
+      // 64 here, with the calls the caller's thread wrote itself); the bound leaves room for load
+      await check(() => spring, '/call-jdk?mode=send', '/call-jdk', 100, { sequential: 0, concurrent: 0.1 });
       expect(await linked()).toBeGreaterThan(before);
     }, 180_000);
     it('JDK HttpClient.sendAsync: no wrong parent; unlinked ones counted', () => check(() => spring, '/call-jdk?mode=async', '/call-jdk', 100, { sequential: 0, concurrent: 0 }), 180_000);

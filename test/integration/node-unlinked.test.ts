@@ -1,8 +1,9 @@
 /**
- * Node.js client calls are not guessed into a parent (docs/node-async-linking.md): an Express
- * service (axios, keep-alive agent) calling a Fastify service, both stock and traced by one agent.
- * Each outgoing call of Express is its own trace root (no in-process parent: Node keeps no async
- * context across `await` that a read-only observer could follow), counted on /metrics as
+ * Node.js client calls that node's async ids cannot tie to a request are not guessed into a parent
+ * (docs/node-async-linking.md): an Express service (axios, keep-alive agent) calling a Fastify
+ * service after an `await` of a timer (`delay_ms`), both stock and traced by one agent. Each such
+ * call is its own trace root (Node keeps no async context across `await` that a read-only observer
+ * could follow; calls made in the handler's callback are linked: node-linking.test.ts), counted on /metrics as
  * `spanbridge_client_spans_unlinked_total{runtime="node"}`; the downstream server span is still
  * the child of that client span, and the header Fastify received names exactly that span.
  */

@@ -30,6 +30,10 @@ app.all('/call', async (req, res) => {
   const r = await send(req.method, req.query.url, req.method === 'GET' ? undefined : req.body);
   res.status(r.status).type('text/plain').send(`${NAME} -> ${r.text}`);
 });
+app.get('/call-after', (req, res) => {
+  res.type('text/plain').send(`${NAME} answered first\n`);
+  send('GET', req.query.url).catch(() => { /* nobody waits for it */ });
+});
 app.post('/test', express.json(), async (req, res) => {
   for (const a of JSON.parse(req.body)) {
     try { await send('POST', a.url, JSON.stringify(a.arguments)); } catch { /* the harness judges */ }

@@ -1,6 +1,6 @@
 """aiohttp service for the integration tests: stock aiohttp server and client, no tracing code.
 Serves the shared test-service protocol (test/frameworks/README.md).
-`python aiohttp_app.py PORT`."""
+`python aiohttp_app.py PORT` (EVENT_LOOP=uvloop: on uvloop's loop, as its users run it)."""
 import asyncio
 import os
 import random
@@ -63,4 +63,8 @@ app.add_routes([web.get("/hello", hello), web.route("*", "/headers", headers),
                 web.post("/test", w3c)])
 
 if __name__ == "__main__":
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+    loop = None
+    if os.environ.get("EVENT_LOOP") == "uvloop":
+        import uvloop
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, loop=loop)

@@ -35,6 +35,9 @@ export interface FrameworkService {
   readonly url: string;
 }
 
+/** The Python venvs `make setup` builds (scripts/setup-frameworks.sh). */
+export type PyVenv = 'py' | 'py310' | 'py312' | 'py313';
+
 export interface StartOptions {
   /** gunicorn: worker processes (default 2) and `--max-requests` (worker recycling; default off). */
   workers?: number;
@@ -43,8 +46,14 @@ export interface StartOptions {
   upstream?: string;
   port?: number;
   env?: Record<string, string>;
-  /** fastapi-uvicorn, aiohttp: the venv under build/frameworks (default `py`, CPython 3.11; `py312`, `py313`: CPython 3.12, 3.13). */
-  venv?: 'py' | 'py312' | 'py313';
+  /** fastapi-uvicorn, aiohttp: the venv under build/frameworks (default `py`, CPython 3.11; `py310`, `py312`, `py313`: CPython 3.10, 3.12, 3.13). */
+  venv?: PyVenv;
+  /**
+   * fastapi-uvicorn, aiohttp: the event loop (default asyncio's own). uvicorn is started with
+   * `--loop asyncio` unless `uvloop` is asked for: its default (`auto`) would take uvloop, which
+   * the venvs have.
+   */
+  loop?: 'asyncio' | 'uvloop';
   /** spring: the JDK to run it on (default: `java` on PATH, Java 17; `temurin-25`: the machine's second JDK, which has virtual threads). */
   jdk?: 'default' | 'temurin-25';
   /** spring: more application arguments (e.g. `--spring.threads.virtual.enabled=true`). */
@@ -81,10 +90,10 @@ export async function startFramework(framework: Framework, service: string, opts
       proc = gunicorn('django_app:application');
       break;
     case 'fastapi-uvicorn':
-      proc = startProcess(need(path.join(venvBin, 'uvicorn')), ['--app-dir', py, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warning', 'fastapi_app:app'], env);
+      proc = startProcess(need(path.join(venvBin, 'uvicorn')), ['--app-dir', py, '--host', '127.0.0.1', '--port', String(port), '--loop', opts.loop ?? 'asyncio', '--log-level', 'warning', 'fastapi_app:app'], env);
       break;
     case 'aiohttp':
-      proc = startProcess(need(path.join(venvBin, 'python')), [path.join(py, 'aiohttp_app.py'), String(port)], env);
+      proc = startProcess(need(path.join(venvBin, 'python')), [path.join(py, 'aiohttp_app.py'), String(port)], { ...env, EVENT_LOOP: opts.loop ?? 'asyncio' });
       break;
     case 'express':
     case 'express-fetch':

@@ -31,6 +31,18 @@ function target(version: string, stepType: number): AsyncioTarget {
   };
 }
 
+function withUvloop(t: AsyncioTarget): AsyncioTarget {
+  return {
+    ...t,
+    uvloop: {
+      contextEnter: { binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26af10 },
+      contextExit: { binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26afb0 },
+      taskWakeup: { binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x99d0 },
+      taskStepCall: { binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x9ef0 },
+    },
+  };
+}
+
 function stageWith(backend: FakeBpfBackend, probe: (pid: number) => AsyncioProbe): SysHttpStage {
   const stage = new SysHttpStage({
     backend,
@@ -74,13 +86,33 @@ describe('Python asyncio linking', () => {
     const stage = stageWith(backend, () => ({ kind: 'linkable', target: target('3.13', 0) }));
     expect(stage.attach({ pid: 7, exeName: 'python3.13' })).toMatch(/CPython 3\.13: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
     const links = backend.activeLinks().filter((l) => l.program.startsWith('py_task'));
+    // the return first: an entry must never be seen without its return
     expect(links.map((l) => [l.program, l.target])).toEqual([
-      [P.py_task_init_eager, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x82f0, pid: 7 }],
       [P.py_task_init_return, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x82f0, pid: 7, retprobe: true }],
+      [P.py_task_init_eager, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x82f0, pid: 7 }],
     ]);
     const v = backend.objects[0].map('py_procs').lookup(key(7))!;
     expect(v.readBigUInt64LE(PY_ASYNCIO_PROC.fields.step_type.offset)).toBe(0n);
     expect(v.toString('latin1', PY_ASYNCIO_PROC.fields.step_name.offset, PY_ASYNCIO_PROC.fields.step_name.offset + 28)).toBe('_asyncio.TaskStepMethWrapper');
+  });
+
+  it('uvloop loaded: PyContext_Exit, PyContext_Enter (exit first), task_wakeup and TaskStepMethWrapper_call too', () => {
+    const backend = new FakeBpfBackend();
+    const stage = stageWith(backend, () => ({ kind: 'linkable', target: withUvloop(target('3.11', 0x7f00000110a0)) }));
+    expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result; uvloop: PyContext_Enter\/Exit, task_wakeup, TaskStepMethWrapper_call\)/);
+    const links = backend.activeLinks().filter((l) => l.program.startsWith('py_'));
+    expect(links.map((l) => [l.program, l.target])).toEqual([
+      [P.py_context_run, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x269d10, pid: 7 }],
+      [P.py_task_init, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x82f0, pid: 7 }],
+      [P.py_future_set_result, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x7990, pid: 7 }],
+      [P.py_context_exit, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26afb0, pid: 7 }],
+      [P.py_context_enter, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26af10, pid: 7 }],
+      [P.py_task_wakeup, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x99d0, pid: 7 }],
+      [P.py_task_step_call, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x9ef0, pid: 7 }],
+    ]);
+    expect(stage.asyncioLinking(7)).toBe('linked (CPython 3.11, uvloop)');
+    stage.detach(7);
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
   });
 
   it('a stripped interpreter: traced, thread rules kept, the note says why asyncio is not linked', () => {
@@ -129,9 +161,43 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
     stage.tick();
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
     expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1 | 2 | 16);
-    expect(notes).toEqual([expect.stringMatching(/^7: asyncio tasks linked \(CPython 3\.11/)]);
+    expect(notes).toEqual([expect.stringMatching(/^7: asyncio tasks linked \(CPython 3\.11.*\(asyncio loaded after the attach\)$/)]);
     stage.tick(); // linked once
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
+  });
+
+  it('uvloop imported after asyncio was linked: its probes are added at the next tick, once', () => {
+    const backend = new FakeBpfBackend();
+    let uv = false;
+    let probes = 0;
+    const notes: string[] = [];
+    const stage = new SysHttpStage({
+      backend,
+      objectPath: SYS,
+      probeAsyncio: () => {
+        probes++;
+        return { kind: 'linkable', target: uv ? withUvloop(target('3.11', 1)) : target('3.11', 1) };
+      },
+      uvloopLoaded: () => uv,
+      onLateNote: (pid, note) => notes.push(`${pid}: ${note}`),
+      clock: new FixedClock(10n),
+      metrics: new SelfMetrics(),
+      resourceOf: () => undefined,
+      deliver: () => undefined,
+    });
+    stage.start();
+    expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio tasks linked/);
+    stage.tick();
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
+    uv = true;
+    stage.tick();
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(7);
+    expect(notes).toEqual([expect.stringMatching(/^7: asyncio tasks linked .*uvloop: PyContext_Enter\/Exit.* \(uvloop loaded after the attach\)$/)]);
+    expect(stage.asyncioLinking(7)).toBe('linked (CPython 3.11, uvloop)');
+    const before = probes;
+    stage.tick();
+    expect(probes).toBe(before);
+    expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(7);
   });
 
   it('never asks for uprobes where there are none', () => {

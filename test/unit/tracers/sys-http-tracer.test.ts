@@ -214,7 +214,7 @@ describe('SysHttpStage', () => {
     backend.emit('sys_http_events', sysDataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid: 8, conn_id: 5n, direction: 1 }));
     expect(spans).toHaveLength(1);
   });
-  it('counts client spans of event-loop runtimes left without a parent, never those of other runtimes or with an app traceparent', () => {
+  it('counts client spans of event-loop runtimes and Java left without a parent, never those of other runtimes or with an app traceparent', () => {
     const backend = new FakeBpfBackend();
     const spans: Span[] = [];
     const metrics = new SelfMetrics();
@@ -240,9 +240,14 @@ describe('SysHttpStage', () => {
     stage.attach({ pid: 11, exeName: 'nginx' }); // nginx without its link (no uprobes here): never by thread
     call(11, 4n, 1); // counted as nginx
     call(11, 5n, 1 | 8); // linked (SYS_F_THREAD_PARENT: the kernel's link to its downstream request): not counted
-    expect(spans.map((s) => s.kind)).toEqual(['CLIENT', 'CLIENT', 'CLIENT', 'CLIENT', 'CLIENT']);
+    // thread linking on; calls of other threads have no parent
+    expect(stage.attach({ pid: 13, exeName: 'java' })).toMatch(/thread linking on \(Java: a JDK HttpClient connection's first request through the thread that connected it; never on ForkJoinPool workers/);
+    call(13, 6n, 1); // counted as java (e.g. written by a JDK HttpClient worker)
+    call(13, 7n, 1 | 8); // linked by thread: not counted
+    expect(spans.map((s) => s.kind)).toEqual(['CLIENT', 'CLIENT', 'CLIENT', 'CLIENT', 'CLIENT', 'CLIENT', 'CLIENT']);
     expect(clientSpansUnlinked.get(metrics, { runtime: 'node' })).toBe(1);
     expect(clientSpansUnlinked.get(metrics, { runtime: 'nginx' })).toBe(1);
-    expect(clientSpansUnlinked.total(metrics)).toBe(2);
+    expect(clientSpansUnlinked.get(metrics, { runtime: 'java' })).toBe(1);
+    expect(clientSpansUnlinked.total(metrics)).toBe(3);
   });
 });
