@@ -66,9 +66,9 @@ async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
 }
 
 const SECTION_TITLES: Record<ServerKind, [id: string, title: string]> = {
-  // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=syscall measures the
-  // syscall path for Go servers (go.server_path), else the default; the title says which.
-  go: ['go', `Go net/http server (${process.env.SPANBRIDGE_GO_SERVER_PATH === 'syscall' ? 'go.server_path syscall: syscall tracepoints' : 'default go.server_path'})`],
+  // The agent inherits the harness's environment: SPANBRIDGE_GO_SERVER_PATH=uprobes measures the
+  // uprobe path for Go servers (go.server_path), else the default (syscall tracepoints).
+  go: ['go', `Go net/http server (${process.env.SPANBRIDGE_GO_SERVER_PATH === 'uprobes' ? 'go.server_path uprobes' : 'default go.server_path: syscall tracepoints'})`],
   // SPANBRIDGE_GO_CLIENT_PATH=syscall likewise measures go.client_path syscall (one uprobe hit per call).
   gochain: ['gochain', `Go net/http server calling one downstream per request (bench/go/chain -> Go test server, front traced; go.server_path ${process.env.SPANBRIDGE_GO_SERVER_PATH || 'default'}, go.client_path ${process.env.SPANBRIDGE_GO_CLIENT_PATH || 'default'})`],
   node: ['sys', 'Node http server (syscall tracepoints)'],

@@ -292,7 +292,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'go.server_path',
     env: ['SPANBRIDGE_GO_SERVER_PATH'],
-    defaultText: 'uprobes',
+    defaultText: 'syscall',
     allowed: 'one of uprobes, syscall',
     help: "where Go HTTP/1 server spans come from: syscall tracepoints reading the goroutine from the thread's TLS (one uprobe per connection, for http.route; a binary whose TLS layout is unknown, or a server that accepts TLS/HTTP/2, gets uprobes), or uprobes on net/http (~5 traps per request)",
     parse: oneOf(['uprobes', 'syscall']),

@@ -8,13 +8,15 @@ import { GO_FUNCS, type GoClientPath, type GoInjection, type GoServerPath, type 
 import type { GoServerOptions } from './sys-http-tracer';
 
 /**
- * The default of go.server_path. Still the uprobe path: on the syscall path, HTTP/1.1 requests
- * pipelined behind another on one connection get new root contexts instead of their own
- * traceparent (the kernel reads one request head per read), and a traceparent past 8 KiB of
- * head is not seen (test/integration/sk-inject-pipelining.test.ts, split-heads.test.ts). Every
- * other Go test passes on both paths (go-server-spans runs each explicitly).
+ * The default of go.server_path: the syscall path (no uprobe per request; ~5 traps per request on
+ * the uprobe path). Every Go test passes on it, pipelined requests included (the kernel decides
+ * each request head of a read: bpf/sys_http_pipelined.h); go-server-spans runs both paths
+ * explicitly. What stays on uprobes: binaries of unknown TLS layout and servers that accept TLS or
+ * HTTP/2 (ciphertext or h2 frames at the syscall), chosen per process; 'uprobes' selects that same
+ * code for every Go server. A traceparent past 8 KiB of head is not seen on this path, as for every
+ * other language (split-heads.test.ts).
  */
-export const DEFAULT_GO_SERVER_PATH: GoServerPath = 'uprobes';
+export const DEFAULT_GO_SERVER_PATH: GoServerPath = 'syscall';
 
 export interface GoServerPathChoice {
   readonly path: GoServerPath;
@@ -46,7 +48,7 @@ export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, sysca
 }
 
 /**
- * The default of go.client_path. Still the uprobe path, as go.server_path's (which 'syscall' needs):
+ * The default of go.client_path. Still the uprobe path (its 'syscall' needs go.server_path syscall):
  * on the syscall path a call that fails before its request is written (connection refused, a dial
  * timeout) has no span, a call from a goroutine two or more levels below the handler's starts its
  * own trace (ancestry depth 1), and HTTPS calls (ciphertext at the syscall) have none until the

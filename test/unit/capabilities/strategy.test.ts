@@ -102,7 +102,8 @@ describe('strategy plan', () => {
   it('describes one line per feature', () => {
     const lines = describeStrategies(planStrategies(LOCKED_DOWN_HOST, ALL_BPF_FEATURES, { injectHeaders: 'auto' }));
     expect(lines).toHaveLength(7);
-    expect(lines[0]).toMatch(/^Go net\/http server and client spans: ON — uprobes/);
+    // The default go.server_path: syscall tracepoints for HTTP/1 server spans.
+    expect(lines[0]).toMatch(/^Go net\/http server and client spans: ON — server spans from syscall tracepoints/);
   });
 
   it('go.server_path: the Go strategy says where server spans come from, and falls back without the syscall tracer', () => {
