@@ -74,15 +74,19 @@ describe('connections open before the agent attached are taken over', () => {
     const tp = echoed(answer.body)?.traceparent ?? '';
     expect(tp).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     const [, traceId, clientId] = tp.split('-');
-    const spans = await waitFor('express CLIENT + fastify SERVER', () => {
+    // Express's SERVER (the /call request: node's async ids link the call made in its callback),
+    // its CLIENT, and Fastify's SERVER.
+    const spans = await waitFor('express SERVER + CLIENT + fastify SERVER', () => {
       const s = agent!.spans().filter((x) => x.traceId === traceId);
-      return s.length >= 2 && s;
+      return s.length >= 3 && s;
     }, 20_000);
     const client = spans.find((s) => s.kind === 'CLIENT');
-    const server = spans.find((s) => s.kind === 'SERVER');
+    const front = spans.find((s) => s.kind === 'SERVER' && s.resource['service.name'] === 'express-warm');
+    const server = spans.find((s) => s.kind === 'SERVER' && s.resource['service.name'] === 'fastify-warm');
     expect([client?.resource['service.name'], client?.spanId, client?.attributes['url.full']]).toEqual(['express-warm', clientId, `${fastify.url}/headers`]);
-    expect([server?.resource['service.name'], server?.parentSpanId]).toEqual(['fastify-warm', clientId]);
-    expect(spans).toHaveLength(2);
+    expect([client?.parentSpanId, client?.attributes['spanbridge.parent.source']]).toEqual([front?.spanId, 'node_async']);
+    expect(server?.parentSpanId).toBe(clientId);
+    expect(spans).toHaveLength(3);
     expect(clientInodes(express.proc.pid)).toEqual(before);
   });
 });
