@@ -440,6 +440,8 @@ static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, 
 	a.buf = ctx->args[1];
 	a.count = ctx->args[2];
 	a.kind = kind;
+	if (kind & 1)
+		a.enter_ns = bpf_ktime_get_ns();
 
 	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY)) {
 		count(SYS_DROP_ARGS_FULL);
@@ -611,7 +613,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		e->fd = key.fd;
 		e->flags2 = 0;
 		e->conn_id = cs->conn_id;
-		e->ts_ns = now;
+		e->ts_ns = egress && args.enter_ns ? args.enter_ns : now;
 		e->len = ret;
 		if ((__u64)ret > cap && ret > SYS_HTTP_CAPTURE) {
 			e->flags |= SYS_F_TRUNCATED;

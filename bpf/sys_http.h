@@ -163,7 +163,11 @@ struct sys_http_data_event {
 	__u16 tail_len;
 	__u16 flags2; /* SYS_F2_* */
 	__u64 conn_id;
-	__u64 ts_ns; /* syscall exit */
+	/* Ingress: the syscall's exit (the bytes are there). Egress: its entry: the peer may read the
+	 * bytes before the syscall returns (another CPU), never before it began, so a server span
+	 * (its response's last write) ends no later, and a client span (its request's first write)
+	 * starts no later, than the peer saw them. */
+	__u64 ts_ns;
 	__u64 len;   /* bytes transferred (the syscall's return value) */
 	/* Set with SYS_F_REQUEST_START: the trace context decided for this request. */
 	__u8 trace_id[16];

@@ -109,6 +109,9 @@ struct syscall_args {
 	__u32 last_end; /* FRAME_UNKNOWN when its framing was not seen */
 	__u8 extra_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u32 _pad2;
+	/* write-like syscalls: bpf_ktime_get_ns() at entry, the time their record carries (see
+	 * sys_http_data_event.ts_ns) */
+	__u64 enter_ns;
 };
 
 #define FRAME_UNKNOWN 0xffffffff

@@ -10,6 +10,7 @@ Routes:
                                  status and body; &tp=<traceparent> sends that header;
                                  &keepalive=1 uses one shared keep-alive connection per target
   GET  /sleep?ms=N               sleeps N ms
+  GET  /bytes?n=N                200, N bytes of body written with one sendall (one blocking send)
 Usage: server.py PORT
 """
 import http.client
@@ -76,6 +77,12 @@ class Handler(BaseHTTPRequestHandler):
             except urllib.error.HTTPError as e:
                 body, status = e.read().decode(), e.code
             self.send_text(200, f"{status} {body}")
+        elif u.path == "/bytes":
+            data = b"b" * int(q["n"][0])
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif u.path == "/sleep":
             time.sleep(int(q.get("ms", ["10"])[0]) / 1000)
             self.send_text(200, "slept")
