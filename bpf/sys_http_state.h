@@ -108,10 +108,11 @@ struct syscall_args {
 	__u16 extra_off[SYS_HTTP_SPARE_IDS];
 	__u32 last_end; /* FRAME_UNKNOWN when its framing was not seen */
 	__u8 extra_span_ids[SYS_HTTP_SPARE_IDS][8];
-	__u32 _pad2;
-	/* write-like syscalls: bpf_ktime_get_ns() at entry, the time their record carries (see
-	 * sys_http_data_event.ts_ns) */
-	__u64 enter_ns;
+	/* Write-like syscalls: their entry time (the time their record carries, see
+	 * sys_http_data_event.ts_ns) in microseconds, low 32 bits: exact for a syscall shorter than
+	 * 71 minutes. Not 8 bytes of nanoseconds: the exit path's copy of this struct would push its
+	 * stack past what the 6.1 verifier accepts. */
+	__u32 enter_us;
 };
 
 #define FRAME_UNKNOWN 0xffffffff
