@@ -14,6 +14,7 @@ import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
+  SYS_F2_PROPAGATION_SKIPPED,
   SYS_F2_TASK_PARENT,
   SYS_F2_NODE_PARENT,
   SYS_F2_DOWNSTREAM_PARENT,
@@ -99,6 +100,8 @@ interface Exchange {
   status: number;
   /** A framework's route for the request (Go Request.Pattern), '' when none. */
   route: string;
+  /** A Go call's request left without the header by the sk_msg program (said on its response). */
+  propagationSkipped: boolean;
 }
 
 interface Conn {
@@ -277,6 +280,7 @@ export class SysHttpAssembler {
       invalid: false,
       status: 0,
       route: '',
+      propagationSkipped: false,
     };
     if (c.exchanges.length >= this.maxExchanges) {
       c.exchanges.shift();
@@ -350,6 +354,7 @@ export class SysHttpAssembler {
         return;
       }
       ex.resp = newMessage(rec.tsNs);
+      if (rec.flags2 & SYS_F2_PROPAGATION_SKIPPED) ex.propagationSkipped = true;
     }
     const resp = ex.resp;
     const next = this.feed(resp, rec, off, (head) => {
@@ -511,6 +516,7 @@ export class SysHttpAssembler {
       remotePort: c.remotePort,
       tid: ex.tid,
       route: ex.route,
+      propagationSkipped: ex.propagationSkipped,
     };
     this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction), c.pid);
   }

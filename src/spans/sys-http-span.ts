@@ -38,6 +38,8 @@ export interface ExchangeView {
   readonly tid: number;
   /** The framework's route (Go Request.Pattern, read by the kernel), '' when none. */
   readonly route?: string;
+  /** Client: the header could not be inserted into the request (Go calls: sk_msg said so). */
+  readonly propagationSkipped?: boolean;
 }
 
 const MAX_VALUE = 1024;
@@ -84,6 +86,8 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   attributes['thread.id'] = x.tid;
   if (x.link !== 'none') attributes['spanbridge.parent.source'] = x.link;
   if (!x.requestHeadComplete) attributes['spanbridge.request.head_truncated'] = true;
+  // As on the Go uprobe path (src/spans/go-client-span.ts): the downstream did not get this context.
+  if (x.propagationSkipped) attributes['spanbridge.propagation'] = 'skipped';
 
   let status = httpStatus(x.role === 'server' ? 'SERVER' : 'CLIENT', x.status);
   if (!x.status) status = { code: 'ERROR', errorType: x.endReason === 'closed' ? 'connection_closed' : 'no_response' };
