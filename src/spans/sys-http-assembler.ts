@@ -65,6 +65,13 @@ export interface AssemblerOptions {
   readonly maxExchangesPerConnection?: number;
   /** An exchange without activity for this long is finished or dropped (default 120 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Processes whose client requests go where their URL says, whatever their Host header names
+   * (Go's Transport dials the request URL; an application-set Host, like httputil.ReverseProxy
+   * keeping the incoming one, is not the destination): their client spans name the connection's
+   * peer when the Host header names another port.
+   */
+  readonly hostMayDiffer?: (pid: number) => boolean;
 }
 
 interface Message {
@@ -524,6 +531,7 @@ export class SysHttpAssembler {
       tid: ex.tid,
       route: ex.route,
       propagationSkipped: ex.propagationSkipped,
+      hostMayDiffer: c.role === 'client' && (this.o.hostMayDiffer?.(c.pid) ?? false),
     };
     this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction), c.pid);
   }
