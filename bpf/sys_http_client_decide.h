@@ -47,7 +47,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		}
 		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
 		bool node = s && !(mode & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
-			    node_link_parent(id, a->fd, cs->conn_id, !cs->announced, now, &s->nginx_parent);
+			    node_link_parent(id, a->fd, cs, now, &s->nginx_parent);
 		if (node)
 			tc = &s->nginx_parent;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;

@@ -13,8 +13,11 @@
  * found under its span id like any server request's), and returns true; false when no fresh entry names this buffer (a call
  * outside any server request, or one whose uprobe hit is older than GO_CLIENT_MAX_AGE_NS). The
  * entry is taken: a later request on the connection gets its own at its own roundTrip. */
-static __always_inline bool go_client_parent(struct go_client_key *k, __u64 now, struct thread_ctx *out)
+__noinline bool go_client_parent(struct go_client_key *k, __u64 now, struct thread_ctx *out)
 {
+	/* A global function (verified once; its stack is its own) */
+	if (!k || !out)
+		return false;
 	struct go_client_call *c = bpf_map_lookup_elem(&spanbridge_go_client_v1, k);
 	if (!c)
 		return false;
