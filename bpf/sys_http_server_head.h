@@ -44,11 +44,8 @@ static long head_scan_cb(__u32 i, struct head_scan *hs)
 /* Reads the head bytes of this read (the first `len` bytes of its first segment, `total` bytes
  * in all, the first `captured` of them already at the start of s->e.data) into s->head. Returns true when the context can be decided now: the head ended, reached
  * HTTP_HEAD_MAX, or goes on where it cannot be read (further iovecs, unreadable memory). */
-__noinline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, __u64 total, __u32 captured)
+static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, __u64 total, __u32 captured)
 {
-	/* A global function: verified once, not in each state the data exit reaches it in. */
-	if (!s)
-		return true;
 	__u32 room = HTTP_HEAD_MAX > s->head.seen ? HTTP_HEAD_MAX - s->head.seen : 0;
 	struct head_scan hs = { .s = s, .ptr = ptr, .len = len < room ? len : room, .first = captured, .err = 0, .off = 0 };
 	bpf_loop(HTTP_HEAD_MAX, head_scan_cb, &hs, 0);
