@@ -3,7 +3,7 @@
  * from the kernel's records, the resource from the process, Unix time from the one clock.
  */
 import type { Clock } from '../time/clock';
-import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './http-semconv';
+import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
 import { splitTarget, type RequestLine } from './sys-http-parse';
 import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, redactUserinfo, type UrlRedaction } from './url-redaction';
@@ -54,9 +54,9 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   const hp = splitHostPort(hostOfAuthority(host));
   // Redacted before the length cut, so a cut can never expose part of a value.
   const query = t.query ? redactQuery(t.query, redaction) : '';
-  // Built by assignment: an object made by spread and then extended key by key falls into V8's
-  // slow dictionary path (http-semconv.ts setMethodAttributes).
-  const attributes: Attributes = Object.assign({}, methodAttributes(method));
+  // Built by assignment on a fresh literal: an object made by spread and then extended key by key
+  // falls into V8's slow dictionary path (http-semconv.ts setMethodAttributes).
+  const attributes: Attributes = setMethodAttributes({}, method);
   attributes['network.protocol.version'] = `1.${minor}`;
   const ua = x.requestHeaders.get('user-agent');
   if (ua) attributes['user_agent.original'] = cut(ua);
