@@ -127,7 +127,6 @@ struct scratch {
 	struct client_request creq; /* likewise */
 	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
 					 * or the server span of a Go client call */
-	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
