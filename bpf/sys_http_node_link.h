@@ -329,13 +329,7 @@ static __always_inline bool node_link_parent(__u64 id, __u32 fd, __u64 conn_id, 
 		count(SYS_SKIP_NODE_UNLINKED);
 		return false;
 	}
-	out->ts_ns = now;
-	out->ctx = r->ctx;
-	out->active = 1;
-	out->ambiguous = 0;
-	__builtin_memcpy(out->incoming_span_id, r->incoming_span_id, 8);
-	out->has_incoming = r->has_incoming;
-	out->_pad = 0;
+	linked_parent(out, now, &r->ctx, r->incoming_span_id, r->has_incoming);
 	__u32 zero = 0;
 	struct node_scratch_area *area = bpf_map_lookup_elem(&node_scratch, &zero);
 	if (area) {

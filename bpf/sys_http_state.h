@@ -113,6 +113,21 @@ struct syscall_args {
 
 #define FRAME_UNKNOWN 0xffffffff
 
+/* A client request's parent found by a mechanism other than the thread (nginx's downstream
+ * request, node's async ids, Go's roundTrip hand-over) as a thread context with exactly one active
+ * request, so the client decision (sys_http_client_decide.h) treats every mechanism alike. */
+static __always_inline void linked_parent(struct thread_ctx *out, __u64 now, const struct trace_context *ctx,
+					  const __u8 *incoming_span_id, __u32 has_incoming)
+{
+	out->ts_ns = now;
+	out->ctx = *ctx;
+	out->active = 1;
+	out->ambiguous = 0;
+	__builtin_memcpy(out->incoming_span_id, incoming_span_id, 8);
+	out->has_incoming = has_incoming;
+	out->_pad = 0;
+}
+
 /* Per traced process (tgid), written by the agent. */
 struct traced_process {
 	__u32 mode;        /* SYS_MODE_* */
