@@ -64,6 +64,9 @@ struct conn_state {
 	__u8 pipelined;  /* server: requests decided in a read behind the current one, not yet answered */
 	__u8 _pad2;
 	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
+	__u64 goid; /* server, SYS_MODE_GO_SERVER: the goroutine serving the connection (net/http's
+		     * conn.serve reads every request and writes every response), read from TLS once */
+	__u64 node_parser; /* server, Node.js: its HTTP parser's async id (bpf/sys_http_node_link.h) */
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */

@@ -284,6 +284,7 @@ export const SYS_HTTP_OBJECT = {
     sys_pipelined_read: 'sys_pipelined_read',
     sys_data_exit: 'sys_data_exit',
     sys_client_write_enter: 'sys_client_write_enter',
+    data_tail: 'data_tail',
     sys_exit_read: 'sys_exit_read',
     sys_enter_write: 'sys_enter_write',
     sys_exit_write: 'sys_exit_write',
