@@ -16,7 +16,7 @@ BPF_HDRS := $(wildcard bpf/*.h)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wpadded -Werror \
 	-isystem $(BUILD)/bpf -Ibpf
 
-.PHONY: all setup bpf test-bpf-objects ts collector test test-unit test-integration test-vm run-local clean gen-structs bench
+.PHONY: all setup bpf bench-bpf test-bpf-objects ts collector test test-unit test-integration test-vm run-local clean gen-structs bench
 
 all: bpf ts
 
@@ -35,6 +35,12 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h
 $(BUILD)/test-bpf/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# bench/sections/tp-floor.ts: empty programs on the agent's syscall tracepoints (built by make bench)
+$(BUILD)/bench/tp_floor.bpf.o: bench/bpf/tp_floor.bpf.c $(BUILD)/bpf/vmlinux.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+bench-bpf: $(BUILD)/bench/tp_floor.bpf.o
 
 bpf: $(BPF_OBJS)
 

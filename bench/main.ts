@@ -21,6 +21,7 @@ import { javaLinkingSection } from './sections/java-linking';
 import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
+import { tpFloorSection } from './sections/tp-floor';
 import { untracedSection } from './sections/untraced';
 
 function sh(cmd: string, args: string[]): string {
@@ -158,6 +159,7 @@ async function main(): Promise<void> {
   try {
     if (wants(config, 'floor')) results.sections.push(await run(ctx, 'floor', 'Uprobe floor', () => floorSection(ctx)));
     if (wants(config, 'untraced')) results.sections.push(await run(ctx, 'untraced', 'Untraced processes', () => untracedSection(ctx)));
+    if (wants(config, 'tpfloor')) results.sections.push(await run(ctx, 'tpfloor', 'Tracepoint dispatch floor', () => tpFloorSection(ctx)));
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
     if (wants(config, 'gochain')) results.sections.push(await run(ctx, 'gochain', 'Go server calling one downstream', () => serverOverheadSection(ctx, 'gochain')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));

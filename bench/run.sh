@@ -29,6 +29,8 @@ if [[ ! -x $bin/gobig || test/apps/goserver/main.go -nt $bin/gobig ]]; then
   (cd "$big" && CGO_ENABLED=0 go build -o "../bin/gobig" .)
   rm -f "$big/blob.bin"
 fi
+# The tracepoint floor's empty programs (section tpfloor), built like the agent's objects.
+make -s bench-bpf
 npx tsc -p bench/tsconfig.json
 
 exec taskset -c "${SPANBRIDGE_BENCH_LOAD_CPU:-1}" node build/bench/js/bench/main.js

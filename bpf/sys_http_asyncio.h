@@ -21,12 +21,20 @@
  *     make the new task current meanwhile.
  *   uvloop (attached only where uvloop's loop module is mapped): its handles and protocol
  *     callbacks enter their context through the C API, PyContext_Enter/PyContext_Exit, and call
- *     the callable themselves (never Context.run). Each enter starts a callback, its exit gives
- *     the enclosing one back (uvloop runs the ready handles inside a handle of its own; no task is
- *     current outside every callback, where libuv does its I/O); the task is learned where its
- *     step or wakeup is called: TaskStepMethWrapper_call and task_wakeup. libuv reads a request
- *     head before the callback that delivers it (data_received), so a head read outside every
- *     callback belongs to the next one, and is used only while its request is still in flight.
+ *     the callable themselves (never Context.run). Only the exit is probed: it ends a callback,
+ *     and what runs until the next exit (libuv's I/O, such as the read of a request head, then
+ *     the one callback that delivers it) is one "epoch" with no task current; the task is learned
+ *     where its step or wakeup is called (TaskStepMethWrapper_call, task_wakeup) and stays current
+ *     until the exit of its own context (task_context): an exit of another context meanwhile is a
+ *     callback nested in the step (uvloop calls pause_writing from transport.write). A head is
+ *     used only while its request is still in flight.
+ *   A connection's task (aiohttp's RequestHandler.start, asyncio.start_server's handler) serves one
+ *     connection for its life and takes its requests in order, one at a time; it is known by the
+ *     wakeup above, or (uvloop) by libuv's uv_read_start on a fresh server connection in the very
+ *     callback that created it as its only task (uvloop's _call_connection_made: the protocol's
+ *     connection_made, then _start_reading). Each task it creates takes the request in flight on
+ *     that connection that it has not handed out yet (the bytes may have been read before the task
+ *     waited for them, so no wakeup tells); a second task for the same request takes none.
  *
  * The client write (sys_client_write_enter) takes the parent of the task current on its thread.
  * Included by sys_http.bpf.c after its maps and count(). */
@@ -37,6 +45,8 @@
 #define PY_TYPE_NAME_MAX 32
 
 struct py_asyncio_proc {
+	__u32 task_context;   /* TaskObj.task_context (uvloop: the context its steps run in) */
+	__u32 _pad;
 	/* The type of a task's step callable (TaskStepMethWrapper): given for a static type (<= 3.11);
 	 * a heap type (3.12+) is learned here, at the first callable whose tp_name reads step_name. */
 	__u64 step_type;
@@ -61,16 +71,19 @@ struct py_thread {
 	struct trace_context head; /* that request's server span */
 	__u64 head_conn;  /* its connection (conn_id) ... */
 	__u32 head_fd;    /* ... and fd */
-	__u16 cb_depth;   /* uvloop: PyContext_Enter nesting (0: between callbacks) */
-	__u16 enter_loop; /* uvloop: this thread runs its callbacks through PyContext_Enter */
+	__u16 _pad0;
+	__u16 enter_loop; /* uvloop: this thread runs its callbacks through PyContext_Enter/Exit */
 	/* 3.12+: Task.__init__ runs an eager task's first step itself (no Context.run): the task is
 	 * current until __init__ returns, then the one before it again (nested inits: a stack). */
 	__u64 saved[PY_INIT_DEPTH];
 	__u32 depth;
 	__u32 _pad;
-	/* uvloop: the task current at each open PyContext_Enter, given back at its exit (its loop runs
-	 * the ready handles inside one handle of its own, so callbacks nest) */
-	__u64 cb_saved[PY_INIT_DEPTH];
+	/* uvloop: the task created in plain callback epoch `new_epoch` (the last of `new_tasks` there),
+	 * for uv_read_start in the same callback */
+	__u64 new_task;
+	__u64 new_epoch;
+	__u32 new_tasks;
+	__u32 _pad2;
 };
 
 struct py_task_key {
@@ -80,11 +93,13 @@ struct py_task_key {
 };
 
 struct py_task {
-	struct trace_context ctx; /* the server span its client calls are children of */
-	__u16 by_wakeup;          /* bound by a wakeup (a connection's handler task): rebound later */
-	__u16 spent;              /* by_wakeup: a task it created took the request (one per wakeup) */
-	__u32 fd;                 /* by_wakeup: the request's connection (fd, conn_id) */
+	struct trace_context ctx; /* the server span its client calls are children of (conn_task: the
+				   * request it was last woken for, if any) */
+	__u16 conn_task;          /* a connection's task: serves the connection (fd, conn) */
+	__u16 _pad;
+	__u32 fd;
 	__u64 conn;
+	__u8 handed[8];           /* conn_task: the span id of the last request a task it created took */
 };
 
 struct {
@@ -179,46 +194,32 @@ int py_context_run(struct pt_regs *ctx)
 	return 0;
 }
 
-/* uvloop: PyContext_Enter(PyObject *ctx). Each enter starts a callback with no task current
- * (uvloop runs its ready handles inside a handle of its own: callbacks nest, and each is one);
- * the task current before it is kept for its exit. Inside Task.__init__ (3.12+: the eager first
- * step runs in the new task's context) the new task stays current. */
-SEC("uprobe")
-int py_context_enter(struct pt_regs *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
-	if (!t) {
-		struct py_thread n = { .epoch = 1, .cb_depth = 1, .enter_loop = 1 };
-		bpf_map_update_elem(&py_threads, &id, &n, BPF_ANY);
-		return 0;
-	}
-	__u16 d = t->cb_depth;
-	if (d < PY_INIT_DEPTH)
-		t->cb_saved[d & (PY_INIT_DEPTH - 1)] = t->task;
-	t->cb_depth = d + 1;
-	t->enter_loop = 1;
-	if (t->depth)
-		return 0;
-	t->epoch += 1;
-	t->task = 0;
-	return 0;
-}
-
-/* uvloop: PyContext_Exit(PyObject *ctx): the callback ends; the task current at its enter is again
- * (none between callbacks: libuv's own writes there belong to no task). Attached before the enter
- * probe, so an exit never goes unseen after its enter. */
+/* uvloop: PyContext_Exit(PyObject *ctx). The exit of the current task's own context ends its step;
+ * any other exit ends a plain callback (or one nested in a step: the step goes on, its task stays
+ * current). Inside Task.__init__ (3.12+: the eager first step exits the new task's context) the
+ * return restores the task. Attached before the step probes, so a task made current is never
+ * left current by an exit gone unseen. */
 SEC("uprobe")
 int py_context_exit(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
-	if (!t || !t->cb_depth)
+	if (!t) {
+		struct py_thread n = { .epoch = 1, .enter_loop = 1 };
+		bpf_map_update_elem(&py_threads, &id, &n, BPF_ANY);
 		return 0;
-	__u16 d = t->cb_depth - 1;
-	t->cb_depth = d;
-	/* deeper than the stack, or the outermost: no task until the next step */
-	t->task = d && d < PY_INIT_DEPTH ? t->cb_saved[d & (PY_INIT_DEPTH - 1)] : 0;
+	}
+	t->enter_loop = 1;
+	if (t->depth)
+		return 0;
+	if (t->task) {
+		__u32 tgid = id >> 32;
+		struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
+		if (p && py_read_ptr(t->task + p->task_context) != PT_REGS_PARM1(ctx))
+			return 0; /* a callback nested in the step */
+	}
+	t->epoch += 1;
+	t->task = 0;
 	return 0;
 }
 
@@ -251,6 +252,13 @@ int py_task_step_call(struct pt_regs *ctx)
 	return 0;
 }
 
+static __always_inline bool py_span_zero(const __u8 *id)
+{
+	__u64 v;
+	__builtin_memcpy(&v, id, 8);
+	return v == 0;
+}
+
 /* A binding made by a wakeup holds only while its request is the one in flight on its connection
  * (not answered, no later request read): a connection's task that goes on to the next request
  * without being woken for it (the bytes were already buffered) must not pass the previous one on. */
@@ -259,12 +267,31 @@ static __always_inline bool py_in_flight(__u32 tgid, __u32 fd, __u64 conn, const
 	struct conn_key ck = { .tgid = tgid, .fd = fd };
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &ck);
 	return cs && cs->conn_id == conn && cs->role == SYS_ROLE_SERVER && cs->phase == PHASE_REQUEST &&
-	       ids_equal(cs->ctx.span_id, span_id, 8);
+	       !py_span_zero(cs->ctx.span_id) && ids_equal(cs->ctx.span_id, span_id, 8);
 }
 
+/* A connection's task's own calls: the request it was woken for, while that is in flight and no
+ * task it created took it. */
 static __always_inline bool py_binding_holds(__u32 tgid, const struct py_task *pt)
 {
-	return !pt->by_wakeup || py_in_flight(tgid, pt->fd, pt->conn, pt->ctx.span_id);
+	return !pt->conn_task ||
+	       (!ids_equal(pt->handed, pt->ctx.span_id, 8) && py_in_flight(tgid, pt->fd, pt->conn, pt->ctx.span_id));
+}
+
+/* A task created by connection task `parent`: the request in flight on its connection (read, head
+ * decided, not answered, nothing pipelined behind it), unless a task it created took that one
+ * already. The connection's requests are served in order, one at a time, so the one in flight
+ * that it has not handed out is the one it is starting now. */
+static __always_inline bool py_conn_request(__u32 tgid, struct py_task *parent, struct trace_context *out)
+{
+	struct conn_key ck = { .tgid = tgid, .fd = parent->fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &ck);
+	if (!cs || cs->conn_id != parent->conn || cs->role != SYS_ROLE_SERVER || cs->phase != PHASE_REQUEST ||
+	    cs->head_open || cs->pipelined || py_span_zero(cs->ctx.span_id) || ids_equal(cs->ctx.span_id, parent->handed, 8))
+		return false;
+	*out = cs->ctx;
+	__builtin_memcpy(parent->handed, cs->ctx.span_id, 8);
+	return true;
 }
 
 /* The thread's last request head belongs to its current callback. uvloop: a head is read before
@@ -284,21 +311,27 @@ static __always_inline void py_task_bind(struct pt_regs *ctx)
 	if (t && t->task) {
 		struct py_task_key pk = { .tgid = k.tgid, ._pad = 0, .task = t->task };
 		struct py_task *parent = bpf_map_lookup_elem(&py_tasks, &pk);
-		/* A connection's task hands each request it was woken for to one task it creates; a
-		 * second one (or one after a request that did not wake it) gets none: its binding
-		 * may be the previous request's. */
-		if (parent && !(parent->by_wakeup && parent->spent) && py_binding_holds(k.tgid, parent)) {
-			parent->spent = parent->by_wakeup;
-			struct py_task n = { .ctx = parent->ctx };
+		struct py_task n = {};
+		/* A connection's task hands each request to one task it creates; a task of a request
+		 * passes its request on to every task it creates. */
+		if (parent && (parent->conn_task ? py_conn_request(k.tgid, parent, &n.ctx) : (n.ctx = parent->ctx, true))) {
 			bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 			count(SYS_ASYNCIO_TASK_INHERITED);
 			return;
 		}
-	} else if (t && py_head_here(k.tgid, t)) {
-		struct py_task n = { .ctx = t->head };
-		bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
-		count(SYS_ASYNCIO_TASK_FROM_HEAD);
-		return;
+	} else if (t) {
+		if (t->enter_loop) {
+			/* uvloop: a task created by a plain callback, for uv_read_start in the same one */
+			t->new_tasks = t->new_epoch == t->epoch ? t->new_tasks + 1 : 1;
+			t->new_epoch = t->epoch;
+			t->new_task = k.task;
+		}
+		if (py_head_here(k.tgid, t)) {
+			struct py_task n = { .ctx = t->head };
+			bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
+			count(SYS_ASYNCIO_TASK_FROM_HEAD);
+			return;
+		}
 	}
 	bpf_map_delete_elem(&py_tasks, &k);
 	return;
@@ -360,11 +393,53 @@ int py_future_set_result(struct pt_regs *ctx)
 		return 0;
 	struct py_task_key k = { .tgid = tgid, ._pad = 0, .task = task };
 	struct py_task *cur = bpf_map_lookup_elem(&py_tasks, &k);
-	if (cur && !cur->by_wakeup)
+	if (cur && !cur->conn_task)
 		return 0;
-	struct py_task n = { .ctx = t->head, .by_wakeup = 1, .fd = t->head_fd, .conn = t->head_conn };
+	struct py_task n = { .ctx = t->head, .conn_task = 1, .fd = t->head_fd, .conn = t->head_conn };
+	/* the same connection: what its tasks took so far still counts */
+	if (cur && cur->conn == n.conn && cur->fd == n.fd)
+		__builtin_memcpy(n.handed, cur->handed, 8);
 	bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 	count(SYS_ASYNCIO_TASK_WOKEN);
+	return 0;
+}
+
+/* libuv's uv_stream_t (uvloop 0.23.0's bundled libuv 1.x, x86_64; DWARF of its loop module):
+ * `type` and io_watcher.fd. */
+#define UV_HANDLE_TYPE_OFF 16
+#define UV_STREAM_FD_OFF 184
+#define UV_TCP_TYPE 12
+
+/* uvloop: uv_read_start(uv_stream_t *stream, ...), libuv's, in uvloop's loop module. uvloop's
+ * _call_connection_made runs the protocol's connection_made, then starts reading its transport,
+ * in one callback: a fresh server connection (nothing read on it yet) whose reading starts in the
+ * plain callback that created exactly one task has that task as its connection's task (aiohttp's
+ * RequestHandler.start). It can then take requests that were read before it first waited. */
+SEC("uprobe")
+int py_uv_read_start(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
+	if (!t || !t->enter_loop || t->task || t->depth || t->new_epoch != t->epoch || t->new_tasks != 1)
+		return 0;
+	t->new_tasks = 0; /* one connection per such callback */
+	__u64 stream = PT_REGS_PARM1(ctx);
+	__u32 type = 0;
+	__s32 fd = -1;
+	if (bpf_probe_read_user(&type, sizeof(type), (void *)(stream + UV_HANDLE_TYPE_OFF)) || type != UV_TCP_TYPE ||
+	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(stream + UV_STREAM_FD_OFF)) || fd < 0)
+		return 0;
+	__u32 tgid = id >> 32;
+	struct conn_key ck = { .tgid = tgid, .fd = fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &ck);
+	if (!cs || cs->role != SYS_ROLE_SERVER || cs->phase != PHASE_IDLE)
+		return 0;
+	struct py_task_key k = { .tgid = tgid, ._pad = 0, .task = t->new_task };
+	struct py_task *cur = bpf_map_lookup_elem(&py_tasks, &k);
+	if (cur)
+		return 0; /* it has a request of its own already */
+	struct py_task n = { .conn_task = 1, .fd = fd, .conn = cs->conn_id };
+	bpf_map_update_elem(&py_tasks, &k, &n, BPF_ANY);
 	return 0;
 }
 
@@ -379,8 +454,8 @@ static __always_inline void asyncio_head_decided(__u64 id, const struct conn_sta
 	t->head = cs->ctx;
 	t->head_conn = cs->conn_id;
 	t->head_fd = fd;
-	/* uvloop, between callbacks: libuv read it for the callback that comes next */
-	t->head_epoch = t->epoch + (t->enter_loop && !t->cb_depth ? 1 : 0);
+	/* uvloop: libuv reads it between callbacks, in the epoch of the callback that delivers it */
+	t->head_epoch = t->epoch;
 }
 
 enum py_parent {
@@ -400,7 +475,7 @@ static __always_inline int asyncio_parent(__u64 id, struct trace_context *out)
 		struct py_task_key k = { .tgid = id >> 32, ._pad = 0, .task = t->task };
 		pt = bpf_map_lookup_elem(&py_tasks, &k);
 	}
-	if (!pt || (pt->by_wakeup && pt->spent) || !py_binding_holds(id >> 32, pt)) {
+	if (!pt || !py_binding_holds(id >> 32, pt)) {
 		count(SYS_SKIP_ASYNCIO_NO_TASK);
 		return PY_PARENT_UNKNOWN;
 	}

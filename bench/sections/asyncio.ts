@@ -1,7 +1,7 @@
 /**
  * Python asyncio linking (issue 14 item 2, bpf/sys_http_asyncio.h): the stock FastAPI (uvicorn +
  * httpx) and aiohttp (server + client) test services on the pinned CPython 3.11 venv, on asyncio's
- * loop and on uvloop's (PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call), pinned to
+ * loop and on uvloop's (PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start), pinned to
  * the server CPU, each answering /call by calling the Python test server (keep-alive pools in
  * both clients). What linking their client calls to their requests costs (./linking.ts): uprobe
  * hits per request at Context.run, Task.__init__ and Future.set_result, tracepoint hits and the
@@ -38,7 +38,7 @@ async function startApp(ctx: BenchContext, app: App, loop: Loop): Promise<{ chil
 }
 
 export async function asyncioSection(ctx: BenchContext): Promise<SectionResult> {
-  const s = section('asyncio', 'Python asyncio linking (uprobes at Context.run, Task.__init__, Future.set_result; on uvloop also PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call; CPython 3.11)');
+  const s = section('asyncio', 'Python asyncio linking (uprobes at Context.run, Task.__init__, Future.set_result; on uvloop also PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start; CPython 3.11)');
   const leaf = await startServer(ctx, 'python');
   try {
     const runs: [App, Loop][] = [['fastapi', 'asyncio'], ['aiohttp', 'asyncio'], ['fastapi', 'uvloop'], ['aiohttp', 'uvloop']];

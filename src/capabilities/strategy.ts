@@ -199,7 +199,7 @@ function inProcessLinking(goSpans: boolean, sysHttp: boolean): Strategy {
     ...(sysHttp ? ["thread-per-request runtimes (Python threads, Java thread pools, C/C++, Ruby/PHP workers): the thread's single active server request"] : []),
     ...(goSpans && sysHttp
       ? [
-          "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; on uvloop also PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call; stripped builds such as Debian's python3: not linked, no symbols)",
+          "Python asyncio (CPython 3.10-3.13 whose _asyncio module and interpreter keep their .symtab, checked per process at attach): the server request of the writing task (uprobes at Context.run, Task.__init__, Future.set_result; on uvloop also PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start; stripped builds such as Debian's python3: not linked, no symbols)",
         ]
       : []),
     ...(sysHttp

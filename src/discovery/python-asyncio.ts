@@ -16,14 +16,15 @@ export interface PyAsyncioOffsets {
   readonly mMl: number; // PyCFunctionObject.m_ml
   readonly mSelf: number; // PyCFunctionObject.m_self
   readonly tpName: number; // PyTypeObject.tp_name
+  readonly taskContext: number; // TaskObj.task_context
 }
 
 /** Verified with `ptype /o` on pyenv's 3.10.13, 3.11.7, 3.12.1 and 3.13.0 builds. */
 const OFFSETS: Readonly<Record<string, PyAsyncioOffsets>> = {
-  '3.10': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24 },
-  '3.11': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24 },
-  '3.12': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24 },
-  '3.13': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24 },
+  '3.10': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24, taskContext: 176 },
+  '3.11': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24, taskContext: 152 },
+  '3.12': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24, taskContext: 152 },
+  '3.13': { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24, taskContext: 136 },
 };
 
 export interface UprobePoint {
@@ -35,13 +36,15 @@ export interface UprobePoint {
 
 /**
  * uvloop runs callbacks through the C API (PyContext_Enter/PyContext_Exit around the callable it
- * calls itself), never through Context.run: where its loop module is mapped, these points too.
+ * calls itself), never through Context.run: where its loop module is mapped, these points too
+ * (the exit alone marks where a callback ends; bpf/sys_http_asyncio.h).
  */
 export interface UvloopPoints {
-  readonly contextEnter: UprobePoint; // PyContext_Enter (the interpreter)
-  readonly contextExit: UprobePoint; // PyContext_Exit
+  readonly contextExit: UprobePoint; // PyContext_Exit (the interpreter)
   readonly taskWakeup: UprobePoint; // task_wakeup (_asyncio): a task's wakeup method
   readonly taskStepCall: UprobePoint; // TaskStepMethWrapper_call (_asyncio): a task's step
+  /** libuv's uv_read_start in uvloop's loop module: a connection's reading starts (its connection's task). */
+  readonly readStart?: UprobePoint;
 }
 
 export interface AsyncioTarget {
@@ -170,7 +173,7 @@ function asyncioSymbols(modElf: ElfFile, modPath: string, libElf: ElfFile, libPa
 
 const UVLOOP_MODULE = /\/uvloop\/loop\.cpython-3\d+[^/]*\.so$/;
 const UVLOOP_MOD_SYMBOLS = ['task_wakeup', 'TaskStepMethWrapper_call'];
-const UVLOOP_LIB_SYMBOLS = ['PyContext_Enter', 'PyContext_Exit'];
+const UVLOOP_LIB_SYMBOLS = ['PyContext_Exit'];
 
 /** Whether uvloop's loop module is mapped in process `pid` (read from /proc/<pid>/maps). */
 export function uvloopLoaded(pid: number): boolean {
@@ -178,6 +181,25 @@ export function uvloopLoaded(pid: number): boolean {
     return parseMaps(readFileSync(`${procRoot()}/${pid}/maps`, 'utf8')).some((m) => UVLOOP_MODULE.test(m.path));
   } catch {
     return false;
+  }
+}
+
+/**
+ * libuv's uv_read_start in uvloop's loop module (`file`, as the agent opens it; exported, so in
+ * .dynsym even where .symtab is stripped), or undefined: connections' tasks are then known only by
+ * their wakeups. The probe reads the stream's type and fd at libuv 1.x's x86_64 offsets (uvloop
+ * 0.23.0's bundled libuv, from its DWARF; bpf/sys_http_asyncio.h).
+ */
+function uvReadStart(file: string): UprobePoint | undefined {
+  let elf: ElfFile | undefined;
+  try {
+    elf = ElfFile.open(file);
+    const f = elf.findDynamicFunction('uv_read_start') ?? elf.findFunction('uv_read_start');
+    return f ? { binaryPath: file, offset: f.fileOffset } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    elf?.close();
   }
 }
 
@@ -217,6 +239,8 @@ export function probeAsyncio(pid: number): AsyncioProbe {
     const { m, l, stepName, staticType } = syms;
     const uv = maps.some((x) => UVLOOP_MODULE.test(x.path)) ? uvloopSymbols(modElf, libElf) : undefined;
     if (typeof uv === 'string') return unlinkable(uv);
+    const uvMod = uv ? maps.find((x) => UVLOOP_MODULE.test(x.path) && x.offset === 0) : undefined;
+    const readStart = uvMod ? uvReadStart(root + uvMod.path) : undefined;
     const modBias = loadBias(modElf, maps, mod.path);
     const libBias = loadBias(libElf, maps, lib.path);
     if (modBias === undefined || libBias === undefined) return unlinkable('load address not found in /proc/<pid>/maps');
@@ -234,10 +258,10 @@ export function probeAsyncio(pid: number): AsyncioProbe {
         futureSetResult: point(modElf, mod.path, m.get('_asyncio_Future_set_result')!),
         ...(uv && {
           uvloop: {
-            contextEnter: point(libElf, lib.path, uv.l.get('PyContext_Enter')!),
             contextExit: point(libElf, lib.path, uv.l.get('PyContext_Exit')!),
             taskWakeup: point(modElf, mod.path, uv.m.get('task_wakeup')!),
             taskStepCall: point(modElf, mod.path, uv.m.get('TaskStepMethWrapper_call')!),
+            ...(readStart && { readStart }),
           },
         }),
         stepType: staticType !== undefined ? modBias + staticType : 0,
@@ -312,7 +336,7 @@ export function inspectInterpreter(exe: string): InterpreterReport | null {
     const syms = asyncioSymbols(modElf, `${dynload}/${modName}`, libElf, libPath, offsets);
     if (typeof syms === 'string') return no(syms);
     const uv = uvloopSymbols(modElf, libElf);
-    const uvNote = typeof uv === 'string' ? `; ${uv}` : '; uvloop: PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call';
+    const uvNote = typeof uv === 'string' ? `; ${uv}` : '; uvloop: PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start (where uvloop is mapped)';
     return { path: real, version, linkable: true, detail: `uprobes at Context.run (${libPath}), Task.__init__ and Future.set_result (${dynload}/${modName})${uvNote}` };
   } catch (err) {
     return no(`cannot read the interpreter's files: ${err instanceof Error ? err.message : String(err)}`);

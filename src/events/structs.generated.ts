@@ -270,7 +270,6 @@ export const SYS_HTTP_OBJECT = {
     sys_exit_connect: 'sys_exit_connect',
     sys_enter_close: 'sys_enter_close',
     py_context_run: 'py_context_run',
-    py_context_enter: 'py_context_enter',
     py_context_exit: 'py_context_exit',
     py_task_wakeup: 'py_task_wakeup',
     py_task_step_call: 'py_task_step_call',
@@ -278,6 +277,7 @@ export const SYS_HTTP_OBJECT = {
     py_task_init_eager: 'py_task_init_eager',
     py_task_init_return: 'py_task_init_return',
     py_future_set_result: 'py_future_set_result',
+    py_uv_read_start: 'py_uv_read_start',
     frame_client_write: 'frame_client_write',
     pipelined_next: 'pipelined_next',
     decide_pipelined_one: 'decide_pipelined_one',
@@ -420,18 +420,20 @@ export const TRACED_PROCESS: StructLayout = {
 };
 
 export const PY_ASYNCIO_PROC: StructLayout = {
-  size: 80,
+  size: 88,
   fields: {
-    step_type: { offset: 0, size: 8, kind: 'u64' },
-    wakeup_def: { offset: 8, size: 8, kind: 'u64' },
-    cfunction_type: { offset: 16, size: 8, kind: 'u64' },
-    sw_task: { offset: 24, size: 4, kind: 'u32' },
-    fut_callback0: { offset: 28, size: 4, kind: 'u32' },
-    m_ml: { offset: 32, size: 4, kind: 'u32' },
-    m_self: { offset: 36, size: 4, kind: 'u32' },
-    tp_name: { offset: 40, size: 4, kind: 'u32' },
-    step_name_len: { offset: 44, size: 4, kind: 'u32' },
-    step_name: { offset: 48, size: 32, kind: 'bytes' },
+    task_context: { offset: 0, size: 4, kind: 'u32' },
+    _pad: { offset: 4, size: 4, kind: 'u32' },
+    step_type: { offset: 8, size: 8, kind: 'u64' },
+    wakeup_def: { offset: 16, size: 8, kind: 'u64' },
+    cfunction_type: { offset: 24, size: 8, kind: 'u64' },
+    sw_task: { offset: 32, size: 4, kind: 'u32' },
+    fut_callback0: { offset: 36, size: 4, kind: 'u32' },
+    m_ml: { offset: 40, size: 4, kind: 'u32' },
+    m_self: { offset: 44, size: 4, kind: 'u32' },
+    tp_name: { offset: 48, size: 4, kind: 'u32' },
+    step_name_len: { offset: 52, size: 4, kind: 'u32' },
+    step_name: { offset: 56, size: 32, kind: 'bytes' },
   },
 };
 

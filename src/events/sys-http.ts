@@ -199,17 +199,16 @@ class SysHttpData implements SysHttpDataRecord {
   readonly tsNs: bigint;
   readonly len: number;
   readonly data: Buffer;
-  readonly tail: Buffer;
   readonly traceId: string;
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly traceFlags: number;
   private spares: readonly SpareIds[] | undefined;
+  private tailView: Buffer | undefined;
 
   constructor(private readonly raw: Buffer) {
     const flags = data.flags(raw);
     const capLen = Math.min(data.captureLen(raw), CAPTURE, raw.length - DATA_OFF);
-    const tailLen = Math.min(data.tailLen(raw), TAIL);
     const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
     this.flags2 = data.flags2(raw);
     const start = (flags & SYS_F_REQUEST_START) !== 0 || (this.flags2 & SYS_F2_CONTEXT) !== 0;
@@ -225,13 +224,19 @@ class SysHttpData implements SysHttpDataRecord {
     // Views, not copies: `raw` is already the record's own copy out of the ring (src/bpf), and the
     // assembler copies what it keeps (Buffer.concat of a message's head).
     this.data = raw.subarray(DATA_OFF, DATA_OFF + capLen);
-    this.tail = raw.subarray(TAIL_OFF, TAIL_OFF + tailLen);
     // Ids matter only where a request starts (or its context was decided); hex is made only there.
     this.traceId = start ? data.traceId(raw) : '';
     this.spanId = start ? data.spanId(raw) : '';
     this.parentSpanId = start && hasParent ? data.parentSpanId(raw) : '';
     this.traceFlags = data.traceFlags(raw);
     this.spares = undefined;
+    this.tailView = undefined;
+  }
+
+  /** Read only for chunked bodies cut by the capture: made on first use. */
+  get tail(): Buffer {
+    if (this.tailView === undefined) this.tailView = this.raw.subarray(TAIL_OFF, TAIL_OFF + Math.min(data.tailLen(this.raw), TAIL));
+    return this.tailView;
   }
 
   /** Rarely used (pipelining): decoded on first use. */

@@ -30,6 +30,11 @@ export class Counter<L extends string = never> extends MetricHandle<L> {
   add(metrics: SelfMetrics, labels: LabelSet<L>, n = 1): void {
     metrics.add(this.name, this.help, labels as Labels, n);
   }
+
+  /** One series of this counter, resolved once (hot paths: see SelfMetrics.bound). */
+  bind(metrics: SelfMetrics, labels: LabelSet<L>): { add(n?: number): void } {
+    return metrics.bound(this.name, this.help, labels as Labels);
+  }
 }
 
 export class Gauge<L extends string = never> extends MetricHandle<L> {

@@ -66,6 +66,20 @@ export class SelfMetrics {
     return s;
   }
 
+  /**
+   * One counter series, resolved once: `add` then costs no label key and no lookup (for counts made
+   * once per ring-buffer record). The series exists from its first `add`, as with `add` above.
+   */
+  bound(name: string, description: string, labels: Labels): { add(n?: number): void } {
+    let s: Series | undefined;
+    return {
+      add: (n = 1) => {
+        s ??= this.series(name, description, 'counter', labels);
+        s.value += n;
+      },
+    };
+  }
+
   /** Adds `n` (default 1) to a counter. */
   add(name: string, description: string, labels: Labels = {}, n = 1): void {
     this.series(name, description, 'counter', labels).value += n;

@@ -118,8 +118,11 @@ interface Conn {
   lastNs: bigint;
 }
 
+/** The head of a message before its first bytes: shared (heads are replaced, never written). */
+const NO_HEAD = Buffer.alloc(0);
+
 function newMessage(ts: bigint): Message {
-  return { head: Buffer.alloc(0), headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };
+  return { head: NO_HEAD, headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };
 }
 
 export class SysHttpAssembler {
@@ -344,7 +347,7 @@ export class SysHttpAssembler {
       return;
     }
     if (!ex.resp) {
-      if (!rec.data.subarray(off).toString('latin1', 0, 7).startsWith('HTTP/1.')) {
+      if (!startsWithHttp1(rec.data, off)) {
         this.drop('not_a_response');
         c.dead = true;
         return;
@@ -395,7 +398,9 @@ export class SysHttpAssembler {
     if (!m.headDone) {
       if (m.gap) return null; // bytes were lost inside the head: wait for the response/close
       const prev = m.head.length;
-      const combined = Buffer.concat([m.head, rec.data.subarray(off)]);
+      // A head that starts in this record is read in place (the record is its own copy, src/bpf):
+      // bytes are copied only when a head continues over several reads.
+      const combined = prev === 0 ? (off === 0 ? rec.data : rec.data.subarray(off)) : Buffer.concat([m.head, rec.data.subarray(off)]);
       const end = findHeadEnd(combined, prev - 3);
       if (end < 0) {
         if (combined.length > MAX_HEAD_BYTES) {
@@ -464,8 +469,10 @@ export class SysHttpAssembler {
 
   /** Emits the exchange's span (when it has what a span needs) and forgets it. */
   private finish(c: Conn, ex: Exchange, reason: 'complete' | 'closed' | 'superseded' | 'idle' = 'complete'): void {
-    c.exchanges = c.exchanges.filter((e) => e !== ex);
-    if (c.role === 'server') this.serverTraceStates.delete(ex.spanId);
+    // In place (callers that loop over exchanges loop over a copy): no new array per span.
+    const at = c.exchanges.indexOf(ex);
+    if (at >= 0) c.exchanges.splice(at, 1);
+    if (c.role === 'server' && this.serverTraceStates.size > 0) this.serverTraceStates.delete(ex.spanId);
     if (ex.invalid || !ex.requestLine || !ex.req.parsed) {
       this.drop(ex.req.headDone || ex.req.gap ? 'not_http' : 'incomplete_request');
       return;
@@ -544,6 +551,15 @@ export class SysHttpAssembler {
       this.finishAll(c, 'closed');
     }
   }
+}
+
+const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
+
+/** Whether the bytes at `off` start with "HTTP/1." (a response's status line). */
+function startsWithHttp1(data: Buffer, off: number): boolean {
+  if (data.length - off < HTTP1.length) return false;
+  for (let i = 0; i < HTTP1.length; i++) if (data[off + i] !== HTTP1[i]) return false;
+  return true;
 }
 
 function firstLineOf(data: Buffer): string {

@@ -7,7 +7,6 @@
 
 export const MAX_HEAD_BYTES = 16 * 1024;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const REQUEST_LINE = /^([A-Z]{3,12}) ([^\s\x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
 
@@ -52,40 +51,72 @@ export interface ParsedHead {
   readonly complete: boolean;
 }
 
+/** TOKEN's characters by char code (tchar, RFC 9110 5.6.2): the header-name check without a regex per line. */
+const TOKEN_CHARS = new Uint8Array(128);
+for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN_CHARS[ch.charCodeAt(0)] = 1;
+/** Control characters a header value must not hold (after trimming). */
+const VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Lengths of KEPT_HEADERS' names: any other name is validated, never lower-cased or looked up. */
+const KEPT_LENGTHS = new Set([...KEPT_HEADERS].map((h) => h.length));
+
+function isToken(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || TOKEN_CHARS[c] === 0) return false;
+  }
+  return end > start;
+}
+
 /**
  * Parses a head (without the final CRLF CRLF). `complete` false: the head was cut; the last
  * (possibly partial) line is ignored. Returns null on anything malformed.
+ *
+ * Lines are the CRLF-separated parts of the head, walked in place (no array of lines, no regex per
+ * header name): this runs for every request and response the syscall tracer sees.
  */
 export function parseHead(bytes: Buffer, complete: boolean): ParsedHead | null {
   const text = bytes.toString('latin1');
-  const lines = text.split('\r\n');
-  if (!complete) lines.pop();
-  if (lines.length === 0) return null;
-  const firstLine = lines[0];
+  const firstEnd = text.indexOf('\r\n');
+  // A cut head without one whole line says nothing.
+  if (firstEnd < 0 && !complete) return null;
+  const firstLine = firstEnd < 0 ? text : text.slice(0, firstEnd);
   const headers = new Map<string, string>();
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (line === '') {
-      if (complete && i === lines.length - 1) break;
+  let start = firstEnd + 2;
+  while (firstEnd >= 0) {
+    let end = text.indexOf('\r\n', start);
+    const last = end < 0;
+    if (last) {
+      if (!complete) break; // the partial last line of a cut head
+      end = text.length;
+    }
+    if (end === start) {
+      // An empty line: the head's own end (complete heads only), else malformed.
+      if (complete && last) break;
       return null;
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) return null;
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return null;
-    const value = line.slice(colon + 1).trim();
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return null;
-    const key = name.toLowerCase();
-    if (!KEPT_HEADERS.has(key)) continue;
-    const prev = headers.get(key);
-    headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+    const colon = text.indexOf(':', start);
+    if (colon <= start || colon >= end) return null;
+    if (!isToken(text, start, colon)) return null;
+    const value = text.slice(colon + 1, end).trim();
+    if (VALUE_CTL.test(value)) return null;
+    if (KEPT_LENGTHS.has(colon - start)) {
+      const key = text.slice(start, colon).toLowerCase();
+      if (KEPT_HEADERS.has(key)) {
+        const prev = headers.get(key);
+        headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+      }
+    }
+    if (last) break;
+    start = end + 2;
   }
   return { firstLine, headers, complete };
 }
 
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
 /** Where the head ends (index just past CRLF CRLF) in `buf`, searching from `from`; -1 if not yet. */
 export function findHeadEnd(buf: Buffer, from = 0): number {
-  const i = buf.indexOf('\r\n\r\n', Math.max(0, from), 'latin1');
+  const i = buf.indexOf(HEAD_END, Math.max(0, from));
   return i < 0 ? -1 : i + 4;
 }
 
@@ -110,7 +141,7 @@ export function responseBody(method: string, status: number, headers: ReadonlyMa
   const cl = headers.get('content-length');
   if (cl !== undefined) {
     // Repeated identical values ("5, 5") are allowed by RFC 9110.
-    const values = new Set(cl.split(',').map((v) => v.trim()));
+    const values = cl.includes(',') ? new Set(cl.split(',').map((v) => v.trim())) : new Set([cl]);
     if (values.size !== 1) return null;
     const v = [...values][0];
     if (!/^\d{1,15}$/.test(v)) return null;
@@ -131,7 +162,8 @@ export function endsChunked(last: Buffer): boolean {
 export function splitTarget(target: string): { path: string; query: string; authority?: string } {
   let t = target;
   let authority: string | undefined;
-  const abs = /^https?:\/\/([^/?#]*)(.*)$/i.exec(t);
+  // Origin-form (the usual "/path?query") cannot be absolute-form: no regex for it.
+  const abs = t.charCodeAt(0) === 0x2f ? null : /^https?:\/\/([^/?#]*)(.*)$/i.exec(t);
   if (abs) {
     authority = abs[1];
     t = abs[2] || '/';

@@ -63,6 +63,7 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
         m_ml: o.mMl,
         m_self: o.mSelf,
         tp_name: o.tpName,
+        task_context: o.taskContext,
         step_name_len: Buffer.byteLength(target.stepName, 'latin1'),
       });
     value.write(target.stepName, PY_ASYNCIO_PROC.fields.step_name.offset, 'latin1');
@@ -81,11 +82,11 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
       links.push(obj.program(P.py_future_set_result).attachUprobe({ ...target.futureSetResult, pid }));
       const uv = target.uvloop;
       if (uv) {
-        // the exit before the enter: an enter seen without its exit would leave a callback open
+        // the exit before the steps: a task made current must not miss the exit that ends its step
         links.push(obj.program(P.py_context_exit).attachUprobe({ ...uv.contextExit, pid }));
-        links.push(obj.program(P.py_context_enter).attachUprobe({ ...uv.contextEnter, pid }));
         links.push(obj.program(P.py_task_wakeup).attachUprobe({ ...uv.taskWakeup, pid }));
         links.push(obj.program(P.py_task_step_call).attachUprobe({ ...uv.taskStepCall, pid }));
+        if (uv.readStart) links.push(obj.program(P.py_uv_read_start).attachUprobe({ ...uv.readStart, pid }));
       }
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
@@ -94,7 +95,7 @@ export class AsyncioTracer implements Tracer<[sysHttpObject: BpfObject], [target
     }
     this.links.set(pid, links);
     this.uvloop.set(pid, target.uvloop !== undefined);
-    const uvNote = target.uvloop ? '; uvloop: PyContext_Enter/Exit, task_wakeup, TaskStepMethWrapper_call' : '';
+    const uvNote = target.uvloop ? `; uvloop: PyContext_Exit, task_wakeup, TaskStepMethWrapper_call${target.uvloop.readStart ? ', uv_read_start' : ''}` : '';
     return `asyncio tasks linked (CPython ${target.version}: uprobes on Context.run, Task.__init__${eagerTasks(target.version) ? ' (entry and return: eager tasks)' : ''}, Future.set_result${uvNote})`;
   }
 

@@ -119,8 +119,16 @@ export class SysHttpStage {
     this.asyncio.start(this.tracer.object!);
   }
 
+  /** spanbridge_records_total by record type, resolved at each type's first record. */
+  private readonly decodedByType = new Map<string, { add(n?: number): void }>();
+
   private onSysRecord(rec: RingRecord<typeof SYS_HTTP_OBJECT.maps.sys_http_events>): void {
-    recordsDecoded.add(this.d.metrics, { type: rec.type });
+    let decoded = this.decodedByType.get(rec.type);
+    if (decoded === undefined) {
+      decoded = recordsDecoded.bind(this.d.metrics, { type: rec.type });
+      this.decodedByType.set(rec.type, decoded);
+    }
+    decoded.add();
     if (rec.type === 'sys_http_data' || rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close' || rec.type === 'sys_http_route') {
       this.assembler.onRecord(rec);
       return;

@@ -64,13 +64,14 @@ const passed = (run: HarnessRun): string[] => [...run.results].filter(([, o]) =>
 const executed = (run: HarnessRun): number => [...run.results.values()].filter((o) => o !== 'skipped').length;
 
 /**
- * Node: Express's `POST /test` runs its handler two callbacks below the request's parser callback
- * (express.json() emits the body's 'end' in a nextTick; axios then opens a new socket there, and
- * later calls follow an `await`), where node's async ids no longer name the request exactly: the
- * Node linking rules (bpf/sys_http_node_link.h, depth one) leave these calls unlinked rather than
- * guess (docs/node-async-linking.md). So the tests that need the incoming trace id or tracestate
- * continued on a callback fail, exactly these; every other test (new traces, invalid input
- * restarting the trace, distinct ids per callback, ...) must pass for Node too.
+ * Node: Express's `POST /test` writes its calls one callback below the request's callback:
+ * express.json() (raw-body) runs the handler in an AsyncResource created in the parser's callback,
+ * and axios's new socket connects in a nextTick triggered by the socket (later calls follow an
+ * `await`), where node's async ids no longer name the request exactly: the Node linking rules
+ * (bpf/sys_http_node_link.h, depth one) leave these calls unlinked rather than guess
+ * (docs/node-async-linking.md, "Depth two"). So the tests that need the incoming trace id or
+ * tracestate continued on a callback fail, exactly these; every other test (new traces, invalid
+ * input restarting the trace, distinct ids per callback, ...) must pass for Node too.
  */
 const NODE_NEEDS_ASYNC_LINKING: Record<number, string[]> = {
   1: [

@@ -13,4 +13,15 @@ describe('SelfMetrics', () => {
     kernel = 9;
     expect(m.get('spanbridge_kernel_drops', { reason: 'x' })).toBe(5);
   });
+
+  it('a bound counter series adds to the same series as add(), and appears only once counted', () => {
+    const m = new SelfMetrics();
+    const b = m.bound('c_total', 'help', { type: 'x' });
+    expect(m.snapshot()).toEqual([]);
+    b.add();
+    b.add(2);
+    m.add('c_total', 'help', { type: 'x' });
+    expect(m.get('c_total', { type: 'x' })).toBe(4);
+    expect(m.snapshot()).toEqual([{ name: 'c_total', description: 'help', kind: 'counter', labels: { type: 'x' }, value: 4 }]);
+  });
 });

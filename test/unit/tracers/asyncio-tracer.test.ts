@@ -27,7 +27,7 @@ function target(version: string, stepType: number): AsyncioTarget {
     stepName: stepType ? 'TaskStepMethWrapper' : '_asyncio.TaskStepMethWrapper',
     wakeupDef: 0x7f0000010ae0,
     cfunctionType: 0x7f000045b000,
-    offsets: { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24 },
+    offsets: { swTask: 16, futCallback0: 24, mMl: 16, mSelf: 24, tpName: 24, taskContext: 152 },
   };
 }
 
@@ -35,10 +35,10 @@ function withUvloop(t: AsyncioTarget): AsyncioTarget {
   return {
     ...t,
     uvloop: {
-      contextEnter: { binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26af10 },
       contextExit: { binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26afb0 },
       taskWakeup: { binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x99d0 },
       taskStepCall: { binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x9ef0 },
+      readStart: { binaryPath: '/proc/7/root/venv/uvloop/loop.so', offset: 0x128ad0 },
     },
   };
 }
@@ -96,20 +96,21 @@ describe('Python asyncio linking', () => {
     expect(v.toString('latin1', PY_ASYNCIO_PROC.fields.step_name.offset, PY_ASYNCIO_PROC.fields.step_name.offset + 28)).toBe('_asyncio.TaskStepMethWrapper');
   });
 
-  it('uvloop loaded: PyContext_Exit, PyContext_Enter (exit first), task_wakeup and TaskStepMethWrapper_call too', () => {
+  it('uvloop loaded: PyContext_Exit (before the steps), task_wakeup, TaskStepMethWrapper_call and uv_read_start too', () => {
     const backend = new FakeBpfBackend();
     const stage = stageWith(backend, () => ({ kind: 'linkable', target: withUvloop(target('3.11', 0x7f00000110a0)) }));
-    expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result; uvloop: PyContext_Enter\/Exit, task_wakeup, TaskStepMethWrapper_call\)/);
+    expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result; uvloop: PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start\)/);
     const links = backend.activeLinks().filter((l) => l.program.startsWith('py_'));
     expect(links.map((l) => [l.program, l.target])).toEqual([
       [P.py_context_run, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x269d10, pid: 7 }],
       [P.py_task_init, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x82f0, pid: 7 }],
       [P.py_future_set_result, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x7990, pid: 7 }],
       [P.py_context_exit, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26afb0, pid: 7 }],
-      [P.py_context_enter, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/libpython.so', offset: 0x26af10, pid: 7 }],
       [P.py_task_wakeup, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x99d0, pid: 7 }],
       [P.py_task_step_call, { kind: 'uprobe', binaryPath: '/proc/7/root/lib/_asyncio.so', offset: 0x9ef0, pid: 7 }],
+      [P.py_uv_read_start, { kind: 'uprobe', binaryPath: '/proc/7/root/venv/uvloop/loop.so', offset: 0x128ad0, pid: 7 }],
     ]);
+    expect(backend.objects[0].map('py_procs').lookup(key(7))!.readUInt32LE(PY_ASYNCIO_PROC.fields.task_context.offset)).toBe(152);
     expect(stage.asyncioLinking(7)).toBe('linked (CPython 3.11, uvloop)');
     stage.detach(7);
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
@@ -192,7 +193,7 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
     uv = true;
     stage.tick();
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(7);
-    expect(notes).toEqual([expect.stringMatching(/^7: asyncio tasks linked .*uvloop: PyContext_Enter\/Exit.* \(uvloop loaded after the attach\)$/)]);
+    expect(notes).toEqual([expect.stringMatching(/^7: asyncio tasks linked .*uvloop: PyContext_Exit, .*uv_read_start\) \(uvloop loaded after the attach\)$/)]);
     expect(stage.asyncioLinking(7)).toBe('linked (CPython 3.11, uvloop)');
     const before = probes;
     stage.tick();

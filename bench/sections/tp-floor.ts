@@ -1,0 +1,189 @@
+/**
+ * The tracepoint floor for a Go net/http server (issue 15: a throughput target may stay missed only
+ * if a measurement shows it is out of reach for reasons outside the agent). Three arms per round on
+ * one server, saturated with wrk: nothing attached; empty BPF programs on exactly the syscall
+ * tracepoints the agent's syscall tracer attaches (bench/bpf/tp_floor.bpf.c: the kernel's dispatch,
+ * no agent code); the agent at its defaults. The floor arm's ratio is the best any agent hooking
+ * these syscalls can reach here; the agent's added time per request minus the floor's is the
+ * agent's own (its BPF programs, its per-connection uprobe, header injection).
+ */
+import path from 'node:path';
+import { createLibbpfBackend } from '../../src/bpf/libbpf';
+import type { BpfLink, BpfObject } from '../../src/bpf/types';
+import { startAgent } from '../lib/agent';
+import { agentProgStats, progDelta, withBpfStats, type ProgStats } from '../lib/bpf-stats';
+import { wrk } from '../lib/load';
+import { CLK_TCK, cpuTicks, sleep } from '../lib/procs';
+import { fig, section, type SectionResult } from '../lib/report';
+import { median, pairedDifference, round } from '../lib/stats';
+import { startServer, stopServer, type BenchContext } from './context';
+
+/** bench/bpf/tp_floor.bpf.c's programs: floor_<tracepoint>, all in category syscalls. */
+export const FLOOR_TRACEPOINTS = [
+  'sys_exit_accept4',
+  'sys_exit_accept',
+  'sys_enter_connect',
+  'sys_exit_connect',
+  'sys_enter_close',
+  ...['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg'].flatMap((n) => [`sys_enter_${n}`, `sys_exit_${n}`]),
+];
+
+/** The floor programs, loaded once; attach() / detach() per round. */
+class Floor {
+  private links: BpfLink[] = [];
+  constructor(private readonly obj: BpfObject) {}
+
+  static open(objPath: string): Floor {
+    const obj = createLibbpfBackend().open(objPath);
+    obj.load();
+    return new Floor(obj);
+  }
+
+  attach(): void {
+    for (const tp of FLOOR_TRACEPOINTS) this.links.push(this.obj.program(`floor_${tp}`).attachTracepoint('syscalls', tp));
+  }
+
+  /** The raw syscall tracepoints instead (every syscall of every process). */
+  attachRaw(): void {
+    for (const tp of ['sys_enter', 'sys_exit']) this.links.push(this.obj.program(`floor_raw_${tp}`).attachRawTracepoint(tp));
+  }
+
+  detach(): void {
+    for (const l of this.links.reverse()) l.destroy();
+    this.links = [];
+  }
+
+  close(): Promise<void> {
+    this.detach();
+    return this.obj.close();
+  }
+}
+
+/**
+ * One saturated run: req/s and the server's own CPU time per request (utime + stime from /proc:
+ * the kernel's dispatch and BPF programs run in its context). CPU time per request is what the
+ * figures compare: other processes on the machine take the server's CPU away (and move req/s a
+ * lot) but do not add to its CPU time.
+ */
+interface Run {
+  rps: number;
+  cpuUs: number;
+}
+
+export async function tpFloorSection(ctx: BenchContext): Promise<SectionResult> {
+  const s = section('tpfloor', 'Tracepoint dispatch floor (Go net/http server: nothing / empty programs on the agent\'s syscall tracepoints / the agent)');
+  const { config } = ctx;
+  const server = await startServer(ctx, 'go');
+  const floor = Floor.open(path.join(config.binDir, '..', 'tp_floor.bpf.o'));
+  const rounds = { without: [] as Run[], floor: [] as Run[], raw: [] as Run[], agent: [] as Run[] };
+  const measure = async (): Promise<Run> => {
+    const t0 = cpuTicks(server.child.pid);
+    const r = await wrk(config, server.url, config.seconds);
+    return { rps: r.rps, cpuUs: (((cpuTicks(server.child.pid) - t0) / CLK_TCK) * 1e6) / Math.max(1, r.requests) };
+  };
+  let floorHitsPerRequest: number | undefined;
+  let floorNsPerHit: number | undefined;
+  try {
+    await wrk(config, server.url, 1); // warm the server
+    for (let i = 0; i < config.rounds; i++) {
+      ctx.log(`tpfloor: round ${i + 1}/${config.rounds} without`);
+      rounds.without.push(await measure());
+      ctx.log(`tpfloor: round ${i + 1}/${config.rounds} empty programs`);
+      floor.attach();
+      try {
+        if (i === 0) {
+          await withBpfStats(async () => {
+            const before: ProgStats[] = agentProgStats(process.pid);
+            const r = await wrk(config, server.url, 1);
+            const d = progDelta(before, agentProgStats(process.pid));
+            const runs = d.reduce((a, x) => a + x.runs, 0);
+            floorHitsPerRequest = runs / Math.max(1, r.requests);
+            floorNsPerHit = d.reduce((a, x) => a + x.ns, 0) / Math.max(1, runs);
+            s.raw.floorPrograms = d;
+          });
+        }
+        rounds.floor.push(await measure());
+      } finally {
+        floor.detach();
+      }
+      ctx.log(`tpfloor: round ${i + 1}/${config.rounds} empty programs on the raw syscall tracepoints`);
+      floor.attachRaw();
+      try {
+        rounds.raw.push(await measure());
+      } finally {
+        floor.detach();
+      }
+      ctx.log(`tpfloor: round ${i + 1}/${config.rounds} with agent`);
+      const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
+      try {
+        await wrk(config, server.url, 1); // the agent's path warm
+        await sleep(200);
+        rounds.agent.push(await measure());
+      } finally {
+        await agent.shutdown();
+      }
+    }
+  } finally {
+    await floor.close();
+    await stopServer(server);
+  }
+  s.raw.rounds = rounds;
+  const n = rounds.without.length;
+  const cpu = (a: Run[]) => a.map((r) => r.cpuUs);
+  const work = median(cpu(rounds.without));
+  const added = (a: Run[]) => pairedDifference(cpu(rounds.without), cpu(a));
+  const aFloor = added(rounds.floor);
+  const aRaw = added(rounds.raw);
+  const aAgent = added(rounds.agent);
+  const rps = (a: Run[]) => round(median(a.map((r) => r.rps)));
+  /** The capacity a CPU-bound server keeps: its work over work plus what is added. */
+  const kept = (a: number) => work / (work + a);
+  s.figures.push(
+    fig({ id: 'tpfloor.work_us', label: 'Server CPU per request, nothing attached', value: work, unit: 'us/request', rounds: n, detail: `utime+stime of the server (pinned to one CPU) over a saturated wrk run / requests; ${rps(rounds.without)} req/s` }),
+    fig({
+      id: 'tpfloor.added_floor_us',
+      label: 'Added server CPU per request: empty programs on the agent\'s syscall tracepoints',
+      value: aFloor.perRound.median,
+      unit: 'us/request',
+      rounds: n,
+      spread: aFloor.perRound,
+      detail: `${FLOOR_TRACEPOINTS.length} syscall tracepoints, programs that return at once (the kernel's dispatch only); capacity kept ${round(kept(aFloor.perRound.median))}; ${rps(rounds.floor)} req/s`,
+    }),
+    fig({
+      id: 'tpfloor.added_raw_us',
+      label: 'Added server CPU per request: empty programs on raw_tp sys_enter + sys_exit',
+      value: aRaw.perRound.median,
+      unit: 'us/request',
+      rounds: n,
+      spread: aRaw.perRound,
+      detail: `every syscall of every process runs them; capacity kept ${round(kept(aRaw.perRound.median))}; ${rps(rounds.raw)} req/s`,
+    }),
+    fig({
+      id: 'tpfloor.added_agent_us',
+      label: 'Added server CPU per request: the agent (defaults)',
+      value: aAgent.perRound.median,
+      unit: 'us/request',
+      rounds: n,
+      spread: aAgent.perRound,
+      detail: `capacity kept ${round(kept(aAgent.perRound.median))}; the agent's own part (minus the tracepoint floor) ${round(aAgent.perRound.median - aFloor.perRound.median)} us; ${rps(rounds.agent)} req/s`,
+    }),
+    fig({
+      id: 'tpfloor.kept_floor',
+      label: 'Capacity a Go server keeps with only the tracepoint dispatch (work / (work + floor))',
+      value: kept(aFloor.perRound.median),
+      unit: 'ratio',
+      rounds: n,
+      detail: 'the most an agent hooking these syscall tracepoints can keep on this machine',
+    }),
+    fig({
+      id: 'tpfloor.hits',
+      label: 'Tracepoint hits per request (floor programs, BPF statistics)',
+      value: floorHitsPerRequest ?? null,
+      unit: 'hits/request',
+      rounds: 1,
+      unavailable: floorHitsPerRequest === undefined ? 'not counted' : undefined,
+      detail: floorNsPerHit !== undefined && floorHitsPerRequest ? `${round(floorNsPerHit)} ns of program time per hit; dispatch per hit ~${round((aFloor.perRound.median * 1000) / floorHitsPerRequest)} ns (added CPU / hits)` : undefined,
+    }),
+  );
+  return s;
+}
