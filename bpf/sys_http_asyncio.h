@@ -66,6 +66,7 @@ struct py_asyncio_proc {
 struct py_thread {
 	__u64 epoch;      /* callbacks this thread has run (Context.run entries) */
 	__u64 task;       /* the task the current callback steps; 0 in any other callback */
+	__u64 task_ctx;   /* uvloop: that task's context (task_context, read where its step began) */
 	__u64 head_epoch; /* the callback in which the last server request head was decided */
 	__u64 steps;      /* task steps seen: 0 on threads that only use Context.run (thread pools) */
 	struct trace_context head; /* that request's server span */
@@ -188,6 +189,7 @@ int py_context_run(struct pt_regs *ctx)
 	}
 	t->epoch += 1;
 	t->task = task;
+	t->task_ctx = 0;
 	t->depth = 0;
 	if (task)
 		t->steps += 1;
@@ -212,23 +214,25 @@ int py_context_exit(struct pt_regs *ctx)
 	t->enter_loop = 1;
 	if (t->depth)
 		return 0;
-	if (t->task) {
-		__u32 tgid = id >> 32;
-		struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
-		if (p && py_read_ptr(t->task + p->task_context) != PT_REGS_PARM1(ctx))
-			return 0; /* a callback nested in the step */
-	}
+	/* A callback nested in the step: the step's context is alive (its handle holds it), so no
+	 * other context has its address. Compared with the value read where the step began, not
+	 * read now: the task may be freed by the time its step's context is exited. */
+	if (t->task && t->task_ctx && t->task_ctx != PT_REGS_PARM1(ctx))
+		return 0;
 	t->epoch += 1;
 	t->task = 0;
+	t->task_ctx = 0;
 	return 0;
 }
 
-static __always_inline void py_step(__u64 id, __u64 task)
+/* uvloop: a task's step or wakeup begins (its handle entered the task's context). */
+static __always_inline void py_step(__u64 id, const struct py_asyncio_proc *p, __u64 task)
 {
 	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &id);
 	if (!t || !task)
 		return;
 	t->task = task;
+	t->task_ctx = py_read_ptr(task + p->task_context); /* 0 (unread): its step ends at the next exit */
 	t->steps += 1;
 }
 
@@ -236,7 +240,11 @@ static __always_inline void py_step(__u64 id, __u64 task)
 SEC("uprobe")
 int py_task_wakeup(struct pt_regs *ctx)
 {
-	py_step(bpf_get_current_pid_tgid(), PT_REGS_PARM1(ctx));
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
+	if (p)
+		py_step(id, p, PT_REGS_PARM1(ctx));
 	return 0;
 }
 
@@ -248,7 +256,7 @@ int py_task_step_call(struct pt_regs *ctx)
 	__u32 tgid = id >> 32;
 	struct py_asyncio_proc *p = bpf_map_lookup_elem(&py_procs, &tgid);
 	if (p)
-		py_step(id, py_read_ptr(PT_REGS_PARM1(ctx) + p->sw_task));
+		py_step(id, p, py_read_ptr(PT_REGS_PARM1(ctx) + p->sw_task));
 	return 0;
 }
 
