@@ -696,6 +696,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	e->trace_flags = cs->ctx.flags;
 	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
 		go_server_response(cs);
+	if ((mode & SYS_MODE_GO_CLIENT) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_CLIENT)
+		go_client_response(cs, id >> 32, e);
 	if (pipelined) {
 		bpf_tail_call(ctx, &data_paths, DATA_PATH_PIPELINED);
 		count(SYS_DROP_TAIL_CALL); /* sent with no spare contexts: user space counts the requests */

@@ -37,4 +37,29 @@ static __always_inline void go_client_tls_seen(__u32 tgid, const __u8 *data, __u
 		__sync_fetch_and_add(&tp->go_client_tls, 1);
 }
 
+/* The response of a Go call begins: whether the sk_msg program inserted the header into its
+ * request (bpf/sk_inject.h; its outcome is left under the connection's id, the cookie the decision
+ * gave it). A request it left alone is said on the response record, for the span's
+ * spanbridge.propagation=skipped, as on the uprobe path. The entry is taken either way. */
+static __always_inline void go_client_response(struct conn_state *cs, __u32 tgid, struct sys_http_data_event *e)
+{
+#ifdef SYS_HTTP_SK_INJECT
+	if (!sk_inject_pending)
+		return;
+	int outcome = sk_inject_take_result(tgid, cs->conn_id);
+	switch (outcome) {
+	case SK_INJECT_SKIP_STALE:
+	case SK_INJECT_SKIP_LINE_TOO_LONG:
+	case SK_INJECT_SKIP_HEAD_TOO_LONG:
+	case SK_INJECT_SKIP_PUSH_FAILED:
+	case SK_INJECT_SPLIT_SKIPPED:
+	case SK_INJECT_SKIP_REPLACE:
+		e->flags2 |= SYS_F2_PROPAGATION_SKIPPED;
+		break;
+	default: /* inserted, replaced, the application's own, still waiting for the head's end */
+		break;
+	}
+#endif
+}
+
 #endif

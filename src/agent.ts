@@ -238,6 +238,8 @@ export class Agent {
       this.attacher.moveNonHttp1GoServers();
       this.attacher.moveTlsGoClients();
       this.goStage.tick();
+      // ~0.5 ms each on the development VM: the malloc arenas' free pages go back to the kernel.
+      this.deps.backend.releaseFreeMemory?.();
     }, this.deps.tickMs ?? 5000);
     this.tickTimer.unref();
   }

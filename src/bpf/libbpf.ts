@@ -43,5 +43,8 @@ export function createLibbpfBackend(options: LibbpfBackendOptions = {}): BpfBack
   return {
     open: (path, openOptions) => LibbpfObject.open(n, cfg, poller, possibleCpus, path, openOptions ?? {}),
     possibleCpus,
+    releaseFreeMemory: () => {
+      n.mallocTrim(0);
+    },
   };
 }

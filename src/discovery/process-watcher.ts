@@ -12,7 +12,7 @@
 import { readdirSync } from 'node:fs';
 import { listeningPortsOf } from './listening-ports';
 import { procRoot, readPpid, readProcessInfo, type ProcessInfo } from './process-info';
-import { isEmptySelection, matchProcess, type MatchReason, type Selection } from './selectors';
+import { isEmptySelection, matchProcess, pidCanMatch, type MatchReason, type Selection } from './selectors';
 import type { Exclusion } from './self-exclusion';
 
 export interface WatcherEvents {
@@ -170,7 +170,7 @@ export class ProcessWatcher {
   }
 
   private consider(pid: number, cache?: Map<string, Map<string, number>>): void {
-    if (this.options.excludePids.has(pid)) return;
+    if (this.options.excludePids.has(pid) || !pidCanMatch(this.selection, pid)) return;
     const needPorts = this.selection.openPorts.length > 0;
     const proc = readProcessInfo(pid);
     if (!proc) return;

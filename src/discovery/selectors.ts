@@ -70,6 +70,16 @@ export function serviceNameFor(s: Selection, reason: MatchReason): string | unde
   return s.serviceNames?.[reason];
 }
 
+/**
+ * Whether process `pid` could match before anything of it is read: a selection of pids alone
+ * matches no other pid, so the exec of an unrelated process (every exec on the host reaches the
+ * watcher) costs no reads of /proc.
+ */
+export function pidCanMatch(s: Selection, pid: number): boolean {
+  if (s.exeGlobs.length > 0 || s.openPorts.length > 0 || (s.containerIds?.length ?? 0) > 0) return true;
+  return s.pids.includes(pid);
+}
+
 /** Why a process is selected, or null. `listeningPorts` is that process's listening TCP ports. */
 export function matchProcess(
   s: Selection,

@@ -3,7 +3,7 @@
  * from the kernel's records, the resource from the process, Unix time from the one clock.
  */
 import type { Clock } from '../time/clock';
-import { httpSpanName, httpStatus, methodAttributes, splitHostPort } from './http-semconv';
+import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
 import { splitTarget, type RequestLine } from './sys-http-parse';
 import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, redactUserinfo, type UrlRedaction } from './url-redaction';
@@ -38,6 +38,10 @@ export interface ExchangeView {
   readonly tid: number;
   /** The framework's route (Go Request.Pattern, read by the kernel), '' when none. */
   readonly route?: string;
+  /** Client: the header could not be inserted into the request (Go calls: sk_msg said so). */
+  readonly propagationSkipped?: boolean;
+  /** Client: the Host header may name another destination than the connection's (Go). */
+  readonly hostMayDiffer?: boolean;
 }
 
 const MAX_VALUE = 1024;
@@ -54,9 +58,9 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   const hp = splitHostPort(hostOfAuthority(host));
   // Redacted before the length cut, so a cut can never expose part of a value.
   const query = t.query ? redactQuery(t.query, redaction) : '';
-  // Built by assignment: an object made by spread and then extended key by key falls into V8's
-  // slow dictionary path (http-semconv.ts setMethodAttributes).
-  const attributes: Attributes = Object.assign({}, methodAttributes(method));
+  // Built by assignment on a fresh literal: an object made by spread and then extended key by key
+  // falls into V8's slow dictionary path (http-semconv.ts setMethodAttributes).
+  const attributes: Attributes = setMethodAttributes({}, method);
   attributes['network.protocol.version'] = `1.${minor}`;
   const ua = x.requestHeaders.get('user-agent');
   if (ua) attributes['user_agent.original'] = cut(ua);
@@ -71,9 +75,12 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     attributes['network.peer.address'] = x.remoteAddress;
     attributes['network.peer.port'] = x.remotePort;
   } else {
-    const serverHost = hp.host || x.remoteAddress;
-    const serverPort = hp.port ?? x.remotePort;
-    const authority = host || `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}`;
+    // A Host header naming another port than the connection's peer was set by the application
+    // (a reverse proxy keeping the incoming Host): the request went to the peer.
+    const peer = !host || (x.hostMayDiffer === true && (hp.port ?? 80) !== x.remotePort);
+    const serverHost = peer ? x.remoteAddress : hp.host || x.remoteAddress;
+    const serverPort = peer ? x.remotePort : (hp.port ?? x.remotePort);
+    const authority = peer ? `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}` : host;
     attributes['server.address'] = serverHost;
     attributes['server.port'] = serverPort;
     attributes['url.full'] = cut(`http://${authority}${t.path}${query ? `?${query}` : ''}`);
@@ -84,6 +91,8 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   attributes['thread.id'] = x.tid;
   if (x.link !== 'none') attributes['spanbridge.parent.source'] = x.link;
   if (!x.requestHeadComplete) attributes['spanbridge.request.head_truncated'] = true;
+  // As on the Go uprobe path (src/spans/go-client-span.ts): the downstream did not get this context.
+  if (x.propagationSkipped) attributes['spanbridge.propagation'] = 'skipped';
 
   let status = httpStatus(x.role === 'server' ? 'SERVER' : 'CLIENT', x.status);
   if (!x.status) status = { code: 'ERROR', errorType: x.endReason === 'closed' ? 'connection_closed' : 'no_response' };

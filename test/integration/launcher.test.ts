@@ -10,7 +10,7 @@ import { join } from 'node:path';
 const LAUNCHER = join(__dirname, '../../bin/spanbridge');
 
 describe('bin/spanbridge', () => {
-  it('runs the agent with the heap bounds, in its own process, extra flags appended', () => {
+  it('runs the agent with the heap bounds, WebAssembly on the baseline compiler and one V8 worker, in its own process, extra flags appended', () => {
     const probe = join(mkdtempSync(join(tmpdir(), 'spanbridge-launcher-')), 'probe.js');
     writeFileSync(
       probe,
@@ -23,7 +23,7 @@ describe('bin/spanbridge', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^\d+\.\d+\.\d+/);
     const seen = JSON.parse(/PROBE (.*)/.exec(r.stderr)![1]) as { limit: number; execArgv: string[]; ppid: number };
-    expect(seen.execArgv.slice(0, 2)).toEqual(['--max-semi-space-size=4', '--max-old-space-size=256']);
+    expect(seen.execArgv.slice(0, 4)).toEqual(['--max-semi-space-size=4', '--max-old-space-size=256', '--liftoff-only', '--v8-pool-size=1']);
     expect(seen.execArgv).toContain('--require');
     // V8's limit: the old space bound plus the young generation; far below Node's default (~2-4 GB).
     expect(seen.limit).toBeLessThan(300 * 1024 * 1024);

@@ -39,7 +39,7 @@ interface Harness {
   order: string[];
 }
 
-function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off' } = {}): Harness {
+function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
   const backend = options.backend ?? new FakeBpfBackend();
   const lines: string[] = [];
   const order: string[] = [];
@@ -91,6 +91,7 @@ function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_
       bpfFeatures: ALL_BPF_FEATURES,
       host,
       onAttachment: (e) => attachments.push(e),
+      tickMs: options.tickMs,
     },
   );
   return {
@@ -130,6 +131,20 @@ describe('Agent', () => {
     expect(h.backend.activeLinks()).toEqual([]);
     await h.agent.stop(); // idempotent
     expect(h.order).toHaveLength(3);
+  });
+
+  it('hands the C heap back to the kernel at every tick while running, and not after stop', async () => {
+    const backend = new FakeBpfBackend();
+    let released = 0;
+    Object.assign(backend, { releaseFreeMemory: () => released++ });
+    const h = harness({ backend, tickMs: 10 });
+    h.agent.start();
+    await new Promise((r) => setTimeout(r, 80));
+    await h.agent.stop();
+    expect(released).toBeGreaterThanOrEqual(2);
+    const atStop = released;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(released).toBe(atStop);
   });
 
   it('refuses to start without the privileges the plan needs, and starts nothing', () => {

@@ -1,4 +1,4 @@
-import { exeMatches, globToRegExp, isEmptySelection, matchProcess } from '../../../src/discovery/selectors';
+import { exeMatches, globToRegExp, isEmptySelection, matchProcess, pidCanMatch } from '../../../src/discovery/selectors';
 import { parseListeningSockets } from '../../../src/discovery/listening-ports';
 import { parseStatStartTicks } from '../../../src/discovery/process-info';
 
@@ -19,6 +19,18 @@ describe('selectors', () => {
 
   it('escapes regex metacharacters', () => {
     expect(globToRegExp('a+b(c)').test('a+b(c)')).toBe(true);
+  });
+
+  it('rules out other pids before any read only when pids are all that is selected', () => {
+    const pidsOnly = { pids: [7], exeGlobs: [], openPorts: [] };
+    expect(pidCanMatch(pidsOnly, 7)).toBe(true);
+    expect(pidCanMatch(pidsOnly, 8)).toBe(false);
+    expect(pidCanMatch({ ...pidsOnly, exeGlobs: ['api'] }, 8)).toBe(true);
+    expect(pidCanMatch({ ...pidsOnly, openPorts: [80] }, 8)).toBe(true);
+    expect(pidCanMatch({ ...pidsOnly, containerIds: ['ab'] }, 8)).toBe(true);
+    expect(pidCanMatch({ ...pidsOnly, containerIds: [] }, 8)).toBe(false);
+    // Whenever pidCanMatch says no, matchProcess would have said no.
+    expect(matchProcess(pidsOnly, { pid: 8, exePath: '/x', containerId: undefined }, new Set())).toBeNull();
   });
 
   it('matches any selector, reporting which', () => {
