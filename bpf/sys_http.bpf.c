@@ -128,7 +128,6 @@ struct scratch {
 	struct syscall_args args; /* likewise: the data syscall whose exit is being handled */
 	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
 					 * or the server span of a Go client call */
-	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u32 scan_pos;             /* the head scan's next byte (sys_http_server_head.h) */
@@ -460,21 +459,6 @@ static __always_inline int on_write_enter(struct trace_event_raw_sys_enter *ctx,
 
 #include "sys_http_client_decide.h"
 
-/* The last up to SYS_HTTP_TAIL bytes of the message of `total` bytes whose first `cap` are in
- * s->e.data, into s->e.tail: from the capture when it holds the whole message, else from the
- * buffers (read_tail). A global function: verified once, and its caller's states do not split on
- * which way it went. */
-__noinline __u16 data_tail(struct scratch *s, __u64 total, __u32 cap)
-{
-	if (!s)
-		return 0;
-	if (total == cap && cap >= SYS_HTTP_TAIL && cap <= SYS_HTTP_CAPTURE) {
-		__builtin_memcpy(s->e.tail, s->e.data + ((cap - SYS_HTTP_TAIL) & (SYS_HTTP_CAPTURE - 1)), SYS_HTTP_TAIL);
-		return SYS_HTTP_TAIL;
-	}
-	return read_tail(&s->args, total, s->e.tail);
-}
-
 /* The syscall's first three arguments (fd, buffer/iovec/msghdr, count) from the user registers
  * saved at its entry (rdi, rsi, rdx: contiguous in pt_regs as dx, si, di); data syscalls do not
  * change them. */
@@ -653,7 +637,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			e->flags |= SYS_F_TRUNCATED;
 			count(SYS_SKIP_CAPTURE_TRUNCATED);
 		}
-		e->tail_len = data_tail(s, ret, cap);
+		e->tail_len = read_tail(ap, ret, e->tail);
 	}
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
