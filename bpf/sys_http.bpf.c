@@ -127,7 +127,6 @@ struct scratch {
 	struct client_request creq; /* likewise */
 	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
 					 * or the server span of a Go client call */
-	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
@@ -658,6 +657,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	e->trace_flags = cs->ctx.flags;
 	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
 		go_server_response(cs);
+	if ((mode & SYS_MODE_GO_CLIENT) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_CLIENT)
+		go_client_response(cs, id >> 32, e);
 	if (pipelined) {
 		bpf_tail_call(ctx, &data_paths, DATA_PATH_PIPELINED);
 		count(SYS_DROP_TAIL_CALL); /* sent with new roots in its spare slots */

@@ -60,6 +60,10 @@ enum sys_http_flag2 {
 	SYS_F2_NODE_PARENT = 1 << 6, /* client request start (with SYS_F_THREAD_PARENT): a Node.js call;
 	   * the parent is the server request whose callback made it, read
 	   * from node's async ids (bpf/sys_http_node_link.h) */
+	SYS_F2_PROPAGATION_SKIPPED = 1 << 7, /* client response start of a Go call (go.client_path
+	   * syscall): the sk_msg program left its request without the header
+	   * (head longer than it can check, split beyond it, push failed,
+	   * stale hand-over): the span says spanbridge.propagation=skipped */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_flag2 *_unused_sys_http_flag2 __attribute__((unused));

@@ -40,14 +40,11 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		/* Go (go.client_path syscall): the server span its roundTrip left for this buffer. */
 		if ((mode & SYS_MODE_GO_CLIENT) && s) {
-			s->go_key.tgid = id >> 32;
-			s->go_key._pad = 0;
-			s->go_key.buf = ptr;
-			tc = go_client_parent(&s->go_key, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+			tc = go_client_parent(id >> 32, ptr, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		}
 		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
 		bool node = s && !(mode & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
-			    node_link_parent(id, a->fd, cs->conn_id, !cs->announced, now, &s->nginx_parent);
+			    node_link_parent(id, a->fd, cs, now, &s->nginx_parent);
 		if (node)
 			tc = &s->nginx_parent;
 		__u64 n = len < SYS_HTTP_CAPTURE ? len : SYS_HTTP_CAPTURE;

@@ -277,11 +277,17 @@ static __always_inline const struct node_req *node_req_of(const struct node_pars
 	return NULL;
 }
 
-/* A client request start on (tgid, fd) written by thread id, `first`: the connection's first
- * request. Fills *out as a thread context with one active request and returns true when a rule
- * above links it; counts and returns false otherwise. */
-static __always_inline bool node_link_parent(__u64 id, __u32 fd, __u64 conn_id, bool first, __u64 now, struct thread_ctx *out)
+/* A client request start on (tgid, fd) written by thread id on connection cs (rule 3 applies to
+ * its first request). Fills *out as a thread context with one active request and returns true
+ * when a rule above links it; counts and returns false otherwise. */
+__noinline bool node_link_parent(__u64 id, __u32 fd, const struct conn_state *cs, __u64 now, struct thread_ctx *out)
 {
+	/* A global function (verified once; its stack is its own): the connection's state gives its
+	 * id and whether this is its first request (the calling convention allows five arguments). */
+	if (!cs || !out)
+		return false;
+	__u64 conn_id = cs->conn_id;
+	bool first = !cs->announced;
 	__u32 tgid = id >> 32;
 	struct node_proc *np = bpf_map_lookup_elem(&node_procs, &tgid);
 	__u64 f[2] = {};

@@ -300,9 +300,9 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'go.client_path',
     env: ['SPANBRIDGE_GO_CLIENT_PATH'],
-    defaultText: 'uprobes',
+    defaultText: 'syscall',
     allowed: 'one of uprobes, syscall',
-    help: 'where Go HTTP/1 client spans come from: syscall tracepoints, with one uprobe per request at (*net/http.persistConn).roundTrip for the parent (needs go.server_path syscall and no memory injection; HTTPS calls and calls that fail before writing get no span; parents found to goroutine depth 1), or uprobes on net/http (~7 traps per request)',
+    help: 'where Go HTTP/1 client spans come from: syscall tracepoints, with one uprobe per request at (*net/http.persistConn).roundTrip for the parent (needs go.server_path syscall and no memory injection, else uprobes; a process that makes HTTPS calls moves to uprobes; parents found to goroutine depth 1), or uprobes on net/http (~13 traps per request; parents to depth 4)',
     parse: oneOf(['uprobes', 'syscall']),
   },
   {

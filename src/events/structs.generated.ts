@@ -21,6 +21,8 @@ export const GO_HTTP_OBJECT = {
     go_header_write_subset_ret: 'go_header_write_subset_ret',
     go_header_write_subset_ret_inject: 'go_header_write_subset_ret_inject',
     go_persist_conn_round_trip: 'go_persist_conn_round_trip',
+    go_transport_dial_conn: 'go_transport_dial_conn',
+    go_client_call_failed: 'go_client_call_failed',
   },
   maps: {
     go_offsets_by_pid: 'go_offsets_by_pid',
@@ -40,9 +42,10 @@ export const GO_HTTP_OBJECT = {
     sk_armed: 'sk_armed',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
-    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
+    go_client_dials: 'go_client_dials',
     spanbridge_go_client_v1: 'spanbridge_go_client_v1',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     go_http_drops: 'go_http_drops',
@@ -543,6 +546,7 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_TASK_PARENT: 16,
   SYS_F2_DOWNSTREAM_PARENT: 32,
   SYS_F2_NODE_PARENT: 64,
+  SYS_F2_PROPAGATION_SKIPPED: 128,
 } as const;
 
 export const SYS_HTTP_MODE = {

@@ -14,6 +14,7 @@ import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
+  SYS_F2_PROPAGATION_SKIPPED,
   SYS_F2_TASK_PARENT,
   SYS_F2_NODE_PARENT,
   SYS_F2_DOWNSTREAM_PARENT,
@@ -64,6 +65,13 @@ export interface AssemblerOptions {
   readonly maxExchangesPerConnection?: number;
   /** An exchange without activity for this long is finished or dropped (default 120 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Processes whose client requests go where their URL says, whatever their Host header names
+   * (Go's Transport dials the request URL; an application-set Host, like httputil.ReverseProxy
+   * keeping the incoming one, is not the destination): their client spans name the connection's
+   * peer when the Host header names another port.
+   */
+  readonly hostMayDiffer?: (pid: number) => boolean;
 }
 
 interface Message {
@@ -99,6 +107,8 @@ interface Exchange {
   status: number;
   /** A framework's route for the request (Go Request.Pattern), '' when none. */
   route: string;
+  /** A Go call's request left without the header by the sk_msg program (said on its response). */
+  propagationSkipped: boolean;
 }
 
 interface Conn {
@@ -280,6 +290,7 @@ export class SysHttpAssembler {
       invalid: false,
       status: 0,
       route: '',
+      propagationSkipped: false,
     };
     if (c.exchanges.length >= this.maxExchanges) {
       c.exchanges.shift();
@@ -353,6 +364,7 @@ export class SysHttpAssembler {
         return;
       }
       ex.resp = newMessage(rec.tsNs);
+      if (rec.flags2 & SYS_F2_PROPAGATION_SKIPPED) ex.propagationSkipped = true;
     }
     const resp = ex.resp;
     const next = this.feed(resp, rec, off, (head) => {
@@ -518,6 +530,8 @@ export class SysHttpAssembler {
       remotePort: c.remotePort,
       tid: ex.tid,
       route: ex.route,
+      propagationSkipped: ex.propagationSkipped,
+      hostMayDiffer: c.role === 'client' && (this.o.hostMayDiffer?.(c.pid) ?? false),
     };
     this.o.onSpan(sysHttpSpan(view, resource, this.o.clock, this.o.redaction), c.pid);
   }

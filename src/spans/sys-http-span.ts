@@ -38,6 +38,10 @@ export interface ExchangeView {
   readonly tid: number;
   /** The framework's route (Go Request.Pattern, read by the kernel), '' when none. */
   readonly route?: string;
+  /** Client: the header could not be inserted into the request (Go calls: sk_msg said so). */
+  readonly propagationSkipped?: boolean;
+  /** Client: the Host header may name another destination than the connection's (Go). */
+  readonly hostMayDiffer?: boolean;
 }
 
 const MAX_VALUE = 1024;
@@ -71,9 +75,12 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     attributes['network.peer.address'] = x.remoteAddress;
     attributes['network.peer.port'] = x.remotePort;
   } else {
-    const serverHost = hp.host || x.remoteAddress;
-    const serverPort = hp.port ?? x.remotePort;
-    const authority = host || `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}`;
+    // A Host header naming another port than the connection's peer was set by the application
+    // (a reverse proxy keeping the incoming Host): the request went to the peer.
+    const peer = !host || (x.hostMayDiffer === true && (hp.port ?? 80) !== x.remotePort);
+    const serverHost = peer ? x.remoteAddress : hp.host || x.remoteAddress;
+    const serverPort = peer ? x.remotePort : (hp.port ?? x.remotePort);
+    const authority = peer ? `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}` : host;
     attributes['server.address'] = serverHost;
     attributes['server.port'] = serverPort;
     attributes['url.full'] = cut(`http://${authority}${t.path}${query ? `?${query}` : ''}`);
@@ -84,6 +91,8 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   attributes['thread.id'] = x.tid;
   if (x.link !== 'none') attributes['spanbridge.parent.source'] = x.link;
   if (!x.requestHeadComplete) attributes['spanbridge.request.head_truncated'] = true;
+  // As on the Go uprobe path (src/spans/go-client-span.ts): the downstream did not get this context.
+  if (x.propagationSkipped) attributes['spanbridge.propagation'] = 'skipped';
 
   let status = httpStatus(x.role === 'server' ? 'SERVER' : 'CLIENT', x.status);
   if (!x.status) status = { code: 'ERROR', errorType: x.endReason === 'closed' ? 'connection_closed' : 'no_response' };

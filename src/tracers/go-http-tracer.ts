@@ -22,6 +22,8 @@ export const GO_FUNCS = {
   persistConnWriterWrite: 'net/http.persistConnWriter.Write',
   bodyEofSignalClose: 'net/http.(*bodyEOFSignal).Close',
   persistConnRoundTrip: 'net/http.(*persistConn).roundTrip',
+  dialConn: 'net/http.(*Transport).dialConn',
+  stripPassword: 'net/http.stripPassword',
   newproc1: 'runtime.newproc1',
   goexit1: 'runtime.goexit1',
 } as const;
@@ -270,7 +272,15 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
     const fn = target.functions[GO_FUNCS.persistConnRoundTrip]!;
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_round_trip).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
-    return target.offsets['runtime.g.parentGoid'] === undefined ? [`client calls from spawned goroutines are not linked (needs Go >= 1.21; ${target.goVersion})`] : [];
+    if (target.offsets['runtime.g.parentGoid'] === undefined) return [`client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
+    // Calls that fail before their request is written: dialConn (per new connection) and
+    // stripPassword (http.Client's error path), never per request (bpf/go_http_client_lean.h).
+    const dial = target.functions[GO_FUNCS.dialConn];
+    const failed = target.functions[GO_FUNCS.stripPassword];
+    if (!dial || !failed) return ['calls that fail before writing their request have no span (net/http dialConn or stripPassword not found)'];
+    links.push(obj.program(GO_HTTP_OBJECT.programs.go_transport_dial_conn).attachUprobe({ binaryPath, offset: dial.entryOffset, pid }));
+    links.push(obj.program(GO_HTTP_OBJECT.programs.go_client_call_failed).attachUprobe({ binaryPath, offset: failed.entryOffset, pid }));
+    return [];
   }
 
   /** Client spans, goroutine ancestry and header propagation; all optional per binary. */

@@ -48,13 +48,15 @@ export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, sysca
 }
 
 /**
- * The default of go.client_path. Still the uprobe path (its 'syscall' needs go.server_path syscall):
- * on the syscall path a call that fails before its request is written (connection refused, a dial
- * timeout) has no span, a call from a goroutine two or more levels below the handler's starts its
- * own trace (ancestry depth 1), and HTTPS calls (ciphertext at the syscall) have none until the
- * agent's next check moves the process's client spans to uprobes (ProcessAttacher.moveTlsGoClients).
+ * The default of go.client_path: the syscall path (one uprobe hit per request), which
+ * chooseGoClientPath turns into uprobes where it cannot run (server spans on uprobes, headers
+ * written into memory, net/http symbols missing). Calls that fail before writing get their span
+ * from two probes that do not fire per request (bpf/go_http_client_lean.h). What stays with
+ * uprobes: parents deeper than one goroutine below the handler (set go.client_path: uprobes for
+ * those), and HTTPS calls, which move the process's client spans to uprobes at the agent's next
+ * check (ProcessAttacher.moveTlsGoClients).
  */
-export const DEFAULT_GO_CLIENT_PATH: GoClientPath = 'uprobes';
+export const DEFAULT_GO_CLIENT_PATH: GoClientPath = 'syscall';
 
 export interface GoClientPathChoice {
   readonly path: GoClientPath;

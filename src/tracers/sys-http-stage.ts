@@ -92,7 +92,14 @@ export class SysHttpStage {
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
     this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
     this.node = new NodeLinks(() => this.tracer.object, d.probeNode);
-    this.assembler = new SysHttpAssembler({ clock: d.clock, metrics: d.metrics, resourceOf: d.resourceOf, onSpan: (s, pid) => this.onSpan(s, pid), redaction: d.redaction });
+    this.assembler = new SysHttpAssembler({
+      clock: d.clock,
+      metrics: d.metrics,
+      resourceOf: d.resourceOf,
+      onSpan: (s, pid) => this.onSpan(s, pid),
+      redaction: d.redaction,
+      hostMayDiffer: (pid) => this.goClientPids.has(pid),
+    });
   }
 
   /**
@@ -102,6 +109,8 @@ export class SysHttpStage {
    * (docs/java-async-linking.md).
    */
   private readonly eventLoops = new Map<number, string>();
+  /** Go processes whose client spans this tracer makes (go.client_path: syscall). */
+  private readonly goClientPids = new Set<number>();
 
   private onSpan(span: Span, pid: number): void {
     // A client span of an event loop (or Java) that no incoming or application traceparent
@@ -254,6 +263,8 @@ export class SysHttpStage {
   /** A Go process whose server spans come from this tracer (go.server_path: syscall). */
   attachGoServer(pid: number, go: GoServerOptions): string {
     this.eventLoops.delete(pid);
+    if (go.client === true) this.goClientPids.add(pid);
+    else this.goClientPids.delete(pid);
     this.tracer.attach(pid, { threadLinking: false, goServer: go });
     return this.takeOverOpen(pid, (c) => c.role === 'server' || (go.client === true && c.role === 'client'));
   }
@@ -283,6 +294,7 @@ export class SysHttpStage {
    * exit event that usually causes a detach comes on another, faster ring).
    */
   detach(pid: number): void {
+    this.goClientPids.delete(pid);
     this.asyncio.detach(pid);
     this.asyncioStatus.delete(pid);
     this.asyncioPending.delete(pid);

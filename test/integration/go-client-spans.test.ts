@@ -1,10 +1,13 @@
 /**
- * Go client spans on the locked-down host kernel (bpf_probe_write_user forbidden): client spans
- * are reported with the right attributes and in-process parents (same goroutine, spawned and
- * grandchild goroutines), an application's own traceparent is respected, transport errors are
- * errors, and the agent says that memory injection falls back (to socket-level sk_msg injection,
- * whose header must be exactly the reported client span). Memory injection itself is proven in
- * the VM suite (make test-vm).
+ * Go client spans on the locked-down host kernel (bpf_probe_write_user forbidden), with the default
+ * go.client_path (syscall here; uprobes where headers are written into memory, as in the VM suite):
+ * client spans are reported with the right attributes and in-process parents (same goroutine,
+ * spawned goroutine), an application's own traceparent is respected, transport errors that happen
+ * before the request is written (connection refused) are ERROR spans under the server span, and
+ * the agent says that memory injection falls back (to socket-level sk_msg injection, whose header
+ * must be exactly the reported client span). A grandchild goroutine's call is linked by the uprobe
+ * client path (opt-in: go.client_path uprobes) and starts its own trace on the syscall path (never
+ * a wrong parent). Memory injection itself is proven in the VM suite (make test-vm).
  */
 import { echoedTraceparents, frontendPair, goChainForSuite } from './helpers/go-chain';
 import { freePort } from './helpers/collector';
@@ -25,7 +28,13 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
     }
   });
 
-  it.each(['/sync', '/async', '/nested'])('%s: the CLIENT span is a child of the frontend SERVER span', async (route) => {
+  const clientPath = async () => (await chain().agent.processes()).find((p) => p.pid === chain().frontend.pid)?.clientSpans;
+
+  it('the client spans take the syscall path by default where headers are not written into memory', async () => {
+    expect(await clientPath()).toBe(lockedDown() ? 'syscall' : 'uprobes');
+  });
+
+  it.each(['/sync', '/async'])('%s: the CLIENT span is a child of the frontend SERVER span', async (route) => {
     const r = await chain().get(route, '/headers');
     expect(r.status).toBe(200);
     const pair = await waitFor(`${route} pair`, () => {
@@ -51,6 +60,21 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
     expect(BigInt(c.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(pair.server.endTimeUnixNano));
   });
 
+  it('/nested (two goroutines below the handler): a child on the uprobe path, its own trace on the syscall path (never a wrong parent)', async () => {
+    const r = await chain().get('/nested', '/headers');
+    expect(r.status).toBe(200);
+    const [tp] = echoedTraceparents(r.body);
+    const spanId = tp.split('-')[2];
+    const c = await waitFor('nested client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.spanId === spanId));
+    const server = await waitFor('nested server span', () => frontendPair(chain().agent.spans(), chain().frontend.pid, '/nested')[0]?.server);
+    if ((await clientPath()) === 'syscall') {
+      expect(c.traceId).not.toBe(server.traceId);
+    } else {
+      expect(c.traceId).toBe(server.traceId);
+      expect(c.parentSpanId).toBe(server.spanId);
+    }
+  });
+
   it('an application-set traceparent is respected: sent as is, and it is the client span context', async () => {
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const r = await chain().get('/app-tp', '/headers', { tp });
@@ -72,13 +96,45 @@ describe.each(['local', 'go1.22.12'] as GoToolchain[])('Go client spans on the h
     expect(c.status.code).toBe('ERROR');
     expect(c.attributes['error.type']).toBe('_OTHER');
     expect(c.attributes['http.response.status_code']).toBeUndefined();
+    expect(c.attributes['url.full']).toBe(`http://127.0.0.1:${closed}/nothing`);
+    expect(c.attributes['server.port']).toBe(closed);
+    // Under the frontend's SERVER span, inside it, on either path.
+    const server = await waitFor('/fail server span', () => frontendPair(chain().agent.spans(), chain().frontend.pid, '/fail')[0]?.server);
+    expect(c.traceId).toBe(server.traceId);
+    expect(c.parentSpanId).toBe(server.spanId);
+    expect(BigInt(c.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(server.startTimeUnixNano));
+    expect(BigInt(c.endTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(c.startTimeUnixNano));
+    expect(BigInt(c.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(server.endTimeUnixNano));
+    // Exactly one span for the call (never one from each path, never one per error return).
+    await new Promise((res) => setTimeout(res, 500));
+    expect(chain().agent.spans().filter((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).includes(`:${closed}/`))).toHaveLength(1);
   });
 
   it('counts what it saw in the kernel and nothing was dropped', async () => {
     const counters = await chain().agent.kernelCounters();
+    const path = await clientPath();
     await chain().agent.stop();
-    expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(1);
+    // The uprobe path counts the application's own header at the header writer; the syscall path
+    // sees it in the write and makes that span the application's (asserted above).
+    if (path === 'uprobes') expect(counters.inject_skip_app_header).toBeGreaterThanOrEqual(1);
     expect(counters.drop_ringbuf_full ?? 0).toBe(0);
     expect(counters.drop_no_start ?? 0).toBe(0);
+  });
+});
+
+// Deeper goroutine ancestry is opt-in: go.client_path uprobes (runtime.newproc1, up to 4 levels).
+describe('Go client spans on the host with go.client_path uprobes (deeper ancestry)', () => {
+  const chain = goChainForSuite('local', { agentEnv: { SPANBRIDGE_GO_CLIENT_PATH: 'uprobes' } });
+
+  it('/nested: a call two goroutines below the handler is the frontend SERVER span\'s child', async () => {
+    expect((await chain().agent.processes()).find((p) => p.pid === chain().frontend.pid)?.clientSpans).toBe('uprobes');
+    const r = await chain().get('/nested', '/headers');
+    expect(r.status).toBe(200);
+    const pair = await waitFor('/nested pair', () => {
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, '/nested');
+      return p.length === 1 && p[0].client && p[0];
+    });
+    expect(echoedTraceparents(r.body)).toEqual([`00-${pair.client!.traceId}-${pair.client!.spanId}-01`]);
+    expect(pair.client!.traceId).toBe(pair.server.traceId);
   });
 });

@@ -5,11 +5,15 @@
  * server span's child, with method, URL and status, and the header sk_msg inserts is exactly the
  * reported client span; the incoming tracestate goes along; the application's own traceparent is
  * respected (sent as is, and it is the client span's context); the backend's server span is the
- * client span's child and ends inside it (the client span covers the whole exchange). Only two
- * uprobes are attached to the process: (*conn).serve (per connection) and persistConn.roundTrip
- * (per request). What this path does not do (docs/limits.md): a call two goroutines below the
- * handler starts its own trace, never a wrong parent; an HTTPS call has no span here, so a process
- * that makes one moves its client spans to uprobes (its server spans stay on syscalls).
+ * client span's child and ends inside it (the client span covers the whole exchange); a call that
+ * fails before it is written (connection refused) is an ERROR span under the server span, with its
+ * URL; a request whose head outgrows the Transport's buffer is sent untouched and its span says
+ * spanbridge.propagation=skipped. Four uprobes are attached to the process, one of which fires per
+ * request: (*conn).serve (per connection), persistConn.roundTrip (per request),
+ * (*Transport).dialConn (per new connection) and net/http.stripPassword (per failed call). What
+ * this path does not do (docs/limits.md): a call two goroutines below the handler starts its own
+ * trace, never a wrong parent; an HTTPS call has no span here, so a process that makes one moves
+ * its client spans to uprobes (its server spans stay on syscalls).
  */
 import http from 'node:http';
 import { freePort } from './helpers/collector';
@@ -38,11 +42,45 @@ maybe('Go client spans from syscalls (go.client_path syscall)', () => {
         .on('error', reject);
     });
 
-  it('the traced-processes report says which path the client spans take, and two uprobes are attached', async () => {
+  it('the traced-processes report says which path the client spans take, and four uprobes are attached', async () => {
     const front = (await chain().agent.processes()).find((p) => p.pid === chain().frontend.pid);
     expect(front?.serverSpans).toBe('syscall');
+    expect(front?.clientSpans).toBe('syscall');
     expect(front?.notes.join('; ')).toMatch(/client spans: syscall tracepoints \(one uprobe per request at \(\*persistConn\)\.roundTrip/);
-    expect(front?.probes).toBe(2);
+    expect(front?.probes).toBe(4);
+  });
+
+  it('a call that fails before its request is written (connection refused): an ERROR CLIENT span under the SERVER span, with its URL', async () => {
+    const closed = await freePort();
+    const target = `http://127.0.0.1:${closed}/refused?q=1`;
+    const r = await chain().get('/fail', '/x', { target });
+    expect(r.status).toBe(502);
+    const c = await waitFor('error client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && String(s.attributes['url.full']).startsWith(`http://127.0.0.1:${closed}/`)));
+    const server = await waitFor('/fail server span', () => frontendPair(chain().agent.spans(), chain().frontend.pid, '/fail').find((p) => p.client?.spanId === c.spanId)?.server);
+    expect(c.traceId).toBe(server.traceId);
+    expect(c.status.code).toBe('ERROR');
+    expect(c.attributes).toMatchObject({ 'url.full': target, 'server.address': '127.0.0.1', 'server.port': closed, 'error.type': '_OTHER' });
+    expect(c.attributes['http.response.status_code']).toBeUndefined();
+    expect(BigInt(c.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(server.startTimeUnixNano));
+    expect(BigInt(c.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(server.endTimeUnixNano));
+  });
+
+  it('a request whose head outgrows the Transport\'s 4 KiB buffer: sent untouched, and its CLIENT span says propagation was skipped', async () => {
+    const r = await chain().get('/big', '/headers', { size: '6000' });
+    expect(r.status).toBe(200);
+    expect(echoedTraceparents(r.body)).toEqual([]);
+    const pair = await waitFor('/big pair', () => {
+      const p = frontendPair(chain().agent.spans(), chain().frontend.pid, '/big');
+      return p.length === 1 && p[0].client && p[0];
+    });
+    expect(pair.client!.attributes['spanbridge.propagation']).toBe('skipped');
+    expect(pair.client!.attributes['thread.id']).toBeDefined(); // the syscall path's span
+    // A call that was injected carries no such attribute.
+    const small = await chain().get('/big', '/headers', { size: '10' });
+    const [tp] = echoedTraceparents(small.body);
+    expect(tp).toBeDefined();
+    const injected = await waitFor('injected client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.spanId === tp.split('-')[2]));
+    expect(injected.attributes['spanbridge.propagation']).toBeUndefined();
   });
 
   it.each(['/sync', '/async'])('%s: the CLIENT span is the SERVER span\'s child, carries method/url/status, and is the header sent', async (route) => {
@@ -128,9 +166,10 @@ maybe('Go client spans from syscalls (go.client_path syscall)', () => {
     expect(counters.drop_read_failed ?? 0).toBe(0);
     expect(counters.drop_state_map_full ?? 0).toBe(0);
     // Spans of the syscall path carry the thread id (the uprobe path's do not): no double reporting.
+    // The one call that failed before writing has its span from the failed-call probe (no thread).
     const clients = spans.filter((s) => s.kind === 'CLIENT' && s.resource['process.pid'] === chain().frontend.pid);
     expect(clients.length).toBeGreaterThan(0);
-    expect(clients.filter((s) => s.attributes['thread.id'] === undefined)).toEqual([]);
+    expect(clients.filter((s) => s.attributes['thread.id'] === undefined).map((s) => s.attributes['url.full'])).toEqual([expect.stringMatching(/\/refused\?q=1$/)]);
   });
 });
 

@@ -3,7 +3,8 @@
  * the thread's TLS, for a frontend linked three ways (static, cgo with libc, PIE), each calling a
  * backend. What must hold on this path as on the uprobe one: the server span continues an incoming
  * traceparent and has the ServeMux route; client calls made on the handler's goroutine or one it
- * spawned are its children, and the header injected into them is exactly the reported client span;
+ * spawned are its children, and the header injected into them is exactly the reported client span
+ * (a call two goroutines down starts its own trace with the default go.client_path syscall: depth 1);
  * the backend's server span is that client span's child; no per-request uprobe is attached; the
  * kernel read every request's goroutine and route.
  */
@@ -27,7 +28,29 @@ describe.each(['static', 'cgo', 'pie'] as GoLink[])('Go server spans from syscal
     expect(front?.notes.join('; ')).toMatch(/server spans: syscall tracepoints \(.*g at fs-8; no per-request uprobe\)/);
   });
 
-  it.each(['/sync', '/async', '/nested'])('%s: SERVER continues the incoming trace, with its route; CLIENT is its child; backend is the CLIENT\'s', async (route) => {
+  it('/nested (a call two goroutines down): SERVER continues the incoming trace, with its route; the CLIENT starts its own trace, which the backend continues', async () => {
+    const q = new URLSearchParams({ target: `http://127.0.0.1:${chain().backendPort}/headers` });
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: chain().frontendPort, path: `/nested?${q}`, agent: false, headers: { traceparent: `00-${TRACE}-${PARENT}-01` } }, (res) => {
+          let b = '';
+          res.setEncoding('latin1');
+          res.on('data', (d: string) => (b += d));
+          res.on('end', () => resolve(b));
+        })
+        .on('error', reject);
+    });
+    const server = await waitFor('/nested server', () => frontendPair(chain().agent.spans(), chain().frontend.pid, '/nested').find((x) => x.server.traceId === TRACE)?.server);
+    expect(server.parentSpanId).toBe(PARENT);
+    expect(server.attributes['http.route']).toBe('/nested');
+    const [tp] = echoedTraceparents(body);
+    const client = await waitFor('nested client', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.spanId === tp.split('-')[2]));
+    expect(client.traceId).not.toBe(TRACE);
+    const backend = await waitFor('backend span', () => chain().agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain().backend.pid && s.parentSpanId === client.spanId));
+    expect(backend.traceId).toBe(client.traceId);
+  });
+
+  it.each(['/sync', '/async'])('%s: SERVER continues the incoming trace, with its route; CLIENT is its child; backend is the CLIENT\'s', async (route) => {
     const q = new URLSearchParams({ target: `http://127.0.0.1:${chain().backendPort}/headers` });
     const body = await new Promise<string>((resolve, reject) => {
       http

@@ -37,7 +37,20 @@ maybe.each(['local', 'go1.22.12'] as GoToolchain[])('sk_msg traceparent injectio
     for (const p of procs) expect(p.injection).toBe('sk_msg');
   });
 
-  it.each(['/sync', '/async', '/nested'])('%s: one traceparent = the reported CLIENT span, in the frontend SERVER trace', async (route) => {
+  it('/nested (two goroutines below the handler; go.client_path syscall, the default here, links depth 1): one traceparent = the reported CLIENT span, which the backend continues', async () => {
+    const r = await chain().get('/nested', '/headers');
+    const tps = echoedTraceparents(r.body);
+    expect(tps).toHaveLength(1);
+    const [, traceId, parentId] = TP.exec(tps[0])!;
+    const c = await waitFor('nested client span', () => chain().agent.spans().find((s) => s.kind === 'CLIENT' && s.spanId === parentId));
+    expect(c.traceId).toBe(traceId);
+    const b = await waitFor('backend span', () =>
+      chain().agent.spans().find((s) => s.kind === 'SERVER' && s.resource['process.pid'] === chain().backend.pid && s.parentSpanId === c.spanId),
+    );
+    expect(b.traceId).toBe(traceId);
+  });
+
+  it.each(['/sync', '/async'])('%s: one traceparent = the reported CLIENT span, in the frontend SERVER trace', async (route) => {
     const r = await chain().get(route, '/headers');
     const tps = echoedTraceparents(r.body);
     expect(tps).toHaveLength(1);

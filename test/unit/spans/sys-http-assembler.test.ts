@@ -9,6 +9,7 @@ import {
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_TASK_PARENT,
   SYS_F2_PIPELINED,
+  SYS_F2_PROPAGATION_SKIPPED,
   SYS_F_BLACKBOX_PARENT,
   SYS_F_REMOTE_PARENT,
   SYS_F_REQUEST_START,
@@ -33,7 +34,7 @@ class Harness {
   readonly metrics = new SelfMetrics();
   readonly asm: SysHttpAssembler;
   ts = 1_000_000n;
-  constructor(opts: { maxConnections?: number; maxExchangesPerConnection?: number; redaction?: UrlRedaction } = {}) {
+  constructor(opts: { maxConnections?: number; maxExchangesPerConnection?: number; redaction?: UrlRedaction; hostMayDiffer?: (pid: number) => boolean } = {}) {
     this.asm = new SysHttpAssembler({
       clock: new FixedClock(1_700_000_000_000_000_000n),
       metrics: this.metrics,
@@ -431,6 +432,37 @@ describe('SysHttpAssembler: client side', () => {
       'spanbridge.parent.source': 'thread',
     });
     expect(s.status.code).toBe('ERROR'); // 4xx is an error on client spans
+  });
+
+  it('Go clients (hostMayDiffer): a Host header naming another port than the peer (a reverse proxy keeping the incoming Host) gives the peer\'s URL; others keep the Host header', () => {
+    const req = 'GET /hello HTTP/1.1\r\nHost: 127.0.0.1:9999\r\n\r\n';
+    const resp = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n';
+    const go = new Harness({ hostMayDiffer: (pid) => pid === 7 });
+    go.open(1n, 'client');
+    go.data(1n, 'egress', req, { role: 'client', flags: START });
+    go.data(1n, 'ingress', resp, { role: 'client', flags: RESP });
+    go.open(2n, 'client');
+    go.data(2n, 'egress', 'GET /x HTTP/1.1\r\nHost: backend:8080\r\n\r\n', { role: 'client', flags: START });
+    go.data(2n, 'ingress', resp, { role: 'client', flags: RESP });
+    expect(go.spans.map((s) => [s.attributes['url.full'], s.attributes['server.address'], s.attributes['server.port']])).toEqual([
+      ['http://127.0.0.1:8080/hello', '127.0.0.1', 8080],
+      ['http://backend:8080/x', 'backend', 8080],
+    ]);
+    const other = new Harness();
+    other.open(1n, 'client');
+    other.data(1n, 'egress', req, { role: 'client', flags: START });
+    other.data(1n, 'ingress', resp, { role: 'client', flags: RESP });
+    expect(other.spans[0].attributes['url.full']).toBe('http://127.0.0.1:9999/hello');
+  });
+
+  it('a response record with SYS_F2_PROPAGATION_SKIPPED: the CLIENT span says spanbridge.propagation=skipped', () => {
+    const h = new Harness();
+    h.open(1n, 'client');
+    h.data(1n, 'egress', 'GET /big HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n', { role: 'client', flags: START });
+    h.data(1n, 'ingress', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { role: 'client', flags: RESP, flags2: SYS_F2_PROPAGATION_SKIPPED });
+    h.data(1n, 'egress', 'GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n', { role: 'client', flags: START });
+    h.data(1n, 'ingress', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { role: 'client', flags: RESP });
+    expect(h.spans.map((s) => s.attributes['spanbridge.propagation'])).toEqual(['skipped', undefined]);
   });
 
   it('a client call linked to its asyncio task\'s request says so and carries that request\'s tracestate (what the kernel sends on)', () => {
