@@ -82,6 +82,7 @@ __noinline int find_traceparent(struct scratch *s, __u32 len, struct trace_conte
 		return TP_UNREAD;
 	head_reset(&s->head);
 	struct head_scan hs = { .s = s, .ptr = 0, .len = len, .first = len, .err = 0, .off = 0 };
+	s->scan_pos = 0;
 	bpf_loop(SYS_HTTP_CAPTURE, head_scan_cb, &hs, 0);
 	if (!s->head.tp.headers) {
 		bool more = s->head.done == HEAD_COMPLETE && s->head.seen < len;

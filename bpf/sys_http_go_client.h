@@ -26,15 +26,9 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	if (!c)
 		return false;
 	bool fresh = c->ts_ns <= now && now - c->ts_ns <= GO_CLIENT_MAX_AGE_NS;
-	if (fresh) {
-		out->ts_ns = now;
-		out->ctx = c->server.ctx;
-		out->active = 1;
-		out->ambiguous = 0;
-		__builtin_memcpy(out->incoming_span_id, c->server.parent_span_id, 8);
-		out->has_incoming = (c->server.flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0;
-		out->_pad = 0;
-	}
+	if (fresh)
+		linked_parent(out, now, &c->server.ctx, c->server.parent_span_id,
+			      (c->server.flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0);
 	bpf_map_delete_elem(&spanbridge_go_client_v1, k);
 	return fresh;
 }

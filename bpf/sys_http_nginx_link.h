@@ -32,13 +32,7 @@ __noinline bool nginx_link_parent(__u64 id, __u32 fd, __u64 now, struct thread_c
 		count(SYS_SKIP_NGINX_UNLINKED);
 		return false;
 	}
-	out->ts_ns = now;
-	out->ctx = ds->ctx;
-	out->active = 1;
-	out->ambiguous = 0;
-	__builtin_memcpy(out->incoming_span_id, ds->incoming_span_id, 8);
-	out->has_incoming = ds->has_incoming;
-	out->_pad = 0;
+	linked_parent(out, now, &ds->ctx, ds->incoming_span_id, ds->has_incoming);
 	return true;
 }
 
