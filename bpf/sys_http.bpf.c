@@ -125,12 +125,17 @@ struct scratch {
 	struct sk_inject_pending pending; /* built here, not on the stack (512-byte limit incl. calls) */
 #endif
 	struct client_request creq; /* likewise */
+	struct syscall_args args; /* likewise: the data syscall whose exit is being handled */
 	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
 					 * or the server span of a Go client call */
-	struct go_client_key go_key; /* likewise: a Go client call's write buffer */
 	struct trace_context app;   /* likewise */
 	struct head_reader head;    /* the request head being read (server) */
+	__u32 scan_pos;             /* the head scan's next byte (sys_http_server_head.h) */
+	__u32 exit_mode;            /* the traced process's mode, for sys_data_exit */
+	__u32 client_mode;          /* likewise, for sys_client_write_enter */
+	__u32 _pad_mode;
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
+	__u8 chunk_slack[8]; /* the head scan reads 8 bytes at a time (sys_http_server_head.h) */
 };
 
 struct {
@@ -420,69 +425,84 @@ static __always_inline bool client_request_write(const struct conn_state *cs, __
 	       (cs->phase != PHASE_REQUEST || (cs->req_known && cs->req_left == 0));
 }
 
-static __always_inline int on_data_enter(struct trace_event_raw_sys_enter *ctx, __u8 kind)
+/* A write-like syscall's entry: only a client request start keeps anything until the exit (its
+ * context, decided now, before the bytes leave, so the server end finds it). Reads have no entry
+ * program: their exit takes fd, buffer and count from the task's saved user registers. */
+static __always_inline int on_write_enter(struct trace_event_raw_sys_enter *ctx, __u8 kind)
 {
 	__u32 mode = traced_mode();
-	if (!(mode & SYS_MODE_TRACE) && !((mode & SYS_MODE_GO_LINK) && !(kind & 1)))
+	if (!(mode & SYS_MODE_TRACE))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
 	if (!cs)
 		cs = adopt_connection(&key);
-	if (!cs || cs->phase == PHASE_NOT_HTTP)
+	if (!cs || !client_request_write(cs, kind))
 		return 0;
 	/* A Go process's client connections tracked before its client spans moved to uprobes. */
-	if (cs->role == SYS_ROLE_CLIENT && (mode & SYS_MODE_GO_SERVER) && !(mode & SYS_MODE_GO_CLIENT))
+	if ((mode & SYS_MODE_GO_SERVER) && !(mode & SYS_MODE_GO_CLIENT))
 		return 0;
 	struct syscall_args a = {};
 	a.fd = ctx->args[0];
 	a.buf = ctx->args[1];
 	a.count = ctx->args[2];
 	a.kind = kind;
-
 	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY)) {
 		count(SYS_DROP_ARGS_FULL);
 		return 0;
 	}
-	/* A client request is decided before its bytes leave, so the server end finds it. */
-	if (client_request_write(cs, kind)) {
-		bpf_tail_call(ctx, &data_paths, DATA_PATH_CLIENT_WRITE);
-		count(SYS_DROP_TAIL_CALL);
-	}
+	bpf_tail_call(ctx, &data_paths, DATA_PATH_CLIENT_WRITE);
+	count(SYS_DROP_TAIL_CALL);
 	return 0;
 }
 
 #include "sys_http_client_decide.h"
 
+/* The syscall's first three arguments (fd, buffer/iovec/msghdr, count) from the user registers
+ * saved at its entry (rdi, rsi, rdx: contiguous in pt_regs as dx, si, di); data syscalls do not
+ * change them. */
+struct data_regs {
+	__u64 dx, si, di;
+};
+
+/* The shared path of every data syscall's exit, tail-called with s->args (fd, buffer, count,
+ * kind) and s->exit_mode set by the syscall's own program (data_exit_dispatch below). */
 static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 mode = traced_mode();
-	if (!mode)
-		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
-	if (!a)
-		return 0;
-	struct syscall_args args = *a;
-	bpf_map_delete_elem(&args_by_tid, &id);
-	long ret = ctx->ret;
-	if (ret <= 0)
-		return 0;
-	__u64 nread = ret; /* this syscall's bytes (ret grows by a held prefix below) */
-	struct conn_key key = { .tgid = id >> 32, .fd = args.fd };
-	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
-	if (!cs || cs->phase == PHASE_NOT_HTTP)
-		return 0;
-
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!s)
 		return 0;
-	__u64 ptr = 0, seg = 0;
-	if (first_segment(&args, &ptr, &seg))
+	/* From the scratch, not looked up again: and the verifier, knowing nothing of its bits here,
+	 * does not walk the path once per combination the caller's tests left. */
+	__u32 mode = s->exit_mode;
+	__u64 id = bpf_get_current_pid_tgid();
+	long ret = ctx->ret;
+	/* The arguments in the scratch, not on the stack (512 bytes with the calls below, 6.1). */
+	struct syscall_args *ap = &s->args;
+	__u32 kind = ap->kind;
+	if (ret <= 0 || kind > SYS_CALL_SENDMSG)
 		return 0;
-	__u8 egress = args.kind & 1;
+	__u64 nread = ret; /* this syscall's bytes (ret grows by a held prefix below) */
+	struct conn_key key = { .tgid = id >> 32, .fd = ap->fd };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs || cs->phase == PHASE_NOT_HTTP)
+		return 0;
+	if ((kind & 1) && cs->role == SYS_ROLE_CLIENT) {
+		/* A client request start decided at the entry (sys_client_write_enter). */
+		struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+		if (a) {
+			if (a->kind == kind && a->fd == key.fd) /* else another syscall's, whose exit was not seen */
+				*ap = *a;
+			bpf_map_delete_elem(&args_by_tid, &id);
+		}
+	}
+
+	__u64 ptr = 0, seg = 0;
+	if (first_segment(ap, &ptr, &seg))
+		return 0;
+	__u8 egress = ap->kind & 1;
 	/* A request start may arrive in reads shorter than a method ("GET /sp", "lit HTTP/1.1..."):
 	 * the kernel keeps up to 7 such bytes and checks them with the next read. */
 	__u32 plen = 0;
@@ -552,13 +572,13 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		}
 	} else {
 		if (egress) {
-			if (args.start) {
-				flags = SYS_F_REQUEST_START | args.flags;
+			if (ap->start) {
+				flags = SYS_F_REQUEST_START | ap->flags;
 				cs->phase = PHASE_REQUEST;
-				cs->ctx = args.ctx;
+				cs->ctx = ap->ctx;
 				/* Bytes of the last framed request still to come (pipelining needs it whole). */
-				cs->req_known = args.last_end != FRAME_UNKNOWN && args.last_end >= (__u64)ret;
-				cs->req_left = cs->req_known ? args.last_end - ret : 0;
+				cs->req_known = ap->last_end != FRAME_UNKNOWN && ap->last_end >= (__u64)ret;
+				cs->req_left = cs->req_known ? ap->last_end - ret : 0;
 			} else if (cs->phase == PHASE_REQUEST && cs->req_known) {
 				if ((__u64)ret <= cs->req_left)
 					cs->req_left -= ret;
@@ -604,7 +624,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		e->direction = egress ? SYS_DIR_EGRESS : SYS_DIR_INGRESS;
 		e->role = cs->role;
 		e->flags = flags;
-		e->syscall = args.kind;
+		e->syscall = ap->kind;
 		e->capture_len = cap;
 		e->pid = id >> 32;
 		e->tid = (__u32)id;
@@ -617,37 +637,39 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			e->flags |= SYS_F_TRUNCATED;
 			count(SYS_SKIP_CAPTURE_TRUNCATED);
 		}
-		e->tail_len = read_tail(&args, ret, e->tail);
+		e->tail_len = read_tail(ap, ret, e->tail);
 	}
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
 		cs->phase = PHASE_REQUEST;
-		fill_spare_ids(e);
 		/* Decided even if the record is then lost, so the thread and the peer stay consistent. */
 		server_request_start(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode);
-		/* Bytes behind a head that ended in this read: a body, or requests pipelined behind it. */
+		/* Bytes behind a head that ended in this read: a body, or requests pipelined behind it.
+		 * Only then can the read hold a further request: its spare slots get contexts (new roots
+		 * unless decided in sys_pipelined_read); otherwise they say "none" (no span id). */
 		cs->pipelined = 0;
 		pipelined = s->head.done == HEAD_COMPLETE && !(e->flags2 & SYS_F2_CONTEXT_PENDING) && s->head.seen < nread;
+		no_spare_ids(e); /* filled by sys_pipelined_read when pipelined */
 	} else if (head_more) {
 		__builtin_memset(e->parent_span_id, 0, 8);
 		server_head_more(cs, &key, s, ptr, seg, nread, plen ? 0 : cap, now, e, mode, head_more == 1);
 		if (head_more == 2)
 			thread_release(cs, key.tgid);
 	} else if (flags & SYS_F_REQUEST_START) {
-		__builtin_memcpy(e->parent_span_id, args.parent_span_id, 8);
-		e->flags2 = (args.pipelined ? SYS_F2_PIPELINED : 0) | (args.forwarded ? SYS_F2_FORWARDED : 0) |
-			    (args.task_parent ? SYS_F2_TASK_PARENT : 0) | (args.downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0) | (args.node_parent ? SYS_F2_NODE_PARENT : 0);
-		if (args.extra) {
+		__builtin_memcpy(e->parent_span_id, ap->parent_span_id, 8);
+		e->flags2 = (ap->pipelined ? SYS_F2_PIPELINED : 0) | (ap->forwarded ? SYS_F2_FORWARDED : 0) |
+			    (ap->task_parent ? SYS_F2_TASK_PARENT : 0) | (ap->downstream_parent ? SYS_F2_DOWNSTREAM_PARENT : 0) | (ap->node_parent ? SYS_F2_NODE_PARENT : 0);
+		if (ap->extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;
 #pragma unroll
 			for (int k = 0; k < SYS_HTTP_SPARE_IDS; k++) {
-				__builtin_memcpy(e->spare_trace_ids[k], args.ctx.trace_id, 16);
-				__builtin_memcpy(e->spare_span_ids[k], args.extra_span_ids[k], 8);
+				__builtin_memcpy(e->spare_trace_ids[k], ap->ctx.trace_id, 16);
+				__builtin_memcpy(e->spare_span_ids[k], ap->extra_span_ids[k], 8);
 			}
 		}
 	} else if (flags & SYS_F_SPARE_IDS) {
-		fill_spare_ids(e);
+		no_spare_ids(e); /* filled by sys_pipelined_read */
 		pipelined = true;
 		__builtin_memset(e->parent_span_id, 0, 8);
 	} else {
@@ -662,7 +684,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		go_client_response(cs, id >> 32, e);
 	if (pipelined) {
 		bpf_tail_call(ctx, &data_paths, DATA_PATH_PIPELINED);
-		count(SYS_DROP_TAIL_CALL); /* sent with new roots in its spare slots */
+		count(SYS_DROP_TAIL_CALL); /* sent with no spare contexts: user space counts the requests */
 	}
 	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
 	if (size > sizeof(*e))
@@ -679,35 +701,69 @@ int sys_data_exit(struct trace_event_raw_sys_exit *ctx)
 	return on_data_exit(ctx);
 }
 
-/* A data syscall's exit: only those whose entry kept arguments go on to the shared path. */
-static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *ctx)
+/* A data syscall's exit: the shared path runs only for traced processes' transfers (a read of a
+ * Go process traced for black-box links only, SYS_MODE_GO_LINK, too). */
+static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *ctx, __u8 kind)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!bpf_map_lookup_elem(&args_by_tid, &id))
+	__u32 mode = traced_mode();
+	if (!(mode & SYS_MODE_TRACE) && !((mode & SYS_MODE_GO_LINK) && !(kind & 1)))
 		return 0;
-	bpf_tail_call(ctx, &data_paths, DATA_PATH_EXIT);
-	count(SYS_DROP_TAIL_CALL);
-	bpf_map_delete_elem(&args_by_tid, &id);
+	long ret = ctx->ret;
+	if (ret <= 0 && !(kind & 1))
+		return 0;
+	/* Only a tracked connection's transfer goes on (a connection open before the attach is taken
+	 * over here, at its first one): other fds of a traced process (files, pipes, eventfds) stop. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct data_regs r;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s || !regs || bpf_probe_read_kernel(&r, sizeof(r), &regs->dx))
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .fd = r.di };
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
+	if (!cs && ret > 0)
+		cs = adopt_connection(&key);
+	if (!cs)
+		return 0;
+	/* (A Go process's client connections tracked before its client spans moved to uprobes are not.) */
+	if (ret > 0 && cs->phase != PHASE_NOT_HTTP &&
+	    !(cs->role == SYS_ROLE_CLIENT && (mode & SYS_MODE_GO_SERVER) && !(mode & SYS_MODE_GO_CLIENT))) {
+		__builtin_memset(&s->args, 0, sizeof(s->args));
+		s->args.fd = key.fd;
+		s->args.buf = r.si;
+		s->args.count = r.dx;
+		s->args.kind = kind;
+		s->exit_mode = mode;
+		bpf_tail_call(ctx, &data_paths, DATA_PATH_EXIT);
+		count(SYS_DROP_TAIL_CALL);
+	}
+	/* a client request start decided at the entry and not sent */
+	if ((kind & 1) && cs->role == SYS_ROLE_CLIENT)
+		bpf_map_delete_elem(&args_by_tid, &id);
 	return 0;
 }
 
-#define DATA_PROBES(name, kind)                                             \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
-	{                                                                    \
-		return on_data_enter(ctx, kind);                             \
-	}                                                                    \
+#define READ_PROBE(name, kind)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)            \
 	{                                                                    \
-		return data_exit_dispatch(ctx);                              \
+		return data_exit_dispatch(ctx, kind);                        \
 	}
 
-DATA_PROBES(read, SYS_CALL_READ)
-DATA_PROBES(write, SYS_CALL_WRITE)
-DATA_PROBES(readv, SYS_CALL_READV)
-DATA_PROBES(writev, SYS_CALL_WRITEV)
-DATA_PROBES(recvfrom, SYS_CALL_RECVFROM)
-DATA_PROBES(sendto, SYS_CALL_SENDTO)
-DATA_PROBES(recvmsg, SYS_CALL_RECVMSG)
-DATA_PROBES(sendmsg, SYS_CALL_SENDMSG)
+#define WRITE_PROBES(name, kind)                                            \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
+	{                                                                    \
+		return on_write_enter(ctx, kind);                            \
+	}                                                                    \
+	READ_PROBE(name, kind)
+
+READ_PROBE(read, SYS_CALL_READ)
+WRITE_PROBES(write, SYS_CALL_WRITE)
+READ_PROBE(readv, SYS_CALL_READV)
+WRITE_PROBES(writev, SYS_CALL_WRITEV)
+READ_PROBE(recvfrom, SYS_CALL_RECVFROM)
+WRITE_PROBES(sendto, SYS_CALL_SENDTO)
+READ_PROBE(recvmsg, SYS_CALL_RECVMSG)
+WRITE_PROBES(sendmsg, SYS_CALL_SENDMSG)

@@ -75,10 +75,14 @@ enum tp_found {
  * same W3C reader as incoming heads (bpf/http_head.h): TP_VALID when the first request's head has
  * exactly one valid one; TP_MALFORMED when it has others, or when only a request pipelined behind
  * it carries one (never taken for the first request's); TP_ABSENT when none is in the capture. */
-static __always_inline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
+__noinline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)
 {
+	/* A global function: verified once, not in each state the client decision reaches it in. */
+	if (!s || !out)
+		return TP_UNREAD;
 	head_reset(&s->head);
 	struct head_scan hs = { .s = s, .ptr = 0, .len = len, .first = len, .err = 0, .off = 0 };
+	s->scan_pos = 0;
 	bpf_loop(SYS_HTTP_CAPTURE, head_scan_cb, &hs, 0);
 	if (!s->head.tp.headers) {
 		bool more = s->head.done == HEAD_COMPLETE && s->head.seen < len;

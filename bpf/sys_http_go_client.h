@@ -8,26 +8,27 @@
 
 #include "go_client_ctx.h"
 
-/* A client request start written from buffer k->buf by process k->tgid: fills *out as a thread
+/* A client request start written from buffer `buf` by process `tgid`: fills *out as a thread
  * context with exactly one active request (the server span of the call; its incoming tracestate is
  * found under its span id like any server request's), and returns true; false when no fresh entry names this buffer (a call
  * outside any server request, or one whose uprobe hit is older than GO_CLIENT_MAX_AGE_NS). The
  * entry is taken: a later request on the connection gets its own at its own roundTrip. */
-static __always_inline bool go_client_parent(struct go_client_key *k, __u64 now, struct thread_ctx *out)
+__noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread_ctx *out)
 {
+	/* A global function (verified once; its stack is its own). The key is built here: a map key
+	 * must be on the stack or in a map value (a global function's pointer arguments are neither
+	 * to the 6.1 verifier). */
+	if (!out)
+		return false;
+	struct go_client_key key = { .tgid = tgid, ._pad = 0, .buf = buf };
+	struct go_client_key *k = &key;
 	struct go_client_call *c = bpf_map_lookup_elem(&spanbridge_go_client_v1, k);
 	if (!c)
 		return false;
 	bool fresh = c->ts_ns <= now && now - c->ts_ns <= GO_CLIENT_MAX_AGE_NS;
-	if (fresh) {
-		out->ts_ns = now;
-		out->ctx = c->server.ctx;
-		out->active = 1;
-		out->ambiguous = 0;
-		__builtin_memcpy(out->incoming_span_id, c->server.parent_span_id, 8);
-		out->has_incoming = (c->server.flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0;
-		out->_pad = 0;
-	}
+	if (fresh)
+		linked_parent(out, now, &c->server.ctx, c->server.parent_span_id,
+			      (c->server.flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0);
 	bpf_map_delete_elem(&spanbridge_go_client_v1, k);
 	return fresh;
 }

@@ -36,6 +36,16 @@ static __always_inline __u64 go_current_goid(const struct traced_process *tp)
 	return goid;
 }
 
+/* The goroutine serving a Go server connection: read from TLS at its first request, then kept with
+ * the connection (net/http serves a connection on one goroutine, (*conn).serve, from its first
+ * request to its last), so later requests and responses read no user memory for it. */
+static __always_inline __u64 go_conn_goid(struct conn_state *cs, const struct traced_process *tp)
+{
+	if (!cs->goid)
+		cs->goid = go_current_goid(tp);
+	return cs->goid;
+}
+
 /* The server request just decided (cs->ctx, parent and flags in e): its context for client calls
  * made on the reading goroutine (or its children). */
 static __always_inline void go_server_store(struct conn_state *cs, struct scratch *s, const struct sys_http_data_event *e,
@@ -45,7 +55,7 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
 	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
 	if (!tp)
 		return;
-	k.goid = go_current_goid(tp);
+	k.goid = go_conn_goid(cs, tp);
 	if (!k.goid) {
 		count(SYS_SKIP_GO_GOID_UNREAD);
 		return;
@@ -76,13 +86,13 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
  * With requests pipelined behind this one (bpf/sys_http_pipelined.h), the goroutine goes on to
  * serve them with no syscall in between: its request's context is forgotten, so their client
  * calls are unlinked, never children of this request. */
-static __always_inline void go_server_response(const struct conn_state *cs)
+static __always_inline void go_server_response(struct conn_state *cs)
 {
 	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
 	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
 	if (!tp)
 		return;
-	k.goid = go_current_goid(tp);
+	k.goid = go_conn_goid(cs, tp);
 	if (cs->pipelined && k.goid) {
 		bpf_map_delete_elem(&spanbridge_go_server_v1, &k);
 		bpf_map_delete_elem(&spanbridge_go_server_ts_v1, &k);

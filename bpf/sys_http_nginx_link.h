@@ -15,8 +15,11 @@
  * exactly one active request (the downstream one) and returns true, or counts and returns false
  * when there is no fresh link from this thread or the downstream request is not in flight (its
  * head read and decided, its response not started). */
-static __always_inline bool nginx_link_parent(__u64 id, __u32 fd, __u64 now, struct thread_ctx *out)
+__noinline bool nginx_link_parent(__u64 id, __u32 fd, __u64 now, struct thread_ctx *out)
 {
+	/* A global function (verified once; its stack is its own) */
+	if (!out)
+		return false;
 	struct nginx_link_key k = { .tgid = id >> 32, .fd = fd };
 	struct nginx_link *l = bpf_map_lookup_elem(&spanbridge_nginx_link_v1, &k);
 	if (!l || l->tid != (__u32)id || l->ts_ns > now || now - l->ts_ns > NGINX_LINK_MAX_AGE_NS) {
@@ -29,13 +32,7 @@ static __always_inline bool nginx_link_parent(__u64 id, __u32 fd, __u64 now, str
 		count(SYS_SKIP_NGINX_UNLINKED);
 		return false;
 	}
-	out->ts_ns = now;
-	out->ctx = ds->ctx;
-	out->active = 1;
-	out->ambiguous = 0;
-	__builtin_memcpy(out->incoming_span_id, ds->incoming_span_id, 8);
-	out->has_incoming = ds->has_incoming;
-	out->_pad = 0;
+	linked_parent(out, now, &ds->ctx, ds->incoming_span_id, ds->has_incoming);
 	return true;
 }
 

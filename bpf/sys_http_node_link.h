@@ -190,7 +190,26 @@ static __always_inline void node_connected(__u64 id, __u32 fd)
 }
 
 /* A server request's head was decided on (tgid, fd) by thread id: keep it under its parser's id. */
-static __always_inline void node_head_decided(__u64 id, const struct conn_state *cs, __u32 fd, struct scratch *sc)
+/* The async id of the HTTP parser serving a server connection: read through libuv's loop at the
+ * connection's first request, then kept with the connection (node's HTTP server initializes one
+ * parser per connection and keeps it to the end), so later requests read 1 word of node's
+ * memory instead of 9. *wrap: the connection's TCPWrap when it was read here, else 0. */
+static __always_inline __u64 node_conn_parser(const struct node_proc *np, struct conn_state *cs, __u32 fd, __u64 *wrap)
+{
+	*wrap = 0;
+	if (cs->node_parser)
+		return cs->node_parser;
+	__u64 w = node_tcp_wrap(np, fd), listener = 0, lvptr = 0, pid_bits = 0;
+	if (!w || bpf_probe_read_user(&listener, 8, (void *)(w + np->stream_listener)) || !listener ||
+	    bpf_probe_read_user(&lvptr, 8, (void *)listener) || lvptr != np->parser_vptr ||
+	    bpf_probe_read_user(&pid_bits, 8, (void *)(listener - np->listener_parser + np->wrap_async_id)) || !node_id(pid_bits))
+		return 0;
+	*wrap = w;
+	cs->node_parser = pid_bits;
+	return pid_bits;
+}
+
+static __always_inline void node_head_decided(__u64 id, struct conn_state *cs, __u32 fd, struct scratch *sc)
 {
 	__u32 tgid = id >> 32;
 	struct node_proc *np = bpf_map_lookup_elem(&node_procs, &tgid);
@@ -200,16 +219,17 @@ static __always_inline void node_head_decided(__u64 id, const struct conn_state 
 		count(SYS_SKIP_NODE_NO_PARSER); /* a worker thread's loop is not the default one */
 		return;
 	}
-	__u64 wrap = node_tcp_wrap(np, fd), listener = 0, lvptr = 0, pid_bits = 0, fields = np->fields;
-	if (!wrap || bpf_probe_read_user(&listener, 8, (void *)(wrap + np->stream_listener)) || !listener ||
-	    bpf_probe_read_user(&lvptr, 8, (void *)listener) || lvptr != np->parser_vptr ||
-	    bpf_probe_read_user(&pid_bits, 8, (void *)(listener - np->listener_parser + np->wrap_async_id)) || !node_id(pid_bits)) {
+	__u64 wrap = 0, fields = np->fields;
+	__u64 pid_bits = node_conn_parser(np, cs, fd, &wrap);
+	if (!pid_bits) {
 		count(SYS_SKIP_NODE_NO_PARSER);
 		return;
 	}
+	if (!fields && !wrap)
+		wrap = node_tcp_wrap(np, fd);
 	if (!fields) {
 		__u64 realm = 0, env = 0;
-		if (bpf_probe_read_user(&realm, 8, (void *)(wrap + np->wrap_realm)) || !realm ||
+		if (!wrap || bpf_probe_read_user(&realm, 8, (void *)(wrap + np->wrap_realm)) || !realm ||
 		    bpf_probe_read_user(&env, 8, (void *)(realm + np->realm_env)) || !env ||
 		    bpf_probe_read_user(&fields, 8, (void *)(env + np->env_fields)) || !fields) {
 			count(SYS_SKIP_NODE_NO_PARSER);
@@ -277,11 +297,17 @@ static __always_inline const struct node_req *node_req_of(const struct node_pars
 	return NULL;
 }
 
-/* A client request start on (tgid, fd) written by thread id, `first`: the connection's first
- * request. Fills *out as a thread context with one active request and returns true when a rule
- * above links it; counts and returns false otherwise. */
-static __always_inline bool node_link_parent(__u64 id, __u32 fd, __u64 conn_id, bool first, __u64 now, struct thread_ctx *out)
+/* A client request start on (tgid, fd) written by thread id on connection cs (rule 3 applies to
+ * its first request). Fills *out as a thread context with one active request and returns true
+ * when a rule above links it; counts and returns false otherwise. */
+__noinline bool node_link_parent(__u64 id, __u32 fd, const struct conn_state *cs, __u64 now, struct thread_ctx *out)
 {
+	/* A global function (verified once; its stack is its own): the connection's state gives its
+	 * id and whether this is its first request (the calling convention allows five arguments). */
+	if (!cs || !out)
+		return false;
+	__u64 conn_id = cs->conn_id;
+	bool first = !cs->announced;
 	__u32 tgid = id >> 32;
 	struct node_proc *np = bpf_map_lookup_elem(&node_procs, &tgid);
 	__u64 f[2] = {};
@@ -329,13 +355,7 @@ static __always_inline bool node_link_parent(__u64 id, __u32 fd, __u64 conn_id, 
 		count(SYS_SKIP_NODE_UNLINKED);
 		return false;
 	}
-	out->ts_ns = now;
-	out->ctx = r->ctx;
-	out->active = 1;
-	out->ambiguous = 0;
-	__builtin_memcpy(out->incoming_span_id, r->incoming_span_id, 8);
-	out->has_incoming = r->has_incoming;
-	out->_pad = 0;
+	linked_parent(out, now, &r->ctx, r->incoming_span_id, r->has_incoming);
 	__u32 zero = 0;
 	struct node_scratch_area *area = bpf_map_lookup_elem(&node_scratch, &zero);
 	if (area) {

@@ -25,6 +25,15 @@ static __always_inline void fill_spare_ids(struct sys_http_data_event *e)
 	__builtin_memset(e->_pad_spare, 0, sizeof(e->_pad_spare));
 }
 
+/* No spare contexts: a server request start whose read ends with its head (nothing can be
+ * pipelined behind it), so no random ids are drawn for slots user space never reads. */
+static __always_inline void no_spare_ids(struct sys_http_data_event *e)
+{
+	__builtin_memset(e->spare_span_ids, 0, sizeof(e->spare_span_ids));
+	e->spare_remote = 0;
+	__builtin_memset(e->_pad_spare, 0, sizeof(e->_pad_spare));
+}
+
 /* Where the request at captured offset `pos` ends when another may follow it in the `n` captured
  * bytes, else FRAME_UNKNOWN (its end is past the capture or unknown: a chunked body). A global
  * function, like the one below: each is verified once, not once per request of the loop. */
@@ -48,6 +57,7 @@ __noinline int decide_pipelined_one(struct scratch *s, __u32 k, __u32 pos, __u32
 		return 0;
 	head_reset(&s->head);
 	struct head_scan hs = { .s = s, .ptr = 0, .len = n - pos, .first = n - pos, .err = 0, .off = pos };
+	s->scan_pos = 0;
 	bpf_loop(SYS_HTTP_CAPTURE, head_scan_cb, &hs, 0);
 	if (s->head.done != HEAD_COMPLETE) {
 		count(SYS_SKIP_PIPELINED_UNREAD);
@@ -84,8 +94,8 @@ static __always_inline __u32 decide_pipelined(struct scratch *s, bool behind_fir
 }
 
 /* Tail-called by sys_data_exit for a server read that may hold pipelined requests (s->e is its
- * record, ids of the first request set, spare slots filled with new roots): decides them and
- * sends the record. A program of its own: the data path's stack (512 bytes with its calls, 6.1)
+ * record, ids of the first request set): fills the spare slots with new roots, decides them and
+ * sends the record (a read that cannot hold one pays for no random ids). A program of its own: the data path's stack (512 bytes with its calls, 6.1)
  * has no room for this one's. */
 SEC("tracepoint")
 int sys_pipelined_read(struct trace_event_raw_sys_exit *ctx)
@@ -99,6 +109,7 @@ int sys_pipelined_read(struct trace_event_raw_sys_exit *ctx)
 	if (cap > SYS_HTTP_CAPTURE)
 		cap = SYS_HTTP_CAPTURE;
 	bool behind_first = s->e.flags & SYS_F_REQUEST_START;
+	fill_spare_ids(&s->e);
 	__u32 n = decide_pipelined(s, behind_first, cap);
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
 	if (cs) {

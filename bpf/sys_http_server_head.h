@@ -14,30 +14,74 @@ struct head_scan {
 	__u32 off;   /* where the head starts in the capture (a request pipelined behind another) */
 };
 
-/* Head byte i of this read: from the capture, then from 1 KiB copies of the segment (s->chunk).
- * One byte per step: several bytes per step (unrolled) multiply the states the verifier walks
- * beyond its limit. */
-static long head_scan_cb(__u32 i, struct head_scan *hs)
+/* Bytes of the first n (1..8) bytes of w (little-endian) up to and including the first '\n';
+ * *lf = 1 when that '\n' is among them, else n bytes and *lf = 0. A '\n' is a zero byte of
+ * w ^ "\n\n\n\n\n\n\n\n"; the lowest flagged byte is exact (borrows flag only bytes above it), and
+ * the bytes up to it are counted by a multiplication, with no branch per byte. */
+static __always_inline __u32 upto_lf(__u64 w, __u32 n, __u32 *lf)
+{
+	const __u64 ones = 0x0101010101010101ULL;
+	__u64 x = w ^ 0x0a0a0a0a0a0a0a0aULL;
+	__u64 t = (x - ones) & ~x & 0x8080808080808080ULL;
+	__u32 c = ((((t & -t) - 1) & ones) * ones) >> 56; /* 1..8; 8 when t == 0 */
+	if (t && c <= n) {
+		*lf = 1;
+		return c;
+	}
+	*lf = 0;
+	return n;
+}
+
+/* One step of the head scan at byte hs->pos of this read: from the capture, then from 1 KiB
+ * copies of the segment (s->chunk). Where a line does not matter (HL_SKIP: the request line,
+ * other headers) up to 8 bytes are taken at once, to the line's end; elsewhere (line starts,
+ * candidate names, traceparent/tracestate values) one byte goes through head_feed. The result is
+ * the byte-by-byte reader's: in HL_SKIP only '\n' changes the state. */
+static long head_scan_cb(__u32 step, struct head_scan *hs)
 {
 	struct scratch *s = hs->s;
-	if (!s || i >= hs->len)
+	if (!s)
 		return 1;
-	__u32 k = i & (SYS_HTTP_CAPTURE - 1);
+	/* The position lives in the map, not in hs on the stack: the verifier would otherwise track
+	 * its exact value per step and never see the steps converge. */
+	__u32 i = s->scan_pos;
+	if (i >= hs->len)
+		return 1;
+	const __u8 *src;
+	__u32 avail;
 	if (i < hs->first) {
-		head_feed(&s->head, s->e.data[(hs->off + i) & (SYS_HTTP_CAPTURE - 1)]);
-		return s->head.done != HEAD_OPEN;
-	}
-	if (k == 0) {
-		__u64 n = hs->len - i;
-		if (n > SYS_HTTP_CAPTURE)
-			n = SYS_HTTP_CAPTURE;
-		asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
-		if (n == 0 || n > SYS_HTTP_CAPTURE || bpf_probe_read_user(s->chunk, n, (void *)(hs->ptr + i))) {
-			hs->err = 1;
-			return 1;
+		src = s->e.data + ((hs->off + i) & (SYS_HTTP_CAPTURE - 1));
+		avail = hs->first - i;
+	} else {
+		__u32 k = i & (SYS_HTTP_CAPTURE - 1);
+		if (k == 0) {
+			__u64 n = hs->len - i;
+			if (n > SYS_HTTP_CAPTURE)
+				n = SYS_HTTP_CAPTURE;
+			asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
+			if (n == 0 || n > SYS_HTTP_CAPTURE || bpf_probe_read_user(s->chunk, n, (void *)(hs->ptr + i))) {
+				hs->err = 1;
+				return 1;
+			}
 		}
+		src = s->chunk + k;
+		avail = SYS_HTTP_CAPTURE - k;
 	}
-	head_feed(&s->head, s->chunk[k]);
+	if (avail > hs->len - i)
+		avail = hs->len - i;
+	if (s->head.line == HL_SKIP) {
+		__u64 w;
+		__builtin_memcpy(&w, src, 8); /* in the scratch: the capture and chunk have slack behind */
+		__u32 lf = 0;
+		__u32 j = upto_lf(w, avail < 8 ? avail : 8, &lf);
+		if (lf)
+			s->head.line = HL_START;
+		s->head.seen += j;
+		s->scan_pos = i + j;
+		return 0;
+	}
+	s->scan_pos = i + 1;
+	head_feed(&s->head, *src);
 	return s->head.done != HEAD_OPEN;
 }
 
@@ -48,6 +92,7 @@ static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, _
 {
 	__u32 room = HTTP_HEAD_MAX > s->head.seen ? HTTP_HEAD_MAX - s->head.seen : 0;
 	struct head_scan hs = { .s = s, .ptr = ptr, .len = len < room ? len : room, .first = captured, .err = 0, .off = 0 };
+	s->scan_pos = 0;
 	bpf_loop(HTTP_HEAD_MAX, head_scan_cb, &hs, 0);
 	if (s->head.done != HEAD_OPEN)
 		return true;

@@ -64,6 +64,9 @@ struct conn_state {
 	__u8 pipelined;  /* server: requests decided in a read behind the current one, not yet answered */
 	__u8 _pad2;
 	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
+	__u64 goid; /* server, SYS_MODE_GO_SERVER: the goroutine serving the connection (net/http's
+		     * conn.serve reads every request and writes every response), read from TLS once */
+	__u64 node_parser; /* server, Node.js: its HTTP parser's async id (bpf/sys_http_node_link.h) */
 };
 
 /* A client request waiting for the server end of its connection (black-box correlation). */
@@ -112,6 +115,21 @@ struct syscall_args {
 };
 
 #define FRAME_UNKNOWN 0xffffffff
+
+/* A client request's parent found by a mechanism other than the thread (nginx's downstream
+ * request, node's async ids, Go's roundTrip hand-over) as a thread context with exactly one active
+ * request, so the client decision (sys_http_client_decide.h) treats every mechanism alike. */
+static __always_inline void linked_parent(struct thread_ctx *out, __u64 now, const struct trace_context *ctx,
+					  const __u8 *incoming_span_id, __u32 has_incoming)
+{
+	out->ts_ns = now;
+	out->ctx = *ctx;
+	out->active = 1;
+	out->ambiguous = 0;
+	__builtin_memcpy(out->incoming_span_id, incoming_span_id, 8);
+	out->has_incoming = has_incoming;
+	out->_pad = 0;
+}
 
 /* Per traced process (tgid), written by the agent. */
 struct traced_process {

@@ -35,16 +35,17 @@ export const SYS_HTTP_FORK_PROGRAM = SYS_HTTP_OBJECT.programs.sys_http_process_f
 
 const P = SYS_HTTP_OBJECT.programs;
 const DATA_SYSCALLS = ['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg'] as const;
+/** Entry programs exist for the writes only (a client request is decided before its bytes leave);
+ * every data syscall's exit takes its arguments from the saved user registers. */
+const WRITE_SYSCALLS = ['write', 'writev', 'sendto', 'sendmsg'] as const;
 
 export const SYS_HTTP_PROGRAMS: readonly { prog: string; category: string; event: string }[] = [
   ...(['accept', 'accept4'] as const).map((s) => ({ prog: P[`sys_exit_${s}`], category: 'syscalls', event: `sys_exit_${s}` })),
   { prog: P.sys_enter_connect, category: 'syscalls', event: 'sys_enter_connect' },
   { prog: P.sys_exit_connect, category: 'syscalls', event: 'sys_exit_connect' },
   { prog: P.sys_enter_close, category: 'syscalls', event: 'sys_enter_close' },
-  ...DATA_SYSCALLS.flatMap((s) => [
-    { prog: P[`sys_enter_${s}`], category: 'syscalls', event: `sys_enter_${s}` },
-    { prog: P[`sys_exit_${s}`], category: 'syscalls', event: `sys_exit_${s}` },
-  ]),
+  ...WRITE_SYSCALLS.map((s) => ({ prog: P[`sys_enter_${s}`], category: 'syscalls', event: `sys_enter_${s}` })),
+  ...DATA_SYSCALLS.map((s) => ({ prog: P[`sys_exit_${s}`], category: 'syscalls', event: `sys_exit_${s}` })),
   { prog: P.sys_http_process_exec, category: 'sched', event: 'sched_process_exec' },
   { prog: P.sys_http_process_exit, category: 'sched', event: 'sched_process_exit' },
 ];
