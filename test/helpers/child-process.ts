@@ -77,13 +77,22 @@ export async function waitForPort(port: number, timeoutMs = 15_000, stepMs = 100
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
+/** Ports this process handed out: the kernel may offer a just-closed port again (two calls in a
+ * row once both returned 37301, and the agent's web and metrics endpoints collided). */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (let attempt = 0; ; attempt++) {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (!handedOut.has(port) || attempt >= 20) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }

@@ -71,6 +71,15 @@ describe('make run-local (scripts/run-local.sh)', () => {
         180_000,
         250,
       );
+      // The Collector scrapes the agent every 2 s: wait until a scrape after the first requests
+      // reached its file exporter (the agent now starts fast enough to print a trace before that).
+      const telemetry = path.join(RUN_DIR, 'telemetry.jsonl');
+      await waitFor(
+        'a scrape of the agent\'s RED metrics at the Collector',
+        () => existsSync(telemetry) && readFileSync(telemetry, 'utf8').split('\n').some((l) => l.includes('"resourceMetrics"') && l.includes('http_server_request_duration')),
+        60_000,
+        250,
+      );
       const agentPid = Number(readFileSync(path.join(RUN_DIR, 'ready'), 'utf8').trim());
       ids = bpfIdsOf(agentPid);
       expect(ids.links.length).toBeGreaterThan(0);
