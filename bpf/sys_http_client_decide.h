@@ -6,8 +6,6 @@
 #ifndef SPANBRIDGE_SYS_HTTP_CLIENT_DECIDE_H
 #define SPANBRIDGE_SYS_HTTP_CLIENT_DECIDE_H
 
-/* Tail-called by the write-like syscalls' enter programs (args_by_tid holds the arguments): a
- * client request write gets its context, and pipelined requests in it their ids. */
 /* The writing process's mode, read from the scratch at each test (volatile): the verifier keeps no
  * knowledge of its bits from one test to the next, so it does not walk the rest of the decision
  * once per combination of earlier outcomes (sys_client_write_enter: 560k -> 339k instructions
@@ -17,6 +15,8 @@ static __always_inline __u32 client_mode(struct scratch *sm)
 	return *(volatile __u32 *)&sm->client_mode;
 }
 
+/* Tail-called by the write-like syscalls' enter programs (args_by_tid holds the arguments): a
+ * client request write gets its context, and pipelined requests in it their ids. */
 SEC("tracepoint")
 int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -46,8 +46,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		struct trace_context py = {};
 		int py_found = (client_mode(sm) & SYS_MODE_ASYNCIO) ? asyncio_parent(id, &py) : PY_PARENT_NONE;
 		struct thread_ctx *tc = (client_mode(sm) & SYS_MODE_THREAD_LINK) && py_found == PY_PARENT_NONE ? thread_link_ctx(id, a->fd, cs) : NULL;
-		__u32 zero = 0;
-		struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+		struct scratch *s = sm; /* the per-CPU scratch, looked up once above */
 		/* nginx: the downstream request this upstream request serves, whatever the thread did since. */
 		if ((client_mode(sm) & SYS_MODE_NGINX_LINK) && s)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
