@@ -346,7 +346,7 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
       },
       shutdown: async () => {},
     };
-    batcher = new SpanBatcher(exporter, metrics, log, { maxBatchSize: 2, scheduledDelayMs: 60_000 });
+    const batcher = new SpanBatcher(exporter, metrics, log, { maxBatchSize: 2, scheduledDelayMs: 60_000 });
     const good = spans(3);
     batcher.add(good[0]);
     batcher.add(makeSpan(resource, { name: 'bad' }));
@@ -358,5 +358,6 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
     expect(metrics.get(SPANS_DROPPED, { reason: 'export_failed' })).toBe(2);
     expect(batcher.queueState().spans).toBe(0);
     expect(log.warnings.filter((w) => w.includes('cannot encode'))).toHaveLength(1);
+    await batcher.shutdown(1000);
   });
 });
