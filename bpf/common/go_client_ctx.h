@@ -1,9 +1,9 @@
 /* Go HTTP/1 client calls traced from syscall tracepoints (setting go.client_path: syscall): one
  * uprobe hit per request, at (*net/http.persistConn).roundTrip entry on the caller's goroutine
- * (bpf/go_http_client_lean.h), leaves the server span the call belongs to (found on that goroutine
+ * (bpf/go_http/go_http_client_lean.h), leaves the server span the call belongs to (found on that goroutine
  * or its parent: depth 1 from g.parentGoid, no newproc1 probe) under the connection's write
  * buffer: persistConn.bw.buf, the bytes the Transport's writeLoop goroutine hands to write(2) when
- * it flushes the request. The syscall tracer's client write (bpf/sys_http_go_client.h) finds it by
+ * it flushes the request. The syscall tracer's client write (bpf/sys_http/sys_http_go_client.h) finds it by
  * the syscall's buffer address and decides the client span from it, as it does a thread's server
  * request for thread-per-request runtimes: its own traceparent respected, a forwarded one replaced
  * (sk_msg), the response framed by the syscall path. Keying by the buffer, not by the fd read

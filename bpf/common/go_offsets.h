@@ -37,7 +37,7 @@ struct go_offsets {
 	__u32 response_uncompressed; /* Response.Uncompressed: Body is a gzipReader */
 	__u32 response_proto_major;  /* 1: the HTTP/1 Transport's bodyEOFSignal (HTTP/2 bodies are not) */
 	__u32 gzip_reader_body;      /* gzipReader.body: the *bodyEOFSignal it reads */
-	/* go.client_path syscall: the connection's write buffer (bpf/go_client_ctx.h) */
+	/* go.client_path syscall: the connection's write buffer (bpf/common/go_client_ctx.h) */
 	__u32 pconn_bw; /* net/http.persistConn.bw */
 };
 

@@ -1,8 +1,8 @@
 /* Go HTTP/1 server requests traced from syscall tracepoints (setting go.server_path: syscall):
- * the syscall tracer (bpf/sys_http_go_server.h) decides the server span at the read that completes
+ * the syscall tracer (bpf/sys_http/sys_http_go_server.h) decides the server span at the read that completes
  * the request head and leaves its context here, keyed by the reading goroutine's id (goid, from g
  * in the thread's TLS; goids are never reused, unlike g structs). net/http reads the request and
- * runs the handler on that one goroutine, so the Go tracer's client probes (bpf/go_http_client_calls.h)
+ * runs the handler on that one goroutine, so the Go tracer's client probes (bpf/go_http/go_http_client_calls.h)
  * find the server span of a call made on it, or on a goroutine it spawned, as with the uprobe path.
  * The Go tracer's one probe per connection, (*conn).serve entry, leaves the *conn of the
  * connection's goroutine in spanbridge_go_conns_v1, so the response write can read the route
@@ -23,7 +23,7 @@ struct go_server_ctx {
 	__u8 _pad[7];
 };
 
-/* The incoming tracestate (validated, normalised; bpf/trace_context.h) of a request that continued
+/* The incoming tracestate (validated, normalised; bpf/common/trace_context.h) of a request that continued
  * a trace: a client call on its goroutine sends it on. Same layout as struct sk_inject_tracestate. */
 struct go_server_tracestate {
 	__u32 len;

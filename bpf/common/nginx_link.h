@@ -4,9 +4,9 @@
  * (exported in .dynsym), whose ctx->connection is the upstream connection, whose c->data is the
  * ngx_http_request_t being served (set by ngx_http_upstream_connect, also on a kept-alive
  * connection), whose r->connection is the downstream connection. A uprobe at its entry
- * (bpf/nginx_link.bpf.c) leaves (pid, upstream fd) -> downstream fd here, moments before the
+ * (bpf/nginx_link/nginx_link.bpf.c) leaves (pid, upstream fd) -> downstream fd here, moments before the
  * writev of the upstream request on the same thread; the syscall tracer's client decision
- * (bpf/sys_http_nginx_link.h) takes the server context of the request in flight on that downstream
+ * (bpf/sys_http/sys_http_nginx_link.h) takes the server context of the request in flight on that downstream
  * connection. Pinned by name so both objects share one map. */
 #ifndef SPANBRIDGE_NGINX_LINK_H
 #define SPANBRIDGE_NGINX_LINK_H

@@ -1,5 +1,5 @@
-/* Socket-level traceparent injection (bpf/sk_inject.bpf.c): the contract between the tracers that
- * DECIDE a client span's context (Go uprobes in bpf/go_http.bpf.c; the syscall tracer for other
+/* Socket-level traceparent injection (bpf/sk_inject/sk_inject.bpf.c): the contract between the tracers that
+ * DECIDE a client span's context (Go uprobes in bpf/go_http/go_http.bpf.c; the syscall tracer for other
  * languages) and the sk_msg program that WRITES it into the outgoing request.
  *
  * A tracer that wants the next HTTP/1.x request a thread sends to carry a traceparent puts an

@@ -1,4 +1,4 @@
-/* Black-box correlation into Go servers: the syscall tracer (bpf/sys_http.bpf.c) sees a Go
+/* Black-box correlation into Go servers: the syscall tracer (bpf/sys_http/sys_http.bpf.c) sees a Go
  * process's accepted socket read a request whose same-node client request it knows (mirrored
  * TCP tuple); it leaves that client span's context here, keyed by the reading goroutine's id
  * (goid, read from g = the user R14 saved at syscall entry: Go's Syscall6 is ABIInternal, so R14

@@ -9,8 +9,8 @@
  *   net/http.serverHandler.ServeHTTP  RET points: reads method, URL, pattern, status, sizes and
  *       emits one go_http_server_event.
  *   net/http.(*conn).serve  entry (go.server_path: syscall, instead of the two above): one hit per
- *       connection; the syscall tracer decides the server span (bpf/sys_http_go_server.h) and reads
- *       the route through the *conn left here (bpf/go_server_ctx.h).
+ *       connection; the syscall tracer decides the server span (bpf/sys_http/sys_http_go_server.h) and reads
+ *       the route through the *conn left here (bpf/common/go_server_ctx.h).
  *   net/http.(*Transport).roundTrip  entry: decides the client span's context: child of the server
  *       span on this goroutine or an ancestor (runtime.newproc1 RETs record goroutine parents,
  *       runtime.goexit1 forgets them), else a new trace. RET points: emits go_http_client_event.
@@ -20,7 +20,7 @@
  *       connection's bufio.Writer and advances its length (bpf_probe_write_user, in go_header_write_subset_ret_inject,
  *       loaded only where the kernel allows it), always within verified bounds.
  *   go.client_path syscall, instead of the client probes above: net/http.(*persistConn).roundTrip
- *       entry only, once per request (bpf/go_http_client_lean.h); the syscall tracer makes the span.
+ *       entry only, once per request (bpf/go_http/go_http_client_lean.h); the syscall tracer makes the span.
  *
  * Never a uretprobe on Go code (Go moves goroutine stacks); the agent attaches a uprobe at every
  * RET instruction instead. Goroutines are identified by goid (never reused), read from g (R14).
@@ -45,14 +45,14 @@ char LICENSE[] SEC("license") = "GPL";
 /* Settings, set by the agent before load. */
 const volatile __u64 header_max_age_ns = 10ULL * 1000 * 1000 * 1000;
 const volatile bool capture_user_agent = true;
-/* Socket-level injection (bpf/sk_inject.bpf.c) is in effect for Go processes: where no
+/* Socket-level injection (bpf/sk_inject/sk_inject.bpf.c) is in effect for Go processes: where no
  * application traceparent was found, the write goroutine's flush leaves the client span's context
  * for the sk_msg program, keyed by the flushing thread. */
 const volatile bool socket_injection = false;
 /* bpf_probe_write_user injection is in effect (go_header_write_subset_ret_inject is loaded). */
 const volatile bool memory_injection = false;
 /* Wake the agent only once this many bytes wait in go_http_events (0: the kernel's default,
- * every record while the agent keeps up); bpf/ring_wakeup.h. */
+ * every record while the agent keeps up); bpf/common/ring_wakeup.h. */
 const volatile __u64 ring_wakeup_bytes = 0;
 
 struct goroutine_key {
@@ -62,7 +62,7 @@ struct goroutine_key {
 };
 
 /* Headers seen while parsing the current request on a goroutine: traceparent and tracestate go
- * through the same W3C readers as the syscall path's (bpf/trace_context.h). */
+ * through the same W3C readers as the syscall path's (bpf/common/trace_context.h). */
 struct incoming_headers {
 	__u64 ts_ns;
 	__u32 user_agent_len;
@@ -347,7 +347,7 @@ int go_textproto_read_line_ret(struct pt_regs *ctx)
 		if (value_len > n) /* past what was read: its length is all that matters (invalid for 00) */
 			h->tp.n = h->tp.trimmed = value_len;
 	} else if (kind == HDR_TRACESTATE) {
-		/* several headers combine in order (bpf/trace_context.h) */
+		/* several headers combine in order (bpf/common/trace_context.h) */
 		ts_begin(&h->ts);
 		__u32 zero = 0;
 		struct header_scratch *sc = bpf_map_lookup_elem(&header_scratch_map, &zero);
@@ -504,7 +504,7 @@ out:
 }
 
 /* go.server_path syscall: the connection's goroutine -> its *conn, for the route at the response
- * write (bpf/sys_http_go_server.h). (*conn).serve(c *conn, ctx context.Context): c in RAX. */
+ * write (bpf/sys_http/sys_http_go_server.h). (*conn).serve(c *conn, ctx context.Context): c in RAX. */
 SEC("uprobe")
 int go_server_conn_serve(struct pt_regs *ctx)
 {

@@ -18,7 +18,7 @@ enum go_http_client_flag {
 	CLIENT_F_APP_TP_INVALID = 1 << 4, /* the app set a malformed traceparent: left untouched */
 	CLIENT_F_INJECT_SKIPPED = 1 << 5, /* injection wanted but skipped (no room, flushed, ...) */
 	CLIENT_F_HAS_STATUS = 1 << 6,
-	CLIENT_F_INJECTED_SOCKET = 1 << 7, /* traceparent inserted by sk_msg (bpf/sk_inject.bpf.c) */
+	CLIENT_F_INJECTED_SOCKET = 1 << 7, /* traceparent inserted by sk_msg (bpf/sk_inject/sk_inject.bpf.c) */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum go_http_client_flag *_unused_go_http_client_flag __attribute__((unused));

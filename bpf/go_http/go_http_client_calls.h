@@ -157,7 +157,7 @@ int go_runtime_goexit1(struct pt_regs *ctx)
 
 /* The server span running on this goroutine or its nearest ancestor (bounded walk), from this
  * tracer's ServeHTTP probes or from the syscall tracer (go.server_path: syscall,
- * bpf/go_server_ctx.h), copied to *out. *key ends as the goroutine where it was found; *lean says
+ * bpf/common/go_server_ctx.h), copied to *out. *key ends as the goroutine where it was found; *lean says
  * which of the two. */
 static __always_inline bool find_server_request(struct goroutine_key *key, struct go_server_ctx *out, bool *lean)
 {
@@ -202,7 +202,7 @@ static __always_inline void keep_incoming_tracestate(const struct goroutine_key 
 						     const struct req_key *rkey)
 {
 	if (lean) {
-		/* decided and validated by the syscall tracer with the request (bpf/sys_http_go_server.h) */
+		/* decided and validated by the syscall tracer with the request (bpf/sys_http/sys_http_go_server.h) */
 		struct go_link_key k = { .tgid = server_key->tgid, ._pad = 0, .goid = server_key->goid };
 		struct go_server_tracestate *t = (parent->flags & GO_SERVER_F_TRACESTATE) ? bpf_map_lookup_elem(&spanbridge_go_server_ts_v1, &k) : NULL;
 		if (t && t->len && t->len <= SK_INJECT_TRACESTATE_MAX)

@@ -2,7 +2,7 @@
  * go.client_path syscall (included by go_http.bpf.c after go_http_client_calls.h): the one uprobe
  * of a client call, (*net/http.persistConn).roundTrip entry, on the caller's goroutine after the
  * Transport picked the connection. The client span itself is the syscall tracer's
- * (bpf/go_client_ctx.h); here only which server span it belongs to.
+ * (bpf/common/go_client_ctx.h); here only which server span it belongs to.
  *
  * A call that fails before it has a connection (connection refused, dial timeout, DNS failure)
  * never reaches roundTrip and writes nothing, so the syscall path never sees it. Two probes that

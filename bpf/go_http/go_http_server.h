@@ -10,7 +10,7 @@
 #define PATTERN_MAX 128
 #define HOST_MAX 128
 #define REMOTE_MAX 64
-#define TRACESTATE_MAX 512 /* = W3C_TRACESTATE_MAX (bpf/trace_context.h): the normalised list */
+#define TRACESTATE_MAX 512 /* = W3C_TRACESTATE_MAX (bpf/common/trace_context.h): the normalised list */
 #define USER_AGENT_MAX 128
 
 /* flags */

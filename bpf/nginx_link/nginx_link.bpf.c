@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nginx reverse proxy linking (bpf/nginx_link.h): a uprobe at ngx_chain_writer entry, attached per
+ * nginx reverse proxy linking (bpf/common/nginx_link.h): a uprobe at ngx_chain_writer entry, attached per
  * traced nginx process, reads ctx->connection (upstream) -> c->data (the request) -> r->connection
  * (downstream) and leaves (pid, upstream fd) -> downstream fd for the syscall tracer. Read-only:
  * nothing in nginx is written. The request is checked by its signature ("HTTP") before anything

@@ -22,7 +22,7 @@ struct {
 DROP_COUNTERS_MAP(proc_drops);
 
 /* 0 (what the agent leaves it at): every exec/exit wakes the agent at once, so processes started
- * later are attached promptly; these events are rare next to request records. bpf/ring_wakeup.h. */
+ * later are attached promptly; these events are rare next to request records. bpf/common/ring_wakeup.h. */
 const volatile __u64 ring_wakeup_bytes = 0;
 
 const struct proc_lifecycle_event *_unused_proc_lifecycle_event __attribute__((unused));

@@ -6,7 +6,7 @@
  *       context: connections of selected processes (sk_inject_tgids) are remembered by socket
  *       cookie; BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB then puts them in the SOCKHASH sk_inject_socks.
  *   sk_msg (on that SOCKHASH): runs in the sending thread's context for every message sent on
- *       those connections. When the thread has a pending context (bpf/sk_inject.h, left moments
+ *       those connections. When the thread has a pending context (bpf/common/sk_inject.h, left moments
  *       before by the tracer that decided the client span) and the message starts with an
  *       HTTP/1.x request line, `traceparent: 00-<trace>-<span>-<flags>\r\n` is inserted right
  *       after the request line (bpf_msg_push_data + bpf_msg_pull_data), and after the request line

@@ -1,4 +1,4 @@
-/* bpf/sk_inject.bpf.c: a request whose head did not end in the first message the thread sent (a
+/* bpf/sk_inject/sk_inject.bpf.c: a request whose head did not end in the first message the thread sent (a
  * request line or a header block written with several send calls). Its context waits with the
  * socket (sk_inject_splits, socket storage) and the header goes in right before the blank line of
  * the message that ends the head. Included by sk_inject.bpf.c after copy_window and insert_lines. */

@@ -41,7 +41,7 @@
 #include "go_client_ctx.h"
 #include "ring_wakeup.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
- * the contract is bpf/sk_inject.h (pending entry per sending thread). Built in when present. */
+ * the contract is bpf/common/sk_inject.h (pending entry per sending thread). Built in when present. */
 #if __has_include("sk_inject.h")
 #include "sk_inject.h"
 #define SYS_HTTP_SK_INJECT 1
@@ -61,10 +61,10 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u64 correlation_window_ns = 5ULL * 1000 * 1000 * 1000;
 const volatile __u64 thread_ctx_max_age_ns = 60ULL * 1000 * 1000 * 1000;
 const volatile __u32 max_connections = 16384;
-/* Leave each client request's context for the sk_msg injector (bpf/sk_inject.h). */
+/* Leave each client request's context for the sk_msg injector (bpf/common/sk_inject.h). */
 const volatile bool sk_inject_pending = false;
 /* Wake the agent only once this many bytes wait in sys_http_events (0: the kernel's default,
- * every record while the agent keeps up); bpf/ring_wakeup.h. */
+ * every record while the agent keeps up); bpf/common/ring_wakeup.h. */
 const volatile __u64 ring_wakeup_bytes = 0;
 
 #include "sys_http_state.h"
@@ -151,7 +151,7 @@ struct {
 } sys_http_events SEC(".maps");
 
 /* Server connections whose request head goes on in later reads: the reader's state until the
- * head is complete (bpf/sys_http_server_head.h). LRU: a lost entry decides with nothing (counted). */
+ * head is complete (bpf/sys_http/sys_http_server_head.h). LRU: a lost entry decides with nothing (counted). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);

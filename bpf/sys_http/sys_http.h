@@ -1,4 +1,4 @@
-/* Records of the any-language HTTP/1.x tracer on syscall tracepoints (bpf/sys_http.bpf.c).
+/* Records of the any-language HTTP/1.x tracer on syscall tracepoints (bpf/sys_http/sys_http.bpf.c).
  * Fixed-width fields, explicit padding; the TypeScript view is generated from this object's BTF
  * (scripts/gen-structs.ts -> src/events/structs.generated.ts). */
 #ifndef SPANBRIDGE_SYS_HTTP_H
@@ -56,10 +56,10 @@ enum sys_http_flag2 {
 	   * server request of the writing asyncio task, not of the thread */
 	SYS_F2_DOWNSTREAM_PARENT = 1 << 5, /* client request start (with SYS_F_THREAD_PARENT): an nginx
 	   * upstream request; the parent is the downstream request it
-	   * serves (bpf/sys_http_nginx_link.h), not the thread's */
+	   * serves (bpf/sys_http/sys_http_nginx_link.h), not the thread's */
 	SYS_F2_NODE_PARENT = 1 << 6, /* client request start (with SYS_F_THREAD_PARENT): a Node.js call;
 	   * the parent is the server request whose callback made it, read
-	   * from node's async ids (bpf/sys_http_node_link.h) */
+	   * from node's async ids (bpf/sys_http/sys_http_node_link.h) */
 	SYS_F2_PROPAGATION_SKIPPED = 1 << 7, /* client response start of a Go call (go.client_path
 	   * syscall): the sk_msg program left its request without the header
 	   * (head longer than it can check, split beyond it, push failed,
@@ -106,7 +106,7 @@ enum sys_http_drop_reason {
 	SYS_ASYNCIO_TASK_WOKEN = 25,    /* (not a drop) asyncio tasks given a request by the callback that
 					 * read its head and woke them */
 	SYS_LINK_NGINX = 26,            /* (not a drop) nginx upstream requests linked to the downstream request
-					 * they serve (bpf/sys_http_nginx_link.h) */
+					 * they serve (bpf/sys_http/sys_http_nginx_link.h) */
 	SYS_SKIP_NGINX_UNLINKED = 27,   /* an nginx upstream request start with no fresh link from its
 					 * ngx_chain_writer entry, or whose downstream request is not in flight:
 					 * left unlinked (never the thread's request) */
@@ -115,16 +115,16 @@ enum sys_http_drop_reason {
 	SYS_SKIP_GO_ROUTE_UNREAD = 29,  /* a Go server response whose route could not be read (connection
 					 * served before the attach, or memory unreadable): no http.route from Go */
 	SYS_LINK_NODE = 30,             /* (not a drop) Node.js client requests linked to the server request whose
-					 * callback made them (bpf/sys_http_node_link.h) */
+					 * callback made them (bpf/sys_http/sys_http_node_link.h) */
 	SYS_SKIP_NODE_UNLINKED = 31,    /* a Node.js client request start no rule of sys_http_node_link.h links
 					 * (after an await, undici/fetch, a worker thread, no request): left unlinked */
 	SYS_SKIP_NODE_NO_PARSER = 32,   /* a Node.js server request whose parser could not be read (not the main
 					 * thread, not node's HTTP parser, memory unreadable): its calls stay unlinked */
 	SYS_SKIP_THREAD_POOLED = 33,    /* client call on a Java ForkJoinPool worker (virtual-thread carriers
 					 * among them) with a server request active: not linked, the request
-					 * may be another task's (bpf/sys_http_java.h) */
+					 * may be another task's (bpf/sys_http/sys_http_java.h) */
 	SYS_LINK_JAVA_CONNECT = 34,     /* (not a drop) JDK HttpClient requests linked to the server request of
-					 * the thread that connected their connection (bpf/sys_http_java.h) */
+					 * the thread that connected their connection (bpf/sys_http/sys_http_java.h) */
 	SYS_SKIP_JAVA_CONNECT_GONE = 35, /* a JDK HttpClient connection's first request written after the
 					  * request of the thread that connected it was no longer active there */
 	SYS_SKIP_PIPELINED_UNREAD = 36, /* a request pipelined in one read whose head goes past the capture:
@@ -178,7 +178,7 @@ struct sys_http_data_event {
 	__u8 span_id[8];
 	__u8 parent_span_id[8];
 	/* Server request starts (and server reads with SYS_F_SPARE_IDS): the contexts of further
-	 * requests pipelined in the same read, in order (bpf/sys_http_pipelined.h): each continues its
+	 * requests pipelined in the same read, in order (bpf/sys_http/sys_http_pipelined.h): each continues its
 	 * own valid traceparent (its bit in spare_remote, parent in spare_parent_span_ids) or is a new
 	 * trace. Client request starts with SYS_F_SPARE_IDS: see that flag. */
 	__u8 spare_trace_ids[SYS_HTTP_SPARE_IDS][16];

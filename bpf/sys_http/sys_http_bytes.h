@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c: HTTP/1.x request and response starts, and reading a message's bytes (first
+/* bpf/sys_http/sys_http.bpf.c: HTTP/1.x request and response starts, and reading a message's bytes (first
  * segment, last bytes) from the syscall's buffers. Included by sys_http.bpf.c. */
 #ifndef SPANBRIDGE_SYS_HTTP_BYTES_H
 #define SPANBRIDGE_SYS_HTTP_BYTES_H

@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c, the client request decision: the tail-called program that gives a request
+/* bpf/sys_http/sys_http.bpf.c, the client request decision: the tail-called program that gives a request
  * being written its context (the application's own traceparent, a forwarded one to replace, or the
  * server request it is linked to by thread, asyncio task, node's async ids, nginx, Java connect or
  * Go's roundTrip hand-over) and hands it to sk_msg. Included by sys_http.bpf.c after every linking

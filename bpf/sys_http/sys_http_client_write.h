@@ -1,5 +1,5 @@
-/* bpf/sys_http.bpf.c, client writes: the application's own traceparent in a request being written
- * (the W3C reader of bpf/http_head.h) and the framing of requests pipelined behind it. Included by
+/* bpf/sys_http/sys_http.bpf.c, client writes: the application's own traceparent in a request being written
+ * (the W3C reader of bpf/sys_http/http_head.h) and the framing of requests pipelined behind it. Included by
  * sys_http.bpf.c after sys_http_server_head.h. */
 #ifndef SPANBRIDGE_SYS_HTTP_CLIENT_WRITE_H
 #define SPANBRIDGE_SYS_HTTP_CLIENT_WRITE_H
@@ -72,7 +72,7 @@ enum tp_found {
 };
 
 /* The application's own traceparent in a client write's captured bytes (s->e.data), read by the
- * same W3C reader as incoming heads (bpf/http_head.h): TP_VALID when the first request's head has
+ * same W3C reader as incoming heads (bpf/sys_http/http_head.h): TP_VALID when the first request's head has
  * exactly one valid one; TP_MALFORMED when it has others, or when only a request pipelined behind
  * it carries one (never taken for the first request's); TP_ABSENT when none is in the capture. */
 __noinline int find_traceparent(struct scratch *s, __u32 len, struct trace_context *out)

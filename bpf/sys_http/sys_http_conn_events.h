@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c, connection events: accept and connect exits start tracking a connection (its
+/* bpf/sys_http/sys_http.bpf.c, connection events: accept and connect exits start tracking a connection (its
  * role, tuple and id; Node's socket ids at its connect), close ends it (the record announcing the
  * close, the thread's active request released). Included by sys_http.bpf.c after the state, socket,
  * adoption, lifecycle and linking headers; its programs exist once. */

@@ -1,6 +1,6 @@
-/* bpf/sys_http.bpf.c, Go client calls (SYS_MODE_GO_CLIENT, go.client_path: syscall): the parent of
+/* bpf/sys_http/sys_http.bpf.c, Go client calls (SYS_MODE_GO_CLIENT, go.client_path: syscall): the parent of
  * a request a Go process writes is the server span its persistConn.roundTrip uprobe found
- * (bpf/go_client_ctx.h), looked up by the write's buffer address, never the thread's: the
+ * (bpf/common/go_client_ctx.h), looked up by the write's buffer address, never the thread's: the
  * Transport's writeLoop goroutine writes for whichever goroutine asked. Included by sys_http.bpf.c
  * after its maps and sys_http_state.h. */
 #ifndef SPANBRIDGE_SYS_HTTP_GO_CLIENT_H
@@ -45,7 +45,7 @@ static __always_inline void go_client_tls_seen(__u32 tgid, const __u8 *data, __u
 }
 
 /* The response of a Go call begins: whether the sk_msg program inserted the header into its
- * request (bpf/sk_inject.h; its outcome is left under the connection's id, the cookie the decision
+ * request (bpf/common/sk_inject.h; its outcome is left under the connection's id, the cookie the decision
  * gave it). A request it left alone is said on the response record, for the span's
  * spanbridge.propagation=skipped, as on the uprobe path. The entry is taken either way. */
 static __always_inline void go_client_response(struct conn_state *cs, __u32 tgid, struct sys_http_data_event *e)

@@ -1,15 +1,15 @@
-/* Go HTTP/1 servers traced by bpf/sys_http.bpf.c (SYS_MODE_GO_SERVER, go.server_path: syscall):
+/* Go HTTP/1 servers traced by bpf/sys_http/sys_http.bpf.c (SYS_MODE_GO_SERVER, go.server_path: syscall):
  * no per-request uprobe. The goroutine is read from the thread's TLS at the tracepoint: g at
  * fsbase + g_tls_offset (-8 for Go's own TLS; computed from PT_TLS for executables with C TLS),
  * goid at the offset of runtime.g.goid. A request's context goes to spanbridge_go_server_v1 for
- * the Go tracer's client probes (bpf/go_server_ctx.h); the route is read at the response's first
+ * the Go tracer's client probes (bpf/common/go_server_ctx.h); the route is read at the response's first
  * write through the connection the Go tracer's (*conn).serve probe recorded.
  * Included by sys_http.bpf.c after its maps and helpers. */
 #ifndef SPANBRIDGE_SYS_HTTP_GO_SERVER_H
 #define SPANBRIDGE_SYS_HTTP_GO_SERVER_H
 
 /* Client connections of a Go server traced here are the Go tracer's (no double spans), unless its
- * client calls are traced here too (SYS_MODE_GO_CLIENT, bpf/sys_http_go_client.h). */
+ * client calls are traced here too (SYS_MODE_GO_CLIENT, bpf/sys_http/sys_http_go_client.h). */
 static __always_inline bool tracks_clients(__u32 mode)
 {
 	return (mode & SYS_MODE_TRACE) && (!(mode & SYS_MODE_GO_SERVER) || (mode & SYS_MODE_GO_CLIENT));
@@ -83,7 +83,7 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
 
 /* The first write of a Go server response: the route its request matched, sent ahead of the
  * write's data record. c.curReq is the response until after its last write (net/http conn.serve).
- * With requests pipelined behind this one (bpf/sys_http_pipelined.h), the goroutine goes on to
+ * With requests pipelined behind this one (bpf/sys_http/sys_http_pipelined.h), the goroutine goes on to
  * serve them with no syscall in between: its request's context is forgotten, so their client
  * calls are unlinked, never children of this request. */
 static __always_inline void go_server_response(struct conn_state *cs)

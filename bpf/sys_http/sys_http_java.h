@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c, Java: OS threads that say nothing about which server request a client call
+/* bpf/sys_http/sys_http.bpf.c, Java: OS threads that say nothing about which server request a client call
  * serves (docs/java-async-linking.md). Included by sys_http.bpf.c before its connect programs.
  *
  * A ForkJoinPool worker runs many tasks interleaved on one OS thread: the carriers of Java 21+

@@ -1,6 +1,6 @@
-/* bpf/sys_http.bpf.c, nginx processes (SYS_MODE_NGINX_LINK): the parent of an upstream request is
+/* bpf/sys_http/sys_http.bpf.c, nginx processes (SYS_MODE_NGINX_LINK): the parent of an upstream request is
  * the request in flight on the downstream connection nginx serves it for, as the ngx_chain_writer
- * uprobe (bpf/nginx_link.bpf.c) left it, never the thread's: one nginx worker thread interleaves
+ * uprobe (bpf/nginx_link/nginx_link.bpf.c) left it, never the thread's: one nginx worker thread interleaves
  * many requests. Included by sys_http.bpf.c after its maps and sys_http_state.h. */
 #ifndef SPANBRIDGE_SYS_HTTP_NGINX_LINK_H
 #define SPANBRIDGE_SYS_HTTP_NGINX_LINK_H

@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c, Node.js processes: the parent of a client request is the server request whose
+/* bpf/sys_http/sys_http.bpf.c, Node.js processes: the parent of a client request is the server request whose
  * callback made it, read from node's own async bookkeeping without a uprobe (docs/node-async-linking.md).
  *
  * Node numbers its async resources (doubles in `async_id_fields_`: [0] the execution id of the

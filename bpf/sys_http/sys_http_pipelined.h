@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c, server side: HTTP/1.1 requests pipelined into one read. Every request head
+/* bpf/sys_http/sys_http.bpf.c, server side: HTTP/1.1 requests pipelined into one read. Every request head
  * in the captured bytes gets its context decided here, in order, like the first one: its own
  * valid traceparent, else a new trace (a same-node client's black-box link serves only the first
  * request of a read). Bounded: SYS_HTTP_SPARE_IDS requests behind the first, within the capture

@@ -1,5 +1,5 @@
-/* The server side of bpf/sys_http.bpf.c: a request's context is decided when its head is complete
- * (bpf/http_head.h reads it byte by byte across reads, up to HTTP_HEAD_MAX), still in the kernel
+/* The server side of bpf/sys_http/sys_http.bpf.c: a request's context is decided when its head is complete
+ * (bpf/sys_http/http_head.h reads it byte by byte across reads, up to HTTP_HEAD_MAX), still in the kernel
  * and before the handler can run: the application cannot act on a request it has not read.
  * Included by sys_http.bpf.c after its maps and helpers. */
 #ifndef SPANBRIDGE_SYS_HTTP_SERVER_HEAD_H
@@ -109,7 +109,7 @@ static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, _
 }
 
 #ifdef SYS_HTTP_SK_INJECT
-/* Keeps the request's tracestate (all its headers combined, validated; bpf/trace_context.h) under
+/* Keeps the request's tracestate (all its headers combined, validated; bpf/common/trace_context.h) under
  * the request's span id, for the client calls linked to it. */
 static __always_inline void keep_tracestate(struct scratch *s, const struct conn_state *cs)
 {

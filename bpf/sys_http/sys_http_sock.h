@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c: the socket behind a file descriptor, its TCP tuple, and the connection state
+/* bpf/sys_http/sys_http.bpf.c: the socket behind a file descriptor, its TCP tuple, and the connection state
  * created at accept/connect. Included by sys_http.bpf.c after its maps and helpers. */
 #ifndef SPANBRIDGE_SYS_HTTP_SOCK_H
 #define SPANBRIDGE_SYS_HTTP_SOCK_H

@@ -1,4 +1,4 @@
-/* bpf/sys_http.bpf.c: the kernel-side state of the syscall tracer (per process, per connection,
+/* bpf/sys_http/sys_http.bpf.c: the kernel-side state of the syscall tracer (per process, per connection,
  * per thread, per syscall in flight); kept in its maps, never sent as records. */
 #ifndef SPANBRIDGE_SYS_HTTP_STATE_H
 #define SPANBRIDGE_SYS_HTTP_STATE_H
@@ -8,18 +8,18 @@ enum sys_http_mode {
 	SYS_MODE_TRACE = 1, /* report spans for this process */
 	SYS_MODE_THREAD_LINK = 2, /* link client calls to the thread's server request */
 	SYS_MODE_GO_LINK = 4, /* Go process (spans come from the Go tracer): only find black-box
-	   * parents for its server requests (bpf/sys_http_go_link.h) */
+	   * parents for its server requests (bpf/common/sys_http_go_link.h) */
 	SYS_MODE_INHERITED = 8, /* traced because its parent was, from its fork (sys_http_lifecycle.h) */
 	SYS_MODE_ASYNCIO = 16, /* Python asyncio: client calls on event-loop threads take their task's
 	   * server request (sys_http_asyncio.h) */
 	SYS_MODE_NGINX_LINK = 32, /* nginx: link an upstream request to the downstream request it serves
-	   * (bpf/sys_http_nginx_link.h), never to the thread's */
+	   * (bpf/sys_http/sys_http_nginx_link.h), never to the thread's */
 	SYS_MODE_GO_SERVER = 64, /* with SYS_MODE_TRACE: a Go process whose server spans come from this path
 	   * (go.server_path: syscall); its client calls stay the Go tracer's, so
-	   * its client connections are not tracked (bpf/sys_http_go_server.h) */
+	   * its client connections are not tracked (bpf/sys_http/sys_http_go_server.h) */
 	SYS_MODE_GO_CLIENT = 128, /* with SYS_MODE_GO_SERVER: its client calls are traced here too
 	   * (go.client_path: syscall), parented by the server span its persistConn.roundTrip
-	   * uprobe left for the write's buffer (bpf/sys_http_go_client.h) */
+	   * uprobe left for the write's buffer (bpf/sys_http/sys_http_go_client.h) */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_mode *_unused_sys_http_mode __attribute__((unused));
@@ -63,10 +63,10 @@ struct conn_state {
 	__u8 has_incoming; /* server: the current request came with a valid traceparent naming ... */
 	__u8 pipelined;  /* server: requests decided in a read behind the current one, not yet answered */
 	__u8 _pad2;
-	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http_nginx_link.h) */
+	__u8 incoming_span_id[8]; /* ... this parent span (a proxy forwarding it: bpf/sys_http/sys_http_nginx_link.h) */
 	__u64 goid; /* server, SYS_MODE_GO_SERVER: the goroutine serving the connection (net/http's
 		     * conn.serve reads every request and writes every response), read from TLS once */
-	__u64 node_parser; /* server, Node.js: its HTTP parser's async id (bpf/sys_http_node_link.h) */
+	__u64 node_parser; /* server, Node.js: its HTTP parser's async id (bpf/sys_http/sys_http_node_link.h) */
 	/* The entry time of the write in progress (0: none seen), the time its record carries: see
 	 * sys_http_data_event.ts_ns. */
 	__u64 write_enter_ns;
