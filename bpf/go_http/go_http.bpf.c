@@ -39,6 +39,8 @@
 #include "go_server_ctx.h"
 #include "sk_inject.h"
 #include "ring_wakeup.h"
+#include "bytes.h"
+#include "counters.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -129,26 +131,9 @@ const struct go_offsets *_unused_go_offsets __attribute__((unused));
 const enum record_type *_unused_record_type __attribute__((unused));
 const enum drop_reason *_unused_drop_reason __attribute__((unused));
 
-/* a == b for 8-byte multiples (ids); no memcmp in BPF. */
-static __always_inline bool ids_equal(const void *a, const void *b, int n)
-{
-	__u64 x, y, d = 0;
-#pragma unroll
-	for (int i = 0; i < 16; i += 8) {
-		if (i >= n)
-			break;
-		__builtin_memcpy(&x, (const char *)a + i, 8);
-		__builtin_memcpy(&y, (const char *)b + i, 8);
-		d |= x ^ y;
-	}
-	return d == 0;
-}
-
 static __always_inline void count_drop(__u32 reason)
 {
-	__u64 *v = bpf_map_lookup_elem(&go_http_drops, &reason);
-	if (v)
-		*v += 1;
+	counter_inc(&go_http_drops, reason);
 }
 
 static __always_inline int goroutine_key_of(struct pt_regs *ctx, const struct go_offsets *off,
@@ -194,11 +179,6 @@ static __always_inline const struct go_offsets *current_goroutine(struct pt_regs
 		}                                                                          \
 		__n;                                                                       \
 	})
-
-static __always_inline __u8 lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
 
 #define HDR_TRACEPARENT 1
 #define HDR_TRACESTATE 2

@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "nginx_link.h"
+#include "counters.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -31,9 +32,7 @@ const enum nginx_link_reason *_unused_nginx_link_reason __attribute__((unused));
 
 static __always_inline void count(__u32 reason)
 {
-	__u64 *v = bpf_map_lookup_elem(&nginx_link_counts, &reason);
-	if (v)
-		*v += 1;
+	counter_inc(&nginx_link_counts, reason);
 }
 
 /* fds of a process are small non-negative ints; a value past this is not an fd (bad read). */

@@ -20,6 +20,8 @@
 #include <bpf/bpf_endian.h>
 #include "trace_context.h"
 #include "sk_inject.h"
+#include "bytes.h"
+#include "counters.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -94,9 +96,7 @@ const enum sk_inject_outcome *_unused_sk_inject_outcome __attribute__((unused));
 
 static __always_inline void count(__u32 outcome)
 {
-	__u64 *v = bpf_map_lookup_elem(&sk_inject_counters, &outcome);
-	if (v)
-		*v += 1;
+	counter_inc(&sk_inject_counters, outcome);
 }
 
 SEC("raw_tp/sched_process_fork")
@@ -175,11 +175,6 @@ int sk_inject_sockops(struct bpf_sock_ops *skops)
 		asm volatile("%0 &= %1" : "+r"(__v) : "i"(m));    \
 		__v;                                              \
 	})
-
-static __always_inline __u8 lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
 
 struct find_ctx {
 	const char *b;

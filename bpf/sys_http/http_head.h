@@ -5,6 +5,7 @@
 #define SPANBRIDGE_HTTP_HEAD_H
 
 #include "trace_context.h"
+#include "bytes.h"
 
 /* The context is decided when the head ends, or after this many head bytes (counted). */
 #define HTTP_HEAD_MAX 8192
@@ -55,11 +56,6 @@ static __always_inline void head_reset(struct head_reader *h)
 	h->ts.headers = 0;
 }
 
-static __always_inline char head_lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
-
 /* One byte of the head. Header names are case-insensitive; values end at CR/LF. */
 static __always_inline void head_feed(struct head_reader *h, char c)
 {
@@ -74,7 +70,7 @@ static __always_inline void head_feed(struct head_reader *h, char c)
 			h->line = HL_CR;
 		} else if (c == '\n') {
 			h->done = HEAD_COMPLETE;
-		} else if (head_lower(c) == 't') {
+		} else if (lower(c) == 't') {
 			h->line = HL_NAME;
 			h->name_at = 1;
 			h->cand = 3;
@@ -108,7 +104,7 @@ static __always_inline void head_feed(struct head_reader *h, char c)
 			h->line = HL_START;
 			return;
 		}
-		char l = head_lower(c);
+		char l = lower(c);
 		if (at >= 11 || l != tp[at & 15])
 			h->cand &= ~1;
 		if (at >= 10 || l != ts[at & 15])

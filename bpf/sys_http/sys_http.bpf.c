@@ -40,6 +40,8 @@
 #include "go_server_ctx.h"
 #include "go_client_ctx.h"
 #include "ring_wakeup.h"
+#include "bytes.h"
+#include "counters.h"
 /* Socket-level injection (sk_msg) writes the client contexts decided here into the requests:
  * the contract is bpf/common/sk_inject.h (pending entry per sending thread). Built in when present. */
 #if __has_include("sk_inject.h")
@@ -189,24 +191,7 @@ const enum sys_http_syscall *_unused_sys_http_syscall __attribute__((unused));
 
 static __always_inline void count(__u32 reason)
 {
-	__u64 *v = bpf_map_lookup_elem(&sys_http_drops, &reason);
-	if (v)
-		*v += 1;
-}
-
-/* a == b for 8-byte multiples (ids); no memcmp in BPF. */
-static __always_inline bool ids_equal(const void *a, const void *b, int n)
-{
-	__u64 x, y, d = 0;
-#pragma unroll
-	for (int i = 0; i < 16; i += 8) {
-		if (i >= n)
-			break;
-		__builtin_memcpy(&x, (const char *)a + i, 8);
-		__builtin_memcpy(&y, (const char *)b + i, 8);
-		d |= x ^ y;
-	}
-	return d == 0;
+	counter_inc(&sys_http_drops, reason);
 }
 
 static __always_inline __u32 traced_mode(void)

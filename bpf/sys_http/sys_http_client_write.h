@@ -18,11 +18,6 @@ struct scan_ctx {
 	__u32 _pad;
 };
 
-static __always_inline __u8 lower(__u8 c)
-{
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
-
 /* Looks for "\n<name>:" at captured offset i; on a match, `found` = the value's offset (after OWS). */
 static long scan_header_cb(__u32 i, struct scan_ctx *c)
 {
