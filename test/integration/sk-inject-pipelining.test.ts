@@ -152,7 +152,7 @@ describe('sk_msg injection into pipelined HTTP/1.1 requests (non-Go client: ever
   it('counts pipelined injections in the kernel and the one request beyond the ids in user space', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     // The client's fifth request in one send; on the syscall path also the Go server's fifth in one
-    // read (the kernel decides 3 behind the first: bpf/sys_http_pipelined.h).
+    // read (the kernel decides 3 behind the first: bpf/sys_http/sys_http_pipelined.h).
     const beyond = GO_SYSCALL ? 2 : 1;
     expect(metrics).toMatch(new RegExp(`^spanbridge_sys_http_exchanges_dropped_total\\{reason="pipelined_beyond_spare_ids"\\} ${beyond}$`, 'm'));
     const c = await agent.kernelCounters();
