@@ -70,7 +70,9 @@ enum sk_inject_outcome {
 					  * 55 bytes): left as the application sent it */
 	SK_INJECT_NODELAY_FAILED = 19, /* TCP_NODELAY could not be set on a registered connection: its
 					 * requests may wait for the peer's delayed ACK (Nagle) */
-	SK_INJECT_OUTCOME_MAX = 20,
+	SK_INJECT_COALESCE_FAILED = 20, /* the head region with its inserted lines could not be made one
+					 * scatterlist element (no memory): sent as several segments */
+	SK_INJECT_OUTCOME_MAX = 21,
 };
 
 struct sk_inject_result {

@@ -371,6 +371,21 @@ static __noinline __u32 insert_lines(struct sk_msg_md *msg, __u32 at, __u32 tsle
 	return total;
 }
 
+/* After lines were inserted: the message's first bytes (the heads and what was inserted) become
+ * one scatterlist element again. tcp_bpf_push hands each element to its own tcp_sendmsg_locked
+ * call, and on these TCP_NODELAY sockets each goes out as a segment of its own: a reader on
+ * another CPU could take a head cut at an insertion point (a pipelined request's head cut that way
+ * gets no context: bpf/sys_http/sys_http_pipelined.h), and each cut costs the server a read. */
+#define SK_COALESCE_MAX (2 * SK_WINDOW) /* an order-1 allocation at most */
+static __always_inline void coalesce_head(struct sk_msg_md *msg)
+{
+	__u32 n = msg->size;
+	if (n > SK_COALESCE_MAX)
+		n = SK_COALESCE_MAX;
+	if (n && bpf_msg_pull_data(msg, 0, n, 0))
+		count(SK_INJECT_COALESCE_FAILED);
+}
+
 /* Copies the message's first bytes (up to the window) into s->bytes; returns how many, 0 on failure. */
 static __always_inline __u32 copy_window(struct sk_msg_md *msg, struct sk_scratch *s)
 {
@@ -480,6 +495,7 @@ static __always_inline __u32 inspect_and_inject(struct sk_msg_md *msg, struct sk
 		}
 		count(outcome == SK_INJECT_DONE ? SK_INJECT_PIPELINED_DONE : SK_INJECT_PIPELINED_SKIPPED);
 	}
+	coalesce_head(msg);
 	return SK_INJECT_DONE;
 }
 

@@ -171,7 +171,10 @@ static __always_inline __u32 continue_split(struct sk_msg_md *msg, struct sk_inj
 			break;
 		s->ins[MASKED(TRACEPARENT_LINE_LEN + i, 1023)] = st->tsline[MASKED(i, 1023)];
 	}
-	return insert_lines(msg, sc.insert_at, tslen, s) ? SK_INJECT_SPLIT_DONE : SK_INJECT_SKIP_PUSH_FAILED;
+	if (!insert_lines(msg, sc.insert_at, tslen, s))
+		return SK_INJECT_SKIP_PUSH_FAILED;
+	coalesce_head(msg);
+	return SK_INJECT_SPLIT_DONE;
 }
 
 #endif
