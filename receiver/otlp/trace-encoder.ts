@@ -40,16 +40,24 @@ const MAX_CACHED_VALUE_CHARS = 96;
  * without the tag) per value seen, while values of that key repeat. A window ends when
  * MAX_CACHED_VALUES_PER_KEY values are cached: with more misses than hits in it the key is marked
  * as not repeating (`values` undefined: its values are written each time, no lookup), else the
- * window starts over. The cache is exact: a message is a pure function of (key, value), and Map
- * keys compare by SameValueZero, which tells 200 from '200' (different encodings) and takes -0
- * as 0 and NaN as NaN (the same encodings).
+ * window starts over. In front of the map sits the value last written under the key (`last`):
+ * consecutive spans mostly repeat it, and a strict comparison costs less than hashing a fresh
+ * string. The cache is exact: a message is a pure function of (key, value); Map keys compare by
+ * SameValueZero and `last` by ===, both of which tell 200 from '200' (different encodings) and
+ * take -0 as 0 (the same encoding); NaN, which === never matches, is found in the map.
  */
 interface KeyEntry {
   readonly key: Buffer;
   values: Map<AttributeValue, Buffer> | undefined;
   hits: number;
   misses: number;
+  last: unknown;
+  lastBytes: Buffer;
 }
+
+/** Matches no attribute value: `last` of a key with nothing cached. */
+const NO_VALUE = Symbol('no value');
+const EMPTY = Buffer.alloc(0);
 
 const keyCache = new Map<string, KeyEntry>();
 
@@ -57,38 +65,65 @@ function keyEntry(key: string): KeyEntry {
   let entry = keyCache.get(key);
   if (!entry) {
     const body = Buffer.from(key, 'utf8');
-    entry = { key: Buffer.concat([Buffer.from([0x0a, ...varintBytes(body.length)]), body]), values: new Map(), hits: 0, misses: 0 };
+    entry = { key: Buffer.concat([Buffer.from([0x0a, ...varintBytes(body.length)]), body]), values: new Map(), hits: 0, misses: 0, last: NO_VALUE, lastBytes: EMPTY };
     if (keyCache.size < MAX_CACHED_KEYS) keyCache.set(key, entry);
   }
   return entry;
 }
+
+/**
+ * The keys of the last span's attributes, in order, and their entries: spans of one kind from one
+ * tracer list the same keys in the same order, and for-in yields internalized strings, so a key
+ * is found by one pointer comparison instead of a map lookup.
+ */
+const seqKeys: string[] = [];
+const seqEntries: KeyEntry[] = [];
 
 function cacheable(value: unknown): value is AttributeValue {
   const t = typeof value;
   return t === 'number' || t === 'boolean' || (t === 'string' && (value as string).length <= MAX_CACHED_VALUE_CHARS);
 }
 
-function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number): void {
+/** `spanLevel`: a span's own attributes (the key sequence memo applies), not a resource's or a nested map's. */
+function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number, spanLevel = false): void {
+  let i = 0;
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
     const value = attributes[key];
-    const entry = keyEntry(key);
+    let entry: KeyEntry;
+    if (spanLevel) {
+      if (seqKeys[i] === key) {
+        entry = seqEntries[i];
+      } else {
+        entry = keyEntry(key);
+        seqKeys[i] = key;
+        seqEntries[i] = entry;
+      }
+      i++;
+    } else {
+      entry = keyEntry(key);
+    }
+    w.byte(tag);
+    if (value === entry.last) {
+      entry.hits++;
+      w.raw(entry.lastBytes);
+      continue;
+    }
     const values = entry.values;
     if (values !== undefined && cacheable(value)) {
       const cached = values.get(value);
       if (cached !== undefined) {
         entry.hits++;
-        w.byte(tag);
+        entry.last = value;
+        entry.lastBytes = cached;
         w.raw(cached);
         continue;
       }
-      w.byte(tag);
       const start = w.pos;
       writeKeyValue(w, entry.key, value);
       remember(entry, values, value, w.buf.subarray(start, w.pos));
       continue;
     }
-    w.byte(tag);
     writeKeyValue(w, entry.key, value);
   }
 }
@@ -109,13 +144,18 @@ function remember(entry: KeyEntry, values: Map<AttributeValue, Buffer>, value: A
   if (values.size >= MAX_CACHED_VALUES_PER_KEY) {
     if (entry.misses > entry.hits) {
       entry.values = undefined;
+      entry.last = NO_VALUE;
+      entry.lastBytes = EMPTY;
       return;
     }
     values.clear();
     entry.hits = 0;
     entry.misses = 1;
   }
-  values.set(value, Buffer.from(bytes));
+  const copy = Buffer.from(bytes);
+  values.set(value, copy);
+  entry.last = value;
+  entry.lastBytes = copy;
 }
 
 function writeAnyValue(w: Writer, value: unknown): void {
@@ -222,7 +262,7 @@ function writeSpan(w: Writer, span: Span): void {
   w.fixed64(span.startTimeUnixNano);
   w.byte(0x41); // end_time_unix_nano
   w.fixed64(span.endTimeUnixNano);
-  writeAttributes(w, span.attributes, 0x4a);
+  writeAttributes(w, span.attributes, 0x4a, true);
   w.byte(0x50); // dropped_attributes_count
   w.byte(0);
   w.byte(0x60); // dropped_events_count
