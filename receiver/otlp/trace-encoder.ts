@@ -71,61 +71,115 @@ function keyEntry(key: string): KeyEntry {
   return entry;
 }
 
-/**
- * The keys of the last span's attributes, in order, and their entries: spans of one kind from one
- * tracer list the same keys in the same order, and for-in yields internalized strings, so a key
- * is found by one pointer comparison instead of a map lookup.
- */
-const seqKeys: string[] = [];
-const seqEntries: KeyEntry[] = [];
-
 function cacheable(value: unknown): value is AttributeValue {
   const t = typeof value;
   return t === 'number' || t === 'boolean' || (t === 'string' && (value as string).length <= MAX_CACHED_VALUE_CHARS);
 }
 
-/** `spanLevel`: a span's own attributes (the key sequence memo applies), not a resource's or a nested map's. */
-function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number, spanLevel = false): void {
+/** One attribute as a repeated field of `tag` (KeyValue), from the key's caches when they hold it. */
+function writeAttribute(w: Writer, entry: KeyEntry, value: unknown, tag: number): void {
+  w.byte(tag);
+  if (value === entry.last) {
+    entry.hits++;
+    w.raw(entry.lastBytes);
+    return;
+  }
+  const values = entry.values;
+  if (values !== undefined && cacheable(value)) {
+    const cached = values.get(value);
+    if (cached !== undefined) {
+      entry.hits++;
+      entry.last = value;
+      entry.lastBytes = cached;
+      w.raw(cached);
+      return;
+    }
+    const start = w.pos;
+    writeKeyValue(w, entry.key, value);
+    remember(entry, values, value, w.buf.subarray(start, w.pos));
+    return;
+  }
+  writeKeyValue(w, entry.key, value);
+}
+
+/** A resource's or a nested map's attributes. */
+function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number): void {
+  for (const key in attributes) {
+    if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
+    writeAttribute(w, keyEntry(key), attributes[key], tag);
+  }
+}
+
+/*
+ * The last span's attributes: keys, entries and values by position, and their encoded fields
+ * (`prevBytes`, attribute i at prevOff[i]..prevOff[i + 1]). Spans of one kind from one tracer list
+ * the same keys in the same order (for-in yields internalized strings: one pointer comparison
+ * finds a key), and most values repeat from one span to the next, so a span's attributes are
+ * mostly runs equal to the last span's, copied as a block. A field is a pure function of its key
+ * and value (=== tells 200 from '200'; NaN, never ===, is encoded anew).
+ */
+const seqKeys: string[] = [];
+const seqEntries: KeyEntry[] = [];
+const seqValues: unknown[] = [];
+let prevBytes = Buffer.allocUnsafe(4096);
+let prevOff: number[] = [0];
+let prevCount = 0;
+let curOff: number[] = [];
+
+const SPAN_ATTRIBUTE_TAG = 0x4a; // Span.attributes
+
+/** A span's own attributes: runs equal to the last span's copied from its bytes, the others through the key caches. */
+function writeSpanAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>): void {
+  // Unset until the end: a span that fails half-way leaves no stale bytes behind for the next one.
+  const count = prevCount;
+  prevCount = 0;
+  const start = w.pos;
+  const off = curOff;
   let i = 0;
+  /** First index of the pending run (attributes equal to the last span's, not yet copied), -1: none. */
+  let run = -1;
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
     const value = attributes[key];
-    let entry: KeyEntry;
-    if (spanLevel) {
-      if (seqKeys[i] === key) {
-        entry = seqEntries[i];
-      } else {
-        entry = keyEntry(key);
-        seqKeys[i] = key;
-        seqEntries[i] = entry;
-      }
+    if (i < count && seqKeys[i] === key && seqValues[i] === value) {
+      seqEntries[i].hits++;
+      if (run < 0) run = i;
       i++;
+      continue;
+    }
+    if (run >= 0) {
+      copyRun(w, start, off, run, i);
+      run = -1;
+    }
+    let entry: KeyEntry;
+    if (seqKeys[i] === key) {
+      entry = seqEntries[i];
     } else {
       entry = keyEntry(key);
+      seqKeys[i] = key;
+      seqEntries[i] = entry;
     }
-    w.byte(tag);
-    if (value === entry.last) {
-      entry.hits++;
-      w.raw(entry.lastBytes);
-      continue;
-    }
-    const values = entry.values;
-    if (values !== undefined && cacheable(value)) {
-      const cached = values.get(value);
-      if (cached !== undefined) {
-        entry.hits++;
-        entry.last = value;
-        entry.lastBytes = cached;
-        w.raw(cached);
-        continue;
-      }
-      const start = w.pos;
-      writeKeyValue(w, entry.key, value);
-      remember(entry, values, value, w.buf.subarray(start, w.pos));
-      continue;
-    }
-    writeKeyValue(w, entry.key, value);
+    seqValues[i] = value;
+    off[i] = w.pos - start;
+    writeAttribute(w, entry, value, SPAN_ATTRIBUTE_TAG);
+    i++;
   }
+  if (run >= 0) copyRun(w, start, off, run, i);
+  const len = w.pos - start;
+  off[i] = len;
+  if (prevBytes.length < len) prevBytes = Buffer.allocUnsafe(Math.max(len, prevBytes.length * 2));
+  w.buf.copy(prevBytes, 0, start, w.pos);
+  curOff = prevOff;
+  prevOff = off;
+  // Positions past this span's count must not match a later span's (their keys and values stay).
+  prevCount = i;
+}
+
+/** Copies the last span's attributes from..to-1 (one block) and records where each one starts. */
+function copyRun(w: Writer, start: number, off: number[], from: number, to: number): void {
+  const base = w.pos - start - prevOff[from];
+  for (let j = from; j < to; j++) off[j] = prevOff[j] + base;
+  w.rawFrom(prevBytes, prevOff[from], prevOff[to]);
 }
 
 /** KeyValue { key, value } as a length-delimited body (its tag already written). */
@@ -262,7 +316,7 @@ function writeSpan(w: Writer, span: Span): void {
   w.fixed64(span.startTimeUnixNano);
   w.byte(0x41); // end_time_unix_nano
   w.fixed64(span.endTimeUnixNano);
-  writeAttributes(w, span.attributes, 0x4a, true);
+  writeSpanAttributes(w, span.attributes);
   w.byte(0x50); // dropped_attributes_count
   w.byte(0);
   w.byte(0x60); // dropped_events_count
