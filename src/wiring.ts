@@ -131,7 +131,7 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
     },
   );
   try {
-    agent.start();
+    await agent.start();
   } catch (err) {
     await agent.stop().catch(() => undefined);
     throw err;
