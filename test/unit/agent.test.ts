@@ -39,7 +39,7 @@ interface Harness {
   order: string[];
 }
 
-function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
+function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; features?: typeof ALL_BPF_FEATURES; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
   const backend = options.backend ?? new FakeBpfBackend();
   const lines: string[] = [];
   const order: string[] = [];
@@ -88,7 +88,7 @@ function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_
       log,
       sinks: [sink],
       capabilities: options.caps ?? LOCKED_DOWN_HOST,
-      bpfFeatures: ALL_BPF_FEATURES,
+      bpfFeatures: options.features ?? ALL_BPF_FEATURES,
       host,
       onAttachment: (e) => attachments.push(e),
       tickMs: options.tickMs,
@@ -117,9 +117,9 @@ describe('Agent', () => {
     const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
     const h = harness({ readyFile: join(dir, 'ready') });
     await h.agent.start();
-    // The slowest loads first (syscall tracer, sk_msg injection), process events, then the Go
-    // tracer once the plan is known; the watcher only once all can attach.
-    expect(objectNames(h.backend)).toEqual(['sys_http.bpf.o', 'sk_inject.bpf.o', 'proc_events.bpf.o', 'go_http.bpf.o']);
+    // Every load begins at once, the slowest first (syscall tracer, sk_msg injection, Go, process
+    // events); the watcher only once all can attach.
+    expect(objectNames(h.backend)).toEqual(['sys_http.bpf.o', 'sk_inject.bpf.o', 'go_http.bpf.o', 'proc_events.bpf.o']);
     expect(h.backend.openObjects().every((o) => o.loaded)).toBe(true);
     expect(h.order).toEqual(['watcher.start']);
     expect(readFileSync(join(dir, 'ready'), 'utf8')).toBe(`${process.pid}\n`);
@@ -249,6 +249,22 @@ describe('Agent', () => {
     expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'none' })).toBe(1);
     expect(h.lines).toContain('INFO strategy: HTTP/1.x for non-Go processes: syscall tracepoints (20 attached); same-node black-box correlation on');
     expect(h.order).toEqual(['watcher.start']);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('the Go tracer begins loading before the plan, with the injection the capabilities decide; a plan that says otherwise loads it again', async () => {
+    const backend = new FakeBpfBackend();
+    // Capabilities allow memory writes; the (hypothetical) probe says the verifier refuses them.
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true }, features: { ...ALL_BPF_FEATURES, probeWriteUser: false } });
+    await h.agent.start();
+    const goObjects = backend.objects.filter((o) => o.path.endsWith('go_http.bpf.o'));
+    expect(goObjects.map((o) => [o.options.rodata?.memory_injection, o.closed])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ memory_injection: false, socket_injection: true });
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
     await h.agent.stop();
     expect(backend.openObjects()).toEqual([]);
   });
