@@ -82,14 +82,17 @@ export interface SysHttpRouteRecord {
 
 export const SYS_HTTP_ROUTE_RECORD_SIZE = R.size;
 const ROUTE_CAPTURE = R.fields.route.size;
+const ROUTE_OFF = R.fields.route.offset;
+const route = { len: uintAt(R, 'route_len'), pid: uintAt(R, 'pid'), connId: bigAt(R, 'conn_id') };
 
+/** Once per Go server response (syscall path): fields at offsets resolved at load. */
 export function decodeSysHttpRoute(buf: Buffer): SysHttpRouteRecord {
-  const n = Math.min(readUint(buf, R, 'route_len'), ROUTE_CAPTURE);
+  const n = Math.min(route.len(buf), ROUTE_CAPTURE);
   return {
     type: 'sys_http_route',
-    pid: readUint(buf, R, 'pid'),
-    connId: readBig(buf, R, 'conn_id'),
-    pattern: readBytes(buf, R, 'route').toString('utf8', 0, n),
+    pid: route.pid(buf),
+    connId: route.connId(buf),
+    pattern: buf.toString('utf8', ROUTE_OFF, ROUTE_OFF + n),
   };
 }
 

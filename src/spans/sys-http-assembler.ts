@@ -33,6 +33,7 @@ import {
   findHeadEnd,
   MAX_HEAD_BYTES,
   parseHead,
+  parseHeadAt,
   parseRequestLine,
   parseStatusLine,
   requestBody,
@@ -126,6 +127,9 @@ interface Conn {
   spareRec?: SysHttpDataRecord;
   spareUsed: number;
   lastNs: bigint;
+  /** The LRU list of connections, least recently active first (no Map re-insertion per record). */
+  older: Conn | null;
+  newer: Conn | null;
 }
 
 /** The head of a message before its first bytes: shared (heads are replaced, never written). */
@@ -137,6 +141,9 @@ function newMessage(ts: bigint): Message {
 
 export class SysHttpAssembler {
   private readonly conns = new Map<bigint, Conn>();
+  /** Least and most recently active connections (the ends of the LRU list). */
+  private oldest: Conn | null = null;
+  private newest: Conn | null = null;
   /**
    * Tracestate of open server requests that continued an incoming trace, by span id: a client call
    * linked to one (kernel thread link) carries it too, as the kernel sends it on (normalised and validated the same way,
@@ -170,13 +177,12 @@ export class SysHttpAssembler {
 
   private open(rec: SysHttpConnRecord): void {
     if (this.conns.has(rec.connId)) return;
-    if (this.conns.size >= this.maxConns) {
-      // Least recently active first: Map iteration order is insertion order, refreshed on use.
-      const oldest = this.conns.keys().next().value as bigint;
-      this.close(oldest, this.conns.get(oldest)!.lastNs);
+    if (this.conns.size >= this.maxConns && this.oldest !== null) {
+      // The least recently active goes.
+      this.close(this.oldest.id, this.oldest.lastNs);
       sysHttpConnectionsEvicted.add(this.o.metrics, {});
     }
-    this.conns.set(rec.connId, {
+    const c: Conn = {
       id: rec.connId,
       role: rec.role,
       pid: rec.pid,
@@ -188,13 +194,41 @@ export class SysHttpAssembler {
       dead: false,
       spareUsed: 0,
       lastNs: rec.tsNs,
-    });
+      older: null,
+      newer: null,
+    };
+    this.conns.set(rec.connId, c);
+    this.link(c);
+  }
+
+  /** Appends `c` as the most recently active connection. */
+  private link(c: Conn): void {
+    c.older = this.newest;
+    c.newer = null;
+    if (this.newest !== null) this.newest.newer = c;
+    else this.oldest = c;
+    this.newest = c;
+  }
+
+  private unlink(c: Conn): void {
+    if (c.older !== null) c.older.newer = c.newer;
+    else this.oldest = c.newer;
+    if (c.newer !== null) c.newer.older = c.older;
+    else this.newest = c.older;
+    c.older = c.newer = null;
+  }
+
+  /** Forgets a connection (its exchanges are the caller's to finish). */
+  private forget(c: Conn): void {
+    this.conns.delete(c.id);
+    this.unlink(c);
   }
 
   private touch(c: Conn, ts: bigint): void {
     c.lastNs = ts;
-    this.conns.delete(c.id);
-    this.conns.set(c.id, c);
+    if (this.newest === c) return;
+    this.unlink(c);
+    this.link(c);
   }
 
   private data(rec: SysHttpDataRecord): void {
@@ -250,17 +284,31 @@ export class SysHttpAssembler {
    */
   private route(rec: SysHttpRouteRecord): void {
     const c = this.conns.get(rec.connId);
-    const ex = c?.role === 'server' ? c.exchanges.find((e) => !e.resp) : undefined;
+    let ex: Exchange | undefined;
+    if (c?.role === 'server') {
+      for (const e of c.exchanges) {
+        if (!e.resp) {
+          ex = e;
+          break;
+        }
+      }
+    }
     if (!ex) {
       this.drop('route_without_request');
       return;
     }
-    ex.route = routeFromGoPattern(rec.pattern);
+    ex.route = goRoute(rec.pattern);
   }
 
   /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */
   private decided(c: Conn, rec: SysHttpDataRecord): void {
-    const ex = c.exchanges.find((e) => e.pending);
+    let ex: Exchange | undefined;
+    for (const e of c.exchanges) {
+      if (e.pending) {
+        ex = e;
+        break;
+      }
+    }
     if (!ex) {
       this.drop('context_without_request');
       return;
@@ -302,16 +350,7 @@ export class SysHttpAssembler {
 
   /** Feeds request-side bytes starting at captured offset `off`. */
   private feedRequest(c: Conn, ex: Exchange, rec: SysHttpDataRecord, off: number): void {
-    const next = this.feed(ex.req, rec, off, (head) => {
-      const line = parseRequestLine(head.firstLine);
-      if (!line) return null;
-      ex.requestLine = line;
-      if (c.role === 'server' && ex.link === 'traceparent') {
-        const ts = normalizeTracestate(head.headers.get('tracestate') ?? '');
-        if (ts) this.serverTraceStates.set(ex.spanId, ts);
-      }
-      return head.complete ? requestBody(head.headers) : { kind: 'unknown' as const, length: 0 };
-    });
+    const next = this.feed(c, ex, ex.req, true, rec, off);
     if (ex.req.parsed === null && (ex.req.headDone || ex.req.gap)) {
       this.invalidate(c, ex);
       return;
@@ -352,7 +391,13 @@ export class SysHttpAssembler {
   }
 
   private feedResponse(c: Conn, rec: SysHttpDataRecord, off: number): void {
-    const ex = c.exchanges.find((e) => !e.resp || !e.resp.complete);
+    let ex: Exchange | undefined;
+    for (const e of c.exchanges) {
+      if (!e.resp || !e.resp.complete) {
+        ex = e;
+        break;
+      }
+    }
     if (!ex) {
       this.drop('unexpected_response_bytes');
       return;
@@ -367,13 +412,7 @@ export class SysHttpAssembler {
       if (rec.flags2 & SYS_F2_PROPAGATION_SKIPPED) ex.propagationSkipped = true;
     }
     const resp = ex.resp;
-    const next = this.feed(resp, rec, off, (head) => {
-      const sl = parseStatusLine(head.firstLine);
-      if (!sl) return null;
-      ex.status = sl.status;
-      if (!head.complete) return { kind: 'unknown' as const, length: 0 };
-      return responseBody(ex.requestLine?.method ?? '', sl.status, head.headers);
-    });
+    const next = this.feed(c, ex, resp, false, rec, off);
     if (resp.parsed === null && (resp.headDone || resp.gap)) {
       this.invalidate(c, ex);
       return;
@@ -393,16 +432,33 @@ export class SysHttpAssembler {
   }
 
   /**
-   * Feeds one record's bytes (from captured offset `off`) into a message. `onHead` validates the
-   * head and returns its body framing (null = malformed). Returns the captured offset where the
-   * next message starts when this one completed with captured bytes left, else null.
+   * A message's head, read: validates it and returns its body framing (null = malformed). The
+   * request's (`isRequest`) or the response's of `ex`.
    */
-  private feed(
-    m: Message,
-    rec: SysHttpDataRecord,
-    off: number,
-    onHead: (head: ParsedHead) => { kind: BodyKind | 'unknown'; length: number } | null,
-  ): number | null {
+  private onHead(c: Conn, ex: Exchange, isRequest: boolean, head: ParsedHead): { kind: BodyKind | 'unknown'; length: number } | null {
+    if (isRequest) {
+      const line = parseRequestLine(head.firstLine);
+      if (!line) return null;
+      ex.requestLine = line;
+      if (c.role === 'server' && ex.link === 'traceparent') {
+        const ts = normalizeTracestate(head.headers.get('tracestate') ?? '');
+        if (ts) this.serverTraceStates.set(ex.spanId, ts);
+      }
+      return head.complete ? requestBody(head.headers) : UNKNOWN_BODY;
+    }
+    const sl = parseStatusLine(head.firstLine);
+    if (!sl) return null;
+    ex.status = sl.status;
+    if (!head.complete) return UNKNOWN_BODY;
+    return responseBody(ex.requestLine?.method ?? '', sl.status, head.headers);
+  }
+
+  /**
+   * Feeds one record's bytes (from captured offset `off`) into a message of `ex` (its request or
+   * its response). Returns the captured offset where the next message starts when this one
+   * completed with captured bytes left, else null.
+   */
+  private feed(c: Conn, ex: Exchange, m: Message, isRequest: boolean, rec: SysHttpDataRecord, off: number): number | null {
     m.lastNs = rec.tsNs;
     const captured = rec.data.length;
     const truncated = rec.len > captured;
@@ -428,7 +484,7 @@ export class SysHttpAssembler {
           const parsed = parseHead(m.head, false);
           m.parsed = parsed;
           if (parsed) {
-            const framing = onHead(parsed);
+            const framing = this.onHead(c, ex, isRequest, parsed);
             if (!framing) m.parsed = null;
           }
           m.body = 'unknown';
@@ -437,8 +493,8 @@ export class SysHttpAssembler {
       }
       m.head = combined.subarray(0, end);
       m.headDone = true;
-      const parsed = parseHead(combined.subarray(0, end - 4), true);
-      const framing = parsed ? onHead(parsed) : null;
+      const parsed = parseHeadAt(combined, 0, end - 4, true);
+      const framing = parsed ? this.onHead(c, ex, isRequest, parsed) : null;
       if (!parsed || !framing) {
         m.parsed = null;
         return null;
@@ -537,37 +593,61 @@ export class SysHttpAssembler {
   }
 
   private finishAll(c: Conn, reason: 'closed' | 'superseded' | 'idle'): void {
+    // finish() removes each from c.exchanges: always the first left, in order.
+    if (c.exchanges.length === 0) return;
     for (const ex of [...c.exchanges]) this.finish(c, ex, reason);
   }
 
   private close(connId: bigint, ts: bigint): void {
     const c = this.conns.get(connId);
     if (!c) return;
-    this.conns.delete(connId);
+    this.forget(c);
     void ts;
     this.finishAll(c, 'closed');
   }
 
   /** Finishes connections idle for longer than the timeout (kernel monotonic `nowNs`). */
   sweep(nowNs: bigint): void {
-    for (const c of [...this.conns.values()]) {
+    for (let c = this.oldest; c !== null; ) {
       if (nowNs - c.lastNs < this.idleNs) break; // LRU order: the rest are newer
-      this.conns.delete(c.id);
+      const next = c.newer;
+      this.forget(c);
       this.finishAll(c, 'idle');
+      c = next;
     }
   }
 
-  /** A process is gone: finish what its connections can still report. */
+  /** A process is gone: finish what its connections can still report (least recently active first). */
   dropPid(pid: number): void {
-    for (const c of [...this.conns.values()]) {
-      if (c.pid !== pid) continue;
-      this.conns.delete(c.id);
-      this.finishAll(c, 'closed');
+    for (let c = this.oldest; c !== null; ) {
+      const next = c.newer;
+      if (c.pid === pid) {
+        this.forget(c);
+        this.finishAll(c, 'closed');
+      }
+      c = next;
     }
   }
 }
 
 const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
+
+/** A head cut before its end: its body is not known yet. Shared (read only). */
+const UNKNOWN_BODY: { kind: 'unknown'; length: number } = Object.freeze({ kind: 'unknown', length: 0 });
+
+/** Go patterns seen -> their routes: a server has few patterns, each seen on every request. */
+const goRoutes = new Map<string, string>();
+const GO_ROUTES_MAX = 1024;
+
+function goRoute(pattern: string): string {
+  let route = goRoutes.get(pattern);
+  if (route === undefined) {
+    route = routeFromGoPattern(pattern);
+    if (goRoutes.size >= GO_ROUTES_MAX) goRoutes.clear();
+    goRoutes.set(pattern, route);
+  }
+  return route;
+}
 
 /** Whether the bytes at `off` start with "HTTP/1." (a response's status line). */
 function startsWithHttp1(data: Buffer, off: number): boolean {

@@ -50,12 +50,32 @@ function cut(s: string): string {
   return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s;
 }
 
+interface HostParts {
+  /** The authority as an attribute may show it (userinfo redacted). */
+  readonly host: string;
+  readonly hp: { readonly host: string; readonly port?: number };
+}
+
+/** Authorities seen -> their parts: a service is called by few names, each on every request. */
+const hosts = new Map<string, HostParts>();
+const HOSTS_MAX = 1024;
+
+function hostOf(authority: string): HostParts {
+  let parts = hosts.get(authority);
+  if (parts === undefined) {
+    const host = redactUserinfo(authority);
+    parts = { host, hp: splitHostPort(hostOfAuthority(host)) };
+    if (hosts.size >= HOSTS_MAX) hosts.clear();
+    hosts.set(authority, parts);
+  }
+  return parts;
+}
+
 export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, redaction: UrlRedaction = DEFAULT_URL_REDACTION): Span {
   const { method, target, minor } = x.request;
   const t = splitTarget(target);
   // Userinfo in a Host header or an absolute-form target never reaches an attribute as sent.
-  const host = redactUserinfo(x.requestHeaders.get('host') ?? t.authority ?? '');
-  const hp = splitHostPort(hostOfAuthority(host));
+  const { host, hp } = hostOf(x.requestHeaders.get('host') ?? t.authority ?? '');
   // Redacted before the length cut, so a cut can never expose part of a value.
   const query = t.query ? redactQuery(t.query, redaction) : '';
   // Built by assignment on a fresh literal: an object made by spread and then extended key by key
