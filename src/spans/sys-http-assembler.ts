@@ -40,8 +40,9 @@ import {
   responseBody,
   type BodyKind,
   type ParsedHead,
-  type RequestLine,
 } from './sys-http-parse';
+import { ConnTable } from './sys-http-conns';
+import { newMessage, type Conn, type Exchange, type Message } from './sys-http-exchange';
 import { sysHttpSpan, type ExchangeView } from './sys-http-span';
 import type { UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
@@ -75,75 +76,9 @@ export interface AssemblerOptions {
   readonly hostMayDiffer?: (pid: number) => boolean;
 }
 
-interface Message {
-  /** Captured head bytes so far (bounded). */
-  head: Buffer;
-  headDone: boolean;
-  /** Bytes of the head were not captured (message longer than the capture). */
-  gap: boolean;
-  parsed: ParsedHead | null;
-  body: BodyKind | 'unknown';
-  remaining: number;
-  complete: boolean;
-  startNs: bigint;
-  lastNs: bigint;
-}
-
-interface Exchange {
-  /** The ids (and link) are set by the record that starts the request, or, when its head went on
-   * in later reads (`pending`), by the record on which the kernel decided them. */
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  traceFlags: number;
-  link: ExchangeView['link'];
-  pending: boolean;
-  readonly tid: number;
-  /** Client linked in-process to a server request: that request's tracestate (what the kernel sends on). */
-  readonly inheritedTraceState: string;
-  readonly req: Message;
-  resp: Message | null;
-  requestLine: RequestLine | null;
-  invalid: boolean;
-  status: number;
-  /** A framework's route for the request (Go Request.Pattern), '' when none. */
-  route: string;
-  /** A Go call's request left without the header by the sk_msg program (said on its response). */
-  propagationSkipped: boolean;
-}
-
-interface Conn {
-  readonly id: bigint;
-  readonly role: 'server' | 'client';
-  readonly pid: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  exchanges: Exchange[];
-  /** A protocol switch (101) or garbage: further bytes are not HTTP/1.x. */
-  dead: boolean;
-  /** The record whose spare ids are being handed out, and how many were used. */
-  spareRec?: SysHttpDataRecord;
-  spareUsed: number;
-  lastNs: bigint;
-  /** The LRU list of connections, least recently active first (no Map re-insertion per record). */
-  older: Conn | null;
-  newer: Conn | null;
-}
-
-/** The head of a message before its first bytes: shared (heads are replaced, never written). */
-const NO_HEAD = Buffer.alloc(0);
-
-function newMessage(ts: bigint): Message {
-  return { head: NO_HEAD, headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };
-}
 
 export class SysHttpAssembler {
-  private readonly conns = new Map<bigint, Conn>();
-  /** Least and most recently active connections (the ends of the LRU list). */
-  private oldest: Conn | null = null;
-  private newest: Conn | null = null;
+  private readonly conns = new ConnTable<bigint, Conn>();
   /**
    * Tracestate of open server requests that continued an incoming trace, by span id: a client call
    * linked to one (kernel thread link) carries it too, as the kernel sends it on (normalised and validated the same way,
@@ -177,9 +112,10 @@ export class SysHttpAssembler {
 
   private open(rec: SysHttpConnRecord): void {
     if (this.conns.has(rec.connId)) return;
-    if (this.conns.size >= this.maxConns && this.oldest !== null) {
+    const oldest = this.conns.oldest;
+    if (this.conns.size >= this.maxConns && oldest !== null) {
       // The least recently active goes.
-      this.close(this.oldest.id, this.oldest.lastNs);
+      this.close(oldest.id, oldest.lastNs);
       sysHttpConnectionsEvicted.add(this.o.metrics, {});
     }
     const c: Conn = {
@@ -197,38 +133,12 @@ export class SysHttpAssembler {
       older: null,
       newer: null,
     };
-    this.conns.set(rec.connId, c);
-    this.link(c);
-  }
-
-  /** Appends `c` as the most recently active connection. */
-  private link(c: Conn): void {
-    c.older = this.newest;
-    c.newer = null;
-    if (this.newest !== null) this.newest.newer = c;
-    else this.oldest = c;
-    this.newest = c;
-  }
-
-  private unlink(c: Conn): void {
-    if (c.older !== null) c.older.newer = c.newer;
-    else this.oldest = c.newer;
-    if (c.newer !== null) c.newer.older = c.older;
-    else this.newest = c.older;
-    c.older = c.newer = null;
-  }
-
-  /** Forgets a connection (its exchanges are the caller's to finish). */
-  private forget(c: Conn): void {
-    this.conns.delete(c.id);
-    this.unlink(c);
+    this.conns.add(c);
   }
 
   private touch(c: Conn, ts: bigint): void {
     c.lastNs = ts;
-    if (this.newest === c) return;
-    this.unlink(c);
-    this.link(c);
+    this.conns.touch(c);
   }
 
   private data(rec: SysHttpDataRecord): void {
@@ -601,17 +511,17 @@ export class SysHttpAssembler {
   private close(connId: bigint, ts: bigint): void {
     const c = this.conns.get(connId);
     if (!c) return;
-    this.forget(c);
+    this.conns.delete(c);
     void ts;
     this.finishAll(c, 'closed');
   }
 
   /** Finishes connections idle for longer than the timeout (kernel monotonic `nowNs`). */
   sweep(nowNs: bigint): void {
-    for (let c = this.oldest; c !== null; ) {
+    for (let c = this.conns.oldest; c !== null; ) {
       if (nowNs - c.lastNs < this.idleNs) break; // LRU order: the rest are newer
       const next = c.newer;
-      this.forget(c);
+      this.conns.delete(c);
       this.finishAll(c, 'idle');
       c = next;
     }
@@ -619,10 +529,10 @@ export class SysHttpAssembler {
 
   /** A process is gone: finish what its connections can still report (least recently active first). */
   dropPid(pid: number): void {
-    for (let c = this.oldest; c !== null; ) {
+    for (let c = this.conns.oldest; c !== null; ) {
       const next = c.newer;
       if (c.pid === pid) {
-        this.forget(c);
+        this.conns.delete(c);
         this.finishAll(c, 'closed');
       }
       c = next;
