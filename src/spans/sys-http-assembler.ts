@@ -9,28 +9,22 @@
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
 import type { SysHttpConnRecord, SysHttpDataRecord, SysHttpRouteRecord } from '../events/sys-http';
-import { routeFromGoPattern } from './http-semconv';
+import { goRouteOf } from './http-semconv';
 import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
   SYS_F2_PROPAGATION_SKIPPED,
-  SYS_F2_TASK_PARENT,
-  SYS_F2_NODE_PARENT,
-  SYS_F2_DOWNSTREAM_PARENT,
-  SYS_F_APP_TRACEPARENT,
-  SYS_F_BLACKBOX_PARENT,
-  SYS_F_REMOTE_PARENT,
   SYS_F_REQUEST_START,
   SYS_F_SPARE_IDS,
-  SYS_F_THREAD_PARENT,
 } from '../events/sys-http';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
 import type { Resource, Span } from './span';
 import {
   endsChunked,
-  findHeadEnd,
+  endsChunkedAt,
+  findHeadEndIn,
   MAX_HEAD_BYTES,
   parseHead,
   parseHeadAt,
@@ -42,8 +36,8 @@ import {
   type ParsedHead,
 } from './sys-http-parse';
 import { ConnTable } from './sys-http-conns';
-import { newMessage, type Conn, type Exchange, type Message } from './sys-http-exchange';
-import { sysHttpSpan, type ExchangeView } from './sys-http-span';
+import { newMessage, NO_HEAD, type Conn, type Exchange, type Message } from './sys-http-exchange';
+import { IN_PROCESS_LINKS, linkOf, sysHttpSpan, type ExchangeView } from './sys-http-span';
 import type { UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
 import { sysHttpConnectionsEvicted, sysHttpExchangesDropped } from '../metrics/catalogue';
@@ -79,6 +73,9 @@ export interface AssemblerOptions {
 
 export class SysHttpAssembler {
   private readonly conns = new ConnTable<bigint, Conn>();
+  /** The connection of the last record: a request's records come together (its read, route and
+   * response write), so most records find theirs here, compared by conn_id's halves. */
+  private lastConn: Conn | null = null;
   /**
    * Tracestate of open server requests that continued an incoming trace, by span id: a client call
    * linked to one (kernel thread link) carries it too, as the kernel sends it on (normalised and validated the same way,
@@ -130,10 +127,27 @@ export class SysHttpAssembler {
       dead: false,
       spareUsed: 0,
       lastNs: rec.tsNs,
+      idLo: Number(rec.connId & 0xffff_ffffn),
+      idHi: Number(rec.connId >> 32n),
       older: null,
       newer: null,
     };
     this.conns.add(c);
+  }
+
+  /** The record's connection: the last one when conn_id's halves match, else by id. */
+  private connOf(rec: SysHttpDataRecord | SysHttpRouteRecord): Conn | undefined {
+    const last = this.lastConn;
+    if (last !== null && rec.connLo !== undefined && last.idLo === rec.connLo && last.idHi === rec.connHi) return last;
+    const c = this.conns.get(rec.connId);
+    if (c !== undefined) this.lastConn = c;
+    return c;
+  }
+
+  /** Forgets a connection (its exchanges are the caller's to finish). */
+  private forget(c: Conn): void {
+    this.conns.delete(c);
+    if (this.lastConn === c) this.lastConn = null;
   }
 
   private touch(c: Conn, ts: bigint): void {
@@ -142,7 +156,7 @@ export class SysHttpAssembler {
   }
 
   private data(rec: SysHttpDataRecord): void {
-    const c = this.conns.get(rec.connId);
+    const c = this.connOf(rec);
     if (!c) {
       this.drop('unknown_connection');
       return;
@@ -193,7 +207,7 @@ export class SysHttpAssembler {
    * response's first bytes): the oldest request still without a response.
    */
   private route(rec: SysHttpRouteRecord): void {
-    const c = this.conns.get(rec.connId);
+    const c = this.connOf(rec);
     let ex: Exchange | undefined;
     if (c?.role === 'server') {
       for (const e of c.exchanges) {
@@ -207,7 +221,7 @@ export class SysHttpAssembler {
       this.drop('route_without_request');
       return;
     }
-    ex.route = goRoute(rec.pattern);
+    ex.route = goRouteOf(rec.pattern);
   }
 
   /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */
@@ -313,7 +327,7 @@ export class SysHttpAssembler {
       return;
     }
     if (!ex.resp) {
-      if (!startsWithHttp1(rec.data, off)) {
+      if (!startsWithHttp1(rec, off)) {
         this.drop('not_a_response');
         c.dead = true;
         return;
@@ -370,23 +384,34 @@ export class SysHttpAssembler {
    */
   private feed(c: Conn, ex: Exchange, m: Message, isRequest: boolean, rec: SysHttpDataRecord, off: number): number | null {
     m.lastNs = rec.tsNs;
-    const captured = rec.data.length;
+    // The captured bytes: [base, base + captured) of buf (a decoded record is read in place).
+    const buf = rec.bytes ?? rec.data;
+    const base = rec.bytes !== undefined ? (rec.dataOffset ?? 0) : 0;
+    const captured = rec.bytes !== undefined ? (rec.captureLen ?? 0) : buf.length;
     const truncated = rec.len > captured;
     let bodyStart = off; // offset in this record's byte stream where body bytes begin
     if (!m.headDone) {
       if (m.gap) return null; // bytes were lost inside the head: wait for the response/close
       const prev = m.head.length;
-      // A head that starts in this record is read in place (the record is its own copy, src/bpf):
-      // bytes are copied only when a head continues over several reads.
-      const combined = prev === 0 ? (off === 0 ? rec.data : rec.data.subarray(off)) : Buffer.concat([m.head, rec.data.subarray(off)]);
-      const end = findHeadEnd(combined, prev - 3);
+      // The head so far is bytes [hs, he) of hb. One that starts in this record is read in place
+      // (the record is its own copy, src/bpf): bytes are copied only when a head continues over
+      // several reads.
+      let hb = buf;
+      let hs = base + off;
+      let he = base + captured;
+      if (prev > 0) {
+        hb = Buffer.concat([m.head, buf.subarray(hs, he)]);
+        hs = 0;
+        he = hb.length;
+      }
+      const end = findHeadEndIn(hb, hs + Math.max(0, prev - 3), he);
       if (end < 0) {
-        if (combined.length > MAX_HEAD_BYTES) {
+        if (he - hs > MAX_HEAD_BYTES) {
           this.drop('head_too_large');
-          m.head = combined.subarray(0, MAX_HEAD_BYTES);
+          m.head = hb.subarray(hs, hs + MAX_HEAD_BYTES);
           m.gap = true;
         } else {
-          m.head = combined;
+          m.head = hs === 0 && he === hb.length ? hb : hb.subarray(hs, he);
           if (truncated) m.gap = true;
         }
         if (m.gap) {
@@ -401,9 +426,9 @@ export class SysHttpAssembler {
         }
         return null;
       }
-      m.head = combined.subarray(0, end);
+      m.head = NO_HEAD; // read: nothing keeps the record's bytes
       m.headDone = true;
-      const parsed = parseHeadAt(combined, 0, end - 4, true);
+      const parsed = parseHeadAt(hb, hs, end - 4, true);
       const framing = parsed ? this.onHead(c, ex, isRequest, parsed) : null;
       if (!parsed || !framing) {
         m.parsed = null;
@@ -412,7 +437,7 @@ export class SysHttpAssembler {
       m.parsed = parsed;
       m.body = framing.kind;
       m.remaining = framing.length;
-      bodyStart = off + (end - prev);
+      bodyStart = off + (end - hs - prev);
     }
     const available = rec.len - bodyStart;
     switch (m.body) {
@@ -429,8 +454,7 @@ export class SysHttpAssembler {
         m.remaining -= Math.max(0, available);
         return null;
       case 'chunked': {
-        const last = truncated ? rec.tail : rec.data;
-        if (available > 0 && endsChunked(last)) m.complete = true;
+        if (available > 0 && (truncated ? endsChunked(rec.tail) : endsChunkedAt(buf, base, base + captured))) m.complete = true;
         return null;
       }
       default:
@@ -511,7 +535,7 @@ export class SysHttpAssembler {
   private close(connId: bigint, ts: bigint): void {
     const c = this.conns.get(connId);
     if (!c) return;
-    this.conns.delete(c);
+    this.forget(c);
     void ts;
     this.finishAll(c, 'closed');
   }
@@ -521,7 +545,7 @@ export class SysHttpAssembler {
     for (let c = this.conns.oldest; c !== null; ) {
       if (nowNs - c.lastNs < this.idleNs) break; // LRU order: the rest are newer
       const next = c.newer;
-      this.conns.delete(c);
+      this.forget(c);
       this.finishAll(c, 'idle');
       c = next;
     }
@@ -532,7 +556,7 @@ export class SysHttpAssembler {
     for (let c = this.conns.oldest; c !== null; ) {
       const next = c.newer;
       if (c.pid === pid) {
-        this.conns.delete(c);
+        this.forget(c);
         this.finishAll(c, 'closed');
       }
       c = next;
@@ -545,41 +569,17 @@ const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
 /** A head cut before its end: its body is not known yet. Shared (read only). */
 const UNKNOWN_BODY: { kind: 'unknown'; length: number } = Object.freeze({ kind: 'unknown', length: 0 });
 
-/** Go patterns seen -> their routes: a server has few patterns, each seen on every request. */
-const goRoutes = new Map<string, string>();
-const GO_ROUTES_MAX = 1024;
-
-function goRoute(pattern: string): string {
-  let route = goRoutes.get(pattern);
-  if (route === undefined) {
-    route = routeFromGoPattern(pattern);
-    if (goRoutes.size >= GO_ROUTES_MAX) goRoutes.clear();
-    goRoutes.set(pattern, route);
-  }
-  return route;
-}
-
-/** Whether the bytes at `off` start with "HTTP/1." (a response's status line). */
-function startsWithHttp1(data: Buffer, off: number): boolean {
-  if (data.length - off < HTTP1.length) return false;
-  for (let i = 0; i < HTTP1.length; i++) if (data[off + i] !== HTTP1[i]) return false;
+/** Whether the record's captured bytes at `off` start with "HTTP/1." (a response's status line). */
+function startsWithHttp1(rec: SysHttpDataRecord, off: number): boolean {
+  const buf = rec.bytes ?? rec.data;
+  const at = (rec.bytes !== undefined ? (rec.dataOffset ?? 0) : 0) + off;
+  const captured = rec.bytes !== undefined ? (rec.captureLen ?? 0) : buf.length;
+  if (captured - off < HTTP1.length) return false;
+  for (let i = 0; i < HTTP1.length; i++) if (buf[at + i] !== HTTP1[i]) return false;
   return true;
 }
 
 function firstLineOf(data: Buffer): string {
   const end = data.indexOf('\r\n', 0, 'latin1');
   return end < 0 ? '' : data.toString('latin1', 0, end);
-}
-
-/** Links to a server request of the same process: the client span carries that request's
- * tracestate (the kernel sends it on; nginx forwards the header itself). */
-const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream', 'node_async']);
-
-function linkOf(flags: number, flags2: number): ExchangeView['link'] {
-  if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
-  if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
-  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : flags2 & SYS_F2_NODE_PARENT ? 'node_async' : 'thread';
-  if (flags & SYS_F_APP_TRACEPARENT) return 'application';
-  return 'none';
 }

@@ -60,13 +60,16 @@ export interface Conn extends LruEntry<bigint, Conn> {
   spareRec?: SysHttpDataRecord;
   spareUsed: number;
   lastNs: bigint;
+  /** conn_id's low and high 32 bits (records are matched to the last connection by them). */
+  readonly idLo: number;
+  readonly idHi: number;
   /** Links of the connections' order of activity (ConnTable). */
   older: Conn | null;
   newer: Conn | null;
 }
 
 /** The head of a message before its first bytes: shared (heads are replaced, never written). */
-const NO_HEAD = Buffer.alloc(0);
+export const NO_HEAD = Buffer.alloc(0);
 
 export function newMessage(ts: bigint): Message {
   return { head: NO_HEAD, headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };

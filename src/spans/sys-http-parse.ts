@@ -249,6 +249,12 @@ export function findHeadEnd(buf: Buffer, from = 0): number {
   return i < 0 ? -1 : i + 4;
 }
 
+/** findHeadEnd within bytes [from, end) of `buf` (an index into `buf`), -1 if not yet. */
+export function findHeadEndIn(buf: Buffer, from: number, end: number): number {
+  const i = buf.indexOf(HEAD_END, from);
+  return i < 0 || i + 4 > end ? -1 : i + 4;
+}
+
 /** Body framings without a length: shared (callers only read them). */
 const NO_BODY: { kind: BodyKind; length: number } = Object.freeze({ kind: 'none', length: 0 });
 const CHUNKED: { kind: BodyKind; length: number } = Object.freeze({ kind: 'chunked', length: 0 });
@@ -306,6 +312,13 @@ const CHUNKED_END = Buffer.from('0\r\n\r\n', 'latin1');
 /** Whether a message's last bytes end a chunked body (last chunk, no trailers). */
 export function endsChunked(last: Buffer): boolean {
   return last.length >= CHUNKED_END.length && last.subarray(last.length - CHUNKED_END.length).equals(CHUNKED_END);
+}
+
+/** endsChunked of bytes [start, end) of `buf`. */
+export function endsChunkedAt(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < CHUNKED_END.length) return false;
+  for (let i = 0; i < CHUNKED_END.length; i++) if (buf[end - CHUNKED_END.length + i] !== CHUNKED_END[i]) return false;
+  return true;
 }
 
 /** Splits a request target into path and query (absolute-form: scheme and authority dropped). */

@@ -2,6 +2,15 @@
  * An HTTP/1.x exchange seen through syscalls -> a SERVER or CLIENT span. Pure: ids and times come
  * from the kernel's records, the resource from the process, Unix time from the one clock.
  */
+import {
+  SYS_F2_DOWNSTREAM_PARENT,
+  SYS_F2_NODE_PARENT,
+  SYS_F2_TASK_PARENT,
+  SYS_F_APP_TRACEPARENT,
+  SYS_F_BLACKBOX_PARENT,
+  SYS_F_REMOTE_PARENT,
+  SYS_F_THREAD_PARENT,
+} from '../events/sys-http';
 import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
@@ -134,4 +143,17 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     attributes,
     resource,
   };
+}
+
+/** Links to a server request of the same process: the client span carries that request's
+ * tracestate (the kernel sends it on; nginx forwards the header itself). */
+export const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream', 'node_async']);
+
+export function linkOf(flags: number, flags2: number): ExchangeView['link'] {
+  if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
+  if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
+  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
+  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : flags2 & SYS_F2_NODE_PARENT ? 'node_async' : 'thread';
+  if (flags & SYS_F_APP_TRACEPARENT) return 'application';
+  return 'none';
 }
