@@ -63,7 +63,7 @@ export interface AgentConfig {
   /** The agent's entry script; other processes running it are agents, never traced (default: argv[1]). */
   readonly agentEntry?: string;
   /**
-   * The span tracers' ring buffers wake the agent only once this many bytes wait (bpf/ring_wakeup.h;
+   * The span tracers' ring buffers wake the agent only once this many bytes wait (bpf/common/ring_wakeup.h;
    * default DEFAULT_RING_WAKEUP_BYTES; 0: every record). Records below it are read by the
    * backend's periodic consume. Process exec/exit events always wake the agent at once.
    */
@@ -87,7 +87,7 @@ export interface AgentConfig {
 
 /**
  * Default wakeup threshold: ~48 Go server records. Below it a record waits at most the backend's
- * poll period (50 ms) instead of costing the traced process a wakeup (bpf/ring_wakeup.h).
+ * poll period (50 ms) instead of costing the traced process a wakeup (bpf/common/ring_wakeup.h).
  */
 export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
 /**

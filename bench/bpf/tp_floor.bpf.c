@@ -1,5 +1,5 @@
 /* The tracepoint floor (bench section `tpfloor`, bench/sections/tp-floor.ts): an empty program on each
- * syscall tracepoint the agent's syscall tracer attaches (the SEC names of bpf/sys_http.bpf.c), so a
+ * syscall tracepoint the agent's syscall tracer attaches (the SEC names of bpf/sys_http/sys_http.bpf.c), so a
  * server pays the kernel's tracepoint dispatch for exactly the agent's set of hooks and nothing else.
  * What a traced server loses with this attached is out of the agent's reach on this machine; the
  * agent's own cost is what it adds on top. Keep the list in step with tp-floor.ts's FLOOR_TRACEPOINTS. */

@@ -11,7 +11,7 @@ import { pairedDifference, round, withinNoise } from '../lib/stats';
 import { alternate, startServer, type BenchContext } from './context';
 
 /** Tracepoint programs hit per op: sys_enter and sys_exit of write, sys_exit of read (reads have no
- * entry program: bpf/sys_http.bpf.c takes their arguments from the saved registers at the exit). */
+ * entry program: bpf/sys_http/sys_http.bpf.c takes their arguments from the saved registers at the exit). */
 const HOOKED_PER_OP = 3;
 
 export async function untracedSection(ctx: BenchContext): Promise<SectionResult> {

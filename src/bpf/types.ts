@@ -104,7 +104,7 @@ export interface CloseOptions {
   /**
    * Keep delivering records while the links are detached, then read every ring buffer empty
    * (handlers run synchronously once more) before freeing them: no record the programs wrote is
-   * lost, including those below a program's wakeup threshold (bpf/ring_wakeup.h). Default false:
+   * lost, including those below a program's wakeup threshold (bpf/common/ring_wakeup.h). Default false:
    * delivery stops at once.
    */
   readonly drain?: boolean;

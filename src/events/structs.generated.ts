@@ -638,7 +638,8 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_REPLACED: 17,
   SK_INJECT_SKIP_REPLACE: 18,
   SK_INJECT_NODELAY_FAILED: 19,
-  SK_INJECT_OUTCOME_MAX: 20,
+  SK_INJECT_COALESCE_FAILED: 20,
+  SK_INJECT_OUTCOME_MAX: 21,
 } as const;
 
 /** What nginx_link.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */

@@ -1,4 +1,4 @@
-/** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
+/** Decoders for the syscall HTTP tracer's records (bpf/sys_http/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
 import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
 

@@ -152,7 +152,7 @@ export const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thr
 export function linkOf(flags: number, flags2: number): ExchangeView['link'] {
   if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
   if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
+  // The asyncio task's request (bpf/sys_http/sys_http_asyncio.h): its tracestate is not sent on.
   if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : flags2 & SYS_F2_NODE_PARENT ? 'node_async' : 'thread';
   if (flags & SYS_F_APP_TRACEPARENT) return 'application';
   return 'none';

@@ -1,6 +1,6 @@
 /**
  * nginx reverse-proxy linking: owns bpf/nginx_link.bpf.o, whose uprobe at ngx_chain_writer entry
- * tells the syscall tracer which downstream request an upstream request serves (bpf/nginx_link.h).
+ * tells the syscall tracer which downstream request an upstream request serves (bpf/common/nginx_link.h).
  * Attached per traced nginx process (master and each worker), so untraced nginx processes never
  * hit it. The syscall tracer takes the link only for processes whose mode has SYS_MODE_NGINX_LINK.
  */

@@ -1,5 +1,5 @@
 /**
- * Process exec/exit events from bpf/proc_events.bpf.c (sched tracepoints), so discovery follows
+ * Process exec/exit events from bpf/proc_events/proc_events.bpf.c (sched tracepoints), so discovery follows
  * processes started after the agent without polling /proc.
  */
 import type { BpfBackend, BpfObject, RecordHandler } from '../bpf/types';

@@ -35,7 +35,7 @@ export interface SysHttpStageDeps {
   readonly settings?: SysHttpTracerSettings;
   /**
    * A traced process forked a child, which the kernel traces from the fork on
-   * (bpf/sys_http_lifecycle.h). Called in ring order: before any span of the child.
+   * (bpf/sys_http/sys_http_lifecycle.h). Called in ring order: before any span of the child.
    */
   readonly onFork?: (child: number, parent: number, tsNs: bigint) => void;
   /** Lists a process's open TCP connections (default: /proc); injectable for tests. */
@@ -84,7 +84,7 @@ export class SysHttpStage {
   readonly onRecord: RecordHandler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
-  /** Node.js linking from node's async ids (no uprobe: bpf/sys_http_node_link.h). */
+  /** Node.js linking from node's async ids (no uprobe: bpf/sys_http/sys_http_node_link.h). */
   readonly node: NodeLinks;
 
   constructor(private readonly d: SysHttpStageDeps) {

@@ -583,7 +583,7 @@ suite('libbpf binding (real kernel)', () => {
     await target.stop();
   });
 
-  describe('adaptive wakeups (bpf/ring_wakeup.h) and the periodic consume', () => {
+  describe('adaptive wakeups (bpf/common/ring_wakeup.h) and the periodic consume', () => {
     // A fixture record takes 24 bytes in the ring (8-byte header + 16).
     const RECORD_BYTES = 24;
 

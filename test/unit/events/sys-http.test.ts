@@ -1,4 +1,4 @@
-/** decodeSysHttpData on records built from the generated layout (bpf/sys_http.h). */
+/** decodeSysHttpData on records built from the generated layout (bpf/sys_http/sys_http.h). */
 import { decodeSysHttpData, decodeSysHttpRoute, SYS_F2_CONTEXT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
 import { RECORD_TYPE, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT } from '../../../src/events/structs.generated';
 import { encodeRecord, PARENT_SPAN_ID, SPAN_ID } from '../../fixtures/records';
