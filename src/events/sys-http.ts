@@ -149,6 +149,11 @@ export interface SysHttpDataRecord {
    */
   readonly spareIds: readonly SpareIds[];
   /**
+   * A Go server response's first write (go.server_path syscall): the pattern of the route its
+   * request matched (Request.Pattern, cut at the capture), read by the kernel; '' or absent: none.
+   */
+  readonly route?: string;
+  /**
    * Decoded records only: `data` is bytes [dataOffset, dataOffset + captureLen) of `bytes` (the
    * record itself), read in place by the assembler without a view per record.
    */
@@ -172,7 +177,8 @@ export interface SpareIds {
 
 /** Data records are sent as header + captured bytes only: the minimum is the header. */
 export const SYS_HTTP_DATA_RECORD_SIZE = D.fields.data.offset;
-const CAPTURE = D.fields.data.size;
+/** The capture: `data` also holds a Go server route after the captured bytes (route_len). */
+const CAPTURE = D.fields.data.size - R.fields.route.size;
 const TAIL = D.fields.tail.size;
 
 function spares(buf: Buffer): SpareIds[] {
@@ -210,6 +216,7 @@ const data = {
   spanId: hexAt(D, 'span_id'),
   parentSpanId: hexAt(D, 'parent_span_id'),
   traceFlags: uintAt(D, 'trace_flags'),
+  routeLen: uintAt(D, 'route_len'),
 };
 const DATA_OFF = D.fields.data.offset;
 const CONN_OFF = D.fields.conn_id.offset;
@@ -241,6 +248,7 @@ class SysHttpData implements SysHttpDataRecord {
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly traceFlags: number;
+  readonly route: string;
   private spares: readonly SpareIds[] | undefined;
   private tailView: Buffer | undefined;
   private dataView: Buffer | undefined;
@@ -271,6 +279,10 @@ class SysHttpData implements SysHttpDataRecord {
     this.spanId = start ? data.spanId(raw) : '';
     this.parentSpanId = start && hasParent ? data.parentSpanId(raw) : '';
     this.traceFlags = data.traceFlags(raw);
+    // The route rides after the captured bytes (bpf/sys_http/sys_http_go_server.h).
+    const routeLen = data.routeLen(raw);
+    const routeEnd = Math.min(DATA_OFF + capLen + Math.min(routeLen, ROUTE_CAPTURE), raw.length);
+    this.route = routeLen === 0 ? '' : raw.toString('utf8', DATA_OFF + capLen, routeEnd);
     this.spares = undefined;
     this.tailView = undefined;
     this.dataView = undefined;

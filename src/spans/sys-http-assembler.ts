@@ -158,9 +158,12 @@ export class SysHttpAssembler {
   private data(rec: SysHttpDataRecord): void {
     const c = this.connOf(rec);
     if (!c) {
+      if (rec.route) this.drop('route_without_request');
       this.drop('unknown_connection');
       return;
     }
+    // A Go server's route rides its response's first write: it is the request's answered next.
+    if (rec.route) this.routeFor(c, rec.route);
     this.touch(c, rec.tsNs);
     const requestSide = (c.role === 'server') === (rec.direction === 'ingress');
     if (rec.flags & SYS_F_REQUEST_START && requestSide) {
@@ -203,11 +206,15 @@ export class SysHttpAssembler {
   }
 
   /**
-   * A Go server's route for the request answered next (the kernel sends it just before the
-   * response's first bytes): the oldest request still without a response.
+   * A Go server's route for the request answered next, as a record of its own (the programs now
+   * send it in the response's first data record, SysHttpDataRecord.route): the oldest request
+   * still without a response.
    */
   private route(rec: SysHttpRouteRecord): void {
-    const c = this.connOf(rec);
+    this.routeFor(this.connOf(rec), rec.pattern);
+  }
+
+  private routeFor(c: Conn | undefined, pattern: string): void {
     let ex: Exchange | undefined;
     if (c?.role === 'server') {
       for (const e of c.exchanges) {
@@ -221,7 +228,7 @@ export class SysHttpAssembler {
       this.drop('route_without_request');
       return;
     }
-    ex.route = goRouteOf(rec.pattern);
+    ex.route = goRouteOf(pattern);
   }
 
   /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */

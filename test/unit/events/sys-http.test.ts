@@ -1,7 +1,7 @@
 /** decodeSysHttpData on records built from the generated layout (bpf/sys_http/sys_http.h). */
 import { decodeSysHttpData, decodeSysHttpRoute, SYS_F2_CONTEXT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
 import { RECORD_TYPE, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT } from '../../../src/events/structs.generated';
-import { encodeRecord, PARENT_SPAN_ID, SPAN_ID } from '../../fixtures/records';
+import { encodeRecord, PARENT_SPAN_ID, SPAN_ID, sysDataRecord } from '../../fixtures/records';
 
 function record(opts: { flags: number; len: bigint; capture: string; tail?: string; captureLen?: number; flags2?: number }): Buffer {
   const data = Buffer.from(opts.capture, 'latin1');
@@ -20,6 +20,7 @@ function record(opts: { flags: number; len: bigint; capture: string; tail?: stri
       tail_len: tail.length,
       tail,
       flags2: opts.flags2 ?? 1,
+      route_len: 0,
       conn_id: 0xfeedbeefcafe0001n,
       ts_ns: 123_456_789_012n,
       len: opts.len,
@@ -86,6 +87,18 @@ describe('decoded records read in place', () => {
     expect(r.connId).toBe(0xfeedbeefcafe0001n);
     expect(r.data).toBe(r.data); // made once
     expect(r.data.toString('latin1')).toBe(buf.toString('latin1', D.fields.data.offset, D.fields.data.offset + 16));
+  });
+
+  it('a Go server response carries its route after the captured bytes (cut at the capture, bounded by the record)', () => {
+    const r = decodeSysHttpData(sysDataRecord('HTTP/1.1 200 OK\r\n', { direction: 1, flags: 2 }, 'GET /items/{id}'));
+    expect(r.data.toString('latin1')).toBe('HTTP/1.1 200 OK\r\n');
+    expect(r.route).toBe('GET /items/{id}');
+    expect(decodeSysHttpData(sysDataRecord('HTTP/1.1 200 OK\r\n', { direction: 1 })).route).toBe('');
+    const long = `/${'a'.repeat(300)}`;
+    expect(decodeSysHttpData(sysDataRecord('x', {}, long)).route).toBe(long.slice(0, 128));
+    // a route length past the record's end: only the bytes present
+    const sent = sysDataRecord('xy', {}, '/abc');
+    expect(decodeSysHttpData(sent.subarray(0, D.fields.data.offset + 2 + 2)).route).toBe('/a');
   });
 
   it('a route record: its pattern (UTF-8, cut at the true length) and conn_id by halves', () => {

@@ -30,16 +30,20 @@ function close(connId: bigint): Buffer {
   return sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_CLOSE, { conn_id: connId, ts_ns: (ts += 1000n) });
 }
 /** Server role: ingress = request bytes, egress = response bytes. `len` past the bytes: a cut capture. */
-function data(connId: bigint, dir: 'in' | 'out', bytes: string, flags = 0, len?: number): Buffer {
+function data(connId: bigint, dir: 'in' | 'out', bytes: string, flags = 0, len?: number, routePattern = ''): Buffer {
   const id = (++span).toString(16).padStart(16, '0');
-  return sysDataRecord(bytes, {
+  return sysDataRecord(
+    bytes,
+    {
     conn_id: connId,
     direction: dir === 'in' ? 0 : 1,
     flags,
     ts_ns: (ts += 1000n),
     span_id: Buffer.from(id, 'hex'),
     ...(len === undefined ? {} : { len: BigInt(len) }),
-  });
+    },
+    routePattern,
+  );
 }
 function route(connId: bigint, pattern: string): Buffer {
   const p = Buffer.from(pattern, 'utf8');
@@ -59,11 +63,10 @@ function records(): Buffer[] {
     // keep-alive on A with routes, interleaved with B (same low half) and C (same high half)
     data(A, 'in', REQ('/items/1'), S),
     data(B, 'in', REQ('/b/1'), S),
-    route(A, 'GET /items/{id}'),
     data(C, 'in', REQ('/c/1'), S),
-    data(A, 'out', OK('hello'), R),
+    data(A, 'out', OK('hello'), R, undefined, 'GET /items/{id}'), // the route in the response's record
     data(B, 'out', OK('bee'), R),
-    route(C, '/c/{n}'),
+    route(C, '/c/{n}'), // a route record of its own
     data(C, 'out', OK('sea'), R),
     // a head split over three reads, a body in the same write as the response head
     data(A, 'in', 'GET /split HTTP/1.1\r\nHo', S),
@@ -87,6 +90,7 @@ function records(): Buffer[] {
     close(B),
     close(C),
     route(A, '/late'), // a route after the connection closed: counted, attached nowhere
+    data(A, 'out', OK('x'), R, undefined, '/later'), // likewise in a data record
   ];
 }
 
@@ -100,7 +104,7 @@ function run(asObjects: boolean): { spans: Span[]; drops: unknown } {
       asm.onRecord({ type: rec.type, pid: rec.pid, connId: rec.connId, pattern: rec.pattern });
     } else if (asObjects && rec.type === 'sys_http_data') {
       const { bytes: _b, dataOffset: _o, captureLen: _c, connLo: _l, connHi: _h, ...own } = rec;
-      asm.onRecord({ ...own, type: rec.type, connId: rec.connId, data: Buffer.from(rec.data), tail: rec.tail, spareIds: rec.spareIds });
+      asm.onRecord({ ...own, type: rec.type, connId: rec.connId, data: Buffer.from(rec.data), tail: rec.tail, spareIds: rec.spareIds, route: rec.route });
     } else {
       asm.onRecord(rec);
     }
@@ -117,6 +121,7 @@ describe('assembly of decoded records read in place', () => {
     span = 0;
     const objects = run(true);
     expect(inPlace).toEqual(objects);
+    expect(inPlace.drops).toContainEqual(expect.objectContaining({ labels: { reason: 'route_without_request' }, value: 2 }));
     expect(inPlace.spans.map((s) => [s.name, s.attributes['url.path'], s.attributes['http.response.status_code']])).toEqual([
       ['GET /items/{id}', '/items/1', 200],
       ['GET', '/b/1', 200],
