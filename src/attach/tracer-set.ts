@@ -64,68 +64,138 @@ export class TracerSet {
     this.go = this.newGoTracer('none');
   }
 
-  /** Starts the Go tracer (with its injection strategy) and sk_msg injection. Throws if Go cannot load. */
-  startGo(plan: StrategyPlan): void {
+  /**
+   * The loads begun by begin(), before the strategy plan: sk_msg injection and the syscall tracer
+   * depend on the capabilities alone.
+   */
+  private pending:
+    | {
+        readonly socket: boolean;
+        readonly skWhy: string | null;
+        readonly sk: Promise<SkInjectTracer | undefined>;
+        readonly skTracer: SkInjectTracer | undefined;
+        readonly sys: SysHttpStage | undefined;
+        readonly sysStart: Promise<void> | undefined;
+        /** Everything begun, settled (close() waits for it). */
+        readonly settled: Promise<unknown>;
+      }
+    | undefined;
+
+  /**
+   * Begins loading sk_msg injection and the syscall tracer (where syscall tracepoints exist) on
+   * worker threads, slowest first: the kernel's verifier takes most of the agent's start-up, and
+   * neither depends on the strategy plan, which waits for bpftool meanwhile. What the Go and
+   * syscall objects do with sk_msg is fixed at load (.rodata): they load as if it will run, and
+   * start() loads one again without it in the rare case it does not.
+   */
+  begin(caps: Capabilities): void {
+    if (this.pending) return;
     const { log, injectHeaders } = this.d;
-    let injection: GoInjection = plan.goInjection;
+    let skWhy: string | null = null;
+    let sk: SkInjectTracer | undefined;
+    let cgroupPath = '';
+    if (injectHeaders !== 'off') {
+      const cg = this.d.ensureCgroup2();
+      if (cg.status === 'failed') skWhy = cg.reason;
+      else {
+        if (cg.status === 'mounted') log.info(`mounted cgroup2 at ${cg.path}`);
+        sk = new SkInjectTracer(this.d.backend, join(this.d.bpfObjectDir, 'sk_inject.bpf.o'));
+        cgroupPath = cg.path;
+      }
+    }
+    const sys = caps.syscallTracepoints ? this.newSysStage(caps, sk !== undefined) : undefined;
+    // sys_http.bpf.o verifies longest (~0.4 s here), then sk_inject.bpf.o.
+    const sysStart = sys?.start();
+    const skStart = sk ? sk.start(cgroupPath).then(() => sk) : Promise.resolve(undefined);
+    this.pending = {
+      socket: sk !== undefined,
+      skWhy,
+      sk: skStart,
+      skTracer: sk,
+      sys,
+      sysStart,
+      settled: Promise.allSettled([sysStart, skStart]),
+    };
+  }
+
+  /**
+   * Starts the span tracers: what begin() began (begun here if it was not), and the Go tracer with
+   * the plan's injection strategy. Throws if the Go tracer cannot load; every tracer started is
+   * then closed by close(). The start-up report says what each tracer does, in the same order as
+   * when they loaded one after another.
+   */
+  async start(plan: StrategyPlan, caps: Capabilities): Promise<void> {
+    const { log, injectHeaders } = this.d;
+    const injection: GoInjection = plan.goInjection;
     if (injection === 'none' && injectHeaders === 'on') {
       const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
       log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
     }
-    if (injectHeaders !== 'off') {
-      const why = this.startSkInject();
-      if (why === null && injection === 'none') injection = 'socket';
-      if (why !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
-    }
+    this.begin(caps);
+    const pending = this.pending!;
+    const socket = pending.socket;
+    let skWhy = pending.skWhy;
+    const sys = pending.sys;
     const onRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
-    this.go = this.newGoTracer(injection);
-    try {
-      this.go.start(onRecord);
-    } catch (err) {
-      if (injection !== 'memory' || !isMemoryInjectionRefused(err)) throw err;
-      log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
-      injection = this.sk ? 'socket' : 'none';
-      this.go = this.newGoTracer(injection);
-      this.go.start(onRecord);
+    let goInjection: GoInjection = injection === 'none' && socket ? 'socket' : injection;
+    const go = this.newGoTracer(goInjection);
+    const [sysR, skR, goR] = await Promise.allSettled([pending.sysStart, pending.sk, go.start(onRecord)]);
+
+    if (skR.status === 'fulfilled' && skR.value) this.sk = skR.value;
+    else if (skR.status === 'rejected') skWhy = firstLine(errorMessage(skR.reason));
+    if (skWhy !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${skWhy}`);
+    let sysErr: unknown;
+    let sysStage = sys;
+    if (sysR.status === 'rejected') {
+      sysErr = sysR.reason;
+      sysStage = undefined;
     }
+    this.go = go;
+    let goErr: unknown = goR.status === 'rejected' ? goR.reason : undefined;
+    // The injection to load the Go tracer again with, if it must be.
+    let goAgain: GoInjection | undefined;
+    if (goErr !== undefined && goInjection === 'memory' && isMemoryInjectionRefused(goErr)) {
+      log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(goErr))}); reloading without it`);
+      goErr = undefined;
+      goAgain = this.sk ? 'socket' : 'none';
+    } else if (goErr === undefined && goInjection === 'socket' && !this.sk) {
+      goAgain = 'none';
+    }
+    const sysAgain = sysStage !== undefined && socket && !this.sk;
+    const again = await Promise.allSettled([
+      sysAgain ? sysStage!.close().then(() => (sysStage = this.newSysStage(caps, false)).start()) : undefined,
+      goAgain !== undefined ? go.close().then(() => (this.go = this.newGoTracer(goAgain)).start(onRecord)) : undefined,
+    ]);
+    if (goAgain !== undefined) goInjection = goAgain;
+    if (again[0].status === 'rejected') {
+      sysErr = again[0].reason;
+      sysStage = undefined;
+    }
+    if (sysStage) this.sys = sysStage;
+    if (goErr !== undefined) throw goErr;
+    if (again[1].status === 'rejected') throw again[1].reason;
+
     const where = `sock_ops on cgroup v2 ${this.sk?.cgroupPath}; traceparent inserted after the request line of outgoing HTTP/1.x requests`;
-    if (injection === 'memory') {
+    if (goInjection === 'memory') {
       log.info(
         "strategy: header injection: Go memory writes (bpf_probe_write_user into the request's bufio.Writer) for Go processes" +
           (this.sk ? `; socket-level sk_msg for other languages (${where})` : '; none for other languages'),
       );
-    } else if (injection === 'socket') {
+    } else if (goInjection === 'socket') {
       log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
     }
-    headerInjection.set(this.d.metrics, { runtime: 'go', method: injection === 'memory' ? 'go_memory' : injection === 'socket' ? 'sk_msg' : 'none' }, 1);
+    headerInjection.set(this.d.metrics, { runtime: 'go', method: goInjection === 'memory' ? 'go_memory' : goInjection === 'socket' ? 'sk_msg' : 'none' }, 1);
     headerInjection.set(this.d.metrics, { runtime: 'other', method: this.sk ? 'sk_msg' : 'none' }, 1);
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+
+    if (!caps.syscallTracepoints) log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
+    else if (this.sys) log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${this.sys.tracer.tracepointCount} attached); same-node black-box correlation on`);
+    else log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(sysErr))})`);
   }
 
-  /** Starts socket-level injection; returns null when it runs, else why it cannot. */
-  private startSkInject(): string | null {
-    if (this.sk) return null;
-    const cg = this.d.ensureCgroup2();
-    if (cg.status === 'failed') return cg.reason;
-    if (cg.status === 'mounted') this.d.log.info(`mounted cgroup2 at ${cg.path}`);
-    const sk = new SkInjectTracer(this.d.backend, join(this.d.bpfObjectDir, 'sk_inject.bpf.o'));
-    try {
-      sk.start(cg.path);
-    } catch (err) {
-      return firstLine(errorMessage(err));
-    }
-    this.sk = sk;
-    return null;
-  }
-
-  /** Loads the syscall HTTP tracer when syscall tracepoints exist; Go tracing works without it. */
-  startSysHttp(caps: Capabilities): void {
-    const { log } = this.d;
-    if (!caps.syscallTracepoints) {
-      log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
-      return;
-    }
-    const stage = new SysHttpStage({
+  /** The syscall HTTP stage (not started); `socketInjection`: client contexts are left for sk_msg. */
+  private newSysStage(caps: Capabilities, socketInjection: boolean): SysHttpStage {
+    return new SysHttpStage({
       backend: this.d.backend,
       objectPath: join(this.d.bpfObjectDir, 'sys_http.bpf.o'),
       clock: this.d.clock,
@@ -139,17 +209,10 @@ export class TracerSet {
       ...(caps.uprobes ? { nginxObjectPath: join(this.d.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
       // Python asyncio tasks are linked by uprobes in libpython and _asyncio (src/tracers/asyncio-tracer.ts).
       asyncioUprobes: caps.uprobes,
-      onLateNote: (pid, note) => log.info(`pid ${pid}: ${note}`),
+      onLateNote: (pid, note) => this.d.log.info(`pid ${pid}: ${note}`),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
-      settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
+      settings: { ...this.d.sysHttp, socketInjection, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
     });
-    try {
-      stage.start();
-      this.sys = stage;
-      log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${stage.tracer.tracepointCount} attached); same-node black-box correlation on`);
-    } catch (err) {
-      log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(err))})`);
-    }
   }
 
   private newGoTracer(injection: GoInjection): GoHttpTracer {
@@ -199,6 +262,9 @@ export class TracerSet {
 
   /** Independent objects: detached concurrently (each detach waits for kernel RCU grace periods). */
   async close(): Promise<void> {
-    await Promise.all([this.go.close(), this.sk?.close(), this.sys?.close()]);
+    // Loads begun and not yet taken over by start() (stopped during start-up) end first.
+    await this.pending?.settled;
+    const all = new Set([this.go, this.sk, this.sys, this.pending?.skTracer, this.pending?.sys]);
+    await Promise.all([...all].map((t) => t?.close()));
   }
 }

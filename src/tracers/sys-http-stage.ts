@@ -125,8 +125,8 @@ export class SysHttpStage {
     this.d.deliver(span);
   }
 
-  start(): void {
-    this.tracer.start(this.onRecord);
+  async start(): Promise<void> {
+    await this.tracer.start(this.onRecord);
     this.asyncio.start(this.tracer.object!);
   }
 
