@@ -13,7 +13,7 @@ enum record_type {
 	RECORD_SYS_HTTP_CONN_OPEN = 16,
 	RECORD_SYS_HTTP_CONN_CLOSE = 17,
 	RECORD_SYS_HTTP_DATA = 18,
-	RECORD_SYS_HTTP_ROUTE = 19, /* a Go server request's route (go.server_path: syscall) */
+	RECORD_SYS_HTTP_ROUTE = 19, /* a Go server request's route as a record of its own: still read, no longer sent (it rides the response's data record, sys_http_data_event.route_len) */
 };
 
 #endif

@@ -495,6 +495,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		e->tid = (__u32)id;
 		e->fd = key.fd;
 		e->flags2 = 0;
+		e->route_len = 0;
 		e->conn_id = cs->conn_id;
 		/* a write: its entry time (sys_http_data_event.ts_ns), taken once */
 		e->ts_ns = egress && cs->write_enter_ns && cs->write_enter_ns <= now ? cs->write_enter_ns : now;
@@ -547,14 +548,15 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
 	e->trace_flags = cs->ctx.flags;
 	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
-		go_server_response(cs);
+		go_server_response(cs, e, cap);
 	if ((mode & SYS_MODE_GO_CLIENT) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_CLIENT)
 		go_client_response(cs, id >> 32, e);
 	if (pipelined) {
 		bpf_tail_call(ctx, &data_paths, DATA_PATH_PIPELINED);
 		count(SYS_DROP_TAIL_CALL); /* sent with no spare contexts: user space counts the requests */
 	}
-	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1)));
+	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1))) +
+		     (e->route_len & (SYS_HTTP_ROUTE_MAX | (SYS_HTTP_ROUTE_MAX - 1)));
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	if (bpf_ringbuf_output(&sys_http_events, e, size, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes)))

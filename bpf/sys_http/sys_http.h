@@ -10,6 +10,8 @@
 #define SYS_HTTP_TAIL 8
 /* Spare ids for pipelined requests that arrive in one read. */
 #define SYS_HTTP_SPARE_IDS 3
+/* Bytes of a Go server route (Request.Pattern) sent after a response's captured bytes. */
+#define SYS_HTTP_ROUTE_MAX 128
 
 enum sys_http_role {
 	SYS_ROLE_SERVER = 1, /* accepted socket */
@@ -186,14 +188,18 @@ struct sys_http_data_event {
 	__u8 spare_parent_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u8 spare_trace_flags[SYS_HTTP_SPARE_IDS];
 	__u8 spare_remote; /* bit i: spare i's parent is its request's incoming traceparent */
-	__u8 _pad_spare[4];
+	/* A Go server response's first write (go.server_path syscall): bytes of the route its request
+	 * matched (Request.Pattern, at most SYS_HTTP_ROUTE_MAX), sent right after the captured bytes:
+	 * data[capture_len .. capture_len + route_len). 0: none. One record per response, not two. */
+	__u16 route_len;
+	__u8 _pad_spare[2];
 	__u8 tail[SYS_HTTP_TAIL];
-	__u8 data[SYS_HTTP_CAPTURE];
+	__u8 data[SYS_HTTP_CAPTURE + SYS_HTTP_ROUTE_MAX];
 };
 
-/* RECORD_SYS_HTTP_ROUTE: the route a Go server request matched (its Request.Pattern, read at the
- * response's first write: go.server_path syscall). Sent just before that write's data record. */
-#define SYS_HTTP_ROUTE_MAX 128
+/* RECORD_SYS_HTTP_ROUTE: the route a Go server request matched (its Request.Pattern), as a record
+ * of its own. The programs now send it inside the response's data record (route_len); user space
+ * still reads this record type. */
 struct sys_http_route_event {
 	__u8 type;
 	__u8 _pad0[3];

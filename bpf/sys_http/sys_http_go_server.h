@@ -88,12 +88,13 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
 		bpf_map_update_elem(&spanbridge_go_server_v1, &k, &v, BPF_ANY);
 }
 
-/* The first write of a Go server response: the route its request matched, sent ahead of the
- * write's data record. c.curReq is the response until after its last write (net/http conn.serve).
- * With requests pipelined behind this one (bpf/sys_http/sys_http_pipelined.h), the goroutine goes on to
+/* The first write of a Go server response: the route its request matched, put after the write's
+ * `cap` captured bytes in its data record `e` (e->route_len: one ring record per response, not a
+ * route record and a data record). c.curReq is the response until after its last write
+ * (net/http conn.serve). With requests pipelined behind this one (bpf/sys_http/sys_http_pipelined.h), the goroutine goes on to
  * serve them with no syscall in between: its request's context is forgotten, so their client
  * calls are unlinked, never children of this request. */
-static __always_inline void go_server_response(struct conn_state *cs)
+static __always_inline void go_server_response(struct conn_state *cs, struct sys_http_data_event *e, __u32 cap)
 {
 	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
 	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
@@ -117,22 +118,15 @@ static __always_inline void go_server_response(struct conn_state *cs)
 	}
 	if (pat.len <= 0 || !pat.ptr)
 		return; /* no pattern matched (not a ServeMux, or 404) */
-	struct sys_http_route_event *r = bpf_ringbuf_reserve(&sys_http_events, sizeof(*r), 0);
-	if (!r) {
-		count(SYS_DROP_RINGBUF_FULL);
-		return;
-	}
-	r->type = RECORD_SYS_HTTP_ROUTE;
-	r->_pad0[0] = r->_pad0[1] = r->_pad0[2] = 0;
-	r->pid = k.tgid;
-	r->conn_id = cs->conn_id;
-	r->route_len = pat.len > 0xffff ? 0xffff : pat.len;
-	r->_pad1 = 0;
 	__u64 n = pat.len < SYS_HTTP_ROUTE_MAX ? pat.len : SYS_HTTP_ROUTE_MAX;
-	asm volatile("" : "+r"(n)); /* the bound below is on the register passed (6.1 verifier) */
-	if (n == 0 || n > SYS_HTTP_ROUTE_MAX || bpf_probe_read_user(r->route, n, (void *)pat.ptr))
-		r->route_len = 0;
-	bpf_ringbuf_submit(r, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes));
+	__u64 at = cap;
+	asm volatile("" : "+r"(n)); /* the bounds below are on the registers passed (6.1 verifier) */
+	asm volatile("" : "+r"(at));
+	if (at > SYS_HTTP_CAPTURE || n == 0 || n > SYS_HTTP_ROUTE_MAX)
+		return;
+	if (bpf_probe_read_user(&e->data[at], n, (void *)pat.ptr))
+		return;
+	e->route_len = n;
 }
 
 #endif

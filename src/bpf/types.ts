@@ -114,6 +114,12 @@ export interface BpfObject {
   readonly path: string;
   /** Loads all programs that are not disabled. Throws ERR_BPF_LOAD with the verifier log. */
   load(): void;
+  /**
+   * load() off the main thread: the verifier's work (tenths of a second per object) runs on a
+   * worker thread, so objects load concurrently and the event loop keeps running. Rejects as
+   * load() throws. close() meanwhile waits for it.
+   */
+  loadAsync(): Promise<void>;
   program(name: string): BpfProgram;
   map(name: string): BpfMap;
   ringBuffer(mapName: string, onRecord: RecordHandler): RingBufferSource;

@@ -170,9 +170,9 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   }
 
   /** Opens and loads the BPF object and starts delivering records. */
-  start(onRecord: RecordHandler): void {
+  async start(onRecord: RecordHandler): Promise<void> {
     const inject = this.injection === 'memory';
-    this.obj = openTracerObject(
+    const opened = await openTracerObject(
       this.backend,
       this.objectPath,
       {
@@ -192,7 +192,8 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
         this.ring = obj.ringBuffer(GO_HTTP_OBJECT.maps.go_http_events, onRecord);
         this.ring.start();
       },
-    ).obj;
+    );
+    this.obj = opened.obj;
   }
 
   get attachedPids(): number[] {

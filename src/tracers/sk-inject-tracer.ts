@@ -49,9 +49,9 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   ) {}
 
   /** Loads the object, attaches sock_ops to the cgroup v2 directory and sk_msg to the SOCKHASH. */
-  start(cgroupPath: string): void {
+  async start(cgroupPath: string): Promise<void> {
     if (this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'sk_inject tracer already started');
-    const opened = openTracerObject(
+    const opened = await openTracerObject(
       this.backend,
       this.objectPath,
       { rodata: { pending_max_age_ns: BigInt(this.settings.pendingMaxAgeMs ?? 200) * 1_000_000n } },

@@ -102,9 +102,9 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   ) {}
 
   /** Loads the object, attaches every tracepoint and starts delivering records. */
-  start(onRecord: RecordHandler): void {
+  async start(onRecord: RecordHandler): Promise<void> {
     const maxConns = Math.min(Math.max(this.settings.maxConnections ?? 16384, 1), 65536);
-    const opened = openTracerObject(
+    const opened = await openTracerObject(
       this.backend,
       this.objectPath,
       {
