@@ -64,31 +64,30 @@ export class TracerSet {
     this.go = this.newGoTracer('none');
   }
 
-  /**
-   * The loads begun by begin(), before the strategy plan: sk_msg injection and the syscall tracer
-   * depend on the capabilities alone.
-   */
+  /** The loads begun by begin(), before bpftool's answer completes the strategy plan. */
   private pending:
     | {
-        readonly socket: boolean;
         readonly skWhy: string | null;
         readonly sk: Promise<SkInjectTracer | undefined>;
         readonly skTracer: SkInjectTracer | undefined;
         readonly sys: SysHttpStage | undefined;
         readonly sysStart: Promise<void> | undefined;
+        readonly go: GoHttpTracer;
+        readonly goStart: Promise<void>;
         /** Everything begun, settled (close() waits for it). */
         readonly settled: Promise<unknown>;
       }
     | undefined;
 
   /**
-   * Begins loading sk_msg injection and the syscall tracer (where syscall tracepoints exist) on
-   * worker threads, slowest first: the kernel's verifier takes most of the agent's start-up, and
-   * neither depends on the strategy plan, which waits for bpftool meanwhile. What the Go and
-   * syscall objects do with sk_msg is fixed at load (.rodata): they load as if it will run, and
-   * start() loads one again without it in the rare case it does not.
+   * Begins loading every span tracer on worker threads, slowest first (the kernel's verifier is
+   * most of the agent's start-up): the syscall tracer where syscall tracepoints exist, sk_msg
+   * injection, and the Go tracer with `goInjection`, which the capabilities decide (bpftool's
+   * answer can only confirm it; start() loads it again if the plan says otherwise). What the Go
+   * and syscall objects do with sk_msg is fixed at load (.rodata): they load as if it will run,
+   * and start() loads one again without it in the rare case it does not.
    */
-  begin(caps: Capabilities): void {
+  begin(caps: Capabilities, goInjection: 'memory' | 'none'): void {
     if (this.pending) return;
     const { log, injectHeaders } = this.d;
     let skWhy: string | null = null;
@@ -104,69 +103,70 @@ export class TracerSet {
       }
     }
     const sys = caps.syscallTracepoints ? this.newSysStage(caps, sk !== undefined) : undefined;
-    // sys_http.bpf.o verifies longest (~0.4 s here), then sk_inject.bpf.o.
-    const sysStart = sys?.start();
-    const skStart = sk ? sk.start(cgroupPath).then(() => sk) : Promise.resolve(undefined);
-    this.pending = {
-      socket: sk !== undefined,
-      skWhy,
-      sk: skStart,
-      skTracer: sk,
-      sys,
-      sysStart,
-      settled: Promise.allSettled([sysStart, skStart]),
-    };
+    // sys_http.bpf.o verifies longest (~0.4 s here), then sk_inject.bpf.o, then go_http.bpf.o.
+    const sysStart = this.timed('sys_http.bpf.o', sys?.start());
+    const skStart = sk ? this.timed('sk_inject.bpf.o', sk.start(cgroupPath)).then(() => sk) : Promise.resolve(undefined);
+    const go = this.newGoTracer(goInjection === 'none' && sk ? 'socket' : goInjection);
+    const goStart = this.timed('go_http.bpf.o', go.start(this.onGoRecord));
+    this.pending = { skWhy, sk: skStart, skTracer: sk, sys, sysStart, go, goStart, settled: Promise.allSettled([sysStart, skStart, goStart]) };
+  }
+
+  private readonly onGoRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
+
+  /** Says at debug level how long a tracer's start (load, attach) took: where start-up goes. */
+  private timed<T>(what: string, p: Promise<T>): Promise<T>;
+  private timed<T>(what: string, p: Promise<T> | undefined): Promise<T> | undefined;
+  private timed<T>(what: string, p: Promise<T> | undefined): Promise<T> | undefined {
+    const t0 = performance.now();
+    p?.then(
+      () => this.d.log.debug(`started ${what} in ${Math.round(performance.now() - t0)} ms`),
+      () => undefined,
+    );
+    return p;
   }
 
   /**
-   * Starts the span tracers: what begin() began (begun here if it was not), and the Go tracer with
-   * the plan's injection strategy. Throws if the Go tracer cannot load; every tracer started is
-   * then closed by close(). The start-up report says what each tracer does, in the same order as
-   * when they loaded one after another.
+   * Starts the span tracers with the plan's injection strategy: what begin() began (begun here if
+   * it was not). Throws if the Go tracer cannot load; every tracer started is then closed by
+   * close(). The start-up report says what each tracer does, in the same order as when they
+   * loaded one after another.
    */
   async start(plan: StrategyPlan, caps: Capabilities): Promise<void> {
     const { log, injectHeaders } = this.d;
-    const injection: GoInjection = plan.goInjection;
-    if (injection === 'none' && injectHeaders === 'on') {
+    if (plan.goInjection === 'none' && injectHeaders === 'on') {
       const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
       log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
     }
-    this.begin(caps);
+    this.begin(caps, plan.goInjection);
     const pending = this.pending!;
-    const socket = pending.socket;
     let skWhy = pending.skWhy;
-    const sys = pending.sys;
-    const onRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
-    let goInjection: GoInjection = injection === 'none' && socket ? 'socket' : injection;
-    const go = this.newGoTracer(goInjection);
-    const [sysR, skR, goR] = await Promise.allSettled([pending.sysStart, pending.sk, go.start(onRecord)]);
+    const go = pending.go;
+    const [sysR, skR, goR] = await Promise.allSettled([pending.sysStart, pending.sk, pending.goStart]);
 
     if (skR.status === 'fulfilled' && skR.value) this.sk = skR.value;
     else if (skR.status === 'rejected') skWhy = firstLine(errorMessage(skR.reason));
     if (skWhy !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${skWhy}`);
     let sysErr: unknown;
-    let sysStage = sys;
+    let sysStage = pending.sys;
     if (sysR.status === 'rejected') {
       sysErr = sysR.reason;
       sysStage = undefined;
     }
     this.go = go;
     let goErr: unknown = goR.status === 'rejected' ? goR.reason : undefined;
-    // The injection to load the Go tracer again with, if it must be.
-    let goAgain: GoInjection | undefined;
-    if (goErr !== undefined && goInjection === 'memory' && isMemoryInjectionRefused(goErr)) {
+    // What the Go tracer must do, now that the plan and sk_msg's fate are known.
+    let goInjection: GoInjection = plan.goInjection === 'memory' ? 'memory' : this.sk ? 'socket' : 'none';
+    if (goErr !== undefined && go.injection === 'memory' && isMemoryInjectionRefused(goErr)) {
       log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(goErr))}); reloading without it`);
       goErr = undefined;
-      goAgain = this.sk ? 'socket' : 'none';
-    } else if (goErr === undefined && goInjection === 'socket' && !this.sk) {
-      goAgain = 'none';
+      goInjection = this.sk ? 'socket' : 'none';
     }
-    const sysAgain = sysStage !== undefined && socket && !this.sk;
+    const goAgain = goErr === undefined && goInjection !== go.injection;
+    const sysAgain = sysStage !== undefined && pending.skTracer !== undefined && !this.sk;
     const again = await Promise.allSettled([
       sysAgain ? sysStage!.close().then(() => (sysStage = this.newSysStage(caps, false)).start()) : undefined,
-      goAgain !== undefined ? go.close().then(() => (this.go = this.newGoTracer(goAgain)).start(onRecord)) : undefined,
+      goAgain ? go.close().then(() => (this.go = this.newGoTracer(goInjection)).start(this.onGoRecord)) : undefined,
     ]);
-    if (goAgain !== undefined) goInjection = goAgain;
     if (again[0].status === 'rejected') {
       sysErr = again[0].reason;
       sysStage = undefined;
@@ -264,7 +264,7 @@ export class TracerSet {
   async close(): Promise<void> {
     // Loads begun and not yet taken over by start() (stopped during start-up) end first.
     await this.pending?.settled;
-    const all = new Set([this.go, this.sk, this.sys, this.pending?.skTracer, this.pending?.sys]);
+    const all = new Set([this.go, this.sk, this.sys, this.pending?.skTracer, this.pending?.sys, this.pending?.go]);
     await Promise.all([...all].map((t) => t?.close()));
   }
 }

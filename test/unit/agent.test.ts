@@ -39,7 +39,7 @@ interface Harness {
   order: string[];
 }
 
-function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
+function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; features?: typeof ALL_BPF_FEATURES; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
   const backend = options.backend ?? new FakeBpfBackend();
   const lines: string[] = [];
   const order: string[] = [];
@@ -88,7 +88,7 @@ function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_
       log,
       sinks: [sink],
       capabilities: options.caps ?? LOCKED_DOWN_HOST,
-      bpfFeatures: ALL_BPF_FEATURES,
+      bpfFeatures: options.features ?? ALL_BPF_FEATURES,
       host,
       onAttachment: (e) => attachments.push(e),
       tickMs: options.tickMs,
@@ -117,9 +117,9 @@ describe('Agent', () => {
     const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
     const h = harness({ readyFile: join(dir, 'ready') });
     await h.agent.start();
-    // The slowest loads first (syscall tracer, sk_msg injection), process events, then the Go
-    // tracer once the plan is known; the watcher only once all can attach.
-    expect(objectNames(h.backend)).toEqual(['sys_http.bpf.o', 'sk_inject.bpf.o', 'proc_events.bpf.o', 'go_http.bpf.o']);
+    // Every load begins at once, the slowest first (syscall tracer, sk_msg injection, Go, process
+    // events); the watcher only once all can attach.
+    expect(objectNames(h.backend)).toEqual(['sys_http.bpf.o', 'sk_inject.bpf.o', 'go_http.bpf.o', 'proc_events.bpf.o']);
     expect(h.backend.openObjects().every((o) => o.loaded)).toBe(true);
     expect(h.order).toEqual(['watcher.start']);
     expect(readFileSync(join(dir, 'ready'), 'utf8')).toBe(`${process.pid}\n`);
@@ -253,6 +253,22 @@ describe('Agent', () => {
     expect(backend.openObjects()).toEqual([]);
   });
 
+  it('the Go tracer begins loading before the plan, with the injection the capabilities decide; a plan that says otherwise loads it again', async () => {
+    const backend = new FakeBpfBackend();
+    // Capabilities allow memory writes; the (hypothetical) probe says the verifier refuses them.
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true }, features: { ...ALL_BPF_FEATURES, probeWriteUser: false } });
+    await h.agent.start();
+    const goObjects = backend.objects.filter((o) => o.path.endsWith('go_http.bpf.o'));
+    expect(goObjects.map((o) => [o.options.rodata?.memory_injection, o.closed])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ memory_injection: false, socket_injection: true });
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
   it('a failed syscall-tracer load is reported and Go tracing still starts', async () => {
     const backend = new FakeBpfBackend().failLoad(SYS_HTTP_OBJECT.programs.sys_exit_read, 'R2 min value is negative');
     const h = harness({ backend });
@@ -262,6 +278,28 @@ describe('Agent', () => {
     expect(h.lines).toContain('INFO attached: go_http tracer loaded (uprobes are attached per process)');
     await h.agent.stop();
     expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('--inject-headers off: no sk_msg object, and the Go and syscall objects load once, leaving no context for it', async () => {
+    const backend = new FakeBpfBackend();
+    const h = harness({ backend, injectHeaders: 'off' });
+    await h.agent.start();
+    expect(backend.objects.map((o) => o.path.split('/').pop())).toEqual(['sys_http.bpf.o', 'go_http.bpf.o', 'proc_events.bpf.o']);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ socket_injection: false, memory_injection: false });
+    expect(backend.rodataOf('/x/sys_http.bpf.o')).toMatchObject({ sk_inject_pending: false });
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'none' })).toBe(1);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('without syscall tracepoints: no syscall object, said in the report; Go tracing and sk_msg start', async () => {
+    const backend = new FakeBpfBackend();
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, syscallTracepoints: false } });
+    await h.agent.start();
+    expect(objectNames(backend).sort()).toEqual(['go_http.bpf.o', 'proc_events.bpf.o', 'sk_inject.bpf.o']);
+    expect(h.lines).toContain('WARN strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
+    expect(h.order).toEqual(['watcher.start']);
+    await h.agent.stop();
   });
 
   it('a stop during start-up waits for the loads in flight and leaves nothing open', async () => {
