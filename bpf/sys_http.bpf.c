@@ -11,9 +11,10 @@
  *                               freed at exec and exit (sys_http_lifecycle.h)
  *   first syscall on a connection open before the attach -> taken over (sys_http_adopt.h)
  *
- * Every handler first tests the calling process's bit in traced_bits (sys_http_select.h: two array
- * loads, set by the agent and by the fork program), so an untraced process pays that and one helper
- * call per hooked syscall; only a process whose bit is set is looked up in traced_tgids.
+ * Every handler first tests the calling process's bit in traced_bits (sys_http_select.h: one inlined
+ * array load, set by the agent; the fork program's half only while a child it traced is alive), so
+ * an untraced process pays that and one helper call per hooked syscall; only a process whose bit
+ * is set is looked up in traced_tgids.
  *
  * Trace context is decided here, never in user space:
  *   server request (a read that begins with a request line), decided when its head is complete,
@@ -216,11 +217,15 @@ static __always_inline bool ids_equal(const void *a, const void *b, int n)
  * asks, so an unselected process stops at its bit (sys_http_select.h) before any hash lookup. */
 static __always_inline __u32 traced_mode(void)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
 	if (!select_maybe(tgid))
 		return 0;
 	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &tgid);
-	return p ? p->mode : 0;
+	if (!p)
+		return 0;
+	select_adopted(id);
+	return p->mode;
 }
 
 #include "sys_http_sock.h"

@@ -12,7 +12,9 @@
  *   [0, SYS_SELECT_WORDS)                     the agent's: a bit per process it selected (it
  *                                             rewrites a whole word at a time; src/tracers/selection-bits.ts)
  *   [SYS_SELECT_WORDS, 2 * SYS_SELECT_WORDS)  the kernel's: children traced from their fork
- *                                             (sys_http_lifecycle.h), cleared at their exec or exit.
+ *                                             (sys_http_lifecycle.h), cleared at their exec or exit,
+ *                                             or once the agent set its own bit for them; read only
+ *                                             while one is set (select_inherited_live).
  * Host tgids are below PID_MAX_LIMIT (4,194,304 on 64-bit), so 65,536 words of 64 bits cover them
  * all (512 KiB a half); a larger value would wrap to another word: a false positive, never a miss.
  *
@@ -39,7 +41,13 @@ static __always_inline __u32 select_word(__u32 tgid)
 	return (tgid >> 6) & (SYS_SELECT_WORDS - 1);
 }
 
-/* May this process be traced? false: certainly not (its bit is clear in both halves). */
+/* Children traced from their fork whose bit is set in the kernel's half (kept by
+ * select_kernel_set/clear): while 0, the common case, the gate reads the agent's half only. */
+static volatile __u64 select_inherited_live;
+
+/* May this process be traced? false: certainly not. For an unselected process, one inlined array
+ * load and the counter above: measured per program run with BPF statistics (bench/results/
+ * 2026-12-07-unselected.md), each further lookup costs ~4-5 ns here, a hash lookup ~15. */
 static __always_inline bool select_maybe(__u32 tgid)
 {
 	__u64 bit = 1ULL << (tgid & 63);
@@ -47,15 +55,18 @@ static __always_inline bool select_maybe(__u32 tgid)
 	__u64 *v = bpf_map_lookup_elem(&traced_bits, &w);
 	if (v && (*v & bit))
 		return true;
+	if (!select_inherited_live)
+		return false;
 	w += SYS_SELECT_WORDS;
 	v = bpf_map_lookup_elem(&traced_bits, &w);
 	return v && (*v & bit);
 }
 
 /* The kernel's half. The bit is tested before it is added or taken away, and only the fork that
- * created a process, or that process's own exec or exit, changes its bit: no two of these run for
- * one tgid at once, so an atomic add (the one atomic every kernel and -mcpu level has) sets or
- * clears exactly that bit while other CPUs change other bits of the word. */
+ * created a process, or that process's thread-group leader (its exec, its exit, its syscalls once
+ * the agent has its own bit for it), changes its bit: no two of these run for one tgid at once, so
+ * an atomic add (the one atomic every kernel and -mcpu level has) sets or clears exactly that bit
+ * while other CPUs change other bits of the word. */
 static __always_inline __u64 *select_kernel_word(__u32 tgid)
 {
 	__u32 w = select_word(tgid) + SYS_SELECT_WORDS;
@@ -66,16 +77,34 @@ static __always_inline void select_kernel_set(__u32 tgid)
 {
 	__u64 bit = 1ULL << (tgid & 63);
 	__u64 *v = select_kernel_word(tgid);
-	if (v && !(*v & bit))
+	if (v && !(*v & bit)) {
 		__sync_fetch_and_add(v, bit);
+		__sync_fetch_and_add(&select_inherited_live, 1);
+	}
 }
 
 static __always_inline void select_kernel_clear(__u32 tgid)
 {
 	__u64 bit = 1ULL << (tgid & 63);
 	__u64 *v = select_kernel_word(tgid);
-	if (v && (*v & bit))
+	if (v && (*v & bit)) {
 		__sync_fetch_and_add(v, -bit);
+		__sync_fetch_and_add(&select_inherited_live, -1);
+	}
+}
+
+/* A traced process's own syscall (id: its pid_tgid): once the agent has set its bit for a child
+ * traced from its fork, the child's leader takes the kernel's bit back, so select_inherited_live
+ * returns to 0 and unselected processes stop reading the kernel's half. */
+static __always_inline void select_adopted(__u64 id)
+{
+	__u32 tgid = id >> 32;
+	if (!select_inherited_live || (__u32)id != tgid)
+		return;
+	__u32 w = select_word(tgid);
+	__u64 *v = bpf_map_lookup_elem(&traced_bits, &w);
+	if (v && (*v & (1ULL << (tgid & 63))))
+		select_kernel_clear(tgid);
 }
 
 #endif
