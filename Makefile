@@ -8,13 +8,15 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 ARCH := x86
 
-BPF_SRCS := $(wildcard bpf/*.bpf.c)
-BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+# bpf/ holds one folder a tracer, named as its object (bpf/<name>/<name>.bpf.c and the headers only
+# it includes -> build/bpf/<name>.bpf.o), and bpf/common/ for the headers more than one includes.
+BPF_SRCS := $(wildcard bpf/*/*.bpf.c)
+BPF_OBJS := $(patsubst %.bpf.c,$(BUILD)/bpf/%.bpf.o,$(notdir $(BPF_SRCS)))
 TEST_BPF_SRCS := $(wildcard test/fixtures/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst test/fixtures/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(TEST_BPF_SRCS))
-BPF_HDRS := $(wildcard bpf/*.h)
+BPF_HDRS := $(wildcard bpf/*/*.h)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wpadded -Werror \
-	-isystem $(BUILD)/bpf -Ibpf
+	-isystem $(BUILD)/bpf -Ibpf/common
 
 .PHONY: all setup bpf bench-bpf test-bpf-objects ts collector test test-unit test-integration test-vm run-local clean gen-structs bench
 
@@ -29,7 +31,8 @@ $(BUILD)/bpf/vmlinux.h:
 	@mkdir -p $(dir $@)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h
+.SECONDEXPANSION:
+$(BUILD)/bpf/%.bpf.o: bpf/$$*/$$*.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/test-bpf/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vmlinux.h

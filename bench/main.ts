@@ -164,7 +164,8 @@ async function main(): Promise<void> {
   try {
     if (wants(config, 'floor')) results.sections.push(await run(ctx, 'floor', 'Uprobe floor', () => floorSection(ctx)));
     if (wants(config, 'untraced')) results.sections.push(await run(ctx, 'untraced', 'Untraced processes', () => untracedSection(ctx)));
-    if (wants(config, 'tpfloor')) results.sections.push(await run(ctx, 'tpfloor', 'Tracepoint dispatch floor', () => tpFloorSection(ctx)));
+    if (wants(config, 'tpfloor')) results.sections.push(await run(ctx, 'tpfloor', 'Tracepoint dispatch floor', () => tpFloorSection(ctx, 'go')));
+    if (wants(config, 'tpfloornode')) results.sections.push(await run(ctx, 'tpfloor_node', 'Tracepoint dispatch floor, Node', () => tpFloorSection(ctx, 'node')));
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
     if (wants(config, 'gochain')) results.sections.push(await run(ctx, 'gochain', 'Go server calling one downstream', () => serverOverheadSection(ctx, 'gochain')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));

@@ -15,6 +15,11 @@
  * fills up to its bounds, then drains in order when the Collector is back. Unsampled spans (W3C
  * sampled bit 0) are counted and never queued.
  *
+ * The queue is a list of batches of at most `maxBatchSize` spans, made by the exporter
+ * (`newBatch`): the OTLP exporter's batches encode each span as it is added (receiver/otlp/
+ * trace-encoder.ts), so the queue holds bytes, not span objects; an exporter without `newBatch`
+ * gets arrays of spans. Every batch but the last is full; an export takes the oldest whole.
+ *
  * Timers are unref'd: a pending batch never keeps the process alive; the agent calls `shutdown()`
  * on SIGINT/SIGTERM to deliver what is pending, within a deadline.
  */
@@ -23,9 +28,23 @@ import type { ReceiverLog } from './log';
 import { countDropped, countUnsampled, type QueueState } from './self-metrics';
 import { estimateSpanBytes } from './span-size';
 
-/** Where batches go: `OtlpTraceExporter` (its `export` never rejects; anything that does is counted anyway). */
+/** The spans of one export request as the exporter wants them held: an array, or already encoded. */
+export interface SpanBatch {
+  readonly length: number;
+  /** Adds a span; throws (adding nothing) for a span the batch cannot hold, which is then dropped and counted. */
+  push(span: Span): number;
+  /** Frees what the batch holds when it will not be exported (shutdown). */
+  discard?(): void;
+}
+
+/** Where batches go: `OtlpTraceExporter` (its exports never reject; anything that does is counted anyway). */
 export interface SpanExporter {
+  /** Sends a batch of spans (the batches of an exporter without `newBatch`). */
   export(spans: readonly Span[]): Promise<void>;
+  /** An empty batch held the exporter's way (the OTLP exporter's: encoded as spans are added), sent by `exportBatch`. */
+  newBatch?(): SpanBatch;
+  /** Sends a batch `newBatch` made. */
+  exportBatch?(batch: SpanBatch): Promise<void>;
   /** Stops retrying: the export in progress ends soon, its spans counted as dropped at shutdown. */
   abort?(): void;
   shutdown(): Promise<void>;
@@ -62,9 +81,11 @@ export class SpanBatcher {
   private readonly maxQueueBytes: number;
   private readonly shutdownTimeoutMs: number;
 
-  private queue: Span[] = [];
-  /** Estimated size of each queued span, parallel to `queue`. */
-  private sizes: number[] = [];
+  /** Batches waiting for export, oldest first; all but the last are full. */
+  private batches: SpanBatch[] = [];
+  /** Estimated bytes of each batch's spans, parallel to `batches`. */
+  private batchBytes: number[] = [];
+  private queuedSpans = 0;
   private queuedBytes = 0;
   /** The batch being exported (and retried): still held, still counted against the bounds. */
   private inFlightSpans = 0;
@@ -82,6 +103,8 @@ export class SpanBatcher {
   private tail: Promise<void> = Promise.resolve();
   private fullBatchJobPending = false;
   private stopped = false;
+  /** When a span the exporter could not encode was last reported (-Infinity: never). */
+  private lastEncodeWarnMs = -Infinity;
   private shutdownPromise: Promise<void> | undefined;
 
   constructor(
@@ -103,13 +126,13 @@ export class SpanBatcher {
 
   /** Spans waiting for export (not counting the batch being exported). */
   get pendingCount(): number {
-    return this.queue.length;
+    return this.queuedSpans;
   }
 
   /** Spans and estimated bytes held now (queued + being exported), and the bounds. */
   queueState(): QueueState {
     return {
-      spans: this.queue.length + this.inFlightSpans,
+      spans: this.queuedSpans + this.inFlightSpans,
       bytes: this.queuedBytes + this.inFlightBytes,
       capacitySpans: this.maxQueueSize,
       capacityBytes: this.maxQueueBytes,
@@ -131,7 +154,7 @@ export class SpanBatcher {
       countUnsampled(this.metrics);
       return;
     }
-    if (this.queue.length + this.inFlightSpans >= this.maxQueueSize) {
+    if (this.queuedSpans + this.inFlightSpans >= this.maxQueueSize) {
       countDropped(this.metrics, 'queue_full');
       return;
     }
@@ -141,13 +164,36 @@ export class SpanBatcher {
       countDropped(this.metrics, 'queue_memory');
       return;
     }
-    this.queue.push(span);
-    this.sizes.push(bytes);
+    let last = this.batches.length - 1;
+    let batch = last >= 0 ? this.batches[last] : undefined;
+    if (batch === undefined || batch.length >= this.maxBatchSize) {
+      batch = this.exporter.newBatch && this.exporter.exportBatch ? this.exporter.newBatch() : ([] as Span[]);
+      this.batches.push(batch);
+      this.batchBytes.push(0);
+      last++;
+    }
+    try {
+      batch.push(span);
+    } catch (err) {
+      // A span the exporter cannot encode costs itself only, never its batch.
+      countDropped(this.metrics, 'export_failed');
+      this.warnUnencodable(err);
+      return;
+    }
+    this.batchBytes[last] += bytes;
+    this.queuedSpans++;
     this.queuedBytes += bytes;
     if (held > this.peakBytes) this.peakBytes = held;
     this.queuedTotal++;
-    if (this.queue.length >= this.maxBatchSize) this.scheduleFullBatches();
+    if (this.queuedSpans >= this.maxBatchSize) this.scheduleFullBatches();
     else this.armTimer();
+  }
+
+  private warnUnencodable(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastEncodeWarnMs < 60_000) return;
+    this.lastEncodeWarnMs = now;
+    this.log.warn(`batcher: dropped a span the exporter cannot encode: ${String(err)} (reported at most once a minute; all counted as export_failed)`);
   }
 
   /** Exports every span added before this call; resolves when they are accounted for. */
@@ -155,7 +201,7 @@ export class SpanBatcher {
     const upTo = this.queuedTotal;
     return this.enqueue(async () => {
       while (this.takenTotal < upTo) {
-        if ((await this.exportBatch(Math.min(this.maxBatchSize, upTo - this.takenTotal))) === 0) break;
+        if ((await this.exportBatch()) === 0) break;
       }
     });
   }
@@ -178,12 +224,14 @@ export class SpanBatcher {
     if (!flushed) {
       // The batch being retried ends now (its spans counted by the exporter, reason shutdown).
       this.exporter.abort?.();
-      const lost = this.queue.length;
+      const lost = this.queuedSpans;
+      for (const batch of this.batches) batch.discard?.();
+      this.batches = [];
+      this.batchBytes = [];
+      this.queuedSpans = 0;
+      this.queuedBytes = 0;
       if (lost > 0) {
         this.takenTotal += lost;
-        this.queue = [];
-        this.sizes = [];
-        this.queuedBytes = 0;
         countDropped(this.metrics, 'shutdown', lost);
       }
       this.log.warn(`batcher: shutdown deadline of ${timeoutMs} ms reached; dropped ${lost} queued spans`);
@@ -198,7 +246,7 @@ export class SpanBatcher {
     if (this.fullBatchJobPending) return;
     this.fullBatchJobPending = true;
     void this.enqueue(async () => {
-      while (this.queue.length >= this.maxBatchSize) await this.exportBatch(this.maxBatchSize);
+      while (this.queuedSpans >= this.maxBatchSize) await this.exportBatch();
       // No await between the last check and this reset: an add() in between cannot be missed.
       this.fullBatchJobPending = false;
     });
@@ -211,8 +259,8 @@ export class SpanBatcher {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.enqueue(async () => {
-        if (this.queue.length > 0) await this.exportBatch(Math.min(this.queue.length, this.maxBatchSize));
-        while (this.queue.length >= this.maxBatchSize) await this.exportBatch(this.maxBatchSize);
+        if (this.queuedSpans > 0) await this.exportBatch();
+        while (this.queuedSpans >= this.maxBatchSize) await this.exportBatch();
       });
     }, idle ? Math.min(IDLE_FLUSH_DELAY_MS, this.scheduledDelayMs) : this.scheduledDelayMs);
     this.timer.unref();
@@ -227,7 +275,7 @@ export class SpanBatcher {
   private enqueue(job: () => Promise<void>): Promise<void> {
     const run = this.tail.then(job).then(
       () => {
-        if (this.queue.length > 0 && this.queue.length < this.maxBatchSize) this.armTimer();
+        if (this.queuedSpans > 0 && this.queuedSpans < this.maxBatchSize) this.armTimer();
       },
       (err: unknown) => this.log.warn(`batcher: export job failed: ${String(err)}`),
     );
@@ -235,29 +283,41 @@ export class SpanBatcher {
     return run;
   }
 
-  /** Takes up to `n` spans off the queue and exports them; returns how many were taken. */
-  private async exportBatch(n: number): Promise<number> {
-    const batch = this.queue.splice(0, n);
-    const bytes = this.sizes.splice(0, n).reduce((a, b) => a + b, 0);
+  /** Takes the oldest batch (at most `maxBatchSize` spans) off the queue and exports it; returns how many spans it held. */
+  private async exportBatch(): Promise<number> {
+    let batch = this.batches.shift();
+    let bytes = this.batchBytes.shift() ?? 0;
+    // An empty batch is left only by a span that could not be added; the next one is taken.
+    while (batch !== undefined && batch.length === 0 && this.batches.length > 0) {
+      batch.discard?.();
+      batch = this.batches.shift();
+      bytes = this.batchBytes.shift() ?? 0;
+    }
+    if (batch === undefined || batch.length === 0) {
+      batch?.discard?.();
+      return 0;
+    }
     this.takenTotal += batch.length;
-    if (batch.length === 0) return 0;
+    this.queuedSpans -= batch.length;
     this.lastExportMs = Date.now();
     // The batcher is busy now: spans left over wait the normal delay (armed after this job).
     if (this.timerIsIdle) this.clearTimer();
     this.queuedBytes -= bytes;
-    this.inFlightSpans = batch.length;
+    const n = batch.length;
+    this.inFlightSpans = n;
     this.inFlightBytes = bytes;
     try {
-      await this.exporter.export(batch);
+      if (Array.isArray(batch)) await this.exporter.export(batch as Span[]);
+      else await this.exporter.exportBatch!(batch);
     } catch (err) {
       // The exporter contract says this does not happen; if it does, the spans are still accounted for.
-      countDropped(this.metrics, 'export_failed', batch.length);
+      countDropped(this.metrics, 'export_failed', n);
       this.log.warn(`batcher: exporter rejected: ${String(err)}`);
     } finally {
       this.inFlightSpans = 0;
       this.inFlightBytes = 0;
     }
-    return batch.length;
+    return n;
   }
 
   private option(options: SpanBatcherOptions, key: keyof SpanBatcherOptions, max = 2 ** 31 - 1): number {

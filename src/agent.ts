@@ -7,14 +7,16 @@
  * (attach/resource-lifetimes.ts). The sinks and the BPF backend are built by the one wiring file
  * (src/wiring.ts) and handed in.
  *
- *   start: mounts -> capabilities -> strategy plan -> Go tracer (+ sk_msg) -> syscall tracer
- *          -> process events -> watcher (attach what runs now) -> ready file -> periodic work
+ *   start: mounts -> capabilities -> [syscall tracer, sk_msg, Go tracer, process events: loading
+ *          on worker threads; meanwhile Go inspection of the selected processes, bpftool]
+ *          -> strategy plan -> results reported -> watcher (attach what runs now) -> ready file
+ *          -> periodic work
  *   stop:  periodic work -> watcher -> kernel counters -> tracers (drained) -> Go stage -> sinks
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BpfBackend } from './bpf/types';
-import { probeBpfFeatures, type BpfFeatures } from './capabilities/bpf-features';
+import { probeBpfFeaturesAsync, UNKNOWN_FEATURES, type BpfFeatures } from './capabilities/bpf-features';
 import { describeCapabilities, probeCapabilities, type Capabilities } from './capabilities/probe';
 import { describeStrategies, planStrategies } from './capabilities/strategy';
 import { ensureCgroup2, ensureKernelFilesystems, missingRequiredFilesystems, type Cgroup2Outcome, type MountOutcome } from './bpf/mounts';
@@ -39,6 +41,7 @@ import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
 import type { GoClientPath, GoServerPath } from './tracers/go-http-tracer';
 import { InspectionCache, type GoInspector } from './attach/inspection-cache';
+import { prefetchInspections } from './attach/prefetch';
 import { ProcessAttacher, type AttachmentEvent } from './attach/process-attacher';
 import { ResourceLifetimes } from './attach/resource-lifetimes';
 import { TracerSet, type InjectHeaders } from './attach/tracer-set';
@@ -63,7 +66,7 @@ export interface AgentConfig {
   /** The agent's entry script; other processes running it are agents, never traced (default: argv[1]). */
   readonly agentEntry?: string;
   /**
-   * The span tracers' ring buffers wake the agent only once this many bytes wait (bpf/ring_wakeup.h;
+   * The span tracers' ring buffers wake the agent only once this many bytes wait (bpf/common/ring_wakeup.h;
    * default DEFAULT_RING_WAKEUP_BYTES; 0: every record). Records below it are read by the
    * backend's periodic consume. Process exec/exit events always wake the agent at once.
    */
@@ -87,7 +90,7 @@ export interface AgentConfig {
 
 /**
  * Default wakeup threshold: ~48 Go server records. Below it a record waits at most the backend's
- * poll period (50 ms) instead of costing the traced process a wakeup (bpf/ring_wakeup.h).
+ * poll period (50 ms) instead of costing the traced process a wakeup (bpf/common/ring_wakeup.h).
  */
 export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
 /**
@@ -146,8 +149,11 @@ export class Agent {
   private readonly routes: RouteStage;
   private readonly resources: ResourceLifetimes;
   private readonly attacher: ProcessAttacher;
+  /** Go binaries inspected once each; filled ahead of the attach while the objects load. */
+  private readonly inspection: InspectionCache;
   private watcher: ProcessWatcherLike | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private starting: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -180,6 +186,7 @@ export class Agent {
       deliver,
       onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
     });
+    this.inspection = new InspectionCache({ metrics: this.metrics, log, inspect: this.host.inspect, processAlive: this.host.processAlive });
     this.attacher = new ProcessAttacher({
       selection: config.selection,
       log,
@@ -188,7 +195,7 @@ export class Agent {
       goStage: this.goStage,
       routes: this.routes,
       resources: this.resources,
-      inspection: new InspectionCache({ metrics: this.metrics, log, inspect: this.host.inspect, processAlive: this.host.processAlive }),
+      inspection: this.inspection,
       onAttachment: deps.onAttachment,
       goServerPath: config.goServerPath,
       goClientPath: config.goClientPath,
@@ -196,8 +203,19 @@ export class Agent {
     this.procTracer = new ProcEventsTracer(deps.backend, join(config.bpfObjectDir, 'proc_events.bpf.o'));
   }
 
-  /** Probes, loads, attaches to what runs now, and starts following new processes. */
-  start(): void {
+  /**
+   * Probes, loads, attaches to what runs now, and starts following new processes; the ready file
+   * is written once that is done. The BPF objects load on worker threads, concurrently, while
+   * bpftool probes the kernel's features (src/tracers/open-object.ts). Spans flow only once this
+   * resolves: the sinks may be completed until then. On a rejection, stop() closes what started;
+   * a stop() meanwhile waits for the loads in flight, and the start then attaches nothing.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     const { log } = this.deps;
     const mounts = this.host.ensureKernelFilesystems();
     for (const o of mounts) {
@@ -211,22 +229,40 @@ export class Agent {
     }
     const caps = this.deps.capabilities ?? probeCapabilities();
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
-    // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
-    const plan = planStrategies(caps, this.deps.bpfFeatures ?? probeBpfFeatures(), { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath, goClientPath: this.config.goClientPath });
-    for (const line of describeStrategies(plan)) log.info(`strategy: ${line}`);
-    const missing = [...plan.missing];
+    const options = { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath, goClientPath: this.config.goClientPath };
+    // What is missing to run at all, and how Go headers are injected, depend on the capabilities:
+    // bpftool's answer can only confirm them (strategy.ts), so they are decided before it.
+    const early = planStrategies(caps, UNKNOWN_FEATURES('not probed yet'), options);
+    const missing = [...early.missing];
     for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);
     if (missing.length > 0) {
       throw new SpanbridgeError('ERR_PRIVILEGE', `cannot start: missing ${missing.join('; ')}`);
     }
-    this.tracers.startGo(plan);
-    this.tracers.startSysHttp(caps);
+    // Every object loads on a worker thread meanwhile, slowest first.
+    this.tracers.begin(caps, early.goInjection);
+    const procStarted = this.procTracer.start(ringHandler(PROC_EVENTS_OBJECT.maps.proc_events, this.metrics, (rec) => this.onProcRecord(rec))).then(
+      () => undefined,
+      (err: unknown) => err ?? new Error('unknown'),
+    );
+    const features = this.deps.bpfFeatures ?? probeBpfFeaturesAsync();
+    // The main thread is free until the loads end: the Go binaries of the processes selected now
+    // are inspected meanwhile (the first inspection of one took 0.1-1.5 s here).
+    const t0 = performance.now();
+    const n = prefetchInspections(this.config.selection, this.inspection, new Set([process.pid, ...(this.config.excludePids ?? [])]));
+    log.debug(`inspected ${n} selected processes ahead of their attach in ${Math.round(performance.now() - t0)} ms`);
+    // The same plan `spanbridge doctor` prints (src/capabilities/strategy.ts).
+    const plan = planStrategies(caps, await features, options);
+    for (const line of describeStrategies(plan)) log.info(`strategy: ${line}`);
     try {
-      this.procTracer.start(ringHandler(PROC_EVENTS_OBJECT.maps.proc_events, this.metrics, (rec) => this.onProcRecord(rec)));
-      log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
+      await this.tracers.start(plan, caps);
     } catch (err) {
-      log.warn(`process events unavailable (${errorMessage(err)}); following new processes by /proc rescans only`);
+      await procStarted; // stop() closes it, once its load returned
+      throw err;
     }
+    const procErr = await procStarted;
+    if (procErr === undefined) log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
+    else log.warn(`process events unavailable (${errorMessage(procErr)}); following new processes by /proc rescans only`);
+    if (this.stopped) return; // stop() closes what loaded
     this.startWatcher();
     if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
     // A scrape or an OTLP export sees the kernel counters as they are now.
@@ -312,6 +348,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Loads still running on worker threads end first; then everything they opened is closed.
+    await this.starting?.catch(() => undefined);
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.watcher?.stop();
     this.tracers.collectKernelCounters();

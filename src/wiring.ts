@@ -11,7 +11,6 @@
  * (src/cli/main.ts) parses arguments, calls `startRun` and handles signals.
  */
 import { join } from 'node:path';
-import { createCollectorBridge, isLoopbackHost, SPANS_DROPPED, SPANS_EXPORTED } from '../receiver';
 import { Agent } from './agent';
 import type { SpanSink } from './sinks/sink';
 import { createLibbpfBackend } from './bpf/libbpf';
@@ -58,8 +57,11 @@ function logRedaction(opts: RunOptions, log: Logger): void {
   );
 }
 
+/** The receiver module (OTLP, Prometheus, its HTTP client), loaded while the BPF objects load. */
+type Receiver = typeof import('../receiver');
+
 /** The trace view (tree printer and/or web page), when asked for. */
-async function traceView(opts: RunOptions, log: Logger, metrics: SelfMetrics, attachments: AttachmentTable): Promise<SpanSink | undefined> {
+async function traceView(opts: RunOptions, log: Logger, metrics: SelfMetrics, attachments: AttachmentTable, receiver: Receiver): Promise<SpanSink | undefined> {
   if (opts.printSpans !== 'tree' && opts.webPort === undefined) return undefined;
   const color = process.stdout.isTTY === true;
   const buffer = new TraceBuffer({
@@ -78,15 +80,18 @@ async function traceView(opts: RunOptions, log: Logger, metrics: SelfMetrics, at
   });
   const web = opts.webPort === undefined ? undefined : await startWebServer(buffer, opts.webPort, opts.webHost, () => attachments.processes());
   if (web) log.info(`web: recent traces at ${web.url}`);
-  if (web && !isLoopbackHost(opts.webHost)) {
+  if (web && !receiver.isLoopbackHost(opts.webHost)) {
     log.warn(`web: listening on ${opts.webHost}, not only on loopback: anyone who can reach this address sees the traced requests' URLs and attributes`);
   }
   return traceViewSink(buffer, web);
 }
 
 /**
- * Builds every sink, the backend and the agent, and starts them. On a failed start everything
- * started is stopped again before the error is thrown.
+ * Builds every sink, the backend and the agent, and starts them: the agent first, so that its BPF
+ * objects load on worker threads (most of the start-up: the kernel's verifier) while the rest of
+ * the modules load and the sinks start. No span reaches a sink before the agent's start resolved,
+ * and by then every sink is in the list. On a failed start everything started is stopped again
+ * before the error is thrown.
  */
 export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPipeline> {
   setProcRoot(opts.procRoot);
@@ -97,15 +102,6 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
   // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
   const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));
   const sinks: SpanSink[] = [];
-  if (opts.printSpans === 'json') sinks.push(stdoutSink());
-  const view = await traceView(opts, log, metrics, attachments);
-  if (view) sinks.push(view);
-  // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
-  // Settings resolved here, environment included (src/config/delivery.ts): receiver/ reads none.
-  const delivery = resolveDelivery({ otlpExport: opts.export === 'otlp', otlp: opts.otlp, bridge: opts.bridge, env: process.env }, (m) => log.warn(m));
-  const bridge = createCollectorBridge({ metrics, log, ...delivery });
-  await bridge.start();
-  sinks.push(bridge);
   const agent = new Agent(
     {
       selection: opts.selection,
@@ -130,12 +126,27 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
       onAttachment: (e) => attachments.on(e),
     },
   );
+  const started = agent.start();
+  started.catch(() => undefined); // awaited below, after the sinks
+  let receiver: Receiver;
   try {
-    agent.start();
+    receiver = await import('../receiver');
+    if (opts.printSpans === 'json') sinks.push(stdoutSink());
+    const view = await traceView(opts, log, metrics, attachments, receiver);
+    if (view) sinks.push(view);
+    // The Collector bridge: OTLP traces + metrics (unless --export none) and the Prometheus endpoint.
+    // Settings resolved here, environment included (src/config/delivery.ts): receiver/ reads none.
+    const delivery = resolveDelivery({ otlpExport: opts.export === 'otlp', otlp: opts.otlp, bridge: opts.bridge, env: process.env }, (m) => log.warn(m));
+    const bridge = receiver.createCollectorBridge({ metrics, log, ...delivery });
+    await bridge.start();
+    sinks.push(bridge);
+    await started;
   } catch (err) {
+    // Waits for the loads in flight, closes what loaded, flushes the sinks that started.
     await agent.stop().catch(() => undefined);
     throw err;
   }
+  const { SPANS_EXPORTED, SPANS_DROPPED } = receiver;
   return {
     agent,
     metrics,

@@ -1,6 +1,6 @@
 /* The tracepoint floor (bench sections `tpfloor` and `untraced`, bench/sections/tp-floor.ts): an empty
  * program for each syscall tracepoint the agent's syscall tracer may attach (the SEC names of
- * bpf/sys_http.bpf.c), so a process pays the kernel's tracepoint dispatch for exactly the agent's set
+ * bpf/sys_http/sys_http.bpf.c), so a process pays the kernel's tracepoint dispatch for exactly the agent's set
  * of hooks and nothing else. What that costs is out of the agent's reach on this machine; the
  * agent's own cost is what it adds on top. The bench attaches only the ones the agent attaches
  * (tp-floor.ts's FLOOR_TRACEPOINTS, from the agent's own table): a program here for every one of

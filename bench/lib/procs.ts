@@ -60,6 +60,15 @@ export function machineBusyTicks(): number {
   return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 }
 
+/** Busy and total clock ticks of one CPU (busy: everything but idle and iowait). */
+export function cpuBusy(cpu: number): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) return { busy: 0, total: 0 };
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((a, x) => a + x, 0);
+  return { busy: total - v[3] - v[4], total };
+}
+
 export interface Memory {
   rssKb: number;
   hwmKb: number;

@@ -1,5 +1,5 @@
 /**
- * Python asyncio linking (issue 14 item 2, bpf/sys_http_asyncio.h): the stock FastAPI (uvicorn +
+ * Python asyncio linking (issue 14 item 2, bpf/sys_http/sys_http_asyncio.h): the stock FastAPI (uvicorn +
  * httpx) and aiohttp (server + client) test services on the pinned CPython 3.11 venv, on asyncio's
  * loop and on uvloop's (PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start), pinned to
  * the server CPU, each answering /call by calling the Python test server (keep-alive pools in

@@ -2,7 +2,7 @@
  * Java linking (issue 14 item 4): the stock Spring Boot test service (test/frameworks/java, Java
  * 17), pinned to the server CPU, calling the Go test server (untraced) per request, once with the
  * JDK HttpClient (`/call-jdk?mode=send`: its requests are written by its worker threads; a new
- * connection's first request is linked through the thread that connected it, bpf/sys_http_java.h)
+ * connection's first request is linked through the thread that connected it, bpf/sys_http/sys_http_java.h)
  * and once with RestTemplate on the request thread (`/call`: thread linking). Measured as every
  * linking section (./linking.ts): kernel link counters and unlinked client spans over the counted
  * run, uprobe (none expected) and tracepoint hits and BPF time per request, and the added p50.

@@ -10,7 +10,7 @@
 import { startAgent } from '../lib/agent';
 import { countHits, hitFigures, programsNote, type Hits } from '../lib/hits';
 import { loadgen, wrk, type LoadgenResult, type WrkResult } from '../lib/load';
-import { CLK_TCK, cpuTicks, memory, sleep } from '../lib/procs';
+import { CLK_TCK, cpuBusy, cpuTicks, memory, sleep } from '../lib/procs';
 import { fig, section, type Figure, type SectionResult } from '../lib/report';
 import { pairedDifference, pairedRatio, round, spread } from '../lib/stats';
 import { alternate, startServer, stopServer, type BenchContext, type Server, type ServerKind } from './context';
@@ -26,6 +26,9 @@ interface SatRun {
   sat: WrkResult;
   serverUsPerRequest: number;
   downstreamUsPerRequest?: number;
+  /** Busy share of the server's CPU and of the load generator's CPU over the run (softirq included). */
+  serverCpuBusy: number;
+  loadCpuBusy: number;
 }
 
 interface WithoutRound extends SatRun {
@@ -57,9 +60,14 @@ async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
   const usPerReq = (t0: number, t1: number, n: number) => (((t1 - t0) / CLK_TCK) * 1e6) / Math.max(1, n);
   const f0 = cpuTicks(server.child.pid);
   const d0 = server.downstream ? cpuTicks(server.downstream.pid) : 0;
+  const c0 = cpuBusy(ctx.config.serverCpu);
+  const l0 = cpuBusy(ctx.config.loadCpu);
   const sat = await wrk(ctx.config, server.url, ctx.config.seconds);
+  const share = (a: { busy: number; total: number }, b: { busy: number; total: number }) => (b.busy - a.busy) / Math.max(1, b.total - a.total);
   return {
     sat,
+    serverCpuBusy: share(c0, cpuBusy(ctx.config.serverCpu)),
+    loadCpuBusy: share(l0, cpuBusy(ctx.config.loadCpu)),
     serverUsPerRequest: usPerReq(f0, cpuTicks(server.child.pid), sat.requests),
     downstreamUsPerRequest: server.downstream ? usPerReq(d0, cpuTicks(server.downstream.pid), sat.requests) : undefined,
   };
@@ -306,6 +314,15 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       `Agent RSS after each round: ${round(spread(on.map((r) => r.rssKb / 1024)).median)} MB median. Agent stop lines: ${on.map((r) => `"${r.stopLine}"`).slice(0, 2).join(', ')}${n > 2 ? ', ...' : ''}.`,
       `Load generator's own send lateness p99 (its timing noise): ${round(spread(rounds.without.map((r) => r.lat.lateP99Us)).median)} us without, ${round(spread(on.map((r) => r.lat?.lateP99Us ?? 0)).median)} us with the agent.`,
     );
+    {
+      // Which CPU limits the saturated runs: a server CPU below ~0.95 busy is waiting on the load
+      // generator's CPU, which the agent's user space shares (bench/README.md, pinning).
+      const b = (a: SatRun[], f: (r: SatRun) => number) => round(spread(a.map(f)).median, 2);
+      s.notes.push(
+        `CPU busy during the saturated runs (median; softirq included): server CPU ${b(rounds.without, (r) => r.serverCpuBusy)} without the agent, ${b(on, (r) => r.serverCpuBusy)} with; ` +
+          `load-generator CPU (wrk, and the agent's user space with it) ${b(rounds.without, (r) => r.loadCpuBusy)} without, ${b(on, (r) => r.loadCpuBusy)} with.`,
+      );
+    }
     const unsent = on.reduce((a, r) => a + (r.lat?.unsent ?? 0), 0);
     if (unsent > 0) s.notes.push(`Fixed-rate runs with the agent left ${unsent} requests unsent at the end of their windows (over all rounds; without: ${rounds.without.reduce((a, r) => a + r.lat.unsent, 0)}); they count in the latency from due time with their lateness so far.`);
     const satWith = spread(on.map((r) => r.sat.rps)).median;

@@ -28,7 +28,7 @@ import { sleep } from '../lib/procs';
 /** Syscall invocations per op, both of hooked types (write, read): what "per hooked syscall" divides by. */
 export const SYSCALLS_PER_OP = 2;
 /** The agent's tracepoint programs run per op: write at entry and exit, read at exit (reads have no
- * entry program: bpf/sys_http.bpf.c takes their arguments from the saved registers at the exit). */
+ * entry program: bpf/sys_http/sys_http.bpf.c takes their arguments from the saved registers at the exit). */
 export const PROGRAMS_PER_OP = 3;
 /** Issue 15's target, ns per hooked syscall. */
 export const TARGET_NS = 150;

@@ -29,6 +29,15 @@ const COMMON_KEYS = [
 ] as const;
 const CLIENT_KEYS = ['server.address', 'server.port'] as const;
 
+/**
+ * The attributes that decide a span's observation attributes, per kind (with the kind itself and
+ * whether the status is ERROR): the RED sink's series cache walks them (red-sink.ts).
+ */
+export const SERIES_KEYS: { readonly server: readonly string[]; readonly client: readonly string[] } = Object.freeze({
+  server: Object.freeze([...COMMON_KEYS]),
+  client: Object.freeze([...COMMON_KEYS, ...CLIENT_KEYS]),
+});
+
 export interface HttpDurationObservation {
   readonly instrument: HttpInstrument;
   readonly attributes: Attributes;

@@ -6,12 +6,15 @@
  *
  * Rate = count, errors = count with `error.type`, duration = the histogram.
  *
- * Hot path: a span's series is found by one string key built from its values (`httpDurationKey`)
- * in a per-process cache; only the first span of a series builds the attribute object, sorts
- * keys for the store and hands the series' point with its labels to the Prometheus registry,
- * which renders the store's points at scrape time (nothing per span). The cache is exact because a
- * series, once created (or once sent to the overflow series), stays what it is for the store's
- * lifetime.
+ * Hot path: a span's series is found in a per-process tree keyed by the span's own attribute values
+ * (`SERIES_KEYS`, then whether the status is ERROR): a few Map lookups on values the span already
+ * holds, no key string built per span. Only the first span of a series builds the attribute
+ * object, sorts keys for the store and hands the series' point with its labels to the Prometheus
+ * registry, which renders the store's points at scrape time (nothing per span). The cache is
+ * exact: the path determines the observation's attributes (Map keys compare by SameValueZero, so
+ * 200 and '200' take different paths, as they make different series; '' is taken as absent, as
+ * the observation takes it), and a series, once created (or once sent to the overflow series),
+ * stays what it is for the store's lifetime.
  */
 import type { Resource, SelfMetrics, Span } from '../model';
 import type { PrometheusRegistry } from '../prometheus/registry';
@@ -19,7 +22,7 @@ import { redLabels } from '../prometheus/registry';
 import type { ResourceMerger } from '../resource-merge';
 import { RED_SERIES_OVERFLOW } from '../self-metrics';
 import type { HistogramPoint, HistogramStore } from './histogram-store';
-import { httpDurationKey, httpDurationObservation, spanSeconds, type HttpInstrument } from './http-duration';
+import { httpDurationObservation, SERIES_KEYS, spanSeconds, type HttpInstrument } from './http-duration';
 
 interface Series {
   readonly instrument: HttpInstrument;
@@ -30,8 +33,25 @@ interface Series {
 /** Series remembered per process; past this, spans of new series take the slow path (still exact). */
 const MAX_CACHED_SERIES_PER_RESOURCE = 4096;
 
+/** One level of the series tree: attribute value -> next level; the last level: is-error -> series. */
+type Level = Map<unknown, unknown>;
+
+interface ResourceSeries {
+  readonly server: Level;
+  readonly client: Level;
+  size: number;
+}
+
+/** The tree's key for an attribute value: '' is absent, as for the observation. */
+function valueKey(v: unknown): unknown {
+  return v === '' ? undefined : v;
+}
+
 export class RedMetricsSink {
-  private readonly cache = new WeakMap<Resource, Map<string, Series>>();
+  private readonly cache = new WeakMap<Resource, ResourceSeries>();
+  /** The last span's resource and its tree: consecutive spans mostly come from one process. */
+  private lastResource: Resource | undefined;
+  private lastSeries: ResourceSeries | undefined;
 
   constructor(
     readonly store: HistogramStore,
@@ -41,21 +61,43 @@ export class RedMetricsSink {
   ) {}
 
   add(span: Span): void {
-    const key = httpDurationKey(span);
-    if (key === undefined) return;
-    let byKey = this.cache.get(span.resource);
-    if (!byKey) {
-      byKey = new Map();
-      this.cache.set(span.resource, byKey);
+    const a = span.attributes;
+    if (a['http.request.method'] === undefined) return;
+    let rs = this.lastSeries;
+    if (rs === undefined || span.resource !== this.lastResource) {
+      rs = this.cache.get(span.resource);
+      if (!rs) {
+        rs = { server: new Map(), client: new Map(), size: 0 };
+        this.cache.set(span.resource, rs);
+      }
+      this.lastResource = span.resource;
+      this.lastSeries = rs;
     }
-    let series = byKey.get(key);
-    const seconds = spanSeconds(span);
+    const client = span.kind === 'CLIENT';
+    const keys = client ? SERIES_KEYS.client : SERIES_KEYS.server;
+    const error = span.status.code === 'ERROR';
+    let level: Level | undefined = client ? rs.client : rs.server;
+    for (let i = 0; i < keys.length && level !== undefined; i++) level = level.get(valueKey(a[keys[i]])) as Level | undefined;
+    let series = level?.get(error) as Series | undefined;
     if (series) {
-      this.store.observe(series.point, seconds);
+      this.store.observe(series.point, spanSeconds(span));
     } else {
       series = this.resolve(span);
       if (!series) return;
-      if (byKey.size < MAX_CACHED_SERIES_PER_RESOURCE) byKey.set(key, series);
+      if (rs.size < MAX_CACHED_SERIES_PER_RESOURCE) {
+        let at: Level = client ? rs.client : rs.server;
+        for (const k of keys) {
+          const v = valueKey(a[k]);
+          let next = at.get(v) as Level | undefined;
+          if (!next) {
+            next = new Map();
+            at.set(v, next);
+          }
+          at = next;
+        }
+        at.set(error, series);
+        rs.size++;
+      }
     }
     if (series.overflow) {
       this.metrics.add(RED_SERIES_OVERFLOW, 'RED observations recorded in the overflow series (attribute-set limit reached)', { instrument: series.instrument });

@@ -1,12 +1,17 @@
 /**
- * OTLP ExportTraceServiceRequest (protobuf) straight from our span model, in one pass.
+ * OTLP ExportTraceServiceRequest (protobuf) straight from our span model, each span encoded once,
+ * when it is added to its batch (`TraceBatch.push`): the export queue holds bytes, not span objects,
+ * so a span dies young (cheap scavenges, nothing promoted while the queue waits) and there is no
+ * second walk over the batch. `finish()` then frames the per-resource span bytes into the request.
  *
  * Why not otlp-transformer's ProtobufTraceSerializer: it needs every span converted to an SDK
  * `ReadableSpan` first (objects, closures, HrTime arrays per span), then walks the whole batch
- * twice (a size estimator, then the writer) and copies ids through a fresh Uint8Array per id. That
- * was the agent's largest CPU cost per span. This encoder writes each field once into one reused
- * buffer; a length-delimited field reserves the length byte(s) it most likely needs and moves its
- * body only when the guess was wrong.
+ * twice (a size estimator, then the writer) and copies ids through a fresh Uint8Array per id.
+ *
+ * What repeats is encoded once and copied afterwards: the resource (per resource object), the
+ * scope, attribute keys, and whole attributes (key and value) whose values repeat (method, scheme,
+ * route, addresses, status code...). A key whose values do not repeat (paths, ids) stops being
+ * cached after one window (see `AttributeCache`).
  *
  * The output is byte for byte what ProtobufTraceSerializer produces for `toReadableSpan` of the
  * same spans (test/unit/receiver/otlp/trace-encoder.test.ts holds it to that): same grouping (one
@@ -15,7 +20,7 @@
  */
 import { version as packageVersion } from '../../package.json';
 import type { AttributeValue, Resource, Span } from '../model';
-import { W3CTraceState } from './trace-state';
+import { releaseWriter, takeWriter, varintBytes, varintSize, Writer } from './proto-writer';
 
 const KIND_SERVER = 2; // proto SpanKind: SPAN_KIND_SERVER
 const KIND_CLIENT = 3; // SPAN_KIND_CLIENT
@@ -26,210 +31,91 @@ const MIN_INT64 = -(2 ** 63);
 const MAX_INT64 = 2 ** 63;
 /** Attribute keys seen are few (semantic conventions); their bytes are cached up to this many. */
 const MAX_CACHED_KEYS = 4096;
+/** Distinct values cached per key (one window); strings longer than this many chars are never cached. */
+const MAX_CACHED_VALUES_PER_KEY = 64;
+const MAX_CACHED_VALUE_CHARS = 96;
 
-class Writer {
-  buf: Buffer = Buffer.allocUnsafe(256 * 1024);
-  pos = 0;
-
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = b;
-  }
-
-  varint(value: number): void {
-    this.ensure(10);
-    const buf = this.buf;
-    if (value >= 0 && value <= 0xffffffff) {
-      let v = value >>> 0;
-      while (v > 0x7f) {
-        buf[this.pos++] = (v & 0x7f) | 0x80;
-        v >>>= 7;
-      }
-      buf[this.pos++] = v;
-      return;
-    }
-    // 64-bit, two's complement for negatives (as otlp-transformer's writer does).
-    let low: number;
-    let high: number;
-    const abs = Math.abs(value);
-    low = abs >>> 0;
-    high = (abs / 0x100000000) >>> 0;
-    if (value < 0) {
-      low = ~low >>> 0;
-      high = ~high >>> 0;
-      low = (low + 1) >>> 0;
-      if (low === 0) high = (high + 1) >>> 0;
-    }
-    while (high > 0 || low > 0x7f) {
-      buf[this.pos++] = (low & 0x7f) | 0x80;
-      low = ((low >>> 7) | (high << 25)) >>> 0;
-      high >>>= 7;
-    }
-    buf[this.pos++] = low & 0x7f;
-  }
-
-  /** Starts a length-delimited body with `reserve` bytes kept for its length; returns the mark. */
-  begin(reserve: number): number {
-    this.ensure(reserve);
-    const mark = this.pos;
-    this.pos += reserve;
-    return mark * 8 + reserve;
-  }
-
-  /** Writes the body length at `mark`, moving the body if the reserved room was not its size. */
-  end(mark: number): void {
-    const reserve = mark & 7;
-    const at = (mark - reserve) / 8;
-    const bodyStart = at + reserve;
-    const len = this.pos - bodyStart;
-    const need = varintSize(len);
-    if (need !== reserve) {
-      this.ensure(need - reserve);
-      this.buf.copyWithin(at + need, bodyStart, this.pos);
-      this.pos += need - reserve;
-    }
-    let v = len;
-    let p = at;
-    while (v > 0x7f) {
-      this.buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
-  }
-
-  string(s: string): void {
-    const n = s.length;
-    const lenBytes = varintSize(n);
-    this.ensure(lenBytes + n);
-    const buf = this.buf;
-    const start = this.pos + lenBytes;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c > 127) {
-        this.utf8(s);
-        return;
-      }
-      buf[start + i] = c;
-    }
-    this.varint(n);
-    this.pos += n;
-  }
-
-  private utf8(s: string): void {
-    const n = Buffer.byteLength(s, 'utf8');
-    this.varint(n);
-    this.ensure(n);
-    this.pos += this.buf.write(s, this.pos, n, 'utf8');
-  }
-
-  /** Copies `b` as is. Short inputs (keys) by a loop: Buffer.copy's native call costs more. */
-  raw(b: Uint8Array): void {
-    const n = b.length;
-    this.ensure(n);
-    if (n > 64) {
-      this.buf.set(b, this.pos);
-    } else {
-      const buf = this.buf;
-      const at = this.pos;
-      for (let i = 0; i < n; i++) buf[at + i] = b[i];
-    }
-    this.pos += n;
-  }
-
-  bytes(b: Uint8Array): void {
-    this.varint(b.length);
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-
-  /** A lowercase/uppercase hex id as bytes, with its length prefix. */
-  hex(h: string): void {
-    const n = h.length >>> 1;
-    this.varint(n);
-    this.ensure(n);
-    const buf = this.buf;
-    for (let i = 0; i < n; i++) buf[this.pos++] = (hexValue(h.charCodeAt(2 * i)) << 4) | hexValue(h.charCodeAt(2 * i + 1));
-  }
-
-  fixed32(v: number): void {
-    this.ensure(4);
-    this.buf.writeUInt32LE(v >>> 0, this.pos);
-    this.pos += 4;
-  }
-
-  fixed64(v: bigint): void {
-    this.ensure(8);
-    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.pos);
-    this.pos += 8;
-  }
-
-  double(v: number): void {
-    this.ensure(8);
-    this.buf.writeDoubleLE(v, this.pos);
-    this.pos += 8;
-  }
+/**
+ * Per attribute key: its KeyValue.key field, and the whole KeyValue message (length-prefixed,
+ * without the tag) per value seen, while values of that key repeat. A window ends when
+ * MAX_CACHED_VALUES_PER_KEY values are cached: with more misses than hits in it the key is marked
+ * as not repeating (`values` undefined: its values are written each time, no lookup), else the
+ * window starts over. The cache is exact: a message is a pure function of (key, value), and Map
+ * keys compare by SameValueZero, which tells 200 from '200' (different encodings) and takes -0
+ * as 0 and NaN as NaN (the same encodings).
+ */
+interface KeyEntry {
+  readonly key: Buffer;
+  values: Map<AttributeValue, Buffer> | undefined;
+  hits: number;
+  misses: number;
 }
 
-function varintSize(v: number): number {
-  if (v < 0x80) return 1;
-  if (v < 0x4000) return 2;
-  if (v < 0x200000) return 3;
-  if (v < 0x10000000) return 4;
-  return 5;
-}
+const keyCache = new Map<string, KeyEntry>();
 
-function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  return c - 55;
-}
-
-const keyCache = new Map<string, Buffer>();
-
-/** KeyValue.key (tag + length + bytes), cached per key. */
-function writeKey(w: Writer, key: string): void {
-  let encoded = keyCache.get(key);
-  if (!encoded) {
+function keyEntry(key: string): KeyEntry {
+  let entry = keyCache.get(key);
+  if (!entry) {
     const body = Buffer.from(key, 'utf8');
-    const head = Buffer.from([0x0a, ...varintBytes(body.length)]);
-    encoded = Buffer.concat([head, body]);
-    if (keyCache.size < MAX_CACHED_KEYS) keyCache.set(key, encoded);
+    entry = { key: Buffer.concat([Buffer.from([0x0a, ...varintBytes(body.length)]), body]), values: new Map(), hits: 0, misses: 0 };
+    if (keyCache.size < MAX_CACHED_KEYS) keyCache.set(key, entry);
   }
-  w.raw(encoded);
+  return entry;
 }
 
-function varintBytes(v: number): number[] {
-  const out: number[] = [];
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80);
-    v >>>= 7;
-  }
-  out.push(v);
-  return out;
+function cacheable(value: unknown): value is AttributeValue {
+  const t = typeof value;
+  return t === 'number' || t === 'boolean' || (t === 'string' && (value as string).length <= MAX_CACHED_VALUE_CHARS);
 }
 
 function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number): void {
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
+    const value = attributes[key];
+    const entry = keyEntry(key);
+    const values = entry.values;
+    if (values !== undefined && cacheable(value)) {
+      const cached = values.get(value);
+      if (cached !== undefined) {
+        entry.hits++;
+        w.byte(tag);
+        w.raw(cached);
+        continue;
+      }
+      w.byte(tag);
+      const start = w.pos;
+      writeKeyValue(w, entry.key, value);
+      remember(entry, values, value, w.buf.subarray(start, w.pos));
+      continue;
+    }
     w.byte(tag);
-    const kv = w.begin(1);
-    writeKey(w, key);
-    w.byte(0x12); // KeyValue.value
-    const value = w.begin(1);
-    writeAnyValue(w, attributes[key] as AttributeValue);
-    w.end(value);
-    w.end(kv);
+    writeKeyValue(w, entry.key, value);
   }
+}
+
+/** KeyValue { key, value } as a length-delimited body (its tag already written). */
+function writeKeyValue(w: Writer, key: Buffer, value: unknown): void {
+  const kv = w.begin(1);
+  w.raw(key);
+  w.byte(0x12); // KeyValue.value
+  const m = w.begin(1);
+  writeAnyValue(w, value);
+  w.end(m);
+  w.end(kv);
+}
+
+function remember(entry: KeyEntry, values: Map<AttributeValue, Buffer>, value: AttributeValue, bytes: Buffer): void {
+  entry.misses++;
+  if (values.size >= MAX_CACHED_VALUES_PER_KEY) {
+    if (entry.misses > entry.hits) {
+      entry.values = undefined;
+      return;
+    }
+    values.clear();
+    entry.hits = 0;
+    entry.misses = 1;
+  }
+  values.set(value, Buffer.from(bytes));
 }
 
 function writeAnyValue(w: Writer, value: unknown): void {
@@ -278,7 +164,7 @@ function writeAnyValue(w: Writer, value: unknown): void {
 
 /** InstrumentationScope { name, version }, with its ScopeSpans.scope tag: the same for every request. */
 const SCOPE_BYTES = (() => {
-  const w = new Writer();
+  const w = new Writer(256);
   w.byte(0x0a);
   const m = w.begin(1);
   w.byte(0x0a);
@@ -288,20 +174,40 @@ const SCOPE_BYTES = (() => {
     w.string(packageVersion);
   }
   w.end(m);
-  return Buffer.from(w.buf.subarray(0, w.pos));
+  return w.copy();
 })();
+
+/**
+ * ResourceSpans.resource (tag, length, Resource { attributes, dropped_attributes_count }), encoded
+ * once per resource object: resources are read-only by the model's contract.
+ */
+const resourceCache = new WeakMap<Resource, Buffer>();
+
+function resourceBytes(resource: Resource): Buffer {
+  let bytes = resourceCache.get(resource);
+  if (!bytes) {
+    const w = new Writer(1024);
+    w.byte(0x0a);
+    const res = w.begin(1);
+    writeAttributes(w, resource.attributes, 0x0a);
+    w.byte(0x10); // dropped_attributes_count
+    w.byte(0);
+    w.end(res);
+    bytes = w.copy();
+    resourceCache.set(resource, bytes);
+  }
+  return bytes;
+}
 
 function writeSpan(w: Writer, span: Span): void {
   w.byte(0x0a); // trace_id
   w.hex(span.traceId);
   w.byte(0x12); // span_id
   w.hex(span.spanId);
+  // trace_state: the tracestate as observed (W3CTraceState.serialize() is the raw string).
   if (span.traceState !== '') {
-    const serialized = new W3CTraceState(span.traceState).serialize();
-    if (serialized) {
-      w.byte(0x1a);
-      w.string(serialized);
-    }
+    w.byte(0x1a);
+    w.string(span.traceState);
   }
   const hasParent = span.parentSpanId !== '';
   if (hasParent) {
@@ -340,47 +246,132 @@ function writeSpan(w: Writer, span: Span): void {
   w.fixed32(flags);
 }
 
-const writer = new Writer();
+interface Group {
+  readonly resource: Resource;
+  readonly w: Writer;
+  spans: number;
+}
+
+const ownResource = (span: Span): Resource => span.resource;
+
+/**
+ * The spans of one export request, encoded as they are pushed: per resource (`resourceOf(span)`,
+ * which must depend on `span.resource` alone: one object per process), the `ScopeSpans.spans`
+ * fields one after the other in a pooled writer. `finish()` returns the request and gives the
+ * writers back; a batch that will not be sent is `discard()`ed.
+ */
+export class TraceBatch {
+  /** Spans pushed. */
+  length = 0;
+  private readonly groups: Group[] = [];
+  private readonly byResource = new Map<Resource, Group>();
+  private lastSpanResource: Resource | undefined;
+  private lastGroup: Group | undefined;
+  private done = false;
+
+  constructor(private readonly resourceOf: (span: Span) => Resource = ownResource) {}
+
+  /** Encodes `span` into the batch; returns the new length. Throws (adding nothing) for a span it cannot encode. */
+  push(span: Span): number {
+    if (this.done) throw new Error('trace batch: push after finish');
+    let g = this.lastGroup;
+    if (g === undefined || span.resource !== this.lastSpanResource) {
+      g = this.groupOf(this.resourceOf(span));
+      this.lastSpanResource = span.resource;
+      this.lastGroup = g;
+    }
+    const w = g.w;
+    const mark = w.pos;
+    try {
+      w.byte(0x12); // ScopeSpans.spans
+      const m = w.begin(2);
+      writeSpan(w, span);
+      w.end(m);
+    } catch (err) {
+      w.pos = mark;
+      throw err;
+    }
+    g.spans++;
+    return ++this.length;
+  }
+
+  /** The ExportTraceServiceRequest bytes (a fresh buffer the caller owns); the batch is spent. */
+  finish(): Uint8Array {
+    this.done = true;
+    let total = 0;
+    const sizes: number[] = [];
+    for (const g of this.groups) {
+      if (g.spans === 0) continue;
+      const ssLen = SCOPE_BYTES.length + g.w.pos;
+      const rsLen = resourceBytes(g.resource).length + 1 + varintSize(ssLen) + ssLen;
+      sizes.push(ssLen, rsLen);
+      total += 1 + varintSize(rsLen) + rsLen;
+    }
+    const out = Buffer.allocUnsafeSlow(total);
+    let p = 0;
+    let i = 0;
+    for (const g of this.groups) {
+      if (g.spans === 0) continue;
+      const ssLen = sizes[i++];
+      const rsLen = sizes[i++];
+      out[p++] = 0x0a; // resource_spans
+      p = putVarint(out, p, rsLen);
+      p += resourceBytes(g.resource).copy(out, p);
+      out[p++] = 0x12; // scope_spans
+      p = putVarint(out, p, ssLen);
+      p += SCOPE_BYTES.copy(out, p);
+      p += g.w.buf.copy(out, p, 0, g.w.pos);
+    }
+    this.release();
+    return out;
+  }
+
+  /** Gives the buffers back without building the request (a batch dropped at shutdown). */
+  discard(): void {
+    this.done = true;
+    this.release();
+  }
+
+  private release(): void {
+    for (const g of this.groups) releaseWriter(g.w);
+    this.groups.length = 0;
+    this.byResource.clear();
+    this.lastGroup = undefined;
+    this.lastSpanResource = undefined;
+  }
+
+  private groupOf(resource: Resource): Group {
+    let g = this.byResource.get(resource);
+    if (!g) {
+      g = { resource, w: takeWriter(), spans: 0 };
+      this.byResource.set(resource, g);
+      this.groups.push(g);
+    }
+    return g;
+  }
+}
+
+function putVarint(out: Buffer, p: number, v: number): number {
+  while (v > 0x7f) {
+    out[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[p++] = v;
+  return p;
+}
 
 /**
  * The request bytes for `spans`, each under `resourceOf(span)` (one object per process: spans are
- * grouped by that object's identity). The result is a fresh copy the caller owns.
+ * grouped by that object's identity; it must depend on `span.resource` alone). The result is a
+ * fresh copy the caller owns.
  */
-export function encodeTraceRequest(spans: readonly Span[], resourceOf: (span: Span) => Resource = (s) => s.resource): Uint8Array {
-  const groups = new Map<Resource, Span[]>();
-  for (const span of spans) {
-    const resource = resourceOf(span);
-    const group = groups.get(resource);
-    if (group) group.push(span);
-    else groups.set(resource, [span]);
-  }
-  const w = writer;
-  w.pos = 0;
+export function encodeTraceRequest(spans: readonly Span[], resourceOf: (span: Span) => Resource = ownResource): Uint8Array {
+  const batch = new TraceBatch(resourceOf);
   try {
-    for (const [resource, group] of groups) {
-      w.byte(0x0a); // resource_spans
-      const rs = w.begin(3);
-      w.byte(0x0a); // resource
-      const res = w.begin(1);
-      writeAttributes(w, resource.attributes, 0x0a);
-      w.byte(0x10); // dropped_attributes_count
-      w.byte(0);
-      w.end(res);
-      w.byte(0x12); // scope_spans
-      const ss = w.begin(3);
-      w.raw(SCOPE_BYTES);
-      for (const span of group) {
-        w.byte(0x12); // spans
-        const m = w.begin(2);
-        writeSpan(w, span);
-        w.end(m);
-      }
-      w.end(ss);
-      w.end(rs);
-    }
-    return new Uint8Array(w.buf.subarray(0, w.pos));
-  } finally {
-    // A huge batch must not pin its buffer for the agent's lifetime.
-    if (w.buf.length > 8 * 1024 * 1024) w.buf = Buffer.allocUnsafe(256 * 1024);
+    for (const span of spans) batch.push(span);
+  } catch (err) {
+    batch.discard();
+    throw err;
   }
+  return batch.finish();
 }

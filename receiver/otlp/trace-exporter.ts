@@ -9,12 +9,14 @@
  * and a rate-limited warning, never the agent. Every attempt and every retry is counted.
  *
  * Layering:
- *   spans -> encodeTraceRequest (protobuf; JSON: toReadableSpan + otlp-transformer) -> sendWithRetry(transport.send)
- *     -> counters.
+ *   protobuf (HTTP and gRPC): spans -> TraceBatch (`newBatch`: each span encoded as the batcher
+ *     adds it) -> finish() -> sendWithRetry(transport.send) -> counters;
+ *   JSON: spans (an array) -> toReadableSpan + otlp-transformer -> the same.
  */
 import { errorMessage } from '../errors';
-import type { SelfMetrics, Span } from '../model';
+import type { Resource, SelfMetrics, Span } from '../model';
 import { FailureReporter } from '../failure-reporter';
+import type { SpanBatch } from '../batcher';
 import type { ReceiverLog } from '../log';
 import type { ResourceMerger } from '../resource-merge';
 import {
@@ -29,7 +31,7 @@ import type { OtlpExporterConfig } from './config';
 import { createTransport } from './create-transport';
 import { DEFAULT_RETRY_POLICY, sendWithRetry, type RetryHooks, type RetryPolicy } from './retry';
 import { serializeTraces } from './serializers';
-import { encodeTraceRequest } from './trace-encoder';
+import { encodeTraceRequest, TraceBatch } from './trace-encoder';
 import type * as ToReadable from './to-readable-span';
 import type { Transport } from './transport';
 
@@ -59,6 +61,7 @@ export class OtlpTraceExporter {
   private closed?: Promise<void>;
   /** Exports in flight, so shutdown can let them finish before closing connections. */
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly resourceOf: (span: Span) => Resource;
 
   constructor(
     private readonly config: OtlpExporterConfig,
@@ -69,16 +72,37 @@ export class OtlpTraceExporter {
     this.transport = deps.transport ?? createTransport(config);
     this.failures = new FailureReporter(log, deps.failureLogIntervalMs);
     this.retry = deps.retry ?? DEFAULT_RETRY_POLICY;
+    const merger = deps.resources;
+    this.resourceOf = merger ? (s: Span) => merger.merge(s.resource) : (s: Span) => s.resource;
   }
 
-  /** Delivers `spans` as one OTLP request (retried). Resolves when accounted for; never rejects. */
-  export(spans: readonly Span[]): Promise<void> {
-    if (spans.length === 0) return Promise.resolve();
-    if (this.closed || this.aborter.signal.aborted) {
-      countDropped(this.metrics, 'shutdown', spans.length);
+  /**
+   * An empty batch for the batcher: protobuf batches encode each span as it is pushed (the queue
+   * then holds bytes); OTLP/JSON goes through the SDK shape at export, so it holds the spans.
+   */
+  newBatch(): SpanBatch {
+    return this.config.protocol === 'http/json' ? ([] as Span[]) : new TraceBatch(this.resourceOf);
+  }
+
+  /** Delivers a batch `newBatch` made. */
+  exportBatch(batch: SpanBatch): Promise<void> {
+    if (batch instanceof TraceBatch || Array.isArray(batch)) return this.export(batch);
+    countDropped(this.metrics, 'export_failed', batch.length);
+    return Promise.resolve();
+  }
+
+  /** Delivers `batch` as one OTLP request (retried). Resolves when accounted for; never rejects. */
+  export(batch: readonly Span[] | TraceBatch): Promise<void> {
+    if (batch.length === 0) {
+      if (batch instanceof TraceBatch) batch.discard();
       return Promise.resolve();
     }
-    const p = this.deliver(spans).finally(() => this.inFlight.delete(p));
+    if (this.closed || this.aborter.signal.aborted) {
+      countDropped(this.metrics, 'shutdown', batch.length);
+      if (batch instanceof TraceBatch) batch.discard();
+      return Promise.resolve();
+    }
+    const p = this.deliver(batch).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;
   }
@@ -97,22 +121,22 @@ export class OtlpTraceExporter {
     return this.closed;
   }
 
-  private async deliver(spans: readonly Span[]): Promise<void> {
+  private async deliver(batch: readonly Span[] | TraceBatch): Promise<void> {
+    const count = batch.length;
     let body: Uint8Array | undefined;
     try {
-      const merger = this.deps.resources;
-      const resourceOf = merger ? (s: Span) => merger.merge(s.resource) : (s: Span) => s.resource;
-      // Protobuf (HTTP and gRPC) straight from the model; JSON through the SDK shape.
-      body =
-        this.config.protocol === 'http/json'
-          ? serializeTraces(this.config.protocol, spans.map((s) => jsonShape().toReadableSpanWithResource(s, resourceOf(s))))
-          : encodeTraceRequest(spans, resourceOf);
+      const resourceOf = this.resourceOf;
+      // Protobuf (HTTP and gRPC) straight from the model (already encoded when the batcher made
+      // the batch); JSON through the SDK shape.
+      if (batch instanceof TraceBatch) body = batch.finish();
+      else if (this.config.protocol === 'http/json') body = serializeTraces(this.config.protocol, batch.map((s) => jsonShape().toReadableSpanWithResource(s, resourceOf(s))));
+      else body = encodeTraceRequest(batch, resourceOf);
     } catch (err) {
-      this.fail(`export: serializing ${spans.length} spans failed: ${errorMessage(err)}`, spans.length, 'export_failed');
+      this.fail(`export: serializing ${count} spans failed: ${errorMessage(err)}`, count, 'export_failed');
       return;
     }
     if (!body) {
-      this.fail(`export: serializing ${spans.length} spans produced no request`, spans.length, 'export_failed');
+      this.fail(`export: serializing ${count} spans produced no request`, count, 'export_failed');
       return;
     }
     const payload = body;
@@ -131,21 +155,21 @@ export class OtlpTraceExporter {
     );
     switch (outcome.kind) {
       case 'success':
-        countExported(this.metrics, spans.length);
+        countExported(this.metrics, count);
         this.failures.success();
         return;
       case 'failure':
-        this.fail(outcome.result.kind === 'success' ? 'export failed' : outcome.result.error.message, spans.length, 'export_failed');
+        this.fail(outcome.result.kind === 'success' ? 'export failed' : outcome.result.error.message, count, 'export_failed');
         return;
       case 'exhausted':
         this.fail(
           `${outcome.result.kind === 'success' ? 'export failed' : outcome.result.error.message} (gave up after ${outcome.attempts} attempts within ${this.retry.maxElapsedMs} ms)`,
-          spans.length,
+          count,
           'retry_exhausted',
         );
         return;
       case 'aborted':
-        this.fail(`export: cancelled at shutdown after ${outcome.attempts} attempts`, spans.length, 'shutdown');
+        this.fail(`export: cancelled at shutdown after ${outcome.attempts} attempts`, count, 'shutdown');
         return;
     }
   }

@@ -64,68 +64,138 @@ export class TracerSet {
     this.go = this.newGoTracer('none');
   }
 
-  /** Starts the Go tracer (with its injection strategy) and sk_msg injection. Throws if Go cannot load. */
-  startGo(plan: StrategyPlan): void {
+  /** The loads begun by begin(), before bpftool's answer completes the strategy plan. */
+  private pending:
+    | {
+        readonly skWhy: string | null;
+        readonly sk: Promise<SkInjectTracer | undefined>;
+        readonly skTracer: SkInjectTracer | undefined;
+        readonly sys: SysHttpStage | undefined;
+        readonly sysStart: Promise<void> | undefined;
+        readonly go: GoHttpTracer;
+        readonly goStart: Promise<void>;
+        /** Everything begun, settled (close() waits for it). */
+        readonly settled: Promise<unknown>;
+      }
+    | undefined;
+
+  /**
+   * Begins loading every span tracer on worker threads, slowest first (the kernel's verifier is
+   * most of the agent's start-up): the syscall tracer where syscall tracepoints exist, sk_msg
+   * injection, and the Go tracer with `goInjection`, which the capabilities decide (bpftool's
+   * answer can only confirm it; start() loads it again if the plan says otherwise). What the Go
+   * and syscall objects do with sk_msg is fixed at load (.rodata): they load as if it will run,
+   * and start() loads one again without it in the rare case it does not.
+   */
+  begin(caps: Capabilities, goInjection: 'memory' | 'none'): void {
+    if (this.pending) return;
     const { log, injectHeaders } = this.d;
-    let injection: GoInjection = plan.goInjection;
-    if (injection === 'none' && injectHeaders === 'on') {
+    let skWhy: string | null = null;
+    let sk: SkInjectTracer | undefined;
+    let cgroupPath = '';
+    if (injectHeaders !== 'off') {
+      const cg = this.d.ensureCgroup2();
+      if (cg.status === 'failed') skWhy = cg.reason;
+      else {
+        if (cg.status === 'mounted') log.info(`mounted cgroup2 at ${cg.path}`);
+        sk = new SkInjectTracer(this.d.backend, join(this.d.bpfObjectDir, 'sk_inject.bpf.o'));
+        cgroupPath = cg.path;
+      }
+    }
+    const sys = caps.syscallTracepoints ? this.newSysStage(caps, sk !== undefined) : undefined;
+    // sys_http.bpf.o verifies longest (~0.4 s here), then sk_inject.bpf.o, then go_http.bpf.o.
+    const sysStart = this.timed('sys_http.bpf.o', sys?.start());
+    const skStart = sk ? this.timed('sk_inject.bpf.o', sk.start(cgroupPath)).then(() => sk) : Promise.resolve(undefined);
+    const go = this.newGoTracer(goInjection === 'none' && sk ? 'socket' : goInjection);
+    const goStart = this.timed('go_http.bpf.o', go.start(this.onGoRecord));
+    this.pending = { skWhy, sk: skStart, skTracer: sk, sys, sysStart, go, goStart, settled: Promise.allSettled([sysStart, skStart, goStart]) };
+  }
+
+  private readonly onGoRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
+
+  /** Says at debug level how long a tracer's start (load, attach) took: where start-up goes. */
+  private timed<T>(what: string, p: Promise<T>): Promise<T>;
+  private timed<T>(what: string, p: Promise<T> | undefined): Promise<T> | undefined;
+  private timed<T>(what: string, p: Promise<T> | undefined): Promise<T> | undefined {
+    const t0 = performance.now();
+    p?.then(
+      () => this.d.log.debug(`started ${what} in ${Math.round(performance.now() - t0)} ms`),
+      () => undefined,
+    );
+    return p;
+  }
+
+  /**
+   * Starts the span tracers with the plan's injection strategy: what begin() began (begun here if
+   * it was not). Throws if the Go tracer cannot load; every tracer started is then closed by
+   * close(). The start-up report says what each tracer does, in the same order as when they
+   * loaded one after another.
+   */
+  async start(plan: StrategyPlan, caps: Capabilities): Promise<void> {
+    const { log, injectHeaders } = this.d;
+    if (plan.goInjection === 'none' && injectHeaders === 'on') {
       const why = plan.strategies.find((s) => s.feature === 'go-memory-injection')?.why ?? 'unavailable';
       log.warn(`--inject-headers on, but Go memory injection is unavailable here: ${why}`);
     }
-    if (injectHeaders !== 'off') {
-      const why = this.startSkInject();
-      if (why === null && injection === 'none') injection = 'socket';
-      if (why !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
+    this.begin(caps, plan.goInjection);
+    const pending = this.pending!;
+    let skWhy = pending.skWhy;
+    const go = pending.go;
+    const [sysR, skR, goR] = await Promise.allSettled([pending.sysStart, pending.sk, pending.goStart]);
+
+    if (skR.status === 'fulfilled' && skR.value) this.sk = skR.value;
+    else if (skR.status === 'rejected') skWhy = firstLine(errorMessage(skR.reason));
+    if (skWhy !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${skWhy}`);
+    let sysErr: unknown;
+    let sysStage = pending.sys;
+    if (sysR.status === 'rejected') {
+      sysErr = sysR.reason;
+      sysStage = undefined;
     }
-    const onRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
-    this.go = this.newGoTracer(injection);
-    try {
-      this.go.start(onRecord);
-    } catch (err) {
-      if (injection !== 'memory' || !isMemoryInjectionRefused(err)) throw err;
-      log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(err))}); reloading without it`);
-      injection = this.sk ? 'socket' : 'none';
-      this.go = this.newGoTracer(injection);
-      this.go.start(onRecord);
+    this.go = go;
+    let goErr: unknown = goR.status === 'rejected' ? goR.reason : undefined;
+    // What the Go tracer must do, now that the plan and sk_msg's fate are known.
+    let goInjection: GoInjection = plan.goInjection === 'memory' ? 'memory' : this.sk ? 'socket' : 'none';
+    if (goErr !== undefined && go.injection === 'memory' && isMemoryInjectionRefused(goErr)) {
+      log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(goErr))}); reloading without it`);
+      goErr = undefined;
+      goInjection = this.sk ? 'socket' : 'none';
     }
+    const goAgain = goErr === undefined && goInjection !== go.injection;
+    const sysAgain = sysStage !== undefined && pending.skTracer !== undefined && !this.sk;
+    const again = await Promise.allSettled([
+      sysAgain ? sysStage!.close().then(() => (sysStage = this.newSysStage(caps, false)).start()) : undefined,
+      goAgain ? go.close().then(() => (this.go = this.newGoTracer(goInjection)).start(this.onGoRecord)) : undefined,
+    ]);
+    if (again[0].status === 'rejected') {
+      sysErr = again[0].reason;
+      sysStage = undefined;
+    }
+    if (sysStage) this.sys = sysStage;
+    if (goErr !== undefined) throw goErr;
+    if (again[1].status === 'rejected') throw again[1].reason;
+
     const where = `sock_ops on cgroup v2 ${this.sk?.cgroupPath}; traceparent inserted after the request line of outgoing HTTP/1.x requests`;
-    if (injection === 'memory') {
+    if (goInjection === 'memory') {
       log.info(
         "strategy: header injection: Go memory writes (bpf_probe_write_user into the request's bufio.Writer) for Go processes" +
           (this.sk ? `; socket-level sk_msg for other languages (${where})` : '; none for other languages'),
       );
-    } else if (injection === 'socket') {
+    } else if (goInjection === 'socket') {
       log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
     }
-    headerInjection.set(this.d.metrics, { runtime: 'go', method: injection === 'memory' ? 'go_memory' : injection === 'socket' ? 'sk_msg' : 'none' }, 1);
+    headerInjection.set(this.d.metrics, { runtime: 'go', method: goInjection === 'memory' ? 'go_memory' : goInjection === 'socket' ? 'sk_msg' : 'none' }, 1);
     headerInjection.set(this.d.metrics, { runtime: 'other', method: this.sk ? 'sk_msg' : 'none' }, 1);
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
+
+    if (!caps.syscallTracepoints) log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
+    else if (this.sys) log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${this.sys.tracer.tracepointCount} attached); same-node black-box correlation on`);
+    else log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(sysErr))})`);
   }
 
-  /** Starts socket-level injection; returns null when it runs, else why it cannot. */
-  private startSkInject(): string | null {
-    if (this.sk) return null;
-    const cg = this.d.ensureCgroup2();
-    if (cg.status === 'failed') return cg.reason;
-    if (cg.status === 'mounted') this.d.log.info(`mounted cgroup2 at ${cg.path}`);
-    const sk = new SkInjectTracer(this.d.backend, join(this.d.bpfObjectDir, 'sk_inject.bpf.o'));
-    try {
-      sk.start(cg.path);
-    } catch (err) {
-      return firstLine(errorMessage(err));
-    }
-    this.sk = sk;
-    return null;
-  }
-
-  /** Loads the syscall HTTP tracer when syscall tracepoints exist; Go tracing works without it. */
-  startSysHttp(caps: Capabilities): void {
-    const { log } = this.d;
-    if (!caps.syscallTracepoints) {
-      log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
-      return;
-    }
-    const stage = new SysHttpStage({
+  /** The syscall HTTP stage (not started); `socketInjection`: client contexts are left for sk_msg. */
+  private newSysStage(caps: Capabilities, socketInjection: boolean): SysHttpStage {
+    return new SysHttpStage({
       backend: this.d.backend,
       objectPath: join(this.d.bpfObjectDir, 'sys_http.bpf.o'),
       clock: this.d.clock,
@@ -139,17 +209,10 @@ export class TracerSet {
       ...(caps.uprobes ? { nginxObjectPath: join(this.d.bpfObjectDir, 'nginx_link.bpf.o') } : {}),
       // Python asyncio tasks are linked by uprobes in libpython and _asyncio (src/tracers/asyncio-tracer.ts).
       asyncioUprobes: caps.uprobes,
-      onLateNote: (pid, note) => log.info(`pid ${pid}: ${note}`),
+      onLateNote: (pid, note) => this.d.log.info(`pid ${pid}: ${note}`),
       // Client contexts decided at write enter go to the sk_msg injector when it runs.
-      settings: { ...this.d.sysHttp, socketInjection: this.sk !== undefined, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
+      settings: { ...this.d.sysHttp, socketInjection, ringWakeupBytes: this.d.ringWakeupBytes, ringSizeBytes: this.d.ringSizeBytes },
     });
-    try {
-      stage.start();
-      this.sys = stage;
-      log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${stage.tracer.tracepointCount} attached); same-node black-box correlation on`);
-    } catch (err) {
-      log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(err))})`);
-    }
   }
 
   private newGoTracer(injection: GoInjection): GoHttpTracer {
@@ -199,6 +262,9 @@ export class TracerSet {
 
   /** Independent objects: detached concurrently (each detach waits for kernel RCU grace periods). */
   async close(): Promise<void> {
-    await Promise.all([this.go.close(), this.sk?.close(), this.sys?.close()]);
+    // Loads begun and not yet taken over by start() (stopped during start-up) end first.
+    await this.pending?.settled;
+    const all = new Set([this.go, this.sk, this.sys, this.pending?.skTracer, this.pending?.sys, this.pending?.go]);
+    await Promise.all([...all].map((t) => t?.close()));
   }
 }

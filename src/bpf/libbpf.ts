@@ -9,7 +9,8 @@
  * One file per concept in ./libbpf/: native.ts (the bound C functions), errors.ts, object.ts,
  * rodata.ts, program.ts and link.ts, map.ts, ring-buffer.ts and ring-poller.ts. Ring buffers never
  * block Node's event loop, and link detaches (which wait for RCU grace periods in the kernel) run
- * on a worker thread; what stays synchronous is open, load (verifier) and attach.
+ * on a worker thread, and so can the verifier's work (BpfObject.loadAsync); what stays synchronous
+ * is open, attach, and load() where a caller needs it so.
  */
 import { SpanbridgeError } from '../errors';
 import type { BpfBackend } from './types';

@@ -104,7 +104,7 @@ export interface CloseOptions {
   /**
    * Keep delivering records while the links are detached, then read every ring buffer empty
    * (handlers run synchronously once more) before freeing them: no record the programs wrote is
-   * lost, including those below a program's wakeup threshold (bpf/ring_wakeup.h). Default false:
+   * lost, including those below a program's wakeup threshold (bpf/common/ring_wakeup.h). Default false:
    * delivery stops at once.
    */
   readonly drain?: boolean;
@@ -114,6 +114,12 @@ export interface BpfObject {
   readonly path: string;
   /** Loads all programs that are not disabled. Throws ERR_BPF_LOAD with the verifier log. */
   load(): void;
+  /**
+   * load() off the main thread: the verifier's work (tenths of a second per object) runs on a
+   * worker thread, so objects load concurrently and the event loop keeps running. Rejects as
+   * load() throws. close() meanwhile waits for it.
+   */
+  loadAsync(): Promise<void>;
   program(name: string): BpfProgram;
   map(name: string): BpfMap;
   ringBuffer(mapName: string, onRecord: RecordHandler): RingBufferSource;

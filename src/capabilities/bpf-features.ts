@@ -7,8 +7,9 @@
  *
  * No koffi here: bpftool is a separate process. When bpftool is missing or fails, every field is
  * `null` (unknown) and `source` says why; strategies then decide from the facts in probe.ts.
+ * `spanbridge run` probes asynchronously, while its BPF objects load (src/agent.ts).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { errorMessage } from '../errors';
 
 export interface BpfFeatures {
@@ -73,11 +74,33 @@ export function probeBpfFeatures(run: () => string = runBpftool): BpfFeatures {
   }
 }
 
+/** probeBpfFeatures with bpftool running while the event loop goes on; never rejects. */
+export async function probeBpfFeaturesAsync(run: () => Promise<string> = runBpftoolAsync): Promise<BpfFeatures> {
+  try {
+    return parseBpftoolFeatures(await run());
+  } catch (err) {
+    return UNKNOWN_FEATURES(`unknown: bpftool feature probe failed (${errorMessage(err).split('\n', 1)[0]})`);
+  }
+}
+
+const BPFTOOL_ARGS = ['feature', 'probe', 'kernel', '-j'];
+const BPFTOOL_TIMEOUT_MS = 10_000;
+const BPFTOOL_MAX_BUFFER = 16 * 1024 * 1024;
+
+function runBpftoolAsync(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('bpftool', BPFTOOL_ARGS, { encoding: 'utf8', timeout: BPFTOOL_TIMEOUT_MS, maxBuffer: BPFTOOL_MAX_BUFFER }, (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    );
+    child.stdin?.end();
+  });
+}
+
 function runBpftool(): string {
-  return execFileSync('bpftool', ['feature', 'probe', 'kernel', '-j'], {
+  return execFileSync('bpftool', BPFTOOL_ARGS, {
     encoding: 'utf8',
-    timeout: 10_000,
+    timeout: BPFTOOL_TIMEOUT_MS,
     stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 16 * 1024 * 1024,
+    maxBuffer: BPFTOOL_MAX_BUFFER,
   });
 }

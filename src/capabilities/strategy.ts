@@ -188,7 +188,7 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
 
 /**
  * Which runtimes get a client span parented by the server request that made it, and how. Event-loop
- * Node.js is linked where node's own async ids tell exactly (bpf/sys_http_node_link.h: calls made in
+ * Node.js is linked where node's own async ids tell exactly (bpf/sys_http/sys_http_node_link.h: calls made in
  * the handler's callback or one resource below it, no uprobe); calls after an `await` and undici's
  * are not: Node keeps no async context across `await` unless the process enables async hooks
  * itself (docs/node-async-linking.md).

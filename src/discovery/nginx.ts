@@ -1,6 +1,6 @@
 /**
  * What the agent needs to link nginx's upstream requests to the downstream requests they serve
- * (bpf/nginx_link.h): the file offset of `ngx_chain_writer` (exported in `.dynsym`: nginx keeps
+ * (bpf/common/nginx_link.h): the file offset of `ngx_chain_writer` (exported in `.dynsym`: nginx keeps
  * its symbols for dynamic modules) and the offsets of the few fields read there, by version.
  * Anything else is refused with its reason, never guessed.
  */
@@ -9,7 +9,7 @@ import { withElf, type ElfFile } from './go/elf';
 
 export const NGINX_CHAIN_WRITER = 'ngx_chain_writer';
 
-/** Byte offsets of the fields the uprobe reads (bpf/nginx_link.bpf.c rodata). */
+/** Byte offsets of the fields the uprobe reads (bpf/nginx_link/nginx_link.bpf.c rodata). */
 export interface NginxLayout {
   /** ngx_chain_writer_ctx_t.connection (after `out` and `last`). */
   readonly writerConnection: number;

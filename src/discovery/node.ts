@@ -1,5 +1,5 @@
 /**
- * The capability probe for Node.js in-process linking (bpf/sys_http_node_link.h), per binary: its
+ * The capability probe for Node.js in-process linking (bpf/sys_http/sys_http_node_link.h), per binary: its
  * version, the symbols the kernel starts from (libuv's `default_loop_struct`, the vtables of
  * node::TCPWrap and of the HTTP Parser) and the field offsets of the structures it walks, by node
  * version (measured from the binary's machine code and libuv's DWARF: docs/node-async-linking.md).
@@ -12,7 +12,7 @@ import { ElfFile, withElf } from './go/elf';
 import { procRoot } from './process-info';
 import { findSymbols, loadBias, parseMaps } from './python-asyncio';
 
-/** Byte offsets the kernel reads (struct node_proc, bpf/sys_http_node_link.h). */
+/** Byte offsets the kernel reads (struct node_proc, bpf/sys_http/sys_http_node_link.h). */
 export interface NodeLayout {
   /** uv_loop_t.watchers, uv_loop_t.nwatchers (libuv DWARF in the binary). */
   readonly loopWatchers: number;

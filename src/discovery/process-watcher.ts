@@ -1,7 +1,7 @@
 /**
  * Follows the selected processes: an initial /proc scan, exec/exit events from the kernel
- * (bpf/proc_events.bpf.c) for processes that start or end later, fork events for children of
- * selected processes (bpf/sys_http_lifecycle.h: pre-fork servers' workers, which the kernel
+ * (bpf/proc_events/proc_events.bpf.c) for processes that start or end later, fork events for children of
+ * selected processes (bpf/sys_http/sys_http_lifecycle.h: pre-fork servers' workers, which the kernel
  * already traces from their fork), and a slow rescan for what events cannot tell (a process that
  * opens a selected port some time after exec).
  *

@@ -1,5 +1,5 @@
 /**
- * The capability probe for Python asyncio linking (bpf/sys_http_asyncio.h), per process: is
+ * The capability probe for Python asyncio linking (bpf/sys_http/sys_http_asyncio.h), per process: is
  * asyncio loaded, which CPython, and does its build keep the symbols the uprobes need? Reads only
  * /proc/<pid>/maps and the mapped ELF files (their .symtab and relocations); never the process's
  * memory. Stripped builds (Debian's /usr/bin/python3.x) answer "not linked: no symbols".
@@ -37,7 +37,7 @@ export interface UprobePoint {
 /**
  * uvloop runs callbacks through the C API (PyContext_Enter/PyContext_Exit around the callable it
  * calls itself), never through Context.run: where its loop module is mapped, these points too
- * (the exit alone marks where a callback ends; bpf/sys_http_asyncio.h).
+ * (the exit alone marks where a callback ends; bpf/sys_http/sys_http_asyncio.h).
  */
 export interface UvloopPoints {
   readonly contextExit: UprobePoint; // PyContext_Exit (the interpreter)
@@ -188,7 +188,7 @@ export function uvloopLoaded(pid: number): boolean {
  * libuv's uv_read_start in uvloop's loop module (`file`, as the agent opens it; exported, so in
  * .dynsym even where .symtab is stripped), or undefined: connections' tasks are then known only by
  * their wakeups. The probe reads the stream's type and fd at libuv 1.x's x86_64 offsets (uvloop
- * 0.23.0's bundled libuv, from its DWARF; bpf/sys_http_asyncio.h).
+ * 0.23.0's bundled libuv, from its DWARF; bpf/sys_http/sys_http_asyncio.h).
  */
 function uvReadStart(file: string): UprobePoint | undefined {
   let elf: ElfFile | undefined;

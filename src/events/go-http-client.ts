@@ -1,4 +1,4 @@
-/** Decoders for RECORD_GO_HTTP_CLIENT and RECORD_GO_HTTP_CLIENT_END (bpf/go_http_client.h). */
+/** Decoders for RECORD_GO_HTTP_CLIENT and RECORD_GO_HTTP_CLIENT_END (bpf/go_http/go_http_client.h). */
 import { GO_HTTP_CLIENT_END_EVENT as E, GO_HTTP_CLIENT_EVENT as L, GO_HTTP_CLIENT_FLAG, GO_HTTP_CLIENT_FLAG2 } from './structs.generated';
 import type { GoSpanRecordFields } from './go-span-record';
 import { capturedStringReader, readBig, readHex, readUint } from './struct-view';

@@ -1,4 +1,4 @@
-/** Decoder for RECORD_GO_HTTP_SERVER (bpf/go_http_server.h). */
+/** Decoder for RECORD_GO_HTTP_SERVER (bpf/go_http/go_http_server.h). */
 import { GO_HTTP_SERVER_EVENT as L, GO_HTTP_SERVER_FLAG } from './structs.generated';
 import type { GoSpanRecordFields } from './go-span-record';
 import { capturedStringReader, readBig, readHex, readUint } from './struct-view';

@@ -1,5 +1,5 @@
 /**
- * The fields every Go uprobe span record starts with (bpf/go_http_server.h, bpf/go_http_client.h):
+ * The fields every Go uprobe span record starts with (bpf/go_http/go_http_server.h, bpf/go_http/go_http_client.h):
  * where it ran, when (CLOCK_MONOTONIC ns) and the span's own ids, all decided in the kernel. The
  * parent id is not here: each record says under its own flags whether it has one.
  */

@@ -1,6 +1,6 @@
 /**
- * Decoder for RECORD_PROC_EXEC / RECORD_PROC_EXIT (bpf/proc_events.bpf.c) and RECORD_PROC_FORK
- * (a traced process forked: bpf/sys_http_lifecycle.h), all bpf/proc_lifecycle_event.h.
+ * Decoder for RECORD_PROC_EXEC / RECORD_PROC_EXIT (bpf/proc_events/proc_events.bpf.c) and RECORD_PROC_FORK
+ * (a traced process forked: bpf/sys_http/sys_http_lifecycle.h), all bpf/common/proc_lifecycle_event.h.
  */
 import { PROC_LIFECYCLE_EVENT as L, RECORD_TYPE } from './structs.generated';
 import { readBig, readCString, readUint } from './struct-view';

@@ -128,7 +128,13 @@ export function bigAt(layout: StructLayout, name: string): (buf: Buffer) => bigi
   const f = field(layout, name);
   if (f.size !== 8) throw new Error(`field ${name} is not 8 bytes`);
   const { offset } = f;
-  return f.kind === 's64' ? (buf) => buf.readBigInt64LE(offset) : (buf) => buf.readBigUInt64LE(offset);
+  if (f.kind === 's64') return (buf) => buf.readBigInt64LE(offset);
+  // Values below 2^53 (timestamps, counters) go through one exact double: one BigInt made instead
+  // of three (readBigUInt64LE); larger ones (random ids) the long way. Same value either way.
+  return (buf) => {
+    const hi = buf.readUInt32LE(offset + 4);
+    return hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + buf.readUInt32LE(offset)) : buf.readBigUInt64LE(offset);
+  };
 }
 
 /** An unsigned 64-bit field as a number, capped at Number.MAX_SAFE_INTEGER (lengths, sizes). */

@@ -368,7 +368,7 @@ export const SYS_HTTP_CONN_EVENT: StructLayout = {
 };
 
 export const SYS_HTTP_DATA_EVENT: StructLayout = {
-  size: 1216,
+  size: 1344,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     direction: { offset: 1, size: 1, kind: 'u8' },
@@ -393,9 +393,10 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     spare_parent_span_ids: { offset: 152, size: 24, kind: 'bytes' },
     spare_trace_flags: { offset: 176, size: 3, kind: 'bytes' },
     spare_remote: { offset: 179, size: 1, kind: 'u8' },
-    _pad_spare: { offset: 180, size: 4, kind: 'bytes' },
+    route_len: { offset: 180, size: 2, kind: 'u16' },
+    _pad_spare: { offset: 182, size: 2, kind: 'bytes' },
     tail: { offset: 184, size: 8, kind: 'bytes' },
-    data: { offset: 192, size: 1024, kind: 'bytes' },
+    data: { offset: 192, size: 1152, kind: 'bytes' },
   },
 };
 
@@ -643,7 +644,8 @@ export const SK_INJECT_OUTCOME = {
   SK_INJECT_REPLACED: 17,
   SK_INJECT_SKIP_REPLACE: 18,
   SK_INJECT_NODELAY_FAILED: 19,
-  SK_INJECT_OUTCOME_MAX: 20,
+  SK_INJECT_COALESCE_FAILED: 20,
+  SK_INJECT_OUTCOME_MAX: 21,
 } as const;
 
 /** What nginx_link.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */

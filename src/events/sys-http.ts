@@ -1,4 +1,4 @@
-/** Decoders for the syscall HTTP tracer's records (bpf/sys_http.h). */
+/** Decoders for the syscall HTTP tracer's records (bpf/sys_http/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
 import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
 
@@ -76,21 +76,45 @@ export interface SysHttpRouteRecord {
   readonly type: 'sys_http_route';
   readonly pid: number;
   readonly connId: bigint;
+  /** Decoded records only: conn_id's low and high 32 bits (compared without making the bigint). */
+  readonly connLo?: number;
+  readonly connHi?: number;
   /** As the application registered it (e.g. "GET /users/{id}"); cut at the capture size. */
   readonly pattern: string;
 }
 
 export const SYS_HTTP_ROUTE_RECORD_SIZE = R.size;
 const ROUTE_CAPTURE = R.fields.route.size;
+const ROUTE_OFF = R.fields.route.offset;
+const ROUTE_CONN_OFF = R.fields.conn_id.offset;
+const route = { len: uintAt(R, 'route_len'), pid: uintAt(R, 'pid'), connId: bigAt(R, 'conn_id') };
 
+/** A decoded route record: conn_id as two numbers, its bigint made only if asked for. */
+class SysHttpRoute implements SysHttpRouteRecord {
+  readonly type = 'sys_http_route' as const;
+  readonly pid: number;
+  readonly pattern: string;
+  readonly connLo: number;
+  readonly connHi: number;
+  private id: bigint | undefined;
+
+  constructor(private readonly raw: Buffer) {
+    const n = Math.min(route.len(raw), ROUTE_CAPTURE);
+    this.pid = route.pid(raw);
+    this.connLo = raw.readUInt32LE(ROUTE_CONN_OFF);
+    this.connHi = raw.readUInt32LE(ROUTE_CONN_OFF + 4);
+    this.pattern = raw.toString('utf8', ROUTE_OFF, ROUTE_OFF + n);
+    this.id = undefined;
+  }
+
+  get connId(): bigint {
+    return (this.id ??= route.connId(this.raw));
+  }
+}
+
+/** Once per Go server response (syscall path): fields at offsets resolved at load. */
 export function decodeSysHttpRoute(buf: Buffer): SysHttpRouteRecord {
-  const n = Math.min(readUint(buf, R, 'route_len'), ROUTE_CAPTURE);
-  return {
-    type: 'sys_http_route',
-    pid: readUint(buf, R, 'pid'),
-    connId: readBig(buf, R, 'conn_id'),
-    pattern: readBytes(buf, R, 'route').toString('utf8', 0, n),
-  };
+  return new SysHttpRoute(buf);
 }
 
 export interface SysHttpDataRecord {
@@ -124,6 +148,21 @@ export interface SysHttpDataRecord {
    * framed behind the first in the same write (and injected with them); an all-zero span id = none.
    */
   readonly spareIds: readonly SpareIds[];
+  /**
+   * A Go server response's first write (go.server_path syscall): the pattern of the route its
+   * request matched (Request.Pattern, cut at the capture), read by the kernel; '' or absent: none.
+   */
+  readonly route?: string;
+  /**
+   * Decoded records only: `data` is bytes [dataOffset, dataOffset + captureLen) of `bytes` (the
+   * record itself), read in place by the assembler without a view per record.
+   */
+  readonly bytes?: Buffer;
+  readonly dataOffset?: number;
+  readonly captureLen?: number;
+  /** Decoded records only: conn_id's low and high 32 bits (compared without making the bigint). */
+  readonly connLo?: number;
+  readonly connHi?: number;
 }
 
 /** One pipelined request's kernel-decided ids. `parentSpanId` and `traceFlags` are the server's
@@ -138,7 +177,8 @@ export interface SpareIds {
 
 /** Data records are sent as header + captured bytes only: the minimum is the header. */
 export const SYS_HTTP_DATA_RECORD_SIZE = D.fields.data.offset;
-const CAPTURE = D.fields.data.size;
+/** The capture: `data` also holds a Go server route after the captured bytes (route_len). */
+const CAPTURE = D.fields.data.size - R.fields.route.size;
 const TAIL = D.fields.tail.size;
 
 function spares(buf: Buffer): SpareIds[] {
@@ -176,8 +216,10 @@ const data = {
   spanId: hexAt(D, 'span_id'),
   parentSpanId: hexAt(D, 'parent_span_id'),
   traceFlags: uintAt(D, 'trace_flags'),
+  routeLen: uintAt(D, 'route_len'),
 };
 const DATA_OFF = D.fields.data.offset;
+const CONN_OFF = D.fields.conn_id.offset;
 const TAIL_OFF = D.fields.tail.offset;
 
 const NO_SPARES: readonly SpareIds[] = Object.freeze([]);
@@ -195,16 +237,22 @@ class SysHttpData implements SysHttpDataRecord {
   readonly pid: number;
   readonly tid: number;
   readonly fd: number;
-  readonly connId: bigint;
   readonly tsNs: bigint;
   readonly len: number;
-  readonly data: Buffer;
+  readonly bytes: Buffer;
+  readonly dataOffset = DATA_OFF;
+  readonly captureLen: number;
+  readonly connLo: number;
+  readonly connHi: number;
   readonly traceId: string;
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly traceFlags: number;
+  readonly route: string;
   private spares: readonly SpareIds[] | undefined;
   private tailView: Buffer | undefined;
+  private dataView: Buffer | undefined;
+  private id: bigint | undefined;
 
   constructor(private readonly raw: Buffer) {
     const flags = data.flags(raw);
@@ -218,19 +266,37 @@ class SysHttpData implements SysHttpDataRecord {
     this.pid = data.pid(raw);
     this.tid = data.tid(raw);
     this.fd = data.fd(raw);
-    this.connId = data.connId(raw);
+    this.connLo = raw.readUInt32LE(CONN_OFF);
+    this.connHi = raw.readUInt32LE(CONN_OFF + 4);
     this.tsNs = data.tsNs(raw);
     this.len = data.len(raw);
-    // Views, not copies: `raw` is already the record's own copy out of the ring (src/bpf), and the
+    // Read in place: `raw` is already the record's own copy out of the ring (src/bpf), and the
     // assembler copies what it keeps (Buffer.concat of a message's head).
-    this.data = raw.subarray(DATA_OFF, DATA_OFF + capLen);
+    this.bytes = raw;
+    this.captureLen = capLen;
     // Ids matter only where a request starts (or its context was decided); hex is made only there.
     this.traceId = start ? data.traceId(raw) : '';
     this.spanId = start ? data.spanId(raw) : '';
     this.parentSpanId = start && hasParent ? data.parentSpanId(raw) : '';
     this.traceFlags = data.traceFlags(raw);
+    // The route rides after the captured bytes (bpf/sys_http/sys_http_go_server.h).
+    const routeLen = data.routeLen(raw);
+    const routeEnd = Math.min(DATA_OFF + capLen + Math.min(routeLen, ROUTE_CAPTURE), raw.length);
+    this.route = routeLen === 0 ? '' : raw.toString('utf8', DATA_OFF + capLen, routeEnd);
     this.spares = undefined;
     this.tailView = undefined;
+    this.dataView = undefined;
+    this.id = undefined;
+  }
+
+  /** The captured bytes as a view (the assembler reads `bytes` in place instead): made on first use. */
+  get data(): Buffer {
+    return (this.dataView ??= this.raw.subarray(DATA_OFF, DATA_OFF + this.captureLen));
+  }
+
+  /** Made on first use: the assembler compares connLo/connHi with its last connection first. */
+  get connId(): bigint {
+    return (this.id ??= data.connId(this.raw));
   }
 
   /** Read only for chunked bodies cut by the capture: made on first use. */

@@ -37,6 +37,21 @@ export function routeFromGoPattern(pattern: string): string {
   return slash >= 0 ? p.slice(slash) : '';
 }
 
+/** Go patterns seen -> their routes: a server has few patterns, each seen on every request. */
+const goRoutes = new Map<string, string>();
+const GO_ROUTES_MAX = 1024;
+
+/** routeFromGoPattern, remembered (bounded: emptied when full). */
+export function goRouteOf(pattern: string): string {
+  let route = goRoutes.get(pattern);
+  if (route === undefined) {
+    route = routeFromGoPattern(pattern);
+    if (goRoutes.size >= GO_ROUTES_MAX) goRoutes.clear();
+    goRoutes.set(pattern, route);
+  }
+  return route;
+}
+
 /** Span name: `{method} {route}` when the route is known, else `{method}`; never the raw path. */
 export function httpSpanName(method: string, route: string): string {
   const m = KNOWN_METHODS.has(method) ? method : 'HTTP';

@@ -9,39 +9,35 @@
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
  */
 import type { SysHttpConnRecord, SysHttpDataRecord, SysHttpRouteRecord } from '../events/sys-http';
-import { routeFromGoPattern } from './http-semconv';
+import { goRouteOf } from './http-semconv';
 import {
   SYS_F2_CONTEXT,
   SYS_F2_CONTEXT_PENDING,
   SYS_F2_PIPELINED,
   SYS_F2_PROPAGATION_SKIPPED,
-  SYS_F2_TASK_PARENT,
-  SYS_F2_NODE_PARENT,
-  SYS_F2_DOWNSTREAM_PARENT,
-  SYS_F_APP_TRACEPARENT,
-  SYS_F_BLACKBOX_PARENT,
-  SYS_F_REMOTE_PARENT,
   SYS_F_REQUEST_START,
   SYS_F_SPARE_IDS,
-  SYS_F_THREAD_PARENT,
 } from '../events/sys-http';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
 import type { Resource, Span } from './span';
 import {
   endsChunked,
-  findHeadEnd,
+  endsChunkedAt,
+  findHeadEndIn,
   MAX_HEAD_BYTES,
   parseHead,
+  parseHeadAt,
   parseRequestLine,
   parseStatusLine,
   requestBody,
   responseBody,
   type BodyKind,
   type ParsedHead,
-  type RequestLine,
 } from './sys-http-parse';
-import { sysHttpSpan, type ExchangeView } from './sys-http-span';
+import { ConnTable } from './sys-http-conns';
+import { newMessage, NO_HEAD, type Conn, type Exchange, type Message } from './sys-http-exchange';
+import { IN_PROCESS_LINKS, linkOf, sysHttpSpan, type ExchangeView } from './sys-http-span';
 import type { UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
 import { sysHttpConnectionsEvicted, sysHttpExchangesDropped } from '../metrics/catalogue';
@@ -74,69 +70,12 @@ export interface AssemblerOptions {
   readonly hostMayDiffer?: (pid: number) => boolean;
 }
 
-interface Message {
-  /** Captured head bytes so far (bounded). */
-  head: Buffer;
-  headDone: boolean;
-  /** Bytes of the head were not captured (message longer than the capture). */
-  gap: boolean;
-  parsed: ParsedHead | null;
-  body: BodyKind | 'unknown';
-  remaining: number;
-  complete: boolean;
-  startNs: bigint;
-  lastNs: bigint;
-}
-
-interface Exchange {
-  /** The ids (and link) are set by the record that starts the request, or, when its head went on
-   * in later reads (`pending`), by the record on which the kernel decided them. */
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  traceFlags: number;
-  link: ExchangeView['link'];
-  pending: boolean;
-  readonly tid: number;
-  /** Client linked in-process to a server request: that request's tracestate (what the kernel sends on). */
-  readonly inheritedTraceState: string;
-  readonly req: Message;
-  resp: Message | null;
-  requestLine: RequestLine | null;
-  invalid: boolean;
-  status: number;
-  /** A framework's route for the request (Go Request.Pattern), '' when none. */
-  route: string;
-  /** A Go call's request left without the header by the sk_msg program (said on its response). */
-  propagationSkipped: boolean;
-}
-
-interface Conn {
-  readonly id: bigint;
-  readonly role: 'server' | 'client';
-  readonly pid: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  exchanges: Exchange[];
-  /** A protocol switch (101) or garbage: further bytes are not HTTP/1.x. */
-  dead: boolean;
-  /** The record whose spare ids are being handed out, and how many were used. */
-  spareRec?: SysHttpDataRecord;
-  spareUsed: number;
-  lastNs: bigint;
-}
-
-/** The head of a message before its first bytes: shared (heads are replaced, never written). */
-const NO_HEAD = Buffer.alloc(0);
-
-function newMessage(ts: bigint): Message {
-  return { head: NO_HEAD, headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };
-}
 
 export class SysHttpAssembler {
-  private readonly conns = new Map<bigint, Conn>();
+  private readonly conns = new ConnTable<bigint, Conn>();
+  /** The connection of the last record: a request's records come together (its read, route and
+   * response write), so most records find theirs here, compared by conn_id's halves. */
+  private lastConn: Conn | null = null;
   /**
    * Tracestate of open server requests that continued an incoming trace, by span id: a client call
    * linked to one (kernel thread link) carries it too, as the kernel sends it on (normalised and validated the same way,
@@ -170,13 +109,13 @@ export class SysHttpAssembler {
 
   private open(rec: SysHttpConnRecord): void {
     if (this.conns.has(rec.connId)) return;
-    if (this.conns.size >= this.maxConns) {
-      // Least recently active first: Map iteration order is insertion order, refreshed on use.
-      const oldest = this.conns.keys().next().value as bigint;
-      this.close(oldest, this.conns.get(oldest)!.lastNs);
+    const oldest = this.conns.oldest;
+    if (this.conns.size >= this.maxConns && oldest !== null) {
+      // The least recently active goes.
+      this.close(oldest.id, oldest.lastNs);
       sysHttpConnectionsEvicted.add(this.o.metrics, {});
     }
-    this.conns.set(rec.connId, {
+    const c: Conn = {
       id: rec.connId,
       role: rec.role,
       pid: rec.pid,
@@ -188,21 +127,43 @@ export class SysHttpAssembler {
       dead: false,
       spareUsed: 0,
       lastNs: rec.tsNs,
-    });
+      idLo: Number(rec.connId & 0xffff_ffffn),
+      idHi: Number(rec.connId >> 32n),
+      older: null,
+      newer: null,
+    };
+    this.conns.add(c);
+  }
+
+  /** The record's connection: the last one when conn_id's halves match, else by id. */
+  private connOf(rec: SysHttpDataRecord | SysHttpRouteRecord): Conn | undefined {
+    const last = this.lastConn;
+    if (last !== null && rec.connLo !== undefined && last.idLo === rec.connLo && last.idHi === rec.connHi) return last;
+    const c = this.conns.get(rec.connId);
+    if (c !== undefined) this.lastConn = c;
+    return c;
+  }
+
+  /** Forgets a connection (its exchanges are the caller's to finish). */
+  private forget(c: Conn): void {
+    this.conns.delete(c);
+    if (this.lastConn === c) this.lastConn = null;
   }
 
   private touch(c: Conn, ts: bigint): void {
     c.lastNs = ts;
-    this.conns.delete(c.id);
-    this.conns.set(c.id, c);
+    this.conns.touch(c);
   }
 
   private data(rec: SysHttpDataRecord): void {
-    const c = this.conns.get(rec.connId);
+    const c = this.connOf(rec);
     if (!c) {
+      if (rec.route) this.drop('route_without_request');
       this.drop('unknown_connection');
       return;
     }
+    // A Go server's route rides its response's first write: it is the request's answered next.
+    if (rec.route) this.routeFor(c, rec.route);
     this.touch(c, rec.tsNs);
     const requestSide = (c.role === 'server') === (rec.direction === 'ingress');
     if (rec.flags & SYS_F_REQUEST_START && requestSide) {
@@ -245,22 +206,40 @@ export class SysHttpAssembler {
   }
 
   /**
-   * A Go server's route for the request answered next (the kernel sends it just before the
-   * response's first bytes): the oldest request still without a response.
+   * A Go server's route for the request answered next, as a record of its own (the programs now
+   * send it in the response's first data record, SysHttpDataRecord.route): the oldest request
+   * still without a response.
    */
   private route(rec: SysHttpRouteRecord): void {
-    const c = this.conns.get(rec.connId);
-    const ex = c?.role === 'server' ? c.exchanges.find((e) => !e.resp) : undefined;
+    this.routeFor(this.connOf(rec), rec.pattern);
+  }
+
+  private routeFor(c: Conn | undefined, pattern: string): void {
+    let ex: Exchange | undefined;
+    if (c?.role === 'server') {
+      for (const e of c.exchanges) {
+        if (!e.resp) {
+          ex = e;
+          break;
+        }
+      }
+    }
     if (!ex) {
       this.drop('route_without_request');
       return;
     }
-    ex.route = routeFromGoPattern(rec.pattern);
+    ex.route = goRouteOf(pattern);
   }
 
   /** The context of the request whose head ended in `rec`, decided by the kernel at that read. */
   private decided(c: Conn, rec: SysHttpDataRecord): void {
-    const ex = c.exchanges.find((e) => e.pending);
+    let ex: Exchange | undefined;
+    for (const e of c.exchanges) {
+      if (e.pending) {
+        ex = e;
+        break;
+      }
+    }
     if (!ex) {
       this.drop('context_without_request');
       return;
@@ -302,16 +281,7 @@ export class SysHttpAssembler {
 
   /** Feeds request-side bytes starting at captured offset `off`. */
   private feedRequest(c: Conn, ex: Exchange, rec: SysHttpDataRecord, off: number): void {
-    const next = this.feed(ex.req, rec, off, (head) => {
-      const line = parseRequestLine(head.firstLine);
-      if (!line) return null;
-      ex.requestLine = line;
-      if (c.role === 'server' && ex.link === 'traceparent') {
-        const ts = normalizeTracestate(head.headers.get('tracestate') ?? '');
-        if (ts) this.serverTraceStates.set(ex.spanId, ts);
-      }
-      return head.complete ? requestBody(head.headers) : { kind: 'unknown' as const, length: 0 };
-    });
+    const next = this.feed(c, ex, ex.req, true, rec, off);
     if (ex.req.parsed === null && (ex.req.headDone || ex.req.gap)) {
       this.invalidate(c, ex);
       return;
@@ -352,13 +322,19 @@ export class SysHttpAssembler {
   }
 
   private feedResponse(c: Conn, rec: SysHttpDataRecord, off: number): void {
-    const ex = c.exchanges.find((e) => !e.resp || !e.resp.complete);
+    let ex: Exchange | undefined;
+    for (const e of c.exchanges) {
+      if (!e.resp || !e.resp.complete) {
+        ex = e;
+        break;
+      }
+    }
     if (!ex) {
       this.drop('unexpected_response_bytes');
       return;
     }
     if (!ex.resp) {
-      if (!startsWithHttp1(rec.data, off)) {
+      if (!startsWithHttp1(rec, off)) {
         this.drop('not_a_response');
         c.dead = true;
         return;
@@ -367,13 +343,7 @@ export class SysHttpAssembler {
       if (rec.flags2 & SYS_F2_PROPAGATION_SKIPPED) ex.propagationSkipped = true;
     }
     const resp = ex.resp;
-    const next = this.feed(resp, rec, off, (head) => {
-      const sl = parseStatusLine(head.firstLine);
-      if (!sl) return null;
-      ex.status = sl.status;
-      if (!head.complete) return { kind: 'unknown' as const, length: 0 };
-      return responseBody(ex.requestLine?.method ?? '', sl.status, head.headers);
-    });
+    const next = this.feed(c, ex, resp, false, rec, off);
     if (resp.parsed === null && (resp.headDone || resp.gap)) {
       this.invalidate(c, ex);
       return;
@@ -393,34 +363,62 @@ export class SysHttpAssembler {
   }
 
   /**
-   * Feeds one record's bytes (from captured offset `off`) into a message. `onHead` validates the
-   * head and returns its body framing (null = malformed). Returns the captured offset where the
-   * next message starts when this one completed with captured bytes left, else null.
+   * A message's head, read: validates it and returns its body framing (null = malformed). The
+   * request's (`isRequest`) or the response's of `ex`.
    */
-  private feed(
-    m: Message,
-    rec: SysHttpDataRecord,
-    off: number,
-    onHead: (head: ParsedHead) => { kind: BodyKind | 'unknown'; length: number } | null,
-  ): number | null {
+  private onHead(c: Conn, ex: Exchange, isRequest: boolean, head: ParsedHead): { kind: BodyKind | 'unknown'; length: number } | null {
+    if (isRequest) {
+      const line = parseRequestLine(head.firstLine);
+      if (!line) return null;
+      ex.requestLine = line;
+      if (c.role === 'server' && ex.link === 'traceparent') {
+        const ts = normalizeTracestate(head.headers.get('tracestate') ?? '');
+        if (ts) this.serverTraceStates.set(ex.spanId, ts);
+      }
+      return head.complete ? requestBody(head.headers) : UNKNOWN_BODY;
+    }
+    const sl = parseStatusLine(head.firstLine);
+    if (!sl) return null;
+    ex.status = sl.status;
+    if (!head.complete) return UNKNOWN_BODY;
+    return responseBody(ex.requestLine?.method ?? '', sl.status, head.headers);
+  }
+
+  /**
+   * Feeds one record's bytes (from captured offset `off`) into a message of `ex` (its request or
+   * its response). Returns the captured offset where the next message starts when this one
+   * completed with captured bytes left, else null.
+   */
+  private feed(c: Conn, ex: Exchange, m: Message, isRequest: boolean, rec: SysHttpDataRecord, off: number): number | null {
     m.lastNs = rec.tsNs;
-    const captured = rec.data.length;
+    // The captured bytes: [base, base + captured) of buf (a decoded record is read in place).
+    const buf = rec.bytes ?? rec.data;
+    const base = rec.bytes !== undefined ? (rec.dataOffset ?? 0) : 0;
+    const captured = rec.bytes !== undefined ? (rec.captureLen ?? 0) : buf.length;
     const truncated = rec.len > captured;
     let bodyStart = off; // offset in this record's byte stream where body bytes begin
     if (!m.headDone) {
       if (m.gap) return null; // bytes were lost inside the head: wait for the response/close
       const prev = m.head.length;
-      // A head that starts in this record is read in place (the record is its own copy, src/bpf):
-      // bytes are copied only when a head continues over several reads.
-      const combined = prev === 0 ? (off === 0 ? rec.data : rec.data.subarray(off)) : Buffer.concat([m.head, rec.data.subarray(off)]);
-      const end = findHeadEnd(combined, prev - 3);
+      // The head so far is bytes [hs, he) of hb. One that starts in this record is read in place
+      // (the record is its own copy, src/bpf): bytes are copied only when a head continues over
+      // several reads.
+      let hb = buf;
+      let hs = base + off;
+      let he = base + captured;
+      if (prev > 0) {
+        hb = Buffer.concat([m.head, buf.subarray(hs, he)]);
+        hs = 0;
+        he = hb.length;
+      }
+      const end = findHeadEndIn(hb, hs + Math.max(0, prev - 3), he);
       if (end < 0) {
-        if (combined.length > MAX_HEAD_BYTES) {
+        if (he - hs > MAX_HEAD_BYTES) {
           this.drop('head_too_large');
-          m.head = combined.subarray(0, MAX_HEAD_BYTES);
+          m.head = hb.subarray(hs, hs + MAX_HEAD_BYTES);
           m.gap = true;
         } else {
-          m.head = combined;
+          m.head = hs === 0 && he === hb.length ? hb : hb.subarray(hs, he);
           if (truncated) m.gap = true;
         }
         if (m.gap) {
@@ -428,17 +426,17 @@ export class SysHttpAssembler {
           const parsed = parseHead(m.head, false);
           m.parsed = parsed;
           if (parsed) {
-            const framing = onHead(parsed);
+            const framing = this.onHead(c, ex, isRequest, parsed);
             if (!framing) m.parsed = null;
           }
           m.body = 'unknown';
         }
         return null;
       }
-      m.head = combined.subarray(0, end);
+      m.head = NO_HEAD; // read: nothing keeps the record's bytes
       m.headDone = true;
-      const parsed = parseHead(combined.subarray(0, end - 4), true);
-      const framing = parsed ? onHead(parsed) : null;
+      const parsed = parseHeadAt(hb, hs, end - 4, true);
+      const framing = parsed ? this.onHead(c, ex, isRequest, parsed) : null;
       if (!parsed || !framing) {
         m.parsed = null;
         return null;
@@ -446,7 +444,7 @@ export class SysHttpAssembler {
       m.parsed = parsed;
       m.body = framing.kind;
       m.remaining = framing.length;
-      bodyStart = off + (end - prev);
+      bodyStart = off + (end - hs - prev);
     }
     const available = rec.len - bodyStart;
     switch (m.body) {
@@ -463,8 +461,7 @@ export class SysHttpAssembler {
         m.remaining -= Math.max(0, available);
         return null;
       case 'chunked': {
-        const last = truncated ? rec.tail : rec.data;
-        if (available > 0 && endsChunked(last)) m.complete = true;
+        if (available > 0 && (truncated ? endsChunked(rec.tail) : endsChunkedAt(buf, base, base + captured))) m.complete = true;
         return null;
       }
       default:
@@ -537,59 +534,59 @@ export class SysHttpAssembler {
   }
 
   private finishAll(c: Conn, reason: 'closed' | 'superseded' | 'idle'): void {
+    // finish() removes each from c.exchanges: always the first left, in order.
+    if (c.exchanges.length === 0) return;
     for (const ex of [...c.exchanges]) this.finish(c, ex, reason);
   }
 
   private close(connId: bigint, ts: bigint): void {
     const c = this.conns.get(connId);
     if (!c) return;
-    this.conns.delete(connId);
+    this.forget(c);
     void ts;
     this.finishAll(c, 'closed');
   }
 
   /** Finishes connections idle for longer than the timeout (kernel monotonic `nowNs`). */
   sweep(nowNs: bigint): void {
-    for (const c of [...this.conns.values()]) {
+    for (let c = this.conns.oldest; c !== null; ) {
       if (nowNs - c.lastNs < this.idleNs) break; // LRU order: the rest are newer
-      this.conns.delete(c.id);
+      const next = c.newer;
+      this.forget(c);
       this.finishAll(c, 'idle');
+      c = next;
     }
   }
 
-  /** A process is gone: finish what its connections can still report. */
+  /** A process is gone: finish what its connections can still report (least recently active first). */
   dropPid(pid: number): void {
-    for (const c of [...this.conns.values()]) {
-      if (c.pid !== pid) continue;
-      this.conns.delete(c.id);
-      this.finishAll(c, 'closed');
+    for (let c = this.conns.oldest; c !== null; ) {
+      const next = c.newer;
+      if (c.pid === pid) {
+        this.forget(c);
+        this.finishAll(c, 'closed');
+      }
+      c = next;
     }
   }
 }
 
 const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
 
-/** Whether the bytes at `off` start with "HTTP/1." (a response's status line). */
-function startsWithHttp1(data: Buffer, off: number): boolean {
-  if (data.length - off < HTTP1.length) return false;
-  for (let i = 0; i < HTTP1.length; i++) if (data[off + i] !== HTTP1[i]) return false;
+/** A head cut before its end: its body is not known yet. Shared (read only). */
+const UNKNOWN_BODY: { kind: 'unknown'; length: number } = Object.freeze({ kind: 'unknown', length: 0 });
+
+/** Whether the record's captured bytes at `off` start with "HTTP/1." (a response's status line). */
+function startsWithHttp1(rec: SysHttpDataRecord, off: number): boolean {
+  const buf = rec.bytes ?? rec.data;
+  const at = (rec.bytes !== undefined ? (rec.dataOffset ?? 0) : 0) + off;
+  const captured = rec.bytes !== undefined ? (rec.captureLen ?? 0) : buf.length;
+  if (captured - off < HTTP1.length) return false;
+  for (let i = 0; i < HTTP1.length; i++) if (buf[at + i] !== HTTP1[i]) return false;
   return true;
 }
 
 function firstLineOf(data: Buffer): string {
   const end = data.indexOf('\r\n', 0, 'latin1');
   return end < 0 ? '' : data.toString('latin1', 0, end);
-}
-
-/** Links to a server request of the same process: the client span carries that request's
- * tracestate (the kernel sends it on; nginx forwards the header itself). */
-const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream', 'node_async']);
-
-function linkOf(flags: number, flags2: number): ExchangeView['link'] {
-  if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
-  if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
-  // The asyncio task's request (bpf/sys_http_asyncio.h): its tracestate is not sent on.
-  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : flags2 & SYS_F2_NODE_PARENT ? 'node_async' : 'thread';
-  if (flags & SYS_F_APP_TRACEPARENT) return 'application';
-  return 'none';
 }

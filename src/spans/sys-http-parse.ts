@@ -7,8 +7,26 @@
 
 export const MAX_HEAD_BYTES = 16 * 1024;
 
-const REQUEST_LINE = /^([A-Z]{3,12}) ([^\s\x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+/** Method strings shared by every request (known methods: their Set lookups hash nothing). */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY'];
+
+function methodOf(line: string, end: number): string {
+  for (const m of METHODS) if (m.length === end && line.startsWith(m)) return m;
+  return line.slice(0, end);
+}
+
+/** "HTTP/1." at `at` in `line`. */
+function isHttp1At(line: string, at: number): boolean {
+  return (
+    line.charCodeAt(at) === 0x48 &&
+    line.charCodeAt(at + 1) === 0x54 &&
+    line.charCodeAt(at + 2) === 0x54 &&
+    line.charCodeAt(at + 3) === 0x50 &&
+    line.charCodeAt(at + 4) === 0x2f &&
+    line.charCodeAt(at + 5) === 0x31 &&
+    line.charCodeAt(at + 6) === 0x2e
+  );
+}
 
 export interface RequestLine {
   readonly method: string;
@@ -21,16 +39,58 @@ export interface StatusLine {
   readonly status: number;
 }
 
+/**
+ * `METHOD SP target SP HTTP/1.x` exactly: a method of 3-12 upper-case letters, a target of one or
+ * more characters that are neither white space (\s) nor controls (what
+ * /^([A-Z]{3,12}) ([^\s\x00-\x1f\x7f]+) HTTP\/1\.([01])$/ accepts), by character codes: once per request.
+ */
 export function parseRequestLine(line: string): RequestLine | null {
-  const m = REQUEST_LINE.exec(line);
-  if (!m) return null;
-  return { method: m[1], target: m[2], minor: Number(m[3]) };
+  const n = line.length;
+  let i = 0;
+  while (i < n) {
+    const c = line.charCodeAt(i);
+    if (c < 0x41 || c > 0x5a) break;
+    i++;
+  }
+  if (i < 3 || i > 12 || line.charCodeAt(i) !== 0x20) return null;
+  const methodEnd = i;
+  const targetStart = ++i;
+  while (i < n) {
+    const c = line.charCodeAt(i);
+    // \s (latin1 and beyond: tab..CR, space, NBSP, U+1680, U+2000-U+200A, U+2028/9, U+202F, U+205F, U+3000, U+FEFF), controls, DEL
+    if (c <= 0x20 || c === 0x7f || c === 0xa0 || (c > 0xff && isUnicodeSpace(c))) break;
+    i++;
+  }
+  if (i === targetStart || n - i !== 9 || line.charCodeAt(i) !== 0x20 || !isHttp1At(line, i + 1)) return null;
+  const minor = line.charCodeAt(i + 8) - 0x30;
+  if (minor !== 0 && minor !== 1) return null;
+  return { method: methodOf(line, methodEnd), target: line.slice(targetStart, i), minor };
 }
 
+function isUnicodeSpace(c: number): boolean {
+  return c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+/**
+ * `HTTP/1.x SP 1xx-5xx [SP reason]` (what /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/
+ * accepts), by character codes: once per response.
+ */
 export function parseStatusLine(line: string): StatusLine | null {
-  const m = STATUS_LINE.exec(line);
-  if (!m) return null;
-  return { minor: Number(m[1]), status: Number(m[2]) };
+  const n = line.length;
+  if (n < 12 || !isHttp1At(line, 0) || line.charCodeAt(8) !== 0x20) return null;
+  const minor = line.charCodeAt(7) - 0x30;
+  const d0 = line.charCodeAt(9) - 0x30;
+  const d1 = line.charCodeAt(10) - 0x30;
+  const d2 = line.charCodeAt(11) - 0x30;
+  if ((minor !== 0 && minor !== 1) || d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return null;
+  if (n > 12) {
+    if (line.charCodeAt(12) !== 0x20) return null;
+    for (let i = 13; i < n; i++) {
+      const c = line.charCodeAt(i);
+      if (c <= 0x1f ? c !== 0x09 : c === 0x7f) return null;
+    }
+  }
+  return { minor, status: d0 * 100 + d1 * 10 + d2 };
 }
 
 /**
@@ -51,63 +111,132 @@ export interface ParsedHead {
   readonly complete: boolean;
 }
 
-/** TOKEN's characters by char code (tchar, RFC 9110 5.6.2): the header-name check without a regex per line. */
-const TOKEN_CHARS = new Uint8Array(128);
+/** TOKEN's characters by byte (tchar, RFC 9110 5.6.2): the header-name check without a regex per line. */
+const TOKEN_CHARS = new Uint8Array(256);
 for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN_CHARS[ch.charCodeAt(0)] = 1;
-/** Control characters a header value must not hold (after trimming). */
-const VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
-/** Lengths of KEPT_HEADERS' names: any other name is validated, never lower-cased or looked up. */
-const KEPT_LENGTHS = new Set([...KEPT_HEADERS].map((h) => h.length));
+/**
+ * Bytes of a header value by class: 1 white space String.prototype.trim removes (tab, LF, VT, FF,
+ * CR, space, NBSP), 2 of those a control a value must not hold inside (LF, VT, FF, CR), 4 a control
+ * never allowed (NUL..BS, SO..US, DEL). Tab is white space only; everything else is 0.
+ */
+const VALUE_CLASS = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) VALUE_CLASS[c] = 4;
+VALUE_CLASS[0x7f] = 4;
+VALUE_CLASS[0x09] = 1;
+for (const c of [0x0a, 0x0b, 0x0c, 0x0d]) VALUE_CLASS[c] = 1 | 2;
+VALUE_CLASS[0x20] = 1;
+VALUE_CLASS[0xa0] = 1;
+/** Buffer's own latin1 decoder (what toString('latin1', start, end) calls, without its dispatch). */
+const latin1 = (b: Buffer, start: number, end: number): string => (b as Buffer & { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
 
-function isToken(text: string, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 128 || TOKEN_CHARS[c] === 0) return false;
+/** KEPT_HEADERS' names as bytes, lower case, by length: any other name is validated, never compared or copied. */
+const KEPT_BY_LENGTH: readonly (readonly (readonly [string, Uint8Array])[])[] = (() => {
+  const out: [string, Uint8Array][][] = [];
+  for (const h of KEPT_HEADERS) (out[h.length] ??= []).push([h, Buffer.from(h, 'latin1')]);
+  return out;
+})();
+
+/** The kept header named by bytes [start, end) of `b` (ASCII case-insensitive), else undefined. */
+function keptName(b: Uint8Array, start: number, end: number): string | undefined {
+  const candidates = KEPT_BY_LENGTH[end - start];
+  if (candidates === undefined) return undefined;
+  for (const [name, lower] of candidates) {
+    let i = 0;
+    for (; i < lower.length; i++) {
+      const c = b[start + i];
+      if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower[i]) break;
+    }
+    if (i === lower.length) return name;
   }
-  return end > start;
+  return undefined;
 }
 
 /**
  * Parses a head (without the final CRLF CRLF). `complete` false: the head was cut; the last
  * (possibly partial) line is ignored. Returns null on anything malformed.
- *
- * Lines are the CRLF-separated parts of the head, walked in place (no array of lines, no regex per
- * header name): this runs for every request and response the syscall tracer sees.
  */
 export function parseHead(bytes: Buffer, complete: boolean): ParsedHead | null {
-  const text = bytes.toString('latin1');
-  const firstEnd = text.indexOf('\r\n');
+  return parseHeadAt(bytes, 0, bytes.length, complete);
+}
+
+/**
+ * parseHead of bytes [start, end) of `b`, read in place: one pass over the bytes (line ends, name
+ * tokens, value controls and trimming by byte class); strings are made only for the first line
+ * and the kept headers' values. This runs for every request and response the syscall tracer sees.
+ *
+ * The definition it keeps (test/unit/spans/sys-http-parse.test.ts): lines are the CRLF-separated
+ * parts of the head as latin1; every line after the first is `token ":" value` where the value,
+ * trimmed as String.prototype.trim does, holds no control but tab; an empty line only at the end
+ * of a complete head; a cut head's last line is ignored.
+ */
+export function parseHeadAt(b: Buffer, start: number, end: number, complete: boolean): ParsedHead | null {
+  let firstEnd = -1;
+  for (let i = start; i + 1 < end; i++) {
+    if (b[i] === 0x0d && b[i + 1] === 0x0a) {
+      firstEnd = i;
+      break;
+    }
+  }
   // A cut head without one whole line says nothing.
   if (firstEnd < 0 && !complete) return null;
-  const firstLine = firstEnd < 0 ? text : text.slice(0, firstEnd);
+  const firstLine = latin1(b, start, firstEnd < 0 ? end : firstEnd);
   const headers = new Map<string, string>();
-  let start = firstEnd + 2;
+  let ls = firstEnd + 2;
   while (firstEnd >= 0) {
-    let end = text.indexOf('\r\n', start);
-    const last = end < 0;
+    // The name: token characters up to the first colon.
+    let i = ls;
+    while (i < end && TOKEN_CHARS[b[i]] === 1) i++;
+    const colon = i < end && b[i] === 0x3a && i > ls ? i : -1;
+    // The value: up to the line's CRLF, trimmed, controls checked (the verdict waits for the
+    // line's end: a cut head's partial last line is ignored whatever it holds).
+    let bad = colon < 0;
+    let vs = -1; // first byte past leading white space
+    let ve = -1; // just past the last byte that is not white space
+    let ctlAfterContent = false;
+    let le = -1;
+    if (colon < 0) {
+      for (; i + 1 < end; i++) {
+        if (b[i] === 0x0d && b[i + 1] === 0x0a) {
+          le = i;
+          break;
+        }
+      }
+    } else {
+      for (i = colon + 1; i < end; i++) {
+        const c = b[i];
+        if (c === 0x0d && i + 1 < end && b[i + 1] === 0x0a) {
+          le = i;
+          break;
+        }
+        const k = VALUE_CLASS[c];
+        if ((k & 1) === 0) {
+          if (k === 4 || ctlAfterContent) bad = true;
+          if (vs < 0) vs = i;
+          ve = i + 1;
+        } else if ((k & 2) !== 0 && vs >= 0) {
+          ctlAfterContent = true;
+        }
+      }
+    }
+    const last = le < 0;
     if (last) {
       if (!complete) break; // the partial last line of a cut head
-      end = text.length;
+      le = end;
     }
-    if (end === start) {
+    if (le === ls) {
       // An empty line: the head's own end (complete heads only), else malformed.
       if (complete && last) break;
       return null;
     }
-    const colon = text.indexOf(':', start);
-    if (colon <= start || colon >= end) return null;
-    if (!isToken(text, start, colon)) return null;
-    const value = text.slice(colon + 1, end).trim();
-    if (VALUE_CTL.test(value)) return null;
-    if (KEPT_LENGTHS.has(colon - start)) {
-      const key = text.slice(start, colon).toLowerCase();
-      if (KEPT_HEADERS.has(key)) {
-        const prev = headers.get(key);
-        headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
-      }
+    if (bad) return null;
+    const key = keptName(b, ls, colon);
+    if (key !== undefined) {
+      const value = vs < 0 ? '' : latin1(b, vs, ve);
+      const prev = headers.get(key);
+      headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
     }
     if (last) break;
-    start = end + 2;
+    ls = le + 2;
   }
   return { firstLine, headers, complete };
 }
@@ -120,35 +249,62 @@ export function findHeadEnd(buf: Buffer, from = 0): number {
   return i < 0 ? -1 : i + 4;
 }
 
+/** findHeadEnd within bytes [from, end) of `buf` (an index into `buf`), -1 if not yet. */
+export function findHeadEndIn(buf: Buffer, from: number, end: number): number {
+  const i = buf.indexOf(HEAD_END, from);
+  return i < 0 || i + 4 > end ? -1 : i + 4;
+}
+
+/** Body framings without a length: shared (callers only read them). */
+const NO_BODY: { kind: BodyKind; length: number } = Object.freeze({ kind: 'none', length: 0 });
+const CHUNKED: { kind: BodyKind; length: number } = Object.freeze({ kind: 'chunked', length: 0 });
+const UNTIL_CLOSE: { kind: BodyKind; length: number } = Object.freeze({ kind: 'until-close', length: 0 });
+
+/** The value of /^\d{1,15}$/ (a Content-Length), else -1: by character codes. */
+function decimal(s: string): number {
+  const n = s.length;
+  if (n === 0 || n > 15) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+  }
+  return Number(s);
+}
+
+function lengthBody(n: number): { kind: BodyKind; length: number } {
+  return n === 0 ? NO_BODY : { kind: 'length', length: n };
+}
+
 /** Body framing of a request (RFC 9112 6.3): chunked, Content-Length, else none. */
 export function requestBody(headers: ReadonlyMap<string, string>): { kind: BodyKind; length: number } | null {
   const te = headers.get('transfer-encoding');
-  if (te !== undefined) return /(^|,)\s*chunked\s*$/i.test(te) ? { kind: 'chunked', length: 0 } : null;
+  if (te !== undefined) return /(^|,)\s*chunked\s*$/i.test(te) ? CHUNKED : null;
   const cl = headers.get('content-length');
   if (cl !== undefined) {
-    if (!/^\d{1,15}$/.test(cl)) return null;
-    const n = Number(cl);
-    return n === 0 ? { kind: 'none', length: 0 } : { kind: 'length', length: n };
+    const n = decimal(cl);
+    return n < 0 ? null : lengthBody(n);
   }
-  return { kind: 'none', length: 0 };
+  return NO_BODY;
 }
 
 /** Body framing of a response to `method` with `status`. */
 export function responseBody(method: string, status: number, headers: ReadonlyMap<string, string>): { kind: BodyKind; length: number } | null {
-  if (method === 'HEAD' || (status >= 100 && status < 200) || status === 204 || status === 304) return { kind: 'none', length: 0 };
+  if (method === 'HEAD' || (status >= 100 && status < 200) || status === 204 || status === 304) return NO_BODY;
   const te = headers.get('transfer-encoding');
-  if (te !== undefined) return /(^|,)\s*chunked\s*$/i.test(te) ? { kind: 'chunked', length: 0 } : { kind: 'until-close', length: 0 };
+  if (te !== undefined) return /(^|,)\s*chunked\s*$/i.test(te) ? CHUNKED : UNTIL_CLOSE;
   const cl = headers.get('content-length');
   if (cl !== undefined) {
+    if (!cl.includes(',')) {
+      const n = decimal(cl);
+      return n < 0 ? null : lengthBody(n);
+    }
     // Repeated identical values ("5, 5") are allowed by RFC 9110.
-    const values = cl.includes(',') ? new Set(cl.split(',').map((v) => v.trim())) : new Set([cl]);
+    const values = new Set(cl.split(',').map((v) => v.trim()));
     if (values.size !== 1) return null;
-    const v = [...values][0];
-    if (!/^\d{1,15}$/.test(v)) return null;
-    const n = Number(v);
-    return n === 0 ? { kind: 'none', length: 0 } : { kind: 'length', length: n };
+    const n = decimal([...values][0]);
+    return n < 0 ? null : lengthBody(n);
   }
-  return { kind: 'until-close', length: 0 };
+  return UNTIL_CLOSE;
 }
 
 const CHUNKED_END = Buffer.from('0\r\n\r\n', 'latin1');
@@ -156,6 +312,13 @@ const CHUNKED_END = Buffer.from('0\r\n\r\n', 'latin1');
 /** Whether a message's last bytes end a chunked body (last chunk, no trailers). */
 export function endsChunked(last: Buffer): boolean {
   return last.length >= CHUNKED_END.length && last.subarray(last.length - CHUNKED_END.length).equals(CHUNKED_END);
+}
+
+/** endsChunked of bytes [start, end) of `buf`. */
+export function endsChunkedAt(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < CHUNKED_END.length) return false;
+  for (let i = 0; i < CHUNKED_END.length; i++) if (buf[end - CHUNKED_END.length + i] !== CHUNKED_END[i]) return false;
+  return true;
 }
 
 /** Splits a request target into path and query (absolute-form: scheme and authority dropped). */

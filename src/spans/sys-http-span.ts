@@ -2,6 +2,15 @@
  * An HTTP/1.x exchange seen through syscalls -> a SERVER or CLIENT span. Pure: ids and times come
  * from the kernel's records, the resource from the process, Unix time from the one clock.
  */
+import {
+  SYS_F2_DOWNSTREAM_PARENT,
+  SYS_F2_NODE_PARENT,
+  SYS_F2_TASK_PARENT,
+  SYS_F_APP_TRACEPARENT,
+  SYS_F_BLACKBOX_PARENT,
+  SYS_F_REMOTE_PARENT,
+  SYS_F_THREAD_PARENT,
+} from '../events/sys-http';
 import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
 import type { Attributes, Resource, Span } from './span';
@@ -50,12 +59,32 @@ function cut(s: string): string {
   return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s;
 }
 
+interface HostParts {
+  /** The authority as an attribute may show it (userinfo redacted). */
+  readonly host: string;
+  readonly hp: { readonly host: string; readonly port?: number };
+}
+
+/** Authorities seen -> their parts: a service is called by few names, each on every request. */
+const hosts = new Map<string, HostParts>();
+const HOSTS_MAX = 1024;
+
+function hostOf(authority: string): HostParts {
+  let parts = hosts.get(authority);
+  if (parts === undefined) {
+    const host = redactUserinfo(authority);
+    parts = { host, hp: splitHostPort(hostOfAuthority(host)) };
+    if (hosts.size >= HOSTS_MAX) hosts.clear();
+    hosts.set(authority, parts);
+  }
+  return parts;
+}
+
 export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, redaction: UrlRedaction = DEFAULT_URL_REDACTION): Span {
   const { method, target, minor } = x.request;
   const t = splitTarget(target);
   // Userinfo in a Host header or an absolute-form target never reaches an attribute as sent.
-  const host = redactUserinfo(x.requestHeaders.get('host') ?? t.authority ?? '');
-  const hp = splitHostPort(hostOfAuthority(host));
+  const { host, hp } = hostOf(x.requestHeaders.get('host') ?? t.authority ?? '');
   // Redacted before the length cut, so a cut can never expose part of a value.
   const query = t.query ? redactQuery(t.query, redaction) : '';
   // Built by assignment on a fresh literal: an object made by spread and then extended key by key
@@ -114,4 +143,17 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     attributes,
     resource,
   };
+}
+
+/** Links to a server request of the same process: the client span carries that request's
+ * tracestate (the kernel sends it on; nginx forwards the header itself). */
+export const IN_PROCESS_LINKS: ReadonlySet<ExchangeView['link']> = new Set(['thread', 'asyncio_task', 'proxy_downstream', 'node_async']);
+
+export function linkOf(flags: number, flags2: number): ExchangeView['link'] {
+  if (flags & SYS_F_REMOTE_PARENT) return 'traceparent';
+  if (flags & SYS_F_BLACKBOX_PARENT) return 'blackbox';
+  // The asyncio task's request (bpf/sys_http/sys_http_asyncio.h): its tracestate is not sent on.
+  if (flags & SYS_F_THREAD_PARENT) return flags2 & SYS_F2_TASK_PARENT ? 'asyncio_task' : flags2 & SYS_F2_DOWNSTREAM_PARENT ? 'proxy_downstream' : flags2 & SYS_F2_NODE_PARENT ? 'node_async' : 'thread';
+  if (flags & SYS_F_APP_TRACEPARENT) return 'application';
+  return 'none';
 }

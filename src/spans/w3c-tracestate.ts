@@ -1,5 +1,5 @@
 /**
- * W3C tracestate as the kernel sends it on (bpf/trace_context.h, `ts_feed`): the values of all
+ * W3C tracestate as the kernel sends it on (bpf/common/trace_context.h, `ts_feed`): the values of all
  * `tracestate` headers combined in order, whitespace around members removed, empty members left
  * out, members joined by ','. Dropped as a whole ('') when any member is invalid, when there are
  * more than 32, or when the normalised list is longer than 512 characters, so a span never

@@ -1,5 +1,5 @@
 /**
- * Python asyncio linking (bpf/sys_http_asyncio.h): three uprobes per process (four more where
+ * Python asyncio linking (bpf/sys_http/sys_http_asyncio.h): three uprobes per process (four more where
  * uvloop is loaded), in the syscall tracer's object (they share its maps: the client write reads
  * what they keep). It adds no spans of its own; it tells the syscall tracer's client writes which
  * server request their task serves.

@@ -88,10 +88,10 @@ export interface GoHttpTracerSettings {
   /** Ancestor goroutines searched for the server span of a client call (default 4). */
   readonly maxGoroutineDepth?: number;
   /**
-   * Wake the agent only once this many bytes of records wait in the ring (bpf/ring_wakeup.h);
+   * Wake the agent only once this many bytes of records wait in the ring (bpf/common/ring_wakeup.h);
    * below it records wait for the backend's periodic consume. Default 0: the kernel wakes us for
    * every record while we keep up (prompt, but each wakeup costs the traced process more than the
-   * record itself: bpf/ring_wakeup.h).
+   * record itself: bpf/common/ring_wakeup.h).
    */
   /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
   readonly ringSizeBytes?: number;
@@ -113,7 +113,7 @@ export function isMemoryInjectionRefused(err: unknown): boolean {
 
 /**
  * Where a process's server spans come from: 'uprobes' (ServeHTTP entry/RETs and the header reader's
- * RETs: ~5 traps per request) or 'syscall' (the syscall tracer decides them, bpf/sys_http_go_server.h;
+ * RETs: ~5 traps per request) or 'syscall' (the syscall tracer decides them, bpf/sys_http/sys_http_go_server.h;
  * this tracer then attaches only (*conn).serve entry, once per connection, for the route).
  */
 export type GoServerPath = 'uprobes' | 'syscall';
@@ -123,7 +123,7 @@ export type GoServerPath = 'uprobes' | 'syscall';
  * probes, goroutine ancestry, the body's Close: ~7 traps per request) or 'syscall' (the syscall
  * tracer frames the request and response and decides the span; this tracer attaches only
  * (*persistConn).roundTrip entry, one trap per request, to say which server span the call belongs
- * to: bpf/go_client_ctx.h). 'syscall' needs the server path 'syscall' (the syscall tracer traces
+ * to: bpf/common/go_client_ctx.h). 'syscall' needs the server path 'syscall' (the syscall tracer traces
  * the process) and no memory injection.
  */
 export type GoClientPath = 'uprobes' | 'syscall';
@@ -170,9 +170,9 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   }
 
   /** Opens and loads the BPF object and starts delivering records. */
-  start(onRecord: RecordHandler): void {
+  async start(onRecord: RecordHandler): Promise<void> {
     const inject = this.injection === 'memory';
-    this.obj = openTracerObject(
+    const opened = await openTracerObject(
       this.backend,
       this.objectPath,
       {
@@ -192,7 +192,8 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
         this.ring = obj.ringBuffer(GO_HTTP_OBJECT.maps.go_http_events, onRecord);
         this.ring.start();
       },
-    ).obj;
+    );
+    this.obj = opened.obj;
   }
 
   get attachedPids(): number[] {
@@ -266,7 +267,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   }
 
   /**
-   * Client path 'syscall': (*persistConn).roundTrip entry only (bpf/go_http_client_lean.h); the
+   * Client path 'syscall': (*persistConn).roundTrip entry only (bpf/go_http/go_http_client_lean.h); the
    * caller's checks (leanClientPossible) ensure it and persistConn.bw are known.
    */
   private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
@@ -274,7 +275,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_round_trip).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
     if (target.offsets['runtime.g.parentGoid'] === undefined) return [`client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
     // Calls that fail before their request is written: dialConn (per new connection) and
-    // stripPassword (http.Client's error path), never per request (bpf/go_http_client_lean.h).
+    // stripPassword (http.Client's error path), never per request (bpf/go_http/go_http_client_lean.h).
     const dial = target.functions[GO_FUNCS.dialConn];
     const failed = target.functions[GO_FUNCS.stripPassword];
     if (!dial || !failed) return ['calls that fail before writing their request have no span (net/http dialConn or stripPassword not found)'];

@@ -10,7 +10,7 @@ import type { GoServerOptions } from './sys-http-tracer';
 /**
  * The default of go.server_path: the syscall path (no uprobe per request; ~5 traps per request on
  * the uprobe path). Every Go test passes on it, pipelined requests included (the kernel decides
- * each request head of a read: bpf/sys_http_pipelined.h); go-server-spans runs both paths
+ * each request head of a read: bpf/sys_http/sys_http_pipelined.h); go-server-spans runs both paths
  * explicitly. What stays on uprobes: binaries of unknown TLS layout and servers that accept TLS or
  * HTTP/2 (ciphertext or h2 frames at the syscall), chosen per process; 'uprobes' selects that same
  * code for every Go server. A traceparent past 8 KiB of head is not seen on this path, as for every
@@ -51,7 +51,7 @@ export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, sysca
  * The default of go.client_path: the syscall path (one uprobe hit per request), which
  * chooseGoClientPath turns into uprobes where it cannot run (server spans on uprobes, headers
  * written into memory, net/http symbols missing). Calls that fail before writing get their span
- * from two probes that do not fire per request (bpf/go_http_client_lean.h). What stays with
+ * from two probes that do not fire per request (bpf/go_http/go_http_client_lean.h). What stays with
  * uprobes: parents deeper than one goroutine below the handler (set go.client_path: uprobes for
  * those), and HTTPS calls, which move the process's client spans to uprobes at the agent's next
  * check (ProcessAttacher.moveTlsGoClients).

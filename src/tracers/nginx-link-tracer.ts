@@ -1,6 +1,6 @@
 /**
  * nginx reverse-proxy linking: owns bpf/nginx_link.bpf.o, whose uprobe at ngx_chain_writer entry
- * tells the syscall tracer which downstream request an upstream request serves (bpf/nginx_link.h).
+ * tells the syscall tracer which downstream request an upstream request serves (bpf/common/nginx_link.h).
  * Attached per traced nginx process (master and each worker), so untraced nginx processes never
  * hit it. The syscall tracer takes the link only for processes whose mode has SYS_MODE_NGINX_LINK.
  */
@@ -8,7 +8,7 @@ import { SpanbridgeError } from '../errors';
 import { NGINX_LINK_OBJECT, NGINX_LINK_REASON } from '../events/structs.generated';
 import { NGINX_CHAIN_WRITER, NGINX_LAYOUTS, type NginxLayout, type NginxLinkTarget } from '../discovery/nginx';
 import { readCounterMap } from './kernel-counters';
-import { openTracerObject } from './open-object';
+import { openTracerObjectSync } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject } from '../bpf/types';
 
@@ -40,7 +40,7 @@ export class NginxLinkTracer implements Tracer<[], [target: Attachable]> {
     if (this.obj) return;
     const l = this.layout;
     // Nothing shared to attach: the uprobe is per process (attach).
-    this.obj = openTracerObject(
+    this.obj = openTracerObjectSync(
       this.backend,
       this.objectPath,
       {

@@ -1,6 +1,6 @@
 /**
  * Which traced Node.js processes get their client calls linked to the server request whose
- * callback made them (bpf/sys_http_node_link.h), and why not: probes each process's node binary
+ * callback made them (bpf/sys_http/sys_http_node_link.h), and why not: probes each process's node binary
  * (src/discovery/node.ts) and writes what the kernel needs into the syscall tracer's node_procs
  * map. No uprobe: the kernel reads node's async ids at the syscalls it already traces.
  */

@@ -13,16 +13,46 @@ export interface OpenedObject {
   readonly links: BpfLink[];
 }
 
-export function openTracerObject(
+export async function openTracerObject(
+  backend: BpfBackend,
+  objectPath: string,
+  options: OpenOptions,
+  setup: (obj: BpfObject, links: BpfLink[]) => void,
+): Promise<OpenedObject> {
+  const obj = backend.open(objectPath, options);
+  try {
+    // On a worker thread: the tracers started together verify their objects at once.
+    await obj.loadAsync();
+  } catch (err) {
+    await obj.close();
+    throw err;
+  }
+  return setUp(obj, setup);
+}
+
+/**
+ * The same, loading on the calling thread: for an object loaded on demand in a synchronous path
+ * (nginx linking, at the first nginx process), small enough that its load takes milliseconds.
+ */
+export function openTracerObjectSync(
   backend: BpfBackend,
   objectPath: string,
   options: OpenOptions,
   setup: (obj: BpfObject, links: BpfLink[]) => void,
 ): OpenedObject {
   const obj = backend.open(objectPath, options);
-  const links: BpfLink[] = [];
   try {
     obj.load();
+  } catch (err) {
+    void obj.close();
+    throw err;
+  }
+  return setUp(obj, setup);
+}
+
+function setUp(obj: BpfObject, setup: (obj: BpfObject, links: BpfLink[]) => void): OpenedObject {
+  const links: BpfLink[] = [];
+  try {
     setup(obj, links);
   } catch (err) {
     for (const l of [...links].reverse()) l.destroy();

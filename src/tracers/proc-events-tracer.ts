@@ -1,5 +1,5 @@
 /**
- * Process exec/exit events from bpf/proc_events.bpf.c (sched tracepoints), so discovery follows
+ * Process exec/exit events from bpf/proc_events/proc_events.bpf.c (sched tracepoints), so discovery follows
  * processes started after the agent without polling /proc.
  */
 import type { BpfBackend, BpfObject, RecordHandler } from '../bpf/types';
@@ -18,12 +18,12 @@ export class ProcEventsTracer implements Tracer {
     private readonly objectPath: string,
   ) {}
 
-  start(onRecord: RecordHandler): void {
-    this.obj = openTracerObject(this.backend, this.objectPath, {}, (obj, links) => {
+  async start(onRecord: RecordHandler): Promise<void> {
+    this.obj = (await openTracerObject(this.backend, this.objectPath, {}, (obj, links) => {
       links.push(obj.program(PROC_EVENTS_OBJECT.programs.on_exec).attachTracepoint('sched', 'sched_process_exec'));
       links.push(obj.program(PROC_EVENTS_OBJECT.programs.on_exit).attachTracepoint('sched', 'sched_process_exit'));
       obj.ringBuffer(PROC_EVENTS_OBJECT.maps.proc_events, onRecord).start();
-    }).obj;
+    })).obj;
   }
 
   attach(): void {}

@@ -1,5 +1,5 @@
 /**
- * The agent's half of traced_bits (bpf/sys_http_select.h): a bit per selected host tgid that every
+ * The agent's half of traced_bits (bpf/sys_http/sys_http_select.h): a bit per selected host tgid that every
  * syscall program tests before anything else, so an unselected process stops there. The agent is
  * the only writer of this half (the kernel sets its own half for children traced from their fork),
  * so it keeps the words here and rewrites a whole word at each change: no read-modify-write race.

@@ -1,7 +1,7 @@
 /**
  * Socket-level traceparent injection (bpf/sk_inject.bpf.o): a sock_ops program on the cgroup v2
  * root registers outgoing TCP connections of the processes added here in a SOCKHASH, and an
- * sk_msg program on that SOCKHASH inserts the header decided by another tracer (bpf/sk_inject.h)
+ * sk_msg program on that SOCKHASH inserts the header decided by another tracer (bpf/common/sk_inject.h)
  * after the request line. Works where bpf_probe_write_user is forbidden (kernel lockdown).
  * Knows nothing of spans: it loads, attaches, selects processes and reads counters.
  */
@@ -49,9 +49,9 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
   ) {}
 
   /** Loads the object, attaches sock_ops to the cgroup v2 directory and sk_msg to the SOCKHASH. */
-  start(cgroupPath: string): void {
+  async start(cgroupPath: string): Promise<void> {
     if (this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'sk_inject tracer already started');
-    const opened = openTracerObject(
+    const opened = await openTracerObject(
       this.backend,
       this.objectPath,
       { rodata: { pending_max_age_ns: BigInt(this.settings.pendingMaxAgeMs ?? 200) * 1_000_000n } },
@@ -60,7 +60,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
         links.push(obj.program(SK_INJECT_MSG_PROGRAM).attachSkMsg(SK_INJECT_SOCKHASH));
         links.push(obj.program(SK_INJECT_SOCKOPS_PROGRAM).attachCgroup(cgroupPath));
         // The selection follows forks (a pre-fork server's new worker) and ends at exec and exit,
-        // in the kernel, like the syscall tracer's (bpf/sys_http_lifecycle.h).
+        // in the kernel, like the syscall tracer's (bpf/sys_http/sys_http_lifecycle.h).
         links.push(obj.program(SK_INJECT_FORK_PROGRAM).attachRawTracepoint('sched_process_fork'));
         links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exec).attachTracepoint('sched', 'sched_process_exec'));
         links.push(obj.program(SK_INJECT_OBJECT.programs.sk_inject_process_exit).attachTracepoint('sched', 'sched_process_exit'));
@@ -119,7 +119,7 @@ export class SkInjectTracer implements Tracer<[cgroupPath: string]> {
     }
     for (const fd of fds) {
       try {
-        // Nagle off, as sock_ops does for new connections (bpf/sk_inject.bpf.c): an inserted
+        // Nagle off, as sock_ops does for new connections (bpf/sk_inject/sk_inject.bpf.c): an inserted
         // header must not leave the request's tail waiting for the peer's delayed ACK.
         map.insertSocketOf(pid, fd, { tcpNoDelay: true });
         registered++;

@@ -35,7 +35,7 @@ export interface SysHttpStageDeps {
   readonly settings?: SysHttpTracerSettings;
   /**
    * A traced process forked a child, which the kernel traces from the fork on
-   * (bpf/sys_http_lifecycle.h). Called in ring order: before any span of the child.
+   * (bpf/sys_http/sys_http_lifecycle.h). Called in ring order: before any span of the child.
    */
   readonly onFork?: (child: number, parent: number, tsNs: bigint) => void;
   /** Lists a process's open TCP connections (default: /proc); injectable for tests. */
@@ -84,10 +84,12 @@ export class SysHttpStage {
   readonly onRecord: RecordHandler;
   /** nginx upstream linking (its object is loaded at the first nginx process). */
   readonly nginx: NginxLinks | undefined;
-  /** Node.js linking from node's async ids (no uprobe: bpf/sys_http_node_link.h). */
+  /** Node.js linking from node's async ids (no uprobe: bpf/sys_http/sys_http_node_link.h). */
   readonly node: NodeLinks;
 
   constructor(private readonly d: SysHttpStageDeps) {
+    this.decodedData = recordsDecoded.bind(d.metrics, { type: 'sys_http_data' });
+    this.decodedRoute = recordsDecoded.bind(d.metrics, { type: 'sys_http_route' });
     this.onRecord = ringHandler(SYS_HTTP_OBJECT.maps.sys_http_events, d.metrics, (rec) => this.onSysRecord(rec));
     this.tracer = new SysHttpTracer(d.backend, d.objectPath, d.settings ?? {});
     this.nginx = d.nginxObjectPath ? new NginxLinks(new NginxLinkTracer(d.backend, d.nginxObjectPath), d.inspectNginx) : undefined;
@@ -123,22 +125,30 @@ export class SysHttpStage {
     this.d.deliver(span);
   }
 
-  start(): void {
-    this.tracer.start(this.onRecord);
+  async start(): Promise<void> {
+    await this.tracer.start(this.onRecord);
     this.asyncio.start(this.tracer.object!);
   }
 
   /** spanbridge_records_total by record type, resolved at each type's first record. */
   private readonly decodedByType = new Map<string, { add(n?: number): void }>();
+  /** The two per-request types' counters, bound once (no lookup by type name per record; a series appears at its first record). */
+  private readonly decodedData: { add(n?: number): void };
+  private readonly decodedRoute: { add(n?: number): void };
 
   private onSysRecord(rec: RingRecord<typeof SYS_HTTP_OBJECT.maps.sys_http_events>): void {
+    if (rec.type === 'sys_http_data' || rec.type === 'sys_http_route') {
+      (rec.type === 'sys_http_data' ? this.decodedData : this.decodedRoute).add();
+      this.assembler.onRecord(rec);
+      return;
+    }
     let decoded = this.decodedByType.get(rec.type);
     if (decoded === undefined) {
       decoded = recordsDecoded.bind(this.d.metrics, { type: rec.type });
       this.decodedByType.set(rec.type, decoded);
     }
     decoded.add();
-    if (rec.type === 'sys_http_data' || rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close' || rec.type === 'sys_http_route') {
+    if (rec.type === 'sys_http_conn_open' || rec.type === 'sys_http_conn_close') {
       this.assembler.onRecord(rec);
       return;
     }

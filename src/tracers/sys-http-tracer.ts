@@ -14,7 +14,7 @@ import { SelectionBits } from './selection-bits';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
-/** traced_tgids values: bpf enum sys_http_mode (bpf/sys_http_state.h says what each bit does). */
+/** traced_tgids values: bpf enum sys_http_mode (bpf/sys_http/sys_http_state.h says what each bit does). */
 export const { SYS_MODE_TRACE, SYS_MODE_THREAD_LINK, SYS_MODE_GO_LINK, SYS_MODE_INHERITED, SYS_MODE_ASYNCIO, SYS_MODE_NGINX_LINK, SYS_MODE_GO_SERVER, SYS_MODE_GO_CLIENT } = SYS_HTTP_MODE;
 const OFFSET_ABSENT = 0xffffffff;
 
@@ -28,7 +28,7 @@ export interface GoServerOptions {
   readonly connCurReq?: number;
   readonly respReq?: number;
   readonly reqPattern?: number;
-  /** Its client calls are traced here too (go.client_path: syscall; bpf/sys_http_go_client.h). */
+  /** Its client calls are traced here too (go.client_path: syscall; bpf/sys_http/sys_http_go_client.h). */
   readonly client?: boolean;
 }
 
@@ -61,11 +61,11 @@ export interface SysHttpTracerSettings {
   readonly maxConnections?: number;
   /**
    * Leave each client request's kernel-decided context for the sk_msg injector
-   * (bpf/sk_inject.h), so the header it writes and the reported client span agree.
+   * (bpf/common/sk_inject.h), so the header it writes and the reported client span agree.
    */
   readonly socketInjection?: boolean;
   /**
-   * Wake the agent only once this many bytes of records wait in the ring (bpf/ring_wakeup.h);
+   * Wake the agent only once this many bytes of records wait in the ring (bpf/common/ring_wakeup.h);
    * below it records wait for the backend's periodic consume. Default 0: every record wakes us.
    */
   /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
@@ -106,9 +106,9 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   ) {}
 
   /** Loads the object, attaches every tracepoint and starts delivering records. */
-  start(onRecord: RecordHandler): void {
+  async start(onRecord: RecordHandler): Promise<void> {
     const maxConns = Math.min(Math.max(this.settings.maxConnections ?? 16384, 1), 65536);
-    const opened = openTracerObject(
+    const opened = await openTracerObject(
       this.backend,
       this.objectPath,
       {
@@ -168,7 +168,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
   }
 
   /**
-   * A child the kernel traces from its fork (bpf/sys_http_lifecycle.h) with its parent's mode:
+   * A child the kernel traces from its fork (bpf/sys_http/sys_http_lifecycle.h) with its parent's mode:
    * followed without writing its entry, which the kernel removed if the child exec'd or exited
    * since (then false: never traced again by a late write).
    */
@@ -215,7 +215,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
 
   /**
    * Registers connections the process had open before it was selected: the kernel takes each
-   * over at its first syscall if the fd still holds that socket (bpf/sys_http_adopt.h).
+   * over at its first syscall if the fd still holds that socket (bpf/sys_http/sys_http_adopt.h).
    * Returns how many were registered and how many could not be (map full, object closing).
    */
   adoptOpen(pid: number, conns: readonly OpenConnection[]): { registered: number; failed: number } {

@@ -9,8 +9,13 @@ import type { RecordHandler } from '../bpf/types';
 export interface Tracer<StartArgs extends unknown[] = [onRecord: RecordHandler], AttachArgs extends unknown[] = []> {
   /** Prefix of its kernel counters' reasons, and its name in logs: 'go_http', 'sys_http', ... */
   readonly name: string;
-  /** Opens and loads its BPF object, attaches what every process shares, starts its ring buffer. */
-  start(...args: StartArgs): void;
+  /**
+   * Opens and loads its BPF object, attaches what every process shares, starts its ring buffer.
+   * The tracers the agent starts at once load on worker threads, concurrently (a promise); those
+   * started on demand in a synchronous path (nginx linking) or on another tracer's object
+   * (asyncio) return when done.
+   */
+  start(...args: StartArgs): void | Promise<void>;
   /** Starts tracing one selected process. */
   attach(pid: number, ...args: AttachArgs): unknown;
   /** Stops tracing one process. Idempotent, and harmless after close(). */

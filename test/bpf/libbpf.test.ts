@@ -386,6 +386,59 @@ suite('libbpf binding (real kernel)', () => {
     }
   });
 
+  test('loadAsync: a rejected program gives the same typed error as load(), and libbpf messages are captured again after', async () => {
+    const bad = backend.open(BAD_OBJ);
+    try {
+      const err = await bad.loadAsync().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(BpfLoadError);
+      const e = err as BpfLoadError;
+      expect(e.message).toMatch(/^load .*libbpf_test_bad\.bpf\.o: program rejected: Permission denied \(errno 13\)\nverifier log:\n/);
+      expect([e.code, e.errno, e.program]).toEqual(['ERR_BPF_LOAD', 13, 'rejected']);
+      expect(e.verifierLog).toContain("R0 invalid mem access 'map_value_or_null'");
+    } finally {
+      await bad.close();
+    }
+    // The print hook is set again: a failing call still carries libbpf's own words.
+    const obj = backend.open(OBJ);
+    try {
+      await obj.loadAsync();
+      const noTp = thrownSpanbridgeError(() => obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_no_such_call'));
+      expect(String((noTp.cause as Error | undefined)?.message)).toMatch(/libbpf: /);
+    } finally {
+      await obj.close();
+    }
+  });
+
+  test('loadAsync: objects load at once and share a map pinned by name on a host without the pin; close() waits for a load in flight', async () => {
+    const pin = '/sys/fs/bpf/spanbridge_test_pinned';
+    rmSync(pin, { force: true });
+    const before = openObjectCount();
+    const a = backend.open(OBJ);
+    const b = backend.open(OBJ);
+    const c = backend.open(OBJ);
+    try {
+      const loads = Promise.all([a.loadAsync(), b.loadAsync(), c.loadAsync()]);
+      const closing = c.close(); // while its load runs on a worker thread
+      await loads;
+      await closing;
+      expect(existsSync(pin)).toBe(true);
+      const key = Buffer.alloc(4);
+      const value = Buffer.alloc(8);
+      value.writeBigUInt64LE(7n);
+      a.map('spanbridge_test_pinned').update(key, value);
+      expect(b.map('spanbridge_test_pinned').lookup(key)?.readBigUInt64LE(0)).toBe(7n);
+      // Both loaded for real: their programs attach.
+      a.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid').destroy();
+      b.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid').destroy();
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+    expect(openObjectCount()).toBe(before);
+  });
+
   test('open errors: missing file, unknown rodata, oversized value, unknown program to disable', () => {
     const missing = thrownSpanbridgeError(() => backend.open('/nonexistent/x.bpf.o'));
     expect([missing.code, missing.message]).toEqual(['ERR_BPF_OPEN', 'open /nonexistent/x.bpf.o: No such file or directory (errno 2)']);
@@ -583,7 +636,7 @@ suite('libbpf binding (real kernel)', () => {
     await target.stop();
   });
 
-  describe('adaptive wakeups (bpf/ring_wakeup.h) and the periodic consume', () => {
+  describe('adaptive wakeups (bpf/common/ring_wakeup.h) and the periodic consume', () => {
     // A fixture record takes 24 bytes in the ring (8-byte header + 16).
     const RECORD_BYTES = 24;
 

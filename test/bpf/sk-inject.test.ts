@@ -2,7 +2,7 @@
  * bpf/sk_inject.bpf.o against the real kernel through the libbpf binding (attachSkMsg,
  * attachCgroup), without any tracer: this test process selects itself, connects to its own TCP
  * server, leaves pending contexts for its main thread in the pinned map exactly as a tracer would
- * (bpf/sk_inject.h), and checks what the server receives and the outcome the program reports.
+ * (bpf/common/sk_inject.h), and checks what the server receives and the outcome the program reports.
  *
  * Without root or /sys/kernel/btf/vmlinux this suite FAILS with the reason, unless
  * SPANBRIDGE_ALLOW_SKIP=1 (then it is skipped).

@@ -220,6 +220,12 @@ export class FakeBpfObject implements BpfObject {
     if (this.closed) throw new SpanbridgeError(code, `${what}: object ${this.path} is closed`);
   }
 
+  /** load() after a turn of the event loop, as a load on a worker thread returns. */
+  async loadAsync(): Promise<void> {
+    await Promise.resolve();
+    this.load();
+  }
+
   load(): void {
     this.live('ERR_BPF_LOAD', `load ${this.path}`);
     if (this.loaded) return;

@@ -1,5 +1,5 @@
 /**
- * Written bytes are stamped when their syscall begins (bpf/sys_http.h, sys_http_data_event.ts_ns):
+ * Written bytes are stamped when their syscall begins (bpf/sys_http/sys_http.h, sys_http_data_event.ts_ns):
  * the peer may read them before the write returns (another CPU, a blocked writer), never before
  * it began. So a SERVER span, which ends at its response's last write, ends no later than its
  * client saw that write's bytes, and the client's span, which ends after it read them, covers the

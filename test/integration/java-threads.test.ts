@@ -154,7 +154,7 @@ describe('Java: client calls on other threads than the request\'s are linked rig
   });
 
   describe('Java 25, virtual threads (spring.threads.virtual.enabled)', () => {
-    // A virtual thread moves between carrier threads: never linked by thread (bpf/sys_http_java.h).
+    // A virtual thread moves between carrier threads: never linked by thread (bpf/sys_http/sys_http_java.h).
     const pooled = async (): Promise<number> => (await agent!.kernelCounters()).sys_http_skip_thread_pooled ?? 0;
 
     it('RestTemplate on a virtual thread: not linked by its carrier thread, counted', async () => {

@@ -2,7 +2,7 @@
  * nginx as a reverse proxy (Debian's package, event-driven workers: one thread interleaves many
  * requests) in front of FastAPI on uvicorn, with 1 and 2 workers, with and without upstream
  * keep-alive. Each upstream request is linked to the downstream request it serves through a uprobe
- * at ngx_chain_writer (bpf/nginx_link.bpf.c), never to whatever the worker thread read last: the
+ * at ngx_chain_writer (bpf/nginx_link/nginx_link.bpf.c), never to whatever the worker thread read last: the
  * upstream CLIENT span is the child of nginx's SERVER span for that request, and FastAPI receives
  * (sk_msg) a traceparent naming that CLIENT span. Parents are checked against what FastAPI
  * actually received (its echo), and against the request each span belongs to (a per-request query

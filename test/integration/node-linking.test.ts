@@ -1,5 +1,5 @@
 /**
- * Node.js in-process linking from node's own async ids (bpf/sys_http_node_link.h, no uprobe), on
+ * Node.js in-process linking from node's own async ids (bpf/sys_http/sys_http_node_link.h, no uprobe), on
  * stock frameworks with no tracing code: Express calling out with axios (keep-alive agent),
  * Fastify with node:http (keep-alive agent), Express with fetch (undici); the leaf (Fastify)
  * echoes the traceparent it received. Each request to a front carries a traceparent of its own,

@@ -1,5 +1,5 @@
 /**
- * Python asyncio in-process linking (bpf/sys_http_asyncio.h) on stock frameworks: FastAPI on
+ * Python asyncio in-process linking (bpf/sys_http/sys_http_asyncio.h) on stock frameworks: FastAPI on
  * uvicorn calling out with httpx, and an aiohttp server calling out with aiohttp's client, both on
  * CPython 3.10, 3.11, 3.12 and 3.13, on asyncio's event loop and on uvloop's, traced by one agent with a
  * FastAPI leaf that echoes the traceparent it got.

@@ -1,5 +1,5 @@
 /**
- * Ring-buffer delivery with adaptive wakeups (bpf/ring_wakeup.h; docs/configuration.md,
+ * Ring-buffer delivery with adaptive wakeups (bpf/common/ring_wakeup.h; docs/configuration.md,
  * "Ring-buffer delivery"), end to end on the real kernel with the built agent and a Go server:
  * - default settings (64 KiB threshold, 50 ms period): a lone request's record is far below the
  *   threshold, so no wakeup; its span is still printed within about one period;

@@ -40,7 +40,7 @@ const SECRETS = [
 ];
 /**
  * Every default key with its secret value, in varied case, plus harmless pairs that must stay; in
- * two queries, as the Go tracer captures the first 256 bytes of a query (bpf/go_http_server.h).
+ * two queries, as the Go tracer captures the first 256 bytes of a query (bpf/go_http/go_http_server.h).
  */
 const pairs = QUERY_SECRETS.map((s, i) => `${i % 2 ? s.key.toUpperCase() : s.key}=${s.value}`);
 const QUERIES = [pairs.slice(0, 8), pairs.slice(8)].map((p) => ['page=2', ...p, 'lang=en'].join('&'));

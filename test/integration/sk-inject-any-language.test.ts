@@ -3,7 +3,7 @@
  * processes get the sk_msg path whether or not lockdown allows memory writes): Python (urllib, a
  * connection per request; http.client, one keep-alive connection) and Node (http, keep-alive) call
  * a Go echo server (/headers returns the request headers it received). The client span's context is
- * decided by the syscall tracer at write enter and handed to the sk_msg program (bpf/sk_inject.h):
+ * decided by the syscall tracer at write enter and handed to the sk_msg program (bpf/common/sk_inject.h):
  * the header the server sees must be exactly the CLIENT span the agent reports for that request.
  * Byte identity: the same client programs, not selected, send the same POSTs to a raw capture
  * server; the traced requests must equal theirs plus the one inserted line.

@@ -1,5 +1,5 @@
 /**
- * Socket-level traceparent injection (sock_ops + sk_msg, bpf/sk_inject.bpf.c) on the locked-down
+ * Socket-level traceparent injection (sock_ops + sk_msg, bpf/sk_inject/sk_inject.bpf.c) on the locked-down
  * host kernel, where bpf_probe_write_user is forbidden: an unmodified Go frontend calls an
  * unmodified Go backend whose /headers echoes the request headers it received.
  *

@@ -19,6 +19,7 @@ import { echoedTraceparents } from './helpers/go-chain';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 import { requireRootAndBpf } from './helpers/privileges';
 import { b64, startPyClient, type PyClient } from './helpers/py-raw-client';
+import { captureSegments } from './helpers/segments';
 
 /** The Go server's spans come from the syscall tracer (go.server_path). */
 const GO_SYSCALL = (process.env.SPANBRIDGE_GO_SERVER_PATH ?? DEFAULT_GO_SERVER_PATH) === 'syscall';
@@ -111,9 +112,15 @@ describe('sk_msg injection into pipelined HTTP/1.1 requests (non-Go client: ever
     return ids;
   }
 
-  it('four requests in one send (one with a body): each gets its own header, the reported client span, one trace', async () => {
+  it('four requests in one send (one with a body): each gets its own header, the reported client span, one trace, one segment', async () => {
     const paths = ['/headers?n=1', '/headers?n=2', '/headers?n=3', '/headers?n=4'];
-    const responses = await pipeline([get(paths[0]) + withBody(paths[1], 'hello=world') + get(paths[2]) + get(paths[3], true)]);
+    const send = get(paths[0]) + withBody(paths[1], 'hello=world') + get(paths[2]) + get(paths[3], true);
+    const wire = await captureSegments(mkdtempSync(path.join(os.tmpdir(), 'sk-inject-seg-')), backendPort);
+    const responses = await pipeline([send]);
+    // The send leaves as ONE segment with the four inserted lines ("traceparent: <55>\r\n", 70
+    // bytes each): lines left as scatterlist elements of their own would go out as 9 segments,
+    // and a server reading between them would see a head cut where a header goes in.
+    expect(await wire.stop()).toEqual([Buffer.byteLength(send) + 4 * 70]);
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(responses[1].body).toMatch(/^content-length: 11$/m); // the body was framed, not taken for a request
     const ids = await expectReported(responses, paths);
@@ -152,7 +159,7 @@ describe('sk_msg injection into pipelined HTTP/1.1 requests (non-Go client: ever
   it('counts pipelined injections in the kernel and the one request beyond the ids in user space', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     // The client's fifth request in one send; on the syscall path also the Go server's fifth in one
-    // read (the kernel decides 3 behind the first: bpf/sys_http_pipelined.h).
+    // read (the kernel decides 3 behind the first: bpf/sys_http/sys_http_pipelined.h).
     const beyond = GO_SYSCALL ? 2 : 1;
     expect(metrics).toMatch(new RegExp(`^spanbridge_sys_http_exchanges_dropped_total\\{reason="pipelined_beyond_spare_ids"\\} ${beyond}$`, 'm'));
     const c = await agent.kernelCounters();

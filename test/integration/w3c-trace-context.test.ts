@@ -68,7 +68,7 @@ const executed = (run: HarnessRun): number => [...run.results.values()].filter((
  * express.json() (raw-body) runs the handler in an AsyncResource created in the parser's callback,
  * and axios's new socket connects in a nextTick triggered by the socket (later calls follow an
  * `await`), where node's async ids no longer name the request exactly: the Node linking rules
- * (bpf/sys_http_node_link.h, depth one) leave these calls unlinked rather than guess
+ * (bpf/sys_http/sys_http_node_link.h, depth one) leave these calls unlinked rather than guess
  * (docs/node-async-linking.md, "Depth two"). So the tests that need the incoming trace id or
  * tracestate continued on a callback fail, exactly these; every other test (new traces, invalid
  * input restarting the trace, distinct ids per callback, ...) must pass for Node too.

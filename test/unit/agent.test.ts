@@ -11,7 +11,7 @@ import { RESOURCE_GRACE_MS } from '../../src/attach/resource-lifetimes';
 import type { ProcessInfo } from '../../src/discovery/process-info';
 import type { WatcherEvents } from '../../src/discovery/process-watcher';
 import { SpanbridgeError } from '../../src/errors';
-import { GO_HTTP_OBJECT, SYS_HTTP_OBJECT } from '../../src/events/structs.generated';
+import { GO_HTTP_OBJECT, SK_INJECT_OBJECT, SYS_HTTP_OBJECT } from '../../src/events/structs.generated';
 import type { Logger } from '../../src/log';
 import type { Span } from '../../src/spans/span';
 import { INJECT_PROGRAM } from '../../src/tracers/go-http-tracer';
@@ -39,7 +39,7 @@ interface Harness {
   order: string[];
 }
 
-function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
+function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; features?: typeof ALL_BPF_FEATURES; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
   const backend = options.backend ?? new FakeBpfBackend();
   const lines: string[] = [];
   const order: string[] = [];
@@ -88,7 +88,7 @@ function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_
       log,
       sinks: [sink],
       capabilities: options.caps ?? LOCKED_DOWN_HOST,
-      bpfFeatures: ALL_BPF_FEATURES,
+      bpfFeatures: options.features ?? ALL_BPF_FEATURES,
       host,
       onAttachment: (e) => attachments.push(e),
       tickMs: options.tickMs,
@@ -116,10 +116,10 @@ describe('Agent', () => {
   it('starts tracers before the watcher and writes the ready file last; stops tracers before flushing sinks', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
     const h = harness({ readyFile: join(dir, 'ready') });
-    h.agent.start();
-    // sk_msg injection (lockdown: no memory writes) before the Go tracer that hands it contexts,
-    // then the syscall tracer, then process events; the watcher only once all can attach.
-    expect(objectNames(h.backend)).toEqual(['sk_inject.bpf.o', 'go_http.bpf.o', 'sys_http.bpf.o', 'proc_events.bpf.o']);
+    await h.agent.start();
+    // Every load begins at once, the slowest first (syscall tracer, sk_msg injection, Go, process
+    // events); the watcher only once all can attach.
+    expect(objectNames(h.backend)).toEqual(['sys_http.bpf.o', 'sk_inject.bpf.o', 'go_http.bpf.o', 'proc_events.bpf.o']);
     expect(h.backend.openObjects().every((o) => o.loaded)).toBe(true);
     expect(h.order).toEqual(['watcher.start']);
     expect(readFileSync(join(dir, 'ready'), 'utf8')).toBe(`${process.pid}\n`);
@@ -138,7 +138,7 @@ describe('Agent', () => {
     let released = 0;
     Object.assign(backend, { releaseFreeMemory: () => released++ });
     const h = harness({ backend, tickMs: 10 });
-    h.agent.start();
+    await h.agent.start();
     await new Promise((r) => setTimeout(r, 80));
     await h.agent.stop();
     expect(released).toBeGreaterThanOrEqual(2);
@@ -147,16 +147,16 @@ describe('Agent', () => {
     expect(released).toBe(atStop);
   });
 
-  it('refuses to start without the privileges the plan needs, and starts nothing', () => {
+  it('refuses to start without the privileges the plan needs, and starts nothing', async () => {
     const h = harness({ caps: { ...LOCKED_DOWN_HOST, isRoot: false, capSysAdmin: false, capBpf: false, capPerfmon: false } });
-    expect(() => h.agent.start()).toThrow(expect.objectContaining({ code: 'ERR_PRIVILEGE' }));
+    await expect(h.agent.start()).rejects.toMatchObject({ code: 'ERR_PRIVILEGE' });
     expect(h.backend.openObjects()).toEqual([]);
     expect(h.order).toEqual([]);
   });
 
   it('selects a Go process into the uprobe tracer and releases it when it is gone', async () => {
     const h = harness();
-    h.agent.start();
+    await h.agent.start();
     h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     const uprobes = () => h.backend.activeLinks().filter((l) => l.target.kind === 'uprobe' && l.target.pid === GO_PID);
     expect(uprobes().length).toBeGreaterThanOrEqual(3); // ServeHTTP entry + 2 RETs + textproto RET
@@ -178,7 +178,7 @@ describe('Agent', () => {
 
   it('sends a process that is not Go to the syscall tracer', async () => {
     const h = harness();
-    h.agent.start();
+    await h.agent.start();
     h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
     const traced = h.backend.openObjects().find((o) => o.path.endsWith('sys_http.bpf.o'))!.map(SYS_HTTP_OBJECT.maps.traced_tgids);
     const key = Buffer.alloc(4);
@@ -193,7 +193,7 @@ describe('Agent', () => {
 
   it('says on its metrics and in its attachment events how headers are injected and what it attached', async () => {
     const h = harness();
-    h.agent.start();
+    await h.agent.start();
     // Locked down: no memory writes; sk_msg for Go and every other runtime.
     expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
     expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'sk_msg' })).toBe(1);
@@ -214,7 +214,7 @@ describe('Agent', () => {
   it('reloads the Go tracer without memory injection when the kernel refuses that program (typed load error)', async () => {
     const backend = new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36');
     const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true } });
-    h.agent.start();
+    await h.agent.start();
     // The refused object is closed; the one open now leaves the header writer out and hands
     // contexts to sk_msg instead.
     const goObjects = backend.openObjects().filter((o) => o.path.endsWith('go_http.bpf.o'));
@@ -226,16 +226,75 @@ describe('Agent', () => {
     await h.agent.stop();
   });
 
-  it('does not fall back on other load failures: the start fails', () => {
+  it('does not fall back on other load failures: the start fails, and stop closes what the concurrent loads opened', async () => {
     const backend = new FakeBpfBackend().failLoad(GO_HTTP_OBJECT.programs.go_server_handler_serve_http);
     const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true } });
-    expect(() => h.agent.start()).toThrow(expect.objectContaining({ code: 'ERR_BPF_LOAD', program: GO_HTTP_OBJECT.programs.go_server_handler_serve_http }));
+    await expect(h.agent.start()).rejects.toMatchObject({ code: 'ERR_BPF_LOAD', program: GO_HTTP_OBJECT.programs.go_server_handler_serve_http });
+    expect(objectNames(backend).sort()).toEqual(['proc_events.bpf.o', 'sk_inject.bpf.o', 'sys_http.bpf.o']);
+    expect(h.order).toEqual([]); // no watcher, no ready file
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+    expect(backend.activeLinks()).toEqual([]);
+  });
+
+  it('a failed sk_msg load is reported and blocks nothing: Go and syscall tracers load again without socket injection', async () => {
+    const backend = new FakeBpfBackend().failLoad(SK_INJECT_OBJECT.programs.sk_inject_msg, 'program too large');
+    const h = harness({ backend });
+    await h.agent.start();
+    expect(objectNames(backend).sort()).toEqual(['go_http.bpf.o', 'proc_events.bpf.o', 'sys_http.bpf.o']);
+    expect(backend.openObjects().every((o) => o.loaded)).toBe(true);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ socket_injection: false });
+    expect(backend.rodataOf('/x/sys_http.bpf.o')).toMatchObject({ sk_inject_pending: false });
+    expect(h.lines.some((l) => /^INFO strategy: socket-level sk_msg injection unavailable: load \/x\/sk_inject\.bpf\.o: program sk_inject_msg/.test(l))).toBe(true);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'none' })).toBe(1);
+    expect(h.lines).toContain('INFO strategy: HTTP/1.x for non-Go processes: syscall tracepoints (20 attached); same-node black-box correlation on');
+    expect(h.order).toEqual(['watcher.start']);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('the Go tracer begins loading before the plan, with the injection the capabilities decide; a plan that says otherwise loads it again', async () => {
+    const backend = new FakeBpfBackend();
+    // Capabilities allow memory writes; the (hypothetical) probe says the verifier refuses them.
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, lockdown: 'none', probeWriteUser: true }, features: { ...ALL_BPF_FEATURES, probeWriteUser: false } });
+    await h.agent.start();
+    const goObjects = backend.objects.filter((o) => o.path.endsWith('go_http.bpf.o'));
+    expect(goObjects.map((o) => [o.options.rodata?.memory_injection, o.closed])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ memory_injection: false, socket_injection: true });
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('a failed syscall-tracer load is reported and Go tracing still starts', async () => {
+    const backend = new FakeBpfBackend().failLoad(SYS_HTTP_OBJECT.programs.sys_exit_read, 'R2 min value is negative');
+    const h = harness({ backend });
+    await h.agent.start();
+    expect(objectNames(backend).sort()).toEqual(['go_http.bpf.o', 'proc_events.bpf.o', 'sk_inject.bpf.o']);
+    expect(h.lines.some((l) => /^WARN strategy: HTTP\/1\.x for non-Go processes: unavailable \(load \/x\/sys_http\.bpf\.o: program sys_exit_read/.test(l))).toBe(true);
+    expect(h.lines).toContain('INFO attached: go_http tracer loaded (uprobes are attached per process)');
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('a stop during start-up waits for the loads in flight and leaves nothing open', async () => {
+    const h = harness();
+    const starting = h.agent.start();
+    const stopping = h.agent.stop();
+    await starting;
+    await stopping;
+    expect(h.order).toEqual(['sinks.shutdown(open objects: 0)']); // no watcher, no ready file
+    expect(h.backend.openObjects()).toEqual([]);
+    expect(h.backend.activeLinks()).toEqual([]);
   });
 
   it('keeps a gone process resource for the grace period, so records still in the ring become spans', async () => {
     jest.useFakeTimers();
     const h = harness();
-    h.agent.start();
+    await h.agent.start();
     h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     h.events().onGone(GO_PID);
     h.backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
@@ -252,7 +311,7 @@ describe('Agent', () => {
   it('does not release a resource when the process is traced again within the grace period', async () => {
     jest.useFakeTimers();
     const h = harness();
-    h.agent.start();
+    await h.agent.start();
     h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
     h.events().onGone(GO_PID);
     h.events().onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);

@@ -24,6 +24,14 @@ export interface Native {
   readonly findProgram: KFn;
   readonly findMap: KFn;
   readonly nextProgram: KFn;
+  readonly nextMap: KFn;
+  readonly mapName: KFn;
+  readonly mapPinPath: KFn;
+  readonly mapMaxEntries: KFn;
+  readonly mapFlags: KFn;
+  readonly mapExtra: KFn;
+  readonly mapCreate: KFn;
+  readonly objPin: KFn;
   readonly objectBtf: KFn;
   readonly programSetAutoload: KFn;
   readonly mapSetMaxEntries: KFn;
@@ -71,11 +79,31 @@ export interface Native {
   readonly log: LibbpfLogCapture;
 }
 
-/** Collects libbpf's printed messages so a failing call can attach them to its error. */
+/**
+ * Collects libbpf's printed messages so a failing call can attach them to its error.
+ *
+ * While an object loads on a worker thread (LibbpfObject.loadAsync) libbpf's print hook is unset:
+ * a JS callback called from another thread runs on the main thread, and the worker waits for it,
+ * once per message (~4,800 debug lines for the agent's objects), so a busy main thread would
+ * stall every load. A failed asynchronous load is repeated synchronously, with the hook, for its
+ * diagnostics.
+ */
 class LibbpfLogCapture {
   private lines: string[] = [];
-  /** Copy every message to stderr (LibbpfBackendOptions.libbpfDebug). */
+  /** Copy every message to stderr (LibbpfBackendOptions.libbpfDebug); also keeps the hook set while muted. */
   debug = false;
+  private muted = 0;
+
+  constructor(private readonly setHook: (on: boolean) => void) {}
+
+  /** Unsets libbpf's print hook until as many unmute() calls (nested: one per load in flight). */
+  mute(): void {
+    if (this.muted++ === 0 && !this.debug) this.setHook(false);
+  }
+
+  unmute(): void {
+    if (this.muted > 0 && --this.muted === 0) this.setHook(true);
+  }
 
   begin(): void {
     this.lines = [];
@@ -102,6 +130,15 @@ export function loadNative(): Native {
   let lib: LibraryHandle;
   let libc: LibraryHandle;
   try {
+    // A foreign call made with .async runs on koffi's own stack for it, 128 KiB by default;
+    // bpf_object__load (CO-RE relocation, BTF) ran with 64 KiB here: 512 KiB leaves a margin.
+    // Settable only before the first library is loaded (a second module registry, as in jest,
+    // finds it set already).
+    koffi.config({ ...koffi.config(), async_stack_size: 512 * 1024 });
+  } catch {
+    // already fixed for this process
+  }
+  try {
     lib = koffi.load('libbpf.so.1');
     libc = koffi.load('libc.so.6');
   } catch (err) {
@@ -111,7 +148,9 @@ export function loadNative(): Native {
   // more than once per process (jest module registries).
   const printFnType = koffi.proto('int', ['int', 'const char *', 'void *']);
   const sampleFnType = koffi.proto('int', ['void *', 'void *', 'size_t']);
-  const log = new LibbpfLogCapture();
+  const setPrint = lib.func('libbpf_set_print', 'void *', [koffi.pointer(printFnType)]);
+  // The hook (printCb, below) is only set or unset once both exist.
+  const log = new LibbpfLogCapture((on) => setPrint(on ? printCb : null));
   const vsnprintf = libc.func('int vsnprintf(void *buf, size_t size, const char *fmt, void *ap)');
   const printBuf = Buffer.alloc(8192);
   // libbpf_print_fn_t gets a va_list; on x86-64 that is a pointer to __va_list_tag, which
@@ -121,7 +160,7 @@ export function loadNative(): Native {
     log.push(level, printBuf.toString('utf8', 0, Math.max(0, Math.min(n, printBuf.length - 1))));
     return 0;
   }, koffi.pointer(printFnType));
-  lib.func('libbpf_set_print', 'void *', [koffi.pointer(printFnType)])(printCb);
+  setPrint(printCb);
 
   nativeSingleton = {
     openFile: lib.func('void *bpf_object__open_file(const char *path, const void *opts)'),
@@ -130,6 +169,17 @@ export function loadNative(): Native {
     findProgram: lib.func('void *bpf_object__find_program_by_name(const void *obj, const char *name)'),
     findMap: lib.func('void *bpf_object__find_map_by_name(const void *obj, const char *name)'),
     nextProgram: lib.func('void *bpf_object__next_program(const void *obj, void *prog)'),
+    nextMap: lib.func('void *bpf_object__next_map(const void *obj, const void *map)'),
+    mapName: lib.func('const char *bpf_map__name(const void *map)'),
+    mapPinPath: lib.func('const char *bpf_map__pin_path(const void *map)'),
+    mapMaxEntries: lib.func('uint32_t bpf_map__max_entries(const void *map)'),
+    mapFlags: lib.func('uint32_t bpf_map__map_flags(const void *map)'),
+    mapExtra: lib.func('uint64_t bpf_map__map_extra(const void *map)'),
+    // opts: struct bpf_map_create_opts, built as bytes (pins.ts)
+    mapCreate: lib.func(
+      'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)',
+    ),
+    objPin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
     objectBtf: lib.func('void *bpf_object__btf(const void *obj)'),
     programSetAutoload: lib.func('int bpf_program__set_autoload(void *prog, bool autoload)'),
     mapSetMaxEntries: lib.func('int bpf_map__set_max_entries(void *map, uint32_t max_entries)'),

@@ -16,6 +16,7 @@ import type { BackendConfig } from './options';
 import { LibbpfProgram } from './program';
 import { LibbpfRingBuffer } from './ring-buffer';
 import type { RingPoller } from './ring-poller';
+import { createMissingPins } from './pins';
 import { setRodata } from './rodata';
 
 const LOG_BUF_SIZE = 16 * 1024 * 1024; // calloc'd: pages are only touched if the kernel writes.
@@ -30,6 +31,8 @@ export class LibbpfObject implements BpfObject {
   private readonly programs = new Map<string, LibbpfProgram>();
   private readonly maps = new Map<string, LibbpfMap>();
   private closing: Promise<void> | undefined;
+  /** A load running on a worker thread (loadAsync); close() waits for it before freeing. */
+  private loading: Promise<void> | undefined;
   /** Pending link detaches; close() waits for them before freeing the object. */
   private linkDestroys: Promise<void> = Promise.resolve();
   private readonly untrack: () => void;
@@ -40,6 +43,7 @@ export class LibbpfObject implements BpfObject {
     private readonly poller: RingPoller,
     readonly possibleCpus: () => number,
     readonly path: string,
+    private readonly options: OpenOptions,
     ptr: bigint,
   ) {
     this.ptr = ptr;
@@ -54,32 +58,7 @@ export class LibbpfObject implements BpfObject {
     path: string,
     options: OpenOptions,
   ): LibbpfObject {
-    n.log.begin();
-    const ptr = n.openFile(path, null) as Ptr;
-    if (ptr === null) {
-      const errno = pointerErrno(n, koffi.errno());
-      throw bpfError(n, 'ERR_BPF_OPEN', `open ${path}: ${errnoText(n, errno)}`, { errno });
-    }
-    try {
-      if (options.rodata && Object.keys(options.rodata).length > 0) setRodata(n, ptr, path, options.rodata);
-      for (const name of options.disablePrograms ?? []) {
-        const prog = n.findProgram(ptr, name) as Ptr;
-        if (prog === null) throw new SpanbridgeError('ERR_BPF_OPEN', `disable program ${name}: not in ${path}`);
-        const r = n.programSetAutoload(prog, false) as number;
-        if (r < 0) throw new SpanbridgeError('ERR_BPF_OPEN', `disable program ${name}: ${errnoText(n, r)}`);
-      }
-      for (const [name, size] of Object.entries(options.maxEntries ?? {})) {
-        const map = n.findMap(ptr, name) as Ptr;
-        if (map === null) throw new SpanbridgeError('ERR_BPF_OPEN', `size map ${name}: not in ${path}`);
-        const r = n.mapSetMaxEntries(map, size) as number;
-        if (r < 0) throw new SpanbridgeError('ERR_BPF_OPEN', `size map ${name} to ${size}: ${errnoText(n, r)}`);
-      }
-    } catch (err) {
-      n.objectClose(ptr);
-      throw err;
-    }
-    n.log.take();
-    return new LibbpfObject(n, cfg, poller, possibleCpus, path, ptr);
+    return new LibbpfObject(n, cfg, poller, possibleCpus, path, options, openHandle(n, path, options));
   }
 
   /** The live object pointer; throws `code` once the object is closed. */
@@ -92,6 +71,49 @@ export class LibbpfObject implements BpfObject {
     return this.loaded;
   }
 
+  /**
+   * Loads on a libuv worker thread (the verifier takes ~0.2-0.5 s per object here), so several
+   * objects load at once and the event loop runs meanwhile. Maps pinned by name are created first,
+   * on this thread (pins.ts). libbpf's print hook is unset meanwhile (native.ts): when the load
+   * fails, it runs again synchronously (load()), whose error carries the failing program, the
+   * verifier log and libbpf's messages as always.
+   */
+  loadAsync(): Promise<void> {
+    if (this.loaded) return Promise.resolve();
+    this.loading ??= this.loadOnWorker().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async loadOnWorker(): Promise<void> {
+    const obj = this.handle('ERR_BPF_LOAD', `load ${this.path}`);
+    const n = this.n;
+    createMissingPins(n, obj);
+    n.log.mute();
+    let r: number;
+    try {
+      r = await new Promise<number>((resolve, reject) => {
+        n.objectLoad.async(obj, (err: unknown, res: number) => (err ? reject(err) : resolve(res)));
+      });
+    } finally {
+      n.log.unmute();
+      n.mallocTrim(0);
+    }
+    if (r === 0) {
+      this.loaded = true;
+      return;
+    }
+    this.handle('ERR_BPF_LOAD', `load ${this.path}`);
+    // libbpf loads an object once: a fresh handle for the diagnosing load.
+    n.objectClose(obj);
+    this.ptr = null;
+    this.programs.clear();
+    this.maps.clear();
+    this.ptr = openHandle(n, this.path, this.options);
+    this.load();
+  }
+
   load(): void {
     const obj = this.handle('ERR_BPF_LOAD', `load ${this.path}`);
     if (this.loaded) return;
@@ -100,6 +122,7 @@ export class LibbpfObject implements BpfObject {
     // rejects, and libbpf only asks for a log (level 1) when a load fails, so after a failure
     // the buffer holds exactly the failing program's log.
     const logBuf = koffi.alloc('char', LOG_BUF_SIZE) as bigint;
+    createMissingPins(n, obj);
     const progs: bigint[] = [];
     for (let p = n.nextProgram(obj, null) as Ptr; p !== null; p = n.nextProgram(obj, p) as Ptr) progs.push(p);
     try {
@@ -188,6 +211,9 @@ export class LibbpfObject implements BpfObject {
   close(options: CloseOptions = {}): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
+      // A load on a worker thread still uses the object: free it only once that returned. (No
+      // await otherwise: delivery stops within this call.)
+      if (this.loading) await this.loading.catch(() => undefined);
       // Without drain no record reaches a handler once close() was called; with drain records
       // keep flowing while the links go, then what is left is read out. Then the kernel side goes
       // in the documented order: links (reverse creation order), ring buffers, the object.
@@ -209,4 +235,34 @@ export class LibbpfObject implements BpfObject {
     })();
     return this.closing;
   }
+}
+
+/** bpf_object__open_file, then the settings that must precede load: .rodata, autoload, map sizes. */
+function openHandle(n: Native, path: string, options: OpenOptions): bigint {
+  n.log.begin();
+  const ptr = n.openFile(path, null) as Ptr;
+  if (ptr === null) {
+    const errno = pointerErrno(n, koffi.errno());
+    throw bpfError(n, 'ERR_BPF_OPEN', `open ${path}: ${errnoText(n, errno)}`, { errno });
+  }
+  try {
+    if (options.rodata && Object.keys(options.rodata).length > 0) setRodata(n, ptr, path, options.rodata);
+    for (const name of options.disablePrograms ?? []) {
+      const prog = n.findProgram(ptr, name) as Ptr;
+      if (prog === null) throw new SpanbridgeError('ERR_BPF_OPEN', `disable program ${name}: not in ${path}`);
+      const r = n.programSetAutoload(prog, false) as number;
+      if (r < 0) throw new SpanbridgeError('ERR_BPF_OPEN', `disable program ${name}: ${errnoText(n, r)}`);
+    }
+    for (const [name, size] of Object.entries(options.maxEntries ?? {})) {
+      const map = n.findMap(ptr, name) as Ptr;
+      if (map === null) throw new SpanbridgeError('ERR_BPF_OPEN', `size map ${name}: not in ${path}`);
+      const r = n.mapSetMaxEntries(map, size) as number;
+      if (r < 0) throw new SpanbridgeError('ERR_BPF_OPEN', `size map ${name} to ${size}: ${errnoText(n, r)}`);
+    }
+  } catch (err) {
+    n.objectClose(ptr);
+    throw err;
+  }
+  n.log.take();
+  return ptr;
 }

@@ -25,7 +25,7 @@ export interface LibbpfBackendOptions {
   /**
    * Every running ring buffer is also consumed on this period (one unref'd timer per backend),
    * whether or not the kernel woke us: programs that skip wakeups while little data waits
-   * (bpf/ring_wakeup.h, `ring_wakeup_bytes`) rely on it, so no record waits longer than this.
+   * (bpf/common/ring_wakeup.h, `ring_wakeup_bytes`) rely on it, so no record waits longer than this.
    * Default 50 ms; 0 turns it off (then every program must wake user space itself).
    */
   readonly pollIntervalMs?: number;

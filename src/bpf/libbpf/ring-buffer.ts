@@ -5,7 +5,7 @@
  * default) or by epoll_wait on a libuv worker thread through koffi's async call ('worker');
  * records are consumed with ring_buffer__consume in time-bounded turns (default 5 ms), so a flood
  * of records cannot starve timers and I/O, and each record is copied out before the callback
- * returns. Programs may skip the wakeup while little data waits (bpf/ring_wakeup.h), so the
+ * returns. Programs may skip the wakeup while little data waits (bpf/common/ring_wakeup.h), so the
  * backend's RingPoller also gives every running ring a turn each period, and a draining close
  * reads the ring empty once the object's links are gone.
  */

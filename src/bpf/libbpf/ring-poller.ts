@@ -8,7 +8,7 @@ export interface PolledRing {
 /**
  * The backend's periodic consume: one unref'd interval timer while any ring buffer runs, which
  * gives every running ring a consume turn whether or not the kernel woke us. Programs that skip
- * wakeups while little data waits (bpf/ring_wakeup.h) rely on it: a record waits at most one
+ * wakeups while little data waits (bpf/common/ring_wakeup.h) rely on it: a record waits at most one
  * period. One timer for all rings, so an idle agent wakes once per period, not once per ring.
  */
 export class RingPoller {

@@ -1,7 +1,7 @@
 /**
  * Where the threads of a Go executable keep the current goroutine (g), as an offset from the
  * thread pointer (fsbase on x86-64), so a syscall tracepoint can read g without a uprobe
- * (go.server_path: syscall; bpf/sys_http_go_server.h).
+ * (go.server_path: syscall; bpf/sys_http/sys_http_go_server.h).
  *
  * - No PT_TLS segment: Go's runtime set the thread pointer itself (runtime.settls, internal
  *   linking without cgo): g is at fs:-8.

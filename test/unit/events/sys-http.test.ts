@@ -1,7 +1,7 @@
-/** decodeSysHttpData on records built from the generated layout (bpf/sys_http.h). */
-import { decodeSysHttpData, SYS_F2_CONTEXT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
-import { SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_ROLE } from '../../../src/events/structs.generated';
-import { encodeRecord, PARENT_SPAN_ID, SPAN_ID } from '../../fixtures/records';
+/** decodeSysHttpData on records built from the generated layout (bpf/sys_http/sys_http.h). */
+import { decodeSysHttpData, decodeSysHttpRoute, SYS_F2_CONTEXT, SYS_F_REMOTE_PARENT, SYS_F_REQUEST_START, SYS_HTTP_DATA_RECORD_SIZE } from '../../../src/events/sys-http';
+import { RECORD_TYPE, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT } from '../../../src/events/structs.generated';
+import { encodeRecord, PARENT_SPAN_ID, SPAN_ID, sysDataRecord } from '../../fixtures/records';
 
 function record(opts: { flags: number; len: bigint; capture: string; tail?: string; captureLen?: number; flags2?: number }): Buffer {
   const data = Buffer.from(opts.capture, 'latin1');
@@ -20,6 +20,7 @@ function record(opts: { flags: number; len: bigint; capture: string; tail?: stri
       tail_len: tail.length,
       tail,
       flags2: opts.flags2 ?? 1,
+      route_len: 0,
       conn_id: 0xfeedbeefcafe0001n,
       ts_ns: 123_456_789_012n,
       len: opts.len,
@@ -72,5 +73,48 @@ describe('decodeSysHttpData', () => {
     expect(r.data.toString('latin1')).toBe('abc');
     expect(decodeSysHttpData(record({ flags: 0, len: 2n ** 53n - 1n, capture: '' })).len).toBe(Number.MAX_SAFE_INTEGER);
     expect(decodeSysHttpData(record({ flags: 0, len: 2n ** 32n + 5n, capture: '' })).len).toBe(2 ** 32 + 5);
+  });
+});
+
+describe('decoded records read in place', () => {
+  it('a data record holds its own bytes, the capture bounds and conn_id by halves; its view and bigint on demand', () => {
+    const buf = record({ flags: SYS_F_REQUEST_START, len: 20n, capture: 'GET / HTTP/1.1\r\n' });
+    const r = decodeSysHttpData(buf);
+    expect(r.bytes).toBe(buf);
+    expect(r.dataOffset).toBe(D.fields.data.offset);
+    expect(r.captureLen).toBe(16);
+    expect([r.connLo, r.connHi]).toEqual([0xcafe0001, 0xfeedbeef]);
+    expect(r.connId).toBe(0xfeedbeefcafe0001n);
+    expect(r.data).toBe(r.data); // made once
+    expect(r.data.toString('latin1')).toBe(buf.toString('latin1', D.fields.data.offset, D.fields.data.offset + 16));
+  });
+
+  it('a Go server response carries its route after the captured bytes (cut at the capture, bounded by the record)', () => {
+    const r = decodeSysHttpData(sysDataRecord('HTTP/1.1 200 OK\r\n', { direction: 1, flags: 2 }, 'GET /items/{id}'));
+    expect(r.data.toString('latin1')).toBe('HTTP/1.1 200 OK\r\n');
+    expect(r.route).toBe('GET /items/{id}');
+    expect(decodeSysHttpData(sysDataRecord('HTTP/1.1 200 OK\r\n', { direction: 1 })).route).toBe('');
+    const long = `/${'a'.repeat(300)}`;
+    expect(decodeSysHttpData(sysDataRecord('x', {}, long)).route).toBe(long.slice(0, 128));
+    // a route length past the record's end: only the bytes present
+    const sent = sysDataRecord('xy', {}, '/abc');
+    expect(decodeSysHttpData(sent.subarray(0, D.fields.data.offset + 2 + 2)).route).toBe('/a');
+  });
+
+  it('a route record: its pattern (UTF-8, cut at the true length) and conn_id by halves', () => {
+    const pattern = Buffer.from('GET /caf\u00e9/{id}', 'utf8');
+    const buf = Buffer.alloc(SYS_HTTP_ROUTE_EVENT.size, 0xee);
+    buf[0] = RECORD_TYPE.RECORD_SYS_HTTP_ROUTE;
+    buf.writeUInt32LE(77, SYS_HTTP_ROUTE_EVENT.fields.pid.offset);
+    buf.writeBigUInt64LE(0x8000000000000005n, SYS_HTTP_ROUTE_EVENT.fields.conn_id.offset);
+    buf.writeUInt32LE(pattern.length, SYS_HTTP_ROUTE_EVENT.fields.route_len.offset);
+    pattern.copy(buf, SYS_HTTP_ROUTE_EVENT.fields.route.offset);
+    const r = decodeSysHttpRoute(buf);
+    expect(r).toMatchObject({ type: 'sys_http_route', pid: 77, pattern: 'GET /caf\u00e9/{id}', connLo: 5, connHi: 0x80000000 });
+    expect(r.connId).toBe(0x8000000000000005n);
+    // a true length past the capture: cut to the capture
+    buf.writeUInt32LE(5000, SYS_HTTP_ROUTE_EVENT.fields.route_len.offset);
+    const { offset, size } = SYS_HTTP_ROUTE_EVENT.fields.route;
+    expect(decodeSysHttpRoute(buf).pattern).toBe(buf.toString('utf8', offset, offset + size));
   });
 });

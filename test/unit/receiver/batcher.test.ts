@@ -1,5 +1,5 @@
 import { pipelineFromEnv } from '../../helpers/delivery';
-import { IDLE_FLUSH_DELAY_MS, SpanBatcher, type SpanExporter } from '../../../receiver/batcher';
+import { IDLE_FLUSH_DELAY_MS, SpanBatcher, type SpanBatch, type SpanExporter } from '../../../receiver/batcher';
 
 import { estimateSpanBytes } from '../../../receiver/span-size';
 import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
@@ -319,5 +319,45 @@ describe('createTraceExportPipeline (batcher + exporter against a real local HTT
     const p = pipelineFromEnv({ metrics: new SelfMetrics(), log, env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' } });
     await p.shutdown();
     expect(log.warnings).toEqual([expect.stringMatching(/ignoring OTEL_EXPORTER_OTLP_PROTOCOL "thrift"/)]);
+  });
+
+  it('a span the exporter cannot encode is dropped and counted alone; its batch still goes out', async () => {
+    const metrics = new SelfMetrics();
+    const log = recordingLog();
+    const exported: Span[][] = [];
+    /** Batches that refuse spans named 'bad', as an encoder refuses a span it cannot encode. */
+    class Picky implements SpanBatch {
+      readonly spans: Span[] = [];
+      get length(): number {
+        return this.spans.length;
+      }
+      push(span: Span): number {
+        if (span.name === 'bad') throw new TypeError('cannot encode');
+        return this.spans.push(span);
+      }
+    }
+    const exporter: SpanExporter = {
+      export: async () => {
+        throw new Error('arrays are not expected here');
+      },
+      newBatch: () => new Picky(),
+      exportBatch: async (b) => {
+        exported.push((b as Picky).spans);
+      },
+      shutdown: async () => {},
+    };
+    const batcher = new SpanBatcher(exporter, metrics, log, { maxBatchSize: 2, scheduledDelayMs: 60_000 });
+    const good = spans(3);
+    batcher.add(good[0]);
+    batcher.add(makeSpan(resource, { name: 'bad' }));
+    batcher.add(good[1]);
+    batcher.add(makeSpan(resource, { name: 'bad' }));
+    batcher.add(good[2]);
+    await batcher.forceFlush();
+    expect(exported).toEqual([[good[0], good[1]], [good[2]]]);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'export_failed' })).toBe(2);
+    expect(batcher.queueState().spans).toBe(0);
+    expect(log.warnings.filter((w) => w.includes('cannot encode'))).toHaveLength(1);
+    await batcher.shutdown(1000);
   });
 });

@@ -4,7 +4,7 @@
  * head dropped, a token before each colon, no control characters in values), on well-formed,
  * cut and malformed heads alike.
  */
-import { findHeadEnd, KEPT_HEADERS, parseHead, responseBody, splitTarget, type ParsedHead } from '../../../src/spans/sys-http-parse';
+import { findHeadEnd, KEPT_HEADERS, parseHead, parseHeadAt, parseRequestLine, parseStatusLine, requestBody, responseBody, splitTarget, type ParsedHead } from '../../../src/spans/sys-http-parse';
 
 /** The definition: what parseHead returned when it split the head into an array of lines. */
 function reference(bytes: Buffer, complete: boolean): ParsedHead | null {
@@ -78,6 +78,89 @@ describe('parseHead', () => {
   });
 });
 
+/** A deterministic generator (xorshift32): the same cases on every run. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x1_0000_0000;
+  };
+}
+
+/** Pieces heads are made of: names, separators, white space and controls that trim keeps or drops. */
+const PIECES = [
+  'GET / HTTP/1.1', 'HTTP/1.1 200 OK', '\r\n', '\r\n', '\r\n', '\r', '\n', ':', ': ', ' ', '\t', '\x0b', '\x0c', '\xa0', '\x00', '\x01', '\x7f', '\x80', '\xff',
+  'Host', 'HOST', 'host', 'User-Agent', 'tracestate', 'TraceParent', 'Content-Length', 'transfer-encoding', 'Cookie', 'X-A', 'Bad Name', 'a', '5', 'chunked', '@', '"', '(',
+];
+
+describe('parseHead on generated heads', () => {
+  it('agrees with the line-array definition on 20,000 generated heads, cut and complete', () => {
+    const r = rng(15);
+    const differing: unknown[] = [];
+    const show = (p: ParsedHead | null) => JSON.stringify(p && { ...p, headers: [...p.headers] });
+    for (let n = 0; n < 20_000; n++) {
+      let head = PIECES[Math.floor(r() * 2)];
+      const parts = Math.floor(r() * 14);
+      for (let k = 0; k < parts; k++) head += PIECES[Math.floor(r() * PIECES.length)];
+      const bytes = Buffer.from(head, 'latin1');
+      for (const complete of [true, false]) {
+        const got = show(parseHead(bytes, complete));
+        if (got !== show(reference(bytes, complete))) differing.push({ head, complete, got });
+      }
+    }
+    expect(differing).toEqual([]);
+  });
+
+  it('reads a head in place inside a larger buffer', () => {
+    const b = Buffer.from('xxGET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\n\r\nbody', 'latin1');
+    expect(parseHeadAt(b, 2, b.indexOf('\r\n\r\n'), true)).toEqual(reference(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u', 'latin1'), true));
+  });
+});
+
+/** The regular expressions the request and status line parsers are held to. */
+const REQUEST_LINE = /^([A-Z]{3,12}) ([^\s\x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+
+describe('request and status lines', () => {
+  const LINE_PIECES = ['GET', 'POST', 'M-SEARCH', 'PROPFIND', 'get', 'ABCDEFGHIJKLM', ' ', '  ', '/', '/a?b=1', '*', 'http://h:1/p', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/1.2', 'HTTP/2', '200', '099', '600', '404', 'OK', 'Not Found', '\t', '\x00', '\x7f', '\xa0', '\r', '\n', '\x85', '\u2028', '1'];
+  it('parses request lines as the regular expression does (method strings shared)', () => {
+    const r = rng(7);
+    const cases = ['GET / HTTP/1.1', 'OPTIONS * HTTP/1.0', 'GET  / HTTP/1.1', 'GET / HTTP/1.1 ', 'GE / HTTP/1.1', 'ABCDEFGHIJKL / HTTP/1.1', 'ABCDEFGHIJKLM / HTTP/1.1', 'GET /\xa0 HTTP/1.1', 'GET /\u2028 HTTP/1.1', 'GET / HTTP/1.2'];
+    for (let n = 0; n < 20_000; n++) {
+      let line = '';
+      const parts = 1 + Math.floor(r() * 6);
+      for (let k = 0; k < parts; k++) line += LINE_PIECES[Math.floor(r() * LINE_PIECES.length)];
+      cases.push(line, `${line} HTTP/1.1`);
+    }
+    const differing = cases.filter((line) => {
+      const m = REQUEST_LINE.exec(line);
+      return JSON.stringify(parseRequestLine(line)) !== JSON.stringify(m ? { method: m[1], target: m[2], minor: Number(m[3]) } : null);
+    });
+    expect(differing).toEqual([]);
+    expect(parseRequestLine('GET /x HTTP/1.1')?.method).toBe('GET');
+  });
+
+  it('parses status lines as the regular expression does', () => {
+    const r = rng(9);
+    const cases = ['HTTP/1.1 200', 'HTTP/1.1 200 ', 'HTTP/1.1 200 OK', 'HTTP/1.0 599 x\ty', 'HTTP/1.1 200OK', 'HTTP/1.1 20', 'HTTP/1.1 200 \x7f', 'HTTP/1.1 200 \x85\xff'];
+    for (let n = 0; n < 20_000; n++) {
+      let line = r() < 0.7 ? 'HTTP/1.' : '';
+      const parts = 1 + Math.floor(r() * 5);
+      for (let k = 0; k < parts; k++) line += LINE_PIECES[Math.floor(r() * LINE_PIECES.length)];
+      cases.push(line);
+    }
+    const differing = cases.filter((line) => {
+      const m = STATUS_LINE.exec(line);
+      return JSON.stringify(parseStatusLine(line)) !== JSON.stringify(m ? { minor: Number(m[1]), status: Number(m[2]) } : null);
+    });
+    expect(differing).toEqual([]);
+  });
+});
+
 describe('framing helpers', () => {
   it('finds the end of a head from an offset', () => {
     const b = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\nbody', 'latin1');
@@ -94,6 +177,24 @@ describe('framing helpers', () => {
     expect(responseBody('GET', 200, h('5, 6'))).toBeNull();
     expect(responseBody('GET', 200, h('0'))).toEqual({ kind: 'none', length: 0 });
     expect(responseBody('GET', 200, h('x'))).toBeNull();
+  });
+
+  it('frames request bodies: chunked, Content-Length of 1-15 digits, else none', () => {
+    const h = (entries: [string, string][]) => new Map(entries);
+    expect(requestBody(h([]))).toEqual({ kind: 'none', length: 0 });
+    expect(requestBody(h([['content-length', '12']]))).toEqual({ kind: 'length', length: 12 });
+    expect(requestBody(h([['content-length', '0']]))).toEqual({ kind: 'none', length: 0 });
+    expect(requestBody(h([['content-length', '999999999999999']]))).toEqual({ kind: 'length', length: 999999999999999 });
+    expect(requestBody(h([['content-length', '1000000000000000']]))).toBeNull();
+    expect(requestBody(h([['content-length', '']]))).toBeNull();
+    expect(requestBody(h([['content-length', '1 2']]))).toBeNull();
+    expect(requestBody(h([['content-length', '5, 5']]))).toBeNull();
+    expect(requestBody(h([['transfer-encoding', 'gzip, chunked']]))).toEqual({ kind: 'chunked', length: 0 });
+    expect(requestBody(h([['transfer-encoding', 'gzip']]))).toBeNull();
+    expect(responseBody('GET', 200, h([['transfer-encoding', 'gzip']]))).toEqual({ kind: 'until-close', length: 0 });
+    expect(responseBody('HEAD', 200, h([['content-length', '5']]))).toEqual({ kind: 'none', length: 0 });
+    expect(responseBody('GET', 200, h([]))).toEqual({ kind: 'until-close', length: 0 });
+    expect(responseBody('GET', 200, h([['content-length', ' 5, 5 ,5']]))).toEqual({ kind: 'length', length: 5 });
   });
 
   it('splits origin-form and absolute-form targets', () => {

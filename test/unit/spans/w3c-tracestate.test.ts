@@ -1,5 +1,5 @@
 /**
- * The user-space twin of the kernel's tracestate reader (bpf/trace_context.h): what a span reports
+ * The user-space twin of the kernel's tracestate reader (bpf/common/trace_context.h): what a span reports
  * must be what the agent sends on. Cases from the W3C trace-context test suite.
  */
 import { normalizeTracestate } from '../../../src/spans/w3c-tracestate';

@@ -43,7 +43,7 @@ function withUvloop(t: AsyncioTarget): AsyncioTarget {
   };
 }
 
-function stageWith(backend: FakeBpfBackend, probe: (pid: number) => AsyncioProbe): SysHttpStage {
+async function stageWith(backend: FakeBpfBackend, probe: (pid: number) => AsyncioProbe): Promise<SysHttpStage> {
   const stage = new SysHttpStage({
     backend,
     objectPath: SYS,
@@ -53,14 +53,14 @@ function stageWith(backend: FakeBpfBackend, probe: (pid: number) => AsyncioProbe
     resourceOf: () => ({ attributes: { 'service.name': 'py' } }),
     deliver: () => undefined,
   });
-  stage.start();
+  await stage.start();
   return stage;
 }
 
 describe('Python asyncio linking', () => {
-  it('3.11: writes the addresses, attaches Context.run, Task.__init__ and Future.set_result, sets the asyncio mode', () => {
+  it('3.11: writes the addresses, attaches Context.run, Task.__init__ and Future.set_result, sets the asyncio mode', async () => {
     const backend = new FakeBpfBackend();
-    const stage = stageWith(backend, () => ({ kind: 'linkable', target: target('3.11', 0x7f00000110a0) }));
+    const stage = await stageWith(backend, () => ({ kind: 'linkable', target: target('3.11', 0x7f00000110a0) }));
     expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/thread linking on, asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result\)/);
     const obj = backend.objects[0];
     expect(obj.map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1 | 2 | 16); // TRACE | THREAD_LINK | ASYNCIO
@@ -81,9 +81,9 @@ describe('Python asyncio linking', () => {
     expect(obj.map('py_procs').lookup(key(7))).toBeNull();
   });
 
-  it('3.13: Task.__init__ gets an entry and a uretprobe (eager tasks); the heap step type is learned from its name', () => {
+  it('3.13: Task.__init__ gets an entry and a uretprobe (eager tasks); the heap step type is learned from its name', async () => {
     const backend = new FakeBpfBackend();
-    const stage = stageWith(backend, () => ({ kind: 'linkable', target: target('3.13', 0) }));
+    const stage = await stageWith(backend, () => ({ kind: 'linkable', target: target('3.13', 0) }));
     expect(stage.attach({ pid: 7, exeName: 'python3.13' })).toMatch(/CPython 3\.13: uprobes on Context\.run, Task\.__init__ \(entry and return: eager tasks\)/);
     const links = backend.activeLinks().filter((l) => l.program.startsWith('py_task'));
     // the return first: an entry must never be seen without its return
@@ -96,9 +96,9 @@ describe('Python asyncio linking', () => {
     expect(v.toString('latin1', PY_ASYNCIO_PROC.fields.step_name.offset, PY_ASYNCIO_PROC.fields.step_name.offset + 28)).toBe('_asyncio.TaskStepMethWrapper');
   });
 
-  it('uvloop loaded: PyContext_Exit (before the steps), task_wakeup, TaskStepMethWrapper_call and uv_read_start too', () => {
+  it('uvloop loaded: PyContext_Exit (before the steps), task_wakeup, TaskStepMethWrapper_call and uv_read_start too', async () => {
     const backend = new FakeBpfBackend();
-    const stage = stageWith(backend, () => ({ kind: 'linkable', target: withUvloop(target('3.11', 0x7f00000110a0)) }));
+    const stage = await stageWith(backend, () => ({ kind: 'linkable', target: withUvloop(target('3.11', 0x7f00000110a0)) }));
     expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio tasks linked \(CPython 3\.11: uprobes on Context\.run, Task\.__init__, Future\.set_result; uvloop: PyContext_Exit, task_wakeup, TaskStepMethWrapper_call, uv_read_start\)/);
     const links = backend.activeLinks().filter((l) => l.program.startsWith('py_'));
     expect(links.map((l) => [l.program, l.target])).toEqual([
@@ -116,19 +116,19 @@ describe('Python asyncio linking', () => {
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
   });
 
-  it('a stripped interpreter: traced, thread rules kept, the note says why asyncio is not linked', () => {
+  it('a stripped interpreter: traced, thread rules kept, the note says why asyncio is not linked', async () => {
     const backend = new FakeBpfBackend();
-    const stage = stageWith(backend, () => ({ kind: 'unlinkable', version: '3.11', reason: 'no symbols: /usr/lib/python3.11/lib-dynload/_asyncio.cpython-311-x86_64-linux-gnu.so is stripped (.symtab removed)' }));
+    const stage = await stageWith(backend, () => ({ kind: 'unlinkable', version: '3.11', reason: 'no symbols: /usr/lib/python3.11/lib-dynload/_asyncio.cpython-311-x86_64-linux-gnu.so is stripped (.symtab removed)' }));
     expect(stage.attach({ pid: 7, exeName: 'python3' })).toMatch(/asyncio not linked: no symbols: .*_asyncio\.cpython-311-x86_64-linux-gnu\.so is stripped/);
     expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1 | 2);
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
     expect(stage.asyncioLinking(7)).toMatch(/^not linked: no symbols/);
   });
 
-  it('not Python, or asyncio not loaded: no probe, nothing said', () => {
+  it('not Python, or asyncio not loaded: no probe, nothing said', async () => {
     const backend = new FakeBpfBackend();
     const probed: number[] = [];
-    const stage = stageWith(backend, (pid) => {
+    const stage = await stageWith(backend, (pid) => {
       probed.push(pid);
       return { kind: 'absent' };
     });
@@ -140,7 +140,7 @@ describe('Python asyncio linking', () => {
 });
 
 describe('Python asyncio linking of a process that loads asyncio after its attach', () => {
-  it('is probed again at each tick until asyncio is there, then linked and reported', () => {
+  it('is probed again at each tick until asyncio is there, then linked and reported', async () => {
     const backend = new FakeBpfBackend();
     let loaded = false;
     const notes: string[] = [];
@@ -154,7 +154,7 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
       resourceOf: () => undefined,
       deliver: () => undefined,
     });
-    stage.start();
+    await stage.start();
     expect(stage.attach({ pid: 7, exeName: 'python3.11' })).not.toMatch(/asyncio/);
     stage.tick();
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
@@ -167,7 +167,7 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
   });
 
-  it('uvloop imported after asyncio was linked: its probes are added at the next tick, once', () => {
+  it('uvloop imported after asyncio was linked: its probes are added at the next tick, once', async () => {
     const backend = new FakeBpfBackend();
     let uv = false;
     let probes = 0;
@@ -186,7 +186,7 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
       resourceOf: () => undefined,
       deliver: () => undefined,
     });
-    stage.start();
+    await stage.start();
     expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio tasks linked/);
     stage.tick();
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(3);
@@ -201,7 +201,7 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toHaveLength(7);
   });
 
-  it('never asks for uprobes where there are none', () => {
+  it('never asks for uprobes where there are none', async () => {
     const backend = new FakeBpfBackend();
     const stage = new SysHttpStage({
       backend,
@@ -213,14 +213,14 @@ describe('Python asyncio linking of a process that loads asyncio after its attac
       resourceOf: () => undefined,
       deliver: () => undefined,
     });
-    stage.start();
+    await stage.start();
     expect(stage.attach({ pid: 7, exeName: 'python3.11' })).toMatch(/asyncio not linked: no uprobes here/);
     expect(backend.activeLinks().filter((l) => l.program.startsWith('py_'))).toEqual([]);
   });
 });
 
 describe('parseMaps', () => {
-  it('keeps file-backed mappings with their start and file offset', () => {
+  it('keeps file-backed mappings with their start and file offset', async () => {
     const text = [
       '55d0c0a00000-55d0c0a01000 r--p 00000000 fe:00 1234                       /root/.pyenv/versions/3.11.7/bin/python3.11',
       '7f45e86b7000-7f45e86bb000 r--p 00000000 fe:00 21490                      /root/.pyenv/versions/3.11.7/lib/python3.11/lib-dynload/_asyncio.cpython-311-x86_64-linux-gnu.so',

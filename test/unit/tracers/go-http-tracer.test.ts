@@ -14,15 +14,15 @@ import { goTarget } from '../../fixtures/go-target';
 
 const OBJ = '/x/go_http.bpf.o';
 
-function started(backend = new FakeBpfBackend()): { backend: FakeBpfBackend; tracer: GoHttpTracer } {
+async function started(backend = new FakeBpfBackend()): Promise<{ backend: FakeBpfBackend; tracer: GoHttpTracer }> {
   const tracer = new GoHttpTracer(backend, OBJ);
-  tracer.start(() => undefined);
+  await tracer.start(() => undefined);
   return { backend, tracer };
 }
 
 describe('GoHttpTracer', () => {
-  it('sets its settings in .rodata before load', () => {
-    const { backend } = started();
+  it('sets its settings in .rodata before load', async () => {
+    const { backend } = await started();
     expect(backend.rodataOf(OBJ)).toEqual({
       header_max_age_ns: 10_000_000_000n,
       capture_user_agent: true,
@@ -35,33 +35,33 @@ describe('GoHttpTracer', () => {
     expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
   });
 
-  it('a kernel refusing the header-writing program is told apart by the typed load error, not its text', () => {
-    const thrown = (backend: FakeBpfBackend): unknown => {
+  it('a kernel refusing the header-writing program is told apart by the typed load error, not its text', async () => {
+    const thrown = async (backend: FakeBpfBackend): Promise<unknown> => {
       try {
-        new GoHttpTracer(backend, OBJ, { injection: 'memory' }).start(() => undefined);
+        await new GoHttpTracer(backend, OBJ, { injection: 'memory' }).start(() => undefined);
       } catch (err) {
         return err;
       }
       throw new Error('start() did not throw');
     };
-    const refused = thrown(new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36'));
+    const refused = await thrown(new FakeBpfBackend().failLoad(INJECT_PROGRAM, 'unknown func bpf_probe_write_user#36'));
     expect(isMemoryInjectionRefused(refused)).toBe(true);
     // Another program failing is not a reason to drop injection, even when its log names a helper.
-    const other = thrown(new FakeBpfBackend().failLoad('go_server_handler_serve_http', 'unknown func bpf_probe_write_user#36'));
+    const other = await thrown(new FakeBpfBackend().failLoad('go_server_handler_serve_http', 'unknown func bpf_probe_write_user#36'));
     expect(isMemoryInjectionRefused(other)).toBe(false);
     expect(isMemoryInjectionRefused(new SpanbridgeError('ERR_BPF_LOAD', `load: program ${INJECT_PROGRAM}: bpf_probe_write_user`))).toBe(false);
     // Without memory injection the program is disabled, so its failure never reaches start().
-    expect(() => new GoHttpTracer(new FakeBpfBackend().failLoad(INJECT_PROGRAM), OBJ).start(() => undefined)).not.toThrow();
+    await expect(new GoHttpTracer(new FakeBpfBackend().failLoad(INJECT_PROGRAM), OBJ).start(() => undefined)).resolves.toBeUndefined();
   });
 
-  it('passes its ring-buffer wakeup threshold to the programs', () => {
+  it('passes its ring-buffer wakeup threshold to the programs', async () => {
     const backend = new FakeBpfBackend();
-    new GoHttpTracer(backend, OBJ, { ringWakeupBytes: 65536 }).start(() => undefined);
+    await new GoHttpTracer(backend, OBJ, { ringWakeupBytes: 65536 }).start(() => undefined);
     expect(backend.rodataOf(OBJ)?.ring_wakeup_bytes).toBe(65536n);
   });
 
-  it('writes the offsets first, then attaches entry + every RET with the pid; never a uretprobe', () => {
-    const { backend, tracer } = started();
+  it('writes the offsets first, then attaches entry + every RET with the pid; never a uretprobe', async () => {
+    const { backend, tracer } = await started();
     const r = tracer.attach(42, '/proc/42/exe', goTarget());
     expect(r).toEqual({ links: 4, notes: ['no client spans (net/http Transport not linked)'] });
     const obj = backend.openObjects()[0];
@@ -77,8 +77,8 @@ describe('GoHttpTracer', () => {
     ]);
   });
 
-  it('detach destroys the links in reverse order and forgets the offsets', () => {
-    const { backend, tracer } = started();
+  it('detach destroys the links in reverse order and forgets the offsets', async () => {
+    const { backend, tracer } = await started();
     tracer.attach(42, '/proc/42/exe', goTarget());
     tracer.detach(42);
     expect(backend.activeLinks()).toHaveLength(0);
@@ -90,16 +90,16 @@ describe('GoHttpTracer', () => {
     tracer.detach(42); // idempotent
   });
 
-  it('rolls back everything when an attach fails half way', () => {
+  it('rolls back everything when an attach fails half way', async () => {
     const backend = new FakeBpfBackend().failAttach('go_textproto_read_line_ret', 3);
-    const { tracer } = started(backend);
+    const { tracer } = await started(backend);
     expect(() => tracer.attach(42, '/proc/42/exe', goTarget())).toThrow(/No such process \(errno 3\)/);
     expect(backend.activeLinks()).toHaveLength(0);
     expect(tracer.attachedPids).toEqual([]);
   });
 
-  it('needs ServeHTTP with RET points and the required offsets; Pattern is optional', () => {
-    const { tracer } = started();
+  it('needs ServeHTTP with RET points and the required offsets; Pattern is optional', async () => {
+    const { tracer } = await started();
     expect(() => tracer.attach(1, 'p', goTarget({ functions: {} }))).toThrow(/net\/http.serverHandler.ServeHTTP in the binary/);
     const noPattern = goTarget();
     const offsets = { ...noPattern.offsets };
@@ -127,10 +127,10 @@ describe('GoHttpTracer', () => {
     ['none', 'go_header_write_subset_ret'],
     ['memory', INJECT_PROGRAM],
     ['socket', 'go_header_write_subset_ret'],
-  ] as const)('client probes with injection %s use %s at the writeSubset RETs', (injection, retProgram) => {
+  ] as const)('client probes with injection %s use %s at the writeSubset RETs', async (injection, retProgram) => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection });
-    tracer.start(() => undefined);
+    await tracer.start(() => undefined);
     const t = goTarget();
     const r = tracer.attach(7, '/proc/7/exe', { ...t, functions: { ...t.functions, ...clientFunctions } });
     expect(r.notes).toEqual([]);
@@ -149,10 +149,10 @@ describe('GoHttpTracer', () => {
     expect(disabled.size).toBe(1);
   });
 
-  it('client path syscall: (*persistConn).roundTrip entry, one trap per request; dialConn (per connection) and stripPassword (failed calls); server path syscall: (*conn).serve entry', () => {
+  it('client path syscall: (*persistConn).roundTrip entry, one trap per request; dialConn (per connection) and stripPassword (failed calls); server path syscall: (*conn).serve entry', async () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
-    tracer.start(() => undefined);
+    await tracer.start(() => undefined);
     const t = goTarget();
     const functions = {
       ...t.functions,
@@ -174,10 +174,10 @@ describe('GoHttpTracer', () => {
     expect(encodeGoOffsets({ ...t, offsets }).readUInt32LE(GO_OFFSETS.fields.pconn_bw.offset)).toBe(112);
   });
 
-  it('client path syscall without stripPassword: roundTrip only, and the attach note says failed calls have no span', () => {
+  it('client path syscall without stripPassword: roundTrip only, and the attach note says failed calls have no span', async () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
-    tracer.start(() => undefined);
+    await tracer.start(() => undefined);
     const t = goTarget();
     const functions = { ...t.functions, [GO_FUNCS.persistConnRoundTrip]: { entryOffset: 0x9000, retOffsets: [0x9100] }, [GO_FUNCS.dialConn]: { entryOffset: 0xb000, retOffsets: [] } };
     delete (functions as Record<string, unknown>)[GO_FUNCS.stripPassword];
@@ -188,17 +188,17 @@ describe('GoHttpTracer', () => {
     expect(backend.activeLinks().map((l) => l.program)).toContain('go_persist_conn_round_trip');
   });
 
-  it('injection socket: the read-only writeSubset RET program, and socket_injection set in .rodata', () => {
+  it('injection socket: the read-only writeSubset RET program, and socket_injection set in .rodata', async () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
-    tracer.start(() => undefined);
+    await tracer.start(() => undefined);
     expect(tracer.injection).toBe('socket');
     expect(backend.rodataOf(OBJ)).toMatchObject({ socket_injection: true, memory_injection: false });
     expect(backend.openObjects()[0].disabled).toEqual(new Set([INJECT_PROGRAM]));
   });
 
-  it('without bodyEOFSignal.Close, client spans end at the response head and that is said', () => {
-    const { tracer, backend } = started();
+  it('without bodyEOFSignal.Close, client spans end at the response head and that is said', async () => {
+    const { tracer, backend } = await started();
     const t = goTarget();
     const functions = { ...t.functions, ...clientFunctions } as Record<string, unknown>;
     delete functions[GO_FUNCS.bodyEofSignalClose];
@@ -207,8 +207,8 @@ describe('GoHttpTracer', () => {
     expect(backend.activeLinks().some((l) => l.program === 'go_body_eof_signal_close')).toBe(false);
   });
 
-  it('without runtime.g.parentGoid (Go < 1.21) goroutine ancestry is skipped and said so', () => {
-    const { tracer, backend } = started();
+  it('without runtime.g.parentGoid (Go < 1.21) goroutine ancestry is skipped and said so', async () => {
+    const { tracer, backend } = await started();
     const t = goTarget({ goVersion: 'go1.20.1' });
     const offsets = { ...t.offsets } as Record<string, number | undefined>;
     delete offsets['runtime.g.parentGoid'];
@@ -218,7 +218,7 @@ describe('GoHttpTracer', () => {
   });
 
   it('close detaches every process and closes the object', async () => {
-    const { backend, tracer } = started();
+    const { backend, tracer } = await started();
     tracer.attach(1, 'p', goTarget());
     tracer.attach(2, 'p', goTarget());
     await tracer.close();

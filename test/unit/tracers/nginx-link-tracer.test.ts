@@ -17,7 +17,7 @@ const NGX = '/x/nginx_link.bpf.o';
 const key = (p: number): Buffer => Buffer.from(new Uint32Array([p]).buffer);
 const linkable: NginxLinkTarget = { ok: true, version: '1.22.1', binaryPath: '/usr/sbin/nginx', offset: 0x2a700, layout: NGINX_LAYOUTS[0].layout };
 
-function stageWith(backend: FakeBpfBackend, inspect: (pid: number) => NginxLinkTarget, metrics = new SelfMetrics()): SysHttpStage {
+async function stageWith(backend: FakeBpfBackend, inspect: (pid: number) => NginxLinkTarget, metrics = new SelfMetrics()): Promise<SysHttpStage> {
   const stage = new SysHttpStage({
     backend,
     objectPath: SYS,
@@ -28,14 +28,14 @@ function stageWith(backend: FakeBpfBackend, inspect: (pid: number) => NginxLinkT
     resourceOf: () => ({ attributes: { 'service.name': 'nginx' } }),
     deliver: () => undefined,
   });
-  stage.start();
+  await stage.start();
   return stage;
 }
 
 describe('nginx upstream linking', () => {
-  it('loads the object at the first nginx process only, attaches one uprobe per process and sets the nginx mode', () => {
+  it('loads the object at the first nginx process only, attaches one uprobe per process and sets the nginx mode', async () => {
     const backend = new FakeBpfBackend();
-    const stage = stageWith(backend, () => linkable);
+    const stage = await stageWith(backend, () => linkable);
     stage.attach({ pid: 5, exeName: 'python3' });
     expect(backend.objects.map((o) => o.path)).toEqual([SYS]);
     expect(stage.attach({ pid: 7, exeName: 'nginx' })).toMatch(/nginx upstream linking on \(uprobe ngx_chain_writer\+0 \(nginx 1\.22\.1\)\)/);
@@ -57,10 +57,10 @@ describe('nginx upstream linking', () => {
     expect(stage.tracers.map((t) => t.name)).toEqual(['sys_http', 'nginx_link']);
   });
 
-  it('leaves a refused nginx traced without any linking (never by thread) and counts its unlinked client spans', () => {
+  it('leaves a refused nginx traced without any linking (never by thread) and counts its unlinked client spans', async () => {
     const backend = new FakeBpfBackend();
     const metrics = new SelfMetrics();
-    const stage = stageWith(backend, () => ({ ok: false, version: '1.22.1', reason: 'nginx 1.22.1: symbol ngx_chain_writer missing from .dynsym' }), metrics);
+    const stage = await stageWith(backend, () => ({ ok: false, version: '1.22.1', reason: 'nginx 1.22.1: symbol ngx_chain_writer missing from .dynsym' }), metrics);
     expect(stage.attach({ pid: 7, exeName: 'nginx' })).toMatch(/nginx upstream linking off: nginx 1\.22\.1: symbol ngx_chain_writer missing/);
     expect(backend.objects.map((o) => o.path)).toEqual([SYS]);
     expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1);
@@ -68,26 +68,26 @@ describe('nginx upstream linking', () => {
     expect(clientSpansUnlinked.total(metrics)).toBe(0);
   });
 
-  it('never links nginx by thread, also without uprobes (no nginx object)', () => {
+  it('never links nginx by thread, also without uprobes (no nginx object)', async () => {
     const backend = new FakeBpfBackend();
     const metrics = new SelfMetrics();
     const stage = new SysHttpStage({ backend, objectPath: SYS, clock: new FixedClock(10n), metrics, resourceOf: () => undefined, deliver: () => undefined });
-    stage.start();
+    await stage.start();
     expect(stage.attach({ pid: 7, exeName: 'nginx' })).toMatch(/nginx upstream linking off: no uprobes here/);
     expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1);
   });
 
-  it('says why when the uprobe cannot be attached', () => {
+  it('says why when the uprobe cannot be attached', async () => {
     const backend = new FakeBpfBackend().failAttach(NGINX_LINK_OBJECT.programs.nginx_chain_writer, 1);
-    const stage = stageWith(backend, () => linkable);
+    const stage = await stageWith(backend, () => linkable);
     expect(stage.attach({ pid: 7, exeName: 'nginx' })).toMatch(/nginx upstream linking off: uprobe not attached: .*Operation not permitted/);
     expect(backend.objects[0].map('traced_tgids').lookup(key(7))?.readUInt32LE(0)).toBe(1);
   });
 
-  it('reports its uprobe counters by reason', () => {
+  it('reports its uprobe counters by reason', async () => {
     const names = { programs: Object.keys(NGINX_LINK_OBJECT.programs), rodata: Object.keys(NGINX_LINK_OBJECT.rodata) };
     const backend = new FakeBpfBackend({ possibleCpus: 2, objects: { [NGX]: { ...names, maps: { nginx_link_counts: { keySize: 4, valueSize: 8, kind: 'per-cpu' } } } } });
-    const stage = stageWith(backend, () => linkable);
+    const stage = await stageWith(backend, () => linkable);
     stage.attach({ pid: 7, exeName: 'nginx' });
     const nginx = stage.tracers[1];
     const counts = backend.objects[1].map('nginx_link_counts');

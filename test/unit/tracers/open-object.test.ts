@@ -4,9 +4,9 @@ import { openTracerObject, pidKey } from '../../../src/tracers/open-object';
 import { FakeBpfBackend } from '../../fakes/fake-bpf';
 
 describe('openTracerObject (how every tracer opens its object)', () => {
-  it('opens with the options, loads, then runs setup; the links it made are returned', () => {
+  it('opens with the options, loads, then runs setup; the links it made are returned', async () => {
     const backend = new FakeBpfBackend();
-    const { obj, links } = openTracerObject(backend, '/x/proc_events.bpf.o', {}, (o, l) => {
+    const { obj, links } = await openTracerObject(backend, '/x/proc_events.bpf.o', {}, (o, l) => {
       l.push(o.program(PROC_EVENTS_OBJECT.programs.on_exec).attachTracepoint('sched', 'sched_process_exec'));
       o.ringBuffer(PROC_EVENTS_OBJECT.maps.proc_events, () => undefined).start();
     });
@@ -15,11 +15,11 @@ describe('openTracerObject (how every tracer opens its object)', () => {
     expect(backend.activeLinks().map((l) => l.program)).toEqual([PROC_EVENTS_OBJECT.programs.on_exec]);
   });
 
-  it('a failed attach destroys the links made so far (reverse order), closes the object, rethrows the typed error', () => {
+  it('a failed attach destroys the links made so far (reverse order), closes the object, rethrows the typed error', async () => {
     const backend = new FakeBpfBackend().failAttach(SYS_HTTP_OBJECT.programs.sys_enter_connect);
     let thrown: unknown;
     try {
-      openTracerObject(backend, '/x/sys_http.bpf.o', {}, (o, l) => {
+      await openTracerObject(backend, '/x/sys_http.bpf.o', {}, (o, l) => {
         l.push(o.program(SYS_HTTP_OBJECT.programs.sys_exit_accept).attachTracepoint('syscalls', 'sys_exit_accept'));
         l.push(o.program(SYS_HTTP_OBJECT.programs.sys_exit_accept4).attachTracepoint('syscalls', 'sys_exit_accept4'));
         l.push(o.program(SYS_HTTP_OBJECT.programs.sys_enter_connect).attachTracepoint('syscalls', 'sys_enter_connect'));
@@ -36,13 +36,13 @@ describe('openTracerObject (how every tracer opens its object)', () => {
     expect(backend.openObjects()).toEqual([]);
   });
 
-  it('a refused load closes the object and keeps the BpfLoadError (program, verifier log) for the caller', () => {
+  it('a refused load closes the object and keeps the BpfLoadError (program, verifier log) for the caller', async () => {
     const backend = new FakeBpfBackend().failLoad(PROC_EVENTS_OBJECT.programs.on_exit, 'R1 invalid mem access');
-    expect(() => openTracerObject(backend, '/x/proc_events.bpf.o', {}, () => undefined)).toThrow(BpfLoadError);
+    await expect(openTracerObject(backend, '/x/proc_events.bpf.o', {}, () => undefined)).rejects.toThrow(BpfLoadError);
     expect(backend.openObjects()).toEqual([]);
   });
 
-  it('per-process map keys are the tgid as a little-endian u32', () => {
+  it('per-process map keys are the tgid as a little-endian u32', async () => {
     expect(pidKey(0x01020304)).toEqual(Buffer.from([4, 3, 2, 1]));
   });
 });

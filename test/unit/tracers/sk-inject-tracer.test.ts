@@ -35,10 +35,10 @@ function u32(n: number): Buffer {
 }
 
 describe('SkInjectTracer', () => {
-  it('loads with its rodata, attaches sk_msg to the SOCKHASH before sock_ops to the cgroup', () => {
+  it('loads with its rodata, attaches sk_msg to the SOCKHASH before sock_ops to the cgroup', async () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ, { pendingMaxAgeMs: 50 });
-    t.start(CG);
+    await t.start(CG);
     expect(be.rodataOf(OBJ)).toEqual({ pending_max_age_ns: 50_000_000n });
     expect(be.activeLinks().map((l) => [l.program, l.target])).toEqual([
       [SK_INJECT_MSG_PROGRAM, { kind: 'sk_msg', mapName: SK_INJECT_SOCKHASH }],
@@ -53,16 +53,16 @@ describe('SkInjectTracer', () => {
     expect(t.linkDescriptions.slice(0, 2)).toEqual([`sk_msg:${SK_INJECT_SOCKHASH} ${SK_INJECT_MSG_PROGRAM}`, `cgroup:${CG} ${SK_INJECT_SOCKOPS_PROGRAM}`]);
   });
 
-  it('defaults the pending age to 200 ms', () => {
+  it('defaults the pending age to 200 ms', async () => {
     const be = backend();
-    new SkInjectTracer(be, OBJ).start(CG);
+    await new SkInjectTracer(be, OBJ).start(CG);
     expect(be.rodataOf(OBJ)).toEqual({ pending_max_age_ns: 200_000_000n });
   });
 
-  it('selects and forgets processes in sk_inject_tgids (idempotent)', () => {
+  it('selects and forgets processes in sk_inject_tgids (idempotent)', async () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
-    t.start(CG);
+    await t.start(CG);
     t.attach(42);
     t.attach(43);
     const map = be.openObjects()[0].map('sk_inject_tgids');
@@ -75,14 +75,14 @@ describe('SkInjectTracer', () => {
     expect(t.attachedPids).toEqual([43]);
   });
 
-  it('attach before start is an error', () => {
+  it('attach before start is an error', async () => {
     expect(() => new SkInjectTracer(backend(), OBJ).attach(1)).toThrow(/not started/);
   });
 
-  it('sums the per-CPU counters by outcome name', () => {
+  it('sums the per-CPU counters by outcome name', async () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
-    t.start(CG);
+    await t.start(CG);
     const counters = be.openObjects()[0].map('sk_inject_counters') as unknown as { setPerCpu(k: Buffer, v: Buffer[]): void };
     const v = (n: bigint): Buffer => {
       const b = Buffer.alloc(8);
@@ -99,33 +99,33 @@ describe('SkInjectTracer', () => {
     expect(Object.keys(c)).toHaveLength(SK_INJECT_OUTCOME.SK_INJECT_OUTCOME_MAX);
   });
 
-  it('a failed cgroup attach leaves nothing attached and the object closed', () => {
+  it('a failed cgroup attach leaves nothing attached and the object closed', async () => {
     const be = backend().failAttach(SK_INJECT_SOCKOPS_PROGRAM, 1);
     const t = new SkInjectTracer(be, OBJ);
-    expect(() => t.start(CG)).toThrow(/attach sk_inject_sockops to cgroup .*Operation not permitted/);
+    await expect(t.start(CG)).rejects.toThrow(/attach sk_inject_sockops to cgroup .*Operation not permitted/);
     expect(be.activeLinks()).toEqual([]);
     expect(be.openObjects()).toEqual([]);
     expect(t.started).toBe(false);
   });
 
-  it('a load failure (e.g. no sk_msg on this kernel) propagates with nothing attached', () => {
+  it('a load failure (e.g. no sk_msg on this kernel) propagates with nothing attached', async () => {
     const be = backend().failLoad(SK_INJECT_MSG_PROGRAM, 'unknown program type');
-    expect(() => new SkInjectTracer(be, OBJ).start(CG)).toThrow(/unknown program type/);
+    await expect(new SkInjectTracer(be, OBJ).start(CG)).rejects.toThrow(/unknown program type/);
     expect(be.activeLinks()).toEqual([]);
   });
 
-  it('sk_msg attaches only to a SOCKHASH', () => {
+  it('sk_msg attaches only to a SOCKHASH', async () => {
     const be = new FakeBpfBackend({
       objects: { [OBJ]: { ...SPEC, maps: { ...SPEC.maps, [SK_INJECT_SOCKHASH]: { keySize: 8, valueSize: 8, kind: 'hash' } } } },
     });
-    expect(() => new SkInjectTracer(be, OBJ).start(CG)).toThrow(/not a SOCKMAP or SOCKHASH/);
+    await expect(new SkInjectTracer(be, OBJ).start(CG)).rejects.toThrow(/not a SOCKMAP or SOCKHASH/);
     expect(be.activeLinks()).toEqual([]);
   });
 
   it('close detaches in reverse order and closes the object; detach after close is harmless', async () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
-    t.start(CG);
+    await t.start(CG);
     t.attach(5);
     await t.close();
     expect(be.activeLinks()).toEqual([]);
@@ -166,11 +166,11 @@ const PROC: ProcSockets = {
 };
 
 describe('outgoingConnections / registerExisting', () => {
-  it('picks established connections whose local port is not a listening port (IPv4 and IPv6)', () => {
+  it('picks established connections whose local port is not a listening port (IPv4 and IPv6)', async () => {
     expect(outgoingConnections(1, PROC)).toEqual([4, 6]);
   });
 
-  it('openConnections gives every established connection its role and socket inode', () => {
+  it('openConnections gives every established connection its role and socket inode', async () => {
     expect(openConnections(1, PROC)).toEqual([
       { fd: 4, inode: 222n, role: 'client' },
       { fd: 5, inode: 333n, role: 'server' },
@@ -178,10 +178,10 @@ describe('outgoingConnections / registerExisting', () => {
     ]);
   });
 
-  it('registerExisting inserts each into the SOCKHASH and counts failures', () => {
+  it('registerExisting inserts each into the SOCKHASH and counts failures', async () => {
     const be = backend();
     const t = new SkInjectTracer(be, OBJ);
-    t.start(CG);
+    await t.start(CG);
     t.attach(9);
     expect(t.registerExisting(9, PROC)).toEqual({ registered: 2, failed: 0 });
     const map = be.openObjects()[0].map(SK_INJECT_SOCKHASH) as unknown as { sockets: { pid: number; fd: number; tcpNoDelay: boolean }[] };

@@ -18,7 +18,7 @@ import { sysConnRecord, sysDataRecord, v4 } from '../../fixtures/records';
 const OBJ = '/x/sys_http.bpf.o';
 
 describe('sys http records', () => {
-  it('decodes connection and data records through the one decoder', () => {
+  it('decodes connection and data records through the one decoder', async () => {
     const m = new SelfMetrics();
     const open = decodeRecord(sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN), m);
     expect(open).toMatchObject({ type: 'sys_http_conn_open', role: 'server', pid: 7, connId: 99n, localAddress: '127.0.0.1', localPort: 8080, remoteAddress: '10.1.2.3', remotePort: 51000 });
@@ -34,7 +34,7 @@ describe('sys http records', () => {
     expect(noStart?.type === 'sys_http_data' && noStart.spareIds).toEqual([]);
   });
 
-  it('decodes records sent as header + captured bytes only (variable size)', () => {
+  it('decodes records sent as header + captured bytes only (variable size)', async () => {
     const full = sysDataRecord('GET /v HTTP/1.1\r\n\r\n', { flags: 1 });
     const sent = full.subarray(0, D.fields.data.offset + 19);
     const d = decodeRecord(sent, new SelfMetrics());
@@ -46,13 +46,13 @@ describe('sys http records', () => {
     expect(d2?.type === 'sys_http_data' && d2.data.length).toBe(19);
   });
 
-  it('counts short records instead of decoding them', () => {
+  it('counts short records instead of decoding them', async () => {
     const m = new SelfMetrics();
     expect(decodeRecord(sysDataRecord('x').subarray(0, 100), m)).toBeNull();
     expect(m.snapshot().find((p) => p.labels.reason === 'short')?.value).toBe(1);
   });
 
-  it('formats IPv6 and mapped IPv4 addresses', () => {
+  it('formats IPv6 and mapped IPv4 addresses', async () => {
     expect(formatAddress(v4('192.168.0.1'))).toBe('192.168.0.1');
     expect(formatAddress(Buffer.from('00000000000000000000000000000001', 'hex'))).toBe('::1');
     expect(formatAddress(Buffer.from('20010db8000000000000000000000042', 'hex'))).toBe('2001:db8::42');
@@ -61,10 +61,10 @@ describe('sys http records', () => {
 });
 
 describe('SysHttpTracer', () => {
-  it('loads with its settings and attaches every tracepoint once', () => {
+  it('loads with its settings and attaches every tracepoint once', async () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ, { correlationWindowMs: 250, maxConnections: 100 });
-    t.start(() => undefined);
+    await t.start(() => undefined);
     expect(backend.rodataOf(OBJ)).toEqual({
       correlation_window_ns: 250_000_000n,
       thread_ctx_max_age_ns: 60_000_000_000n,
@@ -84,16 +84,16 @@ describe('SysHttpTracer', () => {
     expect(targets).toContainEqual({ kind: 'tracepoint', category: 'sched', name: 'sched_process_exit' });
   });
 
-  it('passes its ring-buffer wakeup threshold to the programs', () => {
+  it('passes its ring-buffer wakeup threshold to the programs', async () => {
     const backend = new FakeBpfBackend();
-    new SysHttpTracer(backend, OBJ, { ringWakeupBytes: 4096 }).start(() => undefined);
+    await new SysHttpTracer(backend, OBJ, { ringWakeupBytes: 4096 }).start(() => undefined);
     expect(backend.rodataOf(OBJ)?.ring_wakeup_bytes).toBe(4096n);
   });
 
-  it('selects processes through traced_tgids with their mode, and forgets them on detach', () => {
+  it('selects processes through traced_tgids with their mode, and forgets them on detach', async () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ);
-    t.start(() => undefined);
+    await t.start(() => undefined);
     t.attach(42, { threadLinking: true });
     t.attach(43, { threadLinking: false });
     t.attach(44, { threadLinking: false, goLinkOnly: true, goidOffset: 152 });
@@ -108,10 +108,10 @@ describe('SysHttpTracer', () => {
     expect(t.attachedPids.sort()).toEqual([43, 44]);
   });
 
-  it('sets a selected process\'s bit in the agent\'s half of traced_bits and clears it at detach (the gate every program tests first)', () => {
+  it('sets a selected process\'s bit in the agent\'s half of traced_bits and clears it at detach (the gate every program tests first)', async () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ);
-    t.start(() => undefined);
+    await t.start(() => undefined);
     const bits = backend.openObjects()[0].map('traced_bits');
     const word = (w: number): bigint | undefined => bits.lookup(Buffer.from(new Uint32Array([w]).buffer))?.readBigUInt64LE(0);
     // 130 = word 2, bit 2; 131 = word 2, bit 3; 4_194_303 (the largest host tgid) = word 65535, bit 63
@@ -133,10 +133,10 @@ describe('SysHttpTracer', () => {
     expect([...Array(4).keys()].map((i) => word(65536 + i))).toEqual([undefined, undefined, undefined, undefined]);
   });
 
-  it('registers open connections for take-over by (tgid, fd) with socket inode and role', () => {
+  it('registers open connections for take-over by (tgid, fd) with socket inode and role', async () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ);
-    t.start(() => undefined);
+    await t.start(() => undefined);
     t.attach(42, { threadLinking: true });
     expect(t.adoptOpen(42, [{ fd: 7, inode: 0x1_0000_0001n, role: 'server' }, { fd: 9, inode: 5n, role: 'client' }])).toEqual({ registered: 2, failed: 0 });
     const map = backend.openObjects()[0].map('adopt_conns');
@@ -146,7 +146,7 @@ describe('SysHttpTracer', () => {
     expect(map.lookup(key(9))?.[8]).toBe(2); // SYS_ROLE_CLIENT
   });
 
-  it('routes a fork record to onFork (in ring order, before any span of the child)', () => {
+  it('routes a fork record to onFork (in ring order, before any span of the child)', async () => {
     const forks: [number, number, bigint][] = [];
     const stage = new SysHttpStage({
       backend: new FakeBpfBackend(),
@@ -174,10 +174,10 @@ describe('SysHttpTracer', () => {
     expect(drop.mock.calls).toEqual([[501], [501]]);
   });
 
-  it('sums kernel counters over CPUs', () => {
+  it('sums kernel counters over CPUs', async () => {
     const backend = new FakeBpfBackend({ possibleCpus: 2, objects: { [OBJ]: { maps: { sys_http_drops: { keySize: 4, valueSize: 8, kind: 'per-cpu' }, sys_http_events: { keySize: 0, valueSize: 0, kind: 'ring-buffer' }, traced_bits: { keySize: 4, valueSize: 8 } } } } });
     const t = new SysHttpTracer(backend, OBJ);
-    t.start(() => undefined);
+    await t.start(() => undefined);
     const v = Buffer.alloc(8);
     v.writeBigUInt64LE(3n);
     const k = Buffer.alloc(4);
@@ -191,7 +191,7 @@ describe('SysHttpTracer', () => {
   it('closes everything it opened', async () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ);
-    t.start(() => undefined);
+    await t.start(() => undefined);
     t.attach(1, { threadLinking: true });
     await t.close();
     expect(backend.activeLinks()).toHaveLength(0);
@@ -199,7 +199,7 @@ describe('SysHttpTracer', () => {
     expect(backend.closeOptionsOf(OBJ)).toEqual({ drain: true });
   });
 
-  it('knows event-loop runtimes', () => {
+  it('knows event-loop runtimes', async () => {
     expect(isEventLoopRuntime('node')).toBe(true);
     expect(isEventLoopRuntime('node20')).toBe(true);
     expect(isEventLoopRuntime('python3.11')).toBe(false);
@@ -208,7 +208,7 @@ describe('SysHttpTracer', () => {
 });
 
 describe('SysHttpStage', () => {
-  it('turns ring-buffer records into a span with the kernel ids, and no span for a process it does not know', () => {
+  it('turns ring-buffer records into a span with the kernel ids, and no span for a process it does not know', async () => {
     const backend = new FakeBpfBackend();
     const spans: Span[] = [];
     const stage = new SysHttpStage({
@@ -219,7 +219,7 @@ describe('SysHttpStage', () => {
       resourceOf: (pid) => (pid === 7 ? { attributes: { 'service.name': 's' } } : undefined),
       deliver: (s) => spans.push(s),
     });
-    stage.start();
+    await stage.start();
     expect(stage.attach({ pid: 7, exeName: 'node' })).toMatch(/thread linking off/);
     backend.emit('sys_http_events', sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN));
     backend.emit('sys_http_events', sysDataRecord('GET /x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n', { flags: 1 | 4 }));
@@ -239,7 +239,7 @@ describe('SysHttpStage', () => {
     backend.emit('sys_http_events', sysDataRecord('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { pid: 8, conn_id: 5n, direction: 1 }));
     expect(spans).toHaveLength(1);
   });
-  it('counts client spans of event-loop runtimes and Java left without a parent, never those of other runtimes or with an app traceparent', () => {
+  it('counts client spans of event-loop runtimes and Java left without a parent, never those of other runtimes or with an app traceparent', async () => {
     const backend = new FakeBpfBackend();
     const spans: Span[] = [];
     const metrics = new SelfMetrics();
@@ -251,7 +251,7 @@ describe('SysHttpStage', () => {
       resourceOf: () => ({ attributes: { 'service.name': 's' } }),
       deliver: (s) => spans.push(s),
     });
-    stage.start();
+    await stage.start();
     stage.attach({ pid: 7, exeName: 'node20' });
     stage.attach({ pid: 9, exeName: 'python3' });
     const call = (pid: number, conn: bigint, flags: number): void => {

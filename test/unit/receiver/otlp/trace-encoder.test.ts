@@ -1,6 +1,6 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { toReadableSpanWithResource } from '../../../../receiver/otlp/to-readable-span';
-import { encodeTraceRequest } from '../../../../receiver/otlp/trace-encoder';
+import { encodeTraceRequest, TraceBatch } from '../../../../receiver/otlp/trace-encoder';
 import { ResourceMerger } from '../../../../receiver/resource-merge';
 import type { Resource, Span } from '../../../../src/spans/span';
 import { decodeTraceRequest, flattenSpans } from '../helpers/otlp-proto';
@@ -67,5 +67,86 @@ describe('encodeTraceRequest', () => {
     const saved = Buffer.from(first);
     encodeTraceRequest([makeSpan(b, { name: 'other' })]);
     expect(Buffer.from(first)).toEqual(saved);
+  });
+});
+
+describe('TraceBatch (spans encoded as they are pushed)', () => {
+  const a = makeResource('checkout', 4242);
+  const b = makeResource('payments', 77);
+
+  /** Spans whose attributes repeat (cached attribute bytes) and do not (url.path, port: caching given up per key). */
+  function traffic(n: number): Span[] {
+    return Array.from({ length: n }, (_, i) =>
+      makeSpan(i % 5 === 0 ? b : a, {
+        kind: i % 7 === 0 ? 'CLIENT' : 'SERVER',
+        parentSpanId: i % 3 === 0 ? '' : '00f067aa0ba902b7',
+        traceState: i % 11 === 0 ? 'congo=t61rcWkgMzE' : '',
+        status: i % 13 === 0 ? { code: 'ERROR', message: 'boom' } : { code: 'UNSET' },
+        attributes: {
+          'http.request.method': i % 4 === 0 ? 'POST' : 'GET',
+          'url.path': `/items/${i}`,
+          'url.scheme': 'http',
+          'http.route': '/items/{id}',
+          'server.address': '127.0.0.1',
+          'server.port': 8080,
+          'network.peer.port': 30000 + i,
+          'http.response.status_code': i % 9 === 0 ? 503 : 200,
+          'custom.number_or_string': i % 2 === 0 ? 200 : '200',
+          'custom.zero': i % 2 === 0 ? 0 : -0,
+          'custom.ratio': i % 3 === 0 ? Number.NaN : 0.25,
+          'custom.flag': i % 2 === 0,
+          'ünïcödé': 'välue ✓',
+          'thread.id': 1000 + (i % 40),
+        },
+      }),
+    );
+  }
+
+  it('matches otlp-transformer byte for byte over many batches (cached and uncached attributes, two resources)', () => {
+    const merger = new ResourceMerger({ 'deployment.environment': 'prod' });
+    const resourceOf = (s: Span): Resource => merger.merge(s.resource);
+    const spans = traffic(2000);
+    for (let from = 0; from < spans.length; from += 500) {
+      const part = spans.slice(from, from + 500);
+      const batch = new TraceBatch(resourceOf);
+      for (const s of part) batch.push(s);
+      expect(batch.length).toBe(part.length);
+      expect(Buffer.from(batch.finish())).toEqual(reference(part, resourceOf));
+    }
+  });
+
+  it('a span that cannot be encoded throws and leaves the batch as it was', () => {
+    const good = [makeSpan(a), makeSpan(b), makeSpan(a)];
+    const bad = { ...makeSpan(a), startTimeUnixNano: 'not a bigint' } as unknown as Span;
+    const badNewResource = { ...makeSpan(makeResource('other', 1)), endTimeUnixNano: undefined } as unknown as Span;
+    const batch = new TraceBatch();
+    batch.push(good[0]);
+    expect(() => batch.push(bad)).toThrow();
+    batch.push(good[1]);
+    expect(() => batch.push(badNewResource)).toThrow();
+    batch.push(good[2]);
+    expect(batch.length).toBe(3);
+    const body = batch.finish();
+    expect(Buffer.from(body)).toEqual(reference(good));
+    expect(decodeTraceRequest(body)).toHaveLength(2);
+  });
+
+  it('finished bodies are not overwritten by later batches reusing the pooled buffers', () => {
+    const first = new TraceBatch();
+    for (const s of traffic(300)) first.push(s);
+    const body = first.finish();
+    const saved = Buffer.from(body);
+    for (let k = 0; k < 3; k++) {
+      const next = new TraceBatch();
+      for (const s of traffic(300)) next.push(s);
+      if (k === 1) next.discard();
+      else next.finish();
+    }
+    expect(Buffer.from(body)).toEqual(saved);
+    expect(() => first.push(makeSpan(a))).toThrow(/after finish/);
+  });
+
+  it('an empty batch is an empty request', () => {
+    expect(new TraceBatch().finish()).toHaveLength(0);
   });
 });
