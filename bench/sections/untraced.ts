@@ -171,6 +171,11 @@ export async function untracedSection(ctx: BenchContext): Promise<SectionResult>
   const definition = (x: string, pairing: string) =>
     `(loop CPU ns per write+read pair with ${x} - without; ${pairing}) / ${SYSCALLS_PER_OP} hooked syscalls per pair (write, read; ${PROGRAMS_PER_OP} program runs: write at entry and exit, read at exit)`;
   const floorOverTarget = floorNs > TARGET_NS;
+  const agentClean = agentRounds === cleanRounds;
+  const floorClean = floorPairs === cleanPairs;
+  // Judged only on runs without other syscall tracers (with them, "without" already pays part of the
+  // cost): the agent's own rounds, else a clean floor that alone is over the target, else not at all.
+  const met = agentClean ? agentNs <= TARGET_NS : floorClean && floorOverTarget ? false : null;
   s.figures.push(
     fig({
       id: 'untraced.ns_per_syscall',
@@ -179,8 +184,8 @@ export async function untracedSection(ctx: BenchContext): Promise<SectionResult>
       unit: 'ns',
       rounds: pAgent.perRound.n,
       spread: perSpread(pAgent.perRound),
-      target: { text: `<= ${TARGET_NS} ns`, met: agentNs <= TARGET_NS },
-      detail: `${definition('the agent', `each round's ${SUBRUNS} runs with it against its ${SUBRUNS + 1} without, medians; ${agentWhich}`)}; wall clock ${round(per(wAgent.perRound.median))} ns${floorOverTarget ? `; out of reach here: the floor alone is ${round(floorNs)} ns` : ''}`,
+      target: { text: `<= ${TARGET_NS} ns`, met },
+      detail: `${definition('the agent', `each round's ${SUBRUNS} runs with it against its ${SUBRUNS + 1} without, medians; ${agentWhich}`)}; wall clock ${round(per(wAgent.perRound.median))} ns${floorOverTarget && floorClean ? `; out of reach here: the floor alone is ${round(floorNs)} ns` : ''}${met === null ? '; not judged: another syscall tracer was attached during most runs, so this is only an increment' : ''}`,
     }),
     fig({
       id: 'untraced.floor_ns_per_syscall',
@@ -249,7 +254,7 @@ export async function untracedSection(ctx: BenchContext): Promise<SectionResult>
       ? `Other processes had BPF programs on syscall tracepoints during ${runsAll.filter((a) => !clean(a)).length} of ${runsAll.length} runs (pids ${others.join(', ')}: other engineers' agents and tests). In those runs every syscall already took the kernel's syscall-tracing slow path without ours, so they measure only an increment; the figures use the floor's ${floorWhich} and the agent's ${agentWhich}.`
       : `No other process had a program on a syscall tracepoint during any run (bpftool perf show before and after each).`,
   );
-  if (floorOverTarget) {
+  if (floorOverTarget && floorClean) {
     s.notes.push(
       `The tracepoint floor alone costs ${round(floorNs)} ns per hooked syscall here (> ${TARGET_NS} ns): the target is out of reach on this machine for any agent attached to these syscall tracepoints; the agent's own part above the floor is ${ownNs !== undefined ? round(ownNs) : 'not measured'} ns per hooked syscall${agentBpf && floorBpf ? ` (${round(((agentBpf.ns - floorBpf.ns) * PROGRAMS_PER_OP) / SYSCALLS_PER_OP)} ns by BPF statistics)` : ''}.`,
     );
