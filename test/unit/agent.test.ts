@@ -280,6 +280,28 @@ describe('Agent', () => {
     expect(backend.openObjects()).toEqual([]);
   });
 
+  it('--inject-headers off: no sk_msg object, and the Go and syscall objects load once, leaving no context for it', async () => {
+    const backend = new FakeBpfBackend();
+    const h = harness({ backend, injectHeaders: 'off' });
+    await h.agent.start();
+    expect(backend.objects.map((o) => o.path.split('/').pop())).toEqual(['sys_http.bpf.o', 'go_http.bpf.o', 'proc_events.bpf.o']);
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ socket_injection: false, memory_injection: false });
+    expect(backend.rodataOf('/x/sys_http.bpf.o')).toMatchObject({ sk_inject_pending: false });
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'none' })).toBe(1);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('without syscall tracepoints: no syscall object, said in the report; Go tracing and sk_msg start', async () => {
+    const backend = new FakeBpfBackend();
+    const h = harness({ backend, caps: { ...LOCKED_DOWN_HOST, syscallTracepoints: false } });
+    await h.agent.start();
+    expect(objectNames(backend).sort()).toEqual(['go_http.bpf.o', 'proc_events.bpf.o', 'sk_inject.bpf.o']);
+    expect(h.lines).toContain('WARN strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
+    expect(h.order).toEqual(['watcher.start']);
+    await h.agent.stop();
+  });
+
   it('a stop during start-up waits for the loads in flight and leaves nothing open', async () => {
     const h = harness();
     const starting = h.agent.start();
