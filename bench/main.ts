@@ -101,13 +101,15 @@ function commentary(r: Results): string[] {
     }
   }
   if (perRuntime.length > 0) out.push(`Hits per request by runtime (BPF statistics, injection auto): ${perRuntime.join('; ')}.`);
-  const untraced = get('untraced.added_ns');
-  const tpBpf = get('untraced.bpf_ns');
-  if (missed.has('untraced.ns_per_syscall') && untraced?.value) {
+  const untraced = get('untraced.ns_per_syscall');
+  const untracedFloor = get('untraced.floor_ns_per_syscall');
+  const untracedOwn = get('untraced.own_ns_per_syscall');
+  if (missed.has('untraced.ns_per_syscall') && untraced?.value != null) {
     out.push(
-      `Untraced processes: ${round(untraced.value)} ns per write+read pair = ~${round(untraced.value / 4)} ns per syscall tracepoint hit` +
-        (tpBpf?.value ? `, of which ~${round(tpBpf.value)} ns is the agent's program (BPF statistics) and the rest tracepoint dispatch` : '') +
-        '; on a loaded host this is close to the noise: rerun on a quiet machine to confirm.',
+      `Untraced processes: ${round(untraced.value)} ns per hooked syscall (CPU time)` +
+        (untracedFloor?.value != null ? `; the tracepoint floor (empty programs on the same tracepoints) is ${round(untracedFloor.value)} ns of it${untracedFloor.value > 150 ? ', itself above the target: out of reach on this machine' : ''}` : '') +
+        (untracedOwn?.value != null ? `; the agent's own part ${round(untracedOwn.value)} ns` : '') +
+        '.',
     );
   }
   const ttfs = get('agent.ttfs');
@@ -139,6 +141,8 @@ async function main(): Promise<void> {
   const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
   const sink = await startSink();
   const ctx: BenchContext = { config, sink, log };
+  /** The measured agent's checkout (SPANBRIDGE_BENCH_AGENT_ROOT, else this one): dist/src/cli/main.js up 3. */
+  const agentRoot = path.resolve(config.agentCli, '..', '..', '..', '..');
   const results: Results = {
     date: stamp(started),
     host: {
@@ -148,8 +152,9 @@ async function main(): Promise<void> {
       node: process.version,
       go: sh('go', ['version']).replace(/^go version /, ''),
       wrk: sh('dpkg-query', ['-W', '-f', '${Version}', 'wrk']),
-      commit: process.env.SPANBRIDGE_BENCH_COMMIT ?? sh('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']),
-      uncommittedFiles: process.env.SPANBRIDGE_BENCH_COMMIT ? 0 : sh('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'bpf', 'receiver']).split('\n').filter((l) => l && l !== 'unknown').length,
+      commit: process.env.SPANBRIDGE_BENCH_COMMIT ?? sh('git', ['-C', agentRoot, 'rev-parse', '--short', 'HEAD']),
+      uncommittedFiles: process.env.SPANBRIDGE_BENCH_COMMIT ? 0 : sh('git', ['-C', agentRoot, 'status', '--porcelain', '--', 'src', 'bpf', 'receiver']).split('\n').filter((l) => l && l !== 'unknown').length,
+      ...(agentRoot !== REPO_ROOT ? { agentRoot, harnessCommit: sh('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']) } : {}),
       loadavgStart: readFileSync('/proc/loadavg', 'utf8').trim(),
     },
     config: { ...config, only: config.only.join(',') },

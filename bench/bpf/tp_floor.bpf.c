@@ -1,8 +1,10 @@
-/* The tracepoint floor (bench section `tpfloor`, bench/sections/tp-floor.ts): an empty program on each
- * syscall tracepoint the agent's syscall tracer attaches (the SEC names of bpf/sys_http/sys_http.bpf.c), so a
- * server pays the kernel's tracepoint dispatch for exactly the agent's set of hooks and nothing else.
- * What a traced server loses with this attached is out of the agent's reach on this machine; the
- * agent's own cost is what it adds on top. Keep the list in step with tp-floor.ts's FLOOR_TRACEPOINTS. */
+/* The tracepoint floor (bench sections `tpfloor` and `untraced`, bench/sections/tp-floor.ts): an empty
+ * program for each syscall tracepoint the agent's syscall tracer may attach (the SEC names of
+ * bpf/sys_http/sys_http.bpf.c), so a process pays the kernel's tracepoint dispatch for exactly the agent's set
+ * of hooks and nothing else. What that costs is out of the agent's reach on this machine; the
+ * agent's own cost is what it adds on top. The bench attaches only the ones the agent attaches
+ * (tp-floor.ts's FLOOR_TRACEPOINTS, from the agent's own table): a program here for every one of
+ * them, and for a few it no longer uses (the read entries). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 

@@ -55,6 +55,18 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
   return fallback;
 }
 
+/** The checkout whose agent is measured: this one, or SPANBRIDGE_BENCH_AGENT_ROOT (another built
+ * checkout, e.g. main's, for an A/B of two agents with the same harness and sections). */
+function agentRoot(env: NodeJS.ProcessEnv): string {
+  const root = env.SPANBRIDGE_BENCH_AGENT_ROOT;
+  if (!root) return REPO_ROOT;
+  if (!existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js'))) {
+    process.stderr.write(`bench: SPANBRIDGE_BENCH_AGENT_ROOT='${root}' has no built agent (dist/src/cli/main.js); using ${REPO_ROOT}\n`);
+    return REPO_ROOT;
+  }
+  return path.resolve(root);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   return {
     rounds: int(env, 'SPANBRIDGE_BENCH_ROUNDS', 3, 1, 100),
@@ -67,8 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     only: (env.SPANBRIDGE_BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     profileServer: oneOf(env, 'SPANBRIDGE_BENCH_PROFILE_SERVER', ['go', 'node'] as const, 'go'),
     outDir: env.SPANBRIDGE_BENCH_OUT ?? path.join(REPO_ROOT, 'bench', 'results'),
-    agentCli: path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'),
-    agentLauncher: path.join(REPO_ROOT, 'bin', 'spanbridge'),
+    agentCli: path.join(agentRoot(env), 'dist', 'src', 'cli', 'main.js'),
+    agentLauncher: path.join(agentRoot(env), 'bin', 'spanbridge'),
     agentStart: oneOf(env, 'SPANBRIDGE_BENCH_AGENT_START', ['launcher', 'node'] as const, 'launcher'),
     binDir: path.join(REPO_ROOT, 'build', 'bench', 'bin'),
   };

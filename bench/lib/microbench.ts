@@ -6,7 +6,8 @@ import { spawnPinned, waitFor, type Child } from './procs';
 export interface Microbench {
   readonly child: Child;
   readonly binary: string;
-  run(ms: number): Promise<{ ops: number; nsPerOp: number }>;
+  /** nsPerOp: wall clock; cpuNsPerOp: the process's user + system CPU time per op. */
+  run(ms: number): Promise<{ ops: number; nsPerOp: number; cpuNsPerOp: number }>;
   stop(): Promise<void>;
 }
 
@@ -28,7 +29,7 @@ export async function startMicrobench(config: BenchConfig, mode: 'floor' | 'sysl
     async run(ms: number) {
       child.proc.stdin?.write(`run ${ms}\n`);
       const r = await nextLine();
-      return { ops: r.ops, nsPerOp: r.nsPerOp };
+      return { ops: r.ops, nsPerOp: r.nsPerOp, cpuNsPerOp: r.cpuNsPerOp };
     },
     async stop() {
       child.proc.stdin?.end();

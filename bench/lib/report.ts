@@ -84,7 +84,8 @@ export function renderMarkdown(r: Results, commentary: string[]): string {
   lines.push(`# spanbridge benchmarks — ${r.date}`, '');
   const h = r.host;
   lines.push(
-    `Agent at commit ${h.commit}${h.uncommittedFiles ? ` with ${h.uncommittedFiles} uncommitted files under src/ bpf/ receiver/` : ''}. ` +
+    `Agent at commit ${h.commit}${h.uncommittedFiles ? ` with ${h.uncommittedFiles} uncommitted files under src/ bpf/ receiver/` : ''}` +
+      `${h.agentRoot ? ` (${h.agentRoot}; harness at ${h.harnessCommit})` : ''}. ` +
       `Host: ${h.cpus} CPUs (${h.cpuModel}), kernel ${h.kernel}, Node ${h.node}, ${h.go}, wrk ${h.wrk}. ` +
       `Rounds: ${r.config.rounds} alternating pairs (without agent, with agent, ...), ${r.config.seconds} s of load each; ` +
       `server pinned to CPU ${r.config.serverCpu}, load generator + agent + harness to CPU ${r.config.loadCpu}. ` +

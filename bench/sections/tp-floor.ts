@@ -14,6 +14,7 @@
 import path from 'node:path';
 import { createLibbpfBackend } from '../../src/bpf/libbpf';
 import type { BpfLink, BpfObject } from '../../src/bpf/types';
+import { SYS_HTTP_PROGRAMS } from '../../src/tracers/sys-http-tracer';
 import { startAgent } from '../lib/agent';
 import { agentProgStats, progDelta, withBpfStats, type ProgStats } from '../lib/bpf-stats';
 import { wrk } from '../lib/load';
@@ -24,20 +25,26 @@ import { startServer, stopServer, type BenchContext } from './context';
 
 export type FloorServer = 'go' | 'node';
 
-/** bench/bpf/tp_floor.bpf.c's programs: floor_<tracepoint>, all in category syscalls. */
-export const FLOOR_TRACEPOINTS = [
-  'sys_exit_accept4',
-  'sys_exit_accept',
-  'sys_enter_connect',
-  'sys_exit_connect',
-  'sys_enter_close',
-  ...['read', 'write', 'readv', 'writev', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg'].flatMap((n) => [`sys_enter_${n}`, `sys_exit_${n}`]),
-];
+/**
+ * Exactly the syscall tracepoints the agent's syscall tracer attaches (its own table, so the floor
+ * follows it: 17 since reads lost their entry programs); bench/bpf/tp_floor.bpf.c has an empty
+ * program floor_<tracepoint> for each (and for a few the agent no longer uses).
+ */
+export const FLOOR_TRACEPOINTS = SYS_HTTP_PROGRAMS.filter((p) => p.category === 'syscalls').map((p) => p.event);
+
+/** How long a detached tracepoint program may go on running here (~0.5 s measured), with margin:
+ * wait this long after a detach, or an agent's exit, before measuring without it. */
+export const DETACH_SETTLE_MS = 1500;
 
 /** The floor programs, loaded once; attach() / detach() per round. */
-class Floor {
+export class Floor {
   private links: BpfLink[] = [];
   constructor(private readonly obj: BpfObject) {}
+
+  /** build/bench/tp_floor.bpf.o (make bench-bpf). */
+  static path(binDir: string): string {
+    return path.join(binDir, '..', 'tp_floor.bpf.o');
+  }
 
   static open(objPath: string): Floor {
     const obj = createLibbpfBackend().open(objPath);
@@ -45,8 +52,24 @@ class Floor {
     return new Floor(obj);
   }
 
-  attach(): void {
-    for (const tp of FLOOR_TRACEPOINTS) this.links.push(this.obj.program(`floor_${tp}`).attachTracepoint('syscalls', tp));
+  /**
+   * Attaches every floor program. Right after a detach the kernel may still hold a program in the
+   * tracepoint's program array (its release is deferred on this kernel): attaching the same program
+   * again answers EEXIST until then, so that one is retried for up to 5 s.
+   */
+  async attach(): Promise<void> {
+    for (const tp of FLOOR_TRACEPOINTS) {
+      const prog = this.obj.program(`floor_${tp}`);
+      for (let waited = 0; ; waited += 10) {
+        try {
+          this.links.push(prog.attachTracepoint('syscalls', tp));
+          break;
+        } catch (err) {
+          if ((err as { errno?: number }).errno !== 17 || waited >= 5000) throw err;
+          await sleep(10);
+        }
+      }
+    }
   }
 
   /** The raw syscall tracepoints instead (every syscall of every process). */
@@ -54,14 +77,22 @@ class Floor {
     for (const tp of ['sys_enter', 'sys_exit']) this.links.push(this.obj.program(`floor_raw_${tp}`).attachRawTracepoint(tp));
   }
 
-  detach(): void {
+  /**
+   * Detaches every floor program and waits until they no longer run: on this kernel (6.18) a
+   * detached syscall tracepoint program keeps running for ~0.5 s (its release is deferred; seen
+   * with BPF statistics: 1,000 of 1,000 writes still counted 424 ms after the detach, none at
+   * 551 ms), so a run right after a detach would measure the floor still attached.
+   */
+  async detach(): Promise<void> {
+    const had = this.links.length > 0;
     for (const l of this.links.reverse()) l.destroy();
     this.links = [];
+    if (had) await sleep(DETACH_SETTLE_MS);
   }
 
-  close(): Promise<void> {
-    this.detach();
-    return this.obj.close();
+  async close(): Promise<void> {
+    await this.detach();
+    await this.obj.close();
   }
 }
 
@@ -87,7 +118,7 @@ export async function tpFloorSection(ctx: BenchContext, kind: FloorServer = 'go'
   const s = section(id, `Tracepoint dispatch floor (${what}: nothing / empty programs on the agent's syscall tracepoints / the agent)`);
   const { config } = ctx;
   const server = await startServer(ctx, kind);
-  const floor = Floor.open(path.join(config.binDir, '..', 'tp_floor.bpf.o'));
+  const floor = Floor.open(Floor.path(config.binDir));
   const rounds = { without: [] as Run[], floor: [] as Run[], raw: [] as Run[], agent: [] as Run[] };
   const measure = async (): Promise<Run> => {
     const t0 = cpuTicks(server.child.pid);
@@ -109,7 +140,7 @@ export async function tpFloorSection(ctx: BenchContext, kind: FloorServer = 'go'
       ctx.log(`${id}: round ${i + 1}/${config.rounds} without`);
       rounds.without.push(await measure());
       ctx.log(`${id}: round ${i + 1}/${config.rounds} empty programs`);
-      floor.attach();
+      await floor.attach();
       try {
         if (i === 0) {
           await withBpfStats(async () => {
@@ -124,14 +155,14 @@ export async function tpFloorSection(ctx: BenchContext, kind: FloorServer = 'go'
         }
         rounds.floor.push(await measure());
       } finally {
-        floor.detach();
+        await floor.detach();
       }
       ctx.log(`${id}: round ${i + 1}/${config.rounds} empty programs on the raw syscall tracepoints`);
       floor.attachRaw();
       try {
         rounds.raw.push(await measure());
       } finally {
-        floor.detach();
+        await floor.detach();
       }
       ctx.log(`${id}: round ${i + 1}/${config.rounds} with agent`);
       const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint });
@@ -141,6 +172,7 @@ export async function tpFloorSection(ctx: BenchContext, kind: FloorServer = 'go'
         rounds.agent.push(await measure());
       } finally {
         await agent.shutdown();
+        await sleep(DETACH_SETTLE_MS); // its programs may run on briefly (see Floor.detach)
       }
     }
   } finally {

@@ -116,11 +116,18 @@ int sk_inject_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/* Exec and exit run for every process on the machine: a lookup (lock-free) first, and the delete
+ * (which takes the bucket's lock) only for a registered one. */
+static __always_inline void forget(__u32 tgid)
+{
+	if (bpf_map_lookup_elem(&sk_inject_tgids, &tgid))
+		bpf_map_delete_elem(&sk_inject_tgids, &tgid);
+}
+
 SEC("tracepoint/sched/sched_process_exec")
 int sk_inject_process_exec(void *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	bpf_map_delete_elem(&sk_inject_tgids, &tgid);
+	forget(bpf_get_current_pid_tgid() >> 32);
 	return 0;
 }
 
@@ -129,7 +136,7 @@ int sk_inject_process_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if ((__u32)id == (__u32)(id >> 32))
-		bpf_map_delete_elem(&sk_inject_tgids, &(__u32){ id >> 32 });
+		forget(id >> 32);
 	return 0;
 }
 

@@ -11,8 +11,10 @@
  *                               freed at exec and exit (sys_http_lifecycle.h)
  *   first syscall on a connection open before the attach -> taken over (sys_http_adopt.h)
  *
- * Every handler first looks the calling process up in traced_tgids (written by the agent), so an
- * untraced process pays one hash lookup per syscall.
+ * Every handler first tests the calling process's bit in traced_bits (sys_http_select.h: one inlined
+ * array load, set by the agent; the fork program's half only while a child it traced is alive), so
+ * an untraced process pays that and one helper call per hooked syscall; only a process whose bit
+ * is set is looked up in traced_tgids.
  *
  * Trace context is decided here, never in user space:
  *   server request (a read that begins with a request line), decided when its head is complete,
@@ -77,6 +79,8 @@ struct {
 	__type(key, __u32);
 	__type(value, struct traced_process);
 } traced_tgids SEC(".maps");
+
+#include "sys_http_select.h"
 
 /* A plain hash (not LRU), so a connection is never forgotten silently: inserts beyond
  * max_connections are refused and counted; entries go at close or process exit. */
@@ -194,11 +198,19 @@ static __always_inline void count(__u32 reason)
 	counter_inc(&sys_http_drops, reason);
 }
 
+/* The calling process's SYS_MODE_* bits, 0 when it is not traced: the first thing every program
+ * asks, so an unselected process stops at its bit (sys_http_select.h) before any hash lookup. */
 static __always_inline __u32 traced_mode(void)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!select_maybe(tgid))
+		return 0;
 	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &tgid);
-	return p ? p->mode : 0;
+	if (!p)
+		return 0;
+	select_adopted(id);
+	return p->mode;
 }
 
 #include "sys_http_sock.h"

@@ -1,6 +1,7 @@
 /*
  * Which processes are traced, kept by the kernel over their lifecycle (no rescans):
- *   fork: a child of a traced process (not Go) is traced from the fork itself, with its parent's
+ *   fork: a child of a traced process (not Go) is traced from the fork itself (its bit in the
+ *         kernel's half of traced_bits, sys_http_select.h, then its entry), with its parent's
  *         mode plus SYS_MODE_INHERITED, so a pre-fork server's new worker (gunicorn, uWSGI, Puma,
  *         PHP-FPM, Apache prefork, nginx) has its very first request traced. A RECORD_PROC_FORK
  *         record tells the agent (resource, service name, bookkeeping); it enters sys_http_events
@@ -66,6 +67,8 @@ int sys_http_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!select_maybe(ptgid))
+		return 0;
 	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &ptgid);
 	/* Go forks only to exec: its children are left to the agent's exec decision. */
 	if (!p || !(p->mode & SYS_MODE_TRACE) || (p->mode & SYS_MODE_GO_SERVER))
@@ -76,7 +79,10 @@ int sys_http_process_fork(struct bpf_raw_tracepoint_args *ctx)
 		return 0; /* a new thread of a traced process: already traced */
 	struct traced_process c = *p;
 	c.mode |= SYS_MODE_INHERITED;
+	/* The bit before the entry: the child cannot run yet, but the gate must never hide an entry. */
+	select_kernel_set(tgid);
 	if (bpf_map_update_elem(&traced_tgids, &tgid, &c, BPF_ANY)) {
+		select_kernel_clear(tgid);
 		count(SYS_DROP_TRACED_FULL);
 		return 0;
 	}
@@ -89,6 +95,11 @@ SEC("tracepoint/sched/sched_process_exec")
 int sys_http_process_exec(void *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!select_maybe(tgid))
+		return 0;
+	/* A child traced from its fork is not once it runs another program (the agent re-decides,
+	 * under its own bit); its kernel bit goes even if the agent already dropped its entry. */
+	select_kernel_clear(tgid);
 	if (!traced_mode())
 		return 0;
 	release_process(tgid, RECORD_PROC_EXEC);
@@ -103,6 +114,9 @@ int sys_http_process_exit(void *ctx)
 	__u32 tgid = id >> 32;
 	if ((__u32)id != tgid) /* only when the thread group leader exits */
 		return 0;
+	if (!select_maybe(tgid))
+		return 0;
+	select_kernel_clear(tgid); /* the pid may be reused: no stale bit is left behind */
 	if (!traced_mode())
 		return 0;
 	release_process(tgid, RECORD_PROC_EXIT);

@@ -109,7 +109,7 @@ export const GENERATED: readonly { object: string; structs: string[]; enums: str
   {
     object: 'sys_http.bpf.o',
     structs: ['sys_http_conn_event', 'sys_http_data_event', 'sys_http_route_event', 'traced_process', 'py_asyncio_proc', 'node_proc'],
-    enums: ['sys_http_drop_reason', 'sys_http_role', 'sys_http_direction', 'sys_http_syscall', 'sys_http_flag', 'sys_http_flag2', 'sys_http_mode'],
+    enums: ['sys_http_drop_reason', 'sys_http_role', 'sys_http_direction', 'sys_http_syscall', 'sys_http_flag', 'sys_http_flag2', 'sys_http_mode', 'sys_http_select'],
   },
   { object: 'sk_inject.bpf.o', structs: ['sk_inject_pending', 'sk_inject_result_key', 'sk_inject_result'], enums: ['sk_inject_outcome'] },
   { object: 'nginx_link.bpf.o', structs: [], enums: ['nginx_link_reason'] },

@@ -331,6 +331,7 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
+    traced_bits: 'traced_bits',
     conn_count: 'conn_count',
     thread_ctxs: 'thread_ctxs',
     sys_http_drops: 'sys_http_drops',
@@ -559,6 +560,10 @@ export const SYS_HTTP_MODE = {
   SYS_MODE_NGINX_LINK: 32,
   SYS_MODE_GO_SERVER: 64,
   SYS_MODE_GO_CLIENT: 128,
+} as const;
+
+export const SYS_HTTP_SELECT = {
+  SYS_SELECT_WORDS: 65536,
 } as const;
 
 /** What sk_inject.bpf.o has, by the names its BTF gives: programs, maps, .rodata globals. */

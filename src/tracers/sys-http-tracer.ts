@@ -1,7 +1,8 @@
 /**
  * The any-language HTTP/1.x tracer: owns bpf/sys_http.bpf.o, attaches its syscall tracepoints once
- * (they fire for every process, and return at once unless the process is in traced_tgids), and
- * selects processes by writing their tgid into traced_tgids. Knows nothing of spans or export.
+ * (they fire for every process, and return at once unless the process's bit is set in traced_bits),
+ * and selects processes by setting their bit (selection-bits.ts) and writing their tgid into
+ * traced_tgids. Knows nothing of spans or export.
  */
 import { SpanbridgeError } from '../errors';
 import type { OpenConnection } from '../discovery/process-sockets';
@@ -9,6 +10,7 @@ import { SYS_HTTP_DROP_REASON, SYS_HTTP_MODE, SYS_HTTP_OBJECT, SYS_HTTP_ROLE, TR
 import { readUint, writeUints } from '../events/struct-view';
 import { readCounterMap } from './kernel-counters';
 import { openTracerObject, pidKey } from './open-object';
+import { SelectionBits } from './selection-bits';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler } from '../bpf/types';
 
@@ -92,6 +94,8 @@ export interface SysAttachOptions {
 export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options: SysAttachOptions]> {
   readonly name = 'sys_http';
   private obj: BpfObject | undefined;
+  /** The agent's half of the selection gate (bpf/sys_http_select.h); set while obj is. */
+  private bits: SelectionBits | undefined;
   private readonly links: BpfLink[] = [];
   private readonly traced = new Map<number, SysAttachOptions>();
 
@@ -125,6 +129,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     );
     this.links.push(...opened.links);
     this.obj = opened.obj;
+    this.bits = new SelectionBits(opened.obj.map(SYS_HTTP_OBJECT.maps.traced_bits));
   }
 
   get attachedPids(): number[] {
@@ -156,6 +161,8 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
       resp_req: go?.respReq ?? OFFSET_ABSENT,
       req_pattern: go?.reqPattern ?? OFFSET_ABSENT,
     });
+    // The bit first: the gate may let a process through to no entry, never hide an entry.
+    this.bits?.set(pid);
     obj.map(SYS_HTTP_OBJECT.maps.traced_tgids).update(pidKey(pid), v);
     this.traced.set(pid, options);
   }
@@ -199,6 +206,9 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
 
   adoptInherited(pid: number, options: SysAttachOptions): boolean {
     if (!this.requireObject().map(SYS_HTTP_OBJECT.maps.traced_tgids).lookup(pidKey(pid))) return false;
+    // The kernel set its own bit at the fork and takes it away at exec or exit; the agent's bit
+    // keeps the child selected for as long as the agent has it (cleared at detach).
+    this.bits?.set(pid);
     this.traced.set(pid, options);
     return true;
   }
@@ -235,6 +245,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     if (!this.traced.delete(pid)) return;
     try {
       this.obj?.map(SYS_HTTP_OBJECT.maps.traced_tgids).delete(pidKey(pid));
+      this.bits?.clear(pid); // after the entry: a set bit without an entry costs one lookup only
     } catch {
       // the object may already be closing
     }
@@ -250,6 +261,7 @@ export class SysHttpTracer implements Tracer<[onRecord: RecordHandler], [options
     for (const pid of [...this.traced.keys()]) this.detach(pid);
     const obj = this.obj;
     this.obj = undefined;
+    this.bits = undefined;
     this.links.length = 0;
     // Records keep flowing while the tracepoints are detached; what is left is delivered (drain).
     await obj?.close({ drain: true });

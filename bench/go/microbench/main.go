@@ -2,7 +2,10 @@
 // with and without the agent compare the same process. Reads commands from stdin, one per line,
 // and answers each with one JSON line on stdout:
 //
-//	run MS   time the loop for MS milliseconds -> {"ops":N,"nsPerOp":X}
+//	run MS   time the loop for MS milliseconds -> {"ops":N,"nsPerOp":X,"cpuNsPerOp":Y}
+//	         (nsPerOp: wall clock; cpuNsPerOp: the process's user + system CPU time, which other
+//	         processes taking the CPU away do not inflate; syscall tracepoints and their BPF
+//	         programs run in the process's own system time)
 //
 // Modes (first argument):
 //
@@ -10,8 +13,9 @@
 //	         attached, every line (and the blank line that ends the head) hits one uprobe on a RET
 //	         of readContinuedLineSlice, so (with - without) / (headers + 1) is the cost of one hit.
 //	         Also serves net/http on 127.0.0.1:0 so the binary has what the agent attaches to.
-//	sysloop  write(2) one byte and read(2) it back on a Unix socketpair: four syscall tracepoint
-//	         hits per op (enter + exit of each) for a process the agent does not select.
+//	sysloop  write(2) one byte and read(2) it back on a Unix socketpair: two syscalls per op, both
+//	         of types the agent hooks (3 of its programs run: write at entry and exit, read at
+//	         exit), in a process the agent does not select.
 package main
 
 import (
@@ -56,11 +60,22 @@ func main() {
 			continue
 		}
 		ms, _ := strconv.Atoi(f[1])
+		cpu0 := cpuNs()
 		start := time.Now()
 		ops := loop(start.Add(time.Duration(ms) * time.Millisecond))
 		el := time.Since(start)
-		json.NewEncoder(os.Stdout).Encode(map[string]float64{"ops": float64(ops), "nsPerOp": float64(el.Nanoseconds()) / float64(ops)})
+		cpu := cpuNs() - cpu0
+		json.NewEncoder(os.Stdout).Encode(map[string]float64{"ops": float64(ops), "nsPerOp": float64(el.Nanoseconds()) / float64(ops), "cpuNsPerOp": float64(cpu) / float64(ops)})
 	}
+}
+
+// cpuNs: user + system CPU time of the whole process so far (getrusage), in ns.
+func cpuNs() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 func floorLoop(headers int) func(time.Time) int {

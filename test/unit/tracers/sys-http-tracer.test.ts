@@ -108,6 +108,31 @@ describe('SysHttpTracer', () => {
     expect(t.attachedPids.sort()).toEqual([43, 44]);
   });
 
+  it('sets a selected process\'s bit in the agent\'s half of traced_bits and clears it at detach (the gate every program tests first)', async () => {
+    const backend = new FakeBpfBackend();
+    const t = new SysHttpTracer(backend, OBJ);
+    await t.start(() => undefined);
+    const bits = backend.openObjects()[0].map('traced_bits');
+    const word = (w: number): bigint | undefined => bits.lookup(Buffer.from(new Uint32Array([w]).buffer))?.readBigUInt64LE(0);
+    // 130 = word 2, bit 2; 131 = word 2, bit 3; 4_194_303 (the largest host tgid) = word 65535, bit 63
+    t.attach(130, { threadLinking: true });
+    t.attach(131, { threadLinking: true });
+    t.attach(4_194_303, { threadLinking: false });
+    expect(word(2)).toBe(0b1100n);
+    expect(word(65535)).toBe(1n << 63n);
+    t.detach(130);
+    expect(word(2)).toBe(0b1000n);
+    t.detach(131);
+    expect(word(2)).toBe(0n);
+    // an inherited child the agent takes over keeps a bit of the agent's own until its detach
+    const k = Buffer.from(new Uint32Array([200]).buffer);
+    backend.openObjects()[0].map('traced_tgids').update(k, Buffer.alloc(32));
+    expect(t.adoptInherited(200, { threadLinking: true })).toBe(true);
+    expect(word(3)).toBe(1n << 8n);
+    // the kernel's half (children from their fork) is never written from here
+    expect([...Array(4).keys()].map((i) => word(65536 + i))).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
   it('registers open connections for take-over by (tgid, fd) with socket inode and role', async () => {
     const backend = new FakeBpfBackend();
     const t = new SysHttpTracer(backend, OBJ);
@@ -150,7 +175,7 @@ describe('SysHttpTracer', () => {
   });
 
   it('sums kernel counters over CPUs', async () => {
-    const backend = new FakeBpfBackend({ possibleCpus: 2, objects: { [OBJ]: { maps: { sys_http_drops: { keySize: 4, valueSize: 8, kind: 'per-cpu' }, sys_http_events: { keySize: 0, valueSize: 0, kind: 'ring-buffer' } } } } });
+    const backend = new FakeBpfBackend({ possibleCpus: 2, objects: { [OBJ]: { maps: { sys_http_drops: { keySize: 4, valueSize: 8, kind: 'per-cpu' }, sys_http_events: { keySize: 0, valueSize: 0, kind: 'ring-buffer' }, traced_bits: { keySize: 4, valueSize: 8 } } } } });
     const t = new SysHttpTracer(backend, OBJ);
     await t.start(() => undefined);
     const v = Buffer.alloc(8);
