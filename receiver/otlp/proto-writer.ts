@@ -172,6 +172,20 @@ export class Writer {
     this.pos += n;
   }
 
+  /** Copies `src[from..to)` as is (a block of fields encoded before). */
+  rawFrom(src: Buffer, from: number, to: number): void {
+    const n = to - from;
+    this.ensure(n);
+    if (n > 64) {
+      src.copy(this.buf, this.pos, from, to);
+    } else {
+      const buf = this.buf;
+      const at = this.pos - from;
+      for (let i = from; i < to; i++) buf[at + i] = src[i];
+    }
+    this.pos += n;
+  }
+
   bytes(b: Uint8Array): void {
     this.varint(b.length);
     this.ensure(b.length);

@@ -40,16 +40,24 @@ const MAX_CACHED_VALUE_CHARS = 96;
  * without the tag) per value seen, while values of that key repeat. A window ends when
  * MAX_CACHED_VALUES_PER_KEY values are cached: with more misses than hits in it the key is marked
  * as not repeating (`values` undefined: its values are written each time, no lookup), else the
- * window starts over. The cache is exact: a message is a pure function of (key, value), and Map
- * keys compare by SameValueZero, which tells 200 from '200' (different encodings) and takes -0
- * as 0 and NaN as NaN (the same encodings).
+ * window starts over. In front of the map sits the value last written under the key (`last`):
+ * consecutive spans mostly repeat it, and a strict comparison costs less than hashing a fresh
+ * string. The cache is exact: a message is a pure function of (key, value); Map keys compare by
+ * SameValueZero and `last` by ===, both of which tell 200 from '200' (different encodings) and
+ * take -0 as 0 (the same encoding); NaN, which === never matches, is found in the map.
  */
 interface KeyEntry {
   readonly key: Buffer;
   values: Map<AttributeValue, Buffer> | undefined;
   hits: number;
   misses: number;
+  last: unknown;
+  lastBytes: Buffer;
 }
+
+/** Matches no attribute value: `last` of a key with nothing cached. */
+const NO_VALUE = Symbol('no value');
+const EMPTY = Buffer.alloc(0);
 
 const keyCache = new Map<string, KeyEntry>();
 
@@ -57,7 +65,7 @@ function keyEntry(key: string): KeyEntry {
   let entry = keyCache.get(key);
   if (!entry) {
     const body = Buffer.from(key, 'utf8');
-    entry = { key: Buffer.concat([Buffer.from([0x0a, ...varintBytes(body.length)]), body]), values: new Map(), hits: 0, misses: 0 };
+    entry = { key: Buffer.concat([Buffer.from([0x0a, ...varintBytes(body.length)]), body]), values: new Map(), hits: 0, misses: 0, last: NO_VALUE, lastBytes: EMPTY };
     if (keyCache.size < MAX_CACHED_KEYS) keyCache.set(key, entry);
   }
   return entry;
@@ -68,29 +76,110 @@ function cacheable(value: unknown): value is AttributeValue {
   return t === 'number' || t === 'boolean' || (t === 'string' && (value as string).length <= MAX_CACHED_VALUE_CHARS);
 }
 
+/** One attribute as a repeated field of `tag` (KeyValue), from the key's caches when they hold it. */
+function writeAttribute(w: Writer, entry: KeyEntry, value: unknown, tag: number): void {
+  w.byte(tag);
+  if (value === entry.last) {
+    entry.hits++;
+    w.raw(entry.lastBytes);
+    return;
+  }
+  const values = entry.values;
+  if (values !== undefined && cacheable(value)) {
+    const cached = values.get(value);
+    if (cached !== undefined) {
+      entry.hits++;
+      entry.last = value;
+      entry.lastBytes = cached;
+      w.raw(cached);
+      return;
+    }
+    const start = w.pos;
+    writeKeyValue(w, entry.key, value);
+    remember(entry, values, value, w.buf.subarray(start, w.pos));
+    return;
+  }
+  writeKeyValue(w, entry.key, value);
+}
+
+/** A resource's or a nested map's attributes. */
 function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number): void {
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
+    writeAttribute(w, keyEntry(key), attributes[key], tag);
+  }
+}
+
+/*
+ * The last span's attributes: keys, entries and values by position, and their encoded fields
+ * (`prevBytes`, attribute i at prevOff[i]..prevOff[i + 1]). Spans of one kind from one tracer list
+ * the same keys in the same order (for-in yields internalized strings: one pointer comparison
+ * finds a key), and most values repeat from one span to the next, so a span's attributes are
+ * mostly runs equal to the last span's, copied as a block. A field is a pure function of its key
+ * and value (=== tells 200 from '200'; NaN, never ===, is encoded anew).
+ */
+const seqKeys: string[] = [];
+const seqEntries: KeyEntry[] = [];
+const seqValues: unknown[] = [];
+let prevBytes = Buffer.allocUnsafe(4096);
+let prevOff: number[] = [0];
+let prevCount = 0;
+let curOff: number[] = [];
+
+const SPAN_ATTRIBUTE_TAG = 0x4a; // Span.attributes
+
+/** A span's own attributes: runs equal to the last span's copied from its bytes, the others through the key caches. */
+function writeSpanAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>): void {
+  // Unset until the end: a span that fails half-way leaves no stale bytes behind for the next one.
+  const count = prevCount;
+  prevCount = 0;
+  const start = w.pos;
+  const off = curOff;
+  let i = 0;
+  /** First index of the pending run (attributes equal to the last span's, not yet copied), -1: none. */
+  let run = -1;
+  for (const key in attributes) {
+    if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
     const value = attributes[key];
-    const entry = keyEntry(key);
-    const values = entry.values;
-    if (values !== undefined && cacheable(value)) {
-      const cached = values.get(value);
-      if (cached !== undefined) {
-        entry.hits++;
-        w.byte(tag);
-        w.raw(cached);
-        continue;
-      }
-      w.byte(tag);
-      const start = w.pos;
-      writeKeyValue(w, entry.key, value);
-      remember(entry, values, value, w.buf.subarray(start, w.pos));
+    if (i < count && seqKeys[i] === key && seqValues[i] === value) {
+      seqEntries[i].hits++;
+      if (run < 0) run = i;
+      i++;
       continue;
     }
-    w.byte(tag);
-    writeKeyValue(w, entry.key, value);
+    if (run >= 0) {
+      copyRun(w, start, off, run, i);
+      run = -1;
+    }
+    let entry: KeyEntry;
+    if (seqKeys[i] === key) {
+      entry = seqEntries[i];
+    } else {
+      entry = keyEntry(key);
+      seqKeys[i] = key;
+      seqEntries[i] = entry;
+    }
+    seqValues[i] = value;
+    off[i] = w.pos - start;
+    writeAttribute(w, entry, value, SPAN_ATTRIBUTE_TAG);
+    i++;
   }
+  if (run >= 0) copyRun(w, start, off, run, i);
+  const len = w.pos - start;
+  off[i] = len;
+  if (prevBytes.length < len) prevBytes = Buffer.allocUnsafe(Math.max(len, prevBytes.length * 2));
+  w.buf.copy(prevBytes, 0, start, w.pos);
+  curOff = prevOff;
+  prevOff = off;
+  // Positions past this span's count must not match a later span's (their keys and values stay).
+  prevCount = i;
+}
+
+/** Copies the last span's attributes from..to-1 (one block) and records where each one starts. */
+function copyRun(w: Writer, start: number, off: number[], from: number, to: number): void {
+  const base = w.pos - start - prevOff[from];
+  for (let j = from; j < to; j++) off[j] = prevOff[j] + base;
+  w.rawFrom(prevBytes, prevOff[from], prevOff[to]);
 }
 
 /** KeyValue { key, value } as a length-delimited body (its tag already written). */
@@ -109,13 +198,18 @@ function remember(entry: KeyEntry, values: Map<AttributeValue, Buffer>, value: A
   if (values.size >= MAX_CACHED_VALUES_PER_KEY) {
     if (entry.misses > entry.hits) {
       entry.values = undefined;
+      entry.last = NO_VALUE;
+      entry.lastBytes = EMPTY;
       return;
     }
     values.clear();
     entry.hits = 0;
     entry.misses = 1;
   }
-  values.set(value, Buffer.from(bytes));
+  const copy = Buffer.from(bytes);
+  values.set(value, copy);
+  entry.last = value;
+  entry.lastBytes = copy;
 }
 
 function writeAnyValue(w: Writer, value: unknown): void {
@@ -222,7 +316,7 @@ function writeSpan(w: Writer, span: Span): void {
   w.fixed64(span.startTimeUnixNano);
   w.byte(0x41); // end_time_unix_nano
   w.fixed64(span.endTimeUnixNano);
-  writeAttributes(w, span.attributes, 0x4a);
+  writeSpanAttributes(w, span.attributes);
   w.byte(0x50); // dropped_attributes_count
   w.byte(0);
   w.byte(0x60); // dropped_events_count

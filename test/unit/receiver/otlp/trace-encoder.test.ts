@@ -115,6 +115,42 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
     }
   });
 
+  it('spans whose attribute keys change order, count and kind from one span to the next encode as the reference does', () => {
+    const shapes: Array<Record<string, unknown>> = [
+      { 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': 200 },
+      { 'http.request.method': 'GET', 'http.response.status_code': 200 },
+      { 'url.path': '/a', 'http.request.method': 'GET', 'http.response.status_code': 200 },
+      { extra: 'x', 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': 200, nested: { 'http.request.method': 'GET', n: 1 } },
+      { 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': '200', list: ['a', 1, true] },
+      { 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': 200, ratio: Number.NaN },
+      { 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': 200, ratio: Number.NaN },
+      {},
+      { 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': 200, 'url.full': 'z'.repeat(300) },
+      { 'http.request.method': 'GET', 'url.path': '/a', 'http.response.status_code': 200, 'url.full': 'z'.repeat(300) },
+    ];
+    const spans: Span[] = [];
+    for (let k = 0; k < 3; k++) for (const [i, attributes] of shapes.entries()) spans.push(makeSpan(i % 2 ? a : b, { attributes: { ...attributes } as Span['attributes'] }));
+    const batch = new TraceBatch();
+    for (const s of spans) batch.push(s);
+    expect(Buffer.from(batch.finish())).toEqual(reference(spans));
+  });
+
+  it('a span that fails half-way through its attributes leaves nothing stale for the next one', () => {
+    const attributes = { 'http.request.method': 'GET', 'url.path': '/same', 'http.response.status_code': 200 };
+    const first = makeSpan(a, { attributes: { ...attributes } });
+    const failing = { ...attributes, 'url.path': '/other' } as Record<string, unknown>;
+    Object.defineProperty(failing, 'boom', { enumerable: true, get: () => { throw new Error('getter'); } });
+    const bad = makeSpan(a, { attributes: failing as Span['attributes'] });
+    const after = makeSpan(a, { attributes: { ...attributes, 'url.path': '/other' } });
+    const last = makeSpan(a, { attributes: { ...attributes } });
+    const batch = new TraceBatch();
+    batch.push(first);
+    expect(() => batch.push(bad)).toThrow('getter');
+    batch.push(after);
+    batch.push(last);
+    expect(Buffer.from(batch.finish())).toEqual(reference([first, after, last]));
+  });
+
   it('a span that cannot be encoded throws and leaves the batch as it was', () => {
     const good = [makeSpan(a), makeSpan(b), makeSpan(a)];
     const bad = { ...makeSpan(a), startTimeUnixNano: 'not a bigint' } as unknown as Span;
