@@ -29,6 +29,8 @@ export interface AgentOptions {
   readonly injectHeaders?: 'auto' | 'on' | 'off';
   /** Resolve right after spawning instead of waiting for the ready file. */
   readonly noWait?: boolean;
+  /** Extra environment for the agent (settings such as SPANBRIDGE_GO_SERVER_PATH). */
+  readonly env?: Record<string, string>;
 }
 
 export async function startAgent(config: BenchConfig, o: AgentOptions): Promise<Agent> {
@@ -46,8 +48,8 @@ export async function startAgent(config: BenchConfig, o: AgentOptions): Promise<
   // The launcher execs node (same pid) with its heap flags; extra node flags go through its environment.
   const child =
     config.agentStart === 'launcher'
-      ? spawnPinned(config.loadCpu, config.agentLauncher, args, { SPANBRIDGE_NODE_FLAGS: (o.nodeFlags ?? []).join(' '), PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` })
-      : spawnPinned(config.loadCpu, process.execPath, [...(o.nodeFlags ?? []), config.agentCli, ...args]);
+      ? spawnPinned(config.loadCpu, config.agentLauncher, args, { ...o.env, SPANBRIDGE_NODE_FLAGS: (o.nodeFlags ?? []).join(' '), PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` })
+      : spawnPinned(config.loadCpu, process.execPath, [...(o.nodeFlags ?? []), config.agentCli, ...args], o.env);
   let readyAt = Number.NaN;
   const waitReady = async () => {
     await waitFor('agent ready file', () => {

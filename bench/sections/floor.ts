@@ -28,7 +28,9 @@ export async function floorSection(ctx: BenchContext): Promise<SectionResult> {
       'floor',
       async () => (await micro.run(ms)).nsPerOp,
       async (i) => {
-        const agent = await startAgent(ctx.config, { pids: [micro.child.pid], otlpEndpoint: ctx.sink.endpoint });
+        // The uprobe path (go.server_path: uprobes) puts uprobes on the parser's RETs; the default
+        // syscall path has none there, and hits per op would be 0.
+        const agent = await startAgent(ctx.config, { pids: [micro.child.pid], otlpEndpoint: ctx.sink.endpoint, env: { SPANBRIDGE_GO_SERVER_PATH: 'uprobes' } });
         try {
           if (i === 0) {
             await withBpfStats(async () => {
