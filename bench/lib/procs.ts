@@ -69,6 +69,12 @@ export function cpuBusy(cpu: number): { busy: number; total: number } {
   return { busy: total - v[3] - v[4], total };
 }
 
+/** The busy share of one CPU between two cpuBusy() readings of it. */
+export function busyShareSince(before: { busy: number; total: number }, cpu: number): number {
+  const now = cpuBusy(cpu);
+  return (now.busy - before.busy) / Math.max(1, now.total - before.total);
+}
+
 export interface Memory {
   rssKb: number;
   hwmKb: number;

@@ -10,7 +10,7 @@
 import { startAgent } from '../lib/agent';
 import { countHits, hitFigures, programsNote, type Hits } from '../lib/hits';
 import { loadgen, wrk, type LoadgenResult, type WrkResult } from '../lib/load';
-import { CLK_TCK, cpuBusy, cpuTicks, memory, sleep } from '../lib/procs';
+import { busyShareSince, CLK_TCK, cpuBusy, cpuTicks, memory, sleep } from '../lib/procs';
 import { fig, section, type Figure, type SectionResult } from '../lib/report';
 import { pairedDifference, pairedRatio, round, spread } from '../lib/stats';
 import { alternate, startServer, stopServer, type BenchContext, type Server, type ServerKind } from './context';
@@ -63,11 +63,10 @@ async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
   const c0 = cpuBusy(ctx.config.serverCpu);
   const l0 = cpuBusy(ctx.config.loadCpu);
   const sat = await wrk(ctx.config, server.url, ctx.config.seconds);
-  const share = (a: { busy: number; total: number }, b: { busy: number; total: number }) => (b.busy - a.busy) / Math.max(1, b.total - a.total);
   return {
     sat,
-    serverCpuBusy: share(c0, cpuBusy(ctx.config.serverCpu)),
-    loadCpuBusy: share(l0, cpuBusy(ctx.config.loadCpu)),
+    serverCpuBusy: busyShareSince(c0, ctx.config.serverCpu),
+    loadCpuBusy: busyShareSince(l0, ctx.config.loadCpu),
     serverUsPerRequest: usPerReq(f0, cpuTicks(server.child.pid), sat.requests),
     downstreamUsPerRequest: server.downstream ? usPerReq(d0, cpuTicks(server.downstream.pid), sat.requests) : undefined,
   };

@@ -18,7 +18,7 @@ import { SYS_HTTP_PROGRAMS } from '../../src/tracers/sys-http-tracer';
 import { startAgent } from '../lib/agent';
 import { agentProgStats, progDelta, withBpfStats, type ProgStats } from '../lib/bpf-stats';
 import { wrk } from '../lib/load';
-import { CLK_TCK, cpuBusy, cpuTicks, sleep } from '../lib/procs';
+import { busyShareSince, CLK_TCK, cpuBusy, cpuTicks, sleep } from '../lib/procs';
 import { fig, section, type SectionResult } from '../lib/report';
 import { median, pairedDifference, pairedRatio, round } from '../lib/stats';
 import { startServer, stopServer, type BenchContext } from './context';
@@ -110,8 +110,6 @@ interface Run {
   loadCpu: number;
 }
 
-const busyShare = (a: { busy: number; total: number }, b: { busy: number; total: number }) => (b.busy - a.busy) / Math.max(1, b.total - a.total);
-
 export async function tpFloorSection(ctx: BenchContext, kind: FloorServer = 'go'): Promise<SectionResult> {
   const id = kind === 'go' ? 'tpfloor' : 'tpfloor_node';
   const what = kind === 'go' ? 'Go net/http server' : 'Node http server';
@@ -128,8 +126,8 @@ export async function tpFloorSection(ctx: BenchContext, kind: FloorServer = 'go'
     return {
       rps: r.rps,
       cpuUs: (((cpuTicks(server.child.pid) - t0) / CLK_TCK) * 1e6) / Math.max(1, r.requests),
-      serverCpu: busyShare(c0, cpuBusy(config.serverCpu)),
-      loadCpu: busyShare(l0, cpuBusy(config.loadCpu)),
+      serverCpu: busyShareSince(c0, config.serverCpu),
+      loadCpu: busyShareSince(l0, config.loadCpu),
     };
   };
   let floorHitsPerRequest: number | undefined;
