@@ -225,6 +225,30 @@ const TAIL_OFF = D.fields.tail.offset;
 const NO_SPARES: readonly SpareIds[] = Object.freeze([]);
 
 /**
+ * The last route decoded and its bytes: a Go server answers most requests on few routes, so the
+ * same bytes give back the same string (no decoding, and its hash stays for the route lookups).
+ */
+const lastRouteBytes = Buffer.alloc(ROUTE_CAPTURE);
+let lastRouteLen = -1;
+let lastRoute = '';
+
+function routeAt(raw: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n === lastRouteLen) {
+    let i = 0;
+    while (i < n && raw[start + i] === lastRouteBytes[i]) i++;
+    if (i === n) return lastRoute;
+  }
+  const route = raw.toString('utf8', start, end);
+  if (n <= lastRouteBytes.length) {
+    raw.copy(lastRouteBytes, 0, start, end);
+    lastRouteLen = n;
+    lastRoute = route;
+  }
+  return route;
+}
+
+/**
  * A decoded data record. A class (one shape, `spareIds` on the prototype) rather than a literal
  * with a getter: no closure per record on the hot path.
  */
@@ -282,7 +306,7 @@ class SysHttpData implements SysHttpDataRecord {
     // The route rides after the captured bytes (bpf/sys_http/sys_http_go_server.h).
     const routeLen = data.routeLen(raw);
     const routeEnd = Math.min(DATA_OFF + capLen + Math.min(routeLen, ROUTE_CAPTURE), raw.length);
-    this.route = routeLen === 0 ? '' : raw.toString('utf8', DATA_OFF + capLen, routeEnd);
+    this.route = routeLen === 0 ? '' : routeAt(raw, DATA_OFF + capLen, routeEnd);
     this.spares = undefined;
     this.tailView = undefined;
     this.dataView = undefined;

@@ -76,6 +76,17 @@ function isUnicodeSpace(c: number): boolean {
  * accepts), by character codes: once per response.
  */
 export function parseStatusLine(line: string): StatusLine | null {
+  // Responses mostly repeat their status line (the same string: parseHeadAt's LastString).
+  if (line === lastStatus.line) return lastStatus.parsed;
+  const parsed = statusLineOf(line);
+  lastStatus = { line, parsed };
+  return parsed;
+}
+
+/** The last status line parsed and its result (read only, shared). */
+let lastStatus: { readonly line: string; readonly parsed: StatusLine | null } = { line: '', parsed: null };
+
+function statusLineOf(line: string): StatusLine | null {
   const n = line.length;
   if (n < 12 || !isHttp1At(line, 0) || line.charCodeAt(8) !== 0x20) return null;
   const minor = line.charCodeAt(7) - 0x30;
@@ -152,6 +163,42 @@ function keptName(b: Uint8Array, start: number, end: number): string | undefined
 }
 
 /**
+ * The last string made from a byte range, per slot (a kept header's name, a request's or a
+ * response's first line): a service's requests repeat their Host, User-Agent, Content-Length and
+ * status line, so the same bytes give back the same string instead of a fresh copy. Same text
+ * either way; the repeated string also keeps its hash for the lookups downstream (hosts, series).
+ */
+class LastString {
+  private bytes = Buffer.allocUnsafe(0);
+  private len = -1;
+  private str = '';
+
+  of(b: Buffer, start: number, end: number): string {
+    const n = end - start;
+    if (n === this.len) {
+      const last = this.bytes;
+      let i = 0;
+      while (i < n && b[start + i] === last[i]) i++;
+      if (i === n) return this.str;
+    }
+    const str = latin1(b, start, end);
+    if (n <= MAX_REMEMBERED) {
+      if (this.bytes.length < n) this.bytes = Buffer.allocUnsafe(Math.max(n, 64));
+      b.copy(this.bytes, 0, start, end);
+      this.len = n;
+      this.str = str;
+    }
+    return str;
+  }
+}
+
+/** Longer values are made anew each time (a comparison would cost what it saves). */
+const MAX_REMEMBERED = 256;
+const lastValues = new Map<string, LastString>([...KEPT_HEADERS].map((h) => [h, new LastString()]));
+const lastRequestLine = new LastString();
+const lastStatusLine = new LastString();
+
+/**
  * Parses a head (without the final CRLF CRLF). `complete` false: the head was cut; the last
  * (possibly partial) line is ignored. Returns null on anything malformed.
  */
@@ -179,7 +226,7 @@ export function parseHeadAt(b: Buffer, start: number, end: number, complete: boo
   }
   // A cut head without one whole line says nothing.
   if (firstEnd < 0 && !complete) return null;
-  const firstLine = latin1(b, start, firstEnd < 0 ? end : firstEnd);
+  const firstLine = (b[start] === 0x48 ? lastStatusLine : lastRequestLine).of(b, start, firstEnd < 0 ? end : firstEnd);
   const headers = new Map<string, string>();
   let ls = firstEnd + 2;
   while (firstEnd >= 0) {
@@ -231,7 +278,7 @@ export function parseHeadAt(b: Buffer, start: number, end: number, complete: boo
     if (bad) return null;
     const key = keptName(b, ls, colon);
     if (key !== undefined) {
-      const value = vs < 0 ? '' : latin1(b, vs, ve);
+      const value = vs < 0 ? '' : lastValues.get(key)!.of(b, vs, ve);
       const prev = headers.get(key);
       headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
     }
@@ -249,10 +296,24 @@ export function findHeadEnd(buf: Buffer, from = 0): number {
   return i < 0 ? -1 : i + 4;
 }
 
-/** findHeadEnd within bytes [from, end) of `buf` (an index into `buf`), -1 if not yet. */
+/**
+ * findHeadEnd within bytes [from, end) of `buf` (an index into `buf`), -1 if not yet. By a loop
+ * rather than Buffer.indexOf (a native call per record costs more than a head's scan): the byte 3
+ * past a candidate start is looked at first, and a byte that is neither CR nor LF there rules out
+ * four starts at once.
+ */
 export function findHeadEndIn(buf: Buffer, from: number, end: number): number {
-  const i = buf.indexOf(HEAD_END, from);
-  return i < 0 || i + 4 > end ? -1 : i + 4;
+  let i = from;
+  while (i + 3 < end) {
+    const c = buf[i + 3];
+    if (c !== 0x0a && c !== 0x0d) {
+      i += 4;
+      continue;
+    }
+    if (c === 0x0a && buf[i + 2] === 0x0d && buf[i + 1] === 0x0a && buf[i] === 0x0d) return i + 4;
+    i++;
+  }
+  return -1;
 }
 
 /** Body framings without a length: shared (callers only read them). */

@@ -4,7 +4,7 @@
  * head dropped, a token before each colon, no control characters in values), on well-formed,
  * cut and malformed heads alike.
  */
-import { findHeadEnd, KEPT_HEADERS, parseHead, parseHeadAt, parseRequestLine, parseStatusLine, requestBody, responseBody, splitTarget, type ParsedHead } from '../../../src/spans/sys-http-parse';
+import { findHeadEnd, findHeadEndIn, KEPT_HEADERS, parseHead, parseHeadAt, parseRequestLine, parseStatusLine, requestBody, responseBody, splitTarget, type ParsedHead } from '../../../src/spans/sys-http-parse';
 
 /** The definition: what parseHead returned when it split the head into an array of lines. */
 function reference(bytes: Buffer, complete: boolean): ParsedHead | null {
@@ -115,6 +115,21 @@ describe('parseHead on generated heads', () => {
     expect(differing).toEqual([]);
   });
 
+  it('gives back values and first lines that differ from the last head by one byte of the same length', () => {
+    // The parser hands back the last string made from equal bytes (per kept header, per first line).
+    const heads = ['GET /a HTTP/1.1\r\nHost: svc:8080\r\nUser-Agent: t/1', 'GET /b HTTP/1.1\r\nHost: svc:8081\r\nUser-Agent: t/2', 'GET /b HTTP/1.1\r\nHost: svc:8081\r\nUser-Agent: t/2'];
+    for (const h of [...heads, ...heads.reverse()]) {
+      const bytes = Buffer.from(h, 'latin1');
+      expect(parseHead(bytes, true)).toEqual(reference(bytes, true));
+    }
+    for (const line of ['HTTP/1.1 200 OK', 'HTTP/1.1 201 OK', 'HTTP/1.1 201 OK', 'HTTP/1.0 201 OK']) {
+      const bytes = Buffer.from(`${line}\r\nContent-Length: 1`, 'latin1');
+      const p = parseHead(bytes, true);
+      expect(p?.firstLine).toBe(line);
+      expect(parseStatusLine(p!.firstLine)).toEqual({ minor: Number(line[7]), status: Number(line.slice(9, 12)) });
+    }
+  });
+
   it('reads a head in place inside a larger buffer', () => {
     const b = Buffer.from('xxGET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\n\r\nbody', 'latin1');
     expect(parseHeadAt(b, 2, b.indexOf('\r\n\r\n'), true)).toEqual(reference(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u', 'latin1'), true));
@@ -168,6 +183,22 @@ describe('framing helpers', () => {
     expect(findHeadEnd(b, 23)).toBe(27);
     expect(findHeadEnd(b, 24)).toBe(-1);
     expect(findHeadEnd(Buffer.alloc(0))).toBe(-1);
+  });
+
+  it('finds the end of a head within a range as Buffer.indexOf does, on 20,000 generated buffers', () => {
+    const r = rng(7);
+    const bytes = [0x0d, 0x0a, 0x41, 0x20];
+    const differing: unknown[] = [];
+    for (let n = 0; n < 20_000; n++) {
+      const b = Buffer.alloc(Math.floor(r() * 24));
+      for (let i = 0; i < b.length; i++) b[i] = bytes[Math.floor(r() * (r() < 0.5 ? 2 : 4))];
+      const from = Math.floor(r() * (b.length + 1));
+      const end = from + Math.floor(r() * (b.length - from + 1));
+      const i = b.indexOf('\r\n\r\n', from, 'latin1');
+      const want = i < 0 || i + 4 > end ? -1 : i + 4;
+      if (findHeadEndIn(b, from, end) !== want) differing.push({ b: b.toString('hex'), from, end, want });
+    }
+    expect(differing).toEqual([]);
   });
 
   it('reads Content-Length with and without repeated values', () => {
