@@ -140,6 +140,9 @@ struct scratch {
 	__u32 exit_mode;            /* the traced process's mode, for sys_data_exit */
 	__u32 client_mode;          /* likewise, for sys_client_write_enter */
 	__u32 _pad_mode;
+	/* The traced process's entry (offsets for Go), copied by the data syscall's own program, which
+	 * looked it up anyway: the shared path reads no hash for it. */
+	struct traced_process proc;
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
 	__u8 chunk_slack[8]; /* the head scan reads 8 bytes at a time (sys_http_server_head.h) */
 };
@@ -238,7 +241,7 @@ static __always_inline __u32 traced_mode(void)
 
 /* A Go server read a request: leave the mirrored client request's context for the Go tracer,
  * keyed by the reading goroutine (user R14 at syscall entry). */
-static __always_inline void go_link_store(struct conn_state *cs)
+static __always_inline void go_link_store(struct conn_state *cs, const struct traced_process *tp)
 {
 	struct client_request *cr = bpf_map_lookup_elem(&client_requests, &cs->tuple);
 	if (!cr)
@@ -250,10 +253,9 @@ static __always_inline void go_link_store(struct conn_state *cs)
 		return;
 	}
 	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
-	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	__u64 g = 0;
-	if (!tp || !regs || bpf_probe_read_kernel(&g, sizeof(g), &regs->r14) || !g ||
+	if (!regs || bpf_probe_read_kernel(&g, sizeof(g), &regs->r14) || !g ||
 	    bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + tp->goid_offset)) || !k.goid)
 		return;
 	struct go_link_parent p = { .ts_ns = now };
@@ -485,7 +487,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		 * every read that begins with a request line is the next keep-alive request. */
 		if (cs->role == SYS_ROLE_SERVER && (flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS))) {
 			cs->phase = PHASE_REQUEST;
-			go_link_store(cs);
+			go_link_store(cs, &s->proc);
 		}
 		return 0;
 	}
@@ -518,7 +520,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			e->flags |= SYS_F_TRUNCATED;
 			count(SYS_SKIP_CAPTURE_TRUNCATED);
 		}
-		e->tail_len = read_tail(ap, ret, e->tail);
+		/* The last bytes only when they are not in the capture (user space reads them only then). */
+		e->tail_len = (__u64)ret > cap ? read_tail(ap, ret, e->tail) : 0;
 	}
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {
@@ -560,7 +563,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	__builtin_memcpy(e->span_id, cs->ctx.span_id, 8);
 	e->trace_flags = cs->ctx.flags;
 	if ((mode & SYS_MODE_GO_SERVER) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_SERVER)
-		go_server_response(cs, e, cap);
+		go_server_response(cs, &s->proc, e, cap);
 	if ((mode & SYS_MODE_GO_CLIENT) && (flags & SYS_F_RESPONSE_START) && cs->role == SYS_ROLE_CLIENT)
 		go_client_response(cs, id >> 32, e);
 	if (pipelined) {
@@ -587,7 +590,15 @@ int sys_data_exit(struct trace_event_raw_sys_exit *ctx)
  * Go process traced for black-box links only, SYS_MODE_GO_LINK, too). */
 static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *ctx, __u8 kind)
 {
-	__u32 mode = traced_mode();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!select_maybe(tgid))
+		return 0;
+	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &tgid);
+	if (!p)
+		return 0;
+	select_adopted(id);
+	__u32 mode = p->mode;
 	if (!(mode & SYS_MODE_TRACE) && !((mode & SYS_MODE_GO_LINK) && !(kind & 1)))
 		return 0;
 	long ret = ctx->ret;
@@ -601,8 +612,7 @@ static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *c
 	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!s || !regs || bpf_probe_read_kernel(&r, sizeof(r), &regs->dx))
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = id >> 32, .fd = r.di };
+	struct conn_key key = { .tgid = tgid, .fd = r.di };
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &key);
 	if (!cs && ret > 0)
 		cs = adopt_connection(&key);
@@ -617,6 +627,7 @@ static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *c
 		s->args.count = r.dx;
 		s->args.kind = kind;
 		s->exit_mode = mode;
+		s->proc = *p;
 		bpf_tail_call(ctx, &data_paths, DATA_PATH_EXIT);
 		count(SYS_DROP_TAIL_CALL);
 	}

@@ -52,10 +52,7 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
 					    __u64 now)
 {
 	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
-	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
-	if (!tp)
-		return;
-	k.goid = go_conn_goid(cs, tp);
+	k.goid = go_conn_goid(cs, &s->proc);
 	if (!k.goid) {
 		count(SYS_SKIP_GO_GOID_UNREAD);
 		return;
@@ -94,12 +91,10 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
  * (net/http conn.serve). With requests pipelined behind this one (bpf/sys_http/sys_http_pipelined.h), the goroutine goes on to
  * serve them with no syscall in between: its request's context is forgotten, so their client
  * calls are unlinked, never children of this request. */
-static __always_inline void go_server_response(struct conn_state *cs, struct sys_http_data_event *e, __u32 cap)
+static __always_inline void go_server_response(struct conn_state *cs, const struct traced_process *tp,
+						struct sys_http_data_event *e, __u32 cap)
 {
 	struct go_link_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, ._pad = 0, .goid = 0 };
-	struct traced_process *tp = bpf_map_lookup_elem(&traced_tgids, &k.tgid);
-	if (!tp)
-		return;
 	k.goid = go_conn_goid(cs, tp);
 	if (cs->pipelined && k.goid) {
 		bpf_map_delete_elem(&spanbridge_go_server_v1, &k);
@@ -107,10 +102,14 @@ static __always_inline void go_server_response(struct conn_state *cs, struct sys
 	}
 	if (tp->req_pattern == OFFSET_ABSENT || tp->conn_cur_req == OFFSET_ABSENT || tp->resp_req == OFFSET_ABSENT)
 		return;
-	__u64 *conn = k.goid ? bpf_map_lookup_elem(&spanbridge_go_conns_v1, &k) : NULL;
+	if (!cs->go_conn && k.goid) {
+		__u64 *conn = bpf_map_lookup_elem(&spanbridge_go_conns_v1, &k);
+		if (conn)
+			cs->go_conn = *conn;
+	}
 	__u64 resp = 0, req = 0;
 	struct go_string pat = {};
-	if (!conn || bpf_probe_read_user(&resp, sizeof(resp), (void *)(*conn + tp->conn_cur_req)) || !resp ||
+	if (!cs->go_conn || bpf_probe_read_user(&resp, sizeof(resp), (void *)(cs->go_conn + tp->conn_cur_req)) || !resp ||
 	    bpf_probe_read_user(&req, sizeof(req), (void *)(resp + tp->resp_req)) || !req ||
 	    bpf_probe_read_user(&pat, sizeof(pat), (void *)(req + tp->req_pattern))) {
 		count(SYS_SKIP_GO_ROUTE_UNREAD);

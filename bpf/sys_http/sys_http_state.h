@@ -67,6 +67,8 @@ struct conn_state {
 	__u64 goid; /* server, SYS_MODE_GO_SERVER: the goroutine serving the connection (net/http's
 		     * conn.serve reads every request and writes every response), read from TLS once */
 	__u64 node_parser; /* server, Node.js: its HTTP parser's async id (bpf/sys_http/sys_http_node_link.h) */
+	__u64 go_conn; /* server, SYS_MODE_GO_SERVER: the connection's *net/http.conn (from
+			* spanbridge_go_conns_v1 at its first response, then kept: one lookup per connection) */
 	/* The entry time of the write in progress (0: none seen), the time its record carries: see
 	 * sys_http_data_event.ts_ns. */
 	__u64 write_enter_ns;
