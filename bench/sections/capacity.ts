@@ -63,7 +63,10 @@ const med = (xs: readonly number[]) => spread(xs).median;
 function unsustained(rate: number, rounds: readonly CapacityArm[]): string | undefined {
   const bad = rounds.filter((r) => r.lat.achievedRate < rate * 0.97 || r.lat.unsent > 0);
   if (bad.length === 0) return undefined;
-  return `${bad.length} of ${rounds.length} rounds did not sustain ${rate} req/s (achieved ${bad.map((r) => round(r.lat.achievedRate)).join(', ')} req/s): there the server ran saturated`;
+  return (
+    `${bad.length} of ${rounds.length} rounds did not sustain ${rate} req/s (achieved ${bad.map((r) => `${round(r.lat.achievedRate)} req/s, server CPU ${round(r.rateCpu.serverCpuBusy, 2)} busy`).join('; ')}): ` +
+    'either the server saturated (its CPU near 1 busy) or the load generator fell behind (it shares its CPU with the agent); either way that server served fewer requests per wake-up than without, which raises its CPU per request'
+  );
 }
 
 export function capacityFigures(c: CapacityInput): { figures: Figure[]; notes: string[] } {
