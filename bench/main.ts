@@ -89,6 +89,29 @@ function commentary(r: Results): string[] {
         `against ~${round(baseUs)} us of work per request without the agent${id === 'gochain' ? ' (front and downstream on one CPU)' : ''}. The agent's user space runs on the other CPU and is not in this ratio.`,
     );
   }
+  // The service's capacity beside the saturated ratio (sections/capacity.ts): information, no target.
+  const capacity: string[] = [];
+  const v = (id: string, digits = 3) => {
+    const f = get(id);
+    return f?.value == null ? undefined : round(f.value, digits);
+  };
+  for (const id of ['go', 'gochain', 'sys', 'python']) {
+    const cap = v(`${id}.capacity_ratio`);
+    if (cap === undefined) continue;
+    const off = v(`${id}.capacity_ratio_inject_off`);
+    const shared = v(`${id}.capacity_ratio_server_cpu`);
+    const sharedSat = v(`${id}.throughput_ratio_server_cpu`);
+    capacity.push(
+      `${id} saturated ${v(`${id}.throughput_ratio`) ?? 'n/a'}, capacity ${cap}${off !== undefined ? ` (injection off ${off})` : ''}` +
+        `${shared !== undefined ? `, with the agent on the server's core ${shared} (saturated ${sharedSat ?? 'n/a'})` : ''}, agent ${v(`${id}.cpu_per_span`) ?? 'n/a'} us/span`,
+    );
+  }
+  if (capacity.length > 0) {
+    out.push(
+      `Service capacity beside the saturated ratio (information, no target: issue 15's targets judge the saturated ratio, which also counts wrk starved by the agent's user space on its CPU): ${capacity.join('; ')}. ` +
+        'Capacity = the server\'s CPU per request at half its saturated rate, without / with the agent (the agent on the other CPU); on the server\'s core = its CPU per request without / its and the agent\'s with the agent pinned to its CPU.',
+    );
+  }
   // Hits per request, per runtime (every section that counted them with BPF statistics).
   const perRuntime: string[] = [];
   for (const s of r.sections) {

@@ -1,7 +1,8 @@
 /**
  * The agent under test, started as a user runs it (bin/spanbridge run ..., or with
  * SPANBRIDGE_BENCH_AGENT_START=node `node dist/src/cli/main.js run ...`), pinned to the
- * load generator's CPU, exporting OTLP to the harness's sink, with its Prometheus endpoint on a free
+ * load generator's CPU (or, for the arms that read the whole cost to the service's core, to the
+ * server's), exporting OTLP to the harness's sink, with its Prometheus endpoint on a free
  * port for the self-metrics (spans exported, kernel drop counters).
  */
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -31,6 +32,8 @@ export interface AgentOptions {
   readonly noWait?: boolean;
   /** Extra environment for the agent (settings such as SPANBRIDGE_GO_SERVER_PATH). */
   readonly env?: Record<string, string>;
+  /** The CPU the agent is pinned to (default: the load generator's, config.loadCpu). */
+  readonly cpu?: number;
 }
 
 export async function startAgent(config: BenchConfig, o: AgentOptions): Promise<Agent> {
@@ -46,10 +49,11 @@ export async function startAgent(config: BenchConfig, o: AgentOptions): Promise<
     ...(o.injectHeaders ? ['--inject-headers', o.injectHeaders] : []),
   ];
   // The launcher execs node (same pid) with its heap flags; extra node flags go through its environment.
+  const cpu = o.cpu ?? config.loadCpu;
   const child =
     config.agentStart === 'launcher'
-      ? spawnPinned(config.loadCpu, config.agentLauncher, args, { ...o.env, SPANBRIDGE_NODE_FLAGS: (o.nodeFlags ?? []).join(' '), PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` })
-      : spawnPinned(config.loadCpu, process.execPath, [...(o.nodeFlags ?? []), config.agentCli, ...args], o.env);
+      ? spawnPinned(cpu, config.agentLauncher, args, { ...o.env, SPANBRIDGE_NODE_FLAGS: (o.nodeFlags ?? []).join(' '), PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` })
+      : spawnPinned(cpu, process.execPath, [...(o.nodeFlags ?? []), config.agentCli, ...args], o.env);
   let readyAt = Number.NaN;
   const waitReady = async () => {
     await waitFor('agent ready file', () => {

@@ -25,6 +25,8 @@ export interface BenchConfig {
   /** CPU for the server under test; the load generator, the agent and the harness share the other. */
   readonly serverCpu: number;
   readonly loadCpu: number;
+  /** The server sections' extra arm with the agent pinned to the server's CPU (the whole cost to the service's core). */
+  readonly serverCpuArm: boolean;
   /** Only these sections (comma list of floor,untraced,go,gochain,sys,python,nginx,asyncio,nodelink,javalink,agent,routes,profile); all when empty. */
   readonly only: readonly string[];
   /** The server whose traffic the agent is profiled under (profile section). */
@@ -76,6 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     rateConns: int(env, 'SPANBRIDGE_BENCH_RATE_CONNS', 16, 1, 10_000),
     serverCpu: int(env, 'SPANBRIDGE_BENCH_SERVER_CPU', 0, 0, 1023),
     loadCpu: int(env, 'SPANBRIDGE_BENCH_LOAD_CPU', 1, 0, 1023),
+    serverCpuArm: int(env, 'SPANBRIDGE_BENCH_SERVER_CPU_ARM', 1, 0, 1) === 1,
     only: (env.SPANBRIDGE_BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     profileServer: oneOf(env, 'SPANBRIDGE_BENCH_PROFILE_SERVER', ['go', 'node'] as const, 'go'),
     outDir: env.SPANBRIDGE_BENCH_OUT ?? path.join(REPO_ROOT, 'bench', 'results'),

@@ -29,7 +29,9 @@ export type ServerKind = 'go' | 'gochain' | 'node' | 'python';
 /**
  * The test services, pinned to the server CPU: Go net/http, a Go net/http server calling the Go
  * test server once per request (bench/go/chain; only the front is traced), Node's http or Python's
- * ThreadingHTTPServer (syscall path).
+ * ThreadingHTTPServer (syscall path; bench/python/threaded_server.py: the Python test service's
+ * handler with TCP_NODELAY, the standard library's disable_nagle_algorithm, so its two sends per
+ * response are not paced by the client's delayed ACK).
  */
 export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<Server> {
   const downstream = kind === 'gochain' ? await startServer(ctx, 'go') : undefined;
@@ -41,7 +43,7 @@ export async function startServer(ctx: BenchContext, kind: ServerKind): Promise<
         ? spawnPinned(ctx.config.serverCpu, path.join(ctx.config.binDir, 'chain'), [], { PORT: String(port), DOWNSTREAM: `http://${downstream!.addr}` })
         : kind === 'node'
           ? spawnPinned(ctx.config.serverCpu, process.execPath, [path.join(REPO_ROOT, 'test/apps/node-http/server.js'), String(port)])
-          : spawnPinned(ctx.config.serverCpu, 'python3', [path.join(REPO_ROOT, 'test/apps/python-http/server.py'), String(port)]);
+          : spawnPinned(ctx.config.serverCpu, 'python3', [path.join(REPO_ROOT, 'bench/python/threaded_server.py'), String(port)]);
   try {
     await waitForPort(port, 20_000, 50);
   } catch (err) {

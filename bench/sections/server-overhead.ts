@@ -6,6 +6,10 @@
  * measured over each load (utime + stime from /proc, spans from its own counter), the server's own
  * CPU per request likewise (the uprobe traps and BPF programs run in its context), and ring-buffer
  * loss is checked. Hits per request of every agent program come from the kernel's BPF statistics.
+ * Next to the saturated ratio (issue 15's target, which also measures wrk starved by the agent's
+ * user space on its CPU), every fixed-rate run reads the server's own CPU per request: the service's
+ * capacity apart from the load CPU's contention, and, in an arm with the agent pinned to the
+ * server's CPU, the whole cost to the service's core (sections/capacity.ts).
  */
 import { startAgent } from '../lib/agent';
 import { countHits, hitFigures, programsNote, type Hits } from '../lib/hits';
@@ -13,6 +17,7 @@ import { loadgen, wrk, type LoadgenResult, type WrkResult } from '../lib/load';
 import { busyShareSince, CLK_TCK, cpuBusy, cpuTicks, memory, sleep } from '../lib/procs';
 import { fig, section, type Figure, type SectionResult } from '../lib/report';
 import { pairedDifference, pairedRatio, round, spread } from '../lib/stats';
+import { capacityFigures, type CapacityArm, type RateCpu } from './capacity';
 import { alternate, startServer, stopServer, type BenchContext, type Server, type ServerKind } from './context';
 
 const DRAIN_MS = 1600; // the batcher exports at most 1 s after a span; then its counter is final
@@ -33,12 +38,14 @@ interface SatRun {
 
 interface WithoutRound extends SatRun {
   lat: LoadgenResult;
+  /** The server's CPU over the fixed-rate run. */
+  rateCpu: RateCpu;
   low?: LoadgenResult;
 }
 
-interface AgentArm extends SatRun {
-  /** Fixed rate (injection auto only: the off arm measures throughput). */
-  lat?: LoadgenResult;
+interface AgentArm extends SatRun, CapacityArm {
+  /** Fixed rate (every arm: latency from the injection-auto arm, capacity from each). */
+  lat: LoadgenResult;
   /** At a rate the traced server sustains (only when the agent pushes its capacity below `rate`). */
   low?: LoadgenResult;
   cpuUsPerSpanSat: number;
@@ -54,10 +61,13 @@ interface WithRound {
   on: AgentArm;
   /** Injection off (Go servers only). */
   off?: AgentArm;
+  /** The agent pinned to the server's CPU (injection auto; unless SPANBRIDGE_BENCH_SERVER_CPU_ARM=0). */
+  onServerCpu?: AgentArm;
 }
 
+const usPerReq = (t0: number, t1: number, n: number) => (((t1 - t0) / CLK_TCK) * 1e6) / Math.max(1, n);
+
 async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
-  const usPerReq = (t0: number, t1: number, n: number) => (((t1 - t0) / CLK_TCK) * 1e6) / Math.max(1, n);
   const f0 = cpuTicks(server.child.pid);
   const d0 = server.downstream ? cpuTicks(server.downstream.pid) : 0;
   const c0 = cpuBusy(ctx.config.serverCpu);
@@ -69,6 +79,22 @@ async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
     loadCpuBusy: busyShareSince(l0, ctx.config.loadCpu),
     serverUsPerRequest: usPerReq(f0, cpuTicks(server.child.pid), sat.requests),
     downstreamUsPerRequest: server.downstream ? usPerReq(d0, cpuTicks(server.downstream.pid), sat.requests) : undefined,
+  };
+}
+
+/** The fixed-rate run (bench/go/loadgen, open loop) and the server's own CPU per request over it. */
+async function atRate(ctx: BenchContext, server: Server, rate: number): Promise<{ lat: LoadgenResult; cpu: RateCpu }> {
+  const f0 = cpuTicks(server.child.pid);
+  const c0 = cpuBusy(ctx.config.serverCpu);
+  const l0 = cpuBusy(ctx.config.loadCpu);
+  const lat = await loadgen(ctx.config, { addr: server.addr, path: server.path, rate });
+  return {
+    lat,
+    cpu: {
+      serverUsPerRequest: usPerReq(f0, cpuTicks(server.child.pid), lat.requests),
+      serverCpuBusy: busyShareSince(c0, ctx.config.serverCpu),
+      loadCpuBusy: busyShareSince(l0, ctx.config.loadCpu),
+    },
   };
 }
 
@@ -92,14 +118,24 @@ interface ArmResult {
   injectionLines: string[];
 }
 
+interface ArmOptions {
+  readonly inject: 'auto' | 'off';
+  /** Count hits per request (first round). */
+  readonly count: boolean;
+  /** Also run at the low rate (the injection-auto arm on the load CPU). */
+  readonly low: boolean;
+  /** Pin the agent here instead of the load CPU. */
+  readonly cpu?: number;
+}
+
 /**
- * One run with a fresh agent: hits counted (first round), saturated, then (injection auto) the
- * fixed rate and the low rate. The injection-off arm measures throughput only, to keep the section
- * short.
+ * One run with a fresh agent: hits counted (first round), saturated, the fixed rate (latency and
+ * the server's CPU per request), then the low rate when asked.
  */
-async function agentArm(ctx: BenchContext, server: Server, rate: number, lowRate: number | undefined, inject: 'auto' | 'off', count: boolean): Promise<ArmResult> {
+async function agentArm(ctx: BenchContext, server: Server, rate: number, lowRate: number | undefined, o: ArmOptions): Promise<ArmResult> {
   const { config } = ctx;
-  const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint, injectHeaders: inject === 'off' ? 'off' : undefined });
+  const { inject, count } = o;
+  const agent = await startAgent(config, { pids: [server.child.pid], otlpEndpoint: ctx.sink.endpoint, injectHeaders: inject === 'off' ? 'off' : undefined, cpu: o.cpu });
   try {
     await loadgen(config, { addr: server.addr, path: server.path, rate: 1000, requests: 200, conns: 4 }); // warm the agent's path
     const hits = count
@@ -116,25 +152,27 @@ async function agentArm(ctx: BenchContext, server: Server, rate: number, lowRate
       return { result, cpuUs: ((agent.cpuTicks() - t0) / CLK_TCK) * 1e6, spans, lost: m1.ringbufLost() - m0.ringbufLost() };
     };
     const sat = await measured(() => saturated(ctx, server));
-    const lat = inject === 'auto' ? await measured(() => loadgen(config, { addr: server.addr, path: server.path, rate })) : undefined;
-    const low = lowRate && lat ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined;
+    const lat = await measured(() => atRate(ctx, server, rate));
+    const low = lowRate && o.low ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined;
     const rssKb = memory(agent.pid).rssKb;
     const stderr = agent.stderr();
     let unavailable: string | undefined;
-    if ((lat ?? sat).spans === 0) {
+    if (lat.spans === 0) {
       const attached = stderr.split('\n').find((l) => l.includes(`attached pid ${server.child.pid}`) || l.includes(`${server.child.pid}`));
       unavailable = `no spans exported for ${sat.result.sat.requests} requests (agent: ${attached?.replace(/^\S+ \S+\s+/, '') ?? 'no attach line'})`;
     }
     const injectionLines = stderr.split('\n').filter((l) => l.includes('strategy: traceparent injection')).map((l) => l.replace(/^\S+ \S+\s+/, '').slice(0, 200));
     const arm: AgentArm = {
       ...sat.result,
-      lat: lat?.result,
+      lat: lat.result.lat,
+      rateCpu: lat.result.cpu,
       low,
       cpuUsPerSpanSat: sat.cpuUs / sat.spans,
-      cpuUsPerSpanRate: lat ? lat.cpuUs / lat.spans : Number.NaN,
+      cpuUsPerSpanRate: lat.cpuUs / lat.spans,
+      agentUsPerRequestRate: lat.cpuUs / Math.max(1, lat.result.lat.requests),
       spansPerRequestSat: sat.spans / sat.result.sat.requests,
-      spansPerRequestRate: lat ? lat.spans / lat.result.requests : Number.NaN,
-      ringbufLost: sat.lost + (lat?.lost ?? 0),
+      spansPerRequestRate: lat.spans / lat.result.lat.requests,
+      ringbufLost: sat.lost + lat.lost,
       rssKb,
       stopLine: (await agent.shutdown()).stopLine,
     };
@@ -169,23 +207,31 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     const rounds = await alternate(
       ctx,
       s.id,
-      async (): Promise<WithoutRound> => ({
-        ...(await saturated(ctx, server)),
-        lat: await loadgen(config, { addr: server.addr, path: server.path, rate }),
-        low: lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined,
-      }),
+      async (): Promise<WithoutRound> => {
+        const sat = await saturated(ctx, server);
+        const fixed = await atRate(ctx, server, rate);
+        const low = lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined;
+        return { ...sat, lat: fixed.lat, rateCpu: fixed.cpu, low };
+      },
       async (i): Promise<WithRound> => {
-        const on = await agentArm(ctx, server, rate, lowRate, 'auto', i === 0);
+        const on = await agentArm(ctx, server, rate, lowRate, { inject: 'auto', count: i === 0, low: true });
         if (i === 0) {
           hits = on.hits;
           unavailable = on.unavailable;
           injectionLines = on.injectionLines;
         }
-        if (!injectionArms) return { on: on.arm };
-        ctx.log(`${s.id}: round ${i + 1}/${config.rounds} with agent, injection off`);
-        const off = await agentArm(ctx, server, rate, lowRate, 'off', i === 0);
-        if (i === 0) hitsOff = off.hits;
-        return { on: on.arm, off: off.arm };
+        const round: WithRound = { on: on.arm };
+        if (injectionArms) {
+          ctx.log(`${s.id}: round ${i + 1}/${config.rounds} with agent, injection off`);
+          const off = await agentArm(ctx, server, rate, lowRate, { inject: 'off', count: i === 0, low: false });
+          if (i === 0) hitsOff = off.hits;
+          round.off = off.arm;
+        }
+        if (config.serverCpuArm) {
+          ctx.log(`${s.id}: round ${i + 1}/${config.rounds} with agent on the server's CPU ${config.serverCpu}`);
+          round.onServerCpu = (await agentArm(ctx, server, rate, undefined, { inject: 'auto', count: false, low: false, cpu: config.serverCpu })).arm;
+        }
+        return round;
       },
     );
     s.raw.rounds = rounds;
@@ -227,6 +273,15 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
           detail: `utime+stime of the traced server / requests over each wrk run: ${round(cpu.without.median)} us without, ${round(cpu.with.median)} us with (uprobe traps and the agent's BPF programs run in its context)`,
         })),
       );
+    }
+    {
+      const cap = capacityFigures({
+        id: s.id, rate, config, without: rounds.without,
+        arms: arms.map(([k, key, label]) => ({ key, label, rounds: armOf(k) })),
+        onServerCpu: config.serverCpuArm ? rounds.with.map((r) => r.onServerCpu as AgentArm) : undefined,
+      });
+      s.figures.push(...cap.figures.map(figure));
+      s.notes.push(...cap.notes);
     }
     const on = armOf('auto');
     const added = (pick: (l: LoadgenResult) => number) => pairedDifference(rounds.without.map((r) => pick(r.lat)), on.map((r) => pick(r.lat as LoadgenResult)));
@@ -328,7 +383,7 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
     if (satWith < rate) {
       s.notes.push(`With the agent the server saturates at ${round(satWith)} req/s, below the fixed rate of ${rate} req/s (half its saturated rate without the agent): requests queue, so latency from due time measures that queue; latency from send is the per-request view.`);
     }
-    const all = [...rounds.without, ...on, ...(injectionArms ? armOf('off') : [])];
+    const all = [...rounds.without, ...on, ...(injectionArms ? armOf('off') : []), ...rounds.with.flatMap((r) => (r.onServerCpu ? [r.onServerCpu] : []))];
     const errs = all.reduce((a, r) => a + r.sat.errors + (r.lat?.errors ?? 0), 0);
     if (errs > 0) s.notes.push(`Request errors over all runs: ${errs}.`);
   } finally {
