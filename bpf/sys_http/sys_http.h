@@ -131,7 +131,16 @@ enum sys_http_drop_reason {
 					  * request of the thread that connected it was no longer active there */
 	SYS_SKIP_PIPELINED_UNREAD = 36, /* a request pipelined in one read whose head goes past the capture:
 					 * a new trace (its traceparent is not read) */
-	SYS_HTTP_DROP_MAX = 37,
+	SYS_LINK_GO_CLIENT = 37,        /* (not a drop) Go client requests (go.client_path: syscall) linked to the
+					 * server span of the goroutine that asked for them (sys_http_go_client.h) */
+	SYS_SKIP_GO_CLIENT_UNPARKED = 38, /* a Go client request written before its caller had handed it over
+					   * and parked on the response (a race of the writer goroutine): a new
+					   * trace, never another call's parent */
+	SYS_SKIP_GO_CLIENT_STALE = 39,  /* a Go client request from a buffer its recorded persistConn no longer
+					 * owns: a new trace, the record forgotten */
+	SYS_SKIP_GO_CLIENT_NO_CONN = 40, /* a Go client request on a connection whose writer started before the
+					  * attach (no writeLoop probe hit): a new trace */
+	SYS_HTTP_DROP_MAX = 41,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

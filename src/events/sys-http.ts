@@ -1,6 +1,6 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
-import { bigAt, hexAt, readBig, readBytes, readUint, safeNumberAt, uintAt } from './struct-view';
+import { bigAt, readBig, readBytes, readUint, uintAt } from './struct-view';
 
 /** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
 export const { SYS_F_REQUEST_START, SYS_F_RESPONSE_START, SYS_F_REMOTE_PARENT, SYS_F_THREAD_PARENT, SYS_F_BLACKBOX_PARENT, SYS_F_TRUNCATED, SYS_F_SPARE_IDS, SYS_F_APP_TRACEPARENT } = SYS_HTTP_FLAG;
@@ -200,89 +200,148 @@ function spares(buf: Buffer): SpareIds[] {
 }
 
 const data = {
-  flags: uintAt(D, 'flags'),
-  flags2: uintAt(D, 'flags2'),
-  captureLen: uintAt(D, 'capture_len'),
-  tailLen: uintAt(D, 'tail_len'),
-  direction: uintAt(D, 'direction'),
-  role: uintAt(D, 'role'),
-  pid: uintAt(D, 'pid'),
-  tid: uintAt(D, 'tid'),
-  fd: uintAt(D, 'fd'),
   connId: bigAt(D, 'conn_id'),
-  tsNs: bigAt(D, 'ts_ns'),
-  len: safeNumberAt(D, 'len'),
-  traceId: hexAt(D, 'trace_id'),
-  spanId: hexAt(D, 'span_id'),
-  parentSpanId: hexAt(D, 'parent_span_id'),
-  traceFlags: uintAt(D, 'trace_flags'),
-  routeLen: uintAt(D, 'route_len'),
+  tailLen: uintAt(D, 'tail_len'),
 };
 const DATA_OFF = D.fields.data.offset;
 const CONN_OFF = D.fields.conn_id.offset;
 const TAIL_OFF = D.fields.tail.offset;
 
+/** A field's offset, its size checked against what the reader below reads (a changed layout fails at load). */
+function offsetOf(name: string, size: number): number {
+  const f = D.fields[name];
+  if (!f || f.size !== size) throw new Error(`sys_http_data_event.${name}: expected ${size} bytes, layout has ${f ? f.size : 'no such field'}`);
+  return f.offset;
+}
+
+/*
+ * The data record's fields, read at offsets resolved once (module constants) by the inlinable
+ * readers below: no closure or Buffer method call per field, once per record on the hot path.
+ */
+const FLAGS = offsetOf('flags', 1);
+const FLAGS2 = offsetOf('flags2', 2);
+const CAPTURE_LEN = offsetOf('capture_len', 2);
+const DIRECTION = offsetOf('direction', 1);
+const ROLE = offsetOf('role', 1);
+const PID = offsetOf('pid', 4);
+const TID = offsetOf('tid', 4);
+const FD = offsetOf('fd', 4);
+const TS_NS = offsetOf('ts_ns', 8);
+const LEN = offsetOf('len', 8);
+const TRACE_ID = offsetOf('trace_id', 16);
+const SPAN_ID = offsetOf('span_id', 8);
+const PARENT_SPAN_ID = offsetOf('parent_span_id', 8);
+const TRACE_FLAGS = offsetOf('trace_flags', 1);
+const ROUTE_LEN = offsetOf('route_len', 2);
+const DIR_EGRESS = SYS_HTTP_DIRECTION.SYS_DIR_EGRESS;
+const ROLE_CLIENT = SYS_HTTP_ROLE.SYS_ROLE_CLIENT;
+const F_REQUEST_START = SYS_HTTP_FLAG.SYS_F_REQUEST_START;
+const F_ANY_PARENT = SYS_HTTP_FLAG.SYS_F_REMOTE_PARENT | SYS_HTTP_FLAG.SYS_F_THREAD_PARENT | SYS_HTTP_FLAG.SYS_F_BLACKBOX_PARENT;
+const F2_CONTEXT = SYS_HTTP_FLAG2.SYS_F2_CONTEXT;
+
+function u16(b: Buffer, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+function u32(b: Buffer, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
+}
+
+/** Buffer's own hex encoder (what toString('hex', start, end) calls, without its dispatch). */
+const hex = (b: Buffer, start: number, end: number): string => (b as Buffer & { hexSlice(s: number, e: number): string }).hexSlice(start, end);
+
 const NO_SPARES: readonly SpareIds[] = Object.freeze([]);
 
 /**
+ * The last route decoded and its bytes: a Go server answers most requests on few routes, so the
+ * same bytes give back the same string (no decoding, and its hash stays for the route lookups).
+ */
+const lastRouteBytes = Buffer.alloc(ROUTE_CAPTURE);
+let lastRouteLen = -1;
+let lastRoute = '';
+
+function routeAt(raw: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n === lastRouteLen) {
+    let i = 0;
+    while (i < n && raw[start + i] === lastRouteBytes[i]) i++;
+    if (i === n) return lastRoute;
+  }
+  const route = raw.toString('utf8', start, end);
+  if (n <= lastRouteBytes.length) {
+    raw.copy(lastRouteBytes, 0, start, end);
+    lastRouteLen = n;
+    lastRoute = route;
+  }
+  return route;
+}
+
+/**
  * A decoded data record. A class (one shape, `spareIds` on the prototype) rather than a literal
- * with a getter: no closure per record on the hot path.
+ * with a getter: no closure per record on the hot path. Its fields are `declare`d and all set in
+ * the constructor, in one order (no class-field definitions run before it).
  */
 class SysHttpData implements SysHttpDataRecord {
-  readonly type = 'sys_http_data' as const;
-  readonly direction: 'ingress' | 'egress';
-  readonly role: SysRole;
-  readonly flags: number;
-  readonly flags2: number;
-  readonly pid: number;
-  readonly tid: number;
-  readonly fd: number;
-  readonly tsNs: bigint;
-  readonly len: number;
-  readonly bytes: Buffer;
-  readonly dataOffset = DATA_OFF;
-  readonly captureLen: number;
-  readonly connLo: number;
-  readonly connHi: number;
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string;
-  readonly traceFlags: number;
-  readonly route: string;
-  private spares: readonly SpareIds[] | undefined;
-  private tailView: Buffer | undefined;
-  private dataView: Buffer | undefined;
-  private id: bigint | undefined;
+  declare readonly type: 'sys_http_data';
+  declare readonly direction: 'ingress' | 'egress';
+  declare readonly role: SysRole;
+  declare readonly flags: number;
+  declare readonly flags2: number;
+  declare readonly pid: number;
+  declare readonly tid: number;
+  declare readonly fd: number;
+  declare readonly tsNs: bigint;
+  declare readonly len: number;
+  declare readonly bytes: Buffer;
+  declare readonly dataOffset: number;
+  declare readonly captureLen: number;
+  declare readonly connLo: number;
+  declare readonly connHi: number;
+  declare readonly traceId: string;
+  declare readonly spanId: string;
+  declare readonly parentSpanId: string;
+  declare readonly traceFlags: number;
+  declare readonly route: string;
+  declare private readonly raw: Buffer;
+  declare private spares: readonly SpareIds[] | undefined;
+  declare private tailView: Buffer | undefined;
+  declare private dataView: Buffer | undefined;
+  declare private id: bigint | undefined;
 
-  constructor(private readonly raw: Buffer) {
-    const flags = data.flags(raw);
-    const capLen = Math.min(data.captureLen(raw), CAPTURE, raw.length - DATA_OFF);
-    const hasParent = (flags & (SYS_F_REMOTE_PARENT | SYS_F_THREAD_PARENT | SYS_F_BLACKBOX_PARENT)) !== 0;
-    this.flags2 = data.flags2(raw);
-    const start = (flags & SYS_F_REQUEST_START) !== 0 || (this.flags2 & SYS_F2_CONTEXT) !== 0;
-    this.direction = data.direction(raw) === SYS_HTTP_DIRECTION.SYS_DIR_EGRESS ? 'egress' : 'ingress';
-    this.role = roleOf(data.role(raw));
+  constructor(raw: Buffer) {
+    const flags = raw[FLAGS];
+    const flags2 = u16(raw, FLAGS2);
+    const capLen = Math.min(u16(raw, CAPTURE_LEN), CAPTURE, raw.length - DATA_OFF);
+    const start = (flags & F_REQUEST_START) !== 0 || (flags2 & F2_CONTEXT) !== 0;
+    this.type = 'sys_http_data';
+    this.raw = raw;
+    this.direction = raw[DIRECTION] === DIR_EGRESS ? 'egress' : 'ingress';
+    this.role = raw[ROLE] === ROLE_CLIENT ? 'client' : 'server';
     this.flags = flags;
-    this.pid = data.pid(raw);
-    this.tid = data.tid(raw);
-    this.fd = data.fd(raw);
-    this.connLo = raw.readUInt32LE(CONN_OFF);
-    this.connHi = raw.readUInt32LE(CONN_OFF + 4);
-    this.tsNs = data.tsNs(raw);
-    this.len = data.len(raw);
+    this.flags2 = flags2;
+    this.pid = u32(raw, PID);
+    this.tid = u32(raw, TID);
+    this.fd = u32(raw, FD);
+    this.connLo = u32(raw, CONN_OFF);
+    this.connHi = u32(raw, CONN_OFF + 4);
+    // Timestamps are below 2^53: one exact double, one BigInt (the long way otherwise).
+    const tsHi = u32(raw, TS_NS + 4);
+    this.tsNs = tsHi < 0x200000 ? BigInt(tsHi * 0x1_0000_0000 + u32(raw, TS_NS)) : raw.readBigUInt64LE(TS_NS);
+    const lenHi = u32(raw, LEN + 4);
+    this.len = lenHi >= 0x200000 ? Number.MAX_SAFE_INTEGER : lenHi * 0x1_0000_0000 + u32(raw, LEN);
     // Read in place: `raw` is already the record's own copy out of the ring (src/bpf), and the
     // assembler copies what it keeps (Buffer.concat of a message's head).
     this.bytes = raw;
+    this.dataOffset = DATA_OFF;
     this.captureLen = capLen;
     // Ids matter only where a request starts (or its context was decided); hex is made only there.
-    this.traceId = start ? data.traceId(raw) : '';
-    this.spanId = start ? data.spanId(raw) : '';
-    this.parentSpanId = start && hasParent ? data.parentSpanId(raw) : '';
-    this.traceFlags = data.traceFlags(raw);
+    this.traceId = start ? hex(raw, TRACE_ID, TRACE_ID + 16) : '';
+    this.spanId = start ? hex(raw, SPAN_ID, SPAN_ID + 8) : '';
+    this.parentSpanId = start && (flags & F_ANY_PARENT) !== 0 ? hex(raw, PARENT_SPAN_ID, PARENT_SPAN_ID + 8) : '';
+    this.traceFlags = raw[TRACE_FLAGS];
     // The route rides after the captured bytes (bpf/sys_http/sys_http_go_server.h).
-    const routeLen = data.routeLen(raw);
-    const routeEnd = Math.min(DATA_OFF + capLen + Math.min(routeLen, ROUTE_CAPTURE), raw.length);
-    this.route = routeLen === 0 ? '' : raw.toString('utf8', DATA_OFF + capLen, routeEnd);
+    const routeLen = u16(raw, ROUTE_LEN);
+    this.route = routeLen === 0 ? '' : routeAt(raw, DATA_OFF + capLen, Math.min(DATA_OFF + capLen + Math.min(routeLen, ROUTE_CAPTURE), raw.length));
     this.spares = undefined;
     this.tailView = undefined;
     this.dataView = undefined;

@@ -61,8 +61,11 @@ export function httpSpanName(method: string, route: string): string {
 /** Server spans: 5xx is an error, 4xx is not (the server did its job). Client spans: >= 400. */
 export function httpStatus(kind: 'SERVER' | 'CLIENT', status: number): { code: StatusCode; errorType?: string } {
   if (status >= 500 || (kind === 'CLIENT' && status >= 400)) return { code: 'ERROR', errorType: String(status) };
-  return { code: 'UNSET' };
+  return UNSET;
 }
+
+/** The verdict of every status that is not an error: read only, shared. */
+const UNSET: { code: StatusCode; errorType?: string } = Object.freeze({ code: 'UNSET' });
 
 /** Splits "host:port", "[v6]:port" or "host"; port undefined when absent or invalid. */
 export function splitHostPort(hostPort: string): { host: string; port?: number } {

@@ -76,6 +76,17 @@ function isUnicodeSpace(c: number): boolean {
  * accepts), by character codes: once per response.
  */
 export function parseStatusLine(line: string): StatusLine | null {
+  // Responses mostly repeat their status line (the same string: parseHeadAt's LastString).
+  if (line === lastStatus.line) return lastStatus.parsed;
+  const parsed = statusLineOf(line);
+  lastStatus = { line, parsed };
+  return parsed;
+}
+
+/** The last status line parsed and its result (read only, shared). */
+let lastStatus: { readonly line: string; readonly parsed: StatusLine | null } = { line: '', parsed: null };
+
+function statusLineOf(line: string): StatusLine | null {
   const n = line.length;
   if (n < 12 || !isHttp1At(line, 0) || line.charCodeAt(8) !== 0x20) return null;
   const minor = line.charCodeAt(7) - 0x30;
@@ -152,6 +163,42 @@ function keptName(b: Uint8Array, start: number, end: number): string | undefined
 }
 
 /**
+ * The last string made from a byte range, per slot (a kept header's name, a request's or a
+ * response's first line): a service's requests repeat their Host, User-Agent, Content-Length and
+ * status line, so the same bytes give back the same string instead of a fresh copy. Same text
+ * either way; the repeated string also keeps its hash for the lookups downstream (hosts, series).
+ */
+class LastString {
+  private bytes = Buffer.allocUnsafe(0);
+  private len = -1;
+  private str = '';
+
+  of(b: Buffer, start: number, end: number): string {
+    const n = end - start;
+    if (n === this.len) {
+      const last = this.bytes;
+      let i = 0;
+      while (i < n && b[start + i] === last[i]) i++;
+      if (i === n) return this.str;
+    }
+    const str = latin1(b, start, end);
+    if (n <= MAX_REMEMBERED) {
+      if (this.bytes.length < n) this.bytes = Buffer.allocUnsafe(Math.max(n, 64));
+      b.copy(this.bytes, 0, start, end);
+      this.len = n;
+      this.str = str;
+    }
+    return str;
+  }
+}
+
+/** Longer values are made anew each time (a comparison would cost what it saves). */
+const MAX_REMEMBERED = 256;
+const lastValues = new Map<string, LastString>([...KEPT_HEADERS].map((h) => [h, new LastString()]));
+const lastRequestLine = new LastString();
+const lastStatusLine = new LastString();
+
+/**
  * Parses a head (without the final CRLF CRLF). `complete` false: the head was cut; the last
  * (possibly partial) line is ignored. Returns null on anything malformed.
  */
@@ -170,6 +217,148 @@ export function parseHead(bytes: Buffer, complete: boolean): ParsedHead | null {
  * of a complete head; a cut head's last line is ignored.
  */
 export function parseHeadAt(b: Buffer, start: number, end: number, complete: boolean): ParsedHead | null {
+  const memory = b[start] === 0x48 ? responseLines : requestLines;
+  const parsed = parseHeadLines(b, start, end, complete, memory);
+  if (parsed !== null) memory.commit(b, parsed.headers as Map<string, string>);
+  else memory.abandon();
+  return parsed;
+}
+
+/**
+ * The header lines of the last head of one kind (requests, or responses): their bytes and what
+ * each said (its kept name and value; only lines found well-formed are remembered). A service's
+ * heads mostly repeat most of their lines (Host, User-Agent, Content-Type, Server...): a line
+ * whose bytes, and end, equal the remembered line at the same position says the same, so it is
+ * compared instead of parsed. A line's verdict depends on its bytes alone (they hold no CRLF; the
+ * head's last line of a complete head is compared as such: it has no CRLF after it).
+ */
+class LineMemory {
+  /** The remembered lines: [off, off + len) of `bytes`, `final`: it ended the head (no CRLF). */
+  private bytes = Buffer.allocUnsafe(512);
+  private count = 0;
+  private off: number[] = [];
+  private len: number[] = [];
+  private final: boolean[] = [];
+  private key: (string | undefined)[] = [];
+  private value: string[] = [];
+  /** The kept headers of the remembered lines (read only: a head whose lines are all the same shares it). */
+  private headers: Map<string, string> | null = null;
+  /** The head being parsed: its lines' positions in its own buffer, and whether one was new. */
+  private nCount = 0;
+  private nStart: number[] = [];
+  private nLen: number[] = [];
+  private nFinal: boolean[] = [];
+  private nKey: (string | undefined)[] = [];
+  private nValue: string[] = [];
+  private changed = false;
+
+  begin(): void {
+    this.nCount = 0;
+    this.changed = false;
+  }
+
+  /**
+   * Line `k` of the head at `ls` (within [ls, end)): the remembered line's length when it is the
+   * same line, else -1.
+   */
+  match(k: number, b: Buffer, ls: number, end: number, complete: boolean): number {
+    if (k >= this.count) return -1;
+    const n = this.len[k];
+    if (this.final[k]) {
+      if (!complete || ls + n !== end) return -1;
+    } else if (ls + n + 1 >= end || b[ls + n] !== 0x0d || b[ls + n + 1] !== 0x0a) {
+      return -1;
+    }
+    const from = this.off[k];
+    const bytes = this.bytes;
+    for (let i = 0; i < n; i++) if (b[ls + i] !== bytes[from + i]) return -1;
+    return n;
+  }
+
+  keyOf(k: number): string | undefined {
+    return this.key[k];
+  }
+
+  valueOf(k: number): string {
+    return this.value[k];
+  }
+
+  /** Line `nCount` of the head being parsed: [ls, ls + len) of its buffer. */
+  note(ls: number, len: number, final: boolean, key: string | undefined, value: string, isNew: boolean): void {
+    const k = this.nCount++;
+    this.nStart[k] = ls;
+    this.nLen[k] = len;
+    this.nFinal[k] = final;
+    this.nKey[k] = key;
+    this.nValue[k] = value;
+    if (isNew) this.changed = true;
+  }
+
+  /** Lines of the head being parsed so far. */
+  get noted(): number {
+    return this.nCount;
+  }
+
+  /** The remembered Map when the head being parsed has exactly the remembered lines. */
+  sharedHeaders(): Map<string, string> | null {
+    return !this.changed && this.nCount === this.count ? this.headers : null;
+  }
+
+  /** The kept headers of the first `k` remembered lines, as a head's Map. */
+  replay(k: number): Map<string, string> {
+    const headers = new Map<string, string>();
+    for (let i = 0; i < k; i++) {
+      const key = this.key[i];
+      if (key !== undefined) addHeader(headers, key, this.value[i]);
+    }
+    return headers;
+  }
+
+  /** The head parsed well: its lines are remembered (copied) when any differed. */
+  commit(b: Buffer, headers: Map<string, string>): void {
+    const n = this.nCount;
+    if (!this.changed && n === this.count) return;
+    this.headers = headers;
+    let total = 0;
+    for (let k = 0; k < n; k++) total += this.nLen[k];
+    if (total > MAX_REMEMBERED_HEAD) {
+      this.count = 0;
+      this.headers = null;
+      return;
+    }
+    if (this.bytes.length < total) this.bytes = Buffer.allocUnsafe(Math.max(total, this.bytes.length * 2));
+    let at = 0;
+    for (let k = 0; k < n; k++) {
+      const len = this.nLen[k];
+      b.copy(this.bytes, at, this.nStart[k], this.nStart[k] + len);
+      this.off[k] = at;
+      this.len[k] = len;
+      this.final[k] = this.nFinal[k];
+      this.key[k] = this.nKey[k];
+      this.value[k] = this.nValue[k];
+      at += len;
+    }
+    this.count = n;
+  }
+
+  abandon(): void {
+    this.nCount = 0;
+  }
+}
+
+/** Heads longer than this are parsed each time (not remembered). */
+const MAX_REMEMBERED_HEAD = 4096;
+
+/** A kept header's value into a head's Map: repeated headers joined with ", ". */
+function addHeader(headers: Map<string, string>, key: string, value: string): void {
+  const prev = headers.get(key);
+  headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+}
+const requestLines = new LineMemory();
+const responseLines = new LineMemory();
+
+function parseHeadLines(b: Buffer, start: number, end: number, complete: boolean, memory: LineMemory): ParsedHead | null {
+  memory.begin();
   let firstEnd = -1;
   for (let i = start; i + 1 < end; i++) {
     if (b[i] === 0x0d && b[i + 1] === 0x0a) {
@@ -179,10 +368,23 @@ export function parseHeadAt(b: Buffer, start: number, end: number, complete: boo
   }
   // A cut head without one whole line says nothing.
   if (firstEnd < 0 && !complete) return null;
-  const firstLine = latin1(b, start, firstEnd < 0 ? end : firstEnd);
-  const headers = new Map<string, string>();
+  const firstLine = (b[start] === 0x48 ? lastStatusLine : lastRequestLine).of(b, start, firstEnd < 0 ? end : firstEnd);
+  // Made at the first line that differs from the remembered head's (until then its lines are
+  // the same: the remembered Map is shared when they all are).
+  let headers: Map<string, string> | null = null;
   let ls = firstEnd + 2;
-  while (firstEnd >= 0) {
+  for (let k = 0; firstEnd >= 0; k++) {
+    const same = memory.match(k, b, ls, end, complete);
+    if (same > 0) {
+      const key = memory.keyOf(k);
+      if (key !== undefined && headers !== null) addHeader(headers, key, memory.valueOf(k));
+      const le = ls + same;
+      memory.note(ls, same, le === end, key, memory.valueOf(k), false);
+      if (le === end) break;
+      ls = le + 2;
+      continue;
+    }
+    headers ??= memory.replay(k);
     // The name: token characters up to the first colon.
     let i = ls;
     while (i < end && TOKEN_CHARS[b[i]] === 1) i++;
@@ -230,14 +432,17 @@ export function parseHeadAt(b: Buffer, start: number, end: number, complete: boo
     }
     if (bad) return null;
     const key = keptName(b, ls, colon);
+    let value = '';
     if (key !== undefined) {
-      const value = vs < 0 ? '' : latin1(b, vs, ve);
-      const prev = headers.get(key);
-      headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+      value = vs < 0 ? '' : lastValues.get(key)!.of(b, vs, ve);
+      addHeader(headers, key, value);
     }
+    memory.note(ls, le - ls, last, key, value, true);
     if (last) break;
     ls = le + 2;
   }
+  // No line parsed: each was the remembered line at its position.
+  headers ??= memory.sharedHeaders() ?? memory.replay(memory.noted);
   return { firstLine, headers, complete };
 }
 
@@ -249,10 +454,24 @@ export function findHeadEnd(buf: Buffer, from = 0): number {
   return i < 0 ? -1 : i + 4;
 }
 
-/** findHeadEnd within bytes [from, end) of `buf` (an index into `buf`), -1 if not yet. */
+/**
+ * findHeadEnd within bytes [from, end) of `buf` (an index into `buf`), -1 if not yet. By a loop
+ * rather than Buffer.indexOf (a native call per record costs more than a head's scan): the byte 3
+ * past a candidate start is looked at first, and a byte that is neither CR nor LF there rules out
+ * four starts at once.
+ */
 export function findHeadEndIn(buf: Buffer, from: number, end: number): number {
-  const i = buf.indexOf(HEAD_END, from);
-  return i < 0 || i + 4 > end ? -1 : i + 4;
+  let i = from;
+  while (i + 3 < end) {
+    const c = buf[i + 3];
+    if (c !== 0x0a && c !== 0x0d) {
+      i += 4;
+      continue;
+    }
+    if (c === 0x0a && buf[i + 2] === 0x0d && buf[i + 1] === 0x0a && buf[i] === 0x0d) return i + 4;
+    i++;
+  }
+  return -1;
 }
 
 /** Body framings without a length: shared (callers only read them). */

@@ -55,6 +55,10 @@ export interface ExchangeView {
 
 const MAX_VALUE = 1024;
 
+/** Span statuses are read only: one object each, shared by every span. */
+const STATUS_UNSET: Span['status'] = Object.freeze({ code: 'UNSET' });
+const STATUS_ERROR: Span['status'] = Object.freeze({ code: 'ERROR' });
+
 function cut(s: string): string {
   return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s;
 }
@@ -80,6 +84,17 @@ function hostOf(authority: string): HostParts {
   return parts;
 }
 
+/** The last span name and what made it: consecutive spans of a service mostly share theirs. */
+let lastName = { method: '', route: '', name: '' };
+
+function spanName(method: string, route: string): string {
+  const last = lastName;
+  if (last.method === method && last.route === route && last.name !== '') return last.name;
+  const name = httpSpanName(method, route);
+  lastName = { method, route, name };
+  return name;
+}
+
 export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, redaction: UrlRedaction = DEFAULT_URL_REDACTION): Span {
   const { method, target, minor } = x.request;
   const t = splitTarget(target);
@@ -90,7 +105,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   // Built by assignment on a fresh literal: an object made by spread and then extended key by key
   // falls into V8's slow dictionary path (http-semconv.ts setMethodAttributes).
   const attributes: Attributes = setMethodAttributes({}, method);
-  attributes['network.protocol.version'] = `1.${minor}`;
+  attributes['network.protocol.version'] = minor === 1 ? '1.1' : minor === 0 ? '1.0' : `1.${minor}`;
   const ua = x.requestHeaders.get('user-agent');
   if (ua) attributes['user_agent.original'] = cut(ua);
   if (x.role === 'server') {
@@ -123,8 +138,7 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
   // As on the Go uprobe path (src/spans/go-client-span.ts): the downstream did not get this context.
   if (x.propagationSkipped) attributes['spanbridge.propagation'] = 'skipped';
 
-  let status = httpStatus(x.role === 'server' ? 'SERVER' : 'CLIENT', x.status);
-  if (!x.status) status = { code: 'ERROR', errorType: x.endReason === 'closed' ? 'connection_closed' : 'no_response' };
+  const status = x.status ? httpStatus(x.role === 'server' ? 'SERVER' : 'CLIENT', x.status) : { code: 'ERROR' as const, errorType: x.endReason === 'closed' ? 'connection_closed' : 'no_response' };
   if (status.errorType) attributes['error.type'] = status.errorType;
 
   const start = clock.toUnixNano(x.startNs);
@@ -135,11 +149,11 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
     parentSpanId: x.parentSpanId,
     traceFlags: x.traceFlags,
     traceState: x.role === 'server' ? (x.link === 'traceparent' ? normalizeTracestate(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
-    name: httpSpanName(method, x.route ?? ''),
+    name: spanName(method, x.route ?? ''),
     kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
     startTimeUnixNano: start,
     endTimeUnixNano: end,
-    status: { code: status.code },
+    status: status.code === 'ERROR' ? STATUS_ERROR : status.code === 'UNSET' ? STATUS_UNSET : { code: status.code },
     attributes,
     resource,
   };

@@ -42,10 +42,16 @@ export class SystemClock implements Clock {
   }
 
   toUnixNano(monotonicNs: bigint): bigint {
-    const now = process.hrtime.bigint();
-    if (now - this.sampledAt > this.resyncEveryNs) {
-      this.offsetNs = sampleOffset();
-      this.sampledAt = now;
+    // The timestamp itself says when to re-sample (kernel records are converted within moments of
+    // their stamp, on the same clock): no clock read per call, twice per span on the hot path.
+    // A stamp far ahead of the last sample (or a stale one far behind it) checks the clock.
+    const since = monotonicNs - this.sampledAt;
+    if (since > this.resyncEveryNs || since < -this.resyncEveryNs) {
+      const now = process.hrtime.bigint();
+      if (now - this.sampledAt > this.resyncEveryNs) {
+        this.offsetNs = sampleOffset();
+        this.sampledAt = now;
+      }
     }
     return monotonicNs + this.offsetNs;
   }

@@ -101,6 +101,13 @@ describe('decoded records read in place', () => {
     expect(decodeSysHttpData(sent.subarray(0, D.fields.data.offset + 2 + 2)).route).toBe('/a');
   });
 
+  it('routes of consecutive responses that differ by one byte of the same length decode each as sent', () => {
+    // The decoder gives back the last route's string for the same bytes.
+    for (const route of ['GET /items/{id}', 'GET /items/{id}', 'GET /itemz/{id}', 'GET /items/{id}', 'GET /é/{id}', 'GET /è/{id}', '']) {
+      expect(decodeSysHttpData(sysDataRecord('HTTP/1.1 200 OK\r\n', { direction: 1 }, route)).route).toBe(route);
+    }
+  });
+
   it('a route record: its pattern (UTF-8, cut at the true length) and conn_id by halves', () => {
     const pattern = Buffer.from('GET /caf\u00e9/{id}', 'utf8');
     const buf = Buffer.alloc(SYS_HTTP_ROUTE_EVENT.size, 0xee);

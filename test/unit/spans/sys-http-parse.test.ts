@@ -4,7 +4,7 @@
  * head dropped, a token before each colon, no control characters in values), on well-formed,
  * cut and malformed heads alike.
  */
-import { findHeadEnd, KEPT_HEADERS, parseHead, parseHeadAt, parseRequestLine, parseStatusLine, requestBody, responseBody, splitTarget, type ParsedHead } from '../../../src/spans/sys-http-parse';
+import { findHeadEnd, findHeadEndIn, KEPT_HEADERS, parseHead, parseHeadAt, parseRequestLine, parseStatusLine, requestBody, responseBody, splitTarget, type ParsedHead } from '../../../src/spans/sys-http-parse';
 
 /** The definition: what parseHead returned when it split the head into an array of lines. */
 function reference(bytes: Buffer, complete: boolean): ParsedHead | null {
@@ -115,6 +115,50 @@ describe('parseHead on generated heads', () => {
     expect(differing).toEqual([]);
   });
 
+  it('agrees with the definition on 20,000 heads that mostly repeat the last head\'s lines (remembered lines compared, not parsed)', () => {
+    // Few lines, each with variants one byte apart, a bad one, one ending in CR, one holding a
+    // line of another with more after it: a line remembered at a position must say exactly what
+    // its parse would, at the end of a head or not, cut or complete.
+    const LINES = [
+      'Host: svc:8080', 'Host: svc:8081', 'Host: svc:808', 'User-Agent: t/1', 'User-Agent: t/1 x', 'Content-Length: 5', 'Content-Length: 15',
+      'Date: Mon, 07 Dec 2026 05:00:00 GMT', 'Date: Mon, 07 Dec 2026 05:00:01 GMT', 'Bad Name: x', 'X-A: 1\r', 'X-A: 1', 'X-A: 1\rb', 'tracestate: a=1', 'TraceState: a=1', 'Host',
+    ];
+    const r = rng(21);
+    const differing: unknown[] = [];
+    const show = (p: ParsedHead | null) => JSON.stringify(p && { ...p, headers: [...p.headers] });
+    let lines = ['Host: svc:8080', 'User-Agent: t/1'];
+    for (let n = 0; n < 20_000; n++) {
+      // Mostly the last head's lines, one changed, added or dropped at times.
+      const x = r();
+      if (x < 0.3) lines[Math.floor(r() * lines.length)] = LINES[Math.floor(r() * LINES.length)];
+      else if (x < 0.4 && lines.length < 6) lines.push(LINES[Math.floor(r() * LINES.length)]);
+      else if (x < 0.5 && lines.length > 1) lines = lines.slice(0, -1);
+      const first = r() < 0.5 ? 'GET /a HTTP/1.1' : 'HTTP/1.1 200 OK';
+      let head = [first, ...lines].join('\r\n');
+      if (r() < 0.1) head = head.slice(0, Math.floor(r() * head.length));
+      const bytes = Buffer.from(head, 'latin1');
+      const complete = r() < 0.8;
+      const got = show(parseHead(bytes, complete));
+      if (got !== show(reference(bytes, complete))) differing.push({ head, complete, got });
+    }
+    expect(differing).toEqual([]);
+  });
+
+  it('gives back values and first lines that differ from the last head by one byte of the same length', () => {
+    // The parser hands back the last string made from equal bytes (per kept header, per first line).
+    const heads = ['GET /a HTTP/1.1\r\nHost: svc:8080\r\nUser-Agent: t/1', 'GET /b HTTP/1.1\r\nHost: svc:8081\r\nUser-Agent: t/2', 'GET /b HTTP/1.1\r\nHost: svc:8081\r\nUser-Agent: t/2'];
+    for (const h of [...heads, ...heads.reverse()]) {
+      const bytes = Buffer.from(h, 'latin1');
+      expect(parseHead(bytes, true)).toEqual(reference(bytes, true));
+    }
+    for (const line of ['HTTP/1.1 200 OK', 'HTTP/1.1 201 OK', 'HTTP/1.1 201 OK', 'HTTP/1.0 201 OK']) {
+      const bytes = Buffer.from(`${line}\r\nContent-Length: 1`, 'latin1');
+      const p = parseHead(bytes, true);
+      expect(p?.firstLine).toBe(line);
+      expect(parseStatusLine(p!.firstLine)).toEqual({ minor: Number(line[7]), status: Number(line.slice(9, 12)) });
+    }
+  });
+
   it('reads a head in place inside a larger buffer', () => {
     const b = Buffer.from('xxGET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\n\r\nbody', 'latin1');
     expect(parseHeadAt(b, 2, b.indexOf('\r\n\r\n'), true)).toEqual(reference(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u', 'latin1'), true));
@@ -168,6 +212,22 @@ describe('framing helpers', () => {
     expect(findHeadEnd(b, 23)).toBe(27);
     expect(findHeadEnd(b, 24)).toBe(-1);
     expect(findHeadEnd(Buffer.alloc(0))).toBe(-1);
+  });
+
+  it('finds the end of a head within a range as Buffer.indexOf does, on 20,000 generated buffers', () => {
+    const r = rng(7);
+    const bytes = [0x0d, 0x0a, 0x41, 0x20];
+    const differing: unknown[] = [];
+    for (let n = 0; n < 20_000; n++) {
+      const b = Buffer.alloc(Math.floor(r() * 24));
+      for (let i = 0; i < b.length; i++) b[i] = bytes[Math.floor(r() * (r() < 0.5 ? 2 : 4))];
+      const from = Math.floor(r() * (b.length + 1));
+      const end = from + Math.floor(r() * (b.length - from + 1));
+      const i = b.indexOf('\r\n\r\n', from, 'latin1');
+      const want = i < 0 || i + 4 > end ? -1 : i + 4;
+      if (findHeadEndIn(b, from, end) !== want) differing.push({ b: b.toString('hex'), from, end, want });
+    }
+    expect(differing).toEqual([]);
   });
 
   it('reads Content-Length with and without repeated values', () => {
