@@ -1,21 +1,26 @@
-/* Go HTTP/1 client calls traced from syscall tracepoints (setting go.client_path: syscall): one
- * uprobe hit per request, at (*net/http.persistConn).roundTrip entry on the caller's goroutine
- * (bpf/go_http/go_http_client_lean.h), leaves the server span the call belongs to (found on that goroutine
- * or its parent: depth 1 from g.parentGoid, no newproc1 probe) under the connection's write
- * buffer: persistConn.bw.buf, the bytes the Transport's writeLoop goroutine hands to write(2) when
- * it flushes the request. The syscall tracer's client write (bpf/sys_http/sys_http_go_client.h) finds it by
- * the syscall's buffer address and decides the client span from it, as it does a thread's server
- * request for thread-per-request runtimes: its own traceparent respected, a forwarded one replaced
- * (sk_msg), the response framed by the syscall path. Keying by the buffer, not by the fd read
- * through net.Conn, needs no interface type check: a TLS connection writes records from another
- * buffer, so an HTTPS call never matches (those calls have no span on this path: docs/limits.md).
- * Pinned by name so both objects share the map. Needs go_server_ctx.h. */
+/* Go HTTP/1 client calls traced from syscall tracepoints (setting go.client_path: syscall), with
+ * no per-request uprobe. Once per connection, (*net/http.persistConn).writeLoop entry (the
+ * connection's writer goroutine starting; bpf/go_http/go_http_client_lean.h) records which
+ * persistConn owns the connection's write buffer, persistConn.bw.buf: the bytes writeLoop hands to
+ * write(2) when it flushes a request. The syscall tracer's client write
+ * (bpf/sys_http/sys_http_go_client.h) finds the persistConn by the syscall's buffer address, checks
+ * that it still owns that buffer, and follows net/http's hand-over to the goroutine that asked for
+ * the call: roundTrip sends the request to writeLoop (pc.writech), then a requestAndChan naming its
+ * response channel into pc.reqch (buffered, 1; readLoop takes it only once the response's first
+ * byte has arrived), then parks receiving on that response channel. So while the request is
+ * written, pc.reqch holds the call's requestAndChan and the caller's sudog waits first in the
+ * response channel's recvq: reqch -> hchan.buf[recvx].ch -> hchan.recvq.first -> sudog.g -> goid,
+ * whose server span (or that of the goroutine that started it: depth 1, g.parentGoid) is the call's
+ * parent (bpf/common/go_server_ctx.h). A caller not parked yet leaves the call without a parent,
+ * counted (SYS_SKIP_GO_CLIENT_UNPARKED), never with another's.
+ * Keying by the buffer, not by the fd read through net.Conn, needs no interface type check: a TLS
+ * connection writes records from another buffer, so an HTTPS call never matches (those calls have
+ * no span on this path: docs/limits.md).
+ * Every offset comes from the binary's DWARF (the agent's go_offsets), copied into the connection's
+ * entry so the syscall tracer needs nothing of the Go tracer's but these maps.
+ * Pinned by name so both objects share the maps. Needs go_server_ctx.h and sys_http_go_link.h. */
 #ifndef SPANBRIDGE_GO_CLIENT_CTX_H
 #define SPANBRIDGE_GO_CLIENT_CTX_H
-
-/* The write follows the uprobe by microseconds (the writeLoop goroutine wakes on a channel send);
- * an older entry is not taken. */
-#define GO_CLIENT_MAX_AGE_NS (2ULL * 1000 * 1000 * 1000)
 
 struct go_client_key {
 	__u32 tgid;
@@ -23,17 +28,49 @@ struct go_client_key {
 	__u64 buf; /* persistConn.bw.buf's array: the address write(2) gets */
 };
 
-struct go_client_call {
-	__u64 ts_ns;
-	struct go_server_ctx server;
+/* go_client_conn.flags */
+#define GO_CLIENT_F_PARENT_GOID (1 << 0) /* look at g.parentGoid too (go.max_goroutine_depth > 0) */
+
+/* One client connection: its persistConn and the offsets the hand-over is followed with. */
+struct go_client_conn {
+	__u64 pc;            /* *net/http.persistConn */
+	__u32 pconn_bw;      /* persistConn.bw (*bufio.Writer) */
+	__u32 bufio_buf;     /* bufio.Writer.buf */
+	__u32 pconn_reqch;   /* persistConn.reqch (chan requestAndChan) */
+	__u32 chan_qcount;   /* runtime.hchan.qcount */
+	__u32 chan_dataqsiz; /* runtime.hchan.dataqsiz */
+	__u32 chan_buf;      /* runtime.hchan.buf */
+	__u32 chan_elemsize; /* runtime.hchan.elemsize (uint16) */
+	__u32 chan_recvx;    /* runtime.hchan.recvx */
+	__u32 chan_recvq;    /* runtime.hchan.recvq (waitq) */
+	__u32 waitq_first;   /* runtime.waitq.first (*sudog) */
+	__u32 sudog_g;       /* runtime.sudog.g */
+	__u32 sudog_c;       /* runtime.sudog.c (the channel it waits on) */
+	__u32 rac_ch;        /* net/http.requestAndChan.ch */
+	__u32 g_goid;        /* runtime.g.goid */
+	__u32 g_parent_goid; /* runtime.g.parentGoid (OFFSET_ABSENT before Go 1.21) */
+	__u32 flags;         /* GO_CLIENT_F_* */
 };
 
+/* (tgid, persistConn.bw.buf) -> the connection; one entry per connection, written once. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct go_client_key);
-	__type(value, struct go_client_call);
+	__type(value, struct go_client_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spanbridge_go_client_v1 SEC(".maps");
+} spanbridge_go_client_conns_v1 SEC(".maps");
+
+/* Calling goroutine -> when a dial it asked for began (ktime): (*Transport).dialConn entry leaves
+ * it, the call's request write (the syscall tracer, once it knows the caller) takes it, and
+ * net/http.stripPassword entry turns one still there into an ERROR span (a call that failed before
+ * it wrote anything: bpf/go_http/go_http_client_lean.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct go_link_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spanbridge_go_client_dials_v1 SEC(".maps");
 
 #endif

@@ -37,8 +37,20 @@ struct go_offsets {
 	__u32 response_uncompressed; /* Response.Uncompressed: Body is a gzipReader */
 	__u32 response_proto_major;  /* 1: the HTTP/1 Transport's bodyEOFSignal (HTTP/2 bodies are not) */
 	__u32 gzip_reader_body;      /* gzipReader.body: the *bodyEOFSignal it reads */
-	/* go.client_path syscall: the connection's write buffer (bpf/common/go_client_ctx.h) */
-	__u32 pconn_bw; /* net/http.persistConn.bw */
+	/* go.client_path syscall: the connection's write buffer and the hand-over from the caller
+	 * (bpf/common/go_client_ctx.h) */
+	__u32 pconn_bw;      /* net/http.persistConn.bw */
+	__u32 pconn_reqch;   /* net/http.persistConn.reqch */
+	__u32 chan_qcount;   /* runtime.hchan.qcount */
+	__u32 chan_dataqsiz; /* runtime.hchan.dataqsiz */
+	__u32 chan_buf;      /* runtime.hchan.buf */
+	__u32 chan_elemsize; /* runtime.hchan.elemsize */
+	__u32 chan_recvx;    /* runtime.hchan.recvx */
+	__u32 chan_recvq;    /* runtime.hchan.recvq */
+	__u32 waitq_first;   /* runtime.waitq.first */
+	__u32 sudog_g;       /* runtime.sudog.g */
+	__u32 sudog_c;       /* runtime.sudog.c */
+	__u32 rac_ch;        /* net/http.requestAndChan.ch */
 };
 
 #endif

@@ -1,30 +1,24 @@
 /*
- * go.client_path syscall (included by go_http.bpf.c after go_http_client_calls.h): the one uprobe
- * of a client call, (*net/http.persistConn).roundTrip entry, on the caller's goroutine after the
- * Transport picked the connection. The client span itself is the syscall tracer's
- * (bpf/common/go_client_ctx.h); here only which server span it belongs to.
+ * go.client_path syscall (included by go_http.bpf.c after go_http_client_calls.h): no uprobe fires
+ * per request. Once per connection, (*net/http.persistConn).writeLoop entry, on the connection's
+ * writer goroutine before it can write anything, records which persistConn owns the connection's
+ * write buffer, with the offsets the syscall tracer follows from there to the calling goroutine
+ * (bpf/common/go_client_ctx.h). The client span and its parent are the syscall tracer's.
  *
  * A call that fails before it has a connection (connection refused, dial timeout, DNS failure)
- * never reaches roundTrip and writes nothing, so the syscall path never sees it. Two probes that
- * do not fire per request report it: (*Transport).dialConn entry, once per new connection on the
- * goroutine the caller started for the dial (its g.parentGoid is the caller), remembers when the
- * caller's dial began; net/http.stripPassword entry, which http.Client runs only when a call
- * returns an error (it names the URL in the *url.Error), on the caller's goroutine. A caller with a
- * dial begun and no roundTrip since failed before writing: an ERROR client span from the dial's
- * start to now, with the URL and the same parent a written call gets.
+ * never writes anything, so the syscall path never sees it. Two probes that do not fire per
+ * request report it: (*Transport).dialConn entry, once per new connection on the goroutine the
+ * caller started for the dial (its g.parentGoid is the caller), remembers when the caller's dial
+ * began; net/http.stripPassword entry, which http.Client runs only when a call returns an error
+ * (it names the URL in the *url.Error), on the caller's goroutine. A caller with a dial begun and
+ * no request written since (the syscall tracer takes the entry when it finds the caller of a
+ * write) failed before writing: an ERROR client span from the dial's start to now, with the URL
+ * and the same parent a written call gets.
  */
 #ifndef SPANBRIDGE_GO_HTTP_CLIENT_LEAN_H
 #define SPANBRIDGE_GO_HTTP_CLIENT_LEAN_H
 
 #include "go_client_ctx.h"
-
-/* Calling goroutine -> when a dial it asked for began (ktime); gone at its roundTrip. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct go_link_key);
-	__type(value, __u64);
-} go_client_dials SEC(".maps");
 
 /* A dial older than this is not taken for the call failing now (Transport's default dial timeout
  * is 30 s; a Client.Timeout is usually shorter). */
@@ -45,14 +39,17 @@ static __always_inline struct go_server_ctx *lean_server_ctx(struct pt_regs *ctx
 	return c;
 }
 
-/* (*persistConn).roundTrip(pc *persistConn, req *transportRequest): pc in RAX. */
+/* (*persistConn).writeLoop(pc *persistConn): pc in RAX. dialConn set pc.bw before starting this
+ * goroutine, and the buffer stays the connection's for its life (net/http never resets pc.bw). */
 SEC("uprobe")
-int go_persist_conn_round_trip(struct pt_regs *ctx)
+int go_persist_conn_write_loop(struct pt_regs *ctx)
 {
-	struct goroutine_key key;
-	const struct go_offsets *off = current_goroutine(ctx, &key);
-	if (!off)
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
+	if (!off) {
+		count_drop(DROP_NO_OFFSETS);
 		return 0;
+	}
 	void *pc = GO_ARG1(ctx);
 	__u64 bw = 0;
 	struct go_slice buf = {};
@@ -61,19 +58,27 @@ int go_persist_conn_round_trip(struct pt_regs *ctx)
 		count_drop(DROP_READ_FAILED);
 		return 0;
 	}
-	struct go_client_key ck = { .tgid = key.tgid, ._pad = 0, .buf = buf.ptr };
-	struct go_link_key k = { .tgid = key.tgid, ._pad = 0, .goid = key.goid };
-	/* The call has a connection: whatever fails from here on, the syscall path sees its write. */
-	bpf_map_delete_elem(&go_client_dials, &k);
-	struct go_server_ctx *c = lean_server_ctx(ctx, off, &k);
-	if (!c) {
-		/* Not inside a server request: a new trace, decided at the write; nothing older may stay. */
-		bpf_map_delete_elem(&spanbridge_go_client_v1, &ck);
-		return 0;
-	}
-	struct go_client_call call = { .ts_ns = bpf_ktime_get_ns() };
-	call.server = *c;
-	if (bpf_map_update_elem(&spanbridge_go_client_v1, &ck, &call, BPF_ANY))
+	struct go_client_key k = { .tgid = tgid, ._pad = 0, .buf = buf.ptr };
+	struct go_client_conn c = {
+		.pc = (__u64)pc,
+		.pconn_bw = off->pconn_bw,
+		.bufio_buf = off->bufio_buf,
+		.pconn_reqch = off->pconn_reqch,
+		.chan_qcount = off->chan_qcount,
+		.chan_dataqsiz = off->chan_dataqsiz,
+		.chan_buf = off->chan_buf,
+		.chan_elemsize = off->chan_elemsize,
+		.chan_recvx = off->chan_recvx,
+		.chan_recvq = off->chan_recvq,
+		.waitq_first = off->waitq_first,
+		.sudog_g = off->sudog_g,
+		.sudog_c = off->sudog_c,
+		.rac_ch = off->rac_ch,
+		.g_goid = off->g_goid,
+		.g_parent_goid = off->g_parent_goid,
+		.flags = max_goroutine_depth > 0 && off->g_parent_goid != OFFSET_ABSENT ? GO_CLIENT_F_PARENT_GOID : 0,
+	};
+	if (bpf_map_update_elem(&spanbridge_go_client_conns_v1, &k, &c, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);
 	return 0;
 }
@@ -92,14 +97,14 @@ int go_transport_dial_conn(struct pt_regs *ctx)
 		return 0;
 	struct go_link_key k = { .tgid = key.tgid, ._pad = 0, .goid = parent };
 	__u64 now = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&go_client_dials, &k, &now, BPF_ANY))
+	if (bpf_map_update_elem(&spanbridge_go_client_dials_v1, &k, &now, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);
 	return 0;
 }
 
 /* net/http.stripPassword(u *url.URL) entry: http.Client is returning an error for the request
  * whose URL is u (u in RAX), on the caller's goroutine. Only a call whose dial began after its
- * goroutine's last roundTrip becomes a span here: one that was written is the syscall path's. */
+ * goroutine's last written request becomes a span here: one that was written is the syscall path's. */
 SEC("uprobe")
 int go_client_call_failed(struct pt_regs *ctx)
 {
@@ -108,11 +113,11 @@ int go_client_call_failed(struct pt_regs *ctx)
 	if (!off)
 		return 0;
 	struct go_link_key k = { .tgid = key.tgid, ._pad = 0, .goid = key.goid };
-	__u64 *dial = bpf_map_lookup_elem(&go_client_dials, &k);
+	__u64 *dial = bpf_map_lookup_elem(&spanbridge_go_client_dials_v1, &k);
 	if (!dial)
 		return 0;
 	__u64 start = *dial;
-	bpf_map_delete_elem(&go_client_dials, &k);
+	bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
 	__u64 now = bpf_ktime_get_ns();
 	if (start > now || now - start > GO_CLIENT_DIAL_MAX_AGE_NS)
 		return 0;

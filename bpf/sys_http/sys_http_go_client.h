@@ -1,6 +1,8 @@
 /* bpf/sys_http/sys_http.bpf.c, Go client calls (SYS_MODE_GO_CLIENT, go.client_path: syscall): the parent of
- * a request a Go process writes is the server span its persistConn.roundTrip uprobe found
- * (bpf/common/go_client_ctx.h), looked up by the write's buffer address, never the thread's: the
+ * a request a Go process writes is the server span of the goroutine that asked for it, found from
+ * the write's buffer with no uprobe on the request (bpf/common/go_client_ctx.h): the buffer names
+ * the connection's persistConn (its writeLoop probe, once per connection), the persistConn's reqch
+ * the call's response channel, that channel's waiting sudog the caller. Never the thread's: the
  * Transport's writeLoop goroutine writes for whichever goroutine asked. Included by sys_http.bpf.c
  * after its maps and sys_http_state.h. */
 #ifndef SPANBRIDGE_SYS_HTTP_GO_CLIENT_H
@@ -8,11 +10,45 @@
 
 #include "go_client_ctx.h"
 
+/* The goroutine parked on the response channel of the call the persistConn `c` is writing, or 0
+ * (counted): the connection's entry is stale (its persistConn no longer owns `buf`), or the caller
+ * has not handed over or parked yet. Each read is checked against the one before it, so a
+ * half-updated channel gives no goroutine rather than another's. */
+static __always_inline __u64 go_client_caller(const struct go_client_conn *c, __u64 buf, struct go_client_key *key)
+{
+	__u64 bw = 0, reqch = 0, resc = 0, sg = 0, sgc = 0, g = 0;
+	struct go_slice b = {};
+	if (bpf_probe_read_user(&bw, sizeof(bw), (void *)(c->pc + c->pconn_bw)) || !bw ||
+	    bpf_probe_read_user(&b, sizeof(b), (void *)(bw + c->bufio_buf)) || b.ptr != buf) {
+		/* A freed persistConn whose buffer address came back to another: never its parent. */
+		bpf_map_delete_elem(&spanbridge_go_client_conns_v1, key);
+		count(SYS_SKIP_GO_CLIENT_STALE);
+		return 0;
+	}
+	__u64 qcount = 0, dataqsiz = 0, chbuf = 0, recvx = 0;
+	__u16 elemsize = 0;
+	if (bpf_probe_read_user(&reqch, sizeof(reqch), (void *)(c->pc + c->pconn_reqch)) || !reqch ||
+	    bpf_probe_read_user(&qcount, sizeof(qcount), (void *)(reqch + c->chan_qcount)) || qcount != 1 ||
+	    bpf_probe_read_user(&dataqsiz, sizeof(dataqsiz), (void *)(reqch + c->chan_dataqsiz)) ||
+	    bpf_probe_read_user(&chbuf, sizeof(chbuf), (void *)(reqch + c->chan_buf)) || !chbuf ||
+	    bpf_probe_read_user(&elemsize, sizeof(elemsize), (void *)(reqch + c->chan_elemsize)) ||
+	    bpf_probe_read_user(&recvx, sizeof(recvx), (void *)(reqch + c->chan_recvx)) || recvx >= dataqsiz ||
+	    c->rac_ch + 8 > elemsize ||
+	    bpf_probe_read_user(&resc, sizeof(resc), (void *)(chbuf + recvx * elemsize + c->rac_ch)) || !resc ||
+	    bpf_probe_read_user(&sg, sizeof(sg), (void *)(resc + c->chan_recvq + c->waitq_first)) || !sg ||
+	    bpf_probe_read_user(&sgc, sizeof(sgc), (void *)(sg + c->sudog_c)) || sgc != resc ||
+	    bpf_probe_read_user(&g, sizeof(g), (void *)(sg + c->sudog_g)) || !g) {
+		count(SYS_SKIP_GO_CLIENT_UNPARKED);
+		return 0;
+	}
+	return g;
+}
+
 /* A client request start written from buffer `buf` by process `tgid`: fills *out as a thread
  * context with exactly one active request (the server span of the call; its incoming tracestate is
- * found under its span id like any server request's), and returns true; false when no fresh entry names this buffer (a call
- * outside any server request, or one whose uprobe hit is older than GO_CLIENT_MAX_AGE_NS). The
- * entry is taken: a later request on the connection gets its own at its own roundTrip. */
+ * found under its span id like any server request's), and returns true; false when the buffer is
+ * no known connection's (one opened before the attach), the caller cannot be found
+ * (go_client_caller), or it serves no server request (a new trace). */
 __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread_ctx *out)
 {
 	/* A global function (verified once; its stack is its own). The key is built here: a map key
@@ -21,16 +57,31 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	if (!out)
 		return false;
 	struct go_client_key key = { .tgid = tgid, ._pad = 0, .buf = buf };
-	struct go_client_key *k = &key;
-	struct go_client_call *c = bpf_map_lookup_elem(&spanbridge_go_client_v1, k);
-	if (!c)
+	struct go_client_conn *cp = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &key);
+	if (!cp) {
+		count(SYS_SKIP_GO_CLIENT_NO_CONN);
 		return false;
-	bool fresh = c->ts_ns <= now && now - c->ts_ns <= GO_CLIENT_MAX_AGE_NS;
-	if (fresh)
-		linked_parent(out, now, &c->server.ctx, c->server.parent_span_id,
-			      (c->server.flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0);
-	bpf_map_delete_elem(&spanbridge_go_client_v1, k);
-	return fresh;
+	}
+	struct go_client_conn c = *cp;
+	__u64 g = go_client_caller(&c, buf, &key);
+	struct go_link_key k = { .tgid = tgid, ._pad = 0, .goid = 0 };
+	if (!g || bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + c.g_goid)) || !k.goid)
+		return false;
+	/* The call has written its request: a failure from here on is this path's span, not a dial's. */
+	bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
+	struct go_server_ctx *s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
+	if (!s && (c.flags & GO_CLIENT_F_PARENT_GOID)) {
+		__u64 parent = 0;
+		if (!bpf_probe_read_user(&parent, sizeof(parent), (void *)(g + c.g_parent_goid)) && parent) {
+			k.goid = parent;
+			s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
+		}
+	}
+	if (!s)
+		return false;
+	linked_parent(out, now, &s->ctx, s->parent_span_id, (s->flags & GO_SERVER_F_REMOTE_PARENT) ? 1 : 0);
+	count(SYS_LINK_GO_CLIENT);
+	return true;
 }
 
 /* A client connection of a Go process on this path wrote a TLS handshake record first (an HTTPS

@@ -70,7 +70,7 @@ export function planStrategies(caps: Capabilities, features: BpfFeatures, option
           strategy: goSyscall
             ? "server spans from syscall tracepoints, the goroutine read from the thread's TLS (go.server_path syscall; one uprobe per connection at (*net/http.conn).serve for the route; uprobes at ServeHTTP instead for a binary of unknown TLS layout or a server that accepts TLS/HTTP/2); " +
               (goClientSyscall
-                ? 'client spans: syscall tracepoints with one uprobe per request at (*net/http.persistConn).roundTrip entry (go.client_path syscall), parented by the server span of the calling goroutine or its parent; uprobes instead where headers are written into memory, and from a process\'s first HTTPS call on'
+                ? 'client spans: syscall tracepoints with no uprobe per request (go.client_path syscall; one per connection at (*net/http.persistConn).writeLoop entry), parented at the request write by the server span of the goroutine waiting for its response, or of that goroutine\'s parent; uprobes instead where headers are written into memory, and from a process\'s first HTTPS call on'
                 : 'client spans: uprobes at function entry + every RET (no uretprobes), parented through goroutine ancestry')
             : 'uprobes at function entry + every RET (no uretprobes); incoming traceparent read in the kernel; client spans parented through goroutine ancestry',
           why: goSyscall

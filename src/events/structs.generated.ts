@@ -20,7 +20,7 @@ export const GO_HTTP_OBJECT = {
     go_persist_conn_writer_write: 'go_persist_conn_writer_write',
     go_header_write_subset_ret: 'go_header_write_subset_ret',
     go_header_write_subset_ret_inject: 'go_header_write_subset_ret_inject',
-    go_persist_conn_round_trip: 'go_persist_conn_round_trip',
+    go_persist_conn_write_loop: 'go_persist_conn_write_loop',
     go_transport_dial_conn: 'go_transport_dial_conn',
     go_client_call_failed: 'go_client_call_failed',
   },
@@ -42,8 +42,8 @@ export const GO_HTTP_OBJECT = {
     sk_armed: 'sk_armed',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
-    go_client_dials: 'go_client_dials',
-    spanbridge_go_client_v1: 'spanbridge_go_client_v1',
+    spanbridge_go_client_conns_v1: 'spanbridge_go_client_conns_v1',
+    spanbridge_go_client_dials_v1: 'spanbridge_go_client_dials_v1',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
@@ -143,7 +143,7 @@ export const GO_HTTP_CLIENT_END_EVENT: StructLayout = {
 };
 
 export const GO_OFFSETS: StructLayout = {
-  size: 104,
+  size: 148,
   fields: {
     g_goid: { offset: 0, size: 4, kind: 'u32' },
     req_method: { offset: 4, size: 4, kind: 'u32' },
@@ -171,6 +171,17 @@ export const GO_OFFSETS: StructLayout = {
     response_proto_major: { offset: 92, size: 4, kind: 'u32' },
     gzip_reader_body: { offset: 96, size: 4, kind: 'u32' },
     pconn_bw: { offset: 100, size: 4, kind: 'u32' },
+    pconn_reqch: { offset: 104, size: 4, kind: 'u32' },
+    chan_qcount: { offset: 108, size: 4, kind: 'u32' },
+    chan_dataqsiz: { offset: 112, size: 4, kind: 'u32' },
+    chan_buf: { offset: 116, size: 4, kind: 'u32' },
+    chan_elemsize: { offset: 120, size: 4, kind: 'u32' },
+    chan_recvx: { offset: 124, size: 4, kind: 'u32' },
+    chan_recvq: { offset: 128, size: 4, kind: 'u32' },
+    waitq_first: { offset: 132, size: 4, kind: 'u32' },
+    sudog_g: { offset: 136, size: 4, kind: 'u32' },
+    sudog_c: { offset: 140, size: 4, kind: 'u32' },
+    rac_ch: { offset: 144, size: 4, kind: 'u32' },
   },
 };
 
@@ -320,14 +331,15 @@ export const SYS_HTTP_OBJECT = {
     scratch_buf: 'scratch_buf',
     sys_http_events: 'sys_http_events',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
-    spanbridge_go_client_v1: 'spanbridge_go_client_v1',
+    spanbridge_go_client_conns_v1: 'spanbridge_go_client_conns_v1',
+    spanbridge_go_client_dials_v1: 'spanbridge_go_client_dials_v1',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     data_paths: 'data_paths',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     client_requests: 'client_requests',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
-    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
@@ -368,7 +380,7 @@ export const SYS_HTTP_CONN_EVENT: StructLayout = {
 };
 
 export const SYS_HTTP_DATA_EVENT: StructLayout = {
-  size: 1344,
+  size: 1352,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     direction: { offset: 1, size: 1, kind: 'u8' },
@@ -388,15 +400,17 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     trace_id: { offset: 48, size: 16, kind: 'bytes' },
     span_id: { offset: 64, size: 8, kind: 'bytes' },
     parent_span_id: { offset: 72, size: 8, kind: 'bytes' },
-    spare_trace_ids: { offset: 80, size: 48, kind: 'bytes' },
-    spare_span_ids: { offset: 128, size: 24, kind: 'bytes' },
-    spare_parent_span_ids: { offset: 152, size: 24, kind: 'bytes' },
-    spare_trace_flags: { offset: 176, size: 3, kind: 'bytes' },
-    spare_remote: { offset: 179, size: 1, kind: 'u8' },
-    route_len: { offset: 180, size: 2, kind: 'u16' },
-    _pad_spare: { offset: 182, size: 2, kind: 'bytes' },
-    tail: { offset: 184, size: 8, kind: 'bytes' },
-    data: { offset: 192, size: 1152, kind: 'bytes' },
+    route_len: { offset: 80, size: 2, kind: 'u16' },
+    _pad_route: { offset: 82, size: 2, kind: 'bytes' },
+    tail: { offset: 84, size: 8, kind: 'bytes' },
+    _pad_data: { offset: 92, size: 4, kind: 'bytes' },
+    data: { offset: 96, size: 1152, kind: 'bytes' },
+    spare_trace_ids: { offset: 1248, size: 48, kind: 'bytes' },
+    spare_span_ids: { offset: 1296, size: 24, kind: 'bytes' },
+    spare_parent_span_ids: { offset: 1320, size: 24, kind: 'bytes' },
+    spare_trace_flags: { offset: 1344, size: 3, kind: 'bytes' },
+    spare_remote: { offset: 1347, size: 1, kind: 'u8' },
+    _pad_spare: { offset: 1348, size: 4, kind: 'bytes' },
   },
 };
 
@@ -505,7 +519,11 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_LINK_JAVA_CONNECT: 34,
   SYS_SKIP_JAVA_CONNECT_GONE: 35,
   SYS_SKIP_PIPELINED_UNREAD: 36,
-  SYS_HTTP_DROP_MAX: 37,
+  SYS_LINK_GO_CLIENT: 37,
+  SYS_SKIP_GO_CLIENT_UNPARKED: 38,
+  SYS_SKIP_GO_CLIENT_STALE: 39,
+  SYS_SKIP_GO_CLIENT_NO_CONN: 40,
+  SYS_HTTP_DROP_MAX: 41,
 } as const;
 
 export const SYS_HTTP_ROLE = {
@@ -549,6 +567,7 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_DOWNSTREAM_PARENT: 32,
   SYS_F2_NODE_PARENT: 64,
   SYS_F2_PROPAGATION_SKIPPED: 128,
+  SYS_F2_SPARES: 256,
 } as const;
 
 export const SYS_HTTP_MODE = {

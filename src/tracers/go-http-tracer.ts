@@ -21,7 +21,7 @@ export const GO_FUNCS = {
   writeSubset: 'net/http.Header.writeSubset',
   persistConnWriterWrite: 'net/http.persistConnWriter.Write',
   bodyEofSignalClose: 'net/http.(*bodyEOFSignal).Close',
-  persistConnRoundTrip: 'net/http.(*persistConn).roundTrip',
+  persistConnWriteLoop: 'net/http.(*persistConn).writeLoop',
   dialConn: 'net/http.(*Transport).dialConn',
   stripPassword: 'net/http.stripPassword',
   newproc1: 'runtime.newproc1',
@@ -56,7 +56,39 @@ export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional
   response_proto_major: { field: 'net/http.Response.ProtoMajor', optional: true },
   gzip_reader_body: { field: 'net/http.gzipReader.body', optional: true },
   pconn_bw: { field: 'net/http.persistConn.bw', optional: true },
+  pconn_reqch: { field: 'net/http.persistConn.reqch', optional: true },
+  chan_qcount: { field: 'runtime.hchan.qcount', optional: true },
+  chan_dataqsiz: { field: 'runtime.hchan.dataqsiz', optional: true },
+  chan_buf: { field: 'runtime.hchan.buf', optional: true },
+  chan_elemsize: { field: 'runtime.hchan.elemsize', optional: true },
+  chan_recvx: { field: 'runtime.hchan.recvx', optional: true },
+  chan_recvq: { field: 'runtime.hchan.recvq', optional: true },
+  waitq_first: { field: 'runtime.waitq.first', optional: true },
+  sudog_g: { field: 'runtime.sudog.g', optional: true },
+  sudog_c: { field: 'runtime.sudog.c', optional: true },
+  rac_ch: { field: 'net/http.requestAndChan.ch', optional: true },
 };
+
+/**
+ * The offsets the lean client path (go.client_path syscall) follows from a connection's write
+ * buffer to the goroutine that asked for the call (bpf/common/go_client_ctx.h): without any of
+ * them the process takes the uprobes client path.
+ */
+export const LEAN_CLIENT_FIELDS: readonly string[] = [
+  'net/http.persistConn.bw',
+  'bufio.Writer.buf',
+  'net/http.persistConn.reqch',
+  'runtime.hchan.qcount',
+  'runtime.hchan.dataqsiz',
+  'runtime.hchan.buf',
+  'runtime.hchan.elemsize',
+  'runtime.hchan.recvx',
+  'runtime.hchan.recvq',
+  'runtime.waitq.first',
+  'runtime.sudog.g',
+  'runtime.sudog.c',
+  'net/http.requestAndChan.ch',
+];
 
 /**
  * How outgoing requests get a traceparent from this tracer: 'memory' writes it into the request's
@@ -121,10 +153,10 @@ export type GoServerPath = 'uprobes' | 'syscall';
 /**
  * Where a process's client spans come from: 'uprobes' (roundTrip entry/RETs, the header writer's
  * probes, goroutine ancestry, the body's Close: ~7 traps per request) or 'syscall' (the syscall
- * tracer frames the request and response and decides the span; this tracer attaches only
- * (*persistConn).roundTrip entry, one trap per request, to say which server span the call belongs
- * to: bpf/common/go_client_ctx.h). 'syscall' needs the server path 'syscall' (the syscall tracer traces
- * the process) and no memory injection.
+ * tracer frames the request and response and decides the span, and finds the calling goroutine
+ * from the write's buffer with no per-request trap; this tracer attaches only
+ * (*persistConn).writeLoop entry, once per connection: bpf/common/go_client_ctx.h). 'syscall'
+ * needs the server path 'syscall' (the syscall tracer traces the process) and no memory injection.
  */
 export type GoClientPath = 'uprobes' | 'syscall';
 
@@ -267,12 +299,13 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   }
 
   /**
-   * Client path 'syscall': (*persistConn).roundTrip entry only (bpf/go_http/go_http_client_lean.h); the
-   * caller's checks (leanClientPossible) ensure it and persistConn.bw are known.
+   * Client path 'syscall': (*persistConn).writeLoop entry, once per connection
+   * (bpf/go_http/go_http_client_lean.h); the caller's checks (chooseGoClientPath) ensure it and
+   * LEAN_CLIENT_FIELDS are known. No probe fires per request.
    */
   private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
-    const fn = target.functions[GO_FUNCS.persistConnRoundTrip]!;
-    links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_round_trip).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
+    const fn = target.functions[GO_FUNCS.persistConnWriteLoop]!;
+    links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_write_loop).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
     if (target.offsets['runtime.g.parentGoid'] === undefined) return [`client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
     // Calls that fail before their request is written: dialConn (per new connection) and
     // stripPassword (http.Client's error path), never per request (bpf/go_http/go_http_client_lean.h).

@@ -4,7 +4,7 @@
  * tracepoint (runtime.g.goid known, g's TLS slot resolved: src/discovery/go/tls.ts); otherwise
  * 'uprobes', with the reason for the start-up report.
  */
-import { GO_FUNCS, type GoClientPath, type GoInjection, type GoServerPath, type GoTarget } from './go-http-tracer';
+import { GO_FUNCS, LEAN_CLIENT_FIELDS, type GoClientPath, type GoInjection, type GoServerPath, type GoTarget } from './go-http-tracer';
 import type { GoServerOptions } from './sys-http-tracer';
 
 /**
@@ -48,7 +48,7 @@ export function chooseGoServerPath(wanted: GoServerPath, target: GoTarget, sysca
 }
 
 /**
- * The default of go.client_path: the syscall path (one uprobe hit per request), which
+ * The default of go.client_path: the syscall path (no uprobe hit per request), which
  * chooseGoClientPath turns into uprobes where it cannot run (server spans on uprobes, headers
  * written into memory, net/http symbols missing). Calls that fail before writing get their span
  * from two probes that do not fire per request (bpf/go_http/go_http_client_lean.h). What stays with
@@ -67,14 +67,16 @@ export interface GoClientPathChoice {
 /**
  * Client path 'syscall' only where the server spans take the syscall path (the syscall tracer then
  * traces the process), headers are not written into memory (that needs the writer's uprobes), and
- * the binary has (*persistConn).roundTrip and persistConn.bw; otherwise 'uprobes', with the reason.
+ * the binary has (*persistConn).writeLoop and every offset of LEAN_CLIENT_FIELDS (from DWARF, or the
+ * offsets table for a binary without it); otherwise 'uprobes', with the reason.
  */
 export function chooseGoClientPath(wanted: GoClientPath, server: GoServerPath, injection: GoInjection, target: GoTarget): GoClientPathChoice {
   if (wanted === 'uprobes') return { path: 'uprobes', note: 'client spans: uprobes' };
   const fallback = (why: string): GoClientPathChoice => ({ path: 'uprobes', note: `client spans: uprobes (go.client_path syscall not possible: ${why})` });
   if (server !== 'syscall') return fallback('server spans are not on the syscall path');
   if (injection === 'memory') return fallback('traceparent is written into memory (bpf_probe_write_user), which needs the header writer\'s uprobes');
-  if (!target.functions[GO_FUNCS.persistConnRoundTrip]) return fallback(`${GO_FUNCS.persistConnRoundTrip} not found`);
-  if (target.offsets['net/http.persistConn.bw'] === undefined) return fallback('offset of net/http.persistConn.bw unknown');
-  return { path: 'syscall', note: 'client spans: syscall tracepoints (one uprobe per request at (*persistConn).roundTrip; uprobes from the first HTTPS call on)' };
+  if (!target.functions[GO_FUNCS.persistConnWriteLoop]) return fallback(`${GO_FUNCS.persistConnWriteLoop} not found`);
+  const unknown = LEAN_CLIENT_FIELDS.filter((f) => target.offsets[f] === undefined);
+  if (unknown.length > 0) return fallback(`offsets of ${unknown.join(', ')} unknown`);
+  return { path: 'syscall', note: 'client spans: syscall tracepoints (no uprobe per request: one per connection at (*persistConn).writeLoop; uprobes from the first HTTPS call on)' };
 }

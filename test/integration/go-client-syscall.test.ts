@@ -1,6 +1,8 @@
 /**
- * go.client_path syscall (issue 15 item 2): Go client spans from the syscall tracer, with one
- * uprobe per request at (*persistConn).roundTrip entry saying which server span a call belongs to.
+ * go.client_path syscall (issue 15 item 2): Go client spans from the syscall tracer, with no
+ * uprobe per request: the request write finds its caller through the connection's persistConn
+ * (recorded once per connection at (*persistConn).writeLoop entry) and the caller waiting on the
+ * call's response channel (bpf/common/go_client_ctx.h).
  * What must hold as on the uprobe path: a call on the handler's goroutine or one it spawned is the
  * server span's child, with method, URL and status, and the header sk_msg inserts is exactly the
  * reported client span; the incoming tracestate goes along; the application's own traceparent is
@@ -8,18 +10,20 @@
  * client span's child and ends inside it (the client span covers the whole exchange); a call that
  * fails before it is written (connection refused) is an ERROR span under the server span, with its
  * URL; a request whose head outgrows the Transport's buffer is sent untouched and its span says
- * spanbridge.propagation=skipped. Four uprobes are attached to the process, one of which fires per
- * request: (*conn).serve (per connection), persistConn.roundTrip (per request),
- * (*Transport).dialConn (per new connection) and net/http.stripPassword (per failed call). What
- * this path does not do (docs/limits.md): a call two goroutines below the handler starts its own
- * trace, never a wrong parent; an HTTPS call has no span here, so a process that makes one moves
- * its client spans to uprobes (its server spans stay on syscalls).
+ * spanbridge.propagation=skipped. Four uprobes are attached to the process and none fires per
+ * request (counted with the kernel's BPF statistics): (*conn).serve (per server connection),
+ * persistConn.writeLoop (per client connection), (*Transport).dialConn (per new connection) and
+ * net/http.stripPassword (per failed call). What this path does not do (docs/limits.md): a call
+ * two goroutines below the handler starts its own trace, never a wrong parent; an HTTPS call has
+ * no span here, so a process that makes one moves its client spans to uprobes (its server spans
+ * stay on syscalls).
  */
 import http from 'node:http';
 import { freePort } from './helpers/collector';
 import { echoedTraceparents, frontendPair, goChainForSuite } from './helpers/go-chain';
 import { buildGoApp } from '../helpers/go-build';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
+import { agentProgStats, isUprobeProg, progDelta, withBpfStats } from '../../bench/lib/bpf-stats';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -46,7 +50,7 @@ maybe('Go client spans from syscalls (go.client_path syscall)', () => {
     const front = (await chain().agent.processes()).find((p) => p.pid === chain().frontend.pid);
     expect(front?.serverSpans).toBe('syscall');
     expect(front?.clientSpans).toBe('syscall');
-    expect(front?.notes.join('; ')).toMatch(/client spans: syscall tracepoints \(one uprobe per request at \(\*persistConn\)\.roundTrip/);
+    expect(front?.notes.join('; ')).toMatch(/client spans: syscall tracepoints \(no uprobe per request: one per connection at \(\*persistConn\)\.writeLoop/);
     expect(front?.probes).toBe(4);
   });
 
@@ -156,6 +160,41 @@ maybe('Go client spans from syscalls (go.client_path syscall)', () => {
     });
     for (const p of pairs) expect(p.client!.traceId).toBe(p.server.traceId);
     expect(new Set(pairs.map((p) => p.client!.spanId)).size).toBe(5);
+  });
+
+  it('no uprobe fires per request (kernel BPF statistics of the agent\'s programs), and every call of the handler or its goroutine is linked from its write', async () => {
+    // Keep-alive on both sides: the frontend's connection and its Transport's connection to the
+    // backend exist before the counting, so only per-request probes could run.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await chain().get('/sync', '/items/warm', {}, agent);
+      await chain().get('/async', '/items/warm', {}, agent);
+      const linkedBefore = (await chain().agent.kernelCounters()).sys_http_link_go_client ?? 0;
+      const N = 40;
+      const runs = await withBpfStats(async () => {
+        const before = agentProgStats(chain().agent.pid);
+        for (let i = 0; i < N; i++) await chain().get(i % 2 ? '/async' : '/sync', `/items/count-${i}`, {}, agent);
+        return progDelta(before, agentProgStats(chain().agent.pid));
+      });
+      const uprobes = runs.filter(isUprobeProg);
+      expect(uprobes.map((p) => [p.name, p.runs])).toEqual([]);
+      // The syscall path did run (the counting works): the frontend's reads and writes at least.
+      expect(runs.filter((p) => !isUprobeProg(p)).reduce((n, p) => n + p.runs, 0)).toBeGreaterThan(N);
+      const pairs = await waitFor(`${N} linked pairs`, () => {
+        const all = [...frontendPair(chain().agent.spans(), chain().frontend.pid, '/sync'), ...frontendPair(chain().agent.spans(), chain().frontend.pid, '/async')];
+        const p = all.filter((x) => /\/items\/count-\d+$/.test(String(x.client?.attributes['url.full'])));
+        return p.length === N && p;
+      });
+      for (const p of pairs) {
+        expect(p.client!.traceId).toBe(p.server.traceId);
+        expect(p.client!.parentSpanId).toBe(p.server.spanId);
+      }
+      const counters = await chain().agent.kernelCounters();
+      expect((counters.sys_http_link_go_client ?? 0) - linkedBefore).toBe(N);
+      expect(counters.sys_http_skip_go_client_stale ?? 0).toBe(0);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('nothing was dropped and no Go client span came from the uprobe path', async () => {

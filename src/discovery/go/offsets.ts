@@ -36,8 +36,14 @@ export const GO_STRUCT_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'net/http.gzipReader': ['body'],
   'bufio.Writer': ['buf', 'n', 'wr'],
   'runtime.g': ['goid', 'parentGoid'],
-  // Client connections (for client-side probes).
-  'net/http.persistConn': ['conn', 'br', 'bw'],
+  // Client connections (for client-side probes). reqch: the call a connection is writing, found
+  // from the write syscall with no per-request uprobe (go.client_path syscall,
+  // bpf/common/go_client_ctx.h), through the channel runtime's own structures below.
+  'net/http.persistConn': ['conn', 'br', 'bw', 'reqch'],
+  'net/http.requestAndChan': ['ch'],
+  'runtime.hchan': ['qcount', 'dataqsiz', 'buf', 'elemsize', 'recvx', 'recvq'],
+  'runtime.waitq': ['first'],
+  'runtime.sudog': ['g', 'c'],
   'net/textproto.Reader': ['R'],
 };
 

@@ -149,7 +149,7 @@ describe('GoHttpTracer', () => {
     expect(disabled.size).toBe(1);
   });
 
-  it('client path syscall: (*persistConn).roundTrip entry, one trap per request; dialConn (per connection) and stripPassword (failed calls); server path syscall: (*conn).serve entry', async () => {
+  it('client path syscall: (*persistConn).writeLoop entry (per connection), no probe per request; dialConn (per connection) and stripPassword (failed calls); server path syscall: (*conn).serve entry', async () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
     await tracer.start(() => undefined);
@@ -157,35 +157,40 @@ describe('GoHttpTracer', () => {
     const functions = {
       ...t.functions,
       ...clientFunctions,
-      [GO_FUNCS.persistConnRoundTrip]: { entryOffset: 0x9000, retOffsets: [0x9100] },
+      [GO_FUNCS.persistConnWriteLoop]: { entryOffset: 0x9000, retOffsets: [0x9100] },
       [GO_FUNCS.connServe]: { entryOffset: 0xa000, retOffsets: [] },
       [GO_FUNCS.dialConn]: { entryOffset: 0xb000, retOffsets: [0xb100] },
       [GO_FUNCS.stripPassword]: { entryOffset: 0xc000, retOffsets: [0xc100] },
     };
-    const offsets = { ...t.offsets, 'net/http.persistConn.bw': 112, 'net/http.conn.curReq': 112, 'net/http.response.req': 8 };
+    const offsets = { ...t.offsets, 'net/http.persistConn.bw': 112, 'net/http.persistConn.reqch': 128, 'runtime.hchan.recvq': 64, 'runtime.sudog.c': 88, 'net/http.conn.curReq': 112, 'net/http.response.req': 8 };
     const r = tracer.attach(7, '/proc/7/exe', { ...t, functions, offsets }, 'syscall', 'syscall');
     expect(r.notes).toEqual([]);
     expect(backend.activeLinks().map((l) => [l.program, l.target.kind === 'uprobe' ? l.target.offset : -1])).toEqual([
       ['go_server_conn_serve', 0xa000],
-      ['go_persist_conn_round_trip', 0x9000],
+      ['go_persist_conn_write_loop', 0x9000],
       ['go_transport_dial_conn', 0xb000],
       ['go_client_call_failed', 0xc000],
     ]);
-    expect(encodeGoOffsets({ ...t, offsets }).readUInt32LE(GO_OFFSETS.fields.pconn_bw.offset)).toBe(112);
+    const enc = encodeGoOffsets({ ...t, offsets });
+    expect(enc.readUInt32LE(GO_OFFSETS.fields.pconn_bw.offset)).toBe(112);
+    expect(enc.readUInt32LE(GO_OFFSETS.fields.pconn_reqch.offset)).toBe(128);
+    expect(enc.readUInt32LE(GO_OFFSETS.fields.chan_recvq.offset)).toBe(64);
+    expect(enc.readUInt32LE(GO_OFFSETS.fields.sudog_c.offset)).toBe(88);
+    expect(enc.readUInt32LE(GO_OFFSETS.fields.rac_ch.offset)).toBe(t.offsets['net/http.requestAndChan.ch']);
   });
 
-  it('client path syscall without stripPassword: roundTrip only, and the attach note says failed calls have no span', async () => {
+  it('client path syscall without stripPassword: writeLoop only, and the attach note says failed calls have no span', async () => {
     const backend = new FakeBpfBackend();
     const tracer = new GoHttpTracer(backend, OBJ, { injection: 'socket' });
     await tracer.start(() => undefined);
     const t = goTarget();
-    const functions = { ...t.functions, [GO_FUNCS.persistConnRoundTrip]: { entryOffset: 0x9000, retOffsets: [0x9100] }, [GO_FUNCS.dialConn]: { entryOffset: 0xb000, retOffsets: [] } };
+    const functions = { ...t.functions, [GO_FUNCS.persistConnWriteLoop]: { entryOffset: 0x9000, retOffsets: [0x9100] }, [GO_FUNCS.dialConn]: { entryOffset: 0xb000, retOffsets: [] } };
     delete (functions as Record<string, unknown>)[GO_FUNCS.stripPassword];
     const offsets = { ...t.offsets, 'net/http.persistConn.bw': 112 };
     const r = tracer.attach(7, '/proc/7/exe', { ...t, functions, offsets }, 'syscall', 'syscall');
     expect(r.notes.join('; ')).toMatch(/calls that fail before writing their request have no span/);
     expect(backend.activeLinks().map((l) => l.program)).not.toContain('go_client_call_failed');
-    expect(backend.activeLinks().map((l) => l.program)).toContain('go_persist_conn_round_trip');
+    expect(backend.activeLinks().map((l) => l.program)).toContain('go_persist_conn_write_loop');
   });
 
   it('injection socket: the read-only writeSubset RET program, and socket_injection set in .rodata', async () => {

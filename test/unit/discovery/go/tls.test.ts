@@ -4,7 +4,7 @@
  */
 import { PT_LOAD, PT_TLS, type ElfSegment } from '../../../../src/discovery/go/elf';
 import { goTlsOffset } from '../../../../src/discovery/go/tls';
-import { GO_FUNCS } from '../../../../src/tracers/go-http-tracer';
+import { GO_FUNCS, LEAN_CLIENT_FIELDS } from '../../../../src/tracers/go-http-tracer';
 import { chooseGoClientPath, chooseGoServerPath } from '../../../../src/tracers/go-server-path';
 
 const seg = (type: number, memsz: number, align: number, vaddr = 0): ElfSegment => ({ type, flags: 4, offset: 0, vaddr, filesz: 0, memsz, align });
@@ -61,21 +61,43 @@ describe('chooseGoServerPath', () => {
 describe('chooseGoClientPath', () => {
   const target = {
     goVersion: 'go1.26.8',
-    functions: { [GO_FUNCS.persistConnRoundTrip]: { entryOffset: 0x1000, retOffsets: [] } },
-    offsets: { 'net/http.persistConn.bw': 112 },
+    functions: { [GO_FUNCS.persistConnWriteLoop]: { entryOffset: 0x1000, retOffsets: [] } },
+    // go1.26 amd64, from DWARF
+    offsets: {
+      'net/http.persistConn.bw': 112,
+      'bufio.Writer.buf': 8,
+      'net/http.persistConn.reqch': 128,
+      'runtime.hchan.qcount': 0,
+      'runtime.hchan.dataqsiz': 8,
+      'runtime.hchan.buf': 16,
+      'runtime.hchan.elemsize': 24,
+      'runtime.hchan.recvx': 56,
+      'runtime.hchan.recvq': 64,
+      'runtime.waitq.first': 0,
+      'runtime.sudog.g': 0,
+      'runtime.sudog.c': 88,
+      'net/http.requestAndChan.ch': 8,
+    } as Record<string, number>,
   };
   it('keeps uprobes unless asked', () => {
     expect(chooseGoClientPath('uprobes', 'syscall', 'socket', target)).toEqual({ path: 'uprobes', note: 'client spans: uprobes' });
   });
   it('syscall with the server path syscall and socket or no injection', () => {
     for (const inj of ['socket', 'none'] as const) {
-      expect(chooseGoClientPath('syscall', 'syscall', inj, target)).toMatchObject({ path: 'syscall', note: expect.stringMatching(/one uprobe per request at \(\*persistConn\)\.roundTrip; uprobes from the first HTTPS call on/) });
+      expect(chooseGoClientPath('syscall', 'syscall', inj, target)).toMatchObject({ path: 'syscall', note: expect.stringMatching(/no uprobe per request: one per connection at \(\*persistConn\)\.writeLoop; uprobes from the first HTTPS call on/) });
     }
   });
-  it('falls back to uprobes, saying why: server on uprobes, memory injection, roundTrip or persistConn.bw unknown', () => {
+  it('falls back to uprobes, saying why: server on uprobes, memory injection, writeLoop or any offset of the hand-over unknown', () => {
     expect(chooseGoClientPath('syscall', 'uprobes', 'socket', target).note).toMatch(/uprobes \(go.client_path syscall not possible: server spans are not on the syscall path\)/);
     expect(chooseGoClientPath('syscall', 'syscall', 'memory', target).note).toMatch(/written into memory/);
-    expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, functions: {} }).note).toMatch(/persistConn\)\.roundTrip not found/);
-    expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, offsets: {} }).note).toMatch(/persistConn\.bw unknown/);
+    expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, functions: {} }).note).toMatch(/persistConn\)\.writeLoop not found/);
+    expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, offsets: {} }).note).toMatch(/persistConn\.bw, .*requestAndChan\.ch unknown/);
+    for (const f of LEAN_CLIENT_FIELDS) {
+      const { [f]: _gone, ...rest } = target.offsets;
+      expect(chooseGoClientPath('syscall', 'syscall', 'socket', { ...target, offsets: rest })).toEqual({
+        path: 'uprobes',
+        note: `client spans: uprobes (go.client_path syscall not possible: offsets of ${f} unknown)`,
+      });
+    }
   });
 });
