@@ -99,10 +99,11 @@ function commentary(r: Results): string[] {
     const cap = v(`${id}.capacity_ratio`);
     if (cap === undefined) continue;
     const off = v(`${id}.capacity_ratio_inject_off`);
+    const low = v(`${id}.capacity_ratio_low`);
     const shared = v(`${id}.capacity_ratio_server_cpu`);
     const sharedSat = v(`${id}.throughput_ratio_server_cpu`);
     capacity.push(
-      `${id} saturated ${v(`${id}.throughput_ratio`) ?? 'n/a'}, capacity ${cap}${off !== undefined ? ` (injection off ${off})` : ''}` +
+      `${id} saturated ${v(`${id}.throughput_ratio`) ?? 'n/a'}, capacity ${cap}${off !== undefined ? ` (injection off ${off})` : ''}${low !== undefined ? `, at the low rate ${low}` : ''}` +
         `${shared !== undefined ? `, with the agent on the server's core ${shared} (saturated ${sharedSat ?? 'n/a'})` : ''}, agent ${v(`${id}.cpu_per_span`) ?? 'n/a'} us/span`,
     );
   }

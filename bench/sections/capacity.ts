@@ -49,6 +49,10 @@ export interface CapacityInput {
   readonly arms: ReadonlyArray<{ readonly key: string; readonly label: string; readonly rounds: readonly CapacityArm[] }>;
   /** The agent on the server's CPU (injection auto), when that arm ran. */
   readonly onServerCpu?: readonly CapacityArm[];
+  /** The low-rate runs (half the saturated rate with the agent, injection auto), when the agent
+   * pushed the saturated rate below 0.9 of the one without: a rate the agent's arm sustains even
+   * when its load generator, sharing a CPU with the agent, falls behind at the fixed rate. */
+  readonly low?: { readonly rate: number; readonly without: readonly RateCpu[]; readonly with: readonly RateCpu[] };
 }
 
 /** Per round i: f(without[i], with[i]), summarised. */
@@ -101,6 +105,17 @@ export function capacityFigures(c: CapacityInput): { figures: Figure[]; notes: s
         detail: `the capacity ratio's two readings as a difference: what the agent costs the service per request on its own core, the agent's user space elsewhere`,
       }),
     );
+  }
+  if (c.low) {
+    const a = c.low.without.map((r) => r.serverUsPerRequest);
+    const b = c.low.with.map((r) => r.serverUsPerRequest);
+    const cap = perRound(a, b, (x, y) => x / y);
+    const added = pairedDifference(a, b);
+    figures.push(fig({
+      id: `${id}.capacity_ratio_low`, label: `Service capacity at ${c.low.rate} req/s (half the saturated rate with the agent): its CPU per request, without / with agent (injection auto; information, no target)`,
+      value: cap.median, unit: 'ratio', rounds: cap.n, spread: cap,
+      detail: `per round pair, the low-rate runs (at most 3 s): ${round(added.without.median)} us without, ${round(added.with.median)} us with (+${round(added.perRound.median)} us per request); a rate the agent's arm sustains when its load generator falls behind at ${rate} req/s, with still more wake-ups per request`,
+    }));
   }
   const shared = c.onServerCpu;
   if (shared && shared.length > 0) {

@@ -41,6 +41,7 @@ interface WithoutRound extends SatRun {
   /** The server's CPU over the fixed-rate run. */
   rateCpu: RateCpu;
   low?: LoadgenResult;
+  lowCpu?: RateCpu;
 }
 
 interface AgentArm extends SatRun, CapacityArm {
@@ -48,6 +49,7 @@ interface AgentArm extends SatRun, CapacityArm {
   lat: LoadgenResult;
   /** At a rate the traced server sustains (only when the agent pushes its capacity below `rate`). */
   low?: LoadgenResult;
+  lowCpu?: RateCpu;
   cpuUsPerSpanSat: number;
   cpuUsPerSpanRate: number;
   spansPerRequestSat: number;
@@ -83,11 +85,11 @@ async function saturated(ctx: BenchContext, server: Server): Promise<SatRun> {
 }
 
 /** The fixed-rate run (bench/go/loadgen, open loop) and the server's own CPU per request over it. */
-async function atRate(ctx: BenchContext, server: Server, rate: number): Promise<{ lat: LoadgenResult; cpu: RateCpu }> {
+async function atRate(ctx: BenchContext, server: Server, rate: number, seconds?: number): Promise<{ lat: LoadgenResult; cpu: RateCpu }> {
   const f0 = cpuTicks(server.child.pid);
   const c0 = cpuBusy(ctx.config.serverCpu);
   const l0 = cpuBusy(ctx.config.loadCpu);
-  const lat = await loadgen(ctx.config, { addr: server.addr, path: server.path, rate });
+  const lat = await loadgen(ctx.config, { addr: server.addr, path: server.path, rate, seconds });
   return {
     lat,
     cpu: {
@@ -153,7 +155,7 @@ async function agentArm(ctx: BenchContext, server: Server, rate: number, lowRate
     };
     const sat = await measured(() => saturated(ctx, server));
     const lat = await measured(() => atRate(ctx, server, rate));
-    const low = lowRate && o.low ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined;
+    const low = lowRate && o.low ? await atRate(ctx, server, lowRate, lowSeconds(config)) : undefined;
     const rssKb = memory(agent.pid).rssKb;
     const stderr = agent.stderr();
     let unavailable: string | undefined;
@@ -166,7 +168,8 @@ async function agentArm(ctx: BenchContext, server: Server, rate: number, lowRate
       ...sat.result,
       lat: lat.result.lat,
       rateCpu: lat.result.cpu,
-      low,
+      low: low?.lat,
+      lowCpu: low?.cpu,
       cpuUsPerSpanSat: sat.cpuUs / sat.spans,
       cpuUsPerSpanRate: lat.cpuUs / lat.spans,
       agentUsPerRequestRate: lat.cpuUs / Math.max(1, lat.result.lat.requests),
@@ -210,8 +213,8 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
       async (): Promise<WithoutRound> => {
         const sat = await saturated(ctx, server);
         const fixed = await atRate(ctx, server, rate);
-        const low = lowRate ? await loadgen(config, { addr: server.addr, path: server.path, rate: lowRate, seconds: lowSeconds(config) }) : undefined;
-        return { ...sat, lat: fixed.lat, rateCpu: fixed.cpu, low };
+        const low = lowRate ? await atRate(ctx, server, lowRate, lowSeconds(config)) : undefined;
+        return { ...sat, lat: fixed.lat, rateCpu: fixed.cpu, low: low?.lat, lowCpu: low?.cpu };
       },
       async (i): Promise<WithRound> => {
         const on = await agentArm(ctx, server, rate, lowRate, { inject: 'auto', count: i === 0, low: true });
@@ -279,6 +282,9 @@ export async function serverOverheadSection(ctx: BenchContext, kind: ServerKind)
         id: s.id, rate, config, without: rounds.without,
         arms: arms.map(([k, key, label]) => ({ key, label, rounds: armOf(k) })),
         onServerCpu: config.serverCpuArm ? rounds.with.map((r) => r.onServerCpu as AgentArm) : undefined,
+        low: lowRate && rounds.without.every((r) => r.lowCpu) && rounds.with.every((r) => r.on.lowCpu)
+          ? { rate: lowRate, without: rounds.without.map((r) => r.lowCpu as RateCpu), with: rounds.with.map((r) => r.on.lowCpu as RateCpu) }
+          : undefined,
       });
       s.figures.push(...cap.figures.map(figure));
       s.notes.push(...cap.notes);

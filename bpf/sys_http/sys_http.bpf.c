@@ -144,7 +144,7 @@ struct scratch {
 	 * looked it up anyway: the shared path reads no hash for it. */
 	struct traced_process proc;
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
-	__u8 chunk_slack[8]; /* the head scan reads 8 bytes at a time (sys_http_server_head.h) */
+	__u8 chunk_slack[16]; /* the head scan reads 2 x 8 bytes at a time (sys_http_server_head.h) */
 };
 
 struct {
@@ -510,6 +510,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		e->fd = key.fd;
 		e->flags2 = 0;
 		e->route_len = 0;
+		__builtin_memset(e->_pad_route, 0, sizeof(e->_pad_route));
+		__builtin_memset(e->_pad_data, 0, sizeof(e->_pad_data));
 		e->conn_id = cs->conn_id;
 		/* a write: its entry time (sys_http_data_event.ts_ns), taken once */
 		e->ts_ns = egress && cs->write_enter_ns && cs->write_enter_ns <= now ? cs->write_enter_ns : now;
@@ -546,10 +548,14 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		if (ap->extra) {
 			/* Client requests pipelined in this write: the ids the sk_msg program also got. */
 			e->flags |= SYS_F_SPARE_IDS;
+			e->flags2 |= SYS_F2_SPARES;
+			e->spare_remote = 0;
+			__builtin_memset(e->_pad_spare, 0, sizeof(e->_pad_spare));
 #pragma unroll
 			for (int k = 0; k < SYS_HTTP_SPARE_IDS; k++) {
 				__builtin_memcpy(e->spare_trace_ids[k], ap->ctx.trace_id, 16);
 				__builtin_memcpy(e->spare_span_ids[k], ap->extra_span_ids[k], 8);
+				e->spare_trace_flags[k] = ap->ctx.flags;
 			}
 		}
 	} else if (flags & SYS_F_SPARE_IDS) {
@@ -572,8 +578,8 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	__u64 size = offsetof(struct sys_http_data_event, data) + (cap & (SYS_HTTP_CAPTURE | (SYS_HTTP_CAPTURE - 1))) +
 		     (e->route_len & (SYS_HTTP_ROUTE_MAX | (SYS_HTTP_ROUTE_MAX - 1)));
-	if (size > sizeof(*e))
-		size = sizeof(*e);
+	if (size > sizeof(*e) || (e->flags2 & SYS_F2_SPARES))
+		size = sizeof(*e); /* the spare contexts are behind data */
 	if (bpf_ringbuf_output(&sys_http_events, e, size, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes)))
 		count(SYS_DROP_RINGBUF_FULL);
 	return 0;
@@ -592,7 +598,9 @@ static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *c
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	if (!select_maybe(tgid))
+	long ret = ctx->ret;
+	/* A read that returned nothing (EAGAIN: Go and Node read until it) stops before any hash. */
+	if (!select_maybe(tgid) || (ret <= 0 && !(kind & 1)))
 		return 0;
 	struct traced_process *p = bpf_map_lookup_elem(&traced_tgids, &tgid);
 	if (!p)
@@ -600,9 +608,6 @@ static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *c
 	select_adopted(id);
 	__u32 mode = p->mode;
 	if (!(mode & SYS_MODE_TRACE) && !((mode & SYS_MODE_GO_LINK) && !(kind & 1)))
-		return 0;
-	long ret = ctx->ret;
-	if (ret <= 0 && !(kind & 1))
 		return 0;
 	/* Only a tracked connection's transfer goes on (a connection open before the attach is taken
 	 * over here, at its first one): other fds of a traced process (files, pipes, eventfds) stop. */

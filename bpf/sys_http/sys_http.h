@@ -66,6 +66,8 @@ enum sys_http_flag2 {
 	   * syscall): the sk_msg program left its request without the header
 	   * (head longer than it can check, split beyond it, push failed,
 	   * stale hand-over): the span says spanbridge.propagation=skipped */
+	SYS_F2_SPARES = 1 << 8, /* the spare contexts (spare_* behind data) were sent: the record has
+	   * the struct's full size. Without it there are none (no slot holds an id) */
 };
 /* In BTF (the TypeScript view is generated from it: src/events/structs.generated.ts). */
 const enum sys_http_flag2 *_unused_sys_http_flag2 __attribute__((unused));
@@ -188,22 +190,29 @@ struct sys_http_data_event {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 parent_span_id[8];
-	/* Server request starts (and server reads with SYS_F_SPARE_IDS): the contexts of further
-	 * requests pipelined in the same read, in order (bpf/sys_http/sys_http_pipelined.h): each continues its
-	 * own valid traceparent (its bit in spare_remote, parent in spare_parent_span_ids) or is a new
-	 * trace. Client request starts with SYS_F_SPARE_IDS: see that flag. */
+	/* A Go server response's first write (go.server_path syscall): bytes of the route its request
+	 * matched (Request.Pattern, at most SYS_HTTP_ROUTE_MAX), sent right after the captured bytes:
+	 * data[capture_len .. capture_len + route_len). 0: none. One record per response, not two. */
+	__u16 route_len;
+	__u8 _pad_route[2];
+	/* The message's last bytes, when they are past the capture (tail_len 0 otherwise). */
+	__u8 tail[SYS_HTTP_TAIL];
+	__u8 _pad_data[4];
+	/* A record is sent as the fields above + capture_len + route_len bytes of data: each record
+	 * crosses to the agent's CPU, where every 64 bytes cost the writer a cache-line transfer
+	 * (~75 ns at saturation), so what only pipelining needs comes after data, sent only then. */
+	__u8 data[SYS_HTTP_CAPTURE + SYS_HTTP_ROUTE_MAX];
+	/* With SYS_F2_SPARES only (then the record is the whole struct). Server request starts and
+	 * server reads with SYS_F_SPARE_IDS: the contexts of further requests pipelined in the same
+	 * read, in order (bpf/sys_http/sys_http_pipelined.h): each continues its own valid traceparent
+	 * (its bit in spare_remote, parent in spare_parent_span_ids) or is a new trace. Client request
+	 * starts with SYS_F_SPARE_IDS: see that flag. */
 	__u8 spare_trace_ids[SYS_HTTP_SPARE_IDS][16];
 	__u8 spare_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u8 spare_parent_span_ids[SYS_HTTP_SPARE_IDS][8];
 	__u8 spare_trace_flags[SYS_HTTP_SPARE_IDS];
 	__u8 spare_remote; /* bit i: spare i's parent is its request's incoming traceparent */
-	/* A Go server response's first write (go.server_path syscall): bytes of the route its request
-	 * matched (Request.Pattern, at most SYS_HTTP_ROUTE_MAX), sent right after the captured bytes:
-	 * data[capture_len .. capture_len + route_len). 0: none. One record per response, not two. */
-	__u16 route_len;
-	__u8 _pad_spare[2];
-	__u8 tail[SYS_HTTP_TAIL];
-	__u8 data[SYS_HTTP_CAPTURE + SYS_HTTP_ROUTE_MAX];
+	__u8 _pad_spare[4];
 };
 
 /* RECORD_SYS_HTTP_ROUTE: the route a Go server request matched (its Request.Pattern), as a record

@@ -23,15 +23,14 @@ static __always_inline void fill_spare_ids(struct sys_http_data_event *e)
 	}
 	e->spare_remote = 0;
 	__builtin_memset(e->_pad_spare, 0, sizeof(e->_pad_spare));
+	e->flags2 |= SYS_F2_SPARES;
 }
 
 /* No spare contexts: a server request start whose read ends with its head (nothing can be
- * pipelined behind it), so no random ids are drawn for slots user space never reads. */
+ * pipelined behind it), so no random ids are drawn and none are sent (no SYS_F2_SPARES). */
 static __always_inline void no_spare_ids(struct sys_http_data_event *e)
 {
-	__builtin_memset(e->spare_span_ids, 0, sizeof(e->spare_span_ids));
-	e->spare_remote = 0;
-	__builtin_memset(e->_pad_spare, 0, sizeof(e->_pad_spare));
+	e->flags2 &= ~SYS_F2_SPARES;
 }
 
 /* Where the request at captured offset `pos` ends when another may follow it in the `n` captured
@@ -117,10 +116,8 @@ int sys_pipelined_read(struct trace_event_raw_sys_exit *ctx)
 			n += cs->pipelined;
 		cs->pipelined = n > 0xff ? 0xff : n;
 	}
-	__u64 size = offsetof(struct sys_http_data_event, data) + cap;
-	if (size > sizeof(s->e))
-		size = sizeof(s->e);
-	if (bpf_ringbuf_output(&sys_http_events, &s->e, size, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes)))
+	/* With the spare contexts behind data: the whole struct (pipelining is rare). */
+	if (bpf_ringbuf_output(&sys_http_events, &s->e, sizeof(s->e), ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes)))
 		count(SYS_DROP_RINGBUF_FULL);
 	return 0;
 }

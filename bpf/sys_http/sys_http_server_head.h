@@ -34,9 +34,10 @@ static __always_inline __u32 upto_lf(__u64 w, __u32 n, __u32 *lf)
 
 /* One step of the head scan at byte hs->pos of this read: from the capture, then from 1 KiB
  * copies of the segment (s->chunk). Where a line does not matter (HL_SKIP: the request line,
- * other headers) up to 8 bytes are taken at once, to the line's end; elsewhere (line starts,
- * candidate names, traceparent/tracestate values) one byte goes through head_feed. The result is
- * the byte-by-byte reader's: in HL_SKIP only '\n' changes the state. */
+ * other headers) up to 16 bytes are taken at once, to the line's end; a line start that cannot
+ * begin a header of interest (not CR, LF, 't' or 'T') is such a line from its first byte, in the
+ * same step; elsewhere (candidate names, traceparent/tracestate values) one byte goes through
+ * head_feed. The result is the byte-by-byte reader's: in HL_SKIP only '\n' changes the state. */
 static long head_scan_cb(__u32 step, struct head_scan *hs)
 {
 	struct scratch *s = hs->s;
@@ -69,11 +70,20 @@ static long head_scan_cb(__u32 step, struct head_scan *hs)
 	}
 	if (avail > hs->len - i)
 		avail = hs->len - i;
+	if (s->head.line == HL_START) {
+		__u8 c = *src;
+		if (c != '\r' && c != '\n' && lower(c) != 't')
+			s->head.line = HL_SKIP; /* what head_feed does with it; counted below */
+	}
 	if (s->head.line == HL_SKIP) {
 		__u64 w;
 		__builtin_memcpy(&w, src, 8); /* in the scratch: the capture and chunk have slack behind */
 		__u32 lf = 0;
 		__u32 j = upto_lf(w, avail < 8 ? avail : 8, &lf);
+		if (!lf && avail > 8) {
+			__builtin_memcpy(&w, src + 8, 8); /* likewise (16 bytes of slack behind the chunk) */
+			j += upto_lf(w, avail - 8 < 8 ? avail - 8 : 8, &lf);
+		}
 		if (lf)
 			s->head.line = HL_START;
 		s->head.seen += j;

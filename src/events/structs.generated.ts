@@ -383,7 +383,7 @@ export const SYS_HTTP_CONN_EVENT: StructLayout = {
 };
 
 export const SYS_HTTP_DATA_EVENT: StructLayout = {
-  size: 1344,
+  size: 1352,
   fields: {
     type: { offset: 0, size: 1, kind: 'u8' },
     direction: { offset: 1, size: 1, kind: 'u8' },
@@ -403,15 +403,17 @@ export const SYS_HTTP_DATA_EVENT: StructLayout = {
     trace_id: { offset: 48, size: 16, kind: 'bytes' },
     span_id: { offset: 64, size: 8, kind: 'bytes' },
     parent_span_id: { offset: 72, size: 8, kind: 'bytes' },
-    spare_trace_ids: { offset: 80, size: 48, kind: 'bytes' },
-    spare_span_ids: { offset: 128, size: 24, kind: 'bytes' },
-    spare_parent_span_ids: { offset: 152, size: 24, kind: 'bytes' },
-    spare_trace_flags: { offset: 176, size: 3, kind: 'bytes' },
-    spare_remote: { offset: 179, size: 1, kind: 'u8' },
-    route_len: { offset: 180, size: 2, kind: 'u16' },
-    _pad_spare: { offset: 182, size: 2, kind: 'bytes' },
-    tail: { offset: 184, size: 8, kind: 'bytes' },
-    data: { offset: 192, size: 1152, kind: 'bytes' },
+    route_len: { offset: 80, size: 2, kind: 'u16' },
+    _pad_route: { offset: 82, size: 2, kind: 'bytes' },
+    tail: { offset: 84, size: 8, kind: 'bytes' },
+    _pad_data: { offset: 92, size: 4, kind: 'bytes' },
+    data: { offset: 96, size: 1152, kind: 'bytes' },
+    spare_trace_ids: { offset: 1248, size: 48, kind: 'bytes' },
+    spare_span_ids: { offset: 1296, size: 24, kind: 'bytes' },
+    spare_parent_span_ids: { offset: 1320, size: 24, kind: 'bytes' },
+    spare_trace_flags: { offset: 1344, size: 3, kind: 'bytes' },
+    spare_remote: { offset: 1347, size: 1, kind: 'u8' },
+    _pad_spare: { offset: 1348, size: 4, kind: 'bytes' },
   },
 };
 
@@ -568,6 +570,7 @@ export const SYS_HTTP_FLAG2 = {
   SYS_F2_DOWNSTREAM_PARENT: 32,
   SYS_F2_NODE_PARENT: 64,
   SYS_F2_PROPAGATION_SKIPPED: 128,
+  SYS_F2_SPARES: 256,
 } as const;
 
 export const SYS_HTTP_MODE = {

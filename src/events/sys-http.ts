@@ -5,7 +5,7 @@ import { bigAt, readBig, readBytes, readUint, uintAt } from './struct-view';
 /** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
 export const { SYS_F_REQUEST_START, SYS_F_RESPONSE_START, SYS_F_REMOTE_PARENT, SYS_F_THREAD_PARENT, SYS_F_BLACKBOX_PARENT, SYS_F_TRUNCATED, SYS_F_SPARE_IDS, SYS_F_APP_TRACEPARENT } = SYS_HTTP_FLAG;
 /** sys_http_data_event.flags2 (bpf enum sys_http_flag2; the bits and their meaning are the C header's). */
-export const { SYS_F2_PIPELINED, SYS_F2_CONTEXT_PENDING, SYS_F2_CONTEXT, SYS_F2_TASK_PARENT, SYS_F2_DOWNSTREAM_PARENT, SYS_F2_NODE_PARENT, SYS_F2_PROPAGATION_SKIPPED } = SYS_HTTP_FLAG2;
+export const { SYS_F2_PIPELINED, SYS_F2_CONTEXT_PENDING, SYS_F2_CONTEXT, SYS_F2_TASK_PARENT, SYS_F2_DOWNSTREAM_PARENT, SYS_F2_NODE_PARENT, SYS_F2_PROPAGATION_SKIPPED, SYS_F2_SPARES } = SYS_HTTP_FLAG2;
 
 export type SysRole = 'server' | 'client';
 
@@ -364,9 +364,9 @@ class SysHttpData implements SysHttpDataRecord {
     return this.tailView;
   }
 
-  /** Rarely used (pipelining): decoded on first use. */
+  /** Rarely used (pipelining): decoded on first use. Sent behind the data, only with SYS_F2_SPARES. */
   get spareIds(): readonly SpareIds[] {
-    if (this.spares === undefined) this.spares = this.flags & (SYS_F_REQUEST_START | SYS_F_SPARE_IDS) ? spares(this.raw) : NO_SPARES;
+    if (this.spares === undefined) this.spares = this.flags2 & SYS_F2_SPARES && this.raw.length >= D.size ? spares(this.raw) : NO_SPARES;
     return this.spares;
   }
 }

@@ -11,7 +11,7 @@
  * Measurements (records/s through the callback path, event-loop gaps) are printed as
  * `[measure] {...}` lines and written to build/test-bpf/libbpf-measurements.json.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { openObjectCount } from '../../src/bpf/lifecycle';
 import { BpfLoadError } from '../../src/errors';
 import { ensureKernelFilesystems, missingRequiredFilesystems } from '../../src/bpf/mounts';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
+import { buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
 import { thrownSpanbridgeError } from '../helpers/errors';
 
 jest.setTimeout(120_000);
@@ -64,64 +65,14 @@ int main(void) {
 }
 `;
 
-interface Target {
-  readonly pid: number;
-  run(command: string): Promise<void>;
-  stop(): Promise<void>;
-}
+type Target = CTarget;
 
 let workDir = '';
 let targetPath = '';
 let targetOffset = 0;
 const children: ChildProcessWithoutNullStreams[] = [];
 
-/** File offset of a symbol: its address minus its LOAD segment's vaddr plus the segment's offset. */
-function symbolFileOffset(binary: string, symbol: string): number {
-  const nm = execFileSync('nm', [binary], { encoding: 'utf8' });
-  const line = nm.split('\n').find((l) => l.endsWith(` ${symbol}`));
-  if (!line) throw new Error(`${symbol} not in ${binary}`);
-  const addr = parseInt(line.split(' ')[0] ?? '', 16);
-  const segs = execFileSync('readelf', ['-lW', binary], { encoding: 'utf8' })
-    .split('\n')
-    .filter((l) => l.trim().startsWith('LOAD'))
-    .map((l) => l.trim().split(/\s+/))
-    .map((f) => ({ offset: parseInt(f[1] ?? '', 16), vaddr: parseInt(f[2] ?? '', 16), filesz: parseInt(f[4] ?? '', 16) }));
-  const seg = segs.find((s) => addr >= s.vaddr && addr < s.vaddr + s.filesz);
-  if (!seg) throw new Error(`no LOAD segment holds ${symbol} at 0x${addr.toString(16)}`);
-  return addr - seg.vaddr + seg.offset;
-}
-
-async function startTarget(): Promise<Target> {
-  const child = spawn(targetPath, [], { stdio: ['pipe', 'pipe', 'pipe'] });
-  children.push(child);
-  let buffered = '';
-  const waiters: (() => void)[] = [];
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      buffered = buffered.slice(nl + 1);
-      waiters.shift()?.();
-    }
-  });
-  const nextLine = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
-  await nextLine(); // "ready"
-  return {
-    pid: child.pid ?? -1,
-    run: async (command) => {
-      const done = nextLine();
-      child.stdin.write(`${command}\n`);
-      await done;
-    },
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.stdin.end();
-      }),
-  };
-}
+const startTarget = (): Promise<Target> => startCTarget(targetPath, children);
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -246,9 +197,7 @@ suite('libbpf binding (real kernel)', () => {
     const missing = missingRequiredFilesystems(mounts);
     if (missing.length > 0) throw new Error(`kernel filesystems missing: ${JSON.stringify(missing)}`);
     workDir = mkdtempSync(join(tmpdir(), 'spanbridge-libbpf-'));
-    writeFileSync(join(workDir, 'target.c'), TARGET_C);
-    targetPath = join(workDir, 'target');
-    execFileSync('gcc', ['-O2', '-o', targetPath, join(workDir, 'target.c')]);
+    targetPath = buildCProgram(workDir, 'target', TARGET_C);
     targetOffset = symbolFileOffset(targetPath, 'spanbridge_probe_target');
     backend = createLibbpfBackend();
   });

@@ -6,13 +6,14 @@
  * errno; functions returning int give -errno; libbpf's own diagnostics go through a print callback,
  * which is captured so errors can carry them (as the `cause`).
  */
-import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
+import koffi, { type LibraryHandle } from 'koffi';
 import { NotSupportedError } from '../../errors';
 
 /** A C pointer as koffi 3 represents it (BigInt), or null for NULL. */
 export type Ptr = bigint | null;
 
 const LIBBPF_LINES_KEPT = 200;
+const SC_PAGESIZE = 30; // glibc's _SC_PAGESIZE
 
 /** A bound C function; koffi functions are untyped, so every call site casts its result. */
 type KFn = ReturnType<LibraryHandle['func']>;
@@ -62,14 +63,16 @@ export interface Native {
   readonly btfTypeById: KFn;
   readonly btfNameByOffset: KFn;
   readonly numPossibleCpus: KFn;
-  readonly ringNew: KFn;
-  readonly ringConsume: KFn;
-  readonly ringEpollFd: KFn;
-  readonly ringFree: KFn;
-  readonly sampleFnType: TypeObject;
+  /** bpf_obj_get_info_by_fd (a ring's size from its fd). */
+  readonly objGetInfoByFd: KFn;
+  /** The page size: a ring buffer's consumer and producer pages (RingMapping). */
+  readonly pageSize: number;
+  readonly mmap: KFn;
+  readonly munmap: KFn;
   readonly strerror: KFn;
   readonly mallocTrim: KFn;
   readonly memcpy: KFn;
+  readonly epollCreate1: KFn;
   readonly epollWait: KFn;
   readonly epollCtl: KFn;
   readonly eventfd: KFn;
@@ -147,7 +150,6 @@ export function loadNative(): Native {
   // Unnamed prototypes: koffi's type names are process-global, and this module may be evaluated
   // more than once per process (jest module registries).
   const printFnType = koffi.proto('int', ['int', 'const char *', 'void *']);
-  const sampleFnType = koffi.proto('int', ['void *', 'void *', 'size_t']);
   const setPrint = lib.func('libbpf_set_print', 'void *', [koffi.pointer(printFnType)]);
   // The hook (printCb, below) is only set or unset once both exist.
   const log = new LibbpfLogCapture((on) => setPrint(on ? printCb : null));
@@ -217,14 +219,15 @@ export function loadNative(): Native {
     btfTypeById: lib.func('const void *btf__type_by_id(const void *btf, uint32_t id)'),
     btfNameByOffset: lib.func('const char *btf__name_by_offset(const void *btf, uint32_t offset)'),
     numPossibleCpus: lib.func('int libbpf_num_possible_cpus(void)'),
-    ringNew: lib.func('ring_buffer__new', 'void *', ['int', koffi.pointer(sampleFnType), 'void *', 'void *']),
-    ringConsume: lib.func('int ring_buffer__consume(void *rb)'),
-    ringEpollFd: lib.func('int ring_buffer__epoll_fd(const void *rb)'),
-    ringFree: lib.func('void ring_buffer__free(void *rb)'),
-    sampleFnType,
+    objGetInfoByFd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
+    pageSize: Number(libc.func('long sysconf(int name)')(SC_PAGESIZE)),
+    // Pointers come back as BigInt; MAP_FAILED is 2^64 - 1.
+    mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
+    munmap: libc.func('int munmap(void *addr, size_t length)'),
     strerror: libc.func('const char *strerror(int errnum)'),
     memcpy: libc.func('void *memcpy(void *dst, const void *src, size_t n)'),
     mallocTrim: libc.func('int malloc_trim(size_t pad)'),
+    epollCreate1: libc.func('int epoll_create1(int flags)'),
     epollWait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
     epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
     eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),

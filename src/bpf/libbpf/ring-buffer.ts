@@ -1,50 +1,51 @@
 /**
- * One libbpf ring_buffer for one map, consumed on Node's main thread without blocking it.
+ * One BPF ring buffer map, read on Node's main thread without blocking it.
  *
- * Waiting for data is done by libuv's own poll phase on the ring buffer's epoll fd ('uv-poll',
- * default) or by epoll_wait on a libuv worker thread through koffi's async call ('worker');
- * records are consumed with ring_buffer__consume in time-bounded turns (default 5 ms), so a flood
- * of records cannot starve timers and I/O, and each record is copied out before the callback
- * returns. Programs may skip the wakeup while little data waits (bpf/common/ring_wakeup.h), so the
- * backend's RingPoller also gives every running ring a turn each period, and a draining close
- * reads the ring empty once the object's links are gone.
+ * The ring is mapped into this process and read in JavaScript (RingMapping, ring-mapping.ts): no
+ * C->JS callback per record, as libbpf's ring_buffer__consume would need. Waiting for data is done
+ * by libuv's own poll phase on an epoll fd that holds the map's fd ('uv-poll', default) or by
+ * epoll_wait on a libuv worker thread through koffi's async call ('worker'); records are read in
+ * time-bounded turns (default 5 ms), so a flood of records cannot starve timers and I/O, and each
+ * record reaches the handler as its own copy. Programs may skip the wakeup while little data waits
+ * (bpf/common/ring_wakeup.h), so the backend's RingPoller also gives every running ring a turn
+ * each period, and a draining close reads the ring empty once the object's links are gone.
+ *
+ * One path: libbpf's ring_buffer__new maps the ring with the very mmap calls RingMapping makes
+ * (ringbuf.c, ring_buffer__add), so where ours fail libbpf's would too; there is nothing to fall
+ * back to, and the failure is an ERR_BPF_MAP error with the errno.
  */
 import koffi, { type node as koffiNode } from 'koffi';
 import type { RecordHandler, RingBufferSource } from '../types';
-import { bpfError, errnoText, pointerErrno } from './errors';
-import type { Native, Ptr } from './native';
+import { bpfError, errnoText } from './errors';
+import type { Native } from './native';
 import type { BackendConfig, RingWaitMode } from './options';
 import type { RingPoller } from './ring-poller';
+import { RingMapping } from './ring-mapping';
 
 const EPOLL_CTL_ADD = 1;
 const EPOLLIN = 0x001;
+const EPOLL_CLOEXEC = 0o2000000;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const EPOLL_EVENT_SIZE = 12; // struct epoll_event is packed on x86-64
+/** epoll data of the wake-up eventfd; the ring's own entry has 0. */
+const WAKE_FD_DATA = 0xffffffff;
 
-/**
- * One libbpf ring_buffer manager for one map. States: created -> running (start) -> stopping ->
- * closing -> closed. Invariants: ring_buffer__consume only runs on the main thread and never
- * while the manager is being freed; ring_buffer__free only runs when no epoll_wait is in flight.
- * Records are consumed when the kernel wakes us (epoll: libuv poll or a worker's epoll_wait),
- * on the backend's poll period (RingPoller), and once more at a draining close.
- */
 export class LibbpfRingBuffer implements RingBufferSource {
   delivered = 0;
   /** Records delivered by the periodic consume (the kernel had not woken us for them). */
   deliveredByPoll = 0;
   /** Records delivered by the final read-out of a draining close. */
   deliveredAtClose = 0;
-  /** Handler exceptions caught (and counted, never rethrown into libbpf). */
+  /** Handler exceptions caught (and counted, never rethrown into the read loop). */
   handlerErrors = 0;
   lastHandlerError: unknown = undefined;
-  /** ring_buffer__consume / epoll_wait failures (other than EINTR). */
+  /** epoll_wait failures (other than EINTR) and malformed ring headers. */
   waitErrors = 0;
   /** Longest single consume turn on the main thread, in ms (what this module can block the loop). */
   maxTurnMs = 0;
 
-  private rb: Ptr;
-  private readonly callback: bigint;
+  private readonly ring: RingMapping;
   private readonly epollFd: number;
   /** An eventfd in the ring's epoll set: written on close so an in-flight epoll_wait returns now. */
   private readonly wakeFd: number;
@@ -77,24 +78,23 @@ export class LibbpfRingBuffer implements RingBufferSource {
     private readonly onRecord: RecordHandler,
   ) {
     this.mode = cfg.ringWait;
-    this.callback = koffi.register(this.onSample, koffi.pointer(n.sampleFnType));
     n.log.begin();
-    const rb = n.ringNew(mapFd, this.callback, null, null) as Ptr;
-    if (rb === null) {
-      const errno = pointerErrno(n, koffi.errno());
-      koffi.unregister(this.callback);
-      throw bpfError(n, 'ERR_BPF_MAP', `ring buffer ${name}: ${errnoText(n, errno)}`, { errno });
+    this.ring = RingMapping.map(n, name, mapFd);
+    const epollFd = n.epollCreate1(EPOLL_CLOEXEC) as number;
+    const ev = Buffer.alloc(EPOLL_EVENT_SIZE); // epoll_event {u32 events; u64 data} packed
+    ev.writeUInt32LE(EPOLLIN, 0);
+    const added = epollFd < 0 ? -1 : (n.epollCtl(epollFd, EPOLL_CTL_ADD, mapFd, ev) as number);
+    if (added < 0) {
+      const errno = koffi.errno();
+      if (epollFd >= 0) n.close(epollFd);
+      this.ring.unmap(n);
+      throw bpfError(n, 'ERR_BPF_MAP', `ring buffer ${name}: epoll: ${errnoText(n, errno)}`, { errno });
     }
-    n.log.take();
-    this.rb = rb;
-    this.epollFd = n.ringEpollFd(rb) as number;
+    this.epollFd = epollFd;
     this.events = koffi.alloc('uint8_t', EPOLL_EVENT_SIZE * 2) as bigint;
     this.wakeFd = n.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) as number;
     if (this.wakeFd >= 0) {
-      // epoll_event {u32 events; u64 data} packed; data = 0xffffffff, never a ring index.
-      const ev = Buffer.alloc(EPOLL_EVENT_SIZE);
-      ev.writeUInt32LE(EPOLLIN, 0);
-      ev.writeUInt32LE(0xffffffff, 4);
+      ev.writeUInt32LE(WAKE_FD_DATA, 4); // never a ring's entry
       n.epollCtl(this.epollFd, EPOLL_CTL_ADD, this.wakeFd, ev);
     }
   }
@@ -140,13 +140,12 @@ export class LibbpfRingBuffer implements RingBufferSource {
    * is running (a handler that closes its own object mid-consume keeps the stop-at-once rule).
    */
   drainRemaining(): void {
-    if (!this.started || this.rb === null || this.consuming || this.state === 'closing' || this.state === 'closed') return;
+    if (!this.started || !this.ring.mapped || this.consuming || this.state === 'closing' || this.state === 'closed') return;
     this.consuming = true;
     this.readingOut = true;
     const turnStart = performance.now();
     try {
-      const r = this.n.ringConsume(this.rb) as number;
-      if (r < 0) this.waitErrors++;
+      if (this.ring.read(this.onSample) === 'malformed') this.waitErrors++;
     } finally {
       this.consuming = false;
       this.readingOut = false;
@@ -172,7 +171,7 @@ export class LibbpfRingBuffer implements RingBufferSource {
 
   /** The backend's periodic consume: one bounded turn, continued right away while records remain. */
   poll(): void {
-    if (this.state !== 'running' || this.rb === null || this.consuming) return;
+    if (this.state !== 'running' || !this.ring.mapped || this.consuming) return;
     const before = this.delivered;
     const more = this.consumeTurn();
     this.deliveredByPoll += this.delivered - before;
@@ -186,13 +185,11 @@ export class LibbpfRingBuffer implements RingBufferSource {
     }
   }
 
-  /** libbpf's ring_buffer_sample_fn: runs on the main thread, inside ring_buffer__consume. */
-  private readonly onSample = (_ctx: Ptr, data: bigint, size: number | bigint): number => {
-    const len = Number(size);
-    // Copy out: the ring's memory is handed back to the kernel when we return. memcpy through
-    // koffi is ~8x cheaper than creating an external ArrayBuffer (koffi.view) per record.
-    const rec = Buffer.allocUnsafe(len);
-    this.n.memcpy(rec, data, len);
+  /**
+   * The read loop's sink: one record, already copied out of the ring (the handler may keep it).
+   * Returns false to end the read after this record (it counts as consumed).
+   */
+  private readonly onSample = (rec: Buffer): boolean => {
     this.delivered++;
     if (this.readingOut) this.deliveredAtClose++;
     try {
@@ -201,16 +198,16 @@ export class LibbpfRingBuffer implements RingBufferSource {
       this.handlerErrors++;
       this.lastHandlerError = err;
     }
-    if (this.readingOut) return 0;
+    if (this.readingOut) return true;
     if (this.state !== 'running') {
       this.turnOver = true;
-      return -1; // stop this consume (record already accounted for)
+      return false; // stop this read (the record is accounted for)
     }
     if ((++this.turnCount & 31) === 0 && performance.now() > this.turnDeadline) {
       this.turnOver = true;
-      return -1; // the record is consumed; libbpf stops and returns, we yield to the event loop
+      return false; // the record is consumed; we yield to the event loop
     }
-    return 0;
+    return true;
   };
 
   private scheduleDrain(): void {
@@ -227,15 +224,15 @@ export class LibbpfRingBuffer implements RingBufferSource {
    * left (time limit) and the ring buffer still runs.
    */
   private consumeTurn(): boolean {
-    if (this.rb === null) return false;
+    if (!this.ring.mapped) return false;
     this.consuming = true;
     this.turnOver = false;
     this.turnCount = 0;
     const turnStart = performance.now();
     this.turnDeadline = turnStart + this.cfg.consumeTurnMs;
-    let r = 0;
+    let end = 'empty';
     try {
-      r = this.n.ringConsume(this.rb) as number;
+      end = this.ring.read(this.onSample);
     } finally {
       this.consuming = false;
       this.maxTurnMs = Math.max(this.maxTurnMs, performance.now() - turnStart);
@@ -244,13 +241,13 @@ export class LibbpfRingBuffer implements RingBufferSource {
       this.finishCloseIfIdle();
       return false;
     }
-    if (r < 0 && !this.turnOver) this.waitErrors++;
+    if (end === 'malformed') this.waitErrors++;
     return this.turnOver;
   }
 
   /** A consume turn after a wake-up (or in 'worker' mode), then wait again (or yield and continue). */
   private drain(): void {
-    if (this.state !== 'running' || this.rb === null) return;
+    if (this.state !== 'running' || !this.ring.mapped) return;
     const more = this.consumeTurn();
     if (this.state !== 'running') return;
     if (this.mode === 'uv-poll') return; // libuv calls back while data remains
@@ -281,14 +278,13 @@ export class LibbpfRingBuffer implements RingBufferSource {
   }
 
   private finishCloseIfIdle(): void {
-    if (this.state !== 'closing' || this.waiting || this.consuming || this.rb === null) return;
-    this.uvPoll?.close();
+    if (this.state !== 'closing' || this.waiting || this.consuming || !this.ring.mapped) return;
+    this.uvPoll?.close(); // before its fd is closed
     this.uvPoll = undefined;
-    this.n.ringFree(this.rb); // closes the epoll fd and unmaps the ring
-    this.rb = null;
+    this.ring.unmap(this.n); // no read is running (consuming) and none can start (state)
+    this.n.close(this.epollFd);
     if (this.wakeFd >= 0) this.n.close(this.wakeFd);
     koffi.free(this.events);
-    koffi.unregister(this.callback);
     this.state = 'closed';
     this.resolveClosed?.();
   }

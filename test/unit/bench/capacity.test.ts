@@ -38,4 +38,12 @@ describe('bench capacity figures', () => {
     expect(tput?.value).toBeCloseTo((6000 / 10_000 + 7000 / 10_001) / 2, 6);
     expect(notes.join(' ')).toContain("charge the agent's CPU per request to the service");
   });
+
+  test('the low rate, when measured, gives its own capacity ratio', () => {
+    const low = { rate: 400, without: [rateCpu(30), rateCpu(40)], with: [rateCpu(40), rateCpu(40)] };
+    const { figures } = capacityFigures({ id: 'go', rate: 1000, config, without, arms: [{ key: '', label: 'injection auto', rounds: [arm(25, 12, 5000), arm(40, 12, 5000)] }], low });
+    // round 1: 30 / 40 = 0.75, round 2: 40 / 40 = 1
+    expect(figures.find((f) => f.id === 'go.capacity_ratio_low')?.value).toBeCloseTo(0.875, 6);
+    expect(capacityFigures({ id: 'go', rate: 1000, config, without, arms: [] }).figures.some((f) => f.id === 'go.capacity_ratio_low')).toBe(false);
+  });
 });

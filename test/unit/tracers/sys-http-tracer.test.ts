@@ -5,7 +5,7 @@
  */
 import { decodeRecord } from '../../../src/events/decoder';
 import { formatAddress } from '../../../src/events/sys-http';
-import { RECORD_TYPE, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DROP_REASON } from '../../../src/events/structs.generated';
+import { RECORD_TYPE, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DROP_REASON, SYS_HTTP_FLAG2 } from '../../../src/events/structs.generated';
 import { SelfMetrics } from '../../../src/metrics/counters';
 import type { Span } from '../../../src/spans/span';
 import { FixedClock } from '../../../src/time/clock';
@@ -27,7 +27,13 @@ describe('sys http records', () => {
     if (d?.type !== 'sys_http_data') throw new Error('not data');
     expect(d.data.toString()).toBe('GET / HTTP/1.1\r\n\r\n');
     expect(d.parentSpanId).toBe(''); // no parent flag: the parent bytes are not read
-    expect(d.spareIds).toHaveLength(3);
+    // The spare contexts ride behind the data, only with SYS_F2_SPARES (the record's full size).
+    expect(d.spareIds).toEqual([]);
+    const spared = decodeRecord(sysDataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1, flags2: SYS_HTTP_FLAG2.SYS_F2_SPARES }), m);
+    expect(spared?.type === 'sys_http_data' && spared.spareIds).toHaveLength(3);
+    const cut = sysDataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1, flags2: SYS_HTTP_FLAG2.SYS_F2_SPARES }).subarray(0, D.fields.data.offset + 18);
+    const spareless = decodeRecord(cut, m);
+    expect(spareless?.type === 'sys_http_data' && spareless.spareIds).toEqual([]);
     const pipelined = decodeRecord(sysDataRecord('GET / HTTP/1.1\r\n\r\n', { flags: 1, flags2: 1 }), m);
     expect(pipelined).toMatchObject({ flags: 1, flags2: 1 });
     const noStart = decodeRecord(sysDataRecord('body'), m);
@@ -48,7 +54,7 @@ describe('sys http records', () => {
 
   it('counts short records instead of decoding them', async () => {
     const m = new SelfMetrics();
-    expect(decodeRecord(sysDataRecord('x').subarray(0, 100), m)).toBeNull();
+    expect(decodeRecord(sysDataRecord('x').subarray(0, D.fields.data.offset - 1), m)).toBeNull();
     expect(m.snapshot().find((p) => p.labels.reason === 'short')?.value).toBe(1);
   });
 
