@@ -59,7 +59,15 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	struct go_client_key key = { .tgid = tgid, ._pad = 0, .buf = buf };
 	struct go_client_conn *cp = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &key);
 	if (!cp) {
+		/* Said to the agent per process: it adopts the connection (its roundTrip probe, for a while). */
 		count(SYS_SKIP_GO_CLIENT_NO_CONN);
+		__u64 *n = bpf_map_lookup_elem(&spanbridge_go_client_unknown_v1, &tgid);
+		if (n) {
+			__sync_fetch_and_add(n, 1);
+		} else {
+			__u64 one = 1;
+			bpf_map_update_elem(&spanbridge_go_client_unknown_v1, &tgid, &one, BPF_NOEXIST);
+		}
 		return false;
 	}
 	struct go_client_conn c = *cp;
