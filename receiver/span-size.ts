@@ -13,8 +13,11 @@ const ATTRIBUTE_BYTES = 48;
 
 export function estimateSpanBytes(span: Span): number {
   let bytes = SPAN_FIXED_BYTES + 2 * (span.name.length + span.traceState.length + (span.status.message?.length ?? 0));
-  for (const key in span.attributes) {
-    const value = span.attributes[key];
+  // The object iterated and the one read are one binding: V8 then reads each value by the
+  // for-in's own field index instead of a generic keyed lookup per attribute.
+  const attributes = span.attributes;
+  for (const key in attributes) {
+    const value = attributes[key];
     bytes += ATTRIBUTE_BYTES + 2 * key.length + (typeof value === 'string' ? 2 * value.length : 8);
   }
   return bytes;

@@ -40,6 +40,7 @@ import { SystemClock, type Clock } from './time/clock';
 import { ProcEventsTracer } from './tracers/proc-events-tracer';
 import type { SysHttpTracerSettings } from './tracers/sys-http-tracer';
 import type { GoClientPath, GoServerPath } from './tracers/go-http-tracer';
+import { ADOPTION_TICK_MS } from './tracers/go-client-adoption';
 import { InspectionCache, type GoInspector } from './attach/inspection-cache';
 import { prefetchInspections } from './attach/prefetch';
 import { ProcessAttacher, type AttachmentEvent } from './attach/process-attacher';
@@ -153,6 +154,7 @@ export class Agent {
   private readonly inspection: InspectionCache;
   private watcher: ProcessWatcherLike | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private adoptionTimer: NodeJS.Timeout | undefined;
   private starting: Promise<void> | undefined;
   private stopped = false;
 
@@ -278,6 +280,11 @@ export class Agent {
       this.deps.backend.releaseFreeMemory?.();
     }, this.deps.tickMs ?? 5000);
     this.tickTimer.unref();
+    // Go client connections from before the attach: their adoption probe is attached and taken
+    // away again within a few seconds (src/tracers/go-client-adoption.ts); one map read per
+    // process on the lean client path each time.
+    this.adoptionTimer = setInterval(() => this.attacher.adoptGoClientConnections(), ADOPTION_TICK_MS);
+    this.adoptionTimer.unref();
   }
 
   private startWatcher(): void {
@@ -351,6 +358,7 @@ export class Agent {
     // Loads still running on worker threads end first; then everything they opened is closed.
     await this.starting?.catch(() => undefined);
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.adoptionTimer) clearInterval(this.adoptionTimer);
     this.watcher?.stop();
     this.tracers.collectKernelCounters();
     const kernel = Object.entries(this.kernelCounters()).filter(([, n]) => n > 0);

@@ -12,7 +12,9 @@
  * response channel's recvq: reqch -> hchan.buf[recvx].ch -> hchan.recvq.first -> sudog.g -> goid,
  * whose server span (or that of the goroutine that started it: depth 1, g.parentGoid) is the call's
  * parent (bpf/common/go_server_ctx.h). A caller not parked yet leaves the call without a parent,
- * counted (SYS_SKIP_GO_CLIENT_UNPARKED), never with another's.
+ * counted (SYS_SKIP_GO_CLIENT_UNPARKED), never with another's. A connection whose writer started
+ * before the attach is recorded by the adoption probe at its next call's roundTrip entry, attached
+ * only while such connections show up (spanbridge_go_client_unknown_v1).
  * Keying by the buffer, not by the fd read through net.Conn, needs no interface type check: a TLS
  * connection writes records from another buffer, so an HTTPS call never matches (those calls have
  * no span on this path: docs/limits.md).
@@ -60,6 +62,18 @@ struct {
 	__type(value, struct go_client_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spanbridge_go_client_conns_v1 SEC(".maps");
+
+/* Process (tgid) -> client request writes from a buffer no connection entry names: connections
+ * whose writer started before the attach. The agent attaches the adoption probe
+ * ((*persistConn).roundTrip entry, bpf/go_http/go_http_client_lean.h) while this grows and takes it
+ * away once it has stopped (src/tracers/go-client-adoption.ts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spanbridge_go_client_unknown_v1 SEC(".maps");
 
 /* Calling goroutine -> when a dial it asked for began (ktime): (*Transport).dialConn entry leaves
  * it, the call's request write (the syscall tracer, once it knows the caller) takes it, and

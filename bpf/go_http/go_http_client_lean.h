@@ -3,7 +3,9 @@
  * per request. Once per connection, (*net/http.persistConn).writeLoop entry, on the connection's
  * writer goroutine before it can write anything, records which persistConn owns the connection's
  * write buffer, with the offsets the syscall tracer follows from there to the calling goroutine
- * (bpf/common/go_client_ctx.h). The client span and its parent are the syscall tracer's.
+ * (bpf/common/go_client_ctx.h). The client span and its parent are the syscall tracer's. A
+ * connection opened before the attach is adopted at (*persistConn).roundTrip entry by a probe the
+ * agent attaches only while the syscall tracer sees writes from unknown buffers.
  *
  * A call that fails before it has a connection (connection refused, dial timeout, DNS failure)
  * never writes anything, so the syscall path never sees it. Two probes that do not fire per
@@ -39,10 +41,11 @@ static __always_inline struct go_server_ctx *lean_server_ctx(struct pt_regs *ctx
 	return c;
 }
 
-/* (*persistConn).writeLoop(pc *persistConn): pc in RAX. dialConn set pc.bw before starting this
- * goroutine, and the buffer stays the connection's for its life (net/http never resets pc.bw). */
-SEC("uprobe")
-int go_persist_conn_write_loop(struct pt_regs *ctx)
+/* Records persistConn `pc` under its write buffer, with the offsets the syscall tracer follows
+ * from it (bpf/common/go_client_ctx.h). dialConn set pc.bw before starting the connection's
+ * goroutines, and the buffer stays the connection's for its life (net/http never resets pc.bw).
+ * `adopt`: only if absent (the adoption probe fires per request while attached). */
+static __always_inline int record_client_conn(void *pc, bool adopt)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
@@ -50,7 +53,6 @@ int go_persist_conn_write_loop(struct pt_regs *ctx)
 		count_drop(DROP_NO_OFFSETS);
 		return 0;
 	}
-	void *pc = GO_ARG1(ctx);
 	__u64 bw = 0;
 	struct go_slice buf = {};
 	if (!pc || off->pconn_bw == OFFSET_ABSENT || bpf_probe_read_user(&bw, sizeof(bw), pc + off->pconn_bw) || !bw ||
@@ -59,6 +61,11 @@ int go_persist_conn_write_loop(struct pt_regs *ctx)
 		return 0;
 	}
 	struct go_client_key k = { .tgid = tgid, ._pad = 0, .buf = buf.ptr };
+	if (adopt) {
+		struct go_client_conn *known = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &k);
+		if (known && known->pc == (__u64)pc)
+			return 0;
+	}
 	struct go_client_conn c = {
 		.pc = (__u64)pc,
 		.pconn_bw = off->pconn_bw,
@@ -81,6 +88,22 @@ int go_persist_conn_write_loop(struct pt_regs *ctx)
 	if (bpf_map_update_elem(&spanbridge_go_client_conns_v1, &k, &c, BPF_ANY))
 		count_drop(DROP_STATE_MAP_FULL);
 	return 0;
+}
+
+/* (*persistConn).writeLoop(pc *persistConn): pc in RAX, once per connection, on its writer
+ * goroutine before it can write anything. */
+SEC("uprobe")
+int go_persist_conn_write_loop(struct pt_regs *ctx)
+{
+	return record_client_conn(GO_ARG1(ctx), false);
+}
+
+/* (*persistConn).roundTrip(pc *persistConn, req): pc in RAX. Attached only for a while, to adopt
+ * connections whose writer started before the attach (src/tracers/go-client-adoption.ts). */
+SEC("uprobe")
+int go_persist_conn_adopt(struct pt_regs *ctx)
+{
+	return record_client_conn(GO_ARG1(ctx), true);
 }
 
 /* (*Transport).dialConn entry, on the dialing goroutine (net/http starts it from the caller's

@@ -141,7 +141,7 @@ enum sys_http_drop_reason {
 	SYS_SKIP_GO_CLIENT_STALE = 39,  /* a Go client request from a buffer its recorded persistConn no longer
 					 * owns: a new trace, the record forgotten */
 	SYS_SKIP_GO_CLIENT_NO_CONN = 40, /* a Go client request on a connection whose writer started before the
-					  * attach (no writeLoop probe hit): a new trace */
+					  * attach (no writeLoop probe hit), not adopted yet: a new trace */
 	SYS_HTTP_DROP_MAX = 41,
 };
 

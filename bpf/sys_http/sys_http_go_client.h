@@ -10,45 +10,47 @@
 
 #include "go_client_ctx.h"
 
-/* The goroutine parked on the response channel of the call the persistConn `c` is writing, or 0
- * (counted): the connection's entry is stale (its persistConn no longer owns `buf`), or the caller
- * has not handed over or parked yet. Each read is checked against the one before it, so a
- * half-updated channel gives no goroutine rather than another's. */
+/* The goroutine parked on the response channel of the call the persistConn of `c` is writing, or
+ * 0 (counted): the connection's entry is stale (its persistConn no longer owns `buf`), or the
+ * caller has not handed over or parked yet. Each read is checked against the one before it, so a
+ * half-updated channel gives no goroutine rather than another's. Few stack slots, reused: this
+ * runs in a global function under sys_client_write_enter, whose stacks the 6.1 verifier adds up
+ * (512 bytes together). */
 static __always_inline __u64 go_client_caller(const struct go_client_conn *c, __u64 buf, struct go_client_key *key)
 {
-	__u64 bw = 0, reqch = 0, resc = 0, sg = 0, sgc = 0, g = 0;
-	struct go_slice b = {};
-	if (bpf_probe_read_user(&bw, sizeof(bw), (void *)(c->pc + c->pconn_bw)) || !bw ||
-	    bpf_probe_read_user(&b, sizeof(b), (void *)(bw + c->bufio_buf)) || b.ptr != buf) {
+	__u64 p = 0, resc = 0, v = 0, chbuf = 0;
+	__u16 elemsize = 0;
+	if (bpf_probe_read_user(&p, sizeof(p), (void *)(c->pc + c->pconn_bw)) || !p ||
+	    bpf_probe_read_user(&p, sizeof(p), (void *)(p + c->bufio_buf)) || p != buf) {
 		/* A freed persistConn whose buffer address came back to another: never its parent. */
 		bpf_map_delete_elem(&spanbridge_go_client_conns_v1, key);
 		count(SYS_SKIP_GO_CLIENT_STALE);
 		return 0;
 	}
-	__u64 qcount = 0, dataqsiz = 0, chbuf = 0, recvx = 0;
-	__u16 elemsize = 0;
-	if (bpf_probe_read_user(&reqch, sizeof(reqch), (void *)(c->pc + c->pconn_reqch)) || !reqch ||
-	    bpf_probe_read_user(&qcount, sizeof(qcount), (void *)(reqch + c->chan_qcount)) || qcount != 1 ||
-	    bpf_probe_read_user(&dataqsiz, sizeof(dataqsiz), (void *)(reqch + c->chan_dataqsiz)) ||
-	    bpf_probe_read_user(&chbuf, sizeof(chbuf), (void *)(reqch + c->chan_buf)) || !chbuf ||
-	    bpf_probe_read_user(&elemsize, sizeof(elemsize), (void *)(reqch + c->chan_elemsize)) ||
-	    bpf_probe_read_user(&recvx, sizeof(recvx), (void *)(reqch + c->chan_recvx)) || recvx >= dataqsiz ||
-	    c->rac_ch + 8 > elemsize ||
-	    bpf_probe_read_user(&resc, sizeof(resc), (void *)(chbuf + recvx * elemsize + c->rac_ch)) || !resc ||
-	    bpf_probe_read_user(&sg, sizeof(sg), (void *)(resc + c->chan_recvq + c->waitq_first)) || !sg ||
-	    bpf_probe_read_user(&sgc, sizeof(sgc), (void *)(sg + c->sudog_c)) || sgc != resc ||
-	    bpf_probe_read_user(&g, sizeof(g), (void *)(sg + c->sudog_g)) || !g) {
+	/* p: reqch; v: qcount, then dataqsiz, then recvx */
+	if (bpf_probe_read_user(&p, sizeof(p), (void *)(c->pc + c->pconn_reqch)) || !p ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_qcount)) || v != 1 ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_dataqsiz)) || v != 1 ||
+	    bpf_probe_read_user(&chbuf, sizeof(chbuf), (void *)(p + c->chan_buf)) || !chbuf ||
+	    bpf_probe_read_user(&elemsize, sizeof(elemsize), (void *)(p + c->chan_elemsize)) || c->rac_ch + 8 > elemsize ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_recvx)) || v != 0 ||
+	    bpf_probe_read_user(&resc, sizeof(resc), (void *)(chbuf + c->rac_ch)) || !resc ||
+	    /* p: the first waiting sudog; v: the channel it waits on, then its g */
+	    bpf_probe_read_user(&p, sizeof(p), (void *)(resc + c->chan_recvq + c->waitq_first)) || !p ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->sudog_c)) || v != resc ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->sudog_g)) || !v) {
 		count(SYS_SKIP_GO_CLIENT_UNPARKED);
 		return 0;
 	}
-	return g;
+	return v;
 }
 
 /* A client request start written from buffer `buf` by process `tgid`: fills *out as a thread
  * context with exactly one active request (the server span of the call; its incoming tracestate is
  * found under its span id like any server request's), and returns true; false when the buffer is
- * no known connection's (one opened before the attach), the caller cannot be found
- * (go_client_caller), or it serves no server request (a new trace). */
+ * no known connection's (one opened before the attach: counted for the agent, which adopts it,
+ * src/tracers/go-client-adoption.ts), the caller cannot be found (go_client_caller), or it serves
+ * no server request (a new trace). */
 __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread_ctx *out)
 {
 	/* A global function (verified once; its stack is its own). The key is built here: a map key
@@ -57,25 +59,30 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	if (!out)
 		return false;
 	struct go_client_key key = { .tgid = tgid, ._pad = 0, .buf = buf };
-	struct go_client_conn *cp = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &key);
-	if (!cp) {
+	struct go_client_conn *c = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &key);
+	if (!c) {
 		count(SYS_SKIP_GO_CLIENT_NO_CONN);
+		__u64 *n = bpf_map_lookup_elem(&spanbridge_go_client_unknown_v1, &tgid);
+		if (n) {
+			__sync_fetch_and_add(n, 1);
+		} else {
+			__u64 one = 1;
+			bpf_map_update_elem(&spanbridge_go_client_unknown_v1, &tgid, &one, BPF_NOEXIST);
+		}
 		return false;
 	}
-	struct go_client_conn c = *cp;
-	__u64 g = go_client_caller(&c, buf, &key);
+	/* Written once per connection and never changed in place: read through the map value. */
+	__u32 g_goid = c->g_goid, g_parent_goid = c->g_parent_goid, flags = c->flags;
+	__u64 g = go_client_caller(c, buf, &key);
 	struct go_link_key k = { .tgid = tgid, ._pad = 0, .goid = 0 };
-	if (!g || bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + c.g_goid)) || !k.goid)
+	if (!g || bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + g_goid)) || !k.goid)
 		return false;
 	/* The call has written its request: a failure from here on is this path's span, not a dial's. */
 	bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
 	struct go_server_ctx *s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
-	if (!s && (c.flags & GO_CLIENT_F_PARENT_GOID)) {
-		__u64 parent = 0;
-		if (!bpf_probe_read_user(&parent, sizeof(parent), (void *)(g + c.g_parent_goid)) && parent) {
-			k.goid = parent;
+	if (!s && (flags & GO_CLIENT_F_PARENT_GOID)) {
+		if (!bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + g_parent_goid)) && k.goid)
 			s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
-		}
 	}
 	if (!s)
 		return false;

@@ -53,6 +53,9 @@ export function varintBytes(v: number): number[] {
 export class Writer {
   buf: Buffer;
   pos = 0;
+  /** Changes whenever the writer is taken from or given back to the pool: bytes remembered at an
+   * older generation may have been overwritten. */
+  generation = 0;
 
   constructor(size = 256 * 1024) {
     this.buf = Buffer.allocUnsafe(size);
@@ -186,6 +189,20 @@ export class Writer {
     this.pos += n;
   }
 
+  /** Copies bytes [from, to) written earlier into this writer to its end. */
+  rawOwn(from: number, to: number): void {
+    const n = to - from;
+    this.ensure(n);
+    const buf = this.buf;
+    if (n > 64) {
+      buf.copyWithin(this.pos, from, to);
+    } else {
+      const at = this.pos - from;
+      for (let i = from; i < to; i++) buf[at + i] = buf[i];
+    }
+    this.pos += n;
+  }
+
   bytes(b: Uint8Array): void {
     this.varint(b.length);
     this.ensure(b.length);
@@ -247,6 +264,7 @@ export function takeWriter(): Writer {
   const w = pool.pop();
   if (w) {
     w.pos = 0;
+    w.generation++;
     return w;
   }
   return new Writer(NEW_WRITER_BYTES);
@@ -254,6 +272,7 @@ export function takeWriter(): Writer {
 
 /** Gives a writer back; its bytes must not be read afterwards. */
 export function releaseWriter(w: Writer): void {
+  w.generation++;
   if (pool.length < MAX_POOLED_WRITERS && w.buf.length <= MAX_POOLED_BUFFER) {
     w.pos = 0;
     pool.push(w);

@@ -111,8 +111,10 @@ function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>
 }
 
 /*
- * The last span's attributes: keys, entries and values by position, and their encoded fields
- * (`prevBytes`, attribute i at prevOff[i]..prevOff[i + 1]). Spans of one kind from one tracer list
+ * The last span's attributes: keys, entries and values by position, and their encoded fields,
+ * where they were written (attribute i at prevStart + prevOff[i] .. prevStart + prevOff[i + 1] of
+ * `prevWriter`'s bytes, valid while that writer is at `prevGeneration`: writers only append until
+ * they go back to the pool, and a grown buffer keeps its bytes at their offsets). Spans of one kind from one tracer list
  * the same keys in the same order (for-in yields internalized strings: one pointer comparison
  * finds a key), and most values repeat from one span to the next, so a span's attributes are
  * mostly runs equal to the last span's, copied as a block. A field is a pure function of its key
@@ -121,7 +123,9 @@ function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>
 const seqKeys: string[] = [];
 const seqEntries: KeyEntry[] = [];
 const seqValues: unknown[] = [];
-let prevBytes = Buffer.allocUnsafe(4096);
+let prevWriter: Writer | null = null;
+let prevGeneration = -1;
+let prevStart = 0;
 let prevOff: number[] = [0];
 let prevCount = 0;
 let curOff: number[] = [];
@@ -131,7 +135,7 @@ const SPAN_ATTRIBUTE_TAG = 0x4a; // Span.attributes
 /** A span's own attributes: runs equal to the last span's copied from its bytes, the others through the key caches. */
 function writeSpanAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>): void {
   // Unset until the end: a span that fails half-way leaves no stale bytes behind for the next one.
-  const count = prevCount;
+  const count = prevWriter !== null && prevWriter.generation === prevGeneration ? prevCount : 0;
   prevCount = 0;
   const start = w.pos;
   const off = curOff;
@@ -165,10 +169,11 @@ function writeSpanAttributes(w: Writer, attributes: Readonly<Record<string, unkn
     i++;
   }
   if (run >= 0) copyRun(w, start, off, run, i);
-  const len = w.pos - start;
-  off[i] = len;
-  if (prevBytes.length < len) prevBytes = Buffer.allocUnsafe(Math.max(len, prevBytes.length * 2));
-  w.buf.copy(prevBytes, 0, start, w.pos);
+  off[i] = w.pos - start;
+  // Remembered where they are (no copy): the next span's runs are copied from here.
+  prevWriter = w;
+  prevGeneration = w.generation;
+  prevStart = start;
   curOff = prevOff;
   prevOff = off;
   // Positions past this span's count must not match a later span's (their keys and values stay).
@@ -179,7 +184,9 @@ function writeSpanAttributes(w: Writer, attributes: Readonly<Record<string, unkn
 function copyRun(w: Writer, start: number, off: number[], from: number, to: number): void {
   const base = w.pos - start - prevOff[from];
   for (let j = from; j < to; j++) off[j] = prevOff[j] + base;
-  w.rawFrom(prevBytes, prevOff[from], prevOff[to]);
+  const src = prevWriter!;
+  if (src === w) w.rawOwn(prevStart + prevOff[from], prevStart + prevOff[to]);
+  else w.rawFrom(src.buf, prevStart + prevOff[from], prevStart + prevOff[to]);
 }
 
 /** KeyValue { key, value } as a length-delimited body (its tag already written). */

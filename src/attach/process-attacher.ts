@@ -277,6 +277,18 @@ export class ProcessAttacher {
     }
   }
 
+  /**
+   * Go processes on the lean client path whose connections from before the attach are written to
+   * get the adoption probe for a while (src/tracers/go-client-adoption.ts); said in the log.
+   */
+  adoptGoClientConnections(): void {
+    for (const c of this.d.tracers.go.tickAdoption()) {
+      if (c.error) this.d.log.warn(`pid ${c.pid}: adopting its client connections from before the attach failed: ${c.error}`);
+      else if (c.adopting) this.d.log.info(`pid ${c.pid}: client connections opened before the attach are in use: one uprobe per call at (*persistConn).roundTrip until each is known`);
+      else this.d.log.info(`pid ${c.pid}: client connections from before the attach adopted; no uprobe per call again`);
+    }
+  }
+
   /** Go servers get black-box parents from the syscall tracer (never spans: no double reporting). */
   private linkGoBlackBox(pid: number, target: GoTarget): boolean {
     const goid = target.offsets['runtime.g.goid'];

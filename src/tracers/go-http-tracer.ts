@@ -11,6 +11,7 @@ import { openTracerObject, pidKey } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
 import type { GoTlsResolution } from '../discovery/go/tls';
+import { GoClientAdoption, type AdoptionChange } from './go-client-adoption';
 
 export const GO_FUNCS = {
   serveHttp: 'net/http.serverHandler.ServeHTTP',
@@ -22,6 +23,7 @@ export const GO_FUNCS = {
   persistConnWriterWrite: 'net/http.persistConnWriter.Write',
   bodyEofSignalClose: 'net/http.(*bodyEOFSignal).Close',
   persistConnWriteLoop: 'net/http.(*persistConn).writeLoop',
+  persistConnRoundTrip: 'net/http.(*persistConn).roundTrip',
   dialConn: 'net/http.(*Transport).dialConn',
   stripPassword: 'net/http.stripPassword',
   newproc1: 'runtime.newproc1',
@@ -190,6 +192,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private obj: BpfObject | undefined;
   private ring: RingBufferSource | undefined;
   private readonly byPid = new Map<number, BpfLink[]>();
+  private readonly adoption = new GoClientAdoption((pid) => this.unknownClientWrites(pid));
 
   constructor(
     private readonly backend: BpfBackend,
@@ -268,6 +271,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
       else notes.push(...this.attachClient(obj, pid, binaryPath, target, links));
     } catch (err) {
       for (const l of links.reverse()) l.destroy();
+      this.adoption.untrack(pid);
       offsetsMap.delete(pidKey(pid));
       throw err;
     }
@@ -306,6 +310,13 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
     const fn = target.functions[GO_FUNCS.persistConnWriteLoop]!;
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_write_loop).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
+    // Connections opened before this attach: adopted at their next call while such writes show up.
+    const roundTrip = target.functions[GO_FUNCS.persistConnRoundTrip];
+    this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).delete(pidKey(pid));
+    if (roundTrip) {
+      const adopt = obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_adopt);
+      this.adoption.track(pid, () => adopt.attachUprobe({ binaryPath, offset: roundTrip.entryOffset, pid }));
+    }
     if (target.offsets['runtime.g.parentGoid'] === undefined) return [`client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
     // Calls that fail before their request is written: dialConn (per new connection) and
     // stripPassword (http.Client's error path), never per request (bpf/go_http/go_http_client_lean.h).
@@ -362,14 +373,36 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     return notes;
   }
 
+  /**
+   * Client path 'syscall': attaches the adoption probe to processes whose client connections from
+   * before the attach are being written to, and takes it away once that has stopped
+   * (src/tracers/go-client-adoption.ts). Called from the agent's periodic tick.
+   */
+  tickAdoption(): AdoptionChange[] {
+    return this.adoption.tick();
+  }
+
+  /** Whether the adoption probe is attached to `pid` now. */
+  adopting(pid: number): boolean {
+    return this.adoption.adopting(pid);
+  }
+
+  /** Client request writes of `pid` from buffers no connection entry names, so far. */
+  private unknownClientWrites(pid: number): bigint {
+    const v = this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).lookup(pidKey(pid));
+    return v ? v.readBigUInt64LE(0) : 0n;
+  }
+
   /** Detaches from one process (it exited or no longer matches). Idempotent. */
   detach(pid: number): void {
+    this.adoption.untrack(pid);
     const links = this.byPid.get(pid);
     if (!links) return;
     this.byPid.delete(pid);
     for (const l of [...links].reverse()) l.destroy();
     try {
       this.obj?.map(GO_HTTP_OBJECT.maps.go_offsets_by_pid).delete(pidKey(pid));
+      this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).delete(pidKey(pid));
     } catch {
       // the object may already be closing
     }

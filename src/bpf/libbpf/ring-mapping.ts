@@ -24,6 +24,12 @@
  * orders it before the next producer_pos load (the kernel decides whether to wake us from the
  * consumer_pos it sees at submit, so we must not miss a record submitted while we stored).
  *
+ * Positions in 32 bits: the reader never holds more than the ring's size (< 2^32) between
+ * consumer_pos and producer_pos, so their difference and the offset in the ring follow from the
+ * low 32 bits of each (arithmetic mod 2^32) and the hot path needs no BigInt. consumer_pos is
+ * stored as its low 32-bit word (the high word is unchanged, and an aligned 32-bit store is seen
+ * whole by the kernel's 64-bit load), as one 64-bit store only when the low word wraps (every 4 GiB).
+ *
  * Lifetime: the views cover mapped memory; after unmap() any read through them would fault and
  * crash the process, so unmap() drops them first and every reader checks `mapped`.
  */
@@ -70,19 +76,18 @@ export class RingMapping {
   readonly dataSize: number;
   private readonly pageSize: number;
   private readonly mask: number;
-  private readonly maskBig: bigint;
   private consumerPtr: bigint;
   private producerPtr: bigint;
   private readonly producerLen: number;
-  /** consumer_pos (index 0) on the consumer page. */
+  /** The consumer page: consumer_pos as a u64 (index 0) and as u32 words (low word at index 0). */
   private cons64: BigUint64Array | undefined;
-  /** producer_pos (index 0) on the producer page. */
-  private prod64: BigUint64Array | undefined;
-  /** The producer mapping as u32 words (record headers) and as bytes (payloads). */
+  private cons32: Uint32Array | undefined;
+  /** The producer mapping as u32 words (producer_pos's low word at 0, record headers) and bytes. */
   private words: Uint32Array | undefined;
   private bytes: Uint8Array | undefined;
-  /** Our copy of consumer_pos: we are its only writer. */
-  private cons: bigint;
+  /** consumer_pos, of which we are the only writer: its low and high 32-bit words. */
+  private consLo: number;
+  private consHi: number;
   /** Store consumer_pos once this many bytes were read since the last store (1/16 of the ring). */
   private readonly commitBytes: number;
 
@@ -97,7 +102,6 @@ export class RingMapping {
     this.dataSize = info.readUInt32LE(MAP_INFO_MAX_ENTRIES);
     this.pageSize = n.pageSize;
     this.mask = this.dataSize - 1;
-    this.maskBig = BigInt(this.mask);
     this.commitBytes = Math.max(this.pageSize, this.dataSize >>> 4);
     this.producerLen = this.pageSize + 2 * this.dataSize;
     const consumer = n.mmap(null, this.pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) as bigint;
@@ -110,12 +114,15 @@ export class RingMapping {
     }
     this.consumerPtr = consumer;
     this.producerPtr = producer;
-    this.cons64 = new BigUint64Array(koffi.view(consumer, this.pageSize), 0, 1);
+    const consumerPage = koffi.view(consumer, this.pageSize);
+    this.cons64 = new BigUint64Array(consumerPage, 0, 1);
+    this.cons32 = new Uint32Array(consumerPage, 0, 2);
     const data = koffi.view(producer, this.producerLen);
-    this.prod64 = new BigUint64Array(data, 0, 1);
     this.words = new Uint32Array(data);
     this.bytes = new Uint8Array(data);
-    this.cons = Atomics.load(this.cons64, 0);
+    const cons = Atomics.load(this.cons64, 0); // a map reused from a pin may have been read before
+    this.consLo = Number(cons & 0xffffffffn);
+    this.consHi = Number(cons >> 32n);
   }
 
   /** Maps the ring of map `fd` (which stays owned by the caller). Throws ERR_BPF_MAP with errno. */
@@ -129,8 +136,8 @@ export class RingMapping {
 
   /** Bytes the producers have reserved that we have not consumed (0 once unmapped). */
   pendingBytes(): number {
-    if (!this.prod64) return 0;
-    return Number(Atomics.load(this.prod64, 0) - this.cons);
+    if (!this.words) return 0;
+    return (Atomics.load(this.words, 0) - this.consLo) >>> 0;
   }
 
   /**
@@ -143,14 +150,14 @@ export class RingMapping {
   read(sink: MappedRecordSink): ReadEnd {
     const words = this.words;
     const bytes = this.bytes;
-    const prod64 = this.prod64;
-    if (!words || !bytes || !prod64) return 'empty';
+    if (!words || !bytes) return 'empty';
     const base = this.pageSize;
     const mask = this.mask;
     for (;;) {
-      const avail = Number(Atomics.load(prod64, 0) - this.cons);
-      if (avail <= 0) return 'empty';
-      let off = Number(this.cons & this.maskBig);
+      // producer_pos's low word (index 0 of the producer page): see "Positions in 32 bits".
+      const avail = (Atomics.load(words, 0) - this.consLo) >>> 0;
+      if (avail === 0) return 'empty';
+      let off = this.consLo & mask;
       let walked = 0;
       let committed = 0;
       let sinceCommit = 0;
@@ -176,9 +183,8 @@ export class RingMapping {
         // libbpf's C->JS callback with a koffi memcpy cost ~0.3 us; set() beats Buffer#copy).
         const rec = Buffer.allocUnsafe(len);
         rec.set(bytes.subarray(start, start + len));
-        const more = sink(rec);
-        if (!more) {
-          // The sink may have unmapped us (close from a handler): commit() checks.
+        if (!sink(rec)) {
+          // The sink may have closed us (a handler closing its object): commit() checks.
           this.commit(walked - committed);
           return 'stopped';
         }
@@ -198,7 +204,7 @@ export class RingMapping {
   unmap(n: Native): void {
     if (!this.bytes) return;
     this.cons64 = undefined;
-    this.prod64 = undefined;
+    this.cons32 = undefined;
     this.words = undefined;
     this.bytes = undefined;
     n.munmap(this.producerPtr, this.producerLen);
@@ -209,9 +215,16 @@ export class RingMapping {
 
   /** Hands `bytes` more of the ring back to the producers (consumer_pos += bytes). */
   private commit(bytes: number): void {
-    if (bytes === 0 || !this.cons64) return;
-    this.cons += BigInt(bytes);
-    Atomics.store(this.cons64, 0, this.cons);
+    if (bytes === 0 || !this.cons32 || !this.cons64) return;
+    const lo = this.consLo + bytes;
+    if (lo < 0x100000000) {
+      this.consLo = lo;
+      Atomics.store(this.cons32, 0, lo);
+      return;
+    }
+    this.consLo = lo - 0x100000000;
+    this.consHi++;
+    Atomics.store(this.cons64, 0, (BigInt(this.consHi) << 32n) | BigInt(this.consLo));
   }
 }
 

@@ -182,6 +182,38 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
     expect(() => first.push(makeSpan(a))).toThrow(/after finish/);
   });
 
+  it('runs copied from where the last span was written: two batches filled in turn, one finished (its writer pooled and taken again) and one discarded while the other goes on, buffers growing', () => {
+    // The last span's attribute bytes are read where they were written (another resource's or
+    // batch's writer, or a grown buffer), and never once that writer went back to the pool.
+    const spans = traffic(1200).map((s, i) => (i % 17 === 0 ? { ...s, attributes: { ...s.attributes, 'url.full': `http://x/${'z'.repeat(200 + (i % 7))}` } } : s));
+    let x = new TraceBatch();
+    let y = new TraceBatch();
+    let xs: Span[] = [];
+    let ys: Span[] = [];
+    for (const [i, span] of spans.entries()) {
+      if (i % 3 === 0) {
+        y.push(span);
+        ys.push(span);
+      } else {
+        x.push(span);
+        xs.push(span);
+      }
+      // Now and then batches of one or two spans: the next batch's writer is the same buffer, written over from its start.
+      if (i % 250 === 249 || (i % 250 < 12 && i % 3 !== 0)) {
+        expect(Buffer.from(x.finish())).toEqual(reference(xs));
+        x = new TraceBatch();
+        xs = [];
+      }
+      if (i % 400 === 399) {
+        y.discard();
+        y = new TraceBatch();
+        ys = [];
+      }
+    }
+    expect(Buffer.from(x.finish())).toEqual(reference(xs));
+    expect(Buffer.from(y.finish())).toEqual(reference(ys));
+  });
+
   it('an empty batch is an empty request', () => {
     expect(new TraceBatch().finish()).toHaveLength(0);
   });

@@ -1,0 +1,70 @@
+import { GoClientAdoption } from '../../../src/tracers/go-client-adoption';
+import type { BpfLink } from '../../../src/bpf/types';
+
+describe('GoClientAdoption', () => {
+  const setup = () => {
+    const counts = new Map<number, bigint>();
+    let now = 0;
+    const links: { pid: number; destroyed: boolean }[] = [];
+    const a = new GoClientAdoption((pid) => counts.get(pid) ?? 0n, () => now, 30_000);
+    const attachFor = (pid: number) => () => {
+      const l = { pid, destroyed: false };
+      links.push(l);
+      return { destroy: () => void (l.destroyed = true) } as unknown as BpfLink;
+    };
+    return { a, counts, links, attachFor, advance: (ms: number) => void (now += ms) };
+  };
+
+  it('no probe while no write comes from an unknown connection', () => {
+    const { a, links, attachFor, advance } = setup();
+    a.track(7, attachFor(7));
+    for (let i = 0; i < 10; i++) {
+      advance(5000);
+      expect(a.tick()).toEqual([]);
+    }
+    expect(links).toEqual([]);
+    expect(a.adopting(7)).toBe(false);
+  });
+
+  it('attaches the probe when the count grows, keeps it while it grows, takes it away after 30 s still, and comes back', () => {
+    const { a, counts, links, attachFor, advance } = setup();
+    counts.set(7, 3n); // writes before the tracking started (a previous attach) are not growth
+    a.track(7, attachFor(7));
+    advance(5000);
+    expect(a.tick()).toEqual([]);
+    counts.set(7, 5n);
+    advance(5000);
+    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+    expect(a.adopting(7)).toBe(true);
+    counts.set(7, 6n);
+    advance(5000);
+    expect(a.tick()).toEqual([]);
+    advance(25_000);
+    expect(a.tick()).toEqual([]); // 25 s still
+    advance(5000);
+    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]);
+    expect(links).toEqual([{ pid: 7, destroyed: true }]);
+    counts.set(7, 7n); // an idle old connection used again
+    advance(5000);
+    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+    expect(links.map((l) => l.destroyed)).toEqual([true, false]);
+  });
+
+  it('untrack takes the probe away; a failed attach is said and tried again at the next tick', () => {
+    const { a, counts, links, attachFor, advance } = setup();
+    let fail = true;
+    a.track(8, () => {
+      if (fail) throw new Error('process gone');
+      return attachFor(8)();
+    });
+    counts.set(8, 1n);
+    advance(5000);
+    expect(a.tick()).toEqual([{ pid: 8, adopting: false, error: 'process gone' }]);
+    fail = false;
+    advance(5000);
+    expect(a.tick()).toEqual([{ pid: 8, adopting: true }]);
+    a.untrack(8);
+    expect(links).toEqual([{ pid: 8, destroyed: true }]);
+    expect(a.adopting(8)).toBe(false);
+  });
+});
