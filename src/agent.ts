@@ -8,7 +8,7 @@
  * (src/wiring.ts) and handed in.
  *
  *   start: mounts -> capabilities -> [syscall tracer, sk_msg, Go tracer, process events: loading
- *          on worker threads; meanwhile Go inspection of the selected processes, bpftool]
+ *          on worker threads; meanwhile libbpf feature probes, Go inspection of the selected processes]
  *          -> strategy plan -> results reported -> watcher (attach what runs now) -> ready file
  *          -> periodic work
  *   stop:  periodic work -> watcher -> kernel counters -> tracers (drained) -> Go stage -> sinks
@@ -129,7 +129,7 @@ export interface AgentDeps {
   readonly metrics?: SelfMetrics;
   readonly clock?: Clock;
   readonly capabilities?: Capabilities;
-  /** Program types and helpers the kernel accepts (default: bpftool feature probe). */
+  /** Program types and helpers the kernel accepts (default: libbpf feature probes). */
   readonly bpfFeatures?: BpfFeatures;
   /** Told about every process attached or detached (the run command's table of what is traced). */
   readonly onAttachment?: (event: AttachmentEvent) => void;
@@ -208,7 +208,7 @@ export class Agent {
   /**
    * Probes, loads, attaches to what runs now, and starts following new processes; the ready file
    * is written once that is done. The BPF objects load on worker threads, concurrently, while
-   * bpftool probes the kernel's features (src/tracers/open-object.ts). Spans flow only once this
+   * libbpf's feature probes run (src/tracers/open-object.ts). Spans flow only once this
    * resolves: the sinks may be completed until then. On a rejection, stop() closes what started;
    * a stop() meanwhile waits for the loads in flight, and the start then attaches nothing.
    */
@@ -233,7 +233,7 @@ export class Agent {
     for (const line of describeCapabilities(caps)) log.info(`capabilities: ${line}`);
     const options = { injectHeaders: this.config.injectHeaders, goServerPath: this.config.goServerPath, goClientPath: this.config.goClientPath };
     // What is missing to run at all, and how Go headers are injected, depend on the capabilities:
-    // bpftool's answer can only confirm them (strategy.ts), so they are decided before it.
+    // the feature probes' answer can only confirm them (strategy.ts), so they are decided before it.
     const early = planStrategies(caps, UNKNOWN_FEATURES('not probed yet'), options);
     const missing = [...early.missing];
     for (const o of missingRequiredFilesystems(mounts)) if (o.status === 'failed') missing.push(o.reason);

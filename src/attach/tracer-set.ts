@@ -64,7 +64,7 @@ export class TracerSet {
     this.go = this.newGoTracer('none');
   }
 
-  /** The loads begun by begin(), before bpftool's answer completes the strategy plan. */
+  /** The loads begun by begin(), before the feature probes' answer completes the strategy plan. */
   private pending:
     | {
         readonly skWhy: string | null;
@@ -82,8 +82,8 @@ export class TracerSet {
   /**
    * Begins loading every span tracer on worker threads, slowest first (the kernel's verifier is
    * most of the agent's start-up): the syscall tracer where syscall tracepoints exist, sk_msg
-   * injection, and the Go tracer with `goInjection`, which the capabilities decide (bpftool's
-   * answer can only confirm it; start() loads it again if the plan says otherwise). What the Go
+   * injection, and the Go tracer with `goInjection`, which the capabilities decide (the feature
+   * probes' answer can only confirm it; start() loads it again if the plan says otherwise). What the Go
    * and syscall objects do with sk_msg is fixed at load (.rodata): they load as if it will run,
    * and start() loads one again without it in the rare case it does not.
    */

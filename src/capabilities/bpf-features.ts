@@ -1,19 +1,22 @@
 /**
  * BPF program types and helpers this kernel actually accepts, decided by loading tiny programs:
- * `bpftool feature probe kernel -j` loads one minimal program per program type and one per
- * (program type, helper) pair and reports what the verifier accepted. That is the only reliable
- * answer for helpers that lockdown forbids at load time (`bpf_probe_write_user` under
- * `integrity`) and for program types a kernel may lack (sk_msg, sock_ops). Takes ~0.5 s.
+ * libbpf's feature probes (src/bpf/libbpf/feature-probes.ts) load one minimal program per program
+ * type and per (program type, helper) pair the agent's strategies depend on, and report what the
+ * verifier accepted: the only reliable answer for program types and helpers a kernel may lack
+ * (sk_msg, sock_ops, bpf_loop). `bpf_probe_write_user` stays unknown (null): see
+ * feature-probes.ts. Six loads, ~2 ms: `spanbridge run` probes on its main thread while its
+ * BPF objects verify on worker threads (src/agent.ts), `doctor` the same way.
  *
- * No koffi here: bpftool is a separate process. When bpftool is missing or fails, every field is
- * `null` (unknown) and `source` says why; strategies then decide from the facts in probe.ts.
- * `spanbridge run` probes asynchronously, while its BPF objects load (src/agent.ts).
+ * When the probes cannot run (libbpf missing, no privilege to load even a tracepoint program),
+ * every field is `null` (unknown) and `source` says why; strategies then decide from the facts in
+ * probe.ts.
  */
-import { execFile, execFileSync } from 'node:child_process';
 import { errorMessage } from '../errors';
+import type * as FeatureProbes from '../bpf/libbpf/feature-probes';
+import type { LibbpfProbeAnswers } from '../bpf/libbpf/feature-probes';
 
 export interface BpfFeatures {
-  /** `bpftool feature probe` or why it could not run. */
+  /** How the answers were obtained, or why there are none. */
   readonly source: string;
   readonly skMsgProgType: boolean | null;
   readonly sockOpsProgType: boolean | null;
@@ -36,71 +39,50 @@ export const UNKNOWN_FEATURES = (source: string): BpfFeatures => ({
   ringbufMap: null,
 });
 
-type Probe = Record<string, Record<string, unknown>>;
+export const LIBBPF_PROBE_SOURCE = 'libbpf feature probes (one minimal program loaded per program type and helper)';
 
-function flag(section: Record<string, unknown> | undefined, key: string): boolean | null {
-  const v = section?.[key];
-  return typeof v === 'boolean' ? v : null;
+/** 1 = accepted, 0 = refused, negative = the probe could not run (unknown). */
+function answer(v: number): boolean | null {
+  return v === 1 ? true : v === 0 ? false : null;
 }
 
-function helper(probe: Probe, progType: string, name: string): boolean | null {
-  const list = probe.helpers?.[`${progType}_available_helpers`];
-  return Array.isArray(list) ? list.includes(name) : null;
-}
-
-/** Parses `bpftool feature probe kernel -j` output. */
-export function parseBpftoolFeatures(json: string): BpfFeatures {
-  const probe = JSON.parse(json) as Probe;
+/** Turns the probes' raw answers into features. Pure. */
+export function featuresFromProbes(a: LibbpfProbeAnswers): BpfFeatures {
+  if (a.tracepointProgType !== 1) {
+    // Without the right to load a tracepoint program every refusal below means nothing.
+    return UNKNOWN_FEATURES(
+      `unknown: libbpf feature probes could not load a minimal tracepoint program (${a.tracepointProgType === 0 ? 'refused: CAP_BPF + CAP_PERFMON or root needed' : `error ${a.tracepointProgType}`})`,
+    );
+  }
   return {
-    source: 'bpftool feature probe (loads one minimal program per program type and helper)',
-    skMsgProgType: flag(probe.program_types, 'have_sk_msg_prog_type'),
-    sockOpsProgType: flag(probe.program_types, 'have_sock_ops_prog_type'),
-    msgPushData: helper(probe, 'sk_msg', 'bpf_msg_push_data'),
-    // bpftool leaves bpf_probe_write_user out of its helper lists unless run with `full` (it
-    // would print a kernel warning): only a listing is an answer, absence is unknown. The agent
-    // decides from lockdown + CAP_SYS_ADMIN and falls back if the verifier refuses at load.
-    probeWriteUser: helper(probe, 'kprobe', 'bpf_probe_write_user') === true ? true : null,
-    bpfLoop: helper(probe, 'tracepoint', 'bpf_loop'),
-    ringbufMap: flag(probe.map_types, 'have_ringbuf_map_type'),
+    source: LIBBPF_PROBE_SOURCE,
+    skMsgProgType: answer(a.skMsgProgType),
+    sockOpsProgType: answer(a.sockOpsProgType),
+    msgPushData: answer(a.msgPushData),
+    // Not probed (see feature-probes.ts): decided from lockdown + CAP_SYS_ADMIN (strategy.ts).
+    probeWriteUser: null,
+    bpfLoop: answer(a.bpfLoop),
+    ringbufMap: answer(a.ringbufMap),
   };
 }
 
-/** Runs bpftool (root needed for a truthful answer); never throws. */
-export function probeBpfFeatures(run: () => string = runBpftool): BpfFeatures {
+/** Runs libbpf's probes (root needed for a truthful answer); never throws. */
+export function probeBpfFeatures(run: () => LibbpfProbeAnswers = runProbes): BpfFeatures {
   try {
-    return parseBpftoolFeatures(run());
+    return featuresFromProbes(run());
   } catch (err) {
-    return UNKNOWN_FEATURES(`unknown: bpftool feature probe failed (${errorMessage(err).split('\n', 1)[0]})`);
+    return UNKNOWN_FEATURES(`unknown: libbpf feature probes failed (${errorMessage(err).split('\n', 1)[0]})`);
   }
 }
 
-/** probeBpfFeatures with bpftool running while the event loop goes on; never rejects. */
-export async function probeBpfFeaturesAsync(run: () => Promise<string> = runBpftoolAsync): Promise<BpfFeatures> {
-  try {
-    return parseBpftoolFeatures(await run());
-  } catch (err) {
-    return UNKNOWN_FEATURES(`unknown: bpftool feature probe failed (${errorMessage(err).split('\n', 1)[0]})`);
-  }
+/** probeBpfFeatures for callers that await it (src/agent.ts); never rejects. */
+export function probeBpfFeaturesAsync(run?: () => LibbpfProbeAnswers): Promise<BpfFeatures> {
+  return Promise.resolve(probeBpfFeatures(run));
 }
 
-const BPFTOOL_ARGS = ['feature', 'probe', 'kernel', '-j'];
-const BPFTOOL_TIMEOUT_MS = 10_000;
-const BPFTOOL_MAX_BUFFER = 16 * 1024 * 1024;
-
-function runBpftoolAsync(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile('bpftool', BPFTOOL_ARGS, { encoding: 'utf8', timeout: BPFTOOL_TIMEOUT_MS, maxBuffer: BPFTOOL_MAX_BUFFER }, (err, stdout) =>
-      err ? reject(err) : resolve(stdout),
-    );
-    child.stdin?.end();
-  });
-}
-
-function runBpftool(): string {
-  return execFileSync('bpftool', BPFTOOL_ARGS, {
-    encoding: 'utf8',
-    timeout: BPFTOOL_TIMEOUT_MS,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: BPFTOOL_MAX_BUFFER,
-  });
+function runProbes(): LibbpfProbeAnswers {
+  // Loaded on first use: `doctor` and `run` bind libbpf anyway; unit tests pass their own answers.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runLibbpfProbes } = require('../bpf/libbpf/feature-probes') as typeof FeatureProbes;
+  return runLibbpfProbes();
 }

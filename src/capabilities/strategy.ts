@@ -1,6 +1,6 @@
 /**
  * Capabilities decide strategies, once, at start (ARCHITECTURE invariant 5). This is the ONE
- * place that maps what the kernel allows (probe.ts facts, bpftool's load probes) to what each
+ * place that maps what the kernel allows (probe.ts facts, libbpf's load probes in bpf-features.ts) to what each
  * feature will use here and why. `run` logs the plan at start-up and follows it; `doctor` prints
  * the same plan. A pure function: unit-tested on fabricated kernels.
  */

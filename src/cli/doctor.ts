@@ -51,7 +51,7 @@ export interface DoctorReport {
   };
   /** Facts from src/capabilities/probe.ts (files under /sys and /proc). */
   readonly capabilities: Capabilities;
-  /** Facts from loading tiny programs (bpftool feature probe); null = unknown. */
+  /** Facts from loading tiny programs (libbpf feature probes); null = unknown. */
   readonly bpfFeatures: BpfFeatures;
   readonly mounts: readonly { fstype: string; target: string; status: string; reason?: string }[];
   readonly strategies: readonly Strategy[];

@@ -91,7 +91,7 @@ export const DOCTOR_USAGE = `Usage: spanbridge doctor [--json] [--config FILE]
 Prints what this kernel and these privileges allow (kernel, lockdown, BTF, uprobes, kprobes,
 syscall tracepoints, sk_msg/sock_ops, cgroup v2, bpf_probe_write_user, privileges) and which
 strategy each feature will use here and why: the same plan \`spanbridge run\` logs at start-up.
-Program types and helpers are decided by loading tiny programs (bpftool feature probe).
+Program types and helpers are decided by loading tiny programs (libbpf feature probes).
 Mounts bpffs, tracefs and securityfs if they are not mounted, as \`run\` would.
 Also says how traced processes' server spans get their route (http.route): Go's ServeMux
 pattern, declared patterns (routes.patterns, per selection), or the unmatched mode, as

@@ -63,6 +63,10 @@ export interface Native {
   readonly btfTypeById: KFn;
   readonly btfNameByOffset: KFn;
   readonly numPossibleCpus: KFn;
+  /** libbpf's feature probes: each loads one minimal program (or creates one map) and says whether the kernel took it. */
+  readonly probeProgType: KFn;
+  readonly probeHelper: KFn;
+  readonly probeMapType: KFn;
   /** bpf_obj_get_info_by_fd (a ring's size from its fd). */
   readonly objGetInfoByFd: KFn;
   /** The page size: a ring buffer's consumer and producer pages (RingMapping). */
@@ -219,6 +223,9 @@ export function loadNative(): Native {
     btfTypeById: lib.func('const void *btf__type_by_id(const void *btf, uint32_t id)'),
     btfNameByOffset: lib.func('const char *btf__name_by_offset(const void *btf, uint32_t offset)'),
     numPossibleCpus: lib.func('int libbpf_num_possible_cpus(void)'),
+    probeProgType: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
+    probeHelper: lib.func('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)'),
+    probeMapType: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
     objGetInfoByFd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
     pageSize: Number(libc.func('long sysconf(int name)')(SC_PAGESIZE)),
     // Pointers come back as BigInt; MAP_FAILED is 2^64 - 1.

@@ -1,4 +1,4 @@
-import { parseBpftoolFeatures, probeBpfFeatures, UNKNOWN_FEATURES } from '../../../src/capabilities/bpf-features';
+import { featuresFromProbes, LIBBPF_PROBE_SOURCE, probeBpfFeatures, UNKNOWN_FEATURES } from '../../../src/capabilities/bpf-features';
 import type { Capabilities } from '../../../src/capabilities/probe';
 import { describeStrategies, planStrategies, type FeatureId } from '../../../src/capabilities/strategy';
 import { ALL_BPF_FEATURES, LOCKED_DOWN_HOST } from '../helpers/capabilities';
@@ -9,36 +9,34 @@ function status(plan: ReturnType<typeof planStrategies>, f: FeatureId): string {
   return plan.strategies.find((s) => s.feature === f)!.status;
 }
 
-describe('bpftool feature parsing', () => {
-  const json = JSON.stringify({
-    program_types: { have_sk_msg_prog_type: true, have_sock_ops_prog_type: false },
-    map_types: { have_ringbuf_map_type: true },
-    helpers: {
-      kprobe_available_helpers: ['bpf_map_lookup_elem', 'bpf_probe_read_user'],
-      sk_msg_available_helpers: ['bpf_msg_push_data'],
-      tracepoint_available_helpers: ['bpf_loop'],
-    },
-  });
+describe('libbpf feature probes', () => {
+  const answers = { tracepointProgType: 1, skMsgProgType: 1, sockOpsProgType: 0, msgPushData: 1, bpfLoop: 1, ringbufMap: -95 };
 
-  it('reads program types and helpers accepted by the verifier', () => {
-    expect(parseBpftoolFeatures(json)).toMatchObject({
+  it('reads program types and helpers accepted by the verifier; a probe that could not run is unknown', () => {
+    expect(featuresFromProbes(answers)).toEqual({
+      source: LIBBPF_PROBE_SOURCE,
       skMsgProgType: true,
       sockOpsProgType: false,
       msgPushData: true,
-      // bpftool omits bpf_probe_write_user from its lists unless run with `full`: absence is unknown.
+      // Not probed: libbpf counts the verifier's lockdown refusal as a yes (feature-probes.ts).
       probeWriteUser: null,
       bpfLoop: true,
-      ringbufMap: true,
+      ringbufMap: null,
     });
   });
 
-  it('missing sections are unknown (null), and a failing bpftool never throws', () => {
-    expect(parseBpftoolFeatures('{}')).toMatchObject({ skMsgProgType: null, probeWriteUser: null });
+  it('no right to load a tracepoint program: every answer is unknown, and says why', () => {
+    const f = featuresFromProbes({ ...answers, tracepointProgType: 0 });
+    expect(f).toMatchObject({ skMsgProgType: null, sockOpsProgType: null, msgPushData: null, probeWriteUser: null, bpfLoop: null, ringbufMap: null });
+    expect(f.source).toMatch(/could not load a minimal tracepoint program \(refused: CAP_BPF \+ CAP_PERFMON or root needed\)/);
+  });
+
+  it('a failing probe never throws', () => {
     const f = probeBpfFeatures(() => {
-      throw new Error('spawnSync bpftool ENOENT');
+      throw new Error('libbpf.so.1: cannot open shared object file');
     });
     expect(f).toMatchObject({ skMsgProgType: null, msgPushData: null });
-    expect(f.source).toMatch(/bpftool feature probe failed \(spawnSync bpftool ENOENT\)/);
+    expect(f.source).toMatch(/libbpf feature probes failed \(libbpf.so.1: cannot open shared object file\)/);
   });
 });
 
