@@ -46,7 +46,6 @@ export const SYS_SPANS_DROPPED = sysHttpExchangesDropped.name;
 
 const NO_SPAN_ID = '0000000000000000';
 
-
 export interface AssemblerOptions {
   readonly clock: Clock;
   readonly metrics: SelfMetrics;
@@ -70,12 +69,13 @@ export interface AssemblerOptions {
   readonly hostMayDiffer?: (pid: number) => boolean;
 }
 
-
 export class SysHttpAssembler {
   private readonly conns = new ConnTable<bigint, Conn>();
   /** The connection of the last record: a request's records come together (its read, route and
    * response write), so most records find theirs here, compared by conn_id's halves. */
   private lastConn: Conn | null = null;
+  /** By conn_id's low half (the last opened wins; the high half confirms): no bigint made per record. */
+  private readonly byLo = new Map<number, Conn>();
   /**
    * Tracestate of open server requests that continued an incoming trace, by span id: a client call
    * linked to one (kernel thread link) carries it too, as the kernel sends it on (normalised and validated the same way,
@@ -133,12 +133,17 @@ export class SysHttpAssembler {
       newer: null,
     };
     this.conns.add(c);
+    this.byLo.set(c.idLo, c);
   }
 
   /** The record's connection: the last one when conn_id's halves match, else by id. */
   private connOf(rec: SysHttpDataRecord | SysHttpRouteRecord): Conn | undefined {
     const last = this.lastConn;
-    if (last !== null && rec.connLo !== undefined && last.idLo === rec.connLo && last.idHi === rec.connHi) return last;
+    if (rec.connLo !== undefined) {
+      if (last !== null && last.idLo === rec.connLo && last.idHi === rec.connHi) return last;
+      const byLo = this.byLo.get(rec.connLo);
+      if (byLo !== undefined && byLo.idHi === rec.connHi) return (this.lastConn = byLo);
+    }
     const c = this.conns.get(rec.connId);
     if (c !== undefined) this.lastConn = c;
     return c;
@@ -147,6 +152,7 @@ export class SysHttpAssembler {
   /** Forgets a connection (its exchanges are the caller's to finish). */
   private forget(c: Conn): void {
     this.conns.delete(c);
+    if (this.byLo.get(c.idLo) === c) this.byLo.delete(c.idLo);
     if (this.lastConn === c) this.lastConn = null;
   }
 
