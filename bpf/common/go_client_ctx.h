@@ -14,7 +14,8 @@
  * parent (bpf/common/go_server_ctx.h). A caller not parked yet leaves the call without a parent,
  * counted (SYS_SKIP_GO_CLIENT_UNPARKED), never with another's. A connection whose writer started
  * before the attach is recorded by the adoption probe at its next call's roundTrip entry, attached
- * only while such connections show up (spanbridge_go_client_unknown_v1).
+ * at once when the process holds client connections at the attach and again while such connections
+ * show up (spanbridge_go_client_unknown_v1).
  * Keying by the buffer, not by the fd read through net.Conn, needs no interface type check: a TLS
  * connection writes records from another buffer, so an HTTPS call never matches (those calls have
  * no span on this path: docs/limits.md).
@@ -65,8 +66,8 @@ struct {
 
 /* Process (tgid) -> client request writes from a buffer no connection entry names: connections
  * whose writer started before the attach. The agent attaches the adoption probe
- * ((*persistConn).roundTrip entry, bpf/go_http/go_http_client_lean.h) while this grows and takes it
- * away once it has stopped (src/tracers/go-client-adoption.ts). */
+ * ((*persistConn).roundTrip entry, bpf/go_http/go_http_client_lean.h) when this grows and takes it
+ * away once enough calls (or time) went by without growth (src/tracers/go-client-adoption.ts). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);

@@ -41,6 +41,14 @@ static __always_inline struct go_server_ctx *lean_server_ctx(struct pt_regs *ctx
 	return c;
 }
 
+/* Process (tgid) -> calls the adoption probe saw (go_persist_conn_adopt), read by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} go_client_adopt_calls SEC(".maps");
+
 /* Records persistConn `pc` under its write buffer, with the offsets the syscall tracer follows
  * from it (bpf/common/go_client_ctx.h). dialConn set pc.bw before starting the connection's
  * goroutines, and the buffer stays the connection's for its life (net/http never resets pc.bw).
@@ -103,6 +111,16 @@ int go_persist_conn_write_loop(struct pt_regs *ctx)
 SEC("uprobe")
 int go_persist_conn_adopt(struct pt_regs *ctx)
 {
+	/* Calls seen while attached: the agent takes the probe away once enough calls went by with no
+	 * write from an unknown connection (every connection in use adopted), however slow the calls. */
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 *n = bpf_map_lookup_elem(&go_client_adopt_calls, &tgid);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+	} else {
+		__u64 one = 1;
+		bpf_map_update_elem(&go_client_adopt_calls, &tgid, &one, BPF_NOEXIST);
+	}
 	return record_client_conn(GO_ARG1(ctx), true);
 }
 

@@ -43,6 +43,7 @@ export const GO_HTTP_OBJECT = {
     sk_armed: 'sk_armed',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
+    go_client_adopt_calls: 'go_client_adopt_calls',
     spanbridge_go_client_dials_v1: 'spanbridge_go_client_dials_v1',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',

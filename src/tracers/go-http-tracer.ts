@@ -12,6 +12,7 @@ import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
 import type { GoTlsResolution } from '../discovery/go/tls';
 import { GoClientAdoption, type AdoptionChange } from './go-client-adoption';
+import { openConnections } from '../discovery/process-sockets';
 
 export const GO_FUNCS = {
   serveHttp: 'net/http.serverHandler.ServeHTTP',
@@ -192,7 +193,10 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private obj: BpfObject | undefined;
   private ring: RingBufferSource | undefined;
   private readonly byPid = new Map<number, BpfLink[]>();
-  private readonly adoption = new GoClientAdoption((pid) => this.unknownClientWrites(pid));
+  private readonly adoption = new GoClientAdoption({
+    unknownWrites: (pid) => this.countOf(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1, pid),
+    adoptCalls: (pid) => this.countOf(GO_HTTP_OBJECT.maps.go_client_adopt_calls, pid),
+  });
 
   constructor(
     private readonly backend: BpfBackend,
@@ -313,19 +317,23 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     // Connections opened before this attach: adopted at their next call while such writes show up.
     const roundTrip = target.functions[GO_FUNCS.persistConnRoundTrip];
     this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).delete(pidKey(pid));
+    const notes: string[] = [];
     if (roundTrip) {
       const adopt = obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_adopt);
-      this.adoption.track(pid, () => adopt.attachUprobe({ binaryPath, offset: roundTrip.entryOffset, pid }));
+      // Client connections it holds now were opened before this attach: adopt them from the first call.
+      const held = holdsClientConnections(pid);
+      const c = this.adoption.track(pid, () => adopt.attachUprobe({ binaryPath, offset: roundTrip.entryOffset, pid }), held);
+      if (c?.error) notes.push(`client connections opened before the attach: adoption probe not attached yet (${c.error})`);
     }
-    if (target.offsets['runtime.g.parentGoid'] === undefined) return [`client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
+    if (target.offsets['runtime.g.parentGoid'] === undefined) return [...notes, `client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
     // Calls that fail before their request is written: dialConn (per new connection) and
     // stripPassword (http.Client's error path), never per request (bpf/go_http/go_http_client_lean.h).
     const dial = target.functions[GO_FUNCS.dialConn];
     const failed = target.functions[GO_FUNCS.stripPassword];
-    if (!dial || !failed) return ['calls that fail before writing their request have no span (net/http dialConn or stripPassword not found)'];
+    if (!dial || !failed) return [...notes, 'calls that fail before writing their request have no span (net/http dialConn or stripPassword not found)'];
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_transport_dial_conn).attachUprobe({ binaryPath, offset: dial.entryOffset, pid }));
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_client_call_failed).attachUprobe({ binaryPath, offset: failed.entryOffset, pid }));
-    return [];
+    return notes;
   }
 
   /** Client spans, goroutine ancestry and header propagation; all optional per binary. */
@@ -387,9 +395,9 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     return this.adoption.adopting(pid);
   }
 
-  /** Client request writes of `pid` from buffers no connection entry names, so far. */
-  private unknownClientWrites(pid: number): bigint {
-    const v = this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).lookup(pidKey(pid));
+  /** A per-process count (u64 by tgid): writes from unknown connections, or adoption probe calls. */
+  private countOf(map: string, pid: number): bigint {
+    const v = this.obj?.map(map).lookup(pidKey(pid));
     return v ? v.readBigUInt64LE(0) : 0n;
   }
 
@@ -426,5 +434,14 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private requireObject(): BpfObject {
     if (!this.obj) throw new SpanbridgeError('ERR_BPF_LOAD', 'go http tracer not started');
     return this.obj;
+  }
+}
+
+/** Whether `pid` holds established TCP connections it opened (false when that cannot be read). */
+function holdsClientConnections(pid: number): boolean {
+  try {
+    return openConnections(pid).some((c) => c.role === 'client');
+  } catch {
+    return false;
   }
 }

@@ -4,20 +4,26 @@ import type { BpfLink } from '../../../src/bpf/types';
 describe('GoClientAdoption', () => {
   const setup = () => {
     const counts = new Map<number, bigint>();
+    const calls = new Map<number, bigint>();
     let now = 0;
     const links: { pid: number; destroyed: boolean }[] = [];
-    const a = new GoClientAdoption((pid) => counts.get(pid) ?? 0n, () => now, 30_000);
+    const a = new GoClientAdoption(
+      { unknownWrites: (pid) => counts.get(pid) ?? 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n },
+      () => now,
+      30_000,
+      256n,
+    );
     const attachFor = (pid: number) => () => {
       const l = { pid, destroyed: false };
       links.push(l);
       return { destroy: () => void (l.destroyed = true) } as unknown as BpfLink;
     };
-    return { a, counts, links, attachFor, advance: (ms: number) => void (now += ms) };
+    return { a, counts, calls, links, attachFor, advance: (ms: number) => void (now += ms) };
   };
 
-  it('no probe while no write comes from an unknown connection', () => {
+  it('no probe while no write comes from an unknown connection and none was held at the attach', () => {
     const { a, links, attachFor, advance } = setup();
-    a.track(7, attachFor(7));
+    expect(a.track(7, attachFor(7))).toBeUndefined();
     for (let i = 0; i < 10; i++) {
       advance(5000);
       expect(a.tick()).toEqual([]);
@@ -48,6 +54,40 @@ describe('GoClientAdoption', () => {
     advance(5000);
     expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
     expect(links.map((l) => l.destroyed)).toEqual([true, false]);
+  });
+
+  it('a process holding client connections at the attach gets the probe at once; calls with no unknown write take it away before the time', () => {
+    const { a, counts, calls, links, attachFor, advance } = setup();
+    calls.set(9, 1000n); // calls of an earlier attach are not counted
+    expect(a.track(9, attachFor(9), true)).toEqual({ pid: 9, adopting: true });
+    expect(a.adopting(9)).toBe(true);
+    calls.set(9, 1200n);
+    advance(500);
+    expect(a.tick()).toEqual([]); // 200 calls, below 256
+    counts.set(9, 1n); // a connection the probe had not seen yet: the calls are counted from here
+    calls.set(9, 1300n);
+    advance(500);
+    expect(a.tick()).toEqual([]);
+    calls.set(9, 1555n);
+    advance(500);
+    expect(a.tick()).toEqual([]); // 255 since the growth
+    calls.set(9, 1556n);
+    advance(500);
+    expect(a.tick()).toEqual([{ pid: 9, adopting: false }]);
+    expect(links).toEqual([{ pid: 9, destroyed: true }]);
+  });
+
+  it('a slow caller keeps the probe between calls seconds apart (each connection adopted at its own next call)', () => {
+    const { a, calls, attachFor, advance } = setup();
+    a.track(4, attachFor(4), true);
+    for (let i = 1; i <= 20; i++) {
+      calls.set(4, BigInt(i));
+      advance(1000);
+      expect(a.tick()).toEqual([]);
+    }
+    expect(a.adopting(4)).toBe(true);
+    advance(10_000);
+    expect(a.tick()).toEqual([{ pid: 4, adopting: false }]); // 30 s without an unknown write
   });
 
   it('untrack takes the probe away; a failed attach is said and tried again at the next tick', () => {
