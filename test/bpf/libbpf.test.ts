@@ -20,7 +20,7 @@ import { openObjectCount } from '../../src/bpf/lifecycle';
 import { BpfLoadError } from '../../src/errors';
 import { ensureKernelFilesystems, missingRequiredFilesystems } from '../../src/bpf/mounts';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
-import { buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
+import { bpfLoadProblem, buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
 import { thrownSpanbridgeError } from '../helpers/errors';
 
 jest.setTimeout(120_000);
@@ -34,12 +34,7 @@ const RECORD_UPROBE = 2;
 const MAGIC = 0x5eb41d9e;
 const ZERO_KEY = Buffer.alloc(4);
 
-function precondition(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root (BPF programs are loaded into the running kernel)';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'needs kernel BTF at /sys/kernel/btf/vmlinux (CO-RE)';
-  return undefined;
-}
-const problem = precondition();
+const problem = bpfLoadProblem();
 const suite = problem && process.env.SPANBRIDGE_ALLOW_SKIP === '1' ? describe.skip : describe;
 
 // ------------------------------------------------------------------------------------------------

@@ -9,12 +9,12 @@
  * SPANBRIDGE_ALLOW_SKIP=1 (then it is skipped).
  */
 import { execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLibbpfBackend } from '../../src/bpf/libbpf';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
-import { buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
+import { bpfLoadProblem, buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
 
 jest.setTimeout(120_000);
 
@@ -26,12 +26,7 @@ const CONTROL_DROPS = 0;
 const CONTROL_HOLDING = 1;
 const CONTROL_RELEASE = 2;
 
-function precondition(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root (BPF programs are loaded into the running kernel)';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'needs kernel BTF at /sys/kernel/btf/vmlinux (CO-RE)';
-  return undefined;
-}
-const problem = precondition();
+const problem = bpfLoadProblem();
 const suite = problem && process.env.SPANBRIDGE_ALLOW_SKIP === '1' ? describe.skip : describe;
 
 // "emit SEED LEN..." emits one record per LEN (bytes pattern(seed++, i)); "discard TAG"; "busy TAG".

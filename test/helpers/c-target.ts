@@ -4,7 +4,7 @@
  * function in them for a uprobe.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CTarget {
@@ -69,4 +69,11 @@ export async function startCTarget(path: string, children: ChildProcessWithoutNu
         child.stdin.end();
       }),
   };
+}
+
+/** Why BPF programs cannot be loaded here (not root, no kernel BTF for CO-RE), or undefined. */
+export function bpfLoadProblem(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (BPF programs are loaded into the running kernel)';
+  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'needs kernel BTF at /sys/kernel/btf/vmlinux (CO-RE)';
+  return undefined;
 }
