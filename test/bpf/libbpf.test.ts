@@ -21,6 +21,7 @@ import { BpfLoadError } from '../../src/errors';
 import { ensureKernelFilesystems, missingRequiredFilesystems } from '../../src/bpf/mounts';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
 import { bpfLoadProblem, buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
+import { sleep, waitForSoon as waitFor } from '../helpers/child-process';
 import { thrownSpanbridgeError } from '../helpers/errors';
 
 jest.setTimeout(120_000);
@@ -69,15 +70,6 @@ const children: ChildProcessWithoutNullStreams[] = [];
 
 const startTarget = (): Promise<Target> => startCTarget(targetPath, children);
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Gaps {
   /** Longest wall-clock gap between ticks. */

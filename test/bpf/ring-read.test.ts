@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createLibbpfBackend } from '../../src/bpf/libbpf';
 import type { BpfBackend, BpfObject, RingBufferSource } from '../../src/bpf/types';
 import { bpfLoadProblem, buildCProgram, startCTarget, symbolFileOffset, type CTarget } from '../helpers/c-target';
+import { sleep, waitForSoon as waitFor } from '../helpers/child-process';
 
 jest.setTimeout(120_000);
 
@@ -80,15 +81,6 @@ function bpfMapMappings(): number {
     .filter((l) => l.endsWith('anon_inode:bpf-map')).length;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function control(obj: BpfObject, index: number): bigint {
   const key = Buffer.alloc(4);

@@ -58,6 +58,13 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
   }
 }
 
+/** waitFor for in-process conditions that change within milliseconds (BPF records arriving): checked every 5 ms. */
+export function waitForSoon<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  return waitFor(what, fn, timeoutMs, 5);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /** Resolves once something accepts connections on 127.0.0.1:`port`. */
 export async function waitForPort(port: number, timeoutMs = 15_000, stepMs = 100): Promise<void> {
   await waitFor(
