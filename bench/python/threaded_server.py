@@ -17,7 +17,6 @@ Usage: threaded_server.py PORT
 """
 import os
 import sys
-from http.server import ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "apps", "python-http"))
 import server  # noqa: E402  (the test service's module; its __main__ block does not run)
@@ -28,8 +27,4 @@ class Handler(server.Handler):
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1])
-    ThreadingHTTPServer.daemon_threads = True
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print(f"listening {port}", flush=True)
-    srv.serve_forever()
+    server.serve(int(sys.argv[1]), Handler)

@@ -98,9 +98,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-if __name__ == "__main__":
-    port = int(sys.argv[1])
+def serve(port, handler=Handler):
+    """Serves `handler` on 127.0.0.1:port, a thread per connection; says "listening PORT" when bound."""
     ThreadingHTTPServer.daemon_threads = True
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    srv = ThreadingHTTPServer(("127.0.0.1", port), handler)
     print(f"listening {port}", flush=True)
     srv.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
