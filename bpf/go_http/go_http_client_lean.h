@@ -113,14 +113,7 @@ int go_persist_conn_adopt(struct pt_regs *ctx)
 {
 	/* Calls seen while attached: the agent takes the probe away once enough calls went by with no
 	 * write from an unknown connection (every connection in use adopted), however slow the calls. */
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u64 *n = bpf_map_lookup_elem(&go_client_adopt_calls, &tgid);
-	if (n) {
-		__sync_fetch_and_add(n, 1);
-	} else {
-		__u64 one = 1;
-		bpf_map_update_elem(&go_client_adopt_calls, &tgid, &one, BPF_NOEXIST);
-	}
+	count_by_tgid(&go_client_adopt_calls, bpf_get_current_pid_tgid() >> 32);
 	return record_client_conn(GO_ARG1(ctx), true);
 }
 

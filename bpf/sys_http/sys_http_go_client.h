@@ -62,13 +62,7 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	struct go_client_conn *c = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &key);
 	if (!c) {
 		count(SYS_SKIP_GO_CLIENT_NO_CONN);
-		__u64 *n = bpf_map_lookup_elem(&spanbridge_go_client_unknown_v1, &tgid);
-		if (n) {
-			__sync_fetch_and_add(n, 1);
-		} else {
-			__u64 one = 1;
-			bpf_map_update_elem(&spanbridge_go_client_unknown_v1, &tgid, &one, BPF_NOEXIST);
-		}
+		count_by_tgid(&spanbridge_go_client_unknown_v1, tgid);
 		return false;
 	}
 	/* Written once per connection and never changed in place: read through the map value. */
