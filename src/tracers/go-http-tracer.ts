@@ -314,7 +314,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
     const fn = target.functions[GO_FUNCS.persistConnWriteLoop]!;
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_write_loop).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
-    // Connections opened before this attach: adopted at their next call while such writes show up.
+    // Connections opened before this attach: src/tracers/go-client-adoption.ts adopts them at a call.
     const roundTrip = target.functions[GO_FUNCS.persistConnRoundTrip];
     this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).delete(pidKey(pid));
     const notes: string[] = [];
@@ -383,8 +383,8 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
 
   /**
    * Client path 'syscall': attaches the adoption probe to processes whose client connections from
-   * before the attach are being written to, and takes it away once that has stopped
-   * (src/tracers/go-client-adoption.ts). Called from the agent's periodic tick.
+   * before the attach are being written to, and takes it away once enough calls (or time) went by
+   * without such a write (src/tracers/go-client-adoption.ts). Called from the agent's periodic tick.
    */
   tickAdoption(): AdoptionChange[] {
     return this.adoption.tick();
