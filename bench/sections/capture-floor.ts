@@ -307,6 +307,10 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
     const p50 = pairedDifference(half('without', (x) => x.p50), half(a, (x) => x.p50)).perRound.median;
     spreadFig(`${id}.p99_added_${a}`, `p99 added at half load: ${LABEL[a]}`, p99(a), 'us', join(`p99 ${m(half(a, (x) => x.p99))} us (from the send: ${m(half(a, (x) => x.serviceP99))}), p50 added ${round(p50, 1)} us`, `the half-load rate is ${round(rates.half / median(sat(a, (x) => x.rps)), 2)} of this arm's saturated rate`, halfBusy(rounds[a].map((r) => r.half))));
   }
+  for (const a of ['floor', 'capture', 'busy', 'agent'] as const) {
+    const sp = pairedDifference(half('without', (x) => x.serviceP99), half(a, (x) => x.serviceP99)).perRound;
+    spreadFig(`${id}.p99_send_added_${a}`, `p99 added at half load from each request's send: ${LABEL[a]}`, sp, 'us', `the same run without the time a request waited to be sent (the generator's own lateness: it shares the load CPU with the reader or the agent, whose records are read in bursts every 50 ms); generator late p99 ${m(half(a, (x) => x.lateP99))} us, without anything attached ${m(half('without', (x) => x.lateP99))} us`);
+  }
   const agentSat = median(sat('agent', (x) => x.rps));
   out.push(fig({
     id: `${id}.half_load_over_agent_saturation`,
