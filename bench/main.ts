@@ -161,8 +161,6 @@ function render(file: string): void {
 async function main(): Promise<void> {
   if (process.argv[2] === '--render' && process.argv[3]) return render(process.argv[3]);
   const config = loadConfig();
-  // Children inherit the nice value of the thread that spawns them (Node's main thread).
-  if (config.nice !== 0) os.setPriority(config.nice);
   const started = new Date();
   const t0 = performance.now();
   const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);

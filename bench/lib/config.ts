@@ -38,9 +38,6 @@ export interface BenchConfig {
   /** 'launcher' (default): bin/spanbridge; 'node': `node dist/src/cli/main.js`, Node's default heap (for A/B). */
   readonly agentStart: 'launcher' | 'node';
   readonly binDir: string;
-  /** Nice value of the harness and so of everything it starts (servers, wrk, loadgen, agents): 0, or
-   * below 0 to shield the measured processes from other processes on a shared machine. */
-  readonly nice: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -89,7 +86,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     agentLauncher: path.join(agentRoot(env), 'bin', 'spanbridge'),
     agentStart: oneOf(env, 'SPANBRIDGE_BENCH_AGENT_START', ['launcher', 'node'] as const, 'launcher'),
     binDir: path.join(REPO_ROOT, 'build', 'bench', 'bin'),
-    nice: int(env, 'SPANBRIDGE_BENCH_NICE', 0, -20, 19),
   };
 }
 

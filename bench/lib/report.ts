@@ -88,7 +88,7 @@ export function renderMarkdown(r: Results, commentary: string[]): string {
       `${h.agentRoot ? ` (${h.agentRoot}; harness at ${h.harnessCommit})` : ''}. ` +
       `Host: ${h.cpus} CPUs (${h.cpuModel}), kernel ${h.kernel}, Node ${h.node}, ${h.go}, wrk ${h.wrk}. ` +
       `Rounds: ${r.config.rounds} alternating pairs (without agent, with agent, ...), ${r.config.seconds} s of load each; ` +
-      `server pinned to CPU ${r.config.serverCpu}, load generator + agent + harness to CPU ${r.config.loadCpu}${r.config.nice ? `, all at nice ${r.config.nice}` : ''}. ` +
+      `server pinned to CPU ${r.config.serverCpu}, load generator + agent + harness to CPU ${r.config.loadCpu}. ` +
       `Every value is the median over rounds; spread is min .. max (IQR). Run took ${Math.round(r.durationSeconds ?? 0)} s. ` +
       `Raw data: the JSON file next to this one.`,
     '',
