@@ -60,6 +60,8 @@ interface Half {
   cpuUs: number;
   serverCpu: number;
   loadCpu: number;
+  /** The arm's user-space process (reader or agent): its CPU per request over the run. */
+  userUs?: number;
 }
 
 interface ArmRound {
@@ -148,10 +150,10 @@ export async function captureFloorSection(ctx: BenchContext, kind: FloorServer =
           const sat = await saturated(ctx, server, attached?.ticks);
           requests += sat.requests;
           if (i === 0 && arm === 'without') halfRate = Math.max(1, Math.round(sat.rps / 2));
-          const half = await halfLoad(ctx, server, halfRate);
+          const half = await halfLoad(ctx, server, halfRate, attached?.ticks);
           requests += half.achieved * Math.min(config.seconds, 5);
           if (i === 0 && arm === 'agent') lowRate = Math.max(1, Math.round(sat.rps / 2));
-          const low = arm === 'agent' ? await halfLoad(ctx, server, lowRate) : undefined;
+          const low = arm === 'agent' ? await halfLoad(ctx, server, lowRate, attached?.ticks) : undefined;
           rounds[arm].push({ sat, half, busyUs, low });
         } finally {
           await attached?.stop();
@@ -202,12 +204,14 @@ async function saturated(ctx: BenchContext, server: Server, userTicks?: () => nu
   };
 }
 
-async function halfLoad(ctx: BenchContext, server: Server, rate: number): Promise<Half> {
+async function halfLoad(ctx: BenchContext, server: Server, rate: number, userTicks?: () => number): Promise<Half> {
   const { config } = ctx;
   const t0 = cpuTicks(server.child.pid);
   const c0 = cpuBusy(config.serverCpu);
   const l0 = cpuBusy(config.loadCpu);
+  const u0 = userTicks?.();
   const r = await loadgen(config, { addr: server.addr, path: server.path, rate, seconds: Math.min(config.seconds, 5) });
+  const u = u0 !== undefined && userTicks ? userTicks() - u0 : undefined;
   return {
     rate,
     achieved: r.achievedRate,
@@ -219,6 +223,7 @@ async function halfLoad(ctx: BenchContext, server: Server, rate: number): Promis
     cpuUs: (((cpuTicks(server.child.pid) - t0) / CLK_TCK) * 1e6) / Math.max(1, r.requests),
     serverCpu: busyShareSince(c0, config.serverCpu),
     loadCpu: busyShareSince(l0, config.loadCpu),
+    userUs: u !== undefined ? (((u / CLK_TCK) * 1e6) / Math.max(1, r.requests)) : undefined,
   };
 }
 
@@ -340,5 +345,6 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
 
 function halfBusy(a: Half[]): string {
   const m = (f: (h: Half) => number) => round(median(a.map(f)), 2);
-  return `server CPU ${m((h) => h.serverCpu)} busy, load CPU ${m((h) => h.loadCpu)}; achieved ${m((h) => h.achieved)} req/s, ${m((h) => h.unsent)} unsent; generator late p99 ${m((h) => h.lateP99)} us; server ${m((h) => h.cpuUs)} us CPU/request`;
+  const u = a.map((h) => h.userUs).filter((v): v is number => v !== undefined);
+  return `server CPU ${m((h) => h.serverCpu)} busy, load CPU ${m((h) => h.loadCpu)}${u.length ? ` (of it the reader's or agent's process ${round(median(u), 2)} us CPU/request)` : ''}; achieved ${m((h) => h.achieved)} req/s, ${m((h) => h.unsent)} unsent; generator late p99 ${m((h) => h.lateP99)} us; server ${m((h) => h.cpuUs)} us CPU/request`;
 }
