@@ -39,11 +39,12 @@ $(BUILD)/test-bpf/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/bpf/vm
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-# bench/sections/tp-floor.ts: empty programs on the agent's syscall tracepoints (built by make bench)
-$(BUILD)/bench/tp_floor.bpf.o: bench/bpf/tp_floor.bpf.c $(BUILD)/bpf/vmlinux.h
+# The bench's own programs (built by make bench): bench/sections/tp-floor.ts's empty programs on the
+# agent's syscall tracepoints; bench/sections/capture-floor.ts's minimal capture
+$(BUILD)/bench/%.bpf.o: bench/bpf/%.bpf.c bpf/common/ring_wakeup.h $(BUILD)/bpf/vmlinux.h
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-bench-bpf: $(BUILD)/bench/tp_floor.bpf.o
+bench-bpf: $(BUILD)/bench/tp_floor.bpf.o $(BUILD)/bench/min_capture.bpf.o
 
 bpf: $(BPF_OBJS)
 

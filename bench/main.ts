@@ -22,6 +22,7 @@ import { profileAgent } from './sections/profile';
 import { routesSection } from './sections/routes';
 import { serverOverheadSection } from './sections/server-overhead';
 import { tpFloorSection } from './sections/tp-floor';
+import { captureFloorSection } from './sections/capture-floor';
 import { untracedSection } from './sections/untraced';
 
 function sh(cmd: string, args: string[]): string {
@@ -190,6 +191,8 @@ async function main(): Promise<void> {
     if (wants(config, 'untraced')) results.sections.push(await run(ctx, 'untraced', 'Untraced processes', () => untracedSection(ctx)));
     if (wants(config, 'tpfloor')) results.sections.push(await run(ctx, 'tpfloor', 'Tracepoint dispatch floor', () => tpFloorSection(ctx, 'go')));
     if (wants(config, 'tpfloornode')) results.sections.push(await run(ctx, 'tpfloor_node', 'Tracepoint dispatch floor, Node', () => tpFloorSection(ctx, 'node')));
+    if (wants(config, 'capfloor')) results.sections.push(await run(ctx, 'capfloor', 'Minimal capture vs the agent', () => captureFloorSection(ctx, 'go')));
+    if (wants(config, 'capfloornode')) results.sections.push(await run(ctx, 'capfloor_node', 'Minimal capture vs the agent, Node', () => captureFloorSection(ctx, 'node')));
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
     if (wants(config, 'gochain')) results.sections.push(await run(ctx, 'gochain', 'Go server calling one downstream', () => serverOverheadSection(ctx, 'gochain')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));
