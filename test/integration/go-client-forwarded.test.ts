@@ -102,6 +102,7 @@ maybe('Go reverse proxy forwarding a traceparent on a call whose caller is not f
     expect(spans.server.parentSpanId).toBe(up.spanId);
     expect(spans.client.spanId).not.toBe(up.spanId);
     expect(spans.client.parentSpanId).toBe(spans.server.spanId);
+    expect(spans.client.attributes['spanbridge.parent.source']).toBe('thread');
     // One header, the CLIENT span's id in place of the forwarded value.
     expect(echo.traceparent).toBe(traceparentOf(up.traceId, spans.client.spanId));
     expect(spans.downstream.parentSpanId).toBe(spans.client.spanId);
@@ -132,6 +133,7 @@ maybe('Go reverse proxy forwarding a traceparent on a call whose caller is not f
     // Neither request is its parent (either could have sent it): the value's own parent-id is.
     expect(t.client.spanId).not.toBe(up.spanId);
     expect(t.client.parentSpanId).toBe(up.spanId);
+    expect(t.client.attributes['spanbridge.parent.source']).toBe('traceparent');
     expect(echo.traceparent).toBe(traceparentOf(up.traceId, t.client.spanId));
     expect(t.downstream.parentSpanId).toBe(t.client.spanId);
     const ids = agent.spans().map((s) => s.spanId);
