@@ -282,6 +282,10 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
   const beyond = diff('busy', 'agent');
   spreadFig(`${id}.server_cpu_load_contention_us`, "Server CPU per request the load CPU's contention adds (busy reader - plain reader, same BPF)", dilution, 'us/request', "the server's own syscalls, not BPF: with the load CPU shared, wrk sends fewer requests per wake-up and the server handles fewer per epoll round, so it pays more wake-ups and reads per request (paired by round)");
   spreadFig(`${id}.agent_beyond_capture_us`, "The agent's added server CPU beyond the minimal capture's, at the same load-CPU contention (agent - busy reader)", beyond, 'us/request', join("the agent's kernel side on the server's CPU: its BPF programs beyond the lookup and the two copies (BPF statistics above), sk_msg header injection, its per-connection uprobe and work (paired by round)", bpf.agent && bpf.capture ? `BPF statistics alone: ${round(bpf.agent.usPerRequest - bpf.capture.usPerRequest, 2)} us/request more than the capture's` : ''));
+  for (const a of ['capture', 'agent'] as const) {
+    const b = bpf[a];
+    out.push(fig({ id: `${id}.bpf_${a}_us`, label: `BPF program time per request: ${LABEL[a]} (BPF statistics)`, value: b?.usPerRequest ?? null, unit: 'us/request', rounds: 1, unavailable: b ? undefined : 'not counted', detail: b ? `round 1, a 1 s saturated wrk run; ${round(b.runsPerRequest, 1)} program runs per request (other processes' syscalls on these tracepoints included: they stop at the lookup); the kernel's statistics time the programs' bodies, not the tracepoint dispatch (the floor arm's added CPU)` : undefined }));
+  }
   out.push(fig({ id: `${id}.kept_capture`, label: 'Capacity a CPU-bound server keeps with the minimal capture (work / (work + added))', value: kept(added('capture').median), unit: 'ratio', rounds: n, detail: `the most any tracer that copies requests and responses at the syscall layer keeps on this machine; the dispatch floor alone keeps ${kept(added('floor').median)}, the agent ${kept(added('agent').median)}` }));
 
   // Saturated throughput and the split of the floor-to-agent gap.
@@ -305,7 +309,15 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
   out.push(fig({ id: `${id}.p99_without`, label: `p99 at half load, nothing attached (${rates.half} req/s, open loop from due times)`, value: median(half('without', (x) => x.p99)), unit: 'us', rounds: n, detail: join(`p50 ${m(half('without', (x) => x.p50))} us`, halfBusy(rounds.without.map((r) => r.half))) }));
   for (const a of ['floor', 'capture', 'busy', 'agent'] as const) {
     const p50 = pairedDifference(half('without', (x) => x.p50), half(a, (x) => x.p50)).perRound.median;
-    spreadFig(`${id}.p99_added_${a}`, `p99 added at half load: ${LABEL[a]}`, p99(a), 'us', join(`p99 ${m(half(a, (x) => x.p99))} us (from the send: ${m(half(a, (x) => x.serviceP99))}), p50 added ${round(p50, 1)} us`, `the half-load rate is ${round(rates.half / median(sat(a, (x) => x.rps)), 2)} of this arm's saturated rate`, halfBusy(rounds[a].map((r) => r.half))));
+    const userUs = rounds[a].map((r) => r.sat.userUs).filter((v): v is number => v !== undefined);
+    // Records are read every 50 ms (or once 64 KiB wait): each read is a burst of user-space CPU on
+    // the load generator's CPU, which the generator waits behind.
+    const burst = userUs.length ? `its user space reads every 50 ms: ~${round((rates.half * 0.05 * median(userUs)) / 1000, 1)} ms of load-CPU work per read at this rate (at its saturated CPU per request)` : '';
+    spreadFig(`${id}.p99_added_${a}`, `p99 added at half load: ${LABEL[a]}`, p99(a), 'us', join(`p99 ${m(half(a, (x) => x.p99))} us (from the send: ${m(half(a, (x) => x.serviceP99))}), p50 added ${round(p50, 1)} us`, `the half-load rate is ${round(rates.half / median(sat(a, (x) => x.rps)), 2)} of this arm's saturated rate`, burst, halfBusy(rounds[a].map((r) => r.half))));
+  }
+  for (const a of ['floor', 'capture', 'busy', 'agent'] as const) {
+    const sp = pairedDifference(half('without', (x) => x.serviceP99), half(a, (x) => x.serviceP99)).perRound;
+    spreadFig(`${id}.p99_send_added_${a}`, `p99 added at half load from each request's send: ${LABEL[a]}`, sp, 'us', `the same run without the time a request waited to be sent (the generator's own lateness: it shares the load CPU with the reader or the agent, whose records are read in bursts every 50 ms); generator late p99 ${m(half(a, (x) => x.lateP99))} us, without anything attached ${m(half('without', (x) => x.lateP99))} us`);
   }
   const agentSat = median(sat('agent', (x) => x.rps));
   out.push(fig({

@@ -7,7 +7,8 @@
  * right before the thread's send. The sk_msg program runs in the sending thread's context, takes
  * (and always removes) the entry, and inserts the header when the message is a request without
  * one. It reports the outcome in spanbridge_sk_inject_result_v1 under {tgid, cookie}, so the owner
- * can flag its client record (the cookie is the owner's: Go uses the *http.Request pointer).
+ * can flag its client record (the cookie is the owner's: Go uses the *http.Request pointer; 0 =
+ * no report; SK_INJECT_F_SKIPS_ONLY: only the outcomes that left the request without it).
  * Both maps are pinned by name so that every object shares them. */
 #ifndef SPANBRIDGE_SK_INJECT_H
 #define SPANBRIDGE_SK_INJECT_H
@@ -21,6 +22,9 @@
 #define SK_INJECT_F_REPLACE (1 << 2) /* the request carries the traceparent its sender's own server
 				      * request came in with (a proxy forwarding it): overwrite that
 				      * value (same trace, same length) with ctx instead of inserting */
+#define SK_INJECT_F_SKIPS_ONLY (1 << 3) /* the owner reads only outcomes that left the request without
+					 * the context: none is stored for an inserted or replaced one
+					 * (no hash update per request; the owner's lookup misses) */
 
 /* Longest tracestate value propagated (W3C allows 32 members; longer values are not propagated). */
 #define SK_INJECT_TRACESTATE_MAX W3C_TRACESTATE_MAX

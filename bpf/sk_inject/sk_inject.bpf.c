@@ -540,7 +540,8 @@ int sk_inject_msg(struct sk_msg_md *msg)
 	count(SK_INJECT_MSG_SEEN);
 	__u32 outcome = inspect_and_inject(msg, s, id);
 	count(outcome);
-	if (s->p.cookie) {
+	bool sent = outcome == SK_INJECT_DONE || outcome == SK_INJECT_REPLACED;
+	if (s->p.cookie && !(sent && (s->p.flags & SK_INJECT_F_SKIPS_ONLY))) {
 		struct sk_inject_result_key k = { .tgid = id >> 32, ._pad = 0, .cookie = s->p.cookie };
 		struct sk_inject_result r = { .ts_ns = bpf_ktime_get_ns(), .outcome = outcome, ._pad = 0 };
 		bpf_map_update_elem(&spanbridge_sk_inject_result_v1, &k, &r, BPF_ANY);

@@ -139,7 +139,7 @@ struct scratch {
 	__u32 scan_pos;             /* the head scan's next byte (sys_http_server_head.h) */
 	__u32 exit_mode;            /* the traced process's mode, for sys_data_exit */
 	__u32 client_mode;          /* likewise, for sys_client_write_enter */
-	__u32 _pad_mode;
+	__u32 frame_pos;            /* a request's framing's next byte (request_end, sys_http_client_write.h) */
 	/* The traced process's entry (offsets for Go), copied by the data syscall's own program, which
 	 * looked it up anyway: the shared path reads no hash for it. */
 	struct traced_process proc;

@@ -137,9 +137,14 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		if (sk_inject_pending && s && !(a->flags & SYS_F_APP_TRACEPARENT)) {
 			struct sk_inject_pending *p = &s->pending;
 			p->ts_ns = now;
-			p->cookie = cs->conn_id;
+			/* Only a Go call's response reads an outcome (go_client_response), and only one that
+			 * left the request without the context. */
+			p->cookie = (client_mode(sm) & SYS_MODE_GO_CLIENT) ? cs->conn_id : 0;
 			p->ctx = a->ctx;
-			p->flags = a->forwarded ? SK_INJECT_F_REPLACE : 0;
+			p->flags = (a->forwarded ? SK_INJECT_F_REPLACE : 0) | SK_INJECT_F_SKIPS_ONLY;
+			/* The whole head was in the capture with no traceparent: sk_msg need not look again. */
+			if (tp == TP_ABSENT && s->head.done == HEAD_COMPLETE)
+				p->flags |= SK_INJECT_F_HEADERS_CHECKED;
 			p->extra = a->extra;
 			__builtin_memcpy(p->extra_off, a->extra_off, sizeof(p->extra_off));
 			__builtin_memcpy(p->extra_span_ids, a->extra_span_ids, sizeof(p->extra_span_ids));

@@ -93,12 +93,12 @@ __noinline int find_traceparent(struct scratch *s, __u32 len, struct trace_conte
 /* ---- client request framing (pipelining) ------------------------------------------------- */
 
 struct frame_ctx {
-	__u32 pos;      /* where the request starts in the capture */
 	__u32 len;      /* captured bytes */
 	__u32 head_end; /* offset after the blank line, 0 = not in the capture */
 	__u32 cl;       /* Content-Length value (0 when absent) */
 	__u32 chunked;  /* Transfer-Encoding present, or Content-Length unreadable */
 	__u32 cl_at;    /* offset of the Content-Length value, 0 when absent */
+	__u32 in_line;  /* s->frame_pos is inside a line whose start was looked at (or the request line) */
 };
 
 struct num_ctx {
@@ -135,49 +135,83 @@ static long num_cb(__u32 i, struct num_ctx *c)
 	return 1;
 }
 
-/* One byte of a request head starting at fc->pos: at each line start, the blank line ends the
- * head; Content-Length is read, Transfer-Encoding makes the length unknown. */
+/* The 8 bytes at p are `name`'s first 8, letters in either case: each letter's 0x20 bit is set
+ * before the compare (exact: only 'A'-'Z' become 'a'-'z' that way), other bytes compare as they
+ * are. For a literal name, want and mask are constants. */
+static __always_inline bool name_word(const __u8 *p, const char *name)
+{
+	__u64 w, want = 0, mask = 0;
+	__builtin_memcpy(&w, p, 8);
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		want |= (__u64)(__u8)name[i] << (8 * i);
+		if (name[i] >= 'a' && name[i] <= 'z')
+			mask |= 0x20ULL << (8 * i);
+	}
+	return (w | mask) == want;
+}
+
+/* One step of a request head's framing at s->frame_pos: at a line start, the blank line ends the head,
+ * Content-Length is read, Transfer-Encoding makes the length unknown; then the rest of the line is
+ * skipped up to 16 bytes a step (upto_lf, sys_http_server_head.h), not byte by byte: a head's
+ * framing takes a step or two per line. The request line's start is never taken for a header. */
 static long frame_cb(__u32 i, struct frame_ctx *fc)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	__u32 at = fc->pos + i;
-	if (!s || at + 1 >= fc->len || at >= SYS_HTTP_CAPTURE)
+	if (!s)
 		return 1;
-	__u64 k = at, prev = at - 1;
-	asm volatile("%0 &= %1" : "+r"(k) : "i"(SYS_HTTP_CAPTURE - 1)); /* bounds the verifier sees */
-	asm volatile("%0 &= %1" : "+r"(prev) : "i"(SYS_HTTP_CAPTURE - 1));
-	const __u8 *p = s->e.data + k;
-	if (i == 0 || s->e.data[prev] != '\n')
-		return 0;
-	if (p[0] == '\r' && p[1] == '\n') {
-		fc->head_end = at + 2;
+	/* The position lives in the map, not in fc on the stack: the verifier would otherwise track
+	 * its exact value per step and never see the steps converge (as the head scan's). */
+	__u32 at = s->frame_pos;
+	if (at + 1 >= fc->len || at >= SYS_HTTP_CAPTURE)
 		return 1;
+	__u64 k = at;
+	asm volatile("%0 &= %1" : "+r"(k) : "i"(SYS_HTTP_CAPTURE - 1)); /* the bound the verifier sees */
+	const __u8 *p = s->e.data + k; /* 16 bytes of slack behind the capture (the route) */
+	if (!fc->in_line) {
+		if (p[0] == '\r' && p[1] == '\n') {
+			fc->head_end = at + 2;
+			return 1;
+		}
+		/* Whole words, no branch per byte (each would double the verifier's states). */
+		__u8 c0 = p[0] | 0x20;
+		if (c0 == 'c' && at + 16 < fc->len) {
+			if (name_word(p, "content-") && name_word(p + 7, "-length:"))
+				fc->cl_at = at + 15;
+		} else if (c0 == 't' && at + 18 < fc->len) {
+			if (name_word(p, "transfer") && name_word(p + 8, "-encodin") && name_word(p + 10, "ncoding:"))
+				fc->chunked = 1;
+		}
+		fc->in_line = 1;
 	}
-	const char cl[] = "content-length:";
-	const char te[] = "transfer-encoding:";
-	if (lower(p[0]) == 'c' && at + 16 < fc->len) {
-#pragma unroll
-		for (int j = 1; j < 15; j++)
-			if (lower(p[j]) != cl[j])
-				return 0;
-		fc->cl_at = at + 15;
-	} else if (lower(p[0]) == 't' && at + 18 < fc->len) {
-#pragma unroll
-		for (int j = 1; j < 18; j++)
-			if (lower(p[j]) != te[j])
-				return 0;
-		fc->chunked = 1;
+	__u32 avail = fc->len - at;
+	__u64 w;
+	__builtin_memcpy(&w, p, 8);
+	__u32 lf = 0;
+	__u32 j = upto_lf(w, avail < 8 ? avail : 8, &lf);
+	if (!lf && avail > 8) {
+		__builtin_memcpy(&w, p + 8, 8);
+		j += upto_lf(w, avail - 8 < 8 ? avail - 8 : 8, &lf);
 	}
+	if (lf)
+		fc->in_line = 0;
+	s->frame_pos = at + j;
 	return 0;
 }
 
 /* Where the request whose head starts at captured offset `pos` ends (head and Content-Length
  * body; may be past the capture), FRAME_UNKNOWN when its head is not all in the `n` captured bytes
- * or its body length is unknown (chunked, unreadable). Client writes and server reads frame alike. */
-static __always_inline __u64 request_end(__u32 pos, __u32 n)
+ * or its body length is unknown (chunked, unreadable). Client writes and server reads frame alike.
+ * A global function: verified once, not at each of its call sites (unrolled loops call it). */
+__noinline __u64 request_end(__u32 pos, __u32 n)
 {
-	struct frame_ctx fc = { .pos = pos, .len = n };
+	struct frame_ctx fc = { .len = n, .in_line = 1 };
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return FRAME_UNKNOWN;
+	s->frame_pos = pos;
 	bpf_loop(SYS_HTTP_CAPTURE, frame_cb, &fc, 0);
 	if (!fc.head_end || fc.chunked)
 		return FRAME_UNKNOWN;

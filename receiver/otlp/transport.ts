@@ -16,22 +16,11 @@
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import type { Dispatcher, Pool as PoolType } from 'undici';
 import { version as packageVersion } from '../../package.json';
 import { errorMessage, ReceiverError } from '../errors';
+import { Http1Client } from './http1-client';
 import { parseRetryAfterMs } from './retry-after';
 import { decodeRpcStatusMessage } from './rpc-status';
-
-/*
- * undici by its parts: its index also loads fetch, WebSocket, caches, mocks and more, ~300 ms of
- * the agent's start-up on our VMs (a third of it before the first log line). The exporter needs a
- * Pool and `request` (undici's index puts `request` on every dispatcher's prototype; here it is
- * called on the pool).
- */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Pool = require('undici/lib/dispatcher/pool') as typeof PoolType;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { request } = require('undici/lib/api') as { request: (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData> };
 
 export type SendResult =
   | { readonly kind: 'success' }
@@ -79,40 +68,55 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
+  'ERR_HTTP_SOCKET_CLOSED',
 ]);
-/** How much of an error response is read and quoted; the rest is discarded. */
+/** RFC 9110 `token`, and a field value without control characters (CR and LF above all). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// eslint-disable-next-line no-control-regex
+const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+/**
+ * How much of a response body is read and kept (an error's is quoted); past this the connection is
+ * dropped instead of drained. Success bodies (Export*ServiceResponse, a partial_success at most)
+ * are small.
+ */
 const MAX_ERROR_BODY_BYTES = 4096;
 const MAX_ERROR_TEXT_CHARS = 512;
-/** Success bodies (ExportTraceServiceResponse) are small; past this the connection is dropped instead of drained. */
-const MAX_DRAIN_BYTES = 64 * 1024;
 
 export class HttpTransport implements Transport {
-  private readonly pool: PoolType;
-  private readonly path: string;
-  private readonly headers: Record<string, string>;
+  private readonly client: Http1Client;
+  /** The request head but content-length, built once (the exporter's requests differ only in body). */
+  private readonly head: Buffer;
+  /** Why no request can be sent (an invalid header), reported by every send. */
+  private readonly invalid: string | undefined;
   private readonly url: string;
   private readonly gzip: boolean;
 
   constructor(options: HttpTransportOptions) {
     this.gzip = options.compression === 'gzip';
     const url = new URL(options.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OtlpExportError(`export: ${url.href}: not an http(s) URL`);
     this.url = url.href;
-    this.path = `${url.pathname}${url.search}`;
-    this.pool = new Pool(url.origin, { connections: options.connections ?? 2 });
-    this.headers = {
+    this.client = new Http1Client(url, options.connections ?? 2);
+    const headers: Record<string, string> = {
+      host: url.host,
       'user-agent': `spanbridge/${packageVersion}`,
       ...lowerCaseKeys(options.headers ?? {}),
-      // The body's format is ours to state; a user header must not contradict it.
+      // The body's format and framing are ours to state; a user header must not contradict them.
       'content-type': options.contentType ?? 'application/x-protobuf',
       ...(this.gzip ? { 'content-encoding': 'gzip' } : {}),
     };
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
+    delete headers.connection;
+    const bad = Object.entries(headers).find(([k, v]) => !HEADER_NAME.test(k) || !HEADER_VALUE.test(v));
+    this.invalid = bad ? `export: ${this.url}: invalid header ${JSON.stringify(bad[0])}` : undefined;
+    const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    this.head = Buffer.from(`POST ${url.pathname}${url.search} HTTP/1.1\r\n${lines}`, 'latin1');
   }
 
   async send(body: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<SendResult> {
     if (signal?.aborted) return { kind: 'failure', error: new OtlpExportError(`export: ${this.url}: cancelled`) };
+    if (this.invalid) return { kind: 'failure', error: new OtlpExportError(this.invalid) };
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), timeoutMs);
     timer.unref();
@@ -120,18 +124,10 @@ export class HttpTransport implements Transport {
     signal?.addEventListener('abort', cancel, { once: true });
     try {
       const payload = this.gzip ? await gzip(body) : body;
-      const res = await request.call(this.pool, {
-        path: this.path,
-        method: 'POST',
-        headers: this.headers,
-        body: payload,
-        signal: deadline.signal,
-      });
-      if (res.statusCode >= 200 && res.statusCode < 300) {
-        await res.body.dump({ limit: MAX_DRAIN_BYTES });
-        return { kind: 'success' };
-      }
-      const reason = await readErrorReason(res.body, String(res.headers['content-type'] ?? ''));
+      const ok = (code: number): boolean => code >= 200 && code < 300;
+      const res = await this.client.request({ head: this.head, body: payload, signal: deadline.signal, bodyLimit: MAX_ERROR_BODY_BYTES });
+      if (ok(res.statusCode)) return { kind: 'success' };
+      const reason = readErrorReason(res.body, res.headers['content-type'] ?? '');
       const error = new OtlpExportError(
         `export: ${this.url} answered HTTP ${res.statusCode}${reason ? `: ${reason}` : ''}`,
         { statusCode: res.statusCode },
@@ -157,8 +153,9 @@ export class HttpTransport implements Transport {
     }
   }
 
-  async close(): Promise<void> {
-    await this.pool.close();
+  close(): Promise<void> {
+    this.client.close();
+    return Promise.resolve();
   }
 }
 
@@ -170,21 +167,11 @@ function lowerCaseKeys(headers: Readonly<Record<string, string>>): Record<string
 
 /**
  * The server's reason for an error status: a google.rpc.Status message for protobuf answers
- * (what the Collector sends), the text otherwise; read up to a bound, then truncated.
+ * (what the Collector sends), the text otherwise; read up to a bound (the client keeps at most
+ * MAX_ERROR_BODY_BYTES of it), then truncated.
  */
-async function readErrorReason(body: AsyncIterable<Uint8Array>, contentType: string): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= MAX_ERROR_BODY_BYTES) break; // leaving the loop destroys the stream
-    }
-  } catch {
-    // A body cut short still leaves whatever arrived, and the status code says enough.
-  }
-  const bytes = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES);
+function readErrorReason(body: Buffer, contentType: string): string {
+  const bytes = body.subarray(0, MAX_ERROR_BODY_BYTES);
   const text = (contentType.includes('protobuf') ? decodeRpcStatusMessage(bytes) : undefined) ?? bytes.toString('utf8');
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length > MAX_ERROR_TEXT_CHARS ? `${oneLine.slice(0, MAX_ERROR_TEXT_CHARS)}...` : oneLine;

@@ -20,6 +20,7 @@ jest.setTimeout(60_000);
 const OBJ = join(__dirname, '..', '..', 'build', 'bpf', 'sk_inject.bpf.o');
 const F_HEADERS_CHECKED = 1;
 const F_TRACESTATE = 2;
+const F_SKIPS_ONLY = 8;
 
 function precondition(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root';
@@ -136,6 +137,18 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 108n }));
     expect(await exchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(`GET / HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
     expect(outcome(108n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_DONE);
+  });
+
+  it('an owner that reads only skips (SK_INJECT_F_SKIPS_ONLY) gets no outcome for an inserted header, and the skip when one is left alone', async () => {
+    const seen = counter('SK_INJECT_DONE');
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 109n, flags: F_HEADERS_CHECKED | F_SKIPS_ONLY }));
+    expect(await exchange('GET /s HTTP/1.1\r\nHost: a\r\n\r\n')).toBe(`GET /s HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
+    expect(counter('SK_INJECT_DONE')).toBe(seen + 1);
+    expect(outcome(109n)).toBeNull();
+    obj.map('spanbridge_sk_inject_pending_v2').update(threadKey(), pending({ cookie: 110n, flags: F_SKIPS_ONLY }));
+    const req = `GET /t HTTP/1.1\r\ntraceparent: 00-${'1'.repeat(32)}-${'2'.repeat(16)}-01\r\n\r\n`;
+    expect(await exchange(req)).toBe(req);
+    expect(outcome(110n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_SKIP_HAS_TRACEPARENT);
   });
 
   it('without a pending context nothing changes', async () => {

@@ -214,6 +214,40 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
     expect(Buffer.from(y.finish())).toEqual(reference(ys));
   });
 
+  it('server and client spans in turn (a service calling another): each kind copies its own last span\'s runs, byte for byte', () => {
+    // One memory per kind: a client span's runs come from the last client span, wherever (which
+    // batch, which writer) it was written, even with server spans (and a failing one) between.
+    const server = (i: number): Span =>
+      makeSpan(a, {
+        attributes: { 'http.request.method': 'GET', 'network.protocol.version': '1.1', 'url.path': '/items/1', 'http.route': '/', 'network.peer.port': 40000 + (i % 4), 'http.response.status_code': i % 10 === 0 ? 500 : 200, 'thread.id': 7 },
+      });
+    const client = (i: number): Span =>
+      makeSpan(i % 6 === 0 ? b : a, {
+        kind: 'CLIENT',
+        parentSpanId: '00f067aa0ba902b7',
+        attributes: { 'http.request.method': 'GET', 'network.protocol.version': '1.1', 'server.address': '127.0.0.1', 'url.full': `http://127.0.0.1:9090/items/${i % 3}`, 'http.response.status_code': 200, 'spanbridge.parent.source': 'thread' },
+      });
+    let batch = new TraceBatch();
+    let pushed: Span[] = [];
+    for (let i = 0; i < 900; i++) {
+      for (const span of [server(i), client(i)]) {
+        batch.push(span);
+        pushed.push(span);
+      }
+      if (i % 50 === 25) {
+        const failing = { ...server(i).attributes } as Record<string, unknown>;
+        Object.defineProperty(failing, 'boom', { enumerable: true, get: () => { throw new Error('getter'); } });
+        expect(() => batch.push(makeSpan(a, { attributes: failing as Span['attributes'] }))).toThrow('getter');
+      }
+      if (i % 128 === 127) {
+        expect(Buffer.from(batch.finish())).toEqual(reference(pushed));
+        batch = new TraceBatch();
+        pushed = [];
+      }
+    }
+    expect(Buffer.from(batch.finish())).toEqual(reference(pushed));
+  });
+
   it('an empty batch is an empty request', () => {
     expect(new TraceBatch().finish()).toHaveLength(0);
   });
