@@ -297,6 +297,7 @@ export const SYS_HTTP_OBJECT = {
     py_future_set_result: 'py_future_set_result',
     py_uv_read_start: 'py_uv_read_start',
     find_traceparent: 'find_traceparent',
+    request_end: 'request_end',
     frame_client_write: 'frame_client_write',
     pipelined_next: 'pipelined_next',
     decide_pipelined_one: 'decide_pipelined_one',
