@@ -47,11 +47,45 @@ function valueKey(v: unknown): unknown {
   return v === '' ? undefined : v;
 }
 
+/**
+ * The last span's path through the tree (its values of SERIES_KEYS, as tree keys) and where it
+ * led: consecutive spans of one kind mostly take the same path, and comparing the span's values
+ * with it (===, most of them short strings) costs less than a Map lookup per level, which hashes
+ * each value anew (the values are fresh strings). Exact as the tree is: === tells 200 from '200'
+ * and takes -0 as 0, as SameValueZero does; NaN, never ===, takes the tree.
+ */
+class LastPath {
+  readonly values: unknown[];
+  tree: ResourceSeries | undefined;
+  error = false;
+  series: Series | undefined;
+
+  constructor(n: number) {
+    this.values = new Array<unknown>(n).fill(undefined);
+  }
+
+  match(a: Readonly<Record<string, unknown>>, keys: readonly string[]): Series | undefined {
+    const values = this.values;
+    for (let i = 0; i < keys.length; i++) if (valueKey(a[keys[i]]) !== values[i]) return undefined;
+    return this.series;
+  }
+
+  set(tree: ResourceSeries, error: boolean, a: Readonly<Record<string, unknown>>, keys: readonly string[], series: Series): void {
+    for (let i = 0; i < keys.length; i++) this.values[i] = valueKey(a[keys[i]]);
+    this.tree = tree;
+    this.error = error;
+    this.series = series;
+  }
+}
+
 export class RedMetricsSink {
   private readonly cache = new WeakMap<Resource, ResourceSeries>();
   /** The last span's resource and its tree: consecutive spans mostly come from one process. */
   private lastResource: Resource | undefined;
   private lastSeries: ResourceSeries | undefined;
+  /** The last span's path and series, per kind (a service that calls another alternates them). */
+  private readonly lastServer = new LastPath(SERIES_KEYS.server.length);
+  private readonly lastClient = new LastPath(SERIES_KEYS.client.length);
 
   constructor(
     readonly store: HistogramStore,
@@ -76,9 +110,14 @@ export class RedMetricsSink {
     const client = span.kind === 'CLIENT';
     const keys = client ? SERIES_KEYS.client : SERIES_KEYS.server;
     const error = span.status.code === 'ERROR';
-    let level: Level | undefined = client ? rs.client : rs.server;
-    for (let i = 0; i < keys.length && level !== undefined; i++) level = level.get(valueKey(a[keys[i]])) as Level | undefined;
-    let series = level?.get(error) as Series | undefined;
+    const last = client ? this.lastClient : this.lastServer;
+    let series = last.series !== undefined && last.tree === rs && last.error === error ? last.match(a, keys) : undefined;
+    if (series === undefined) {
+      let level: Level | undefined = client ? rs.client : rs.server;
+      for (let i = 0; i < keys.length && level !== undefined; i++) level = level.get(valueKey(a[keys[i]])) as Level | undefined;
+      series = level?.get(error) as Series | undefined;
+      if (series) last.set(rs, error, a, keys, series);
+    }
     if (series) {
       this.store.observe(series.point, spanSeconds(span));
     } else {

@@ -217,11 +217,49 @@ export function parseHead(bytes: Buffer, complete: boolean): ParsedHead | null {
  * of a complete head; a cut head's last line is ignored.
  */
 export function parseHeadAt(b: Buffer, start: number, end: number, complete: boolean): ParsedHead | null {
-  const memory = b[start] === 0x48 ? responseLines : requestLines;
+  const response = b[start] === 0x48;
+  const whole = response ? lastResponseHead : lastRequestHead;
+  const same = whole.same(b, start, end, complete);
+  if (same !== null) return same;
+  const memory = response ? responseLines : requestLines;
   const parsed = parseHeadLines(b, start, end, complete, memory);
-  if (parsed !== null) memory.commit(b, parsed.headers as Map<string, string>);
-  else memory.abandon();
+  if (parsed !== null) {
+    memory.commit(b, parsed.headers as Map<string, string>);
+    whole.remember(b, start, end, parsed);
+  } else {
+    memory.abandon();
+  }
   return parsed;
+}
+
+/**
+ * The last head of one kind parsed well, whole, and its parse. A client repeats its request head
+ * (wrk, a Go client) and a server its response head within a second (Date), so one comparison of
+ * the bytes (a request and its response: ~700 -> ~450 ns in process) replaces the first line's
+ * scan and a comparison per line (LineMemory). The parse is a pure function of the bytes and
+ * `complete`, and ParsedHead is read only: the same object is returned.
+ */
+class WholeHead {
+  private bytes = Buffer.allocUnsafe(256);
+  private len = -1;
+  private parsed: ParsedHead | null = null;
+
+  same(b: Buffer, start: number, end: number, complete: boolean): ParsedHead | null {
+    const n = end - start;
+    const parsed = this.parsed;
+    if (n !== this.len || parsed === null || parsed.complete !== complete) return null;
+    // One native comparison (memcmp): 100-200 bytes compared byte by byte in JS cost more than the call.
+    return b.compare(this.bytes, 0, n, start, end) === 0 ? parsed : null;
+  }
+
+  remember(b: Buffer, start: number, end: number, parsed: ParsedHead): void {
+    const n = end - start;
+    this.len = n > MAX_REMEMBERED_HEAD ? -1 : n;
+    if (this.len < 0) return;
+    if (this.bytes.length < n) this.bytes = Buffer.allocUnsafe(Math.max(n, this.bytes.length * 2));
+    b.copy(this.bytes, 0, start, end);
+    this.parsed = parsed;
+  }
 }
 
 /**
@@ -356,6 +394,8 @@ function addHeader(headers: Map<string, string>, key: string, value: string): vo
 }
 const requestLines = new LineMemory();
 const responseLines = new LineMemory();
+const lastRequestHead = new WholeHead();
+const lastResponseHead = new WholeHead();
 
 function parseHeadLines(b: Buffer, start: number, end: number, complete: boolean, memory: LineMemory): ParsedHead | null {
   memory.begin();

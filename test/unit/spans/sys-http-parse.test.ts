@@ -159,6 +159,30 @@ describe('parseHead on generated heads', () => {
     }
   });
 
+  it('a head equal to the last one, byte for byte, gives what its parse gives: other buffers and offsets, one byte changed, cut or complete, after a malformed one', () => {
+    const show = (p: ParsedHead | null) => JSON.stringify(p && { ...p, headers: [...p.headers] });
+    const head = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Mon, 07 Dec 2026 05:00:00 GMT\r\nContent-Length: 5';
+    const cases: Array<[string, boolean]> = [
+      [head, true],
+      [head, true],
+      [head.replace('Content-Type', 'Content-Typf'), true], // same length, one byte apart mid-head
+      [head, true],
+      [head, false], // the same bytes, cut: its last line is not read
+      [head, false],
+      [head, true],
+      [head.replace('Date:', 'Da e:'), true], // malformed: null, and nothing remembered
+      [head, true],
+      [head.replace('Content-Length: 5', 'Content-Length: 6'), true], // differs in the last byte
+      [head.replace('Content-Length: 5', 'Content-Length: 6'), true],
+    ];
+    for (const [i, [h, complete]] of cases.entries()) {
+      const pad = 'x'.repeat(i % 3);
+      const b = Buffer.from(`${pad}${h}\r\n\r\nbody`, 'latin1');
+      const got = parseHeadAt(b, pad.length, pad.length + h.length, complete);
+      expect([i, show(got)]).toEqual([i, show(reference(Buffer.from(h, 'latin1'), complete))]);
+    }
+  });
+
   it('reads a head in place inside a larger buffer', () => {
     const b = Buffer.from('xxGET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\n\r\nbody', 'latin1');
     expect(parseHeadAt(b, 2, b.indexOf('\r\n\r\n'), true)).toEqual(reference(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u', 'latin1'), true));

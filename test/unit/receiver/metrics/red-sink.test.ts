@@ -103,6 +103,33 @@ describe('RedMetricsSink (series resolved once, by key)', () => {
     if (maxSeries === 3) expect(overflowed).toBeGreaterThan(0);
   });
 
+  it('spans of one path in runs, server and client in turn (the last path per kind compared, not looked up): the same store as the slow path', () => {
+    // Runs of equal paths broken by one value (its type, an empty route, the error flag, NaN, the
+    // resource), with the other kind's spans between: the last path of a kind must lead to the
+    // series its values would.
+    const server = (i: number): Span =>
+      makeSpan(i % 9 === 0 ? b : a, {
+        startTimeUnixNano: ms(0),
+        endTimeUnixNano: ms(i % 13),
+        status: { code: i % 11 === 0 ? 'ERROR' : 'UNSET' },
+        attributes: { 'http.request.method': 'GET', 'http.route': i % 17 === 0 ? '' : '/a', 'http.response.status_code': i % 7 === 0 ? '200' : 200, 'url.scheme': 'http', ...(i % 23 === 0 ? { 'custom.ratio': Number.NaN } : {}) },
+      });
+    const client = (i: number): Span =>
+      makeSpan(a, {
+        kind: 'CLIENT',
+        startTimeUnixNano: ms(0),
+        endTimeUnixNano: ms(i % 5),
+        attributes: { 'http.request.method': 'GET', 'server.address': 'db', 'server.port': i % 19 === 0 ? Number.NaN : 5432, 'http.response.status_code': 200 },
+      });
+    const spans = Array.from({ length: 400 }, (_, i) => [server(i), server(i), client(i)]).flat();
+    const merger = new ResourceMerger({});
+    const expected = slowPath(spans, 2000, merger);
+    const store = new HistogramStore(HTTP_DURATION_BUCKETS, 2000, () => 0);
+    const sink = new RedMetricsSink(store, new SelfMetrics(), new PrometheusRegistry(), merger);
+    for (const span of spans) sink.add(span);
+    expect([...store.entries()]).toEqual([...expected.store.entries()]);
+  });
+
   it('renders label values that need escaping, and sums, as prom-client does', async () => {
     const merger = new ResourceMerger({});
     const odd = makeResource('a"b\\c\nd', 9);
