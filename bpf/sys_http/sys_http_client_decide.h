@@ -140,7 +140,7 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 				ts = node_linked_tracestate(); /* the linked request's, not the thread's */
 			if (ts && !bpf_map_update_elem(&spanbridge_sk_inject_tracestate_v2, &id, ts, BPF_ANY))
 				p->flags |= SK_INJECT_F_TRACESTATE;
-			bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
+			sk_inject_pending_put(id, p);
 		}
 #endif
 		if (s) {
