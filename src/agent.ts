@@ -8,9 +8,11 @@
  * (src/wiring.ts) and handed in.
  *
  *   start: mounts -> capabilities -> [syscall tracer, sk_msg, Go tracer, process events: loading
- *          on worker threads; meanwhile libbpf feature probes, Go inspection of the selected processes]
- *          -> strategy plan -> results reported -> watcher (attach what runs now) -> ready file
- *          -> periodic work
+ *          on worker threads (on one CPU, sk_msg after the syscall and Go tracers); meanwhile
+ *          libbpf feature probes, Go inspection of the selected processes] -> strategy plan
+ *          -> results reported -> sinks complete -> watcher (attach what runs now: spans flow)
+ *          -> [sk_msg, if still loading: the processes attached meanwhile selected for it]
+ *          -> ready file -> periodic work
  *   stop:  periodic work -> watcher -> kernel counters -> tracers (drained) -> Go stage -> sinks
  */
 import { writeFileSync } from 'node:fs';
@@ -137,6 +139,13 @@ export interface AgentDeps {
   readonly host?: AgentHost;
   /** Period of the kernel-counter and stage sweeps (default 5 s). */
   readonly tickMs?: number;
+  /**
+   * Settles once every sink is in `sinks`: no process is attached (no span delivered) before. A
+   * rejection fails the start. Default: the sinks are complete from the start.
+   */
+  readonly sinksReady?: Promise<unknown>;
+  /** CPUs the agent runs on (default: os.availableParallelism()); one orders the loads (tracer-set.ts). */
+  readonly loadParallelism?: number;
 }
 
 export class Agent {
@@ -187,6 +196,7 @@ export class Agent {
       resourceOf,
       deliver,
       onFork: (child, parent, tsNs) => this.onFork(child, parent, tsNs),
+      loadParallelism: deps.loadParallelism,
     });
     this.inspection = new InspectionCache({ metrics: this.metrics, log, inspect: this.host.inspect, processAlive: this.host.processAlive });
     this.attacher = new ProcessAttacher({
@@ -264,8 +274,17 @@ export class Agent {
     const procErr = await procStarted;
     if (procErr === undefined) log.info('attached: tracepoints sched/sched_process_exec, sched/sched_process_exit');
     else log.warn(`process events unavailable (${errorMessage(procErr)}); following new processes by /proc rescans only`);
+    await this.deps.sinksReady;
     if (this.stopped) return; // stop() closes what loaded
+    // Spans flow from here on: what runs now is attached.
     this.startWatcher();
+    if (this.tracers.socketInjectionLoading) {
+      log.debug(`spans flowing ${Math.round(performance.now() - t0)} ms after the loads began; sk_msg still loading`);
+      // sk_msg loaded after the span tracers (one CPU): the processes attached meanwhile get it now.
+      await this.tracers.joinSocketInjection(() => this.attacher.selectAttachedForSkInject());
+      if (this.stopped) return;
+    }
+    // Ready: every tracer runs and every process that matched at start is attached.
     if (this.config.readyFile) writeFileSync(this.config.readyFile, `${process.pid}\n`, { mode: 0o600 });
     // A scrape or an OTLP export sees the kernel counters as they are now.
     this.metrics.onSnapshot(() => {

@@ -89,8 +89,8 @@ async function traceView(opts: RunOptions, log: Logger, metrics: SelfMetrics, at
 /**
  * Builds every sink, the backend and the agent, and starts them: the agent first, so that its BPF
  * objects load on worker threads (most of the start-up: the kernel's verifier) while the rest of
- * the modules load and the sinks start. No span reaches a sink before the agent's start resolved,
- * and by then every sink is in the list. On a failed start everything started is stopped again
+ * the modules load and the sinks start. No span reaches a sink before every sink is in the list
+ * (`sinksReady`: the agent attaches nothing before). On a failed start everything started is stopped again
  * before the error is thrown.
  */
 export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPipeline> {
@@ -102,6 +102,15 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
   // What is traced, as it attaches: logged as a table, served at the web page's /api/processes.
   const attachments = new AttachmentTable((lines) => lines.forEach((l) => log.info(l)));
   const sinks: SpanSink[] = [];
+  // The agent attaches (and spans flow) once its span tracers loaded, perhaps before its start
+  // resolves (sk_msg loading after them): only once every sink below is in the list.
+  let sinksComplete!: () => void;
+  let sinksFailed!: (err: unknown) => void;
+  const sinksReady = new Promise<void>((resolve, reject) => {
+    sinksComplete = resolve;
+    sinksFailed = reject;
+  });
+  sinksReady.catch(() => undefined); // the agent's start takes it
   const agent = new Agent(
     {
       selection: opts.selection,
@@ -124,6 +133,7 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
       sinks,
       metrics,
       onAttachment: (e) => attachments.on(e),
+      sinksReady,
     },
   );
   const started = agent.start();
@@ -140,8 +150,10 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
     const bridge = receiver.createCollectorBridge({ metrics, log, ...delivery });
     await bridge.start();
     sinks.push(bridge);
+    sinksComplete();
     await started;
   } catch (err) {
+    sinksFailed(err);
     // Waits for the loads in flight, closes what loaded, flushes the sinks that started.
     await agent.stop().catch(() => undefined);
     throw err;

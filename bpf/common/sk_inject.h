@@ -5,8 +5,9 @@
  * A tracer that wants the next HTTP/1.x request a thread sends to carry a traceparent puts an
  * entry in spanbridge_sk_inject_pending_v2 keyed by that thread (bpf_get_current_pid_tgid()),
  * right before the thread's send. The sk_msg program runs in the sending thread's context, takes
- * (and always removes) the entry, and inserts the header when the message is a request without
- * one. It reports the outcome in spanbridge_sk_inject_result_v1 under {tgid, cookie}, so the owner
+ * the entry (always: it sets its ts_ns to 0, which means none, and leaves it in place for the
+ * thread's next request; sk_inject_pending_put), and inserts the header when the message is a
+ * request without one. It reports the outcome in spanbridge_sk_inject_result_v1 under {tgid, cookie}, so the owner
  * can flag its client record (the cookie is the owner's: Go uses the *http.Request pointer; 0 =
  * no report; SK_INJECT_F_SKIPS_ONLY: only the outcomes that left the request without it).
  * Both maps are pinned by name so that every object shares them. */
@@ -92,6 +93,18 @@ struct {
 	__type(value, struct sk_inject_pending);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spanbridge_sk_inject_pending_v2 SEC(".maps");
+
+/* Leaves *p for the current thread's next send. Written in place over the thread's entry when it
+ * has one (taken or not): only this thread writes it and only its own send reads it, one after the
+ * other, so no lock is needed; the LRU map allocates an element only for a thread's first. */
+static __always_inline void sk_inject_pending_put(__u64 id, const struct sk_inject_pending *p)
+{
+	struct sk_inject_pending *old = bpf_map_lookup_elem(&spanbridge_sk_inject_pending_v2, &id);
+	if (old)
+		*old = *p;
+	else
+		bpf_map_update_elem(&spanbridge_sk_inject_pending_v2, &id, p, BPF_ANY);
+}
 
 /* The tracestate to send with the pending traceparent (the incoming request's value, W3C). */
 struct sk_inject_tracestate {

@@ -512,7 +512,7 @@ int sk_inject_msg(struct sk_msg_md *msg)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sk_inject_pending *pp = bpf_map_lookup_elem(&spanbridge_sk_inject_pending_v2, &id);
 	__u32 zero = 0;
-	if (!pp) {
+	if (!pp || !pp->ts_ns) {
 		/* No new request: a head still open from an earlier send of this socket? */
 		struct bpf_sock *sk = msg->sk;
 		struct sk_inject_split *st = sk ? bpf_sk_storage_get(&sk_inject_splits, sk, 0, 0) : NULL;
@@ -526,11 +526,13 @@ int sk_inject_msg(struct sk_msg_md *msg)
 	}
 	struct sk_scratch *s = bpf_map_lookup_elem(&sk_inject_scratch, &zero);
 	if (!s) {
-		bpf_map_delete_elem(&spanbridge_sk_inject_pending_v2, &id);
+		pp->ts_ns = 0;
 		return SK_PASS;
 	}
 	s->p = *pp;
-	bpf_map_delete_elem(&spanbridge_sk_inject_pending_v2, &id);
+	/* Taken in place (bpf/common/sk_inject.h, sk_inject_pending_put): the entry stays for the thread's next request,
+	 * which then writes it in place too, with no LRU delete here nor allocation there. */
+	pp->ts_ns = 0;
 	/* A new request: whatever head an earlier send left open is over. */
 	struct sk_inject_split *prev = msg->sk ? bpf_sk_storage_get(&sk_inject_splits, msg->sk, 0, 0) : NULL;
 	if (prev && prev->phase) {

@@ -177,6 +177,23 @@ export class ProcessAttacher {
     }
   }
 
+  /**
+   * sk_msg began to run after these processes were attached (it loaded after the span tracers):
+   * each that would have been selected for it at its attach is selected now, and what is said of
+   * it (log, table) says so. Go processes only with socket-level injection (never with memory writes).
+   */
+  selectAttachedForSkInject(): void {
+    const { tracers, log } = this.d;
+    for (const [pid, event] of [...this.announced]) {
+      if (event.injection !== 'none') continue;
+      if (tracers.go.attachedPids.includes(pid) && tracers.go.injection !== 'socket') continue;
+      const sk = this.selectForSkInject(pid);
+      log.info(`pid ${pid}: ${sk.note.replace(/^; /, '')}`);
+      if (!sk.injected) continue;
+      this.emit({ ...event, injection: 'sk_msg', connectionsTakenOver: sk.takenOver, notes: [...event.notes, sk.note.replace(/^; /, '')] });
+    }
+  }
+
   /** Outgoing connections of a process get sk_msg injection (when it runs). */
   private selectForSkInject(pid: number, byKernel = false): SkInjectSelection {
     const sk = this.d.tracers.sk;

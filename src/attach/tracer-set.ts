@@ -6,6 +6,7 @@
  * fails, the Go tracer is reloaded without it: decided on the typed load error's failing program
  * (isMemoryInjectionRefused), never on message text.
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Cgroup2Outcome } from '../bpf/mounts';
 import type { BpfBackend } from '../bpf/types';
@@ -51,6 +52,11 @@ export interface TracerSetDeps {
   readonly deliver: (span: Span) => void;
   /** A traced process forked (the kernel traces the child from its fork). */
   readonly onFork: (child: number, parent: number, tsNs: bigint) => void;
+  /**
+   * CPUs the agent may run on (default: os.availableParallelism(), which follows its affinity).
+   * With one, sk_msg's object loads after the span tracers' (see begin()).
+   */
+  readonly loadParallelism?: number;
 }
 
 export class TracerSet {
@@ -70,6 +76,8 @@ export class TracerSet {
         readonly skWhy: string | null;
         readonly sk: Promise<SkInjectTracer | undefined>;
         readonly skTracer: SkInjectTracer | undefined;
+        /** sk_msg's load begins after the span tracers' (one CPU). */
+        readonly skAfter: boolean;
         readonly sys: SysHttpStage | undefined;
         readonly sysStart: Promise<void> | undefined;
         readonly go: GoHttpTracer;
@@ -78,6 +86,15 @@ export class TracerSet {
         readonly settled: Promise<unknown>;
       }
     | undefined;
+  /** sk_msg's load has ended (either way): start() then decides with its outcome at once. */
+  private skSettled = false;
+  /** Set by close(): a load not begun yet is not begun any more. */
+  private closing = false;
+  /**
+   * When sk_msg was still loading as the span tracers started: its outcome, taken over by
+   * joinSocketInjection (the Go injection the plan chose goes with it).
+   */
+  private lateSk: { readonly sk: Promise<SkInjectTracer | undefined>; readonly goInjection: 'memory' | 'none' } | undefined;
 
   /**
    * Begins loading every span tracer on worker threads, slowest first (the kernel's verifier is
@@ -103,12 +120,22 @@ export class TracerSet {
       }
     }
     const sys = caps.syscallTracepoints ? this.newSysStage(caps, sk !== undefined) : undefined;
-    // sys_http.bpf.o verifies longest (~0.4 s here), then sk_inject.bpf.o, then go_http.bpf.o.
+    // sys_http.bpf.o verifies longest (~0.5 s here), then sk_inject.bpf.o (~0.16 s), then go_http.bpf.o.
     const sysStart = this.timed('sys_http.bpf.o', sys?.start());
-    const skStart = sk ? this.timed('sk_inject.bpf.o', sk.start(cgroupPath)).then(() => sk) : Promise.resolve(undefined);
+    // The spans need the syscall and Go objects only; sk_msg adds headers once it runs. On one
+    // CPU (the agent pinned, as in the bench) every load in flight shares it, so sk_msg's would
+    // delay the first span by its whole verification: it begins once those two have loaded.
+    const oneCpu = (this.d.loadParallelism ?? availableParallelism()) <= 1;
+    const skLoad = (): Promise<SkInjectTracer | undefined> =>
+      sk && !this.closing ? this.timed('sk_inject.bpf.o', sk.start(cgroupPath)).then(() => sk) : Promise.resolve(undefined);
+    const skNow = oneCpu && sk ? undefined : skLoad();
     const go = this.newGoTracer(goInjection === 'none' && sk ? 'socket' : goInjection);
     const goStart = this.timed('go_http.bpf.o', go.start(this.onGoRecord));
-    this.pending = { skWhy, sk: skStart, skTracer: sk, sys, sysStart, go, goStart, settled: Promise.allSettled([sysStart, skStart, goStart]) };
+    const skStart = (skNow ?? Promise.allSettled([sysStart, goStart]).then(skLoad)).finally(() => {
+      this.skSettled = true;
+    });
+    skStart.catch(() => undefined); // taken by start() or joinSocketInjection()
+    this.pending = { skWhy, sk: skStart, skTracer: sk, skAfter: skNow === undefined, sys, sysStart, go, goStart, settled: Promise.allSettled([sysStart, skStart, goStart]) };
   }
 
   private readonly onGoRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
@@ -129,7 +156,8 @@ export class TracerSet {
    * Starts the span tracers with the plan's injection strategy: what begin() began (begun here if
    * it was not). Throws if the Go tracer cannot load; every tracer started is then closed by
    * close(). The start-up report says what each tracer does, in the same order as when they
-   * loaded one after another.
+   * loaded one after another. When sk_msg is still loading as the syscall and Go objects are
+   * ready, spans start without it: joinSocketInjection() takes it over once it has loaded.
    */
   async start(plan: StrategyPlan, caps: Capabilities): Promise<void> {
     const { log, injectHeaders } = this.d;
@@ -139,13 +167,18 @@ export class TracerSet {
     }
     this.begin(caps, plan.goInjection);
     const pending = this.pending!;
-    let skWhy = pending.skWhy;
     const go = pending.go;
-    const [sysR, skR, goR] = await Promise.allSettled([pending.sysStart, pending.sk, pending.goStart]);
-
-    if (skR.status === 'fulfilled' && skR.value) this.sk = skR.value;
-    else if (skR.status === 'rejected') skWhy = firstLine(errorMessage(skR.reason));
-    if (skWhy !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${skWhy}`);
+    const [sysR, goR] = await Promise.allSettled([pending.sysStart, pending.goStart]);
+    // The Go and syscall objects were loaded handing client contexts to sk_msg: they keep that
+    // while it loads (nothing consumes a hand-off before it runs: no header, no wrong claim).
+    const skLate = pending.skAfter && !this.skSettled;
+    if (!skLate) {
+      let skWhy = pending.skWhy;
+      const [skR] = await Promise.allSettled([pending.sk]);
+      if (skR.status === 'fulfilled' && skR.value) this.sk = skR.value;
+      else if (skR.status === 'rejected') skWhy = firstLine(errorMessage(skR.reason));
+      if (skWhy !== null) log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${skWhy}`);
+    }
     let sysErr: unknown;
     let sysStage = pending.sys;
     if (sysR.status === 'rejected') {
@@ -154,15 +187,16 @@ export class TracerSet {
     }
     this.go = go;
     let goErr: unknown = goR.status === 'rejected' ? goR.reason : undefined;
-    // What the Go tracer must do, now that the plan and sk_msg's fate are known.
-    let goInjection: GoInjection = plan.goInjection === 'memory' ? 'memory' : this.sk ? 'socket' : 'none';
+    // What the Go tracer must do, now that the plan and sk_msg's fate (or its load in flight) are known.
+    const socket = this.sk !== undefined || skLate;
+    let goInjection: GoInjection = plan.goInjection === 'memory' ? 'memory' : socket ? 'socket' : 'none';
     if (goErr !== undefined && go.injection === 'memory' && isMemoryInjectionRefused(goErr)) {
       log.warn(`strategy: Go memory injection refused by the kernel at load (${firstLine(errorMessage(goErr))}); reloading without it`);
       goErr = undefined;
-      goInjection = this.sk ? 'socket' : 'none';
+      goInjection = socket ? 'socket' : 'none';
     }
     const goAgain = goErr === undefined && goInjection !== go.injection;
-    const sysAgain = sysStage !== undefined && pending.skTracer !== undefined && !this.sk;
+    const sysAgain = sysStage !== undefined && pending.skTracer !== undefined && !socket;
     const again = await Promise.allSettled([
       sysAgain ? sysStage!.close().then(() => (sysStage = this.newSysStage(caps, false)).start()) : undefined,
       goAgain ? go.close().then(() => (this.go = this.newGoTracer(goInjection)).start(this.onGoRecord)) : undefined,
@@ -175,22 +209,56 @@ export class TracerSet {
     if (goErr !== undefined) throw goErr;
     if (again[1].status === 'rejected') throw again[1].reason;
 
-    const where = `sock_ops on cgroup v2 ${this.sk?.cgroupPath}; traceparent inserted after the request line of outgoing HTTP/1.x requests`;
-    if (goInjection === 'memory') {
-      log.info(
-        "strategy: header injection: Go memory writes (bpf_probe_write_user into the request's bufio.Writer) for Go processes" +
-          (this.sk ? `; socket-level sk_msg for other languages (${where})` : '; none for other languages'),
-      );
-    } else if (goInjection === 'socket') {
-      log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
-    }
-    headerInjection.set(this.d.metrics, { runtime: 'go', method: goInjection === 'memory' ? 'go_memory' : goInjection === 'socket' ? 'sk_msg' : 'none' }, 1);
-    headerInjection.set(this.d.metrics, { runtime: 'other', method: this.sk ? 'sk_msg' : 'none' }, 1);
+    if (skLate) this.lateSk = { sk: pending.sk, goInjection: goInjection === 'memory' ? 'memory' : 'none' };
+    else this.reportInjection(goInjection);
     log.info('attached: go_http tracer loaded (uprobes are attached per process)');
 
     if (!caps.syscallTracepoints) log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
     else if (this.sys) log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${this.sys.tracer.tracepointCount} attached); same-node black-box correlation on`);
     else log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(sysErr))})`);
+  }
+
+  /** Whether sk_msg is still loading after start() (joinSocketInjection() then takes it over). */
+  get socketInjectionLoading(): boolean {
+    return this.lateSk !== undefined;
+  }
+
+  /**
+   * sk_msg's load, when start() left it in flight: awaited here. Once it runs, `onJoined` selects
+   * the processes attached meanwhile (in the same turn: every attach after it selects its own);
+   * if it failed, no process gets socket-level injection. The start-up report's injection line
+   * and gauge follow, as start() says them otherwise.
+   */
+  async joinSocketInjection(onJoined: () => void): Promise<void> {
+    const late = this.lateSk;
+    if (!late) return;
+    const { log, injectHeaders } = this.d;
+    const [r] = await Promise.allSettled([late.sk]);
+    this.lateSk = undefined;
+    if (this.closing) return;
+    if (r.status === 'fulfilled' && r.value) {
+      this.sk = r.value;
+      onJoined();
+    } else {
+      const why = r.status === 'rejected' ? firstLine(errorMessage(r.reason)) : 'not loaded';
+      log[injectHeaders === 'on' ? 'warn' : 'info'](`strategy: socket-level sk_msg injection unavailable: ${why}`);
+    }
+    this.reportInjection(late.goInjection === 'memory' ? 'memory' : this.sk ? 'socket' : 'none');
+  }
+
+  /** The start-up report's header-injection line and the injection gauges. */
+  private reportInjection(goInjection: GoInjection): void {
+    const where = `sock_ops on cgroup v2 ${this.sk?.cgroupPath}; traceparent inserted after the request line of outgoing HTTP/1.x requests`;
+    if (goInjection === 'memory') {
+      this.d.log.info(
+        "strategy: header injection: Go memory writes (bpf_probe_write_user into the request's bufio.Writer) for Go processes" +
+          (this.sk ? `; socket-level sk_msg for other languages (${where})` : '; none for other languages'),
+      );
+    } else if (goInjection === 'socket') {
+      this.d.log.info(`strategy: header injection: socket-level sk_msg (${where}, Go and other languages)`);
+    }
+    headerInjection.set(this.d.metrics, { runtime: 'go', method: goInjection === 'memory' ? 'go_memory' : goInjection === 'socket' ? 'sk_msg' : 'none' }, 1);
+    headerInjection.set(this.d.metrics, { runtime: 'other', method: this.sk ? 'sk_msg' : 'none' }, 1);
   }
 
   /** The syscall HTTP stage (not started); `socketInjection`: client contexts are left for sk_msg. */
@@ -262,6 +330,7 @@ export class TracerSet {
 
   /** Independent objects: detached concurrently (each detach waits for kernel RCU grace periods). */
   async close(): Promise<void> {
+    this.closing = true;
     // Loads begun and not yet taken over by start() (stopped during start-up) end first.
     await this.pending?.settled;
     const all = new Set([this.go, this.sk, this.sys, this.pending?.skTracer, this.pending?.sys, this.pending?.go]);

@@ -281,6 +281,7 @@ export const SYS_HTTP_OBJECT = {
     sys_http_process_fork: 'sys_http_process_fork',
     sys_http_process_exec: 'sys_http_process_exec',
     sys_http_process_exit: 'sys_http_process_exit',
+    go_forward_parent: 'go_forward_parent',
     node_link_parent: 'node_link_parent',
     sys_exit_accept4: 'sys_exit_accept4',
     sys_exit_accept: 'sys_exit_accept',
@@ -297,6 +298,7 @@ export const SYS_HTTP_OBJECT = {
     py_future_set_result: 'py_future_set_result',
     py_uv_read_start: 'py_uv_read_start',
     find_traceparent: 'find_traceparent',
+    request_end: 'request_end',
     frame_client_write: 'frame_client_write',
     pipelined_next: 'pipelined_next',
     decide_pipelined_one: 'decide_pipelined_one',
@@ -320,6 +322,8 @@ export const SYS_HTTP_OBJECT = {
   },
   maps: {
     traced_tgids: 'traced_tgids',
+    go_forwards: 'go_forwards',
+    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     node_procs: 'node_procs',
     node_parsers: 'node_parsers',
     node_conns: 'node_conns',
@@ -337,7 +341,6 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_client_conns_v1: 'spanbridge_go_client_conns_v1',
     spanbridge_go_client_unknown_v1: 'spanbridge_go_client_unknown_v1',
     spanbridge_go_client_dials_v1: 'spanbridge_go_client_dials_v1',
-    spanbridge_go_server_v1: 'spanbridge_go_server_v1',
     data_paths: 'data_paths',
     request_tracestates: 'request_tracestates',
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
@@ -527,7 +530,9 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_GO_CLIENT_UNPARKED: 38,
   SYS_SKIP_GO_CLIENT_STALE: 39,
   SYS_SKIP_GO_CLIENT_NO_CONN: 40,
-  SYS_HTTP_DROP_MAX: 41,
+  SYS_LINK_GO_FORWARD: 41,
+  SYS_SKIP_GO_FORWARD_PARENT_UNKNOWN: 42,
+  SYS_HTTP_DROP_MAX: 43,
 } as const;
 
 export const SYS_HTTP_ROLE = {

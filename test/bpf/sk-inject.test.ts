@@ -130,7 +130,10 @@ suite('sk_inject.bpf.o on the real kernel (libbpf attachSkMsg + attachCgroup)', 
     const got = await exchange('GET /x?y=1 HTTP/1.1\r\nHost: a\r\n\r\n');
     expect(got).toBe(`GET /x?y=1 HTTP/1.1\r\ntraceparent: 00-${TRACE}-${SPAN}-01\r\nHost: a\r\n\r\n`);
     expect(outcome(101n)).toBe(SK_INJECT_OUTCOME.SK_INJECT_DONE);
-    expect(obj.map('spanbridge_sk_inject_pending_v2').lookup(threadKey())).toBeNull(); // consumed
+    // taken: left in place for the thread's next request, with ts_ns 0 (none)
+    expect(obj.map('spanbridge_sk_inject_pending_v2').lookup(threadKey())?.readBigUInt64LE(SK_INJECT_PENDING.fields.ts_ns.offset) ?? 0n).toBe(0n);
+    const req = 'GET /again HTTP/1.1\r\nHost: a\r\n\r\n';
+    expect(await exchange(req)).toBe(req); // never used twice
   });
 
   it('a head whose last header line is short is scanned to its end and injected (owner did not check it)', async () => {

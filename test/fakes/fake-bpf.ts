@@ -81,6 +81,7 @@ export class FakeBpfBackend implements BpfBackend {
   private readonly specs = new Map<string, FakeObjectSpec>();
   private readonly cpus: number;
   private destroyCount = 0;
+  private readonly held = new Map<string, Promise<void>>();
   /** Records emitted while no started ring buffer existed for the map, by map name. */
   private readonly pending = new Map<string, Buffer[]>();
   readonly failures = {
@@ -114,6 +115,21 @@ export class FakeBpfBackend implements BpfBackend {
   failLoad(program: string, verifierLog = "R0 invalid mem access 'map_value_or_null'"): this {
     this.failures.load.set(program, verifierLog);
     return this;
+  }
+
+  /** Asynchronous loads of objects named `file` (e.g. 'sk_inject.bpf.o') wait until the returned function is called. */
+  holdLoad(file: string): () => void {
+    let release!: () => void;
+    this.held.set(file, new Promise<void>((r) => (release = r)));
+    return () => {
+      this.held.delete(file);
+      release();
+    };
+  }
+
+  /** @internal */
+  loadGate(path: string): Promise<void> | undefined {
+    return this.held.get(basename(path));
   }
 
   /** Attaching `program` fails with ERR_BPF_ATTACH and this errno (default ENOENT). */
@@ -223,6 +239,7 @@ export class FakeBpfObject implements BpfObject {
   /** load() after a turn of the event loop, as a load on a worker thread returns. */
   async loadAsync(): Promise<void> {
     await Promise.resolve();
+    await this.backend.loadGate(this.path);
     this.load();
   }
 

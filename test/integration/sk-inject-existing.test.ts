@@ -67,4 +67,20 @@ maybe('sk_msg injection into keep-alive connections opened before the agent', ()
     expect(tps[0]).toBe(`00-${pair.server.traceId}-${pair.client!.spanId}-01`);
     expect(outgoingConnections(frontend.pid)).toHaveLength(1); // the same connection was reused
   });
+
+  it('an agent pinned to one CPU (sk_msg loads after the span tracers, which attach first) takes the connection over when sk_msg joins, before its ready file', async () => {
+    await agent?.stop();
+    agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none'], {}, 120_000, { cpus: '0' });
+    // Said right after the ready file: sk_msg runs and selected both processes attached before it.
+    expect(await waitForTraced(agent, frontend.pid)).toMatchObject({ injection: 'sk_msg', connectionsTakenOver: 1 });
+    expect(await waitForTraced(agent, backend.pid)).toMatchObject({ injection: 'sk_msg' });
+    const tps = echoedTraceparents(await get());
+    expect(tps).toHaveLength(1);
+    const pair = await waitFor('pair', () => {
+      const p = frontendPair(agent!.spans(), frontend.pid, '/sync');
+      return p.length === 1 && p[0].client && p[0];
+    });
+    expect(tps[0]).toBe(`00-${pair.server.traceId}-${pair.client!.spanId}-01`);
+    expect(outgoingConnections(frontend.pid)).toHaveLength(1);
+  });
 });

@@ -3,7 +3,7 @@
  * releasing a process does to the tracers, the Go injection fallback on a typed load error, and
  * the grace period after which a gone process's resource is released.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentHost, type AttachmentEvent, type ProcessWatcherLike, type SpanSink } from '../../src/agent';
@@ -39,7 +39,19 @@ interface Harness {
   order: string[];
 }
 
-function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_HOST; features?: typeof ALL_BPF_FEATURES; readyFile?: string; injectHeaders?: 'auto' | 'on' | 'off'; tickMs?: number } = {}): Harness {
+function harness(
+  options: {
+    backend?: FakeBpfBackend;
+    caps?: typeof LOCKED_DOWN_HOST;
+    features?: typeof ALL_BPF_FEATURES;
+    readyFile?: string;
+    injectHeaders?: 'auto' | 'on' | 'off';
+    tickMs?: number;
+    loadParallelism?: number;
+    /** The watcher finds both test processes running when it starts (as /proc would). */
+    matchAtStart?: boolean;
+  } = {},
+): Harness {
   const backend = options.backend ?? new FakeBpfBackend();
   const lines: string[] = [];
   const order: string[] = [];
@@ -54,7 +66,13 @@ function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_
     warnEvery: (_k: string, _ms: number, m: string) => lines.push(`WARN ${m}`),
   };
   const watcher: ProcessWatcherLike = {
-    start: () => order.push('watcher.start'),
+    start: () => {
+      order.push('watcher.start');
+      if (options.matchAtStart) {
+        watcherEvents?.onMatch(proc(GO_PID, '/srv/api'), `pid ${GO_PID}`);
+        watcherEvents?.onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
+      }
+    },
     stop: () => order.push('watcher.stop'),
     onExec: () => undefined,
     onExit: () => undefined,
@@ -92,6 +110,7 @@ function harness(options: { backend?: FakeBpfBackend; caps?: typeof LOCKED_DOWN_
       host,
       onAttachment: (e) => attachments.push(e),
       tickMs: options.tickMs,
+      loadParallelism: options.loadParallelism ?? 2,
     },
   );
   return {
@@ -311,6 +330,106 @@ describe('Agent', () => {
     expect(h.order).toEqual(['sinks.shutdown(open objects: 0)']); // no watcher, no ready file
     expect(h.backend.openObjects()).toEqual([]);
     expect(h.backend.activeLinks()).toEqual([]);
+  });
+
+  it('on one CPU, sk_msg loads after the span tracers: processes attach and spans flow first; it then joins them, and the ready file follows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
+    const backend = new FakeBpfBackend();
+    const release = backend.holdLoad('sk_inject.bpf.o');
+    const h = harness({ backend, loadParallelism: 1, readyFile: join(dir, 'ready'), matchAtStart: true });
+    const started = h.agent.start();
+    while (!h.order.includes('watcher.start')) await new Promise((r) => setImmediate(r));
+    // sk_msg's load began only once the syscall and Go objects had loaded.
+    expect(objectNames(backend)).toEqual(['sys_http.bpf.o', 'go_http.bpf.o', 'proc_events.bpf.o', 'sk_inject.bpf.o']);
+    expect(backend.openObjects().map((o) => o.loaded)).toEqual([true, true, true, false]);
+    // Loaded handing client contexts to sk_msg, which is on its way.
+    expect(backend.rodataOf('/x/go_http.bpf.o')).toMatchObject({ socket_injection: true });
+    expect(backend.rodataOf('/x/sys_http.bpf.o')).toMatchObject({ sk_inject_pending: true });
+    expect(h.attachments).toEqual([
+      expect.objectContaining({ kind: 'attached', pid: GO_PID, injection: 'none' }),
+      expect.objectContaining({ kind: 'attached', pid: PY_PID, injection: 'none' }),
+    ]);
+    backend.emit(GO_HTTP_OBJECT.maps.go_http_events, minimalGoServerRecord(GO_PID));
+    expect(h.spans).toHaveLength(1);
+    expect(existsSync(join(dir, 'ready'))).toBe(false);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(0); // not said yet
+
+    release();
+    await started;
+    // Both processes are selected for sk_msg now, and said to be (table, /api/processes).
+    expect(h.attachments.slice(2)).toEqual([
+      expect.objectContaining({ kind: 'attached', pid: GO_PID, injection: 'sk_msg', notes: expect.arrayContaining(['traceparent injection: sk_msg (new connections)']) }),
+      expect.objectContaining({ kind: 'attached', pid: PY_PID, injection: 'sk_msg' }),
+    ]);
+    const pending = backend.openObjects().find((o) => o.path.endsWith('sk_inject.bpf.o'))!;
+    expect(pending.loaded).toBe(true);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'sk_msg' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'sk_msg' })).toBe(1);
+    expect(h.lines.some((l) => l.startsWith('INFO strategy: header injection: socket-level sk_msg'))).toBe(true);
+    expect(readFileSync(join(dir, 'ready'), 'utf8')).toBe(`${process.pid}\n`);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('on one CPU, a late sk_msg failure leaves the attached processes without socket injection, said in the report, and still writes the ready file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
+    const backend = new FakeBpfBackend().failLoad(SK_INJECT_OBJECT.programs.sk_inject_msg, 'program too large');
+    const h = harness({ backend, loadParallelism: 1, readyFile: join(dir, 'ready'), matchAtStart: true });
+    await h.agent.start();
+    expect(h.attachments.map((a) => a.kind === 'attached' && a.injection)).toEqual(['none', 'none']);
+    expect(h.lines.some((l) => /^INFO strategy: socket-level sk_msg injection unavailable: load \/x\/sk_inject\.bpf\.o: program sk_inject_msg/.test(l))).toBe(true);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'go', method: 'none' })).toBe(1);
+    expect(h.agent.metrics.get('spanbridge_header_injection', { runtime: 'other', method: 'none' })).toBe(1);
+    expect(existsSync(join(dir, 'ready'))).toBe(true);
+    await h.agent.stop();
+    expect(backend.openObjects()).toEqual([]);
+  });
+
+  it('attaches nothing before the sinks are complete, and fails the start if they cannot be', async () => {
+    let complete!: () => void;
+    const sinksReady = new Promise<void>((r) => (complete = r));
+    const backend = new FakeBpfBackend();
+    const order: string[] = [];
+    const agent = new Agent(
+      { selection: { pids: [], exeGlobs: [], openPorts: [] }, injectHeaders: 'auto', bpfObjectDir: '/x' },
+      {
+        backend,
+        log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, warnEvery: () => undefined },
+        sinks: [],
+        capabilities: LOCKED_DOWN_HOST,
+        bpfFeatures: ALL_BPF_FEATURES,
+        loadParallelism: 2,
+        sinksReady,
+        host: {
+          ensureKernelFilesystems: () => [],
+          ensureCgroup2: () => ({ status: 'already-mounted', path: '/sys/fs/cgroup' }),
+          createWatcher: () => ({ start: () => order.push('watcher.start'), stop: () => undefined, onExec: () => undefined, onExit: () => undefined, onFork: () => undefined, matchedPids: [1] }),
+        },
+      },
+    );
+    const started = agent.start();
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(backend.openObjects().every((o) => o.loaded)).toBe(true);
+    expect(order).toEqual([]);
+    complete();
+    await started;
+    expect(order).toEqual(['watcher.start']);
+    await agent.stop();
+
+    const failing = new Agent(
+      { selection: { pids: [], exeGlobs: [], openPorts: [] }, injectHeaders: 'auto', bpfObjectDir: '/x' },
+      {
+        backend: new FakeBpfBackend(),
+        log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, warnEvery: () => undefined },
+        sinks: [],
+        capabilities: LOCKED_DOWN_HOST,
+        bpfFeatures: ALL_BPF_FEATURES,
+        sinksReady: Promise.reject(new Error('bridge failed')),
+        host: { ensureKernelFilesystems: () => [], ensureCgroup2: () => ({ status: 'already-mounted', path: '/sys/fs/cgroup' }), createWatcher: () => { throw new Error('no watcher expected'); } },
+      },
+    );
+    await expect(failing.start()).rejects.toThrow('bridge failed');
+    await failing.stop();
   });
 
   it('keeps a gone process resource for the grace period, so records still in the ring become spans', async () => {

@@ -123,7 +123,8 @@ function getClosing(port: number, urlPath: string): Promise<string> {
  * ARGS choose them, the agent serves /metrics and the web API on free loopback ports, so that
  * tests assert through the product's interfaces (metrics(), kernelCounters(), processes()).
  */
-export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000): Promise<AgentProcess> {
+/** `cpus`: the agent runs pinned to these CPUs (taskset -c, e.g. '0'), as the bench pins it. */
+export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000, options: { cpus?: string } = {}): Promise<AgentProcess> {
   if (!existsSync(AGENT_CLI)) throw new Error(`${AGENT_CLI} is missing: run \`make ts\` (make test does)`);
   const ready = path.join(mkdtempSync(path.join(os.tmpdir(), 'spanbridge-agent-')), 'ready');
   const extra: string[] = [];
@@ -146,7 +147,9 @@ export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}, re
     webPort = await freePort();
     extra.push('--web-port', String(webPort));
   }
-  const r = startProcess(process.execPath, [AGENT_CLI, 'run', ...args, ...extra, '--print-spans', 'json', '--ready-file', ready], env);
+  const argv = [AGENT_CLI, 'run', ...args, ...extra, '--print-spans', 'json', '--ready-file', ready];
+  // taskset execs node: the same pid.
+  const r = options.cpus === undefined ? startProcess(process.execPath, argv, env) : startProcess('taskset', ['-c', options.cpus, process.execPath, ...argv], env);
   try {
     await waitFor('agent ready file', async () => {
       if (r.proc.exitCode !== null) throw new Error(`agent exited with ${r.proc.exitCode}:\n${r.stderr()}`);
