@@ -11,8 +11,11 @@
  * written, pc.reqch holds the call's requestAndChan and the caller's sudog waits first in the
  * response channel's recvq: reqch -> hchan.buf[recvx].ch -> hchan.recvq.first -> sudog.g -> goid,
  * whose server span (or that of the goroutine that started it: depth 1, g.parentGoid) is the call's
- * parent (bpf/common/go_server_ctx.h). A caller not parked yet leaves the call without a parent,
- * counted (SYS_SKIP_GO_CLIENT_UNPARKED), never with another's. A connection whose writer started
+ * parent (bpf/common/go_server_ctx.h). A caller not parked yet (nearly always: not even handed
+ * over, so nothing in the connection leads to it) is named by the roundTrip probe's record of the
+ * call (struct go_client_caller) while that probe is attached, which such writes bring about at
+ * low call rates; else the call has no parent, counted (SYS_SKIP_GO_CLIENT_UNPARKED), never
+ * another's. A connection whose writer started
  * before the attach is recorded by the adoption probe at its next call's roundTrip entry, attached
  * at once when the process holds client connections at the attach and again while such connections
  * show up (spanbridge_go_client_unknown_v1).
@@ -53,6 +56,8 @@ struct go_client_conn {
 	__u32 g_goid;        /* runtime.g.goid */
 	__u32 g_parent_goid; /* runtime.g.parentGoid (OFFSET_ABSENT before Go 1.21) */
 	__u32 flags;         /* GO_CLIENT_F_* */
+	__u32 pconn_nwrite;  /* net/http.persistConn.nwrite (OFFSET_ABSENT: no caller from roundTrip) */
+	__u32 _pad;
 };
 
 /* (tgid, persistConn.bw.buf) -> the connection; one entry per connection, written once. */
@@ -62,7 +67,38 @@ struct {
 	__type(key, struct go_client_key);
 	__type(value, struct go_client_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spanbridge_go_client_conns_v1 SEC(".maps");
+} spanbridge_go_client_conns_v2 SEC(".maps");
+
+/* A call's caller, recorded by the roundTrip probe while it is attached (src/tracers/go-client-adoption.ts),
+ * for a write ahead of its caller (the writer goroutine ran before the caller handed the request
+ * over: nothing in the connection leads to the caller yet). A persistConn serves one call at a time
+ * and counts the bytes it wrote (nwrite): the entry is the call being written only while nwrite is
+ * still what it was at that call's roundTrip entry (its request start is its first write). */
+struct go_client_caller {
+	__u64 pc;          /* *net/http.persistConn */
+	__u64 goid;        /* the goroutine that entered roundTrip */
+	__u64 parent_goid; /* the goroutine that started it (0: unknown) */
+	__s64 nwrite;      /* pc.nwrite then */
+};
+
+/* (tgid, persistConn.bw.buf) -> the latest call's caller, while the roundTrip probe is attached. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_client_key);
+	__type(value, struct go_client_caller);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spanbridge_go_client_callers_v1 SEC(".maps");
+
+/* Process (tgid) -> request writes ahead of their caller (found through the roundTrip probe's
+ * record or not): the agent attaches that probe while they show up (src/tracers/go-client-adoption.ts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spanbridge_go_client_ahead_v1 SEC(".maps");
 
 /* Process (tgid) -> client request writes from a buffer no connection entry names: connections
  * whose writer started before the attach. The agent attaches the adoption probe

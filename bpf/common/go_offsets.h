@@ -51,6 +51,7 @@ struct go_offsets {
 	__u32 sudog_g;       /* runtime.sudog.g */
 	__u32 sudog_c;       /* runtime.sudog.c */
 	__u32 rac_ch;        /* net/http.requestAndChan.ch */
+	__u32 pconn_nwrite;  /* net/http.persistConn.nwrite (OFFSET_ABSENT: no caller from roundTrip) */
 };
 
 #endif

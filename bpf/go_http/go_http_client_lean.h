@@ -53,7 +53,7 @@ struct {
  * from it (bpf/common/go_client_ctx.h). dialConn set pc.bw before starting the connection's
  * goroutines, and the buffer stays the connection's for its life (net/http never resets pc.bw).
  * `adopt`: only if absent (the adoption probe fires per request while attached). */
-static __always_inline int record_client_conn(void *pc, bool adopt)
+static __always_inline int record_client_conn(void *pc, bool adopt, struct go_client_key *out)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	const struct go_offsets *off = bpf_map_lookup_elem(&go_offsets_by_pid, &tgid);
@@ -69,10 +69,12 @@ static __always_inline int record_client_conn(void *pc, bool adopt)
 		return 0;
 	}
 	struct go_client_key k = { .tgid = tgid, ._pad = 0, .buf = buf.ptr };
+	if (out)
+		*out = k;
 	if (adopt) {
-		struct go_client_conn *known = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &k);
+		struct go_client_conn *known = bpf_map_lookup_elem(&spanbridge_go_client_conns_v2, &k);
 		if (known && known->pc == (__u64)pc)
-			return 0;
+			return 1;
 	}
 	struct go_client_conn c = {
 		.pc = (__u64)pc,
@@ -92,10 +94,13 @@ static __always_inline int record_client_conn(void *pc, bool adopt)
 		.g_goid = off->g_goid,
 		.g_parent_goid = off->g_parent_goid,
 		.flags = max_goroutine_depth > 0 && off->g_parent_goid != OFFSET_ABSENT ? GO_CLIENT_F_PARENT_GOID : 0,
+		.pconn_nwrite = off->pconn_nwrite,
 	};
-	if (bpf_map_update_elem(&spanbridge_go_client_conns_v1, &k, &c, BPF_ANY))
+	if (bpf_map_update_elem(&spanbridge_go_client_conns_v2, &k, &c, BPF_ANY)) {
 		count_drop(DROP_STATE_MAP_FULL);
-	return 0;
+		return 0;
+	}
+	return 1;
 }
 
 /* (*persistConn).writeLoop(pc *persistConn): pc in RAX, once per connection, on its writer
@@ -103,18 +108,34 @@ static __always_inline int record_client_conn(void *pc, bool adopt)
 SEC("uprobe")
 int go_persist_conn_write_loop(struct pt_regs *ctx)
 {
-	return record_client_conn(GO_ARG1(ctx), false);
+	return record_client_conn(GO_ARG1(ctx), false, NULL);
 }
 
-/* (*persistConn).roundTrip(pc *persistConn, req): pc in RAX. Attached only for a while, to adopt
- * connections whose writer started before the attach (src/tracers/go-client-adoption.ts). */
+/* (*persistConn).roundTrip(pc *persistConn, req): pc in RAX, on the caller's goroutine. Attached
+ * only for a while (src/tracers/go-client-adoption.ts): to adopt connections whose writer started
+ * before the attach, and to name the caller of a request its writer writes before the caller has
+ * handed it over (bpf/common/go_client_ctx.h, struct go_client_caller). */
 SEC("uprobe")
 int go_persist_conn_adopt(struct pt_regs *ctx)
 {
 	/* Calls seen while attached: the agent takes the probe away once enough calls went by with no
-	 * write from an unknown connection (every connection in use adopted), however slow the calls. */
+	 * write from an unknown connection or ahead of its caller, however slow the calls. */
 	count_by_tgid(&go_client_adopt_calls, bpf_get_current_pid_tgid() >> 32);
-	return record_client_conn(GO_ARG1(ctx), true);
+	void *pc = GO_ARG1(ctx);
+	struct go_client_key k = {};
+	if (!record_client_conn(pc, true, &k))
+		return 0;
+	struct goroutine_key g;
+	const struct go_offsets *off = current_goroutine(ctx, &g);
+	struct go_client_caller c = { .pc = (__u64)pc, .goid = g.goid, .parent_goid = 0, .nwrite = 0 };
+	if (!off || off->pconn_nwrite == OFFSET_ABSENT || !g.goid ||
+	    bpf_probe_read_user(&c.nwrite, sizeof(c.nwrite), pc + off->pconn_nwrite))
+		return 0;
+	if (off->g_parent_goid != OFFSET_ABSENT && bpf_probe_read_user(&c.parent_goid, sizeof(c.parent_goid), GO_G(ctx) + off->g_parent_goid))
+		c.parent_goid = 0;
+	if (bpf_map_update_elem(&spanbridge_go_client_callers_v1, &k, &c, BPF_ANY))
+		count_drop(DROP_STATE_MAP_FULL);
+	return 0;
 }
 
 /* (*Transport).dialConn entry, on the dialing goroutine (net/http starts it from the caller's

@@ -136,8 +136,9 @@ enum sys_http_drop_reason {
 	SYS_LINK_GO_CLIENT = 37,        /* (not a drop) Go client requests (go.client_path: syscall) linked to the
 					 * server span of the goroutine that asked for them (sys_http_go_client.h) */
 	SYS_SKIP_GO_CLIENT_UNPARKED = 38, /* a Go client request written before its caller had handed it over
-					   * and parked on the response (a race of the writer goroutine): a new
-					   * trace, never another call's parent */
+					   * and parked on the response (a race of the writer goroutine), with
+					   * no roundTrip record of this call: a new trace, never another
+					   * call's parent */
 	SYS_SKIP_GO_CLIENT_STALE = 39,  /* a Go client request from a buffer its recorded persistConn no longer
 					 * owns: a new trace, the record forgotten */
 	SYS_SKIP_GO_CLIENT_NO_CONN = 40, /* a Go client request on a connection whose writer started before the
@@ -148,7 +149,13 @@ enum sys_http_drop_reason {
 	SYS_SKIP_GO_FORWARD_PARENT_UNKNOWN = 42, /* a Go client request whose caller was not found that forwards a
 						  * traceparent server requests of the process came in with, not
 						  * exactly one in flight: the forwarded parent, an id of its own */
-	SYS_HTTP_DROP_MAX = 43,
+	SYS_GO_CLIENT_UNPARKED_QUEUED = 43, /* (not a drop) of SYS_SKIP_GO_CLIENT_UNPARKED: the call had handed
+					     * its request over (persistConn.reqch held it) but not parked yet;
+					     * the rest had not handed it over */
+	SYS_LINK_GO_CLIENT_AHEAD = 44,  /* (not a drop) of SYS_LINK_GO_CLIENT: requests written ahead of their
+					 * caller, found through the roundTrip probe's record (attached while
+					 * such writes show up: src/tracers/go-client-adoption.ts) */
+	SYS_HTTP_DROP_MAX = 45,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

@@ -10,27 +10,51 @@
 
 #include "go_client_ctx.h"
 
+/* A request written ahead of its caller (it has not handed the request over, or not parked on the
+ * response yet): its caller as the roundTrip probe recorded it while attached, only if that record
+ * is this call's (the connection has written nothing since: nwrite unchanged), in *goid and
+ * *parent_goid. Counted per process either way (the agent attaches the probe while these show up). */
+static __always_inline bool go_client_ahead(const struct go_client_conn *c, const struct go_client_key *key, __u64 *goid,
+					    __u64 *parent_goid)
+{
+	count_by_tgid(&spanbridge_go_client_ahead_v1, key->tgid);
+	struct go_client_caller *r = bpf_map_lookup_elem(&spanbridge_go_client_callers_v1, key);
+	__s64 nwrite = 0;
+	if (!r || r->pc != c->pc || c->pconn_nwrite == OFFSET_ABSENT ||
+	    bpf_probe_read_user(&nwrite, sizeof(nwrite), (void *)(c->pc + c->pconn_nwrite)) || nwrite != r->nwrite || !r->goid) {
+		count(SYS_SKIP_GO_CLIENT_UNPARKED);
+		return false;
+	}
+	*goid = r->goid;
+	*parent_goid = r->parent_goid;
+	count(SYS_LINK_GO_CLIENT_AHEAD);
+	return true;
+}
+
 /* The goroutine parked on the response channel of the call the persistConn of `c` is writing, or
- * 0 (counted): the connection's entry is stale (its persistConn no longer owns `buf`), or the
- * caller has not handed over or parked yet. Each read is checked against the one before it, so a
- * half-updated channel gives no goroutine rather than another's. Few stack slots, reused: this
- * runs in a global function under sys_client_write_enter, whose stacks the 6.1 verifier adds up
- * (512 bytes together). */
-static __always_inline __u64 go_client_caller(const struct go_client_conn *c, __u64 buf, struct go_client_key *key)
+ * 0: the connection's entry is stale (its persistConn no longer owns `buf`; counted), or the caller
+ * has not handed over or parked yet (*ahead set: go_client_ahead). Each read is checked against the
+ * one before it, so a half-updated channel gives no goroutine rather than another's. Few stack
+ * slots, reused: this runs in a global function under sys_client_write_enter, whose stacks the 6.1
+ * verifier adds up (512 bytes together). */
+static __always_inline __u64 go_client_caller(const struct go_client_conn *c, __u64 buf, struct go_client_key *key, bool *ahead)
 {
 	__u64 p = 0, resc = 0, v = 0, chbuf = 0;
 	__u16 elemsize = 0;
 	if (bpf_probe_read_user(&p, sizeof(p), (void *)(c->pc + c->pconn_bw)) || !p ||
 	    bpf_probe_read_user(&p, sizeof(p), (void *)(p + c->bufio_buf)) || p != buf) {
 		/* A freed persistConn whose buffer address came back to another: never its parent. */
-		bpf_map_delete_elem(&spanbridge_go_client_conns_v1, key);
+		bpf_map_delete_elem(&spanbridge_go_client_conns_v2, key);
 		count(SYS_SKIP_GO_CLIENT_STALE);
 		return 0;
 	}
 	/* p: reqch; v: qcount, then dataqsiz, then recvx */
 	if (bpf_probe_read_user(&p, sizeof(p), (void *)(c->pc + c->pconn_reqch)) || !p ||
-	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_qcount)) || v != 1 ||
-	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_dataqsiz)) || v != 1 ||
+	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_qcount)) || v != 1) {
+		*ahead = true; /* not handed over yet */
+		return 0;
+	}
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_dataqsiz)) || v != 1 ||
 	    bpf_probe_read_user(&chbuf, sizeof(chbuf), (void *)(p + c->chan_buf)) || !chbuf ||
 	    bpf_probe_read_user(&elemsize, sizeof(elemsize), (void *)(p + c->chan_elemsize)) || c->rac_ch + 8 > elemsize ||
 	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->chan_recvx)) || v != 0 ||
@@ -39,7 +63,8 @@ static __always_inline __u64 go_client_caller(const struct go_client_conn *c, __
 	    bpf_probe_read_user(&p, sizeof(p), (void *)(resc + c->chan_recvq + c->waitq_first)) || !p ||
 	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->sudog_c)) || v != resc ||
 	    bpf_probe_read_user(&v, sizeof(v), (void *)(p + c->sudog_g)) || !v) {
-		count(SYS_SKIP_GO_CLIENT_UNPARKED);
+		count(SYS_GO_CLIENT_UNPARKED_QUEUED);
+		*ahead = true;
 		return 0;
 	}
 	return v;
@@ -59,7 +84,7 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	if (!out)
 		return false;
 	struct go_client_key key = { .tgid = tgid, ._pad = 0, .buf = buf };
-	struct go_client_conn *c = bpf_map_lookup_elem(&spanbridge_go_client_conns_v1, &key);
+	struct go_client_conn *c = bpf_map_lookup_elem(&spanbridge_go_client_conns_v2, &key);
 	if (!c) {
 		count(SYS_SKIP_GO_CLIENT_NO_CONN);
 		count_by_tgid(&spanbridge_go_client_unknown_v1, tgid);
@@ -67,16 +92,24 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	}
 	/* Written once per connection and never changed in place: read through the map value. */
 	__u32 g_goid = c->g_goid, g_parent_goid = c->g_parent_goid, flags = c->flags;
-	__u64 g = go_client_caller(c, buf, &key);
+	bool ahead = false;
+	__u64 parent_goid = 0;
+	__u64 g = go_client_caller(c, buf, &key, &ahead);
 	struct go_link_key k = { .tgid = tgid, ._pad = 0, .goid = 0 };
-	if (!g || bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + g_goid)) || !k.goid)
+	if (g) {
+		if (bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + g_goid)) || !k.goid)
+			return false;
+		if ((flags & GO_CLIENT_F_PARENT_GOID) && bpf_probe_read_user(&parent_goid, sizeof(parent_goid), (void *)(g + g_parent_goid)))
+			parent_goid = 0;
+	} else if (!ahead || !go_client_ahead(c, &key, &k.goid, &parent_goid)) {
 		return false;
+	}
 	/* The call has written its request: a failure from here on is this path's span, not a dial's. */
 	bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
 	struct go_server_ctx *s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
-	if (!s && (flags & GO_CLIENT_F_PARENT_GOID)) {
-		if (!bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + g_parent_goid)) && k.goid)
-			s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
+	if (!s && (flags & GO_CLIENT_F_PARENT_GOID) && parent_goid) {
+		k.goid = parent_goid;
+		s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
 	}
 	if (!s)
 		return false;

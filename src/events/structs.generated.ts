@@ -44,6 +44,7 @@ export const GO_HTTP_OBJECT = {
     spanbridge_sk_inject_tracestate_v2: 'spanbridge_sk_inject_tracestate_v2',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     go_client_adopt_calls: 'go_client_adopt_calls',
+    spanbridge_go_client_callers_v1: 'spanbridge_go_client_callers_v1',
     spanbridge_go_client_dials_v1: 'spanbridge_go_client_dials_v1',
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_v1: 'spanbridge_go_server_v1',
@@ -51,7 +52,8 @@ export const GO_HTTP_OBJECT = {
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     go_http_drops: 'go_http_drops',
     scan_scratch_map: 'scan_scratch_map',
-    spanbridge_go_client_conns_v1: 'spanbridge_go_client_conns_v1',
+    spanbridge_go_client_conns_v2: 'spanbridge_go_client_conns_v2',
+    spanbridge_go_client_ahead_v1: 'spanbridge_go_client_ahead_v1',
     spanbridge_go_client_unknown_v1: 'spanbridge_go_client_unknown_v1',
   },
   rodata: {
@@ -146,7 +148,7 @@ export const GO_HTTP_CLIENT_END_EVENT: StructLayout = {
 };
 
 export const GO_OFFSETS: StructLayout = {
-  size: 148,
+  size: 152,
   fields: {
     g_goid: { offset: 0, size: 4, kind: 'u32' },
     req_method: { offset: 4, size: 4, kind: 'u32' },
@@ -185,6 +187,7 @@ export const GO_OFFSETS: StructLayout = {
     sudog_g: { offset: 136, size: 4, kind: 'u32' },
     sudog_c: { offset: 140, size: 4, kind: 'u32' },
     rac_ch: { offset: 144, size: 4, kind: 'u32' },
+    pconn_nwrite: { offset: 148, size: 4, kind: 'u32' },
   },
 };
 
@@ -338,7 +341,7 @@ export const SYS_HTTP_OBJECT = {
     scratch_buf: 'scratch_buf',
     sys_http_events: 'sys_http_events',
     spanbridge_nginx_link_v1: 'spanbridge_nginx_link_v1',
-    spanbridge_go_client_conns_v1: 'spanbridge_go_client_conns_v1',
+    spanbridge_go_client_conns_v2: 'spanbridge_go_client_conns_v2',
     spanbridge_go_client_unknown_v1: 'spanbridge_go_client_unknown_v1',
     spanbridge_go_client_dials_v1: 'spanbridge_go_client_dials_v1',
     data_paths: 'data_paths',
@@ -348,6 +351,8 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_link_v1: 'spanbridge_go_link_v1',
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
+    spanbridge_go_client_callers_v1: 'spanbridge_go_client_callers_v1',
+    spanbridge_go_client_ahead_v1: 'spanbridge_go_client_ahead_v1',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     traced_bits: 'traced_bits',
@@ -532,7 +537,9 @@ export const SYS_HTTP_DROP_REASON = {
   SYS_SKIP_GO_CLIENT_NO_CONN: 40,
   SYS_LINK_GO_FORWARD: 41,
   SYS_SKIP_GO_FORWARD_PARENT_UNKNOWN: 42,
-  SYS_HTTP_DROP_MAX: 43,
+  SYS_GO_CLIENT_UNPARKED_QUEUED: 43,
+  SYS_LINK_GO_CLIENT_AHEAD: 44,
+  SYS_HTTP_DROP_MAX: 45,
 } as const;
 
 export const SYS_HTTP_ROLE = {

@@ -5,12 +5,21 @@
  * traces (bpf/common/go_client_ctx.h). A probe at (*persistConn).roundTrip entry (one trap per
  * call while attached) records each connection at its next call, before its request is written.
  *
+ * The same probe names the caller of a request the connection's writer goroutine writes before the
+ * caller has handed it over (another CPU ran the writer first: nothing in the connection leads to
+ * the caller yet; bpf/common/go_client_ctx.h, struct go_client_caller).
+ *
  * It is attached at once when the process holds client connections at the attach (so their first
  * call is already linked), and whenever the syscall tracer's count of writes from unknown
  * connections (spanbridge_go_client_unknown_v1) grows (an idle connection used again; only that
- * call goes unlinked). It goes away once `quietCalls` calls went by with no such write (every
- * connection in use adopted: milliseconds under load, so steady traffic pays no per-request trap),
- * or, for a caller slower than that, once nothing grew for `quietMs`.
+ * call goes unlinked), or its count of writes ahead of their caller (spanbridge_go_client_ahead_v1,
+ * named through the probe or not) does in a process that calls at most `aheadMaxRate` a second
+ * (a few calls a second with CPUs idle between them: up to ~1% of calls; its trap per call costs
+ * such a process at most a few ms a second). It goes away once `quietCalls` calls went by with no
+ * such growth (every connection in use adopted: milliseconds under load, so steady traffic pays
+ * no per-request trap), or, for a caller slower than that, once nothing grew for `quietMs`. A
+ * process seen calling faster than `aheadMaxRate` while attached (where these writes are ~1 in
+ * 10,000) is not given the probe for them again for `AHEAD_FAST_BACKOFF_MS`.
  */
 import type { BpfLink } from '../bpf/types';
 
@@ -22,6 +31,10 @@ import type { BpfLink } from '../bpf/types';
 export const ADOPTION_TICK_MS = 500;
 export const ADOPTION_QUIET_CALLS = 256n;
 export const ADOPTION_QUIET_MS = 30_000;
+/** Calls a second up to which writes ahead of their caller bring the probe (a ~10 us trap each). */
+export const AHEAD_MAX_RATE = 200;
+/** How long a process seen calling faster gets no probe for writes ahead of their caller. */
+export const AHEAD_FAST_BACKOFF_MS = 60_000;
 
 export interface AdoptionChange {
   readonly pid: number;
@@ -33,11 +46,17 @@ export interface AdoptionChange {
 interface Tracked {
   readonly attachProbe: () => BpfLink;
   link: BpfLink | undefined;
-  /** Unknown-connection writes at the last growth. */
-  seen: bigint;
+  /** Unknown-connection writes and ahead-of-caller writes at the last look. */
+  unknownSeen: bigint;
+  aheadSeen: bigint;
   /** Calls the probe had seen at the last growth (or at its attach). */
   callsAtGrowth: bigint;
   lastGrowthMs: number;
+  /** Calls the probe had seen at the last look while attached (or at its attach), and when. */
+  callsAtLook: bigint;
+  lookMs: number;
+  /** Until when writes ahead of their caller bring no probe (the process calls too fast). */
+  fastUntilMs: number;
 }
 
 export interface AdoptionCounts {
@@ -45,6 +64,8 @@ export interface AdoptionCounts {
   unknownWrites(pid: number): bigint;
   /** Calls the adoption probe saw in `pid` so far. */
   adoptCalls(pid: number): bigint;
+  /** Request writes of `pid` ahead of their caller so far (named through the probe or not). */
+  aheadWrites?(pid: number): bigint;
 }
 
 export class GoClientAdoption {
@@ -55,6 +76,7 @@ export class GoClientAdoption {
     private readonly nowMs: () => number = Date.now,
     private readonly quietMs: number = ADOPTION_QUIET_MS,
     private readonly quietCalls: bigint = ADOPTION_QUIET_CALLS,
+    private readonly aheadMaxRate: number = AHEAD_MAX_RATE,
   ) {}
 
   /**
@@ -63,7 +85,19 @@ export class GoClientAdoption {
    */
   track(pid: number, attachProbe: () => BpfLink, openClientConnections = false): AdoptionChange | undefined {
     this.untrack(pid);
-    const t: Tracked = { attachProbe, link: undefined, seen: this.counts.unknownWrites(pid), callsAtGrowth: this.counts.adoptCalls(pid), lastGrowthMs: this.nowMs() };
+    const now = this.nowMs();
+    const calls = this.counts.adoptCalls(pid);
+    const t: Tracked = {
+      attachProbe,
+      link: undefined,
+      unknownSeen: this.counts.unknownWrites(pid),
+      aheadSeen: this.aheadOf(pid),
+      callsAtGrowth: calls,
+      lastGrowthMs: now,
+      callsAtLook: calls,
+      lookMs: now,
+      fastUntilMs: 0,
+    };
     this.byPid.set(pid, t);
     return openClientConnections ? this.attach(pid, t) : undefined;
   }
@@ -85,17 +119,24 @@ export class GoClientAdoption {
     const changes: AdoptionChange[] = [];
     const now = this.nowMs();
     for (const [pid, t] of this.byPid) {
-      const n = this.counts.unknownWrites(pid);
-      if (n > t.seen) {
-        t.seen = n;
+      const calls = this.counts.adoptCalls(pid);
+      if (t.link && now > t.lookMs && Number(calls - t.callsAtLook) * 1000 > this.aheadMaxRate * (now - t.lookMs)) t.fastUntilMs = now + AHEAD_FAST_BACKOFF_MS;
+      t.callsAtLook = calls;
+      t.lookMs = now;
+      const unknown = this.counts.unknownWrites(pid);
+      const ahead = this.aheadOf(pid);
+      const grew = unknown > t.unknownSeen || (ahead > t.aheadSeen && now >= t.fastUntilMs);
+      t.unknownSeen = unknown;
+      t.aheadSeen = ahead;
+      if (grew) {
         t.lastGrowthMs = now;
-        t.callsAtGrowth = this.counts.adoptCalls(pid);
+        t.callsAtGrowth = calls;
         if (!t.link) {
           const c = this.attach(pid, t);
-          if (c.error) t.seen = n - 1n; // still growing, as far as the next tick is concerned
+          if (c.error) t.unknownSeen = unknown - 1n; // still growing, as far as the next tick is concerned
           changes.push(c);
         }
-      } else if (t.link && (now - t.lastGrowthMs >= this.quietMs || this.counts.adoptCalls(pid) - t.callsAtGrowth >= this.quietCalls)) {
+      } else if (t.link && (now - t.lastGrowthMs >= this.quietMs || calls - t.callsAtGrowth >= this.quietCalls)) {
         t.link.destroy();
         t.link = undefined;
         changes.push({ pid, adopting: false });
@@ -104,11 +145,15 @@ export class GoClientAdoption {
     return changes;
   }
 
+  private aheadOf(pid: number): bigint {
+    return this.counts.aheadWrites?.(pid) ?? 0n;
+  }
+
   private attach(pid: number, t: Tracked): AdoptionChange {
     try {
       t.link = t.attachProbe();
-      t.callsAtGrowth = this.counts.adoptCalls(pid);
-      t.lastGrowthMs = this.nowMs();
+      t.callsAtGrowth = t.callsAtLook = this.counts.adoptCalls(pid);
+      t.lastGrowthMs = t.lookMs = this.nowMs();
       return { pid, adopting: true };
     } catch (err) {
       return { pid, adopting: false, error: err instanceof Error ? err.message : String(err) };

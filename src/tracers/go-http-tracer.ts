@@ -70,6 +70,7 @@ export const GO_OFFSET_FIELDS: Readonly<Record<string, { field: string; optional
   sudog_g: { field: 'runtime.sudog.g', optional: true },
   sudog_c: { field: 'runtime.sudog.c', optional: true },
   rac_ch: { field: 'net/http.requestAndChan.ch', optional: true },
+  pconn_nwrite: { field: 'net/http.persistConn.nwrite', optional: true },
 };
 
 /**
@@ -196,6 +197,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private readonly adoption = new GoClientAdoption({
     unknownWrites: (pid) => this.countOf(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1, pid),
     adoptCalls: (pid) => this.countOf(GO_HTTP_OBJECT.maps.go_client_adopt_calls, pid),
+    aheadWrites: (pid) => this.countOf(GO_HTTP_OBJECT.maps.spanbridge_go_client_ahead_v1, pid),
   });
 
   constructor(
@@ -317,6 +319,7 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
     // Connections opened before this attach: src/tracers/go-client-adoption.ts adopts them at a call.
     const roundTrip = target.functions[GO_FUNCS.persistConnRoundTrip];
     this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).delete(pidKey(pid));
+    this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_ahead_v1).delete(pidKey(pid));
     const notes: string[] = [];
     if (roundTrip) {
       const adopt = obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_adopt);

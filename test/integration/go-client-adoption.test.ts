@@ -12,6 +12,7 @@
 import http from 'node:http';
 import { freePort } from './helpers/collector';
 import { frontendPair } from './helpers/go-chain';
+import { untilAdoptionProbeAway } from './helpers/go-adoption';
 import { buildGoApp } from '../helpers/go-build';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
@@ -92,8 +93,10 @@ maybe('Go client connections opened before the attach (go.client_path syscall)',
   }, 60_000);
 
   it('256 calls with no write from an unknown connection take the probe away: no uprobe per request, calls still linked', async () => {
-    for (let k = 0; k < 300; k++) expect(await call(`/items/warm-${k}`)).toBe(200);
-    await new Promise((r) => setTimeout(r, 1500)); // the agent's next look (every 0.5 s) + margin
+    // Writes ahead of their caller (bpf/common/go_client_ctx.h) also keep the probe, so the quiet
+    // calls go on until a block of them had none.
+    await untilAdoptionProbeAway(agent!, async (k) => expect(await call(`/items/warm-${k}`)).toBe(200));
+    const aheadOf = (c: Record<string, number>) => (c.sys_http_link_go_client_ahead ?? 0) + (c.sys_http_skip_go_client_unparked ?? 0);
     const N = 20;
     const before0 = await agent!.kernelCounters();
     const runs = await withBpfStats(async () => {
@@ -101,13 +104,17 @@ maybe('Go client connections opened before the attach (go.client_path syscall)',
       for (let k = 0; k < N; k++) expect(await call(`/items/after-${k}`)).toBe(200);
       return progDelta(before, agentProgStats(agent!.pid));
     });
-    expect(runs.filter(isUprobeProg).map((p) => [p.name, p.runs])).toEqual([]);
+    const uprobes = runs.filter(isUprobeProg);
+    // None, unless one of these calls was written ahead of its caller (the probe back: one hit per call).
+    if (aheadOf(await agent!.kernelCounters()) === aheadOf(before0)) expect(uprobes.map((p) => [p.name, p.runs])).toEqual([]);
+    else expect(uprobes.reduce((n, p) => n + p.runs, 0)).toBeLessThanOrEqual(N);
     const clients = await waitFor(`${N} client spans`, () => {
       const c = [...Array(N).keys()].map((k) => clientOf(`/items/after-${k}`));
       return c.every((x) => x) && c;
     });
     // Linked to their own request's SERVER span, except calls written before their caller parked
-    // (counted: the race bpf/common/go_client_ctx.h describes), which have no parent.
+    // with no roundTrip record of them (counted: the race bpf/common/go_client_ctx.h describes),
+    // which have no parent.
     let linked = 0;
     for (const [k, c] of clients.entries()) {
       const server = agent!.spans().find((s) => s.kind === 'SERVER' && s.spanId === c!.parentSpanId);
@@ -120,12 +127,13 @@ maybe('Go client connections opened before the attach (go.client_path syscall)',
     }
     const after = await agent!.kernelCounters();
     const delta = (key: string) => (after[key] ?? 0) - (before0[key] ?? 0);
-    expect(linked + delta('sys_http_skip_go_client_unparked')).toBe(N);
+    expect(linked + delta('sys_http_skip_go_client_unparked')).toBe(N); // named through the probe: linked
     expect(linked).toBeGreaterThanOrEqual(N / 2);
     expect(delta('sys_http_skip_go_client_no_conn')).toBe(0);
   }, 120_000);
 
   it('a held connection unused meanwhile is counted when used again, its call unparented (never wrongly), then adopted', async () => {
+    await untilAdoptionProbeAway(agent!, async (k) => expect(await call(`/items/quiet-${k}`)).toBe(200));
     const before = await agent!.kernelCounters();
     expect(await call('/items/late-0', port2)).toBe(200);
     const first = await waitFor('client span of the late call', () => clientOf('/items/late-0', port2));

@@ -16,6 +16,7 @@ import http from 'node:http';
 import { callUrl, startFramework, type FrameworkService } from './helpers/frameworks';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { startAgent, waitFor, type AgentProcess } from './helpers/processes';
+import { untilAdoptionProbeAway } from './helpers/go-adoption';
 import { randomBytes } from 'node:crypto';
 
 const maybe = lockedDown() ? describe : describe.skip; // sk_msg replaces the forwarded value
@@ -53,13 +54,12 @@ maybe('Go reverse proxy forwarding a traceparent on a call whose caller is not f
   let agent: AgentProcess;
 
   /** Calls through the proxy's Transport to another host until the adoption probe goes away
-   * (256 calls with no write from an unknown connection), leaving the held connections to `down` unknown. */
-  const quietCalls = async () => {
-    // An unknown write just before (the previous test) brings the probe back at the agent's next look.
-    await new Promise((r) => setTimeout(r, 1500));
-    for (let k = 0; k < 300; k++) expect((await get(callUrl(proxy, `${quiet.url}/headers`))).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1500)); // the agent's next look (every 0.5 s) + margin
-  };
+   * (256 calls with no write from an unknown connection or ahead of its caller), leaving the held
+   * connections to `down` unknown. */
+  const quietCalls = () =>
+    untilAdoptionProbeAway(agent, async () => {
+      expect((await get(callUrl(proxy, `${quiet.url}/headers`))).status).toBe(200);
+    });
   const traceparentOf = (traceId: string, spanId: string) => `00-${traceId}-${spanId}-01`;
   const fresh = () => ({ traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex') });
   const proxyPid = () => proxy.proc.pid;

@@ -38,8 +38,9 @@ export const GO_STRUCT_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'runtime.g': ['goid', 'parentGoid'],
   // Client connections (for client-side probes). reqch: the call a connection is writing, found
   // from the write syscall with no per-request uprobe (go.client_path syscall,
-  // bpf/common/go_client_ctx.h), through the channel runtime's own structures below.
-  'net/http.persistConn': ['conn', 'br', 'bw', 'reqch'],
+  // bpf/common/go_client_ctx.h), through the channel runtime's own structures below. nwrite: bytes
+  // the connection wrote so far, which names the call a roundTrip entry saw (a write ahead of its caller).
+  'net/http.persistConn': ['conn', 'br', 'bw', 'reqch', 'nwrite'],
   'net/http.requestAndChan': ['ch'],
   'runtime.hchan': ['qcount', 'dataqsiz', 'buf', 'elemsize', 'recvx', 'recvq'],
   'runtime.waitq': ['first'],

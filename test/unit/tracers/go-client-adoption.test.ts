@@ -21,6 +21,79 @@ describe('GoClientAdoption', () => {
     return { a, counts, calls, links, attachFor, advance: (ms: number) => void (now += ms) };
   };
 
+  it('writes ahead of their caller attach the probe like unknown connections, and keep it while they come within 256 calls', () => {
+    const ahead = new Map<number, bigint>();
+    const calls = new Map<number, bigint>();
+    let now = 0;
+    const links: boolean[] = [];
+    const a = new GoClientAdoption(
+      { unknownWrites: () => 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n, aheadWrites: (pid) => ahead.get(pid) ?? 0n },
+      () => now,
+      30_000,
+      256n,
+    );
+    ahead.set(7, 2n); // before the tracking: not growth
+    a.track(7, () => {
+      links.push(false);
+      return { destroy: () => void (links[links.length - 1] = true) } as unknown as BpfLink;
+    });
+    now += 2000;
+    expect(a.tick()).toEqual([]);
+    ahead.set(7, 3n);
+    now += 2000;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+    // 200 calls (100 a second), one of them written ahead of its caller (named through the probe): still growth
+    calls.set(7, 200n);
+    ahead.set(7, 4n);
+    now += 2000;
+    expect(a.tick()).toEqual([]);
+    calls.set(7, 400n);
+    now += 2000;
+    expect(a.tick()).toEqual([]); // 200 calls since the last one
+    calls.set(7, 456n);
+    now += 2000;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]);
+    expect(links).toEqual([true]);
+  });
+
+  it('a process calling faster than 200 a second gets no probe for writes ahead of their caller for a minute; unknown connections still bring it', () => {
+    const ahead = new Map<number, bigint>();
+    const unknown = new Map<number, bigint>();
+    const calls = new Map<number, bigint>();
+    let now = 0;
+    const links: boolean[] = [];
+    const a = new GoClientAdoption(
+      { unknownWrites: (pid) => unknown.get(pid) ?? 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n, aheadWrites: (pid) => ahead.get(pid) ?? 0n },
+      () => now,
+      30_000,
+      256n,
+    );
+    a.track(7, () => {
+      links.push(false);
+      return { destroy: () => void (links[links.length - 1] = true) } as unknown as BpfLink;
+    });
+    ahead.set(7, 1n);
+    now += 500;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+    calls.set(7, 3000n); // 6,000 calls a second
+    ahead.set(7, 2n);
+    now += 500;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]); // too fast: that write is no growth, 3,000 calls quiet
+    ahead.set(7, 3n);
+    now += 30_000;
+    expect(a.tick()).toEqual([]); // within the minute
+    unknown.set(7, 1n);
+    now += 500;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+    calls.set(7, 3300n);
+    now += 500;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]);
+    ahead.set(7, 4n);
+    now += 60_000;
+    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]); // the minute is over
+    expect(links).toEqual([true, true, false]);
+  });
+
   it('no probe while no write comes from an unknown connection and none was held at the attach', () => {
     const { a, links, attachFor, advance } = setup();
     expect(a.track(7, attachFor(7))).toBeUndefined();
