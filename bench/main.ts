@@ -140,7 +140,7 @@ function commentary(r: Results): string[] {
   const ttfs = get('agent.ttfs');
   if (missed.has('agent.ttfs') && agent) {
     const gap = agent.notes.find((n) => n.startsWith('Start-up, median round'));
-    out.push(`Time to first span (${round(ttfs?.value ?? NaN)} s) = start-up until ready + the first record's ring poll + the idle batcher's 20 ms + export. ${gap ?? ''}`);
+    out.push(`Time to first span (${round(ttfs?.value ?? NaN)} s) = start-up until the span tracers attached (pinned to one CPU, sk_msg loads after them, before the ready file) + the first record's ring poll + the idle batcher's 20 ms + export. ${gap ?? ''}`);
   }
   const bg = r.sections.map((s) => s.backgroundCores ?? 0);
   out.push(

@@ -148,6 +148,9 @@ async function timeToFirstSpan(ctx: BenchContext, s: SectionResult, server: Serv
       while (ctx.sink.firstTracesAt() === undefined && Date.now() < deadline && agent.proc.exitCode === null) await sleep(5);
       const first = ctx.sink.firstTracesAt();
       if (first !== undefined) ttfs.push(first - t0);
+      // On one CPU the ready file follows the first span (sk_msg loads after the span tracers).
+      const readyBy = Date.now() + 10_000;
+      while (!Number.isFinite(agent.readyAt) && Date.now() < readyBy && agent.proc.exitCode === null) await sleep(5);
       if (Number.isFinite(agent.readyAt)) ready.push(agent.readyAt - t0);
       const readyLog = agent.stderr().split('\n').filter((l) => !l.includes('SIGTERM')).join('\n');
       gaps.push(startupGaps(readyLog, wall0));
@@ -167,7 +170,7 @@ async function timeToFirstSpan(ctx: BenchContext, s: SectionResult, server: Serv
   const r = ready.length > 0 ? spread(ready.map((ms) => ms / 1000)) : undefined;
   s.figures.push(fig({
     id: 'agent.ttfs', label: 'Agent start to first exported span', value: t.median, unit: 's', rounds: t.n, spread: t, target: { text: '<= 1.5 s', met: t.median <= 1.5 },
-    detail: `spawn of the agent -> first OTLP traces request at a local sink, a request every 20 ms meanwhile; ready file after ${r ? round(r.median) : '?'} s (median), the rest is the first record's ring poll (<= 50 ms), the idle batcher's 20 ms and the export`,
+    detail: `spawn of the agent -> first OTLP traces request at a local sink, a request every 20 ms meanwhile; ready file after ${r ? round(r.median) : '?'} s (median: pinned to one CPU, the agent attaches and spans flow once the syscall and Go tracers loaded, and sk_msg loads after them, before the ready file); after the attach, the first record's ring poll (<= 50 ms), the idle batcher's 20 ms and the export`,
   }));
   // The breakdown of the round with the median time.
   const order = ttfs.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);

@@ -60,6 +60,8 @@ interface Half {
   cpuUs: number;
   serverCpu: number;
   loadCpu: number;
+  /** The arm's user-space process (reader or agent): its CPU per request over the run. */
+  userUs?: number;
 }
 
 interface ArmRound {
@@ -90,7 +92,7 @@ export async function captureFloorSection(ctx: BenchContext, kind: FloorServer =
   const rounds = Object.fromEntries(ARMS.map((a) => [a, [] as ArmRound[]])) as Record<Arm, ArmRound[]>;
   let halfRate = 0;
   let lowRate = 0;
-  const bpf: Partial<Record<Arm, { usPerRequest: number; runsPerRequest: number }>> = {};
+  const bpf: BpfPerRequest = {};
   try {
     await wrk(config, server.url, 1); // warm the server
     for (let i = 0; i < config.rounds; i++) {
@@ -148,10 +150,10 @@ export async function captureFloorSection(ctx: BenchContext, kind: FloorServer =
           const sat = await saturated(ctx, server, attached?.ticks);
           requests += sat.requests;
           if (i === 0 && arm === 'without') halfRate = Math.max(1, Math.round(sat.rps / 2));
-          const half = await halfLoad(ctx, server, halfRate);
+          const half = await halfLoad(ctx, server, halfRate, attached?.ticks);
           requests += half.achieved * Math.min(config.seconds, 5);
           if (i === 0 && arm === 'agent') lowRate = Math.max(1, Math.round(sat.rps / 2));
-          const low = arm === 'agent' ? await halfLoad(ctx, server, lowRate) : undefined;
+          const low = arm === 'agent' ? await halfLoad(ctx, server, lowRate, attached?.ticks) : undefined;
           rounds[arm].push({ sat, half, busyUs, low });
         } finally {
           await attached?.stop();
@@ -202,12 +204,14 @@ async function saturated(ctx: BenchContext, server: Server, userTicks?: () => nu
   };
 }
 
-async function halfLoad(ctx: BenchContext, server: Server, rate: number): Promise<Half> {
+async function halfLoad(ctx: BenchContext, server: Server, rate: number, userTicks?: () => number): Promise<Half> {
   const { config } = ctx;
   const t0 = cpuTicks(server.child.pid);
   const c0 = cpuBusy(config.serverCpu);
   const l0 = cpuBusy(config.loadCpu);
+  const u0 = userTicks?.();
   const r = await loadgen(config, { addr: server.addr, path: server.path, rate, seconds: Math.min(config.seconds, 5) });
+  const u = u0 !== undefined && userTicks ? userTicks() - u0 : undefined;
   return {
     rate,
     achieved: r.achievedRate,
@@ -219,21 +223,40 @@ async function halfLoad(ctx: BenchContext, server: Server, rate: number): Promis
     cpuUs: (((cpuTicks(server.child.pid) - t0) / CLK_TCK) * 1e6) / Math.max(1, r.requests),
     serverCpu: busyShareSince(c0, config.serverCpu),
     loadCpu: busyShareSince(l0, config.loadCpu),
+    userUs: u !== undefined ? (((u / CLK_TCK) * 1e6) / Math.max(1, r.requests)) : undefined,
   };
 }
 
-/** The arm's BPF programs' run time and runs per request (BPF statistics over a 1 s wrk run; the
- * programs of process `pid`, so other tracers on the machine do not count; their runs include every
- * other process's syscalls on those tracepoints, which stop at the lookup). */
-async function progsPerRequest(ctx: BenchContext, server: Server, pid: number): Promise<{ requests: number; usPerRequest: number; runsPerRequest: number; programs: unknown }> {
+/**
+ * The arm's BPF programs' run time and runs per request (BPF statistics; the programs of process
+ * `pid`, so other tracers' programs do not count). Other processes' syscalls on these tracepoints
+ * run the programs too (stopping at the lookup): their rate over 1 s without load, just before, is
+ * subtracted from the 1 s wrk run (`idleShare`: the part subtracted, the figure's noise).
+ */
+async function progsPerRequest(ctx: BenchContext, server: Server, pid: number): Promise<BpfCount> {
   return withBpfStats(async () => {
-    const before: ProgStats[] = agentProgStats(pid);
+    const s0: ProgStats[] = agentProgStats(pid);
+    const t0 = performance.now();
+    await sleep(1000);
+    const s1 = agentProgStats(pid);
+    const t1 = performance.now();
     const r = await wrk(ctx.config, server.url, 1);
-    const d = progDelta(before, agentProgStats(pid));
-    const runs = d.reduce((a, x) => a + x.runs, 0);
-    const ns = d.reduce((a, x) => a + x.ns, 0);
-    return { requests: r.requests, usPerRequest: ns / 1000 / Math.max(1, r.requests), runsPerRequest: runs / Math.max(1, r.requests), programs: d };
+    const s2 = agentProgStats(pid);
+    const scale = (performance.now() - t1) / (t1 - t0);
+    const idle = progDelta(s0, s1);
+    const load = progDelta(s1, s2);
+    const sum = (d: typeof load, k: 'runs' | 'ns') => d.reduce((a, x) => a + x[k], 0);
+    const per = (k: 'runs' | 'ns') => Math.max(0, sum(load, k) - sum(idle, k) * scale) / Math.max(1, r.requests);
+    return { requests: r.requests, usPerRequest: per('ns') / 1000, runsPerRequest: per('runs'), idleShare: (sum(idle, 'ns') * scale) / Math.max(1, sum(load, 'ns')), programs: load };
   });
+}
+
+interface BpfCount {
+  requests: number;
+  usPerRequest: number;
+  runsPerRequest: number;
+  idleShare: number;
+  programs: unknown;
 }
 
 const LABEL: Record<Exclude<Arm, 'without'>, string> = {
@@ -243,7 +266,7 @@ const LABEL: Record<Exclude<Arm, 'without'>, string> = {
   agent: 'the agent (defaults)',
 };
 
-type BpfPerRequest = Partial<Record<Arm, { usPerRequest: number; runsPerRequest: number }>>;
+type BpfPerRequest = Partial<Record<Arm, BpfCount>>;
 
 function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rates: { half: number; low: number }, bpf: BpfPerRequest): Figure[] {
   const n = rounds.without.length;
@@ -266,7 +289,7 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
     const d = rounds[a].map((x) => x.drops ?? 0).reduce((x, y) => x + y, 0);
     return r.length ? `${m(r)} records/request, ${d} ring drops` : '';
   };
-  const bpfText = (a: Arm) => (bpf[a] ? `its BPF programs ${round(bpf[a]!.usPerRequest, 2)} us/request over ${round(bpf[a]!.runsPerRequest, 1)} runs (BPF statistics, round 1; runs include other processes' syscalls, which stop at the lookup)` : '');
+  const bpfText = (a: Arm) => (bpf[a] ? `its BPF programs ${round(bpf[a]!.usPerRequest, 2)} us/request over ${round(bpf[a]!.runsPerRequest, 1)} runs (BPF statistics, round 1, other processes' runs subtracted)` : '');
   const join = (...parts: string[]) => parts.filter(Boolean).join('; ');
   const out: Figure[] = [];
   const spreadFig = (fid: string, label: string, sp: Spread, unit: string, detail: string) => out.push(fig({ id: fid, label, value: sp.median, unit, rounds: n, spread: sp, detail }));
@@ -284,7 +307,7 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
   spreadFig(`${id}.agent_beyond_capture_us`, "The agent's added server CPU beyond the minimal capture's, at the same load-CPU contention (agent - busy reader)", beyond, 'us/request', join("the agent's kernel side on the server's CPU: its BPF programs beyond the lookup and the two copies (BPF statistics above), sk_msg header injection, its per-connection uprobe and work (paired by round)", bpf.agent && bpf.capture ? `BPF statistics alone: ${round(bpf.agent.usPerRequest - bpf.capture.usPerRequest, 2)} us/request more than the capture's` : ''));
   for (const a of ['capture', 'agent'] as const) {
     const b = bpf[a];
-    out.push(fig({ id: `${id}.bpf_${a}_us`, label: `BPF program time per request: ${LABEL[a]} (BPF statistics)`, value: b?.usPerRequest ?? null, unit: 'us/request', rounds: 1, unavailable: b ? undefined : 'not counted', detail: b ? `round 1, a 1 s saturated wrk run; ${round(b.runsPerRequest, 1)} program runs per request (other processes' syscalls on these tracepoints included: they stop at the lookup); the kernel's statistics time the programs' bodies, not the tracepoint dispatch (the floor arm's added CPU)` : undefined }));
+    out.push(fig({ id: `${id}.bpf_${a}_us`, label: `BPF program time per request: ${LABEL[a]} (BPF statistics)`, value: b?.usPerRequest ?? null, unit: 'us/request', rounds: 1, unavailable: b ? undefined : 'not counted', detail: b ? `round 1, a 1 s saturated wrk run; ${round(b.runsPerRequest, 1)} program runs per request; other processes' runs (their rate over 1 s idle just before) subtracted: ${round(b.idleShare * 100, 1)}% of the time counted; the kernel's statistics time the programs' bodies, not the tracepoint dispatch (the floor arm's added CPU)` : undefined }));
   }
   out.push(fig({ id: `${id}.kept_capture`, label: 'Capacity a CPU-bound server keeps with the minimal capture (work / (work + added))', value: kept(added('capture').median), unit: 'ratio', rounds: n, detail: `the most any tracer that copies requests and responses at the syscall layer keeps on this machine; the dispatch floor alone keeps ${kept(added('floor').median)}, the agent ${kept(added('agent').median)}` }));
 
@@ -340,5 +363,6 @@ function figures(id: string, what: string, rounds: Record<Arm, ArmRound[]>, rate
 
 function halfBusy(a: Half[]): string {
   const m = (f: (h: Half) => number) => round(median(a.map(f)), 2);
-  return `server CPU ${m((h) => h.serverCpu)} busy, load CPU ${m((h) => h.loadCpu)}; achieved ${m((h) => h.achieved)} req/s, ${m((h) => h.unsent)} unsent; generator late p99 ${m((h) => h.lateP99)} us; server ${m((h) => h.cpuUs)} us CPU/request`;
+  const u = a.map((h) => h.userUs).filter((v): v is number => v !== undefined);
+  return `server CPU ${m((h) => h.serverCpu)} busy, load CPU ${m((h) => h.loadCpu)}${u.length ? ` (of it the reader's or agent's process ${round(median(u), 2)} us CPU/request)` : ''}; achieved ${m((h) => h.achieved)} req/s, ${m((h) => h.unsent)} unsent; generator late p99 ${m((h) => h.lateP99)} us; server ${m((h) => h.cpuUs)} us CPU/request`;
 }

@@ -143,6 +143,7 @@ struct scratch {
 	/* The traced process's entry (offsets for Go), copied by the data syscall's own program, which
 	 * looked it up anyway: the shared path reads no hash for it. */
 	struct traced_process proc;
+	struct iov_cache iovc; /* the data syscall's first iovecs (sys_http_bytes.h) */
 	__u8 chunk[SYS_HTTP_CAPTURE]; /* head bytes past the capture, read 1 KiB at a time */
 	__u8 chunk_slack[16]; /* the head scan reads 2 x 8 bytes at a time (sys_http_server_head.h) */
 };
@@ -379,7 +380,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 
 	__u64 ptr = 0, seg = 0;
-	if (first_segment(ap, &ptr, &seg))
+	if (first_segment_kept(ap, &ptr, &seg, &s->iovc))
 		return 0;
 	__u8 egress = ap->kind & 1;
 	/* A request start may arrive in reads shorter than a method ("GET /sp", "lit HTTP/1.1..."):
@@ -523,7 +524,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			count(SYS_SKIP_CAPTURE_TRUNCATED);
 		}
 		/* The last bytes only when they are not in the capture (user space reads them only then). */
-		e->tail_len = (__u64)ret > cap ? read_tail(ap, ret, e->tail) : 0;
+		e->tail_len = (__u64)ret > cap ? read_tail(ap, ret, e->tail, &s->iovc) : 0;
 	}
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {

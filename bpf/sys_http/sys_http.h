@@ -142,7 +142,13 @@ enum sys_http_drop_reason {
 					 * owns: a new trace, the record forgotten */
 	SYS_SKIP_GO_CLIENT_NO_CONN = 40, /* a Go client request on a connection whose writer started before the
 					  * attach (no writeLoop probe hit), not adopted yet: a new trace */
-	SYS_HTTP_DROP_MAX = 41,
+	SYS_LINK_GO_FORWARD = 41,       /* (not a drop) Go client requests whose caller was not found that forward
+					 * the traceparent exactly one server request of the process came in with:
+					 * that server span's children (sys_http_go_forward.h) */
+	SYS_SKIP_GO_FORWARD_PARENT_UNKNOWN = 42, /* a Go client request whose caller was not found that forwards a
+						  * traceparent server requests of the process came in with, not
+						  * exactly one in flight: the forwarded parent, an id of its own */
+	SYS_HTTP_DROP_MAX = 43,
 };
 
 /* RECORD_SYS_HTTP_CONN_OPEN (sent before a connection's first HTTP record) and

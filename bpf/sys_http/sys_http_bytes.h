@@ -72,57 +72,91 @@ static __always_inline int is_response_start(const __u8 *p, __u32 n)
 
 /* ---- reading a message's bytes --------------------------------------------------------------- */
 
-/* First segment of the message: (pointer, length) for plain buffers, first iovec otherwise. */
-static __always_inline int first_segment(const struct syscall_args *a, __u64 *ptr, __u64 *len)
+/* The iovec array of a vectored syscall (its msghdr's for recvmsg/sendmsg): 0 when none. */
+static __always_inline __u64 iov_array(const struct syscall_args *a, __u64 *iovcnt)
 {
-	if (a->kind == SYS_CALL_READ || a->kind == SYS_CALL_WRITE || a->kind == SYS_CALL_RECVFROM ||
-	    a->kind == SYS_CALL_SENDTO) {
+	__u64 iov = a->buf;
+	*iovcnt = a->count;
+	if (a->kind == SYS_CALL_RECVMSG || a->kind == SYS_CALL_SENDMSG) {
+		struct user_msghdr msg;
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
+			return 0;
+		iov = (__u64)msg.msg_iov;
+		*iovcnt = msg.msg_iovlen;
+	}
+	return *iovcnt ? iov : 0;
+}
+
+static __always_inline bool plain_buffer(__u8 kind)
+{
+	return kind == SYS_CALL_READ || kind == SYS_CALL_WRITE || kind == SYS_CALL_RECVFROM || kind == SYS_CALL_SENDTO;
+}
+
+/* First segment of the message: (pointer, length) for plain buffers, first iovec otherwise; with
+ * `c`, the first two iovecs are read at once and kept there for read_tail. */
+static __always_inline int first_segment_kept(const struct syscall_args *a, __u64 *ptr, __u64 *len, struct iov_cache *c)
+{
+	if (c)
+		c->n = 0;
+	if (plain_buffer(a->kind)) {
 		*ptr = a->buf;
 		*len = a->count;
 		return 0;
 	}
-	__u64 iov = a->buf, iovcnt = a->count;
-	if (a->kind == SYS_CALL_RECVMSG || a->kind == SYS_CALL_SENDMSG) {
-		struct user_msghdr msg;
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
-			return -1;
-		iov = (__u64)msg.msg_iov;
-		iovcnt = msg.msg_iovlen;
+	__u64 iovcnt = 0;
+	__u64 iov = iov_array(a, &iovcnt);
+	if (!iov)
+		return -1;
+	if (c) {
+		c->iov = iov;
+		c->iovcnt = iovcnt;
 	}
-	if (!iov || !iovcnt)
+	if (c && iovcnt >= 2 && !bpf_probe_read_user(c->v, sizeof(c->v), (void *)iov)) {
+		c->n = 2;
+	} else if (c && !bpf_probe_read_user(c->v, sizeof(c->v[0]), (void *)iov)) {
+		c->n = 1;
+	} else if (!c) {
+		struct iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)iov))
+			return -1;
+		*ptr = (__u64)v.iov_base;
+		*len = v.iov_len;
+		return 0;
+	} else {
 		return -1;
-	struct iovec v;
-	if (bpf_probe_read_user(&v, sizeof(v), (void *)iov))
-		return -1;
-	*ptr = (__u64)v.iov_base;
-	*len = v.iov_len;
+	}
+	*ptr = (__u64)c->v[0].iov_base;
+	*len = c->v[0].iov_len;
 	return 0;
 }
 
-/* The last up to SYS_HTTP_TAIL bytes of a message of `total` bytes (within one segment). */
-static __always_inline __u16 read_tail(const struct syscall_args *a, __u64 total, __u8 *dst)
+static __always_inline int first_segment(const struct syscall_args *a, __u64 *ptr, __u64 *len)
+{
+	return first_segment_kept(a, ptr, len, 0);
+}
+
+/* The last up to SYS_HTTP_TAIL bytes of a message of `total` bytes (within one segment); the
+ * iovecs first_segment_kept kept in `c` are not read again. */
+static __always_inline __u16 read_tail(const struct syscall_args *a, __u64 total, __u8 *dst, const struct iov_cache *c)
 {
 	__u64 ptr = 0, len = 0;
-	if (a->kind == SYS_CALL_READ || a->kind == SYS_CALL_WRITE || a->kind == SYS_CALL_RECVFROM ||
-	    a->kind == SYS_CALL_SENDTO) {
+	if (plain_buffer(a->kind)) {
 		ptr = a->buf;
 		len = total;
 	} else {
-		__u64 iov = a->buf, iovcnt = a->count;
-		if (a->kind == SYS_CALL_RECVMSG || a->kind == SYS_CALL_SENDMSG) {
-			struct user_msghdr msg;
-			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
-				return 0;
-			iov = (__u64)msg.msg_iov;
-			iovcnt = msg.msg_iovlen;
-		}
+		__u64 iovcnt = c->iovcnt;
+		__u64 iov = c->n ? c->iov : iov_array(a, &iovcnt);
+		if (!iov)
+			return 0;
 		__u64 seen = 0;
 #pragma unroll
 		for (int i = 0; i < 8; i++) {
 			if (i >= iovcnt)
 				break;
 			struct iovec v;
-			if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
+			if (i < 2 && i < c->n)
+				v = c->v[i];
+			else if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
 				return 0;
 			if (seen + v.iov_len >= total) {
 				ptr = (__u64)v.iov_base;

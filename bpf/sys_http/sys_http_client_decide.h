@@ -66,6 +66,14 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			n = 0;
 		if (s && n && !bpf_probe_read_user(s->e.data, n, (void *)ptr))
 			tp = find_traceparent(s, n, &s->app);
+		/* Go, no caller found: a traceparent a server request of the process came in with is a
+		 * forward, never the application's own (bpf/sys_http/sys_http_go_forward.h). */
+		int go_fwd = GO_FWD_NONE;
+		if ((client_mode(sm) & SYS_MODE_GO_CLIENT) && s && !tc && tp == TP_VALID) {
+			go_fwd = go_forward_parent(id >> 32, &s->app, now, &s->nginx_parent);
+			if (go_fwd == GO_FWD_EXACT)
+				tc = &s->nginx_parent;
+		}
 		bool linkable = tc && tc->active == 1 && !tc->ambiguous && now - tc->ts_ns <= thread_ctx_max_age_ns;
 		if (tp == TP_VALID && linkable && tc->has_incoming &&
 		    ids_equal(s->app.trace_id, tc->ctx.trace_id, 16) &&
@@ -81,6 +89,15 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			if (!node)
 				count((client_mode(sm) & SYS_MODE_NGINX_LINK) ? SYS_LINK_NGINX : SYS_LINK_THREAD);
 			count(SYS_LINK_FORWARDED);
+		} else if (go_fwd == GO_FWD_PARENT_UNKNOWN) {
+			/* A forward whose server span is not known exactly: an id of its own (replacing the
+			 * value), the forwarded parent-id as parent. */
+			__builtin_memcpy(a->ctx.trace_id, s->app.trace_id, 16);
+			__builtin_memcpy(a->parent_span_id, s->app.span_id, 8);
+			a->ctx.flags = s->app.flags;
+			a->flags |= SYS_F_REMOTE_PARENT;
+			a->forwarded = 1;
+			count(SYS_SKIP_GO_FORWARD_PARENT_UNKNOWN);
 		} else if (tp == TP_VALID) {
 			/* The application propagates its own context: this client span is that one. */
 			a->ctx = s->app;

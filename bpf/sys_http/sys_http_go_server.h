@@ -8,6 +8,8 @@
 #ifndef SPANBRIDGE_SYS_HTTP_GO_SERVER_H
 #define SPANBRIDGE_SYS_HTTP_GO_SERVER_H
 
+#include "sys_http_go_forward.h"
+
 /* Client connections of a Go server traced here are the Go tracer's (no double spans), unless its
  * client calls are traced here too (SYS_MODE_GO_CLIENT, bpf/sys_http/sys_http_go_client.h). */
 static __always_inline bool tracks_clients(__u32 mode)
@@ -63,6 +65,9 @@ static __always_inline void go_server_store(struct conn_state *cs, struct scratc
 	if (e->flags & (SYS_F_REMOTE_PARENT | SYS_F_BLACKBOX_PARENT))
 		v.flags |= GO_SERVER_F_REMOTE_PARENT;
 	if (e->flags & SYS_F_REMOTE_PARENT) {
+		/* Client calls on this path that forward the value with no caller found find it here. */
+		if (s->proc.mode & SYS_MODE_GO_CLIENT)
+			go_forward_store(k.goid, cs->ctx.trace_id, e->parent_span_id, cs->ctx.span_id);
 		__u32 n = ts_result(&s->head.ts);
 		if (n) {
 			struct go_server_tracestate *t = (void *)&s->chunk; /* free once the head is read */
