@@ -18,9 +18,9 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { version as packageVersion } from '../../package.json';
 import { errorMessage, ReceiverError } from '../errors';
-import { Http1Client } from './http1-client';
 import { parseRetryAfterMs } from './retry-after';
 import { decodeRpcStatusMessage } from './rpc-status';
+import { UndiciPost } from './undici-post';
 
 export type SendResult =
   | { readonly kind: 'success' }
@@ -68,7 +68,9 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EAI_AGAIN',
-  'ERR_HTTP_SOCKET_CLOSED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
 ]);
 /** RFC 9110 `token`, and a field value without control characters (CR and LF above all). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -83,9 +85,7 @@ const MAX_ERROR_BODY_BYTES = 4096;
 const MAX_ERROR_TEXT_CHARS = 512;
 
 export class HttpTransport implements Transport {
-  private readonly client: Http1Client;
-  /** The request head but content-length, built once (the exporter's requests differ only in body). */
-  private readonly head: Buffer;
+  private readonly client: UndiciPost;
   /** Why no request can be sent (an invalid header), reported by every send. */
   private readonly invalid: string | undefined;
   private readonly url: string;
@@ -96,9 +96,7 @@ export class HttpTransport implements Transport {
     const url = new URL(options.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OtlpExportError(`export: ${url.href}: not an http(s) URL`);
     this.url = url.href;
-    this.client = new Http1Client(url, options.connections ?? 2);
     const headers: Record<string, string> = {
-      host: url.host,
       'user-agent': `spanbridge/${packageVersion}`,
       ...lowerCaseKeys(options.headers ?? {}),
       // The body's format and framing are ours to state; a user header must not contradict them.
@@ -110,8 +108,7 @@ export class HttpTransport implements Transport {
     delete headers.connection;
     const bad = Object.entries(headers).find(([k, v]) => !HEADER_NAME.test(k) || !HEADER_VALUE.test(v));
     this.invalid = bad ? `export: ${this.url}: invalid header ${JSON.stringify(bad[0])}` : undefined;
-    const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    this.head = Buffer.from(`POST ${url.pathname}${url.search} HTTP/1.1\r\n${lines}`, 'latin1');
+    this.client = new UndiciPost(url, Object.entries(headers).flat(), options.connections ?? 2);
   }
 
   async send(body: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<SendResult> {
@@ -125,7 +122,7 @@ export class HttpTransport implements Transport {
     try {
       const payload = this.gzip ? await gzip(body) : body;
       const ok = (code: number): boolean => code >= 200 && code < 300;
-      const res = await this.client.request({ head: this.head, body: payload, signal: deadline.signal, bodyLimit: MAX_ERROR_BODY_BYTES });
+      const res = await this.client.post(payload, deadline.signal, MAX_ERROR_BODY_BYTES);
       if (ok(res.statusCode)) return { kind: 'success' };
       const reason = readErrorReason(res.body, res.headers['content-type'] ?? '');
       const error = new OtlpExportError(
@@ -154,8 +151,7 @@ export class HttpTransport implements Transport {
   }
 
   close(): Promise<void> {
-    this.client.close();
-    return Promise.resolve();
+    return this.client.close();
   }
 }
 
