@@ -34,6 +34,19 @@ maybe('sk_msg injection into keep-alive connections opened before the agent', ()
         .on('error', reject);
     });
 
+  /** One request through the frontend: its backend call carries exactly the reported client span's
+   * traceparent, on the same (taken-over) connection. */
+  const expectNextRequestCarriesClientSpan = async (): Promise<void> => {
+    const tps = echoedTraceparents(await get());
+    expect(tps).toHaveLength(1);
+    const pair = await waitFor('pair', () => {
+      const p = frontendPair(agent!.spans(), frontend.pid, '/sync');
+      return p.length === 1 && p[0].client && p[0];
+    });
+    expect(tps[0]).toBe(`00-${pair.server.traceId}-${pair.client!.spanId}-01`);
+    expect(outgoingConnections(frontend.pid)).toHaveLength(1); // the same connection was reused
+  };
+
   beforeAll(async () => {
     requireRootAndBpf();
     [frontendPort, backendPort] = [await freePort(), await freePort()];
@@ -58,14 +71,7 @@ maybe('sk_msg injection into keep-alive connections opened before the agent', ()
   it('after the agent attaches, the next request on that connection carries the client span', async () => {
     agent = await startAgent(['--pid', String(frontend.pid), '--pid', String(backend.pid), '--export', 'none'], {}, 120_000);
     expect(await waitForTraced(agent, frontend.pid)).toMatchObject({ injection: 'sk_msg', connectionsTakenOver: 1 });
-    const tps = echoedTraceparents(await get());
-    expect(tps).toHaveLength(1);
-    const pair = await waitFor('pair', () => {
-      const p = frontendPair(agent!.spans(), frontend.pid, '/sync');
-      return p.length === 1 && p[0].client && p[0];
-    });
-    expect(tps[0]).toBe(`00-${pair.server.traceId}-${pair.client!.spanId}-01`);
-    expect(outgoingConnections(frontend.pid)).toHaveLength(1); // the same connection was reused
+    await expectNextRequestCarriesClientSpan();
   });
 
   it('an agent pinned to one CPU (sk_msg loads after the span tracers, which attach first) takes the connection over when sk_msg joins, before its ready file', async () => {
@@ -74,13 +80,6 @@ maybe('sk_msg injection into keep-alive connections opened before the agent', ()
     // Said right after the ready file: sk_msg runs and selected both processes attached before it.
     expect(await waitForTraced(agent, frontend.pid)).toMatchObject({ injection: 'sk_msg', connectionsTakenOver: 1 });
     expect(await waitForTraced(agent, backend.pid)).toMatchObject({ injection: 'sk_msg' });
-    const tps = echoedTraceparents(await get());
-    expect(tps).toHaveLength(1);
-    const pair = await waitFor('pair', () => {
-      const p = frontendPair(agent!.spans(), frontend.pid, '/sync');
-      return p.length === 1 && p[0].client && p[0];
-    });
-    expect(tps[0]).toBe(`00-${pair.server.traceId}-${pair.client!.spanId}-01`);
-    expect(outgoingConnections(frontend.pid)).toHaveLength(1);
+    await expectNextRequestCarriesClientSpan();
   });
 });
