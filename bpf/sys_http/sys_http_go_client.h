@@ -99,14 +99,17 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	if (g) {
 		if (bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(g + g_goid)) || !k.goid)
 			return false;
-		if ((flags & GO_CLIENT_F_PARENT_GOID) && bpf_probe_read_user(&parent_goid, sizeof(parent_goid), (void *)(g + g_parent_goid)))
-			parent_goid = 0;
 	} else if (!ahead || !go_client_ahead(c, &key, &k.goid, &parent_goid)) {
 		return false;
 	}
 	/* The call has written its request: a failure from here on is this path's span, not a dial's. */
 	bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
 	struct go_server_ctx *s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
+	/* The parent goroutine only when the caller serves no request itself (a goroutine its handler
+	 * started): read here, not per call (a write ahead of its caller has it from the probe's record). */
+	if (!s && (flags & GO_CLIENT_F_PARENT_GOID) && g &&
+	    bpf_probe_read_user(&parent_goid, sizeof(parent_goid), (void *)(g + g_parent_goid)))
+		parent_goid = 0;
 	if (!s && (flags & GO_CLIENT_F_PARENT_GOID) && parent_goid) {
 		k.goid = parent_goid;
 		s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
