@@ -89,6 +89,8 @@ export interface AgentConfig {
   readonly goServerPath?: GoServerPath;
   /** Where Go HTTP/1 client spans come from (setting go.client_path; default DEFAULT_GO_CLIENT_PATH). */
   readonly goClientPath?: GoClientPath;
+  /** Calls a second up to which a Go process keeps the client roundTrip probe (go.client_caller_probe_max_rate; default AHEAD_MAX_RATE). */
+  readonly goClientCallerProbeMaxRate?: number;
 }
 
 /**
@@ -191,6 +193,7 @@ export class Agent {
       ringSizeBytes: config.ringSizeBytes ?? DEFAULT_RING_SIZE_BYTES,
       urlRedaction: config.urlRedaction,
       sysHttp: config.sysHttp,
+      goClientCallerProbeMaxRate: config.goClientCallerProbeMaxRate,
       ensureCgroup2: () => this.host.ensureCgroup2(),
       goStage: this.goStage,
       resourceOf,
@@ -299,9 +302,8 @@ export class Agent {
       this.deps.backend.releaseFreeMemory?.();
     }, this.deps.tickMs ?? 5000);
     this.tickTimer.unref();
-    // Go client connections from before the attach: their adoption probe is attached and taken
-    // away again within a few seconds (src/tracers/go-client-adoption.ts); one map read per
-    // process on the lean client path each time.
+    // The Go client roundTrip probe goes from processes calling fast and comes back
+    // (src/tracers/go-client-adoption.ts); two map reads per process on the lean client path.
     this.adoptionTimer = setInterval(() => this.attacher.adoptGoClientConnections(), ADOPTION_TICK_MS);
     this.adoptionTimer.unref();
   }

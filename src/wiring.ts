@@ -122,6 +122,7 @@ export async function startRun(opts: RunOptions, log: Logger): Promise<RunningPi
       sysHttp: opts.sysHttp,
       goServerPath: opts.goServerPath,
       goClientPath: opts.goClientPath,
+      goClientCallerProbeMaxRate: opts.goClientCallerProbeMaxRate,
       routes: opts.routes,
       urlRedaction: opts.urlRedaction,
       // A Collector listening on a local export endpoint is never traced (self-exclusion).

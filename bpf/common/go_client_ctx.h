@@ -90,16 +90,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spanbridge_go_client_callers_v1 SEC(".maps");
 
-/* Process (tgid) -> request writes ahead of their caller (found through the roundTrip probe's
- * record or not): the agent attaches that probe while they show up (src/tracers/go-client-adoption.ts). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spanbridge_go_client_ahead_v1 SEC(".maps");
-
 /* Process (tgid) -> client request writes from a buffer no connection entry names: connections
  * whose writer started before the attach. The agent attaches the adoption probe
  * ((*persistConn).roundTrip entry, bpf/go_http/go_http_client_lean.h) when this grows and takes it

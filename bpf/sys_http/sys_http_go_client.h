@@ -13,11 +13,10 @@
 /* A request written ahead of its caller (it has not handed the request over, or not parked on the
  * response yet): its caller as the roundTrip probe recorded it while attached, only if that record
  * is this call's (the connection has written nothing since: nwrite unchanged), in *goid and
- * *parent_goid. Counted per process either way (the agent attaches the probe while these show up). */
+ * *parent_goid (src/tracers/go-client-adoption.ts says when the probe is attached). */
 static __always_inline bool go_client_ahead(const struct go_client_conn *c, const struct go_client_key *key, __u64 *goid,
 					    __u64 *parent_goid)
 {
-	count_by_tgid(&spanbridge_go_client_ahead_v1, key->tgid);
 	struct go_client_caller *r = bpf_map_lookup_elem(&spanbridge_go_client_callers_v1, key);
 	__s64 nwrite = 0;
 	if (!r || r->pc != c->pc || c->pconn_nwrite == OFFSET_ABSENT ||

@@ -295,14 +295,14 @@ export class ProcessAttacher {
   }
 
   /**
-   * Go processes on the lean client path whose connections from before the attach are written to
-   * get the adoption probe for a while (src/tracers/go-client-adoption.ts); said in the log.
+   * Go processes on the lean client path: the roundTrip probe goes from a process calling fast and
+   * comes back (src/tracers/go-client-adoption.ts); said in the log.
    */
   adoptGoClientConnections(): void {
     for (const c of this.d.tracers.go.tickAdoption()) {
-      if (c.error) this.d.log.warn(`pid ${c.pid}: adopting its client connections from before the attach failed: ${c.error}`);
-      else if (c.adopting) this.d.log.info(`pid ${c.pid}: client connections opened before the attach are in use: one uprobe per call at (*persistConn).roundTrip until each is known`);
-      else this.d.log.info(`pid ${c.pid}: client connections from before the attach adopted; no uprobe per call again`);
+      if (c.error) this.d.log.warn(`pid ${c.pid}: attaching the Go client roundTrip probe failed: ${c.error}`);
+      else if (c.adopting) this.d.log.info(`pid ${c.pid}: Go client roundTrip probe attached (one uprobe per call: names connections from before the attach and callers a request is written ahead of)`);
+      else this.d.log.info(`pid ${c.pid}: Go client calls faster than the roundTrip probe's limit (go.client_caller_probe_max_rate) and every connection known: probe taken away, no uprobe per call`);
     }
   }
 

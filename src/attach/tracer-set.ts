@@ -44,6 +44,8 @@ export interface TracerSetDeps {
   readonly ringSizeBytes: number;
   readonly urlRedaction?: UrlRedaction;
   readonly sysHttp?: Pick<SysHttpTracerSettings, 'maxConnections' | 'correlationWindowMs' | 'threadContextMaxAgeMs'>;
+  /** Calls a second up to which a Go process keeps the client roundTrip probe (src/tracers/go-client-adoption.ts). */
+  readonly goClientCallerProbeMaxRate?: number;
   /** Mounts cgroup v2 when needed (src/bpf/mounts.ts ensureCgroup2). */
   readonly ensureCgroup2: () => Cgroup2Outcome;
   /** The Go stage the Go tracer's records go to. */
@@ -288,6 +290,7 @@ export class TracerSet {
       injection,
       ringWakeupBytes: this.d.ringWakeupBytes,
       ringSizeBytes: this.d.ringSizeBytes,
+      callerProbeMaxRate: this.d.goClientCallerProbeMaxRate,
     });
   }
 

@@ -59,6 +59,8 @@ export interface RunOptions {
   readonly goServerPath: 'uprobes' | 'syscall';
   /** Where Go HTTP/1 client spans come from (setting go.client_path). */
   readonly goClientPath: 'uprobes' | 'syscall';
+  /** Calls a second up to which a Go process keeps the client roundTrip probe (go.client_caller_probe_max_rate); undefined: the default. */
+  readonly goClientCallerProbeMaxRate?: number;
   /** Every libbpf message to stderr. */
   readonly libbpfDebug: boolean;
   /** Where /proc is read; undefined: /proc. */
@@ -209,6 +211,7 @@ export function parseRunArgs(
     },
     goServerPath: (str('go.server_path') ?? DEFAULT_GO_SERVER_PATH) as RunOptions['goServerPath'],
     goClientPath: (str('go.client_path') ?? DEFAULT_GO_CLIENT_PATH) as RunOptions['goClientPath'],
+    goClientCallerProbeMaxRate: num('go.client_caller_probe_max_rate'),
     libbpfDebug: v['debug.libbpf'] === true,
     procRoot: str('proc_root'),
     routes: toRoutesSettings(config),

@@ -306,6 +306,14 @@ export const SETTINGS: readonly Setting[] = [
     parse: oneOf(['uprobes', 'syscall']),
   },
   {
+    key: 'go.client_caller_probe_max_rate',
+    env: ['SPANBRIDGE_GO_CLIENT_CALLER_PROBE_MAX_RATE'],
+    defaultText: '200',
+    allowed: 'an integer 0..1000000 (calls a second)',
+    help: "go.client_path syscall: calls a second up to which a Go process keeps one uprobe per call at (*net/http.persistConn).roundTrip, which names the caller of a request its writer goroutine sends before the caller is waiting (a scheduling race: up to ~1% of calls at low rates, ~1 in 10,000 under load; such a call is otherwise left without a parent); a process calling faster loses it (measured again a minute later); 0: only while connections from before the attach are adopted",
+    parse: intIn(0, 1_000_000),
+  },
+  {
     key: 'sys_http.thread_context_max_age_ms',
     env: ['SPANBRIDGE_SYS_HTTP_THREAD_CONTEXT_MAX_AGE_MS'],
     defaultText: '60000',

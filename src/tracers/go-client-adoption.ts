@@ -1,39 +1,39 @@
 /**
- * Go client connections opened before the agent attached (go.client_path syscall): their writer
- * goroutine started before the once-per-connection probe at (*persistConn).writeLoop, so the
- * syscall tracer cannot name their persistConn from the write's buffer and their calls start new
- * traces (bpf/common/go_client_ctx.h). A probe at (*persistConn).roundTrip entry (one trap per
- * call while attached) records each connection at its next call, before its request is written.
+ * The probe at (*persistConn).roundTrip entry (go.client_path syscall; one trap per call while
+ * attached) and when it is attached. It does two jobs for the syscall tracer:
  *
- * The same probe names the caller of a request the connection's writer goroutine writes before the
- * caller has handed it over (another CPU ran the writer first: nothing in the connection leads to
- * the caller yet; bpf/common/go_client_ctx.h, struct go_client_caller).
+ * - Connections opened before the agent attached: their writer goroutine started before the
+ *   once-per-connection probe at (*persistConn).writeLoop, so the syscall tracer cannot name their
+ *   persistConn from the write's buffer and their calls would start new traces
+ *   (bpf/common/go_client_ctx.h). The probe records each connection at its next call, before its
+ *   request is written.
+ * - A request the connection's writer goroutine writes before its caller has handed it over
+ *   (another CPU ran the writer first: nothing in the connection leads to the caller yet): the
+ *   probe's record of each call's caller names it (struct go_client_caller).
  *
- * It is attached at once when the process holds client connections at the attach (so their first
- * call is already linked), and whenever the syscall tracer's count of writes from unknown
- * connections (spanbridge_go_client_unknown_v1) grows (an idle connection used again; only that
- * call goes unlinked), or its count of writes ahead of their caller (spanbridge_go_client_ahead_v1,
- * named through the probe or not) does in a process that calls at most `aheadMaxRate` a second
- * (a few calls a second with CPUs idle between them: up to ~1% of calls; its trap per call costs
- * such a process at most a few ms a second). It goes away once `quietCalls` calls went by with no
- * such growth (every connection in use adopted: milliseconds under load, so steady traffic pays
- * no per-request trap), or, for a caller slower than that, once nothing grew for `quietMs`. A
- * process seen calling faster than `aheadMaxRate` while attached (where these writes are ~1 in
- * 10,000) is not given the probe for them again for `AHEAD_FAST_BACKOFF_MS`.
+ * The second is a scheduling race that comes with idle CPUs: up to ~1% of calls at a few calls a
+ * second, ~1 in 10,000 under load. So the probe is attached from the start (the first call of a
+ * process is covered too) and stays while the process calls at most `aheadMaxRate` a second (its
+ * trap per call then costs the process at most a few ms a second). A process seen calling faster
+ * while attached loses it once `quietCalls` calls went by with no write from an unknown
+ * connection (every connection in use adopted: milliseconds under load, so steady traffic pays no
+ * per-request trap); it comes back `AHEAD_FAST_BACKOFF_MS` later to measure the rate again, or at
+ * once when a write from an unknown connection shows up (an idle connection used again: only that
+ * call goes unlinked). With `aheadMaxRate` 0 the probe is only for adoption: attached at once when
+ * the process holds client connections at the attach (read from /proc), or when a write from an
+ * unknown connection shows up, and gone once `quietCalls` calls went by without another.
  */
 import type { BpfLink } from '../bpf/types';
 
 /**
- * How often the agent looks at the counts (two map reads per process); how many calls without a
- * write from an unknown connection take the probe away; how long without one takes it away when
- * calls are fewer (a low-rate caller's pool is adopted one call per connection).
+ * How often the agent looks at the counts (three map reads per process); how many calls without a
+ * write from an unknown connection take the probe away from a process calling fast.
  */
 export const ADOPTION_TICK_MS = 500;
 export const ADOPTION_QUIET_CALLS = 256n;
-export const ADOPTION_QUIET_MS = 30_000;
-/** Calls a second up to which writes ahead of their caller bring the probe (a ~10 us trap each). */
+/** Calls a second up to which the probe stays (a ~10 us trap each): go.client_caller_probe_max_rate. */
 export const AHEAD_MAX_RATE = 200;
-/** How long a process seen calling faster gets no probe for writes ahead of their caller. */
+/** How long a process seen calling faster goes without the probe before it is measured again. */
 export const AHEAD_FAST_BACKOFF_MS = 60_000;
 
 export interface AdoptionChange {
@@ -46,16 +46,14 @@ export interface AdoptionChange {
 interface Tracked {
   readonly attachProbe: () => BpfLink;
   link: BpfLink | undefined;
-  /** Unknown-connection writes and ahead-of-caller writes at the last look. */
+  /** Unknown-connection writes at the last look. */
   unknownSeen: bigint;
-  aheadSeen: bigint;
-  /** Calls the probe had seen at the last growth (or at its attach). */
+  /** Calls the probe had seen at the last unknown-connection write (or at its attach). */
   callsAtGrowth: bigint;
-  lastGrowthMs: number;
   /** Calls the probe had seen at the last look while attached (or at its attach), and when. */
   callsAtLook: bigint;
   lookMs: number;
-  /** Until when writes ahead of their caller bring no probe (the process calls too fast). */
+  /** Until when the process goes without the probe (it was seen calling faster than the limit). */
   fastUntilMs: number;
 }
 
@@ -64,8 +62,6 @@ export interface AdoptionCounts {
   unknownWrites(pid: number): bigint;
   /** Calls the adoption probe saw in `pid` so far. */
   adoptCalls(pid: number): bigint;
-  /** Request writes of `pid` ahead of their caller so far (named through the probe or not). */
-  aheadWrites?(pid: number): bigint;
 }
 
 export class GoClientAdoption {
@@ -74,16 +70,16 @@ export class GoClientAdoption {
   constructor(
     private readonly counts: AdoptionCounts,
     private readonly nowMs: () => number = Date.now,
-    private readonly quietMs: number = ADOPTION_QUIET_MS,
-    private readonly quietCalls: bigint = ADOPTION_QUIET_CALLS,
     private readonly aheadMaxRate: number = AHEAD_MAX_RATE,
+    private readonly quietCalls: bigint = ADOPTION_QUIET_CALLS,
   ) {}
 
   /**
-   * Starts watching a process on the lean client path; `attachProbe` attaches the roundTrip probe,
-   * at once when `openClientConnections` (connections it holds now, from before the attach).
+   * Starts watching a process on the lean client path and attaches the probe (`attachProbe`);
+   * with the limit 0 only when `holdsClientConnections()` (connections it holds now, from before
+   * the attach: their first call is then already linked).
    */
-  track(pid: number, attachProbe: () => BpfLink, openClientConnections = false): AdoptionChange | undefined {
+  track(pid: number, attachProbe: () => BpfLink, holdsClientConnections: () => boolean): AdoptionChange | undefined {
     this.untrack(pid);
     const now = this.nowMs();
     const calls = this.counts.adoptCalls(pid);
@@ -91,15 +87,13 @@ export class GoClientAdoption {
       attachProbe,
       link: undefined,
       unknownSeen: this.counts.unknownWrites(pid),
-      aheadSeen: this.aheadOf(pid),
       callsAtGrowth: calls,
-      lastGrowthMs: now,
       callsAtLook: calls,
       lookMs: now,
       fastUntilMs: 0,
     };
     this.byPid.set(pid, t);
-    return openClientConnections ? this.attach(pid, t) : undefined;
+    return this.aheadMaxRate > 0 || holdsClientConnections() ? this.attach(pid, t) : undefined;
   }
 
   /** Stops watching (detach): the probe, if attached, goes. */
@@ -124,19 +118,14 @@ export class GoClientAdoption {
       t.callsAtLook = calls;
       t.lookMs = now;
       const unknown = this.counts.unknownWrites(pid);
-      const ahead = this.aheadOf(pid);
-      const grew = unknown > t.unknownSeen || (ahead > t.aheadSeen && now >= t.fastUntilMs);
+      const grew = unknown > t.unknownSeen;
       t.unknownSeen = unknown;
-      t.aheadSeen = ahead;
-      if (grew) {
-        t.lastGrowthMs = now;
-        t.callsAtGrowth = calls;
-        if (!t.link) {
-          const c = this.attach(pid, t);
-          if (c.error) t.unknownSeen = unknown - 1n; // still growing, as far as the next tick is concerned
-          changes.push(c);
-        }
-      } else if (t.link && (now - t.lastGrowthMs >= this.quietMs || calls - t.callsAtGrowth >= this.quietCalls)) {
+      if (grew) t.callsAtGrowth = calls;
+      if (!t.link && (grew || (this.aheadMaxRate > 0 && now >= t.fastUntilMs))) {
+        const c = this.attach(pid, t);
+        if (c.error && grew) t.unknownSeen = unknown - 1n; // still growing, as far as the next tick is concerned
+        changes.push(c);
+      } else if (t.link && !grew && (now < t.fastUntilMs || this.aheadMaxRate === 0) && calls - t.callsAtGrowth >= this.quietCalls) {
         t.link.destroy();
         t.link = undefined;
         changes.push({ pid, adopting: false });
@@ -145,15 +134,11 @@ export class GoClientAdoption {
     return changes;
   }
 
-  private aheadOf(pid: number): bigint {
-    return this.counts.aheadWrites?.(pid) ?? 0n;
-  }
-
   private attach(pid: number, t: Tracked): AdoptionChange {
     try {
       t.link = t.attachProbe();
       t.callsAtGrowth = t.callsAtLook = this.counts.adoptCalls(pid);
-      t.lastGrowthMs = t.lookMs = this.nowMs();
+      t.lookMs = this.nowMs();
       return { pid, adopting: true };
     } catch (err) {
       return { pid, adopting: false, error: err instanceof Error ? err.message : String(err) };

@@ -11,8 +11,8 @@ import { openTracerObject, pidKey } from './open-object';
 import type { Tracer } from './tracer';
 import type { BpfBackend, BpfLink, BpfObject, RecordHandler, RingBufferSource } from '../bpf/types';
 import type { GoTlsResolution } from '../discovery/go/tls';
-import { GoClientAdoption, type AdoptionChange } from './go-client-adoption';
 import { openConnections } from '../discovery/process-sockets';
+import { GoClientAdoption, type AdoptionChange } from './go-client-adoption';
 
 export const GO_FUNCS = {
   serveHttp: 'net/http.serverHandler.ServeHTTP',
@@ -123,15 +123,20 @@ export interface GoHttpTracerSettings {
   readonly injection?: GoInjection;
   /** Ancestor goroutines searched for the server span of a client call (default 4). */
   readonly maxGoroutineDepth?: number;
+  /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
+  readonly ringSizeBytes?: number;
   /**
    * Wake the agent only once this many bytes of records wait in the ring (bpf/common/ring_wakeup.h);
    * below it records wait for the backend's periodic consume. Default 0: the kernel wakes us for
    * every record while we keep up (prompt, but each wakeup costs the traced process more than the
    * record itself: bpf/common/ring_wakeup.h).
    */
-  /** Bytes of the span ring buffer (a power of two); undefined: the object's compiled-in size. */
-  readonly ringSizeBytes?: number;
   readonly ringWakeupBytes?: number;
+  /**
+   * Client path 'syscall': calls a second up to which a process keeps the roundTrip probe that names
+   * the caller of a request written ahead of it (src/tracers/go-client-adoption.ts; default 200).
+   */
+  readonly callerProbeMaxRate?: number;
 }
 
 /** The program that writes headers; loaded only when injection is 'memory'. */
@@ -194,17 +199,22 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private obj: BpfObject | undefined;
   private ring: RingBufferSource | undefined;
   private readonly byPid = new Map<number, BpfLink[]>();
-  private readonly adoption = new GoClientAdoption({
-    unknownWrites: (pid) => this.countOf(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1, pid),
-    adoptCalls: (pid) => this.countOf(GO_HTTP_OBJECT.maps.go_client_adopt_calls, pid),
-    aheadWrites: (pid) => this.countOf(GO_HTTP_OBJECT.maps.spanbridge_go_client_ahead_v1, pid),
-  });
+  private readonly adoption: GoClientAdoption;
 
   constructor(
     private readonly backend: BpfBackend,
     private readonly objectPath: string,
     private readonly settings: GoHttpTracerSettings = {},
-  ) {}
+  ) {
+    this.adoption = new GoClientAdoption(
+      {
+        unknownWrites: (pid) => this.countOf(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1, pid),
+        adoptCalls: (pid) => this.countOf(GO_HTTP_OBJECT.maps.go_client_adopt_calls, pid),
+      },
+      Date.now,
+      settings.callerProbeMaxRate,
+    );
+  }
 
   get injection(): GoInjection {
     return this.settings.injection ?? 'none';
@@ -316,17 +326,15 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   private attachLeanClient(obj: BpfObject, pid: number, binaryPath: string, target: GoTarget, links: BpfLink[]): string[] {
     const fn = target.functions[GO_FUNCS.persistConnWriteLoop]!;
     links.push(obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_write_loop).attachUprobe({ binaryPath, offset: fn.entryOffset, pid }));
-    // Connections opened before this attach: src/tracers/go-client-adoption.ts adopts them at a call.
+    // Connections opened before this attach, and callers a request is written ahead of: the
+    // roundTrip probe (src/tracers/go-client-adoption.ts), attached from the start.
     const roundTrip = target.functions[GO_FUNCS.persistConnRoundTrip];
     this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_unknown_v1).delete(pidKey(pid));
-    this.obj?.map(GO_HTTP_OBJECT.maps.spanbridge_go_client_ahead_v1).delete(pidKey(pid));
     const notes: string[] = [];
     if (roundTrip) {
       const adopt = obj.program(GO_HTTP_OBJECT.programs.go_persist_conn_adopt);
-      // Client connections it holds now were opened before this attach: adopt them from the first call.
-      const held = holdsClientConnections(pid);
-      const c = this.adoption.track(pid, () => adopt.attachUprobe({ binaryPath, offset: roundTrip.entryOffset, pid }), held);
-      if (c?.error) notes.push(`client connections opened before the attach: adoption probe not attached yet (${c.error})`);
+      const c = this.adoption.track(pid, () => adopt.attachUprobe({ binaryPath, offset: roundTrip.entryOffset, pid }), () => holdsClientConnections(pid));
+      if (c?.error) notes.push(`roundTrip probe (connections from before the attach, callers a request is written ahead of) not attached yet: ${c.error}`);
     }
     if (target.offsets['runtime.g.parentGoid'] === undefined) return [...notes, `client calls from spawned goroutines are not linked, calls that fail before writing have no span (needs Go >= 1.21; ${target.goVersion})`];
     // Calls that fail before their request is written: dialConn (per new connection) and
@@ -385,20 +393,19 @@ export class GoHttpTracer implements Tracer<[onRecord: RecordHandler], [binaryPa
   }
 
   /**
-   * Client path 'syscall': attaches the adoption probe to processes whose client connections from
-   * before the attach are being written to, and takes it away once enough calls (or time) went by
-   * without such a write (src/tracers/go-client-adoption.ts). Called from the agent's periodic tick.
+   * Client path 'syscall': takes the roundTrip probe away from processes calling fast and gives it
+   * back (src/tracers/go-client-adoption.ts). Called from the agent's periodic tick.
    */
   tickAdoption(): AdoptionChange[] {
     return this.adoption.tick();
   }
 
-  /** Whether the adoption probe is attached to `pid` now. */
+  /** Whether the roundTrip probe is attached to `pid` now. */
   adopting(pid: number): boolean {
     return this.adoption.adopting(pid);
   }
 
-  /** A per-process count (u64 by tgid): writes from unknown connections, or adoption probe calls. */
+  /** A per-process count (u64 by tgid): writes from unknown connections, or roundTrip probe calls. */
   private countOf(map: string, pid: number): bigint {
     const v = this.obj?.map(map).lookup(pidKey(pid));
     return v ? v.readBigUInt64LE(0) : 0n;

@@ -2,8 +2,10 @@
  * go.client_path syscall, Go's standard-library reverse proxy (build/frameworks/go-proxy, no tracing
  * code) forwarding the incoming traceparent (httputil.ReverseProxy copies every header) on a
  * connection whose caller the syscall tracer cannot find: a connection the proxy held from before
- * the attach and did not use while the adoption probe was attached, so the probe went away before
- * its next call (sys_http_skip_go_client_no_conn; the same holds for a caller not yet parked).
+ * the attach and did not use while the roundTrip probe was attached, so the probe went away before
+ * its next call (sys_http_skip_go_client_no_conn; the same holds for a caller not yet parked in a
+ * process without the probe). The agent runs with go.client_caller_probe_max_rate 0 (the probe only
+ * adopts connections), so it goes after 256 calls however slow they are.
  *
  * What must hold (docs/limits.md, go.client_path): the forwarded value is never taken for the
  * proxy's own span. Its CLIENT span has an id of its own; its parent is the proxy's SERVER span
@@ -53,9 +55,9 @@ maybe('Go reverse proxy forwarding a traceparent on a call whose caller is not f
   let quiet: FrameworkService;
   let agent: AgentProcess;
 
-  /** Calls through the proxy's Transport to another host until the adoption probe goes away
-   * (256 calls with no write from an unknown connection or ahead of its caller), leaving the held
-   * connections to `down` unknown. */
+  /** Calls through the proxy's Transport to another host until the roundTrip probe goes away
+   * (256 calls with no write from an unknown connection), leaving the held connections to `down`
+   * unknown. */
   const quietCalls = () =>
     untilAdoptionProbeAway(agent, async () => {
       expect((await get(callUrl(proxy, `${quiet.url}/headers`))).status).toBe(200);
@@ -74,7 +76,7 @@ maybe('Go reverse proxy forwarding a traceparent on a call whose caller is not f
     // Transport keeps two idle per host).
     const before = await Promise.all([1, 2, 3, 4].map(() => get(`${proxy.url}/up/headers`)));
     expect(before.map((e) => e.status)).toEqual([200, 200, 200, 200]);
-    agent = await startAgent(['--pid', String(proxy.proc.pid), '--pid', String(down.proc.pid), '--export', 'none'], { SPANBRIDGE_GO_SERVER_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_PATH: 'syscall' }, 120_000);
+    agent = await startAgent(['--pid', String(proxy.proc.pid), '--pid', String(down.proc.pid), '--export', 'none'], { SPANBRIDGE_GO_SERVER_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_CALLER_PROBE_MAX_RATE: '0' }, 120_000);
     expect((await agent.processes()).find((p) => p.pid === proxyPid())?.clientSpans).toBe('syscall');
   }, 300_000);
 

@@ -13,7 +13,9 @@
  * spanbridge.propagation=skipped. Four uprobes are attached to the process and none fires per
  * request (counted with the kernel's BPF statistics): (*conn).serve (per server connection),
  * persistConn.writeLoop (per client connection), (*Transport).dialConn (per new connection) and
- * net/http.stripPassword (per failed call). What this path does not do (docs/limits.md): a call
+ * net/http.stripPassword (per failed call); the agent runs with go.client_caller_probe_max_rate 0
+ * (the roundTrip probe that names the caller of a request written ahead of it, one hit per call on
+ * a slow caller by default, is go-client-caller-probe.test.ts's). What this path does not do (docs/limits.md): a call
  * two goroutines below the handler starts its own trace, never a wrong parent; an HTTPS call has
  * no span here, so a process that makes one moves its client spans to uprobes (its server spans
  * stay on syscalls).
@@ -31,7 +33,7 @@ const PARENT = '00f067aa0ba902b7';
 const maybe = lockedDown() ? describe : describe.skip; // memory injection keeps the uprobe client path
 
 maybe('Go client spans from syscalls (go.client_path syscall)', () => {
-  const chain = goChainForSuite('local', { agentEnv: { SPANBRIDGE_GO_SERVER_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_PATH: 'syscall' } });
+  const chain = goChainForSuite('local', { agentEnv: { SPANBRIDGE_GO_SERVER_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_PATH: 'syscall', SPANBRIDGE_GO_CLIENT_CALLER_PROBE_MAX_RATE: '0' } });
 
   const getWith = (route: string, headers: Record<string, string>) =>
     new Promise<string>((resolve, reject) => {

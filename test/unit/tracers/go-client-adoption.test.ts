@@ -1,181 +1,102 @@
-import { GoClientAdoption } from '../../../src/tracers/go-client-adoption';
+import { GoClientAdoption, AHEAD_FAST_BACKOFF_MS } from '../../../src/tracers/go-client-adoption';
 import type { BpfLink } from '../../../src/bpf/types';
 
-describe('GoClientAdoption', () => {
-  const setup = () => {
-    const counts = new Map<number, bigint>();
+describe('GoClientAdoption (the Go client roundTrip probe)', () => {
+  const setup = (maxRate = 200) => {
+    const unknown = new Map<number, bigint>();
     const calls = new Map<number, bigint>();
     let now = 0;
     const links: { pid: number; destroyed: boolean }[] = [];
-    const a = new GoClientAdoption(
-      { unknownWrites: (pid) => counts.get(pid) ?? 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n },
-      () => now,
-      30_000,
-      256n,
-    );
+    const a = new GoClientAdoption({ unknownWrites: (pid) => unknown.get(pid) ?? 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n }, () => now, maxRate, 256n);
     const attachFor = (pid: number) => () => {
       const l = { pid, destroyed: false };
       links.push(l);
       return { destroy: () => void (l.destroyed = true) } as unknown as BpfLink;
     };
-    return { a, counts, calls, links, attachFor, advance: (ms: number) => void (now += ms) };
+    /** `n` more calls of `pid` over `ms`, then the agent's look. */
+    const step = (pid: number, n: number, ms = 500) => {
+      calls.set(pid, (calls.get(pid) ?? 0n) + BigInt(n));
+      now += ms;
+      return a.tick();
+    };
+    return { a, unknown, calls, links, attachFor, step, advance: (ms: number) => void (now += ms) };
   };
 
-  it('writes ahead of their caller attach the probe like unknown connections, and keep it while they come within 256 calls', () => {
-    const ahead = new Map<number, bigint>();
-    const calls = new Map<number, bigint>();
-    let now = 0;
-    const links: boolean[] = [];
-    const a = new GoClientAdoption(
-      { unknownWrites: () => 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n, aheadWrites: (pid) => ahead.get(pid) ?? 0n },
-      () => now,
-      30_000,
-      256n,
-    );
-    ahead.set(7, 2n); // before the tracking: not growth
-    a.track(7, () => {
-      links.push(false);
-      return { destroy: () => void (links[links.length - 1] = true) } as unknown as BpfLink;
-    });
-    now += 2000;
-    expect(a.tick()).toEqual([]);
-    ahead.set(7, 3n);
-    now += 2000;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
-    // 200 calls (100 a second), one of them written ahead of its caller (named through the probe): still growth
-    calls.set(7, 200n);
-    ahead.set(7, 4n);
-    now += 2000;
-    expect(a.tick()).toEqual([]);
-    calls.set(7, 400n);
-    now += 2000;
-    expect(a.tick()).toEqual([]); // 200 calls since the last one
-    calls.set(7, 456n);
-    now += 2000;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]);
-    expect(links).toEqual([true]);
-  });
-
-  it('a process calling faster than 200 a second gets no probe for writes ahead of their caller for a minute; unknown connections still bring it', () => {
-    const ahead = new Map<number, bigint>();
-    const unknown = new Map<number, bigint>();
-    const calls = new Map<number, bigint>();
-    let now = 0;
-    const links: boolean[] = [];
-    const a = new GoClientAdoption(
-      { unknownWrites: (pid) => unknown.get(pid) ?? 0n, adoptCalls: (pid) => calls.get(pid) ?? 0n, aheadWrites: (pid) => ahead.get(pid) ?? 0n },
-      () => now,
-      30_000,
-      256n,
-    );
-    a.track(7, () => {
-      links.push(false);
-      return { destroy: () => void (links[links.length - 1] = true) } as unknown as BpfLink;
-    });
-    ahead.set(7, 1n);
-    now += 500;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
-    calls.set(7, 3000n); // 6,000 calls a second
-    ahead.set(7, 2n);
-    now += 500;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]); // too fast: that write is no growth, 3,000 calls quiet
-    ahead.set(7, 3n);
-    now += 30_000;
-    expect(a.tick()).toEqual([]); // within the minute
-    unknown.set(7, 1n);
-    now += 500;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
-    calls.set(7, 3300n);
-    now += 500;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]);
-    ahead.set(7, 4n);
-    now += 60_000;
-    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]); // the minute is over
-    expect(links).toEqual([true, true, false]);
-  });
-
-  it('no probe while no write comes from an unknown connection and none was held at the attach', () => {
-    const { a, links, attachFor, advance } = setup();
-    expect(a.track(7, attachFor(7))).toBeUndefined();
-    for (let i = 0; i < 10; i++) {
-      advance(5000);
-      expect(a.tick()).toEqual([]);
-    }
-    expect(links).toEqual([]);
-    expect(a.adopting(7)).toBe(false);
-  });
-
-  it('attaches the probe when the count grows, keeps it while it grows, takes it away after 30 s still, and comes back', () => {
-    const { a, counts, links, attachFor, advance } = setup();
-    counts.set(7, 3n); // writes before the tracking started (a previous attach) are not growth
-    a.track(7, attachFor(7));
-    advance(5000);
-    expect(a.tick()).toEqual([]);
-    counts.set(7, 5n);
-    advance(5000);
-    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+  it('is attached with the process, before its first call (a write ahead of that call is named too)', () => {
+    const { a, links, attachFor } = setup();
+    expect(a.track(7, attachFor(7), () => false)).toEqual({ pid: 7, adopting: true });
     expect(a.adopting(7)).toBe(true);
-    counts.set(7, 6n);
-    advance(5000);
-    expect(a.tick()).toEqual([]);
-    advance(25_000);
-    expect(a.tick()).toEqual([]); // 25 s still
-    advance(5000);
-    expect(a.tick()).toEqual([{ pid: 7, adopting: false }]);
-    expect(links).toEqual([{ pid: 7, destroyed: true }]);
-    counts.set(7, 7n); // an idle old connection used again
-    advance(5000);
-    expect(a.tick()).toEqual([{ pid: 7, adopting: true }]);
+    expect(links).toEqual([{ pid: 7, destroyed: false }]);
+  });
+
+  it('stays on a process calling at most 200 a second, however long no connection is unknown', () => {
+    const { a, links, attachFor, step } = setup();
+    a.track(7, attachFor(7), () => false);
+    for (let i = 0; i < 200; i++) expect(step(7, 100)).toEqual([]); // 200 a second for 100 s: 20,000 calls, none unknown
+    for (let i = 0; i < 100; i++) expect(step(7, 0, 5000)).toEqual([]); // idle
+    expect(a.adopting(7)).toBe(true);
+    expect(links).toEqual([{ pid: 7, destroyed: false }]);
+  });
+
+  it('goes from a process calling faster once 256 calls had no unknown write, and comes back a minute later to measure again', () => {
+    const { a, links, attachFor, step, advance } = setup();
+    a.track(7, attachFor(7), () => false);
+    expect(step(7, 300)).toEqual([{ pid: 7, adopting: false }]); // 600 a second, 300 calls with no unknown write
+    expect(a.adopting(7)).toBe(false);
+    advance(AHEAD_FAST_BACKOFF_MS - 1000);
+    expect(step(7, 20_000)).toEqual([]); // calls without the probe are not seen; still within the minute
+    expect(step(7, 1000, 1000)).toEqual([{ pid: 7, adopting: true }]); // the minute is over
+    expect(step(7, 20)).toEqual([]); // 40 a second now: kept
+    expect(step(7, 20)).toEqual([]);
     expect(links.map((l) => l.destroyed)).toEqual([true, false]);
   });
 
-  it('a process holding client connections at the attach gets the probe at once; calls with no unknown write take it away before the time', () => {
-    const { a, counts, calls, links, attachFor, advance } = setup();
-    calls.set(9, 1000n); // calls of an earlier attach are not counted
-    expect(a.track(9, attachFor(9), true)).toEqual({ pid: 9, adopting: true });
-    expect(a.adopting(9)).toBe(true);
-    calls.set(9, 1200n);
-    advance(500);
-    expect(a.tick()).toEqual([]); // 200 calls, below 256
-    counts.set(9, 1n); // a connection the probe had not seen yet: the calls are counted from here
-    calls.set(9, 1300n);
-    advance(500);
-    expect(a.tick()).toEqual([]);
-    calls.set(9, 1555n);
-    advance(500);
-    expect(a.tick()).toEqual([]); // 255 since the growth
-    calls.set(9, 1556n);
-    advance(500);
-    expect(a.tick()).toEqual([{ pid: 9, adopting: false }]);
-    expect(links).toEqual([{ pid: 9, destroyed: true }]);
+  it('a fast process keeps it while connections are being adopted (unknown writes), and gets it back at once for one', () => {
+    const { a, unknown, links, attachFor, step } = setup();
+    a.track(9, attachFor(9), () => false);
+    unknown.set(9, 1n); // a connection from before the attach, written at its first call (the probe adopts it)
+    expect(step(9, 200)).toEqual([]); // fast; calls are counted from this look on
+    expect(step(9, 255)).toEqual([]); // 255 since it
+    expect(step(9, 1)).toEqual([{ pid: 9, adopting: false }]);
+    unknown.set(9, 2n); // a held connection unused meanwhile, used again: unlinked, counted
+    expect(step(9, 3000)).toEqual([{ pid: 9, adopting: true }]); // within the fast back-off, still
+    expect(step(9, 3000)).toEqual([{ pid: 9, adopting: false }]);
+    expect(links.map((l) => l.destroyed)).toEqual([true, true]);
   });
 
-  it('a slow caller keeps the probe between calls seconds apart (each connection adopted at its own next call)', () => {
-    const { a, calls, attachFor, advance } = setup();
-    a.track(4, attachFor(4), true);
-    for (let i = 1; i <= 20; i++) {
-      calls.set(4, BigInt(i));
-      advance(1000);
-      expect(a.tick()).toEqual([]);
-    }
-    expect(a.adopting(4)).toBe(true);
-    advance(10_000);
-    expect(a.tick()).toEqual([{ pid: 4, adopting: false }]); // 30 s without an unknown write
+  it('with the limit 0 it is only for adoption: at once for held connections, else at an unknown write; gone after 256 calls without one', () => {
+    const { a, unknown, links, attachFor, step } = setup(0);
+    expect(a.track(4, attachFor(4), () => false)).toBeUndefined();
+    expect(step(4, 100, 10_000)).toEqual([]); // calls (slowly), none from an unknown connection
+    unknown.set(4, 1n);
+    expect(step(4, 3)).toEqual([{ pid: 4, adopting: true }]);
+    expect(step(4, 255, 30_000)).toEqual([]); // slow, but calls are what it costs: 255 since
+    expect(step(4, 1, 30_000)).toEqual([{ pid: 4, adopting: false }]);
+    expect(step(4, 0, 120_000)).toEqual([]); // no coming back to measure
+    expect(a.track(5, attachFor(5), () => true)).toEqual({ pid: 5, adopting: true });
+    expect(step(5, 256)).toEqual([{ pid: 5, adopting: false }]);
+    expect(links.map((l) => [l.pid, l.destroyed])).toEqual([
+      [4, true],
+      [5, true],
+    ]);
   });
 
-  it('untrack takes the probe away; a failed attach is said and tried again at the next tick', () => {
-    const { a, counts, links, attachFor, advance } = setup();
+  it('untrack takes the probe away; a failed attach is said and tried again at the next look', () => {
+    const { a, links, attachFor, step } = setup();
     let fail = true;
-    a.track(8, () => {
-      if (fail) throw new Error('process gone');
-      return attachFor(8)();
-    });
-    counts.set(8, 1n);
-    advance(5000);
-    expect(a.tick()).toEqual([{ pid: 8, adopting: false, error: 'process gone' }]);
+    expect(
+      a.track(
+        8,
+        () => {
+          if (fail) throw new Error('process gone');
+          return attachFor(8)();
+        },
+        () => false,
+      ),
+    ).toEqual({ pid: 8, adopting: false, error: 'process gone' });
+    expect(step(8, 0)).toEqual([{ pid: 8, adopting: false, error: 'process gone' }]);
     fail = false;
-    advance(5000);
-    expect(a.tick()).toEqual([{ pid: 8, adopting: true }]);
+    expect(step(8, 0)).toEqual([{ pid: 8, adopting: true }]);
     a.untrack(8);
     expect(links).toEqual([{ pid: 8, destroyed: true }]);
     expect(a.adopting(8)).toBe(false);
