@@ -53,7 +53,6 @@ export const GO_HTTP_OBJECT = {
     go_http_drops: 'go_http_drops',
     scan_scratch_map: 'scan_scratch_map',
     spanbridge_go_client_conns_v2: 'spanbridge_go_client_conns_v2',
-    spanbridge_go_client_ahead_v1: 'spanbridge_go_client_ahead_v1',
     spanbridge_go_client_unknown_v1: 'spanbridge_go_client_unknown_v1',
   },
   rodata: {
@@ -352,7 +351,6 @@ export const SYS_HTTP_OBJECT = {
     spanbridge_go_server_ts_v1: 'spanbridge_go_server_ts_v1',
     spanbridge_go_conns_v1: 'spanbridge_go_conns_v1',
     spanbridge_go_client_callers_v1: 'spanbridge_go_client_callers_v1',
-    spanbridge_go_client_ahead_v1: 'spanbridge_go_client_ahead_v1',
     spanbridge_sk_inject_pending_v2: 'spanbridge_sk_inject_pending_v2',
     spanbridge_sk_inject_result_v1: 'spanbridge_sk_inject_result_v1',
     traced_bits: 'traced_bits',
