@@ -436,7 +436,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'queue.max_batch_spans',
     env: ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE'],
     bridgeEnv: true,
-    defaultText: '512',
+    defaultText: '2048',
     allowed: 'an integer 1..2147483647',
     help: 'spans per export request',
     parse: intIn(1, 2 ** 31 - 1),
