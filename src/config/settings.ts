@@ -302,7 +302,7 @@ export const SETTINGS: readonly Setting[] = [
     env: ['SPANBRIDGE_GO_CLIENT_PATH'],
     defaultText: 'syscall',
     allowed: 'one of uprobes, syscall',
-    help: 'where Go HTTP/1 client spans come from: syscall tracepoints, with no uprobe per request (one per connection at (*net/http.persistConn).writeLoop; the parent is found from the request write, through the caller waiting on its response channel) (needs go.server_path syscall and no memory injection, else uprobes; a process that makes HTTPS calls moves to uprobes; parents found to goroutine depth 1), or uprobes on net/http (~13 traps per request; parents to depth 4)',
+    help: 'where Go HTTP/1 client spans come from: syscall tracepoints, with no uprobe per request above go.client_caller_probe_max_rate calls a second (one per connection at (*net/http.persistConn).writeLoop; the parent is found from the request write, through the caller waiting on its response channel) (needs go.server_path syscall and no memory injection, else uprobes; a process that makes HTTPS calls moves to uprobes; parents found to goroutine depth 1), or uprobes on net/http (~13 traps per request; parents to depth 4)',
     parse: oneOf(['uprobes', 'syscall']),
   },
   {

@@ -429,7 +429,7 @@ export class SysHttpAssembler {
         }
         if (m.gap) {
           // Only the start of the head is known: keep what the complete lines say.
-          const parsed = parseHead(m.head, false);
+          const parsed = parseHead(m.head, false, c.role);
           m.parsed = parsed;
           if (parsed) {
             const framing = this.onHead(c, ex, isRequest, parsed);
@@ -441,7 +441,7 @@ export class SysHttpAssembler {
       }
       m.head = NO_HEAD; // read: nothing keeps the record's bytes
       m.headDone = true;
-      const parsed = parseHeadAt(hb, hs, end - 4, true);
+      const parsed = parseHeadAt(hb, hs, end - 4, true, c.role);
       const framing = parsed ? this.onHead(c, ex, isRequest, parsed) : null;
       if (!parsed || !framing) {
         m.parsed = null;

@@ -183,6 +183,49 @@ describe('parseHead on generated heads', () => {
     }
   });
 
+  it('remembers heads per side: a client head between two equal server heads leaves the server\'s remembered (the same parse back), and a head that differs still misses on either side', () => {
+    const show = (p: ParsedHead | null) => JSON.stringify(p && { ...p, headers: [...p.headers] });
+    const serverReq = Buffer.from('GET /items/1 HTTP/1.1\r\nHost: front:8080\r\nUser-Agent: loadgen', 'latin1');
+    const clientReq = Buffer.from('GET / HTTP/1.1\r\nHost: down:9090\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip', 'latin1');
+    const serverResp = Buffer.from('HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 05:00:00 GMT\r\nContent-Length: 13', 'latin1');
+    const clientResp = Buffer.from('HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 05:00:00 GMT\r\nContent-Length: 5', 'latin1');
+    const first = parseHead(serverReq, true, 'server');
+    const firstResp = parseHead(serverResp, true, 'server');
+    expect(show(parseHead(clientReq, true, 'client'))).toBe(show(reference(clientReq, true)));
+    expect(show(parseHead(clientResp, true, 'client'))).toBe(show(reference(clientResp, true)));
+    // Hits: the very objects parsed before the client's heads.
+    expect(parseHead(serverReq, true, 'server')).toBe(first);
+    expect(parseHead(serverResp, true, 'server')).toBe(firstResp);
+    // The client's head seen on the server side is its own (a miss there), parsed as the definition says.
+    const crossed = parseHead(clientReq, true, 'server');
+    expect(crossed).not.toBe(first);
+    expect(show(crossed)).toBe(show(reference(clientReq, true)));
+    // One byte differs from the remembered server head: a miss, its own value.
+    const other = Buffer.from(serverReq.toString('latin1').replace('front:8080', 'front:8081'), 'latin1');
+    expect(parseHead(other, true, 'server')?.headers.get('host')).toBe('front:8081');
+    expect(parseHead(clientResp, true, 'client')?.headers.get('content-length')).toBe('5');
+    expect(parseHead(serverResp, true, 'server')?.headers.get('content-length')).toBe('13');
+  });
+
+  it('agrees with the definition on 20,000 heads alternating between the two sides, each side mostly repeating itself', () => {
+    const show = (p: ParsedHead | null) => JSON.stringify(p && { ...p, headers: [...p.headers] });
+    const r = rng(33);
+    const differing: unknown[] = [];
+    const variants = ['Host: a:1', 'Host: a:2', 'Host: b:1', 'User-Agent: x', 'Content-Length: 5', 'Content-Length: 15', 'Bad Name: 1'];
+    const state = { server: ['Host: a:1', 'User-Agent: x'], client: ['Host: b:1', 'Content-Length: 5'] };
+    for (let n = 0; n < 20_000; n++) {
+      const side = r() < 0.5 ? 'server' : 'client';
+      const lines = state[side];
+      if (r() < 0.2) lines[Math.floor(r() * lines.length)] = variants[Math.floor(r() * variants.length)];
+      const head = [r() < 0.5 ? 'GET /a HTTP/1.1' : 'HTTP/1.1 200 OK', ...lines].join('\r\n');
+      const bytes = Buffer.from(head, 'latin1');
+      const complete = r() < 0.9;
+      const got = show(parseHead(bytes, complete, side));
+      if (got !== show(reference(bytes, complete))) differing.push({ head, side, complete, got });
+    }
+    expect(differing).toEqual([]);
+  });
+
   it('reads a head in place inside a larger buffer', () => {
     const b = Buffer.from('xxGET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\n\r\nbody', 'latin1');
     expect(parseHeadAt(b, 2, b.indexOf('\r\n\r\n'), true)).toEqual(reference(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u', 'latin1'), true));
