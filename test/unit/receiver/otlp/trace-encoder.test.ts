@@ -1,5 +1,6 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { toReadableSpanWithResource } from '../../../../receiver/otlp/to-readable-span';
+import { writerPoolState } from '../../../../receiver/otlp/proto-writer';
 import { encodeTraceRequest, TraceBatch } from '../../../../receiver/otlp/trace-encoder';
 import { ResourceMerger } from '../../../../receiver/resource-merge';
 import type { Resource, Span } from '../../../../src/spans/span';
@@ -259,6 +260,25 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
       expect(empty.body.length).toBe(0);
       empty.release();
     });
+  });
+
+  it('the writer pool keeps at most 8 MiB of free buffers (a drained outage queue of ~1 MB batches gives most back)', () => {
+    const batches = Array.from({ length: 14 }, (_, k) => {
+      const batch = new TraceBatch();
+      for (let i = 0; i < 50; i++) batch.push(makeSpan(a, { attributes: { 'url.full': `${k}/${i}/${'p'.repeat(20_000)}` } }));
+      return batch;
+    });
+    const held = batches.map((b) => b.finishInPlace());
+    for (const h of held) h.release();
+    const state = writerPoolState();
+    expect(state.bytes).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(state.writers).toBeGreaterThan(0);
+    expect(state.writers).toBeLessThan(14);
+    // Writers taken from the pool are accounted for when they leave it.
+    const again = new TraceBatch();
+    again.push(makeSpan(a));
+    expect(writerPoolState().bytes).toBeLessThan(state.bytes);
+    again.discard();
   });
 
   it('finished bodies are not overwritten by later batches reusing the pooled buffers', () => {
