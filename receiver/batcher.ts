@@ -1,6 +1,7 @@
 /**
- * Collects finished spans and hands them to the exporter in batches: when `maxBatchSize` spans
- * are pending, or `scheduledDelayMs` after the first pending span, whichever comes first. A span
+ * Collects finished spans and hands them to the exporter in batches: when a batch is full
+ * (`maxBatchSize` spans, or MAX_BATCH_BYTES of encoded spans for an exporter whose batches say
+ * their size), or `scheduledDelayMs` after the first pending span, whichever comes first. A span
  * that finds the batcher idle (no export started within the last `scheduledDelayMs`: the first
  * span after start, or after a quiet spell) waits only IDLE_FLUSH_DELAY_MS, which gathers a burst:
  * the first traces reach the Collector right after start instead of one delay later, and a busy
@@ -15,7 +16,7 @@
  * fills up to its bounds, then drains in order when the Collector is back. Unsampled spans (W3C
  * sampled bit 0) are counted and never queued.
  *
- * The queue is a list of batches of at most `maxBatchSize` spans, made by the exporter
+ * The queue is a list of batches of at most `maxBatchSize` spans (and about MAX_BATCH_BYTES), made by the exporter
  * (`newBatch`): the OTLP exporter's batches encode each span as it is added (receiver/otlp/
  * trace-encoder.ts), so the queue holds bytes, not span objects; an exporter without `newBatch`
  * gets arrays of spans. Every batch but the last is full; an export takes the oldest whole.
@@ -31,6 +32,8 @@ import { estimateSpanBytes } from './span-size';
 /** The spans of one export request as the exporter wants them held: an array, or already encoded. */
 export interface SpanBatch {
   readonly length: number;
+  /** Encoded bytes held, for batches that encode as spans are added: closes a batch at MAX_BATCH_BYTES. */
+  readonly byteLength?: number;
   /** Adds a span; throws (adding nothing) for a span the batch cannot hold, which is then dropped and counted. */
   push(span: Span): number;
   /** Frees what the batch holds when it will not be exported (shutdown). */
@@ -63,13 +66,23 @@ export interface SpanBatcherOptions {
   readonly shutdownTimeoutMs?: number;
 }
 
+/*
+ * 2048 spans per request, not the OTel SDK's 512: an export POST costs the agent ~150-250 us of CPU
+ * whatever its size (undici, the event loop round trip; bench/results/2026-12-07-span-cpu-export.md),
+ * ~0.4 us per span at 512 spans, paid on the load generator's CPU in the bench. 2048 Go server spans
+ * are ~1 MB of OTLP; MAX_BATCH_BYTES keeps a request of large spans far below the Collector's
+ * limits (gRPC 4 MiB by default, HTTP 20 MiB).
+ */
 export const BATCHER_DEFAULTS = {
-  maxBatchSize: 512,
+  maxBatchSize: 2048,
   scheduledDelayMs: 1000,
   maxQueueSize: 65_536,
   maxQueueBytes: 64 * 1024 * 1024,
   shutdownTimeoutMs: 5000,
 } as const satisfies Required<SpanBatcherOptions>;
+
+/** A batch that encodes as spans are added closes at this many bytes (the span that crosses it included). */
+export const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
 /** How long a span that finds the batcher idle waits for others (at most `scheduledDelayMs`). */
 export const IDLE_FLUSH_DELAY_MS = 20;
@@ -166,7 +179,7 @@ export class SpanBatcher {
     }
     let last = this.batches.length - 1;
     let batch = last >= 0 ? this.batches[last] : undefined;
-    if (batch === undefined || batch.length >= this.maxBatchSize) {
+    if (batch === undefined || this.isFull(batch)) {
       batch = this.exporter.newBatch && this.exporter.exportBatch ? this.exporter.newBatch() : ([] as Span[]);
       this.batches.push(batch);
       this.batchBytes.push(0);
@@ -185,8 +198,19 @@ export class SpanBatcher {
     this.queuedBytes += bytes;
     if (held > this.peakBytes) this.peakBytes = held;
     this.queuedTotal++;
-    if (this.queuedSpans >= this.maxBatchSize) this.scheduleFullBatches();
+    if (this.isFull(batch)) this.scheduleFullBatches();
     else this.armTimer();
+  }
+
+  /** No span goes into `batch` any more: `maxBatchSize` spans, or MAX_BATCH_BYTES encoded. */
+  private isFull(batch: SpanBatch): boolean {
+    return batch.length >= this.maxBatchSize || (batch.byteLength !== undefined && batch.byteLength >= MAX_BATCH_BYTES);
+  }
+
+  /** A full batch waits (every batch but the last is full). */
+  private hasFullBatch(): boolean {
+    const n = this.batches.length;
+    return n > 1 || (n === 1 && this.isFull(this.batches[0]!));
   }
 
   private warnUnencodable(err: unknown): void {
@@ -246,7 +270,7 @@ export class SpanBatcher {
     if (this.fullBatchJobPending) return;
     this.fullBatchJobPending = true;
     void this.enqueue(async () => {
-      while (this.queuedSpans >= this.maxBatchSize) await this.exportBatch();
+      while (this.hasFullBatch()) await this.exportBatch();
       // No await between the last check and this reset: an add() in between cannot be missed.
       this.fullBatchJobPending = false;
     });
@@ -260,7 +284,7 @@ export class SpanBatcher {
       this.timer = undefined;
       void this.enqueue(async () => {
         if (this.queuedSpans > 0) await this.exportBatch();
-        while (this.queuedSpans >= this.maxBatchSize) await this.exportBatch();
+        while (this.hasFullBatch()) await this.exportBatch();
       });
     }, idle ? Math.min(IDLE_FLUSH_DELAY_MS, this.scheduledDelayMs) : this.scheduledDelayMs);
     this.timer.unref();
@@ -275,7 +299,7 @@ export class SpanBatcher {
   private enqueue(job: () => Promise<void>): Promise<void> {
     const run = this.tail.then(job).then(
       () => {
-        if (this.queuedSpans > 0 && this.queuedSpans < this.maxBatchSize) this.armTimer();
+        if (this.queuedSpans > 0 && !this.hasFullBatch()) this.armTimer();
       },
       (err: unknown) => this.log.warn(`batcher: export job failed: ${String(err)}`),
     );

@@ -70,7 +70,7 @@ export interface AgentConfig {
   readonly agentEntry?: string;
   /**
    * The span tracers' ring buffers wake the agent only once this many bytes wait (bpf/common/ring_wakeup.h;
-   * default DEFAULT_RING_WAKEUP_BYTES; 0: every record). Records below it are read by the
+   * default defaultRingWakeupBytes(ring size); 0: every record). Records below it are read by the
    * backend's periodic consume. Process exec/exit events always wake the agent at once.
    */
   readonly ringWakeupBytes?: number;
@@ -94,13 +94,19 @@ export interface AgentConfig {
 }
 
 /**
- * Default wakeup threshold: ~48 Go server records. Below it a record waits at most the backend's
- * poll period (50 ms) instead of costing the traced process a wakeup (bpf/common/ring_wakeup.h).
+ * Default wakeup threshold: an eighth of the ring (256 KiB of the default 2 MiB, ~190 Go server
+ * records), at most 1 MiB. Below it a record waits at most the backend's poll period (50 ms)
+ * instead of costing the traced process a wakeup (bpf/common/ring_wakeup.h); above it 7/8 of the
+ * ring is left for what comes while the agent wakes. 64 KiB woke the agent ~4 times as often
+ * under load, each wake-up a consume turn of its own on the load generator's CPU in the bench:
+ * agent CPU per span -0.3 to -0.5 us at ~22k Go req/s (bench/results/2026-12-07-span-cpu-export.md).
  */
-export const DEFAULT_RING_WAKEUP_BYTES = 64 * 1024;
+export function defaultRingWakeupBytes(ringSizeBytes: number): number {
+  return Math.min(1024 * 1024, Math.floor(ringSizeBytes / 8));
+}
 /**
  * 2 MiB per span ring: ~100 ms of records at 14k Go spans/s (~1.4 KB each) while the agent is
- * busy, 32x the wakeup threshold. The compiled-in sizes (4 and 8 MiB) cost 24 MB of agent RSS.
+ * busy, 8x the wakeup threshold. The compiled-in sizes (4 and 8 MiB) cost 24 MB of agent RSS.
  */
 export const DEFAULT_RING_SIZE_BYTES = 2 * 1024 * 1024;
 
@@ -189,7 +195,7 @@ export class Agent {
       clock,
       bpfObjectDir: config.bpfObjectDir,
       injectHeaders: config.injectHeaders,
-      ringWakeupBytes: config.ringWakeupBytes ?? DEFAULT_RING_WAKEUP_BYTES,
+      ringWakeupBytes: config.ringWakeupBytes ?? defaultRingWakeupBytes(config.ringSizeBytes ?? DEFAULT_RING_SIZE_BYTES),
       ringSizeBytes: config.ringSizeBytes ?? DEFAULT_RING_SIZE_BYTES,
       urlRedaction: config.urlRedaction,
       sysHttp: config.sysHttp,

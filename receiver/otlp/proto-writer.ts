@@ -256,13 +256,21 @@ export class Writer {
 /** Buffers of free writers are kept up to this size; a larger one (a huge batch) is let go. */
 const MAX_POOLED_BUFFER = 4 * 1024 * 1024;
 const MAX_POOLED_WRITERS = 16;
+/**
+ * Free writers' buffers kept at most, together: a batch of 2048 spans grows its writer to ~1 MB,
+ * and after a Collector outage (a full queue, up to 32 such batches) the pool would otherwise keep
+ * 16 of them. A steady agent needs two or three per resource (the batch filling, the one in flight).
+ */
+const MAX_POOLED_BYTES = 8 * 1024 * 1024;
 const NEW_WRITER_BYTES = 16 * 1024;
 const pool: Writer[] = [];
+let pooledBytes = 0;
 
 /** An empty writer, from the pool when one is free. */
 export function takeWriter(): Writer {
   const w = pool.pop();
   if (w) {
+    pooledBytes -= w.buf.length;
     w.pos = 0;
     w.generation++;
     return w;
@@ -273,8 +281,14 @@ export function takeWriter(): Writer {
 /** Gives a writer back; its bytes must not be read afterwards. */
 export function releaseWriter(w: Writer): void {
   w.generation++;
-  if (pool.length < MAX_POOLED_WRITERS && w.buf.length <= MAX_POOLED_BUFFER) {
+  if (pool.length < MAX_POOLED_WRITERS && w.buf.length <= MAX_POOLED_BUFFER && pooledBytes + w.buf.length <= MAX_POOLED_BYTES) {
     w.pos = 0;
+    pooledBytes += w.buf.length;
     pool.push(w);
   }
+}
+
+/** Free writers and the bytes of their buffers (tests, memory accounting). */
+export function writerPoolState(): { writers: number; bytes: number } {
+  return { writers: pool.length, bytes: pooledBytes };
 }

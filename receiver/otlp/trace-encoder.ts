@@ -363,7 +363,20 @@ function writeSpan(w: Writer, span: Span): void {
 interface Group {
   readonly resource: Resource;
   readonly w: Writer;
+  /** Where the spans start in `w`: the room before is kept for the request's framing (finishInPlace). */
+  readonly start: number;
   spans: number;
+}
+
+/** Bytes before a group's spans in a request of that group alone: resource_spans (tag, length, resource, scope_spans tag, length, scope). */
+function framingRoom(resource: Resource): number {
+  return 1 + 5 + resourceBytes(resource).length + 1 + 5 + SCOPE_BYTES.length;
+}
+
+/** A request body that lives in a pooled writer until `release()` (called once the body is sent, or given up). */
+export interface FinishedRequest {
+  readonly body: Uint8Array;
+  release(): void;
 }
 
 const ownResource = (span: Span): Resource => span.resource;
@@ -377,6 +390,8 @@ const ownResource = (span: Span): Resource => span.resource;
 export class TraceBatch {
   /** Spans pushed. */
   length = 0;
+  /** Bytes of the spans' fields encoded so far (the request adds a resource and scope per group). */
+  byteLength = 0;
   private readonly groups: Group[] = [];
   private readonly byResource = new Map<Resource, Group>();
   private lastSpanResource: Resource | undefined;
@@ -406,7 +421,57 @@ export class TraceBatch {
       throw err;
     }
     g.spans++;
+    this.byteLength += w.pos - mark;
     return ++this.length;
+  }
+
+  /**
+   * The request bytes without a copy when all spans share one resource (one traced process, the
+   * usual case): the framing is written into the room kept before the spans, and the body is a view
+   * of the writer's buffer, which stays out of the pool until `release()`. Copying a request of
+   * 2048 spans (~1 MB) into a fresh buffer cost ~0.2 us per span, most of it page faults on the
+   * new memory. Several resources: `finish()`'s copy. The batch is spent either way.
+   */
+  finishInPlace(): FinishedRequest {
+    let only: Group | undefined;
+    let nonEmpty = 0;
+    for (const g of this.groups) {
+      if (g.spans === 0) continue;
+      nonEmpty++;
+      only = g;
+    }
+    if (nonEmpty !== 1 || only === undefined) return { body: this.finish(), release: noop };
+    this.done = true;
+    const g = only;
+    const res = resourceBytes(g.resource);
+    const ssLen = SCOPE_BYTES.length + g.w.pos - g.start;
+    const rsLen = res.length + 1 + varintSize(ssLen) + ssLen;
+    const head = 1 + varintSize(rsLen) + res.length + 1 + varintSize(ssLen) + SCOPE_BYTES.length;
+    const out = g.w.buf;
+    const from = g.start - head;
+    let p = from;
+    out[p++] = 0x0a; // resource_spans
+    p = putVarint(out, p, rsLen);
+    p += res.copy(out, p);
+    out[p++] = 0x12; // scope_spans
+    p = putVarint(out, p, ssLen);
+    p += SCOPE_BYTES.copy(out, p);
+    const body = out.subarray(from, g.w.pos);
+    // The other (empty) groups' writers go back now; this one once the body is sent.
+    for (const other of this.groups) if (other !== g) releaseWriter(other.w);
+    this.groups.length = 0;
+    this.byResource.clear();
+    this.lastGroup = undefined;
+    this.lastSpanResource = undefined;
+    let released = false;
+    return {
+      body,
+      release: () => {
+        if (released) return;
+        released = true;
+        releaseWriter(g.w);
+      },
+    };
   }
 
   /** The ExportTraceServiceRequest bytes (a fresh buffer the caller owns); the batch is spent. */
@@ -416,7 +481,7 @@ export class TraceBatch {
     const sizes: number[] = [];
     for (const g of this.groups) {
       if (g.spans === 0) continue;
-      const ssLen = SCOPE_BYTES.length + g.w.pos;
+      const ssLen = SCOPE_BYTES.length + g.w.pos - g.start;
       const rsLen = resourceBytes(g.resource).length + 1 + varintSize(ssLen) + ssLen;
       sizes.push(ssLen, rsLen);
       total += 1 + varintSize(rsLen) + rsLen;
@@ -434,7 +499,7 @@ export class TraceBatch {
       out[p++] = 0x12; // scope_spans
       p = putVarint(out, p, ssLen);
       p += SCOPE_BYTES.copy(out, p);
-      p += g.w.buf.copy(out, p, 0, g.w.pos);
+      p += g.w.buf.copy(out, p, g.start, g.w.pos);
     }
     this.release();
     return out;
@@ -457,13 +522,19 @@ export class TraceBatch {
   private groupOf(resource: Resource): Group {
     let g = this.byResource.get(resource);
     if (!g) {
-      g = { resource, w: takeWriter(), spans: 0 };
+      const w = takeWriter();
+      const start = framingRoom(resource);
+      w.ensure(start);
+      w.pos = start;
+      g = { resource, w, start, spans: 0 };
       this.byResource.set(resource, g);
       this.groups.push(g);
     }
     return g;
   }
 }
+
+function noop(): void {}
 
 function putVarint(out: Buffer, p: number, v: number): number {
   while (v > 0x7f) {

@@ -10,7 +10,7 @@
  *
  * Layering:
  *   protobuf (HTTP and gRPC): spans -> TraceBatch (`newBatch`: each span encoded as the batcher
- *     adds it) -> finish() -> sendWithRetry(transport.send) -> counters;
+ *     adds it) -> finishInPlace() -> sendWithRetry(transport.send) -> release -> counters;
  *   JSON: spans (an array) -> toReadableSpan + otlp-transformer -> the same.
  */
 import { errorMessage } from '../errors';
@@ -46,6 +46,8 @@ export interface OtlpTraceExporterDeps {
   /** Test seams for the retry loop (sleep, random, now). */
   readonly retryHooks?: Pick<RetryHooks, 'sleep' | 'random' | 'now'>;
 }
+
+function noop(): void {}
 
 /** The SDK span shape, for OTLP/JSON only: loaded on first use. */
 function jsonShape(): typeof ToReadable {
@@ -124,11 +126,13 @@ export class OtlpTraceExporter {
   private async deliver(batch: readonly Span[] | TraceBatch): Promise<void> {
     const count = batch.length;
     let body: Uint8Array | undefined;
+    /** Gives the request's buffer back to the encoder's pool once no attempt can read it any more. */
+    let release = noop;
     try {
       const resourceOf = this.resourceOf;
       // Protobuf (HTTP and gRPC) straight from the model (already encoded when the batcher made
       // the batch); JSON through the SDK shape.
-      if (batch instanceof TraceBatch) body = batch.finish();
+      if (batch instanceof TraceBatch) ({ body, release } = batch.finishInPlace());
       else if (this.config.protocol === 'http/json') body = serializeTraces(this.config.protocol, batch.map((s) => jsonShape().toReadableSpanWithResource(s, resourceOf(s))));
       else body = encodeTraceRequest(batch, resourceOf);
     } catch (err) {
@@ -136,23 +140,31 @@ export class OtlpTraceExporter {
       return;
     }
     if (!body) {
+      release();
       this.fail(`export: serializing ${count} spans produced no request`, count, 'export_failed');
       return;
     }
     const payload = body;
-    const outcome = await sendWithRetry(
-      (timeoutMs, signal) => {
-        countExportAttempt(this.metrics, 'traces');
-        return this.transport.send(payload, timeoutMs, signal);
-      },
-      this.config.timeoutMs,
-      this.retry,
-      {
-        ...this.deps.retryHooks,
-        signal: this.aborter.signal,
-        onRetry: () => countExportRetry(this.metrics, 'traces'),
-      },
-    );
+    let outcome: Awaited<ReturnType<typeof sendWithRetry>>;
+    try {
+      outcome = await sendWithRetry(
+        (timeoutMs, signal) => {
+          countExportAttempt(this.metrics, 'traces');
+          return this.transport.send(payload, timeoutMs, signal);
+        },
+        this.config.timeoutMs,
+        this.retry,
+        {
+          ...this.deps.retryHooks,
+          signal: this.aborter.signal,
+          onRetry: () => countExportRetry(this.metrics, 'traces'),
+        },
+      );
+    } finally {
+      // Every attempt has ended: the transports keep nothing of the body past their answer (undici
+      // destroys the socket of an attempt it abandons; gRPC frames a copy).
+      release();
+    }
     switch (outcome.kind) {
       case 'success':
         countExported(this.metrics, count);

@@ -244,7 +244,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'ring_buffer.wakeup_bytes',
     env: ['SPANBRIDGE_RING_WAKEUP_BYTES'],
-    defaultText: '64KiB',
+    defaultText: 'an eighth of ring_buffer.size (256KiB)',
     allowed: 'a size like 65536 or 64KiB, at most 1MiB, or 0',
     help: 'the kernel wakes the agent only once this much span data waits in a ring buffer (0: on every record, ~14 us more per request in the traced process on our VMs); less waits for the periodic consume',
     parse: byteSizeOrZero(1024 * 1024),
@@ -436,7 +436,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'queue.max_batch_spans',
     env: ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE'],
     bridgeEnv: true,
-    defaultText: '512',
+    defaultText: '2048',
     allowed: 'an integer 1..2147483647',
     help: 'spans per export request',
     parse: intIn(1, 2 ** 31 - 1),

@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, type AgentHost, type AttachmentEvent, type ProcessWatcherLike, type SpanSink } from '../../src/agent';
+import { Agent, defaultRingWakeupBytes, type AgentHost, type AttachmentEvent, type ProcessWatcherLike, type SpanSink } from '../../src/agent';
 import { RESOURCE_GRACE_MS } from '../../src/attach/resource-lifetimes';
 import type { ProcessInfo } from '../../src/discovery/process-info';
 import type { WatcherEvents } from '../../src/discovery/process-watcher';
@@ -192,6 +192,17 @@ describe('Agent', () => {
     expect(traced.lookup(key)).toBeNull();
     expect(h.attachments.at(-1)).toEqual({ kind: 'detached', pid: GO_PID });
     expect(h.agent.metrics.get('spanbridge_processes_attached')).toBe(0);
+    await h.agent.stop();
+  });
+
+  it('span rings wake the agent at an eighth of their size by default (at most 1 MiB)', async () => {
+    expect(defaultRingWakeupBytes(2 * 1024 * 1024)).toBe(256 * 1024);
+    expect(defaultRingWakeupBytes(256 * 1024)).toBe(32 * 1024);
+    expect(defaultRingWakeupBytes(64 * 1024 * 1024)).toBe(1024 * 1024);
+    const h = harness();
+    await h.agent.start();
+    h.events().onMatch(proc(PY_PID, '/usr/bin/python3'), `pid ${PY_PID}`);
+    expect(h.backend.rodataOf('/x/sys_http.bpf.o')).toMatchObject({ ring_wakeup_bytes: 256n * 1024n });
     await h.agent.stop();
   });
 

@@ -1,5 +1,5 @@
 import { pipelineFromEnv } from '../../helpers/delivery';
-import { IDLE_FLUSH_DELAY_MS, SpanBatcher, type SpanBatch, type SpanExporter } from '../../../receiver/batcher';
+import { IDLE_FLUSH_DELAY_MS, MAX_BATCH_BYTES, SpanBatcher, type SpanBatch, type SpanExporter } from '../../../receiver/batcher';
 
 import { estimateSpanBytes } from '../../../receiver/span-size';
 import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
@@ -69,6 +69,68 @@ describe('SpanBatcher', () => {
     expect(exporter.sizes).toEqual([3, 3]);
     expect(exporter.batches.flat()).toEqual(sent.slice(0, 6)); // in order
     expect(batcher.pendingCount).toBe(1);
+  });
+
+  describe('batches that say their encoded size', () => {
+    /** A batch of the exporter's own kind that reports `bytesPerSpan` encoded bytes per span. */
+    class SizedBatch implements SpanBatch {
+      readonly spans: Span[] = [];
+      constructor(private readonly bytesPerSpan: number) {}
+      get length(): number {
+        return this.spans.length;
+      }
+      get byteLength(): number {
+        return this.spans.length * this.bytesPerSpan;
+      }
+      push(span: Span): number {
+        return this.spans.push(span);
+      }
+    }
+    class SizedExporter extends FakeExporter {
+      constructor(private readonly bytesPerSpan: number) {
+        super();
+      }
+      newBatch(): SpanBatch {
+        return new SizedBatch(this.bytesPerSpan);
+      }
+      exportBatch(batch: SpanBatch): Promise<void> {
+        return this.export((batch as SizedBatch).spans);
+      }
+    }
+
+    it('closes a batch at MAX_BATCH_BYTES before maxBatchSize spans and exports it at once', async () => {
+      const exporter = new SizedExporter(MAX_BATCH_BYTES / 4);
+      batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 60_000 });
+      const sent = spans(9);
+      for (const s of sent) batcher.add(s);
+      await settle();
+      // The span that reaches the cap is the batch's last: 4 spans of a quarter each.
+      expect(exporter.sizes).toEqual([4, 4]);
+      expect(exporter.batches.flat()).toEqual(sent.slice(0, 8));
+      expect(batcher.pendingCount).toBe(1);
+    });
+
+    it('keeps counting spans when batches stay small', async () => {
+      const exporter = new SizedExporter(100);
+      batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 3, scheduledDelayMs: 60_000 });
+      for (const s of spans(7)) batcher.add(s);
+      await settle();
+      expect(exporter.sizes).toEqual([3, 3]);
+      expect(batcher.pendingCount).toBe(1);
+    });
+
+    it('does not export a batch below both bounds before its delay', async () => {
+      const exporter = new SizedExporter(MAX_BATCH_BYTES / 4 - 1);
+      batcher = new SpanBatcher(exporter, new SelfMetrics(), recordingLog(), { maxBatchSize: 100, scheduledDelayMs: 60_000 });
+      // Idle batcher: the first span arms the short idle flush; the export that follows makes it busy.
+      batcher.add(spans(1)[0]!);
+      await new Promise((r) => setTimeout(r, IDLE_FLUSH_DELAY_MS + 30));
+      expect(exporter.sizes).toEqual([1]);
+      for (const s of spans(4)) batcher.add(s);
+      await settle();
+      expect(exporter.sizes).toEqual([1]); // 4 spans, 4 bytes short of the cap: waits for the delay
+      expect(batcher.pendingCount).toBe(4);
+    });
   });
 
   it('exports a partial batch after scheduledDelayMs once an export ran within that delay', async () => {
@@ -264,7 +326,7 @@ describe('SpanBatcher', () => {
       scheduledDelayMs: 1.5,
       maxQueueSize: 100,
     });
-    expect(log.warnings).toHaveLength(3); // maxBatchSize (bad), then 512 > 100 clamped, scheduledDelayMs
+    expect(log.warnings).toHaveLength(3); // maxBatchSize (bad), then 2048 > 100 clamped, scheduledDelayMs
   });
 });
 

@@ -1,5 +1,6 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { toReadableSpanWithResource } from '../../../../receiver/otlp/to-readable-span';
+import { writerPoolState } from '../../../../receiver/otlp/proto-writer';
 import { encodeTraceRequest, TraceBatch } from '../../../../receiver/otlp/trace-encoder';
 import { ResourceMerger } from '../../../../receiver/resource-merge';
 import type { Resource, Span } from '../../../../src/spans/span';
@@ -40,6 +41,16 @@ describe('encodeTraceRequest', () => {
       makeSpan(a, { name: 'x'.repeat(200), attributes: { 'url.full': 'y'.repeat(20_000) } }),
       makeSpan(a, { name: '', attributes: {}, endTimeUnixNano: 1n, startTimeUnixNano: 2n }),
       makeSpan(b, { traceId: '0AF7651916CD43DD8448EB211C80319C', attributes: { long: 'é'.repeat(70) } }),
+    ];
+    expect(Buffer.from(encodeTraceRequest(spans))).toEqual(reference(spans));
+  });
+
+  it('ids the native hex decoder stops on (not hex, odd length, non-ASCII) encode as the reference does', () => {
+    const spans = [
+      makeSpan(a, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', parentSpanId: 'ABCDEF0123456789' }),
+      makeSpan(a, { traceId: '4bf92f3577b34da6a3ce929d0e0e473g', spanId: 'zz', parentSpanId: '00f067aa0ba902b' }),
+      makeSpan(b, { traceId: '4bf92f3577b34da6-3ce929d0e0e4736', spanId: '00f067aa0ba9 2b7', parentSpanId: 'é0f067aa0ba902b7' }),
+      makeSpan(b, { traceId: '', spanId: 'G0f067aa0ba902b7', parentSpanId: '0' }),
     ];
     expect(Buffer.from(encodeTraceRequest(spans))).toEqual(reference(spans));
   });
@@ -151,6 +162,21 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
     expect(Buffer.from(batch.finish())).toEqual(reference([first, after, last]));
   });
 
+  it('byteLength counts the spans\' encoded bytes; a span that fails adds none', () => {
+    const batch = new TraceBatch();
+    expect(batch.byteLength).toBe(0);
+    batch.push(makeSpan(a));
+    const one = batch.byteLength;
+    expect(one).toBeGreaterThan(50);
+    expect(() => batch.push({ ...makeSpan(a), startTimeUnixNano: 'not a bigint' } as unknown as Span)).toThrow();
+    expect(batch.byteLength).toBe(one);
+    batch.push(makeSpan(b));
+    const body = batch.finish();
+    // The request adds a resource and a scope per group, and the lengths framing them.
+    expect(body.length).toBeGreaterThan(batch.byteLength);
+    expect(batch.byteLength).toBeGreaterThan(one);
+  });
+
   it('a span that cannot be encoded throws and leaves the batch as it was', () => {
     const good = [makeSpan(a), makeSpan(b), makeSpan(a)];
     const bad = { ...makeSpan(a), startTimeUnixNano: 'not a bigint' } as unknown as Span;
@@ -165,6 +191,94 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
     const body = batch.finish();
     expect(Buffer.from(body)).toEqual(reference(good));
     expect(decodeTraceRequest(body)).toHaveLength(2);
+  });
+
+  describe('finishInPlace (the body a view of the writer until release)', () => {
+    const oneResource = (n: number, from = 0): Span[] => traffic(n + from).slice(from).map((s) => ({ ...s, resource: a }));
+
+    it('one resource: the reference bytes, framed in the writer; held until release while later batches copy runs from it', () => {
+      const spans = oneResource(400);
+      const first = new TraceBatch();
+      for (const s of spans) first.push(s);
+      const done = first.finishInPlace();
+      const saved = Buffer.from(done.body);
+      expect(saved).toEqual(reference(spans));
+      // Not released: later batches take other writers (and copy runs from this one's bytes).
+      const more = oneResource(300, 400);
+      const second = new TraceBatch();
+      for (const s of more) second.push(s);
+      const third = new TraceBatch();
+      for (const s of oneResource(50, 700)) third.push(s);
+      expect(Buffer.from(done.body)).toEqual(saved);
+      expect(Buffer.from(second.finish())).toEqual(reference(more));
+      done.release();
+      done.release(); // idempotent: the writer goes back once
+      third.discard();
+      // After the release, spans whose runs were remembered in that writer encode anew.
+      const after = oneResource(40, 750);
+      const fourth = new TraceBatch();
+      for (const s of after) fourth.push(s);
+      const body = fourth.finishInPlace();
+      expect(Buffer.from(body.body)).toEqual(reference(after));
+      body.release();
+    });
+
+    it('several resources: a copy (release does nothing), the reference bytes', () => {
+      const spans = traffic(200);
+      const batch = new TraceBatch();
+      for (const s of spans) batch.push(s);
+      const done = batch.finishInPlace();
+      expect(Buffer.from(done.body)).toEqual(reference(spans));
+      done.release();
+      const again = new TraceBatch();
+      for (const s of traffic(10)) again.push(s);
+      again.discard();
+      expect(Buffer.from(done.body)).toEqual(reference(spans));
+    });
+
+    it('a group left empty by a span that failed (a second resource) does not keep the request from the in-place path', () => {
+      const good = oneResource(5);
+      const batch = new TraceBatch();
+      batch.push(good[0]!);
+      expect(() => batch.push({ ...makeSpan(b), endTimeUnixNano: undefined } as unknown as Span)).toThrow();
+      for (const s of good.slice(1)) batch.push(s);
+      const done = batch.finishInPlace();
+      expect(Buffer.from(done.body)).toEqual(reference(good));
+      expect(() => batch.push(good[0]!)).toThrow(/after finish/);
+      done.release();
+    });
+
+    it('a resource with many attributes (framing longer than one length byte) and an empty batch', () => {
+      const big = makeResource('x'.repeat(300), 9);
+      const spans = Array.from({ length: 3 }, () => makeSpan(big));
+      const batch = new TraceBatch();
+      for (const s of spans) batch.push(s);
+      const done = batch.finishInPlace();
+      expect(Buffer.from(done.body)).toEqual(reference(spans));
+      done.release();
+      const empty = new TraceBatch().finishInPlace();
+      expect(empty.body.length).toBe(0);
+      empty.release();
+    });
+  });
+
+  it('the writer pool keeps at most 8 MiB of free buffers (a drained outage queue of ~1 MB batches gives most back)', () => {
+    const batches = Array.from({ length: 14 }, (_, k) => {
+      const batch = new TraceBatch();
+      for (let i = 0; i < 50; i++) batch.push(makeSpan(a, { attributes: { 'url.full': `${k}/${i}/${'p'.repeat(20_000)}` } }));
+      return batch;
+    });
+    const held = batches.map((b) => b.finishInPlace());
+    for (const h of held) h.release();
+    const state = writerPoolState();
+    expect(state.bytes).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(state.writers).toBeGreaterThan(0);
+    expect(state.writers).toBeLessThan(14);
+    // Writers taken from the pool are accounted for when they leave it.
+    const again = new TraceBatch();
+    again.push(makeSpan(a));
+    expect(writerPoolState().bytes).toBeLessThan(state.bytes);
+    again.discard();
   });
 
   it('finished bodies are not overwritten by later batches reusing the pooled buffers', () => {
