@@ -47,6 +47,27 @@ export interface StatusLine {
  * /^([A-Z]{3,12}) ([^\s\x00-\x1f\x7f]+) HTTP\/1\.([01])$/ accepts), by character codes: once per request.
  */
 export function parseRequestLine(line: string): RequestLine | null {
+  // A service's requests mostly repeat one or two lines (a process that serves and calls
+  // alternates its incoming and outgoing ones): the last two lines' parses are given back (read
+  // only), with their target strings, whose hashes then stay for the lookups downstream.
+  if (line === lastLines[0]) return lastParsed[0];
+  if (line === lastLines[1]) return lastParsed[1];
+  const parsed = parseRequestLineOnce(line);
+  if (line.length <= MAX_REMEMBERED_LINE) {
+    lastLines[1] = lastLines[0];
+    lastParsed[1] = lastParsed[0];
+    lastLines[0] = line;
+    lastParsed[0] = parsed;
+  }
+  return parsed;
+}
+
+/** Longer lines are parsed each time (a comparison would cost what it saves). */
+const MAX_REMEMBERED_LINE = 512;
+const lastLines: [string | undefined, string | undefined] = [undefined, undefined];
+const lastParsed: [RequestLine | null, RequestLine | null] = [null, null];
+
+function parseRequestLineOnce(line: string): RequestLine | null {
   const n = line.length;
   let i = 0;
   while (i < n) {
@@ -388,7 +409,30 @@ export function endsChunkedAt(buf: Buffer, start: number, end: number): boolean 
 }
 
 /** Splits a request target into path and query (absolute-form: scheme and authority dropped). */
-export function splitTarget(target: string): { path: string; query: string; authority?: string } {
+export function splitTarget(target: string): TargetParts {
+  // As parseRequestLine: the last two targets' parts are given back (read only).
+  if (target === lastTargets[0]) return lastParts[0]!;
+  if (target === lastTargets[1]) return lastParts[1]!;
+  const parts = splitTargetOnce(target);
+  if (target.length <= MAX_REMEMBERED_LINE) {
+    lastTargets[1] = lastTargets[0];
+    lastParts[1] = lastParts[0];
+    lastTargets[0] = target;
+    lastParts[0] = parts;
+  }
+  return parts;
+}
+
+export interface TargetParts {
+  readonly path: string;
+  readonly query: string;
+  readonly authority?: string;
+}
+
+const lastTargets: [string | undefined, string | undefined] = [undefined, undefined];
+const lastParts: [TargetParts | undefined, TargetParts | undefined] = [undefined, undefined];
+
+function splitTargetOnce(target: string): TargetParts {
   let t = target;
   let authority: string | undefined;
   // Origin-form (the usual "/path?query") cannot be absolute-form: no regex for it.

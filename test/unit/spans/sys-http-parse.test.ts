@@ -255,6 +255,34 @@ describe('request and status lines', () => {
     expect(parseRequestLine('GET /x HTTP/1.1')?.method).toBe('GET');
   });
 
+  it('gives back the last two request lines\' parses (alternating lines hit), and parses any other line, one character apart included', () => {
+    const a = parseRequestLine('GET /items/1 HTTP/1.1');
+    const b = parseRequestLine('GET / HTTP/1.1');
+    for (let i = 0; i < 3; i++) {
+      expect(parseRequestLine('GET /items/1 HTTP/1.1')).toBe(a);
+      expect(parseRequestLine('GET / HTTP/1.1')).toBe(b);
+    }
+    // Equal text in another string object: the same parse.
+    expect(parseRequestLine(['GET', '/items/1', 'HTTP/1.1'].join(' '))).toBe(a);
+    // Misses: one character apart, malformed, then a third line evicts the older of the two.
+    expect(parseRequestLine('GET /items/2 HTTP/1.1')).toEqual({ method: 'GET', target: '/items/2', minor: 1 });
+    expect(parseRequestLine('GET /items/1 HTTP/1.0')).toEqual({ method: 'GET', target: '/items/1', minor: 0 });
+    expect(parseRequestLine('GET /items/1  HTTP/1.1')).toBeNull();
+    expect(parseRequestLine('GET /items/1  HTTP/1.1')).toBeNull();
+    expect(parseRequestLine('GET /items/1 HTTP/1.1')).not.toBe(a);
+    expect(parseRequestLine('GET /items/1 HTTP/1.1')).toEqual(a);
+  });
+
+  it('splits targets with the last two targets\' parts given back, others split anew', () => {
+    const p = splitTarget('/a?x=1');
+    const q = splitTarget('http://h:1/b');
+    expect(splitTarget('/a?x=1')).toBe(p);
+    expect(splitTarget('http://h:1/b')).toBe(q);
+    expect(splitTarget('/a?x=2')).toEqual({ path: '/a', query: 'x=2', authority: undefined });
+    expect(splitTarget('http://h:2/b')).toEqual({ path: '/b', query: '', authority: 'h:2' });
+    expect(splitTarget('/a?x=1')).toEqual({ path: '/a', query: 'x=1', authority: undefined });
+  });
+
   it('parses status lines as the regular expression does', () => {
     const r = rng(9);
     const cases = ['HTTP/1.1 200', 'HTTP/1.1 200 ', 'HTTP/1.1 200 OK', 'HTTP/1.0 599 x\ty', 'HTTP/1.1 200OK', 'HTTP/1.1 20', 'HTTP/1.1 200 \x7f', 'HTTP/1.1 200 \x85\xff'];
