@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import { freePort } from './helpers/collector';
-import { frontendPair } from './helpers/go-chain';
+import { frontendPair, syncCall } from './helpers/go-chain';
 import { untilAdoptionProbeAway } from './helpers/go-adoption';
 import { buildGoApp } from '../helpers/go-build';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
@@ -30,16 +30,7 @@ maybe('Go client connections opened before the attach (go.client_path syscall)',
   // One keep-alive connection into the frontend; the frontend's Transport keeps its own to the backend.
   const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-  const call = (path: string, to = port) =>
-    new Promise<number>((resolve, reject) => {
-      const q = new URLSearchParams({ target: `http://127.0.0.1:${to}${path}` });
-      http
-        .get({ host: '127.0.0.1', port: frontPort, path: `/sync?${q}`, agent: keepAlive }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        })
-        .on('error', reject);
-    });
+  const call = (path: string, to = port) => syncCall(frontPort, to, path, keepAlive);
   const pairOf = (path: string, to = port) =>
     frontendPair(agent!.spans(), front!.pid, '/sync').find((p) => p.client?.attributes['url.full'] === `http://127.0.0.1:${to}${path}`);
   const clientOf = (path: string, to = port) => agent!.spans().find((s) => s.kind === 'CLIENT' && s.attributes['url.full'] === `http://127.0.0.1:${to}${path}`);

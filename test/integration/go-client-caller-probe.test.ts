@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import { freePort } from './helpers/collector';
-import { frontendPair } from './helpers/go-chain';
+import { frontendPair, syncCall } from './helpers/go-chain';
 import { buildGoApp } from '../helpers/go-build';
 import { lockedDown, requireRootAndBpf } from './helpers/privileges';
 import { startAgent, startProcess, waitFor, waitForPort, type AgentProcess, type Running } from './helpers/processes';
@@ -28,16 +28,7 @@ maybe('Go client roundTrip probe for requests written ahead of their caller (go.
   let [port, frontPort] = [0, 0];
   const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
-  const call = (path: string) =>
-    new Promise<number>((resolve, reject) => {
-      const q = new URLSearchParams({ target: `http://127.0.0.1:${port}${path}` });
-      http
-        .get({ host: '127.0.0.1', port: frontPort, path: `/sync?${q}`, agent: keepAlive }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        })
-        .on('error', reject);
-    });
+  const call = (path: string) => syncCall(frontPort, port, path, keepAlive);
   const clientOf = (path: string) => agent!.spans().find((s) => s.kind === 'CLIENT' && s.attributes['url.full'] === `http://127.0.0.1:${port}${path}`);
 
   /** `n` calls to `${prefix}-k`, counted with the kernel's BPF statistics; every one's client span and how it is linked. */

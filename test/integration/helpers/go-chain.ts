@@ -118,3 +118,19 @@ export function frontendPair(spans: PrintedSpanLine[], frontendPid: number, path
     client: spans.find((s) => s.kind === 'CLIENT' && s.parentSpanId === server.spanId),
   }));
 }
+
+/**
+ * GET /sync on the gochain frontend at `frontPort` (it calls `http://127.0.0.1:${targetPort}${path}`
+ * on the handler's goroutine) through `agent`; resolves with the status.
+ */
+export function syncCall(frontPort: number, targetPort: number, path: string, agent: http.Agent): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const q = new URLSearchParams({ target: `http://127.0.0.1:${targetPort}${path}` });
+    http
+      .get({ host: '127.0.0.1', port: frontPort, path: `/sync?${q}`, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', reject);
+  });
+}
