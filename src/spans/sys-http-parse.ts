@@ -46,26 +46,35 @@ export interface StatusLine {
  * more characters that are neither white space (\s) nor controls (what
  * /^([A-Z]{3,12}) ([^\s\x00-\x1f\x7f]+) HTTP\/1\.([01])$/ accepts), by character codes: once per request.
  */
-export function parseRequestLine(line: string): RequestLine | null {
-  // A service's requests mostly repeat one or two lines (a process that serves and calls
-  // alternates its incoming and outgoing ones): the last two lines' parses are given back (read
-  // only), with their target strings, whose hashes then stay for the lookups downstream.
-  if (line === lastLines[0]) return lastParsed[0];
-  if (line === lastLines[1]) return lastParsed[1];
-  const parsed = parseRequestLineOnce(line);
-  if (line.length <= MAX_REMEMBERED_LINE) {
-    lastLines[1] = lastLines[0];
-    lastParsed[1] = lastParsed[0];
-    lastLines[0] = line;
-    lastParsed[0] = parsed;
-  }
-  return parsed;
-}
+export const parseRequestLine: (line: string) => RequestLine | null = rememberLastTwo(parseRequestLineOnce);
 
-/** Longer lines are parsed each time (a comparison would cost what it saves). */
+/** Longer strings are computed each time (a comparison would cost what it saves). */
 const MAX_REMEMBERED_LINE = 512;
-const lastLines: [string | undefined, string | undefined] = [undefined, undefined];
-const lastParsed: [RequestLine | null, RequestLine | null] = [null, null];
+
+/**
+ * `compute` giving back the last two strings' results (read only): a service's requests mostly
+ * repeat one or two lines and targets (a process that serves and calls alternates its incoming and
+ * outgoing ones); the remembered results keep their strings, whose hashes then stay for the
+ * lookups downstream.
+ */
+function rememberLastTwo<T>(compute: (s: string) => T): (s: string) => T {
+  let key0: string | undefined;
+  let key1: string | undefined;
+  let value0: T;
+  let value1: T;
+  return (s: string): T => {
+    if (s === key0) return value0;
+    if (s === key1) return value1;
+    const value = compute(s);
+    if (s.length <= MAX_REMEMBERED_LINE) {
+      key1 = key0;
+      value1 = value0;
+      key0 = s;
+      value0 = value;
+    }
+    return value;
+  };
+}
 
 function parseRequestLineOnce(line: string): RequestLine | null {
   const n = line.length;
@@ -409,28 +418,13 @@ export function endsChunkedAt(buf: Buffer, start: number, end: number): boolean 
 }
 
 /** Splits a request target into path and query (absolute-form: scheme and authority dropped). */
-export function splitTarget(target: string): TargetParts {
-  // As parseRequestLine: the last two targets' parts are given back (read only).
-  if (target === lastTargets[0]) return lastParts[0]!;
-  if (target === lastTargets[1]) return lastParts[1]!;
-  const parts = splitTargetOnce(target);
-  if (target.length <= MAX_REMEMBERED_LINE) {
-    lastTargets[1] = lastTargets[0];
-    lastParts[1] = lastParts[0];
-    lastTargets[0] = target;
-    lastParts[0] = parts;
-  }
-  return parts;
-}
+export const splitTarget: (target: string) => TargetParts = rememberLastTwo(splitTargetOnce);
 
 export interface TargetParts {
   readonly path: string;
   readonly query: string;
   readonly authority?: string;
 }
-
-const lastTargets: [string | undefined, string | undefined] = [undefined, undefined];
-const lastParts: [TargetParts | undefined, TargetParts | undefined] = [undefined, undefined];
 
 function splitTargetOnce(target: string): TargetParts {
   let t = target;
