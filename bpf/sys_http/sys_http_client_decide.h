@@ -21,7 +21,7 @@ SEC("tracepoint")
 int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args *stored = bpf_map_lookup_elem(&args_by_tid, &id);
+	struct syscall_args *stored = args_get(id);
 	if (!stored)
 		return 0;
 	struct syscall_args *a = stored; /* in place, not copied: the stack holds 512 bytes with the calls below (6.1) */
@@ -165,7 +165,13 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			s->creq.ctx = a->ctx;
 			s->creq.tgid = id >> 32;
 			s->creq._pad = 0;
-			bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
+			/* A keep-alive connection's previous request is still there unless a traced server
+			 * took it: overwritten in place (no LRU node allocated and swapped per request). */
+			struct client_request *prev = bpf_map_lookup_elem(&client_requests, &cs->tuple);
+			if (prev)
+				*prev = s->creq;
+			else
+				bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
 		}
 	}
 	return 0;

@@ -101,8 +101,11 @@ __noinline bool go_client_parent(__u32 tgid, __u64 buf, __u64 now, struct thread
 	} else if (!ahead || !go_client_ahead(c, &key, &k.goid, &parent_goid)) {
 		return false;
 	}
-	/* The call has written its request: a failure from here on is this path's span, not a dial's. */
-	bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
+	/* The call has written its request: a failure from here on is this path's span, not a dial's.
+	 * Looked up first (lock-free): a dial is pending once per new connection, and a delete of a
+	 * missing key still takes the bucket's lock (~0.2 us a request). */
+	if (bpf_map_lookup_elem(&spanbridge_go_client_dials_v1, &k))
+		bpf_map_delete_elem(&spanbridge_go_client_dials_v1, &k);
 	struct go_server_ctx *s = bpf_map_lookup_elem(&spanbridge_go_server_v1, &k);
 	/* The parent goroutine only when the caller serves no request itself (a goroutine its handler
 	 * started): read here, not per call (a write ahead of its caller has it from the probe's record). */
