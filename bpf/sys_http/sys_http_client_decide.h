@@ -51,8 +51,10 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		if ((client_mode(sm) & SYS_MODE_NGINX_LINK) && s)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		/* Go (go.client_path syscall): the server span its roundTrip left for this buffer. */
+		int go_found = GO_CLIENT_NO_CONN;
 		if ((client_mode(sm) & SYS_MODE_GO_CLIENT) && s) {
-			tc = go_client_parent(id >> 32, ptr, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+			go_found = go_client_parent(id >> 32, ptr, now, &s->nginx_parent);
+			tc = go_found == GO_CLIENT_LINKED ? &s->nginx_parent : NULL;
 		}
 		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
 		bool node = s && !(client_mode(sm) & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
@@ -130,8 +132,10 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		a->pipelined = pipelined;
 		a->last_end = FRAME_UNKNOWN;
 		/* Requests pipelined behind this one in the same write get ids of their own (only
-		 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
-		if (tp == TP_ABSENT)
+		 * when no traceparent is anywhere in the captured bytes: never next to an app's). A
+		 * net/http persistConn writes one request and waits for its response before the next:
+		 * nothing to frame (a->extra stays 0, the request's end unknown, as for a head cut short). */
+		if (tp == TP_ABSENT && go_found == GO_CLIENT_NO_CONN)
 			frame_client_write(s, n, a);
 #ifdef SYS_HTTP_SK_INJECT
 		if (sk_inject_pending && s && !(a->flags & SYS_F_APP_TRACEPARENT)) {
