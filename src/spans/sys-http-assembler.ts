@@ -479,15 +479,10 @@ export class SysHttpAssembler {
 
   /** Emits the exchange's span (when it has what a span needs) and forgets it. */
   private finish(c: Conn, ex: Exchange, reason: 'complete' | 'closed' | 'superseded' | 'idle' = 'complete'): void {
-    // In place (callers that loop over exchanges loop over a copy): no new array per span.
-    // Mostly the only (or first) one: shift/pop make no array of removed elements, as splice does.
-    const list = c.exchanges;
-    if (list[0] === ex) list.shift();
-    else if (list[list.length - 1] === ex) list.pop();
-    else {
-      const at = list.indexOf(ex);
-      if (at >= 0) list.splice(at, 1);
-    }
+    // In place (callers that loop over exchanges loop over a copy); mostly the first: shift (splice makes an array).
+    const at = c.exchanges[0] === ex ? 0 : c.exchanges.indexOf(ex);
+    if (at === 0) c.exchanges.shift();
+    else if (at > 0) c.exchanges.splice(at, 1);
     if (c.role === 'server' && this.serverTraceStates.size > 0) this.serverTraceStates.delete(ex.ids.spanId);
     if (ex.invalid || !ex.requestLine || !ex.req.parsed) {
       this.drop(ex.req.headDone || ex.req.gap ? 'not_http' : 'incomplete_request');
