@@ -24,6 +24,7 @@ import { serverOverheadSection } from './sections/server-overhead';
 import { tpFloorSection } from './sections/tp-floor';
 import { captureFloorSection } from './sections/capture-floor';
 import { untracedSection } from './sections/untraced';
+import { userBudgetSection } from './sections/user-budget';
 
 function sh(cmd: string, args: string[]): string {
   try {
@@ -193,6 +194,8 @@ async function main(): Promise<void> {
     if (wants(config, 'tpfloornode')) results.sections.push(await run(ctx, 'tpfloor_node', 'Tracepoint dispatch floor, Node', () => tpFloorSection(ctx, 'node')));
     if (wants(config, 'capfloor')) results.sections.push(await run(ctx, 'capfloor', 'Minimal capture vs the agent', () => captureFloorSection(ctx, 'go')));
     if (wants(config, 'capfloornode')) results.sections.push(await run(ctx, 'capfloor_node', 'Minimal capture vs the agent, Node', () => captureFloorSection(ctx, 'node')));
+    if (wants(config, 'budget')) results.sections.push(await run(ctx, 'budget', 'User-space budget', () => userBudgetSection(ctx, 'go')));
+    if (wants(config, 'budgetnode')) results.sections.push(await run(ctx, 'budget_node', 'User-space budget, Node', () => userBudgetSection(ctx, 'node')));
     if (wants(config, 'go')) results.sections.push(await run(ctx, 'go', 'Go net/http server', () => serverOverheadSection(ctx, 'go')));
     if (wants(config, 'gochain')) results.sections.push(await run(ctx, 'gochain', 'Go server calling one downstream', () => serverOverheadSection(ctx, 'gochain')));
     if (wants(config, 'sys')) results.sections.push(await run(ctx, 'sys', 'Node http server (syscall tracepoints)', () => serverOverheadSection(ctx, 'node')));

@@ -87,3 +87,37 @@ export function splitGap(rounds: readonly RoundRatios[]): { gap: number; capture
     agentBpf: m((r) => r.captureBusy - r.agent),
   };
 }
+
+/** A point of the user-space budget curve: CPU per request on the load CPU -> saturated ratio. */
+export interface CurvePoint {
+  readonly us: number;
+  readonly ratio: number;
+}
+
+/**
+ * The CPU per request at which the curve (points in any order, sorted here by CPU) first falls to
+ * `ratio`, linearly between the two points around it; undefined when no segment crosses it (every
+ * point above: the budget is beyond the sweep; every point below: even the cheapest reader misses).
+ */
+export function budgetAt(points: readonly CurvePoint[], ratio: number): number | undefined {
+  const p = [...points].sort((a, b) => a.us - b.us);
+  for (let i = 1; i < p.length; i++) {
+    const a = p[i - 1];
+    const b = p[i];
+    if (a.ratio >= ratio && b.ratio <= ratio) return a.ratio === b.ratio ? a.us : a.us + ((a.ratio - ratio) / (a.ratio - b.ratio)) * (b.us - a.us);
+  }
+  return undefined;
+}
+
+/** The curve's ratio at `us` of CPU per request: linear between the points around it, or from the
+ * nearest segment's line outside the sweep (never below 0). */
+export function ratioAt(points: readonly CurvePoint[], us: number): number | undefined {
+  const p = [...points].sort((a, b) => a.us - b.us);
+  if (p.length < 2) return p[0]?.ratio;
+  let i = 1;
+  while (i < p.length - 1 && p[i].us < us) i++;
+  const a = p[i - 1];
+  const b = p[i];
+  if (b.us === a.us) return (a.ratio + b.ratio) / 2;
+  return Math.max(0, a.ratio + ((us - a.us) / (b.us - a.us)) * (b.ratio - a.ratio));
+}

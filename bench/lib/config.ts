@@ -27,7 +27,7 @@ export interface BenchConfig {
   readonly loadCpu: number;
   /** The server sections' extra arm with the agent pinned to the server's CPU (the whole cost to the service's core). */
   readonly serverCpuArm: boolean;
-  /** Only these sections (comma list of floor,untraced,tpfloor,tpfloornode,capfloor,capfloornode,go,gochain,sys,python,nginx,asyncio,nodelink,javalink,agent,routes,profile); all when empty. */
+  /** Only these sections (comma list of floor,untraced,tpfloor,tpfloornode,capfloor,capfloornode,budget,budgetnode,go,gochain,sys,python,nginx,asyncio,nodelink,javalink,agent,routes,profile); all when empty. */
   readonly only: readonly string[];
   /** The server whose traffic the agent is profiled under (profile section). */
   readonly profileServer: 'go' | 'node';

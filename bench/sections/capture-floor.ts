@@ -35,7 +35,7 @@ type Arm = (typeof ARMS)[number];
 
 /** A saturated run: req/s, the server's CPU per request, both CPUs' busy shares, and the CPU per
  * request of the arm's user-space process (reader or agent) when it has one. */
-interface Sat {
+export interface Sat {
   rps: number;
   requests: number;
   cpuUs: number;
@@ -179,7 +179,7 @@ export async function captureFloorSection(ctx: BenchContext, kind: FloorServer =
   return s;
 }
 
-async function saturated(ctx: BenchContext, server: Server, userTicks?: () => number): Promise<Sat> {
+export async function saturated(ctx: BenchContext, server: Server, userTicks?: () => number): Promise<Sat> {
   const { config } = ctx;
   const t0 = cpuTicks(server.child.pid);
   const u0 = userTicks?.();

@@ -120,6 +120,33 @@ struct {
 	__type(value, struct syscall_args);
 } args_by_tid SEC(".maps");
 
+/* Leaves *a as the calling thread's syscall arguments (args_by_tid), in place over its entry when
+ * it has one (ARGS_TAKEN or not). Returns nonzero when the map is full. */
+static __always_inline long args_put(__u64 id, const struct syscall_args *a)
+{
+	struct syscall_args *old = bpf_map_lookup_elem(&args_by_tid, &id);
+	if (old) {
+		*old = *a;
+		return 0;
+	}
+	return bpf_map_update_elem(&args_by_tid, &id, a, BPF_ANY);
+}
+
+/* The calling thread's syscall arguments, NULL when none waits (or they were taken). */
+static __always_inline struct syscall_args *args_get(__u64 id)
+{
+	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+	return a && a->kind != ARGS_TAKEN ? a : NULL;
+}
+
+/* Takes the calling thread's entry: it stays, marked, for the thread's next syscall to write. */
+static __always_inline void args_drop(__u64 id)
+{
+	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+	if (a)
+		a->kind = ARGS_TAKEN;
+}
+
 /* Per-CPU record under construction: the message's first bytes are copied into e.data, scanned
  * for traceparent, and only the captured part is sent (bpf_ringbuf_output of header + capture),
  * so a 100-byte request costs ~260 bytes of ring, not the whole struct. */
@@ -330,7 +357,7 @@ static __always_inline int on_write_enter(struct trace_event_raw_sys_enter *ctx,
 	a.buf = ctx->args[1];
 	a.count = ctx->args[2];
 	a.kind = kind;
-	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY)) {
+	if (args_put(id, &a)) {
 		count(SYS_DROP_ARGS_FULL);
 		return 0;
 	}
@@ -373,11 +400,11 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if ((kind & 1) && cs->role == SYS_ROLE_CLIENT) {
 		/* A client request start decided at the entry (sys_client_write_enter). */
-		struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+		struct syscall_args *a = args_get(id);
 		if (a) {
 			if (a->kind == kind && a->fd == key.fd) /* else another syscall's, whose exit was not seen */
 				*ap = *a;
-			bpf_map_delete_elem(&args_by_tid, &id);
+			a->kind = ARGS_TAKEN;
 		}
 	}
 
@@ -641,7 +668,7 @@ static __always_inline int data_exit_dispatch(struct trace_event_raw_sys_exit *c
 	}
 	/* a client request start decided at the entry and not sent */
 	if ((kind & 1) && cs->role == SYS_ROLE_CLIENT)
-		bpf_map_delete_elem(&args_by_tid, &id);
+		args_drop(id);
 	return 0;
 }
 

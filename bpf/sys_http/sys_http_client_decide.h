@@ -21,7 +21,7 @@ SEC("tracepoint")
 int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args *stored = bpf_map_lookup_elem(&args_by_tid, &id);
+	struct syscall_args *stored = args_get(id);
 	if (!stored)
 		return 0;
 	struct syscall_args *a = stored; /* in place, not copied: the stack holds 512 bytes with the calls below (6.1) */
@@ -51,8 +51,10 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		if ((client_mode(sm) & SYS_MODE_NGINX_LINK) && s)
 			tc = nginx_link_parent(id, a->fd, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
 		/* Go (go.client_path syscall): the server span its roundTrip left for this buffer. */
+		int go_found = GO_CLIENT_NO_CONN;
 		if ((client_mode(sm) & SYS_MODE_GO_CLIENT) && s) {
-			tc = go_client_parent(id >> 32, ptr, now, &s->nginx_parent) ? &s->nginx_parent : NULL;
+			go_found = go_client_parent(id >> 32, ptr, now, &s->nginx_parent);
+			tc = go_found == GO_CLIENT_LINKED ? &s->nginx_parent : NULL;
 		}
 		/* Node.js (no thread link): the server request whose callback made the call, if exact. */
 		bool node = s && !(client_mode(sm) & (SYS_MODE_THREAD_LINK | SYS_MODE_NGINX_LINK | SYS_MODE_ASYNCIO | SYS_MODE_GO_CLIENT)) &&
@@ -130,8 +132,10 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 		a->pipelined = pipelined;
 		a->last_end = FRAME_UNKNOWN;
 		/* Requests pipelined behind this one in the same write get ids of their own (only
-		 * when no traceparent is anywhere in the captured bytes: never next to an app's). */
-		if (tp == TP_ABSENT)
+		 * when no traceparent is anywhere in the captured bytes: never next to an app's). A
+		 * net/http persistConn writes one request and waits for its response before the next:
+		 * nothing to frame (a->extra stays 0, the request's end unknown, as for a head cut short). */
+		if (tp == TP_ABSENT && go_found == GO_CLIENT_NO_CONN)
 			frame_client_write(s, n, a);
 #ifdef SYS_HTTP_SK_INJECT
 		if (sk_inject_pending && s && !(a->flags & SYS_F_APP_TRACEPARENT)) {
@@ -165,7 +169,13 @@ int sys_client_write_enter(struct trace_event_raw_sys_enter *ctx)
 			s->creq.ctx = a->ctx;
 			s->creq.tgid = id >> 32;
 			s->creq._pad = 0;
-			bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
+			/* A keep-alive connection's previous request is still there unless a traced server
+			 * took it: overwritten in place (no LRU node allocated and swapped per request). */
+			struct client_request *prev = bpf_map_lookup_elem(&client_requests, &cs->tuple);
+			if (prev)
+				*prev = s->creq;
+			else
+				bpf_map_update_elem(&client_requests, &cs->tuple, &s->creq, BPF_ANY);
 		}
 	}
 	return 0;

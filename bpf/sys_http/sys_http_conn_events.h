@@ -36,7 +36,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	struct syscall_args a = {};
 	a.fd = ctx->args[0];
 	__u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&args_by_tid, &id, &a, BPF_ANY))
+	if (args_put(id, &a))
 		count(SYS_DROP_ARGS_FULL);
 	return 0;
 }
@@ -47,11 +47,11 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!tracks_clients(traced_mode()))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct syscall_args *a = bpf_map_lookup_elem(&args_by_tid, &id);
+	struct syscall_args *a = args_get(id);
 	if (!a)
 		return 0;
 	__u32 fd = a->fd;
-	bpf_map_delete_elem(&args_by_tid, &id);
+	a->kind = ARGS_TAKEN;
 	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS) {
 		track_connection(fd, SYS_ROLE_CLIENT);
 		node_connected(id, fd);

@@ -121,6 +121,12 @@ struct syscall_args {
 
 #define FRAME_UNKNOWN 0xffffffff
 
+/* syscall_args.kind of a thread's args_by_tid entry that was taken: entries are written in place
+ * and marked taken instead of inserted and deleted per syscall (an LRU update allocates a node
+ * and swaps it in under the bucket lock, a delete takes the lock again: ~0.3-0.5 us per client
+ * request together). Only the thread itself writes and reads its entry, one after the other. */
+#define ARGS_TAKEN 0xff
+
 /* A vectored syscall's first iovecs, read by first_segment_kept in one user read and taken by
  * read_tail from here (bpf/sys_http/sys_http_bytes.h): Node writes a response as [head, body],
  * whose tail is in the second (each user read ~80 ns: 3 per such response instead of 5). */

@@ -1,5 +1,5 @@
 /** The capture-floor section's arithmetic: the busy reader's calibration and the split of the gap. */
-import { busyPerRecordUs, splitGap } from '../../../bench/lib/capture';
+import { budgetAt, busyPerRecordUs, ratioAt, splitGap } from '../../../bench/lib/capture';
 
 describe('busyPerRecordUs', () => {
   it("spreads the agent's CPU per request beyond the plain reader's over the records of a request", () => {
@@ -34,5 +34,32 @@ describe('splitGap', () => {
     expect(s.userSpace).toBeCloseTo(0.2);
     expect(s.agentBpf).toBeCloseTo(0.1);
     expect(s.gap).toBeCloseTo(0.5);
+  });
+});
+
+describe('the user-space budget curve', () => {
+  const curve = [
+    { us: 4.8, ratio: 0.7 },
+    { us: 0.8, ratio: 0.95 },
+    { us: 10.8, ratio: 0.45 },
+    { us: 2.8, ratio: 0.85 },
+  ];
+
+  it('finds the CPU per request where the ratio falls to a value, between the points around it', () => {
+    expect(budgetAt(curve, 0.9)).toBeCloseTo(1.8);
+    expect(budgetAt(curve, 0.7)).toBeCloseTo(4.8);
+    expect(budgetAt(curve, 0.5)).toBeCloseTo(9.6);
+  });
+
+  it('says undefined when the sweep does not cross the value', () => {
+    expect(budgetAt(curve, 0.99)).toBeUndefined();
+    expect(budgetAt(curve, 0.3)).toBeUndefined();
+  });
+
+  it('reads the ratio at a CPU per request, inside the sweep and beyond it', () => {
+    expect(ratioAt(curve, 1.8)).toBeCloseTo(0.9);
+    expect(ratioAt(curve, 7.8)).toBeCloseTo(0.575);
+    expect(ratioAt(curve, 0)).toBeCloseTo(0.99);
+    expect(ratioAt(curve, 30)).toBe(0);
   });
 });
