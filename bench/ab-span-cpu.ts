@@ -6,12 +6,14 @@
  * Usage (after bench/run.sh has built build/bench/bin once, and `npx tsc -p bench/tsconfig.json`):
  *   AB_ROOTS=base=/path/a,new=/path/b[@ENV=value...] AB_KIND=python|gochain|go|node AB_RATE=5000 AB_SECONDS=5 AB_ROUNDS=5 \
  *     taskset -c 1 node build/bench/js/bench/ab-span-cpu.js
+ * AB_SATURATED=1: the measured window is wrk (closed loop, -t1 -c<bench wrkConns>) for AB_SECONDS, as
+ * the server sections' saturated figure, instead of bench/go/loadgen at AB_RATE.
  * Prints one line per run and the medians per arm.
  */
 import { spawn } from 'node:child_process';
 import { startAgent } from './lib/agent';
 import { loadConfig } from './lib/config';
-import { loadgen } from './lib/load';
+import { loadgen, wrk } from './lib/load';
 import { CLK_TCK, sleep } from './lib/procs';
 import { startSink } from './lib/sink';
 import { startServer, stopServer, type ServerKind } from './sections/context';
@@ -50,7 +52,9 @@ async function main(): Promise<void> {
           // AB_PERF=DIR: perf record -g of the agent over the measured window (DIR/NAME-ROUND.data;
           // the agent runs with --perf-basic-prof so JS frames resolve).
           const perf = process.env.AB_PERF ? spawn('perf', ['record', '-g', '-F', process.env.AB_PERF_F ?? '999', '-o', `${process.env.AB_PERF}/${name}-${i}.data`, '-p', String(agent.pid)], { stdio: 'ignore' }) : undefined;
-          const lat = await loadgen(config, { addr: server.addr, path: server.path, rate, seconds });
+          const lat = process.env.AB_SATURATED
+            ? await wrk(config, server.url, seconds).then((r) => ({ requests: r.requests, achievedRate: r.rps }))
+            : await loadgen(config, { addr: server.addr, path: server.path, rate, seconds });
           if (perf) {
             perf.kill('SIGINT');
             await new Promise((r) => perf.once('exit', r));

@@ -21,6 +21,25 @@ export interface Resource {
   readonly attributes: Attributes;
 }
 
+/**
+ * A span's ids as the bytes they are (the hex fields' bytes), in eight 32-bit words: byte i of the
+ * trace id (16 bytes), span id (8) and parent span id (8, zero for a root), one after the other, is
+ * byte i % 4 of word i / 4 (little-endian). A producer that has the bytes gives them; the encoder
+ * then copies them instead of parsing the hex (src/spans/span-ids.ts).
+ */
+export interface SpanIdWords {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly w3: number;
+  readonly w4: number;
+  readonly w5: number;
+  readonly w6: number;
+  readonly w7: number;
+  /** False exactly when `parentSpanId` is ''. */
+  readonly hasParent: boolean;
+}
+
 export interface Span {
   /** 32 lowercase hex characters. */
   readonly traceId: string;
@@ -39,6 +58,8 @@ export interface Span {
   readonly status: { readonly code: StatusCode; readonly message?: string };
   readonly attributes: Attributes;
   readonly resource: Resource;
+  /** When present: traceId, spanId and parentSpanId as bytes (equal to them, always). */
+  readonly ids?: SpanIdWords;
 }
 
 export const SAMPLED_FLAG = 0x01;

@@ -70,8 +70,9 @@ class LastPath {
     return this.series;
   }
 
-  set(tree: ResourceSeries, error: boolean, a: Readonly<Record<string, unknown>>, keys: readonly string[], series: Series): void {
-    for (let i = 0; i < keys.length; i++) this.values[i] = valueKey(a[keys[i]]);
+  /** `values`: the span's tree keys (valueKey of each of SERIES_KEYS' attributes), all of them. */
+  set(tree: ResourceSeries, error: boolean, values: readonly unknown[], series: Series): void {
+    for (let i = 0; i < this.values.length; i++) this.values[i] = values[i];
     this.tree = tree;
     this.error = error;
     this.series = series;
@@ -86,6 +87,8 @@ export class RedMetricsSink {
   /** The last span's path and series, per kind (a service that calls another alternates them). */
   private readonly lastServer = new LastPath(SERIES_KEYS.server.length);
   private readonly lastClient = new LastPath(SERIES_KEYS.client.length);
+  /** A span's tree keys as they are read on a miss of the last path (copied when kept). */
+  private readonly scratch = new Array<unknown>(Math.max(SERIES_KEYS.server.length, SERIES_KEYS.client.length)).fill(undefined);
 
   constructor(
     readonly store: HistogramStore,
@@ -113,10 +116,12 @@ export class RedMetricsSink {
     const last = client ? this.lastClient : this.lastServer;
     let series = last.series !== undefined && last.tree === rs && last.error === error ? last.match(a, keys) : undefined;
     if (series === undefined) {
+      // The span's tree keys, read once: kept as the last path when they lead to a series.
+      const values = this.scratch;
       let level: Level | undefined = client ? rs.client : rs.server;
-      for (let i = 0; i < keys.length && level !== undefined; i++) level = level.get(valueKey(a[keys[i]])) as Level | undefined;
+      for (let i = 0; i < keys.length && level !== undefined; i++) level = level.get((values[i] = valueKey(a[keys[i]]))) as Level | undefined;
       series = level?.get(error) as Series | undefined;
-      if (series) last.set(rs, error, a, keys, series);
+      if (series) last.set(rs, error, values, series);
     }
     if (series) {
       this.store.observe(series.point, spanSeconds(span));

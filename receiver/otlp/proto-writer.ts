@@ -31,6 +31,13 @@ function hexValue(c: number): number {
   return c < 256 ? HEX_VALUE[c] : c - 55;
 }
 
+function putWord(buf: Buffer, p: number, w: number): void {
+  buf[p] = w & 0xff;
+  buf[p + 1] = (w >>> 8) & 0xff;
+  buf[p + 2] = (w >>> 16) & 0xff;
+  buf[p + 3] = w >>> 24;
+}
+
 export function varintSize(v: number): number {
   if (v < 0x80) return 1;
   if (v < 0x4000) return 2;
@@ -219,6 +226,30 @@ export class Writer {
     let p = this.pos;
     for (let i = 0; i < n; i++) buf[p++] = (hexValue(h.charCodeAt(2 * i)) << 4) | hexValue(h.charCodeAt(2 * i + 1));
     this.pos = p;
+  }
+
+  /** 16 bytes given as four little-endian 32-bit words (model.ts SpanIdWords), with their length prefix. */
+  words(a: number, b: number, c: number, d: number): void {
+    this.ensure(17);
+    const buf = this.buf;
+    const p = this.pos;
+    buf[p] = 16;
+    putWord(buf, p + 1, a);
+    putWord(buf, p + 5, b);
+    putWord(buf, p + 9, c);
+    putWord(buf, p + 13, d);
+    this.pos = p + 17;
+  }
+
+  /** 8 bytes given as two little-endian 32-bit words, with their length prefix. */
+  words2(a: number, b: number): void {
+    this.ensure(9);
+    const buf = this.buf;
+    const p = this.pos;
+    buf[p] = 8;
+    putWord(buf, p + 1, a);
+    putWord(buf, p + 5, b);
+    this.pos = p + 9;
   }
 
   fixed32(v: number): void {

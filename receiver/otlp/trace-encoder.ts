@@ -314,19 +314,24 @@ function resourceBytes(resource: Resource): Buffer {
 }
 
 function writeSpan(w: Writer, span: Span): void {
+  // The ids as bytes when the span has them (the same bytes the hex says: no hex parsed).
+  const ids = span.ids;
   w.byte(0x0a); // trace_id
-  w.hex(span.traceId);
+  if (ids !== undefined) w.words(ids.w0, ids.w1, ids.w2, ids.w3);
+  else w.hex(span.traceId);
   w.byte(0x12); // span_id
-  w.hex(span.spanId);
+  if (ids !== undefined) w.words2(ids.w4, ids.w5);
+  else w.hex(span.spanId);
   // trace_state: the tracestate as observed (W3CTraceState.serialize() is the raw string).
   if (span.traceState !== '') {
     w.byte(0x1a);
     w.string(span.traceState);
   }
-  const hasParent = span.parentSpanId !== '';
+  const hasParent = ids !== undefined ? ids.hasParent : span.parentSpanId !== '';
   if (hasParent) {
     w.byte(0x22);
-    w.hex(span.parentSpanId);
+    if (ids !== undefined) w.words2(ids.w6, ids.w7);
+    else w.hex(span.parentSpanId);
   }
   w.byte(0x2a); // name
   w.string(span.name);

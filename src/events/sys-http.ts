@@ -1,6 +1,7 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
 import { bigAt, readBig, readBytes, readUint, uintAt } from './struct-view';
+import { SpanIds } from '../spans/span-ids';
 
 /** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
 export const { SYS_F_REQUEST_START, SYS_F_RESPONSE_START, SYS_F_REMOTE_PARENT, SYS_F_THREAD_PARENT, SYS_F_BLACKBOX_PARENT, SYS_F_TRUNCATED, SYS_F_SPARE_IDS, SYS_F_APP_TRACEPARENT } = SYS_HTTP_FLAG;
@@ -142,6 +143,11 @@ export interface SysHttpDataRecord {
   readonly parentSpanId: string;
   readonly traceFlags: number;
   /**
+   * Decoded records only, with SYS_F_REQUEST_START or SYS_F2_CONTEXT: traceId, spanId and
+   * parentSpanId as the bytes the kernel wrote (the strings above are made from them when read).
+   */
+  readonly ids?: SpanIds;
+  /**
    * Server request starts (and server reads with SYS_F_SPARE_IDS): the contexts the kernel decided
    * for further requests pipelined in the same read, in order (each its own traceparent's child, or
    * a new root). Client request starts with SYS_F_SPARE_IDS: the ids of the requests the kernel
@@ -229,8 +235,8 @@ const FD = offsetOf('fd', 4);
 const TS_NS = offsetOf('ts_ns', 8);
 const LEN = offsetOf('len', 8);
 const TRACE_ID = offsetOf('trace_id', 16);
-const SPAN_ID = offsetOf('span_id', 8);
-const PARENT_SPAN_ID = offsetOf('parent_span_id', 8);
+// SpanIds.fromBytes reads the three ids as one run of 32 bytes.
+if (offsetOf('span_id', 8) !== TRACE_ID + 16 || offsetOf('parent_span_id', 8) !== TRACE_ID + 24) throw new Error('sys_http_data_event: trace_id, span_id and parent_span_id are no longer adjacent');
 const TRACE_FLAGS = offsetOf('trace_flags', 1);
 const ROUTE_LEN = offsetOf('route_len', 2);
 const DIR_EGRESS = SYS_HTTP_DIRECTION.SYS_DIR_EGRESS;
@@ -246,9 +252,6 @@ function u16(b: Buffer, o: number): number {
 function u32(b: Buffer, o: number): number {
   return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
 }
-
-/** Buffer's own hex encoder (what toString('hex', start, end) calls, without its dispatch). */
-const hex = (b: Buffer, start: number, end: number): string => (b as Buffer & { hexSlice(s: number, e: number): string }).hexSlice(start, end);
 
 const NO_SPARES: readonly SpareIds[] = Object.freeze([]);
 
@@ -297,9 +300,7 @@ class SysHttpData implements SysHttpDataRecord {
   declare readonly captureLen: number;
   declare readonly connLo: number;
   declare readonly connHi: number;
-  declare readonly traceId: string;
-  declare readonly spanId: string;
-  declare readonly parentSpanId: string;
+  declare readonly ids: SpanIds | undefined;
   declare readonly traceFlags: number;
   declare readonly route: string;
   declare private readonly raw: Buffer;
@@ -334,10 +335,9 @@ class SysHttpData implements SysHttpDataRecord {
     this.bytes = raw;
     this.dataOffset = DATA_OFF;
     this.captureLen = capLen;
-    // Ids matter only where a request starts (or its context was decided); hex is made only there.
-    this.traceId = start ? hex(raw, TRACE_ID, TRACE_ID + 16) : '';
-    this.spanId = start ? hex(raw, SPAN_ID, SPAN_ID + 8) : '';
-    this.parentSpanId = start && (flags & F_ANY_PARENT) !== 0 ? hex(raw, PARENT_SPAN_ID, PARENT_SPAN_ID + 8) : '';
+    // Ids matter only where a request starts (or its context was decided), and stay bytes: hex is
+    // made only if a string is asked for.
+    this.ids = start ? SpanIds.fromBytes(raw, TRACE_ID, (flags & F_ANY_PARENT) !== 0) : undefined;
     this.traceFlags = raw[TRACE_FLAGS];
     // The route rides after the captured bytes (bpf/sys_http/sys_http_go_server.h).
     const routeLen = u16(raw, ROUTE_LEN);
@@ -346,6 +346,18 @@ class SysHttpData implements SysHttpDataRecord {
     this.tailView = undefined;
     this.dataView = undefined;
     this.id = undefined;
+  }
+
+  get traceId(): string {
+    return this.ids === undefined ? '' : this.ids.traceId;
+  }
+
+  get spanId(): string {
+    return this.ids === undefined ? '' : this.ids.spanId;
+  }
+
+  get parentSpanId(): string {
+    return this.ids === undefined ? '' : this.ids.parentSpanId;
   }
 
   /** The captured bytes as a view (the assembler reads `bytes` in place instead): made on first use. */

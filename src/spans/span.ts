@@ -4,4 +4,4 @@
  * contract shared with the Collector-facing module (receiver/model.ts, which imports nothing), so
  * the span the agent builds is by definition the span receiver/ accepts.
  */
-export { SAMPLED_FLAG, isSampled, type Attributes, type AttributeValue, type Resource, type Span, type SpanKind, type StatusCode } from '../../receiver/model';
+export { SAMPLED_FLAG, isSampled, type Attributes, type AttributeValue, type Resource, type Span, type SpanIdWords, type SpanKind, type StatusCode } from '../../receiver/model';

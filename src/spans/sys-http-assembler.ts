@@ -38,6 +38,7 @@ import {
 import { ConnTable } from './sys-http-conns';
 import { newMessage, NO_HEAD, type Conn, type Exchange, type Message } from './sys-http-exchange';
 import { IN_PROCESS_LINKS, linkOf, sysHttpSpan, type ExchangeView } from './sys-http-span';
+import { SpanIds } from './span-ids';
 import type { UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
 import { sysHttpConnectionsEvicted, sysHttpExchangesDropped } from '../metrics/catalogue';
@@ -182,9 +183,7 @@ export class SysHttpAssembler {
       }
       c.dead = false;
       const ex = this.startExchange(c, rec, {
-        traceId: rec.traceId,
-        spanId: rec.spanId,
-        parentSpanId: rec.parentSpanId,
+        ids: idsOf(rec),
         traceFlags: rec.traceFlags,
         link: linkOf(rec.flags, rec.flags2),
       });
@@ -251,24 +250,22 @@ export class SysHttpAssembler {
       return;
     }
     ex.pending = false;
-    ex.traceId = rec.traceId;
-    ex.spanId = rec.spanId;
-    ex.parentSpanId = rec.parentSpanId;
+    ex.ids = idsOf(rec);
     ex.traceFlags = rec.traceFlags;
     ex.link = linkOf(rec.flags, rec.flags2);
   }
 
-  private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'traceId' | 'spanId' | 'parentSpanId' | 'traceFlags' | 'link'>): Exchange {
+  private startExchange(c: Conn, rec: SysHttpDataRecord, ids: Pick<Exchange, 'ids' | 'traceFlags' | 'link'>): Exchange {
     // A literal, not a spread: objects made by spread hit V8's slow path (see sys-http-span.ts).
     const ex: Exchange = {
-      traceId: ids.traceId,
-      spanId: ids.spanId,
-      parentSpanId: ids.parentSpanId,
+      ids: ids.ids,
       traceFlags: ids.traceFlags,
       link: ids.link,
       pending: false,
       tid: rec.tid,
-      inheritedTraceState: c.role === 'client' && IN_PROCESS_LINKS.has(ids.link) ? (this.serverTraceStates.get(ids.parentSpanId) ?? '') : '',
+      // The parent's hex is made only when some server request's tracestate is held.
+      inheritedTraceState:
+        c.role === 'client' && this.serverTraceStates.size > 0 && IN_PROCESS_LINKS.has(ids.link) ? (this.serverTraceStates.get(ids.ids.parentSpanId) ?? '') : '',
       req: newMessage(rec.tsNs),
       resp: null,
       requestLine: null,
@@ -317,13 +314,11 @@ export class SysHttpAssembler {
     const ex =
       c.role === 'server'
         ? this.startExchange(c, rec, {
-            traceId: spare.traceId,
-            spanId: spare.spanId,
-            parentSpanId: spare.parentSpanId,
+            ids: SpanIds.fromHex(spare.traceId, spare.spanId, spare.parentSpanId),
             traceFlags: spare.traceFlags,
             link: spare.parentSpanId ? 'traceparent' : 'none',
           })
-        : this.startExchange(c, rec, { traceId: spare.traceId, spanId: spare.spanId, parentSpanId: rec.parentSpanId, traceFlags: rec.traceFlags, link: linkOf(rec.flags, rec.flags2) });
+        : this.startExchange(c, rec, { ids: SpanIds.fromHex(spare.traceId, spare.spanId, rec.parentSpanId), traceFlags: rec.traceFlags, link: linkOf(rec.flags, rec.flags2) });
     this.feedRequest(c, ex, rec, off);
   }
 
@@ -379,7 +374,7 @@ export class SysHttpAssembler {
       ex.requestLine = line;
       if (c.role === 'server' && ex.link === 'traceparent') {
         const ts = normalizeTracestate(head.headers.get('tracestate') ?? '');
-        if (ts) this.serverTraceStates.set(ex.spanId, ts);
+        if (ts) this.serverTraceStates.set(ex.ids.spanId, ts);
       }
       return head.complete ? requestBody(head.headers) : UNKNOWN_BODY;
     }
@@ -484,10 +479,11 @@ export class SysHttpAssembler {
 
   /** Emits the exchange's span (when it has what a span needs) and forgets it. */
   private finish(c: Conn, ex: Exchange, reason: 'complete' | 'closed' | 'superseded' | 'idle' = 'complete'): void {
-    // In place (callers that loop over exchanges loop over a copy): no new array per span.
-    const at = c.exchanges.indexOf(ex);
-    if (at >= 0) c.exchanges.splice(at, 1);
-    if (c.role === 'server' && this.serverTraceStates.size > 0) this.serverTraceStates.delete(ex.spanId);
+    // In place (callers that loop over exchanges loop over a copy); mostly the first: shift (splice makes an array).
+    const at = c.exchanges[0] === ex ? 0 : c.exchanges.indexOf(ex);
+    if (at === 0) c.exchanges.shift();
+    else if (at > 0) c.exchanges.splice(at, 1);
+    if (c.role === 'server' && this.serverTraceStates.size > 0) this.serverTraceStates.delete(ex.ids.spanId);
     if (ex.invalid || !ex.requestLine || !ex.req.parsed) {
       this.drop(ex.req.headDone || ex.req.gap ? 'not_http' : 'incomplete_request');
       return;
@@ -513,9 +509,7 @@ export class SysHttpAssembler {
     }
     const view: ExchangeView = {
       role: c.role,
-      traceId: ex.traceId,
-      spanId: ex.spanId,
-      parentSpanId: ex.parentSpanId,
+      ids: ex.ids,
       traceFlags: ex.traceFlags,
       link: ex.link,
       inheritedTraceState: ex.inheritedTraceState,
@@ -578,6 +572,11 @@ export class SysHttpAssembler {
 }
 
 const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
+
+/** A record's ids as bytes (decoded records carry them; a record made otherwise, from its hex). */
+function idsOf(rec: SysHttpDataRecord): SpanIds {
+  return rec.ids ?? SpanIds.fromHex(rec.traceId, rec.spanId, rec.parentSpanId);
+}
 
 /** A head cut before its end: its body is not known yet. Shared (read only). */
 const UNKNOWN_BODY: { kind: 'unknown'; length: number } = Object.freeze({ kind: 'unknown', length: 0 });

@@ -7,6 +7,7 @@ import type { SysHttpDataRecord } from '../events/sys-http';
 import type { BodyKind, ParsedHead, RequestLine } from './sys-http-parse';
 import type { ExchangeView } from './sys-http-span';
 import type { LruEntry } from './sys-http-conns';
+import type { SpanIds } from './span-ids';
 
 export interface Message {
   /** Captured head bytes so far (bounded). */
@@ -25,9 +26,7 @@ export interface Message {
 export interface Exchange {
   /** The ids (and link) are set by the record that starts the request, or, when its head went on
    * in later reads (`pending`), by the record on which the kernel decided them. */
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
+  ids: SpanIds;
   traceFlags: number;
   link: ExchangeView['link'];
   pending: boolean;

@@ -13,16 +13,17 @@ import {
 } from '../events/sys-http';
 import type { Clock } from '../time/clock';
 import { httpSpanName, httpStatus, setMethodAttributes, splitHostPort } from './http-semconv';
+import { IdsSpan } from './ids-span';
 import type { Attributes, Resource, Span } from './span';
+import type { SpanIds } from './span-ids';
 import { splitTarget, type RequestLine } from './sys-http-parse';
 import { DEFAULT_URL_REDACTION, hostOfAuthority, redactQuery, redactUserinfo, type UrlRedaction } from './url-redaction';
 import { normalizeTracestate } from './w3c-tracestate';
 
 export interface ExchangeView {
   readonly role: 'server' | 'client';
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string;
+  /** The trace id, span id and parent span id (none: a root), decided in the kernel, as bytes. */
+  readonly ids: SpanIds;
   readonly traceFlags: number;
   /**
    * How the parent was found: incoming traceparent, same-node client (black-box), same thread;
@@ -143,20 +144,18 @@ export function sysHttpSpan(x: ExchangeView, resource: Resource, clock: Clock, r
 
   const start = clock.toUnixNano(x.startNs);
   const end = x.endNs >= x.startNs ? clock.toUnixNano(x.endNs) : start;
-  return {
-    traceId: x.traceId,
-    spanId: x.spanId,
-    parentSpanId: x.parentSpanId,
-    traceFlags: x.traceFlags,
-    traceState: x.role === 'server' ? (x.link === 'traceparent' ? normalizeTracestate(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
-    name: spanName(method, x.route ?? ''),
-    kind: x.role === 'server' ? 'SERVER' : 'CLIENT',
-    startTimeUnixNano: start,
-    endTimeUnixNano: end,
-    status: status.code === 'ERROR' ? STATUS_ERROR : status.code === 'UNSET' ? STATUS_UNSET : { code: status.code },
+  return new IdsSpan(
+    x.ids,
+    x.traceFlags,
+    x.role === 'server' ? (x.link === 'traceparent' ? normalizeTracestate(x.requestHeaders.get('tracestate') ?? '') : '') : x.inheritedTraceState,
+    spanName(method, x.route ?? ''),
+    x.role === 'server' ? 'SERVER' : 'CLIENT',
+    start,
+    end,
+    status.code === 'ERROR' ? STATUS_ERROR : status.code === 'UNSET' ? STATUS_UNSET : { code: status.code },
     attributes,
     resource,
-  };
+  );
 }
 
 /** Links to a server request of the same process: the client span carries that request's

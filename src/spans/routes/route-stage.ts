@@ -14,6 +14,7 @@
 import type { Logger } from '../../log';
 import type { SelfMetrics } from '../../metrics/counters';
 import { httpSpanName } from '../http-semconv';
+import { withName } from '../ids-span';
 import type { Resource, Span } from '../span';
 import { heuristicRoute } from './heuristic';
 import { RouteMatcher, type RoutePattern } from './pattern';
@@ -73,6 +74,11 @@ export class RouteStage {
   private readonly globalPlan: Plan;
   /** Plans of selections with their own `routes`, shared by the processes they select (one cache each). */
   private readonly selectionPlans = new Map<string, Plan>();
+  /** The last name made and what made it: consecutive spans mostly share theirs (the same string,
+   * so the comparison with the span's own name is mostly one pointer, no new string per span). */
+  private lastMethod = '';
+  private lastRoute = '';
+  private lastName = '';
 
   constructor(
     private readonly settings: RoutesSettings,
@@ -149,7 +155,16 @@ export class RouteStage {
     }
     a['http.route'] = admission.route;
     a[ROUTE_SOURCE_ATTRIBUTE] = source;
-    const name = httpSpanName(method, admission.route);
-    return name === span.name ? span : { ...span, name };
+    const name = this.nameOf(method, admission.route);
+    return name === span.name ? span : withName(span, name);
+  }
+
+  private nameOf(method: string, route: string): string {
+    if (method === this.lastMethod && route === this.lastRoute && this.lastName !== '') return this.lastName;
+    const name = httpSpanName(method, route);
+    this.lastMethod = method;
+    this.lastRoute = route;
+    this.lastName = name;
+    return name;
   }
 }

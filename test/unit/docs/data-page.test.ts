@@ -17,6 +17,7 @@ import { RouteStage } from '../../../src/spans/routes/route-stage';
 import type { Span } from '../../../src/spans/span';
 import { KEPT_HEADERS } from '../../../src/spans/sys-http-parse';
 import { sysHttpSpan, type ExchangeView } from '../../../src/spans/sys-http-span';
+import { SpanIds } from '../../../src/spans/span-ids';
 import { DEFAULT_QUERY_KEYS } from '../../../src/spans/url-redaction';
 import { FixedClock } from '../../../src/time/clock';
 import { goClientFields, goServerFields } from '../../fixtures/records';
@@ -46,7 +47,7 @@ const goClient = (over: Partial<GoHttpClientRecord>): GoHttpClientRecord =>
   goClientFields({ startNs: 1n, endNs: 2n, parentSpanId: '', status: 404, host: 'b:81', path: '/p', ...over });
 
 const exchange = (over: Partial<ExchangeView>): ExchangeView => ({
-  role: 'server', traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), parentSpanId: '', traceFlags: 1, link: 'traceparent',
+  role: 'server', ids: SpanIds.fromHex('a'.repeat(32), 'b'.repeat(16), ''), traceFlags: 1, link: 'traceparent',
   inheritedTraceState: '', request: { method: 'BREW', target: '/pot?x=1', minor: 1 },
   requestHeaders: new Map([['host', 'h:80'], ['user-agent', 'ua']]), requestHeadComplete: false, status: 0,
   responseComplete: false, endReason: 'closed', startNs: 1n, endNs: 2n, localAddress: '10.0.0.2', localPort: 80,
