@@ -162,6 +162,8 @@ struct scratch {
 	struct thread_ctx nginx_parent; /* likewise: the downstream request of an nginx upstream write,
 					 * or the server span of a Go client call */
 	struct trace_context app;   /* likewise */
+	struct trace_context parent; /* a server request's incoming traceparent, parsed (decide_server_context):
+				      * in the map, so the parse's bytes are stored as they come, not spilled */
 	struct head_reader head;    /* the request head being read (server) */
 	__u32 scan_pos;             /* the head scan's next byte (sys_http_server_head.h) */
 	__u32 exit_mode;            /* the traced process's mode, for sys_data_exit */
@@ -521,7 +523,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	if (!cs->announced) {
 		cs->announced = 1;
-		emit_conn(RECORD_SYS_HTTP_CONN_OPEN, cs, key.fd);
+		emit_conn_open(cs, key.fd);
 	}
 	struct sys_http_data_event *e = &s->e;
 	__u64 now = bpf_ktime_get_ns();
@@ -551,7 +553,7 @@ static __always_inline int on_data_exit(struct trace_event_raw_sys_exit *ctx)
 			count(SYS_SKIP_CAPTURE_TRUNCATED);
 		}
 		/* The last bytes only when they are not in the capture (user space reads them only then). */
-		e->tail_len = (__u64)ret > cap ? read_tail(ap, ret, e->tail, &s->iovc) : 0;
+		e->tail_len = (__u64)ret > cap ? data_tail(ret) : 0;
 	}
 
 	if (cs->role == SYS_ROLE_SERVER && (flags & SYS_F_REQUEST_START)) {

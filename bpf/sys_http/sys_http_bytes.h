@@ -176,4 +176,16 @@ static __always_inline __u16 read_tail(const struct syscall_args *a, __u64 total
 	return n;
 }
 
+/* read_tail for the data syscall in this CPU's scratch (its arguments s->args, its iovecs s->iovc)
+ * into its record's tail (s->e.tail), as a global function: the iovec walk is verified once, not
+ * at each state of sys_data_exit that sends a record. */
+__noinline int data_tail(__u64 total)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 0;
+	return read_tail(&s->args, total, s->e.tail, &s->iovc);
+}
+
 #endif

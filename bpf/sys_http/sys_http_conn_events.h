@@ -107,6 +107,16 @@ static __always_inline void emit_conn(__u8 type, struct conn_state *cs, __u32 fd
 	bpf_ringbuf_submit(e, ring_wakeup_flags(&sys_http_events, ring_wakeup_bytes));
 }
 
+/* The open record of a connection's first HTTP message (sys_data_exit), as a global function:
+ * verified once, not at each state of sys_data_exit that reaches it. */
+__noinline int emit_conn_open(struct conn_state *cs, __u32 fd)
+{
+	if (!cs)
+		return 0;
+	emit_conn(RECORD_SYS_HTTP_CONN_OPEN, cs, fd);
+	return 0;
+}
+
 SEC("tracepoint/syscalls/sys_enter_close")
 int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 {

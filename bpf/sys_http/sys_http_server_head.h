@@ -118,6 +118,17 @@ static __always_inline bool head_scan(struct scratch *s, __u64 ptr, __u64 len, _
 	return false;
 }
 
+/* head_scan on this CPU's scratch, as a global function: verified once, not again at every state
+ * of sys_data_exit that reaches a head read (its bpf_loop callback is verified per call site). */
+__noinline int head_scan_read(__u64 ptr, __u64 len, __u64 total, __u32 captured)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 1;
+	return head_scan(s, ptr, len, total, captured);
+}
+
 #ifdef SYS_HTTP_SK_INJECT
 /* Keeps the request's tracestate (all its headers combined, validated; bpf/common/trace_context.h) under
  * the request's span id, for the client calls linked to it. */
@@ -138,34 +149,46 @@ static __always_inline void keep_tracestate(struct scratch *s, const struct conn
 }
 #endif
 
-/* The context of the request whose head s->head holds: a valid incoming traceparent > the
- * mirrored same-node client request (black-box) > a new trace. Sets cs->ctx and, in e, the parent
- * and how it was found; the thread becomes "in a server request". */
-static __always_inline void decide_server_context(struct conn_state *cs, struct scratch *s, __u64 now,
-						  struct sys_http_data_event *e, __u32 mode)
+/* The context of a server request is decided in two global functions on this CPU's scratch (the
+ * head in s->head, the record in s->e), called one after the other: each is verified once, not at
+ * each of the many states of sys_data_exit that reach a decision (three call sites), and each has
+ * its own stack next to sys_data_exit's (512 bytes for the deepest chain of calls), which one
+ * function holding both would exceed. Each looks up the scratch itself, so what it hands helpers
+ * as map keys and values is a map value or on its own stack: a global function's pointer
+ * arguments are plain memory to the verifier, which 6.1 does not take as a map key. */
+
+/* The request's own context: a valid incoming traceparent > the mirrored same-node client request
+ * (black-box) > a new trace. Sets cs->ctx and, in s->e, the parent and how it was found. */
+__noinline int server_context(struct conn_state *cs, __u64 now)
 {
-	struct trace_context parent = {};
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!cs || !s)
+		return 0;
+	struct sys_http_data_event *e = &s->e;
+	struct tuple_key tuple = cs->tuple;
 	__builtin_memset(e->parent_span_id, 0, 8);
-	if (!tp_result(&s->head.tp, &parent)) {
-		__builtin_memcpy(cs->ctx.trace_id, parent.trace_id, 16);
-		__builtin_memcpy(e->parent_span_id, parent.span_id, 8);
-		cs->ctx.flags = parent.flags;
+	/* parsed into the scratch: its bytes are stored as they come, not kept in spilled registers */
+	if (!tp_result(&s->head.tp, &s->parent)) {
+		__builtin_memcpy(cs->ctx.trace_id, s->parent.trace_id, 16);
+		__builtin_memcpy(e->parent_span_id, s->parent.span_id, 8);
+		cs->ctx.flags = s->parent.flags;
 		e->flags |= SYS_F_REMOTE_PARENT;
 	} else {
 		if (s->head.tp.headers)
 			count(SYS_SKIP_BAD_TRACEPARENT);
-		struct client_request *cr = bpf_map_lookup_elem(&client_requests, &cs->tuple);
+		struct client_request *cr = bpf_map_lookup_elem(&client_requests, &tuple);
 		if (cr && cr->ts_ns <= now && now - cr->ts_ns <= correlation_window_ns) {
 			__builtin_memcpy(cs->ctx.trace_id, cr->ctx.trace_id, 16);
 			__builtin_memcpy(e->parent_span_id, cr->ctx.span_id, 8);
 			cs->ctx.flags = cr->ctx.flags;
 			e->flags |= SYS_F_BLACKBOX_PARENT;
 			count(SYS_LINK_BLACKBOX);
-			bpf_map_delete_elem(&client_requests, &cs->tuple);
+			bpf_map_delete_elem(&client_requests, &tuple);
 		} else {
 			if (cr) {
 				count(SYS_SKIP_BLACKBOX_STALE);
-				bpf_map_delete_elem(&client_requests, &cs->tuple);
+				bpf_map_delete_elem(&client_requests, &tuple);
 			}
 			new_trace_id(cs->ctx.trace_id);
 			cs->ctx.flags = 0x01;
@@ -179,6 +202,18 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 	if (sk_inject_pending && (e->flags & SYS_F_REMOTE_PARENT))
 		keep_tracestate(s, cs);
 #endif
+	return 0;
+}
+
+/* The request just decided (cs->ctx, the parent in s->e) for the client calls it makes: asyncio,
+ * Node.js, thread and Go links; the thread becomes "in a server request". */
+__noinline int server_links(struct conn_state *cs, __u64 now, __u32 mode)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!cs || !s)
+		return 0;
+	struct sys_http_data_event *e = &s->e;
 	__u64 id = bpf_get_current_pid_tgid();
 	if (mode & SYS_MODE_ASYNCIO)
 		asyncio_head_decided(id, cs, e->fd);
@@ -204,6 +239,14 @@ static __always_inline void decide_server_context(struct conn_state *cs, struct 
 	}
 	if (mode & SYS_MODE_GO_SERVER)
 		go_server_store(cs, s, e, now);
+	return 0;
+}
+
+/* The context of the request whose head s->head holds (the record being built is s->e). */
+static __always_inline void decide_server_context(struct conn_state *cs, __u64 now, __u32 mode)
+{
+	server_context(cs, now);
+	server_links(cs, now, mode);
 }
 
 /* A read that starts a request: reads its head; decides now when the head is complete, else
@@ -217,14 +260,14 @@ static __always_inline void server_request_start(struct conn_state *cs, const st
 		bpf_map_delete_elem(&heads, key);
 		cs->head_open = 0;
 	}
-	if (head_scan(s, ptr, seg < ret ? seg : ret, ret, captured)) {
-		decide_server_context(cs, s, now, e, mode);
+	if (head_scan_read(ptr, seg < ret ? seg : ret, ret, captured)) {
+		decide_server_context(cs, now, mode);
 		return;
 	}
 	thread_release(cs, key->tgid);
 	if (bpf_map_update_elem(&heads, key, &s->head, BPF_ANY)) {
 		count(SYS_SKIP_HEAD_UNREAD);
-		decide_server_context(cs, s, now, e, mode);
+		decide_server_context(cs, now, mode);
 		return;
 	}
 	cs->head_open = 1;
@@ -246,7 +289,7 @@ static __always_inline void server_head_more(struct conn_state *cs, const struct
 		head_reset(&s->head);
 	} else {
 		__builtin_memcpy(&s->head, h, sizeof(s->head));
-		if (scan && !head_scan(s, ptr, seg < ret ? seg : ret, ret, captured)) {
+		if (scan && !head_scan_read(ptr, seg < ret ? seg : ret, ret, captured)) {
 			__builtin_memcpy(h, &s->head, sizeof(s->head));
 			return;
 		}
@@ -255,7 +298,7 @@ static __always_inline void server_head_more(struct conn_state *cs, const struct
 	cs->head_open = 0;
 	count(SYS_HEAD_SPLIT);
 	e->flags2 |= SYS_F2_CONTEXT;
-	decide_server_context(cs, s, now, e, mode);
+	decide_server_context(cs, now, mode);
 }
 
 #endif

@@ -38,6 +38,30 @@ export const SERIES_KEYS: { readonly server: readonly string[]; readonly client:
   client: Object.freeze([...COMMON_KEYS, ...CLIENT_KEYS]),
 });
 
+/** The tree key of an attribute value (red-sink.ts): '' is absent, as for the observation. */
+function treeKey(v: unknown): unknown {
+  return v === '' ? undefined : v;
+}
+
+/**
+ * A span's tree keys of SERIES_KEYS (`treeKey` of each attribute, in that order) into `out`, by named
+ * property loads: the RED sink reads them for every span, and a load by a key taken from an array
+ * is megamorphic over the attribute objects' shapes (~8x slower in process). Held to SERIES_KEYS by
+ * test/unit/receiver/metrics/red-sink.test.ts. Returns how many it wrote.
+ */
+export function readSeriesKeys(a: Readonly<Record<string, unknown>>, client: boolean, out: unknown[]): number {
+  out[0] = treeKey(a['http.request.method']);
+  out[1] = treeKey(a['http.route']);
+  out[2] = treeKey(a['http.response.status_code']);
+  out[3] = treeKey(a['error.type']);
+  out[4] = treeKey(a['url.scheme']);
+  out[5] = treeKey(a['network.protocol.version']);
+  if (!client) return 6;
+  out[6] = treeKey(a['server.address']);
+  out[7] = treeKey(a['server.port']);
+  return 8;
+}
+
 export interface HttpDurationObservation {
   readonly instrument: HttpInstrument;
   readonly attributes: Attributes;

@@ -22,7 +22,7 @@ import { redLabels } from '../prometheus/registry';
 import type { ResourceMerger } from '../resource-merge';
 import { RED_SERIES_OVERFLOW } from '../self-metrics';
 import type { HistogramPoint, HistogramStore } from './histogram-store';
-import { httpDurationObservation, SERIES_KEYS, spanSeconds, type HttpInstrument } from './http-duration';
+import { httpDurationObservation, readSeriesKeys, SERIES_KEYS, spanSeconds, type HttpInstrument } from './http-duration';
 
 interface Series {
   readonly instrument: HttpInstrument;
@@ -42,11 +42,6 @@ interface ResourceSeries {
   size: number;
 }
 
-/** The tree's key for an attribute value: '' is absent, as for the observation. */
-function valueKey(v: unknown): unknown {
-  return v === '' ? undefined : v;
-}
-
 /**
  * The last span's path through the tree (its values of SERIES_KEYS, as tree keys) and where it
  * led: consecutive spans of one kind mostly take the same path, and comparing the span's values
@@ -64,13 +59,14 @@ class LastPath {
     this.values = new Array<unknown>(n).fill(undefined);
   }
 
-  match(a: Readonly<Record<string, unknown>>, keys: readonly string[]): Series | undefined {
+  /** `keys`: the span's tree keys (readSeriesKeys), `n` of them. */
+  match(keys: readonly unknown[], n: number): Series | undefined {
     const values = this.values;
-    for (let i = 0; i < keys.length; i++) if (valueKey(a[keys[i]]) !== values[i]) return undefined;
+    for (let i = 0; i < n; i++) if (keys[i] !== values[i]) return undefined;
     return this.series;
   }
 
-  /** `values`: the span's tree keys (valueKey of each of SERIES_KEYS' attributes), all of them. */
+  /** `values`: the span's tree keys (readSeriesKeys: '' read as absent), all of them. */
   set(tree: ResourceSeries, error: boolean, values: readonly unknown[], series: Series): void {
     for (let i = 0; i < this.values.length; i++) this.values[i] = values[i];
     this.tree = tree;
@@ -111,15 +107,15 @@ export class RedMetricsSink {
       this.lastSeries = rs;
     }
     const client = span.kind === 'CLIENT';
-    const keys = client ? SERIES_KEYS.client : SERIES_KEYS.server;
     const error = span.status.code === 'ERROR';
     const last = client ? this.lastClient : this.lastServer;
-    let series = last.series !== undefined && last.tree === rs && last.error === error ? last.match(a, keys) : undefined;
+    // The span's tree keys, read once (named loads): compared with the last path, else walked.
+    const values = this.scratch;
+    const n = readSeriesKeys(a, client, values);
+    let series = last.series !== undefined && last.tree === rs && last.error === error ? last.match(values, n) : undefined;
     if (series === undefined) {
-      // The span's tree keys, read once: kept as the last path when they lead to a series.
-      const values = this.scratch;
       let level: Level | undefined = client ? rs.client : rs.server;
-      for (let i = 0; i < keys.length && level !== undefined; i++) level = level.get((values[i] = valueKey(a[keys[i]]))) as Level | undefined;
+      for (let i = 0; i < n && level !== undefined; i++) level = level.get(values[i]) as Level | undefined;
       series = level?.get(error) as Series | undefined;
       if (series) last.set(rs, error, values, series);
     }
@@ -130,8 +126,8 @@ export class RedMetricsSink {
       if (!series) return;
       if (rs.size < MAX_CACHED_SERIES_PER_RESOURCE) {
         let at: Level = client ? rs.client : rs.server;
-        for (const k of keys) {
-          const v = valueKey(a[k]);
+        for (let i = 0; i < n; i++) {
+          const v = values[i];
           let next = at.get(v) as Level | undefined;
           if (!next) {
             next = new Map();

@@ -1,5 +1,5 @@
 import { HistogramStore } from '../../../../receiver/metrics/histogram-store';
-import { HTTP_DURATION_BUCKETS, httpDurationKey, httpDurationObservation } from '../../../../receiver/metrics/http-duration';
+import { HTTP_DURATION_BUCKETS, httpDurationKey, httpDurationObservation, readSeriesKeys, SERIES_KEYS } from '../../../../receiver/metrics/http-duration';
 import { RedMetricsSink } from '../../../../receiver/metrics/red-sink';
 import { Histogram, Registry } from 'prom-client';
 import { HTTP_INSTRUMENT_DESCRIPTIONS, type HttpInstrument } from '../../../../receiver/metrics/http-duration';
@@ -162,6 +162,27 @@ describe('RedMetricsSink (series resolved once, by key)', () => {
         const same = ox !== undefined && oy !== undefined && ox.instrument === oy.instrument && JSON.stringify(Object.entries(ox.attributes).map(([k, v]) => [k, typeof v, v]).sort()) === JSON.stringify(Object.entries(oy.attributes).map(([k, v]) => [k, typeof v, v]).sort());
         if (ox === undefined) expect(httpDurationKey(x)).toBeUndefined();
         else if (oy !== undefined) expect(httpDurationKey(x) === httpDurationKey(y)).toBe(same);
+      }
+    }
+  });
+});
+
+describe('readSeriesKeys', () => {
+  it('reads SERIES_KEYS in their order, \'\' as absent, as a load per key from the list would', () => {
+    const values: unknown[] = ['', 'GET', 'x', 200, '200', 0, -0, true, undefined, '1.1', 'http'];
+    for (let i = 0; i < 500; i++) {
+      const a: Record<string, unknown> = {};
+      // Shapes vary: keys present or not, in varying order, with other keys between them.
+      for (const k of [...SERIES_KEYS.client, 'url.path', 'thread.id'].sort(() => ((i * 7919) % 3) - 1)) {
+        const v = values[(i * 31 + k.length * 17) % values.length];
+        if (v !== undefined) a[k] = v;
+      }
+      for (const client of [false, true]) {
+        const keys = client ? SERIES_KEYS.client : SERIES_KEYS.server;
+        const out: unknown[] = [];
+        expect(readSeriesKeys(a, client, out)).toBe(keys.length);
+        expect(out).toEqual(keys.map((k) => (a[k] === '' ? undefined : a[k])));
+        out.forEach((v, j) => expect(Object.is(v, a[keys[j]] === '' ? undefined : a[keys[j]])).toBe(true));
       }
     }
   });
