@@ -8,10 +8,11 @@
  * (src/wiring.ts) and handed in.
  *
  *   start: mounts -> capabilities -> [syscall tracer, sk_msg, Go tracer, process events: loading
- *          on worker threads (on one CPU, sk_msg after the syscall and Go tracers); meanwhile
+ *          on worker threads (on one CPU, sk_msg after the attach below); meanwhile
  *          libbpf feature probes, Go inspection of the selected processes] -> strategy plan
  *          -> results reported -> sinks complete -> watcher (attach what runs now: spans flow)
- *          -> [sk_msg, if still loading: the processes attached meanwhile selected for it]
+ *          -> [sk_msg, if still loading (on one CPU it begins only now): the processes attached
+ *          meanwhile selected for it]
  *          -> ready file -> periodic work
  *   stop:  periodic work -> watcher -> kernel counters -> tracers (drained) -> Go stage -> sinks
  */
@@ -287,6 +288,8 @@ export class Agent {
     if (this.stopped) return; // stop() closes what loaded
     // Spans flow from here on: what runs now is attached.
     this.startWatcher();
+    // On one CPU sk_msg's load waited for this (tracer-set.ts): it verifies while spans flow.
+    this.tracers.releaseSocketInjection();
     if (this.tracers.socketInjectionLoading) {
       log.debug(`spans flowing ${Math.round(performance.now() - t0)} ms after the loads began; sk_msg still loading`);
       // sk_msg loaded after the span tracers (one CPU): the processes attached meanwhile get it now.

@@ -90,6 +90,8 @@ export class TracerSet {
     | undefined;
   /** sk_msg's load has ended (either way): start() then decides with its outcome at once. */
   private skSettled = false;
+  /** Lets sk_msg's load begin, when it waits for the span tracers' processes (one CPU). */
+  private skGate: (() => void) | undefined;
   /** Set by close(): a load not begun yet is not begun any more. */
   private closing = false;
   /**
@@ -133,7 +135,11 @@ export class TracerSet {
     const skNow = oneCpu && sk ? undefined : skLoad();
     const go = this.newGoTracer(goInjection === 'none' && sk ? 'socket' : goInjection);
     const goStart = this.timed('go_http.bpf.o', go.start(this.onGoRecord));
-    const skStart = (skNow ?? Promise.allSettled([sysStart, goStart]).then(skLoad)).finally(() => {
+    // Nor while the processes running now are attached (the main thread's work between the loads
+    // and the first span): it begins once the agent says they are (releaseSocketInjection) or
+    // close() began (a failed start: then it loads nothing).
+    const skGate = new Promise<void>((resolve) => (this.skGate = resolve));
+    const skStart = (skNow ?? Promise.allSettled([sysStart, goStart, skGate]).then(skLoad)).finally(() => {
       this.skSettled = true;
     });
     skStart.catch(() => undefined); // taken by start() or joinSocketInjection()
@@ -218,6 +224,15 @@ export class TracerSet {
     if (!caps.syscallTracepoints) log.warn('strategy: HTTP/1.x for non-Go processes: unavailable (no syscall tracepoints)');
     else if (this.sys) log.info(`strategy: HTTP/1.x for non-Go processes: syscall tracepoints (${this.sys.tracer.tracepointCount} attached); same-node black-box correlation on`);
     else log.warn(`strategy: HTTP/1.x for non-Go processes: unavailable (${firstLine(errorMessage(sysErr))})`);
+  }
+
+  /**
+   * On one CPU, sk_msg's load waits for the span tracers' loads and then for this call: the agent
+   * makes it once the processes running now are attached, so that its verification does not take
+   * half the CPU from the attach and the first span (~0.1-0.2 s here). Idempotent.
+   */
+  releaseSocketInjection(): void {
+    this.skGate?.();
   }
 
   /** Whether sk_msg is still loading after start() (joinSocketInjection() then takes it over). */
@@ -334,6 +349,7 @@ export class TracerSet {
   /** Independent objects: detached concurrently (each detach waits for kernel RCU grace periods). */
   async close(): Promise<void> {
     this.closing = true;
+    this.releaseSocketInjection(); // not begun any more (closing), and no longer awaited
     // Loads begun and not yet taken over by start() (stopped during start-up) end first.
     await this.pending?.settled;
     const all = new Set([this.go, this.sk, this.sys, this.pending?.skTracer, this.pending?.sys, this.pending?.go]);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SpanbridgeError } from '../../../../src/errors';
-import { dwarfVersions, hasDwarf, structFieldOffsets } from '../../../../src/discovery/go/dwarf';
+import { dwarfVersions, hasDwarf, structFieldOffsets, type DwarfScanStats } from '../../../../src/discovery/go/dwarf';
 import { withElf } from '../../../../src/discovery/go/elf';
 import { clearInspectCache, inspectGoBinary } from '../../../../src/discovery/go/inspect';
 import { GO_STRUCT_FIELDS } from '../../../../src/discovery/go/offsets';
@@ -55,6 +55,15 @@ describeIf('DWARF section encodings', () => {
       expect(structFieldOffsets(f, GO_STRUCT_FIELDS)).toEqual(expected);
       expect(withElf(f, (elf) => dwarfVersions(elf))).toEqual(withElf(original, (elf) => dwarfVersions(elf)));
     }
+  });
+
+  test("Go's runtime units alone give what a walk of every unit gives", () => {
+    const fast: { out?: DwarfScanStats } = {};
+    const every: { out?: DwarfScanStats } = {};
+    const wanted = { ...GO_STRUCT_FIELDS, 'no/such.Struct': ['x'] };
+    expect(structFieldOffsets(original, wanted, fast)).toEqual(structFieldOffsets(original, wanted, every, { everyUnit: true }));
+    expect(fast.out!.structSizes).toEqual(every.out!.structSizes);
+    expect(fast.out!.unitsScanned).toBeLessThan(every.out!.unitsScanned / 2);
   });
 
   test('absent structs and fields are absent from the result, not errors', () => {
