@@ -28,7 +28,8 @@ import { sysConnRecord, sysDataRecord, v4 } from '../test/fixtures/records';
 const CONNS = 16;
 const SPANS = 8192;
 
-function records(): Buffer[] {
+/** The records of SPANS Go-server-like exchanges on CONNS connections (encode-path.ts takes them too). */
+export function records(): Buffer[] {
   const out: Buffer[] = [];
   let ts = 1_000_000n;
   for (let c = 0; c < CONNS; c++) out.push(sysConnRecord(RECORD_TYPE.RECORD_SYS_HTTP_CONN_OPEN, { conn_id: BigInt(1000 + c), remote_port: 40000 + c, local_addr: v4('127.0.0.1'), remote_addr: v4('127.0.0.1'), ts_ns: ts }));
@@ -84,4 +85,5 @@ function main(): void {
   console.log(`span path: min ${results[0]!.toFixed(0)} ns/span, median ${results[results.length >> 1]!.toFixed(0)} ns/span over ${passes} passes of ${SPANS} spans (${bytes} OTLP bytes)`);
 }
 
-main();
+// Run, not imported (encode-path.ts imports records()).
+if (require.main === module) main();

@@ -38,6 +38,13 @@ export interface SpanBatch {
   push(span: Span): number;
   /** Frees what the batch holds when it will not be exported (shutdown). */
   discard?(): void;
+  /**
+   * For a batch that walks a span's attributes as it adds it (the OTLP exporter's): the last span
+   * added's `estimateSpanBytes`, summed in that walk, and `undoLast` to take that span back out.
+   * The batcher then checks its memory cap after the push instead of walking the span once more.
+   */
+  readonly lastEstimate?: number;
+  undoLast?(): void;
 }
 
 /** Where batches go: `OtlpTraceExporter` (its exports never reject; anything that does is counted anyway). */
@@ -83,6 +90,14 @@ export const BATCHER_DEFAULTS = {
 
 /** A batch that encodes as spans are added closes at this many bytes (the span that crosses it included). */
 export const MAX_BATCH_BYTES = 2 * 1024 * 1024;
+
+/**
+ * A batch with `undoLast` estimates its spans itself (one walk over a span's attributes, not two)
+ * while at least this much of `maxQueueBytes` is free; closer to the cap (a Collector outage filling
+ * the queue) each span is estimated before it is encoded, so spans over the cap are not encoded
+ * only to be taken back out.
+ */
+export const ESTIMATE_AFTER_ROOM = 1024 * 1024;
 
 /** How long a span that finds the batcher idle waits for others (at most `scheduledDelayMs`). */
 export const IDLE_FLUSH_DELAY_MS = 20;
@@ -171,28 +186,34 @@ export class SpanBatcher {
       countDropped(this.metrics, 'queue_full');
       return;
     }
-    const bytes = estimateSpanBytes(span);
-    const held = this.queuedBytes + this.inFlightBytes + bytes;
-    if (held > this.maxQueueBytes) {
-      countDropped(this.metrics, 'queue_memory');
-      return;
-    }
+    const before = this.queuedBytes + this.inFlightBytes;
     let last = this.batches.length - 1;
     let batch = last >= 0 ? this.batches[last] : undefined;
-    if (batch === undefined || this.isFull(batch)) {
-      batch = this.exporter.newBatch && this.exporter.exportBatch ? this.exporter.newBatch() : ([] as Span[]);
-      this.batches.push(batch);
-      this.batchBytes.push(0);
-      last++;
+    let bytes: number;
+    if (batch !== undefined && batch.undoLast !== undefined && !this.isFull(batch) && this.maxQueueBytes - before >= ESTIMATE_AFTER_ROOM) {
+      // The batch estimates the span as it adds it; one over the cap is taken back out.
+      if (!this.pushed(batch, span)) return;
+      bytes = batch.lastEstimate!;
+      if (before + bytes > this.maxQueueBytes) {
+        batch.undoLast();
+        countDropped(this.metrics, 'queue_memory');
+        return;
+      }
+    } else {
+      bytes = estimateSpanBytes(span);
+      if (before + bytes > this.maxQueueBytes) {
+        countDropped(this.metrics, 'queue_memory');
+        return;
+      }
+      if (batch === undefined || this.isFull(batch)) {
+        batch = this.exporter.newBatch && this.exporter.exportBatch ? this.exporter.newBatch() : ([] as Span[]);
+        this.batches.push(batch);
+        this.batchBytes.push(0);
+        last++;
+      }
+      if (!this.pushed(batch, span)) return;
     }
-    try {
-      batch.push(span);
-    } catch (err) {
-      // A span the exporter cannot encode costs itself only, never its batch.
-      countDropped(this.metrics, 'export_failed');
-      this.warnUnencodable(err);
-      return;
-    }
+    const held = before + bytes;
     this.batchBytes[last] += bytes;
     this.queuedSpans++;
     this.queuedBytes += bytes;
@@ -200,6 +221,19 @@ export class SpanBatcher {
     this.queuedTotal++;
     if (this.isFull(batch)) this.scheduleFullBatches();
     else this.armTimer();
+  }
+
+  /** Adds `span` to `batch`; false (the span dropped and counted) when the exporter cannot encode it. */
+  private pushed(batch: SpanBatch, span: Span): boolean {
+    try {
+      batch.push(span);
+      return true;
+    } catch (err) {
+      // A span the exporter cannot encode costs itself only, never its batch.
+      countDropped(this.metrics, 'export_failed');
+      this.warnUnencodable(err);
+      return false;
+    }
   }
 
   /** No span goes into `batch` any more: `maxBatchSize` spans, or MAX_BATCH_BYTES encoded. */

@@ -31,11 +31,41 @@ function hexValue(c: number): number {
   return c < 256 ? HEX_VALUE[c] : c - 55;
 }
 
-function putWord(buf: Buffer, p: number, w: number): void {
+/** A 32-bit word as 4 little-endian bytes at `p` (unchecked: the caller ensured the room). */
+export function putWord(buf: Buffer, p: number, w: number): void {
   buf[p] = w & 0xff;
   buf[p + 1] = (w >>> 8) & 0xff;
   buf[p + 2] = (w >>> 16) & 0xff;
   buf[p + 3] = w >>> 24;
+}
+
+/** The minimal varint of a non-negative 32-bit length at `p` (unchecked); returns the position after it. */
+export function putVarint(buf: Buffer, p: number, v: number): number {
+  while (v > 0x7f) {
+    buf[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[p++] = v;
+  return p;
+}
+
+/** A bigint as fixed64 (8 little-endian bytes, mod 2^64) at `p` (unchecked); returns p + 8. Throws, writing nothing, for a non-bigint. */
+export function putFixed64(buf: Buffer, p: number, v: bigint): number {
+  if (!LITTLE_ENDIAN) {
+    buf.writeBigUInt64LE(BigInt.asUintN(64, v), p);
+    return p + 8;
+  }
+  scratch64[0] = v;
+  for (let i = 0; i < 8; i++) buf[p + i] = scratch8[i];
+  return p + 8;
+}
+
+/**
+ * The mark `begin` returns for a length room of `reserve` (1-7) bytes at `at`, for a caller that
+ * reserved the room itself (unchecked writes after one `ensure`) and closes it with `end`.
+ */
+export function lengthMark(at: number, reserve: number): number {
+  return at * 8 + reserve;
 }
 
 export function varintSize(v: number): number {
@@ -119,7 +149,7 @@ export class Writer {
     this.ensure(reserve);
     const mark = this.pos;
     this.pos += reserve;
-    return mark * 8 + reserve;
+    return lengthMark(mark, reserve);
   }
 
   /** Writes the body length at `mark`, moving the body if the reserved room was not its size. */
@@ -260,16 +290,7 @@ export class Writer {
 
   fixed64(v: bigint): void {
     this.ensure(8);
-    if (!LITTLE_ENDIAN) {
-      this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.pos);
-      this.pos += 8;
-      return;
-    }
-    scratch64[0] = v;
-    const buf = this.buf;
-    const p = this.pos;
-    for (let i = 0; i < 8; i++) buf[p + i] = scratch8[i];
-    this.pos = p + 8;
+    this.pos = putFixed64(this.buf, this.pos, v);
   }
 
   double(v: number): void {

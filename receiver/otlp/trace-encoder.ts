@@ -9,9 +9,10 @@
  * twice (a size estimator, then the writer) and copies ids through a fresh Uint8Array per id.
  *
  * What repeats is encoded once and copied afterwards: the resource (per resource object), the
- * scope, attribute keys, and whole attributes (key and value) whose values repeat (method, scheme,
- * route, addresses, status code...). A key whose values do not repeat (paths, ids) stops being
- * cached after one window (see `AttributeCache`).
+ * scope, span names, attribute keys, and whole attributes (key and value) whose values repeat
+ * (key-value.ts), and runs of attributes equal to the last span's (span-attributes.ts). A span of the
+ * syscall path (ids as words, no tracestate) has its fields around the attributes written after
+ * one `ensure` per side.
  *
  * The output is byte for byte what ProtobufTraceSerializer produces for `toReadableSpan` of the
  * same spans (test/unit/receiver/otlp/trace-encoder.test.ts holds it to that): same grouping (one
@@ -19,262 +20,17 @@
  * defaults written.
  */
 import { version as packageVersion } from '../../package.json';
-import type { AttributeValue, Resource, Span } from '../model';
-import { releaseWriter, takeWriter, varintBytes, varintSize, Writer } from './proto-writer';
+import type { Resource, Span } from '../model';
+import { estimateSpanOwnBytes } from '../span-size';
+import { writeAttributes } from './key-value';
+import { clientRuns, serverRuns, writeSpanAttributes, type AttributeRuns } from './span-attributes';
+import { lengthMark, putFixed64, putVarint, putWord, releaseWriter, takeWriter, varintSize, Writer } from './proto-writer';
 
 const KIND_SERVER = 2; // proto SpanKind: SPAN_KIND_SERVER
 const KIND_CLIENT = 3; // SPAN_KIND_CLIENT
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 } as const;
 const SPAN_FLAGS_HAS_IS_REMOTE = 0x100;
 const SPAN_FLAGS_IS_REMOTE = 0x200;
-const MIN_INT64 = -(2 ** 63);
-const MAX_INT64 = 2 ** 63;
-/** Attribute keys seen are few (semantic conventions); their bytes are cached up to this many. */
-const MAX_CACHED_KEYS = 4096;
-/** Distinct values cached per key (one window); strings longer than this many chars are never cached. */
-const MAX_CACHED_VALUES_PER_KEY = 64;
-const MAX_CACHED_VALUE_CHARS = 96;
-
-/**
- * Per attribute key: its KeyValue.key field, and the whole KeyValue message (length-prefixed,
- * without the tag) per value seen, while values of that key repeat. A window ends when
- * MAX_CACHED_VALUES_PER_KEY values are cached: with more misses than hits in it the key is marked
- * as not repeating (`values` undefined: its values are written each time, no lookup), else the
- * window starts over. In front of the map sits the value last written under the key (`last`):
- * consecutive spans mostly repeat it, and a strict comparison costs less than hashing a fresh
- * string. The cache is exact: a message is a pure function of (key, value); Map keys compare by
- * SameValueZero and `last` by ===, both of which tell 200 from '200' (different encodings) and
- * take -0 as 0 (the same encoding); NaN, which === never matches, is found in the map.
- */
-interface KeyEntry {
-  readonly key: Buffer;
-  values: Map<AttributeValue, Buffer> | undefined;
-  hits: number;
-  misses: number;
-  last: unknown;
-  lastBytes: Buffer;
-}
-
-/** Matches no attribute value: `last` of a key with nothing cached. */
-const NO_VALUE = Symbol('no value');
-const EMPTY = Buffer.alloc(0);
-
-const keyCache = new Map<string, KeyEntry>();
-
-function keyEntry(key: string): KeyEntry {
-  let entry = keyCache.get(key);
-  if (!entry) {
-    const body = Buffer.from(key, 'utf8');
-    entry = { key: Buffer.concat([Buffer.from([0x0a, ...varintBytes(body.length)]), body]), values: new Map(), hits: 0, misses: 0, last: NO_VALUE, lastBytes: EMPTY };
-    if (keyCache.size < MAX_CACHED_KEYS) keyCache.set(key, entry);
-  }
-  return entry;
-}
-
-function cacheable(value: unknown): value is AttributeValue {
-  const t = typeof value;
-  return t === 'number' || t === 'boolean' || (t === 'string' && (value as string).length <= MAX_CACHED_VALUE_CHARS);
-}
-
-/** One attribute as a repeated field of `tag` (KeyValue), from the key's caches when they hold it. */
-function writeAttribute(w: Writer, entry: KeyEntry, value: unknown, tag: number): void {
-  w.byte(tag);
-  if (value === entry.last) {
-    entry.hits++;
-    w.raw(entry.lastBytes);
-    return;
-  }
-  const values = entry.values;
-  if (values !== undefined && cacheable(value)) {
-    const cached = values.get(value);
-    if (cached !== undefined) {
-      entry.hits++;
-      entry.last = value;
-      entry.lastBytes = cached;
-      w.raw(cached);
-      return;
-    }
-    const start = w.pos;
-    writeKeyValue(w, entry.key, value);
-    remember(entry, values, value, w.buf.subarray(start, w.pos));
-    return;
-  }
-  writeKeyValue(w, entry.key, value);
-}
-
-/** A resource's or a nested map's attributes. */
-function writeAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, tag: number): void {
-  for (const key in attributes) {
-    if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
-    writeAttribute(w, keyEntry(key), attributes[key], tag);
-  }
-}
-
-/*
- * The last span's attributes, one memory per span kind: keys, entries and values by position, and
- * their encoded fields, where they were written (attribute i at prevStart + prevOff[i] ..
- * prevStart + prevOff[i + 1] of `prevWriter`'s bytes, valid while that writer is at
- * `prevGeneration`: writers only append until they go back to the pool, and a grown buffer keeps
- * its bytes at their offsets). Spans of one kind from one tracer list the same keys in the same
- * order (for-in yields internalized strings: one pointer comparison finds a key), and most values
- * repeat from one span to the next, so a span's attributes are mostly runs equal to the last
- * span's, copied as a block. A service that makes calls alternates server and client spans, whose
- * keys differ after the first few: one memory per kind keeps each kind's runs (one memory for
- * both: a Go server calling one downstream encoded its spans ~1.9x slower, every attribute through
- * the key caches). A field is a pure function of its key and value (=== tells 200 from '200'; NaN,
- * never ===, is encoded anew).
- */
-class AttributeRuns {
-  readonly keys: string[] = [];
-  readonly entries: KeyEntry[] = [];
-  readonly values: unknown[] = [];
-  prevWriter: Writer | null = null;
-  prevGeneration = -1;
-  prevStart = 0;
-  prevOff: number[] = [0];
-  prevCount = 0;
-  curOff: number[] = [];
-}
-
-const serverRuns = new AttributeRuns();
-const clientRuns = new AttributeRuns();
-
-const SPAN_ATTRIBUTE_TAG = 0x4a; // Span.attributes
-
-/** A span's own attributes: runs equal to the last span's (of `m`) copied from its bytes, the others through the key caches. */
-function writeSpanAttributes(w: Writer, attributes: Readonly<Record<string, unknown>>, m: AttributeRuns): void {
-  // Unset until the end: a span that fails half-way leaves no stale bytes behind for the next one.
-  const count = m.prevWriter !== null && m.prevWriter.generation === m.prevGeneration ? m.prevCount : 0;
-  m.prevCount = 0;
-  const seqKeys = m.keys;
-  const seqEntries = m.entries;
-  const seqValues = m.values;
-  const start = w.pos;
-  const off = m.curOff;
-  let i = 0;
-  /** First index of the pending run (attributes equal to the last span's, not yet copied), -1: none. */
-  let run = -1;
-  for (const key in attributes) {
-    if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
-    const value = attributes[key];
-    if (i < count && seqKeys[i] === key && seqValues[i] === value) {
-      seqEntries[i].hits++;
-      if (run < 0) run = i;
-      i++;
-      continue;
-    }
-    if (run >= 0) {
-      copyRun(w, m, start, off, run, i);
-      run = -1;
-    }
-    let entry: KeyEntry;
-    if (seqKeys[i] === key) {
-      entry = seqEntries[i];
-    } else {
-      entry = keyEntry(key);
-      seqKeys[i] = key;
-      seqEntries[i] = entry;
-    }
-    seqValues[i] = value;
-    off[i] = w.pos - start;
-    writeAttribute(w, entry, value, SPAN_ATTRIBUTE_TAG);
-    i++;
-  }
-  if (run >= 0) copyRun(w, m, start, off, run, i);
-  off[i] = w.pos - start;
-  // Remembered where they are (no copy): the next span's runs are copied from here.
-  m.prevWriter = w;
-  m.prevGeneration = w.generation;
-  m.prevStart = start;
-  m.curOff = m.prevOff;
-  m.prevOff = off;
-  // Positions past this span's count must not match a later span's (their keys and values stay).
-  m.prevCount = i;
-}
-
-/** Copies the last span's attributes from..to-1 (one block) and records where each one starts. */
-function copyRun(w: Writer, m: AttributeRuns, start: number, off: number[], from: number, to: number): void {
-  const prevOff = m.prevOff;
-  const base = w.pos - start - prevOff[from];
-  for (let j = from; j < to; j++) off[j] = prevOff[j] + base;
-  const src = m.prevWriter!;
-  if (src === w) w.rawOwn(m.prevStart + prevOff[from], m.prevStart + prevOff[to]);
-  else w.rawFrom(src.buf, m.prevStart + prevOff[from], m.prevStart + prevOff[to]);
-}
-
-/** KeyValue { key, value } as a length-delimited body (its tag already written). */
-function writeKeyValue(w: Writer, key: Buffer, value: unknown): void {
-  const kv = w.begin(1);
-  w.raw(key);
-  w.byte(0x12); // KeyValue.value
-  const m = w.begin(1);
-  writeAnyValue(w, value);
-  w.end(m);
-  w.end(kv);
-}
-
-function remember(entry: KeyEntry, values: Map<AttributeValue, Buffer>, value: AttributeValue, bytes: Buffer): void {
-  entry.misses++;
-  if (values.size >= MAX_CACHED_VALUES_PER_KEY) {
-    if (entry.misses > entry.hits) {
-      entry.values = undefined;
-      entry.last = NO_VALUE;
-      entry.lastBytes = EMPTY;
-      return;
-    }
-    values.clear();
-    entry.hits = 0;
-    entry.misses = 1;
-  }
-  const copy = Buffer.from(bytes);
-  values.set(value, copy);
-  entry.last = value;
-  entry.lastBytes = copy;
-}
-
-function writeAnyValue(w: Writer, value: unknown): void {
-  switch (typeof value) {
-    case 'string':
-      w.byte(0x0a);
-      w.string(value);
-      return;
-    case 'boolean':
-      w.byte(0x10);
-      w.byte(value ? 1 : 0);
-      return;
-    case 'number':
-      if (Number.isInteger(value) && value >= MIN_INT64 && value < MAX_INT64) {
-        w.byte(0x18);
-        w.varint(value);
-      } else {
-        w.byte(0x21);
-        w.double(value);
-      }
-      return;
-    default:
-      break;
-  }
-  if (value instanceof Uint8Array) {
-    w.byte(0x3a);
-    w.bytes(value);
-  } else if (Array.isArray(value)) {
-    w.byte(0x2a);
-    const arr = w.begin(1);
-    for (const item of value) {
-      w.byte(0x0a);
-      const m = w.begin(1);
-      writeAnyValue(w, item);
-      w.end(m);
-    }
-    w.end(arr);
-  } else if (typeof value === 'object' && value !== null) {
-    w.byte(0x32);
-    const list = w.begin(1);
-    writeAttributes(w, value as Record<string, unknown>, 0x0a);
-    w.end(list);
-  }
-  // Anything else: an empty AnyValue, as otlp-transformer writes.
-}
 
 /** InstrumentationScope { name, version }, with its ScopeSpans.scope tag: the same for every request. */
 const SCOPE_BYTES = (() => {
@@ -313,7 +69,118 @@ function resourceBytes(resource: Resource): Buffer {
   return bytes;
 }
 
-function writeSpan(w: Writer, span: Span): void {
+/** Span names of either kind cached (field bytes), and the longest cached: names are method and route, few. */
+const MAX_CACHED_NAMES = 1024;
+const MAX_CACHED_NAME_CHARS = 256;
+const nameCache = new Map<string, Buffer>();
+
+/** The Span.name field of `name` (tag, length, UTF-8), cached; undefined when the cache is full or the name long. */
+function nameField(m: AttributeRuns, name: string): Buffer | undefined {
+  if (name === m.name) return m.nameBytes;
+  let bytes = nameCache.get(name);
+  if (bytes === undefined) {
+    if (nameCache.size >= MAX_CACHED_NAMES || name.length > MAX_CACHED_NAME_CHARS) return undefined;
+    const w = new Writer(16 + 3 * name.length);
+    w.byte(0x2a);
+    w.string(name);
+    bytes = w.copy();
+    nameCache.set(name, bytes);
+  }
+  m.name = name;
+  m.nameBytes = bytes;
+  return bytes;
+}
+
+/**
+ * Room for a span's fields before its attributes on the fast path: ScopeSpans.spans tag and its
+ * length room (3), trace_id (18), span_id (10), parent_span_id (10), kind (2), the times (18).
+ */
+const SPAN_HEAD_BYTES = 61;
+/** The fields after the attributes with no status message: three dropped counts (6), status (4), flags (6). */
+const SPAN_TAIL_BYTES = 16;
+
+/**
+ * One ScopeSpans.spans field. A span with its ids as words, no tracestate and a cached name (the
+ * syscall path's spans) is written after one `ensure` per side of its attributes, unchecked;
+ * any other through the writer's checked calls. The same bytes either way.
+ */
+function writeSpanField(w: Writer, span: Span): number {
+  const ids = span.ids;
+  const server = span.kind === 'SERVER';
+  const m = server ? serverRuns : clientRuns;
+  const name = ids !== undefined && span.traceState === '' ? nameField(m, span.name) : undefined;
+  let mark: number;
+  if (ids !== undefined && name !== undefined) {
+    const nl = name.length;
+    w.ensure(SPAN_HEAD_BYTES + nl);
+    const buf = w.buf;
+    let p = w.pos;
+    buf[p] = 0x12; // ScopeSpans.spans
+    mark = lengthMark(p + 1, 2);
+    p += 3;
+    buf[p] = 0x0a; // trace_id
+    buf[p + 1] = 16;
+    putWord(buf, p + 2, ids.w0);
+    putWord(buf, p + 6, ids.w1);
+    putWord(buf, p + 10, ids.w2);
+    putWord(buf, p + 14, ids.w3);
+    buf[p + 18] = 0x12; // span_id
+    buf[p + 19] = 8;
+    putWord(buf, p + 20, ids.w4);
+    putWord(buf, p + 24, ids.w5);
+    p += 28;
+    if (ids.hasParent) {
+      buf[p] = 0x22; // parent_span_id
+      buf[p + 1] = 8;
+      putWord(buf, p + 2, ids.w6);
+      putWord(buf, p + 6, ids.w7);
+      p += 10;
+    }
+    for (let i = 0; i < nl; i++) buf[p + i] = name[i];
+    p += nl;
+    buf[p] = 0x30; // kind
+    buf[p + 1] = server ? KIND_SERVER : KIND_CLIENT;
+    buf[p + 2] = 0x39; // start_time_unix_nano
+    p = putFixed64(buf, p + 3, span.startTimeUnixNano);
+    buf[p] = 0x41; // end_time_unix_nano
+    w.pos = putFixed64(buf, p + 1, span.endTimeUnixNano);
+  } else {
+    w.byte(0x12); // ScopeSpans.spans
+    mark = w.begin(2);
+    writeSpanHead(w, span);
+  }
+  const estimate = writeSpanAttributes(w, span.attributes, m);
+  const hasParent = ids !== undefined ? ids.hasParent : span.parentSpanId !== '';
+  let flags = (span.traceFlags & 0xff) | SPAN_FLAGS_HAS_IS_REMOTE;
+  if (hasParent && server) flags |= SPAN_FLAGS_IS_REMOTE;
+  const status = span.status;
+  if (!status.message) {
+    w.ensure(SPAN_TAIL_BYTES);
+    const buf = w.buf;
+    const p = w.pos;
+    buf[p] = 0x50; // dropped_attributes_count
+    buf[p + 1] = 0;
+    buf[p + 2] = 0x60; // dropped_events_count
+    buf[p + 3] = 0;
+    buf[p + 4] = 0x70; // dropped_links_count
+    buf[p + 5] = 0;
+    buf[p + 6] = 0x7a; // status (field 15): { code }
+    buf[p + 7] = 2;
+    buf[p + 8] = 0x18;
+    buf[p + 9] = STATUS[status.code];
+    buf[p + 10] = 0x85; // flags (field 16, fixed32): tag 0x85 0x01
+    buf[p + 11] = 0x01;
+    putWord(buf, p + 12, flags);
+    w.pos = p + SPAN_TAIL_BYTES;
+  } else {
+    writeSpanTail(w, span, flags);
+  }
+  w.end(mark);
+  return estimate;
+}
+
+/** The fields before the attributes, checked (ids as hex, a tracestate, an uncached name). */
+function writeSpanHead(w: Writer, span: Span): void {
   // The ids as bytes when the span has them (the same bytes the hex says: no hex parsed).
   const ids = span.ids;
   w.byte(0x0a); // trace_id
@@ -341,7 +208,10 @@ function writeSpan(w: Writer, span: Span): void {
   w.fixed64(span.startTimeUnixNano);
   w.byte(0x41); // end_time_unix_nano
   w.fixed64(span.endTimeUnixNano);
-  writeSpanAttributes(w, span.attributes, span.kind === 'SERVER' ? serverRuns : clientRuns);
+}
+
+/** The fields after the attributes, checked (a status with a message). */
+function writeSpanTail(w: Writer, span: Span, flags: number): void {
   w.byte(0x50); // dropped_attributes_count
   w.byte(0);
   w.byte(0x60); // dropped_events_count
@@ -357,10 +227,7 @@ function writeSpan(w: Writer, span: Span): void {
   w.byte(0x18);
   w.byte(STATUS[span.status.code]);
   w.end(status);
-  // flags (field 16, fixed32): tag 0x85 0x01
-  let flags = (span.traceFlags & 0xff) | SPAN_FLAGS_HAS_IS_REMOTE;
-  if (hasParent && span.kind === 'SERVER') flags |= SPAN_FLAGS_IS_REMOTE;
-  w.byte(0x85);
+  w.byte(0x85); // flags (field 16, fixed32): tag 0x85 0x01
   w.byte(0x01);
   w.fixed32(flags);
 }
@@ -397,6 +264,11 @@ export class TraceBatch {
   length = 0;
   /** Bytes of the spans' fields encoded so far (the request adds a resource and scope per group). */
   byteLength = 0;
+  /** The last span pushed's queue estimate, `estimateSpanBytes(span)` (span-size.ts), summed in the encoder's walk. */
+  lastEstimate = 0;
+  /** Where the last span pushed starts in its group's writer (-1: nothing to undo), and its group. */
+  private lastMark = -1;
+  private lastPushGroup: Group | undefined;
   private readonly groups: Group[] = [];
   private readonly byResource = new Map<Resource, Group>();
   private lastSpanResource: Resource | undefined;
@@ -416,18 +288,46 @@ export class TraceBatch {
     }
     const w = g.w;
     const mark = w.pos;
+    let estimate: number;
     try {
-      w.byte(0x12); // ScopeSpans.spans
-      const m = w.begin(2);
-      writeSpan(w, span);
-      w.end(m);
+      estimate = writeSpanField(w, span);
     } catch (err) {
       w.pos = mark;
       throw err;
     }
+    this.lastEstimate = estimateSpanOwnBytes(span) + estimate;
+    this.lastMark = mark;
+    this.lastPushGroup = g;
     g.spans++;
     this.byteLength += w.pos - mark;
     return ++this.length;
+  }
+
+  /**
+   * Takes the last span pushed back out (the batcher's memory cap, checked against `lastEstimate`
+   * after the push), and the group it opened, if it did. Once per push; the memory of the last
+   * span's attributes that points into its bytes is forgotten (the next span of that kind encodes
+   * its attributes through the key caches).
+   */
+  undoLast(): void {
+    const g = this.lastPushGroup;
+    if (this.done || g === undefined || this.lastMark < 0) throw new Error('trace batch: nothing to undo');
+    const w = g.w;
+    for (const m of [serverRuns, clientRuns]) if (m.prevWriter === w && m.prevStart >= this.lastMark) m.prevWriter = null;
+    this.byteLength -= w.pos - this.lastMark;
+    w.pos = this.lastMark;
+    this.length--;
+    this.lastMark = -1;
+    this.lastPushGroup = undefined;
+    if (--g.spans > 0) return;
+    // A group this span opened goes (the request's groups are in the first-seen order of the spans in it).
+    this.groups.splice(this.groups.indexOf(g), 1);
+    this.byResource.delete(g.resource);
+    if (this.lastGroup === g) {
+      this.lastGroup = undefined;
+      this.lastSpanResource = undefined;
+    }
+    releaseWriter(w);
   }
 
   /**
@@ -541,14 +441,6 @@ export class TraceBatch {
 
 function noop(): void {}
 
-function putVarint(out: Buffer, p: number, v: number): number {
-  while (v > 0x7f) {
-    out[p++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  out[p++] = v;
-  return p;
-}
 
 /**
  * The request bytes for `spans`, each under `resourceOf(span)` (one object per process: spans are

@@ -146,7 +146,7 @@ export class TracerSet {
     this.pending = { skWhy, sk: skStart, skTracer: sk, skAfter: skNow === undefined, sys, sysStart, go, goStart, settled: Promise.allSettled([sysStart, skStart, goStart]) };
   }
 
-  private readonly onGoRecord = (rec: Buffer): void => this.d.goStage.onRecord(rec);
+  private readonly onGoRecord = (bytes: Buffer, offset: number, length: number): void => this.d.goStage.onRecord(bytes, offset, length);
 
   /** Says at debug level how long a tracer's start (load, attach) took: where start-up goes. */
   private timed<T>(what: string, p: Promise<T>): Promise<T>;

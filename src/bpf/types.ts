@@ -83,8 +83,20 @@ export interface BpfMap {
   insertSocketOf(pid: number, fd: number, options?: { readonly tcpNoDelay?: boolean }): bigint;
 }
 
-/** Called once per ring-buffer record, on Node's main thread, with a copy of the record. */
-export type RecordHandler = (record: Buffer) => void;
+/**
+ * Called once per ring-buffer record, on Node's main thread, with the record IN PLACE: its bytes
+ * are `bytes[offset, offset + length)`, where `bytes` covers the ring's mapped memory (or, in
+ * tests, a scratch buffer). No copy is made (src/bpf/libbpf/ring-mapping.ts).
+ *
+ * Lifetime: the bytes are valid only during the call. Once the handler returns, the reader hands
+ * the record's space back to the kernel (consumer_pos), which may write the next records over it
+ * at any moment. A handler (and anything it calls: decoders, the assemblers) must copy whatever
+ * it keeps: strings, numbers and bigints read from the bytes are its own, but a view of them
+ * (`subarray`, a Buffer over the same memory, an object that reads them lazily) must never outlive
+ * the call. test/fakes/fake-bpf.ts delivers records the same way and overwrites each one after
+ * its handler returns, so a view kept past the call shows up as garbage in tests.
+ */
+export type RecordHandler = (bytes: Buffer, offset: number, length: number) => void;
 
 export interface RingBufferSource {
   /**

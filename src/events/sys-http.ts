@@ -1,6 +1,6 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
-import { bigAt, readBig, readBytes, readUint, uintAt } from './struct-view';
+import { readBig, readBytes, readUint, uintAt } from './struct-view';
 import { SpanIds } from '../spans/span-ids';
 
 /** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
@@ -88,9 +88,17 @@ export const SYS_HTTP_ROUTE_RECORD_SIZE = R.size;
 const ROUTE_CAPTURE = R.fields.route.size;
 const ROUTE_OFF = R.fields.route.offset;
 const ROUTE_CONN_OFF = R.fields.conn_id.offset;
-const route = { len: uintAt(R, 'route_len'), pid: uintAt(R, 'pid'), connId: bigAt(R, 'conn_id') };
+const route = { len: uintAt(R, 'route_len'), pid: uintAt(R, 'pid') };
 
-/** A decoded route record: conn_id as two numbers, its bigint made only if asked for. */
+/** conn_id from its two halves (the same value as reading the u64). */
+function connIdOf(lo: number, hi: number): bigint {
+  return hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/**
+ * A decoded route record: conn_id as two numbers, its bigint made only if asked for (from the
+ * halves: the record keeps nothing of the ring's bytes).
+ */
 class SysHttpRoute implements SysHttpRouteRecord {
   readonly type = 'sys_http_route' as const;
   readonly pid: number;
@@ -99,7 +107,7 @@ class SysHttpRoute implements SysHttpRouteRecord {
   readonly connHi: number;
   private id: bigint | undefined;
 
-  constructor(private readonly raw: Buffer) {
+  constructor(raw: Buffer) {
     const n = Math.min(route.len(raw), ROUTE_CAPTURE);
     this.pid = route.pid(raw);
     this.connLo = raw.readUInt32LE(ROUTE_CONN_OFF);
@@ -109,11 +117,11 @@ class SysHttpRoute implements SysHttpRouteRecord {
   }
 
   get connId(): bigint {
-    return (this.id ??= route.connId(this.raw));
+    return (this.id ??= connIdOf(this.connLo, this.connHi));
   }
 }
 
-/** Once per Go server response (syscall path): fields at offsets resolved at load. */
+/** Once per Go server response (syscall path): fields at offsets resolved at load. Keeps nothing of `buf`. */
 export function decodeSysHttpRoute(buf: Buffer): SysHttpRouteRecord {
   return new SysHttpRoute(buf);
 }
@@ -161,7 +169,8 @@ export interface SysHttpDataRecord {
   readonly route?: string;
   /**
    * Decoded records only: `data` is bytes [dataOffset, dataOffset + captureLen) of `bytes` (the
-   * record itself), read in place by the assembler without a view per record.
+   * buffer the record was decoded from: for a ring's record, the ring's memory, valid during the
+   * handler's call only), read in place by the assembler without a view per record.
    */
   readonly bytes?: Buffer;
   readonly dataOffset?: number;
@@ -187,6 +196,7 @@ export const SYS_HTTP_DATA_RECORD_SIZE = D.fields.data.offset;
 const CAPTURE = D.fields.data.size - R.fields.route.size;
 const TAIL = D.fields.tail.size;
 
+/** The spare ids of a whole record `buf` (a view of it). */
 function spares(buf: Buffer): SpareIds[] {
   const t = readBytes(buf, D, 'spare_trace_ids');
   const s = readBytes(buf, D, 'spare_span_ids');
@@ -205,10 +215,6 @@ function spares(buf: Buffer): SpareIds[] {
   return out;
 }
 
-const data = {
-  connId: bigAt(D, 'conn_id'),
-  tailLen: uintAt(D, 'tail_len'),
-};
 const DATA_OFF = D.fields.data.offset;
 const CONN_OFF = D.fields.conn_id.offset;
 const TAIL_OFF = D.fields.tail.offset;
@@ -239,6 +245,7 @@ const TRACE_ID = offsetOf('trace_id', 16);
 if (offsetOf('span_id', 8) !== TRACE_ID + 16 || offsetOf('parent_span_id', 8) !== TRACE_ID + 24) throw new Error('sys_http_data_event: trace_id, span_id and parent_span_id are no longer adjacent');
 const TRACE_FLAGS = offsetOf('trace_flags', 1);
 const ROUTE_LEN = offsetOf('route_len', 2);
+const TAIL_LEN = offsetOf('tail_len', 2);
 const DIR_EGRESS = SYS_HTTP_DIRECTION.SYS_DIR_EGRESS;
 const ROLE_CLIENT = SYS_HTTP_ROLE.SYS_ROLE_CLIENT;
 const F_REQUEST_START = SYS_HTTP_FLAG.SYS_F_REQUEST_START;
@@ -280,111 +287,160 @@ function routeAt(raw: Buffer, start: number, end: number): string {
 }
 
 /**
- * A decoded data record. A class (one shape, `spareIds` on the prototype) rather than a literal
- * with a getter: no closure per record on the hot path. Its fields are `declare`d and all set in
- * the constructor, in one order (no class-field definitions run before it).
+ * A decoded data record, read in place: what the assembler reads on every record (flags, conn_id's
+ * halves, the capture's bounds, the length) is read when it is made; the rest is read from the
+ * bytes when asked for (direction, role, ids, the timestamp's bigint, the route, ...). So it is
+ * valid only while its bytes are: for a ring's record, during the handler's call (RecordHandler,
+ * src/bpf/types.ts). Nothing may keep it, or any view it hands out (`data`, `tail`, `bytes`),
+ * past that call; strings, numbers, bigints and SpanIds read from it are copies.
+ *
+ * A class (one shape, the lazy fields on the prototype) rather than a literal with getters: no
+ * closure per record. Its fields are `declare`d and all set in the constructor, in one order (no
+ * class-field definitions run before it).
  */
 class SysHttpData implements SysHttpDataRecord {
   declare readonly type: 'sys_http_data';
-  declare readonly direction: 'ingress' | 'egress';
-  declare readonly role: SysRole;
   declare readonly flags: number;
   declare readonly flags2: number;
-  declare readonly pid: number;
-  declare readonly tid: number;
-  declare readonly fd: number;
-  declare readonly tsNs: bigint;
   declare readonly len: number;
   declare readonly bytes: Buffer;
   declare readonly dataOffset: number;
   declare readonly captureLen: number;
   declare readonly connLo: number;
   declare readonly connHi: number;
-  declare readonly ids: SpanIds | undefined;
-  declare readonly traceFlags: number;
-  declare readonly route: string;
-  declare private readonly raw: Buffer;
+  /** The record's offset in `bytes`, and its length. */
+  declare private readonly at: number;
+  declare private readonly size: number;
+  declare private ts: bigint | undefined;
+  declare private idsRead: SpanIds | null | undefined;
   declare private spares: readonly SpareIds[] | undefined;
   declare private tailView: Buffer | undefined;
   declare private dataView: Buffer | undefined;
   declare private id: bigint | undefined;
 
-  constructor(raw: Buffer) {
-    const flags = raw[FLAGS];
-    const flags2 = u16(raw, FLAGS2);
-    const capLen = Math.min(u16(raw, CAPTURE_LEN), CAPTURE, raw.length - DATA_OFF);
-    const start = (flags & F_REQUEST_START) !== 0 || (flags2 & F2_CONTEXT) !== 0;
+  constructor(raw: Buffer, at: number, size: number) {
     this.type = 'sys_http_data';
-    this.raw = raw;
-    this.direction = raw[DIRECTION] === DIR_EGRESS ? 'egress' : 'ingress';
-    this.role = raw[ROLE] === ROLE_CLIENT ? 'client' : 'server';
-    this.flags = flags;
-    this.flags2 = flags2;
-    this.pid = u32(raw, PID);
-    this.tid = u32(raw, TID);
-    this.fd = u32(raw, FD);
-    this.connLo = u32(raw, CONN_OFF);
-    this.connHi = u32(raw, CONN_OFF + 4);
-    // Timestamps are below 2^53: one exact double, one BigInt (the long way otherwise).
-    const tsHi = u32(raw, TS_NS + 4);
-    this.tsNs = tsHi < 0x200000 ? BigInt(tsHi * 0x1_0000_0000 + u32(raw, TS_NS)) : raw.readBigUInt64LE(TS_NS);
-    const lenHi = u32(raw, LEN + 4);
-    this.len = lenHi >= 0x200000 ? Number.MAX_SAFE_INTEGER : lenHi * 0x1_0000_0000 + u32(raw, LEN);
-    // Read in place: `raw` is already the record's own copy out of the ring (src/bpf), and the
-    // assembler copies what it keeps (Buffer.concat of a message's head).
     this.bytes = raw;
-    this.dataOffset = DATA_OFF;
-    this.captureLen = capLen;
-    // Ids matter only where a request starts (or its context was decided), and stay bytes: hex is
-    // made only if a string is asked for.
-    this.ids = start ? SpanIds.fromBytes(raw, TRACE_ID, (flags & F_ANY_PARENT) !== 0) : undefined;
-    this.traceFlags = raw[TRACE_FLAGS];
-    // The route rides after the captured bytes (bpf/sys_http/sys_http_go_server.h).
-    const routeLen = u16(raw, ROUTE_LEN);
-    this.route = routeLen === 0 ? '' : routeAt(raw, DATA_OFF + capLen, Math.min(DATA_OFF + capLen + Math.min(routeLen, ROUTE_CAPTURE), raw.length));
+    this.at = at;
+    this.size = size;
+    this.flags = raw[at + FLAGS];
+    this.flags2 = u16(raw, at + FLAGS2);
+    this.connLo = u32(raw, at + CONN_OFF);
+    this.connHi = u32(raw, at + CONN_OFF + 4);
+    const lenHi = u32(raw, at + LEN + 4);
+    this.len = lenHi >= 0x200000 ? Number.MAX_SAFE_INTEGER : lenHi * 0x1_0000_0000 + u32(raw, at + LEN);
+    this.dataOffset = at + DATA_OFF;
+    this.captureLen = Math.min(u16(raw, at + CAPTURE_LEN), CAPTURE, size - DATA_OFF);
+    this.ts = undefined;
+    this.idsRead = undefined;
     this.spares = undefined;
     this.tailView = undefined;
     this.dataView = undefined;
     this.id = undefined;
   }
 
+  get direction(): 'ingress' | 'egress' {
+    return this.bytes[this.at + DIRECTION] === DIR_EGRESS ? 'egress' : 'ingress';
+  }
+
+  get role(): SysRole {
+    return this.bytes[this.at + ROLE] === ROLE_CLIENT ? 'client' : 'server';
+  }
+
+  get pid(): number {
+    return u32(this.bytes, this.at + PID);
+  }
+
+  get tid(): number {
+    return u32(this.bytes, this.at + TID);
+  }
+
+  get fd(): number {
+    return u32(this.bytes, this.at + FD);
+  }
+
+  get traceFlags(): number {
+    return this.bytes[this.at + TRACE_FLAGS];
+  }
+
+  /** Made once, on first use. Timestamps are below 2^53: one exact double, one BigInt (the long way otherwise). */
+  get tsNs(): bigint {
+    if (this.ts === undefined) {
+      const raw = this.bytes;
+      const o = this.at + TS_NS;
+      const hi = u32(raw, o + 4);
+      this.ts = hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + u32(raw, o)) : raw.readBigUInt64LE(o);
+    }
+    return this.ts;
+  }
+
+  /**
+   * Ids matter only where a request starts (or its context was decided): copied out of the bytes
+   * (SpanIds holds numbers) on first use; hex is made only if a string is asked for.
+   */
+  get ids(): SpanIds | undefined {
+    if (this.idsRead === undefined) {
+      const start = (this.flags & F_REQUEST_START) !== 0 || (this.flags2 & F2_CONTEXT) !== 0;
+      this.idsRead = start ? SpanIds.fromBytes(this.bytes, this.at + TRACE_ID, (this.flags & F_ANY_PARENT) !== 0) : null;
+    }
+    return this.idsRead ?? undefined;
+  }
+
   get traceId(): string {
-    return this.ids === undefined ? '' : this.ids.traceId;
+    const ids = this.ids;
+    return ids === undefined ? '' : ids.traceId;
   }
 
   get spanId(): string {
-    return this.ids === undefined ? '' : this.ids.spanId;
+    const ids = this.ids;
+    return ids === undefined ? '' : ids.spanId;
   }
 
   get parentSpanId(): string {
-    return this.ids === undefined ? '' : this.ids.parentSpanId;
+    const ids = this.ids;
+    return ids === undefined ? '' : ids.parentSpanId;
+  }
+
+  /** A Go server response's route: it rides after the captured bytes (bpf/sys_http/sys_http_go_server.h). Read on each call. */
+  get route(): string {
+    const raw = this.bytes;
+    const routeLen = u16(raw, this.at + ROUTE_LEN);
+    if (routeLen === 0) return '';
+    const start = this.dataOffset + this.captureLen;
+    return routeAt(raw, start, Math.min(start + Math.min(routeLen, ROUTE_CAPTURE), this.at + this.size));
   }
 
   /** The captured bytes as a view (the assembler reads `bytes` in place instead): made on first use. */
   get data(): Buffer {
-    return (this.dataView ??= this.raw.subarray(DATA_OFF, DATA_OFF + this.captureLen));
+    return (this.dataView ??= this.bytes.subarray(this.dataOffset, this.dataOffset + this.captureLen));
   }
 
-  /** Made on first use: the assembler compares connLo/connHi with its last connection first. */
+  /** Made on first use (from the halves): the assembler compares connLo/connHi with its last connection first. */
   get connId(): bigint {
-    return (this.id ??= data.connId(this.raw));
+    return (this.id ??= connIdOf(this.connLo, this.connHi));
   }
 
   /** Read only for chunked bodies cut by the capture: made on first use. */
   get tail(): Buffer {
-    if (this.tailView === undefined) this.tailView = this.raw.subarray(TAIL_OFF, TAIL_OFF + Math.min(data.tailLen(this.raw), TAIL));
+    if (this.tailView === undefined) {
+      const o = this.at + TAIL_OFF;
+      this.tailView = this.bytes.subarray(o, o + Math.min(u16(this.bytes, this.at + TAIL_LEN), TAIL));
+    }
     return this.tailView;
   }
 
   /** Rarely used (pipelining): decoded on first use. Sent behind the data, only with SYS_F2_SPARES. */
   get spareIds(): readonly SpareIds[] {
-    if (this.spares === undefined) this.spares = this.flags2 & SYS_F2_SPARES && this.raw.length >= D.size ? spares(this.raw) : NO_SPARES;
+    if (this.spares === undefined) this.spares = this.flags2 & SYS_F2_SPARES && this.size >= D.size ? spares(this.bytes.subarray(this.at, this.at + this.size)) : NO_SPARES;
     return this.spares;
   }
 }
 
-/** Once per data record (the syscall tracer's hot path): fields at offsets resolved at load. The
- * buffer must be the record's own copy (it is kept, not copied). */
-export function decodeSysHttpData(buf: Buffer): SysHttpDataRecord {
-  return new SysHttpData(buf);
+/**
+ * Once per data record (the syscall tracer's hot path): the record `buf[off, off + len)` (default:
+ * all of `buf`), fields at offsets resolved at load. The record reads `buf` in place: it is valid
+ * while those bytes are unchanged (for a ring's record, the handler's call).
+ */
+export function decodeSysHttpData(buf: Buffer, off = 0, len = buf.length - off): SysHttpDataRecord {
+  return new SysHttpData(buf, off, len);
 }

@@ -7,17 +7,12 @@
  * Heads are read from the captured bytes; bodies are skipped by byte count (Content-Length), by the
  * message's last bytes (chunked), or by the connection's end (no length). Everything is bounded:
  * connections (LRU), exchanges per connection, head bytes; every overflow is counted.
+ * Records are read in place, valid during onRecord only (RecordHandler, src/bpf/types.ts): nothing
+ * here keeps one or a view of its bytes (a head continued in a later read is copied).
  */
 import type { SysHttpConnRecord, SysHttpDataRecord, SysHttpRouteRecord } from '../events/sys-http';
 import { goRouteOf } from './http-semconv';
-import {
-  SYS_F2_CONTEXT,
-  SYS_F2_CONTEXT_PENDING,
-  SYS_F2_PIPELINED,
-  SYS_F2_PROPAGATION_SKIPPED,
-  SYS_F_REQUEST_START,
-  SYS_F_SPARE_IDS,
-} from '../events/sys-http';
+import { SYS_F2_CONTEXT, SYS_F2_CONTEXT_PENDING, SYS_F2_PIPELINED, SYS_F2_PROPAGATION_SKIPPED, SYS_F_REQUEST_START, SYS_F_SPARE_IDS } from '../events/sys-http';
 import type { SelfMetrics } from '../metrics/counters';
 import type { Clock } from '../time/clock';
 import type { Resource, Span } from './span';
@@ -36,7 +31,7 @@ import {
   type ParsedHead,
 } from './sys-http-parse';
 import { ConnTable } from './sys-http-conns';
-import { newMessage, NO_HEAD, type Conn, type Exchange, type Message } from './sys-http-exchange';
+import { copyOf, newMessage, NO_HEAD, type Conn, type Exchange, type Message } from './sys-http-exchange';
 import { IN_PROCESS_LINKS, linkOf, sysHttpSpan, type ExchangeView } from './sys-http-span';
 import { SpanIds } from './span-ids';
 import type { UrlRedaction } from './url-redaction';
@@ -86,6 +81,8 @@ export class SysHttpAssembler {
   private readonly maxConns: number;
   private readonly maxExchanges: number;
   private readonly idleNs: bigint;
+  /** Data records seen: names the record whose spare ids a connection hands out (not kept). */
+  private records = 0;
 
   constructor(private readonly o: AssemblerOptions) {
     this.maxConns = o.maxConnections ?? 4096;
@@ -163,14 +160,16 @@ export class SysHttpAssembler {
   }
 
   private data(rec: SysHttpDataRecord): void {
+    this.records++;
     const c = this.connOf(rec);
+    const route = rec.route; // read from the bytes on each access: once
     if (!c) {
-      if (rec.route) this.drop('route_without_request');
+      if (route) this.drop('route_without_request');
       this.drop('unknown_connection');
       return;
     }
     // A Go server's route rides its response's first write: it is the request's answered next.
-    if (rec.route) this.routeFor(c, rec.route);
+    if (route) this.routeFor(c, route);
     this.touch(c, rec.tsNs);
     const requestSide = (c.role === 'server') === (rec.direction === 'ingress');
     if (rec.flags & SYS_F_REQUEST_START && requestSide) {
@@ -300,8 +299,8 @@ export class SysHttpAssembler {
 
   /** A pipelined request at captured offset `off`: the record's next spare context (decided in the kernel). */
   private startPipelined(c: Conn, rec: SysHttpDataRecord, off: number): void {
-    if (c.spareRec !== rec) {
-      c.spareRec = rec;
+    if (c.spareRecord !== this.records) {
+      c.spareRecord = this.records;
       c.spareUsed = 0;
     }
     const spare = rec.spareIds[c.spareUsed++];
@@ -402,8 +401,7 @@ export class SysHttpAssembler {
       if (m.gap) return null; // bytes were lost inside the head: wait for the response/close
       const prev = m.head.length;
       // The head so far is bytes [hs, he) of hb. One that starts in this record is read in place
-      // (the record is its own copy, src/bpf): bytes are copied only when a head continues over
-      // several reads.
+      // (the ring's memory): bytes are copied only when a head continues over several reads.
       let hb = buf;
       let hs = base + off;
       let he = base + captured;
@@ -414,12 +412,13 @@ export class SysHttpAssembler {
       }
       const end = findHeadEndIn(hb, hs + Math.max(0, prev - 3), he);
       if (end < 0) {
+        // Kept past this record: a copy (hb is the record's bytes when prev is 0).
         if (he - hs > MAX_HEAD_BYTES) {
           this.drop('head_too_large');
-          m.head = hb.subarray(hs, hs + MAX_HEAD_BYTES);
+          m.head = prev > 0 ? hb.subarray(hs, hs + MAX_HEAD_BYTES) : copyOf(hb, hs, hs + MAX_HEAD_BYTES);
           m.gap = true;
         } else {
-          m.head = hs === 0 && he === hb.length ? hb : hb.subarray(hs, he);
+          m.head = prev > 0 ? (hs === 0 && he === hb.length ? hb : hb.subarray(hs, he)) : copyOf(hb, hs, he);
           if (truncated) m.gap = true;
         }
         if (m.gap) {

@@ -3,7 +3,6 @@
  * their messages as framing goes. Plain objects of one shape each, made once per connection,
  * exchange or message.
  */
-import type { SysHttpDataRecord } from '../events/sys-http';
 import type { BodyKind, ParsedHead, RequestLine } from './sys-http-parse';
 import type { ExchangeView } from './sys-http-span';
 import type { LruEntry } from './sys-http-conns';
@@ -55,8 +54,9 @@ export interface Conn extends LruEntry<bigint, Conn> {
   exchanges: Exchange[];
   /** A protocol switch (101) or garbage: further bytes are not HTTP/1.x. */
   dead: boolean;
-  /** The record whose spare ids are being handed out, and how many were used. */
-  spareRec?: SysHttpDataRecord;
+  /** The record whose spare ids are being handed out (the assembler's count of data records, not
+   * the record: records are valid during their call only), and how many were used. */
+  spareRecord?: number;
   spareUsed: number;
   lastNs: bigint;
   /** conn_id's low and high 32 bits (records are matched to the last connection by them). */
@@ -72,4 +72,11 @@ export const NO_HEAD = Buffer.alloc(0);
 
 export function newMessage(ts: bigint): Message {
   return { head: NO_HEAD, headDone: false, gap: false, parsed: null, body: 'unknown', remaining: 0, complete: false, startNs: ts, lastNs: ts };
+}
+
+/** Bytes [start, end) of `b` in a buffer of their own (a head kept past its record, whose bytes are the ring's). */
+export function copyOf(b: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  b.copy(out, 0, start, end);
+  return out;
 }

@@ -34,6 +34,8 @@ const RECORD_TRACEPOINT = 1;
 const RECORD_UPROBE = 2;
 const MAGIC = 0x5eb41d9e;
 const ZERO_KEY = Buffer.alloc(4);
+/** A ring's record in place (valid during its handler's call only), as a buffer of its own. */
+const copyOf = (b: Buffer, o: number, n: number): Buffer => Buffer.from(b.subarray(o, o + n));
 
 const problem = bpfLoadProblem();
 const suite = problem && process.env.SPANBRIDGE_ALLOW_SKIP === '1' ? describe.skip : describe;
@@ -202,7 +204,7 @@ suite('libbpf binding (real kernel)', () => {
     try {
       obj.load();
       const records: Buffer[] = [];
-      const rb = obj.ringBuffer('events', (r) => records.push(r));
+      const rb = obj.ringBuffer('events', (b, o, n) => records.push(copyOf(b, o, n)));
       rb.start();
       obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
       await target.run('getppid 3');
@@ -267,7 +269,7 @@ suite('libbpf binding (real kernel)', () => {
     try {
       obj.load();
       const records: Buffer[] = [];
-      obj.ringBuffer('events', (r) => records.push(r)).start();
+      obj.ringBuffer('events', (b, o, n) => records.push(copyOf(b, o, n))).start();
       const prog = obj.program('on_uprobe');
       const link = prog.attachUprobe({ binaryPath: targetPath, offset: targetOffset, pid: target.pid });
       expect(link.description).toBe(`uprobe:${targetPath}+0x${targetOffset.toString(16)} pid=${target.pid}`);
@@ -418,9 +420,9 @@ suite('libbpf binding (real kernel)', () => {
         obj.load();
         let count = 0;
         let bad = 0;
-        const rb = obj.ringBuffer('events', (r) => {
+        const rb = obj.ringBuffer('events', (b, o) => {
           count++;
-          if (r[0] !== RECORD_TRACEPOINT || r.readUInt32LE(4) !== MAGIC) bad++;
+          if (b[o] !== RECORD_TRACEPOINT || b.readUInt32LE(o + 4) !== MAGIC) bad++;
         });
         obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
         const out = await fn({ obj, target, rb, records: () => count });
@@ -493,7 +495,7 @@ suite('libbpf binding (real kernel)', () => {
     const obj = backend.open(OBJ, { rodata: { filter_tgid: target.pid } });
     obj.load();
     const records: Buffer[] = [];
-    obj.ringBuffer('events', (r) => records.push(r)).start();
+    obj.ringBuffer('events', (b, o, n) => records.push(copyOf(b, o, n))).start();
     obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
     obj.program('on_uprobe').attachUprobe({ binaryPath: targetPath, offset: targetOffset, pid: target.pid });
     const ids = ownLinkIds().filter((id) => !before.has(id));
@@ -586,7 +588,7 @@ suite('libbpf binding (real kernel)', () => {
       try {
         obj.load();
         const records: Buffer[] = [];
-        const rb = obj.ringBuffer('events', (r) => records.push(r));
+        const rb = obj.ringBuffer('events', (b, o, n) => records.push(copyOf(b, o, n)));
         rb.start();
         obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
         return await fn({ obj, target, rb, records });

@@ -5,13 +5,18 @@
  * What it mirrors from the real binding (so tests written against it stay true):
  * - error codes and message shapes (ERR_BPF_OPEN/LOAD/ATTACH/MAP, "attach uprobe p+0x10 pid 7:
  *   <reason> (errno N)"), attach only after load, disabled programs cannot attach;
- * - records are copied before the handler sees them; handler exceptions are counted, not thrown;
+ * - records are handed over in place, valid during the handler's call only (below); handler
+ *   exceptions are counted, not thrown;
  * - close() destroys links in reverse creation order, closes ring buffers, is idempotent.
  * What it adds for tests: `emit()` to push records, a log of every link (and whether it was
  * destroyed), the rodata each object was opened with, and switches to make open/load/attach fail.
  *
  * Delivery is synchronous: `emit()` calls the handler of every started ring buffer of that map
- * before returning; records emitted before start() wait in a queue, like in a real ring.
+ * before returning; records emitted before start() wait in a queue, like in a real ring. Records
+ * reach handlers in place, as from the agent's real reader (RecordHandler): at a moving offset of
+ * the fake ring's memory, overwritten (0xee) as soon as the handler returns, so a handler (decoder,
+ * assembler) that keeps a view of a record past its call reads garbage in every test that uses
+ * this fake.
  * An object whose file is one of the agent's (go_http.bpf.o, sys_http.bpf.o, ...) knows the
  * programs, maps and rodata globals its BTF names (BPF_OBJECTS, generated from the built objects),
  * so a renamed program or map fails the unit tests as it would fail the real load. Other objects
@@ -472,6 +477,9 @@ class FakeMap implements BpfMap {
   }
 }
 
+/** A real ring's record header (u32 len, u32 pg_off): records start 8 bytes into their slot. */
+const RING_HDR = 8;
+
 class FakeRingBuffer implements RingBufferSource {
   delivered = 0;
   handlerErrors = 0;
@@ -491,15 +499,30 @@ class FakeRingBuffer implements RingBufferSource {
     for (const rec of this.obj.backend.takePending(this.mapName)) this.deliver(rec);
   }
 
+  /** The fake ring's memory and where the next record goes (records never wrap, as in a real ring's double mapping). */
+  private memory = Buffer.alloc(1 << 16, 0xee);
+  private pos = 0;
+
   /** @internal */
   deliver(record: Buffer): void {
     if (!this.running) return;
     this.delivered++;
+    const len = record.length;
+    const size = (len + RING_HDR + 7) & ~7;
+    if (this.memory.length < size) this.memory = Buffer.alloc(size * 2, 0xee);
+    if (this.pos + size > this.memory.length) this.pos = 0;
+    const at = this.pos + RING_HDR;
+    this.pos += size;
+    record.copy(this.memory, at);
+    const memory = this.memory;
     try {
-      this.onRecord(Buffer.from(record));
+      this.onRecord(memory, at, len);
     } catch (err) {
       this.handlerErrors++;
       this.lastHandlerError = err;
+    } finally {
+      // The space is the kernel's again: what a handler kept a view of is overwritten.
+      memory.fill(0xee, at, at + len);
     }
   }
 

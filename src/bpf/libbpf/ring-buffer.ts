@@ -6,7 +6,7 @@
  * by libuv's own poll phase on an epoll fd that holds the map's fd ('uv-poll', default) or by
  * epoll_wait on a libuv worker thread through koffi's async call ('worker'); records are read in
  * time-bounded turns (default 5 ms), so a flood of records cannot starve timers and I/O, and each
- * record reaches the handler as its own copy. Programs may skip the wakeup while little data waits
+ * record reaches the handler in place (the ring's memory, valid during the call only: RecordHandler). Programs may skip the wakeup while little data waits
  * (bpf/common/ring_wakeup.h), so the backend's RingPoller also gives every running ring a turn
  * each period, and a draining close reads the ring empty once the object's links are gone.
  *
@@ -186,14 +186,14 @@ export class LibbpfRingBuffer implements RingBufferSource {
   }
 
   /**
-   * The read loop's sink: one record, already copied out of the ring (the handler may keep it).
+   * The read loop's sink: one record in place in the ring (valid during the handler's call only).
    * Returns false to end the read after this record (it counts as consumed).
    */
-  private readonly onSample = (rec: Buffer): boolean => {
+  private readonly onSample = (bytes: Buffer, offset: number, length: number): boolean => {
     this.delivered++;
     if (this.readingOut) this.deliveredAtClose++;
     try {
-      this.onRecord(rec);
+      this.onRecord(bytes, offset, length);
     } catch (err) {
       this.handlerErrors++;
       this.lastHandlerError = err;

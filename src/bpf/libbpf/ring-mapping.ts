@@ -32,6 +32,12 @@
  *
  * Lifetime: the views cover mapped memory; after unmap() any read through them would fault and
  * crash the process, so unmap() drops them first and every reader checks `mapped`.
+ *
+ * Records are handed to the sink in place (no copy): the Buffer over the producer mapping, the
+ * record's offset in it and its length. The data pages are mapped twice in a row, so a record is
+ * always contiguous there. Its bytes are valid only during the sink's call: consumer_pos is stored
+ * past it soon after (COMMIT_EVERY_RECORDS), and from then on the kernel may write new records
+ * over it. See RecordHandler (src/bpf/types.ts) for what handlers must copy.
  */
 import koffi from 'koffi';
 import { BpfError, SpanbridgeError } from '../../errors';
@@ -68,10 +74,12 @@ const COMMIT_EVERY_RECORDS = 32;
 export type ReadEnd = 'empty' | 'stopped' | 'malformed';
 
 /**
- * Called once per submitted record with a fresh copy (the handler may keep it). Returns false to
- * stop reading after this record (it counts as consumed).
+ * Called once per submitted record, in place: its bytes are `bytes[offset, offset + length)` of
+ * the ring's mapping, valid ONLY during the call (the kernel may overwrite them once it returns:
+ * the handler copies what it keeps; RecordHandler, src/bpf/types.ts). Returns false to stop
+ * reading after this record (it counts as consumed).
  */
-export type MappedRecordSink = (record: Buffer) => boolean;
+export type MappedRecordSink = (bytes: Buffer, offset: number, length: number) => boolean;
 
 export class RingMapping {
   /** Size of the data area in bytes (the map's max_entries, a power of 2 multiple of the page size). */
@@ -86,7 +94,7 @@ export class RingMapping {
   private cons32: Uint32Array | undefined;
   /** The producer mapping as u32 words (producer_pos's low word at 0, record headers) and bytes. */
   private words: Uint32Array | undefined;
-  private bytes: Uint8Array | undefined;
+  private bytes: Buffer | undefined;
   /** consumer_pos, of which we are the only writer: its low and high 32-bit words. */
   private consLo: number;
   private consHi: number;
@@ -121,7 +129,7 @@ export class RingMapping {
     this.cons32 = new Uint32Array(consumerPage, 0, 2);
     const data = koffi.view(producer, this.producerLen);
     this.words = new Uint32Array(data);
-    this.bytes = new Uint8Array(data);
+    this.bytes = Buffer.from(data);
     const cons = Atomics.load(this.cons64, 0); // a map reused from a pin may have been read before
     this.consLo = Number(cons & 0xffffffffn);
     this.consHi = Number(cons >> 32n);
@@ -144,7 +152,7 @@ export class RingMapping {
 
   /**
    * Reads records in order from consumer_pos: skips discarded ones, hands each submitted one to
-   * `sink` (a copy), stops at a record still being written, and keeps reading what producers add
+   * `sink` (in place, valid during the call), stops at a record still being written, and keeps reading what producers add
    * meanwhile until the ring is empty or `sink` returns false. consumer_pos is stored after the
    * handlers of the records it covers ran, every COMMIT_EVERY_RECORDS records or commitBytes, and
    * before returning.
@@ -181,11 +189,9 @@ export class RingMapping {
         const start = base + off + BPF_RINGBUF_HDR_SZ;
         off = (off + size) & mask;
         if ((hdr & BPF_RINGBUF_DISCARD_BIT) !== 0) continue;
-        // A copy the handler may keep (from Buffer's pool: a JS memcpy, ~0.15 us here where
-        // libbpf's C->JS callback with a koffi memcpy cost ~0.3 us; set() beats Buffer#copy).
-        const rec = Buffer.allocUnsafe(len);
-        rec.set(bytes.subarray(start, start + len));
-        if (!sink(rec)) {
+        // In place: no copy (a record never wraps, the data pages being mapped twice). Its space is
+        // handed back only after the sink returned (the commits below and at the end).
+        if (!sink(bytes, start, len)) {
           // The sink may have closed us (a handler closing its object): commit() checks.
           this.commit(walked - committed);
           return 'stopped';

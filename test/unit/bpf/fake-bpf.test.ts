@@ -52,9 +52,9 @@ describe('FakeBpfBackend', () => {
     obj.load();
     const got: Buffer[] = [];
     fake.emit('events', Buffer.from([1, 2])); // before any ring buffer: queued
-    const rb = obj.ringBuffer('events', (r) => {
-      if (r[0] === 9) throw new Error('bad record');
-      got.push(r);
+    const rb = obj.ringBuffer('events', (b, o, n) => {
+      if (b[o] === 9) throw new Error('bad record');
+      got.push(Buffer.from(b.subarray(o, o + n)));
     });
     expect(got).toHaveLength(0);
     rb.start();
@@ -69,6 +69,23 @@ describe('FakeBpfBackend', () => {
     await rb.close();
     expect(fake.emit('events', Buffer.from([4]))).toBe(0);
     expect(got).toHaveLength(2);
+    await obj.close();
+  });
+
+  it('hands records over in place and overwrites them once the handler returns (a view kept past the call shows)', async () => {
+    const fake = new FakeBpfBackend();
+    const obj = fake.open(OBJ);
+    obj.load();
+    const kept: Buffer[] = [];
+    const copies: Buffer[] = [];
+    obj.ringBuffer('events', (b, o, n) => {
+      kept.push(b.subarray(o, o + n)); // wrong: a view of the ring
+      copies.push(Buffer.from(b.subarray(o, o + n)));
+    }).start();
+    fake.emit('events', Buffer.from('first record'));
+    fake.emit('events', Buffer.from('second'));
+    expect(copies.map((c) => c.toString())).toEqual(['first record', 'second']);
+    expect(kept.map((k) => [...k])).toEqual([Array(12).fill(0xee), Array(6).fill(0xee)]);
     await obj.close();
   });
 

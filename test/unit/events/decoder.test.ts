@@ -167,9 +167,11 @@ describe('one decoder per ring', () => {
     const m = new SelfMetrics();
     const seen: string[] = [];
     const handler = ringHandler('proc_events', m, (rec) => seen.push(`${rec.type}:${rec.pid}`));
-    handler(proc(T.RECORD_PROC_EXIT));
-    handler(Buffer.alloc(0));
-    handler(goServerRecord());
+    const exit = proc(T.RECORD_PROC_EXIT);
+    handler(exit, 0, exit.length);
+    handler(Buffer.alloc(0), 0, 0);
+    const go = goServerRecord();
+    handler(go, 0, go.length);
     expect(seen).toEqual(['proc_exit:99']);
     expect(m.total(RECORDS_INVALID)).toBe(2);
   });

@@ -1,5 +1,5 @@
 import { pipelineFromEnv } from '../../helpers/delivery';
-import { IDLE_FLUSH_DELAY_MS, MAX_BATCH_BYTES, SpanBatcher, type SpanBatch, type SpanExporter } from '../../../receiver/batcher';
+import { ESTIMATE_AFTER_ROOM, IDLE_FLUSH_DELAY_MS, MAX_BATCH_BYTES, SpanBatcher, type SpanBatch, type SpanExporter } from '../../../receiver/batcher';
 
 import { estimateSpanBytes } from '../../../receiver/span-size';
 import { SPANS_DROPPED, SPANS_EXPORTED, SPANS_UNSAMPLED } from '../../../receiver/self-metrics';
@@ -245,6 +245,68 @@ describe('SpanBatcher', () => {
     await batcher.forceFlush();
     expect(exporter.batches.flat()).toHaveLength(10);
     expect(metrics.total(SPANS_DROPPED)).toBe(7);
+    expect(batcher.queueState()).toMatchObject({ spans: 0, bytes: 0 });
+  });
+
+  it('a batch that estimates its spans as it adds them: the cap checked after the push, a span over it taken back out; near the cap, before', async () => {
+    /** Estimates as the OTLP encoder's batch does (estimateSpanBytes of the span added), and undoes. */
+    class EstimatingBatch implements SpanBatch {
+      readonly spans: Span[] = [];
+      lastEstimate = 0;
+      undos = 0;
+      pushes = 0;
+      get length(): number {
+        return this.spans.length;
+      }
+      push(span: Span): number {
+        this.pushes++;
+        this.lastEstimate = estimateSpanBytes(span);
+        return this.spans.push(span);
+      }
+      undoLast(): void {
+        this.undos++;
+        this.spans.pop();
+      }
+    }
+    const made: EstimatingBatch[] = [];
+    class EstimatingExporter extends FakeExporter {
+      newBatch(): SpanBatch {
+        const b = new EstimatingBatch();
+        made.push(b);
+        return b;
+      }
+      exportBatch(batch: SpanBatch): Promise<void> {
+        return this.export((batch as EstimatingBatch).spans);
+      }
+    }
+    const exporter = new EstimatingExporter();
+    const metrics = new SelfMetrics();
+    const small = (): Span => makeSpan(resource, { attributes: { 'http.request.method': 'GET' } });
+    const huge = (chars: number): Span => makeSpan(resource, { attributes: { 'http.request.method': 'GET', blob: 'x'.repeat(chars) } });
+    const smallSize = estimateSpanBytes(small());
+    const cap = ESTIMATE_AFTER_ROOM + 4 * smallSize;
+    batcher = new SpanBatcher(exporter, metrics, recordingLog(), { maxBatchSize: 100, maxQueueBytes: cap, scheduledDelayMs: 60_000 });
+    const first = small();
+    batcher.add(first); // a new batch: estimated before
+    const over = huge(ESTIMATE_AFTER_ROOM); // ~2 MiB estimated: over the cap
+    batcher.add(over);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'queue_memory' })).toBe(1);
+    expect(made[0]!.undos).toBe(1);
+    const second = small();
+    batcher.add(second);
+    expect(batcher.queueState().bytes).toBe(2 * smallSize);
+    // A span that fits is kept; then the room left is below ESTIMATE_AFTER_ROOM: estimated before, never pushed.
+    const fits = huge(ESTIMATE_AFTER_ROOM / 2 - 200);
+    batcher.add(fits);
+    const held = batcher.queueState().bytes;
+    expect(held).toBe(2 * smallSize + estimateSpanBytes(fits));
+    expect(cap - held).toBeLessThan(ESTIMATE_AFTER_ROOM);
+    const pushes = made[0]!.pushes;
+    batcher.add(huge(ESTIMATE_AFTER_ROOM / 2));
+    expect(made[0]!.pushes).toBe(pushes);
+    expect(metrics.get(SPANS_DROPPED, { reason: 'queue_memory' })).toBe(2);
+    await batcher.forceFlush();
+    expect(exporter.batches.flat()).toEqual([first, second, fits]);
     expect(batcher.queueState()).toMatchObject({ spans: 0, bytes: 0 });
   });
 

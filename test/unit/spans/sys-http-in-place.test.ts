@@ -1,9 +1,12 @@
 /**
- * The assembler reads decoded records in place (src/events/sys-http.ts: the record's own bytes,
- * conn_id compared by its halves with the last connection's). These cases feed the same encoded
- * records once decoded and once as plain objects (the `data` view, the bigint id) and hold the
- * spans and drop counters of both to be equal: split heads, bodies in the same write, chunked
- * and interim responses, routes, and connections whose ids share their low or high halves.
+ * The assembler reads decoded records in place (src/events/sys-http.ts: the ring's bytes, valid
+ * during the handler's call only; conn_id compared by its halves with the last connection's).
+ * These cases feed the same encoded records decoded from their own buffers, decoded in place from
+ * one ring-like buffer that is overwritten as soon as each record's call returns (as the kernel
+ * may once consumer_pos passes it), and as plain objects (the `data` view, the bigint id), and
+ * hold the spans and drop counters of all three to be equal: split heads (kept across records),
+ * bodies in the same write, chunked and interim responses, routes, and connections whose ids
+ * share their low or high halves.
  */
 import { decodeRecord } from '../../../src/events/decoder';
 import type { SysHttpConnRecord, SysHttpDataRecord, SysHttpRouteRecord } from '../../../src/events/sys-http';
@@ -94,17 +97,55 @@ function records(): Buffer[] {
   ];
 }
 
-function run(asObjects: boolean): { spans: Span[]; drops: unknown } {
+/** A data record as a plain object of its own (no `bytes`: the assembler reads `data`); its hex
+ * ids from `twin` (the same record decoded again: no hex made on the SpanIds the spans get). */
+function asObject(rec: SysHttpDataRecord, twin: SysHttpDataRecord): SysHttpDataRecord {
+  return {
+    type: rec.type,
+    direction: rec.direction,
+    role: rec.role,
+    flags: rec.flags,
+    flags2: rec.flags2,
+    pid: rec.pid,
+    tid: rec.tid,
+    fd: rec.fd,
+    connId: rec.connId,
+    tsNs: rec.tsNs,
+    len: rec.len,
+    data: Buffer.from(rec.data),
+    tail: Buffer.from(rec.tail),
+    traceId: twin.traceId,
+    spanId: twin.spanId,
+    parentSpanId: twin.parentSpanId,
+    traceFlags: rec.traceFlags,
+    ...(rec.ids ? { ids: rec.ids } : {}),
+    spareIds: rec.spareIds,
+    route: rec.route,
+  };
+}
+
+function run(mode: 'own' | 'ring' | 'objects'): { spans: Span[]; drops: unknown } {
   const metrics = new SelfMetrics();
   const spans: Span[] = [];
   const asm = new SysHttpAssembler({ clock: new FixedClock(1_700_000_000_000_000_000n), metrics, resourceOf: () => ({ attributes: { 'service.name': 'svc' } }), onSpan: (s) => spans.push(s) });
+  const ring = Buffer.alloc(1 << 14, 0xee);
+  let pos = 0;
   for (const buf of records()) {
+    if (mode === 'ring') {
+      // At a moving offset of one buffer, overwritten once the call returns.
+      if (pos + buf.length + 8 > ring.length) pos = 0;
+      const at = pos + 8;
+      pos = (at + buf.length + 7) & ~7;
+      buf.copy(ring, at);
+      asm.onRecord(decodeRecord(ring, metrics, at, buf.length) as SysRecord);
+      ring.fill(0xee, at, at + buf.length);
+      continue;
+    }
     const rec = decodeRecord(buf, metrics) as SysRecord;
-    if (asObjects && rec.type === 'sys_http_route') {
+    if (mode === 'objects' && rec.type === 'sys_http_route') {
       asm.onRecord({ type: rec.type, pid: rec.pid, connId: rec.connId, pattern: rec.pattern });
-    } else if (asObjects && rec.type === 'sys_http_data') {
-      const { bytes: _b, dataOffset: _o, captureLen: _c, connLo: _l, connHi: _h, ...own } = rec;
-      asm.onRecord({ ...own, type: rec.type, connId: rec.connId, data: Buffer.from(rec.data), tail: rec.tail, spareIds: rec.spareIds, route: rec.route });
+    } else if (mode === 'objects' && rec.type === 'sys_http_data') {
+      asm.onRecord(asObject(rec, decodeRecord(buf, metrics) as SysHttpDataRecord));
     } else {
       asm.onRecord(rec);
     }
@@ -113,14 +154,18 @@ function run(asObjects: boolean): { spans: Span[]; drops: unknown } {
 }
 
 describe('assembly of decoded records read in place', () => {
-  it('gives the spans and counters of the same records as objects', () => {
+  it('gives the spans and counters of the same records as objects, also from a ring overwritten after each call', () => {
     ts = 1_000_000n;
     span = 0;
-    const inPlace = run(false);
+    const inPlace = run('own');
     ts = 1_000_000n;
     span = 0;
-    const objects = run(true);
+    const fromRing = run('ring');
+    ts = 1_000_000n;
+    span = 0;
+    const objects = run('objects');
     expect(inPlace).toEqual(objects);
+    expect(fromRing).toEqual(objects);
     expect(inPlace.drops).toContainEqual(expect.objectContaining({ labels: { reason: 'route_without_request' }, value: 2 }));
     expect(inPlace.spans.map((s) => [s.name, s.attributes['url.path'], s.attributes['http.response.status_code']])).toEqual([
       ['GET /items/{id}', '/items/1', 200],

@@ -169,14 +169,14 @@ describe('SysHttpTracer', () => {
     rec.writeUInt32LE(500, 8);
     rec.writeBigUInt64LE(77n, 16);
     const drop = jest.spyOn(stage.assembler, 'dropPid');
-    stage.onRecord(rec);
+    stage.onRecord(rec, 0, rec.length);
     expect(forks).toEqual([[501, 500, 77n]]);
     expect(drop).not.toHaveBeenCalled();
     // The kernel's exit (and exec) record comes after every record of the process: state goes then.
     rec[0] = RECORD_TYPE.RECORD_PROC_EXIT;
-    stage.onRecord(rec);
+    stage.onRecord(rec, 0, rec.length);
     rec[0] = RECORD_TYPE.RECORD_PROC_EXEC;
-    stage.onRecord(rec);
+    stage.onRecord(rec, 0, rec.length);
     expect(drop.mock.calls).toEqual([[501], [501]]);
   });
 

@@ -3,6 +3,7 @@ import { toReadableSpanWithResource } from '../../../../receiver/otlp/to-readabl
 import { writerPoolState } from '../../../../receiver/otlp/proto-writer';
 import { encodeTraceRequest, TraceBatch } from '../../../../receiver/otlp/trace-encoder';
 import { ResourceMerger } from '../../../../receiver/resource-merge';
+import { estimateSpanBytes } from '../../../../receiver/span-size';
 import type { Resource, Span } from '../../../../src/spans/span';
 import { decodeTraceRequest, flattenSpans } from '../helpers/otlp-proto';
 import { makeResource, makeSpan } from '../../../fixtures/spans';
@@ -360,6 +361,145 @@ describe('TraceBatch (spans encoded as they are pushed)', () => {
       }
     }
     expect(Buffer.from(batch.finish())).toEqual(reference(pushed));
+  });
+
+  it('values that change between spans to fields of the same length (written over the copied run) and of other lengths: the reference bytes', () => {
+    // Cached values of one length (paths, ports, thread ids, NaN found in the map), uncached ones of
+    // the same length (a key whose values stopped being cached), lengths that change, keys that come
+    // and go; batches of varied sizes, so runs are copied from this writer and from others.
+    const spans: Span[] = [];
+    for (let i = 0; i < 1500; i++) {
+      const attributes: Record<string, unknown> = {
+        'http.request.method': i % 50 === 0 ? 'POST' : 'GET',
+        'url.path': `/items/${i % 4}`,
+        'network.peer.port': 40000 + (i % 16),
+        'thread.id': 100 + (i % 16),
+        'http.response.status_code': i % 9 === 0 ? 503 : 200,
+        uncached: `u${String(i).padStart(5, '0')}`,
+        ratio: i % 2 ? Number.NaN : 0.5,
+        size: i % 7 === 0 ? 1000 + i : 100 + (i % 20),
+        'url.scheme': 'http',
+      };
+      if (i % 3 === 0) attributes['spanbridge.parent.source'] = 'traceparent';
+      spans.push(makeSpan(a, { kind: i % 11 === 0 ? 'CLIENT' : 'SERVER', attributes: attributes as Span['attributes'] }));
+    }
+    let from = 0;
+    for (let k = 1; from < spans.length; k++) {
+      const part = spans.slice(from, from + 7 * k);
+      from += part.length;
+      const batch = new TraceBatch();
+      for (const s of part) batch.push(s);
+      expect(Buffer.from(batch.finish())).toEqual(reference(part));
+    }
+  });
+
+  it('lastEstimate is the queue estimate of the span just pushed (estimateSpanBytes), summed in the encoder\'s walk', () => {
+    const batch = new TraceBatch();
+    for (const s of traffic(300)) {
+      batch.push(s);
+      expect(batch.lastEstimate).toBe(estimateSpanBytes(s));
+    }
+    batch.discard();
+  });
+
+  it('undoLast takes the last span back out: the request is as if it had never been pushed, and the spans after it encode as the reference does', () => {
+    const spans = traffic(400);
+    const kept: Span[] = [];
+    const batch = new TraceBatch();
+    for (const [i, s] of spans.entries()) {
+      batch.push(s);
+      const length = batch.length;
+      if (i % 4 === 1 || i % 29 === 0) {
+        const bytes = batch.byteLength;
+        batch.undoLast();
+        expect(batch.length).toBe(length - 1);
+        expect(batch.byteLength).toBeLessThan(bytes);
+        expect(() => batch.undoLast()).toThrow(/nothing to undo/);
+      } else {
+        kept.push(s);
+      }
+    }
+    // A span of a resource seen for the first time, undone: its group stays empty.
+    batch.push(makeSpan(makeResource('once', 3)));
+    batch.undoLast();
+    expect(Buffer.from(batch.finish())).toEqual(reference(kept));
+    expect(() => batch.undoLast()).toThrow(/nothing to undo/);
+    // In place too (one resource), after an undo of the first span.
+    const one = traffic(50).map((s) => ({ ...s, resource: a }));
+    const inPlace = new TraceBatch();
+    inPlace.push(one[0]!);
+    inPlace.undoLast();
+    for (const s of one.slice(1)) inPlace.push(s);
+    const done = inPlace.finishInPlace();
+    expect(Buffer.from(done.body)).toEqual(reference(one.slice(1)));
+    done.release();
+  });
+
+  describe('spans with their ids as words (the fields around the attributes written after one ensure)', () => {
+    /** `span` with `ids`: the words of its hex ids, as the syscall path's spans carry them. */
+    function withWords(span: Span): Span {
+      const b = Buffer.alloc(32);
+      b.write(span.traceId, 0, 'hex');
+      b.write(span.spanId, 16, 'hex');
+      if (span.parentSpanId !== '') b.write(span.parentSpanId, 24, 'hex');
+      const w = (i: number): number => b.readUInt32LE(4 * i);
+      return { ...span, ids: { w0: w(0), w1: w(1), w2: w(2), w3: w(3), w4: w(4), w5: w(5), w6: w(6), w7: w(7), hasParent: span.parentSpanId !== '' } };
+    }
+
+    it('names (cached, unicode, long, empty, changing), tracestates, status messages, flags, kinds: the reference bytes', () => {
+      const names = ['GET /items/{id}', 'GET', 'POST /ünï/{id}', 'x'.repeat(300), '', 'GET /items/{id}'];
+      const spans: Span[] = [];
+      for (let i = 0; i < 600; i++) {
+        spans.push(
+          withWords(
+            makeSpan(i % 7 === 0 ? b : a, {
+              name: names[i % names.length]!.slice(0),
+              kind: i % 3 === 0 ? 'CLIENT' : 'SERVER',
+              parentSpanId: i % 4 === 0 ? '' : `${(i % 10).toString(16)}0f067aa0ba902b7`.slice(0, 16),
+              traceState: i % 11 === 0 ? 'congo=t61rcWkgMzE' : '',
+              traceFlags: i % 5 === 0 ? 0 : 1,
+              status: i % 13 === 0 ? { code: 'ERROR', message: 'boom ✓' } : i % 17 === 0 ? { code: 'OK' } : i % 19 === 0 ? { code: 'ERROR' } : { code: 'UNSET' },
+              startTimeUnixNano: 1732500000123456789n + BigInt(i),
+              endTimeUnixNano: i % 23 === 0 ? 1n : 1732500000223456789n + BigInt(i * 1000),
+              attributes: {
+                'http.request.method': i % 4 === 0 ? 'POST' : 'GET',
+                'url.path': `/items/${i % 9}`,
+                'server.port': i % 2 ? 8080 : 0,
+                'network.peer.port': 30000 + (i % 40),
+                big: i % 3 === 0 ? 2 ** 32 - 1 : 2 ** 32,
+                neg: i % 2 ? -1 : -0,
+                ratio: 0.5,
+                long: i % 6 === 0 ? 'l'.repeat(120 + (i % 20)) : 'short',
+                uni: i % 8 === 0 ? 'välue' : 'value',
+              },
+            }),
+          ),
+        );
+      }
+      for (let from = 0; from < spans.length; from += 150) {
+        const part = spans.slice(from, from + 150);
+        const batch = new TraceBatch();
+        for (const s of part) batch.push(s);
+        expect(Buffer.from(batch.finish())).toEqual(reference(part));
+      }
+    });
+
+    it('more distinct names than the name cache holds still encode as the reference does', () => {
+      const spans = Array.from({ length: 1500 }, (_, i) => withWords(makeSpan(a, { name: `GET /r${i}/{id}`, parentSpanId: '00f067aa0ba902b7' })));
+      expect(Buffer.from(encodeTraceRequest(spans))).toEqual(reference(spans));
+      const again = spans.slice(0, 40).map((_, i) => withWords(makeSpan(a, { name: `GET /r${i}/{id}` }))).concat(spans.slice(1400, 1440));
+      expect(Buffer.from(encodeTraceRequest(again))).toEqual(reference(again));
+    });
+
+    it('a span with words whose times cannot be encoded throws and leaves the batch as it was', () => {
+      const good = [withWords(makeSpan(a)), withWords(makeSpan(a, { kind: 'CLIENT' }))];
+      const bad = { ...withWords(makeSpan(a)), endTimeUnixNano: undefined } as unknown as Span;
+      const batch = new TraceBatch();
+      batch.push(good[0]!);
+      expect(() => batch.push(bad)).toThrow();
+      batch.push(good[1]!);
+      expect(Buffer.from(batch.finish())).toEqual(reference(good));
+    });
   });
 
   it('an empty batch is an empty request', () => {
