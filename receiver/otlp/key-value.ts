@@ -135,13 +135,8 @@ function writeAsciiKeyValue(w: Writer, tag: number, key: Buffer, s: string): boo
   const kvl = kl + 1 + varintSize(vl) + vl; // KeyValue
   w.ensure(1 + varintSize(kvl) + kvl);
   const buf = w.buf;
-  let p = w.pos;
-  buf[p] = tag;
-  p = putVarint(buf, p + 1, kvl);
-  for (let i = 0; i < kl; i++) buf[p + i] = key[i];
-  p += kl;
-  buf[p] = 0x12; // KeyValue.value
-  p = putVarint(buf, p + 1, vl);
+  let p = putKeyValueHead(buf, w.pos, tag, kvl, key);
+  p = putVarint(buf, p, vl);
   buf[p] = 0x0a; // AnyValue.string_value
   p = putVarint(buf, p + 1, n);
   for (let i = 0; i < n; i++) {
@@ -160,15 +155,25 @@ function writeUintKeyValue(w: Writer, tag: number, key: Buffer, v: number): void
   const kvl = kl + 2 + vl; // KeyValue (vl < 128)
   w.ensure(1 + varintSize(kvl) + kvl);
   const buf = w.buf;
-  let p = w.pos;
+  const p = putKeyValueHead(buf, w.pos, tag, kvl, key);
+  buf[p] = vl;
+  buf[p + 1] = 0x18; // AnyValue.int_value
+  w.pos = putVarint(buf, p + 2, v >>> 0);
+}
+
+/**
+ * A KeyValue field's head at `p` (unchecked: the caller ensured the room): `tag`, the KeyValue's
+ * length `kvl`, the KeyValue.key field's bytes `key`, and KeyValue.value's tag; returns the
+ * position of the value's length.
+ */
+function putKeyValueHead(buf: Buffer, p: number, tag: number, kvl: number, key: Buffer): number {
   buf[p] = tag;
   p = putVarint(buf, p + 1, kvl);
+  const kl = key.length;
   for (let i = 0; i < kl; i++) buf[p + i] = key[i];
   p += kl;
   buf[p] = 0x12; // KeyValue.value
-  buf[p + 1] = vl;
-  buf[p + 2] = 0x18; // AnyValue.int_value
-  w.pos = putVarint(buf, p + 3, v >>> 0);
+  return p + 1;
 }
 
 /** Remembers the field written at `start` of `w` (to its end) as `value`'s under `entry`. */

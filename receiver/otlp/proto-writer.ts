@@ -116,12 +116,7 @@ export class Writer {
     this.ensure(10);
     const buf = this.buf;
     if (value >= 0 && value <= 0xffffffff) {
-      let v = value >>> 0;
-      while (v > 0x7f) {
-        buf[this.pos++] = (v & 0x7f) | 0x80;
-        v >>>= 7;
-      }
-      buf[this.pos++] = v;
+      this.pos = putVarint(buf, this.pos, value >>> 0);
       return;
     }
     // 64-bit, two's complement for negatives (as otlp-transformer's writer does).
@@ -164,13 +159,7 @@ export class Writer {
       this.buf.copyWithin(at + need, bodyStart, this.pos);
       this.pos += need - reserve;
     }
-    let v = len;
-    let p = at;
-    while (v > 0x7f) {
-      this.buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
+    putVarint(this.buf, at, len);
   }
 
   string(s: string): void {
