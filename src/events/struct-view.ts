@@ -124,17 +124,20 @@ export function uintAt(layout: StructLayout, name: string): (buf: Buffer) => num
   }
 }
 
+/**
+ * An unsigned 64-bit value from its two 32-bit halves. Values below 2^53 (timestamps, counters) go
+ * through one exact double: one BigInt made instead of three; larger ones (random ids) the long way.
+ */
+export function u64Of(lo: number, hi: number): bigint {
+  return hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
 export function bigAt(layout: StructLayout, name: string): (buf: Buffer) => bigint {
   const f = field(layout, name);
   if (f.size !== 8) throw new Error(`field ${name} is not 8 bytes`);
   const { offset } = f;
   if (f.kind === 's64') return (buf) => buf.readBigInt64LE(offset);
-  // Values below 2^53 (timestamps, counters) go through one exact double: one BigInt made instead
-  // of three (readBigUInt64LE); larger ones (random ids) the long way. Same value either way.
-  return (buf) => {
-    const hi = buf.readUInt32LE(offset + 4);
-    return hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + buf.readUInt32LE(offset)) : buf.readBigUInt64LE(offset);
-  };
+  return (buf) => u64Of(buf.readUInt32LE(offset), buf.readUInt32LE(offset + 4));
 }
 
 /** An unsigned 64-bit field as a number, capped at Number.MAX_SAFE_INTEGER (lengths, sizes). */

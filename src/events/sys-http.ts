@@ -1,6 +1,6 @@
 /** Decoders for the syscall HTTP tracer's records (bpf/sys_http/sys_http.h). */
 import { SYS_HTTP_CONN_EVENT as C, SYS_HTTP_DATA_EVENT as D, SYS_HTTP_DIRECTION, SYS_HTTP_FLAG, SYS_HTTP_FLAG2, SYS_HTTP_ROLE, SYS_HTTP_ROUTE_EVENT as R } from './structs.generated';
-import { readBig, readBytes, readUint, uintAt } from './struct-view';
+import { readBig, readBytes, readUint, u64Of, uintAt } from './struct-view';
 import { SpanIds } from '../spans/span-ids';
 
 /** sys_http_data_event.flags (bpf enum sys_http_flag; the bits and their meaning are the C header's). */
@@ -90,11 +90,6 @@ const ROUTE_OFF = R.fields.route.offset;
 const ROUTE_CONN_OFF = R.fields.conn_id.offset;
 const route = { len: uintAt(R, 'route_len'), pid: uintAt(R, 'pid') };
 
-/** conn_id from its two halves (the same value as reading the u64). */
-function connIdOf(lo: number, hi: number): bigint {
-  return hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
-}
-
 /**
  * A decoded route record: conn_id as two numbers, its bigint made only if asked for (from the
  * halves: the record keeps nothing of the ring's bytes).
@@ -117,7 +112,7 @@ class SysHttpRoute implements SysHttpRouteRecord {
   }
 
   get connId(): bigint {
-    return (this.id ??= connIdOf(this.connLo, this.connHi));
+    return (this.id ??= u64Of(this.connLo, this.connHi));
   }
 }
 
@@ -368,8 +363,7 @@ class SysHttpData implements SysHttpDataRecord {
     if (this.ts === undefined) {
       const raw = this.bytes;
       const o = this.at + TS_NS;
-      const hi = u32(raw, o + 4);
-      this.ts = hi < 0x200000 ? BigInt(hi * 0x1_0000_0000 + u32(raw, o)) : raw.readBigUInt64LE(o);
+      this.ts = u64Of(u32(raw, o), u32(raw, o + 4));
     }
     return this.ts;
   }
@@ -417,7 +411,7 @@ class SysHttpData implements SysHttpDataRecord {
 
   /** Made on first use (from the halves): the assembler compares connLo/connHi with its last connection first. */
   get connId(): bigint {
-    return (this.id ??= connIdOf(this.connLo, this.connHi));
+    return (this.id ??= u64Of(this.connLo, this.connHi));
   }
 
   /** Read only for chunked bodies cut by the capture: made on first use. */

@@ -10,7 +10,8 @@ import { ElfFile, SHF_COMPRESSED, SHT_NOBITS } from './elf';
 const ELFCOMPRESS_ZLIB = 1;
 const ELFCOMPRESS_ZSTD = 2;
 
-function fail(elf: ElfFile, what: string, cause?: unknown): SpanbridgeError {
+/** An inspection error about the DWARF of `elf` (also dwarf.ts's). */
+export function dwarfError(elf: ElfFile, what: string, cause?: unknown): SpanbridgeError {
   return new SpanbridgeError('ERR_INSPECT', `inspect ${elf.path}: DWARF: ${what}`, cause === undefined ? undefined : { cause });
 }
 
@@ -23,13 +24,13 @@ export function debugSection(elf: ElfFile, name: string): Buffer | undefined {
   if (plain && plain.type !== SHT_NOBITS) {
     const data = elf.sectionData(plain);
     if ((plain.flags & SHF_COMPRESSED) === 0) return data;
-    if (data.length < 24) throw fail(elf, `.debug_${name}: truncated compression header`);
+    if (data.length < 24) throw dwarfError(elf, `.debug_${name}: truncated compression header`);
     const type = data.readUInt32LE(0);
     const size = Number(data.readBigUInt64LE(8));
     if (type === ELFCOMPRESS_ZSTD) {
       throw new SpanbridgeError('ERR_NOT_SUPPORTED', `inspect ${elf.path}: zstd-compressed .debug_${name} not supported (requires Node >= 22.15)`);
     }
-    if (type !== ELFCOMPRESS_ZLIB) throw fail(elf, `.debug_${name}: unknown compression type ${type}`);
+    if (type !== ELFCOMPRESS_ZLIB) throw dwarfError(elf, `.debug_${name}: unknown compression type ${type}`);
     return inflate(elf, name, data.subarray(24), size);
   }
   const z = elf.section(`.zdebug_${name}`);
@@ -49,7 +50,7 @@ function inflate(elf: ElfFile, name: string, data: Buffer, size: number): Buffer
     if (out.length !== size) throw new Error(`size ${out.length}, header says ${size}`);
     return out;
   } catch (err) {
-    throw fail(elf, `cannot decompress .debug_${name}: ${String(err)}`, err);
+    throw dwarfError(elf, `cannot decompress .debug_${name}: ${String(err)}`, err);
   }
 }
 

@@ -15,8 +15,7 @@
  *
  * Go names struct types by their full package path: "net/http.Request", "runtime.g".
  */
-import { SpanbridgeError } from '../../errors';
-import { debugSection } from './dwarf-sections';
+import { debugSection, dwarfError as fail } from './dwarf-sections';
 import { ElfFile } from './elf';
 
 export { debugSection, hasDwarf } from './dwarf-sections';
@@ -41,10 +40,6 @@ const F = {
   strx4: 0x28, addrx1: 0x29, addrx2: 0x2a, addrx3: 0x2b, addrx4: 0x2c,
   GNU_addr_index: 0x1f01, GNU_str_index: 0x1f02, GNU_ref_alt: 0x1f20, GNU_strp_alt: 0x1f21,
 } as const;
-
-function fail(elf: ElfFile, what: string, cause?: unknown): SpanbridgeError {
-  return new SpanbridgeError('ERR_INSPECT', `inspect ${elf.path}: DWARF: ${what}`, cause === undefined ? undefined : { cause });
-}
 
 interface AttrSpec {
   readonly name: number;
